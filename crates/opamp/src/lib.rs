@@ -1,0 +1,1 @@
+//! OpAMP wire types generated from `proto/opamp`, WebSocket framing and message helpers.

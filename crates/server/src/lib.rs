@@ -1,0 +1,1 @@
+//! otaas control plane: REST API, OpAMP server, rollout engine and fleet simulator.

@@ -1,0 +1,3 @@
+//! The `otaas` binary.
+
+fn main() {}

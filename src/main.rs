@@ -1,0 +1,3 @@
+//! Entry point of the provider binary: handshake and serve only.
+
+fn main() {}
