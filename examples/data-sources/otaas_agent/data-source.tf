@@ -1,0 +1,11 @@
+data "otaas_agents" "all" {}
+
+# One agent, by its instance uid.
+data "otaas_agent" "first" {
+  count = length(data.otaas_agents.all.agents) > 0 ? 1 : 0
+  id    = data.otaas_agents.all.agents[0].id
+}
+
+output "first_agent_status" {
+  value = one(data.otaas_agent.first[*].remote_config_status)
+}
