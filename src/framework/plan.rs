@@ -1,0 +1,142 @@
+//! The framework's planning rules, applied before `Resource::modify_plan`:
+//! - computed attributes the user left null become unknown when anything changes (on create
+//!   always), unless they `use_state_for_unknown` and have a prior value;
+//! - write-only attributes are planned null;
+//! - a changed (or unknown) `requires_replace` attribute is reported for replacement.
+
+use std::collections::BTreeMap;
+
+use super::diag::AttributePath;
+use super::schema::{AttrType, Attribute, Nesting, PlanModifier, Schema};
+use super::value::Value;
+
+/// Plans a create or update. `prior` is null on create; `proposed` is Terraform's proposed new
+/// state (config merged with prior computed values).
+pub fn plan(schema: &Schema, prior: &Value, proposed: &Value, config: &Value) -> (Value, Vec<AttributePath>) {
+    let creating = prior.is_null();
+    // An update where nothing differs from the prior state plans no change at all: computed
+    // values keep their prior values instead of going unknown.
+    let changed = creating || strip_write_only(&schema.attributes, proposed) != strip_write_only(&schema.attributes, prior);
+    let mut planned = proposed.clone();
+    if let Value::Object(m) = &mut planned {
+        apply_attrs(&schema.attributes, m, Some(config), prior_obj(prior), changed);
+    }
+    let mut replace = Vec::new();
+    if !creating {
+        collect_replace(&schema.attributes, prior, &planned, &AttributePath::root(), &mut replace);
+    }
+    (planned, replace)
+}
+
+fn prior_obj(v: &Value) -> Option<&BTreeMap<String, Value>> {
+    match v {
+        Value::Object(m) => Some(m),
+        _ => None,
+    }
+}
+
+/// Compares states ignoring write-only attributes (never stored, always null in prior).
+fn strip_write_only(attrs: &[Attribute], v: &Value) -> Value {
+    match v {
+        Value::Object(m) => Value::Object(
+            m.iter()
+                .filter(|(k, _)| !attrs.iter().any(|a| &a.name == *k && a.write_only))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+        ),
+        other => other.clone(),
+    }
+}
+
+fn apply_attrs(
+    attrs: &[Attribute],
+    planned: &mut BTreeMap<String, Value>,
+    config: Option<&Value>,
+    prior: Option<&BTreeMap<String, Value>>,
+    changed: bool,
+) {
+    for attr in attrs {
+        let cfg = config.and_then(|c| c.get(&attr.name)).unwrap_or(&Value::Null);
+        let prior_v = prior.and_then(|p| p.get(&attr.name)).unwrap_or(&Value::Null);
+        let slot = planned.entry(attr.name.clone()).or_insert(Value::Null);
+        if attr.write_only {
+            *slot = Value::Null;
+            continue;
+        }
+        if attr.mode.is_computed() && cfg.is_null() {
+            let keep_prior = attr.has(PlanModifier::UseStateForUnknown) && !prior_v.is_null();
+            if keep_prior {
+                *slot = prior_v.clone();
+            } else if changed {
+                *slot = Value::unknown();
+            }
+            continue;
+        }
+        // Configured nested objects may hold computed attributes of their own.
+        if let AttrType::Nested(nesting, inner) = &attr.ty {
+            apply_nested(*nesting, inner, slot, cfg, prior_v, changed);
+        }
+    }
+}
+
+fn apply_nested(nesting: Nesting, inner: &[Attribute], slot: &mut Value, cfg: &Value, prior: &Value, changed: bool) {
+    match (nesting, slot) {
+        (Nesting::Single, Value::Object(m)) => apply_attrs(inner, m, Some(cfg), prior_obj(prior), changed),
+        (Nesting::List | Nesting::Set, Value::List(items) | Value::Set(items)) => {
+            let cfg_items = match cfg {
+                Value::List(c) | Value::Set(c) => c.as_slice(),
+                _ => &[],
+            };
+            let prior_items = match prior {
+                Value::List(p) | Value::Set(p) => p.as_slice(),
+                _ => &[],
+            };
+            for (i, item) in items.iter_mut().enumerate() {
+                if let Value::Object(m) = item {
+                    apply_attrs(inner, m, cfg_items.get(i), prior_items.get(i).and_then(prior_obj), changed);
+                }
+            }
+        }
+        (Nesting::Map, Value::Map(items)) => {
+            for (k, item) in items.iter_mut() {
+                if let Value::Object(m) = item {
+                    let prior_item = match prior {
+                        Value::Map(p) => p.get(k).and_then(prior_obj),
+                        _ => None,
+                    };
+                    apply_attrs(inner, m, cfg.get_map(k), prior_item, changed);
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
+trait MapGet {
+    fn get_map(&self, k: &str) -> Option<&Value>;
+}
+impl MapGet for Value {
+    fn get_map(&self, k: &str) -> Option<&Value> {
+        match self {
+            Value::Map(m) => m.get(k),
+            _ => None,
+        }
+    }
+}
+
+fn collect_replace(attrs: &[Attribute], prior: &Value, planned: &Value, base: &AttributePath, out: &mut Vec<AttributePath>) {
+    for attr in attrs {
+        let p = prior.get(&attr.name).unwrap_or(&Value::Null);
+        let n = planned.get(&attr.name).unwrap_or(&Value::Null);
+        let path = base.push_attr(&attr.name);
+        if attr.has(PlanModifier::RequiresReplace) && (n.is_unknown() || p != n) {
+            out.push(path);
+            continue;
+        }
+        if let AttrType::Nested(Nesting::Single, inner) = &attr.ty {
+            if !p.is_null() && !n.is_null() {
+                collect_replace(inner, p, n, &path, out);
+            }
+        }
+    }
+}

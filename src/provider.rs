@@ -1,0 +1,111 @@
+//! The otaas provider block: its schema, validation (with attribute paths) and how configuration
+//! and the `OTAAS_ENDPOINT` / `OTAAS_TOKEN` environment resolve into a `ProviderConfig`.
+
+use crate::framework::{
+    AttributePath, Attribute, Diagnostics, ProviderConfig, Schema, Secret, Type, Val, Value,
+};
+
+pub const ENV_ENDPOINT: &str = "OTAAS_ENDPOINT";
+pub const ENV_TOKEN: &str = "OTAAS_TOKEN";
+
+/// Local name and registry address of the provider.
+pub const PROVIDER_NAME: &str = "otaas";
+
+pub fn schema() -> Schema {
+    Schema::new(
+        "The otaas provider manages OpenTelemetry collector fleets through an \
+         [otaas](https://example.invalid/otaas) control plane: pipelines, secure ingest endpoints, \
+         exporter bindings and agent groups, with health-gated rollouts.",
+        vec![
+            Attribute::optional("endpoint", Type::String).description(
+                "Base URL of the otaas REST API, e.g. `https://otaas.internal:8080`. \
+                 Falls back to the `OTAAS_ENDPOINT` environment variable.",
+            ),
+            Attribute::optional("token", Type::String).sensitive().description(
+                "API token sent as `Authorization: Bearer`. Falls back to the `OTAAS_TOKEN` \
+                 environment variable.",
+            ),
+            Attribute::optional("ca_cert_pem", Type::String).description(
+                "PEM-encoded CA certificate(s) to trust for `endpoint`, for servers using a \
+                 private CA.",
+            ),
+        ],
+    )
+}
+
+/// Checks the provider block. Unknown values (not known until apply) are accepted here.
+pub fn validate(config: &Value, diags: &mut Diagnostics) {
+    if let Ok(Val::Known(endpoint)) = config.attr::<String>("endpoint") {
+        check_endpoint(&endpoint, AttributePath::attr("endpoint"), diags);
+    }
+    if let Ok(Val::Known(pem)) = config.attr::<String>("ca_cert_pem") {
+        if !pem.contains("-----BEGIN CERTIFICATE-----") {
+            diags.error_at(
+                AttributePath::attr("ca_cert_pem"),
+                "Invalid CA certificate",
+                "ca_cert_pem must contain at least one PEM block \"-----BEGIN CERTIFICATE-----\".",
+            );
+        }
+    }
+    for name in ["endpoint", "token", "ca_cert_pem"] {
+        if let Err(e) = config.attr::<String>(name) {
+            diags.error_at(AttributePath::attr(name), "Invalid value", e.to_string());
+        }
+    }
+}
+
+fn check_endpoint(endpoint: &str, path: AttributePath, diags: &mut Diagnostics) {
+    let rest = endpoint.strip_prefix("https://").or_else(|| endpoint.strip_prefix("http://"));
+    match rest {
+        Some(host) if !host.is_empty() && !host.starts_with('/') && !host.contains(char::is_whitespace) => {}
+        _ => diags.error_at(
+            path,
+            "Invalid endpoint",
+            format!(
+                "endpoint must be an http:// or https:// URL with a host, such as \
+                 \"https://otaas.internal:8080\"; got {endpoint:?}."
+            ),
+        ),
+    }
+}
+
+/// Resolves the provider block against the environment (`env` looks a variable up).
+pub fn configure(config: &Value, env: impl Fn(&str) -> Option<String>, diags: &mut Diagnostics) -> Option<ProviderConfig> {
+    validate(config, diags);
+    let from = |name: &str, var: &str, diags: &mut Diagnostics| -> Option<String> {
+        match config.attr::<String>(name) {
+            Ok(Val::Known(s)) => Some(s),
+            Ok(Val::Unknown) => {
+                diags.error_at(
+                    AttributePath::attr(name),
+                    "Value not yet known",
+                    format!("{name} depends on a value known only after apply; the provider needs it to plan."),
+                );
+                None
+            }
+            _ => env(var).filter(|s| !s.is_empty()),
+        }
+    };
+    let endpoint = from("endpoint", ENV_ENDPOINT, diags);
+    let token = from("token", ENV_TOKEN, diags);
+    let ca_cert_pem = config.attr::<String>("ca_cert_pem").ok().and_then(Val::into_known);
+    let Some(endpoint) = endpoint else {
+        if !diags.has_errors() {
+            diags.error_at(
+                AttributePath::attr("endpoint"),
+                "Missing endpoint",
+                format!("Set endpoint in the provider block or the {ENV_ENDPOINT} environment variable."),
+            );
+        }
+        return None;
+    };
+    check_endpoint(&endpoint, AttributePath::attr("endpoint"), diags);
+    if diags.has_errors() {
+        return None;
+    }
+    Some(ProviderConfig {
+        endpoint: endpoint.trim_end_matches('/').to_string(),
+        token: token.map(Secret::new),
+        ca_cert_pem,
+    })
+}
