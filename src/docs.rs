@@ -10,20 +10,31 @@ use std::path::{Path, PathBuf};
 use serde_json::{Map, Value as Json, json};
 
 use crate::codec::json_type;
-use crate::framework::{AttrType, Attribute, IdentitySchema, Mode, Nesting, Registry, Schema, Type};
+use crate::framework::{
+    AttrType, Attribute, IdentitySchema, Mode, Nesting, Registry, Schema, Type,
+};
 use crate::provider::PROVIDER_NAME;
 
 #[derive(Debug, thiserror::Error)]
 pub enum DocsError {
     #[error("reading example {path}: {source}")]
-    Example { path: PathBuf, source: std::io::Error },
+    Example {
+        path: PathBuf,
+        source: std::io::Error,
+    },
 }
 
 /// Renders every docs page: relative path under `docs/` → markdown.
-pub fn render(registry: &Registry, examples: &Path) -> Result<BTreeMap<PathBuf, String>, DocsError> {
+pub fn render(
+    registry: &Registry,
+    examples: &Path,
+) -> Result<BTreeMap<PathBuf, String>, DocsError> {
     let mut pages = BTreeMap::new();
     let provider_example = read_example(&examples.join("provider/provider.tf"))?;
-    pages.insert(PathBuf::from("index.md"), index_page(&registry.provider_schema, provider_example.as_deref()));
+    pages.insert(
+        PathBuf::from("index.md"),
+        index_page(&registry.provider_schema, provider_example.as_deref()),
+    );
     for (name, r) in &registry.resources {
         let dir = examples.join("resources").join(name);
         let page = Page {
@@ -34,29 +45,48 @@ pub fn render(registry: &Registry, examples: &Path) -> Result<BTreeMap<PathBuf, 
             import: read_example(&dir.join("import.sh"))?,
             identity: r.identity_schema(),
         };
-        pages.insert(PathBuf::from("resources").join(format!("{}.md", short(name))), page.render());
+        pages.insert(
+            PathBuf::from("resources").join(format!("{}.md", short(name))),
+            page.render(),
+        );
     }
     for (name, d) in &registry.data_sources {
         let page = Page {
             kind: "Data Source",
             type_name: name,
             schema: &d.schema(),
-            example: read_example(&examples.join("data-sources").join(name).join("data-source.tf"))?,
+            example: read_example(
+                &examples
+                    .join("data-sources")
+                    .join(name)
+                    .join("data-source.tf"),
+            )?,
             import: None,
             identity: None,
         };
-        pages.insert(PathBuf::from("data-sources").join(format!("{}.md", short(name))), page.render());
+        pages.insert(
+            PathBuf::from("data-sources").join(format!("{}.md", short(name))),
+            page.render(),
+        );
     }
     for (name, l) in &registry.list_resources {
         let page = Page {
             kind: "List Resource",
             type_name: name,
             schema: &l.config_schema(),
-            example: read_example(&examples.join("list-resources").join(name).join("list.tfquery.hcl"))?,
+            example: read_example(
+                &examples
+                    .join("list-resources")
+                    .join(name)
+                    .join("list.tfquery.hcl"),
+            )?,
             import: None,
             identity: None,
         };
-        pages.insert(PathBuf::from("list-resources").join(format!("{}.md", short(name))), page.render());
+        pages.insert(
+            PathBuf::from("list-resources").join(format!("{}.md", short(name))),
+            page.render(),
+        );
     }
     Ok(pages)
 }
@@ -65,24 +95,41 @@ fn read_example(path: &Path) -> Result<Option<String>, DocsError> {
     match std::fs::read_to_string(path) {
         Ok(s) => Ok(Some(s.trim_end().to_string())),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(source) => Err(DocsError::Example { path: path.to_path_buf(), source }),
+        Err(source) => Err(DocsError::Example {
+            path: path.to_path_buf(),
+            source,
+        }),
     }
 }
 
 /// `otaas_pipeline` → `pipeline` (the registry's file naming).
 fn short(type_name: &str) -> &str {
-    type_name.strip_prefix(&format!("{PROVIDER_NAME}_")).unwrap_or(type_name)
+    type_name
+        .strip_prefix(&format!("{PROVIDER_NAME}_"))
+        .unwrap_or(type_name)
 }
 
 /// First sentence-ish line of a description, for the front matter.
 fn summary(description: &str) -> String {
-    description.lines().next().unwrap_or_default().replace('"', "'")
+    description
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .replace('"', "'")
 }
 
 fn index_page(schema: &Schema, example: Option<&str>) -> String {
     let mut s = String::new();
-    let _ = writeln!(s, "---\npage_title: \"{PROVIDER_NAME} Provider\"\ndescription: |-\n  {}\n---\n", summary(&schema.description));
-    let _ = writeln!(s, "# {PROVIDER_NAME} Provider\n\n{}\n", schema.description.trim());
+    let _ = writeln!(
+        s,
+        "---\npage_title: \"{PROVIDER_NAME} Provider\"\ndescription: |-\n  {}\n---\n",
+        summary(&schema.description)
+    );
+    let _ = writeln!(
+        s,
+        "# {PROVIDER_NAME} Provider\n\n{}\n",
+        schema.description.trim()
+    );
     if let Some(ex) = example {
         let _ = writeln!(s, "## Example Usage\n\n```terraform\n{ex}\n```\n");
     }
@@ -111,12 +158,22 @@ impl Page<'_> {
             self.kind,
             summary(&self.schema.description)
         );
-        let _ = writeln!(s, "# {} ({})\n\n{}\n", self.type_name, self.kind, self.schema.description.trim());
+        let _ = writeln!(
+            s,
+            "# {} ({})\n\n{}\n",
+            self.type_name,
+            self.kind,
+            self.schema.description.trim()
+        );
         if let Some(dep) = &self.schema.deprecation {
             let _ = writeln!(s, "~> **Deprecated:** {dep}\n");
         }
         if let Some(ex) = &self.example {
-            let lang = if self.kind == "List Resource" { "hcl" } else { "terraform" };
+            let lang = if self.kind == "List Resource" {
+                "hcl"
+            } else {
+                "terraform"
+            };
             let _ = writeln!(s, "## Example Usage\n\n```{lang}\n{ex}\n```\n");
         }
         s.push_str("<!-- generated by terraform-provider-otaas docs::render; do not edit -->\n");
@@ -125,12 +182,25 @@ impl Page<'_> {
         if let Some(id) = &self.identity {
             s.push_str("\n## Identity\n\nUsed by `import` blocks (`identity = { ... }`) and `terraform query`.\n\n");
             for a in &id.attributes {
-                let req = if a.required_for_import { "Required" } else { "Optional" };
-                let _ = writeln!(s, "- `{}` ({}, {req}) {}", a.name, type_label(&a.ty), a.description.trim());
+                let req = if a.required_for_import {
+                    "Required"
+                } else {
+                    "Optional"
+                };
+                let _ = writeln!(
+                    s,
+                    "- `{}` ({}, {req}) {}",
+                    a.name,
+                    type_label(&a.ty),
+                    a.description.trim()
+                );
             }
         }
         if let Some(import) = &self.import {
-            let _ = writeln!(s, "\n## Import\n\nImport is supported using the following syntax:\n\n```shell\n{import}\n```");
+            let _ = writeln!(
+                s,
+                "\n## Import\n\nImport is supported using the following syntax:\n\n```shell\n{import}\n```"
+            );
         }
         s
     }
@@ -143,16 +213,27 @@ fn render_attrs(s: &mut String, attrs: &[Attribute]) {
     let mut i = 0;
     while i < nested.len() {
         let (anchor, inner) = (nested[i].0.clone(), nested[i].1);
-        let _ = writeln!(s, "\n<a id=\"nestedatt--{anchor}\"></a>\n### Nested Schema for `{}`", anchor.replace("--", "."));
+        let _ = writeln!(
+            s,
+            "\n<a id=\"nestedatt--{anchor}\"></a>\n### Nested Schema for `{}`",
+            anchor.replace("--", ".")
+        );
         render_attr_group(s, inner, &anchor, &mut nested);
         i += 1;
     }
 }
 
-fn render_attr_group<'a>(s: &mut String, attrs: &'a [Attribute], parent: &str, nested: &mut Vec<(String, &'a [Attribute])>) {
+fn render_attr_group<'a>(
+    s: &mut String,
+    attrs: &'a [Attribute],
+    parent: &str,
+    nested: &mut Vec<(String, &'a [Attribute])>,
+) {
     for (title, pick) in [
         ("Required", (|m| m == Mode::Required) as fn(Mode) -> bool),
-        ("Optional", |m| matches!(m, Mode::Optional | Mode::OptionalComputed)),
+        ("Optional", |m| {
+            matches!(m, Mode::Optional | Mode::OptionalComputed)
+        }),
         ("Read-Only", |m| m == Mode::Computed),
     ] {
         let group: Vec<&Attribute> = attrs.iter().filter(|a| pick(a.mode)).collect();
@@ -183,8 +264,15 @@ fn render_attr_group<'a>(s: &mut String, attrs: &'a [Attribute], parent: &str, n
             let notes = notes.iter().map(|n| format!(", {n}")).collect::<String>();
             let mut desc = a.description.trim().replace('\n', " ");
             if let AttrType::Nested(_, inner) = &a.ty {
-                let anchor = if parent.is_empty() { a.name.clone() } else { format!("{parent}--{}", a.name) };
-                let _ = write!(desc, " (see [below for nested schema](#nestedatt--{anchor}))");
+                let anchor = if parent.is_empty() {
+                    a.name.clone()
+                } else {
+                    format!("{parent}--{}", a.name)
+                };
+                let _ = write!(
+                    desc,
+                    " (see [below for nested schema](#nestedatt--{anchor}))"
+                );
                 nested.push((anchor, inner.as_slice()));
             }
             let _ = writeln!(s, "- `{}` ({label}{notes}) {}", a.name, desc.trim());
@@ -255,7 +343,15 @@ fn attrs_json(attrs: &[Attribute]) -> Json {
                     o.insert("write_only".into(), json!(true));
                 }
                 if !a.modifiers.is_empty() {
-                    o.insert("plan_modifiers".into(), json!(a.modifiers.iter().map(|m| format!("{m:?}")).collect::<Vec<_>>()));
+                    o.insert(
+                        "plan_modifiers".into(),
+                        json!(
+                            a.modifiers
+                                .iter()
+                                .map(|m| format!("{m:?}"))
+                                .collect::<Vec<_>>()
+                        ),
+                    );
                 }
                 if let Some(d) = &a.deprecation {
                     o.insert("deprecated".into(), json!(d));

@@ -7,7 +7,7 @@ use tracing_subscriber::fmt::format::Writer;
 use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
 use tracing_subscriber::registry::LookupSpan;
 
-use terraform_provider_otaas::server::{self, handshake, Mode, ServeError};
+use terraform_provider_otaas::server::{self, Mode, ServeError, handshake};
 
 /// Registry address used in debug-mode reattach instructions.
 const PROVIDER_ADDRESS: &str = "registry.terraform.io/otaas/otaas";
@@ -21,7 +21,12 @@ where
     S: Subscriber + for<'a> LookupSpan<'a>,
     N: for<'a> FormatFields<'a> + 'static,
 {
-    fn format_event(&self, ctx: &FmtContext<'_, S, N>, mut writer: Writer<'_>, event: &Event<'_>) -> fmt::Result {
+    fn format_event(
+        &self,
+        ctx: &FmtContext<'_, S, N>,
+        mut writer: Writer<'_>,
+        event: &Event<'_>,
+    ) -> fmt::Result {
         let level = match *event.metadata().level() {
             Level::TRACE => "TRACE",
             Level::DEBUG => "DEBUG",
@@ -45,9 +50,19 @@ fn main() -> anyhow::Result<()> {
         .event_format(HclogLines)
         .init();
 
-    let mode = if std::env::args().skip(1).any(|a| a == "--debug") { Mode::Debug } else { Mode::Managed };
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-    let result = runtime.block_on(server::serve(terraform_provider_otaas::registry(), mode, PROVIDER_ADDRESS));
+    let mode = if std::env::args().skip(1).any(|a| a == "--debug") {
+        Mode::Debug
+    } else {
+        Mode::Managed
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let result = runtime.block_on(server::serve(
+        terraform_provider_otaas::registry(),
+        mode,
+        PROVIDER_ADDRESS,
+    ));
     match result {
         Ok(()) => {
             // Do not wait for lingering connections: Terraform kills us 2 s after Shutdown.

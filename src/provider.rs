@@ -2,7 +2,7 @@
 //! and the `OTAAS_ENDPOINT` / `OTAAS_TOKEN` environment resolve into a `ProviderConfig`.
 
 use crate::framework::{
-    AttributePath, Attribute, Diagnostics, ProviderConfig, Schema, Secret, Type, Val, Value,
+    Attribute, AttributePath, Diagnostics, ProviderConfig, Schema, Secret, Type, Val, Value,
 };
 
 pub const ENV_ENDPOINT: &str = "OTAAS_ENDPOINT";
@@ -21,10 +21,12 @@ pub fn schema() -> Schema {
                 "Base URL of the otaas REST API, e.g. `https://otaas.internal:8080`. \
                  Falls back to the `OTAAS_ENDPOINT` environment variable.",
             ),
-            Attribute::optional("token", Type::String).sensitive().description(
-                "API token sent as `Authorization: Bearer`. Falls back to the `OTAAS_TOKEN` \
+            Attribute::optional("token", Type::String)
+                .sensitive()
+                .description(
+                    "API token sent as `Authorization: Bearer`. Falls back to the `OTAAS_TOKEN` \
                  environment variable.",
-            ),
+                ),
             Attribute::optional("ca_cert_pem", Type::String).description(
                 "PEM-encoded CA certificate(s) to trust for `endpoint`, for servers using a \
                  private CA.",
@@ -38,14 +40,14 @@ pub fn validate(config: &Value, diags: &mut Diagnostics) {
     if let Ok(Val::Known(endpoint)) = config.attr::<String>("endpoint") {
         check_endpoint(&endpoint, AttributePath::attr("endpoint"), diags);
     }
-    if let Ok(Val::Known(pem)) = config.attr::<String>("ca_cert_pem") {
-        if !pem.contains("-----BEGIN CERTIFICATE-----") {
-            diags.error_at(
-                AttributePath::attr("ca_cert_pem"),
-                "Invalid CA certificate",
-                "ca_cert_pem must contain at least one PEM block \"-----BEGIN CERTIFICATE-----\".",
-            );
-        }
+    if let Ok(Val::Known(pem)) = config.attr::<String>("ca_cert_pem")
+        && !pem.contains("-----BEGIN CERTIFICATE-----")
+    {
+        diags.error_at(
+            AttributePath::attr("ca_cert_pem"),
+            "Invalid CA certificate",
+            "ca_cert_pem must contain at least one PEM block \"-----BEGIN CERTIFICATE-----\".",
+        );
     }
     for name in ["endpoint", "token", "ca_cert_pem"] {
         if let Err(e) = config.attr::<String>(name) {
@@ -55,9 +57,14 @@ pub fn validate(config: &Value, diags: &mut Diagnostics) {
 }
 
 fn check_endpoint(endpoint: &str, path: AttributePath, diags: &mut Diagnostics) {
-    let rest = endpoint.strip_prefix("https://").or_else(|| endpoint.strip_prefix("http://"));
+    let rest = endpoint
+        .strip_prefix("https://")
+        .or_else(|| endpoint.strip_prefix("http://"));
     match rest {
-        Some(host) if !host.is_empty() && !host.starts_with('/') && !host.contains(char::is_whitespace) => {}
+        Some(host)
+            if !host.is_empty()
+                && !host.starts_with('/')
+                && !host.contains(char::is_whitespace) => {}
         _ => diags.error_at(
             path,
             "Invalid endpoint",
@@ -70,7 +77,11 @@ fn check_endpoint(endpoint: &str, path: AttributePath, diags: &mut Diagnostics) 
 }
 
 /// Resolves the provider block against the environment (`env` looks a variable up).
-pub fn configure(config: &Value, env: impl Fn(&str) -> Option<String>, diags: &mut Diagnostics) -> Option<ProviderConfig> {
+pub fn configure(
+    config: &Value,
+    env: impl Fn(&str) -> Option<String>,
+    diags: &mut Diagnostics,
+) -> Option<ProviderConfig> {
     validate(config, diags);
     let from = |name: &str, var: &str, diags: &mut Diagnostics| -> Option<String> {
         match config.attr::<String>(name) {
@@ -88,13 +99,18 @@ pub fn configure(config: &Value, env: impl Fn(&str) -> Option<String>, diags: &m
     };
     let endpoint = from("endpoint", ENV_ENDPOINT, diags);
     let token = from("token", ENV_TOKEN, diags);
-    let ca_cert_pem = config.attr::<String>("ca_cert_pem").ok().and_then(Val::into_known);
+    let ca_cert_pem = config
+        .attr::<String>("ca_cert_pem")
+        .ok()
+        .and_then(Val::into_known);
     let Some(endpoint) = endpoint else {
         if !diags.has_errors() {
             diags.error_at(
                 AttributePath::attr("endpoint"),
                 "Missing endpoint",
-                format!("Set endpoint in the provider block or the {ENV_ENDPOINT} environment variable."),
+                format!(
+                    "Set endpoint in the provider block or the {ENV_ENDPOINT} environment variable."
+                ),
             );
         }
         return None;

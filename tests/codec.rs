@@ -11,7 +11,12 @@ use terraform_provider_otaas::framework::{Number, Refinements, Type, Value};
 // ------------------------------------------------------------------ strategies
 
 fn arb_type() -> impl Strategy<Value = Type> {
-    let leaf = prop_oneof![Just(Type::String), Just(Type::Number), Just(Type::Bool), Just(Type::Dynamic)];
+    let leaf = prop_oneof![
+        Just(Type::String),
+        Just(Type::Number),
+        Just(Type::Bool),
+        Just(Type::Dynamic)
+    ];
     leaf.prop_recursive(3, 24, 4, |inner| {
         prop_oneof![
             inner.clone().prop_map(Type::list),
@@ -41,14 +46,18 @@ fn arb_refinements() -> impl Strategy<Value = Refinements> {
         prop::option::of(0i64..1000),
         prop::option::of(0i64..1000),
     )
-        .prop_map(|(nullable, string_prefix, number_lower, number_upper, length_lower, length_upper)| Refinements {
-            nullable,
-            string_prefix,
-            number_lower,
-            number_upper,
-            length_lower,
-            length_upper,
-        })
+        .prop_map(
+            |(nullable, string_prefix, number_lower, number_upper, length_lower, length_upper)| {
+                Refinements {
+                    nullable,
+                    string_prefix,
+                    number_lower,
+                    number_upper,
+                    length_lower,
+                    length_upper,
+                }
+            },
+        )
 }
 
 /// A value of type `ty` (possibly null or unknown at any level).
@@ -68,11 +77,20 @@ fn arb_value(ty: &Type) -> BoxedStrategy<Value> {
             )),
         ]
         .boxed(),
-        Type::List(e) => prop::collection::vec(arb_value(e), 0..4).prop_map(Value::List).boxed(),
-        Type::Set(e) => prop::collection::vec(arb_value(e), 0..4).prop_map(Value::Set).boxed(),
-        Type::Map(e) => prop::collection::btree_map(".{0,6}", arb_value(e), 0..4).prop_map(Value::Map).boxed(),
+        Type::List(e) => prop::collection::vec(arb_value(e), 0..4)
+            .prop_map(Value::List)
+            .boxed(),
+        Type::Set(e) => prop::collection::vec(arb_value(e), 0..4)
+            .prop_map(Value::Set)
+            .boxed(),
+        Type::Map(e) => prop::collection::btree_map(".{0,6}", arb_value(e), 0..4)
+            .prop_map(Value::Map)
+            .boxed(),
         Type::Object(attrs) => {
-            let parts: Vec<(String, BoxedStrategy<Value>)> = attrs.iter().map(|(k, t)| (k.clone(), arb_value(t))).collect();
+            let parts: Vec<(String, BoxedStrategy<Value>)> = attrs
+                .iter()
+                .map(|(k, t)| (k.clone(), arb_value(t)))
+                .collect();
             let names: Vec<String> = parts.iter().map(|(k, _)| k.clone()).collect();
             parts
                 .into_iter()
@@ -81,7 +99,12 @@ fn arb_value(ty: &Type) -> BoxedStrategy<Value> {
                 .prop_map(move |vals| Value::Object(names.iter().cloned().zip(vals).collect()))
                 .boxed()
         }
-        Type::Tuple(ts) => ts.iter().map(arb_value).collect::<Vec<_>>().prop_map(Value::Tuple).boxed(),
+        Type::Tuple(ts) => ts
+            .iter()
+            .map(arb_value)
+            .collect::<Vec<_>>()
+            .prop_map(Value::Tuple)
+            .boxed(),
     };
     prop_oneof![
         1 => Just(Value::Null),
@@ -144,41 +167,75 @@ fn object_attributes_are_all_present_with_nil_for_null() {
     let ty = obj_type(&[("a", Type::String), ("b", Type::String)]);
     // Only "b" given: "a" must still be written, as nil.
     let v = Value::object([("b", Value::string("x"))]);
-    assert_eq!(msgpack::encode(&v, &ty).unwrap(), vec![0x82, 0xa1, b'a', 0xc0, 0xa1, b'b', 0xa1, b'x']);
+    assert_eq!(
+        msgpack::encode(&v, &ty).unwrap(),
+        vec![0x82, 0xa1, b'a', 0xc0, 0xa1, b'b', 0xa1, b'x']
+    );
 }
 
 #[test]
 fn unknown_is_fixext1_type_0() {
-    assert_eq!(msgpack::encode(&Value::unknown(), &Type::Number).unwrap(), vec![0xd4, 0x00, 0x00]);
+    assert_eq!(
+        msgpack::encode(&Value::unknown(), &Type::Number).unwrap(),
+        vec![0xd4, 0x00, 0x00]
+    );
 }
 
 #[test]
 fn refined_unknown_is_ext12_with_integer_keyed_map() {
-    let r = Refinements { nullable: Some(false), string_prefix: Some("ab".into()), ..Default::default() };
+    let r = Refinements {
+        nullable: Some(false),
+        string_prefix: Some("ab".into()),
+        ..Default::default()
+    };
     let bytes = msgpack::encode(&Value::Unknown(r), &Type::String).unwrap();
     // ext8, 7 payload bytes, type 12; payload {1: false, 2: "ab"}.
-    assert_eq!(bytes, vec![0xc7, 0x07, 0x0c, 0x82, 0x01, 0xc2, 0x02, 0xa2, b'a', b'b']);
+    assert_eq!(
+        bytes,
+        vec![0xc7, 0x07, 0x0c, 0x82, 0x01, 0xc2, 0x02, 0xa2, b'a', b'b']
+    );
 }
 
 #[test]
 fn numbers_use_int_float_or_decimal_string() {
-    assert_eq!(msgpack::encode(&Value::int(42), &Type::Number).unwrap(), vec![0x2a]);
-    assert_eq!(msgpack::encode(&Value::int(-1), &Type::Number).unwrap(), vec![0xff]);
+    assert_eq!(
+        msgpack::encode(&Value::int(42), &Type::Number).unwrap(),
+        vec![0x2a]
+    );
+    assert_eq!(
+        msgpack::encode(&Value::int(-1), &Type::Number).unwrap(),
+        vec![0xff]
+    );
     // An integral float is sent as an int, like cty.
-    assert_eq!(msgpack::encode(&Value::Number(Number::Float(3.0)), &Type::Number).unwrap(), vec![0x03]);
+    assert_eq!(
+        msgpack::encode(&Value::Number(Number::Float(3.0)), &Type::Number).unwrap(),
+        vec![0x03]
+    );
     let mut f = vec![0xcb];
     f.extend_from_slice(&1.5f64.to_bits().to_be_bytes());
-    assert_eq!(msgpack::encode(&Value::Number(Number::Float(1.5)), &Type::Number).unwrap(), f);
+    assert_eq!(
+        msgpack::encode(&Value::Number(Number::Float(1.5)), &Type::Number).unwrap(),
+        f
+    );
     let big = "123456789012345678901234567890";
     let mut s = vec![0xbe];
     s.extend_from_slice(big.as_bytes());
-    assert_eq!(msgpack::encode(&Value::Number(Number::Decimal(big.into())), &Type::Number).unwrap(), s);
+    assert_eq!(
+        msgpack::encode(&Value::Number(Number::Decimal(big.into())), &Type::Number).unwrap(),
+        s
+    );
 }
 
 #[test]
 fn numbers_decode_from_string_form_too() {
-    assert_eq!(msgpack::decode(&[0xa2, b'1', b'2'], &Type::Number).unwrap(), Value::int(12));
-    assert_eq!(msgpack::decode(&[0xcd, 0x01, 0x00], &Type::Number).unwrap(), Value::int(256));
+    assert_eq!(
+        msgpack::decode(&[0xa2, b'1', b'2'], &Type::Number).unwrap(),
+        Value::int(12)
+    );
+    assert_eq!(
+        msgpack::decode(&[0xcd, 0x01, 0x00], &Type::Number).unwrap(),
+        Value::int(256)
+    );
 }
 
 #[test]
@@ -189,8 +246,14 @@ fn dynamic_values_are_a_pair_of_type_json_bin_and_value() {
     want.extend_from_slice(&[0xa2, b'h', b'i']);
     assert_eq!(msgpack::encode(&v, &Type::Dynamic).unwrap(), want);
     // Wholly unknown and null dynamic values are written bare.
-    assert_eq!(msgpack::encode(&Value::unknown(), &Type::Dynamic).unwrap(), vec![0xd4, 0, 0]);
-    assert_eq!(msgpack::encode(&Value::Null, &Type::Dynamic).unwrap(), vec![0xc0]);
+    assert_eq!(
+        msgpack::encode(&Value::unknown(), &Type::Dynamic).unwrap(),
+        vec![0xd4, 0, 0]
+    );
+    assert_eq!(
+        msgpack::encode(&Value::Null, &Type::Dynamic).unwrap(),
+        vec![0xc0]
+    );
     // A value without a recorded type is sent with its inferred type.
     let inferred = msgpack::encode(&Value::Bool(true), &Type::Dynamic).unwrap();
     let mut want = vec![0x92, 0xc4, 0x06];
@@ -201,25 +264,42 @@ fn dynamic_values_are_a_pair_of_type_json_bin_and_value() {
 
 #[test]
 fn any_extension_type_decodes_as_unknown_and_unknown_refinement_keys_are_ignored() {
-    assert_eq!(msgpack::decode(&[0xd4, 0x05, 0x00], &Type::String).unwrap(), Value::unknown());
+    assert_eq!(
+        msgpack::decode(&[0xd4, 0x05, 0x00], &Type::String).unwrap(),
+        Value::unknown()
+    );
     // ext 12, payload {1: false, 9: "zz"}: key 9 is not a refinement we know.
     let bytes = [0xc7, 0x07, 0x0c, 0x82, 0x01, 0xc2, 0x09, 0xa2, b'z', b'z'];
-    let want = Refinements { nullable: Some(false), ..Default::default() };
-    assert_eq!(msgpack::decode(&bytes, &Type::String).unwrap(), Value::Unknown(want));
+    let want = Refinements {
+        nullable: Some(false),
+        ..Default::default()
+    };
+    assert_eq!(
+        msgpack::decode(&bytes, &Type::String).unwrap(),
+        Value::Unknown(want)
+    );
 }
 
 #[test]
 fn nested_collections_encode_in_wire_order() {
-    let ty = Type::object([("tags", Type::map(Type::String)), ("ports", Type::list(Type::Number)), ("on", Type::set(Type::Bool))]);
+    let ty = Type::object([
+        ("tags", Type::map(Type::String)),
+        ("ports", Type::list(Type::Number)),
+        ("on", Type::set(Type::Bool)),
+    ]);
     let v = Value::object([
-        ("tags", Value::Map(BTreeMap::from([("k".to_string(), Value::string("v"))]))),
+        (
+            "tags",
+            Value::Map(BTreeMap::from([("k".to_string(), Value::string("v"))])),
+        ),
         ("ports", Value::List(vec![Value::int(1), Value::unknown()])),
         ("on", Value::Set(vec![Value::Bool(true)])),
     ]);
     let want = vec![
         0x83, // object with 3 attributes, sorted by name
         0xa2, b'o', b'n', 0x91, 0xc3, // on = [true]
-        0xa5, b'p', b'o', b'r', b't', b's', 0x92, 0x01, 0xd4, 0x00, 0x00, // ports = [1, unknown]
+        0xa5, b'p', b'o', b'r', b't', b's', 0x92, 0x01, 0xd4, 0x00,
+        0x00, // ports = [1, unknown]
         0xa4, b't', b'a', b'g', b's', 0x81, 0xa1, b'k', 0xa1, b'v', // tags = {k = "v"}
     ];
     assert_eq!(msgpack::encode(&v, &ty).unwrap(), want);
@@ -230,7 +310,10 @@ fn nested_collections_encode_in_wire_order() {
 fn type_mismatches_and_unknown_attributes_are_errors_not_panics() {
     let ty = obj_type(&[("a", Type::String)]);
     let err = msgpack::encode(&Value::object([("a", Value::int(1))]), &ty).unwrap_err();
-    assert_eq!(err.to_string(), "at a: value does not match type \"string\"");
+    assert_eq!(
+        err.to_string(),
+        "at a: value does not match type \"string\""
+    );
     let err = msgpack::encode(&Value::object([("zz", Value::Null)]), &ty).unwrap_err();
     assert_eq!(err.to_string(), "at (root): object has no attribute \"zz\"");
     // {"zz": nil} against object{a}
@@ -240,15 +323,29 @@ fn type_mismatches_and_unknown_attributes_are_errors_not_panics() {
 
 #[test]
 fn type_json_matches_terraform_spelling() {
-    let ty = Type::object([("a", Type::String), ("b", Type::list(Type::Number)), ("c", Type::Tuple(vec![Type::Bool, Type::Dynamic]))]);
-    assert_eq!(json_type::to_string(&ty), r#"["object",{"a":"string","b":["list","number"],"c":["tuple",["bool","dynamic"]]}]"#);
-    assert_eq!(json_type::to_string(&Type::map(Type::set(Type::String))), r#"["map",["set","string"]]"#);
+    let ty = Type::object([
+        ("a", Type::String),
+        ("b", Type::list(Type::Number)),
+        ("c", Type::Tuple(vec![Type::Bool, Type::Dynamic])),
+    ]);
+    assert_eq!(
+        json_type::to_string(&ty),
+        r#"["object",{"a":"string","b":["list","number"],"c":["tuple",["bool","dynamic"]]}]"#
+    );
+    assert_eq!(
+        json_type::to_string(&Type::map(Type::set(Type::String))),
+        r#"["map",["set","string"]]"#
+    );
     assert!(json_type::from_slice(br#"["frob","string"]"#).is_err());
 }
 
 #[test]
 fn json_state_fills_missing_attributes_drops_removed_ones_and_reads_dynamic() {
-    let ty = Type::object([("id", Type::String), ("n", Type::Number), ("extra", Type::Dynamic)]);
+    let ty = Type::object([
+        ("id", Type::String),
+        ("n", Type::Number),
+        ("extra", Type::Dynamic),
+    ]);
     let raw = br#"{"id":"p-1","removed":"x","extra":{"value":["a"],"type":["list","string"]}}"#;
     let v = json::decode(raw, &ty).unwrap();
     assert_eq!(
@@ -256,7 +353,13 @@ fn json_state_fills_missing_attributes_drops_removed_ones_and_reads_dynamic() {
         Value::object([
             ("id", Value::string("p-1")),
             ("n", Value::Null),
-            ("extra", Value::Dynamic(Type::list(Type::String), Box::new(Value::List(vec![Value::string("a")])))),
+            (
+                "extra",
+                Value::Dynamic(
+                    Type::list(Type::String),
+                    Box::new(Value::List(vec![Value::string("a")]))
+                )
+            ),
         ])
     );
 }

@@ -33,11 +33,18 @@ struct ClientCert {
 }
 
 fn go_plugin_style_cert() -> ClientCert {
-    use rcgen::{BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair, KeyUsagePurpose};
+    use rcgen::{
+        BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair,
+        KeyUsagePurpose,
+    };
     let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P521_SHA512).unwrap();
     let mut params = CertificateParams::new(vec!["localhost".to_string()]).unwrap();
-    params.distinguished_name.push(DnType::CommonName, "localhost");
-    params.distinguished_name.push(DnType::OrganizationName, "HashiCorp");
+    params
+        .distinguished_name
+        .push(DnType::CommonName, "localhost");
+    params
+        .distinguished_name
+        .push(DnType::OrganizationName, "HashiCorp");
     params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
     params.key_usages = vec![
         KeyUsagePurpose::DigitalSignature,
@@ -45,7 +52,10 @@ fn go_plugin_style_cert() -> ClientCert {
         KeyUsagePurpose::KeyAgreement,
         KeyUsagePurpose::KeyCertSign,
     ];
-    params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth, ExtendedKeyUsagePurpose::ServerAuth];
+    params.extended_key_usages = vec![
+        ExtendedKeyUsagePurpose::ClientAuth,
+        ExtendedKeyUsagePurpose::ServerAuth,
+    ];
     let cert = params.self_signed(&key).unwrap();
     ClientCert {
         pem: cert.pem(),
@@ -71,13 +81,25 @@ impl ServerCertVerifier for PinnedServer {
         if end_entity.as_ref() == self.0.as_ref() {
             Ok(ServerCertVerified::assertion())
         } else {
-            Err(rustls::Error::General("server certificate differs from the handshake".into()))
+            Err(rustls::Error::General(
+                "server certificate differs from the handshake".into(),
+            ))
         }
     }
-    fn verify_tls12_signature(&self, m: &[u8], c: &CertificateDer<'_>, d: &DigitallySignedStruct) -> Result<HandshakeSignatureValid, rustls::Error> {
+    fn verify_tls12_signature(
+        &self,
+        m: &[u8],
+        c: &CertificateDer<'_>,
+        d: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
         rustls::crypto::verify_tls12_signature(m, c, d, &self.1)
     }
-    fn verify_tls13_signature(&self, m: &[u8], c: &CertificateDer<'_>, d: &DigitallySignedStruct) -> Result<HandshakeSignatureValid, rustls::Error> {
+    fn verify_tls13_signature(
+        &self,
+        m: &[u8],
+        c: &CertificateDer<'_>,
+        d: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
         rustls::crypto::verify_tls13_signature(m, c, d, &self.1)
     }
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
@@ -107,31 +129,47 @@ fn spawn(env: &[(&str, &str)], tmp: &std::path::Path) -> Child {
 async fn read_handshake(child: &mut Child) -> Handshake {
     let stdout = child.stdout.take().unwrap();
     let mut lines = BufReader::new(stdout).lines();
-    let line = bounded("handshake line", lines.next_line()).await.unwrap().expect("a handshake line on stdout");
+    let line = bounded("handshake line", lines.next_line())
+        .await
+        .unwrap()
+        .expect("a handshake line on stdout");
     let fields: Vec<String> = line.split('|').map(str::to_string).collect();
     assert_eq!(fields.len(), 6, "handshake line {line:?}");
-    assert!(!fields[5].contains('='), "the certificate must be base64 without padding");
-    let server_der = base64::engine::general_purpose::STANDARD_NO_PAD.decode(&fields[5]).expect("raw std base64");
+    assert!(
+        !fields[5].contains('='),
+        "the certificate must be base64 without padding"
+    );
+    let server_der = base64::engine::general_purpose::STANDARD_NO_PAD
+        .decode(&fields[5])
+        .expect("raw std base64");
     Handshake { fields, server_der }
 }
 
 fn client_config(server_der: &[u8], client: Option<&ClientCert>) -> rustls::ClientConfig {
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let verifier = PinnedServer(CertificateDer::from(server_der.to_vec()), provider.signature_verification_algorithms);
+    let verifier = PinnedServer(
+        CertificateDer::from(server_der.to_vec()),
+        provider.signature_verification_algorithms,
+    );
     let builder = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .unwrap()
         .dangerous()
         .with_custom_certificate_verifier(Arc::new(verifier));
     let mut cfg = match client {
-        Some(c) => builder.with_client_auth_cert(vec![c.der.clone()], c.key.clone_key()).unwrap(),
+        Some(c) => builder
+            .with_client_auth_cert(vec![c.der.clone()], c.key.clone_key())
+            .unwrap(),
         None => builder.with_no_client_auth(),
     };
     cfg.alpn_protocols = vec![b"h2".to_vec()];
     cfg
 }
 
-async fn tls_channel(socket: String, cfg: rustls::ClientConfig) -> Result<Channel, tonic::transport::Error> {
+async fn tls_channel(
+    socket: String,
+    cfg: rustls::ClientConfig,
+) -> Result<Channel, tonic::transport::Error> {
     let connector = tokio_rustls::TlsConnector::from(Arc::new(cfg));
     Endpoint::try_from("http://localhost")
         .unwrap()
@@ -140,9 +178,15 @@ async fn tls_channel(socket: String, cfg: rustls::ClientConfig) -> Result<Channe
             let connector = connector.clone();
             async move {
                 let stream = UnixStream::connect(&socket).await?;
-                let tls = connector.connect(ServerName::try_from("localhost").unwrap(), stream).await?;
+                let tls = connector
+                    .connect(ServerName::try_from("localhost").unwrap(), stream)
+                    .await?;
                 let (_, session) = tls.get_ref();
-                assert_eq!(session.alpn_protocol(), Some(&b"h2"[..]), "ALPN must negotiate h2");
+                assert_eq!(
+                    session.alpn_protocol(),
+                    Some(&b"h2"[..]),
+                    "ALPN must negotiate h2"
+                );
                 Ok::<_, std::io::Error>(TokioIo::new(tls))
             }
         }))
@@ -167,32 +211,76 @@ async fn terraform_style_launch_with_auto_mtls_serves_and_exits_on_shutdown() {
     assert_eq!(&hs.fields[..3], &["1", "6", "unix"]);
     assert_eq!(hs.fields[4], "grpc");
     let socket = hs.fields[3].clone();
-    assert!(socket.starts_with(tmp.path().to_str().unwrap()), "socket {socket} should be in TMPDIR");
+    assert!(
+        socket.starts_with(tmp.path().to_str().unwrap()),
+        "socket {socket} should be in TMPDIR"
+    );
 
     // The server certificate is what Go's client needs: SAN localhost and ServerAuth.
     let (_, x509) = x509_parser::parse_x509_certificate(&hs.server_der).unwrap();
     let san = x509.subject_alternative_name().unwrap().unwrap();
-    assert_eq!(format!("{:?}", san.value.general_names), "[DNSName(\"localhost\")]");
-    assert!(x509.extended_key_usage().unwrap().unwrap().value.server_auth);
+    assert_eq!(
+        format!("{:?}", san.value.general_names),
+        "[DNSName(\"localhost\")]"
+    );
+    assert!(
+        x509.extended_key_usage()
+            .unwrap()
+            .unwrap()
+            .value
+            .server_auth
+    );
 
-    let ch = tls_channel(socket.clone(), client_config(&hs.server_der, Some(&client))).await.expect("mTLS connect");
-    let schema: tf::get_provider_schema::Response =
-        unary(&ch, "/tfplugin6.Provider/GetProviderSchema", tf::get_provider_schema::Request {}).await;
-    let names: Vec<_> = schema.provider.unwrap().block.unwrap().attributes.into_iter().map(|a| a.name).collect();
+    let ch = tls_channel(socket.clone(), client_config(&hs.server_der, Some(&client)))
+        .await
+        .expect("mTLS connect");
+    let schema: tf::get_provider_schema::Response = unary(
+        &ch,
+        "/tfplugin6.Provider/GetProviderSchema",
+        tf::get_provider_schema::Request {},
+    )
+    .await;
+    let names: Vec<_> = schema
+        .provider
+        .unwrap()
+        .block
+        .unwrap()
+        .attributes
+        .into_iter()
+        .map(|a| a.name)
+        .collect();
     assert_eq!(names, vec!["endpoint", "token", "ca_cert_pem"]);
 
     // SIGINT is ignored (Terraform sends StopProvider instead): the provider keeps serving.
     let pid = child.id().unwrap().to_string();
-    let status = Command::new("kill").args(["-INT", &pid]).status().await.unwrap();
+    let status = Command::new("kill")
+        .args(["-INT", &pid])
+        .status()
+        .await
+        .unwrap();
     assert!(status.success());
-    let health: tonic_health::pb::HealthCheckResponse =
-        unary(&ch, "/grpc.health.v1.Health/Check", tonic_health::pb::HealthCheckRequest { service: "plugin".into() }).await;
-    assert_eq!(health.status, tonic_health::pb::health_check_response::ServingStatus::Serving as i32);
+    let health: tonic_health::pb::HealthCheckResponse = unary(
+        &ch,
+        "/grpc.health.v1.Health/Check",
+        tonic_health::pb::HealthCheckRequest {
+            service: "plugin".into(),
+        },
+    )
+    .await;
+    assert_eq!(
+        health.status,
+        tonic_health::pb::health_check_response::ServingStatus::Serving as i32
+    );
 
     let _: Empty = unary(&ch, "/plugin.GRPCController/Shutdown", Empty {}).await;
-    let status = bounded("provider exit after Shutdown", child.wait()).await.unwrap();
+    let status = bounded("provider exit after Shutdown", child.wait())
+        .await
+        .unwrap();
     assert_eq!(status.code(), Some(0));
-    assert!(!std::path::Path::new(&socket).exists(), "the socket file is removed on exit");
+    assert!(
+        !std::path::Path::new(&socket).exists(),
+        "the socket file is removed on exit"
+    );
 }
 
 #[tokio::test]
@@ -201,20 +289,33 @@ async fn a_client_without_the_announced_certificate_is_refused() {
     let expected = go_plugin_style_cert();
     let stranger = go_plugin_style_cert();
     let mut child = spawn(
-        &[("TF_PLUGIN_MAGIC_COOKIE", COOKIE), ("PLUGIN_PROTOCOL_VERSIONS", "6"), ("PLUGIN_CLIENT_CERT", &expected.pem)],
+        &[
+            ("TF_PLUGIN_MAGIC_COOKIE", COOKIE),
+            ("PLUGIN_PROTOCOL_VERSIONS", "6"),
+            ("PLUGIN_CLIENT_CERT", &expected.pem),
+        ],
         tmp.path(),
     );
     let hs = read_handshake(&mut child).await;
     for client in [Some(&stranger), None] {
-        let result = match tls_channel(hs.fields[3].clone(), client_config(&hs.server_der, client)).await {
-            Err(e) => Err(e.to_string()),
-            // TLS 1.3 reports a rejected client certificate after the handshake: the first call fails.
-            Ok(ch) => try_unary::<_, tf::get_provider_schema::Response>(&ch, "/tfplugin6.Provider/GetProviderSchema", tf::get_provider_schema::Request {})
+        let result =
+            match tls_channel(hs.fields[3].clone(), client_config(&hs.server_der, client)).await {
+                Err(e) => Err(e.to_string()),
+                // TLS 1.3 reports a rejected client certificate after the handshake: the first call fails.
+                Ok(ch) => try_unary::<_, tf::get_provider_schema::Response>(
+                    &ch,
+                    "/tfplugin6.Provider/GetProviderSchema",
+                    tf::get_provider_schema::Request {},
+                )
                 .await
                 .map(|_| ())
                 .map_err(|s| s.to_string()),
-        };
-        assert!(result.is_err(), "a client with {:?} certificate must be refused", client.map(|_| "a foreign"));
+            };
+        assert!(
+            result.is_err(),
+            "a client with {:?} certificate must be refused",
+            client.map(|_| "a foreign")
+        );
     }
     child.kill().await.unwrap();
 }
@@ -226,33 +327,78 @@ async fn without_the_magic_cookie_it_explains_itself_and_exits_1() {
     let status = bounded("exit", child.wait()).await.unwrap();
     assert_eq!(status.code(), Some(1));
     let mut out = String::new();
-    child.stdout.take().unwrap().read_to_string(&mut out).await.unwrap();
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut out)
+        .await
+        .unwrap();
     assert_eq!(out, "", "nothing but the handshake may ever go to stdout");
     let mut err = String::new();
-    child.stderr.take().unwrap().read_to_string(&mut err).await.unwrap();
-    assert!(err.contains("This binary is a Terraform/OpenTofu provider plugin"), "stderr: {err}");
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .await
+        .unwrap();
+    assert!(
+        err.contains("This binary is a Terraform/OpenTofu provider plugin"),
+        "stderr: {err}"
+    );
 }
 
 #[tokio::test]
 async fn a_client_that_does_not_accept_protocol_6_gets_no_handshake() {
     let tmp = tempfile::tempdir().unwrap();
-    let mut child = spawn(&[("TF_PLUGIN_MAGIC_COOKIE", COOKIE), ("PLUGIN_PROTOCOL_VERSIONS", "5")], tmp.path());
+    let mut child = spawn(
+        &[
+            ("TF_PLUGIN_MAGIC_COOKIE", COOKIE),
+            ("PLUGIN_PROTOCOL_VERSIONS", "5"),
+        ],
+        tmp.path(),
+    );
     let status = bounded("exit", child.wait()).await.unwrap();
     assert_eq!(status.code(), Some(1));
     let mut out = String::new();
-    child.stdout.take().unwrap().read_to_string(&mut out).await.unwrap();
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut out)
+        .await
+        .unwrap();
     assert_eq!(out, "");
     let mut err = String::new();
-    child.stderr.take().unwrap().read_to_string(&mut err).await.unwrap();
-    assert!(err.contains("this provider speaks only version 6"), "stderr: {err}");
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .await
+        .unwrap();
+    assert!(
+        err.contains("this provider speaks only version 6"),
+        "stderr: {err}"
+    );
 }
 
 #[tokio::test]
 async fn without_plugin_client_cert_it_serves_plaintext_with_an_empty_cert_field() {
     let tmp = tempfile::tempdir().unwrap();
-    let mut child = spawn(&[("TF_PLUGIN_MAGIC_COOKIE", COOKIE), ("PLUGIN_PROTOCOL_VERSIONS", "6,5")], tmp.path());
+    let mut child = spawn(
+        &[
+            ("TF_PLUGIN_MAGIC_COOKIE", COOKIE),
+            ("PLUGIN_PROTOCOL_VERSIONS", "6,5"),
+        ],
+        tmp.path(),
+    );
     let stdout = child.stdout.take().unwrap();
-    let line = bounded("handshake", BufReader::new(stdout).lines().next_line()).await.unwrap().unwrap();
+    let line = bounded("handshake", BufReader::new(stdout).lines().next_line())
+        .await
+        .unwrap()
+        .unwrap();
     let fields: Vec<&str> = line.split('|').collect();
     assert_eq!((fields.len(), fields[5]), (6, ""));
     let ch = support::unix_channel(fields[3].into()).await;

@@ -31,8 +31,12 @@ fn widget_schema() -> Schema {
     let mut s = Schema::new(
         "A widget, for protocol tests.",
         vec![
-            Attribute::computed("id", Type::String).use_state_for_unknown().description("Server-assigned id."),
-            Attribute::required("name", Type::String).requires_replace().description("Unique name."),
+            Attribute::computed("id", Type::String)
+                .use_state_for_unknown()
+                .description("Server-assigned id."),
+            Attribute::required("name", Type::String)
+                .requires_replace()
+                .description("Unique name."),
             Attribute::optional("size", Type::Number).description("Size, at least 0."),
             Attribute::optional("tags", Type::map(Type::String)),
             Attribute::optional("secret", Type::String).sensitive(),
@@ -63,7 +67,11 @@ fn identity_type() -> Type {
 fn settings_with_hash(settings: &Value) -> Value {
     match settings {
         Value::Object(m) => {
-            let mode = settings.attr::<String>("mode").unwrap().into_known().unwrap_or_default();
+            let mode = settings
+                .attr::<String>("mode")
+                .unwrap()
+                .into_known()
+                .unwrap_or_default();
             let mut m = m.clone();
             m.insert("hash".into(), Value::string(format!("h-{mode}")));
             Value::Object(m)
@@ -84,8 +92,18 @@ impl Resource for Widget {
         Some(IdentitySchema {
             version: 0,
             attributes: vec![
-                IdentityAttribute { name: "id".into(), ty: Type::String, required_for_import: false, description: "Id.".into() },
-                IdentityAttribute { name: "name".into(), ty: Type::String, required_for_import: false, description: "Name.".into() },
+                IdentityAttribute {
+                    name: "id".into(),
+                    ty: Type::String,
+                    required_for_import: false,
+                    description: "Id.".into(),
+                },
+                IdentityAttribute {
+                    name: "name".into(),
+                    ty: Type::String,
+                    required_for_import: false,
+                    description: "Name.".into(),
+                },
             ],
         })
     }
@@ -96,26 +114,49 @@ impl Resource for Widget {
         ]))
     }
     async fn validate(&self, config: &Value, diags: &mut Diagnostics) {
-        if let Ok(Val::Known(name)) = config.attr::<String>("name") {
-            if name.is_empty() || !name.chars().all(|c| c.is_ascii_lowercase() || c == '-') {
-                diags.error_at(AttributePath::attr("name"), "Invalid name", format!("{name:?} must match [a-z-]+"));
-            }
+        if let Ok(Val::Known(name)) = config.attr::<String>("name")
+            && (name.is_empty() || !name.chars().all(|c| c.is_ascii_lowercase() || c == '-'))
+        {
+            diags.error_at(
+                AttributePath::attr("name"),
+                "Invalid name",
+                format!("{name:?} must match [a-z-]+"),
+            );
         }
-        if let Ok(Val::Known(size)) = config.attr::<i64>("size") {
-            if size < 0 {
-                diags.error_at(AttributePath::attr("size"), "Invalid size", "size must be at least 0");
-            }
+        if let Ok(Val::Known(size)) = config.attr::<i64>("size")
+            && size < 0
+        {
+            diags.error_at(
+                AttributePath::attr("size"),
+                "Invalid size",
+                "size must be at least 0",
+            );
         }
     }
-    async fn create(&self, ctx: &Context, planned: &Value, _config: &Value, diags: &mut Diagnostics) -> Option<Value> {
+    async fn create(
+        &self,
+        ctx: &Context,
+        planned: &Value,
+        _config: &Value,
+        diags: &mut Diagnostics,
+    ) -> Option<Value> {
         if let Err(d) = ctx.provider_config() {
             diags.push(d);
             return None;
         }
-        if planned.attr::<String>("name").unwrap().known().map(String::as_str) == Some("slow") {
+        if planned
+            .attr::<String>("name")
+            .unwrap()
+            .known()
+            .map(String::as_str)
+            == Some("slow")
+        {
             // Waits until StopProvider cancels the context.
             ctx.cancel_token().cancelled().await;
-            diags.error("Operation cancelled", "Terraform asked the provider to stop.");
+            diags.error(
+                "Operation cancelled",
+                "Terraform asked the provider to stop.",
+            );
             return None;
         }
         let mut state = planned.clone();
@@ -129,14 +170,37 @@ impl Resource for Widget {
         Some(state)
     }
     async fn read(&self, _ctx: &Context, state: &Value, _diags: &mut Diagnostics) -> Value {
-        let id = state.attr::<String>("id").unwrap().into_known().unwrap_or_default();
-        self.store.lock().unwrap().get(&id).cloned().unwrap_or(Value::Null)
+        let id = state
+            .attr::<String>("id")
+            .unwrap()
+            .into_known()
+            .unwrap_or_default();
+        self.store
+            .lock()
+            .unwrap()
+            .get(&id)
+            .cloned()
+            .unwrap_or(Value::Null)
     }
-    async fn update(&self, _ctx: &Context, prior: &Value, planned: &Value, _config: &Value, _diags: &mut Diagnostics) -> Option<Value> {
+    async fn update(
+        &self,
+        _ctx: &Context,
+        prior: &Value,
+        planned: &Value,
+        _config: &Value,
+        _diags: &mut Diagnostics,
+    ) -> Option<Value> {
         let mut state = planned.clone();
-        let rev = prior.attr::<i64>("revision").unwrap().into_known().unwrap_or(0);
+        let rev = prior
+            .attr::<i64>("revision")
+            .unwrap()
+            .into_known()
+            .unwrap_or(0);
         state.set("revision", Value::int(rev + 1));
-        state.set("settings", settings_with_hash(planned.get("settings").unwrap()));
+        state.set(
+            "settings",
+            settings_with_hash(planned.get("settings").unwrap()),
+        );
         let id = prior.attr::<String>("id").unwrap().into_known().unwrap();
         self.store.lock().unwrap().insert(id, state.clone());
         Some(state)
@@ -145,7 +209,12 @@ impl Resource for Widget {
         let id = prior.attr::<String>("id").unwrap().into_known().unwrap();
         self.store.lock().unwrap().remove(&id);
     }
-    async fn import(&self, _ctx: &Context, request: ImportRequest, _diags: &mut Diagnostics) -> Option<Value> {
+    async fn import(
+        &self,
+        _ctx: &Context,
+        request: ImportRequest,
+        _diags: &mut Diagnostics,
+    ) -> Option<Value> {
         let key = match request {
             ImportRequest::Id(s) => s,
             ImportRequest::Identity(v) => v
@@ -158,10 +227,19 @@ impl Resource for Widget {
         let store = self.store.lock().unwrap();
         store
             .get(&key)
-            .or_else(|| store.values().find(|v| v.get("name") == Some(&Value::string(&key))))
+            .or_else(|| {
+                store
+                    .values()
+                    .find(|v| v.get("name") == Some(&Value::string(&key)))
+            })
             .map(|v| Value::object([("id", v.get("id").unwrap().clone())]))
     }
-    async fn upgrade_state(&self, version: i64, raw: &serde_json::Value, diags: &mut Diagnostics) -> Option<Value> {
+    async fn upgrade_state(
+        &self,
+        version: i64,
+        raw: &serde_json::Value,
+        diags: &mut Diagnostics,
+    ) -> Option<Value> {
         // Version 0 stored `size` as a string.
         assert_eq!(version, 0);
         let mut raw = raw.clone();
@@ -188,16 +266,30 @@ impl ListResource for WidgetList {
         "otaas_widget"
     }
     fn config_schema(&self) -> Schema {
-        Schema::new("Lists widgets.", vec![Attribute::optional("prefix", Type::String)])
+        Schema::new(
+            "Lists widgets.",
+            vec![Attribute::optional("prefix", Type::String)],
+        )
     }
     async fn list(&self, _ctx: &Context, request: ListRequest) -> BoxStream<'static, ListEvent> {
-        let prefix = request.config.attr::<String>("prefix").unwrap().into_known().unwrap_or_default();
+        let prefix = request
+            .config
+            .attr::<String>("prefix")
+            .unwrap()
+            .into_known()
+            .unwrap_or_default();
         let items: Vec<ListEvent> = self
             .store
             .lock()
             .unwrap()
             .values()
-            .filter(|v| v.attr::<String>("name").unwrap().into_known().unwrap().starts_with(&prefix))
+            .filter(|v| {
+                v.attr::<String>("name")
+                    .unwrap()
+                    .into_known()
+                    .unwrap()
+                    .starts_with(&prefix)
+            })
             .map(|v| {
                 ListEvent::Item(ListItem {
                     identity: Widget::default().identity(v).unwrap(),
@@ -223,9 +315,16 @@ struct Harness {
 async fn start_with_env(env: &[(&str, &str)]) -> Harness {
     let store = Store::default();
     let registry = Registry::new(terraform_provider_otaas::provider::schema())
-        .resource(Widget { store: store.clone() })
-        .list_resource(WidgetList { store: store.clone() });
-    let env: BTreeMap<String, String> = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        .resource(Widget {
+            store: store.clone(),
+        })
+        .list_resource(WidgetList {
+            store: store.clone(),
+        });
+    let env: BTreeMap<String, String> = env
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
     let service = ProviderService::with_env(registry, Arc::new(move |k: &str| env.get(k).cloned()));
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("provider.sock");
@@ -236,7 +335,13 @@ async fn start_with_env(env: &[(&str, &str)]) -> Harness {
         async move { run_grpc(listener, None, service, shutdown).await.unwrap() }
     });
     let ch = support::unix_channel(path).await;
-    Harness { ch, store, shutdown, server, _dir: dir }
+    Harness {
+        ch,
+        store,
+        shutdown,
+        server,
+        _dir: dir,
+    }
 }
 
 async fn start() -> Harness {
@@ -246,7 +351,10 @@ async fn start() -> Harness {
         "/tfplugin6.Provider/ConfigureProvider",
         tf::configure_provider::Request {
             terraform_version: "1.15.5".into(),
-            config: Some(dv(&provider_config("http://127.0.0.1:8080"), &provider_type())),
+            config: Some(dv(
+                &provider_config("http://127.0.0.1:8080"),
+                &provider_type(),
+            )),
             client_capabilities: None,
         },
     )
@@ -260,11 +368,18 @@ fn provider_type() -> Type {
 }
 
 fn provider_config(endpoint: &str) -> Value {
-    Value::object([("endpoint", Value::string(endpoint)), ("token", Value::string("t0ken")), ("ca_cert_pem", Value::Null)])
+    Value::object([
+        ("endpoint", Value::string(endpoint)),
+        ("token", Value::string("t0ken")),
+        ("ca_cert_pem", Value::Null),
+    ])
 }
 
 fn dv(v: &Value, ty: &Type) -> tf::DynamicValue {
-    tf::DynamicValue { msgpack: msgpack::encode(v, ty).unwrap(), json: vec![] }
+    tf::DynamicValue {
+        msgpack: msgpack::encode(v, ty).unwrap(),
+        json: vec![],
+    }
 }
 
 fn undv(d: &Option<tf::DynamicValue>, ty: &Type) -> Value {
@@ -272,7 +387,10 @@ fn undv(d: &Option<tf::DynamicValue>, ty: &Type) -> Value {
 }
 
 fn identity_of(d: &Option<tf::ResourceIdentityData>) -> Value {
-    undv(&d.as_ref().expect("an identity").identity_data, &identity_type())
+    undv(
+        &d.as_ref().expect("an identity").identity_data,
+        &identity_type(),
+    )
 }
 
 fn diags(d: &[tf::Diagnostic]) -> Vec<(String, String)> {
@@ -293,11 +411,20 @@ fn widget_config(name: Value, size: Value) -> Value {
         ("tags", Value::Null),
         ("secret", Value::Null),
         ("revision", Value::Null),
-        ("settings", Value::object([("mode", Value::string("fast")), ("hash", Value::Null)])),
+        (
+            "settings",
+            Value::object([("mode", Value::string("fast")), ("hash", Value::Null)]),
+        ),
     ])
 }
 
-async fn plan(h: &Harness, prior: &Value, proposed: &Value, config: &Value, prior_identity: Option<Value>) -> tf::plan_resource_change::Response {
+async fn plan(
+    h: &Harness,
+    prior: &Value,
+    proposed: &Value,
+    config: &Value,
+    prior_identity: Option<Value>,
+) -> tf::plan_resource_change::Response {
     unary(
         &h.ch,
         "/tfplugin6.Provider/PlanResourceChange",
@@ -306,14 +433,21 @@ async fn plan(h: &Harness, prior: &Value, proposed: &Value, config: &Value, prio
             prior_state: Some(dv(prior, &widget_type())),
             proposed_new_state: Some(dv(proposed, &widget_type())),
             config: Some(dv(config, &widget_type())),
-            prior_identity: prior_identity.map(|i| tf::ResourceIdentityData { identity_data: Some(dv(&i, &identity_type())) }),
+            prior_identity: prior_identity.map(|i| tf::ResourceIdentityData {
+                identity_data: Some(dv(&i, &identity_type())),
+            }),
             ..Default::default()
         },
     )
     .await
 }
 
-async fn apply(h: &Harness, prior: &Value, planned: &Value, config: &Value) -> tf::apply_resource_change::Response {
+async fn apply(
+    h: &Harness,
+    prior: &Value,
+    planned: &Value,
+    config: &Value,
+) -> tf::apply_resource_change::Response {
     unary(
         &h.ch,
         "/tfplugin6.Provider/ApplyResourceChange",
@@ -347,7 +481,13 @@ fn expected_created(id: &str, name: &str) -> Value {
         ("tags", Value::Null),
         ("secret", Value::Null),
         ("revision", Value::int(1)),
-        ("settings", Value::object([("mode", Value::string("fast")), ("hash", Value::string("h-fast"))])),
+        (
+            "settings",
+            Value::object([
+                ("mode", Value::string("fast")),
+                ("hash", Value::string("h-fast")),
+            ]),
+        ),
     ])
 }
 
@@ -356,29 +496,73 @@ fn expected_created(id: &str, name: &str) -> Value {
 #[tokio::test]
 async fn get_provider_schema_describes_provider_resources_list_resources_and_capabilities() {
     let h = start_with_env(&[]).await;
-    let resp: tf::get_provider_schema::Response =
-        unary(&h.ch, "/tfplugin6.Provider/GetProviderSchema", tf::get_provider_schema::Request {}).await;
+    let resp: tf::get_provider_schema::Response = unary(
+        &h.ch,
+        "/tfplugin6.Provider/GetProviderSchema",
+        tf::get_provider_schema::Request {},
+    )
+    .await;
     let caps = resp.server_capabilities.unwrap();
     assert!(caps.plan_destroy && caps.get_provider_schema_optional && !caps.move_resource_state);
 
     let provider = resp.provider.unwrap().block.unwrap();
-    let names: Vec<_> = provider.attributes.iter().map(|a| (a.name.as_str(), a.optional, a.sensitive)).collect();
-    assert_eq!(names, vec![("endpoint", true, false), ("token", true, true), ("ca_cert_pem", true, false)]);
+    let names: Vec<_> = provider
+        .attributes
+        .iter()
+        .map(|a| (a.name.as_str(), a.optional, a.sensitive))
+        .collect();
+    assert_eq!(
+        names,
+        vec![
+            ("endpoint", true, false),
+            ("token", true, true),
+            ("ca_cert_pem", true, false)
+        ]
+    );
 
     let widget = &resp.resource_schemas["otaas_widget"];
     assert_eq!(widget.version, 1);
-    let attr = |n: &str| widget.block.as_ref().unwrap().attributes.iter().find(|a| a.name == n).unwrap().clone();
+    let attr = |n: &str| {
+        widget
+            .block
+            .as_ref()
+            .unwrap()
+            .attributes
+            .iter()
+            .find(|a| a.name == n)
+            .unwrap()
+            .clone()
+    };
     let id = attr("id");
-    assert_eq!((id.required, id.optional, id.computed, id.r#type.as_slice()), (false, false, true, &b"\"string\""[..]));
+    assert_eq!(
+        (id.required, id.optional, id.computed, id.r#type.as_slice()),
+        (false, false, true, &b"\"string\""[..])
+    );
     let name = attr("name");
-    assert_eq!((name.required, name.optional, name.computed), (true, false, false));
+    assert_eq!(
+        (name.required, name.optional, name.computed),
+        (true, false, false)
+    );
     assert_eq!(attr("tags").r#type, br#"["map","string"]"#.to_vec());
     assert!(attr("secret").sensitive);
     let settings = attr("settings");
-    assert!(settings.r#type.is_empty(), "nested attributes carry nested_type, not type");
+    assert!(
+        settings.r#type.is_empty(),
+        "nested attributes carry nested_type, not type"
+    );
     let nested = settings.nested_type.unwrap();
-    assert_eq!(nested.nesting, tf::schema::object::NestingMode::Single as i32);
-    assert_eq!(nested.attributes.iter().map(|a| (a.name.as_str(), a.computed)).collect::<Vec<_>>(), vec![("mode", false), ("hash", true)]);
+    assert_eq!(
+        nested.nesting,
+        tf::schema::object::NestingMode::Single as i32
+    );
+    assert_eq!(
+        nested
+            .attributes
+            .iter()
+            .map(|a| (a.name.as_str(), a.computed))
+            .collect::<Vec<_>>(),
+        vec![("mode", false), ("hash", true)]
+    );
     assert_eq!(attr("id").description_kind, tf::StringKind::Markdown as i32);
 
     let list = &resp.list_resource_schemas["otaas_widget"];
@@ -390,33 +574,74 @@ async fn get_provider_schema_describes_provider_resources_list_resources_and_cap
 #[tokio::test]
 async fn get_resource_identity_schemas_marks_each_attribute_optional_or_required_for_import() {
     let h = start_with_env(&[]).await;
-    let resp: tf::get_resource_identity_schemas::Response =
-        unary(&h.ch, "/tfplugin6.Provider/GetResourceIdentitySchemas", tf::get_resource_identity_schemas::Request {}).await;
+    let resp: tf::get_resource_identity_schemas::Response = unary(
+        &h.ch,
+        "/tfplugin6.Provider/GetResourceIdentitySchemas",
+        tf::get_resource_identity_schemas::Request {},
+    )
+    .await;
     let s = &resp.identity_schemas["otaas_widget"];
     let attrs: Vec<_> = s
         .identity_attributes
         .iter()
-        .map(|a| (a.name.as_str(), String::from_utf8(a.r#type.clone()).unwrap(), a.required_for_import, a.optional_for_import))
+        .map(|a| {
+            (
+                a.name.as_str(),
+                String::from_utf8(a.r#type.clone()).unwrap(),
+                a.required_for_import,
+                a.optional_for_import,
+            )
+        })
         .collect();
-    assert_eq!(attrs, vec![("id", "\"string\"".into(), false, true), ("name", "\"string\"".into(), false, true)]);
+    assert_eq!(
+        attrs,
+        vec![
+            ("id", "\"string\"".into(), false, true),
+            ("name", "\"string\"".into(), false, true)
+        ]
+    );
 }
 
 #[tokio::test]
 async fn get_metadata_and_get_functions_answer_without_errors() {
     let h = start_with_env(&[]).await;
-    let meta: tf::get_metadata::Response = unary(&h.ch, "/tfplugin6.Provider/GetMetadata", tf::get_metadata::Request {}).await;
-    assert_eq!(meta.resources, vec![tf::get_metadata::ResourceMetadata { type_name: "otaas_widget".into() }]);
-    assert_eq!(meta.list_resources, vec![tf::get_metadata::ListResourceMetadata { type_name: "otaas_widget".into() }]);
-    let f: tf::get_functions::Response = unary(&h.ch, "/tfplugin6.Provider/GetFunctions", tf::get_functions::Request {}).await;
+    let meta: tf::get_metadata::Response = unary(
+        &h.ch,
+        "/tfplugin6.Provider/GetMetadata",
+        tf::get_metadata::Request {},
+    )
+    .await;
+    assert_eq!(
+        meta.resources,
+        vec![tf::get_metadata::ResourceMetadata {
+            type_name: "otaas_widget".into()
+        }]
+    );
+    assert_eq!(
+        meta.list_resources,
+        vec![tf::get_metadata::ListResourceMetadata {
+            type_name: "otaas_widget".into()
+        }]
+    );
+    let f: tf::get_functions::Response = unary(
+        &h.ch,
+        "/tfplugin6.Provider/GetFunctions",
+        tf::get_functions::Request {},
+    )
+    .await;
     assert!(f.functions.is_empty() && f.diagnostics.is_empty());
 }
 
 #[tokio::test]
 async fn unimplemented_rpcs_answer_unimplemented() {
     let h = start_with_env(&[]).await;
-    let err = try_unary::<_, tf::lock_state::Response>(&h.ch, "/tfplugin6.Provider/LockState", tf::lock_state::Request::default())
-        .await
-        .unwrap_err();
+    let err = try_unary::<_, tf::lock_state::Response>(
+        &h.ch,
+        "/tfplugin6.Provider/LockState",
+        tf::lock_state::Request::default(),
+    )
+    .await
+    .unwrap_err();
     assert_eq!(err.code(), tonic::Code::Unimplemented);
 }
 
@@ -431,26 +656,45 @@ async fn validate_provider_config_names_the_bad_attribute_and_tolerates_unknowns
             let r: tf::validate_provider_config::Response = unary(
                 &ch,
                 "/tfplugin6.Provider/ValidateProviderConfig",
-                tf::validate_provider_config::Request { config: Some(dv(&cfg, &provider_type())) },
+                tf::validate_provider_config::Request {
+                    config: Some(dv(&cfg, &provider_type())),
+                },
             )
             .await;
             diags(&r.diagnostics)
         }
     };
-    assert_eq!(call(provider_config("ftp://x")).await, vec![("Invalid endpoint".to_string(), "endpoint".to_string())]);
-    assert_eq!(call(provider_config("https://otaas.internal:8080")).await, vec![]);
-    let unknown = Value::object([("endpoint", Value::unknown()), ("token", Value::unknown()), ("ca_cert_pem", Value::Null)]);
+    assert_eq!(
+        call(provider_config("ftp://x")).await,
+        vec![("Invalid endpoint".to_string(), "endpoint".to_string())]
+    );
+    assert_eq!(
+        call(provider_config("https://otaas.internal:8080")).await,
+        vec![]
+    );
+    let unknown = Value::object([
+        ("endpoint", Value::unknown()),
+        ("token", Value::unknown()),
+        ("ca_cert_pem", Value::Null),
+    ]);
     assert_eq!(call(unknown).await, vec![]);
 }
 
 #[tokio::test]
 async fn configure_provider_falls_back_to_environment_and_reports_a_missing_endpoint() {
     let h = start_with_env(&[("OTAAS_ENDPOINT", "https://from-env:8080/")]).await;
-    let null_cfg = Value::object([("endpoint", Value::Null), ("token", Value::Null), ("ca_cert_pem", Value::Null)]);
+    let null_cfg = Value::object([
+        ("endpoint", Value::Null),
+        ("token", Value::Null),
+        ("ca_cert_pem", Value::Null),
+    ]);
     let r: tf::configure_provider::Response = unary(
         &h.ch,
         "/tfplugin6.Provider/ConfigureProvider",
-        tf::configure_provider::Request { config: Some(dv(&null_cfg, &provider_type())), ..Default::default() },
+        tf::configure_provider::Request {
+            config: Some(dv(&null_cfg, &provider_type())),
+            ..Default::default()
+        },
     )
     .await;
     assert_eq!(diags(&r.diagnostics), vec![]);
@@ -459,15 +703,25 @@ async fn configure_provider_falls_back_to_environment_and_reports_a_missing_endp
     let r: tf::configure_provider::Response = unary(
         &h.ch,
         "/tfplugin6.Provider/ConfigureProvider",
-        tf::configure_provider::Request { config: Some(dv(&null_cfg, &provider_type())), ..Default::default() },
+        tf::configure_provider::Request {
+            config: Some(dv(&null_cfg, &provider_type())),
+            ..Default::default()
+        },
     )
     .await;
-    assert_eq!(diags(&r.diagnostics), vec![("Missing endpoint".to_string(), "endpoint".to_string())]);
+    assert_eq!(
+        diags(&r.diagnostics),
+        vec![("Missing endpoint".to_string(), "endpoint".to_string())]
+    );
 }
 
 #[test]
 fn configure_resolves_environment_fallbacks_into_provider_config() {
-    let cfg = Value::object([("endpoint", Value::Null), ("token", Value::Null), ("ca_cert_pem", Value::Null)]);
+    let cfg = Value::object([
+        ("endpoint", Value::Null),
+        ("token", Value::Null),
+        ("ca_cert_pem", Value::Null),
+    ]);
     let env = |k: &str| match k {
         "OTAAS_ENDPOINT" => Some("https://otaas.internal:8080/".to_string()),
         "OTAAS_TOKEN" => Some("s3cret".to_string()),
@@ -477,9 +731,16 @@ fn configure_resolves_environment_fallbacks_into_provider_config() {
     let got = terraform_provider_otaas::provider::configure(&cfg, env, &mut d).unwrap();
     assert_eq!(
         got,
-        ProviderConfig { endpoint: "https://otaas.internal:8080".into(), token: Some(Secret::new("s3cret")), ca_cert_pem: None }
+        ProviderConfig {
+            endpoint: "https://otaas.internal:8080".into(),
+            token: Some(Secret::new("s3cret")),
+            ca_cert_pem: None
+        }
     );
-    assert_eq!(format!("{got:?}").contains("s3cret"), false, "the token must never show in Debug output");
+    assert!(
+        !format!("{got:?}").contains("s3cret"),
+        "the token must never show in Debug output"
+    );
 }
 
 #[tokio::test]
@@ -491,7 +752,11 @@ async fn validate_resource_config_reports_paths_and_accepts_unknown_values() {
             let r: tf::validate_resource_config::Response = unary(
                 &ch,
                 "/tfplugin6.Provider/ValidateResourceConfig",
-                tf::validate_resource_config::Request { type_name: "otaas_widget".into(), config: Some(dv(&cfg, &widget_type())), client_capabilities: None },
+                tf::validate_resource_config::Request {
+                    type_name: "otaas_widget".into(),
+                    config: Some(dv(&cfg, &widget_type())),
+                    client_capabilities: None,
+                },
             )
             .await;
             diags(&r.diagnostics)
@@ -499,9 +764,15 @@ async fn validate_resource_config_reports_paths_and_accepts_unknown_values() {
     };
     assert_eq!(
         call(widget_config(Value::string("Bad Name"), Value::int(-1))).await,
-        vec![("Invalid name".to_string(), "name".to_string()), ("Invalid size".to_string(), "size".to_string())]
+        vec![
+            ("Invalid name".to_string(), "name".to_string()),
+            ("Invalid size".to_string(), "size".to_string())
+        ]
     );
-    assert_eq!(call(widget_config(Value::unknown(), Value::unknown())).await, vec![]);
+    assert_eq!(
+        call(widget_config(Value::unknown(), Value::unknown())).await,
+        vec![]
+    );
 }
 
 #[tokio::test]
@@ -510,10 +781,16 @@ async fn unknown_resource_type_is_a_diagnostic_not_a_grpc_error() {
     let r: tf::read_resource::Response = unary(
         &h.ch,
         "/tfplugin6.Provider/ReadResource",
-        tf::read_resource::Request { type_name: "otaas_nope".into(), ..Default::default() },
+        tf::read_resource::Request {
+            type_name: "otaas_nope".into(),
+            ..Default::default()
+        },
     )
     .await;
-    assert_eq!(diags(&r.diagnostics), vec![("Unknown resource type".to_string(), String::new())]);
+    assert_eq!(
+        diags(&r.diagnostics),
+        vec![("Unknown resource type".to_string(), String::new())]
+    );
 }
 
 // ------------------------------------------------------------------ plan / apply / read
@@ -532,16 +809,34 @@ async fn plan_create_marks_computed_values_unknown_and_apply_fills_them() {
         ("tags", Value::Null),
         ("secret", Value::Null),
         ("revision", Value::unknown()),
-        ("settings", Value::object([("mode", Value::string("fast")), ("hash", Value::unknown())])),
+        (
+            "settings",
+            Value::object([("mode", Value::string("fast")), ("hash", Value::unknown())]),
+        ),
     ]);
     assert_eq!(planned, want);
-    assert!(p.requires_replace.is_empty(), "replacement is meaningless on create");
-    assert_eq!(identity_of(&p.planned_identity), Value::object([("id", Value::unknown()), ("name", Value::string("alpha"))]));
+    assert!(
+        p.requires_replace.is_empty(),
+        "replacement is meaningless on create"
+    );
+    assert_eq!(
+        identity_of(&p.planned_identity),
+        Value::object([("id", Value::unknown()), ("name", Value::string("alpha"))])
+    );
 
     let a = apply(&h, &Value::Null, &planned, &config).await;
     assert_eq!(diags(&a.diagnostics), vec![]);
-    assert_eq!(undv(&a.new_state, &widget_type()), expected_created("w-1", "alpha"));
-    assert_eq!(identity_of(&a.new_identity), Value::object([("id", Value::string("w-1")), ("name", Value::string("alpha"))]));
+    assert_eq!(
+        undv(&a.new_state, &widget_type()),
+        expected_created("w-1", "alpha")
+    );
+    assert_eq!(
+        identity_of(&a.new_identity),
+        Value::object([
+            ("id", Value::string("w-1")),
+            ("name", Value::string("alpha"))
+        ])
+    );
     assert_eq!(h.store.lock().unwrap().len(), 1);
 }
 
@@ -549,7 +844,10 @@ async fn plan_create_marks_computed_values_unknown_and_apply_fills_them() {
 async fn plan_update_keeps_stable_ids_marks_changing_values_unknown_and_flags_replacement() {
     let h = start().await;
     let prior = create(&h, "alpha").await;
-    let prior_identity = Some(Value::object([("id", Value::string("w-1")), ("name", Value::string("alpha"))]));
+    let prior_identity = Some(Value::object([
+        ("id", Value::string("w-1")),
+        ("name", Value::string("alpha")),
+    ]));
 
     // Given no change, the plan is the prior state exactly.
     let config = widget_config(Value::string("alpha"), Value::int(3));
@@ -568,7 +866,11 @@ async fn plan_update_keeps_stable_ids_marks_changing_values_unknown_and_flags_re
     assert_eq!(planned.get("revision"), Some(&Value::unknown()));
     assert_eq!(planned.get("size"), Some(&Value::int(5)));
     assert!(p.requires_replace.is_empty());
-    assert_eq!(identity_of(&p.planned_identity), prior_identity.clone().unwrap(), "update identity must be known");
+    assert_eq!(
+        identity_of(&p.planned_identity),
+        prior_identity.clone().unwrap(),
+        "update identity must be known"
+    );
 
     let a = apply(&h, &prior, &planned, &config).await;
     let new_state = undv(&a.new_state, &widget_type());
@@ -580,7 +882,11 @@ async fn plan_update_keeps_stable_ids_marks_changing_values_unknown_and_flags_re
     let mut proposed = new_state.clone();
     proposed.set("name", Value::string("beta"));
     let p = plan(&h, &new_state, &proposed, &config, prior_identity).await;
-    let paths: Vec<String> = p.requires_replace.iter().map(|p| convert::path_from_proto(p).to_string()).collect();
+    let paths: Vec<String> = p
+        .requires_replace
+        .iter()
+        .map(|p| convert::path_from_proto(p).to_string())
+        .collect();
     assert_eq!(paths, vec!["name".to_string()]);
 }
 
@@ -635,7 +941,13 @@ async fn read_resource_returns_current_state_echoes_private_and_null_when_gone()
     let r = read(b"p1".to_vec()).await;
     assert_eq!(undv(&r.new_state, &widget_type()), state);
     assert_eq!(r.private, b"p1".to_vec());
-    assert_eq!(identity_of(&r.new_identity), Value::object([("id", Value::string("w-1")), ("name", Value::string("alpha"))]));
+    assert_eq!(
+        identity_of(&r.new_identity),
+        Value::object([
+            ("id", Value::string("w-1")),
+            ("name", Value::string("alpha"))
+        ])
+    );
 
     h.store.lock().unwrap().clear();
     let r = read(Vec::new()).await;
@@ -649,7 +961,10 @@ async fn apply_without_configure_is_an_error_diagnostic() {
     let config = widget_config(Value::string("alpha"), Value::int(3));
     let (planned, _) = plan::plan(&widget_schema(), &Value::Null, &config, &config);
     let a = apply(&h, &Value::Null, &planned, &config).await;
-    assert_eq!(diags(&a.diagnostics), vec![("Provider not configured".to_string(), String::new())]);
+    assert_eq!(
+        diags(&a.diagnostics),
+        vec![("Provider not configured".to_string(), String::new())]
+    );
     assert_eq!(undv(&a.new_state, &widget_type()), Value::Null);
 }
 
@@ -669,7 +984,9 @@ async fn import_by_id_by_name_and_by_identity_returns_state_and_identity() {
                 tf::import_resource_state::Request {
                     type_name: "otaas_widget".into(),
                     id,
-                    identity: identity.map(|i| tf::ResourceIdentityData { identity_data: Some(dv(&i, &identity_type())) }),
+                    identity: identity.map(|i| tf::ResourceIdentityData {
+                        identity_data: Some(dv(&i, &identity_type())),
+                    }),
                     client_capabilities: None,
                 },
             )
@@ -689,17 +1006,33 @@ async fn import_by_id_by_name_and_by_identity_returns_state_and_identity() {
     for r in [
         import("w-1", None).await,
         import("alpha", None).await,
-        import("", Some(Value::object([("id", Value::Null), ("name", Value::string("alpha"))]))).await,
+        import(
+            "",
+            Some(Value::object([
+                ("id", Value::Null),
+                ("name", Value::string("alpha")),
+            ])),
+        )
+        .await,
     ] {
         assert_eq!(r.diagnostics, vec![]);
         assert_eq!(r.imported_resources.len(), 1);
         let ir = &r.imported_resources[0];
         assert_eq!(ir.type_name, "otaas_widget");
         assert_eq!(undv(&ir.state, &widget_type()), want_state);
-        assert_eq!(identity_of(&ir.identity), Value::object([("id", Value::string("w-1")), ("name", Value::Null)]));
+        assert_eq!(
+            identity_of(&ir.identity),
+            Value::object([("id", Value::string("w-1")), ("name", Value::Null)])
+        );
     }
     let missing = import("nope", None).await;
-    assert_eq!(diags(&missing.diagnostics), vec![("Cannot import non-existent remote object".to_string(), String::new())]);
+    assert_eq!(
+        diags(&missing.diagnostics),
+        vec![(
+            "Cannot import non-existent remote object".to_string(),
+            String::new()
+        )]
+    );
     assert!(missing.imported_resources.is_empty());
 }
 
@@ -718,7 +1051,10 @@ async fn upgrade_resource_state_passes_current_json_through_and_upgrades_older_v
                 tf::upgrade_resource_state::Request {
                     type_name: "otaas_widget".into(),
                     version,
-                    raw_state: Some(tf::RawState { json, flatmap: Default::default() }),
+                    raw_state: Some(tf::RawState {
+                        json,
+                        flatmap: Default::default(),
+                    }),
                 },
             )
             .await;
@@ -728,7 +1064,11 @@ async fn upgrade_resource_state_passes_current_json_through_and_upgrades_older_v
     let mut want = expected_created("w-1", "alpha");
     want.set("settings", Value::Null);
     // Same version: JSON read with the current schema; a removed attribute is dropped.
-    let r = upgrade(1, r#"{"id":"w-1","name":"alpha","size":3,"revision":1,"gone":true}"#).await;
+    let r = upgrade(
+        1,
+        r#"{"id":"w-1","name":"alpha","size":3,"revision":1,"gone":true}"#,
+    )
+    .await;
     assert_eq!(r.diagnostics, vec![]);
     assert_eq!(undv(&r.upgraded_state, &widget_type()), want);
     // Version 0 stored size as a string: the resource's upgrader converts it.
@@ -737,7 +1077,10 @@ async fn upgrade_resource_state_passes_current_json_through_and_upgrades_older_v
     assert_eq!(undv(&r.upgraded_state, &widget_type()), want);
     // A newer version than ours is refused with a diagnostic.
     let r = upgrade(2, r#"{"id":"w-1"}"#).await;
-    assert_eq!(diags(&r.diagnostics), vec![("State from a newer provider".to_string(), String::new())]);
+    assert_eq!(
+        diags(&r.diagnostics),
+        vec![("State from a newer provider".to_string(), String::new())]
+    );
 }
 
 #[tokio::test]
@@ -749,11 +1092,17 @@ async fn upgrade_resource_identity_reads_json_identity_of_the_current_version() 
         tf::upgrade_resource_identity::Request {
             type_name: "otaas_widget".into(),
             version: 0,
-            raw_identity: Some(tf::RawState { json: br#"{"id":"w-9","name":"x"}"#.to_vec(), flatmap: Default::default() }),
+            raw_identity: Some(tf::RawState {
+                json: br#"{"id":"w-9","name":"x"}"#.to_vec(),
+                flatmap: Default::default(),
+            }),
         },
     )
     .await;
-    assert_eq!(identity_of(&r.upgraded_identity), Value::object([("id", Value::string("w-9")), ("name", Value::string("x"))]));
+    assert_eq!(
+        identity_of(&r.upgraded_identity),
+        Value::object([("id", Value::string("w-9")), ("name", Value::string("x"))])
+    );
 }
 
 // ------------------------------------------------------------------ list resources
@@ -770,7 +1119,10 @@ async fn list_resource_streams_identities_honours_limit_and_includes_objects_on_
         "/tfplugin6.Provider/ValidateListResourceConfig",
         tf::validate_list_resource_config::Request {
             type_name: "otaas_widget".into(),
-            config: Some(dv(&Value::object([("prefix", Value::string("b"))]), &cfg_ty)),
+            config: Some(dv(
+                &Value::object([("prefix", Value::string("b"))]),
+                &cfg_ty,
+            )),
             ..Default::default()
         },
     )
@@ -784,7 +1136,12 @@ async fn list_resource_streams_identities_honours_limit_and_includes_objects_on_
             server_streaming::<_, tf::list_resource::Event>(
                 &ch,
                 "/tfplugin6.Provider/ListResource",
-                tf::list_resource::Request { type_name: "otaas_widget".into(), config: Some(cfg), include_resource_object: include, limit },
+                tf::list_resource::Request {
+                    type_name: "otaas_widget".into(),
+                    config: Some(cfg),
+                    include_resource_object: include,
+                    limit,
+                },
             )
             .await
         }
@@ -792,12 +1149,26 @@ async fn list_resource_streams_identities_honours_limit_and_includes_objects_on_
     let events = list(Value::string("b"), false, 100).await;
     let names: Vec<_> = events.iter().map(|e| e.display_name.as_str()).collect();
     assert_eq!(names, vec!["beta", "bravo"]);
-    assert_eq!(identity_of(&events[0].identity), Value::object([("id", Value::string("w-2")), ("name", Value::string("beta"))]));
-    assert!(events.iter().all(|e| e.resource_object.is_none() && e.diagnostic.is_empty()));
+    assert_eq!(
+        identity_of(&events[0].identity),
+        Value::object([
+            ("id", Value::string("w-2")),
+            ("name", Value::string("beta"))
+        ])
+    );
+    assert!(
+        events
+            .iter()
+            .all(|e| e.resource_object.is_none() && e.diagnostic.is_empty())
+    );
 
     let events = list(Value::Null, true, 2).await;
     assert_eq!(events.len(), 2, "limit caps the stream");
-    let obj = msgpack::decode(&events[0].resource_object.as_ref().unwrap().msgpack, &widget_type()).unwrap();
+    let obj = msgpack::decode(
+        &events[0].resource_object.as_ref().unwrap().msgpack,
+        &widget_type(),
+    )
+    .unwrap();
     assert_eq!(obj, expected_created("w-1", "alpha"));
 }
 
@@ -826,10 +1197,18 @@ async fn stop_provider_cancels_in_flight_applies() {
     });
     // Give the apply a moment to reach the resource before stopping.
     tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    let s: tf::stop_provider::Response = unary(&h.ch, "/tfplugin6.Provider/StopProvider", tf::stop_provider::Request {}).await;
+    let s: tf::stop_provider::Response = unary(
+        &h.ch,
+        "/tfplugin6.Provider/StopProvider",
+        tf::stop_provider::Request {},
+    )
+    .await;
     assert_eq!(s.error, "");
     let a = bounded("the cancelled apply", in_flight).await.unwrap();
-    assert_eq!(diags(&a.diagnostics), vec![("Operation cancelled".to_string(), String::new())]);
+    assert_eq!(
+        diags(&a.diagnostics),
+        vec![("Operation cancelled".to_string(), String::new())]
+    );
 }
 
 #[tokio::test]
@@ -838,10 +1217,15 @@ async fn health_reports_plugin_serving_and_shutdown_stops_the_server() {
     let health: tonic_health::pb::HealthCheckResponse = unary(
         &h.ch,
         "/grpc.health.v1.Health/Check",
-        tonic_health::pb::HealthCheckRequest { service: "plugin".into() },
+        tonic_health::pb::HealthCheckRequest {
+            service: "plugin".into(),
+        },
     )
     .await;
-    assert_eq!(health.status, tonic_health::pb::health_check_response::ServingStatus::Serving as i32);
+    assert_eq!(
+        health.status,
+        tonic_health::pb::health_check_response::ServingStatus::Serving as i32
+    );
 
     let _: terraform_provider_otaas::proto::plugin::Empty = unary(
         &h.ch,
@@ -849,7 +1233,9 @@ async fn health_reports_plugin_serving_and_shutdown_stops_the_server() {
         terraform_provider_otaas::proto::plugin::Empty {},
     )
     .await;
-    bounded("server to stop after Shutdown", h.server).await.unwrap();
+    bounded("server to stop after Shutdown", h.server)
+        .await
+        .unwrap();
     assert!(h.shutdown.is_cancelled());
 }
 
@@ -860,9 +1246,14 @@ fn docs_render_nested_schemas_identity_and_import_for_a_resource() {
     let dir = tempfile::tempdir().unwrap();
     let ex = dir.path().join("resources/otaas_widget");
     std::fs::create_dir_all(&ex).unwrap();
-    std::fs::write(ex.join("resource.tf"), "resource \"otaas_widget\" \"w\" {\n  name = \"w\"\n}\n").unwrap();
+    std::fs::write(
+        ex.join("resource.tf"),
+        "resource \"otaas_widget\" \"w\" {\n  name = \"w\"\n}\n",
+    )
+    .unwrap();
     std::fs::write(ex.join("import.sh"), "terraform import otaas_widget.w w\n").unwrap();
-    let registry = Registry::new(terraform_provider_otaas::provider::schema()).resource(Widget::default());
+    let registry =
+        Registry::new(terraform_provider_otaas::provider::schema()).resource(Widget::default());
     let pages = terraform_provider_otaas::docs::render(&registry, dir.path()).unwrap();
     let page = &pages[std::path::Path::new("resources/widget.md")];
     for needle in [

@@ -19,13 +19,18 @@ pub enum JsonValueError {
 /// Decodes stored-state JSON against `ty`. Attributes that are no longer in the type are dropped
 /// and missing ones read as null: that is the upgrade to the current schema.
 pub fn decode(bytes: &[u8], ty: &Type) -> Result<Value, JsonValueError> {
-    let j: Json = serde_json::from_slice(bytes).map_err(|e| JsonValueError::Syntax(e.to_string()))?;
+    let j: Json =
+        serde_json::from_slice(bytes).map_err(|e| JsonValueError::Syntax(e.to_string()))?;
     from_json(&j, ty, "")
 }
 
 fn mismatch(path: &str, ty: &Type) -> JsonValueError {
     JsonValueError::Mismatch {
-        path: if path.is_empty() { "(root)".into() } else { path.into() },
+        path: if path.is_empty() {
+            "(root)".into()
+        } else {
+            path.into()
+        },
         ty: json_type::to_string(ty),
     }
 }
@@ -52,7 +57,11 @@ pub fn from_json(j: &Json, ty: &Type, path: &str) -> Result<Value, JsonValueErro
                 .enumerate()
                 .map(|(i, it)| from_json(it, e, &format!("{path}[{i}]")))
                 .collect::<Result<Vec<_>, _>>()?;
-            if matches!(ty, Type::Set(_)) { Value::Set(vals) } else { Value::List(vals) }
+            if matches!(ty, Type::Set(_)) {
+                Value::Set(vals)
+            } else {
+                Value::List(vals)
+            }
         }
         (Type::Tuple(es), Json::Array(items)) if es.len() == items.len() => Value::Tuple(
             items
@@ -70,7 +79,11 @@ pub fn from_json(j: &Json, ty: &Type, path: &str) -> Result<Value, JsonValueErro
         (Type::Object(attrs), Json::Object(m)) => {
             let mut out = BTreeMap::new();
             for (name, aty) in attrs {
-                let sub = if path.is_empty() { name.clone() } else { format!("{path}.{name}") };
+                let sub = if path.is_empty() {
+                    name.clone()
+                } else {
+                    format!("{path}.{name}")
+                };
                 let v = match m.get(name) {
                     Some(v) => from_json(v, aty, &sub)?,
                     None => Value::Null,

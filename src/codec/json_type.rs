@@ -23,7 +23,8 @@ pub fn to_json(ty: &Type) -> Json {
         Type::Set(t) => json!(["set", to_json(t)]),
         Type::Map(t) => json!(["map", to_json(t)]),
         Type::Object(attrs) => {
-            let m: serde_json::Map<String, Json> = attrs.iter().map(|(k, t)| (k.clone(), to_json(t))).collect();
+            let m: serde_json::Map<String, Json> =
+                attrs.iter().map(|(k, t)| (k.clone(), to_json(t))).collect();
             json!(["object", m])
         }
         Type::Tuple(ts) => json!(["tuple", ts.iter().map(to_json).collect::<Vec<_>>()]),
@@ -36,7 +37,8 @@ pub fn to_string(ty: &Type) -> String {
 }
 
 pub fn from_slice(bytes: &[u8]) -> Result<Type, TypeJsonError> {
-    let j: Json = serde_json::from_slice(bytes).map_err(|e| TypeJsonError::Syntax(e.to_string()))?;
+    let j: Json =
+        serde_json::from_slice(bytes).map_err(|e| TypeJsonError::Syntax(e.to_string()))?;
     from_json(&j)
 }
 
@@ -55,10 +57,16 @@ pub fn from_json(j: &Json) -> Result<Type, TypeJsonError> {
             (Some("set"), Some(t)) => Ok(Type::set(from_json(t)?)),
             (Some("map"), Some(t)) => Ok(Type::map(from_json(t)?)),
             // A third element (optional-attribute markers) only matters for type constraints.
-            (Some("object"), Some(Json::Object(m))) => {
-                m.iter().map(|(k, t)| Ok((k.clone(), from_json(t)?))).collect::<Result<_, _>>().map(Type::Object)
-            }
-            (Some("tuple"), Some(Json::Array(ts))) => ts.iter().map(from_json).collect::<Result<_, _>>().map(Type::Tuple),
+            (Some("object"), Some(Json::Object(m))) => m
+                .iter()
+                .map(|(k, t)| Ok((k.clone(), from_json(t)?)))
+                .collect::<Result<_, _>>()
+                .map(Type::Object),
+            (Some("tuple"), Some(Json::Array(ts))) => ts
+                .iter()
+                .map(from_json)
+                .collect::<Result<_, _>>()
+                .map(Type::Tuple),
             _ => Err(unsupported()),
         },
         _ => Err(unsupported()),

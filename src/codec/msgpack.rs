@@ -26,15 +26,26 @@ pub enum MsgpackError {
     #[error("at {path}: object has no attribute {name:?}")]
     UnknownAttribute { path: String, name: String },
     #[error("at {path}: tuple needs {want} elements, got {got}")]
-    TupleLength { path: String, want: usize, got: usize },
+    TupleLength {
+        path: String,
+        want: usize,
+        got: usize,
+    },
     #[error("unexpected end of msgpack data")]
     Eof,
     #[error("at {path}: unexpected msgpack marker {marker:?} for type {ty}")]
-    Marker { path: String, marker: String, ty: String },
+    Marker {
+        path: String,
+        marker: String,
+        ty: String,
+    },
     #[error("at {path}: invalid UTF-8 in string")]
     Utf8 { path: String },
     #[error("at {path}: invalid dynamic type: {source}")]
-    DynamicType { path: String, source: json_type::TypeJsonError },
+    DynamicType {
+        path: String,
+        source: json_type::TypeJsonError,
+    },
     #[error("refinement payload too large ({0} bytes)")]
     RefinementTooLarge(usize),
     #[error("{0} trailing bytes after the value")]
@@ -60,14 +71,26 @@ fn len_u32(n: usize) -> u32 {
 }
 
 fn mismatch(path: &str, ty: &Type) -> MsgpackError {
-    MsgpackError::TypeMismatch { path: display_path(path), ty: json_type::to_string(ty) }
+    MsgpackError::TypeMismatch {
+        path: display_path(path),
+        ty: json_type::to_string(ty),
+    }
 }
 
 fn display_path(path: &str) -> String {
-    if path.is_empty() { "(root)".to_string() } else { path.to_string() }
+    if path.is_empty() {
+        "(root)".to_string()
+    } else {
+        path.to_string()
+    }
 }
 
-fn encode_into(out: &mut Vec<u8>, value: &Value, ty: &Type, path: &mut String) -> Result<(), MsgpackError> {
+fn encode_into(
+    out: &mut Vec<u8>,
+    value: &Value,
+    ty: &Type,
+    path: &mut String,
+) -> Result<(), MsgpackError> {
     match (value, ty) {
         (Value::Null, _) => ok(rmp::encode::write_nil(out)),
         (Value::Unknown(r), _) => encode_unknown(out, r)?,
@@ -77,7 +100,10 @@ fn encode_into(out: &mut Vec<u8>, value: &Value, ty: &Type, path: &mut String) -
                 encode_into(out, inner, inner_ty, path)?;
             } else {
                 ok(rmp::encode::write_array_len(out, 2));
-                ok(rmp::encode::write_bin(out, json_type::to_string(inner_ty).as_bytes()));
+                ok(rmp::encode::write_bin(
+                    out,
+                    json_type::to_string(inner_ty).as_bytes(),
+                ));
                 encode_into(out, inner, inner_ty, path)?;
             }
         }
@@ -85,7 +111,10 @@ fn encode_into(out: &mut Vec<u8>, value: &Value, ty: &Type, path: &mut String) -
         (v, Type::Dynamic) => {
             let inferred = infer_type(v);
             ok(rmp::encode::write_array_len(out, 2));
-            ok(rmp::encode::write_bin(out, json_type::to_string(&inferred).as_bytes()));
+            ok(rmp::encode::write_bin(
+                out,
+                json_type::to_string(&inferred).as_bytes(),
+            ));
             encode_into(out, v, &inferred, path)?;
         }
         (Value::String(s), Type::String) => ok(rmp::encode::write_str(out, s)),
@@ -102,7 +131,11 @@ fn encode_into(out: &mut Vec<u8>, value: &Value, ty: &Type, path: &mut String) -
         }
         (Value::Tuple(items) | Value::List(items), Type::Tuple(elems)) => {
             if items.len() != elems.len() {
-                return Err(MsgpackError::TupleLength { path: display_path(path), want: elems.len(), got: items.len() });
+                return Err(MsgpackError::TupleLength {
+                    path: display_path(path),
+                    want: elems.len(),
+                    got: items.len(),
+                });
             }
             ok(rmp::encode::write_array_len(out, len_u32(items.len())));
             for (i, (item, ety)) in items.iter().zip(elems).enumerate() {
@@ -124,7 +157,10 @@ fn encode_into(out: &mut Vec<u8>, value: &Value, ty: &Type, path: &mut String) -
         }
         (Value::Object(m) | Value::Map(m), Type::Object(attrs)) => {
             if let Some(extra) = m.keys().find(|k| !attrs.contains_key(*k)) {
-                return Err(MsgpackError::UnknownAttribute { path: display_path(path), name: extra.clone() });
+                return Err(MsgpackError::UnknownAttribute {
+                    path: display_path(path),
+                    name: extra.clone(),
+                });
             }
             // Terraform requires exactly one entry per attribute: absent ones are written as nil.
             ok(rmp::encode::write_map_len(out, len_u32(attrs.len())));
@@ -193,7 +229,10 @@ fn encode_unknown(out: &mut Vec<u8>, r: &Refinements) -> Result<(), MsgpackError
             entries.push((key, b));
         }
     }
-    ok(rmp::encode::write_map_len(&mut payload, len_u32(entries.len())));
+    ok(rmp::encode::write_map_len(
+        &mut payload,
+        len_u32(entries.len()),
+    ));
     for (k, v) in entries {
         ok(rmp::encode::write_sint(&mut payload, i64::from(k)));
         payload.extend_from_slice(&v);
@@ -201,7 +240,11 @@ fn encode_unknown(out: &mut Vec<u8>, r: &Refinements) -> Result<(), MsgpackError
     if payload.len() > MAX_REFINEMENT_BYTES {
         return Err(MsgpackError::RefinementTooLarge(payload.len()));
     }
-    ok(rmp::encode::write_ext_meta(out, len_u32(payload.len()), EXT_REFINED));
+    ok(rmp::encode::write_ext_meta(
+        out,
+        len_u32(payload.len()),
+        EXT_REFINED,
+    ));
     out.extend_from_slice(&payload);
     Ok(())
 }
@@ -216,7 +259,9 @@ pub fn infer_type(v: &Value) -> Type {
         Value::List(items) => Type::list(items.first().map_or(Type::Dynamic, infer_type)),
         Value::Set(items) => Type::set(items.first().map_or(Type::Dynamic, infer_type)),
         Value::Map(m) => Type::map(m.values().next().map_or(Type::Dynamic, infer_type)),
-        Value::Object(m) => Type::Object(m.iter().map(|(k, v)| (k.clone(), infer_type(v))).collect()),
+        Value::Object(m) => {
+            Type::Object(m.iter().map(|(k, v)| (k.clone(), infer_type(v))).collect())
+        }
         Value::Tuple(items) => Type::Tuple(items.iter().map(infer_type).collect()),
         Value::Dynamic(t, _) => t.clone(),
     }
@@ -250,17 +295,27 @@ impl<'a> Reader<'a> {
         Ok(self.take(1)?[0])
     }
     fn be(&mut self, n: usize) -> Result<u64, MsgpackError> {
-        Ok(self.take(n)?.iter().fold(0u64, |acc, b| (acc << 8) | u64::from(*b)))
+        Ok(self
+            .take(n)?
+            .iter()
+            .fold(0u64, |acc, b| (acc << 8) | u64::from(*b)))
     }
     fn marker(&mut self) -> Result<Marker, MsgpackError> {
         Ok(Marker::from_u8(self.u8()?))
     }
     fn peek_marker(&self) -> Result<Marker, MsgpackError> {
-        self.buf.get(self.pos).map(|b| Marker::from_u8(*b)).ok_or(MsgpackError::Eof)
+        self.buf
+            .get(self.pos)
+            .map(|b| Marker::from_u8(*b))
+            .ok_or(MsgpackError::Eof)
     }
 
     fn bad(&self, path: &str, m: Marker, ty: &Type) -> MsgpackError {
-        MsgpackError::Marker { path: display_path(path), marker: format!("{m:?}"), ty: json_type::to_string(ty) }
+        MsgpackError::Marker {
+            path: display_path(path),
+            marker: format!("{m:?}"),
+            ty: json_type::to_string(ty),
+        }
     }
 
     /// Length of a str/bin after its marker.
@@ -310,7 +365,11 @@ impl<'a> Reader<'a> {
         match self.blob_len(m)? {
             Some(n) => {
                 let b = self.take(n)?;
-                String::from_utf8(b.to_vec()).map(Some).map_err(|_| MsgpackError::Utf8 { path: display_path(path) })
+                String::from_utf8(b.to_vec())
+                    .map(Some)
+                    .map_err(|_| MsgpackError::Utf8 {
+                        path: display_path(path),
+                    })
             }
             None => Ok(None),
         }
@@ -346,11 +405,16 @@ impl<'a> Reader<'a> {
             return Err(MsgpackError::RefinementTooLarge(len));
         }
         let payload = self.take(len)?;
-        let mut r = Reader { buf: payload, pos: 0 };
+        let mut r = Reader {
+            buf: payload,
+            pos: 0,
+        };
         let mut out = Refinements::default();
         let path = "(refinements)";
         let m = r.marker()?;
-        let n = r.map_len(m)?.ok_or_else(|| r.bad(path, m, &Type::Dynamic))?;
+        let n = r
+            .map_len(m)?
+            .ok_or_else(|| r.bad(path, m, &Type::Dynamic))?;
         for _ in 0..n {
             let km = r.marker()?;
             let key = r.number(km, path)?.and_then(|k| k.as_i64());
@@ -363,12 +427,16 @@ impl<'a> Reader<'a> {
                 },
                 Some(2) => out.string_prefix = r.string(vm, path)?,
                 Some(k @ (3 | 4)) => {
-                    let len = r.array_len(vm)?.ok_or_else(|| r.bad(path, vm, &Type::Number))?;
+                    let len = r
+                        .array_len(vm)?
+                        .ok_or_else(|| r.bad(path, vm, &Type::Number))?;
                     if len != 2 {
                         return Err(r.bad(path, vm, &Type::Number));
                     }
                     let nm = r.marker()?;
-                    let num = r.number(nm, path)?.ok_or_else(|| r.bad(path, nm, &Type::Number))?;
+                    let num = r
+                        .number(nm, path)?
+                        .ok_or_else(|| r.bad(path, nm, &Type::Number))?;
                     let im = r.marker()?;
                     let inclusive = matches!(im, Marker::True);
                     if k == 3 {
@@ -436,18 +504,27 @@ impl<'a> Reader<'a> {
                 let tm = self.marker()?;
                 let len = self.blob_len(tm)?.ok_or_else(|| self.bad(path, tm, ty))?;
                 let raw = self.take(len)?;
-                let inner_ty = json_type::from_slice(raw)
-                    .map_err(|source| MsgpackError::DynamicType { path: display_path(path), source })?;
+                let inner_ty =
+                    json_type::from_slice(raw).map_err(|source| MsgpackError::DynamicType {
+                        path: display_path(path),
+                        source,
+                    })?;
                 let inner = self.value(&inner_ty, path)?;
                 Ok(Value::Dynamic(inner_ty, Box::new(inner)))
             }
-            Type::String => self.string(m, path)?.map(Value::String).ok_or_else(|| self.bad(path, m, ty)),
+            Type::String => self
+                .string(m, path)?
+                .map(Value::String)
+                .ok_or_else(|| self.bad(path, m, ty)),
             Type::Bool => match m {
                 Marker::True => Ok(Value::Bool(true)),
                 Marker::False => Ok(Value::Bool(false)),
                 _ => Err(self.bad(path, m, ty)),
             },
-            Type::Number => self.number(m, path)?.map(Value::Number).ok_or_else(|| self.bad(path, m, ty)),
+            Type::Number => self
+                .number(m, path)?
+                .map(Value::Number)
+                .ok_or_else(|| self.bad(path, m, ty)),
             Type::List(elem) | Type::Set(elem) => {
                 let n = self.array_len(m)?.ok_or_else(|| self.bad(path, m, ty))?;
                 let mut items = Vec::with_capacity(n.min(4096));
@@ -457,12 +534,20 @@ impl<'a> Reader<'a> {
                     items.push(self.value(elem, path)?);
                     path.truncate(len);
                 }
-                Ok(if matches!(ty, Type::Set(_)) { Value::Set(items) } else { Value::List(items) })
+                Ok(if matches!(ty, Type::Set(_)) {
+                    Value::Set(items)
+                } else {
+                    Value::List(items)
+                })
             }
             Type::Tuple(elems) => {
                 let n = self.array_len(m)?.ok_or_else(|| self.bad(path, m, ty))?;
                 if n != elems.len() {
-                    return Err(MsgpackError::TupleLength { path: display_path(path), want: elems.len(), got: n });
+                    return Err(MsgpackError::TupleLength {
+                        path: display_path(path),
+                        want: elems.len(),
+                        got: n,
+                    });
                 }
                 let mut items = Vec::with_capacity(n);
                 for (i, ety) in elems.iter().enumerate() {
@@ -478,7 +563,9 @@ impl<'a> Reader<'a> {
                 let mut out = BTreeMap::new();
                 for _ in 0..n {
                     let km = self.marker()?;
-                    let k = self.string(km, path)?.ok_or_else(|| self.bad(path, km, &Type::String))?;
+                    let k = self
+                        .string(km, path)?
+                        .ok_or_else(|| self.bad(path, km, &Type::String))?;
                     let len = path.len();
                     path.push_str(&format!("[{k:?}]"));
                     let v = self.value(elem, path)?;
@@ -492,11 +579,15 @@ impl<'a> Reader<'a> {
                 let mut out = BTreeMap::new();
                 for _ in 0..n {
                     let km = self.marker()?;
-                    let k = self.string(km, path)?.ok_or_else(|| self.bad(path, km, &Type::String))?;
-                    let aty = attrs.get(&k).ok_or_else(|| MsgpackError::UnknownAttribute {
-                        path: display_path(path),
-                        name: k.clone(),
-                    })?;
+                    let k = self
+                        .string(km, path)?
+                        .ok_or_else(|| self.bad(path, km, &Type::String))?;
+                    let aty = attrs
+                        .get(&k)
+                        .ok_or_else(|| MsgpackError::UnknownAttribute {
+                            path: display_path(path),
+                            name: k.clone(),
+                        })?;
                     let len = path.len();
                     if !path.is_empty() {
                         path.push('.');
@@ -518,5 +609,8 @@ impl<'a> Reader<'a> {
 
 /// True when the next value in `bytes` is msgpack nil (an absent DynamicValue reads as null too).
 pub fn is_nil(bytes: &[u8]) -> bool {
-    bytes.is_empty() || Reader { buf: bytes, pos: 0 }.peek_marker().is_ok_and(|m| matches!(m, Marker::Null))
+    bytes.is_empty()
+        || Reader { buf: bytes, pos: 0 }
+            .peek_marker()
+            .is_ok_and(|m| matches!(m, Marker::Null))
 }

@@ -16,5 +16,7 @@ pub use registry::Registry;
 pub use resource::{
     DataSource, ImportRequest, ListEvent, ListItem, ListRequest, ListResource, PlanChange, Resource,
 };
-pub use schema::{AttrType, Attribute, IdentityAttribute, IdentitySchema, Mode, Nesting, PlanModifier, Schema};
+pub use schema::{
+    AttrType, Attribute, IdentityAttribute, IdentitySchema, Mode, Nesting, PlanModifier, Schema,
+};
 pub use value::{FromValue, IntoValue, Number, Refinements, Type, Val, Value, ValueError};

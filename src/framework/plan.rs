@@ -12,18 +12,37 @@ use super::value::Value;
 
 /// Plans a create or update. `prior` is null on create; `proposed` is Terraform's proposed new
 /// state (config merged with prior computed values).
-pub fn plan(schema: &Schema, prior: &Value, proposed: &Value, config: &Value) -> (Value, Vec<AttributePath>) {
+pub fn plan(
+    schema: &Schema,
+    prior: &Value,
+    proposed: &Value,
+    config: &Value,
+) -> (Value, Vec<AttributePath>) {
     let creating = prior.is_null();
     // An update where nothing differs from the prior state plans no change at all: computed
     // values keep their prior values instead of going unknown.
-    let changed = creating || strip_write_only(&schema.attributes, proposed) != strip_write_only(&schema.attributes, prior);
+    let changed = creating
+        || strip_write_only(&schema.attributes, proposed)
+            != strip_write_only(&schema.attributes, prior);
     let mut planned = proposed.clone();
     if let Value::Object(m) = &mut planned {
-        apply_attrs(&schema.attributes, m, Some(config), prior_obj(prior), changed);
+        apply_attrs(
+            &schema.attributes,
+            m,
+            Some(config),
+            prior_obj(prior),
+            changed,
+        );
     }
     let mut replace = Vec::new();
     if !creating {
-        collect_replace(&schema.attributes, prior, &planned, &AttributePath::root(), &mut replace);
+        collect_replace(
+            &schema.attributes,
+            prior,
+            &planned,
+            &AttributePath::root(),
+            &mut replace,
+        );
     }
     (planned, replace)
 }
@@ -56,8 +75,12 @@ fn apply_attrs(
     changed: bool,
 ) {
     for attr in attrs {
-        let cfg = config.and_then(|c| c.get(&attr.name)).unwrap_or(&Value::Null);
-        let prior_v = prior.and_then(|p| p.get(&attr.name)).unwrap_or(&Value::Null);
+        let cfg = config
+            .and_then(|c| c.get(&attr.name))
+            .unwrap_or(&Value::Null);
+        let prior_v = prior
+            .and_then(|p| p.get(&attr.name))
+            .unwrap_or(&Value::Null);
         let slot = planned.entry(attr.name.clone()).or_insert(Value::Null);
         if attr.write_only {
             *slot = Value::Null;
@@ -79,9 +102,18 @@ fn apply_attrs(
     }
 }
 
-fn apply_nested(nesting: Nesting, inner: &[Attribute], slot: &mut Value, cfg: &Value, prior: &Value, changed: bool) {
+fn apply_nested(
+    nesting: Nesting,
+    inner: &[Attribute],
+    slot: &mut Value,
+    cfg: &Value,
+    prior: &Value,
+    changed: bool,
+) {
     match (nesting, slot) {
-        (Nesting::Single, Value::Object(m)) => apply_attrs(inner, m, Some(cfg), prior_obj(prior), changed),
+        (Nesting::Single, Value::Object(m)) => {
+            apply_attrs(inner, m, Some(cfg), prior_obj(prior), changed)
+        }
         (Nesting::List | Nesting::Set, Value::List(items) | Value::Set(items)) => {
             let cfg_items = match cfg {
                 Value::List(c) | Value::Set(c) => c.as_slice(),
@@ -93,7 +125,13 @@ fn apply_nested(nesting: Nesting, inner: &[Attribute], slot: &mut Value, cfg: &V
             };
             for (i, item) in items.iter_mut().enumerate() {
                 if let Value::Object(m) = item {
-                    apply_attrs(inner, m, cfg_items.get(i), prior_items.get(i).and_then(prior_obj), changed);
+                    apply_attrs(
+                        inner,
+                        m,
+                        cfg_items.get(i),
+                        prior_items.get(i).and_then(prior_obj),
+                        changed,
+                    );
                 }
             }
         }
@@ -124,7 +162,13 @@ impl MapGet for Value {
     }
 }
 
-fn collect_replace(attrs: &[Attribute], prior: &Value, planned: &Value, base: &AttributePath, out: &mut Vec<AttributePath>) {
+fn collect_replace(
+    attrs: &[Attribute],
+    prior: &Value,
+    planned: &Value,
+    base: &AttributePath,
+    out: &mut Vec<AttributePath>,
+) {
     for attr in attrs {
         let p = prior.get(&attr.name).unwrap_or(&Value::Null);
         let n = planned.get(&attr.name).unwrap_or(&Value::Null);
@@ -133,10 +177,11 @@ fn collect_replace(attrs: &[Attribute], prior: &Value, planned: &Value, base: &A
             out.push(path);
             continue;
         }
-        if let AttrType::Nested(Nesting::Single, inner) = &attr.ty {
-            if !p.is_null() && !n.is_null() {
-                collect_replace(inner, p, n, &path, out);
-            }
+        if let AttrType::Nested(Nesting::Single, inner) = &attr.ty
+            && !p.is_null()
+            && !n.is_null()
+        {
+            collect_replace(inner, p, n, &path, out);
         }
     }
 }

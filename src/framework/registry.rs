@@ -26,17 +26,20 @@ impl Registry {
     }
     #[must_use]
     pub fn resource(mut self, r: impl Resource) -> Self {
-        self.resources.insert(r.type_name().to_string(), Arc::new(r));
+        self.resources
+            .insert(r.type_name().to_string(), Arc::new(r));
         self
     }
     #[must_use]
     pub fn data_source(mut self, d: impl DataSource) -> Self {
-        self.data_sources.insert(d.type_name().to_string(), Arc::new(d));
+        self.data_sources
+            .insert(d.type_name().to_string(), Arc::new(d));
         self
     }
     #[must_use]
     pub fn list_resource(mut self, l: impl ListResource) -> Self {
-        self.list_resources.insert(l.type_name().to_string(), Arc::new(l));
+        self.list_resources
+            .insert(l.type_name().to_string(), Arc::new(l));
         self
     }
 }

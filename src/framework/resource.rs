@@ -53,9 +53,21 @@ pub trait Resource: Send + Sync + 'static {
     /// Config-only checks; values may be unknown here.
     async fn validate(&self, _config: &Value, _diags: &mut Diagnostics) {}
     /// Adjust the framework's plan (both create and update; not destroy).
-    async fn modify_plan(&self, _ctx: &Context, _change: &mut PlanChange, _diags: &mut Diagnostics) {}
+    async fn modify_plan(
+        &self,
+        _ctx: &Context,
+        _change: &mut PlanChange,
+        _diags: &mut Diagnostics,
+    ) {
+    }
     /// Creates the object; returns the new state (wholly known), or `None` with an error.
-    async fn create(&self, ctx: &Context, planned: &Value, config: &Value, diags: &mut Diagnostics) -> Option<Value>;
+    async fn create(
+        &self,
+        ctx: &Context,
+        planned: &Value,
+        config: &Value,
+        diags: &mut Diagnostics,
+    ) -> Option<Value>;
     /// Reads the object; returns `Value::Null` when it no longer exists (Terraform plans a create).
     async fn read(&self, ctx: &Context, state: &Value, diags: &mut Diagnostics) -> Value;
     async fn update(
@@ -68,12 +80,25 @@ pub trait Resource: Send + Sync + 'static {
     ) -> Option<Value>;
     async fn delete(&self, ctx: &Context, prior: &Value, diags: &mut Diagnostics);
     /// Finds an existing object; the returned state may be partial (Terraform reads it next).
-    async fn import(&self, ctx: &Context, request: ImportRequest, diags: &mut Diagnostics) -> Option<Value>;
+    async fn import(
+        &self,
+        ctx: &Context,
+        request: ImportRequest,
+        diags: &mut Diagnostics,
+    ) -> Option<Value>;
     /// Converts state stored at an older schema version (JSON) to the current schema.
-    async fn upgrade_state(&self, version: i64, _raw: &serde_json::Value, diags: &mut Diagnostics) -> Option<Value> {
+    async fn upgrade_state(
+        &self,
+        version: i64,
+        _raw: &serde_json::Value,
+        diags: &mut Diagnostics,
+    ) -> Option<Value> {
         diags.push(Diagnostic::error(
             "Unsupported state version",
-            format!("{} has no upgrade from schema version {version}", self.type_name()),
+            format!(
+                "{} has no upgrade from schema version {version}",
+                self.type_name()
+            ),
         ));
         None
     }

@@ -146,7 +146,12 @@ impl Attribute {
 
 /// The object type implied by a list of attributes.
 pub fn object_type(attrs: &[Attribute]) -> Type {
-    Type::Object(attrs.iter().map(|a| (a.name.clone(), a.value_type())).collect())
+    Type::Object(
+        attrs
+            .iter()
+            .map(|a| (a.name.clone(), a.value_type()))
+            .collect(),
+    )
 }
 
 /// The schema of a provider, resource, data source or list-resource config.
@@ -162,7 +167,12 @@ pub struct Schema {
 
 impl Schema {
     pub fn new(description: &str, attributes: Vec<Attribute>) -> Self {
-        Schema { version: 0, description: description.to_string(), attributes, deprecation: None }
+        Schema {
+            version: 0,
+            description: description.to_string(),
+            attributes,
+            deprecation: None,
+        }
     }
     /// The msgpack/JSON type of whole objects of this schema.
     pub fn implied_type(&self) -> Type {
@@ -192,6 +202,11 @@ pub struct IdentitySchema {
 
 impl IdentitySchema {
     pub fn implied_type(&self) -> Type {
-        Type::Object(self.attributes.iter().map(|a| (a.name.clone(), a.ty.clone())).collect::<BTreeMap<_, _>>())
+        Type::Object(
+            self.attributes
+                .iter()
+                .map(|a| (a.name.clone(), a.ty.clone()))
+                .collect::<BTreeMap<_, _>>(),
+        )
     }
 }

@@ -172,7 +172,9 @@ impl Value {
     pub fn is_wholly_known(&self) -> bool {
         match self {
             Value::Unknown(_) => false,
-            Value::List(v) | Value::Set(v) | Value::Tuple(v) => v.iter().all(Value::is_wholly_known),
+            Value::List(v) | Value::Set(v) | Value::Tuple(v) => {
+                v.iter().all(Value::is_wholly_known)
+            }
             Value::Map(m) | Value::Object(m) => m.values().all(Value::is_wholly_known),
             Value::Dynamic(_, v) => v.is_wholly_known(),
             _ => true,
@@ -213,7 +215,9 @@ impl Value {
             cur = match (step, cur.unwrap_dynamic()) {
                 (PathStep::Attribute(a), Value::Object(m)) => m.get(a)?,
                 (PathStep::Key(k), Value::Map(m)) => m.get(k)?,
-                (PathStep::Index(i), Value::List(v) | Value::Tuple(v)) => v.get(usize::try_from(*i).ok()?)?,
+                (PathStep::Index(i), Value::List(v) | Value::Tuple(v)) => {
+                    v.get(usize::try_from(*i).ok()?)?
+                }
                 _ => return None,
             };
         }
@@ -240,7 +244,11 @@ impl Value {
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum ValueError {
     #[error("{path}expected {expected}, got {got}")]
-    Mismatch { path: String, expected: &'static str, got: String },
+    Mismatch {
+        path: String,
+        expected: &'static str,
+        got: String,
+    },
 }
 
 impl ValueError {
@@ -258,13 +266,23 @@ impl ValueError {
             Value::Tuple(_) => "tuple",
             Value::Dynamic(..) => "dynamic",
         };
-        ValueError::Mismatch { path: String::new(), expected, got: got.to_string() }
+        ValueError::Mismatch {
+            path: String::new(),
+            expected,
+            got: got.to_string(),
+        }
     }
     fn within(self, name: &str) -> Self {
         match self {
-            ValueError::Mismatch { path, expected, got } => {
-                ValueError::Mismatch { path: format!("{name}: {path}"), expected, got }
-            }
+            ValueError::Mismatch {
+                path,
+                expected,
+                got,
+            } => ValueError::Mismatch {
+                path: format!("{name}: {path}"),
+                expected,
+                got,
+            },
         }
     }
 }
@@ -416,9 +434,10 @@ impl<T: IntoValue> IntoValue for Vec<T> {
 impl<T: FromValue> FromValue for BTreeMap<String, T> {
     fn from_value(v: &Value) -> Result<Self, ValueError> {
         match v {
-            Value::Map(m) | Value::Object(m) => {
-                m.iter().map(|(k, v)| Ok((k.clone(), T::from_value(v)?))).collect()
-            }
+            Value::Map(m) | Value::Object(m) => m
+                .iter()
+                .map(|(k, v)| Ok((k.clone(), T::from_value(v)?)))
+                .collect(),
             other => Err(ValueError::mismatch("map", other)),
         }
     }

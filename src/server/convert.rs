@@ -3,8 +3,8 @@
 
 use crate::codec::{json, json_type, msgpack};
 use crate::framework::{
-    AttrType, Attribute, AttributePath, Diagnostic, Diagnostics, IdentitySchema, Mode, Nesting, PathStep, Schema,
-    Severity, Type, Value,
+    AttrType, Attribute, AttributePath, Diagnostic, Diagnostics, IdentitySchema, Mode, Nesting,
+    PathStep, Schema, Severity, Type, Value,
 };
 use crate::proto::tfplugin6 as tf;
 
@@ -124,7 +124,11 @@ pub(crate) fn diags_to_proto(d: &Diagnostics) -> Vec<tf::Diagnostic> {
 
 pub fn diag_from_proto(d: &tf::Diagnostic) -> Diagnostic {
     Diagnostic {
-        severity: if d.severity == tf::diagnostic::Severity::Warning as i32 { Severity::Warning } else { Severity::Error },
+        severity: if d.severity == tf::diagnostic::Severity::Warning as i32 {
+            Severity::Warning
+        } else {
+            Severity::Error
+        },
         summary: d.summary.clone(),
         detail: d.detail.clone(),
         path: d.attribute.as_ref().map(path_from_proto),
@@ -132,14 +136,26 @@ pub fn diag_from_proto(d: &tf::Diagnostic) -> Diagnostic {
 }
 
 /// Decodes a request `DynamicValue`: msgpack if present, else JSON, else null (as Terraform does).
-pub(crate) fn decode_dv(dv: Option<&tf::DynamicValue>, ty: &Type, what: &str) -> Result<Value, Diagnostic> {
+pub(crate) fn decode_dv(
+    dv: Option<&tf::DynamicValue>,
+    ty: &Type,
+    what: &str,
+) -> Result<Value, Diagnostic> {
     let Some(dv) = dv else { return Ok(Value::Null) };
     if !dv.msgpack.is_empty() {
-        msgpack::decode(&dv.msgpack, ty)
-            .map_err(|e| Diagnostic::error(format!("Invalid {what}"), format!("decoding msgpack {what}: {e}")))
+        msgpack::decode(&dv.msgpack, ty).map_err(|e| {
+            Diagnostic::error(
+                format!("Invalid {what}"),
+                format!("decoding msgpack {what}: {e}"),
+            )
+        })
     } else if !dv.json.is_empty() {
-        json::decode(&dv.json, ty)
-            .map_err(|e| Diagnostic::error(format!("Invalid {what}"), format!("decoding JSON {what}: {e}")))
+        json::decode(&dv.json, ty).map_err(|e| {
+            Diagnostic::error(
+                format!("Invalid {what}"),
+                format!("decoding JSON {what}: {e}"),
+            )
+        })
     } else {
         Ok(Value::Null)
     }
@@ -148,7 +164,10 @@ pub(crate) fn decode_dv(dv: Option<&tf::DynamicValue>, ty: &Type, what: &str) ->
 /// Encodes a response value as msgpack (the encoding Terraform asks providers to use).
 pub(crate) fn encode_dv(v: &Value, ty: &Type, what: &str) -> Result<tf::DynamicValue, Diagnostic> {
     msgpack::encode(v, ty)
-        .map(|msgpack| tf::DynamicValue { msgpack, json: Vec::new() })
+        .map(|msgpack| tf::DynamicValue {
+            msgpack,
+            json: Vec::new(),
+        })
         .map_err(|e| {
             Diagnostic::error(
                 format!("Provider produced an invalid {what}"),

@@ -7,7 +7,8 @@ use base64::Engine;
 
 /// Environment variable and value Terraform (and OpenTofu) set when they start a provider.
 pub const MAGIC_COOKIE_KEY: &str = "TF_PLUGIN_MAGIC_COOKIE";
-pub const MAGIC_COOKIE_VALUE: &str = "d602bf8f470bc67ca7faa0386276bbdd4330efaf76d1a219cb4d6991ca9872b2";
+pub const MAGIC_COOKIE_VALUE: &str =
+    "d602bf8f470bc67ca7faa0386276bbdd4330efaf76d1a219cb4d6991ca9872b2";
 /// go-plugin's own protocol version (first handshake field).
 pub const CORE_PROTOCOL_VERSION: u32 = 1;
 /// The tfplugin major version this provider speaks.
@@ -22,7 +23,9 @@ configuration uses the otaas provider. To debug it, run it with --debug.";
 pub enum HandshakeError {
     #[error("not started by Terraform: {MAGIC_COOKIE_KEY} is missing or wrong")]
     NotAPlugin,
-    #[error("the client accepts plugin protocol versions {0:?}, this provider speaks only version 6")]
+    #[error(
+        "the client accepts plugin protocol versions {0:?}, this provider speaks only version 6"
+    )]
     NoCommonVersion(String),
 }
 
@@ -37,7 +40,10 @@ pub fn check_env(env: impl Fn(&str) -> Option<String>) -> Result<(), HandshakeEr
         None => Ok(()),
         Some(list) if list.trim().is_empty() => Ok(()),
         Some(list) => {
-            if list.split(',').any(|v| v.trim() == APP_PROTOCOL_VERSION.to_string()) {
+            if list
+                .split(',')
+                .any(|v| v.trim() == APP_PROTOCOL_VERSION.to_string())
+            {
                 Ok(())
             } else {
                 Err(HandshakeError::NoCommonVersion(list))
@@ -62,8 +68,13 @@ pub fn socket_path(env: impl Fn(&str) -> Option<String>) -> PathBuf {
 /// `1|6|unix|PATH|grpc|CERT`: CERT is the server certificate DER in standard base64 *without*
 /// padding (go-plugin decodes with RawStdEncoding), empty when TLS is off.
 pub fn handshake_line(socket: &Path, server_cert_der: Option<&[u8]>) -> String {
-    let cert = server_cert_der.map(|d| base64::engine::general_purpose::STANDARD_NO_PAD.encode(d)).unwrap_or_default();
-    format!("{CORE_PROTOCOL_VERSION}|{APP_PROTOCOL_VERSION}|unix|{}|grpc|{cert}", socket.display())
+    let cert = server_cert_der
+        .map(|d| base64::engine::general_purpose::STANDARD_NO_PAD.encode(d))
+        .unwrap_or_default();
+    format!(
+        "{CORE_PROTOCOL_VERSION}|{APP_PROTOCOL_VERSION}|unix|{}|grpc|{cert}",
+        socket.display()
+    )
 }
 
 /// The `TF_REATTACH_PROVIDERS` value for debug mode. `Test: true` makes go-plugin keep protocol 6

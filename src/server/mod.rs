@@ -38,7 +38,10 @@ pub enum ServeError {
     #[error(transparent)]
     Handshake(#[from] handshake::HandshakeError),
     #[error("listening on {path}: {source}")]
-    Listen { path: PathBuf, source: std::io::Error },
+    Listen {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error(transparent)]
     Tls(#[from] tls::TlsError),
     #[error("writing the handshake line: {0}")]
@@ -57,13 +60,20 @@ pub enum Mode {
 }
 
 /// Runs the provider process until shutdown.
-pub async fn serve(registry: Registry, mode: Mode, provider_address: &str) -> Result<(), ServeError> {
+pub async fn serve(
+    registry: Registry,
+    mode: Mode,
+    provider_address: &str,
+) -> Result<(), ServeError> {
     let env = |k: &str| std::env::var(k).ok();
     if mode == Mode::Managed {
         handshake::check_env(env)?;
     }
     let path = handshake::socket_path(env);
-    let listener = UnixListener::bind(&path).map_err(|source| ServeError::Listen { path: path.clone(), source })?;
+    let listener = UnixListener::bind(&path).map_err(|source| ServeError::Listen {
+        path: path.clone(),
+        source,
+    })?;
     let mtls = match env("PLUGIN_CLIENT_CERT").filter(|c| !c.trim().is_empty()) {
         Some(pem) if mode == Mode::Managed => Some(tls::auto_mtls(&pem)?),
         _ => None,
@@ -75,14 +85,19 @@ pub async fn serve(registry: Registry, mode: Mode, provider_address: &str) -> Re
     {
         let mut out = std::io::stdout().lock();
         let line = match mode {
-            Mode::Managed => handshake::handshake_line(&path, mtls.as_ref().map(|m| m.server_cert_der.as_slice())),
+            Mode::Managed => handshake::handshake_line(
+                &path,
+                mtls.as_ref().map(|m| m.server_cert_der.as_slice()),
+            ),
             Mode::Debug => format!(
                 "Provider started in debug mode. To attach Terraform, set in your shell:\n\n    \
                  TF_REATTACH_PROVIDERS='{}'\n",
                 handshake::reattach_json(provider_address, &path)
             ),
         };
-        writeln!(out, "{line}").and_then(|()| out.flush()).map_err(ServeError::Stdout)?;
+        writeln!(out, "{line}")
+            .and_then(|()| out.flush())
+            .map_err(ServeError::Stdout)?;
     }
     tracing::info!(socket = %path.display(), tls = mtls.is_some(), "Provider listening");
 
@@ -90,7 +105,9 @@ pub async fn serve(registry: Registry, mode: Mode, provider_address: &str) -> Re
         // Terraform turns Ctrl-C into StopProvider; the signal itself must not kill us.
         Mode::Managed => {
             tokio::spawn(async move {
-                if let Ok(mut sigint) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt()) {
+                if let Ok(mut sigint) =
+                    tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
+                {
                     while sigint.recv().await.is_some() {
                         tracing::debug!("Ignoring SIGINT; Terraform sends StopProvider");
                     }
@@ -121,7 +138,9 @@ pub async fn run_grpc(
 ) -> Result<(), ServeError> {
     let (health_reporter, health_service) = tonic_health::server::health_reporter();
     // go-plugin registers the health service under the name "plugin".
-    health_reporter.set_service_status("plugin", tonic_health::ServingStatus::Serving).await;
+    health_reporter
+        .set_service_status("plugin", tonic_health::ServingStatus::Serving)
+        .await;
     let plugin = plugin::PluginServices::new(shutdown.clone());
 
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Conn, std::io::Error>>(16);
@@ -167,7 +186,10 @@ pub async fn run_grpc(
         .add_service(GrpcStdioServer::new(plugin.clone()))
         .add_service(GrpcBrokerServer::new(plugin))
         .add_service(provider)
-        .serve_with_incoming_shutdown(tokio_stream::wrappers::ReceiverStream::new(rx), shutdown.cancelled_owned())
+        .serve_with_incoming_shutdown(
+            tokio_stream::wrappers::ReceiverStream::new(rx),
+            shutdown.cancelled_owned(),
+        )
         .await?;
     Ok(())
 }
@@ -184,7 +206,11 @@ impl Connected for Conn {
 }
 
 impl AsyncRead for Conn {
-    fn poll_read(self: Pin<&mut Self>, cx: &mut TaskContext<'_>, buf: &mut ReadBuf<'_>) -> Poll<std::io::Result<()>> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut TaskContext<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
         match self.get_mut() {
             Conn::Plain(s) => Pin::new(s).poll_read(cx, buf),
             Conn::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
@@ -193,7 +219,11 @@ impl AsyncRead for Conn {
 }
 
 impl AsyncWrite for Conn {
-    fn poll_write(self: Pin<&mut Self>, cx: &mut TaskContext<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut TaskContext<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
         match self.get_mut() {
             Conn::Plain(s) => Pin::new(s).poll_write(cx, buf),
             Conn::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),

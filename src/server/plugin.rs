@@ -41,23 +41,31 @@ impl GrpcController for PluginServices {
 
 #[tonic::async_trait]
 impl GrpcStdio for PluginServices {
-    async fn stream_stdio(&self, _r: Request<()>) -> Result<Response<BoxStream<StdioData>>, Status> {
+    async fn stream_stdio(
+        &self,
+        _r: Request<()>,
+    ) -> Result<Response<BoxStream<StdioData>>, Status> {
         // Nothing is ever mirrored; the stream stays open until shutdown so the client does not
         // log a premature end of stdio.
         let token = self.shutdown.clone();
-        let stream = futures::stream::once(async move { token.cancelled_owned().await }).filter_map(|()| async { None });
+        let stream = futures::stream::once(async move { token.cancelled_owned().await })
+            .filter_map(|()| async { None });
         Ok(Response::new(Box::pin(stream)))
     }
 }
 
 #[tonic::async_trait]
 impl GrpcBroker for PluginServices {
-    async fn start_stream(&self, r: Request<Streaming<ConnInfo>>) -> Result<Response<BoxStream<ConnInfo>>, Status> {
+    async fn start_stream(
+        &self,
+        r: Request<Streaming<ConnInfo>>,
+    ) -> Result<Response<BoxStream<ConnInfo>>, Status> {
         let mut incoming = r.into_inner();
         // Drain whatever the client sends (it never asks for a broker connection from a provider).
         tokio::spawn(async move { while let Some(Ok(_)) = incoming.next().await {} });
         let token = self.shutdown.clone();
-        let stream = futures::stream::once(async move { token.cancelled_owned().await }).filter_map(|()| async { None });
+        let stream = futures::stream::once(async move { token.cancelled_owned().await })
+            .filter_map(|()| async { None });
         Ok(Response::new(Box::pin(stream)))
     }
 }

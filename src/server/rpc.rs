@@ -8,10 +8,13 @@ use futures::StreamExt;
 use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status};
 
-use super::convert::{decode_dv, diag_to_proto, diags_to_proto, encode_dv, identity_schema_to_proto, path_to_proto, schema_to_proto};
+use super::convert::{
+    decode_dv, diag_to_proto, diags_to_proto, encode_dv, identity_schema_to_proto, path_to_proto,
+    schema_to_proto,
+};
 use crate::framework::{
-    plan, Context, Diagnostic, Diagnostics, ImportRequest, ListEvent, ListRequest, PlanChange, ProviderConfig,
-    Registry, Resource, Value,
+    Context, Diagnostic, Diagnostics, ImportRequest, ListEvent, ListRequest, PlanChange,
+    ProviderConfig, Registry, Resource, Value, plan,
 };
 use crate::proto::tfplugin6 as tf;
 use crate::proto::tfplugin6::provider_server::Provider;
@@ -51,14 +54,28 @@ impl ProviderService {
         self.stop.clone()
     }
     fn ctx(&self) -> Context {
-        let cfg = self.config.read().unwrap_or_else(|e| e.into_inner()).clone();
+        let cfg = self
+            .config
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
         Context::new(cfg, self.stop.child_token())
     }
     fn resource(&self, name: &str) -> Result<&Arc<dyn Resource>, Diagnostic> {
-        self.registry.resources.get(name).ok_or_else(|| unknown_type("resource", name))
+        self.registry
+            .resources
+            .get(name)
+            .ok_or_else(|| unknown_type("resource", name))
     }
-    fn identity_dv(&self, res: &dyn Resource, state: &Value, fallback: Option<&tf::ResourceIdentityData>) -> Result<Option<tf::ResourceIdentityData>, Diagnostic> {
-        let Some(schema) = res.identity_schema() else { return Ok(None) };
+    fn identity_dv(
+        &self,
+        res: &dyn Resource,
+        state: &Value,
+        fallback: Option<&tf::ResourceIdentityData>,
+    ) -> Result<Option<tf::ResourceIdentityData>, Diagnostic> {
+        let Some(schema) = res.identity_schema() else {
+            return Ok(None);
+        };
         match res.identity(state) {
             Some(id) => Ok(Some(tf::ResourceIdentityData {
                 identity_data: Some(encode_dv(&id, &schema.implied_type(), "identity")?),
@@ -71,7 +88,9 @@ impl ProviderService {
 fn unknown_type(kind: &str, name: &str) -> Diagnostic {
     Diagnostic::error(
         format!("Unknown {kind} type"),
-        format!("This provider has no {kind} type {name:?}; check the type name and the provider version."),
+        format!(
+            "This provider has no {kind} type {name:?}; check the type name and the provider version."
+        ),
     )
 }
 
@@ -95,6 +114,7 @@ trait WithDiags: Default {
 }
 macro_rules! with_diags {
     ($($t:ty => $f:ident),* $(,)?) => {$(
+        #[allow(clippy::needless_update)]
         impl WithDiags for $t {
             fn with_diags(d: Vec<tf::Diagnostic>) -> Self { Self { $f: d, ..Default::default() } }
         }
@@ -128,58 +148,115 @@ fn check_known(v: &Value, what: &str, diags: &mut Diagnostics) -> bool {
 
 #[tonic::async_trait]
 impl Provider for ProviderService {
-    async fn get_metadata(&self, _r: Request<tf::get_metadata::Request>) -> Result<Response<tf::get_metadata::Response>, Status> {
+    async fn get_metadata(
+        &self,
+        _r: Request<tf::get_metadata::Request>,
+    ) -> Result<Response<tf::get_metadata::Response>, Status> {
         let reg = &self.registry;
         Ok(Response::new(tf::get_metadata::Response {
             server_capabilities: Some(capabilities()),
-            resources: reg.resources.keys().map(|k| tf::get_metadata::ResourceMetadata { type_name: k.clone() }).collect(),
-            data_sources: reg.data_sources.keys().map(|k| tf::get_metadata::DataSourceMetadata { type_name: k.clone() }).collect(),
-            list_resources: reg.list_resources.keys().map(|k| tf::get_metadata::ListResourceMetadata { type_name: k.clone() }).collect(),
+            resources: reg
+                .resources
+                .keys()
+                .map(|k| tf::get_metadata::ResourceMetadata {
+                    type_name: k.clone(),
+                })
+                .collect(),
+            data_sources: reg
+                .data_sources
+                .keys()
+                .map(|k| tf::get_metadata::DataSourceMetadata {
+                    type_name: k.clone(),
+                })
+                .collect(),
+            list_resources: reg
+                .list_resources
+                .keys()
+                .map(|k| tf::get_metadata::ListResourceMetadata {
+                    type_name: k.clone(),
+                })
+                .collect(),
             ..Default::default()
         }))
     }
 
-    async fn get_provider_schema(&self, _r: Request<tf::get_provider_schema::Request>) -> Result<Response<tf::get_provider_schema::Response>, Status> {
+    async fn get_provider_schema(
+        &self,
+        _r: Request<tf::get_provider_schema::Request>,
+    ) -> Result<Response<tf::get_provider_schema::Response>, Status> {
         let reg = &self.registry;
         Ok(Response::new(tf::get_provider_schema::Response {
             provider: Some(schema_to_proto(&reg.provider_schema)),
-            resource_schemas: reg.resources.iter().map(|(k, r)| (k.clone(), schema_to_proto(&r.schema()))).collect(),
-            data_source_schemas: reg.data_sources.iter().map(|(k, d)| (k.clone(), schema_to_proto(&d.schema()))).collect(),
-            list_resource_schemas: reg.list_resources.iter().map(|(k, l)| (k.clone(), schema_to_proto(&l.config_schema()))).collect(),
+            resource_schemas: reg
+                .resources
+                .iter()
+                .map(|(k, r)| (k.clone(), schema_to_proto(&r.schema())))
+                .collect(),
+            data_source_schemas: reg
+                .data_sources
+                .iter()
+                .map(|(k, d)| (k.clone(), schema_to_proto(&d.schema())))
+                .collect(),
+            list_resource_schemas: reg
+                .list_resources
+                .iter()
+                .map(|(k, l)| (k.clone(), schema_to_proto(&l.config_schema())))
+                .collect(),
             server_capabilities: Some(capabilities()),
             ..Default::default()
         }))
     }
 
-    async fn get_resource_identity_schemas(&self, _r: Request<tf::get_resource_identity_schemas::Request>) -> Result<Response<tf::get_resource_identity_schemas::Response>, Status> {
+    async fn get_resource_identity_schemas(
+        &self,
+        _r: Request<tf::get_resource_identity_schemas::Request>,
+    ) -> Result<Response<tf::get_resource_identity_schemas::Response>, Status> {
         Ok(Response::new(tf::get_resource_identity_schemas::Response {
             identity_schemas: self
                 .registry
                 .resources
                 .iter()
-                .filter_map(|(k, r)| r.identity_schema().map(|s| (k.clone(), identity_schema_to_proto(&s))))
+                .filter_map(|(k, r)| {
+                    r.identity_schema()
+                        .map(|s| (k.clone(), identity_schema_to_proto(&s)))
+                })
                 .collect(),
             diagnostics: Vec::new(),
         }))
     }
 
-    async fn get_functions(&self, _r: Request<tf::get_functions::Request>) -> Result<Response<tf::get_functions::Response>, Status> {
+    async fn get_functions(
+        &self,
+        _r: Request<tf::get_functions::Request>,
+    ) -> Result<Response<tf::get_functions::Response>, Status> {
         Ok(Response::new(tf::get_functions::Response::default()))
     }
 
-    async fn validate_provider_config(&self, r: Request<tf::validate_provider_config::Request>) -> Result<Response<tf::validate_provider_config::Response>, Status> {
+    async fn validate_provider_config(
+        &self,
+        r: Request<tf::validate_provider_config::Request>,
+    ) -> Result<Response<tf::validate_provider_config::Response>, Status> {
         type R = tf::validate_provider_config::Response;
         let ty = self.registry.provider_schema.implied_type();
-        let config = try_diag!(decode_dv(r.get_ref().config.as_ref(), &ty, "provider configuration"), R);
+        let config = try_diag!(
+            decode_dv(r.get_ref().config.as_ref(), &ty, "provider configuration"),
+            R
+        );
         let mut diags = Diagnostics::new();
         provider::validate(&config, &mut diags);
         Ok(Response::new(R::with_diags(diags_to_proto(&diags))))
     }
 
-    async fn configure_provider(&self, r: Request<tf::configure_provider::Request>) -> Result<Response<tf::configure_provider::Response>, Status> {
+    async fn configure_provider(
+        &self,
+        r: Request<tf::configure_provider::Request>,
+    ) -> Result<Response<tf::configure_provider::Response>, Status> {
         type R = tf::configure_provider::Response;
         let ty = self.registry.provider_schema.implied_type();
-        let config = try_diag!(decode_dv(r.get_ref().config.as_ref(), &ty, "provider configuration"), R);
+        let config = try_diag!(
+            decode_dv(r.get_ref().config.as_ref(), &ty, "provider configuration"),
+            R
+        );
         let mut diags = Diagnostics::new();
         let env = self.env.clone();
         if let Some(cfg) = provider::configure(&config, |k| env(k), &mut diags) {
@@ -189,37 +266,82 @@ impl Provider for ProviderService {
         Ok(Response::new(R::with_diags(diags_to_proto(&diags))))
     }
 
-    async fn validate_resource_config(&self, r: Request<tf::validate_resource_config::Request>) -> Result<Response<tf::validate_resource_config::Response>, Status> {
+    async fn validate_resource_config(
+        &self,
+        r: Request<tf::validate_resource_config::Request>,
+    ) -> Result<Response<tf::validate_resource_config::Response>, Status> {
         type R = tf::validate_resource_config::Response;
         let req = r.into_inner();
         let res = try_diag!(self.resource(&req.type_name), R);
-        let config = try_diag!(decode_dv(req.config.as_ref(), &res.schema().implied_type(), "configuration"), R);
+        let config = try_diag!(
+            decode_dv(
+                req.config.as_ref(),
+                &res.schema().implied_type(),
+                "configuration"
+            ),
+            R
+        );
         let mut diags = Diagnostics::new();
         res.validate(&config, &mut diags).await;
         Ok(Response::new(R::with_diags(diags_to_proto(&diags))))
     }
 
-    async fn validate_data_resource_config(&self, r: Request<tf::validate_data_resource_config::Request>) -> Result<Response<tf::validate_data_resource_config::Response>, Status> {
+    async fn validate_data_resource_config(
+        &self,
+        r: Request<tf::validate_data_resource_config::Request>,
+    ) -> Result<Response<tf::validate_data_resource_config::Response>, Status> {
         type R = tf::validate_data_resource_config::Response;
         let req = r.into_inner();
-        let ds = try_diag!(self.registry.data_sources.get(&req.type_name).ok_or_else(|| unknown_type("data source", &req.type_name)), R);
-        let config = try_diag!(decode_dv(req.config.as_ref(), &ds.schema().implied_type(), "configuration"), R);
+        let ds = try_diag!(
+            self.registry
+                .data_sources
+                .get(&req.type_name)
+                .ok_or_else(|| unknown_type("data source", &req.type_name)),
+            R
+        );
+        let config = try_diag!(
+            decode_dv(
+                req.config.as_ref(),
+                &ds.schema().implied_type(),
+                "configuration"
+            ),
+            R
+        );
         let mut diags = Diagnostics::new();
         ds.validate(&config, &mut diags).await;
         Ok(Response::new(R::with_diags(diags_to_proto(&diags))))
     }
 
-    async fn validate_list_resource_config(&self, r: Request<tf::validate_list_resource_config::Request>) -> Result<Response<tf::validate_list_resource_config::Response>, Status> {
+    async fn validate_list_resource_config(
+        &self,
+        r: Request<tf::validate_list_resource_config::Request>,
+    ) -> Result<Response<tf::validate_list_resource_config::Response>, Status> {
         type R = tf::validate_list_resource_config::Response;
         let req = r.into_inner();
-        let lr = try_diag!(self.registry.list_resources.get(&req.type_name).ok_or_else(|| unknown_type("list resource", &req.type_name)), R);
-        let config = try_diag!(decode_dv(req.config.as_ref(), &lr.config_schema().implied_type(), "list configuration"), R);
+        let lr = try_diag!(
+            self.registry
+                .list_resources
+                .get(&req.type_name)
+                .ok_or_else(|| unknown_type("list resource", &req.type_name)),
+            R
+        );
+        let config = try_diag!(
+            decode_dv(
+                req.config.as_ref(),
+                &lr.config_schema().implied_type(),
+                "list configuration"
+            ),
+            R
+        );
         let mut diags = Diagnostics::new();
         lr.validate(&config, &mut diags).await;
         Ok(Response::new(R::with_diags(diags_to_proto(&diags))))
     }
 
-    async fn upgrade_resource_state(&self, r: Request<tf::upgrade_resource_state::Request>) -> Result<Response<tf::upgrade_resource_state::Response>, Status> {
+    async fn upgrade_resource_state(
+        &self,
+        r: Request<tf::upgrade_resource_state::Request>,
+    ) -> Result<Response<tf::upgrade_resource_state::Response>, Status> {
         type R = tf::upgrade_resource_state::Response;
         let req = r.into_inner();
         let res = try_diag!(self.resource(&req.type_name), R);
@@ -236,8 +358,10 @@ impl Provider for ProviderService {
         let state = if req.version == schema.version {
             // Same version: re-read the JSON under the current schema (drops removed attributes).
             try_diag!(
-                crate::codec::json::decode(&raw, &ty)
-                    .map_err(|e| Diagnostic::error("Invalid stored state", format!("decoding state JSON: {e}"))),
+                crate::codec::json::decode(&raw, &ty).map_err(|e| Diagnostic::error(
+                    "Invalid stored state",
+                    format!("decoding state JSON: {e}")
+                )),
                 R
             )
         } else if req.version > schema.version {
@@ -250,7 +374,10 @@ impl Provider for ProviderService {
             )))));
         } else {
             let json: serde_json::Value = try_diag!(
-                serde_json::from_slice(&raw).map_err(|e| Diagnostic::error("Invalid stored state", format!("decoding state JSON: {e}"))),
+                serde_json::from_slice(&raw).map_err(|e| Diagnostic::error(
+                    "Invalid stored state",
+                    format!("decoding state JSON: {e}")
+                )),
                 R
             );
             match res.upgrade_state(req.version, &json, &mut diags).await {
@@ -260,34 +387,53 @@ impl Provider for ProviderService {
         };
         check_known(&state, "upgraded state", &mut diags);
         let upgraded = try_diag!(encode_dv(&state, &ty, "upgraded state"), R);
-        Ok(Response::new(R { upgraded_state: Some(upgraded), diagnostics: diags_to_proto(&diags) }))
+        Ok(Response::new(R {
+            upgraded_state: Some(upgraded),
+            diagnostics: diags_to_proto(&diags),
+        }))
     }
 
-    async fn upgrade_resource_identity(&self, r: Request<tf::upgrade_resource_identity::Request>) -> Result<Response<tf::upgrade_resource_identity::Response>, Status> {
+    async fn upgrade_resource_identity(
+        &self,
+        r: Request<tf::upgrade_resource_identity::Request>,
+    ) -> Result<Response<tf::upgrade_resource_identity::Response>, Status> {
         type R = tf::upgrade_resource_identity::Response;
         let req = r.into_inner();
         let res = try_diag!(self.resource(&req.type_name), R);
-        let schema = try_diag!(res.identity_schema().ok_or_else(|| unknown_type("resource identity", &req.type_name)), R);
+        let schema = try_diag!(
+            res.identity_schema()
+                .ok_or_else(|| unknown_type("resource identity", &req.type_name)),
+            R
+        );
         if req.version != schema.version {
             return Ok(Response::new(R::with_diags(one(Diagnostic::error(
                 "Unsupported identity version",
-                format!("{} has no identity upgrade from version {} to {}", req.type_name, req.version, schema.version),
+                format!(
+                    "{} has no identity upgrade from version {} to {}",
+                    req.type_name, req.version, schema.version
+                ),
             )))));
         }
         let raw = req.raw_identity.map(|s| s.json).unwrap_or_default();
         let ty = schema.implied_type();
         let id = try_diag!(
-            crate::codec::json::decode(&raw, &ty).map_err(|e| Diagnostic::error("Invalid stored identity", e.to_string())),
+            crate::codec::json::decode(&raw, &ty)
+                .map_err(|e| Diagnostic::error("Invalid stored identity", e.to_string())),
             R
         );
         let dv = try_diag!(encode_dv(&id, &ty, "identity"), R);
         Ok(Response::new(R {
-            upgraded_identity: Some(tf::ResourceIdentityData { identity_data: Some(dv) }),
+            upgraded_identity: Some(tf::ResourceIdentityData {
+                identity_data: Some(dv),
+            }),
             diagnostics: Vec::new(),
         }))
     }
 
-    async fn read_resource(&self, r: Request<tf::read_resource::Request>) -> Result<Response<tf::read_resource::Response>, Status> {
+    async fn read_resource(
+        &self,
+        r: Request<tf::read_resource::Request>,
+    ) -> Result<Response<tf::read_resource::Response>, Status> {
         type R = tf::read_resource::Response;
         let req = r.into_inner();
         let res = try_diag!(self.resource(&req.type_name), R);
@@ -310,7 +456,10 @@ impl Provider for ProviderService {
         let identity = if new_state.is_null() {
             None
         } else {
-            try_diag!(self.identity_dv(res.as_ref(), &new_state, req.current_identity.as_ref()), R)
+            try_diag!(
+                self.identity_dv(res.as_ref(), &new_state, req.current_identity.as_ref()),
+                R
+            )
         };
         Ok(Response::new(R {
             new_state: Some(dv),
@@ -322,14 +471,20 @@ impl Provider for ProviderService {
         }))
     }
 
-    async fn plan_resource_change(&self, r: Request<tf::plan_resource_change::Request>) -> Result<Response<tf::plan_resource_change::Response>, Status> {
+    async fn plan_resource_change(
+        &self,
+        r: Request<tf::plan_resource_change::Request>,
+    ) -> Result<Response<tf::plan_resource_change::Response>, Status> {
         type R = tf::plan_resource_change::Response;
         let req = r.into_inner();
         let res = try_diag!(self.resource(&req.type_name), R);
         let schema = res.schema();
         let ty = schema.implied_type();
         let prior = try_diag!(decode_dv(req.prior_state.as_ref(), &ty, "prior state"), R);
-        let proposed = try_diag!(decode_dv(req.proposed_new_state.as_ref(), &ty, "proposed new state"), R);
+        let proposed = try_diag!(
+            decode_dv(req.proposed_new_state.as_ref(), &ty, "proposed new state"),
+            R
+        );
         let config = try_diag!(decode_dv(req.config.as_ref(), &ty, "configuration"), R);
 
         if proposed.is_null() {
@@ -343,14 +498,28 @@ impl Provider for ProviderService {
             }));
         }
         let (planned, requires_replace) = plan::plan(&schema, &prior, &proposed, &config);
-        let mut change = PlanChange { prior, config, planned, requires_replace };
+        let mut change = PlanChange {
+            prior,
+            config,
+            planned,
+            requires_replace,
+        };
         let mut diags = Diagnostics::new();
         res.modify_plan(&self.ctx(), &mut change, &mut diags).await;
         let planned_dv = try_diag!(encode_dv(&change.planned, &ty, "planned state"), R);
-        let identity = try_diag!(self.identity_dv(res.as_ref(), &change.planned, req.prior_identity.as_ref()), R);
+        let identity = try_diag!(
+            self.identity_dv(res.as_ref(), &change.planned, req.prior_identity.as_ref()),
+            R
+        );
         // On update the planned identity must be known: fall back to the prior identity.
         let identity = match (&identity, change.is_create()) {
-            (Some(_), false) if res.identity(&change.planned).is_some_and(|v| !v.is_wholly_known()) => req.prior_identity.clone(),
+            (Some(_), false)
+                if res
+                    .identity(&change.planned)
+                    .is_some_and(|v| !v.is_wholly_known()) =>
+            {
+                req.prior_identity.clone()
+            }
             _ => identity,
         };
         Ok(Response::new(R {
@@ -364,13 +533,19 @@ impl Provider for ProviderService {
         }))
     }
 
-    async fn apply_resource_change(&self, r: Request<tf::apply_resource_change::Request>) -> Result<Response<tf::apply_resource_change::Response>, Status> {
+    async fn apply_resource_change(
+        &self,
+        r: Request<tf::apply_resource_change::Request>,
+    ) -> Result<Response<tf::apply_resource_change::Response>, Status> {
         type R = tf::apply_resource_change::Response;
         let req = r.into_inner();
         let res = try_diag!(self.resource(&req.type_name), R);
         let ty = res.schema().implied_type();
         let prior = try_diag!(decode_dv(req.prior_state.as_ref(), &ty, "prior state"), R);
-        let planned = try_diag!(decode_dv(req.planned_state.as_ref(), &ty, "planned state"), R);
+        let planned = try_diag!(
+            decode_dv(req.planned_state.as_ref(), &ty, "planned state"),
+            R
+        );
         let config = try_diag!(decode_dv(req.config.as_ref(), &ty, "configuration"), R);
         let ctx = self.ctx();
         let mut diags = Diagnostics::new();
@@ -378,11 +553,19 @@ impl Provider for ProviderService {
         if planned.is_null() {
             res.delete(&ctx, &prior, &mut diags).await;
             // On failure the object still exists: hand the prior state back.
-            let keep = if diags.has_errors() { &prior } else { &Value::Null };
+            let keep = if diags.has_errors() {
+                &prior
+            } else {
+                &Value::Null
+            };
             let dv = try_diag!(encode_dv(keep, &ty, "new state"), R);
             return Ok(Response::new(R {
                 new_state: Some(dv),
-                private: if diags.has_errors() { req.planned_private } else { Vec::new() },
+                private: if diags.has_errors() {
+                    req.planned_private
+                } else {
+                    Vec::new()
+                },
                 diagnostics: diags_to_proto(&diags),
                 ..Default::default()
             }));
@@ -390,7 +573,8 @@ impl Provider for ProviderService {
         let new_state = if prior.is_null() {
             res.create(&ctx, &planned, &config, &mut diags).await
         } else {
-            res.update(&ctx, &prior, &planned, &config, &mut diags).await
+            res.update(&ctx, &prior, &planned, &config, &mut diags)
+                .await
         };
         let Some(new_state) = new_state else {
             if !diags.has_errors() {
@@ -418,15 +602,25 @@ impl Provider for ProviderService {
         }))
     }
 
-    async fn import_resource_state(&self, r: Request<tf::import_resource_state::Request>) -> Result<Response<tf::import_resource_state::Response>, Status> {
+    async fn import_resource_state(
+        &self,
+        r: Request<tf::import_resource_state::Request>,
+    ) -> Result<Response<tf::import_resource_state::Response>, Status> {
         type R = tf::import_resource_state::Response;
         let req = r.into_inner();
         let res = try_diag!(self.resource(&req.type_name), R);
         let ty = res.schema().implied_type();
         let import = match req.identity.as_ref().and_then(|i| i.identity_data.as_ref()) {
             Some(dv) => {
-                let schema = try_diag!(res.identity_schema().ok_or_else(|| unknown_type("resource identity", &req.type_name)), R);
-                ImportRequest::Identity(try_diag!(decode_dv(Some(dv), &schema.implied_type(), "identity"), R))
+                let schema = try_diag!(
+                    res.identity_schema()
+                        .ok_or_else(|| unknown_type("resource identity", &req.type_name)),
+                    R
+                );
+                ImportRequest::Identity(try_diag!(
+                    decode_dv(Some(dv), &schema.implied_type(), "identity"),
+                    R
+                ))
             }
             None if req.id.is_empty() => {
                 return Ok(Response::new(R::with_diags(one(Diagnostic::error(
@@ -440,12 +634,18 @@ impl Provider for ProviderService {
         let state = res.import(&self.ctx(), import, &mut diags).await;
         let Some(state) = state.filter(|s| !s.is_null()) else {
             if !diags.has_errors() {
-                diags.error("Cannot import non-existent remote object", format!("No {} matches {:?}.", req.type_name, req.id));
+                diags.error(
+                    "Cannot import non-existent remote object",
+                    format!("No {} matches {:?}.", req.type_name, req.id),
+                );
             }
             return Ok(Response::new(R::with_diags(diags_to_proto(&diags))));
         };
         let dv = try_diag!(encode_dv(&state, &ty, "imported state"), R);
-        let identity = try_diag!(self.identity_dv(res.as_ref(), &state, req.identity.as_ref()), R);
+        let identity = try_diag!(
+            self.identity_dv(res.as_ref(), &state, req.identity.as_ref()),
+            R
+        );
         Ok(Response::new(R {
             imported_resources: vec![tf::import_resource_state::ImportedResource {
                 type_name: req.type_name,
@@ -458,28 +658,57 @@ impl Provider for ProviderService {
         }))
     }
 
-    async fn read_data_source(&self, r: Request<tf::read_data_source::Request>) -> Result<Response<tf::read_data_source::Response>, Status> {
+    async fn read_data_source(
+        &self,
+        r: Request<tf::read_data_source::Request>,
+    ) -> Result<Response<tf::read_data_source::Response>, Status> {
         type R = tf::read_data_source::Response;
         let req = r.into_inner();
-        let ds = try_diag!(self.registry.data_sources.get(&req.type_name).ok_or_else(|| unknown_type("data source", &req.type_name)), R);
+        let ds = try_diag!(
+            self.registry
+                .data_sources
+                .get(&req.type_name)
+                .ok_or_else(|| unknown_type("data source", &req.type_name)),
+            R
+        );
         let ty = ds.schema().implied_type();
         let config = try_diag!(decode_dv(req.config.as_ref(), &ty, "configuration"), R);
         let mut diags = Diagnostics::new();
-        let Some(state) = ds.read(&self.ctx(), &config, &mut diags).await.filter(|s| !s.is_null()) else {
+        let Some(state) = ds
+            .read(&self.ctx(), &config, &mut diags)
+            .await
+            .filter(|s| !s.is_null())
+        else {
             if !diags.has_errors() {
-                diags.error("Data source returned nothing", "The read returned neither data nor an error. This is a bug in the provider.");
+                diags.error(
+                    "Data source returned nothing",
+                    "The read returned neither data nor an error. This is a bug in the provider.",
+                );
             }
             return Ok(Response::new(R::with_diags(diags_to_proto(&diags))));
         };
         check_known(&state, "data source result", &mut diags);
         let dv = try_diag!(encode_dv(&state, &ty, "data source result"), R);
-        Ok(Response::new(R { state: Some(dv), diagnostics: diags_to_proto(&diags), deferred: None }))
+        Ok(Response::new(R {
+            state: Some(dv),
+            diagnostics: diags_to_proto(&diags),
+            deferred: None,
+        }))
     }
 
-    async fn list_resource(&self, r: Request<tf::list_resource::Request>) -> Result<Response<tonic::codegen::BoxStream<tf::list_resource::Event>>, Status> {
+    async fn list_resource(
+        &self,
+        r: Request<tf::list_resource::Request>,
+    ) -> Result<Response<tonic::codegen::BoxStream<tf::list_resource::Event>>, Status> {
         let req = r.into_inner();
-        let error_stream = |d: Diagnostic| -> Result<Response<tonic::codegen::BoxStream<tf::list_resource::Event>>, Status> {
-            let ev = tf::list_resource::Event { diagnostic: one(d), ..Default::default() };
+        let error_stream = |d: Diagnostic| -> Result<
+            Response<tonic::codegen::BoxStream<tf::list_resource::Event>>,
+            Status,
+        > {
+            let ev = tf::list_resource::Event {
+                diagnostic: one(d),
+                ..Default::default()
+            };
             Ok(Response::new(Box::pin(futures::stream::iter([Ok(ev)]))))
         };
         let Some(lr) = self.registry.list_resources.get(&req.type_name).cloned() else {
@@ -491,7 +720,11 @@ impl Provider for ProviderService {
         let Some(id_schema) = res.identity_schema() else {
             return error_stream(unknown_type("resource identity", &req.type_name));
         };
-        let config = match decode_dv(req.config.as_ref(), &lr.config_schema().implied_type(), "list configuration") {
+        let config = match decode_dv(
+            req.config.as_ref(),
+            &lr.config_schema().implied_type(),
+            "list configuration",
+        ) {
             Ok(c) => c,
             Err(d) => return error_stream(d),
         };
@@ -504,37 +737,55 @@ impl Provider for ProviderService {
         let include = request.include_resource;
         let id_ty = id_schema.implied_type();
         let res_ty = res.schema().implied_type();
-        let stream = lr.list(&self.ctx(), request).await.take(limit).map(move |ev| {
-            let event = match ev {
-                ListEvent::Diagnostic(d) => tf::list_resource::Event { diagnostic: one(d), ..Default::default() },
-                ListEvent::Item(item) => {
-                    let encoded = encode_dv(&item.identity, &id_ty, "identity").and_then(|id| {
-                        let obj = match item.resource.filter(|_| include) {
-                            Some(o) => Some(encode_dv(&o, &res_ty, "resource object")?),
-                            None => None,
-                        };
-                        Ok((id, obj))
-                    });
-                    match encoded {
-                        Ok((id, obj)) => tf::list_resource::Event {
-                            identity: Some(tf::ResourceIdentityData { identity_data: Some(id) }),
-                            display_name: item.display_name,
-                            resource_object: obj,
-                            diagnostic: Vec::new(),
-                        },
-                        Err(d) => tf::list_resource::Event { diagnostic: one(d), ..Default::default() },
+        let stream = lr
+            .list(&self.ctx(), request)
+            .await
+            .take(limit)
+            .map(move |ev| {
+                let event = match ev {
+                    ListEvent::Diagnostic(d) => tf::list_resource::Event {
+                        diagnostic: one(d),
+                        ..Default::default()
+                    },
+                    ListEvent::Item(item) => {
+                        let encoded =
+                            encode_dv(&item.identity, &id_ty, "identity").and_then(|id| {
+                                let obj = match item.resource.filter(|_| include) {
+                                    Some(o) => Some(encode_dv(&o, &res_ty, "resource object")?),
+                                    None => None,
+                                };
+                                Ok((id, obj))
+                            });
+                        match encoded {
+                            Ok((id, obj)) => tf::list_resource::Event {
+                                identity: Some(tf::ResourceIdentityData {
+                                    identity_data: Some(id),
+                                }),
+                                display_name: item.display_name,
+                                resource_object: obj,
+                                diagnostic: Vec::new(),
+                            },
+                            Err(d) => tf::list_resource::Event {
+                                diagnostic: one(d),
+                                ..Default::default()
+                            },
+                        }
                     }
-                }
-            };
-            Ok(event)
-        });
+                };
+                Ok(event)
+            });
         Ok(Response::new(Box::pin(stream)))
     }
 
-    async fn stop_provider(&self, _r: Request<tf::stop_provider::Request>) -> Result<Response<tf::stop_provider::Response>, Status> {
+    async fn stop_provider(
+        &self,
+        _r: Request<tf::stop_provider::Request>,
+    ) -> Result<Response<tf::stop_provider::Response>, Status> {
         tracing::info!("StopProvider received: cancelling in-flight operations");
         self.stop.cancel();
-        Ok(Response::new(tf::stop_provider::Response { error: String::new() }))
+        Ok(Response::new(tf::stop_provider::Response {
+            error: String::new(),
+        }))
     }
 }
 

@@ -14,7 +14,9 @@ use tonic::transport::{Channel, Endpoint};
 pub const TIMEOUT: Duration = Duration::from_secs(20);
 
 pub async fn bounded<F: std::future::Future>(what: &str, f: F) -> F::Output {
-    tokio::time::timeout(TIMEOUT, f).await.unwrap_or_else(|_| panic!("timed out: {what}"))
+    tokio::time::timeout(TIMEOUT, f)
+        .await
+        .unwrap_or_else(|_| panic!("timed out: {what}"))
 }
 
 /// A plaintext channel to a unix socket.
@@ -37,20 +39,35 @@ where
     Req: prost::Message + Send + Sync + 'static,
     Resp: prost::Message + Default + Send + Sync + 'static,
 {
-    try_unary(ch, path, req).await.unwrap_or_else(|s| panic!("{path} failed: {s}"))
+    try_unary(ch, path, req)
+        .await
+        .unwrap_or_else(|s| panic!("{path} failed: {s}"))
 }
 
-pub async fn try_unary<Req, Resp>(ch: &Channel, path: &'static str, req: Req) -> Result<Resp, tonic::Status>
+pub async fn try_unary<Req, Resp>(
+    ch: &Channel,
+    path: &'static str,
+    req: Req,
+) -> Result<Resp, tonic::Status>
 where
     Req: prost::Message + Send + Sync + 'static,
     Resp: prost::Message + Default + Send + Sync + 'static,
 {
     let mut grpc = tonic::client::Grpc::new(ch.clone());
-    bounded("channel ready", grpc.ready()).await.map_err(|e| tonic::Status::unavailable(e.to_string()))?;
-    let codec = tonic_prost::ProstCodec::<Req, Resp>::default();
-    bounded(path, grpc.unary(tonic::Request::new(req), PathAndQuery::from_static(path), codec))
+    bounded("channel ready", grpc.ready())
         .await
-        .map(tonic::Response::into_inner)
+        .map_err(|e| tonic::Status::unavailable(e.to_string()))?;
+    let codec = tonic_prost::ProstCodec::<Req, Resp>::default();
+    bounded(
+        path,
+        grpc.unary(
+            tonic::Request::new(req),
+            PathAndQuery::from_static(path),
+            codec,
+        ),
+    )
+    .await
+    .map(tonic::Response::into_inner)
 }
 
 pub async fn server_streaming<Req, Resp>(ch: &Channel, path: &'static str, req: Req) -> Vec<Resp>
@@ -61,10 +78,17 @@ where
     let mut grpc = tonic::client::Grpc::new(ch.clone());
     bounded("channel ready", grpc.ready()).await.unwrap();
     let codec = tonic_prost::ProstCodec::<Req, Resp>::default();
-    let mut stream = bounded(path, grpc.server_streaming(tonic::Request::new(req), PathAndQuery::from_static(path), codec))
-        .await
-        .unwrap()
-        .into_inner();
+    let mut stream = bounded(
+        path,
+        grpc.server_streaming(
+            tonic::Request::new(req),
+            PathAndQuery::from_static(path),
+            codec,
+        ),
+    )
+    .await
+    .unwrap()
+    .into_inner();
     let mut out = Vec::new();
     while let Some(item) = bounded("stream item", stream.message()).await.unwrap() {
         out.push(item);
