@@ -166,6 +166,10 @@ impl Resource for Widget {
         state.set("revision", Value::int(1));
         let settings = settings_with_hash(planned.get("settings").unwrap());
         state.set("settings", settings);
+        if planned.get("name") == Some(&Value::string("liar")) {
+            // A buggy resource: returns a size other than the planned one.
+            state.set("size", Value::int(99));
+        }
         store.insert(id, state.clone());
         Some(state)
     }
@@ -966,6 +970,21 @@ async fn apply_without_configure_is_an_error_diagnostic() {
         vec![("Provider not configured".to_string(), String::new())]
     );
     assert_eq!(undv(&a.new_state, &widget_type()), Value::Null);
+}
+
+#[tokio::test]
+async fn apply_reports_a_known_planned_value_the_resource_changed() {
+    let h = start().await;
+    let config = widget_config(Value::string("liar"), Value::int(3));
+    let (planned, _) = plan::plan(&widget_schema(), &Value::Null, &config, &config);
+    let a = apply(&h, &Value::Null, &planned, &config).await;
+    assert_eq!(
+        diags(&a.diagnostics),
+        vec![(
+            "Provider produced inconsistent result after apply".to_string(),
+            "size".to_string()
+        )]
+    );
 }
 
 // ------------------------------------------------------------------ import

@@ -8,6 +8,7 @@ pub mod plan;
 pub mod registry;
 pub mod resource;
 pub mod schema;
+pub mod semantic;
 pub mod value;
 
 pub use context::{Context, ProviderConfig, Secret};

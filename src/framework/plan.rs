@@ -2,6 +2,7 @@
 //! - computed attributes the user left null become unknown when anything changes (on create
 //!   always), unless they `use_state_for_unknown` and have a prior value;
 //! - write-only attributes are planned null;
+//! - a `json_semantic` attribute whose configured JSON equals the prior JSON keeps the prior text;
 //! - a changed (or unknown) `requires_replace` attribute is reported for replacement.
 
 use std::collections::BTreeMap;
@@ -19,6 +20,11 @@ pub fn plan(
     config: &Value,
 ) -> (Value, Vec<AttributePath>) {
     let creating = prior.is_null();
+    let mut proposed = proposed.clone();
+    if !creating && let Value::Object(m) = &mut proposed {
+        apply_json_semantic(&schema.attributes, m, prior);
+    }
+    let proposed = &proposed;
     // An update where nothing differs from the prior state plans no change at all: computed
     // values keep their prior values instead of going unknown.
     let changed = creating
@@ -45,6 +51,40 @@ pub fn plan(
         );
     }
     (planned, replace)
+}
+
+/// Replaces configured JSON strings by the prior ones where they mean the same document.
+fn apply_json_semantic(attrs: &[Attribute], planned: &mut BTreeMap<String, Value>, prior: &Value) {
+    for attr in attrs {
+        let Some(slot) = planned.get_mut(&attr.name) else {
+            continue;
+        };
+        let prior_v = prior.get(&attr.name).unwrap_or(&Value::Null);
+        if attr.has(PlanModifier::JsonSemantic) && !slot.is_null() && !prior_v.is_null() {
+            *slot = super::semantic::keep_prior_json(prior_v, slot);
+            continue;
+        }
+        if let AttrType::Nested(nesting, inner) = &attr.ty {
+            match (nesting, slot, prior_v) {
+                (Nesting::Single, Value::Object(m), p) => apply_json_semantic(inner, m, p),
+                (Nesting::List, Value::List(items), Value::List(prior_items)) => {
+                    for (item, p) in items.iter_mut().zip(prior_items) {
+                        if let Value::Object(m) = item {
+                            apply_json_semantic(inner, m, p);
+                        }
+                    }
+                }
+                (Nesting::Map, Value::Map(items), Value::Map(prior_items)) => {
+                    for (k, item) in items.iter_mut() {
+                        if let (Value::Object(m), Some(p)) = (item, prior_items.get(k)) {
+                            apply_json_semantic(inner, m, p);
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
 }
 
 fn prior_obj(v: &Value) -> Option<&BTreeMap<String, Value>> {
@@ -183,5 +223,54 @@ fn collect_replace(
         {
             collect_replace(inner, p, n, &path, out);
         }
+    }
+}
+
+/// Paths where `new` (the state after apply) differs from a value `planned` already knew.
+/// Terraform rejects such results ("inconsistent result after apply"); the framework reports
+/// them first with the attribute named, so resource bugs are obvious.
+pub fn inconsistencies(planned: &Value, new: &Value) -> Vec<AttributePath> {
+    let mut out = Vec::new();
+    diff_known(planned, new, &AttributePath::root(), &mut out);
+    out
+}
+
+fn diff_known(planned: &Value, new: &Value, path: &AttributePath, out: &mut Vec<AttributePath>) {
+    match (planned, new) {
+        (Value::Unknown(_), _) => {}
+        (Value::Dynamic(_, p), n) => diff_known(p, n, path, out),
+        (p, Value::Dynamic(_, n)) => diff_known(p, n, path, out),
+        (Value::Object(p), Value::Object(n)) => {
+            for (k, pv) in p {
+                diff_known(
+                    pv,
+                    n.get(k).unwrap_or(&Value::Null),
+                    &path.push_attr(k),
+                    out,
+                );
+            }
+        }
+        (Value::Map(p), Value::Map(n)) if p.len() == n.len() && p.keys().eq(n.keys()) => {
+            for (k, pv) in p {
+                diff_known(pv, &n[k], &path.push_key(k), out);
+            }
+        }
+        (Value::List(p), Value::List(n)) | (Value::Tuple(p), Value::Tuple(n))
+            if p.len() == n.len() =>
+        {
+            for (i, (pv, nv)) in p.iter().zip(n).enumerate() {
+                diff_known(pv, nv, &path.push_index(i as i64), out);
+            }
+        }
+        // Sets have no stable element paths: a known set must come back as the same elements.
+        (Value::Set(p), Value::Set(n)) => {
+            let same =
+                p.len() == n.len() && p.iter().all(|e| !e.is_wholly_known() || n.contains(e));
+            if !same {
+                out.push(path.clone());
+            }
+        }
+        (p, n) if p == n => {}
+        _ => out.push(path.clone()),
     }
 }

@@ -49,6 +49,9 @@ pub enum PlanModifier {
     UseStateForUnknown,
     /// A change to this attribute destroys and recreates the object.
     RequiresReplace,
+    /// A JSON string (or map/list of them): a configured value that is the same JSON document as
+    /// the prior state's plans as the prior value, so reformatting is not a diff.
+    JsonSemantic,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -117,6 +120,12 @@ impl Attribute {
     #[must_use]
     pub fn use_state_for_unknown(mut self) -> Self {
         self.modifiers.push(PlanModifier::UseStateForUnknown);
+        self
+    }
+    /// Compare this JSON-string attribute semantically (see `framework::semantic`).
+    #[must_use]
+    pub fn json_semantic(mut self) -> Self {
+        self.modifiers.push(PlanModifier::JsonSemantic);
         self
     }
     #[must_use]

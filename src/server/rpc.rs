@@ -591,6 +591,19 @@ impl Provider for ProviderService {
             }));
         };
         check_known(&new_state, "the new state", &mut diags);
+        for path in plan::inconsistencies(&planned, &new_state) {
+            diags.push(
+                Diagnostic::error(
+                    "Provider produced inconsistent result after apply",
+                    format!(
+                        "{path} was known in the plan but has a different value after apply. \
+                         This is a bug in the {} resource.",
+                        req.type_name
+                    ),
+                )
+                .at(path),
+            );
+        }
         let dv = try_diag!(encode_dv(&new_state, &ty, "new state"), R);
         let identity = try_diag!(self.identity_dv(res.as_ref(), &new_state, None), R);
         Ok(Response::new(R {
