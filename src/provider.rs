@@ -99,10 +99,18 @@ pub fn configure(
     };
     let endpoint = from("endpoint", ENV_ENDPOINT, diags);
     let token = from("token", ENV_TOKEN, diags);
-    let ca_cert_pem = config
-        .attr::<String>("ca_cert_pem")
-        .ok()
-        .and_then(Val::into_known);
+    let ca_cert_pem = match config.attr::<String>("ca_cert_pem") {
+        Ok(Val::Known(pem)) => Some(pem),
+        Ok(Val::Unknown) => {
+            diags.error_at(
+                AttributePath::attr("ca_cert_pem"),
+                "Value not yet known",
+                "ca_cert_pem depends on a value known only after apply; the provider needs it to plan.",
+            );
+            None
+        }
+        _ => None,
+    };
     let Some(endpoint) = endpoint else {
         if !diags.has_errors() {
             diags.error_at(

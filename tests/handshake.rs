@@ -405,3 +405,46 @@ async fn without_plugin_client_cert_it_serves_plaintext_with_an_empty_cert_field
     let _: Empty = unary(&ch, "/plugin.GRPCController/Shutdown", Empty {}).await;
     assert_eq!(bounded("exit", child.wait()).await.unwrap().code(), Some(0));
 }
+
+#[tokio::test]
+async fn debug_mode_prints_reattach_settings_and_serves_plaintext() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_terraform-provider-otaas"));
+    cmd.arg("--debug")
+        .env("TMPDIR", tmp.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .kill_on_drop(true);
+    let mut child = cmd.spawn().unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let reattach = loop {
+        let line = bounded("reattach line", lines.next_line())
+            .await
+            .unwrap()
+            .expect("reattach instructions");
+        if let Some(rest) = line.trim().strip_prefix("TF_REATTACH_PROVIDERS='") {
+            break rest.trim_end_matches('\'').to_string();
+        }
+    };
+    let json: serde_json::Value = serde_json::from_str(&reattach).unwrap();
+    let entry = &json["registry.terraform.io/otaas/otaas"];
+    assert_eq!(
+        (
+            entry["Protocol"].as_str(),
+            entry["ProtocolVersion"].as_i64(),
+            entry["Test"].as_bool()
+        ),
+        (Some("grpc"), Some(6), Some(true))
+    );
+    assert_eq!(entry["Pid"].as_u64(), child.id().map(u64::from));
+    assert_eq!(entry["Addr"]["Network"], "unix");
+    let ch = support::unix_channel(entry["Addr"]["String"].as_str().unwrap().into()).await;
+    let schema: tf::get_provider_schema::Response = unary(
+        &ch,
+        "/tfplugin6.Provider/GetProviderSchema",
+        tf::get_provider_schema::Request {},
+    )
+    .await;
+    assert_eq!(schema.provider.unwrap().block.unwrap().attributes.len(), 3);
+    child.kill().await.unwrap();
+}
