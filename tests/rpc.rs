@@ -260,6 +260,64 @@ impl Resource for Widget {
     }
 }
 
+/// Data source: one widget by name.
+struct WidgetByName {
+    store: Store,
+}
+
+fn widget_ds_type() -> Type {
+    Type::object([
+        ("name", Type::String),
+        ("id", Type::String),
+        ("size", Type::Number),
+    ])
+}
+
+#[async_trait]
+impl DataSource for WidgetByName {
+    fn type_name(&self) -> &'static str {
+        "otaas_widget"
+    }
+    fn schema(&self) -> Schema {
+        Schema::new(
+            "Looks a widget up by name.",
+            vec![
+                Attribute::required("name", Type::String),
+                Attribute::computed("id", Type::String),
+                Attribute::computed("size", Type::Number),
+            ],
+        )
+    }
+    async fn validate(&self, config: &Value, diags: &mut Diagnostics) {
+        if config.attr::<String>("name").unwrap() == Val::Known(String::new()) {
+            diags.error_at(
+                AttributePath::attr("name"),
+                "Invalid name",
+                "name must not be empty",
+            );
+        }
+    }
+    async fn read(&self, _ctx: &Context, config: &Value, diags: &mut Diagnostics) -> Option<Value> {
+        let name = config.get("name").cloned().unwrap_or(Value::Null);
+        let store = self.store.lock().unwrap();
+        match store.values().find(|w| w.get("name") == Some(&name)) {
+            Some(w) => Some(Value::object([
+                ("name", name),
+                ("id", w.get("id").unwrap().clone()),
+                ("size", w.get("size").unwrap().clone()),
+            ])),
+            None => {
+                diags.error_at(
+                    AttributePath::attr("name"),
+                    "Widget not found",
+                    "No widget has this name.",
+                );
+                None
+            }
+        }
+    }
+}
+
 struct WidgetList {
     store: Store,
 }
@@ -320,6 +378,9 @@ async fn start_with_env(env: &[(&str, &str)]) -> Harness {
     let store = Store::default();
     let registry = Registry::new(terraform_provider_otaas::provider::schema())
         .resource(Widget {
+            store: store.clone(),
+        })
+        .data_source(WidgetByName {
             store: store.clone(),
         })
         .list_resource(WidgetList {
@@ -571,7 +632,21 @@ async fn get_provider_schema_describes_provider_resources_list_resources_and_cap
 
     let list = &resp.list_resource_schemas["otaas_widget"];
     assert_eq!(list.block.as_ref().unwrap().attributes[0].name, "prefix");
-    assert!(resp.data_source_schemas.is_empty());
+    let ds = resp.data_source_schemas["otaas_widget"]
+        .block
+        .as_ref()
+        .unwrap();
+    assert_eq!(
+        ds.attributes
+            .iter()
+            .map(|a| (a.name.as_str(), a.required, a.computed))
+            .collect::<Vec<_>>(),
+        vec![
+            ("name", true, false),
+            ("id", false, true),
+            ("size", false, true)
+        ]
+    );
     assert_eq!(resp.diagnostics, vec![]);
 }
 
@@ -985,6 +1060,71 @@ async fn apply_reports_a_known_planned_value_the_resource_changed() {
             "size".to_string()
         )]
     );
+}
+
+// ------------------------------------------------------------------ data sources
+
+#[tokio::test]
+async fn validate_and_read_data_source() {
+    let h = start().await;
+    create(&h, "alpha").await;
+    let cfg = |name: &str| {
+        dv(
+            &Value::object([
+                ("name", Value::string(name)),
+                ("id", Value::Null),
+                ("size", Value::Null),
+            ]),
+            &widget_ds_type(),
+        )
+    };
+    let v: tf::validate_data_resource_config::Response = unary(
+        &h.ch,
+        "/tfplugin6.Provider/ValidateDataResourceConfig",
+        tf::validate_data_resource_config::Request {
+            type_name: "otaas_widget".into(),
+            config: Some(cfg("")),
+        },
+    )
+    .await;
+    assert_eq!(
+        diags(&v.diagnostics),
+        vec![("Invalid name".to_string(), "name".to_string())]
+    );
+
+    let read = |name: &str| {
+        let ch = h.ch.clone();
+        let config = cfg(name);
+        async move {
+            let r: tf::read_data_source::Response = unary(
+                &ch,
+                "/tfplugin6.Provider/ReadDataSource",
+                tf::read_data_source::Request {
+                    type_name: "otaas_widget".into(),
+                    config: Some(config),
+                    ..Default::default()
+                },
+            )
+            .await;
+            r
+        }
+    };
+    let r = read("alpha").await;
+    assert_eq!(r.diagnostics, vec![]);
+    assert_eq!(
+        undv(&r.state, &widget_ds_type()),
+        Value::object([
+            ("name", Value::string("alpha")),
+            ("id", Value::string("w-1")),
+            ("size", Value::int(3))
+        ])
+    );
+    let r = read("nope").await;
+    assert_eq!(
+        diags(&r.diagnostics),
+        vec![("Widget not found".to_string(), "name".to_string())]
+    );
+    assert!(r.state.is_none());
 }
 
 // ------------------------------------------------------------------ import
