@@ -40,6 +40,9 @@ fn widget_schema() -> Schema {
             Attribute::optional("size", Type::Number).description("Size, at least 0."),
             Attribute::optional("tags", Type::map(Type::String)),
             Attribute::optional("secret", Type::String).sensitive(),
+            Attribute::optional("password", Type::String)
+                .sensitive()
+                .write_only(),
             Attribute::computed("revision", Type::Number).description("Bumped by every update."),
             Attribute::nested(
                 "settings",
@@ -137,7 +140,7 @@ impl Resource for Widget {
         &self,
         ctx: &Context,
         planned: &Value,
-        _config: &Value,
+        config: &Value,
         diags: &mut Diagnostics,
     ) -> Option<Value> {
         if let Err(d) = ctx.provider_config() {
@@ -160,6 +163,11 @@ impl Resource for Widget {
             return None;
         }
         let mut state = planned.clone();
+        // Careless on purpose: echoes the write-only password; the framework must drop it.
+        state.set(
+            "password",
+            config.get("password").cloned().unwrap_or(Value::Null),
+        );
         let mut store = self.store.lock().unwrap();
         let id = format!("w-{}", store.len() + 1);
         state.set("id", Value::string(&id));
@@ -475,6 +483,7 @@ fn widget_config(name: Value, size: Value) -> Value {
         ("size", size),
         ("tags", Value::Null),
         ("secret", Value::Null),
+        ("password", Value::string("pw")),
         ("revision", Value::Null),
         (
             "settings",
@@ -545,6 +554,7 @@ fn expected_created(id: &str, name: &str) -> Value {
         ("size", Value::int(3)),
         ("tags", Value::Null),
         ("secret", Value::Null),
+        ("password", Value::Null),
         ("revision", Value::int(1)),
         (
             "settings",
@@ -887,6 +897,7 @@ async fn plan_create_marks_computed_values_unknown_and_apply_fills_them() {
         ("size", Value::int(3)),
         ("tags", Value::Null),
         ("secret", Value::Null),
+        ("password", Value::Null),
         ("revision", Value::unknown()),
         (
             "settings",
@@ -1159,6 +1170,7 @@ async fn import_by_id_by_name_and_by_identity_returns_state_and_identity() {
         ("size", Value::Null),
         ("tags", Value::Null),
         ("secret", Value::Null),
+        ("password", Value::Null),
         ("revision", Value::Null),
         ("settings", Value::Null),
     ]);

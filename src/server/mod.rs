@@ -74,6 +74,15 @@ pub async fn serve(
         path: path.clone(),
         source,
     })?;
+    if let Some(gid) = env("PLUGIN_UNIX_SOCKET_GROUP").and_then(|g| g.trim().parse::<u32>().ok()) {
+        // go-plugin makes the socket group-writable for the given group when asked.
+        use std::os::unix::fs::PermissionsExt;
+        let shared = std::os::unix::fs::chown(&path, None, Some(gid))
+            .and_then(|()| std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o660)));
+        if let Err(e) = shared {
+            tracing::warn!(error = %e, gid, "Could not share the socket with PLUGIN_UNIX_SOCKET_GROUP");
+        }
+    }
     let mtls = match env("PLUGIN_CLIENT_CERT").filter(|c| !c.trim().is_empty()) {
         Some(pem) if mode == Mode::Managed => Some(tls::auto_mtls(&pem)?),
         _ => None,

@@ -440,7 +440,10 @@ impl Provider for ProviderService {
         let ty = res.schema().implied_type();
         let state = try_diag!(decode_dv(req.current_state.as_ref(), &ty, "state"), R);
         let mut diags = Diagnostics::new();
-        let new_state = res.read(&self.ctx(), &state, &mut diags).await;
+        let new_state = null_write_only(
+            &res.schema(),
+            res.read(&self.ctx(), &state, &mut diags).await,
+        );
         if diags.has_errors() {
             // Keep the prior state on errors: Terraform must not forget the object.
             return Ok(Response::new(R {
@@ -590,6 +593,8 @@ impl Provider for ProviderService {
                 ..Default::default()
             }));
         };
+        // Write-only values are never stored: Terraform rejects a state that keeps them.
+        let new_state = null_write_only(&res.schema(), new_state);
         check_known(&new_state, "the new state", &mut diags);
         for path in plan::inconsistencies(&planned, &new_state) {
             diags.push(
@@ -644,7 +649,10 @@ impl Provider for ProviderService {
             None => ImportRequest::Id(req.id.clone()),
         };
         let mut diags = Diagnostics::new();
-        let state = res.import(&self.ctx(), import, &mut diags).await;
+        let state = res
+            .import(&self.ctx(), import, &mut diags)
+            .await
+            .map(|s| null_write_only(&res.schema(), s));
         let Some(state) = state.filter(|s| !s.is_null()) else {
             if !diags.has_errors() {
                 diags.error(
@@ -749,7 +757,8 @@ impl Provider for ProviderService {
         let limit = usize::try_from(request.limit).unwrap_or(usize::MAX);
         let include = request.include_resource;
         let id_ty = id_schema.implied_type();
-        let res_ty = res.schema().implied_type();
+        let res_schema = res.schema();
+        let res_ty = res_schema.implied_type();
         let stream = lr
             .list(&self.ctx(), request)
             .await
@@ -764,7 +773,11 @@ impl Provider for ProviderService {
                         let encoded =
                             encode_dv(&item.identity, &id_ty, "identity").and_then(|id| {
                                 let obj = match item.resource.filter(|_| include) {
-                                    Some(o) => Some(encode_dv(&o, &res_ty, "resource object")?),
+                                    Some(o) => Some(encode_dv(
+                                        &null_write_only(&res_schema, o),
+                                        &res_ty,
+                                        "resource object",
+                                    )?),
                                     None => None,
                                 };
                                 Ok((id, obj))
@@ -800,6 +813,13 @@ impl Provider for ProviderService {
             error: String::new(),
         }))
     }
+}
+
+fn null_write_only(schema: &crate::framework::Schema, mut state: Value) -> Value {
+    for a in schema.attributes.iter().filter(|a| a.write_only) {
+        state.set(&a.name, Value::Null);
+    }
+    state
 }
 
 fn capabilities() -> tf::ServerCapabilities {
