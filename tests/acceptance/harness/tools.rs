@@ -66,8 +66,13 @@ pub(crate) fn otaas_provider() -> &'static Path {
 }
 
 /// The `otaas` binary from the `otaas-server` crate. Cargo builds only this package's binaries for
-/// its integration tests, so the harness runs `cargo build` for it once per test process (a quick
-/// no-op when it is fresh, and never a stale binary). `$OTAAS_BIN` skips the build.
+/// its integration tests, so the harness runs `cargo build` once per test process (a quick no-op
+/// when it is fresh, and never a stale binary). `$OTAAS_BIN` skips the build.
+///
+/// The build selects the whole workspace with its tests, as `cargo test --workspace` does, because
+/// features are unified over what a cargo command selects: `cargo build -p otaas-server` alone
+/// resolves other features for shared dependencies, recompiles them and relinks `otaas` on every
+/// run. This way, under scripts/test.sh, the build finds everything already compiled.
 pub(crate) fn otaas() -> &'static Path {
     static PATH: OnceLock<PathBuf> = OnceLock::new();
     PATH.get_or_init(|| {
@@ -91,7 +96,7 @@ pub(crate) fn otaas() -> &'static Path {
         process::run(
             Command::new(cargo)
                 .current_dir(repo_root())
-                .args(["build", "--locked", "-p", "otaas-server", "--bin", "otaas"])
+                .args(["build", "--locked", "--workspace", "--bins", "--tests"])
                 .args(["--profile", profile])
                 .arg("--target-dir")
                 .arg(target_dir),
