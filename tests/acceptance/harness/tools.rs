@@ -93,8 +93,30 @@ pub(crate) fn otaas() -> &'static Path {
             .expect("profile dir name");
         let profile = if profile == "debug" { "dev" } else { profile };
         let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+        let mut build = Command::new(cargo);
+        // Cargo sets package variables (CARGO_PKG_NAME, CARGO_MANIFEST_DIR, ...) for this test
+        // process. Build scripts such as ring's rerun when those change in cargo's own
+        // environment, so passing them on would recompile dependencies here and again in the
+        // next plain `cargo` run. The nested cargo gets the environment the outer one had.
+        for (key, _) in std::env::vars_os() {
+            let key = key.to_string_lossy();
+            if key.starts_with("CARGO_PKG_")
+                || key.starts_with("CARGO_BIN_")
+                || key.starts_with("CARGO_MANIFEST_")
+                || matches!(
+                    key.as_ref(),
+                    "CARGO_CRATE_NAME"
+                        | "CARGO_PRIMARY_PACKAGE"
+                        | "CARGO_TARGET_TMPDIR"
+                        | "CARGO_RUSTC_CURRENT_DIR"
+                        | "OUT_DIR"
+                )
+            {
+                build.env_remove(key.as_ref());
+            }
+        }
         process::run(
-            Command::new(cargo)
+            build
                 .current_dir(repo_root())
                 .args(["build", "--locked", "--workspace", "--bins", "--tests"])
                 .args(["--profile", profile])
