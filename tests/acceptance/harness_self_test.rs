@@ -213,3 +213,25 @@ fn harness_builds_otaas() {
         "otaas is executable"
     );
 }
+
+/// Given the machine's PostgreSQL, when a PgDatabase is created and dropped, then the database
+/// exists (reachable at its URL) while held and is gone afterwards.
+#[test]
+fn harness_postgres_database() {
+    use crate::harness::PgDatabase;
+    use crate::harness::postgres::psql;
+
+    let db = PgDatabase::create();
+    let name = db.name().to_owned();
+    let current = psql(db.url(), "SELECT current_database()");
+    current.assert_success();
+    assert_eq!(current.stdout.trim(), name);
+    let admin = db.url().replace(&format!("/{name}"), "/postgres");
+    drop(db);
+    let left = psql(
+        &admin,
+        &format!("SELECT count(*) FROM pg_database WHERE datname = '{name}'"),
+    );
+    left.assert_success();
+    assert_eq!(left.stdout.trim(), "0");
+}
