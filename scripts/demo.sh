@@ -15,7 +15,8 @@
 # 5. stops what it started and removes its temp dir (DEMO_KEEP=1 keeps it, for a look at the logs).
 #
 # Env: DEMO_AGENTS (default 20), DEMO_LABELS (default env=demo), OTAAS_TERRAFORM (engine, >= 1.14;
-# default the one scripts/setup.sh installs), OTAAS_TOOLS_DIR.
+# default the one scripts/setup.sh installs), OTAAS_TOOLS_DIR, OTAAS_BIN and OTAAS_PROVIDER_BIN
+# (binaries to use instead of the ones built here).
 #
 # STATUS: written against the contract in DESIGN.md before `otaas serve`, `otaas fleet-sim` and the
 # provider existed; it has not run end to end yet. What it relies on: the serve flags --listen,
@@ -38,8 +39,8 @@ source "$OTAAS_TOOLS_DIR/env.sh"
 say "building otaas and terraform-provider-otaas"
 cargo build --locked -p otaas-server --bin otaas -p terraform-provider-otaas --bin terraform-provider-otaas
 TARGET_DIR="$(cargo metadata --locked --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')"
-OTAAS="$TARGET_DIR/debug/otaas"
-PROVIDER="$TARGET_DIR/debug/terraform-provider-otaas"
+OTAAS="${OTAAS_BIN:-$TARGET_DIR/debug/otaas}"
+PROVIDER="${OTAAS_PROVIDER_BIN:-$TARGET_DIR/debug/terraform-provider-otaas}"
 
 DEMO_DIR="$(mktemp -d -t otaas-demo-XXXXXX)"
 PIDS=()
