@@ -7,6 +7,7 @@ use serde_json::json;
 
 use crate::harness::Workspace;
 use crate::harness::terraform::NULL_PROVIDER_VERSION;
+use crate::harness::tools::supports_query;
 
 fn null_config(revision: &str) -> String {
     format!(
@@ -53,7 +54,7 @@ fn harness_null_provider() {
         .as_str()
         .unwrap_or_default()
         .to_owned();
-    assert!(engine_supports_query(&engine), "engine too old: {engine}");
+    assert!(supports_query(&engine), "engine too old: {engine}");
     let created = ws
         .state_resource("null_resource.probe")
         .expect("null_resource.probe in state");
@@ -135,15 +136,6 @@ fn harness_query_reaches_provider() {
         query.stderr
     );
     assert!(!ws.path().join("generated.tf").exists());
-}
-
-/// `terraform query` exists from Terraform 1.14 on; the acceptance tests need it.
-fn engine_supports_query(version: &str) -> bool {
-    let mut parts = version
-        .split('.')
-        .map(|part| part.parse::<u32>().unwrap_or(0));
-    let (major, minor) = (parts.next().unwrap_or(0), parts.next().unwrap_or(0));
-    (major, minor) >= (1, 14)
 }
 
 /// Given a command that outlives its deadline, when the harness runs it, then the test fails
@@ -234,4 +226,15 @@ fn harness_postgres_database() {
     );
     left.assert_success();
     assert_eq!(left.stdout.trim(), "0");
+}
+
+/// The engine check accepts 1.14 and later (pre-releases included) and nothing older.
+#[test]
+fn harness_engine_version_check() {
+    assert!(supports_query("1.15.5"));
+    assert!(supports_query("1.14.0-rc1"));
+    assert!(supports_query("2.0.0"));
+    assert!(!supports_query("1.11.4"));
+    assert!(!supports_query("1.9.0"));
+    assert!(!supports_query(""));
 }

@@ -30,19 +30,49 @@ fn tools_dir() -> PathBuf {
 }
 
 /// The engine: `$OTAAS_TERRAFORM` when set, else the tools dir's Terraform 1.15 wrapper. Never a
-/// `terraform` from PATH, which may be too old for `terraform query`.
+/// `terraform` from PATH, which may be too old for `terraform query`. Checked once to be >= 1.14,
+/// so an old engine fails every test with one clear message.
 pub(crate) fn terraform() -> &'static Path {
     static PATH: OnceLock<PathBuf> = OnceLock::new();
     PATH.get_or_init(|| {
-        if let Some(path) = std::env::var_os("OTAAS_TERRAFORM") {
-            return PathBuf::from(path);
-        }
-        let path = tools_dir().join("bin/terraform");
-        if !path.exists() {
-            install_tools();
-        }
+        let path = match std::env::var_os("OTAAS_TERRAFORM") {
+            Some(path) => PathBuf::from(path),
+            None => {
+                let path = tools_dir().join("bin/terraform");
+                if !path.exists() {
+                    install_tools();
+                }
+                path
+            }
+        };
+        let version = process::run(
+            Command::new(&path)
+                .args(["version", "-json"])
+                .env("TF_CLI_CONFIG_FILE", "/dev/null")
+                .env("CHECKPOINT_DISABLE", "1"),
+            Duration::from_secs(60),
+        );
+        version.assert_success();
+        let version: serde_json::Value = serde_json::from_str(&version.stdout)
+            .unwrap_or_else(|err| panic!("{} version -json: {err}", path.display()));
+        let version = version["terraform_version"].as_str().unwrap_or_default();
+        assert!(
+            supports_query(version),
+            "{} is Terraform {version:?}; the acceptance tests need >= 1.14 (`terraform query`). \
+             Unset OTAAS_TERRAFORM to use the engine scripts/install-terraform.sh installs.",
+            path.display()
+        );
         path
     })
+}
+
+/// `terraform query` exists from Terraform 1.14 on.
+pub(crate) fn supports_query(version: &str) -> bool {
+    let mut parts = version
+        .split(['.', '-'])
+        .map(|part| part.parse::<u32>().unwrap_or(0));
+    let (major, minor) = (parts.next().unwrap_or(0), parts.next().unwrap_or(0));
+    (major, minor) >= (1, 14)
 }
 
 /// The Go null provider binary: `$OTAAS_NULL_PROVIDER`, else the tools dir's copy.
