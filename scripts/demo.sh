@@ -1,0 +1,130 @@
+#!/usr/bin/env bash
+# The otaas demo, end to end on one machine:
+#
+#   bash scripts/demo.sh
+#
+# 1. builds `otaas` and `terraform-provider-otaas` (cargo, --locked) and installs the Terraform 1.15
+#    engine if needed (scripts/setup.sh);
+# 2. starts `otaas serve` on loopback (SQLite in a temp data dir, ports chosen by the OS, read from
+#    its `otaas: api|opamp listening on ADDR` lines) and `otaas fleet-sim` with DEMO_AGENTS agents
+#    labelled DEMO_LABELS (default env=demo, which the quickstart's agent group selects);
+# 3. puts the provider in a filesystem mirror, runs a real `terraform init` and `apply` on a copy of
+#    examples/quickstart (the apply waits for the rollout to the simulated fleet);
+# 4. prints the fleet's health as the quickstart's data sources read it
+#    (data.otaas_agent_group_status.demo, data.otaas_agents.demo);
+# 5. stops what it started and removes its temp dir (DEMO_KEEP=1 keeps it, for a look at the logs).
+#
+# Env: DEMO_AGENTS (default 20), DEMO_LABELS (default env=demo), OTAAS_TERRAFORM (engine, >= 1.14;
+# default the one scripts/setup.sh installs), OTAAS_TOOLS_DIR, OTAAS_BIN and OTAAS_PROVIDER_BIN
+# (binaries to use instead of the ones built here).
+#
+# STATUS: written against the contract in DESIGN.md before `otaas serve`, `otaas fleet-sim` and the
+# provider existed; it has not run end to end yet. What it relies on: the serve flags --listen,
+# --opamp-listen, --data-dir, --admin-token and the two "listening on" stderr lines; GET /healthz;
+# fleet-sim --server/--agents/--labels; the quickstart's variables otaas_endpoint and otaas_token.
+set -euo pipefail
+
+REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$REPO"
+AGENTS="${DEMO_AGENTS:-20}"
+LABELS="${DEMO_LABELS:-env=demo}"
+PROVIDER_VERSION="0.1.0"
+say() { echo "demo: $*" >&2; }
+
+# --- 1. build and tools -----------------------------------------------------------------------------
+bash scripts/setup.sh
+export OTAAS_TOOLS_DIR="${OTAAS_TOOLS_DIR:-$REPO/.tools}"
+# shellcheck source=/dev/null
+source "$OTAAS_TOOLS_DIR/env.sh"
+say "building otaas and terraform-provider-otaas"
+cargo build --locked -p otaas-server --bin otaas -p terraform-provider-otaas --bin terraform-provider-otaas
+TARGET_DIR="$(cargo metadata --locked --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')"
+OTAAS="${OTAAS_BIN:-$TARGET_DIR/debug/otaas}"
+PROVIDER="${OTAAS_PROVIDER_BIN:-$TARGET_DIR/debug/terraform-provider-otaas}"
+
+DEMO_DIR="$(mktemp -d -t otaas-demo-XXXXXX)"
+PIDS=()
+cleanup() {
+  # Only what this script started, by pid; SIGTERM first so the server shuts down gracefully.
+  for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+  for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
+  if [[ "${DEMO_KEEP:-}" == 1 ]]; then say "kept $DEMO_DIR"; else rm -rf "$DEMO_DIR"; fi
+}
+trap cleanup EXIT
+
+# --- 2. otaas serve and fleet-sim ---------------------------------------------------------------------
+TOKEN="demo-$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')"
+"$OTAAS" serve --listen 127.0.0.1:0 --opamp-listen 127.0.0.1:0 --data-dir "$DEMO_DIR/data" \
+  --admin-token "$TOKEN" 2>"$DEMO_DIR/serve.log" &
+PIDS+=($!)
+API="" OPAMP=""
+for _ in $(seq 1 600); do
+  API="$(sed -n 's/.*otaas: api listening on \([^ ]*\).*/\1/p' "$DEMO_DIR/serve.log" | head -n1)"
+  OPAMP="$(sed -n 's/.*otaas: opamp listening on \([^ ]*\).*/\1/p' "$DEMO_DIR/serve.log" | head -n1)"
+  [[ -n "$API" && -n "$OPAMP" ]] && curl -fsS "http://$API/healthz" >/dev/null 2>&1 && break
+  kill -0 "${PIDS[0]}" 2>/dev/null || { say "otaas serve exited:"; cat "$DEMO_DIR/serve.log" >&2; exit 1; }
+  sleep 0.1
+done
+[[ -n "$API" && -n "$OPAMP" ]] || { say "otaas serve did not come up in 60 s:"; cat "$DEMO_DIR/serve.log" >&2; exit 1; }
+say "otaas serve: API http://$API, OpAMP ws://$OPAMP/v1/opamp (log: $DEMO_DIR/serve.log)"
+
+"$OTAAS" fleet-sim --server "ws://$OPAMP/v1/opamp" --agents "$AGENTS" --labels "$LABELS" \
+  >"$DEMO_DIR/fleet-sim.log" 2>&1 &
+PIDS+=($!)
+say "otaas fleet-sim: $AGENTS agents labelled $LABELS"
+# Let the fleet connect before the rollout, so the apply has agents to wait for (best effort).
+for _ in $(seq 1 300); do
+  COUNT="$(curl -fsS -H "Authorization: Bearer $TOKEN" "http://$API/api/v1/agents" 2>/dev/null \
+    | python3 -c 'import json,sys; d=json.load(sys.stdin); print(len(d if isinstance(d, list) else d.get("agents", d.get("items", []))))' 2>/dev/null || echo 0)"
+  [[ "$COUNT" -ge "$AGENTS" ]] && break
+  sleep 0.1
+done
+say "agents connected: ${COUNT:-0}/$AGENTS"
+
+# --- 3. terraform init + apply on examples/quickstart ------------------------------------------------
+MIRROR="$DEMO_DIR/mirror/registry.terraform.io/otaas/otaas/$PROVIDER_VERSION/linux_amd64"
+mkdir -p "$MIRROR"
+cp "$PROVIDER" "$MIRROR/terraform-provider-otaas_v$PROVIDER_VERSION" # a copy: mirrors ignore symlinks
+cat >"$DEMO_DIR/terraformrc" <<EOF
+disable_checkpoint = true
+provider_installation {
+  filesystem_mirror {
+    path    = "$DEMO_DIR/mirror"
+    include = ["registry.terraform.io/otaas/*"]
+  }
+}
+EOF
+cp -r examples/quickstart "$DEMO_DIR/quickstart"
+export TF_CLI_CONFIG_FILE="$DEMO_DIR/terraformrc" TF_IN_AUTOMATION=1 CHECKPOINT_DISABLE=1
+# The token goes through the environment, not argv.
+export TF_VAR_otaas_endpoint="http://$API" TF_VAR_otaas_token="$TOKEN"
+TF=("$OTAAS_TERRAFORM" -chdir="$DEMO_DIR/quickstart")
+say "terraform ($("$OTAAS_TERRAFORM" version | head -n1)) init"
+"${TF[@]}" init -input=false
+say "terraform apply (waits for the rollout)"
+"${TF[@]}" apply -input=false -auto-approve
+
+# --- 4. fleet health, as the data sources read it ------------------------------------------------------
+say "fleet health"
+"${TF[@]}" show -json >"$DEMO_DIR/state.json"
+python3 - "$DEMO_DIR/state.json" <<'PY'
+import json, sys
+
+state = json.load(open(sys.argv[1]))
+for r in state.get("values", {}).get("root_module", {}).get("resources", []):
+    if r.get("mode") != "data":
+        continue
+    v = r["values"]
+    if r["type"] == "otaas_agent_group_status":
+        keys = ["revision", "state", "matched", "applied", "applying", "failed", "pending",
+                "healthy", "unhealthy", "drifted"]
+        print("group status:", ", ".join(f"{k}={v.get(k)}" for k in keys))
+    elif r["type"] == "otaas_agents":
+        agents = v.get("agents") or []
+        healthy = sum(1 for a in agents if a.get("healthy"))
+        print(f"agents: {len(agents)} listed, {healthy} healthy")
+        for a in agents[:10]:
+            print(f"  {a.get('id')}  connected={a.get('connected')} healthy={a.get('healthy')}"
+                  f" remote_config={a.get('remote_config_status')} hash={str(a.get('config_hash'))[:12]}")
+PY
+say "done; stopping otaas fleet-sim and otaas serve"

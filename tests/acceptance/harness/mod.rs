@@ -1,0 +1,18 @@
+//! The acceptance-test harness: the real Terraform engine with our provider from a filesystem
+//! mirror (`terraform`), the real `otaas serve` and `otaas fleet-sim` (`server`), a fresh PostgreSQL
+//! database (`postgres`), how binaries are found or built (`tools`), and bounded child processes
+//! (`process`).
+//!
+//! Not every test file uses every helper, hence `dead_code` and
+//! `unused_imports` are allowed for this module.
+#![allow(dead_code, unused_imports)]
+
+pub(crate) mod postgres;
+pub(crate) mod process;
+pub(crate) mod server;
+pub(crate) mod terraform;
+pub(crate) mod tools;
+
+pub(crate) use postgres::PgDatabase;
+pub(crate) use server::{FleetSim, Server};
+pub(crate) use terraform::Workspace;

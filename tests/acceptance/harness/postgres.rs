@@ -1,0 +1,108 @@
+//! A fresh PostgreSQL database per fixture on the machine's server, for `otaas serve
+//! --database postgres://...` (replica tests share one). Dropped with the fixture.
+
+use std::process::Command;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use super::process::{self, Finished};
+
+/// The server's URL: `$OTAAS_TEST_DATABASE_URL` (scripts/setup.sh), else the machine's default.
+fn base_url() -> String {
+    std::env::var("OTAAS_TEST_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned())
+}
+
+/// `base` with its database name replaced (query parameters kept).
+fn with_database(base: &str, database: &str) -> String {
+    let (url, query) = base
+        .split_once('?')
+        .map_or((base, None), |(u, q)| (u, Some(q)));
+    let server = url.rsplit_once('/').map_or(url, |(server, _)| server);
+    match query {
+        Some(query) => format!("{server}/{database}?{query}"),
+        None => format!("{server}/{database}"),
+    }
+}
+
+/// Runs one SQL statement with `psql` against `url`, stopping at the first error.
+pub(crate) fn psql(url: &str, sql: &str) -> Finished {
+    process::run(
+        Command::new("psql").args([
+            "-X",
+            "-q",
+            "-t",
+            "-A",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-d",
+            url,
+            "-c",
+            sql,
+        ]),
+        Duration::from_secs(60),
+    )
+}
+
+/// A database created for one test; `url()` is what `Server::start_with` takes.
+pub(crate) struct PgDatabase {
+    name: String,
+    admin_url: String,
+    url: String,
+}
+
+impl PgDatabase {
+    pub(crate) fn create() -> Self {
+        static NEXT: AtomicU32 = AtomicU32::new(0);
+        let name = format!(
+            "otaas_acc_{}_{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        );
+        let base = base_url();
+        // CREATE/DROP DATABASE run from the maintenance database, not from the new one.
+        let admin_url = with_database(&base, "postgres");
+        psql(&admin_url, &format!("CREATE DATABASE {name}")).assert_success();
+        let url = with_database(&base, &name);
+        Self {
+            name,
+            admin_url,
+            url,
+        }
+    }
+
+    pub(crate) fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub(crate) fn url(&self) -> &str {
+        &self.url
+    }
+}
+
+impl Drop for PgDatabase {
+    fn drop(&mut self) {
+        // FORCE ends connections a killed server may have left; failures only leak a database.
+        let _ = psql(
+            &self.admin_url,
+            &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name),
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::with_database;
+
+    #[test]
+    fn with_database_replaces_only_the_name() {
+        assert_eq!(
+            with_database("postgres://postgres@127.0.0.1:5432/test", "x"),
+            "postgres://postgres@127.0.0.1:5432/x"
+        );
+        assert_eq!(
+            with_database("postgres://u@h:1/test?sslmode=disable", "x"),
+            "postgres://u@h:1/x?sslmode=disable"
+        );
+    }
+}

