@@ -1,12 +1,16 @@
-//! The `otaas` binary.
+//! The `otaas` binary: parses the command line and hands over to the library. To add a
+//! subcommand: a variant in `Command` and an arm in `main`.
 
+use anyhow::Context;
 use clap::{Parser, Subcommand};
+use otaas_server::config::ServeConfig;
+use otaas_server::token_cmd::TokenCreateArgs;
 
 #[derive(Parser)]
 #[command(
     name = "otaas",
     version,
-    about = "OpenTelemetry as a Service control plane"
+    about = "OpenTelemetry as a Service: control plane for OpAMP fleets"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -15,16 +19,51 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Simulated collectors speaking OpAMP to a server.
+    /// Run the control plane (REST API, OpAMP server, metrics).
+    Serve(ServeConfig),
+    /// Manage API and agent enrollment tokens.
+    #[command(subcommand)]
+    Token(TokenCommand),
+    /// Print the version.
+    Version,
+    /// Simulated collectors speaking OpAMP to a server (JSON lines on stdout).
     FleetSim(otaas_server::fleet_sim::FleetSimArgs),
+}
+
+#[derive(Subcommand)]
+enum TokenCommand {
+    /// Mint a token in the database and print it once on stdout.
+    Create(TokenCreateArgs),
+}
+
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("OTAAS_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    init_tracing();
     match cli.command {
+        Command::Serve(config) => otaas_server::serve::run(config)
+            .await
+            .context("otaas serve")?,
+        Command::Token(TokenCommand::Create(args)) => {
+            let token = otaas_server::token_cmd::create(&args)
+                .await
+                .context("otaas token create")?;
+            println!("{token}");
+        }
+        Command::Version => println!("otaas {}", env!("CARGO_PKG_VERSION")),
         Command::FleetSim(args) => {
-            otaas_server::fleet_sim::run(args).await?;
+            otaas_server::fleet_sim::run(args)
+                .await
+                .context("otaas fleet-sim")?;
         }
     }
     Ok(())

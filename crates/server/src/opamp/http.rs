@@ -16,7 +16,9 @@ use flate2::read::GzDecoder;
 use flate2::write::GzEncoder;
 use http::{HeaderMap, HeaderValue, StatusCode, header};
 use otaas_opamp::framing;
-use otaas_opamp::proto::{AgentToServer, ServerErrorResponse, ServerErrorResponseType, ServerToAgent};
+use otaas_opamp::proto::{
+    AgentToServer, ServerErrorResponse, ServerErrorResponseType, ServerToAgent,
+};
 use prost::Message as _;
 
 use super::OpampServer;
@@ -32,12 +34,17 @@ pub(crate) async fn post(
         tracing::info!(peer = %peer, reason = %err, "Refused an OpAMP HTTP request");
         return err.into_response();
     }
-    let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok());
     let essence = content_type.map(|ct| ct.split(';').next().unwrap_or_default().trim());
     if essence != Some(otaas_opamp::CONTENT_TYPE_PROTOBUF) {
         return (
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            format!("OpAMP over HTTP needs Content-Type: {}", otaas_opamp::CONTENT_TYPE_PROTOBUF),
+            format!(
+                "OpAMP over HTTP needs Content-Type: {}",
+                otaas_opamp::CONTENT_TYPE_PROTOBUF
+            ),
         )
             .into_response();
     }
@@ -69,7 +76,9 @@ pub(crate) async fn post(
         server.unavailable(msg.instance_uid.clone())
     } else {
         let endpoint = super::endpoint_url(&headers, "http");
-        let mut ctx = server.registry().connection(Transport::Http, endpoint, None);
+        let mut ctx = server
+            .registry()
+            .connection(Transport::Http, endpoint, None);
         server.registry().handle(&mut ctx, msg, chrono::Utc::now())
     };
     protobuf_response(StatusCode::OK, &reply, &headers)
@@ -163,7 +172,10 @@ mod tests {
 
     fn with(value: &str) -> HeaderMap {
         let mut h = HeaderMap::new();
-        h.insert(header::ACCEPT_ENCODING, HeaderValue::from_str(value).unwrap());
+        h.insert(
+            header::ACCEPT_ENCODING,
+            HeaderValue::from_str(value).unwrap(),
+        );
         h
     }
 
@@ -183,6 +195,9 @@ mod tests {
         let bomb = enc.finish().unwrap();
         assert!(matches!(gunzip(&bomb, 1000), Err(GunzipError::TooLarge)));
         assert_eq!(gunzip(&bomb, 1 << 20).ok().map(|b| b.len()), Some(1 << 20));
-        assert!(matches!(gunzip(b"not gzip", 1000), Err(GunzipError::Corrupt(_))));
+        assert!(matches!(
+            gunzip(b"not gzip", 1000),
+            Err(GunzipError::Corrupt(_))
+        ));
     }
 }

@@ -21,10 +21,12 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use ::http::HeaderMap;
 use axum::Router;
 use axum::routing::get;
-use http::HeaderMap;
-use otaas_opamp::proto::{RetryInfo, ServerErrorResponse, ServerErrorResponseType, ServerToAgent, server_error_response};
+use otaas_opamp::proto::{
+    RetryInfo, ServerErrorResponse, ServerErrorResponseType, ServerToAgent, server_error_response,
+};
 use rand::Rng;
 use tokio::net::TcpListener;
 use tokio_util::task::TaskTracker;
@@ -79,7 +81,10 @@ impl OpampServer {
         let presented = headers
             .get(::http::header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+            .and_then(|v| {
+                v.strip_prefix("Bearer ")
+                    .or_else(|| v.strip_prefix("bearer "))
+            })
             .map(str::trim)
             .filter(|t| !t.is_empty())
             .ok_or(AuthError::Missing)?;
@@ -147,10 +152,7 @@ impl axum::response::IntoResponse for AuthError {
 /// The `/v1/opamp` router.
 pub(crate) fn router(server: Arc<OpampServer>) -> Router {
     Router::new()
-        .route(
-            otaas_opamp::OPAMP_PATH,
-            get(ws::upgrade).post(http::post),
-        )
+        .route(otaas_opamp::OPAMP_PATH, get(ws::upgrade).post(http::post))
         .with_state(server)
 }
 
@@ -165,7 +167,11 @@ pub(crate) fn endpoint_url(headers: &HeaderMap, scheme: &str) -> String {
 
 /// Serves OpAMP on `listener` until `state.shutdown` is cancelled, then drains (see the
 /// module docs). Prints `otaas: opamp listening on ADDR` on stderr once bound.
-pub async fn serve(state: AppState, config: OpampConfig, listener: TcpListener) -> std::io::Result<()> {
+pub async fn serve(
+    state: AppState,
+    config: OpampConfig,
+    listener: TcpListener,
+) -> std::io::Result<()> {
     let local = listener.local_addr()?;
     state
         .agents

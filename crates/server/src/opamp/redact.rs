@@ -50,12 +50,15 @@ fn redact_value(value: &mut Value, secret: bool) -> bool {
             let mut changed = false;
             for (k, v) in map.iter_mut() {
                 let key = k.as_str().unwrap_or_default();
-                let child_secret = secret || is_secret_key(key) || key.eq_ignore_ascii_case("headers");
+                let child_secret =
+                    secret || is_secret_key(key) || key.eq_ignore_ascii_case("headers");
                 changed |= redact_value(v, child_secret);
             }
             changed
         }
-        Value::Sequence(items) => items.iter_mut().fold(false, |c, v| redact_value(v, secret) | c),
+        Value::Sequence(items) => items
+            .iter_mut()
+            .fold(false, |c, v| redact_value(v, secret) | c),
         Value::Tagged(tagged) => redact_value(&mut tagged.value, secret),
         Value::Null => false,
         scalar if secret => {
@@ -84,10 +87,22 @@ mod tests {
             assert!(!out.contains(secret), "{secret} leaked in {out}");
         }
         let doc: Value = serde_yaml::from_str(&out).unwrap();
-        assert_eq!(doc["exporters"]["otlp"]["endpoint"], Value::from("tempo:4317"));
-        assert_eq!(doc["exporters"]["kafka"]["auth"]["sasl"]["username"], Value::from("bob"));
-        assert_eq!(doc["extensions"]["bearertokenauth"]["token"], Value::from(REDACTED));
-        assert_eq!(doc["exporters"]["otlp"]["headers"]["x-scope-orgid"], Value::from(REDACTED));
+        assert_eq!(
+            doc["exporters"]["otlp"]["endpoint"],
+            Value::from("tempo:4317")
+        );
+        assert_eq!(
+            doc["exporters"]["kafka"]["auth"]["sasl"]["username"],
+            Value::from("bob")
+        );
+        assert_eq!(
+            doc["extensions"]["bearertokenauth"]["token"],
+            Value::from(REDACTED)
+        );
+        assert_eq!(
+            doc["exporters"]["otlp"]["headers"]["x-scope-orgid"],
+            Value::from(REDACTED)
+        );
     }
 
     #[test]

@@ -431,13 +431,22 @@ impl Registry {
     }
 
     /// Handles one agent message and returns the reply.
-    pub fn handle(&self, ctx: &mut ConnCtx, msg: AgentToServer, now: DateTime<Utc>) -> ServerToAgent {
+    pub fn handle(
+        &self,
+        ctx: &mut ConnCtx,
+        msg: AgentToServer,
+        now: DateTime<Utc>,
+    ) -> ServerToAgent {
         let first_reply = !ctx.replied;
         ctx.replied = true;
         let mut uid = match InstanceUid::from_bytes(&msg.instance_uid) {
             Ok(uid) => uid,
             Err(err) => {
-                return error_reply(msg.instance_uid, ServerErrorResponseType::BadRequest, err.to_string());
+                return error_reply(
+                    msg.instance_uid,
+                    ServerErrorResponseType::BadRequest,
+                    err.to_string(),
+                );
             }
         };
         let mut reply = ServerToAgent {
@@ -541,7 +550,8 @@ impl Registry {
                 Ok(RemoteConfigStatuses::Failed) => ConfigStatus::Failed,
                 Ok(RemoteConfigStatuses::Unset) | Err(_) => ConfigStatus::Unset,
             };
-            rec.remote_config_error = (!status.error_message.is_empty()).then_some(status.error_message);
+            rec.remote_config_error =
+                (!status.error_message.is_empty()).then_some(status.error_message);
             rec.remote_config_hash = (!status.last_remote_config_hash.is_empty())
                 .then(|| hash::to_hex(&status.last_remote_config_hash));
         }
@@ -780,7 +790,11 @@ impl Registry {
 
     /// Connections of every live WebSocket agent (to tell them we are shutting down).
     pub fn live_connections(&self) -> usize {
-        self.lock().agents.values().filter(|e| e.conn.is_some()).count()
+        self.lock()
+            .agents
+            .values()
+            .filter(|e| e.conn.is_some())
+            .count()
     }
 }
 

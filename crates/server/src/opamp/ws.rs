@@ -176,7 +176,9 @@ async fn session(server: Arc<OpampServer>, mut socket: WebSocket, endpoint: Stri
 fn too_long(err: axum::Error) -> Option<(usize, usize)> {
     use tokio_tungstenite::tungstenite::error::{CapacityError, Error};
     match err.into_inner().downcast::<Error>().ok().map(|e| *e) {
-        Some(Error::Capacity(CapacityError::MessageTooLong { size, max_size })) => Some((size, max_size)),
+        Some(Error::Capacity(CapacityError::MessageTooLong { size, max_size })) => {
+            Some((size, max_size))
+        }
         _ => None,
     }
 }

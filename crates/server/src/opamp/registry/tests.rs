@@ -9,7 +9,10 @@ const PY_CAPS: u64 = 0x3007;
 const SIM_CAPS: u64 = 0x3907 | 0x100;
 
 fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-    pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
+    pairs
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect()
 }
 
 fn group(selector: &[(&str, &str)], age_secs: i64, yaml: &str) -> GroupConfig {
@@ -72,7 +75,10 @@ fn most_specific_then_oldest_group_wins() {
     assert_eq!(match_group(&groups, &eu).map(|g| g.id), Some(narrow_old.id));
     let us = labels(&[("env", "prod"), ("region", "us")]);
     assert_eq!(match_group(&groups, &us).map(|g| g.id), Some(broad.id));
-    assert_eq!(match_group(&groups, &labels(&[("env", "dev")])).map(|g| g.id), None);
+    assert_eq!(
+        match_group(&groups, &labels(&[("env", "dev")])).map(|g| g.id),
+        None
+    );
 }
 
 #[test]
@@ -92,7 +98,10 @@ fn matched_agent_gets_its_group_config_until_it_reports_it() {
     let rec = reg.get(uid).unwrap();
     assert_eq!(rec.labels, labels(&[("env", "prod")]));
     assert_eq!(rec.group_id, Some(g.id));
-    assert_eq!(rec.desired_config_hash.as_deref(), Some(g.hash_hex.as_str()));
+    assert_eq!(
+        rec.desired_config_hash.as_deref(),
+        Some(g.hash_hex.as_str())
+    );
     assert!(rec.connected);
 
     // When it reports APPLIED with the hash and the config as effective config
@@ -102,7 +111,9 @@ fn matched_agent_gets_its_group_config_until_it_reports_it() {
         status: RemoteConfigStatuses::Applied as i32,
         error_message: String::new(),
     });
-    report.effective_config = Some(EffectiveConfig { config_map: g.remote.config.clone() });
+    report.effective_config = Some(EffectiveConfig {
+        config_map: g.remote.config.clone(),
+    });
     let mut ctx = reg.connection(Transport::Http, "http://x/v1/opamp".into(), None);
     let reply = reg.handle(&mut ctx, report, now());
     // Then nothing is resent and the status is recorded
@@ -110,7 +121,10 @@ fn matched_agent_gets_its_group_config_until_it_reports_it() {
     assert_eq!(reply.flags, 0);
     let rec = reg.get(uid).unwrap();
     assert_eq!(rec.remote_config_status, ConfigStatus::Applied);
-    assert_eq!(rec.effective_config_hash.as_deref(), Some(g.hash_hex.as_str()));
+    assert_eq!(
+        rec.effective_config_hash.as_deref(),
+        Some(g.hash_hex.as_str())
+    );
     assert_eq!(rec.effective_config.as_deref(), Some("receivers: {}\n"));
 }
 
@@ -121,7 +135,11 @@ fn failed_config_is_recorded_with_its_message_and_not_resent() {
     reg.set_groups(vec![g.clone()]);
     let uid = InstanceUid::new_v7();
     let mut ctx = reg.connection(Transport::Ws, "ws://x/v1/opamp".into(), None);
-    assert!(reg.handle(&mut ctx, first(uid, PY_CAPS, &[]), now()).remote_config.is_some());
+    assert!(
+        reg.handle(&mut ctx, first(uid, PY_CAPS, &[]), now())
+            .remote_config
+            .is_some()
+    );
     let mut report = beat(uid, 1, PY_CAPS);
     report.remote_config_status = Some(RemoteConfigStatus {
         last_remote_config_hash: g.remote.config_hash.clone(),
@@ -132,7 +150,10 @@ fn failed_config_is_recorded_with_its_message_and_not_resent() {
     assert_eq!(reply.remote_config, None);
     let rec = reg.get(uid).unwrap();
     assert_eq!(rec.remote_config_status, ConfigStatus::Failed);
-    assert_eq!(rec.remote_config_error.as_deref(), Some("exporter kafka unknown"));
+    assert_eq!(
+        rec.remote_config_error.as_deref(),
+        Some("exporter kafka unknown")
+    );
 }
 
 #[test]
@@ -144,14 +165,21 @@ fn sequence_gap_and_unknown_agent_ask_for_full_state() {
     let reply = reg.handle(&mut ctx, beat(uid, 41, SIM_CAPS), now());
     assert_eq!(reply.flags, ServerToAgentFlags::ReportFullState as u64);
     // In sequence: nothing asked.
-    assert_eq!(reg.handle(&mut ctx, beat(uid, 42, SIM_CAPS), now()).flags, 0);
+    assert_eq!(
+        reg.handle(&mut ctx, beat(uid, 42, SIM_CAPS), now()).flags,
+        0
+    );
     // A gap.
     assert_eq!(
         reg.handle(&mut ctx, beat(uid, 45, SIM_CAPS), now()).flags,
         ServerToAgentFlags::ReportFullState as u64
     );
     // Capabilities only in the first reply of the connection.
-    assert_eq!(reg.handle(&mut ctx, beat(uid, 46, SIM_CAPS), now()).capabilities, 0);
+    assert_eq!(
+        reg.handle(&mut ctx, beat(uid, 46, SIM_CAPS), now())
+            .capabilities,
+        0
+    );
 }
 
 #[test]
@@ -160,9 +188,14 @@ fn duplicate_uid_on_a_second_live_socket_gets_a_new_uid() {
     let uid = InstanceUid::new_v7();
     let mut a = reg.connection(Transport::Ws, "ws://x/v1/opamp".into(), None);
     let mut b = reg.connection(Transport::Ws, "ws://x/v1/opamp".into(), None);
-    assert_eq!(reg.handle(&mut a, first(uid, SIM_CAPS, &[]), now()).agent_identification, None);
+    assert_eq!(
+        reg.handle(&mut a, first(uid, SIM_CAPS, &[]), now())
+            .agent_identification,
+        None
+    );
     let reply = reg.handle(&mut b, first(uid, SIM_CAPS, &[]), now());
-    let new = InstanceUid::from_bytes(&reply.agent_identification.unwrap().new_instance_uid).unwrap();
+    let new =
+        InstanceUid::from_bytes(&reply.agent_identification.unwrap().new_instance_uid).unwrap();
     assert_ne!(new, uid);
     // The reply still echoes the uid the agent sent.
     assert_eq!(reply.instance_uid.as_ref(), uid.as_bytes());
@@ -181,19 +214,34 @@ fn label_change_moves_the_agent_and_pokes_its_socket() {
     let notify = Arc::new(Notify::new());
     let mut ctx = reg.connection(Transport::Ws, "ws://x/v1/opamp".into(), Some(notify));
     let reply = reg.handle(&mut ctx, first(uid, SIM_CAPS, &[("region", "eu")]), now());
-    assert_eq!(reply.remote_config.unwrap().config_hash, eu.remote.config_hash);
+    assert_eq!(
+        reply.remote_config.unwrap().config_hash,
+        eu.remote.config_hash
+    );
     let mut moved = beat(uid, 1, SIM_CAPS);
     moved.agent_description = Some(desc(&[("region", "us")]));
     let reply = reg.handle(&mut ctx, moved, now());
-    assert_eq!(reply.remote_config.unwrap().config_hash, us.remote.config_hash);
+    assert_eq!(
+        reply.remote_config.unwrap().config_hash,
+        us.remote.config_hash
+    );
     assert_eq!(reg.get(uid).unwrap().group_id, Some(us.id));
 
     // A new revision of the agent's group is pushed; the old one is not offered twice.
-    let us2 = GroupConfig::new(us.id, us.selector.clone(), us.created_at, 2, "us: 2\n".into(),
-        hash::to_hex(&hash::sha256(b"us: 2\n")));
+    let us2 = GroupConfig::new(
+        us.id,
+        us.selector.clone(),
+        us.created_at,
+        2,
+        "us: 2\n".into(),
+        hash::to_hex(&hash::sha256(b"us: 2\n")),
+    );
     assert_eq!(reg.upsert_group(us2.clone()).len(), 1);
     let push = reg.pending_push(&ctx).unwrap();
-    assert_eq!(push.remote_config.unwrap().config_hash, us2.remote.config_hash);
+    assert_eq!(
+        push.remote_config.unwrap().config_hash,
+        us2.remote.config_hash
+    );
     assert_eq!(reg.pending_push(&ctx), None);
 }
 
@@ -260,16 +308,34 @@ fn filters_and_persistence_round_trip() {
     let mut ctx = reg.connection(Transport::Http, "http://x".into(), None);
     reg.handle(&mut ctx, first(a, PY_CAPS, &[("env", "prod")]), now());
     reg.handle(&mut ctx, first(b, PY_CAPS, &[("env", "dev")]), now());
-    let by_sel = reg.list(&AgentFilter { selector: labels(&[("env", "dev")]), ..Default::default() });
-    assert_eq!(by_sel.iter().map(|r| r.id.clone()).collect::<Vec<_>>(), [b.to_string()]);
-    let by_group = reg.list(&AgentFilter { group_id: Some(g.id), ..Default::default() });
-    assert_eq!(by_group.iter().map(|r| r.id.clone()).collect::<Vec<_>>(), [a.to_string()]);
+    let by_sel = reg.list(&AgentFilter {
+        selector: labels(&[("env", "dev")]),
+        ..Default::default()
+    });
+    assert_eq!(
+        by_sel.iter().map(|r| r.id.clone()).collect::<Vec<_>>(),
+        [b.to_string()]
+    );
+    let by_group = reg.list(&AgentFilter {
+        group_id: Some(g.id),
+        ..Default::default()
+    });
+    assert_eq!(
+        by_group.iter().map(|r| r.id.clone()).collect::<Vec<_>>(),
+        [a.to_string()]
+    );
     let dirty = reg.take_dirty();
     assert_eq!(dirty.len(), 2);
     assert!(reg.take_dirty().is_empty());
     // A restarted registry loads them disconnected.
-    let json: Vec<String> = dirty.iter().map(|r| serde_json::to_string(r).unwrap()).collect();
-    let back: Vec<AgentRecord> = json.iter().map(|j| serde_json::from_str(j).unwrap()).collect();
+    let json: Vec<String> = dirty
+        .iter()
+        .map(|r| serde_json::to_string(r).unwrap())
+        .collect();
+    let back: Vec<AgentRecord> = json
+        .iter()
+        .map(|j| serde_json::from_str(j).unwrap())
+        .collect();
     let reg2 = Registry::new(Duration::from_secs(10));
     reg2.load(back);
     let rec = reg2.get(a).unwrap();
