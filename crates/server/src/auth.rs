@@ -151,6 +151,7 @@ pub async fn require_admin(
         })
         .map(str::trim);
     let Some(presented) = presented else {
+        state.metrics.inc("otaas_api_auth_failures_total", &[]);
         return ApiError::unauthorized("missing bearer token").into_response();
     };
     match verify_token(
