@@ -25,7 +25,10 @@ const ADMIN: &str = "opamp-test-admin-token";
 const TIMEOUT: Duration = Duration::from_secs(60);
 
 fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().unwrap()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .unwrap()
 }
 
 /// Collects a child's output lines in the background.
@@ -52,7 +55,13 @@ struct Serve {
 impl Serve {
     fn start(data_dir: &Path, opamp_listen: &str, extra: &[&str]) -> Self {
         let mut child = Command::new(env!("CARGO_BIN_EXE_otaas"))
-            .args(["serve", "--listen", "127.0.0.1:0", "--opamp-listen", opamp_listen])
+            .args([
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--opamp-listen",
+                opamp_listen,
+            ])
             .args(["--admin-token", ADMIN, "--opamp-heartbeat-seconds", "2"])
             .args(extra)
             .arg("--data-dir")
@@ -68,15 +77,30 @@ impl Serve {
         loop {
             let (api, opamp) = {
                 let lines = stderr.lock().unwrap();
-                let find = |p: &str| lines.iter().find_map(|l| l.strip_prefix(p).map(str::to_owned));
-                (find("otaas: api listening on "), find("otaas: opamp listening on "))
+                let find = |p: &str| {
+                    lines
+                        .iter()
+                        .find_map(|l| l.strip_prefix(p).map(str::to_owned))
+                };
+                (
+                    find("otaas: api listening on "),
+                    find("otaas: opamp listening on "),
+                )
             };
             if let (Some(api), Some(opamp)) = (api, opamp) {
-                return Self { child, api, opamp, stderr };
+                return Self {
+                    child,
+                    api,
+                    opamp,
+                    stderr,
+                };
             }
             if Instant::now() > deadline || child.try_wait().unwrap().is_some() {
                 let _ = child.kill();
-                panic!("otaas serve did not start; stderr:\n{}", stderr.lock().unwrap().join("\n"));
+                panic!(
+                    "otaas serve did not start; stderr:\n{}",
+                    stderr.lock().unwrap().join("\n")
+                );
             }
             std::thread::sleep(Duration::from_millis(50));
         }
@@ -130,7 +154,11 @@ impl Sim {
             .spawn()
             .expect("spawn otaas fleet-sim");
         let out = collect_lines(child.stdout.take().unwrap());
-        Self { stdin: child.stdin.take(), child, out }
+        Self {
+            stdin: child.stdin.take(),
+            child,
+            out,
+        }
     }
 
     fn command(&mut self, line: &str) {
@@ -193,14 +221,24 @@ where
 }
 
 fn selector(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-    pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
+    pairs
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect()
 }
 
 /// A pipeline with an OTLP receiver and a group over `sel` running it.
 async fn make_group(client: &Client, name: &str, sel: &[(&str, &str)]) -> (Pipeline, AgentGroup) {
     let mut spec = pipeline_spec(name);
-    spec.receivers.insert("otlp".into(), json!({"protocols": {"http": {}}}));
+    spec.receivers
+        .insert("otlp".into(), json!({"protocols": {"http": {}}}));
     let pipeline = client.create_pipeline(&spec).await.unwrap();
+    // Without an exporter the renderer leaves the pipeline out; a debug exporter completes it.
+    let mut binding = binding_spec(name, pipeline.id);
+    binding.destinations[0].kind = "debug".into();
+    binding.destinations[0].endpoint = None;
+    binding.destinations[0].headers.clear();
+    client.create_exporter_binding(&binding).await.unwrap();
     let mut group = group_spec(name, vec![pipeline.id]);
     group.selector = selector(sel);
     let group = client.create_agent_group(&group).await.unwrap();
@@ -268,11 +306,19 @@ impl PyAgent {
     }
 
     fn events(&self) -> Vec<Value> {
-        self.out.lock().unwrap().iter().filter_map(|l| serde_json::from_str(l).ok()).collect()
+        self.out
+            .lock()
+            .unwrap()
+            .iter()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect()
     }
 
     fn uid(&self) -> Option<String> {
-        self.events().into_iter().find(|e| e["event"] == "start").and_then(|e| e["instance_uid"].as_str().map(str::to_owned))
+        self.events()
+            .into_iter()
+            .find(|e| e["event"] == "start")
+            .and_then(|e| e["instance_uid"].as_str().map(str::to_owned))
     }
 
     /// Waits (bounded) for the agent to finish; returns its exit code.
@@ -318,34 +364,71 @@ async fn python_peer_gets_its_group_config_byte_for_byte_and_reports_applied() {
     .await;
     assert_eq!(seen.labels.get("env").map(String::as_str), Some("py"));
     assert_eq!(seen.labels.get("team").map(String::as_str), Some("a"));
-    assert_eq!(seen.labels.get("service.name").map(String::as_str), Some("opamp-peer-python"));
+    assert_eq!(
+        seen.labels.get("service.name").map(String::as_str),
+        Some("opamp-peer-python")
+    );
     assert_eq!(seen.group_id, Some(group.id));
     assert_eq!(seen.config_hash.as_deref(), Some(config.sha256.as_str()));
-    assert_eq!(seen.remote_config_hash.as_deref(), Some(config.sha256.as_str()));
+    assert_eq!(
+        seen.remote_config_hash.as_deref(),
+        Some(config.sha256.as_str())
+    );
     assert_eq!(seen.status, AgentStatus::Applied);
     assert_eq!(seen.transport, Some(AgentTransport::Http));
     assert!(seen.connected);
     assert_eq!(
         seen.capabilities,
-        ["ReportsStatus", "AcceptsRemoteConfig", "ReportsEffectiveConfig", "ReportsRemoteConfig", "ReportsHeartbeat"]
+        [
+            "ReportsStatus",
+            "AcceptsRemoteConfig",
+            "ReportsEffectiveConfig",
+            "ReportsRemoteConfig",
+            "ReportsHeartbeat"
+        ]
     );
     assert_eq!(seen.effective_config.as_deref(), Some(config.yaml.as_str()));
-    let listed = agents(&client, AgentQuery { selector: selector(&[("team", "a")]), ..Default::default() }).await;
-    assert_eq!(listed.iter().map(|a| a.id.clone()).collect::<Vec<_>>(), [uid.clone()]);
+    let listed = agents(
+        &client,
+        AgentQuery {
+            selector: selector(&[("team", "a")]),
+            ..Default::default()
+        },
+    )
+    .await;
+    assert_eq!(
+        listed.iter().map(|a| a.id.as_str()).collect::<Vec<_>>(),
+        [uid.as_str()]
+    );
 
     // And the file it received is the group's config, byte for byte
     let (code, events) = agent.wait();
     assert_eq!(code, 0, "python agent events: {events:?}");
     let received = std::fs::read(out.path().join("config-001").join("collector.yaml")).unwrap();
     assert_eq!(received, config.yaml.as_bytes());
-    let meta: Value = serde_json::from_slice(&std::fs::read(out.path().join("config-001/meta.json")).unwrap()).unwrap();
+    let meta: Value =
+        serde_json::from_slice(&std::fs::read(out.path().join("config-001/meta.json")).unwrap())
+            .unwrap();
     assert_eq!(meta["hash"], config.sha256.as_str());
     assert_eq!(meta["files"]["collector.yaml"]["content_type"], "text/yaml");
     // Exactly one config was received: no resend loop.
-    assert_eq!(events.iter().filter(|e| e["event"] == "remote_config").count(), 1);
+    assert_eq!(
+        events
+            .iter()
+            .filter(|e| e["event"] == "remote_config")
+            .count(),
+        1
+    );
 
     // After its AgentDisconnect it is listed as disconnected.
-    let gone = agents(&client, AgentQuery { connected: Some(false), ..Default::default() }).await;
+    let gone = agents(
+        &client,
+        AgentQuery {
+            connected: Some(false),
+            ..Default::default()
+        },
+    )
+    .await;
     assert_eq!(gone.iter().map(|a| a.id.clone()).collect::<Vec<_>>(), [uid]);
     server.stop();
 }
@@ -357,7 +440,12 @@ async fn python_peer_failure_is_recorded_with_its_message() {
     let client = server.client();
     let (_, group) = make_group(&client, "py-fail", &[("env", "pyfail")]).await;
     let out = tempfile::tempdir().unwrap();
-    let agent = PyAgent::start(&server.http_url(), "env=pyfail", out.path(), &[("AGENT_FAIL_CONFIG", "1")]);
+    let agent = PyAgent::start(
+        &server.http_url(),
+        "env=pyfail",
+        out.path(),
+        &[("AGENT_FAIL_CONFIG", "1")],
+    );
     let uid = wait_for("the python agent to start", || async { agent.uid() }).await;
     let seen = wait_for("FAILED to be recorded", || {
         let client = client.clone();
@@ -368,14 +456,23 @@ async fn python_peer_failure_is_recorded_with_its_message() {
         }
     })
     .await;
-    assert_eq!(seen.remote_config_error.as_deref(), Some("AGENT_FAIL_CONFIG is set"));
+    assert_eq!(
+        seen.remote_config_error.as_deref(),
+        Some("AGENT_FAIL_CONFIG is set")
+    );
     assert_eq!(seen.status, AgentStatus::Failed);
     assert_eq!(seen.group_id, Some(group.id));
     assert_eq!(seen.remote_config_hash, Some(group.config_hash.clone()));
     let (code, events) = agent.wait();
     assert_eq!(code, 0);
     // A failed config is not pushed again and again.
-    assert_eq!(events.iter().filter(|e| e["event"] == "remote_config").count(), 1);
+    assert_eq!(
+        events
+            .iter()
+            .filter(|e| e["event"] == "remote_config")
+            .count(),
+        1
+    );
     server.stop();
 }
 
@@ -387,26 +484,498 @@ async fn python_peer_with_a_wrong_token_is_refused() {
     let out = tempfile::tempdir().unwrap();
 
     // A wrong token: every request is refused with 401, the agent gives up (exit 2).
-    let agent = PyAgent::start(&server.http_url(), "env=tok", out.path(), &[("OPAMP_TOKEN", "otaas_agent_wrong"), ("AGENT_SECONDS", "3")]);
+    let agent = PyAgent::start(
+        &server.http_url(),
+        "env=tok",
+        out.path(),
+        &[("OPAMP_TOKEN", "otaas_agent_wrong"), ("AGENT_SECONDS", "3")],
+    );
     let (code, events) = agent.wait();
     assert_eq!(code, 2, "events: {events:?}");
-    let failures: Vec<&Value> = events.iter().filter(|e| e["event"] == "send_failed").collect();
+    let failures: Vec<&Value> = events
+        .iter()
+        .filter(|e| e["event"] == "send_failed")
+        .collect();
     assert!(!failures.is_empty());
-    assert!(failures.iter().all(|e| e["error"].as_str().unwrap_or_default().contains("401")), "{failures:?}");
+    assert!(
+        failures
+            .iter()
+            .all(|e| e["error"].as_str().unwrap_or_default().contains("401")),
+        "{failures:?}"
+    );
     assert_eq!(agents(&client, AgentQuery::default()).await, vec![]);
 
     // A real enrollment token is accepted.
     let token = client
-        .create_token(&TokenCreate { description: "test agent".into(), scope: TokenScope::Agent })
+        .create_token(&TokenCreate {
+            description: "test agent".into(),
+            scope: TokenScope::Agent,
+        })
         .await
         .unwrap();
-    let agent = PyAgent::start(&server.http_url(), "env=tok", out.path(), &[("OPAMP_TOKEN", &token.token), ("AGENT_SECONDS", "3")]);
+    let agent = PyAgent::start(
+        &server.http_url(),
+        "env=tok",
+        out.path(),
+        &[("OPAMP_TOKEN", &token.token), ("AGENT_SECONDS", "3")],
+    );
     let (code, events) = agent.wait();
     assert_eq!(code, 0, "events: {events:?}");
     let listed = agents(&client, AgentQuery::default()).await;
     assert_eq!(listed.len(), 1);
     assert_eq!(listed[0].labels.get("env").map(String::as_str), Some("tok"));
     // The token never shows up in the server's log.
-    assert!(!server.stderr.lock().unwrap().join("\n").contains(&token.token));
+    assert!(
+        !server
+            .stderr
+            .lock()
+            .unwrap()
+            .join("\n")
+            .contains(&token.token)
+    );
+    server.stop();
+}
+
+// ------------------------------------------------------------------------------------------
+// fleet-sim over WebSocket
+// ------------------------------------------------------------------------------------------
+
+/// Waits until exactly `n` agents match `query` and all of them satisfy `ok`.
+async fn wait_all(
+    client: &Client,
+    what: &str,
+    query: AgentQuery,
+    n: usize,
+    ok: impl Fn(&Agent) -> bool,
+) -> Vec<Agent> {
+    let ok = &ok;
+    wait_for(what, || {
+        let client = client.clone();
+        let query = query.clone();
+        async move {
+            let list = client.list_agents(&query).await.ok()?;
+            (list.len() == n && list.iter().all(ok)).then_some(list)
+        }
+    })
+    .await
+}
+
+fn applied(hash: &str) -> impl Fn(&Agent) -> bool + '_ {
+    move |a: &Agent| {
+        a.connected
+            && a.status == AgentStatus::Applied
+            && a.remote_config_hash.as_deref() == Some(hash)
+            && a.effective_config_hash.as_deref() == Some(hash)
+            && a.healthy == Some(true)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn config_change_reaches_100_websocket_agents_all_applied() {
+    let data = tempfile::tempdir().unwrap();
+    let server = Serve::start(data.path(), "127.0.0.1:0", &[]);
+    let client = server.client();
+    // Given a group for fleet=a and 100 simulated collectors matching it
+    let (pipeline, group) = make_group(&client, "fleet-a", &[("fleet", "a")]).await;
+    let sim = Sim::start(
+        &format!("ws://{}", server.opamp),
+        &[
+            "--agents",
+            "100",
+            "--labels",
+            "fleet=a,host=h{i}",
+            "--heartbeat",
+            "5",
+            "--quiet",
+        ],
+    );
+    let by_group = AgentQuery {
+        group_id: Some(group.id),
+        ..Default::default()
+    };
+    wait_all(
+        &client,
+        "100 agents on revision 1",
+        by_group.clone(),
+        100,
+        applied(&group.config_hash),
+    )
+    .await;
+
+    // When the pipeline changes (a new group revision)
+    let mut spec = pipeline_spec("fleet-a");
+    spec.receivers
+        .insert("otlp".into(), json!({"protocols": {"http": {}}}));
+    spec.processors.push(ProcessorSpec {
+        id: "memory_limiter".into(),
+        config: json!({"limit_mib": 400, "check_interval": "1s"}),
+    });
+    client
+        .update_pipeline(pipeline.id, &spec, None)
+        .await
+        .unwrap();
+    let group2 = client.get_agent_group(group.id).await.unwrap();
+    assert_ne!(group2.config_hash, group.config_hash);
+
+    // Then all 100 report APPLIED with the new hash, healthy, with it as effective config
+    let list = wait_all(
+        &client,
+        "100 agents on revision 2",
+        by_group,
+        100,
+        applied(&group2.config_hash),
+    )
+    .await;
+    assert!(list.iter().all(|a| a.transport == Some(AgentTransport::Ws)));
+    let summary = sim.stop();
+    assert_eq!(summary["status"], json!({"APPLIED": 100}));
+    assert_eq!(
+        summary["hashes"],
+        json!({ group2.config_hash.clone(): 100 })
+    );
+    assert_eq!(summary["configs_received"], 200);
+    assert_eq!(summary["reconnects"], 0);
+    assert_eq!(summary["connect_failures"], 0);
+    server.stop();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn label_change_moves_an_agent_between_groups() {
+    let data = tempfile::tempdir().unwrap();
+    let server = Serve::start(data.path(), "127.0.0.1:0", &[]);
+    let client = server.client();
+    let (_, eu) = make_group(&client, "region-eu", &[("region", "eu")]).await;
+    let (_, us) = make_group(&client, "region-us", &[("region", "us")]).await;
+    assert_ne!(eu.config_hash, us.config_hash);
+    let mut sim = Sim::start(
+        &format!("ws://{}", server.opamp),
+        &[
+            "--agents",
+            "2",
+            "--labels",
+            "region=eu,n={i}",
+            "--heartbeat",
+            "5",
+        ],
+    );
+    wait_all(
+        &client,
+        "both agents in eu",
+        AgentQuery {
+            group_id: Some(eu.id),
+            ..Default::default()
+        },
+        2,
+        applied(&eu.config_hash),
+    )
+    .await;
+
+    // When agent 0's labels change to region=us
+    sim.command("labels 0 region=us,n=0");
+
+    // Then it moves to the us group and runs its config; agent 1 stays
+    let moved = wait_all(
+        &client,
+        "agent 0 in us",
+        AgentQuery {
+            group_id: Some(us.id),
+            ..Default::default()
+        },
+        1,
+        applied(&us.config_hash),
+    )
+    .await;
+    assert_eq!(moved[0].labels.get("n").map(String::as_str), Some("0"));
+    assert_eq!(
+        moved[0].labels.get("region").map(String::as_str),
+        Some("us")
+    );
+    let stayed = agents(
+        &client,
+        AgentQuery {
+            group_id: Some(eu.id),
+            ..Default::default()
+        },
+    )
+    .await;
+    assert_eq!(stayed.len(), 1);
+    assert_eq!(stayed[0].labels.get("n").map(String::as_str), Some("1"));
+    assert_eq!(sim.events("labels_changed").len(), 1);
+
+    // An agent whose labels match no group becomes unmanaged and keeps its last config.
+    sim.command("labels 1 region=mars,n=1");
+    let unmanaged = wait_all(
+        &client,
+        "agent 1 unmanaged",
+        AgentQuery {
+            selector: selector(&[("region", "mars")]),
+            ..Default::default()
+        },
+        1,
+        |a| a.group_id.is_none(),
+    )
+    .await;
+    assert_eq!(unmanaged[0].status, AgentStatus::Unmanaged);
+    assert_eq!(unmanaged[0].config_hash, None);
+    let summary = sim.stop();
+    assert_eq!(summary["configs_received"], 3);
+    server.stop();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn server_restart_agents_reconnect_and_report_full_state() {
+    let data = tempfile::tempdir().unwrap();
+    let server = Serve::start(data.path(), "127.0.0.1:0", &[]);
+    let opamp = server.opamp.clone();
+    let client = server.client();
+    let (_, group) = make_group(&client, "restart", &[("site", "r")]).await;
+    let sim = Sim::start(
+        &format!("ws://{opamp}"),
+        &[
+            "--agents",
+            "20",
+            "--labels",
+            "site=r,host=h{i}",
+            "--heartbeat",
+            "2",
+        ],
+    );
+    let query = AgentQuery {
+        group_id: Some(group.id),
+        ..Default::default()
+    };
+    let before = wait_all(
+        &client,
+        "20 agents applied",
+        query.clone(),
+        20,
+        applied(&group.config_hash),
+    )
+    .await;
+
+    // When the server restarts on the same data and address
+    server.stop();
+    let server = Serve::start(data.path(), &opamp, &[]);
+    let client = server.client();
+    // Then nothing was lost: the same 20 agents with their labels, status and group, from the store
+    let stored = agents(&client, query.clone()).await;
+    assert_eq!(
+        stored
+            .iter()
+            .map(|a| (&a.id, &a.labels))
+            .collect::<Vec<_>>(),
+        before
+            .iter()
+            .map(|a| (&a.id, &a.labels))
+            .collect::<Vec<_>>()
+    );
+    // And every agent reconnects and, asked for it, reports its full state again
+    let after = wait_all(
+        &client,
+        "20 agents reconnected",
+        query,
+        20,
+        applied(&group.config_hash),
+    )
+    .await;
+    assert_eq!(
+        after.iter().map(|a| &a.id).collect::<Vec<_>>(),
+        before.iter().map(|a| &a.id).collect::<Vec<_>>()
+    );
+    let full = wait_for("full state reports", || async {
+        let n = sim.events("full_state_requested").len();
+        (n >= 20).then_some(n)
+    })
+    .await;
+    assert!(full >= 20);
+    let summary = sim.stop();
+    assert_eq!(summary["status"], json!({"APPLIED": 20}));
+    assert_eq!(
+        summary["configs_received"], 20,
+        "no config is re-sent to agents that already run it"
+    );
+    assert!(summary["reconnects"].as_u64().unwrap() >= 20);
+    assert_eq!(agents(&client, AgentQuery::default()).await.len(), 20);
+    server.stop();
+}
+
+// ------------------------------------------------------------------------------------------
+// Malformed input over real sockets
+// ------------------------------------------------------------------------------------------
+
+fn hello(uid: [u8; 16], seq: u64) -> AgentToServer {
+    AgentToServer {
+        instance_uid: bytes::Bytes::copy_from_slice(&uid),
+        sequence_num: seq,
+        capabilities: 1,
+        ..Default::default()
+    }
+}
+
+type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+async fn next_binary(ws: &mut Ws) -> ServerToAgent {
+    let msg = tokio::time::timeout(TIMEOUT, ws.next())
+        .await
+        .expect("reply in time")
+        .expect("open")
+        .expect("no error");
+    match msg {
+        Message::Binary(data) => framing::decode(&data, 1 << 20).unwrap(),
+        other => panic!("expected a binary message, got {other:?}"),
+    }
+}
+
+async fn expect_refusal(ws: &mut Ws, code: u16, message: &str) {
+    let reply = next_binary(ws).await;
+    let err = reply.error_response.expect("a ServerErrorResponse");
+    assert_eq!(err.r#type, ServerErrorResponseType::BadRequest as i32);
+    assert!(
+        err.error_message.contains(message),
+        "{:?} does not contain {message:?}",
+        err.error_message
+    );
+    let close = tokio::time::timeout(TIMEOUT, ws.next())
+        .await
+        .expect("close in time");
+    match close {
+        Some(Ok(Message::Close(Some(frame)))) => assert_eq!(u16::from(frame.code), code),
+        other => panic!("expected a close frame with {code}, got {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn malformed_frames_close_that_connection_and_others_keep_being_served() {
+    let data = tempfile::tempdir().unwrap();
+    let server = Serve::start(
+        data.path(),
+        "127.0.0.1:0",
+        &["--opamp-max-message-bytes", "65536"],
+    );
+    let url = format!("ws://{}/v1/opamp", server.opamp);
+    let connect = || async {
+        tokio_tungstenite::connect_async(url.as_str())
+            .await
+            .expect("ws connect")
+            .0
+    };
+
+    // A well-behaved agent connects first.
+    let mut good = connect().await;
+    let uid = *uuid::Uuid::now_v7().as_bytes();
+    good.send(Message::Binary(framing::encode(&hello(uid, 0)).into()))
+        .await
+        .unwrap();
+    let first = next_binary(&mut good).await;
+    assert_eq!(first.capabilities, 0x27);
+    assert_eq!(first.instance_uid.as_ref(), &uid);
+
+    // Non-zero varint header, truncated protobuf, an oversize message, a text frame.
+    let cases: [(Message, u16, &str); 4] = [
+        (
+            Message::Binary(vec![0x05, 0x08, 0x01].into()),
+            1002,
+            "unsupported websocket message header 5",
+        ),
+        (
+            Message::Binary(vec![0x00, 0x0a, 0x64].into()),
+            1007,
+            "decoding protobuf",
+        ),
+        (
+            Message::Binary(vec![0u8; 70_000].into()),
+            1009,
+            "exceeds the limit of 65536 bytes",
+        ),
+        (Message::Text("hello".into()), 1003, "binary"),
+    ];
+    for (frame, code, message) in cases {
+        let mut bad = connect().await;
+        bad.send(frame).await.unwrap();
+        expect_refusal(&mut bad, code, message).await;
+    }
+    // A 15-byte uid is a bad request too.
+    let mut bad = connect().await;
+    let mut short = hello(uid, 0);
+    short.instance_uid = bytes::Bytes::from_static(&[1; 15]);
+    bad.send(Message::Binary(framing::encode(&short).into()))
+        .await
+        .unwrap();
+    let reply = next_binary(&mut bad).await;
+    assert_eq!(
+        reply.error_response.unwrap().error_message,
+        "instance_uid must be 16 bytes, got 15"
+    );
+
+    // The good connection is still served: a sequence gap is answered with ReportFullState.
+    good.send(Message::Binary(framing::encode(&hello(uid, 7)).into()))
+        .await
+        .unwrap();
+    let reply = next_binary(&mut good).await;
+    assert_eq!(reply.flags, 1);
+    assert_eq!(reply.error_response, None);
+
+    // Plain HTTP: wrong content type, undecodable body, gzip bomb.
+    let http = reqwest::Client::new();
+    let post = |body: Vec<u8>, ct: &'static str, gzip: bool| {
+        let mut req = http
+            .post(server.http_url())
+            .header("content-type", ct)
+            .body(body);
+        if gzip {
+            req = req.header("content-encoding", "gzip");
+        }
+        req.send()
+    };
+    assert_eq!(
+        post(hello(uid, 8).encode_to_vec(), "application/json", false)
+            .await
+            .unwrap()
+            .status(),
+        415
+    );
+    let resp = post(vec![0x0a, 0x64], "application/x-protobuf", false)
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 400);
+    assert_eq!(resp.headers()["content-type"], "application/x-protobuf");
+    let err = ServerToAgent::decode(resp.bytes().await.unwrap())
+        .unwrap()
+        .error_response
+        .unwrap();
+    assert_eq!(err.r#type, ServerErrorResponseType::BadRequest as i32);
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    gz.write_all(&vec![0u8; 1 << 20]).unwrap();
+    let bomb = gz.finish().unwrap();
+    assert!(bomb.len() < 65536);
+    assert_eq!(
+        post(bomb, "application/x-protobuf", true)
+            .await
+            .unwrap()
+            .status(),
+        413
+    );
+    // A gzip-compressed valid message is accepted; the reply is not gzipped unless asked for.
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    gz.write_all(&hello(*uuid::Uuid::now_v7().as_bytes(), 0).encode_to_vec())
+        .unwrap();
+    let resp = http
+        .post(server.http_url())
+        .header("content-type", "application/x-protobuf")
+        .header("content-encoding", "gzip")
+        .header("accept-encoding", "identity")
+        .body(gz.finish().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert!(resp.headers().get("content-encoding").is_none());
+    assert_eq!(
+        ServerToAgent::decode(resp.bytes().await.unwrap())
+            .unwrap()
+            .capabilities,
+        0x27
+    );
     server.stop();
 }

@@ -493,11 +493,10 @@ impl Registry {
             .entry(uid)
             .or_insert_with(|| Entry::new(AgentRecord::new(uid)));
 
-        // Connection binding.
-        let new_conn = match ctx.transport {
+        // Connection binding: a new WebSocket starts with nothing offered on it.
+        match ctx.transport {
             Transport::Ws => {
-                let fresh = entry.conn.as_ref().map(|c| c.id) != Some(ctx.id);
-                if fresh {
+                if entry.conn.as_ref().map(|c| c.id) != Some(ctx.id) {
                     entry.conn = Some(LiveConn {
                         id: ctx.id,
                         notify: ctx.notify.clone(),
@@ -505,13 +504,9 @@ impl Registry {
                     entry.offered = None;
                     entry.settings_offered = false;
                 }
-                fresh
             }
-            Transport::Http => {
-                entry.conn = None;
-                true
-            }
-        };
+            Transport::Http => entry.conn = None,
+        }
 
         // Sequence numbers: a restarted agent starts again at 0 with its description; anything
         // else that is not last+1 means we may have missed state.
@@ -602,7 +597,6 @@ impl Registry {
             entry.settings_offered = true;
             reply.connection_settings = Some(heartbeat_offer(&ctx.endpoint, heartbeat));
         }
-        let _ = new_conn;
         reply
     }
 

@@ -83,6 +83,26 @@ async fn refuse(socket: &mut WebSocket, kind: ServerErrorResponseType, message: 
             reason: reason.into(),
         })))
         .await;
+    linger(socket).await;
+}
+
+/// After our close frame, reads (and drops) what the peer still sends until it closes too, for
+/// at most a second. Dropping a socket with unread input makes the kernel reset the
+/// connection, which can destroy our error reply and close frame before the agent reads them.
+async fn linger(socket: &mut WebSocket) {
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(1), async {
+        loop {
+            match socket.recv().await {
+                Some(Ok(Message::Close(_))) => return,
+                Some(Ok(_)) => continue,
+                // The stream is unusable (e.g. the rest of an oversize frame is still unread,
+                // and the library reports no more messages): give the agent the rest of the
+                // second to read our close frame.
+                None | Some(Err(_)) => std::future::pending::<()>().await,
+            }
+        }
+    })
+    .await;
 }
 
 /// A reply worth sending: anything beyond the echoed uid and the flags-free default.
