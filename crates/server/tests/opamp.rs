@@ -788,6 +788,7 @@ async fn server_restart_agents_reconnect_and_report_full_state() {
     })
     .await;
     assert!(full >= 20);
+    let unavailable = sim.events("server_error");
     let summary = sim.stop();
     assert_eq!(summary["status"], json!({"APPLIED": 20}));
     assert_eq!(
@@ -795,6 +796,16 @@ async fn server_restart_agents_reconnect_and_report_full_state() {
         "no config is re-sent to agents that already run it"
     );
     assert!(summary["reconnects"].as_u64().unwrap() >= 20);
+    // Shutting down, the old server told every WebSocket agent Unavailable with retry info.
+    assert!(
+        summary["server_errors"].as_u64().unwrap() >= 20,
+        "{summary}"
+    );
+    for e in &unavailable {
+        assert_eq!(e["type"], "Unavailable");
+        let retry = e["retry_after_ms"].as_u64().unwrap();
+        assert!((1000..5000).contains(&retry), "retry {retry} ms");
+    }
     assert_eq!(agents(&client, AgentQuery::default()).await.len(), 20);
     server.stop();
 }
@@ -977,5 +988,203 @@ async fn malformed_frames_close_that_connection_and_others_keep_being_served() {
             .capabilities,
         0x27
     );
+    server.stop();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn http_agents_pick_up_a_new_revision_on_their_next_poll() {
+    let data = tempfile::tempdir().unwrap();
+    let server = Serve::start(data.path(), "127.0.0.1:0", &[]);
+    let client = server.client();
+    let (pipeline, group) = make_group(&client, "http-fleet", &[("fleet", "h")]).await;
+    let sim = Sim::start(
+        &server.http_url(),
+        &[
+            "--agents",
+            "5",
+            "--labels",
+            "fleet=h",
+            "--transport",
+            "http",
+            "--heartbeat",
+            "1",
+            "--quiet",
+        ],
+    );
+    let query = AgentQuery {
+        group_id: Some(group.id),
+        ..Default::default()
+    };
+    wait_all(
+        &client,
+        "5 HTTP agents applied",
+        query.clone(),
+        5,
+        applied(&group.config_hash),
+    )
+    .await;
+    let mut spec = pipeline_spec("http-fleet");
+    spec.receivers
+        .insert("otlp".into(), json!({"protocols": {"grpc": {}}}));
+    client
+        .update_pipeline(pipeline.id, &spec, None)
+        .await
+        .unwrap();
+    let group2 = client.get_agent_group(group.id).await.unwrap();
+    assert_ne!(group2.config_hash, group.config_hash);
+    let list = wait_all(
+        &client,
+        "5 HTTP agents on revision 2",
+        query,
+        5,
+        applied(&group2.config_hash),
+    )
+    .await;
+    assert!(
+        list.iter()
+            .all(|a| a.transport == Some(AgentTransport::Http))
+    );
+    let summary = sim.stop();
+    assert_eq!(summary["status"], json!({"APPLIED": 5}));
+    assert_eq!(summary["configs_received"], 10);
+    server.stop();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn rejected_component_is_reported_failed_and_secrets_never_served() {
+    let data = tempfile::tempdir().unwrap();
+    let server = Serve::start(data.path(), "127.0.0.1:0", &[]);
+    let client = server.client();
+    // A pipeline exporting to tempo over OTLP with a secret header.
+    let mut spec = pipeline_spec("secret");
+    spec.receivers
+        .insert("otlp".into(), json!({"protocols": {"http": {}}}));
+    let pipeline = client.create_pipeline(&spec).await.unwrap();
+    client
+        .create_exporter_binding(&binding_spec("secret", pipeline.id))
+        .await
+        .unwrap();
+    let mut g = group_spec("secret", vec![pipeline.id]);
+    g.selector = selector(&[("tier", "s")]);
+    let group = client.create_agent_group(&g).await.unwrap();
+    let config = client.agent_group_config(group.id).await.unwrap();
+    assert!(
+        config.yaml.contains("secret-org"),
+        "the rendered config carries the header"
+    );
+
+    // One agent has every component, two lack the otlp exporter.
+    let ok = Sim::start(
+        &format!("ws://{}", server.opamp),
+        &["--labels", "tier=s,build=full"],
+    );
+    let bad = Sim::start(
+        &format!("ws://{}", server.opamp),
+        &[
+            "--agents",
+            "2",
+            "--labels",
+            "tier=s,build=slim",
+            "--reject-components",
+            "otlp",
+        ],
+    );
+    let full = wait_all(
+        &client,
+        "the full build applied",
+        AgentQuery {
+            selector: selector(&[("build", "full")]),
+            ..Default::default()
+        },
+        1,
+        applied(&config.sha256),
+    )
+    .await;
+    let slim = wait_all(
+        &client,
+        "the slim builds failed",
+        AgentQuery {
+            selector: selector(&[("build", "slim")]),
+            ..Default::default()
+        },
+        2,
+        |a| a.status == AgentStatus::Failed,
+    )
+    .await;
+    for a in &slim {
+        assert_eq!(
+            a.remote_config_error.as_deref(),
+            Some(
+                "unknown receiver type \"otlp\" for \"otlp/secret\": component \"otlp\" is not available in this collector build"
+            )
+        );
+        assert_eq!(
+            a.remote_config_hash.as_deref(),
+            Some(config.sha256.as_str())
+        );
+    }
+    // The effective config is stored and served redacted; its hash is of the real config.
+    let detail = client.get_agent(&full[0].id).await.unwrap();
+    let served = detail.effective_config.unwrap();
+    assert!(!served.contains("secret-org"), "{served}");
+    assert!(served.contains("<redacted>"), "{served}");
+    assert_eq!(
+        detail.effective_config_hash.as_deref(),
+        Some(config.sha256.as_str())
+    );
+    ok.stop();
+    bad.stop();
+    server.stop();
+    // Nor does it reach the database.
+    let db = std::fs::read(data.path().join("otaas.db")).unwrap();
+    let wal = std::fs::read(data.path().join("otaas.db-wal")).unwrap_or_default();
+    let agents_rows = String::from_utf8_lossy(&db).matches("<redacted>").count()
+        + String::from_utf8_lossy(&wal).matches("<redacted>").count();
+    assert!(
+        agents_rows > 0,
+        "the redacted effective config is persisted"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn duplicate_instance_uid_gets_a_new_uid() {
+    let data = tempfile::tempdir().unwrap();
+    let server = Serve::start(data.path(), "127.0.0.1:0", &[]);
+    let client = server.client();
+    // Two simulators deriving the same uid (same seed, same index).
+    let a = Sim::start(
+        &format!("ws://{}", server.opamp),
+        &["--uid-seed", "42", "--labels", "who=a"],
+    );
+    wait_all(&client, "agent a", AgentQuery::default(), 1, |x| {
+        x.connected
+    })
+    .await;
+    let b = Sim::start(
+        &format!("ws://{}", server.opamp),
+        &["--uid-seed", "42", "--labels", "who=b"],
+    );
+    let both = wait_all(
+        &client,
+        "two distinct agents",
+        AgentQuery {
+            connected: Some(true),
+            ..Default::default()
+        },
+        2,
+        |x| x.labels.contains_key("who"),
+    )
+    .await;
+    assert_ne!(both[0].id, both[1].id);
+    let renamed = wait_for("b to be told its new uid", || async {
+        b.events("new_uid").pop()
+    })
+    .await;
+    let new_uid = renamed["new_uid"].as_str().unwrap().to_owned();
+    let b_agent = client.get_agent(&new_uid).await.unwrap();
+    assert_eq!(b_agent.labels.get("who").map(String::as_str), Some("b"));
+    assert_eq!(a.events("new_uid").len(), 0);
+    a.stop();
+    b.stop();
     server.stop();
 }
