@@ -324,6 +324,15 @@ impl Client {
         self.get(&format!("/agent-groups/{id}/config")).await
     }
 
+    /// `GET /api/v1/agent-groups/{id}/revisions`: the group's config history, oldest first.
+    pub async fn agent_group_revisions(
+        &self,
+        id: AgentGroupId,
+    ) -> Result<Vec<GroupRevisionSummary>, ClientError> {
+        self.list(&format!("/agent-groups/{id}/revisions"), &[])
+            .await
+    }
+
     /// `POST /api/v1/tokens`: mint an agent enrollment token (shown once).
     pub async fn create_token(&self, req: &TokenCreate) -> Result<TokenCreated, ClientError> {
         self.write(Method::POST, "/tokens", req, None).await

@@ -330,12 +330,22 @@ pub struct GroupConfig {
     pub group_id: AgentGroupId,
     /// Same as the group's `config_revision`.
     pub revision: i64,
-    /// SHA-256 (lowercase hex) of `yaml`.
+    /// SHA-256 (lowercase hex) of the document agents receive (with its secrets).
     pub sha256: String,
     /// OpAMP config map file name the config is sent under.
     pub file_name: String,
     pub content_type: String,
+    /// The document with secret values (tokens, header values, credentials) replaced by
+    /// `<redacted>`; the API never returns them after creation.
     pub yaml: String,
+    pub created_at: DateTime<Utc>,
+}
+
+/// One entry of `GET /api/v1/agent-groups/{id}/revisions` (history, oldest first).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GroupRevisionSummary {
+    pub revision: i64,
+    pub sha256: String,
     pub created_at: DateTime<Utc>,
 }
 

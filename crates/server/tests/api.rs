@@ -606,17 +606,19 @@ async fn agent_groups_render_and_announce_revisions() {
     assert_eq!(g["rollout"]["strategy"], "canary");
     let gid: AgentGroupId = g["id"].as_str().unwrap().parse().unwrap();
 
-    // The config route returns the YAML with its SHA-256, which is the group's config_hash
+    // The config route returns the YAML (secrets redacted) and the SHA-256 of the real
+    // document, which is the group's config_hash and the hash of the stored revision
     let (status, cfg) = h
         .call("GET", &format!("/api/v1/agent-groups/{gid}/config"), None)
         .await;
     assert_eq!(status, StatusCode::OK);
     let yaml = cfg["yaml"].as_str().unwrap();
+    assert_eq!(cfg["sha256"], g["config_hash"]);
+    let stored = h.state.store.group_revision(gid, None).await.unwrap();
     assert_eq!(
         cfg["sha256"],
-        json!(hex::encode(Sha256::digest(yaml.as_bytes())))
+        json!(hex::encode(Sha256::digest(stored.yaml.as_bytes())))
     );
-    assert_eq!(cfg["sha256"], g["config_hash"]);
     assert_eq!(
         (
             cfg["revision"].clone(),
@@ -626,14 +628,16 @@ async fn agent_groups_render_and_announce_revisions() {
         (json!(1), json!("collector.yaml"), json!("text/yaml"))
     );
     assert!(yaml.contains("traces/checkout:"));
+    let ingest = e["token"].as_str().unwrap();
     assert!(
-        yaml.contains("Bearer hdr-secret"),
-        "agents get the real header"
+        !yaml.contains("hdr-secret") && !yaml.contains(ingest),
+        "{yaml}"
     );
-    assert!(
-        yaml.contains(e["token"].as_str().unwrap()),
-        "agents get the ingest token"
-    );
+    assert!(yaml.contains("authorization: <redacted>"), "{yaml}");
+    assert!(yaml.contains("token: <redacted>"), "{yaml}");
+    // while agents get the real values
+    assert!(stored.yaml.contains("Bearer hdr-secret"));
+    assert!(stored.yaml.contains(ingest));
 
     // The revision was announced, then the group change
     let got = tokio::time::timeout(std::time::Duration::from_secs(5), events.recv())
@@ -676,6 +680,32 @@ async fn agent_groups_render_and_announce_revisions() {
     let (_, g2) = h
         .call("GET", &format!("/api/v1/agent-groups/{gid}"), None)
         .await;
+    let (status, history) = h
+        .call(
+            "GET",
+            &format!("/api/v1/agent-groups/{gid}/revisions"),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let revs: Vec<(i64, String)> = history["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["revision"].as_i64().unwrap(),
+                r["sha256"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        revs,
+        vec![
+            (1, g["config_hash"].as_str().unwrap().to_string()),
+            (2, g2["config_hash"].as_str().unwrap().to_string())
+        ]
+    );
     assert_eq!(
         (g2["revision"].clone(), g2["config_revision"].clone()),
         (json!(1), json!(2))
@@ -780,6 +810,12 @@ async fn agent_groups_render_and_announce_revisions() {
     );
     assert_error(
         &h.call("GET", &format!("{path}/config"), None).await,
+        StatusCode::NOT_FOUND,
+        "not_found",
+        None,
+    );
+    assert_error(
+        &h.call("GET", &format!("{path}/revisions"), None).await,
         StatusCode::NOT_FOUND,
         "not_found",
         None,
@@ -890,6 +926,7 @@ async fn openapi_matches_the_types() {
         "/agent-groups",
         "/agent-groups/{id}",
         "/agent-groups/{id}/config",
+        "/agent-groups/{id}/revisions",
         "/tokens",
         "/openapi.json",
     ] {
@@ -1044,6 +1081,15 @@ async fn openapi_matches_the_types() {
             file_name: "f".into(),
             content_type: "c".into(),
             yaml: "y".into(),
+            created_at: now,
+        })
+        .unwrap(),
+    );
+    check(
+        "GroupRevisionSummary",
+        serde_json::to_value(GroupRevisionSummary {
+            revision: 1,
+            sha256: "s".into(),
             created_at: now,
         })
         .unwrap(),

@@ -142,7 +142,14 @@ async fn data_survives_restart(database: Option<String>) {
     spec.description = "second revision".into();
     let p = c.update_pipeline(p.id, &spec, Some(1)).await.unwrap();
     let cfg = c.agent_group_config(g.id).await.unwrap();
-    assert!(cfg.yaml.contains(&ingest));
+    assert_eq!(cfg.sha256, g.config_hash);
+    assert!(
+        !cfg.yaml.contains(&ingest),
+        "the API never shows the ingest token again"
+    );
+    let history = c.agent_group_revisions(g.id).await.unwrap();
+    assert_eq!(history.len(), 1);
+    assert_eq!(history[0].sha256, cfg.sha256);
     // Typed errors: stale If-Match → 409, unknown id → 404, dangling reference → 422 + field
     let err = c.update_pipeline(p.id, &spec, Some(1)).await.unwrap_err();
     assert_eq!(

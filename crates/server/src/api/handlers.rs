@@ -313,9 +313,24 @@ pub(super) async fn group_config(
     let id = parse_id("agent group", &id)?;
     // 404 for an unknown group rather than "revision not found".
     s.store.get_group(id).await?;
-    Ok(Json(views::group_config(
-        s.store.group_revision(id, None).await?,
-    )))
+    let rev = s.store.group_revision(id, None).await?;
+    let cfg = views::group_config(rev).map_err(|e| {
+        tracing::error!(error = %e, group_id = %id, "Stored group config does not parse");
+        ApiError::internal()
+    })?;
+    Ok(Json(cfg))
+}
+
+pub(super) async fn group_revisions(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<List<GroupRevisionSummary>>> {
+    let id = parse_id("agent group", &id)?;
+    s.store.get_group(id).await?;
+    let items = s.store.group_revisions(id).await?;
+    Ok(Json(List {
+        items: items.into_iter().map(views::revision_summary).collect(),
+    }))
 }
 
 // ---- tokens

@@ -58,6 +58,7 @@ pub fn v1_routes() -> Router<AppState> {
             get(get_group).put(update_group).delete(delete_group),
         )
         .route("/agent-groups/{id}/config", get(group_config))
+        .route("/agent-groups/{id}/revisions", get(group_revisions))
         .route("/tokens", post(create_token))
         .route("/openapi.json", get(openapi::serve))
 }

@@ -165,6 +165,15 @@ pub fn document() -> Value {
         }}),
     );
     paths.insert(
+        "/agent-groups/{id}/revisions".into(),
+        json!({ "get": {
+            "tags": ["agent-groups"], "summary": "The group's config history, oldest first",
+            "parameters": [{ "name": "id", "in": "path", "required": true, "schema": uuid() }],
+            "responses": ok("200", json!({ "type": "object", "required": ["items"],
+                "properties": { "items": { "type": "array", "items": r("GroupRevisionSummary") } } }))
+        }}),
+    );
+    paths.insert(
         "/tokens".into(),
         json!({ "post": {
             "tags": ["tokens"], "summary": "Mint a token (shown once, stored hashed)",
@@ -276,7 +285,11 @@ pub fn document() -> Value {
         "GroupConfig": resp_obj(&["group_id", "revision", "sha256", "file_name", "content_type", "yaml", "created_at"], json!({
             "group_id": uuid(), "revision": { "type": "integer" }, "sha256": { "type": "string" },
             "file_name": { "type": "string" }, "content_type": { "type": "string" },
-            "yaml": { "type": "string" }, "created_at": ts()
+            "yaml": { "type": "string", "description": "secret values replaced by <redacted>" },
+            "created_at": ts()
+        })),
+        "GroupRevisionSummary": resp_obj(&["revision", "sha256", "created_at"], json!({
+            "revision": { "type": "integer" }, "sha256": { "type": "string" }, "created_at": ts()
         })),
         "TokenCreate": obj(&[], json!({
             "description": { "type": "string" },

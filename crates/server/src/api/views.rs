@@ -2,10 +2,11 @@
 //! values become digests; endpoint tokens are added only by the handlers that mint them.
 
 use otaas_api::{
-    AgentGroup, Destination, Endpoint, ExporterBinding, GroupConfig, Pipeline, header_digest,
+    AgentGroup, Destination, Endpoint, ExporterBinding, GroupConfig, GroupRevisionSummary,
+    Pipeline, header_digest,
 };
 
-use crate::render::{CONFIG_CONTENT_TYPE, CONFIG_FILE_NAME};
+use crate::render::{CONFIG_CONTENT_TYPE, CONFIG_FILE_NAME, RenderError, redact_secrets};
 use crate::store::{BindingRecord, EndpointRecord, GroupRecord, GroupRevision, PipelineRecord};
 
 pub(super) fn pipeline(r: PipelineRecord) -> Pipeline {
@@ -84,14 +85,24 @@ pub(super) fn group(g: GroupRecord) -> AgentGroup {
     }
 }
 
-pub(super) fn group_config(r: GroupRevision) -> GroupConfig {
-    GroupConfig {
+/// The API shows the config with secrets redacted; `sha256` stays that of the real document
+/// the agents receive, so it matches `config_hash` and what agents report.
+pub(super) fn group_config(r: GroupRevision) -> Result<GroupConfig, RenderError> {
+    Ok(GroupConfig {
         group_id: r.group_id,
         revision: r.revision,
         sha256: r.hash,
         file_name: CONFIG_FILE_NAME.to_string(),
         content_type: CONFIG_CONTENT_TYPE.to_string(),
-        yaml: r.yaml,
+        yaml: redact_secrets(&r.yaml)?,
+        created_at: r.created_at,
+    })
+}
+
+pub(super) fn revision_summary(r: GroupRevision) -> GroupRevisionSummary {
+    GroupRevisionSummary {
+        revision: r.revision,
+        sha256: r.hash,
         created_at: r.created_at,
     }
 }
