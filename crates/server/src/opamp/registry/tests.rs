@@ -126,6 +126,26 @@ fn matched_agent_gets_its_group_config_until_it_reports_it() {
         Some(g.hash_hex.as_str())
     );
     assert_eq!(rec.effective_config.as_deref(), Some("receivers: {}\n"));
+    // Secrets in a reported effective config are redacted before they are kept.
+    let mut secret = beat(uid, 2, PY_CAPS);
+    let mut map = g.remote.config.clone().unwrap();
+    map.config_map.get_mut(CONFIG_FILE).unwrap().body =
+        Bytes::from_static(b"extensions:\n  auth:\n    token: hunter2\n");
+    secret.effective_config = Some(EffectiveConfig {
+        config_map: Some(map),
+    });
+    reg.handle(&mut ctx, secret, now());
+    let rec = reg.get(uid).unwrap();
+    assert_eq!(
+        rec.effective_config.as_deref(),
+        Some("extensions:\n  auth:\n    token: <redacted>\n")
+    );
+    assert_eq!(
+        rec.effective_config_hash,
+        Some(hash::to_hex(&hash::sha256(
+            b"extensions:\n  auth:\n    token: hunter2\n"
+        )))
+    );
 }
 
 #[test]
