@@ -262,6 +262,8 @@ struct Entry {
     /// Config hash offered on the current WebSocket connection (not resent until it changes).
     offered: Option<Bytes>,
     settings_offered: bool,
+    /// Sequence number of the agent's AgentDisconnect message, if that was its last word.
+    goodbye_seq: Option<u64>,
 }
 
 impl Entry {
@@ -272,6 +274,7 @@ impl Entry {
             conn: None,
             offered: None,
             settings_offered: false,
+            goodbye_seq: None,
         }
     }
 }
@@ -507,6 +510,13 @@ impl Registry {
             }
             Transport::Http => entry.conn = None,
         }
+
+        // A message built before the agent said goodbye can arrive after it (the Python client
+        // does this with the same sequence number): answer it, but keep the agent disconnected.
+        if msg.agent_disconnect.is_none() && entry.goodbye_seq == Some(msg.sequence_num) {
+            return reply;
+        }
+        entry.goodbye_seq = msg.agent_disconnect.is_some().then_some(msg.sequence_num);
 
         // Sequence numbers: a restarted agent starts again at 0 with its description; anything
         // else that is not last+1 means we may have missed state.

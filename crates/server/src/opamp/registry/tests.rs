@@ -306,6 +306,13 @@ fn silent_agents_and_disconnects() {
     bye.agent_disconnect = Some(AgentDisconnect {});
     reg.handle(&mut ctx, bye, now());
     assert!(!reg.get(uid).unwrap().connected);
+    // A heartbeat built before the goodbye, arriving after it, does not bring it back.
+    let late = reg.handle(&mut ctx, beat(uid, 2, PY_CAPS), now());
+    assert_eq!(late.flags, 0);
+    assert!(!reg.get(uid).unwrap().connected);
+    // A real new message does.
+    reg.handle(&mut ctx, beat(uid, 3, PY_CAPS), now());
+    assert!(reg.get(uid).unwrap().connected);
 }
 
 #[test]
