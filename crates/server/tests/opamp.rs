@@ -1195,3 +1195,48 @@ async fn duplicate_instance_uid_gets_a_new_uid() {
     b.stop();
     server.stop();
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn random_garbage_frames_each_get_an_error_and_a_close() {
+    use rand::{Rng, SeedableRng};
+    let data = tempfile::tempdir().unwrap();
+    let server = Serve::start(data.path(), "127.0.0.1:0", &[]);
+    let url = format!("ws://{}/v1/opamp", server.opamp);
+    // Seeded, so a failure is reproducible.
+    let mut rng = rand::rngs::StdRng::seed_from_u64(0x0_9a4b);
+    for round in 0..48 {
+        let len = rng.random_range(1..300);
+        let mut frame: Vec<u8> = (0..len).map(|_| rng.random()).collect();
+        if round % 2 == 0 {
+            // Half of them get a valid header, so the protobuf decoder sees the garbage.
+            frame[0] = 0;
+        }
+        let (mut ws, _) = tokio_tungstenite::connect_async(url.as_str())
+            .await
+            .unwrap();
+        ws.send(Message::Binary(frame.clone().into()))
+            .await
+            .unwrap();
+        let reply = next_binary(&mut ws).await;
+        let err = reply
+            .error_response
+            .unwrap_or_else(|| panic!("no error for frame {frame:02x?}"));
+        assert_eq!(err.r#type, ServerErrorResponseType::BadRequest as i32);
+        match tokio::time::timeout(TIMEOUT, ws.next()).await.unwrap() {
+            Some(Ok(Message::Close(Some(close)))) => {
+                assert!([1002, 1007].contains(&u16::from(close.code)), "{close:?}");
+            }
+            other => panic!("expected a close after {frame:02x?}, got {other:?}"),
+        }
+    }
+    // The server still serves a well-formed agent.
+    let (mut ws, _) = tokio_tungstenite::connect_async(url.as_str())
+        .await
+        .unwrap();
+    let uid = *uuid::Uuid::now_v7().as_bytes();
+    ws.send(Message::Binary(framing::encode(&hello(uid, 0)).into()))
+        .await
+        .unwrap();
+    assert_eq!(next_binary(&mut ws).await.capabilities, 0x27);
+    server.stop();
+}
