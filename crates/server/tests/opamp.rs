@@ -1240,3 +1240,50 @@ async fn random_garbage_frames_each_get_an_error_and_a_close() {
     assert_eq!(next_binary(&mut ws).await.capabilities, 0x27);
     server.stop();
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn websocket_agents_need_a_valid_token_when_required() {
+    let data = tempfile::tempdir().unwrap();
+    let server = Serve::start(data.path(), "127.0.0.1:0", &["--require-agent-token"]);
+    let client = server.client();
+    let url = format!("ws://{}", server.opamp);
+    // Refused before the upgrade: 401, nothing registered.
+    let wrong = Sim::start(&url, &["--agents", "3", "--token", "otaas_agent_nope"]);
+    wait_for("three refusals", || async {
+        let n = wrong.events("connect_failed").len();
+        (n >= 3).then_some(n)
+    })
+    .await;
+    let refusals = wrong.events("connect_failed");
+    assert!(
+        refusals
+            .iter()
+            .all(|e| e["auth"] == true && e["error"] == "http status 401 Unauthorized"),
+        "{refusals:?}"
+    );
+    let summary = wrong.stop();
+    assert_eq!(summary["connects"], 0);
+    assert_eq!(agents(&client, AgentQuery::default()).await, vec![]);
+    // An agent enrollment token is accepted.
+    let token = client
+        .create_token(&TokenCreate {
+            description: "sim".into(),
+            scope: TokenScope::Agent,
+        })
+        .await
+        .unwrap();
+    let right = Sim::start(&url, &["--agents", "3", "--token", &token.token]);
+    wait_all(
+        &client,
+        "three agents",
+        AgentQuery {
+            connected: Some(true),
+            ..Default::default()
+        },
+        3,
+        |a| a.transport == Some(AgentTransport::Ws),
+    )
+    .await;
+    assert_eq!(right.stop()["auth_failures"], 0);
+    server.stop();
+}
