@@ -36,6 +36,16 @@ pub(crate) struct Shared {
     pub(crate) reject: HashSet<String>,
     pub(crate) version: String,
     pub(crate) events: Events,
+    /// Received configs by hash: every agent running one config shares one copy of it.
+    pub(crate) configs: std::sync::Mutex<std::collections::HashMap<Bytes, AgentConfigMap>>,
+}
+
+impl Shared {
+    /// The shared copy of the config with `hash` (this one, if it is the first).
+    fn intern(&self, hash: &Bytes, config: AgentConfigMap) -> AgentConfigMap {
+        let mut configs = self.configs.lock().unwrap_or_else(|p| p.into_inner());
+        configs.entry(hash.clone()).or_insert(config).clone()
+    }
 }
 
 /// What the transport should do after a server message was handled.
@@ -244,7 +254,7 @@ impl SimAgent {
                 self.status = RemoteConfigStatuses::Applied;
                 self.error.clear();
                 self.pipelines = pipelines;
-                self.effective = Some(config);
+                self.effective = Some(self.shared.intern(&hash, config));
             }
             Err(error) => {
                 self.status = RemoteConfigStatuses::Failed;
@@ -310,6 +320,7 @@ mod tests {
             reject: reject.iter().map(|s| (*s).to_owned()).collect(),
             version: "test".to_owned(),
             events: Events::silent(),
+            configs: Default::default(),
         });
         SimAgent::new(
             0,

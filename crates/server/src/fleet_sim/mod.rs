@@ -164,6 +164,7 @@ pub async fn run(args: FleetSimArgs) -> Result<serde_json::Value, FleetSimError>
             .collect::<HashSet<_>>(),
         version: args.agent_version.clone(),
         events: Events::new(args.quiet),
+        configs: Default::default(),
     });
     let stop = CancellationToken::new();
     let (control_tx, new_control) = control::channel();

@@ -119,8 +119,10 @@ pub struct AgentRecord {
     #[serde(default)]
     pub effective_config_hash: Option<String>,
     /// The effective config with secrets redacted (`None` if not reported or not YAML).
-    #[serde(default)]
-    pub effective_config: Option<String>,
+    /// Shared between agents running the same config (interned by hash), so 10,000 agents on
+    /// one config hold one copy.
+    #[serde(default, with = "shared_text")]
+    pub effective_config: Option<Arc<str>>,
     #[serde(default)]
     pub group_id: Option<AgentGroupId>,
     /// Hash (hex) of the config the agent should run (its group's current config).
@@ -282,6 +284,8 @@ impl Entry {
 #[derive(Default)]
 struct Inner {
     agents: HashMap<InstanceUid, Entry>,
+    /// Redacted effective configs by the hash of the reported body (see `effective_config`).
+    texts: HashMap<String, Arc<str>>,
     groups: HashMap<AgentGroupId, Arc<GroupConfig>>,
     dirty: HashSet<InstanceUid>,
     next_conn: u64,
@@ -426,6 +430,13 @@ impl Registry {
             };
             let was_connected = rec.connected;
             rec.connected = false;
+            if let (Some(hash), Some(text)) = (&rec.effective_config_hash, &rec.effective_config) {
+                let shared = inner
+                    .texts
+                    .entry(hash.clone())
+                    .or_insert_with(|| text.clone());
+                rec.effective_config = Some(shared.clone());
+            }
             if was_connected {
                 inner.dirty.insert(uid);
             }
@@ -562,8 +573,21 @@ impl Registry {
         }
         if let Some(effective) = msg.effective_config {
             let map = effective.config_map.unwrap_or_default();
-            rec.effective_config_hash = effective_hash(&map);
-            rec.effective_config = redacted_body(&map);
+            let digest = effective_hash(&map);
+            rec.effective_config = match &digest {
+                Some(d) => match inner.texts.get(d) {
+                    Some(text) => Some(text.clone()),
+                    None => {
+                        let text: Option<Arc<str>> = redacted_body(&map).map(Arc::from);
+                        if let Some(t) = &text {
+                            inner.texts.insert(d.clone(), t.clone());
+                        }
+                        text
+                    }
+                },
+                None => None,
+            };
+            rec.effective_config_hash = digest;
         }
         inner.dirty.insert(uid);
         if msg.agent_disconnect.is_some() {
@@ -704,6 +728,8 @@ impl Registry {
         let heartbeat = self.heartbeat();
         let mut guard = self.lock();
         let inner = &mut *guard;
+        // Forget interned configs no agent runs any more.
+        inner.texts.retain(|_, text| Arc::strong_count(text) > 1);
         let mut marked = 0;
         for (uid, entry) in inner.agents.iter_mut() {
             if !entry.rec.connected {
@@ -799,6 +825,26 @@ impl Registry {
             .values()
             .filter(|e| e.conn.is_some())
             .count()
+    }
+}
+
+/// Serde for `Option<Arc<str>>` as an optional string (serde's `rc` feature is not enabled).
+mod shared_text {
+    use std::sync::Arc;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub(super) fn serialize<S: Serializer>(v: &Option<Arc<str>>, s: S) -> Result<S::Ok, S::Error> {
+        match v {
+            Some(text) => s.serialize_some(&**text),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<Arc<str>>, D::Error> {
+        Ok(Option::<String>::deserialize(d)?.map(Arc::from))
     }
 }
 

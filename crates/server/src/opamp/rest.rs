@@ -164,7 +164,7 @@ fn to_api(r: AgentRecord, with_config: bool) -> Agent {
         config_hash: r.desired_config_hash,
         effective_config_hash: r.effective_config_hash,
         effective_config: if with_config {
-            r.effective_config
+            r.effective_config.map(|t| t.to_string())
         } else {
             None
         },

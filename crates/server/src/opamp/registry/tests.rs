@@ -369,3 +369,30 @@ fn filters_and_persistence_round_trip() {
     assert!(!rec.connected);
     assert_eq!(rec.labels, labels(&[("env", "prod")]));
 }
+
+#[test]
+fn agents_running_one_config_share_one_copy_of_it() {
+    let reg = Registry::new(Duration::from_secs(30));
+    let g = group(
+        &[],
+        1,
+        "exporters:\n  otlp:\n    headers:\n      k: secret\n",
+    );
+    reg.set_groups(vec![g.clone()]);
+    let (a, b) = (InstanceUid::new_v7(), InstanceUid::new_v7());
+    for uid in [a, b] {
+        let mut ctx = reg.connection(Transport::Http, "http://x".into(), None);
+        let mut msg = first(uid, PY_CAPS, &[]);
+        msg.effective_config = Some(EffectiveConfig {
+            config_map: g.remote.config.clone(),
+        });
+        reg.handle(&mut ctx, msg, now());
+    }
+    let (ra, rb) = (reg.get(a).unwrap(), reg.get(b).unwrap());
+    let (ta, tb) = (ra.effective_config.unwrap(), rb.effective_config.unwrap());
+    assert!(Arc::ptr_eq(&ta, &tb));
+    assert_eq!(
+        &*ta,
+        "exporters:\n  otlp:\n    headers:\n      k: <redacted>\n"
+    );
+}
