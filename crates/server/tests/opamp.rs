@@ -1287,3 +1287,51 @@ async fn websocket_agents_need_a_valid_token_when_required() {
     assert_eq!(right.stop()["auth_failures"], 0);
     server.stop();
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn over_the_connection_limit_agents_are_told_to_retry_later() {
+    let data = tempfile::tempdir().unwrap();
+    let server = Serve::start(
+        data.path(),
+        "127.0.0.1:0",
+        &["--opamp-max-connections", "2"],
+    );
+    let client = server.client();
+    let url = format!("ws://{}", server.opamp);
+    let first = Sim::start(&url, &["--agents", "2", "--labels", "sim=first"]);
+    wait_all(
+        &client,
+        "two agents",
+        AgentQuery {
+            connected: Some(true),
+            ..Default::default()
+        },
+        2,
+        |_| true,
+    )
+    .await;
+    // A third agent is refused with 503 + Retry-After...
+    let late = Sim::start(&url, &["--labels", "sim=late"]);
+    let refused = wait_for("the late agent to be refused", || async {
+        late.events("connect_failed").pop()
+    })
+    .await;
+    assert_eq!(refused["error"], "http status 503 Service Unavailable");
+    assert_eq!(refused["auth"], false);
+    // ...and gets in once there is room.
+    first.stop();
+    wait_all(
+        &client,
+        "the late agent connected",
+        AgentQuery {
+            selector: selector(&[("sim", "late")]),
+            ..Default::default()
+        },
+        1,
+        |a| a.connected,
+    )
+    .await;
+    let summary = late.stop();
+    assert_eq!(summary["connects"], 1);
+    server.stop();
+}

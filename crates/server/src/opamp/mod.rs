@@ -48,6 +48,10 @@ pub struct OpampConfig {
     /// intervals is marked disconnected. 0 = offer none.
     #[arg(long, env = "OTAAS_OPAMP_HEARTBEAT_SECONDS", default_value_t = 30)]
     pub opamp_heartbeat_seconds: u64,
+    /// Most WebSocket agents served at once (0 = no limit); beyond it the upgrade is answered
+    /// 503 with `Retry-After`, so a reconnect storm is spread out instead of overloading us.
+    #[arg(long, env = "OTAAS_OPAMP_MAX_CONNECTIONS", default_value_t = 0)]
+    pub opamp_max_connections: usize,
 }
 
 impl Default for OpampConfig {
@@ -56,6 +60,7 @@ impl Default for OpampConfig {
             require_agent_token: false,
             opamp_max_message_bytes: 16 << 20,
             opamp_heartbeat_seconds: 30,
+            opamp_max_connections: 0,
         }
     }
 }
@@ -64,7 +69,8 @@ impl Default for OpampConfig {
 pub(crate) struct OpampServer {
     pub(crate) state: AppState,
     pub(crate) config: OpampConfig,
-    /// Live WebSocket sessions, so shutdown can wait for their goodbye messages.
+    /// Live WebSocket sessions, so shutdown can wait for their goodbye messages (its `len()` is
+    /// also the load measure for `--opamp-max-connections`).
     pub(crate) sessions: TaskTracker,
 }
 
@@ -102,6 +108,12 @@ impl OpampServer {
                 Err(AuthError::Store)
             }
         }
+    }
+
+    /// True when another WebSocket session would exceed `--opamp-max-connections`.
+    pub(crate) fn overloaded(&self) -> bool {
+        let max = self.config.opamp_max_connections;
+        max > 0 && self.sessions.len() >= max
     }
 
     /// The reply every agent gets while we shut down: come back after 1-5 s (jittered, so a

@@ -42,6 +42,15 @@ pub(crate) async fn upgrade(
         )
             .into_response();
     }
+    if server.overloaded() {
+        tracing::warn!(peer = %peer, "Refused an OpAMP WebSocket: connection limit reached");
+        return (
+            http::StatusCode::SERVICE_UNAVAILABLE,
+            [(http::header::RETRY_AFTER, "5")],
+            "connection limit reached; retry later",
+        )
+            .into_response();
+    }
     if let Err(err) = server.authorize(&headers).await {
         tracing::info!(peer = %peer, reason = %err, "Refused an OpAMP WebSocket");
         return err.into_response();
