@@ -724,8 +724,33 @@ async fn label_change_moves_an_agent_between_groups() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn server_restart_agents_reconnect_and_report_full_state() {
+    restart_scenario(&[]).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn server_restart_on_postgres_agents_reconnect_and_report_full_state() {
+    // A fresh schema, created (and migrated) here, used by the server through search_path.
+    let schema = fresh_schema();
+    drop(
+        otaas_server::store::postgres::PgStore::open(&pg_url(), Some(&schema))
+            .await
+            .unwrap(),
+    );
+    let url = format!("{}?options[search_path]={schema}", pg_url());
+    let result = tokio::spawn(async move { restart_scenario(&["--database", &url]).await }).await;
+    otaas_server::store::postgres::PgStore::drop_schema(&pg_url(), &schema)
+        .await
+        .unwrap();
+    if let Err(e) = result {
+        std::panic::resume_unwind(e.into_panic());
+    }
+}
+
+/// Given 20 WebSocket agents on a group, when the server restarts on the same data and
+/// address, then nothing is lost and every agent reconnects and reports its full state.
+async fn restart_scenario(extra: &[&str]) {
     let data = tempfile::tempdir().unwrap();
-    let server = Serve::start(data.path(), "127.0.0.1:0", &[]);
+    let server = Serve::start(data.path(), "127.0.0.1:0", extra);
     let opamp = server.opamp.clone();
     let client = server.client();
     let (_, group) = make_group(&client, "restart", &[("site", "r")]).await;
@@ -755,7 +780,7 @@ async fn server_restart_agents_reconnect_and_report_full_state() {
 
     // When the server restarts on the same data and address
     server.stop();
-    let server = Serve::start(data.path(), &opamp, &[]);
+    let server = Serve::start(data.path(), &opamp, extra);
     let client = server.client();
     // Then nothing was lost: the same 20 agents with their labels, status and group, from the store
     let stored = agents(&client, query.clone()).await;
