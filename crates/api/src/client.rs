@@ -101,9 +101,18 @@ impl Client {
             .timeout(config.timeout)
             .user_agent(concat!("otaas-api/", env!("CARGO_PKG_VERSION")));
         if let Some(pem) = &config.ca_cert_pem {
-            let cert = reqwest::Certificate::from_pem(pem.as_bytes())
+            // A bundle may hold several CAs; text without any certificate is a mistake the
+            // user should hear about now, not as an opaque TLS failure later.
+            let certs = reqwest::Certificate::from_pem_bundle(pem.as_bytes())
                 .map_err(|e| ClientError::Config(format!("ca_cert_pem: {e}")))?;
-            builder = builder.add_root_certificate(cert);
+            if certs.is_empty() {
+                return Err(ClientError::Config(
+                    "ca_cert_pem holds no PEM certificate".into(),
+                ));
+            }
+            for cert in certs {
+                builder = builder.add_root_certificate(cert);
+            }
         }
         let base = config.endpoint.trim_end_matches('/').to_string();
         if !(base.starts_with("http://") || base.starts_with("https://")) {

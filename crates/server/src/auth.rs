@@ -6,7 +6,7 @@
 //!   (`tokens.hash`). A presented token is hashed, looked up by hash, and the stored hash is then
 //!   compared in constant time; the `--admin-token` flag value is compared the same way.
 //! - Endpoint ingest tokens are never stored at all: they are derived as
-//!   HMAC-SHA256(server key, "endpoint:<id>:<token_version>"), where the 256-bit server key lives
+//!   HMAC-SHA256(server key, `"endpoint:<id>:<token_version>"`), where the 256-bit server key lives
 //!   in the database (`server_secrets`, shared by all replicas). The renderer re-derives them to
 //!   put them into the collector config; bumping `token_version` gives a new, unrelated token.
 

@@ -45,10 +45,33 @@ fn init_tracing() {
         .init();
 }
 
+/// One line per failure: each cause once (our error types already embed their sources in
+/// their messages, so repeated text is skipped), no backtrace.
+fn report(err: &anyhow::Error) -> String {
+    let mut msg = String::new();
+    for cause in err.chain() {
+        let c = cause.to_string();
+        if !msg.contains(&c) {
+            if !msg.is_empty() {
+                msg.push_str(": ");
+            }
+            msg.push_str(&c);
+        }
+    }
+    msg
+}
+
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
+async fn main() {
     let cli = Cli::parse();
     init_tracing();
+    if let Err(err) = run(cli).await {
+        eprintln!("otaas: error: {}", report(&err));
+        std::process::exit(1);
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve(config) => otaas_server::serve::run(config)
             .await

@@ -34,6 +34,9 @@ impl PgStore {
     pub async fn open(url: &str, schema: Option<&str>) -> Result<Self, StoreError> {
         let mut options =
             PgConnectOptions::from_str(url).map_err(|e| StoreError::BadUrl(e.to_string()))?;
+        // One direct connection first: an unreachable server or a wrong password is reported
+        // as such, rather than as a pool timeout.
+        let mut conn = options.connect().await?;
         if let Some(schema) = schema {
             if !schema
                 .chars()
@@ -41,13 +44,12 @@ impl PgStore {
             {
                 return Err(StoreError::BadUrl(format!("schema name {schema:?}")));
             }
-            let mut conn = options.connect().await?;
             sqlx::query(&format!("CREATE SCHEMA IF NOT EXISTS {schema}"))
                 .execute(&mut conn)
                 .await?;
-            conn.close().await?;
             options = options.options([("search_path", schema)]);
         }
+        conn.close().await?;
         let pool = PgPoolOptions::new()
             .max_connections(10)
             .connect_with(options)
