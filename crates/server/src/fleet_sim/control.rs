@@ -36,7 +36,7 @@ impl Control {
     }
 
     /// Waits for the next change; false when the channel closed (and it stays closed).
-    pub(crate) async fn changed(&mut self, _index: usize) -> bool {
+    pub(crate) async fn changed(&mut self) -> bool {
         let Some(rx) = self.rx.as_mut() else {
             return false;
         };

@@ -31,7 +31,7 @@ pub(crate) struct Events {
     pub(crate) counters: Counters,
 }
 
-fn status_name(status: RemoteConfigStatuses) -> &'static str {
+pub(crate) fn status_name(status: RemoteConfigStatuses) -> &'static str {
     match status {
         RemoteConfigStatuses::Unset => "UNSET",
         RemoteConfigStatuses::Applied => "APPLIED",
@@ -156,8 +156,4 @@ impl Events {
     pub(crate) fn labels_changed(&self, agent: &SimAgent) {
         self.agent_event(agent, "labels_changed", json!({"labels": agent.labels}));
     }
-}
-
-pub(crate) fn status_str(status: RemoteConfigStatuses) -> &'static str {
-    status_name(status)
 }

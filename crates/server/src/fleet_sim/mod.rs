@@ -243,7 +243,7 @@ pub async fn run(args: FleetSimArgs) -> Result<serde_json::Value, FleetSimError>
         };
         connected += usize::from(was_connected);
         *by_status
-            .entry(events::status_str(agent.status))
+            .entry(events::status_name(agent.status))
             .or_default() += 1;
         if !agent.last_hash.is_empty() {
             *hashes

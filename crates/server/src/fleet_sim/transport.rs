@@ -236,7 +236,7 @@ async fn ws_session(
                 }
                 next_beat = Instant::now() + agent.heartbeat;
             }
-            changed = control.changed(agent.index), if control.is_open() => {
+            changed = control.changed(), if control.is_open() => {
                 if changed && let Some(msg) = apply_control(agent, control)
                     && let Err(err) = send(ws, &msg).await
                 {
@@ -349,7 +349,13 @@ pub(crate) async fn run_http(
             p = post(&target, &msg) => p,
             _ = stop.cancelled() => break,
         };
-        let mut delay = agent.heartbeat;
+        // HTTP must poll to hear from the server at all: without a heartbeat interval, poll at
+        // the protocol's default of 30 s rather than never (or in a tight loop).
+        let mut delay = if agent.heartbeat.is_zero() {
+            Duration::from_secs(30)
+        } else {
+            agent.heartbeat
+        };
         match posted {
             Posted::Failed {
                 error,
@@ -397,7 +403,7 @@ pub(crate) async fn run_http(
                 _ = stop.cancelled() => {
                     return finish_http(agent, &target, online).await;
                 }
-                changed = control.changed(agent.index), if control.is_open() => {
+                changed = control.changed(), if control.is_open() => {
                     if changed && let Some(msg) = apply_control(&mut agent, &control) {
                         pending = Some(msg);
                         break;
