@@ -1153,6 +1153,45 @@ async fn rejected_component_is_reported_failed_and_secrets_never_served() {
     }
     // The effective config is stored and served redacted; its hash is of the real config.
     let detail = client.get_agent(&full[0].id).await.unwrap();
+    // The health tree: the agent, and one component per pipeline of the config it runs.
+    let health = detail.health.clone().unwrap();
+    assert!(health.healthy);
+    assert_eq!(
+        health
+            .components
+            .keys()
+            .map(String::as_str)
+            .collect::<Vec<_>>(),
+        ["pipeline:metrics/secret", "pipeline:traces/secret"]
+    );
+    assert!(
+        health
+            .components
+            .values()
+            .all(|c| c.healthy && c.status == "StatusOK")
+    );
+    assert_eq!(detail.agent_version.as_deref(), Some("0.1.0-sim"));
+    assert!(detail.capabilities.contains(&"ReportsHealth".to_owned()));
+    // Filters: health and group.
+    let healthy = agents(
+        &client,
+        AgentQuery {
+            health: Some(HealthFilter::Healthy),
+            group_id: Some(group.id),
+            ..Default::default()
+        },
+    )
+    .await;
+    assert_eq!(healthy.len(), 3);
+    let unhealthy = agents(
+        &client,
+        AgentQuery {
+            health: Some(HealthFilter::Unhealthy),
+            ..Default::default()
+        },
+    )
+    .await;
+    assert_eq!(unhealthy, vec![]);
     // The agent runs the real config (same hash); we serve it redacted, like the group config.
     assert_eq!(
         detail.effective_config_hash.as_deref(),
@@ -1358,5 +1397,43 @@ async fn over_the_connection_limit_agents_are_told_to_retry_later() {
     .await;
     let summary = late.stop();
     assert_eq!(summary["connects"], 1);
+    server.stop();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn agents_api_rejects_bad_filters_and_unknown_ids() {
+    let data = tempfile::tempdir().unwrap();
+    let server = Serve::start(data.path(), "127.0.0.1:0", &[]);
+    let http = reqwest::Client::new();
+    let get = |path: &str| {
+        http.get(format!("http://{}/api/v1{path}", server.api))
+            .bearer_auth(ADMIN)
+            .send()
+    };
+    for (path, field) in [
+        ("/agents?health=meh", "health"),
+        ("/agents?connected=maybe", "connected"),
+        ("/agents?selector=novalue", "selector"),
+        ("/agents?group_id=nope", "group_id"),
+    ] {
+        let resp = get(path).await.unwrap();
+        assert_eq!(resp.status(), 400, "{path}");
+        let body: Value = resp.json().await.unwrap();
+        assert_eq!(body["error"]["code"], "bad_request", "{path}");
+        assert_eq!(body["error"]["field"], field, "{path}");
+    }
+    let resp = get("/agents/0123456789abcdef0123456789abcdef")
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 404);
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "not_found");
+    // Without the admin token: 401.
+    let resp = http
+        .get(format!("http://{}/api/v1/agents", server.api))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 401);
     server.stop();
 }
