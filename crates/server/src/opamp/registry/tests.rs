@@ -396,3 +396,28 @@ fn agents_running_one_config_share_one_copy_of_it() {
         "exporters:\n  otlp:\n    headers:\n      k: <redacted>\n"
     );
 }
+
+#[test]
+fn an_agent_may_ask_for_a_new_uid() {
+    let reg = Registry::new(Duration::from_secs(30));
+    let uid = InstanceUid::new_v7();
+    let mut ctx = reg.connection(Transport::Ws, "ws://x".into(), None);
+    let mut msg = first(uid, SIM_CAPS, &[("a", "b")]);
+    msg.flags = AgentToServerFlags::RequestInstanceUid as u64;
+    let reply = reg.handle(&mut ctx, msg, now());
+    let new =
+        InstanceUid::from_bytes(&reply.agent_identification.unwrap().new_instance_uid).unwrap();
+    assert_ne!(new, uid);
+    assert_eq!(reg.get(new).unwrap().labels, labels(&[("a", "b")]));
+    // Messages still carrying the old uid on this connection map to the new one.
+    let again = reg.handle(&mut ctx, beat(uid, 1, SIM_CAPS), now());
+    assert_eq!(
+        again
+            .agent_identification
+            .unwrap()
+            .new_instance_uid
+            .as_ref(),
+        new.as_bytes()
+    );
+    assert_eq!(reg.get(uid), None);
+}
