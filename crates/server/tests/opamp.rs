@@ -1437,3 +1437,47 @@ async fn agents_api_rejects_bad_filters_and_unknown_ids() {
     assert_eq!(resp.status(), 401);
     server.stop();
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn heartbeat_interval_is_offered_and_a_silent_agent_is_marked_disconnected() {
+    let data = tempfile::tempdir().unwrap();
+    // Serve::start offers a 2 s heartbeat.
+    let server = Serve::start(data.path(), "127.0.0.1:0", &[]);
+    let client = server.client();
+    let url = format!("ws://{}/v1/opamp", server.opamp);
+    let (mut ws, _) = tokio_tungstenite::connect_async(url.as_str())
+        .await
+        .unwrap();
+    let uid = *uuid::Uuid::now_v7().as_bytes();
+    let mut msg = hello(uid, 0);
+    // ReportsStatus | ReportsHeartbeat | AcceptsOpAMPConnectionSettings
+    msg.capabilities = 0x1 | 0x2000 | 0x100;
+    msg.agent_description = Some(Default::default());
+    ws.send(Message::Binary(framing::encode(&msg).into()))
+        .await
+        .unwrap();
+    let reply = next_binary(&mut ws).await;
+    let offer = reply.connection_settings.unwrap().opamp.unwrap();
+    assert_eq!(offer.heartbeat_interval_seconds, 2);
+    assert_eq!(offer.destination_endpoint, url);
+    let id = otaas_opamp::hash::to_hex(&uid);
+    assert!(client.get_agent(&id).await.unwrap().connected);
+    // The agent stays silent (its socket open) for more than 3 intervals.
+    wait_for("the silent agent to be marked disconnected", || {
+        let client = client.clone();
+        let id = id.clone();
+        async move { (!client.get_agent(&id).await.ok()?.connected).then_some(()) }
+    })
+    .await;
+    // A heartbeat brings it back.
+    ws.send(Message::Binary(framing::encode(&hello(uid, 1)).into()))
+        .await
+        .unwrap();
+    wait_for("the agent to be connected again", || {
+        let client = client.clone();
+        let id = id.clone();
+        async move { client.get_agent(&id).await.ok()?.connected.then_some(()) }
+    })
+    .await;
+    server.stop();
+}
