@@ -1481,3 +1481,51 @@ async fn heartbeat_interval_is_offered_and_a_silent_agent_is_marked_disconnected
     .await;
     server.stop();
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn fleet_sim_stops_by_itself_after_its_duration() {
+    let data = tempfile::tempdir().unwrap();
+    let server = Serve::start(data.path(), "127.0.0.1:0", &[]);
+    let client = server.client();
+    let (_, group) = make_group(&client, "timed", &[("t", "1")]).await;
+    let out = Command::new(env!("CARGO_BIN_EXE_otaas"))
+        .args(["fleet-sim", "--server", &format!("ws://{}", server.opamp)])
+        .args([
+            "--agents",
+            "3",
+            "--labels",
+            "t=1",
+            "--duration",
+            "3",
+            "--quiet",
+        ])
+        .stdin(Stdio::null())
+        .output()
+        .expect("run fleet-sim");
+    assert!(out.status.success());
+    let lines: Vec<Value> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    // --quiet: only the start and the summary.
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    assert_eq!(lines[0]["event"], "started");
+    assert_eq!(lines[1]["event"], "summary");
+    assert_eq!(lines[1]["status"], json!({"APPLIED": 3}));
+    assert_eq!(lines[1]["hashes"], json!({ group.config_hash.clone(): 3 }));
+    assert_eq!(lines[1]["connected_at_stop"], 3);
+    // They said goodbye.
+    wait_all(
+        &client,
+        "3 disconnected agents",
+        AgentQuery {
+            connected: Some(false),
+            ..Default::default()
+        },
+        3,
+        |_| true,
+    )
+    .await;
+    server.stop();
+}
