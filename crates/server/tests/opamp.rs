@@ -1529,3 +1529,148 @@ async fn fleet_sim_stops_by_itself_after_its_duration() {
     .await;
     server.stop();
 }
+
+/// A private CA, a server certificate for 127.0.0.1 and a client certificate, as PEM files.
+fn tls_files(dir: &Path) -> (PathBuf, PathBuf, PathBuf, PathBuf, PathBuf) {
+    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca_params
+        .distinguished_name
+        .push(DnType::CommonName, "otaas opamp test CA");
+    let ca_cert = ca_params.self_signed(&ca_key).unwrap();
+    let issuer = Issuer::new(ca_params, ca_key);
+    let server_key = KeyPair::generate().unwrap();
+    let server_cert = CertificateParams::new(vec!["127.0.0.1".to_string()])
+        .unwrap()
+        .signed_by(&server_key, &issuer)
+        .unwrap();
+    let client_key = KeyPair::generate().unwrap();
+    let mut client_params = CertificateParams::new(vec!["agent-1".to_string()]).unwrap();
+    client_params
+        .distinguished_name
+        .push(DnType::CommonName, "agent-1");
+    let client_cert = client_params.signed_by(&client_key, &issuer).unwrap();
+    let write = |name: &str, pem: String| {
+        let path = dir.join(name);
+        std::fs::write(&path, pem).unwrap();
+        path
+    };
+    (
+        write("ca.pem", ca_cert.pem()),
+        write("server.pem", server_cert.pem()),
+        write("server.key", server_key.serialize_pem()),
+        write("client.pem", client_cert.pem()),
+        write("client.key", client_key.serialize_pem()),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn python_peer_over_tls_and_mutual_tls() {
+    let data = tempfile::tempdir().unwrap();
+    let certs = tempfile::tempdir().unwrap();
+    let (ca, cert, key, client_cert, client_key) = tls_files(certs.path());
+    let s = |p: &PathBuf| p.to_str().unwrap().to_owned();
+    let out = tempfile::tempdir().unwrap();
+
+    // TLS: the agent trusts our CA and connects over https.
+    let server = Serve::start(
+        data.path(),
+        "127.0.0.1:0",
+        &["--opamp-tls-cert", &s(&cert), "--opamp-tls-key", &s(&key)],
+    );
+    let url = format!("https://{}/v1/opamp", server.opamp);
+    let agent = PyAgent::start(
+        &url,
+        "env=tls",
+        out.path(),
+        &[("OPAMP_CA", &s(&ca)), ("AGENT_SECONDS", "3")],
+    );
+    let (code, events) = agent.wait();
+    assert_eq!(code, 0, "{events:?}");
+    let listed = agents(&server.client(), AgentQuery::default()).await;
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].labels.get("env").map(String::as_str), Some("tls"));
+    // Without our CA it refuses the server.
+    let agent = PyAgent::start(&url, "env=tls", out.path(), &[("AGENT_SECONDS", "2")]);
+    assert_eq!(agent.wait().0, 2);
+    server.stop();
+
+    // Mutual TLS: without a client certificate the handshake fails; with one it works.
+    let data = tempfile::tempdir().unwrap();
+    let server = Serve::start(
+        data.path(),
+        "127.0.0.1:0",
+        &[
+            "--opamp-tls-cert",
+            &s(&cert),
+            "--opamp-tls-key",
+            &s(&key),
+            "--opamp-tls-client-ca",
+            &s(&ca),
+        ],
+    );
+    let url = format!("https://{}/v1/opamp", server.opamp);
+    let agent = PyAgent::start(
+        &url,
+        "env=mtls",
+        out.path(),
+        &[("OPAMP_CA", &s(&ca)), ("AGENT_SECONDS", "2")],
+    );
+    assert_eq!(agent.wait().0, 2);
+    assert_eq!(
+        agents(&server.client(), AgentQuery::default()).await,
+        vec![]
+    );
+    let agent = PyAgent::start(
+        &url,
+        "env=mtls",
+        out.path(),
+        &[
+            ("OPAMP_CA", &s(&ca)),
+            ("OPAMP_CLIENT_CERT", &s(&client_cert)),
+            ("OPAMP_CLIENT_KEY", &s(&client_key)),
+            ("AGENT_SECONDS", "3"),
+        ],
+    );
+    let (code, events) = agent.wait();
+    assert_eq!(code, 0, "{events:?}");
+    assert_eq!(
+        agents(&server.client(), AgentQuery::default()).await.len(),
+        1
+    );
+    server.stop();
+}
+
+#[test]
+fn bad_tls_files_stop_the_server_with_a_clear_error() {
+    let data = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_otaas"))
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--opamp-listen",
+            "127.0.0.1:0",
+            "--admin-token",
+            ADMIN,
+        ])
+        .args([
+            "--opamp-tls-cert",
+            "/nonexistent/cert.pem",
+            "--opamp-tls-key",
+            "/nonexistent/key.pem",
+        ])
+        .arg("--data-dir")
+        .arg(data.path())
+        .env_remove("OTAAS_DATABASE")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("otaas: opamp: reading /nonexistent/cert.pem"),
+        "{stderr}"
+    );
+}

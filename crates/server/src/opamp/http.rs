@@ -4,7 +4,6 @@
 //! after decompression (413); an undecodable body is a 400 carrying a ServerErrorResponse.
 
 use std::io::Read;
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::body::Body;
@@ -26,7 +25,7 @@ use super::registry::Transport;
 
 pub(crate) async fn post(
     State(server): State<Arc<OpampServer>>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    ConnectInfo(super::tls::Peer(peer)): ConnectInfo<super::tls::Peer>,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
@@ -75,7 +74,8 @@ pub(crate) async fn post(
     let reply = if server.state.shutdown.is_cancelled() {
         server.unavailable(msg.instance_uid.clone())
     } else {
-        let endpoint = super::endpoint_url(&headers, "http");
+        let endpoint =
+            super::endpoint_url(&headers, "http", server.config.opamp_tls_cert.is_some());
         let mut ctx = server
             .registry()
             .connection(Transport::Http, endpoint, None);

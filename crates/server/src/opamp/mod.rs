@@ -15,9 +15,9 @@ pub mod redact;
 pub mod registry;
 pub mod rest;
 mod sync;
+pub mod tls;
 mod ws;
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -52,6 +52,15 @@ pub struct OpampConfig {
     /// 503 with `Retry-After`, so a reconnect storm is spread out instead of overloading us.
     #[arg(long, env = "OTAAS_OPAMP_MAX_CONNECTIONS", default_value_t = 0)]
     pub opamp_max_connections: usize,
+    /// PEM certificate chain: serve OpAMP over TLS (`wss://`, `https://`).
+    #[arg(long, env = "OTAAS_OPAMP_TLS_CERT", requires = "opamp_tls_key")]
+    pub opamp_tls_cert: Option<std::path::PathBuf>,
+    /// PEM private key of `--opamp-tls-cert`.
+    #[arg(long, env = "OTAAS_OPAMP_TLS_KEY", requires = "opamp_tls_cert")]
+    pub opamp_tls_key: Option<std::path::PathBuf>,
+    /// PEM CA: agents must present a client certificate signed by it (mutual TLS).
+    #[arg(long, env = "OTAAS_OPAMP_TLS_CLIENT_CA", requires = "opamp_tls_cert")]
+    pub opamp_tls_client_ca: Option<std::path::PathBuf>,
 }
 
 impl Default for OpampConfig {
@@ -61,6 +70,9 @@ impl Default for OpampConfig {
             opamp_max_message_bytes: 16 << 20,
             opamp_heartbeat_seconds: 30,
             opamp_max_connections: 0,
+            opamp_tls_cert: None,
+            opamp_tls_key: None,
+            opamp_tls_client_ca: None,
         }
     }
 }
@@ -169,7 +181,12 @@ pub(crate) fn router(server: Arc<OpampServer>) -> Router {
 }
 
 /// The URL agents used to reach us (for the connection settings offer).
-pub(crate) fn endpoint_url(headers: &HeaderMap, scheme: &str) -> String {
+pub(crate) fn endpoint_url(headers: &HeaderMap, scheme: &str, tls: bool) -> String {
+    let scheme = match (scheme, tls) {
+        ("ws", true) => "wss",
+        ("http", true) => "https",
+        (s, _) => s,
+    };
     let host = headers
         .get(::http::header::HOST)
         .and_then(|h| h.to_str().ok())
@@ -185,6 +202,21 @@ pub async fn serve(
     listener: TcpListener,
 ) -> std::io::Result<()> {
     let local = listener.local_addr()?;
+    // Bad TLS files stop the whole server: serving agents in clear instead would be worse.
+    let tls_config = match &config.opamp_tls_cert {
+        Some(cert) => {
+            let key = config.opamp_tls_key.as_deref().unwrap_or(cert);
+            match tls::server_config(cert, key, config.opamp_tls_client_ca.as_deref()) {
+                Ok(c) => Some(c),
+                Err(err) => {
+                    eprintln!("otaas: opamp: {err}");
+                    state.shutdown.cancel();
+                    return Err(std::io::Error::other(err));
+                }
+            }
+        }
+        None => None,
+    };
     state
         .agents
         .set_heartbeat(Duration::from_secs(config.opamp_heartbeat_seconds));
@@ -198,10 +230,19 @@ pub async fn serve(
     eprintln!("otaas: opamp listening on {local}");
     tracing::info!(addr = %local, "OpAMP server listening");
     let shutdown = state.shutdown.clone();
-    let app = router(server.clone()).into_make_service_with_connect_info::<SocketAddr>();
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async move { shutdown.cancelled().await })
-        .await?;
+    let app = router(server.clone()).into_make_service_with_connect_info::<tls::Peer>();
+    match tls_config {
+        Some(config) => {
+            axum::serve(tls::TlsListener::new(listener, config)?, app)
+                .with_graceful_shutdown(async move { shutdown.cancelled().await })
+                .await?;
+        }
+        None => {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(async move { shutdown.cancelled().await })
+                .await?;
+        }
+    }
     // Upgraded WebSockets are not tracked by axum's graceful shutdown: wait for our sessions
     // to send their goodbye, but not forever.
     server.sessions.close();

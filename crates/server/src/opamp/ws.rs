@@ -4,7 +4,6 @@
 //! Memory per agent is kept small on purpose: a 4 KiB read buffer (the library default is
 //! 128 KiB, allocated eagerly), eager writes, and a write buffer bounded by the message limit.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
@@ -30,7 +29,7 @@ const CLOSE_TOO_BIG: u16 = 1009;
 
 pub(crate) async fn upgrade(
     State(server): State<Arc<OpampServer>>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    ConnectInfo(super::tls::Peer(peer)): ConnectInfo<super::tls::Peer>,
     headers: HeaderMap,
     ws: WebSocketUpgrade,
 ) -> Response {
@@ -55,7 +54,7 @@ pub(crate) async fn upgrade(
         tracing::info!(peer = %peer, reason = %err, "Refused an OpAMP WebSocket");
         return err.into_response();
     }
-    let endpoint = super::endpoint_url(&headers, "ws");
+    let endpoint = super::endpoint_url(&headers, "ws", server.config.opamp_tls_cert.is_some());
     let limit = server.config.opamp_max_message_bytes;
     let tracker = server.sessions.clone();
     ws.read_buffer_size(4096)
