@@ -1,1 +1,18 @@
 //! REST types, the error body and a typed client for the otaas control plane API (`/api/v1`).
+//!
+//! Map of the crate:
+//! - [`ids`]: newtype ids (`PipelineId`, `EndpointId`, ...), UUIDs on the wire.
+//! - [`types`]: request bodies (`*Spec`, strict: unknown fields are rejected) and the objects the
+//!   server returns (lenient, so older clients keep working when the server adds fields).
+//! - [`error`]: the error body `{"error":{"code","message","field"}}` and its codes.
+//! - [`client`]: a typed async client (reqwest + rustls) used by the Terraform provider and tests.
+
+pub mod client;
+pub mod error;
+pub mod ids;
+pub mod types;
+
+pub use client::{Client, ClientConfig, ClientError};
+pub use error::{ErrorBody, ErrorCode, ErrorDetail};
+pub use ids::{AgentGroupId, EndpointId, ExporterBindingId, PipelineId, TokenId};
+pub use types::*;

@@ -1,1 +1,25 @@
 //! otaas control plane: REST API, OpAMP server, rollout engine and fleet simulator.
+//!
+//! Map of the crate:
+//! - [`serve`]: `otaas serve` — opens the store, bootstraps the admin token, binds the listeners,
+//!   runs until SIGTERM/SIGINT.
+//! - [`config`]: the flags of `otaas serve` ([`config::ServeConfig`]).
+//! - [`state`]: [`state::AppState`], shared by every handler and background task.
+//! - [`api`]: the REST API router (`/api/v1`, `/healthz`, `/readyz`, `/metrics`).
+//! - [`auth`]: tokens (hashing, verification, bearer middleware, endpoint token derivation).
+//! - [`store`]: the `Store` trait and its SQLite and PostgreSQL backends.
+//! - [`render`]: agent group → OpenTelemetry Collector YAML.
+//! - [`events`]: in-process change events (new group revisions, group changes).
+//! - [`metrics`]: the Prometheus registry behind `/metrics`.
+//! - [`token_cmd`]: `otaas token create`.
+
+pub mod api;
+pub mod auth;
+pub mod config;
+pub mod events;
+pub mod metrics;
+pub mod render;
+pub mod serve;
+pub mod state;
+pub mod store;
+pub mod token_cmd;

@@ -1,3 +1,86 @@
-//! The `otaas` binary.
+//! The `otaas` binary: parses the command line and hands over to the library. To add a
+//! subcommand: a variant in `Command` and an arm in `main`.
 
-fn main() {}
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use otaas_server::config::ServeConfig;
+use otaas_server::token_cmd::TokenCreateArgs;
+
+#[derive(Parser)]
+#[command(
+    name = "otaas",
+    version,
+    about = "OpenTelemetry as a Service: control plane for OpAMP fleets"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the control plane (REST API, OpAMP server, metrics).
+    Serve(ServeConfig),
+    /// Manage API and agent enrollment tokens.
+    #[command(subcommand)]
+    Token(TokenCommand),
+    /// Print the version.
+    Version,
+}
+
+#[derive(Subcommand)]
+enum TokenCommand {
+    /// Mint a token in the database and print it once on stdout.
+    Create(TokenCreateArgs),
+}
+
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("OTAAS_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+/// One line per failure: each cause once (our error types already embed their sources in
+/// their messages, so repeated text is skipped), no backtrace.
+fn report(err: &anyhow::Error) -> String {
+    let mut msg = String::new();
+    for cause in err.chain() {
+        let c = cause.to_string();
+        if !msg.contains(&c) {
+            if !msg.is_empty() {
+                msg.push_str(": ");
+            }
+            msg.push_str(&c);
+        }
+    }
+    msg
+}
+
+#[tokio::main]
+async fn main() {
+    let cli = Cli::parse();
+    init_tracing();
+    if let Err(err) = run(cli).await {
+        eprintln!("otaas: error: {}", report(&err));
+        std::process::exit(1);
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Serve(config) => otaas_server::serve::run(config)
+            .await
+            .context("otaas serve")?,
+        Command::Token(TokenCommand::Create(args)) => {
+            let token = otaas_server::token_cmd::create(&args)
+                .await
+                .context("otaas token create")?;
+            println!("{token}");
+        }
+        Command::Version => println!("otaas {}", env!("CARGO_PKG_VERSION")),
+    }
+    Ok(())
+}

@@ -1,0 +1,349 @@
+//! Typed async client for `/api/v1` (reqwest with rustls): bearer token, optional custom CA,
+//! `If-Match` on updates, and errors that keep the server's status and error body.
+
+use std::time::Duration;
+
+use reqwest::{Method, StatusCode};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::error::{ErrorBody, ErrorCode, ErrorDetail};
+use crate::ids::{AgentGroupId, EndpointId, ExporterBindingId, PipelineId};
+use crate::types::*;
+
+/// How to reach the server.
+#[derive(Clone, Debug)]
+pub struct ClientConfig {
+    /// Base URL, e.g. `https://otaas.internal:8080` (no `/api/v1`).
+    pub endpoint: String,
+    /// Bearer token sent on every request.
+    pub token: String,
+    /// PEM of an extra CA to trust (for a self-signed server certificate).
+    pub ca_cert_pem: Option<String>,
+    /// Per-request timeout.
+    pub timeout: Duration,
+}
+
+impl ClientConfig {
+    pub fn new(endpoint: impl Into<String>, token: impl Into<String>) -> Self {
+        Self {
+            endpoint: endpoint.into(),
+            token: token.into(),
+            ca_cert_pem: None,
+            timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// Errors from the client. `Api` keeps the server's status and error body so callers can tell
+/// 404 from 409 from 422 (see the `is_*` helpers).
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("invalid client configuration: {0}")]
+    Config(String),
+    #[error("request to otaas failed: {0}")]
+    Transport(#[from] reqwest::Error),
+    #[error("otaas answered {status}: {} ({}){}", .error.message, .error.code,
+        .error.field.as_ref().map(|f| format!(" at {f}")).unwrap_or_default())]
+    Api { status: u16, error: ErrorDetail },
+    #[error("decoding otaas response ({status}): {message}")]
+    Decode { status: u16, message: String },
+}
+
+impl ClientError {
+    /// HTTP status when the server answered.
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            ClientError::Api { status, .. } | ClientError::Decode { status, .. } => Some(*status),
+            _ => None,
+        }
+    }
+    /// The server's error code when it sent an error body.
+    pub fn code(&self) -> Option<ErrorCode> {
+        match self {
+            ClientError::Api { error, .. } => Some(error.code),
+            _ => None,
+        }
+    }
+    /// The offending field the server named, if any.
+    pub fn field(&self) -> Option<&str> {
+        match self {
+            ClientError::Api { error, .. } => error.field.as_deref(),
+            _ => None,
+        }
+    }
+    pub fn is_not_found(&self) -> bool {
+        self.status() == Some(404)
+    }
+    pub fn is_conflict(&self) -> bool {
+        self.status() == Some(409)
+    }
+    pub fn is_unprocessable(&self) -> bool {
+        self.status() == Some(422)
+    }
+    pub fn is_unauthorized(&self) -> bool {
+        self.status() == Some(401)
+    }
+}
+
+/// A typed client; cheap to clone (shares its connection pool).
+#[derive(Clone, Debug)]
+pub struct Client {
+    http: reqwest::Client,
+    base: String,
+    token: String,
+}
+
+impl Client {
+    pub fn new(config: ClientConfig) -> Result<Self, ClientError> {
+        let mut builder = reqwest::Client::builder()
+            .use_rustls_tls()
+            .timeout(config.timeout)
+            .user_agent(concat!("otaas-api/", env!("CARGO_PKG_VERSION")));
+        if let Some(pem) = &config.ca_cert_pem {
+            // A bundle may hold several CAs; text without any certificate is a mistake the
+            // user should hear about now, not as an opaque TLS failure later.
+            let certs = reqwest::Certificate::from_pem_bundle(pem.as_bytes())
+                .map_err(|e| ClientError::Config(format!("ca_cert_pem: {e}")))?;
+            if certs.is_empty() {
+                return Err(ClientError::Config(
+                    "ca_cert_pem holds no PEM certificate".into(),
+                ));
+            }
+            for cert in certs {
+                builder = builder.add_root_certificate(cert);
+            }
+        }
+        let base = config.endpoint.trim_end_matches('/').to_string();
+        if !(base.starts_with("http://") || base.starts_with("https://")) {
+            return Err(ClientError::Config(format!(
+                "endpoint must start with http:// or https://, got {base:?}"
+            )));
+        }
+        Ok(Self {
+            http: builder.build()?,
+            base,
+            token: config.token,
+        })
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}/api/v1{}", self.base, path)
+    }
+
+    async fn send<B: Serialize + ?Sized, T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        query: &[(&str, &str)],
+        body: Option<&B>,
+        if_match: Option<i64>,
+    ) -> Result<Option<T>, ClientError> {
+        let mut req = self
+            .http
+            .request(method, self.url(path))
+            .bearer_auth(&self.token);
+        if !query.is_empty() {
+            req = req.query(query);
+        }
+        if let Some(body) = body {
+            req = req.json(body);
+        }
+        if let Some(rev) = if_match {
+            req = req.header("If-Match", rev.to_string());
+        }
+        let resp = req.send().await?;
+        let status = resp.status();
+        let bytes = resp.bytes().await?;
+        if status.is_success() {
+            if status == StatusCode::NO_CONTENT {
+                return Ok(None);
+            }
+            return serde_json::from_slice(&bytes)
+                .map(Some)
+                .map_err(|e| ClientError::Decode {
+                    status: status.as_u16(),
+                    message: e.to_string(),
+                });
+        }
+        match serde_json::from_slice::<ErrorBody>(&bytes) {
+            Ok(body) => Err(ClientError::Api {
+                status: status.as_u16(),
+                error: body.error,
+            }),
+            Err(_) => Err(ClientError::Api {
+                status: status.as_u16(),
+                error: ErrorDetail {
+                    code: ErrorCode::Other,
+                    message: String::from_utf8_lossy(&bytes).chars().take(200).collect(),
+                    field: None,
+                },
+            }),
+        }
+    }
+
+    async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, ClientError> {
+        self.send::<(), T>(Method::GET, path, &[], None, None)
+            .await?
+            .ok_or_else(|| empty_body(200))
+    }
+
+    async fn list<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        query: &[(&str, &str)],
+    ) -> Result<Vec<T>, ClientError> {
+        let list: List<T> = self
+            .send::<(), List<T>>(Method::GET, path, query, None, None)
+            .await?
+            .ok_or_else(|| empty_body(200))?;
+        Ok(list.items)
+    }
+
+    async fn find<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        name: &str,
+    ) -> Result<Option<T>, ClientError> {
+        Ok(self.list(path, &[("name", name)]).await?.into_iter().next())
+    }
+
+    async fn write<B: Serialize + ?Sized, T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        body: &B,
+        if_match: Option<i64>,
+    ) -> Result<T, ClientError> {
+        self.send(method, path, &[], Some(body), if_match)
+            .await?
+            .ok_or_else(|| empty_body(200))
+    }
+
+    async fn delete(&self, path: &str) -> Result<(), ClientError> {
+        self.send::<(), serde_json::Value>(Method::DELETE, path, &[], None, None)
+            .await
+            .map(|_| ())
+    }
+}
+
+fn empty_body(status: u16) -> ClientError {
+    ClientError::Decode {
+        status,
+        message: "empty response body".into(),
+    }
+}
+
+/// CRUD methods for one resource kind; `update_*` sends `If-Match` when a revision is given.
+macro_rules! crud {
+    ($path:literal, $id:ty, $spec:ty, $obj:ty,
+     $create:ident, $list:ident, $get:ident, $find:ident, $update:ident, $delete:ident) => {
+        impl Client {
+            #[doc = concat!("`POST /api/v1", $path, "`")]
+            pub async fn $create(&self, spec: &$spec) -> Result<$obj, ClientError> {
+                self.write(Method::POST, $path, spec, None).await
+            }
+            #[doc = concat!("`GET /api/v1", $path, "`")]
+            pub async fn $list(&self) -> Result<Vec<$obj>, ClientError> {
+                self.list($path, &[]).await
+            }
+            #[doc = concat!("`GET /api/v1", $path, "/{id}`")]
+            pub async fn $get(&self, id: $id) -> Result<$obj, ClientError> {
+                self.get(&format!(concat!($path, "/{}"), id)).await
+            }
+            #[doc = concat!("`GET /api/v1", $path, "?name=`: `None` when no object has that name")]
+            pub async fn $find(&self, name: &str) -> Result<Option<$obj>, ClientError> {
+                self.find($path, name).await
+            }
+            #[doc = concat!("`PUT /api/v1", $path, "/{id}` with `If-Match: <revision>` when given")]
+            pub async fn $update(
+                &self,
+                id: $id,
+                spec: &$spec,
+                if_match: Option<i64>,
+            ) -> Result<$obj, ClientError> {
+                self.write(
+                    Method::PUT,
+                    &format!(concat!($path, "/{}"), id),
+                    spec,
+                    if_match,
+                )
+                .await
+            }
+            #[doc = concat!("`DELETE /api/v1", $path, "/{id}`")]
+            pub async fn $delete(&self, id: $id) -> Result<(), ClientError> {
+                self.delete(&format!(concat!($path, "/{}"), id)).await
+            }
+        }
+    };
+}
+
+crud!(
+    "/pipelines",
+    PipelineId,
+    PipelineSpec,
+    Pipeline,
+    create_pipeline,
+    list_pipelines,
+    get_pipeline,
+    find_pipeline,
+    update_pipeline,
+    delete_pipeline
+);
+crud!(
+    "/endpoints",
+    EndpointId,
+    EndpointSpec,
+    Endpoint,
+    create_endpoint,
+    list_endpoints,
+    get_endpoint,
+    find_endpoint,
+    update_endpoint,
+    delete_endpoint
+);
+crud!(
+    "/exporter-bindings",
+    ExporterBindingId,
+    ExporterBindingSpec,
+    ExporterBinding,
+    create_exporter_binding,
+    list_exporter_bindings,
+    get_exporter_binding,
+    find_exporter_binding,
+    update_exporter_binding,
+    delete_exporter_binding
+);
+crud!(
+    "/agent-groups",
+    AgentGroupId,
+    AgentGroupSpec,
+    AgentGroup,
+    create_agent_group,
+    list_agent_groups,
+    get_agent_group,
+    find_agent_group,
+    update_agent_group,
+    delete_agent_group
+);
+
+impl Client {
+    /// `GET /api/v1/agent-groups/{id}/config`: the group's current rendered collector YAML.
+    pub async fn agent_group_config(&self, id: AgentGroupId) -> Result<GroupConfig, ClientError> {
+        self.get(&format!("/agent-groups/{id}/config")).await
+    }
+
+    /// `GET /api/v1/agent-groups/{id}/revisions`: the group's config history, oldest first.
+    pub async fn agent_group_revisions(
+        &self,
+        id: AgentGroupId,
+    ) -> Result<Vec<GroupRevisionSummary>, ClientError> {
+        self.list(&format!("/agent-groups/{id}/revisions"), &[])
+            .await
+    }
+
+    /// `POST /api/v1/tokens`: mint an agent enrollment token (shown once).
+    pub async fn create_token(&self, req: &TokenCreate) -> Result<TokenCreated, ClientError> {
+        self.write(Method::POST, "/tokens", req, None).await
+    }
+}

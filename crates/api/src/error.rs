@@ -1,0 +1,102 @@
+//! The error body every 4xx/5xx response carries: `{"error":{"code","message","field"}}`.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+/// The JSON document of an error response.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+/// What went wrong: a stable machine code, a human message, and the offending field when one is
+/// to blame (a dotted path such as `processors[1].id`, or a header name such as `If-Match`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorDetail {
+    pub code: ErrorCode,
+    pub message: String,
+    #[serde(default)]
+    pub field: Option<String>,
+}
+
+/// Stable error codes. Clients match on these, never on messages.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    /// 400: the body is not JSON at all.
+    MalformedJson,
+    /// 415: the body is not declared as `application/json`.
+    UnsupportedMediaType,
+    /// 422: a field the API does not know.
+    UnknownField,
+    /// 422: a required field is absent.
+    MissingField,
+    /// 422: a field has the wrong type or a value outside its rules.
+    InvalidField,
+    /// 422: a referenced object does not exist.
+    DanglingReference,
+    /// 400: a malformed path parameter, query or header.
+    BadRequest,
+    /// 401: no or wrong bearer token.
+    Unauthorized,
+    /// 404: no such object.
+    NotFound,
+    /// 409: the name is taken by another object of the same kind.
+    NameTaken,
+    /// 409: `If-Match` names a revision that is no longer current.
+    RevisionMismatch,
+    /// 409: the object is still referenced by another; the message names the referrer.
+    InUse,
+    /// 413: the request body is larger than the server accepts.
+    PayloadTooLarge,
+    /// 500: something broke on the server; details are in its log, not here.
+    Internal,
+    /// 503: the server cannot answer now (e.g. the database is unreachable); retry later.
+    Unavailable,
+    /// A code this client does not know yet (newer server).
+    #[serde(other)]
+    Other,
+}
+
+impl ErrorCode {
+    /// The snake_case wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::MalformedJson => "malformed_json",
+            Self::UnsupportedMediaType => "unsupported_media_type",
+            Self::UnknownField => "unknown_field",
+            Self::MissingField => "missing_field",
+            Self::InvalidField => "invalid_field",
+            Self::DanglingReference => "dangling_reference",
+            Self::BadRequest => "bad_request",
+            Self::Unauthorized => "unauthorized",
+            Self::NotFound => "not_found",
+            Self::NameTaken => "name_taken",
+            Self::RevisionMismatch => "revision_mismatch",
+            Self::InUse => "in_use",
+            Self::PayloadTooLarge => "payload_too_large",
+            Self::Internal => "internal",
+            Self::Unavailable => "unavailable",
+            Self::Other => "other",
+        }
+    }
+}
+
+impl fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl ErrorBody {
+    pub fn new(code: ErrorCode, message: impl Into<String>, field: Option<String>) -> Self {
+        Self {
+            error: ErrorDetail {
+                code,
+                message: message.into(),
+                field,
+            },
+        }
+    }
+}

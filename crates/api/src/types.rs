@@ -1,0 +1,402 @@
+//! Request bodies (`*Spec`, `deny_unknown_fields`) and the objects the server returns.
+//!
+//! Conventions:
+//! - `revision` on every object is its own revision (starts at 1, +1 per update); send it back in
+//!   `If-Match` on `PUT` so a concurrent change is a 409 instead of a lost update.
+//! - JSON component configs (`receivers`, `processors[].config`, destination `config`) must be
+//!   JSON objects; they are copied verbatim into the rendered collector YAML.
+//! - Secrets are accepted on write and never returned: endpoint ingest tokens appear only in the
+//!   response that created or rotated them; destination `headers` come back as `header_digests`
+//!   (`"sha256:<hex of value>"`) so a client can detect drift without seeing the value.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::ids::{AgentGroupId, EndpointId, ExporterBindingId, PipelineId, TokenId};
+
+fn empty_object() -> Value {
+    Value::Object(serde_json::Map::new())
+}
+
+/// A list response: `{"items": [...]}`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct List<T> {
+    pub items: Vec<T>,
+}
+
+/// A telemetry signal.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Signal {
+    Traces,
+    Metrics,
+    Logs,
+}
+
+impl Signal {
+    pub const ALL: [Signal; 3] = [Signal::Traces, Signal::Metrics, Signal::Logs];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Signal::Traces => "traces",
+            Signal::Metrics => "metrics",
+            Signal::Logs => "logs",
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Pipelines
+
+/// One processor of a pipeline, in order.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProcessorSpec {
+    /// Component id, `type` or `type/name` (e.g. `batch`, `attributes/redact`).
+    pub id: String,
+    /// The processor's configuration, a JSON object (default `{}`).
+    #[serde(default = "empty_object")]
+    pub config: Value,
+}
+
+/// Body of `POST /api/v1/pipelines` and `PUT /api/v1/pipelines/{id}`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PipelineSpec {
+    /// Unique among pipelines, `[a-z0-9_-]{1,63}`.
+    pub name: String,
+    #[serde(default)]
+    pub description: String,
+    /// Non-empty subset of traces, metrics, logs.
+    pub signals: Vec<Signal>,
+    /// Extra receivers (besides the pipeline's endpoints): component id → JSON object config.
+    #[serde(default)]
+    pub receivers: BTreeMap<String, Value>,
+    #[serde(default)]
+    pub processors: Vec<ProcessorSpec>,
+}
+
+/// A pipeline as the server returns it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Pipeline {
+    pub id: PipelineId,
+    pub name: String,
+    pub description: String,
+    pub signals: Vec<Signal>,
+    pub receivers: BTreeMap<String, Value>,
+    pub processors: Vec<ProcessorSpec>,
+    pub revision: i64,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+// ---------------------------------------------------------------------------------------------
+// Endpoints
+
+/// Wire protocol of an ingest endpoint.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Protocol {
+    OtlpGrpc,
+    OtlpHttp,
+}
+
+/// Authentication an ingest endpoint requires from senders.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EndpointAuth {
+    /// `Authorization: Bearer <token>` with the endpoint's generated token.
+    #[default]
+    Bearer,
+    None,
+}
+
+/// Server-side TLS of an ingest endpoint: paths on the agent's host.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerTls {
+    pub cert_file: String,
+    pub key_file: String,
+    /// When set, senders must present a client certificate signed by this CA (mTLS).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_ca_file: Option<String>,
+}
+
+fn one() -> u32 {
+    1
+}
+
+/// Body of `POST /api/v1/endpoints` and `PUT /api/v1/endpoints/{id}`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EndpointSpec {
+    pub name: String,
+    pub pipeline_id: PipelineId,
+    pub protocol: Protocol,
+    /// Port the agent listens on (1-65535).
+    pub port: u16,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<ServerTls>,
+    #[serde(default)]
+    pub auth: EndpointAuth,
+    /// Bump to rotate the ingest token; the old token stops being rendered.
+    #[serde(default = "one")]
+    pub token_version: u32,
+}
+
+/// An endpoint as the server returns it. `token` is present only in the response to the create
+/// or update that minted it (create with `auth = bearer`, or a `token_version` bump).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Endpoint {
+    pub id: EndpointId,
+    pub name: String,
+    pub pipeline_id: PipelineId,
+    pub protocol: Protocol,
+    pub port: u16,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<ServerTls>,
+    pub auth: EndpointAuth,
+    pub token_version: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token: Option<String>,
+    pub revision: i64,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+// ---------------------------------------------------------------------------------------------
+// Exporter bindings
+
+/// Client-side TLS of an exporter destination (paths on the agent's host).
+#[derive(Clone, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClientTls {
+    /// Plain text (no TLS) to the destination.
+    #[serde(default)]
+    pub insecure: bool,
+    #[serde(default)]
+    pub insecure_skip_verify: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cert_file: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_file: Option<String>,
+}
+
+/// One destination of a binding, on write. `headers` are secrets: never returned.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DestinationSpec {
+    /// Unique within the binding, `[a-z0-9_-]{1,63}`.
+    pub name: String,
+    /// Exporter type: otlp, otlphttp, prometheusremotewrite, kafka, debug, file, ...
+    #[serde(rename = "type")]
+    pub kind: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoint: Option<String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub headers: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<ClientTls>,
+    /// Further exporter settings, a JSON object merged under the generated ones.
+    #[serde(default = "empty_object")]
+    pub config: Value,
+}
+
+/// Body of `POST /api/v1/exporter-bindings` and `PUT /api/v1/exporter-bindings/{id}`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExporterBindingSpec {
+    pub name: String,
+    pub pipeline_id: PipelineId,
+    /// Subset of the pipeline's signals this binding receives; absent = all of them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signals: Option<Vec<Signal>>,
+    pub destinations: Vec<DestinationSpec>,
+}
+
+/// A destination as the server returns it: header values replaced by digests.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Destination {
+    pub name: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoint: Option<String>,
+    /// Header name → `"sha256:<lowercase hex of the value>"`.
+    #[serde(default)]
+    pub header_digests: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<ClientTls>,
+    pub config: Value,
+}
+
+/// An exporter binding as the server returns it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ExporterBinding {
+    pub id: ExporterBindingId,
+    pub name: String,
+    pub pipeline_id: PipelineId,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signals: Option<Vec<Signal>>,
+    pub destinations: Vec<Destination>,
+    pub revision: i64,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// The digest the server reports for a header value: `sha256:<hex>`. Exposed so clients
+/// compute the same thing when checking for drift.
+pub fn header_digest(value: &str) -> String {
+    format!("sha256:{}", sha256_hex(value.as_bytes()))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Agent groups
+
+/// How a new group revision reaches the group's agents.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RolloutStrategy {
+    #[default]
+    AllAtOnce,
+    Batched,
+    Canary,
+}
+
+/// Rollout settings of a group.
+#[derive(Clone, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RolloutSpec {
+    #[serde(default)]
+    pub strategy: RolloutStrategy,
+    /// For `batched`: explicit batch sizes; empty = exponential 1, 10, 100, ...
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub batch_sizes: Vec<u32>,
+    /// For `canary`: percentage (1-100) of the group's agents in the canary step.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub canary_percent: Option<u8>,
+    /// Seconds a step must stay healthy before the next starts.
+    #[serde(default)]
+    pub bake_seconds: u32,
+    /// Failures tolerated before the rollout stops.
+    #[serde(default)]
+    pub max_failures: u32,
+    /// Push the last good revision when the rollout stops on failures.
+    #[serde(default)]
+    pub auto_rollback: bool,
+}
+
+/// Body of `POST /api/v1/agent-groups` and `PUT /api/v1/agent-groups/{id}`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AgentGroupSpec {
+    pub name: String,
+    /// Label → value; an agent matches when it has all of them.
+    #[serde(default)]
+    pub selector: BTreeMap<String, String>,
+    #[serde(default)]
+    pub pipeline_ids: Vec<PipelineId>,
+    #[serde(default)]
+    pub rollout: RolloutSpec,
+}
+
+/// An agent group as the server returns it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AgentGroup {
+    pub id: AgentGroupId,
+    pub name: String,
+    pub selector: BTreeMap<String, String>,
+    pub pipeline_ids: Vec<PipelineId>,
+    pub rollout: RolloutSpec,
+    /// The group object's own revision (for `If-Match`).
+    pub revision: i64,
+    /// Revision of the group's rendered collector config (1 = first render); grows whenever
+    /// the YAML changes, through this group or the pipelines/endpoints/bindings it uses.
+    pub config_revision: i64,
+    /// SHA-256 (lowercase hex) of the current rendered YAML.
+    pub config_hash: String,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// `GET /api/v1/agent-groups/{id}/config`: the current rendered config.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GroupConfig {
+    pub group_id: AgentGroupId,
+    /// Same as the group's `config_revision`.
+    pub revision: i64,
+    /// SHA-256 (lowercase hex) of the document agents receive (with its secrets).
+    pub sha256: String,
+    /// OpAMP config map file name the config is sent under.
+    pub file_name: String,
+    pub content_type: String,
+    /// The document with secret values (tokens, header values, credentials) replaced by
+    /// `<redacted>`; the API never returns them after creation.
+    pub yaml: String,
+    pub created_at: DateTime<Utc>,
+}
+
+/// One entry of `GET /api/v1/agent-groups/{id}/revisions` (history, oldest first).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GroupRevisionSummary {
+    pub revision: i64,
+    pub sha256: String,
+    pub created_at: DateTime<Utc>,
+}
+
+// ---------------------------------------------------------------------------------------------
+// Tokens
+
+/// What a token may do.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TokenScope {
+    /// Full REST API access.
+    Admin,
+    /// Agent enrollment: OpAMP connections when the server requires agent tokens.
+    #[default]
+    Agent,
+}
+
+impl TokenScope {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TokenScope::Admin => "admin",
+            TokenScope::Agent => "agent",
+        }
+    }
+}
+
+/// Body of `POST /api/v1/tokens`.
+#[derive(Clone, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenCreate {
+    #[serde(default)]
+    pub description: String,
+    /// Only `agent` is accepted through the API for now.
+    #[serde(default)]
+    pub scope: TokenScope,
+}
+
+/// Response of `POST /api/v1/tokens`: the only time the token is shown.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokenCreated {
+    pub id: TokenId,
+    pub scope: TokenScope,
+    pub description: String,
+    pub token: String,
+    pub created_at: DateTime<Utc>,
+}
+
+fn sha256_hex(data: &[u8]) -> String {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(data)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}

@@ -1,0 +1,364 @@
+//! Handlers of `/api/v1`: thin glue from HTTP to validation, the store, and events.
+
+use std::collections::BTreeMap;
+use std::str::FromStr;
+
+use axum::Json;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use otaas_api::*;
+
+use super::json::ApiJson;
+use super::{ApiError, validate, views};
+use crate::auth;
+use crate::events::Event;
+use crate::state::AppState;
+
+type ApiResult<T> = Result<T, ApiError>;
+type Created<T> = (StatusCode, Json<T>);
+
+/// `?name=` (the only query parameter list endpoints take).
+fn name_filter(
+    q: Result<Query<BTreeMap<String, String>>, QueryRejection>,
+) -> ApiResult<Option<String>> {
+    let Query(q) = q.map_err(|e| ApiError::bad_request(format!("query string: {e}"), None))?;
+    if let Some(k) = q.keys().find(|k| k.as_str() != "name") {
+        return Err(ApiError::bad_request(
+            format!("unknown query parameter {k:?}; only name is supported"),
+            Some(k),
+        ));
+    }
+    Ok(q.get("name").cloned())
+}
+
+/// Path ids: a malformed id names nothing, so it is a 404 like any unknown id.
+fn parse_id<I: FromStr>(kind: &str, raw: &str) -> ApiResult<I> {
+    I::from_str(raw).map_err(|_| ApiError::not_found(format!("{kind} {raw} not found")))
+}
+
+/// `If-Match: <revision>` (quotes and a weak `W/` prefix tolerated). Absent = unconditional.
+fn if_match(headers: &HeaderMap) -> ApiResult<Option<i64>> {
+    let Some(v) = headers.get(http::header::IF_MATCH) else {
+        return Ok(None);
+    };
+    let s = v.to_str().unwrap_or("").trim();
+    let s = s.strip_prefix("W/").unwrap_or(s).trim_matches('"');
+    s.parse::<i64>().map(Some).map_err(|_| {
+        ApiError::bad_request(
+            format!("If-Match must be an object revision (a number), got {s:?}"),
+            Some("If-Match"),
+        )
+    })
+}
+
+// ---- pipelines
+
+pub(super) async fn create_pipeline(
+    State(s): State<AppState>,
+    ApiJson(spec): ApiJson<PipelineSpec>,
+) -> ApiResult<Created<Pipeline>> {
+    validate::pipeline(&spec)?;
+    let w = s.store.create_pipeline(spec).await?;
+    s.announce(&w);
+    Ok((StatusCode::CREATED, Json(views::pipeline(w.value))))
+}
+
+pub(super) async fn list_pipelines(
+    State(s): State<AppState>,
+    q: Result<Query<BTreeMap<String, String>>, QueryRejection>,
+) -> ApiResult<Json<List<Pipeline>>> {
+    let items = match name_filter(q)? {
+        Some(n) => s.store.find_pipeline(&n).await?.into_iter().collect(),
+        None => s.store.list_pipelines().await?,
+    };
+    Ok(Json(List {
+        items: items.into_iter().map(views::pipeline).collect(),
+    }))
+}
+
+pub(super) async fn get_pipeline(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Pipeline>> {
+    let id = parse_id("pipeline", &id)?;
+    Ok(Json(views::pipeline(s.store.get_pipeline(id).await?)))
+}
+
+pub(super) async fn update_pipeline(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    ApiJson(spec): ApiJson<PipelineSpec>,
+) -> ApiResult<Json<Pipeline>> {
+    let id = parse_id("pipeline", &id)?;
+    let rev = if_match(&headers)?;
+    validate::pipeline(&spec)?;
+    let w = s.store.update_pipeline(id, spec, rev).await?;
+    s.announce(&w);
+    Ok(Json(views::pipeline(w.value)))
+}
+
+pub(super) async fn delete_pipeline(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    let id = parse_id("pipeline", &id)?;
+    let w = s.store.delete_pipeline(id).await?;
+    s.announce(&w);
+    Ok(StatusCode::NO_CONTENT)
+}
+
+// ---- endpoints
+
+pub(super) async fn create_endpoint(
+    State(s): State<AppState>,
+    ApiJson(spec): ApiJson<EndpointSpec>,
+) -> ApiResult<Created<Endpoint>> {
+    validate::endpoint(&spec)?;
+    let w = s.store.create_endpoint(spec).await?;
+    s.announce(&w);
+    let r = w.value;
+    // The only moment the token is shown (besides a rotation).
+    let token = (r.spec.auth == EndpointAuth::Bearer).then(|| {
+        s.store
+            .token_key()
+            .endpoint_token(r.id, r.spec.token_version)
+    });
+    Ok((StatusCode::CREATED, Json(views::endpoint(r, token))))
+}
+
+pub(super) async fn list_endpoints(
+    State(s): State<AppState>,
+    q: Result<Query<BTreeMap<String, String>>, QueryRejection>,
+) -> ApiResult<Json<List<Endpoint>>> {
+    let items = match name_filter(q)? {
+        Some(n) => s.store.find_endpoint(&n).await?.into_iter().collect(),
+        None => s.store.list_endpoints().await?,
+    };
+    Ok(Json(List {
+        items: items
+            .into_iter()
+            .map(|r| views::endpoint(r, None))
+            .collect(),
+    }))
+}
+
+pub(super) async fn get_endpoint(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Endpoint>> {
+    let id = parse_id("endpoint", &id)?;
+    Ok(Json(views::endpoint(s.store.get_endpoint(id).await?, None)))
+}
+
+pub(super) async fn update_endpoint(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    ApiJson(spec): ApiJson<EndpointSpec>,
+) -> ApiResult<Json<Endpoint>> {
+    let id: EndpointId = parse_id("endpoint", &id)?;
+    let rev = if_match(&headers)?;
+    validate::endpoint(&spec)?;
+    let before = s.store.get_endpoint(id).await?;
+    let w = s.store.update_endpoint(id, spec, rev).await?;
+    s.announce(&w);
+    let r = w.value;
+    // A new token exists when the version moved or bearer auth was just switched on.
+    let minted = r.spec.auth == EndpointAuth::Bearer
+        && (before.spec.token_version != r.spec.token_version
+            || before.spec.auth != EndpointAuth::Bearer);
+    let token = minted.then(|| {
+        s.store
+            .token_key()
+            .endpoint_token(r.id, r.spec.token_version)
+    });
+    Ok(Json(views::endpoint(r, token)))
+}
+
+pub(super) async fn delete_endpoint(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    let id = parse_id("endpoint", &id)?;
+    let w = s.store.delete_endpoint(id).await?;
+    s.announce(&w);
+    Ok(StatusCode::NO_CONTENT)
+}
+
+// ---- exporter bindings
+
+pub(super) async fn create_binding(
+    State(s): State<AppState>,
+    ApiJson(spec): ApiJson<ExporterBindingSpec>,
+) -> ApiResult<Created<ExporterBinding>> {
+    validate::binding(&spec)?;
+    let w = s.store.create_binding(spec).await?;
+    s.announce(&w);
+    Ok((StatusCode::CREATED, Json(views::binding(w.value))))
+}
+
+pub(super) async fn list_bindings(
+    State(s): State<AppState>,
+    q: Result<Query<BTreeMap<String, String>>, QueryRejection>,
+) -> ApiResult<Json<List<ExporterBinding>>> {
+    let items = match name_filter(q)? {
+        Some(n) => s.store.find_binding(&n).await?.into_iter().collect(),
+        None => s.store.list_bindings().await?,
+    };
+    Ok(Json(List {
+        items: items.into_iter().map(views::binding).collect(),
+    }))
+}
+
+pub(super) async fn get_binding(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<ExporterBinding>> {
+    let id = parse_id("exporter binding", &id)?;
+    Ok(Json(views::binding(s.store.get_binding(id).await?)))
+}
+
+pub(super) async fn update_binding(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    ApiJson(spec): ApiJson<ExporterBindingSpec>,
+) -> ApiResult<Json<ExporterBinding>> {
+    let id = parse_id("exporter binding", &id)?;
+    let rev = if_match(&headers)?;
+    validate::binding(&spec)?;
+    let w = s.store.update_binding(id, spec, rev).await?;
+    s.announce(&w);
+    Ok(Json(views::binding(w.value)))
+}
+
+pub(super) async fn delete_binding(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    let id = parse_id("exporter binding", &id)?;
+    let w = s.store.delete_binding(id).await?;
+    s.announce(&w);
+    Ok(StatusCode::NO_CONTENT)
+}
+
+// ---- agent groups
+
+pub(super) async fn create_group(
+    State(s): State<AppState>,
+    ApiJson(spec): ApiJson<AgentGroupSpec>,
+) -> ApiResult<Created<AgentGroup>> {
+    validate::group(&spec)?;
+    let w = s.store.create_group(spec).await?;
+    s.announce(&w);
+    s.events.publish(Event::GroupChanged {
+        group_id: w.value.record.id,
+    });
+    Ok((StatusCode::CREATED, Json(views::group(w.value))))
+}
+
+pub(super) async fn list_groups(
+    State(s): State<AppState>,
+    q: Result<Query<BTreeMap<String, String>>, QueryRejection>,
+) -> ApiResult<Json<List<AgentGroup>>> {
+    let items = match name_filter(q)? {
+        Some(n) => s.store.find_group(&n).await?.into_iter().collect(),
+        None => s.store.list_groups().await?,
+    };
+    Ok(Json(List {
+        items: items.into_iter().map(views::group).collect(),
+    }))
+}
+
+pub(super) async fn get_group(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<AgentGroup>> {
+    let id = parse_id("agent group", &id)?;
+    Ok(Json(views::group(s.store.get_group(id).await?)))
+}
+
+pub(super) async fn update_group(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    ApiJson(spec): ApiJson<AgentGroupSpec>,
+) -> ApiResult<Json<AgentGroup>> {
+    let id = parse_id("agent group", &id)?;
+    let rev = if_match(&headers)?;
+    validate::group(&spec)?;
+    let w = s.store.update_group(id, spec, rev).await?;
+    s.announce(&w);
+    s.events.publish(Event::GroupChanged { group_id: id });
+    Ok(Json(views::group(w.value)))
+}
+
+pub(super) async fn delete_group(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    let id = parse_id("agent group", &id)?;
+    let w = s.store.delete_group(id).await?;
+    s.announce(&w);
+    s.events.publish(Event::GroupDeleted { group_id: id });
+    Ok(StatusCode::NO_CONTENT)
+}
+
+pub(super) async fn group_config(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<GroupConfig>> {
+    let id = parse_id("agent group", &id)?;
+    // 404 for an unknown group rather than "revision not found".
+    s.store.get_group(id).await?;
+    let rev = s.store.group_revision(id, None).await?;
+    let cfg = views::group_config(rev).map_err(|e| {
+        tracing::error!(error = %e, group_id = %id, "Stored group config does not parse");
+        ApiError::internal()
+    })?;
+    Ok(Json(cfg))
+}
+
+pub(super) async fn group_revisions(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<List<GroupRevisionSummary>>> {
+    let id = parse_id("agent group", &id)?;
+    s.store.get_group(id).await?;
+    let items = s.store.group_revisions(id).await?;
+    Ok(Json(List {
+        items: items.into_iter().map(views::revision_summary).collect(),
+    }))
+}
+
+// ---- tokens
+
+pub(super) async fn create_token(
+    State(s): State<AppState>,
+    ApiJson(req): ApiJson<TokenCreate>,
+) -> ApiResult<Created<TokenCreated>> {
+    if req.description.len() > 256 {
+        return Err(ApiError::invalid(
+            "description",
+            "description is longer than 256 bytes",
+        ));
+    }
+    let token = auth::generate_token(req.scope);
+    let rec = s
+        .store
+        .create_token(req.scope, &req.description, &auth::hash_token(&token))
+        .await?;
+    tracing::info!(token_id = %rec.id, scope = req.scope.as_str(), "Token created");
+    Ok((
+        StatusCode::CREATED,
+        Json(TokenCreated {
+            id: rec.id,
+            scope: rec.scope,
+            description: rec.description,
+            token,
+            created_at: rec.created_at,
+        }),
+    ))
+}

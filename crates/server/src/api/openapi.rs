@@ -1,0 +1,319 @@
+//! `GET /api/v1/openapi.json`: the OpenAPI 3.1 description of the API.
+//!
+//! Written out here rather than derived with a macro crate (one less heavy dependency); drift
+//! is caught by `tests/api.rs::openapi_matches_the_types`, which serialises every DTO with all
+//! optional fields set and checks each key against these schemas, and checks every route of
+//! the router is described.
+
+use axum::Json;
+use serde_json::{Value, json};
+
+pub(super) async fn serve() -> Json<Value> {
+    Json(document())
+}
+
+fn r(name: &str) -> Value {
+    json!({ "$ref": format!("#/components/schemas/{name}") })
+}
+
+fn obj(required: &[&str], props: Value) -> Value {
+    json!({ "type": "object", "required": required, "properties": props, "additionalProperties": false })
+}
+
+fn resp_obj(required: &[&str], props: Value) -> Value {
+    json!({ "type": "object", "required": required, "properties": props })
+}
+
+fn json_object() -> Value {
+    json!({ "type": "object", "description": "component configuration (a JSON object)" })
+}
+
+fn ts() -> Value {
+    json!({ "type": "string", "format": "date-time" })
+}
+
+fn uuid() -> Value {
+    json!({ "type": "string", "format": "uuid" })
+}
+
+fn name() -> Value {
+    json!({ "type": "string", "pattern": "^[a-z0-9_-]{1,63}$" })
+}
+
+fn error_responses() -> Value {
+    let e = json!({ "content": { "application/json": { "schema": r("ErrorBody") } } });
+    let mut m = serde_json::Map::new();
+    for (code, what) in [
+        ("400", "malformed JSON or request"),
+        ("401", "missing or wrong bearer token"),
+        ("404", "no such object"),
+        ("409", "name taken, stale If-Match, or still referenced"),
+        ("413", "body too large"),
+        ("415", "not application/json"),
+        ("422", "invalid field (see error.field)"),
+    ] {
+        let mut v = e.clone();
+        v["description"] = json!(what);
+        m.insert(code.into(), v);
+    }
+    Value::Object(m)
+}
+
+fn with_errors(mut ok: Value) -> Value {
+    let errs = error_responses();
+    for (k, v) in errs.as_object().unwrap() {
+        ok[k] = v.clone();
+    }
+    ok
+}
+
+fn body(schema: &str) -> Value {
+    json!({ "required": true, "content": { "application/json": { "schema": r(schema) } } })
+}
+
+fn ok(status: &str, schema: Value) -> Value {
+    with_errors(json!({ status: {
+        "description": "success",
+        "content": { "application/json": { "schema": schema } }
+    }}))
+}
+
+/// CRUD paths of one kind.
+fn crud(paths: &mut serde_json::Map<String, Value>, path: &str, tag: &str, spec: &str, obj: &str) {
+    let id_param = json!([{ "name": "id", "in": "path", "required": true, "schema": uuid() }]);
+    let if_match = json!({ "name": "If-Match", "in": "header", "required": false,
+        "description": "the object's current revision; 409 if it moved on",
+        "schema": { "type": "integer" } });
+    paths.insert(
+        path.to_string(),
+        json!({
+            "get": {
+                "tags": [tag], "summary": format!("List {tag} (optionally by name)"),
+                "parameters": [{ "name": "name", "in": "query", "required": false, "schema": { "type": "string" } }],
+                "responses": ok("200", json!({ "type": "object", "required": ["items"],
+                    "properties": { "items": { "type": "array", "items": r(obj) } } }))
+            },
+            "post": {
+                "tags": [tag], "summary": format!("Create a {tag} object"),
+                "requestBody": body(spec),
+                "responses": ok("201", r(obj))
+            }
+        }),
+    );
+    let mut params = id_param.as_array().unwrap().clone();
+    params.push(if_match);
+    paths.insert(
+        format!("{path}/{{id}}"),
+        json!({
+            "parameters": id_param,
+            "get": { "tags": [tag], "summary": "Read by id", "responses": ok("200", r(obj)) },
+            "put": {
+                "tags": [tag], "summary": "Replace (send If-Match)",
+                "parameters": [params[1].clone()],
+                "requestBody": body(spec),
+                "responses": ok("200", r(obj))
+            },
+            "delete": {
+                "tags": [tag], "summary": "Delete (409 while referenced)",
+                "responses": with_errors(json!({ "204": { "description": "deleted" } }))
+            }
+        }),
+    );
+}
+
+fn signals() -> Value {
+    json!({ "type": "array", "items": r("Signal") })
+}
+
+/// The whole document.
+pub fn document() -> Value {
+    let mut paths = serde_json::Map::new();
+    crud(
+        &mut paths,
+        "/pipelines",
+        "pipelines",
+        "PipelineSpec",
+        "Pipeline",
+    );
+    crud(
+        &mut paths,
+        "/endpoints",
+        "endpoints",
+        "EndpointSpec",
+        "Endpoint",
+    );
+    crud(
+        &mut paths,
+        "/exporter-bindings",
+        "exporter-bindings",
+        "ExporterBindingSpec",
+        "ExporterBinding",
+    );
+    crud(
+        &mut paths,
+        "/agent-groups",
+        "agent-groups",
+        "AgentGroupSpec",
+        "AgentGroup",
+    );
+    paths.insert(
+        "/agent-groups/{id}/config".into(),
+        json!({ "get": {
+            "tags": ["agent-groups"], "summary": "The group's current rendered collector config",
+            "parameters": [{ "name": "id", "in": "path", "required": true, "schema": uuid() }],
+            "responses": ok("200", r("GroupConfig"))
+        }}),
+    );
+    paths.insert(
+        "/agent-groups/{id}/revisions".into(),
+        json!({ "get": {
+            "tags": ["agent-groups"], "summary": "The group's config history, oldest first",
+            "parameters": [{ "name": "id", "in": "path", "required": true, "schema": uuid() }],
+            "responses": ok("200", json!({ "type": "object", "required": ["items"],
+                "properties": { "items": { "type": "array", "items": r("GroupRevisionSummary") } } }))
+        }}),
+    );
+    paths.insert(
+        "/tokens".into(),
+        json!({ "post": {
+            "tags": ["tokens"], "summary": "Mint a token (shown once, stored hashed)",
+            "requestBody": body("TokenCreate"),
+            "responses": ok("201", r("TokenCreated"))
+        }}),
+    );
+    paths.insert(
+        "/openapi.json".into(),
+        json!({ "get": { "summary": "This document",
+            "responses": { "200": { "description": "OpenAPI 3.1" } } } }),
+    );
+
+    let schemas = json!({
+        "ErrorBody": resp_obj(&["error"], json!({ "error": resp_obj(&["code", "message", "field"], json!({
+            "code": { "type": "string", "enum": [
+                "malformed_json", "unsupported_media_type", "unknown_field", "missing_field",
+                "invalid_field", "dangling_reference", "bad_request", "unauthorized", "not_found",
+                "name_taken", "revision_mismatch", "in_use", "payload_too_large", "internal",
+                "unavailable"] },
+            "message": { "type": "string" },
+            "field": { "type": ["string", "null"] }
+        })) })),
+        "Signal": { "type": "string", "enum": ["traces", "metrics", "logs"] },
+        "ProcessorSpec": obj(&["id"], json!({
+            "id": { "type": "string", "description": "type or type/name" },
+            "config": json_object()
+        })),
+        "PipelineSpec": obj(&["name", "signals"], json!({
+            "name": name(),
+            "description": { "type": "string" },
+            "signals": signals(),
+            "receivers": { "type": "object", "additionalProperties": json_object() },
+            "processors": { "type": "array", "items": r("ProcessorSpec") }
+        })),
+        "Pipeline": resp_obj(&["id", "name", "description", "signals", "receivers", "processors", "revision", "created_at", "updated_at"], json!({
+            "id": uuid(), "name": name(), "description": { "type": "string" },
+            "signals": signals(),
+            "receivers": { "type": "object", "additionalProperties": json_object() },
+            "processors": { "type": "array", "items": r("ProcessorSpec") },
+            "revision": { "type": "integer" }, "created_at": ts(), "updated_at": ts()
+        })),
+        "ServerTls": obj(&["cert_file", "key_file"], json!({
+            "cert_file": { "type": "string" }, "key_file": { "type": "string" },
+            "client_ca_file": { "type": "string" }
+        })),
+        "EndpointSpec": obj(&["name", "pipeline_id", "protocol", "port"], json!({
+            "name": name(), "pipeline_id": uuid(),
+            "protocol": { "type": "string", "enum": ["otlp_grpc", "otlp_http"] },
+            "port": { "type": "integer", "minimum": 1, "maximum": 65535 },
+            "tls": r("ServerTls"),
+            "auth": { "type": "string", "enum": ["bearer", "none"], "default": "bearer" },
+            "token_version": { "type": "integer", "minimum": 1, "default": 1 }
+        })),
+        "Endpoint": resp_obj(&["id", "name", "pipeline_id", "protocol", "port", "auth", "token_version", "revision", "created_at", "updated_at"], json!({
+            "id": uuid(), "name": name(), "pipeline_id": uuid(),
+            "protocol": { "type": "string", "enum": ["otlp_grpc", "otlp_http"] },
+            "port": { "type": "integer" }, "tls": r("ServerTls"),
+            "auth": { "type": "string", "enum": ["bearer", "none"] },
+            "token_version": { "type": "integer" },
+            "token": { "type": "string", "description": "only in the response that minted it" },
+            "revision": { "type": "integer" }, "created_at": ts(), "updated_at": ts()
+        })),
+        "ClientTls": obj(&[], json!({
+            "insecure": { "type": "boolean" }, "insecure_skip_verify": { "type": "boolean" },
+            "ca_file": { "type": "string" }, "cert_file": { "type": "string" }, "key_file": { "type": "string" }
+        })),
+        "DestinationSpec": obj(&["name", "type"], json!({
+            "name": name(), "type": { "type": "string" }, "endpoint": { "type": "string" },
+            "headers": { "type": "object", "additionalProperties": { "type": "string" }, "writeOnly": true },
+            "tls": r("ClientTls"), "config": json_object()
+        })),
+        "ExporterBindingSpec": obj(&["name", "pipeline_id", "destinations"], json!({
+            "name": name(), "pipeline_id": uuid(), "signals": signals(),
+            "destinations": { "type": "array", "items": r("DestinationSpec") }
+        })),
+        "Destination": resp_obj(&["name", "type", "header_digests", "config"], json!({
+            "name": name(), "type": { "type": "string" }, "endpoint": { "type": "string" },
+            "header_digests": { "type": "object", "additionalProperties": { "type": "string" },
+                "description": "header name -> sha256:<hex of value>" },
+            "tls": r("ClientTls"), "config": json_object()
+        })),
+        "ExporterBinding": resp_obj(&["id", "name", "pipeline_id", "destinations", "revision", "created_at", "updated_at"], json!({
+            "id": uuid(), "name": name(), "pipeline_id": uuid(), "signals": signals(),
+            "destinations": { "type": "array", "items": r("Destination") },
+            "revision": { "type": "integer" }, "created_at": ts(), "updated_at": ts()
+        })),
+        "RolloutSpec": obj(&[], json!({
+            "strategy": { "type": "string", "enum": ["all_at_once", "batched", "canary"] },
+            "batch_sizes": { "type": "array", "items": { "type": "integer", "minimum": 1 } },
+            "canary_percent": { "type": "integer", "minimum": 1, "maximum": 100 },
+            "bake_seconds": { "type": "integer" }, "max_failures": { "type": "integer" },
+            "auto_rollback": { "type": "boolean" }
+        })),
+        "AgentGroupSpec": obj(&["name"], json!({
+            "name": name(),
+            "selector": { "type": "object", "additionalProperties": { "type": "string" } },
+            "pipeline_ids": { "type": "array", "items": uuid() },
+            "rollout": r("RolloutSpec")
+        })),
+        "AgentGroup": resp_obj(&["id", "name", "selector", "pipeline_ids", "rollout", "revision", "config_revision", "config_hash", "created_at", "updated_at"], json!({
+            "id": uuid(), "name": name(),
+            "selector": { "type": "object", "additionalProperties": { "type": "string" } },
+            "pipeline_ids": { "type": "array", "items": uuid() },
+            "rollout": r("RolloutSpec"),
+            "revision": { "type": "integer" }, "config_revision": { "type": "integer" },
+            "config_hash": { "type": "string" }, "created_at": ts(), "updated_at": ts()
+        })),
+        "GroupConfig": resp_obj(&["group_id", "revision", "sha256", "file_name", "content_type", "yaml", "created_at"], json!({
+            "group_id": uuid(), "revision": { "type": "integer" }, "sha256": { "type": "string" },
+            "file_name": { "type": "string" }, "content_type": { "type": "string" },
+            "yaml": { "type": "string", "description": "secret values replaced by <redacted>" },
+            "created_at": ts()
+        })),
+        "GroupRevisionSummary": resp_obj(&["revision", "sha256", "created_at"], json!({
+            "revision": { "type": "integer" }, "sha256": { "type": "string" }, "created_at": ts()
+        })),
+        "TokenCreate": obj(&[], json!({
+            "description": { "type": "string" },
+            "scope": { "type": "string", "enum": ["agent", "admin"], "default": "agent" }
+        })),
+        "TokenCreated": resp_obj(&["id", "scope", "description", "token", "created_at"], json!({
+            "id": uuid(), "scope": { "type": "string", "enum": ["agent", "admin"] },
+            "description": { "type": "string" }, "token": { "type": "string" }, "created_at": ts()
+        }))
+    });
+
+    json!({
+        "openapi": "3.1.0",
+        "info": {
+            "title": "otaas control plane API",
+            "version": env!("CARGO_PKG_VERSION"),
+            "description": "Pipelines, secure ingest endpoints, exporter bindings and agent groups of an OpenTelemetry collector fleet managed over OpAMP."
+        },
+        "servers": [{ "url": "/api/v1" }],
+        "security": [{ "bearer": [] }],
+        "paths": Value::Object(paths),
+        "components": {
+            "securitySchemes": { "bearer": { "type": "http", "scheme": "bearer" } },
+            "schemas": schemas
+        }
+    })
+}

@@ -1,0 +1,255 @@
+//! Semantic checks on request bodies, after serde accepted their shape. Each failure names the
+//! field (dotted path) so Terraform can point at the attribute.
+
+use std::collections::BTreeSet;
+
+use otaas_api::{
+    AgentGroupSpec, EndpointSpec, ExporterBindingSpec, PipelineSpec, RolloutStrategy, Signal,
+};
+use serde_json::Value;
+
+use super::ApiError;
+
+type R = Result<(), ApiError>;
+
+/// Object names: `[a-z0-9_-]{1,63}`.
+pub fn name(field: &str, s: &str) -> R {
+    let ok = !s.is_empty()
+        && s.len() <= 63
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-');
+    if ok {
+        Ok(())
+    } else {
+        Err(ApiError::invalid(
+            field,
+            format!("{field} must match [a-z0-9_-]{{1,63}}, got {s:?}"),
+        ))
+    }
+}
+
+/// Component type: lowercase letter, then lowercase letters, digits, `_`.
+fn component_type(s: &str) -> bool {
+    let mut b = s.bytes();
+    matches!(b.next(), Some(c) if c.is_ascii_lowercase())
+        && b.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'_')
+}
+
+/// Component ids: `type` or `type/name` (name: no whitespace, no `/`).
+pub fn component_id(field: &str, s: &str) -> R {
+    let ok = match s.split_once('/') {
+        None => component_type(s),
+        Some((ty, name)) => {
+            component_type(ty)
+                && !name.is_empty()
+                && name.len() <= 63
+                && !name.contains('/')
+                && !name.chars().any(|c| c.is_whitespace() || c.is_control())
+        }
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(ApiError::invalid(
+            field,
+            format!("{field} must be a component id `type` or `type/name`, got {s:?}"),
+        ))
+    }
+}
+
+pub fn json_object(field: &str, v: &Value) -> R {
+    if v.is_object() {
+        Ok(())
+    } else {
+        Err(ApiError::invalid(
+            field,
+            format!("{field} must be a JSON object"),
+        ))
+    }
+}
+
+fn signals(field: &str, s: &[Signal], allow_empty: bool) -> R {
+    if s.is_empty() && !allow_empty {
+        return Err(ApiError::invalid(
+            field,
+            format!("{field} must name at least one of traces, metrics, logs"),
+        ));
+    }
+    let mut seen = BTreeSet::new();
+    for (i, sig) in s.iter().enumerate() {
+        if !seen.insert(*sig) {
+            return Err(ApiError::invalid(
+                &format!("{field}[{i}]"),
+                format!("{field} lists {} twice", sig.as_str()),
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn non_empty(field: &str, s: &str) -> R {
+    if s.trim().is_empty() {
+        Err(ApiError::invalid(
+            field,
+            format!("{field} must not be empty"),
+        ))
+    } else {
+        Ok(())
+    }
+}
+
+pub fn pipeline(p: &PipelineSpec) -> R {
+    name("name", &p.name)?;
+    signals("signals", &p.signals, false)?;
+    for (id, cfg) in &p.receivers {
+        component_id(&format!("receivers.{id}"), id)?;
+        json_object(&format!("receivers.{id}"), cfg)?;
+    }
+    let mut seen = BTreeSet::new();
+    for (i, proc_) in p.processors.iter().enumerate() {
+        component_id(&format!("processors[{i}].id"), &proc_.id)?;
+        json_object(&format!("processors[{i}].config"), &proc_.config)?;
+        if !seen.insert(&proc_.id) {
+            return Err(ApiError::invalid(
+                &format!("processors[{i}].id"),
+                format!("processor {:?} appears twice", proc_.id),
+            ));
+        }
+    }
+    Ok(())
+}
+
+pub fn endpoint(e: &EndpointSpec) -> R {
+    name("name", &e.name)?;
+    if e.port == 0 {
+        return Err(ApiError::invalid(
+            "port",
+            "port must be between 1 and 65535",
+        ));
+    }
+    if e.token_version == 0 {
+        return Err(ApiError::invalid(
+            "token_version",
+            "token_version must be at least 1",
+        ));
+    }
+    if let Some(tls) = &e.tls {
+        non_empty("tls.cert_file", &tls.cert_file)?;
+        non_empty("tls.key_file", &tls.key_file)?;
+        if let Some(ca) = &tls.client_ca_file {
+            non_empty("tls.client_ca_file", ca)?;
+        }
+    }
+    Ok(())
+}
+
+pub fn binding(b: &ExporterBindingSpec) -> R {
+    name("name", &b.name)?;
+    if let Some(s) = &b.signals {
+        signals("signals", s, false)?;
+    }
+    if b.destinations.is_empty() {
+        return Err(ApiError::invalid(
+            "destinations",
+            "destinations must list at least one destination",
+        ));
+    }
+    let mut seen = BTreeSet::new();
+    for (i, d) in b.destinations.iter().enumerate() {
+        name(&format!("destinations[{i}].name"), &d.name)?;
+        if !seen.insert(&d.name) {
+            return Err(ApiError::invalid(
+                &format!("destinations[{i}].name"),
+                format!("destination name {:?} appears twice", d.name),
+            ));
+        }
+        if !component_type(&d.kind) {
+            return Err(ApiError::invalid(
+                &format!("destinations[{i}].type"),
+                format!(
+                    "destination type must be an exporter type like otlp, got {:?}",
+                    d.kind
+                ),
+            ));
+        }
+        if let Some(ep) = &d.endpoint {
+            non_empty(&format!("destinations[{i}].endpoint"), ep)?;
+        }
+        for h in d.headers.keys() {
+            let ok = !h.is_empty()
+                && h.bytes()
+                    .all(|c| c.is_ascii_alphanumeric() || b"-_.".contains(&c));
+            if !ok {
+                return Err(ApiError::invalid(
+                    &format!("destinations[{i}].headers"),
+                    format!("header name {h:?} is not a valid HTTP header name"),
+                ));
+            }
+        }
+        json_object(&format!("destinations[{i}].config"), &d.config)?;
+    }
+    Ok(())
+}
+
+pub fn group(g: &AgentGroupSpec) -> R {
+    name("name", &g.name)?;
+    for k in g.selector.keys() {
+        non_empty("selector", k)?;
+    }
+    let mut seen = BTreeSet::new();
+    for (i, p) in g.pipeline_ids.iter().enumerate() {
+        if !seen.insert(p) {
+            return Err(ApiError::invalid(
+                &format!("pipeline_ids[{i}]"),
+                format!("pipeline {p} is listed twice"),
+            ));
+        }
+    }
+    let r = &g.rollout;
+    if let Some(pct) = r.canary_percent
+        && !(1..=100).contains(&pct)
+    {
+        return Err(ApiError::invalid(
+            "rollout.canary_percent",
+            "canary_percent must be between 1 and 100",
+        ));
+    }
+    if r.strategy == RolloutStrategy::Canary && r.canary_percent.is_none() {
+        return Err(ApiError::invalid(
+            "rollout.canary_percent",
+            "the canary strategy needs canary_percent",
+        ));
+    }
+    if let Some(i) = r.batch_sizes.iter().position(|b| *b == 0) {
+        return Err(ApiError::invalid(
+            &format!("rollout.batch_sizes[{i}]"),
+            "batch sizes must be at least 1",
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names() {
+        assert!(name("name", "checkout-otlp_2").is_ok());
+        let long = "a".repeat(64);
+        for bad in ["", "Checkout", "a b", "a.b", long.as_str()] {
+            let e = name("name", bad).unwrap_err();
+            assert_eq!(e.body.error.field.as_deref(), Some("name"), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn component_ids() {
+        for ok in ["batch", "memory_limiter", "attributes/redact", "otlp/a.b-c"] {
+            assert!(component_id("f", ok).is_ok(), "{ok}");
+        }
+        for bad in ["", "Batch", "9x", "batch/", "/x", "a/b/c", "a/b c", "a-b"] {
+            assert!(component_id("f", bad).is_err(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,108 @@
+//! Store records → the objects the API returns. Secrets are dropped here: destination header
+//! values become digests; endpoint tokens are added only by the handlers that mint them.
+
+use otaas_api::{
+    AgentGroup, Destination, Endpoint, ExporterBinding, GroupConfig, GroupRevisionSummary,
+    Pipeline, header_digest,
+};
+
+use crate::render::{CONFIG_CONTENT_TYPE, CONFIG_FILE_NAME, RenderError, redact_secrets};
+use crate::store::{BindingRecord, EndpointRecord, GroupRecord, GroupRevision, PipelineRecord};
+
+pub(super) fn pipeline(r: PipelineRecord) -> Pipeline {
+    Pipeline {
+        id: r.id,
+        name: r.spec.name,
+        description: r.spec.description,
+        signals: r.spec.signals,
+        receivers: r.spec.receivers,
+        processors: r.spec.processors,
+        revision: r.revision,
+        created_at: r.created_at,
+        updated_at: r.updated_at,
+    }
+}
+
+pub(super) fn endpoint(r: EndpointRecord, token: Option<String>) -> Endpoint {
+    Endpoint {
+        id: r.id,
+        name: r.spec.name,
+        pipeline_id: r.spec.pipeline_id,
+        protocol: r.spec.protocol,
+        port: r.spec.port,
+        tls: r.spec.tls,
+        auth: r.spec.auth,
+        token_version: r.spec.token_version,
+        token,
+        revision: r.revision,
+        created_at: r.created_at,
+        updated_at: r.updated_at,
+    }
+}
+
+pub(super) fn binding(r: BindingRecord) -> ExporterBinding {
+    ExporterBinding {
+        id: r.id,
+        name: r.spec.name,
+        pipeline_id: r.spec.pipeline_id,
+        signals: r.spec.signals,
+        destinations: r
+            .spec
+            .destinations
+            .into_iter()
+            .map(|d| Destination {
+                name: d.name,
+                kind: d.kind,
+                endpoint: d.endpoint,
+                header_digests: d
+                    .headers
+                    .iter()
+                    .map(|(k, v)| (k.clone(), header_digest(v)))
+                    .collect(),
+                tls: d.tls,
+                config: d.config,
+            })
+            .collect(),
+        revision: r.revision,
+        created_at: r.created_at,
+        updated_at: r.updated_at,
+    }
+}
+
+pub(super) fn group(g: GroupRecord) -> AgentGroup {
+    let r = g.record;
+    AgentGroup {
+        id: r.id,
+        name: r.spec.name,
+        selector: r.spec.selector,
+        pipeline_ids: r.spec.pipeline_ids,
+        rollout: r.spec.rollout,
+        revision: r.revision,
+        config_revision: g.config_revision,
+        config_hash: g.config_hash,
+        created_at: r.created_at,
+        updated_at: r.updated_at,
+    }
+}
+
+/// The API shows the config with secrets redacted; `sha256` stays that of the real document
+/// the agents receive, so it matches `config_hash` and what agents report.
+pub(super) fn group_config(r: GroupRevision) -> Result<GroupConfig, RenderError> {
+    Ok(GroupConfig {
+        group_id: r.group_id,
+        revision: r.revision,
+        sha256: r.hash,
+        file_name: CONFIG_FILE_NAME.to_string(),
+        content_type: CONFIG_CONTENT_TYPE.to_string(),
+        yaml: redact_secrets(&r.yaml)?,
+        created_at: r.created_at,
+    })
+}
+
+pub(super) fn revision_summary(r: GroupRevision) -> GroupRevisionSummary {
+    GroupRevisionSummary {
+        revision: r.revision,
+        sha256: r.hash,
+        created_at: r.created_at,
+    }
+}

@@ -1,0 +1,430 @@
+//! The renderer: one agent group + its pipelines, endpoints and exporter bindings → one
+//! OpenTelemetry Collector YAML document. Pure and deterministic: the same inputs give
+//! byte-identical YAML (maps are sorted, user JSON is canonicalised, lists keep their order).
+//!
+//! The document is what agents receive as OpAMP remote config: an `AgentConfigMap` with one
+//! entry named [`CONFIG_FILE_NAME`] (`collector.yaml`) of content type [`CONFIG_CONTENT_TYPE`]
+//! (`text/yaml`). [`RenderedConfig::hash`] is the SHA-256 of that YAML body.
+//!
+//! Component naming (ids are unique by construction; a clash is a [`RenderError`]):
+//! - endpoint → receiver `otlp/<endpoint>` (+ extension `bearertokenauth/<endpoint>` for bearer auth)
+//! - pipeline receiver/processor `type` → `type/<pipeline>`, `type/name` → `type/<pipeline>.name`
+//! - binding destination → exporter `<type>/<binding>.<destination>`
+//! - `service.pipelines`: `<signal>/<pipeline>`, only for signals that have at least one receiver
+//!   and one exporter (a pipeline still being assembled is left out rather than made invalid).
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use otaas_api::{ClientTls, EndpointAuth, Protocol, Signal};
+use serde_json::{Map, Value, json};
+use sha2::{Digest, Sha256};
+
+use crate::auth::TokenKey;
+use crate::store::{BindingRecord, EndpointRecord, GroupRecord, PipelineRecord};
+
+/// File name of the config inside the OpAMP `AgentConfigMap`.
+pub const CONFIG_FILE_NAME: &str = "collector.yaml";
+/// Content type of that file.
+pub const CONFIG_CONTENT_TYPE: &str = "text/yaml";
+
+/// A rendered collector config.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RenderedConfig {
+    pub yaml: String,
+    /// SHA-256 of `yaml`.
+    pub hash: [u8; 32],
+}
+
+impl RenderedConfig {
+    /// The hash as lowercase hex (how the API and the store show it).
+    pub fn hash_hex(&self) -> String {
+        hex::encode(self.hash)
+    }
+}
+
+/// Why a group cannot be rendered. `field()` names the input to fix, for API errors.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RenderError {
+    #[error("port {port} is used by both endpoint {first:?} and endpoint {second:?}")]
+    PortConflict {
+        port: u16,
+        first: String,
+        second: String,
+    },
+    #[error("component id {id:?} is produced twice ({first} and {second})")]
+    DuplicateComponent {
+        id: String,
+        first: String,
+        second: String,
+    },
+    #[error("serialising YAML: {0}")]
+    Yaml(String),
+}
+
+impl RenderError {
+    pub fn field(&self) -> Option<&'static str> {
+        match self {
+            RenderError::PortConflict { .. } => Some("port"),
+            RenderError::DuplicateComponent { .. } => Some("name"),
+            RenderError::Yaml(_) => None,
+        }
+    }
+}
+
+/// Sorts object keys recursively so semantically equal JSON renders identically.
+fn canonical(v: &Value) -> Value {
+    match v {
+        Value::Object(m) => {
+            let sorted: BTreeMap<&String, Value> =
+                m.iter().map(|(k, v)| (k, canonical(v))).collect();
+            Value::Object(sorted.into_iter().map(|(k, v)| (k.clone(), v)).collect())
+        }
+        Value::Array(a) => Value::Array(a.iter().map(canonical).collect()),
+        other => other.clone(),
+    }
+}
+
+/// `type` → `type/<scope>`, `type/name` → `type/<scope>.name`.
+fn scoped_id(id: &str, scope: &str) -> String {
+    match id.split_once('/') {
+        Some((ty, name)) => format!("{ty}/{scope}.{name}"),
+        None => format!("{id}/{scope}"),
+    }
+}
+
+fn client_tls(tls: &ClientTls) -> Value {
+    let mut m = BTreeMap::new();
+    if tls.insecure {
+        m.insert("insecure", json!(true));
+    }
+    if tls.insecure_skip_verify {
+        m.insert("insecure_skip_verify", json!(true));
+    }
+    for (k, v) in [
+        ("ca_file", &tls.ca_file),
+        ("cert_file", &tls.cert_file),
+        ("key_file", &tls.key_file),
+    ] {
+        if let Some(v) = v {
+            m.insert(k, json!(v));
+        }
+    }
+    json!(m)
+}
+
+/// Tracks which input produced each component id, to report clashes.
+#[derive(Default)]
+struct Section {
+    items: BTreeMap<String, (Value, String)>,
+}
+
+impl Section {
+    fn add(&mut self, id: String, config: Value, origin: String) -> Result<(), RenderError> {
+        if let Some((_, first)) = self.items.get(&id) {
+            return Err(RenderError::DuplicateComponent {
+                id,
+                first: first.clone(),
+                second: origin,
+            });
+        }
+        self.items.insert(id, (config, origin));
+        Ok(())
+    }
+
+    fn into_value(self, used: &BTreeSet<String>) -> Value {
+        let m: Map<String, Value> = self
+            .items
+            .into_iter()
+            .filter(|(id, _)| used.contains(id))
+            .map(|(id, (v, _))| (id, v))
+            .collect();
+        Value::Object(m)
+    }
+}
+
+/// Renders a group. `pipelines` are the group's pipelines (any order; the group's
+/// `pipeline_ids` decide which are used), `endpoints` and `bindings` may include objects of
+/// other pipelines (they are filtered). `tokens` derives endpoint bearer tokens.
+pub fn render(
+    group: &GroupRecord,
+    pipelines: &[PipelineRecord],
+    endpoints: &[EndpointRecord],
+    bindings: &[BindingRecord],
+    tokens: &TokenKey,
+) -> Result<RenderedConfig, RenderError> {
+    let mut extensions = Section::default();
+    let mut receivers = Section::default();
+    let mut processors = Section::default();
+    let mut exporters = Section::default();
+    let mut service_pipelines: BTreeMap<String, Value> = BTreeMap::new();
+    let mut used: BTreeSet<String> = BTreeSet::new();
+    let mut ports: BTreeMap<u16, String> = BTreeMap::new();
+    // Endpoint receiver id → its auth extension: the extension is used when the receiver is.
+    let mut receiver_ext: BTreeMap<String, String> = BTreeMap::new();
+
+    // Dedupe pipeline ids while keeping the group's order irrelevant: output is keyed by name.
+    let wanted: BTreeSet<_> = group.record.spec.pipeline_ids.iter().copied().collect();
+    let mut chosen: Vec<&PipelineRecord> = pipelines
+        .iter()
+        .filter(|p| wanted.contains(&p.id))
+        .collect();
+    chosen.sort_by(|a, b| a.spec.name.cmp(&b.spec.name));
+
+    for p in chosen {
+        let pname = &p.spec.name;
+        let origin = |what: &str| format!("{what} of pipeline {pname:?}");
+
+        // Receivers: endpoints first, then the pipeline's own.
+        let mut p_receivers: BTreeSet<String> = BTreeSet::new();
+        let mut p_endpoints: Vec<&EndpointRecord> = endpoints
+            .iter()
+            .filter(|e| e.spec.pipeline_id == p.id)
+            .collect();
+        p_endpoints.sort_by(|a, b| a.spec.name.cmp(&b.spec.name));
+        for e in p_endpoints {
+            let ename = &e.spec.name;
+            if let Some(first) = ports.insert(e.spec.port, ename.clone()) {
+                return Err(RenderError::PortConflict {
+                    port: e.spec.port,
+                    first,
+                    second: ename.clone(),
+                });
+            }
+            let mut proto = Map::new();
+            proto.insert("endpoint".into(), json!(format!("0.0.0.0:{}", e.spec.port)));
+            if let Some(tls) = &e.spec.tls {
+                let mut t = Map::new();
+                t.insert("cert_file".into(), json!(tls.cert_file));
+                if let Some(ca) = &tls.client_ca_file {
+                    t.insert("client_ca_file".into(), json!(ca));
+                }
+                t.insert("key_file".into(), json!(tls.key_file));
+                proto.insert("tls".into(), Value::Object(t));
+            }
+            if e.spec.auth == EndpointAuth::Bearer {
+                let ext = format!("bearertokenauth/{ename}");
+                let token = tokens.endpoint_token(e.id, e.spec.token_version);
+                extensions.add(
+                    ext.clone(),
+                    json!({ "token": token }),
+                    format!("endpoint {ename:?}"),
+                )?;
+                receiver_ext.insert(format!("otlp/{ename}"), ext.clone());
+                proto.insert("auth".into(), json!({ "authenticator": ext }));
+            }
+            let proto_name = match e.spec.protocol {
+                Protocol::OtlpGrpc => "grpc",
+                Protocol::OtlpHttp => "http",
+            };
+            // Keys of `proto` were inserted in sorted order except `auth`; canonicalise.
+            let cfg = canonical(&json!({ "protocols": { proto_name: Value::Object(proto) } }));
+            let id = format!("otlp/{ename}");
+            receivers.add(id.clone(), cfg, format!("endpoint {ename:?}"))?;
+            p_receivers.insert(id);
+        }
+        for (rid, cfg) in &p.spec.receivers {
+            let id = scoped_id(rid, pname);
+            receivers.add(
+                id.clone(),
+                canonical(cfg),
+                origin(&format!("receiver {rid:?}")),
+            )?;
+            p_receivers.insert(id);
+        }
+
+        // Processors, in the pipeline's order.
+        let mut p_processors = Vec::new();
+        for proc_ in &p.spec.processors {
+            let id = scoped_id(&proc_.id, pname);
+            processors.add(
+                id.clone(),
+                canonical(&proc_.config),
+                origin(&format!("processor {:?}", proc_.id)),
+            )?;
+            p_processors.push(id);
+        }
+
+        // Exporters: one per destination of each binding, remembered per signal.
+        let mut p_bindings: Vec<&BindingRecord> = bindings
+            .iter()
+            .filter(|b| b.spec.pipeline_id == p.id)
+            .collect();
+        p_bindings.sort_by(|a, b| a.spec.name.cmp(&b.spec.name));
+        let mut by_signal: BTreeMap<Signal, BTreeSet<String>> = BTreeMap::new();
+        for b in p_bindings {
+            let bname = &b.spec.name;
+            for d in &b.spec.destinations {
+                let id = format!("{}/{}.{}", d.kind, bname, d.name);
+                // Explicit fields win over the same keys in `config`.
+                let mut cfg = match canonical(&d.config) {
+                    Value::Object(m) => m,
+                    _ => Map::new(),
+                };
+                if let Some(ep) = &d.endpoint {
+                    cfg.insert("endpoint".into(), json!(ep));
+                }
+                if !d.headers.is_empty() {
+                    cfg.insert("headers".into(), json!(d.headers));
+                }
+                if let Some(tls) = &d.tls {
+                    cfg.insert("tls".into(), client_tls(tls));
+                }
+                exporters.add(
+                    id.clone(),
+                    canonical(&Value::Object(cfg)),
+                    format!("destination {:?} of binding {bname:?}", d.name),
+                )?;
+                let signals: Vec<Signal> = match &b.spec.signals {
+                    Some(s) => s.clone(),
+                    None => Signal::ALL.to_vec(),
+                };
+                for s in signals {
+                    by_signal.entry(s).or_default().insert(id.clone());
+                }
+            }
+        }
+
+        let p_signals: BTreeSet<Signal> = p.spec.signals.iter().copied().collect();
+        for s in p_signals {
+            let Some(exps) = by_signal.get(&s) else {
+                continue;
+            };
+            if p_receivers.is_empty() || exps.is_empty() {
+                continue;
+            }
+            used.extend(p_receivers.iter().cloned());
+            used.extend(p_processors.iter().cloned());
+            used.extend(exps.iter().cloned());
+            service_pipelines.insert(
+                format!("{}/{}", s.as_str(), pname),
+                json!({
+                    "receivers": p_receivers,
+                    "processors": p_processors,
+                    "exporters": exps,
+                }),
+            );
+        }
+    }
+    for (receiver, ext) in receiver_ext {
+        if used.contains(&receiver) {
+            used.insert(ext);
+        }
+    }
+
+    // Fixed top-level order; every nested map is sorted.
+    let ext_ids: Vec<String> = extensions
+        .items
+        .keys()
+        .filter(|id| used.contains(*id))
+        .cloned()
+        .collect();
+    // Optional sections are left out when empty; receivers, exporters and service always exist.
+    let mut doc = Map::new();
+    let is_empty = |v: &Value| v.as_object().is_some_and(Map::is_empty);
+    let extensions = extensions.into_value(&used);
+    if !is_empty(&extensions) {
+        doc.insert("extensions".into(), extensions);
+    }
+    doc.insert("receivers".into(), receivers.into_value(&used));
+    let processors = processors.into_value(&used);
+    if !is_empty(&processors) {
+        doc.insert("processors".into(), processors);
+    }
+    doc.insert("exporters".into(), exporters.into_value(&used));
+    let mut service = Map::new();
+    if !ext_ids.is_empty() {
+        service.insert("extensions".into(), json!(ext_ids));
+    }
+    service.insert(
+        "pipelines".into(),
+        Value::Object(service_pipelines.into_iter().collect()),
+    );
+    doc.insert("service".into(), Value::Object(service));
+
+    let body: String =
+        serde_yaml::to_string(&Value::Object(doc)).map_err(|e| RenderError::Yaml(e.to_string()))?;
+    // No header comment naming the group: renaming a group must not change its config.
+    let yaml = body;
+    let hash: [u8; 32] = Sha256::digest(yaml.as_bytes()).into();
+    Ok(RenderedConfig { yaml, hash })
+}
+
+/// What replaces a secret value in [`redact_secrets`] output.
+pub const REDACTED: &str = "<redacted>";
+
+/// Key names whose values are treated as secrets anywhere in a config.
+fn is_secret_key(key: &str) -> bool {
+    let k = key.to_ascii_lowercase();
+    [
+        "password",
+        "token",
+        "secret",
+        "api_key",
+        "apikey",
+        "authorization",
+        "private_key",
+    ]
+    .iter()
+    .any(|s| k.contains(s))
+}
+
+fn redact_value(v: &mut serde_yaml::Value, all: bool) {
+    match v {
+        serde_yaml::Value::Mapping(m) => {
+            for (k, val) in m.iter_mut() {
+                let key = k.as_str().unwrap_or_default();
+                if all || is_secret_key(key) {
+                    if val.is_mapping() || val.is_sequence() {
+                        redact_value(val, true);
+                    } else {
+                        *val = serde_yaml::Value::String(REDACTED.into());
+                    }
+                } else {
+                    // Every value under a `headers` map is a secret (auth headers, tenant ids).
+                    redact_value(val, key == "headers");
+                }
+            }
+        }
+        serde_yaml::Value::Sequence(s) => s.iter_mut().for_each(|x| redact_value(x, all)),
+        serde_yaml::Value::Tagged(t) => redact_value(&mut t.value, all),
+        other if all => *other = serde_yaml::Value::String(REDACTED.into()),
+        _ => {}
+    }
+}
+
+/// A collector config with its secrets replaced by [`REDACTED`]: every value under a `headers`
+/// map, and every value whose key names a credential (`token`, `password`, `secret`,
+/// `api_key`, `authorization`, ...). Used for API responses and for effective configs agents
+/// report, so secrets are neither served nor stored twice. Key order is kept.
+pub fn redact_secrets(yaml: &str) -> Result<String, RenderError> {
+    let mut doc: serde_yaml::Value =
+        serde_yaml::from_str(yaml).map_err(|e| RenderError::Yaml(e.to_string()))?;
+    redact_value(&mut doc, false);
+    serde_yaml::to_string(&doc).map_err(|e| RenderError::Yaml(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redaction_hides_tokens_headers_and_credentials() {
+        let yaml = "extensions:\n  bearertokenauth/a:\n    token: s1\nexporters:\n  otlp/x:\n    endpoint: tempo:4317\n    headers:\n      x-scope-orgid: s2\n  kafka/y:\n    auth:\n      sasl:\n        password: s3\n        username: bob\n";
+        let out = redact_secrets(yaml).unwrap();
+        for s in ["s1", "s2", "s3"] {
+            assert!(!out.contains(s), "{s} leaked: {out}");
+        }
+        assert_eq!(
+            out,
+            "extensions:\n  bearertokenauth/a:\n    token: <redacted>\nexporters:\n  otlp/x:\n    endpoint: tempo:4317\n    headers:\n      x-scope-orgid: <redacted>\n  kafka/y:\n    auth:\n      sasl:\n        password: <redacted>\n        username: bob\n"
+        );
+    }
+
+    #[test]
+    fn redaction_rejects_non_yaml() {
+        assert!(matches!(
+            redact_secrets("a: [\n"),
+            Err(RenderError::Yaml(_))
+        ));
+    }
+}

@@ -1,0 +1,170 @@
+//! `otaas serve`: start-up (data dir, store, admin token), the listeners, graceful shutdown.
+//!
+//! Shutdown: SIGTERM or SIGINT cancels `AppState::shutdown`; axum stops accepting, finishes the
+//! requests in flight, and `run` returns. Other areas start their tasks in [`run`] (marked
+//! below) from the same `AppState` and stop when `shutdown` is cancelled.
+
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+
+use otaas_api::TokenScope;
+use tokio::net::TcpListener;
+
+use crate::api;
+use crate::auth;
+use crate::config::ServeConfig;
+use crate::state::AppState;
+use crate::store::{self, Store, StoreError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("creating data dir {path}: {source}")]
+    DataDir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("opening store: {0}")]
+    Store(#[from] StoreError),
+    #[error("writing admin token file {path}: {source}")]
+    TokenFile {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("binding {addr}: {source}")]
+    Bind {
+        addr: std::net::SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("serving HTTP: {0}")]
+    Http(std::io::Error),
+}
+
+/// Creates the data dir (0700: it may hold the admin token and the SQLite file).
+pub fn ensure_data_dir(dir: &Path) -> Result<(), ServeError> {
+    use std::os::unix::fs::DirBuilderExt;
+    if dir.is_dir() {
+        return Ok(());
+    }
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(|source| ServeError::DataDir {
+            path: dir.to_path_buf(),
+            source,
+        })
+}
+
+/// When no `--admin-token` is given and the database has no active admin token, mints one,
+/// stores its hash and writes it to `<data-dir>/admin-token` (0600).
+pub async fn bootstrap_admin_token(
+    store: &dyn Store,
+    config: &ServeConfig,
+) -> Result<(), ServeError> {
+    if config.admin_token.is_some() {
+        return Ok(());
+    }
+    let path = config.data_dir.join("admin-token");
+    if store.count_active_tokens(TokenScope::Admin).await? > 0 {
+        eprintln!(
+            "otaas: admin token from an earlier start is in effect (written to {} when it was generated)",
+            path.display()
+        );
+        return Ok(());
+    }
+    let token = auth::generate_token(TokenScope::Admin);
+    write_secret_file(&path, &token).map_err(|source| ServeError::TokenFile {
+        path: path.clone(),
+        source,
+    })?;
+    store
+        .create_token(
+            TokenScope::Admin,
+            "generated on first start",
+            &auth::hash_token(&token),
+        )
+        .await?;
+    eprintln!(
+        "otaas: generated an admin token; it is in {} (mode 0600)",
+        path.display()
+    );
+    Ok(())
+}
+
+fn write_secret_file(path: &Path, content: &str) -> std::io::Result<()> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)?;
+    // `mode` only applies on creation; tighten a pre-existing file too.
+    f.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+    writeln!(f, "{content}")?;
+    f.sync_all()
+}
+
+/// Opens everything and serves until a signal arrives.
+pub async fn run(config: ServeConfig) -> Result<(), ServeError> {
+    let url = config.database_url();
+    if url.starts_with("sqlite:") || config.database.is_none() {
+        ensure_data_dir(&config.data_dir)?;
+    }
+    let store = store::open(&url).await?;
+    tracing::info!(backend = ?store.backend(), "Store opened");
+    // The data dir also holds the admin token file, whatever the backend.
+    if config.admin_token.is_none() {
+        ensure_data_dir(&config.data_dir)?;
+    }
+    bootstrap_admin_token(store.as_ref(), &config).await?;
+
+    let state = AppState::new(store, config);
+    let listener = TcpListener::bind(state.config.listen)
+        .await
+        .map_err(|source| ServeError::Bind {
+            addr: state.config.listen,
+            source,
+        })?;
+    let addr = listener.local_addr().map_err(ServeError::Http)?;
+    // Machine-readable: tests and scripts read the port from this line.
+    eprintln!("otaas: api listening on {addr}");
+    tracing::info!(%addr, "REST API listening");
+
+    // Other areas start their listeners/tasks here with `state.clone()`.
+
+    let shutdown = state.shutdown.clone();
+    tokio::spawn({
+        let shutdown = shutdown.clone();
+        async move {
+            wait_for_signal().await;
+            tracing::info!("Shutdown requested");
+            shutdown.cancel();
+        }
+    });
+    axum::serve(listener, api::router(state))
+        .with_graceful_shutdown(async move { shutdown.cancelled().await })
+        .await
+        .map_err(ServeError::Http)?;
+    eprintln!("otaas: stopped");
+    Ok(())
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) {
+        (Ok(mut term), Ok(mut int)) => {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = int.recv() => {}
+            }
+        }
+        _ => {
+            // Without signal handlers, Ctrl-C is the only way out.
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}

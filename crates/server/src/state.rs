@@ -1,0 +1,53 @@
+//! [`AppState`]: what every handler and background task of `otaas serve` shares.
+//!
+//! Other areas (OpAMP server, rollout engine) take an `AppState` clone at start-up: the store
+//! for data, `events` for change notifications, `shutdown` to stop with the server, `metrics`
+//! to publish their own series. Add fields here; don't rename the existing ones.
+
+use std::sync::Arc;
+
+use tokio_util::sync::CancellationToken;
+
+use crate::auth::hash_token;
+use crate::config::ServeConfig;
+use crate::events::Events;
+use crate::metrics::Metrics;
+use crate::store::{Store, Written};
+
+/// Shared server state; cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Arc<dyn Store>,
+    pub events: Events,
+    pub config: Arc<ServeConfig>,
+    pub metrics: Arc<Metrics>,
+    /// SHA-256 hex of the `--admin-token` value, if one was given (the token itself is dropped).
+    pub admin_token_hash: Option<Arc<str>>,
+    /// Cancelled when the server begins graceful shutdown; background tasks watch it.
+    pub shutdown: CancellationToken,
+}
+
+impl AppState {
+    pub fn new(store: Arc<dyn Store>, config: ServeConfig) -> Self {
+        let admin_token_hash = config
+            .admin_token
+            .as_ref()
+            .map(|t| Arc::from(hash_token(t.expose())));
+        Self {
+            store,
+            events: Events::default(),
+            config: Arc::new(config),
+            metrics: Arc::new(Metrics::new()),
+            admin_token_hash,
+            shutdown: CancellationToken::new(),
+        }
+    }
+
+    /// Announces what a committed write produced and counts it.
+    pub fn announce<T>(&self, written: &Written<T>) {
+        for _ in &written.revisions {
+            self.metrics.inc("otaas_group_revisions_total", &[]);
+        }
+        self.events.publish_revisions(&written.revisions);
+    }
+}

@@ -1,0 +1,283 @@
+//! Persistence: the [`Store`] trait every backend implements, its record types and errors.
+//!
+//! Backends: [`sqlite::SqliteStore`] (default, WAL) and [`postgres::PgStore`], chosen by URL
+//! scheme in [`open`]. Both share one SQL implementation (`sql.rs`) and run the migrations in
+//! `crates/server/migrations/<backend>/` at open (listed in `migrations.rs`).
+//!
+//! Every write is one transaction that also re-renders the agent groups it affects and records
+//! a new group revision when (and only when) a group's YAML changed; the revisions created are
+//! returned in [`Written::revisions`] so the caller can announce them (see `events.rs`).
+//!
+//! Extending: another area adds its own migration file (next version number) and its own
+//! methods — either on this trait with a default body, or on a separate trait implemented by
+//! both backends — without changing the methods below.
+
+mod migrations;
+pub mod postgres;
+mod sql;
+pub mod sqlite;
+
+use std::fmt;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use otaas_api::{
+    AgentGroupId, AgentGroupSpec, EndpointId, EndpointSpec, ExporterBindingId, ExporterBindingSpec,
+    PipelineId, PipelineSpec, TokenId, TokenScope,
+};
+
+use crate::auth::TokenKey;
+use crate::render::RenderError;
+
+/// The kinds of objects the REST API manages.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Kind {
+    Pipeline,
+    Endpoint,
+    ExporterBinding,
+    AgentGroup,
+}
+
+impl Kind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Pipeline => "pipeline",
+            Kind::Endpoint => "endpoint",
+            Kind::ExporterBinding => "exporter binding",
+            Kind::AgentGroup => "agent group",
+        }
+    }
+}
+
+impl fmt::Display for Kind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A stored object: its spec (as written through the API) plus what the server maintains.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Record<I, S> {
+    pub id: I,
+    /// Starts at 1, +1 on every update; `If-Match` compares against it.
+    pub revision: i64,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub spec: S,
+}
+
+pub type PipelineRecord = Record<PipelineId, PipelineSpec>;
+pub type EndpointRecord = Record<EndpointId, EndpointSpec>;
+/// Binding records keep destination header values (secrets) in clear: the renderer needs them.
+pub type BindingRecord = Record<ExporterBindingId, ExporterBindingSpec>;
+
+/// An agent group and the state of its rendered config.
+#[derive(Clone, Debug, PartialEq)]
+pub struct GroupRecord {
+    pub record: Record<AgentGroupId, AgentGroupSpec>,
+    /// Latest group revision number (see [`GroupRevision`]).
+    pub config_revision: i64,
+    /// SHA-256 hex of the latest revision's YAML.
+    pub config_hash: String,
+}
+
+/// One rendered config of a group. Revisions are numbered 1, 2, ... per group and kept.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GroupRevision {
+    pub group_id: AgentGroupId,
+    pub revision: i64,
+    pub yaml: String,
+    /// SHA-256 of `yaml`, lowercase hex.
+    pub hash: String,
+    pub created_at: DateTime<Utc>,
+}
+
+/// A stored token (never the token itself).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TokenRecord {
+    pub id: TokenId,
+    pub scope: TokenScope,
+    /// SHA-256 hex of the token.
+    pub hash: String,
+    pub description: String,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub revoked_at: Option<DateTime<Utc>>,
+}
+
+impl TokenRecord {
+    pub fn is_active(&self, now: DateTime<Utc>) -> bool {
+        self.revoked_at.is_none() && self.expires_at.is_none_or(|e| e > now)
+    }
+}
+
+/// The result of a write: the object written and the group revisions the write created.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Written<T> {
+    pub value: T,
+    pub revisions: Vec<GroupRevision>,
+}
+
+/// Which backend a store runs on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// Errors of the storage layer. Messages never contain secrets.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("{kind} {id} not found")]
+    NotFound { kind: Kind, id: String },
+    #[error("a {kind} named {name:?} already exists")]
+    NameTaken { kind: Kind, name: String },
+    #[error("{kind} {id} is at revision {actual}, not {expected}")]
+    RevisionMismatch {
+        kind: Kind,
+        id: String,
+        expected: i64,
+        actual: i64,
+    },
+    #[error("{field}: {kind} {id} does not exist")]
+    DanglingReference {
+        field: String,
+        kind: Kind,
+        id: String,
+    },
+    #[error("{kind} {name:?} is still used by {referrer_kind} {referrer_name:?} ({referrer_id})")]
+    InUse {
+        kind: Kind,
+        name: String,
+        referrer_kind: Kind,
+        referrer_name: String,
+        referrer_id: String,
+    },
+    #[error("rendering agent group {group:?}: {source}")]
+    Render {
+        group: String,
+        #[source]
+        source: RenderError,
+    },
+    #[error("invalid database URL: {0}")]
+    BadUrl(String),
+    #[error("database: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("migrating database: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("stored data is corrupt: {0}")]
+    Corrupt(String),
+}
+
+/// The control plane's persistence. Implemented by [`sqlite::SqliteStore`] and
+/// [`postgres::PgStore`]; the contract is the test suite in `tests/store_contract.rs`.
+///
+/// Conventions: `get_*` return [`StoreError::NotFound`] for a missing id; `find_*` look up by
+/// name and return `None`; `list_*` order by name; `update_*` with `if_match = Some(r)` fail
+/// with [`StoreError::RevisionMismatch`] unless the object is at revision `r`.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    fn backend(&self) -> Backend;
+
+    /// Cheap round trip to the database, for `/readyz`.
+    async fn ping(&self) -> Result<(), StoreError>;
+
+    /// The key endpoint ingest tokens are derived from (see `auth.rs`).
+    fn token_key(&self) -> &TokenKey;
+
+    async fn create_pipeline(
+        &self,
+        spec: PipelineSpec,
+    ) -> Result<Written<PipelineRecord>, StoreError>;
+    async fn get_pipeline(&self, id: PipelineId) -> Result<PipelineRecord, StoreError>;
+    async fn find_pipeline(&self, name: &str) -> Result<Option<PipelineRecord>, StoreError>;
+    async fn list_pipelines(&self) -> Result<Vec<PipelineRecord>, StoreError>;
+    async fn update_pipeline(
+        &self,
+        id: PipelineId,
+        spec: PipelineSpec,
+        if_match: Option<i64>,
+    ) -> Result<Written<PipelineRecord>, StoreError>;
+    /// Fails with [`StoreError::InUse`] while an endpoint, binding or group refers to it.
+    async fn delete_pipeline(&self, id: PipelineId) -> Result<Written<()>, StoreError>;
+
+    async fn create_endpoint(
+        &self,
+        spec: EndpointSpec,
+    ) -> Result<Written<EndpointRecord>, StoreError>;
+    async fn get_endpoint(&self, id: EndpointId) -> Result<EndpointRecord, StoreError>;
+    async fn find_endpoint(&self, name: &str) -> Result<Option<EndpointRecord>, StoreError>;
+    async fn list_endpoints(&self) -> Result<Vec<EndpointRecord>, StoreError>;
+    async fn update_endpoint(
+        &self,
+        id: EndpointId,
+        spec: EndpointSpec,
+        if_match: Option<i64>,
+    ) -> Result<Written<EndpointRecord>, StoreError>;
+    async fn delete_endpoint(&self, id: EndpointId) -> Result<Written<()>, StoreError>;
+
+    async fn create_binding(
+        &self,
+        spec: ExporterBindingSpec,
+    ) -> Result<Written<BindingRecord>, StoreError>;
+    async fn get_binding(&self, id: ExporterBindingId) -> Result<BindingRecord, StoreError>;
+    async fn find_binding(&self, name: &str) -> Result<Option<BindingRecord>, StoreError>;
+    async fn list_bindings(&self) -> Result<Vec<BindingRecord>, StoreError>;
+    async fn update_binding(
+        &self,
+        id: ExporterBindingId,
+        spec: ExporterBindingSpec,
+        if_match: Option<i64>,
+    ) -> Result<Written<BindingRecord>, StoreError>;
+    async fn delete_binding(&self, id: ExporterBindingId) -> Result<Written<()>, StoreError>;
+
+    /// Creates the group and its first revision (revision 1).
+    async fn create_group(&self, spec: AgentGroupSpec) -> Result<Written<GroupRecord>, StoreError>;
+    async fn get_group(&self, id: AgentGroupId) -> Result<GroupRecord, StoreError>;
+    async fn find_group(&self, name: &str) -> Result<Option<GroupRecord>, StoreError>;
+    async fn list_groups(&self) -> Result<Vec<GroupRecord>, StoreError>;
+    async fn update_group(
+        &self,
+        id: AgentGroupId,
+        spec: AgentGroupSpec,
+        if_match: Option<i64>,
+    ) -> Result<Written<GroupRecord>, StoreError>;
+    /// Deletes the group and its revision history.
+    async fn delete_group(&self, id: AgentGroupId) -> Result<Written<()>, StoreError>;
+
+    /// A group's revision: the latest when `revision` is `None`.
+    async fn group_revision(
+        &self,
+        id: AgentGroupId,
+        revision: Option<i64>,
+    ) -> Result<GroupRevision, StoreError>;
+    /// All revisions of a group, oldest first.
+    async fn group_revisions(&self, id: AgentGroupId) -> Result<Vec<GroupRevision>, StoreError>;
+
+    /// Stores a token's hash; the caller shows the token once and forgets it.
+    async fn create_token(
+        &self,
+        scope: TokenScope,
+        description: &str,
+        hash: &str,
+    ) -> Result<TokenRecord, StoreError>;
+    async fn find_token_by_hash(&self, hash: &str) -> Result<Option<TokenRecord>, StoreError>;
+    /// Number of active tokens of a scope (used to decide whether to mint a first admin token).
+    async fn count_active_tokens(&self, scope: TokenScope) -> Result<u64, StoreError>;
+}
+
+/// Opens the store a `--database` URL names: `sqlite://PATH` (created if missing, WAL) or
+/// `postgres://...`/`postgresql://...`. Runs the migrations.
+pub async fn open(url: &str) -> Result<Arc<dyn Store>, StoreError> {
+    if url.starts_with("sqlite:") {
+        Ok(Arc::new(sqlite::SqliteStore::open(url).await?))
+    } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        Ok(Arc::new(postgres::PgStore::open(url, None).await?))
+    } else {
+        Err(StoreError::BadUrl(format!(
+            "expected sqlite://PATH or postgres://..., got scheme of {:?}",
+            url.split(':').next().unwrap_or_default()
+        )))
+    }
+}

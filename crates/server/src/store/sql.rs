@@ -1,0 +1,992 @@
+//! The SQL implementation of [`Store`](super::Store), shared by both backends.
+//!
+//! The schema uses only TEXT and BIGINT columns and `$N` placeholders, which SQLite and
+//! PostgreSQL both understand, so one body of code serves both. It is a macro rather than
+//! generic code because sqlx's generic-over-database bounds would drown the logic; each backend
+//! module invokes `sql_store!(TheStore, TheDatabase)` after defining the struct with `pool`,
+//! `key` and `write_lock` fields and a `lock_writes(&mut tx)` function for cross-process write
+//! serialisation (PostgreSQL advisory lock; nothing for SQLite, which has one process).
+
+macro_rules! sql_store {
+    ($store:ident, $db:ty) => {
+        use std::collections::BTreeSet;
+        use std::str::FromStr;
+
+        use async_trait::async_trait;
+        use chrono::{DateTime, Utc};
+        use otaas_api::{
+            AgentGroupId, AgentGroupSpec, EndpointId, EndpointSpec, ExporterBindingId,
+            ExporterBindingSpec, PipelineId, PipelineSpec, TokenId, TokenScope,
+        };
+        use serde::Serialize;
+        use serde::de::DeserializeOwned;
+        use sqlx::Row;
+
+        use $crate::auth::TokenKey;
+        use $crate::store::{
+            Backend, BindingRecord, EndpointRecord, GroupRecord, GroupRevision, Kind,
+            PipelineRecord, Record, Store, StoreError, TokenRecord, Written,
+        };
+
+        type Conn = <$db as sqlx::Database>::Connection;
+        type DbRow = <$db as sqlx::Database>::Row;
+
+        const COLS: &str = "id, revision, body, created_at, updated_at";
+        const GROUP_COLS: &str =
+            "id, revision, body, created_at, updated_at, config_revision, config_hash";
+        const TOKEN_COLS: &str =
+            "id, scope, hash, description, created_at, expires_at, revoked_at";
+
+        fn now_ms() -> i64 {
+            Utc::now().timestamp_millis()
+        }
+
+        fn ts(ms: i64) -> Result<DateTime<Utc>, StoreError> {
+            DateTime::from_timestamp_millis(ms)
+                .ok_or_else(|| StoreError::Corrupt(format!("timestamp {ms} out of range")))
+        }
+
+        fn encode<T: Serialize>(v: &T) -> String {
+            serde_json::to_string(v).expect("specs always serialise")
+        }
+
+        fn record_from_row<I, S>(row: &DbRow) -> Result<Record<I, S>, StoreError>
+        where
+            I: FromStr,
+            S: DeserializeOwned,
+        {
+            let id: String = row.try_get("id")?;
+            let body: String = row.try_get("body")?;
+            Ok(Record {
+                id: I::from_str(&id)
+                    .map_err(|_| StoreError::Corrupt(format!("bad id {id:?}")))?,
+                revision: row.try_get("revision")?,
+                created_at: ts(row.try_get("created_at")?)?,
+                updated_at: ts(row.try_get("updated_at")?)?,
+                spec: serde_json::from_str(&body)
+                    .map_err(|e| StoreError::Corrupt(format!("body of {id}: {e}")))?,
+            })
+        }
+
+        fn group_from_row(row: &DbRow) -> Result<GroupRecord, StoreError> {
+            Ok(GroupRecord {
+                record: record_from_row(row)?,
+                config_revision: row.try_get("config_revision")?,
+                config_hash: row.try_get("config_hash")?,
+            })
+        }
+
+        fn revision_from_row(row: &DbRow) -> Result<GroupRevision, StoreError> {
+            let id: String = row.try_get("group_id")?;
+            Ok(GroupRevision {
+                group_id: AgentGroupId::from_str(&id)
+                    .map_err(|_| StoreError::Corrupt(format!("bad id {id:?}")))?,
+                revision: row.try_get("revision")?,
+                yaml: row.try_get("yaml")?,
+                hash: row.try_get("hash")?,
+                created_at: ts(row.try_get("created_at")?)?,
+            })
+        }
+
+        fn token_from_row(row: &DbRow) -> Result<TokenRecord, StoreError> {
+            let id: String = row.try_get("id")?;
+            let scope: String = row.try_get("scope")?;
+            let scope = match scope.as_str() {
+                "admin" => TokenScope::Admin,
+                "agent" => TokenScope::Agent,
+                other => return Err(StoreError::Corrupt(format!("token scope {other:?}"))),
+            };
+            let opt_ts = |v: Option<i64>| v.map(ts).transpose();
+            Ok(TokenRecord {
+                id: TokenId::from_str(&id)
+                    .map_err(|_| StoreError::Corrupt(format!("bad id {id:?}")))?,
+                scope,
+                hash: row.try_get("hash")?,
+                description: row.try_get("description")?,
+                created_at: ts(row.try_get("created_at")?)?,
+                expires_at: opt_ts(row.try_get("expires_at")?)?,
+                revoked_at: opt_ts(row.try_get("revoked_at")?)?,
+            })
+        }
+
+        fn is_unique_violation(e: &sqlx::Error) -> bool {
+            e.as_database_error()
+                .is_some_and(|d| d.is_unique_violation())
+        }
+
+        async fn fetch_record<I, S>(
+            conn: &mut Conn,
+            table: &str,
+            id: &str,
+        ) -> Result<Option<Record<I, S>>, StoreError>
+        where
+            I: FromStr,
+            S: DeserializeOwned,
+        {
+            let row = sqlx::query(&format!("SELECT {COLS} FROM {table} WHERE id = $1"))
+                .bind(id)
+                .fetch_optional(&mut *conn)
+                .await?;
+            row.as_ref().map(record_from_row).transpose()
+        }
+
+        async fn fetch_by_name<I, S>(
+            conn: &mut Conn,
+            table: &str,
+            name: &str,
+        ) -> Result<Option<Record<I, S>>, StoreError>
+        where
+            I: FromStr,
+            S: DeserializeOwned,
+        {
+            let row = sqlx::query(&format!("SELECT {COLS} FROM {table} WHERE name = $1"))
+                .bind(name)
+                .fetch_optional(&mut *conn)
+                .await?;
+            row.as_ref().map(record_from_row).transpose()
+        }
+
+        async fn fetch_all<I, S>(
+            conn: &mut Conn,
+            table: &str,
+        ) -> Result<Vec<Record<I, S>>, StoreError>
+        where
+            I: FromStr,
+            S: DeserializeOwned,
+        {
+            let rows = sqlx::query(&format!("SELECT {COLS} FROM {table} ORDER BY name"))
+                .fetch_all(&mut *conn)
+                .await?;
+            rows.iter().map(record_from_row).collect()
+        }
+
+        async fn fetch_by_pipeline<I, S>(
+            conn: &mut Conn,
+            table: &str,
+            pipeline_id: &str,
+        ) -> Result<Vec<Record<I, S>>, StoreError>
+        where
+            I: FromStr,
+            S: DeserializeOwned,
+        {
+            let rows = sqlx::query(&format!(
+                "SELECT {COLS} FROM {table} WHERE pipeline_id = $1 ORDER BY name"
+            ))
+            .bind(pipeline_id)
+            .fetch_all(&mut *conn)
+            .await?;
+            rows.iter().map(record_from_row).collect()
+        }
+
+        async fn fetch_group(
+            conn: &mut Conn,
+            id: &str,
+        ) -> Result<Option<GroupRecord>, StoreError> {
+            let row = sqlx::query(&format!("SELECT {GROUP_COLS} FROM agent_groups WHERE id = $1"))
+                .bind(id)
+                .fetch_optional(&mut *conn)
+                .await?;
+            row.as_ref().map(group_from_row).transpose()
+        }
+
+        /// Fails with `NameTaken` when another object of the table has `name`.
+        async fn check_name(
+            conn: &mut Conn,
+            table: &str,
+            kind: Kind,
+            name: &str,
+            except_id: &str,
+        ) -> Result<(), StoreError> {
+            let row = sqlx::query(&format!("SELECT id FROM {table} WHERE name = $1 AND id <> $2"))
+                .bind(name)
+                .bind(except_id)
+                .fetch_optional(&mut *conn)
+                .await?;
+            match row {
+                Some(_) => Err(StoreError::NameTaken {
+                    kind,
+                    name: name.to_string(),
+                }),
+                None => Ok(()),
+            }
+        }
+
+        fn check_revision(
+            kind: Kind,
+            id: &str,
+            actual: i64,
+            if_match: Option<i64>,
+        ) -> Result<(), StoreError> {
+            match if_match {
+                Some(expected) if expected != actual => Err(StoreError::RevisionMismatch {
+                    kind,
+                    id: id.to_string(),
+                    expected,
+                    actual,
+                }),
+                _ => Ok(()),
+            }
+        }
+
+        async fn check_pipeline_exists(
+            conn: &mut Conn,
+            field: &str,
+            id: PipelineId,
+        ) -> Result<(), StoreError> {
+            let row = sqlx::query("SELECT id FROM pipelines WHERE id = $1")
+                .bind(id.to_string())
+                .fetch_optional(&mut *conn)
+                .await?;
+            match row {
+                Some(_) => Ok(()),
+                None => Err(StoreError::DanglingReference {
+                    field: field.to_string(),
+                    kind: Kind::Pipeline,
+                    id: id.to_string(),
+                }),
+            }
+        }
+
+        async fn groups_of_pipeline(
+            conn: &mut Conn,
+            pipeline_id: &str,
+        ) -> Result<BTreeSet<String>, StoreError> {
+            let rows = sqlx::query("SELECT group_id FROM agent_group_pipelines WHERE pipeline_id = $1")
+                .bind(pipeline_id)
+                .fetch_all(&mut *conn)
+                .await?;
+            rows.iter()
+                .map(|r| r.try_get::<String, _>("group_id").map_err(StoreError::from))
+                .collect()
+        }
+
+        /// Re-renders `groups` and records a new revision for each whose YAML changed.
+        async fn rerender(
+            conn: &mut Conn,
+            key: &TokenKey,
+            groups: BTreeSet<String>,
+        ) -> Result<Vec<GroupRevision>, StoreError> {
+            let mut created = Vec::new();
+            for gid in groups {
+                let Some(group) = fetch_group(conn, &gid).await? else {
+                    continue;
+                };
+                let mut pipelines: Vec<PipelineRecord> = Vec::new();
+                let mut endpoints: Vec<EndpointRecord> = Vec::new();
+                let mut bindings: Vec<BindingRecord> = Vec::new();
+                let pids: BTreeSet<PipelineId> =
+                    group.record.spec.pipeline_ids.iter().copied().collect();
+                for pid in pids {
+                    let pid = pid.to_string();
+                    let p = fetch_record(conn, "pipelines", &pid).await?.ok_or_else(|| {
+                        StoreError::Corrupt(format!("group {gid} uses missing pipeline {pid}"))
+                    })?;
+                    pipelines.push(p);
+                    endpoints.extend(fetch_by_pipeline(conn, "endpoints", &pid).await?);
+                    bindings.extend(fetch_by_pipeline(conn, "exporter_bindings", &pid).await?);
+                }
+                let rendered =
+                    $crate::render::render(&group, &pipelines, &endpoints, &bindings, key)
+                        .map_err(|source| StoreError::Render {
+                            group: group.record.spec.name.clone(),
+                            source,
+                        })?;
+                let hash = rendered.hash_hex();
+                if group.config_revision > 0 && group.config_hash == hash {
+                    continue;
+                }
+                let revision = group.config_revision + 1;
+                let now = now_ms();
+                sqlx::query(
+                    "INSERT INTO group_revisions (group_id, revision, yaml, hash, created_at) \
+                     VALUES ($1, $2, $3, $4, $5)",
+                )
+                .bind(&gid)
+                .bind(revision)
+                .bind(&rendered.yaml)
+                .bind(&hash)
+                .bind(now)
+                .execute(&mut *conn)
+                .await?;
+                sqlx::query(
+                    "UPDATE agent_groups SET config_revision = $1, config_hash = $2 WHERE id = $3",
+                )
+                .bind(revision)
+                .bind(&hash)
+                .bind(&gid)
+                .execute(&mut *conn)
+                .await?;
+                created.push(GroupRevision {
+                    group_id: group.record.id,
+                    revision,
+                    yaml: rendered.yaml,
+                    hash,
+                    created_at: ts(now)?,
+                });
+            }
+            Ok(created)
+        }
+
+        /// Create/update/delete of the objects that hang off one pipeline (endpoints and
+        /// bindings): the same steps, only the table differs.
+        impl $store {
+            async fn create_child<I, S>(
+                &self,
+                table: &str,
+                kind: Kind,
+                id: I,
+                name: &str,
+                pipeline_id: PipelineId,
+                spec: S,
+            ) -> Result<Written<Record<I, S>>, StoreError>
+            where
+                I: FromStr + ToString + Copy + Send + Sync,
+                S: Serialize + DeserializeOwned + Send + Sync,
+            {
+                let _guard = self.write_lock.lock().await;
+                let mut tx = self.pool.begin().await?;
+                lock_writes(&mut tx).await?;
+                check_pipeline_exists(&mut tx, "pipeline_id", pipeline_id).await?;
+                let sid = id.to_string();
+                check_name(&mut tx, table, kind, name, &sid).await?;
+                let now = now_ms();
+                sqlx::query(&format!(
+                    "INSERT INTO {table} (id, name, pipeline_id, revision, body, created_at, updated_at) \
+                     VALUES ($1, $2, $3, 1, $4, $5, $5)"
+                ))
+                .bind(&sid)
+                .bind(name)
+                .bind(pipeline_id.to_string())
+                .bind(encode(&spec))
+                .bind(now)
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| name_error(e, kind, name))?;
+                let groups = groups_of_pipeline(&mut tx, &pipeline_id.to_string()).await?;
+                let revisions = rerender(&mut tx, &self.key, groups).await?;
+                let value = fetch_record(&mut tx, table, &sid)
+                    .await?
+                    .ok_or_else(|| StoreError::Corrupt(format!("{kind} {sid} vanished")))?;
+                tx.commit().await?;
+                Ok(Written { value, revisions })
+            }
+
+            #[allow(clippy::too_many_arguments)]
+            async fn update_child<I, S>(
+                &self,
+                table: &str,
+                kind: Kind,
+                id: I,
+                name: &str,
+                pipeline_id: PipelineId,
+                spec: S,
+                if_match: Option<i64>,
+                old_pipeline: impl Fn(&S) -> PipelineId + Send + Sync,
+            ) -> Result<Written<Record<I, S>>, StoreError>
+            where
+                I: FromStr + ToString + Copy + Send + Sync,
+                S: Serialize + DeserializeOwned + Send + Sync,
+            {
+                let _guard = self.write_lock.lock().await;
+                let mut tx = self.pool.begin().await?;
+                lock_writes(&mut tx).await?;
+                let sid = id.to_string();
+                let current: Record<I, S> = fetch_record(&mut tx, table, &sid)
+                    .await?
+                    .ok_or_else(|| StoreError::NotFound { kind, id: sid.clone() })?;
+                check_revision(kind, &sid, current.revision, if_match)?;
+                check_pipeline_exists(&mut tx, "pipeline_id", pipeline_id).await?;
+                check_name(&mut tx, table, kind, name, &sid).await?;
+                sqlx::query(&format!(
+                    "UPDATE {table} SET name = $1, pipeline_id = $2, body = $3, \
+                     revision = revision + 1, updated_at = $4 WHERE id = $5"
+                ))
+                .bind(name)
+                .bind(pipeline_id.to_string())
+                .bind(encode(&spec))
+                .bind(now_ms())
+                .bind(&sid)
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| name_error(e, kind, name))?;
+                let mut groups =
+                    groups_of_pipeline(&mut tx, &old_pipeline(&current.spec).to_string()).await?;
+                groups.extend(groups_of_pipeline(&mut tx, &pipeline_id.to_string()).await?);
+                let revisions = rerender(&mut tx, &self.key, groups).await?;
+                let value = fetch_record(&mut tx, table, &sid)
+                    .await?
+                    .ok_or_else(|| StoreError::Corrupt(format!("{kind} {sid} vanished")))?;
+                tx.commit().await?;
+                Ok(Written { value, revisions })
+            }
+
+            async fn delete_child<S>(
+                &self,
+                table: &str,
+                kind: Kind,
+                id: &str,
+                pipeline_of: impl Fn(&S) -> PipelineId + Send + Sync,
+            ) -> Result<Written<()>, StoreError>
+            where
+                S: DeserializeOwned + Send + Sync,
+            {
+                let _guard = self.write_lock.lock().await;
+                let mut tx = self.pool.begin().await?;
+                lock_writes(&mut tx).await?;
+                let current: Record<String, S> = fetch_record(&mut tx, table, id)
+                    .await?
+                    .ok_or_else(|| StoreError::NotFound { kind, id: id.to_string() })?;
+                sqlx::query(&format!("DELETE FROM {table} WHERE id = $1"))
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?;
+                let groups =
+                    groups_of_pipeline(&mut tx, &pipeline_of(&current.spec).to_string()).await?;
+                let revisions = rerender(&mut tx, &self.key, groups).await?;
+                tx.commit().await?;
+                Ok(Written { value: (), revisions })
+            }
+
+            async fn write_group_pipelines(
+                conn: &mut Conn,
+                id: &str,
+                spec: &AgentGroupSpec,
+            ) -> Result<(), StoreError> {
+                for (i, pid) in spec.pipeline_ids.iter().enumerate() {
+                    check_pipeline_exists(conn, &format!("pipeline_ids[{i}]"), *pid).await?;
+                }
+                sqlx::query("DELETE FROM agent_group_pipelines WHERE group_id = $1")
+                    .bind(id)
+                    .execute(&mut *conn)
+                    .await?;
+                let mut seen = BTreeSet::new();
+                for (i, pid) in spec.pipeline_ids.iter().enumerate() {
+                    if !seen.insert(*pid) {
+                        continue;
+                    }
+                    sqlx::query(
+                        "INSERT INTO agent_group_pipelines (group_id, pipeline_id, position) \
+                         VALUES ($1, $2, $3)",
+                    )
+                    .bind(id)
+                    .bind(pid.to_string())
+                    .bind(i as i64)
+                    .execute(&mut *conn)
+                    .await?;
+                }
+                Ok(())
+            }
+        }
+
+        fn name_error(e: sqlx::Error, kind: Kind, name: &str) -> StoreError {
+            if is_unique_violation(&e) {
+                StoreError::NameTaken {
+                    kind,
+                    name: name.to_string(),
+                }
+            } else {
+                StoreError::Database(e)
+            }
+        }
+
+        /// Loads the endpoint-token key, creating it on first open (shared by replicas).
+        async fn load_or_create_key(pool: &sqlx::Pool<$db>) -> Result<TokenKey, StoreError> {
+            sqlx::query(
+                "INSERT INTO server_secrets (name, value) VALUES ('endpoint_token_key', $1) \
+                 ON CONFLICT (name) DO NOTHING",
+            )
+            .bind(TokenKey::generate().to_hex())
+            .execute(pool)
+            .await?;
+            let row = sqlx::query("SELECT value FROM server_secrets WHERE name = 'endpoint_token_key'")
+                .fetch_one(pool)
+                .await?;
+            let hex: String = row.try_get("value")?;
+            TokenKey::from_hex(&hex)
+                .ok_or_else(|| StoreError::Corrupt("endpoint_token_key is not 32 hex bytes".into()))
+        }
+
+        #[async_trait]
+        impl Store for $store {
+            fn backend(&self) -> Backend {
+                BACKEND
+            }
+
+            async fn ping(&self) -> Result<(), StoreError> {
+                sqlx::query("SELECT 1").execute(&self.pool).await?;
+                Ok(())
+            }
+
+            fn token_key(&self) -> &TokenKey {
+                &self.key
+            }
+
+            // ---- pipelines
+
+            async fn create_pipeline(
+                &self,
+                spec: PipelineSpec,
+            ) -> Result<Written<PipelineRecord>, StoreError> {
+                let _guard = self.write_lock.lock().await;
+                let mut tx = self.pool.begin().await?;
+                lock_writes(&mut tx).await?;
+                let id = PipelineId::new().to_string();
+                check_name(&mut tx, "pipelines", Kind::Pipeline, &spec.name, &id).await?;
+                let now = now_ms();
+                sqlx::query(
+                    "INSERT INTO pipelines (id, name, revision, body, created_at, updated_at) \
+                     VALUES ($1, $2, 1, $3, $4, $4)",
+                )
+                .bind(&id)
+                .bind(&spec.name)
+                .bind(encode(&spec))
+                .bind(now)
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| name_error(e, Kind::Pipeline, &spec.name))?;
+                let value = fetch_record(&mut tx, "pipelines", &id)
+                    .await?
+                    .ok_or_else(|| StoreError::Corrupt(format!("pipeline {id} vanished")))?;
+                tx.commit().await?;
+                Ok(Written { value, revisions: Vec::new() })
+            }
+
+            async fn get_pipeline(&self, id: PipelineId) -> Result<PipelineRecord, StoreError> {
+                let mut conn = self.pool.acquire().await?;
+                fetch_record(&mut conn, "pipelines", &id.to_string())
+                    .await?
+                    .ok_or_else(|| StoreError::NotFound { kind: Kind::Pipeline, id: id.to_string() })
+            }
+
+            async fn find_pipeline(&self, name: &str) -> Result<Option<PipelineRecord>, StoreError> {
+                let mut conn = self.pool.acquire().await?;
+                fetch_by_name(&mut conn, "pipelines", name).await
+            }
+
+            async fn list_pipelines(&self) -> Result<Vec<PipelineRecord>, StoreError> {
+                let mut conn = self.pool.acquire().await?;
+                fetch_all(&mut conn, "pipelines").await
+            }
+
+            async fn update_pipeline(
+                &self,
+                id: PipelineId,
+                spec: PipelineSpec,
+                if_match: Option<i64>,
+            ) -> Result<Written<PipelineRecord>, StoreError> {
+                let _guard = self.write_lock.lock().await;
+                let mut tx = self.pool.begin().await?;
+                lock_writes(&mut tx).await?;
+                let sid = id.to_string();
+                let current: PipelineRecord = fetch_record(&mut tx, "pipelines", &sid)
+                    .await?
+                    .ok_or_else(|| StoreError::NotFound { kind: Kind::Pipeline, id: sid.clone() })?;
+                check_revision(Kind::Pipeline, &sid, current.revision, if_match)?;
+                check_name(&mut tx, "pipelines", Kind::Pipeline, &spec.name, &sid).await?;
+                sqlx::query(
+                    "UPDATE pipelines SET name = $1, body = $2, revision = revision + 1, \
+                     updated_at = $3 WHERE id = $4",
+                )
+                .bind(&spec.name)
+                .bind(encode(&spec))
+                .bind(now_ms())
+                .bind(&sid)
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| name_error(e, Kind::Pipeline, &spec.name))?;
+                let groups = groups_of_pipeline(&mut tx, &sid).await?;
+                let revisions = rerender(&mut tx, &self.key, groups).await?;
+                let value = fetch_record(&mut tx, "pipelines", &sid)
+                    .await?
+                    .ok_or_else(|| StoreError::Corrupt(format!("pipeline {sid} vanished")))?;
+                tx.commit().await?;
+                Ok(Written { value, revisions })
+            }
+
+            async fn delete_pipeline(&self, id: PipelineId) -> Result<Written<()>, StoreError> {
+                let _guard = self.write_lock.lock().await;
+                let mut tx = self.pool.begin().await?;
+                lock_writes(&mut tx).await?;
+                let sid = id.to_string();
+                let current: PipelineRecord = fetch_record(&mut tx, "pipelines", &sid)
+                    .await?
+                    .ok_or_else(|| StoreError::NotFound { kind: Kind::Pipeline, id: sid.clone() })?;
+                // Referrers, in a fixed order so the error is predictable.
+                let checks: [(&str, Kind); 3] = [
+                    (
+                        "SELECT id, name FROM endpoints WHERE pipeline_id = $1 ORDER BY name LIMIT 1",
+                        Kind::Endpoint,
+                    ),
+                    (
+                        "SELECT id, name FROM exporter_bindings WHERE pipeline_id = $1 ORDER BY name LIMIT 1",
+                        Kind::ExporterBinding,
+                    ),
+                    (
+                        "SELECT g.id AS id, g.name AS name FROM agent_group_pipelines gp \
+                         JOIN agent_groups g ON g.id = gp.group_id \
+                         WHERE gp.pipeline_id = $1 ORDER BY g.name LIMIT 1",
+                        Kind::AgentGroup,
+                    ),
+                ];
+                for (sql, referrer_kind) in checks {
+                    if let Some(row) = sqlx::query(sql).bind(&sid).fetch_optional(&mut *tx).await? {
+                        return Err(StoreError::InUse {
+                            kind: Kind::Pipeline,
+                            name: current.spec.name.clone(),
+                            referrer_kind,
+                            referrer_name: row.try_get("name")?,
+                            referrer_id: row.try_get("id")?,
+                        });
+                    }
+                }
+                sqlx::query("DELETE FROM pipelines WHERE id = $1")
+                    .bind(&sid)
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                Ok(Written { value: (), revisions: Vec::new() })
+            }
+
+            // ---- endpoints
+
+            async fn create_endpoint(
+                &self,
+                spec: EndpointSpec,
+            ) -> Result<Written<EndpointRecord>, StoreError> {
+                let (name, pid) = (spec.name.clone(), spec.pipeline_id);
+                self.create_child("endpoints", Kind::Endpoint, EndpointId::new(), &name, pid, spec)
+                    .await
+            }
+
+            async fn get_endpoint(&self, id: EndpointId) -> Result<EndpointRecord, StoreError> {
+                let mut conn = self.pool.acquire().await?;
+                fetch_record(&mut conn, "endpoints", &id.to_string())
+                    .await?
+                    .ok_or_else(|| StoreError::NotFound { kind: Kind::Endpoint, id: id.to_string() })
+            }
+
+            async fn find_endpoint(&self, name: &str) -> Result<Option<EndpointRecord>, StoreError> {
+                let mut conn = self.pool.acquire().await?;
+                fetch_by_name(&mut conn, "endpoints", name).await
+            }
+
+            async fn list_endpoints(&self) -> Result<Vec<EndpointRecord>, StoreError> {
+                let mut conn = self.pool.acquire().await?;
+                fetch_all(&mut conn, "endpoints").await
+            }
+
+            async fn update_endpoint(
+                &self,
+                id: EndpointId,
+                spec: EndpointSpec,
+                if_match: Option<i64>,
+            ) -> Result<Written<EndpointRecord>, StoreError> {
+                let (name, pid) = (spec.name.clone(), spec.pipeline_id);
+                self.update_child(
+                    "endpoints",
+                    Kind::Endpoint,
+                    id,
+                    &name,
+                    pid,
+                    spec,
+                    if_match,
+                    |s: &EndpointSpec| s.pipeline_id,
+                )
+                .await
+            }
+
+            async fn delete_endpoint(&self, id: EndpointId) -> Result<Written<()>, StoreError> {
+                self.delete_child("endpoints", Kind::Endpoint, &id.to_string(), |s: &EndpointSpec| {
+                    s.pipeline_id
+                })
+                .await
+            }
+
+            // ---- exporter bindings
+
+            async fn create_binding(
+                &self,
+                spec: ExporterBindingSpec,
+            ) -> Result<Written<BindingRecord>, StoreError> {
+                let (name, pid) = (spec.name.clone(), spec.pipeline_id);
+                self.create_child(
+                    "exporter_bindings",
+                    Kind::ExporterBinding,
+                    ExporterBindingId::new(),
+                    &name,
+                    pid,
+                    spec,
+                )
+                .await
+            }
+
+            async fn get_binding(&self, id: ExporterBindingId) -> Result<BindingRecord, StoreError> {
+                let mut conn = self.pool.acquire().await?;
+                fetch_record(&mut conn, "exporter_bindings", &id.to_string())
+                    .await?
+                    .ok_or_else(|| StoreError::NotFound {
+                        kind: Kind::ExporterBinding,
+                        id: id.to_string(),
+                    })
+            }
+
+            async fn find_binding(&self, name: &str) -> Result<Option<BindingRecord>, StoreError> {
+                let mut conn = self.pool.acquire().await?;
+                fetch_by_name(&mut conn, "exporter_bindings", name).await
+            }
+
+            async fn list_bindings(&self) -> Result<Vec<BindingRecord>, StoreError> {
+                let mut conn = self.pool.acquire().await?;
+                fetch_all(&mut conn, "exporter_bindings").await
+            }
+
+            async fn update_binding(
+                &self,
+                id: ExporterBindingId,
+                spec: ExporterBindingSpec,
+                if_match: Option<i64>,
+            ) -> Result<Written<BindingRecord>, StoreError> {
+                let (name, pid) = (spec.name.clone(), spec.pipeline_id);
+                self.update_child(
+                    "exporter_bindings",
+                    Kind::ExporterBinding,
+                    id,
+                    &name,
+                    pid,
+                    spec,
+                    if_match,
+                    |s: &ExporterBindingSpec| s.pipeline_id,
+                )
+                .await
+            }
+
+            async fn delete_binding(&self, id: ExporterBindingId) -> Result<Written<()>, StoreError> {
+                self.delete_child(
+                    "exporter_bindings",
+                    Kind::ExporterBinding,
+                    &id.to_string(),
+                    |s: &ExporterBindingSpec| s.pipeline_id,
+                )
+                .await
+            }
+
+            // ---- agent groups
+
+            async fn create_group(
+                &self,
+                spec: AgentGroupSpec,
+            ) -> Result<Written<GroupRecord>, StoreError> {
+                let _guard = self.write_lock.lock().await;
+                let mut tx = self.pool.begin().await?;
+                lock_writes(&mut tx).await?;
+                let id = AgentGroupId::new().to_string();
+                check_name(&mut tx, "agent_groups", Kind::AgentGroup, &spec.name, &id).await?;
+                let now = now_ms();
+                sqlx::query(
+                    "INSERT INTO agent_groups (id, name, revision, body, config_revision, \
+                     config_hash, created_at, updated_at) VALUES ($1, $2, 1, $3, 0, '', $4, $4)",
+                )
+                .bind(&id)
+                .bind(&spec.name)
+                .bind(encode(&spec))
+                .bind(now)
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| name_error(e, Kind::AgentGroup, &spec.name))?;
+                Self::write_group_pipelines(&mut tx, &id, &spec).await?;
+                let revisions = rerender(&mut tx, &self.key, BTreeSet::from([id.clone()])).await?;
+                let value = fetch_group(&mut tx, &id)
+                    .await?
+                    .ok_or_else(|| StoreError::Corrupt(format!("group {id} vanished")))?;
+                tx.commit().await?;
+                Ok(Written { value, revisions })
+            }
+
+            async fn get_group(&self, id: AgentGroupId) -> Result<GroupRecord, StoreError> {
+                let mut conn = self.pool.acquire().await?;
+                fetch_group(&mut conn, &id.to_string())
+                    .await?
+                    .ok_or_else(|| StoreError::NotFound { kind: Kind::AgentGroup, id: id.to_string() })
+            }
+
+            async fn find_group(&self, name: &str) -> Result<Option<GroupRecord>, StoreError> {
+                let row = sqlx::query(&format!(
+                    "SELECT {GROUP_COLS} FROM agent_groups WHERE name = $1"
+                ))
+                .bind(name)
+                .fetch_optional(&self.pool)
+                .await?;
+                row.as_ref().map(group_from_row).transpose()
+            }
+
+            async fn list_groups(&self) -> Result<Vec<GroupRecord>, StoreError> {
+                let rows = sqlx::query(&format!(
+                    "SELECT {GROUP_COLS} FROM agent_groups ORDER BY name"
+                ))
+                .fetch_all(&self.pool)
+                .await?;
+                rows.iter().map(group_from_row).collect()
+            }
+
+            async fn update_group(
+                &self,
+                id: AgentGroupId,
+                spec: AgentGroupSpec,
+                if_match: Option<i64>,
+            ) -> Result<Written<GroupRecord>, StoreError> {
+                let _guard = self.write_lock.lock().await;
+                let mut tx = self.pool.begin().await?;
+                lock_writes(&mut tx).await?;
+                let sid = id.to_string();
+                let current = fetch_group(&mut tx, &sid).await?.ok_or_else(|| {
+                    StoreError::NotFound { kind: Kind::AgentGroup, id: sid.clone() }
+                })?;
+                check_revision(Kind::AgentGroup, &sid, current.record.revision, if_match)?;
+                check_name(&mut tx, "agent_groups", Kind::AgentGroup, &spec.name, &sid).await?;
+                sqlx::query(
+                    "UPDATE agent_groups SET name = $1, body = $2, revision = revision + 1, \
+                     updated_at = $3 WHERE id = $4",
+                )
+                .bind(&spec.name)
+                .bind(encode(&spec))
+                .bind(now_ms())
+                .bind(&sid)
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| name_error(e, Kind::AgentGroup, &spec.name))?;
+                Self::write_group_pipelines(&mut tx, &sid, &spec).await?;
+                let revisions = rerender(&mut tx, &self.key, BTreeSet::from([sid.clone()])).await?;
+                let value = fetch_group(&mut tx, &sid)
+                    .await?
+                    .ok_or_else(|| StoreError::Corrupt(format!("group {sid} vanished")))?;
+                tx.commit().await?;
+                Ok(Written { value, revisions })
+            }
+
+            async fn delete_group(&self, id: AgentGroupId) -> Result<Written<()>, StoreError> {
+                let _guard = self.write_lock.lock().await;
+                let mut tx = self.pool.begin().await?;
+                lock_writes(&mut tx).await?;
+                let sid = id.to_string();
+                if fetch_group(&mut tx, &sid).await?.is_none() {
+                    return Err(StoreError::NotFound { kind: Kind::AgentGroup, id: sid });
+                }
+                for sql in [
+                    "DELETE FROM agent_group_pipelines WHERE group_id = $1",
+                    "DELETE FROM group_revisions WHERE group_id = $1",
+                    "DELETE FROM agent_groups WHERE id = $1",
+                ] {
+                    sqlx::query(sql).bind(&sid).execute(&mut *tx).await?;
+                }
+                tx.commit().await?;
+                Ok(Written { value: (), revisions: Vec::new() })
+            }
+
+            async fn group_revision(
+                &self,
+                id: AgentGroupId,
+                revision: Option<i64>,
+            ) -> Result<GroupRevision, StoreError> {
+                let sid = id.to_string();
+                let row = match revision {
+                    Some(r) => {
+                        sqlx::query(
+                            "SELECT group_id, revision, yaml, hash, created_at FROM group_revisions \
+                             WHERE group_id = $1 AND revision = $2",
+                        )
+                        .bind(&sid)
+                        .bind(r)
+                        .fetch_optional(&self.pool)
+                        .await?
+                    }
+                    None => {
+                        sqlx::query(
+                            "SELECT group_id, revision, yaml, hash, created_at FROM group_revisions \
+                             WHERE group_id = $1 ORDER BY revision DESC LIMIT 1",
+                        )
+                        .bind(&sid)
+                        .fetch_optional(&self.pool)
+                        .await?
+                    }
+                };
+                match row {
+                    Some(row) => revision_from_row(&row),
+                    None => Err(StoreError::NotFound {
+                        kind: Kind::AgentGroup,
+                        id: match revision {
+                            Some(r) => format!("{sid} revision {r}"),
+                            None => sid,
+                        },
+                    }),
+                }
+            }
+
+            async fn group_revisions(
+                &self,
+                id: AgentGroupId,
+            ) -> Result<Vec<GroupRevision>, StoreError> {
+                let rows = sqlx::query(
+                    "SELECT group_id, revision, yaml, hash, created_at FROM group_revisions \
+                     WHERE group_id = $1 ORDER BY revision",
+                )
+                .bind(id.to_string())
+                .fetch_all(&self.pool)
+                .await?;
+                rows.iter().map(revision_from_row).collect()
+            }
+
+            // ---- tokens
+
+            async fn create_token(
+                &self,
+                scope: TokenScope,
+                description: &str,
+                hash: &str,
+            ) -> Result<TokenRecord, StoreError> {
+                let id = TokenId::new().to_string();
+                sqlx::query(
+                    "INSERT INTO tokens (id, scope, hash, description, created_at) \
+                     VALUES ($1, $2, $3, $4, $5)",
+                )
+                .bind(&id)
+                .bind(scope.as_str())
+                .bind(hash)
+                .bind(description)
+                .bind(now_ms())
+                .execute(&self.pool)
+                .await?;
+                let row = sqlx::query(&format!("SELECT {TOKEN_COLS} FROM tokens WHERE id = $1"))
+                    .bind(&id)
+                    .fetch_one(&self.pool)
+                    .await?;
+                token_from_row(&row)
+            }
+
+            async fn find_token_by_hash(
+                &self,
+                hash: &str,
+            ) -> Result<Option<TokenRecord>, StoreError> {
+                let row = sqlx::query(&format!("SELECT {TOKEN_COLS} FROM tokens WHERE hash = $1"))
+                    .bind(hash)
+                    .fetch_optional(&self.pool)
+                    .await?;
+                row.as_ref().map(token_from_row).transpose()
+            }
+
+            async fn count_active_tokens(&self, scope: TokenScope) -> Result<u64, StoreError> {
+                let row = sqlx::query(
+                    "SELECT COUNT(*) AS n FROM tokens WHERE scope = $1 AND revoked_at IS NULL \
+                     AND (expires_at IS NULL OR expires_at > $2)",
+                )
+                .bind(scope.as_str())
+                .bind(now_ms())
+                .fetch_one(&self.pool)
+                .await?;
+                let n: i64 = row.try_get("n")?;
+                Ok(n.max(0) as u64)
+            }
+        }
+    };
+}
+
+pub(super) use sql_store;

@@ -1,0 +1,54 @@
+//! SQLite backend: the embedded default (`sqlite://PATH`, file created on first open, WAL).
+
+use std::time::Duration;
+
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+
+use super::migrations;
+
+/// A store on one SQLite file. One process owns the file; writes are serialised by
+/// `write_lock` (SQLite has a single writer anyway, and serialising in-process avoids
+/// `SQLITE_BUSY` on lock upgrades inside transactions).
+pub struct SqliteStore {
+    pool: sqlx::SqlitePool,
+    key: TokenKey,
+    /// Held for the whole of every write transaction.
+    write_lock: tokio::sync::Mutex<()>,
+}
+
+const BACKEND: Backend = Backend::Sqlite;
+
+async fn lock_writes(_tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>) -> Result<(), StoreError> {
+    Ok(())
+}
+
+impl SqliteStore {
+    /// Opens (creating if missing) the database at `url` (`sqlite://PATH`) and migrates it.
+    pub async fn open(url: &str) -> Result<Self, StoreError> {
+        let options = SqliteConnectOptions::from_str(url)
+            .map_err(|e| StoreError::BadUrl(e.to_string()))?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(10));
+        let pool = SqlitePoolOptions::new()
+            .max_connections(8)
+            .connect_with(options)
+            .await?;
+        migrations::sqlite().run(&pool).await?;
+        let key = load_or_create_key(&pool).await?;
+        Ok(Self {
+            pool,
+            key,
+            write_lock: tokio::sync::Mutex::new(()),
+        })
+    }
+
+    /// The connection pool, for other areas' queries on the same database.
+    pub fn pool(&self) -> &sqlx::SqlitePool {
+        &self.pool
+    }
+}
+
+super::sql::sql_store!(SqliteStore, sqlx::Sqlite);

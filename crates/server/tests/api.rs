@@ -1,0 +1,1120 @@
+//! REST API tests through the real router with `tower::ServiceExt::oneshot` (no socket) on a
+//! fresh SQLite store. Every error case asserts the status and the error body's code and field.
+
+mod common;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Body;
+use common::*;
+use http::{Request, StatusCode};
+use http_body_util::BodyExt;
+use otaas_api::*;
+use otaas_server::config::{Secret, ServeConfig};
+use otaas_server::events::Event;
+use otaas_server::state::AppState;
+use otaas_server::store::sqlite::SqliteStore;
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+use tower::ServiceExt;
+
+const ADMIN: &str = "test-admin-token";
+
+struct Harness {
+    state: AppState,
+    _dir: tempfile::TempDir,
+}
+
+impl Harness {
+    async fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("otaas.db").display());
+        let store = Arc::new(SqliteStore::open(&url).await.unwrap());
+        let mut config = ServeConfig::for_data_dir(dir.path());
+        config.admin_token = Some(Secret::new(ADMIN));
+        config.max_body_bytes = 16 * 1024;
+        Self {
+            state: AppState::new(store, config),
+            _dir: dir,
+        }
+    }
+
+    fn app(&self) -> Router {
+        otaas_server::api::router(self.state.clone())
+    }
+
+    /// Sends a request; returns status, headers' If-Match-free view and the JSON body (or
+    /// `Value::Null` when empty, or a string for text bodies).
+    async fn send(&self, req: Request<Body>) -> (StatusCode, Value) {
+        let resp = self.app().oneshot(req).await.unwrap();
+        let status = resp.status();
+        let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+        let body = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes)
+                .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()))
+        };
+        (status, body)
+    }
+
+    async fn call(&self, method: &str, path: &str, body: Option<Value>) -> (StatusCode, Value) {
+        self.raw(method, path, body.map(|b| b.to_string()), &[])
+            .await
+    }
+
+    async fn raw(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<String>,
+        headers: &[(&str, &str)],
+    ) -> (StatusCode, Value) {
+        let mut req = Request::builder()
+            .method(method)
+            .uri(path)
+            .header("authorization", format!("Bearer {ADMIN}"));
+        if body.is_some() {
+            req = req.header("content-type", "application/json");
+        }
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let req = req
+            .body(body.map(Body::from).unwrap_or_else(Body::empty))
+            .unwrap();
+        self.send(req).await
+    }
+
+    async fn create(&self, path: &str, body: Value) -> Value {
+        let (status, v) = self.call("POST", path, Some(body)).await;
+        assert_eq!(status, StatusCode::CREATED, "{v}");
+        v
+    }
+}
+
+/// Asserts an error response: status, code and field.
+#[track_caller]
+fn assert_error(got: &(StatusCode, Value), status: StatusCode, code: &str, field: Option<&str>) {
+    assert_eq!(got.0, status, "body: {}", got.1);
+    assert_eq!(got.1["error"]["code"], json!(code), "body: {}", got.1);
+    assert_eq!(got.1["error"]["field"], json!(field), "body: {}", got.1);
+    assert!(
+        got.1["error"]["message"]
+            .as_str()
+            .is_some_and(|m| !m.is_empty()),
+        "message missing: {}",
+        got.1
+    );
+}
+
+fn pipeline_json(name: &str) -> Value {
+    json!({
+        "name": name,
+        "signals": ["traces", "metrics"],
+        "processors": [{ "id": "batch" }]
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn bearer_auth_is_required_on_api_routes() {
+    let h = Harness::new().await;
+    // No token
+    let req = Request::get("/api/v1/pipelines")
+        .body(Body::empty())
+        .unwrap();
+    assert_error(
+        &h.send(req).await,
+        StatusCode::UNAUTHORIZED,
+        "unauthorized",
+        None,
+    );
+    // Wrong token
+    let req = Request::get("/api/v1/pipelines")
+        .header("authorization", "Bearer nope")
+        .body(Body::empty())
+        .unwrap();
+    assert_error(
+        &h.send(req).await,
+        StatusCode::UNAUTHORIZED,
+        "unauthorized",
+        None,
+    );
+    // An agent enrollment token is not an API token
+    let (_, t) = h
+        .call(
+            "POST",
+            "/api/v1/tokens",
+            Some(json!({"description": "fleet"})),
+        )
+        .await;
+    let agent = t["token"].as_str().unwrap().to_string();
+    let req = Request::get("/api/v1/pipelines")
+        .header("authorization", format!("Bearer {agent}"))
+        .body(Body::empty())
+        .unwrap();
+    assert_error(
+        &h.send(req).await,
+        StatusCode::UNAUTHORIZED,
+        "unauthorized",
+        None,
+    );
+    // A minted admin token works, as does the flag's
+    let (status, t) = h
+        .call("POST", "/api/v1/tokens", Some(json!({"scope": "admin"})))
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let req = Request::get("/api/v1/pipelines")
+        .header(
+            "authorization",
+            format!("Bearer {}", t["token"].as_str().unwrap()),
+        )
+        .body(Body::empty())
+        .unwrap();
+    assert_eq!(h.send(req).await, (StatusCode::OK, json!({"items": []})));
+    // Failures are counted
+    let (_, metrics) = h.call("GET", "/metrics", None).await;
+    assert!(
+        metrics
+            .as_str()
+            .unwrap()
+            .contains("otaas_api_auth_failures_total 3\n"),
+        "{metrics}"
+    );
+}
+
+#[tokio::test]
+async fn pipeline_crud_with_if_match() {
+    let h = Harness::new().await;
+    let p = h
+        .create("/api/v1/pipelines", pipeline_json("checkout"))
+        .await;
+    assert_eq!(p["name"], "checkout");
+    assert_eq!(p["revision"], 1);
+    assert_eq!(p["signals"], json!(["traces", "metrics"]));
+    assert_eq!(p["processors"], json!([{ "id": "batch", "config": {} }]));
+    let id = p["id"].as_str().unwrap();
+
+    assert_eq!(
+        h.call("GET", &format!("/api/v1/pipelines/{id}"), None)
+            .await,
+        (StatusCode::OK, p.clone())
+    );
+    assert_eq!(
+        h.call("GET", "/api/v1/pipelines", None).await,
+        (StatusCode::OK, json!({ "items": [p.clone()] }))
+    );
+    assert_eq!(
+        h.call("GET", "/api/v1/pipelines?name=checkout", None).await,
+        (StatusCode::OK, json!({ "items": [p.clone()] }))
+    );
+    assert_eq!(
+        h.call("GET", "/api/v1/pipelines?name=other", None).await,
+        (StatusCode::OK, json!({ "items": [] }))
+    );
+    assert_error(
+        &h.call("GET", "/api/v1/pipelines?colour=red", None).await,
+        StatusCode::BAD_REQUEST,
+        "bad_request",
+        Some("colour"),
+    );
+
+    // Update with the current revision
+    let mut body = pipeline_json("checkout");
+    body["description"] = json!("v2");
+    let path = format!("/api/v1/pipelines/{id}");
+    let (status, p2) = h
+        .raw(
+            "PUT",
+            &path,
+            Some(body.to_string()),
+            &[("if-match", "\"1\"")],
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{p2}");
+    assert_eq!(
+        (p2["revision"].clone(), p2["description"].clone()),
+        (json!(2), json!("v2"))
+    );
+    // A stale revision is a conflict and changes nothing
+    body["description"] = json!("lost");
+    assert_error(
+        &h.raw("PUT", &path, Some(body.to_string()), &[("if-match", "1")])
+            .await,
+        StatusCode::CONFLICT,
+        "revision_mismatch",
+        Some("If-Match"),
+    );
+    assert_eq!(h.call("GET", &path, None).await.1["description"], "v2");
+    assert_error(
+        &h.raw("PUT", &path, Some(body.to_string()), &[("if-match", "abc")])
+            .await,
+        StatusCode::BAD_REQUEST,
+        "bad_request",
+        Some("If-Match"),
+    );
+
+    // Delete, then 404
+    assert_eq!(
+        h.call("DELETE", &path, None).await,
+        (StatusCode::NO_CONTENT, Value::Null)
+    );
+    assert_error(
+        &h.call("GET", &path, None).await,
+        StatusCode::NOT_FOUND,
+        "not_found",
+        None,
+    );
+    assert_error(
+        &h.call("DELETE", &path, None).await,
+        StatusCode::NOT_FOUND,
+        "not_found",
+        None,
+    );
+    assert_error(
+        &h.call("PUT", &path, Some(pipeline_json("checkout"))).await,
+        StatusCode::NOT_FOUND,
+        "not_found",
+        None,
+    );
+    assert_error(
+        &h.call("GET", "/api/v1/pipelines/not-a-uuid", None).await,
+        StatusCode::NOT_FOUND,
+        "not_found",
+        None,
+    );
+}
+
+#[tokio::test]
+async fn bad_bodies_get_clear_errors() {
+    let h = Harness::new().await;
+    let post = |body: &str| h.raw("POST", "/api/v1/pipelines", Some(body.to_string()), &[]);
+
+    assert_error(
+        &post("{\"name\": ").await,
+        StatusCode::BAD_REQUEST,
+        "malformed_json",
+        None,
+    );
+    assert_error(
+        &post(r#"{"name":"a","signals":["logs"],"colour":"red"}"#).await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "unknown_field",
+        Some("colour"),
+    );
+    assert_error(
+        &post(r#"{"name":"a","signals":["logs"],"processors":[{"id":"batch","cfg":{}}]}"#).await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "unknown_field",
+        Some("processors[0].cfg"),
+    );
+    assert_error(
+        &post(r#"{"name":"a"}"#).await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "missing_field",
+        Some("signals"),
+    );
+    assert_error(
+        &post(r#"{"name":"a","signals":["logs"],"processors":[{"config":{}}]}"#).await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "missing_field",
+        Some("processors[0].id"),
+    );
+    assert_error(
+        &post(r#"{"name":"Bad Name","signals":["logs"]}"#).await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid_field",
+        Some("name"),
+    );
+    assert_error(
+        &post(r#"{"name":"a","signals":["spans"]}"#).await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid_field",
+        Some("signals[0]"),
+    );
+    assert_error(
+        &post(r#"{"name":"a","signals":[]}"#).await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid_field",
+        Some("signals"),
+    );
+    assert_error(
+        &post(r#"{"name":"a","signals":["logs"],"processors":[{"id":"Batch/x"}]}"#).await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid_field",
+        Some("processors[0].id"),
+    );
+    assert_error(
+        &post(r#"{"name":"a","signals":["logs"],"receivers":{"filelog":[1]}}"#).await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid_field",
+        Some("receivers.filelog"),
+    );
+    assert_error(
+        &post(r#"{"name":"a","signals":["logs"],"processors":[{"id":"batch","config":"x"}]}"#)
+            .await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid_field",
+        Some("processors[0].config"),
+    );
+    // Not declared as JSON
+    let req = Request::post("/api/v1/pipelines")
+        .header("authorization", format!("Bearer {ADMIN}"))
+        .body(Body::from(pipeline_json("a").to_string()))
+        .unwrap();
+    assert_error(
+        &h.send(req).await,
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        "unsupported_media_type",
+        Some("Content-Type"),
+    );
+    // Larger than --max-body-bytes (16 KiB here)
+    let mut big = pipeline_json("big");
+    big["description"] = json!("x".repeat(20 * 1024));
+    assert_error(
+        &post(&big.to_string()).await,
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "payload_too_large",
+        None,
+    );
+    // Names are unique per kind
+    h.create("/api/v1/pipelines", pipeline_json("a")).await;
+    assert_error(
+        &post(&pipeline_json("a").to_string()).await,
+        StatusCode::CONFLICT,
+        "name_taken",
+        Some("name"),
+    );
+    // Nothing of the failed requests was stored
+    let (_, list) = h.call("GET", "/api/v1/pipelines", None).await;
+    assert_eq!(list["items"].as_array().unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn endpoints_show_their_token_only_when_minted() {
+    let h = Harness::new().await;
+    let p = h.create("/api/v1/pipelines", pipeline_json("p")).await;
+    let pid = p["id"].as_str().unwrap();
+    let spec =
+        json!({ "name": "p-otlp", "pipeline_id": pid, "protocol": "otlp_http", "port": 4318 });
+    let e = h.create("/api/v1/endpoints", spec.clone()).await;
+    let token = e["token"].as_str().unwrap().to_string();
+    assert!(token.starts_with("otaas_ingest_"), "{token}");
+    assert_eq!(
+        (e["auth"].clone(), e["token_version"].clone()),
+        (json!("bearer"), json!(1))
+    );
+    let id = e["id"].as_str().unwrap();
+    let path = format!("/api/v1/endpoints/{id}");
+
+    // Reads never carry it
+    let (_, got) = h.call("GET", &path, None).await;
+    assert_eq!(got.get("token"), None);
+    let (_, list) = h.call("GET", "/api/v1/endpoints?name=p-otlp", None).await;
+    assert_eq!(list["items"][0]["id"], json!(id));
+    assert!(!list.to_string().contains(&token));
+
+    // An update without a version bump does not mint one; a bump does, and it differs
+    let mut upd = spec.clone();
+    upd["port"] = json!(4319);
+    let (status, got) = h.call("PUT", &path, Some(upd.clone())).await;
+    assert_eq!((status, got.get("token")), (StatusCode::OK, None));
+    upd["token_version"] = json!(2);
+    let (status, got) = h.call("PUT", &path, Some(upd)).await;
+    assert_eq!(status, StatusCode::OK);
+    let rotated = got["token"].as_str().unwrap();
+    assert_ne!(rotated, token);
+
+    // Bad input
+    let mut bad = spec.clone();
+    bad["name"] = json!("other");
+    bad["pipeline_id"] = json!(PipelineId::new().to_string());
+    assert_error(
+        &h.call("POST", "/api/v1/endpoints", Some(bad)).await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "dangling_reference",
+        Some("pipeline_id"),
+    );
+    let mut bad = spec.clone();
+    bad["port"] = json!(0);
+    assert_error(
+        &h.call("POST", "/api/v1/endpoints", Some(bad)).await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid_field",
+        Some("port"),
+    );
+    let mut bad = spec.clone();
+    bad["protocol"] = json!("zipkin");
+    assert_error(
+        &h.call("POST", "/api/v1/endpoints", Some(bad)).await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid_field",
+        Some("protocol"),
+    );
+    let mut bad = spec;
+    bad["tls"] = json!({ "cert_file": "/c" });
+    assert_error(
+        &h.call("POST", "/api/v1/endpoints", Some(bad)).await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "missing_field",
+        Some("tls.key_file"),
+    );
+
+    // A referenced pipeline cannot be deleted; the error names the endpoint
+    let got = h
+        .call("DELETE", &format!("/api/v1/pipelines/{pid}"), None)
+        .await;
+    assert_error(&got, StatusCode::CONFLICT, "in_use", None);
+    assert!(
+        got.1["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("endpoint \"p-otlp\""),
+        "{}",
+        got.1
+    );
+    assert_eq!(
+        h.call("DELETE", &path, None).await.0,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        h.call("DELETE", &format!("/api/v1/pipelines/{pid}"), None)
+            .await
+            .0,
+        StatusCode::NO_CONTENT
+    );
+}
+
+#[tokio::test]
+async fn binding_headers_are_write_only() {
+    let h = Harness::new().await;
+    let p = h.create("/api/v1/pipelines", pipeline_json("p")).await;
+    let pid = p["id"].as_str().unwrap();
+    let spec = json!({
+        "name": "out",
+        "pipeline_id": pid,
+        "signals": ["traces"],
+        "destinations": [
+            { "name": "tempo", "type": "otlp", "endpoint": "tempo:4317",
+              "headers": { "x-scope-orgid": "very-secret-org" }, "tls": { "insecure": true } },
+            { "name": "audit", "type": "file", "config": { "path": "/tmp/a.json" } }
+        ]
+    });
+    let b = h.create("/api/v1/exporter-bindings", spec.clone()).await;
+    let digest = format!("sha256:{}", hex::encode(Sha256::digest(b"very-secret-org")));
+    assert_eq!(
+        b["destinations"][0]["header_digests"],
+        json!({ "x-scope-orgid": digest })
+    );
+    assert_eq!(
+        b["destinations"][0]["tls"],
+        json!({ "insecure": true, "insecure_skip_verify": false })
+    );
+    assert_eq!(
+        b["destinations"][1]["config"],
+        json!({ "path": "/tmp/a.json" })
+    );
+    assert!(!b.to_string().contains("very-secret-org"));
+    let path = format!("/api/v1/exporter-bindings/{}", b["id"].as_str().unwrap());
+    let (_, got) = h.call("GET", &path, None).await;
+    assert_eq!(got, b);
+    assert!(!got.to_string().contains("very-secret-org"));
+    assert_eq!(
+        h.call("GET", "/api/v1/exporter-bindings?name=out", None)
+            .await,
+        (StatusCode::OK, json!({ "items": [b.clone()] }))
+    );
+    let (status, upd) = h
+        .raw("PUT", &path, Some(spec.to_string()), &[("if-match", "1")])
+        .await;
+    assert_eq!(
+        (status, upd["revision"].clone()),
+        (StatusCode::OK, json!(2))
+    );
+
+    let mut bad = spec.clone();
+    bad["destinations"] = json!([]);
+    assert_error(
+        &h.call("PUT", &path, Some(bad)).await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid_field",
+        Some("destinations"),
+    );
+    let mut bad = spec.clone();
+    bad["destinations"][1]["name"] = json!("tempo");
+    assert_error(
+        &h.call("PUT", &path, Some(bad)).await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid_field",
+        Some("destinations[1].name"),
+    );
+    let mut bad = spec;
+    bad["destinations"][0]["secret"] = json!("x");
+    assert_error(
+        &h.call("PUT", &path, Some(bad)).await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "unknown_field",
+        Some("destinations[0].secret"),
+    );
+    assert_eq!(
+        h.call("DELETE", &path, None).await.0,
+        StatusCode::NO_CONTENT
+    );
+    assert_error(
+        &h.call("GET", &path, None).await,
+        StatusCode::NOT_FOUND,
+        "not_found",
+        None,
+    );
+}
+
+#[tokio::test]
+async fn agent_groups_render_and_announce_revisions() {
+    let h = Harness::new().await;
+    let mut events = h.state.events.subscribe();
+    let p = h
+        .create("/api/v1/pipelines", pipeline_json("checkout"))
+        .await;
+    let pid = p["id"].as_str().unwrap().to_string();
+    let e = h
+        .create(
+            "/api/v1/endpoints",
+            json!({ "name": "checkout-otlp", "pipeline_id": pid, "protocol": "otlp_grpc", "port": 4317 }),
+        )
+        .await;
+    h.create(
+        "/api/v1/exporter-bindings",
+        json!({ "name": "out", "pipeline_id": pid,
+                "destinations": [{ "name": "tempo", "type": "otlp", "endpoint": "tempo:4317",
+                                   "headers": { "authorization": "Bearer hdr-secret" } }] }),
+    )
+    .await;
+    let spec = json!({
+        "name": "eu",
+        "selector": { "env": "prod" },
+        "pipeline_ids": [pid],
+        "rollout": { "strategy": "canary", "canary_percent": 10, "bake_seconds": 60, "auto_rollback": true }
+    });
+    let g = h.create("/api/v1/agent-groups", spec.clone()).await;
+    assert_eq!(
+        (g["revision"].clone(), g["config_revision"].clone()),
+        (json!(1), json!(1))
+    );
+    assert_eq!(g["rollout"]["strategy"], "canary");
+    let gid: AgentGroupId = g["id"].as_str().unwrap().parse().unwrap();
+
+    // The config route returns the YAML (secrets redacted) and the SHA-256 of the real
+    // document, which is the group's config_hash and the hash of the stored revision
+    let (status, cfg) = h
+        .call("GET", &format!("/api/v1/agent-groups/{gid}/config"), None)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let yaml = cfg["yaml"].as_str().unwrap();
+    assert_eq!(cfg["sha256"], g["config_hash"]);
+    let stored = h.state.store.group_revision(gid, None).await.unwrap();
+    assert_eq!(
+        cfg["sha256"],
+        json!(hex::encode(Sha256::digest(stored.yaml.as_bytes())))
+    );
+    assert_eq!(
+        (
+            cfg["revision"].clone(),
+            cfg["file_name"].clone(),
+            cfg["content_type"].clone()
+        ),
+        (json!(1), json!("collector.yaml"), json!("text/yaml"))
+    );
+    assert!(yaml.contains("traces/checkout:"));
+    let ingest = e["token"].as_str().unwrap();
+    assert!(
+        !yaml.contains("hdr-secret") && !yaml.contains(ingest),
+        "{yaml}"
+    );
+    assert!(yaml.contains("authorization: <redacted>"), "{yaml}");
+    assert!(yaml.contains("token: <redacted>"), "{yaml}");
+    // while agents get the real values
+    assert!(stored.yaml.contains("Bearer hdr-secret"));
+    assert!(stored.yaml.contains(ingest));
+
+    // The revision was announced, then the group change
+    let got = tokio::time::timeout(std::time::Duration::from_secs(5), events.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        got,
+        Event::GroupRevision {
+            group_id: gid,
+            revision: 1,
+            hash: g["config_hash"].as_str().unwrap().into()
+        }
+    );
+    let got = tokio::time::timeout(std::time::Duration::from_secs(5), events.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(got, Event::GroupChanged { group_id: gid });
+
+    // A pipeline change that alters the YAML makes revision 2 and announces it
+    let mut body = pipeline_json("checkout");
+    body["processors"] = json!([{ "id": "batch", "config": { "timeout": "2s" } }]);
+    assert_eq!(
+        h.call("PUT", &format!("/api/v1/pipelines/{pid}"), Some(body))
+            .await
+            .0,
+        StatusCode::OK
+    );
+    let got = tokio::time::timeout(std::time::Duration::from_secs(5), events.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    match got {
+        Event::GroupRevision {
+            group_id, revision, ..
+        } => assert_eq!((group_id, revision), (gid, 2)),
+        other => panic!("expected a revision, got {other:?}"),
+    }
+    let (_, g2) = h
+        .call("GET", &format!("/api/v1/agent-groups/{gid}"), None)
+        .await;
+    let (status, history) = h
+        .call(
+            "GET",
+            &format!("/api/v1/agent-groups/{gid}/revisions"),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let revs: Vec<(i64, String)> = history["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["revision"].as_i64().unwrap(),
+                r["sha256"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        revs,
+        vec![
+            (1, g["config_hash"].as_str().unwrap().to_string()),
+            (2, g2["config_hash"].as_str().unwrap().to_string())
+        ]
+    );
+    assert_eq!(
+        (g2["revision"].clone(), g2["config_revision"].clone()),
+        (json!(1), json!(2))
+    );
+    assert_eq!(
+        h.call("GET", "/api/v1/agent-groups?name=eu", None).await,
+        (StatusCode::OK, json!({ "items": [g2.clone()] }))
+    );
+
+    // Group update with If-Match; stale one is refused
+    let path = format!("/api/v1/agent-groups/{gid}");
+    let (status, g3) = h
+        .raw("PUT", &path, Some(spec.to_string()), &[("if-match", "1")])
+        .await;
+    assert_eq!((status, g3["revision"].clone()), (StatusCode::OK, json!(2)));
+    assert_error(
+        &h.raw("PUT", &path, Some(spec.to_string()), &[("if-match", "1")])
+            .await,
+        StatusCode::CONFLICT,
+        "revision_mismatch",
+        Some("If-Match"),
+    );
+
+    // Bad input
+    let mut bad = spec.clone();
+    bad["name"] = json!("other");
+    bad["pipeline_ids"] = json!([pid, PipelineId::new().to_string()]);
+    assert_error(
+        &h.call("POST", "/api/v1/agent-groups", Some(bad)).await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "dangling_reference",
+        Some("pipeline_ids[1]"),
+    );
+    let mut bad = spec.clone();
+    bad["name"] = json!("other");
+    bad["rollout"] = json!({ "strategy": "canary" });
+    assert_error(
+        &h.call("POST", "/api/v1/agent-groups", Some(bad)).await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid_field",
+        Some("rollout.canary_percent"),
+    );
+    let mut bad = spec.clone();
+    bad["rollout"]["speed"] = json!(1);
+    assert_error(
+        &h.call("POST", "/api/v1/agent-groups", Some(bad)).await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "unknown_field",
+        Some("rollout.speed"),
+    );
+    // A second endpoint on the same port cannot be rendered into the group: 422, nothing kept
+    let got = h
+        .call(
+            "POST",
+            "/api/v1/endpoints",
+            Some(
+                json!({ "name": "dup", "pipeline_id": pid, "protocol": "otlp_http", "port": 4317 }),
+            ),
+        )
+        .await;
+    assert_error(
+        &got,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid_field",
+        Some("port"),
+    );
+    assert_eq!(
+        h.call("GET", "/api/v1/endpoints?name=dup", None).await.1,
+        json!({ "items": [] })
+    );
+
+    // Deleting the referenced pipeline names the group (after the endpoint and binding go)
+    for kind in ["endpoints", "exporter-bindings"] {
+        let (_, list) = h.call("GET", &format!("/api/v1/{kind}"), None).await;
+        for item in list["items"].as_array().unwrap() {
+            let id = item["id"].as_str().unwrap();
+            assert_eq!(
+                h.call("DELETE", &format!("/api/v1/{kind}/{id}"), None)
+                    .await
+                    .0,
+                StatusCode::NO_CONTENT
+            );
+        }
+    }
+    let got = h
+        .call("DELETE", &format!("/api/v1/pipelines/{pid}"), None)
+        .await;
+    assert_error(&got, StatusCode::CONFLICT, "in_use", None);
+    assert!(
+        got.1["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("agent group \"eu\""),
+        "{}",
+        got.1
+    );
+
+    // Delete the group: its config is gone too
+    assert_eq!(
+        h.call("DELETE", &path, None).await.0,
+        StatusCode::NO_CONTENT
+    );
+    assert_error(
+        &h.call("GET", &format!("{path}/config"), None).await,
+        StatusCode::NOT_FOUND,
+        "not_found",
+        None,
+    );
+    assert_error(
+        &h.call("GET", &format!("{path}/revisions"), None).await,
+        StatusCode::NOT_FOUND,
+        "not_found",
+        None,
+    );
+}
+
+#[tokio::test]
+async fn enrollment_tokens_are_shown_once_and_verifiable() {
+    let h = Harness::new().await;
+    let (status, t) = h
+        .call(
+            "POST",
+            "/api/v1/tokens",
+            Some(json!({ "description": "eu fleet" })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    assert_eq!(
+        (t["scope"].clone(), t["description"].clone()),
+        (json!("agent"), json!("eu fleet"))
+    );
+    let token = t["token"].as_str().unwrap();
+    assert!(token.starts_with("otaas_agent_"));
+    let store = h.state.store.as_ref();
+    assert!(
+        otaas_server::auth::verify_agent_token(store, None, token)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !otaas_server::auth::verify_agent_token(store, None, "otaas_agent_wrong")
+            .await
+            .unwrap()
+    );
+    // Stored hashed: the database has the hash, not the token
+    let rec = store
+        .find_token_by_hash(&otaas_server::auth::hash_token(token))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(rec.id.to_string(), t["id"].as_str().unwrap());
+    assert_error(
+        &h.call("POST", "/api/v1/tokens", Some(json!({ "scope": "root" })))
+            .await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid_field",
+        Some("scope"),
+    );
+    assert_error(
+        &h.call("POST", "/api/v1/tokens", Some(json!({ "ttl": 5 })))
+            .await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "unknown_field",
+        Some("ttl"),
+    );
+}
+
+#[tokio::test]
+async fn health_ready_metrics_and_fallbacks() {
+    let h = Harness::new().await;
+    let get = |p: &'static str| Request::get(p).body(Body::empty()).unwrap();
+    assert_eq!(
+        h.send(get("/healthz")).await,
+        (StatusCode::OK, json!("ok\n"))
+    );
+    assert_eq!(
+        h.send(get("/readyz")).await,
+        (StatusCode::OK, json!("ready\n"))
+    );
+    h.call("GET", "/api/v1/pipelines", None).await;
+    let (status, m) = h.send(get("/metrics")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        m.as_str().unwrap().contains(
+            "otaas_http_requests_total{method=\"GET\",route=\"/api/v1/pipelines\",status=\"200\"} 1\n"
+        ),
+        "{m}"
+    );
+    assert_error(
+        &h.call("GET", "/api/v1/nothing", None).await,
+        StatusCode::NOT_FOUND,
+        "not_found",
+        None,
+    );
+    assert_error(
+        &h.call("PATCH", "/api/v1/pipelines", None).await,
+        StatusCode::METHOD_NOT_ALLOWED,
+        "bad_request",
+        None,
+    );
+}
+
+/// Every key of every DTO (with all optional fields set) is described in openapi.json, and
+/// every route is there.
+#[tokio::test]
+async fn openapi_matches_the_types() {
+    let h = Harness::new().await;
+    let (status, doc) = h.call("GET", "/api/v1/openapi.json", None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(doc["openapi"], "3.1.0");
+    for path in [
+        "/pipelines",
+        "/pipelines/{id}",
+        "/endpoints",
+        "/endpoints/{id}",
+        "/exporter-bindings",
+        "/exporter-bindings/{id}",
+        "/agent-groups",
+        "/agent-groups/{id}",
+        "/agent-groups/{id}/config",
+        "/agent-groups/{id}/revisions",
+        "/tokens",
+        "/openapi.json",
+    ] {
+        assert!(doc["paths"].get(path).is_some(), "{path} missing");
+    }
+    let schemas = &doc["components"]["schemas"];
+    let check = |name: &str, v: Value| {
+        let props = schemas[name]["properties"]
+            .as_object()
+            .unwrap_or_else(|| panic!("{name} missing"));
+        for k in v.as_object().unwrap().keys() {
+            assert!(props.contains_key(k), "{name}.{k} not in openapi.json");
+        }
+        for req in schemas[name]["required"].as_array().unwrap() {
+            assert!(
+                v.get(req.as_str().unwrap()).is_some(),
+                "{name} requires {req} the type lacks"
+            );
+        }
+    };
+    let now = chrono::Utc::now();
+    let proc_ = ProcessorSpec {
+        id: "batch".into(),
+        config: json!({}),
+    };
+    let pspec = PipelineSpec {
+        name: "p".into(),
+        description: "d".into(),
+        signals: vec![Signal::Logs],
+        receivers: [("filelog".to_string(), json!({}))].into(),
+        processors: vec![proc_.clone()],
+    };
+    check("PipelineSpec", serde_json::to_value(&pspec).unwrap());
+    check("ProcessorSpec", serde_json::to_value(&proc_).unwrap());
+    let pid = PipelineId::new();
+    check(
+        "Pipeline",
+        serde_json::to_value(Pipeline {
+            id: pid,
+            name: "p".into(),
+            description: "d".into(),
+            signals: vec![],
+            receivers: Default::default(),
+            processors: vec![],
+            revision: 1,
+            created_at: now,
+            updated_at: now,
+        })
+        .unwrap(),
+    );
+    let tls = ServerTls {
+        cert_file: "c".into(),
+        key_file: "k".into(),
+        client_ca_file: Some("ca".into()),
+    };
+    check("ServerTls", serde_json::to_value(&tls).unwrap());
+    check(
+        "EndpointSpec",
+        serde_json::to_value(endpoint_spec("e", pid, 1)).unwrap(),
+    );
+    check(
+        "Endpoint",
+        serde_json::to_value(Endpoint {
+            id: EndpointId::new(),
+            name: "e".into(),
+            pipeline_id: pid,
+            protocol: Protocol::OtlpGrpc,
+            port: 1,
+            tls: Some(tls),
+            auth: EndpointAuth::Bearer,
+            token_version: 1,
+            token: Some("t".into()),
+            revision: 1,
+            created_at: now,
+            updated_at: now,
+        })
+        .unwrap(),
+    );
+    let ctls = ClientTls {
+        insecure: true,
+        insecure_skip_verify: true,
+        ca_file: Some("a".into()),
+        cert_file: Some("c".into()),
+        key_file: Some("k".into()),
+    };
+    check("ClientTls", serde_json::to_value(&ctls).unwrap());
+    let mut b = binding_spec("b", pid);
+    b.signals = Some(vec![Signal::Logs]);
+    b.destinations[0].tls = Some(ctls.clone());
+    check(
+        "DestinationSpec",
+        serde_json::to_value(&b.destinations[0]).unwrap(),
+    );
+    check("ExporterBindingSpec", serde_json::to_value(&b).unwrap());
+    let d = Destination {
+        name: "d".into(),
+        kind: "otlp".into(),
+        endpoint: Some("e".into()),
+        header_digests: Default::default(),
+        tls: Some(ctls),
+        config: json!({}),
+    };
+    check("Destination", serde_json::to_value(&d).unwrap());
+    check(
+        "ExporterBinding",
+        serde_json::to_value(ExporterBinding {
+            id: ExporterBindingId::new(),
+            name: "b".into(),
+            pipeline_id: pid,
+            signals: Some(vec![]),
+            destinations: vec![d],
+            revision: 1,
+            created_at: now,
+            updated_at: now,
+        })
+        .unwrap(),
+    );
+    let rollout = RolloutSpec {
+        strategy: RolloutStrategy::Batched,
+        batch_sizes: vec![1],
+        canary_percent: Some(5),
+        bake_seconds: 1,
+        max_failures: 1,
+        auto_rollback: true,
+    };
+    check("RolloutSpec", serde_json::to_value(&rollout).unwrap());
+    let mut gs = group_spec("g", vec![pid]);
+    gs.rollout = rollout.clone();
+    check("AgentGroupSpec", serde_json::to_value(&gs).unwrap());
+    check(
+        "AgentGroup",
+        serde_json::to_value(AgentGroup {
+            id: AgentGroupId::new(),
+            name: "g".into(),
+            selector: Default::default(),
+            pipeline_ids: vec![],
+            rollout,
+            revision: 1,
+            config_revision: 1,
+            config_hash: "h".into(),
+            created_at: now,
+            updated_at: now,
+        })
+        .unwrap(),
+    );
+    check(
+        "GroupConfig",
+        serde_json::to_value(GroupConfig {
+            group_id: AgentGroupId::new(),
+            revision: 1,
+            sha256: "s".into(),
+            file_name: "f".into(),
+            content_type: "c".into(),
+            yaml: "y".into(),
+            created_at: now,
+        })
+        .unwrap(),
+    );
+    check(
+        "GroupRevisionSummary",
+        serde_json::to_value(GroupRevisionSummary {
+            revision: 1,
+            sha256: "s".into(),
+            created_at: now,
+        })
+        .unwrap(),
+    );
+    check(
+        "TokenCreate",
+        serde_json::to_value(TokenCreate {
+            description: "d".into(),
+            scope: TokenScope::Agent,
+        })
+        .unwrap(),
+    );
+    check(
+        "TokenCreated",
+        serde_json::to_value(TokenCreated {
+            id: TokenId::new(),
+            scope: TokenScope::Agent,
+            description: "d".into(),
+            token: "t".into(),
+            created_at: now,
+        })
+        .unwrap(),
+    );
+    check(
+        "ErrorBody",
+        serde_json::to_value(ErrorBody::new(ErrorCode::NotFound, "m", None)).unwrap(),
+    );
+}

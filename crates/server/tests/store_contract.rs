@@ -1,0 +1,545 @@
+//! The store contract: one suite, run against SQLite and against PostgreSQL
+//! (`postgres://postgres@127.0.0.1:5432/test`, a fresh schema per test, dropped afterwards).
+
+mod common;
+
+use std::sync::Arc;
+
+use common::*;
+use otaas_api::*;
+use otaas_server::store::{Kind, Store, StoreError};
+use sha2::{Digest, Sha256};
+
+type S = Arc<dyn Store>;
+
+async fn pipeline_crud(s: S) {
+    // Given an empty store, when a pipeline is created
+    let a = s.create_pipeline(pipeline_spec("b-second")).await.unwrap();
+    assert!(a.revisions.is_empty());
+    let a = a.value;
+    assert_eq!(a.revision, 1);
+    assert_eq!(a.spec, pipeline_spec("b-second"));
+    // then it can be read by id, by name and in the list (ordered by name)
+    assert_eq!(s.get_pipeline(a.id).await.unwrap(), a);
+    assert_eq!(s.find_pipeline("b-second").await.unwrap(), Some(a.clone()));
+    assert_eq!(s.find_pipeline("nope").await.unwrap(), None);
+    let b = s
+        .create_pipeline(pipeline_spec("a-first"))
+        .await
+        .unwrap()
+        .value;
+    let names: Vec<String> = s
+        .list_pipelines()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|p| p.spec.name)
+        .collect();
+    assert_eq!(names, vec!["a-first", "b-second"]);
+
+    // Names are unique per kind, on create and on rename.
+    match s.create_pipeline(pipeline_spec("a-first")).await {
+        Err(StoreError::NameTaken { kind, name }) => {
+            assert_eq!((kind, name.as_str()), (Kind::Pipeline, "a-first"))
+        }
+        other => panic!("expected NameTaken, got {other:?}"),
+    }
+    match s
+        .update_pipeline(a.id, pipeline_spec("a-first"), None)
+        .await
+    {
+        Err(StoreError::NameTaken { name, .. }) => assert_eq!(name, "a-first"),
+        other => panic!("expected NameTaken, got {other:?}"),
+    }
+
+    // Updates bump the revision; If-Match guards against lost updates.
+    let mut spec = pipeline_spec("b-second");
+    spec.description = "changed".into();
+    let a2 = s
+        .update_pipeline(a.id, spec.clone(), Some(1))
+        .await
+        .unwrap()
+        .value;
+    assert_eq!(a2.revision, 2);
+    assert_eq!(a2.spec.description, "changed");
+    assert_eq!(a2.created_at, a.created_at);
+    match s.update_pipeline(a.id, spec.clone(), Some(1)).await {
+        Err(StoreError::RevisionMismatch {
+            expected, actual, ..
+        }) => assert_eq!((expected, actual), (1, 2)),
+        other => panic!("expected RevisionMismatch, got {other:?}"),
+    }
+    assert_eq!(s.get_pipeline(a.id).await.unwrap().revision, 2);
+    // Without If-Match the update is unconditional.
+    assert_eq!(
+        s.update_pipeline(a.id, spec, None)
+            .await
+            .unwrap()
+            .value
+            .revision,
+        3
+    );
+
+    // Delete, then it is gone.
+    s.delete_pipeline(b.id).await.unwrap();
+    assert!(matches!(
+        s.get_pipeline(b.id).await,
+        Err(StoreError::NotFound {
+            kind: Kind::Pipeline,
+            ..
+        })
+    ));
+    assert!(matches!(
+        s.delete_pipeline(b.id).await,
+        Err(StoreError::NotFound { .. })
+    ));
+    assert!(matches!(
+        s.update_pipeline(PipelineId::new(), pipeline_spec("x"), None)
+            .await,
+        Err(StoreError::NotFound { .. })
+    ));
+}
+
+async fn references(s: S) {
+    let p = s.create_pipeline(pipeline_spec("p")).await.unwrap().value;
+    let missing = PipelineId::new();
+
+    // Dangling references are refused and name the field.
+    match s.create_endpoint(endpoint_spec("e", missing, 4318)).await {
+        Err(StoreError::DanglingReference { field, kind, id }) => {
+            assert_eq!(
+                (field.as_str(), kind, id),
+                ("pipeline_id", Kind::Pipeline, missing.to_string())
+            )
+        }
+        other => panic!("expected DanglingReference, got {other:?}"),
+    }
+    match s.create_group(group_spec("g", vec![p.id, missing])).await {
+        Err(StoreError::DanglingReference { field, .. }) => assert_eq!(field, "pipeline_ids[1]"),
+        other => panic!("expected DanglingReference, got {other:?}"),
+    }
+    assert_eq!(
+        s.find_group("g").await.unwrap(),
+        None,
+        "failed create left nothing"
+    );
+    match s.create_binding(binding_spec("b", missing)).await {
+        Err(StoreError::DanglingReference { field, .. }) => assert_eq!(field, "pipeline_id"),
+        other => panic!("expected DanglingReference, got {other:?}"),
+    }
+
+    // A referenced pipeline cannot be deleted; the error names each referrer in turn.
+    let e = s
+        .create_endpoint(endpoint_spec("e", p.id, 4318))
+        .await
+        .unwrap()
+        .value;
+    let b = s
+        .create_binding(binding_spec("b", p.id))
+        .await
+        .unwrap()
+        .value;
+    let g = s
+        .create_group(group_spec("g", vec![p.id]))
+        .await
+        .unwrap()
+        .value;
+    let expect_in_use = |r: Result<_, StoreError>, want_kind: Kind, want_name: &str| match r {
+        Err(StoreError::InUse {
+            kind,
+            name,
+            referrer_kind,
+            referrer_name,
+            ..
+        }) => {
+            assert_eq!(kind, Kind::Pipeline);
+            assert_eq!(name, "p");
+            assert_eq!(
+                (referrer_kind, referrer_name.as_str()),
+                (want_kind, want_name)
+            );
+        }
+        other => panic!("expected InUse, got {other:?}"),
+    };
+    expect_in_use(s.delete_pipeline(p.id).await, Kind::Endpoint, "e");
+    s.delete_endpoint(e.id).await.unwrap();
+    expect_in_use(s.delete_pipeline(p.id).await, Kind::ExporterBinding, "b");
+    s.delete_binding(b.id).await.unwrap();
+    expect_in_use(s.delete_pipeline(p.id).await, Kind::AgentGroup, "g");
+    s.delete_group(g.record.id).await.unwrap();
+    s.delete_pipeline(p.id).await.unwrap();
+    assert_eq!(s.list_pipelines().await.unwrap(), vec![]);
+}
+
+fn sha256_hex(s: &str) -> String {
+    hex::encode(Sha256::digest(s.as_bytes()))
+}
+
+async fn group_revisions(s: S) {
+    // Given a pipeline with an endpoint and a binding, and a group using it
+    let p = s
+        .create_pipeline(pipeline_spec("checkout"))
+        .await
+        .unwrap()
+        .value;
+    let e = s
+        .create_endpoint(endpoint_spec("checkout-otlp", p.id, 4318))
+        .await
+        .unwrap()
+        .value;
+    s.create_binding(binding_spec("checkout-out", p.id))
+        .await
+        .unwrap();
+    let w = s.create_group(group_spec("eu", vec![p.id])).await.unwrap();
+    let g = w.value;
+    // then the group starts at config revision 1, announced by the write
+    assert_eq!(g.config_revision, 1);
+    assert_eq!(w.revisions.len(), 1);
+    let r1 = s.group_revision(g.record.id, None).await.unwrap();
+    assert_eq!(w.revisions[0], r1);
+    assert_eq!((r1.revision, r1.hash.clone()), (1, g.config_hash.clone()));
+    assert_eq!(r1.hash, sha256_hex(&r1.yaml));
+    // and the YAML carries the endpoint's derived token and the header secret
+    let token = s.token_key().endpoint_token(e.id, 1);
+    assert!(r1.yaml.contains(&token));
+    assert!(r1.yaml.contains("secret-org"));
+    assert!(r1.yaml.contains("traces/checkout:"));
+
+    // When a change leaves the YAML identical (description), no revision is made
+    let mut spec = pipeline_spec("checkout");
+    spec.description = "only words".into();
+    let w = s.update_pipeline(p.id, spec.clone(), None).await.unwrap();
+    assert!(w.revisions.is_empty());
+    assert_eq!(s.get_group(g.record.id).await.unwrap().config_revision, 1);
+    // nor when only the selector changes (the object revision moves, the config does not)
+    let mut gspec = group_spec("eu", vec![p.id]);
+    gspec.selector.insert("region".into(), "eu".into());
+    let w = s.update_group(g.record.id, gspec, Some(1)).await.unwrap();
+    assert!(w.revisions.is_empty());
+    assert_eq!((w.value.record.revision, w.value.config_revision), (2, 1));
+
+    // When the pipeline's processors change, revision 2 appears
+    spec.processors.push(ProcessorSpec {
+        id: "memory_limiter".into(),
+        config: serde_json::json!({"limit_mib": 400}),
+    });
+    let w = s.update_pipeline(p.id, spec, None).await.unwrap();
+    assert_eq!(w.revisions.len(), 1);
+    assert_eq!(w.revisions[0].revision, 2);
+    assert!(w.revisions[0].yaml.contains("memory_limiter/checkout"));
+
+    // An endpoint token rotation changes the YAML: revision 3, old token gone
+    let mut espec = endpoint_spec("checkout-otlp", p.id, 4318);
+    espec.token_version = 2;
+    let w = s.update_endpoint(e.id, espec, Some(1)).await.unwrap();
+    assert_eq!(w.revisions.len(), 1);
+    let r3 = &w.revisions[0];
+    assert_eq!(r3.revision, 3);
+    assert!(!r3.yaml.contains(&token));
+    assert!(r3.yaml.contains(&s.token_key().endpoint_token(e.id, 2)));
+
+    // History is kept, oldest first, and each revision can be read back
+    let history = s.group_revisions(g.record.id).await.unwrap();
+    assert_eq!(
+        history.iter().map(|r| r.revision).collect::<Vec<_>>(),
+        vec![1, 2, 3]
+    );
+    assert_eq!(s.group_revision(g.record.id, Some(1)).await.unwrap(), r1);
+    let g_now = s.get_group(g.record.id).await.unwrap();
+    assert_eq!(
+        (g_now.config_revision, g_now.config_hash.clone()),
+        (3, r3.hash.clone())
+    );
+
+    // Deleting the group removes its history
+    s.delete_group(g.record.id).await.unwrap();
+    assert!(matches!(
+        s.group_revision(g.record.id, None).await,
+        Err(StoreError::NotFound { .. })
+    ));
+}
+
+async fn failed_render_writes_nothing(s: S) {
+    // Given a group whose pipeline has an endpoint on port 4318
+    let p = s.create_pipeline(pipeline_spec("p")).await.unwrap().value;
+    s.create_endpoint(endpoint_spec("first", p.id, 4318))
+        .await
+        .unwrap();
+    s.create_binding(binding_spec("out", p.id)).await.unwrap();
+    let g = s
+        .create_group(group_spec("g", vec![p.id]))
+        .await
+        .unwrap()
+        .value;
+    // When a second endpoint on the same port is added
+    let err = s
+        .create_endpoint(endpoint_spec("second", p.id, 4318))
+        .await
+        .unwrap_err();
+    // Then the write fails with the render error and nothing of it remains
+    match err {
+        StoreError::Render { group, source } => {
+            assert_eq!(group, "g");
+            assert_eq!(
+                source.to_string(),
+                "port 4318 is used by both endpoint \"first\" and endpoint \"second\""
+            );
+        }
+        other => panic!("expected Render, got {other:?}"),
+    }
+    assert_eq!(s.find_endpoint("second").await.unwrap(), None);
+    assert_eq!(s.list_endpoints().await.unwrap().len(), 1);
+    assert_eq!(s.group_revisions(g.record.id).await.unwrap().len(), 1);
+}
+
+async fn moving_an_endpoint_rerenders_both_groups(s: S) {
+    let p1 = s.create_pipeline(pipeline_spec("one")).await.unwrap().value;
+    let p2 = s.create_pipeline(pipeline_spec("two")).await.unwrap().value;
+    s.create_binding(binding_spec("out1", p1.id)).await.unwrap();
+    s.create_binding(binding_spec("out2", p2.id)).await.unwrap();
+    let g1 = s
+        .create_group(group_spec("g1", vec![p1.id]))
+        .await
+        .unwrap()
+        .value;
+    let g2 = s
+        .create_group(group_spec("g2", vec![p2.id]))
+        .await
+        .unwrap()
+        .value;
+    let e = s
+        .create_endpoint(endpoint_spec("e", p1.id, 4318))
+        .await
+        .unwrap();
+    assert_eq!(
+        e.revisions.iter().map(|r| r.group_id).collect::<Vec<_>>(),
+        vec![g1.record.id]
+    );
+    let moved = s
+        .update_endpoint(e.value.id, endpoint_spec("e", p2.id, 4318), None)
+        .await
+        .unwrap();
+    let mut touched: Vec<_> = moved
+        .revisions
+        .iter()
+        .map(|r| (r.group_id, r.revision))
+        .collect();
+    touched.sort();
+    let mut want = vec![(g1.record.id, 3), (g2.record.id, 2)];
+    want.sort();
+    assert_eq!(touched, want);
+}
+
+async fn tokens(s: S) {
+    assert_eq!(s.count_active_tokens(TokenScope::Admin).await.unwrap(), 0);
+    let t = s
+        .create_token(TokenScope::Agent, "fleet", "ab".repeat(32).as_str())
+        .await
+        .unwrap();
+    assert_eq!(
+        (t.scope, t.description.as_str()),
+        (TokenScope::Agent, "fleet")
+    );
+    assert_eq!(
+        s.find_token_by_hash(&"ab".repeat(32)).await.unwrap(),
+        Some(t.clone())
+    );
+    assert_eq!(s.find_token_by_hash(&"cd".repeat(32)).await.unwrap(), None);
+    assert_eq!(s.count_active_tokens(TokenScope::Agent).await.unwrap(), 1);
+    assert_eq!(s.count_active_tokens(TokenScope::Admin).await.unwrap(), 0);
+    assert!(t.is_active(chrono::Utc::now()));
+}
+
+/// The data written before a reopen is all there after it, and the token key is stable.
+async fn survives_reopen(before: S, reopen: impl std::future::Future<Output = S>) {
+    let p = before
+        .create_pipeline(pipeline_spec("p"))
+        .await
+        .unwrap()
+        .value;
+    let e = before
+        .create_endpoint(endpoint_spec("e", p.id, 4318))
+        .await
+        .unwrap()
+        .value;
+    let g = before
+        .create_group(group_spec("g", vec![p.id]))
+        .await
+        .unwrap()
+        .value;
+    let token = before.token_key().endpoint_token(e.id, 1);
+    let yaml = before.group_revision(g.record.id, None).await.unwrap();
+    drop(before);
+    let after = reopen.await;
+    assert_eq!(after.get_pipeline(p.id).await.unwrap(), p);
+    assert_eq!(after.get_endpoint(e.id).await.unwrap(), e);
+    assert_eq!(after.get_group(g.record.id).await.unwrap(), g);
+    assert_eq!(after.group_revision(g.record.id, None).await.unwrap(), yaml);
+    assert_eq!(after.token_key().endpoint_token(e.id, 1), token);
+}
+
+/// Concurrent writers: every update lands, group revisions stay gap-free, and of several
+/// creates with one name exactly one wins.
+async fn concurrent_writes(s: S) {
+    let p = s.create_pipeline(pipeline_spec("p")).await.unwrap().value;
+    s.create_endpoint(endpoint_spec("e", p.id, 4318))
+        .await
+        .unwrap();
+    s.create_binding(binding_spec("b", p.id)).await.unwrap();
+    let g = s
+        .create_group(group_spec("g", vec![p.id]))
+        .await
+        .unwrap()
+        .value;
+    let mut tasks = Vec::new();
+    for i in 0..8 {
+        let s = s.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut spec = pipeline_spec("p");
+            spec.processors[0].config = serde_json::json!({ "send_batch_size": i + 1 });
+            s.update_pipeline(p.id, spec, None).await.unwrap()
+        }));
+    }
+    let mut made: Vec<i64> = Vec::new();
+    for t in tasks {
+        let w = t.await.unwrap();
+        assert_eq!(
+            w.revisions.len(),
+            1,
+            "each distinct config is a new revision"
+        );
+        made.push(w.revisions[0].revision);
+    }
+    made.sort();
+    assert_eq!(made, (2..=9).collect::<Vec<_>>());
+    assert_eq!(s.get_pipeline(p.id).await.unwrap().revision, 9);
+    assert_eq!(s.get_group(g.record.id).await.unwrap().config_revision, 9);
+
+    let mut tasks = Vec::new();
+    for _ in 0..6 {
+        let s = s.clone();
+        tasks.push(tokio::spawn(async move {
+            s.create_pipeline(pipeline_spec("same")).await
+        }));
+    }
+    let mut ok = 0;
+    for t in tasks {
+        match t.await.unwrap() {
+            Ok(_) => ok += 1,
+            Err(StoreError::NameTaken { .. }) => {}
+            Err(other) => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(ok, 1);
+}
+
+macro_rules! contract {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    super::with_sqlite(|s, _| super::$name(s)).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    super::with_postgres(|s, _| super::$name(s)).await;
+                }
+            )*
+        }
+    };
+}
+
+contract!(
+    pipeline_crud,
+    references,
+    group_revisions,
+    failed_render_writes_nothing,
+    moving_an_endpoint_rerenders_both_groups,
+    tokens,
+    concurrent_writes,
+);
+
+#[tokio::test]
+async fn sqlite_survives_reopen() {
+    with_sqlite(|s, url| async move {
+        survives_reopen(s, async move {
+            let s: S = Arc::new(
+                otaas_server::store::sqlite::SqliteStore::open(&url)
+                    .await
+                    .unwrap(),
+            );
+            s
+        })
+        .await
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn postgres_survives_reopen() {
+    with_postgres(|s, schema| async move {
+        survives_reopen(s, async move {
+            let s: S = Arc::new(
+                otaas_server::store::postgres::PgStore::open(&pg_url(), Some(&schema))
+                    .await
+                    .unwrap(),
+            );
+            s
+        })
+        .await
+    })
+    .await;
+}
+
+/// Two stores on one PostgreSQL schema act like two replicas: their writes serialise through
+/// the advisory lock, so group revisions stay gap-free across both.
+#[tokio::test]
+async fn postgres_replicas_share_revisions() {
+    with_postgres(|a, schema| async move {
+        let b: S = Arc::new(
+            otaas_server::store::postgres::PgStore::open(&pg_url(), Some(&schema))
+                .await
+                .unwrap(),
+        );
+        // Both replicas derive the same endpoint tokens.
+        let p = a.create_pipeline(pipeline_spec("p")).await.unwrap().value;
+        let e = a
+            .create_endpoint(endpoint_spec("e", p.id, 4318))
+            .await
+            .unwrap()
+            .value;
+        assert_eq!(
+            a.token_key().endpoint_token(e.id, 1),
+            b.token_key().endpoint_token(e.id, 1)
+        );
+        a.create_binding(binding_spec("b", p.id)).await.unwrap();
+        let g = b
+            .create_group(group_spec("g", vec![p.id]))
+            .await
+            .unwrap()
+            .value;
+        let mut tasks = Vec::new();
+        for i in 0..10 {
+            let s = if i % 2 == 0 { a.clone() } else { b.clone() };
+            tasks.push(tokio::spawn(async move {
+                let mut spec = pipeline_spec("p");
+                spec.processors[0].config = serde_json::json!({ "timeout": format!("{i}s") });
+                s.update_pipeline(p.id, spec, None).await.unwrap()
+            }));
+        }
+        for t in tasks {
+            t.await.unwrap();
+        }
+        let history = a.group_revisions(g.record.id).await.unwrap();
+        assert_eq!(
+            history.iter().map(|r| r.revision).collect::<Vec<_>>(),
+            (1..=11).collect::<Vec<_>>()
+        );
+    })
+    .await;
+}
