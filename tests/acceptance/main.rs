@@ -17,5 +17,7 @@
 //! ws.destroy();
 //! ```
 
+mod common;
 mod harness;
 mod harness_self_test;
+mod pipeline;
