@@ -347,3 +347,20 @@ impl Client {
         self.write(Method::POST, "/tokens", req, None).await
     }
 }
+
+impl Client {
+    /// `GET /api/v1/agents` with the query's filters.
+    pub async fn list_agents(
+        &self,
+        query: &crate::agents::AgentQuery,
+    ) -> Result<Vec<crate::agents::Agent>, ClientError> {
+        let pairs = query.to_pairs();
+        let refs: Vec<(&str, &str)> = pairs.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        self.list("/agents", &refs).await
+    }
+
+    /// `GET /api/v1/agents/{id}` (id = instance uid in hex), with the redacted effective config.
+    pub async fn get_agent(&self, id: &str) -> Result<crate::agents::Agent, ClientError> {
+        self.get(&format!("/agents/{id}")).await
+    }
+}

@@ -5,13 +5,19 @@
 //! - [`types`]: request bodies (`*Spec`, strict: unknown fields are rejected) and the objects the
 //!   server returns (lenient, so older clients keep working when the server adds fields).
 //! - [`error`]: the error body `{"error":{"code","message","field"}}` and its codes.
+//! - [`agents`]: agents as `GET /api/v1/agents` shows them (read-only, known from OpAMP).
 //! - [`client`]: a typed async client (reqwest + rustls) used by the Terraform provider and tests.
 
+pub mod agents;
 pub mod client;
 pub mod error;
 pub mod ids;
 pub mod types;
 
+pub use agents::{
+    Agent, AgentQuery, AgentStatus, AgentTransport, ComponentHealth, HealthFilter,
+    RemoteConfigState,
+};
 pub use client::{Client, ClientConfig, ClientError};
 pub use error::{ErrorBody, ErrorCode, ErrorDetail};
 pub use ids::{AgentGroupId, EndpointId, ExporterBindingId, PipelineId, TokenId};

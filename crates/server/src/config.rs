@@ -60,6 +60,9 @@ pub struct ServeConfig {
     /// Largest accepted request body in bytes (larger → 413).
     #[arg(long, env = "OTAAS_MAX_BODY_BYTES", default_value_t = 1024 * 1024)]
     pub max_body_bytes: usize,
+
+    #[command(flatten)]
+    pub opamp: crate::opamp::OpampConfig,
 }
 
 impl ServeConfig {
@@ -77,6 +80,7 @@ impl ServeConfig {
             database: None,
             admin_token: None,
             max_body_bytes: 1024 * 1024,
+            opamp: crate::opamp::OpampConfig::default(),
         }
     }
 }

@@ -12,12 +12,16 @@
 //! - [`events`]: in-process change events (new group revisions, group changes).
 //! - [`metrics`]: the Prometheus registry behind `/metrics`.
 //! - [`token_cmd`]: `otaas token create`.
+//! - [`opamp`]: the OpAMP server (`/v1/opamp`) and the agent registry behind `/api/v1/agents`.
+//! - [`fleet_sim`]: `otaas fleet-sim`, simulated collectors speaking OpAMP.
 
 pub mod api;
 pub mod auth;
 pub mod config;
 pub mod events;
+pub mod fleet_sim;
 pub mod metrics;
+pub mod opamp;
 pub mod render;
 pub mod serve;
 pub mod state;

@@ -26,6 +26,8 @@ enum Command {
     Token(TokenCommand),
     /// Print the version.
     Version,
+    /// Simulated collectors speaking OpAMP to a server (JSON lines on stdout).
+    FleetSim(otaas_server::fleet_sim::FleetSimArgs),
 }
 
 #[derive(Subcommand)]
@@ -81,6 +83,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             println!("{token}");
         }
         Command::Version => println!("otaas {}", env!("CARGO_PKG_VERSION")),
+        Command::FleetSim(args) => {
+            otaas_server::fleet_sim::run(args)
+                .await
+                .context("otaas fleet-sim")?;
+        }
     }
     Ok(())
 }

@@ -132,6 +132,17 @@ pub async fn run(config: ServeConfig) -> Result<(), ServeError> {
     tracing::info!(%addr, "REST API listening");
 
     // Other areas start their listeners/tasks here with `state.clone()`.
+    let opamp_listener = TcpListener::bind(state.config.opamp_listen)
+        .await
+        .map_err(|source| ServeError::Bind {
+            addr: state.config.opamp_listen,
+            source,
+        })?;
+    let opamp = tokio::spawn(crate::opamp::serve(
+        state.clone(),
+        state.config.opamp.clone(),
+        opamp_listener,
+    ));
 
     let shutdown = state.shutdown.clone();
     tokio::spawn({
@@ -146,6 +157,11 @@ pub async fn run(config: ServeConfig) -> Result<(), ServeError> {
         .with_graceful_shutdown(async move { shutdown.cancelled().await })
         .await
         .map_err(ServeError::Http)?;
+    // The OpAMP server drains its sessions and flushes agent state before we exit.
+    match opamp.await {
+        Ok(result) => result.map_err(ServeError::Http)?,
+        Err(err) => tracing::error!(error = %err, "OpAMP server task failed"),
+    }
     eprintln!("otaas: stopped");
     Ok(())
 }

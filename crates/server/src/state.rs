@@ -25,10 +25,14 @@ pub struct AppState {
     pub admin_token_hash: Option<Arc<str>>,
     /// Cancelled when the server begins graceful shutdown; background tasks watch it.
     pub shutdown: CancellationToken,
+    /// Every known OpAMP agent, in memory (see `opamp/registry.rs`); filled by the OpAMP server,
+    /// read by `GET /api/v1/agents`.
+    pub agents: Arc<crate::opamp::registry::Registry>,
 }
 
 impl AppState {
     pub fn new(store: Arc<dyn Store>, config: ServeConfig) -> Self {
+        let config_heartbeat = config.opamp.opamp_heartbeat_seconds;
         let admin_token_hash = config
             .admin_token
             .as_ref()
@@ -40,6 +44,9 @@ impl AppState {
             metrics: Arc::new(Metrics::new()),
             admin_token_hash,
             shutdown: CancellationToken::new(),
+            agents: Arc::new(crate::opamp::registry::Registry::new(
+                std::time::Duration::from_secs(config_heartbeat),
+            )),
         }
     }
 

@@ -1118,3 +1118,39 @@ async fn openapi_matches_the_types() {
         serde_json::to_value(ErrorBody::new(ErrorCode::NotFound, "m", None)).unwrap(),
     );
 }
+
+#[tokio::test]
+async fn single_objects_carry_their_revision_as_etag() {
+    let h = Harness::new().await;
+    let p = h.create("/api/v1/pipelines", pipeline_json("tagged")).await;
+    let path = format!("/api/v1/pipelines/{}", p["id"].as_str().unwrap());
+    let etag = |resp: &axum::response::Response| {
+        resp.headers()
+            .get("etag")
+            .map(|v| v.to_str().unwrap().to_string())
+    };
+    let get = || {
+        Request::get(path.as_str())
+            .header("authorization", format!("Bearer {ADMIN}"))
+            .body(Body::empty())
+            .unwrap()
+    };
+    let resp = h.app().oneshot(get()).await.unwrap();
+    assert_eq!(etag(&resp).as_deref(), Some("\"1\""));
+    // Sending the ETag back as If-Match updates; the new ETag is the new revision
+    let put = Request::put(path.as_str())
+        .header("authorization", format!("Bearer {ADMIN}"))
+        .header("content-type", "application/json")
+        .header("if-match", "\"1\"")
+        .body(Body::from(pipeline_json("tagged").to_string()))
+        .unwrap();
+    let resp = h.app().oneshot(put).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert_eq!(etag(&resp).as_deref(), Some("\"2\""));
+    // Lists carry none (each item has its own revision)
+    let list = Request::get("/api/v1/pipelines")
+        .header("authorization", format!("Bearer {ADMIN}"))
+        .body(Body::empty())
+        .unwrap();
+    assert_eq!(etag(&h.app().oneshot(list).await.unwrap()), None);
+}

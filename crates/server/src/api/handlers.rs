@@ -7,6 +7,7 @@ use axum::Json;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
 use otaas_api::*;
 
 use super::json::ApiJson;
@@ -17,6 +18,45 @@ use crate::state::AppState;
 
 type ApiResult<T> = Result<T, ApiError>;
 type Created<T> = (StatusCode, Json<T>);
+
+/// A single object in a response, with `ETag: "<revision>"` so standard HTTP clients can
+/// send it back in `If-Match`.
+pub(super) struct Obj<T>(StatusCode, T);
+
+impl<T> Obj<T> {
+    fn ok(v: T) -> Self {
+        Self(StatusCode::OK, v)
+    }
+    fn created(v: T) -> Self {
+        Self(StatusCode::CREATED, v)
+    }
+}
+
+pub(super) trait Revisioned {
+    fn revision(&self) -> i64;
+}
+
+macro_rules! revisioned {
+    ($($t:ty),*) => {$(
+        impl Revisioned for $t {
+            fn revision(&self) -> i64 {
+                self.revision
+            }
+        }
+    )*};
+}
+revisioned!(Pipeline, Endpoint, ExporterBinding, AgentGroup);
+
+impl<T: Revisioned + serde::Serialize> IntoResponse for Obj<T> {
+    fn into_response(self) -> Response {
+        let etag = format!("\"{}\"", self.1.revision());
+        let mut resp = (self.0, Json(self.1)).into_response();
+        if let Ok(v) = http::HeaderValue::from_str(&etag) {
+            resp.headers_mut().insert(http::header::ETAG, v);
+        }
+        resp
+    }
+}
 
 /// `?name=` (the only query parameter list endpoints take).
 fn name_filter(
@@ -57,11 +97,11 @@ fn if_match(headers: &HeaderMap) -> ApiResult<Option<i64>> {
 pub(super) async fn create_pipeline(
     State(s): State<AppState>,
     ApiJson(spec): ApiJson<PipelineSpec>,
-) -> ApiResult<Created<Pipeline>> {
+) -> ApiResult<Obj<Pipeline>> {
     validate::pipeline(&spec)?;
     let w = s.store.create_pipeline(spec).await?;
     s.announce(&w);
-    Ok((StatusCode::CREATED, Json(views::pipeline(w.value))))
+    Ok(Obj::created(views::pipeline(w.value)))
 }
 
 pub(super) async fn list_pipelines(
@@ -80,9 +120,9 @@ pub(super) async fn list_pipelines(
 pub(super) async fn get_pipeline(
     State(s): State<AppState>,
     Path(id): Path<String>,
-) -> ApiResult<Json<Pipeline>> {
+) -> ApiResult<Obj<Pipeline>> {
     let id = parse_id("pipeline", &id)?;
-    Ok(Json(views::pipeline(s.store.get_pipeline(id).await?)))
+    Ok(Obj::ok(views::pipeline(s.store.get_pipeline(id).await?)))
 }
 
 pub(super) async fn update_pipeline(
@@ -90,13 +130,13 @@ pub(super) async fn update_pipeline(
     Path(id): Path<String>,
     headers: HeaderMap,
     ApiJson(spec): ApiJson<PipelineSpec>,
-) -> ApiResult<Json<Pipeline>> {
+) -> ApiResult<Obj<Pipeline>> {
     let id = parse_id("pipeline", &id)?;
     let rev = if_match(&headers)?;
     validate::pipeline(&spec)?;
     let w = s.store.update_pipeline(id, spec, rev).await?;
     s.announce(&w);
-    Ok(Json(views::pipeline(w.value)))
+    Ok(Obj::ok(views::pipeline(w.value)))
 }
 
 pub(super) async fn delete_pipeline(
@@ -114,7 +154,7 @@ pub(super) async fn delete_pipeline(
 pub(super) async fn create_endpoint(
     State(s): State<AppState>,
     ApiJson(spec): ApiJson<EndpointSpec>,
-) -> ApiResult<Created<Endpoint>> {
+) -> ApiResult<Obj<Endpoint>> {
     validate::endpoint(&spec)?;
     let w = s.store.create_endpoint(spec).await?;
     s.announce(&w);
@@ -125,7 +165,7 @@ pub(super) async fn create_endpoint(
             .token_key()
             .endpoint_token(r.id, r.spec.token_version)
     });
-    Ok((StatusCode::CREATED, Json(views::endpoint(r, token))))
+    Ok(Obj::created(views::endpoint(r, token)))
 }
 
 pub(super) async fn list_endpoints(
@@ -147,9 +187,12 @@ pub(super) async fn list_endpoints(
 pub(super) async fn get_endpoint(
     State(s): State<AppState>,
     Path(id): Path<String>,
-) -> ApiResult<Json<Endpoint>> {
+) -> ApiResult<Obj<Endpoint>> {
     let id = parse_id("endpoint", &id)?;
-    Ok(Json(views::endpoint(s.store.get_endpoint(id).await?, None)))
+    Ok(Obj::ok(views::endpoint(
+        s.store.get_endpoint(id).await?,
+        None,
+    )))
 }
 
 pub(super) async fn update_endpoint(
@@ -157,7 +200,7 @@ pub(super) async fn update_endpoint(
     Path(id): Path<String>,
     headers: HeaderMap,
     ApiJson(spec): ApiJson<EndpointSpec>,
-) -> ApiResult<Json<Endpoint>> {
+) -> ApiResult<Obj<Endpoint>> {
     let id: EndpointId = parse_id("endpoint", &id)?;
     let rev = if_match(&headers)?;
     validate::endpoint(&spec)?;
@@ -174,7 +217,7 @@ pub(super) async fn update_endpoint(
             .token_key()
             .endpoint_token(r.id, r.spec.token_version)
     });
-    Ok(Json(views::endpoint(r, token)))
+    Ok(Obj::ok(views::endpoint(r, token)))
 }
 
 pub(super) async fn delete_endpoint(
@@ -192,11 +235,11 @@ pub(super) async fn delete_endpoint(
 pub(super) async fn create_binding(
     State(s): State<AppState>,
     ApiJson(spec): ApiJson<ExporterBindingSpec>,
-) -> ApiResult<Created<ExporterBinding>> {
+) -> ApiResult<Obj<ExporterBinding>> {
     validate::binding(&spec)?;
     let w = s.store.create_binding(spec).await?;
     s.announce(&w);
-    Ok((StatusCode::CREATED, Json(views::binding(w.value))))
+    Ok(Obj::created(views::binding(w.value)))
 }
 
 pub(super) async fn list_bindings(
@@ -215,9 +258,9 @@ pub(super) async fn list_bindings(
 pub(super) async fn get_binding(
     State(s): State<AppState>,
     Path(id): Path<String>,
-) -> ApiResult<Json<ExporterBinding>> {
+) -> ApiResult<Obj<ExporterBinding>> {
     let id = parse_id("exporter binding", &id)?;
-    Ok(Json(views::binding(s.store.get_binding(id).await?)))
+    Ok(Obj::ok(views::binding(s.store.get_binding(id).await?)))
 }
 
 pub(super) async fn update_binding(
@@ -225,13 +268,13 @@ pub(super) async fn update_binding(
     Path(id): Path<String>,
     headers: HeaderMap,
     ApiJson(spec): ApiJson<ExporterBindingSpec>,
-) -> ApiResult<Json<ExporterBinding>> {
+) -> ApiResult<Obj<ExporterBinding>> {
     let id = parse_id("exporter binding", &id)?;
     let rev = if_match(&headers)?;
     validate::binding(&spec)?;
     let w = s.store.update_binding(id, spec, rev).await?;
     s.announce(&w);
-    Ok(Json(views::binding(w.value)))
+    Ok(Obj::ok(views::binding(w.value)))
 }
 
 pub(super) async fn delete_binding(
@@ -249,14 +292,14 @@ pub(super) async fn delete_binding(
 pub(super) async fn create_group(
     State(s): State<AppState>,
     ApiJson(spec): ApiJson<AgentGroupSpec>,
-) -> ApiResult<Created<AgentGroup>> {
+) -> ApiResult<Obj<AgentGroup>> {
     validate::group(&spec)?;
     let w = s.store.create_group(spec).await?;
     s.announce(&w);
     s.events.publish(Event::GroupChanged {
         group_id: w.value.record.id,
     });
-    Ok((StatusCode::CREATED, Json(views::group(w.value))))
+    Ok(Obj::created(views::group(w.value)))
 }
 
 pub(super) async fn list_groups(
@@ -275,9 +318,9 @@ pub(super) async fn list_groups(
 pub(super) async fn get_group(
     State(s): State<AppState>,
     Path(id): Path<String>,
-) -> ApiResult<Json<AgentGroup>> {
+) -> ApiResult<Obj<AgentGroup>> {
     let id = parse_id("agent group", &id)?;
-    Ok(Json(views::group(s.store.get_group(id).await?)))
+    Ok(Obj::ok(views::group(s.store.get_group(id).await?)))
 }
 
 pub(super) async fn update_group(
@@ -285,14 +328,14 @@ pub(super) async fn update_group(
     Path(id): Path<String>,
     headers: HeaderMap,
     ApiJson(spec): ApiJson<AgentGroupSpec>,
-) -> ApiResult<Json<AgentGroup>> {
+) -> ApiResult<Obj<AgentGroup>> {
     let id = parse_id("agent group", &id)?;
     let rev = if_match(&headers)?;
     validate::group(&spec)?;
     let w = s.store.update_group(id, spec, rev).await?;
     s.announce(&w);
     s.events.publish(Event::GroupChanged { group_id: id });
-    Ok(Json(views::group(w.value)))
+    Ok(Obj::ok(views::group(w.value)))
 }
 
 pub(super) async fn delete_group(

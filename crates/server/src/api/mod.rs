@@ -66,6 +66,7 @@ pub fn v1_routes() -> Router<AppState> {
 /// The complete HTTP application.
 pub fn router(state: AppState) -> Router {
     let api = v1_routes()
+        .merge(crate::opamp::rest::routes())
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             auth::require_admin,

@@ -9,17 +9,31 @@ use sqlx::migrate::{Migration, MigrationType, Migrator};
 
 type Entry = (i64, &'static str, &'static str);
 
-const SQLITE: &[Entry] = &[(
-    1,
-    "core",
-    include_str!("../../migrations/sqlite/0001_core.sql"),
-)];
+const SQLITE: &[Entry] = &[
+    (
+        1,
+        "core",
+        include_str!("../../migrations/sqlite/0001_core.sql"),
+    ),
+    (
+        2,
+        "agents",
+        include_str!("../../migrations/sqlite/0002_agents.sql"),
+    ),
+];
 
-const POSTGRES: &[Entry] = &[(
-    1,
-    "core",
-    include_str!("../../migrations/postgres/0001_core.sql"),
-)];
+const POSTGRES: &[Entry] = &[
+    (
+        1,
+        "core",
+        include_str!("../../migrations/postgres/0001_core.sql"),
+    ),
+    (
+        2,
+        "agents",
+        include_str!("../../migrations/postgres/0002_agents.sql"),
+    ),
+];
 
 fn migrator(entries: &[Entry]) -> Migrator {
     let migrations: Vec<Migration> = entries

@@ -112,6 +112,19 @@ impl TokenRecord {
     }
 }
 
+/// One agent as persisted by the OpAMP server (see `opamp/registry.rs`): the record itself is
+/// an opaque JSON document owned by the OpAMP area; the other fields are for queries.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AgentRow {
+    /// Instance uid, 32 lowercase hex digits.
+    pub id: String,
+    pub group_id: Option<String>,
+    pub connected: bool,
+    pub last_seen: Option<DateTime<Utc>>,
+    /// The agent record as JSON.
+    pub state: String,
+}
+
 /// The result of a write: the object written and the group revisions the write created.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Written<T> {
@@ -265,6 +278,12 @@ pub trait Store: Send + Sync + 'static {
     async fn find_token_by_hash(&self, hash: &str) -> Result<Option<TokenRecord>, StoreError>;
     /// Number of active tokens of a scope (used to decide whether to mint a first admin token).
     async fn count_active_tokens(&self, scope: TokenScope) -> Result<u64, StoreError>;
+
+    /// Inserts or replaces agent rows, all in one transaction (the OpAMP server batches its
+    /// status writes through this).
+    async fn upsert_agents(&self, agents: &[AgentRow]) -> Result<(), StoreError>;
+    /// Every stored agent, ordered by id.
+    async fn list_agents(&self) -> Result<Vec<AgentRow>, StoreError>;
 }
 
 /// Opens the store a `--database` URL names: `sqlite://PATH` (created if missing, WAL) or

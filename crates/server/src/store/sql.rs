@@ -985,6 +985,58 @@ macro_rules! sql_store {
                 let n: i64 = row.try_get("n")?;
                 Ok(n.max(0) as u64)
             }
+
+            async fn upsert_agents(
+                &self,
+                agents: &[$crate::store::AgentRow],
+            ) -> Result<(), StoreError> {
+                if agents.is_empty() {
+                    return Ok(());
+                }
+                // Agent rows are not config: no advisory lock, only the in-process writer queue.
+                let _guard = self.write_lock.lock().await;
+                let mut tx = self.pool.begin().await?;
+                let now = now_ms();
+                for agent in agents {
+                    sqlx::query(
+                        "INSERT INTO agents (id, group_id, connected, last_seen, state, updated_at) \
+                         VALUES ($1, $2, $3, $4, $5, $6) \
+                         ON CONFLICT (id) DO UPDATE SET group_id = excluded.group_id, \
+                         connected = excluded.connected, last_seen = excluded.last_seen, \
+                         state = excluded.state, updated_at = excluded.updated_at",
+                    )
+                    .bind(&agent.id)
+                    .bind(agent.group_id.as_deref())
+                    .bind(agent.connected)
+                    .bind(agent.last_seen.map(|t| t.timestamp_millis()))
+                    .bind(&agent.state)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn list_agents(&self) -> Result<Vec<$crate::store::AgentRow>, StoreError> {
+                let rows = sqlx::query(
+                    "SELECT id, group_id, connected, last_seen, state FROM agents ORDER BY id",
+                )
+                .fetch_all(&self.pool)
+                .await?;
+                rows.iter()
+                    .map(|row| {
+                        let last_seen: Option<i64> = row.try_get("last_seen")?;
+                        Ok($crate::store::AgentRow {
+                            id: row.try_get("id")?,
+                            group_id: row.try_get("group_id")?,
+                            connected: row.try_get("connected")?,
+                            last_seen: last_seen.map(ts).transpose()?,
+                            state: row.try_get("state")?,
+                        })
+                    })
+                    .collect()
+            }
         }
     };
 }

@@ -1,0 +1,427 @@
+//! The two OpAMP transports of a simulated agent: a WebSocket session (server pushes) and
+//! plain HTTP polling. Each agent is one tokio task running one of these loops; buffers are
+//! kept small so thousands of agents fit in one process.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::{SinkExt, StreamExt};
+use otaas_opamp::framing;
+use otaas_opamp::proto::{AgentToServer, ServerToAgent};
+use prost::Message as _;
+use rand::Rng;
+use tokio::time::{Instant, sleep, sleep_until};
+use tokio_tungstenite::tungstenite::{
+    self, Message, client::IntoClientRequest, protocol::WebSocketConfig,
+};
+use tokio_util::sync::CancellationToken;
+
+use super::agent::SimAgent;
+use super::control::Control;
+
+/// Largest server message a simulated agent accepts (a rendered config is far smaller).
+const MAX_MESSAGE: usize = 16 << 20;
+
+/// Where and how agents connect.
+#[derive(Debug)]
+pub(crate) struct Target {
+    pub(crate) url: String,
+    pub(crate) token: Option<String>,
+    pub(crate) http: reqwest::Client,
+}
+
+/// Exponential backoff with jitter (0.5 s, x1.5, +-50 %, capped at 30 s), like opamp-go's
+/// client; the first retry after a working connection broke is immediate.
+struct Backoff {
+    next: Duration,
+}
+
+impl Backoff {
+    const START: Duration = Duration::from_millis(500);
+    const CAP: Duration = Duration::from_secs(30);
+
+    fn new() -> Self {
+        Self { next: Self::START }
+    }
+
+    fn reset(&mut self) {
+        self.next = Self::START;
+    }
+
+    fn next_delay(&mut self) -> Duration {
+        let base = self.next;
+        self.next = (self.next.mul_f64(1.5)).min(Self::CAP);
+        base.mul_f64(rand::rng().random_range(0.5..1.5))
+    }
+}
+
+/// Sleeps unless stopped first; true means "stop".
+async fn pause(delay: Duration, stop: &CancellationToken) -> bool {
+    if delay.is_zero() {
+        return stop.is_cancelled();
+    }
+    tokio::select! {
+        _ = sleep(delay) => false,
+        _ = stop.cancelled() => true,
+    }
+}
+
+/// Small read buffer and a bounded write buffer: the defaults (128 KiB eagerly allocated) would
+/// cost far more per agent than everything else together.
+fn ws_config() -> WebSocketConfig {
+    WebSocketConfig::default()
+        .read_buffer_size(4096)
+        .write_buffer_size(0)
+        .max_write_buffer_size(1 << 20)
+        .max_message_size(Some(MAX_MESSAGE))
+}
+
+enum SessionEnd {
+    Stopped,
+    Broken(String),
+    RetryAfter(Duration),
+}
+
+type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+async fn send(ws: &mut Ws, msg: &AgentToServer) -> Result<(), tungstenite::Error> {
+    ws.send(Message::Binary(framing::encode(msg).into())).await
+}
+
+/// Runs one agent over WebSocket until `stop`; returns its final state.
+pub(crate) async fn run_ws(
+    mut agent: SimAgent,
+    target: Arc<Target>,
+    mut control: Control,
+    stop: CancellationToken,
+) -> (SimAgent, bool) {
+    let mut backoff = Backoff::new();
+    let mut delay = Duration::ZERO;
+    let mut ever = false;
+    loop {
+        if pause(delay, &stop).await {
+            return (agent, false);
+        }
+        let mut request = match target.url.as_str().into_client_request() {
+            Ok(r) => r,
+            Err(err) => {
+                agent
+                    .shared
+                    .events
+                    .connect_failed(&agent, &err.to_string(), false);
+                return (agent, false);
+            }
+        };
+        if let Some(token) = &target.token
+            && let Ok(value) = format!("Bearer {token}").parse()
+        {
+            request
+                .headers_mut()
+                .insert(http::header::AUTHORIZATION, value);
+        }
+        let connected = tokio::select! {
+            r = tokio_tungstenite::connect_async_with_config(request, Some(ws_config()), true) => r,
+            _ = stop.cancelled() => return (agent, false),
+        };
+        let mut ws = match connected {
+            Ok((ws, _)) => ws,
+            Err(err) => {
+                let auth = matches!(&err, tungstenite::Error::Http(resp) if resp.status() == 401);
+                let retry_after = match &err {
+                    tungstenite::Error::Http(resp) => retry_after_header(resp.headers()),
+                    _ => None,
+                };
+                agent
+                    .shared
+                    .events
+                    .connect_failed(&agent, &connect_error(&err), auth);
+                delay = retry_after.unwrap_or_else(|| backoff.next_delay());
+                continue;
+            }
+        };
+        agent.shared.events.connected(&agent, "ws", ever);
+        // A new agent sends everything; a reconnecting one sends a compressed status and lets
+        // the server ask for full state (ReportFullState) if it lost track of it.
+        let first = if ever {
+            agent.heartbeat_msg()
+        } else {
+            agent.full_state()
+        };
+        ever = true;
+        if let Err(err) = send(&mut ws, &first).await {
+            agent.shared.events.disconnected(&agent, &err.to_string());
+            delay = backoff.next_delay();
+            continue;
+        }
+        match ws_session(&mut agent, &mut ws, &mut control, &stop).await {
+            SessionEnd::Stopped => {
+                let bye = agent.disconnect_msg();
+                let _ = tokio::time::timeout(Duration::from_secs(2), async {
+                    let _ = send(&mut ws, &bye).await;
+                    let _ = ws.close(None).await;
+                })
+                .await;
+                return (agent, true);
+            }
+            SessionEnd::Broken(reason) => {
+                agent.shared.events.disconnected(&agent, &reason);
+                backoff.reset();
+                delay = Duration::ZERO;
+            }
+            SessionEnd::RetryAfter(after) => {
+                let _ = ws.close(None).await;
+                agent
+                    .shared
+                    .events
+                    .disconnected(&agent, "server unavailable");
+                delay = if after.is_zero() {
+                    backoff.next_delay()
+                } else {
+                    after
+                };
+            }
+        }
+    }
+}
+
+async fn ws_session(
+    agent: &mut SimAgent,
+    ws: &mut Ws,
+    control: &mut Control,
+    stop: &CancellationToken,
+) -> SessionEnd {
+    let mut next_beat = Instant::now() + agent.heartbeat;
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return SessionEnd::Stopped,
+            frame = ws.next() => {
+                let data = match frame {
+                    None => return SessionEnd::Broken("connection closed".to_owned()),
+                    Some(Err(err)) => return SessionEnd::Broken(err.to_string()),
+                    Some(Ok(Message::Binary(data))) => data,
+                    Some(Ok(Message::Close(frame))) => {
+                        let reason = frame.map(|f| format!("closed by server: {} {}", u16::from(f.code), f.reason))
+                            .unwrap_or_else(|| "closed by server".to_owned());
+                        return SessionEnd::Broken(reason);
+                    }
+                    // tungstenite answers pings itself.
+                    Some(Ok(_)) => continue,
+                };
+                let msg = match framing::decode::<ServerToAgent>(&data, MAX_MESSAGE) {
+                    Ok(msg) => msg,
+                    Err(err) => {
+                        agent.shared.events.protocol_error(agent, &err.to_string());
+                        continue;
+                    }
+                };
+                let before = agent.heartbeat;
+                let reaction = agent.handle(msg);
+                if let Some(reply) = reaction.reply
+                    && let Err(err) = send(ws, &reply).await
+                {
+                    return SessionEnd::Broken(err.to_string());
+                }
+                if let Some(after) = reaction.retry_after {
+                    return SessionEnd::RetryAfter(after);
+                }
+                if agent.heartbeat != before {
+                    next_beat = Instant::now() + agent.heartbeat;
+                }
+            }
+            _ = sleep_until(next_beat), if !agent.heartbeat.is_zero() => {
+                let beat = agent.heartbeat_msg();
+                if let Err(err) = send(ws, &beat).await {
+                    return SessionEnd::Broken(err.to_string());
+                }
+                next_beat = Instant::now() + agent.heartbeat;
+            }
+            changed = control.changed(), if control.is_open() => {
+                if changed && let Some(msg) = apply_control(agent, control)
+                    && let Err(err) = send(ws, &msg).await
+                {
+                    return SessionEnd::Broken(err.to_string());
+                }
+            }
+        }
+    }
+}
+
+/// Applies a label change from the control channel; returns the message reporting it.
+fn apply_control(agent: &mut SimAgent, control: &Control) -> Option<AgentToServer> {
+    let labels = control.labels_for(agent.index)?;
+    if labels == agent.labels {
+        return None;
+    }
+    agent.labels = labels;
+    agent.shared.events.labels_changed(agent);
+    Some(agent.description_msg())
+}
+
+fn connect_error(err: &tungstenite::Error) -> String {
+    match err {
+        tungstenite::Error::Http(resp) => format!("http status {}", resp.status()),
+        other => other.to_string(),
+    }
+}
+
+fn retry_after_header(headers: &http::HeaderMap) -> Option<Duration> {
+    let secs: u64 = headers
+        .get(http::header::RETRY_AFTER)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse()
+        .ok()?;
+    Some(Duration::from_secs(secs))
+}
+
+enum Posted {
+    Reply(ServerToAgent),
+    Failed {
+        error: String,
+        auth: bool,
+        retry_after: Option<Duration>,
+    },
+}
+
+async fn post(target: &Target, msg: &AgentToServer) -> Posted {
+    let mut req = target
+        .http
+        .post(&target.url)
+        .header(
+            http::header::CONTENT_TYPE,
+            otaas_opamp::CONTENT_TYPE_PROTOBUF,
+        )
+        .body(msg.encode_to_vec());
+    if let Some(token) = &target.token {
+        req = req.bearer_auth(token);
+    }
+    let resp = match req.send().await {
+        Ok(resp) => resp,
+        Err(err) => {
+            return Posted::Failed {
+                error: err.to_string(),
+                auth: false,
+                retry_after: None,
+            };
+        }
+    };
+    let status = resp.status();
+    if !status.is_success() {
+        return Posted::Failed {
+            error: format!("http status {status}"),
+            auth: status == reqwest::StatusCode::UNAUTHORIZED,
+            retry_after: retry_after_header(resp.headers()),
+        };
+    }
+    match resp.bytes().await {
+        Ok(body) => match framing::decode_http::<ServerToAgent>(&body, MAX_MESSAGE) {
+            Ok(msg) => Posted::Reply(msg),
+            Err(err) => Posted::Failed {
+                error: err.to_string(),
+                auth: false,
+                retry_after: None,
+            },
+        },
+        Err(err) => Posted::Failed {
+            error: err.to_string(),
+            auth: false,
+            retry_after: None,
+        },
+    }
+}
+
+/// Runs one agent over plain HTTP polling until `stop`; returns its final state.
+pub(crate) async fn run_http(
+    mut agent: SimAgent,
+    target: Arc<Target>,
+    mut control: Control,
+    stop: CancellationToken,
+) -> (SimAgent, bool) {
+    let mut backoff = Backoff::new();
+    let mut pending = Some(agent.full_state());
+    let mut online = false;
+    let mut ever = false;
+    loop {
+        let msg = pending.take().unwrap_or_else(|| agent.heartbeat_msg());
+        let posted = tokio::select! {
+            p = post(&target, &msg) => p,
+            _ = stop.cancelled() => break,
+        };
+        // HTTP must poll to hear from the server at all: without a heartbeat interval, poll at
+        // the protocol's default of 30 s rather than never (or in a tight loop).
+        let mut delay = if agent.heartbeat.is_zero() {
+            Duration::from_secs(30)
+        } else {
+            agent.heartbeat
+        };
+        match posted {
+            Posted::Failed {
+                error,
+                auth,
+                retry_after,
+            } => {
+                if online {
+                    agent.shared.events.disconnected(&agent, &error);
+                }
+                online = false;
+                agent.shared.events.connect_failed(&agent, &error, auth);
+                // Like a real client, retry the same report.
+                pending = Some(msg);
+                delay = retry_after.unwrap_or_else(|| backoff.next_delay());
+            }
+            Posted::Reply(reply) => {
+                if !online {
+                    agent.shared.events.connected(&agent, "http", ever);
+                    online = true;
+                    ever = true;
+                    backoff.reset();
+                }
+                let reaction = agent.handle(reply);
+                if let Some(next) = reaction.reply {
+                    pending = Some(next);
+                    delay = Duration::ZERO;
+                }
+                if let Some(after) = reaction.retry_after {
+                    delay = if after.is_zero() {
+                        backoff.next_delay()
+                    } else {
+                        after
+                    };
+                }
+            }
+        }
+        if delay.is_zero() {
+            continue;
+        }
+        // Wait for the next poll, a label change or stop.
+        let deadline = Instant::now() + delay;
+        loop {
+            tokio::select! {
+                _ = sleep_until(deadline) => break,
+                _ = stop.cancelled() => {
+                    return finish_http(agent, &target, online).await;
+                }
+                changed = control.changed(), if control.is_open() => {
+                    if changed && let Some(msg) = apply_control(&mut agent, &control) {
+                        pending = Some(msg);
+                        break;
+                    }
+                }
+            }
+        }
+        if stop.is_cancelled() {
+            break;
+        }
+    }
+    finish_http(agent, &target, online).await
+}
+
+async fn finish_http(mut agent: SimAgent, target: &Target, online: bool) -> (SimAgent, bool) {
+    if online {
+        let bye = agent.disconnect_msg();
+        let _ = tokio::time::timeout(Duration::from_secs(2), post(target, &bye)).await;
+    }
+    (agent, online)
+}

@@ -1,0 +1,34 @@
+//! Redaction of agent-reported effective configs before they are stored or served: a
+//! collector's effective config can carry exporter headers, tokens and passwords in clear.
+//!
+//! The policy is the renderer's ([`crate::render::redact_secrets`]), so an agent running its
+//! group's config shows exactly the redacted document `GET /agent-groups/{id}/config` serves.
+//! A body that is not YAML is not kept at all (only its hash), because we cannot tell where
+//! its secrets are.
+
+/// Returns the body to store: the redacted document, or `None` when it is not UTF-8 YAML.
+pub fn redact_yaml(body: &[u8]) -> Option<String> {
+    let text = std::str::from_utf8(body).ok()?;
+    crate::render::redact_secrets(text).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redacts_secret_keys_and_headers() {
+        let body = "exporters:\n  otlp:\n    endpoint: tempo:4317\n    headers:\n      x-scope-orgid: acme\n  kafka:\n    auth:\n      sasl:\n        password: hunter2\n        username: bob\nextensions:\n  bearertokenauth:\n    token: s3cr3t\n";
+        let out = redact_yaml(body.as_bytes()).unwrap();
+        assert_eq!(
+            out,
+            "exporters:\n  otlp:\n    endpoint: tempo:4317\n    headers:\n      x-scope-orgid: <redacted>\n  kafka:\n    auth:\n      sasl:\n        password: <redacted>\n        username: bob\nextensions:\n  bearertokenauth:\n    token: <redacted>\n"
+        );
+    }
+
+    #[test]
+    fn non_yaml_is_not_kept() {
+        assert_eq!(redact_yaml(b"\xff\xfe"), None);
+        assert_eq!(redact_yaml(b"a: [unclosed"), None);
+    }
+}

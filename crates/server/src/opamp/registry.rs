@@ -1,0 +1,866 @@
+//! The fleet registry: every known agent's state in memory (the fast path of the OpAMP
+//! server and of `GET /api/v1/agents`), the agent groups' current configs, and the protocol
+//! decisions made on each `AgentToServer` (labels, membership, which config to offer, when to
+//! ask for full state, duplicate uids, heartbeat offers).
+//!
+//! Concurrency: one `std::sync::Mutex` around everything; every critical section is a few map
+//! operations with no `.await` inside, so contention stays low even with thousands of agents.
+//! Persistence is write-behind: changed agents are marked dirty and a flusher (see `mod.rs`)
+//! writes them to the store in batches.
+//!
+//! Transport code (`ws.rs`, `http.rs`) only moves bytes; it calls [`Registry::handle`] with a
+//! [`ConnCtx`] describing the connection and sends back what it returns.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
+use otaas_api::AgentGroupId;
+use otaas_opamp::proto::{
+    AgentConfigFile, AgentConfigMap, AgentDescription, AgentIdentification, AgentRemoteConfig,
+    AgentToServer, AgentToServerFlags, ComponentHealth, ConnectionSettingsOffers,
+    OpAmpConnectionSettings, RemoteConfigStatuses, ServerErrorResponse, ServerErrorResponseType,
+    ServerToAgent, ServerToAgentFlags, any_value,
+};
+use otaas_opamp::{AgentCaps, InstanceUid, ServerCaps, hash};
+use serde::{Deserialize, Serialize};
+use tokio::sync::Notify;
+
+use super::redact;
+
+/// Capabilities this server declares in the first reply of every connection.
+pub const SERVER_CAPS: ServerCaps = ServerCaps(
+    ServerCaps::ACCEPTS_STATUS.0
+        | ServerCaps::OFFERS_REMOTE_CONFIG.0
+        | ServerCaps::ACCEPTS_EFFECTIVE_CONFIG.0
+        | ServerCaps::OFFERS_CONNECTION_SETTINGS.0,
+);
+
+/// The file name of the one config file otaas sends.
+pub const CONFIG_FILE: &str = "collector.yaml";
+pub const CONFIG_CONTENT_TYPE: &str = "text/yaml";
+
+/// How an agent talks to us.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Transport {
+    Ws,
+    Http,
+}
+
+/// The agent's report on the last remote config it received.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ConfigStatus {
+    #[default]
+    Unset,
+    Applied,
+    Applying,
+    Failed,
+}
+
+/// One node of an agent's health tree (the agent itself at the root, its components below).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HealthNode {
+    pub healthy: bool,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub status: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub last_error: String,
+    #[serde(default)]
+    pub start_time_unix_nano: u64,
+    #[serde(default)]
+    pub status_time_unix_nano: u64,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub components: BTreeMap<String, HealthNode>,
+}
+
+impl HealthNode {
+    fn from_proto(h: ComponentHealth) -> Self {
+        Self {
+            healthy: h.healthy,
+            status: h.status,
+            last_error: h.last_error,
+            start_time_unix_nano: h.start_time_unix_nano,
+            status_time_unix_nano: h.status_time_unix_nano,
+            components: h
+                .component_health_map
+                .into_iter()
+                .map(|(k, v)| (k, Self::from_proto(v)))
+                .collect(),
+        }
+    }
+}
+
+/// Everything the server knows about one agent; this is what is persisted (as JSON) and what
+/// the REST API shows.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AgentRecord {
+    /// Instance uid as 32 lowercase hex digits.
+    pub id: String,
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    #[serde(default)]
+    pub capabilities: u64,
+    #[serde(default)]
+    pub agent_version: Option<String>,
+    #[serde(default)]
+    pub health: Option<HealthNode>,
+    #[serde(default)]
+    pub remote_config_status: ConfigStatus,
+    #[serde(default)]
+    pub remote_config_error: Option<String>,
+    /// Hash (hex) of the last remote config the agent says it received.
+    #[serde(default)]
+    pub remote_config_hash: Option<String>,
+    /// SHA-256 (hex) of the effective config as reported (before redaction).
+    #[serde(default)]
+    pub effective_config_hash: Option<String>,
+    /// The effective config with secrets redacted (`None` if not reported or not YAML).
+    /// Shared between agents running the same config (interned by hash), so 10,000 agents on
+    /// one config hold one copy.
+    #[serde(default, with = "shared_text")]
+    pub effective_config: Option<Arc<str>>,
+    #[serde(default)]
+    pub group_id: Option<AgentGroupId>,
+    /// Hash (hex) of the config the agent should run (its group's current config).
+    #[serde(default)]
+    pub desired_config_hash: Option<String>,
+    #[serde(default)]
+    pub last_seen: Option<DateTime<Utc>>,
+    #[serde(default)]
+    pub connected: bool,
+    #[serde(default)]
+    pub transport: Option<Transport>,
+}
+
+impl AgentRecord {
+    fn new(uid: InstanceUid) -> Self {
+        Self {
+            id: uid.to_string(),
+            labels: BTreeMap::new(),
+            capabilities: 0,
+            agent_version: None,
+            health: None,
+            remote_config_status: ConfigStatus::Unset,
+            remote_config_error: None,
+            remote_config_hash: None,
+            effective_config_hash: None,
+            effective_config: None,
+            group_id: None,
+            desired_config_hash: None,
+            last_seen: None,
+            connected: false,
+            transport: None,
+        }
+    }
+
+    pub fn caps(&self) -> AgentCaps {
+        AgentCaps(self.capabilities)
+    }
+}
+
+/// A group's selector and current config, ready to send.
+#[derive(Clone, Debug)]
+pub struct GroupConfig {
+    pub id: AgentGroupId,
+    pub selector: BTreeMap<String, String>,
+    pub created_at: DateTime<Utc>,
+    pub revision: i64,
+    pub hash_hex: String,
+    /// The prebuilt OpAMP offer; its body is a shared `Bytes`, so cloning it per agent is cheap.
+    pub remote: AgentRemoteConfig,
+}
+
+impl GroupConfig {
+    /// Builds the offer for a rendered YAML whose SHA-256 hex is `hash_hex`.
+    pub fn new(
+        id: AgentGroupId,
+        selector: BTreeMap<String, String>,
+        created_at: DateTime<Utc>,
+        revision: i64,
+        yaml: String,
+        hash_hex: String,
+    ) -> Self {
+        let body = Bytes::from(yaml);
+        // The renderer's hash is authoritative; fall back to our own digest if it is not hex.
+        let raw = hash::from_hex(&hash_hex).unwrap_or_else(|| hash::sha256(&body).to_vec());
+        let remote = AgentRemoteConfig {
+            config: Some(AgentConfigMap {
+                config_map: [(
+                    CONFIG_FILE.to_owned(),
+                    AgentConfigFile {
+                        body,
+                        content_type: CONFIG_CONTENT_TYPE.to_owned(),
+                    },
+                )]
+                .into(),
+            }),
+            config_hash: Bytes::from(raw),
+        };
+        Self {
+            id,
+            selector,
+            created_at,
+            revision,
+            hash_hex,
+            remote,
+        }
+    }
+
+    fn matches(&self, labels: &BTreeMap<String, String>) -> bool {
+        self.selector
+            .iter()
+            .all(|(k, v)| labels.get(k).is_some_and(|have| have == v))
+    }
+}
+
+/// The group an agent with `labels` belongs to: among the groups whose selector matches, the
+/// most specific (most selector entries), then the oldest, then the smallest id.
+pub fn match_group<'a>(
+    groups: impl IntoIterator<Item = &'a GroupConfig>,
+    labels: &BTreeMap<String, String>,
+) -> Option<&'a GroupConfig> {
+    groups
+        .into_iter()
+        .filter(|g| g.matches(labels))
+        .min_by(|a, b| {
+            b.selector
+                .len()
+                .cmp(&a.selector.len())
+                .then(a.created_at.cmp(&b.created_at))
+                .then(a.id.cmp(&b.id))
+        })
+}
+
+/// One transport connection (a WebSocket, or a single HTTP request).
+#[derive(Debug)]
+pub struct ConnCtx {
+    pub id: u64,
+    pub transport: Transport,
+    /// The URL agents reach us at, for the OpAMP connection settings offer.
+    pub endpoint: String,
+    /// WebSocket only: poked when this agent has something new to receive.
+    pub notify: Option<Arc<Notify>>,
+    /// The uid this connection's agent currently uses (after any reassignment).
+    pub uid: Option<InstanceUid>,
+    /// A uid we replaced on this connection (old -> new), so repeats of the old one map over.
+    alias: Option<(InstanceUid, InstanceUid)>,
+    replied: bool,
+}
+
+struct LiveConn {
+    id: u64,
+    notify: Option<Arc<Notify>>,
+}
+
+struct Entry {
+    rec: AgentRecord,
+    /// Last sequence number seen; `None` until the first message since this process started.
+    last_seq: Option<u64>,
+    conn: Option<LiveConn>,
+    /// Config hash offered on the current WebSocket connection (not resent until it changes).
+    offered: Option<Bytes>,
+    settings_offered: bool,
+    /// Sequence number of the agent's AgentDisconnect message, if that was its last word.
+    goodbye_seq: Option<u64>,
+}
+
+impl Entry {
+    fn new(rec: AgentRecord) -> Self {
+        Self {
+            rec,
+            last_seq: None,
+            conn: None,
+            offered: None,
+            settings_offered: false,
+            goodbye_seq: None,
+        }
+    }
+}
+
+#[derive(Default)]
+struct Inner {
+    agents: HashMap<InstanceUid, Entry>,
+    /// Redacted effective configs by the hash of the reported body (see `effective_config`).
+    texts: HashMap<String, Arc<str>>,
+    groups: HashMap<AgentGroupId, Arc<GroupConfig>>,
+    dirty: HashSet<InstanceUid>,
+    next_conn: u64,
+}
+
+/// Filters of `GET /api/v1/agents`.
+#[derive(Clone, Debug, Default)]
+pub struct AgentFilter {
+    pub selector: BTreeMap<String, String>,
+    pub group_id: Option<AgentGroupId>,
+    pub healthy: Option<bool>,
+    pub connected: Option<bool>,
+}
+
+/// The fleet registry; lives in `AppState` for the life of the server.
+#[derive(Default)]
+pub struct Registry {
+    inner: Mutex<Inner>,
+    /// Heartbeat interval offered to agents (0 = offer none).
+    heartbeat: Mutex<Duration>,
+}
+
+fn error_reply(uid: Bytes, kind: ServerErrorResponseType, message: String) -> ServerToAgent {
+    ServerToAgent {
+        instance_uid: uid,
+        error_response: Some(ServerErrorResponse {
+            r#type: kind as i32,
+            error_message: message,
+            details: None,
+        }),
+        capabilities: SERVER_CAPS.0,
+        ..Default::default()
+    }
+}
+
+/// Labels from an agent description: identifying and non-identifying attributes, values as
+/// strings (non-string values in their natural text form). Also returns `service.version`.
+fn labels_of(desc: &AgentDescription) -> (BTreeMap<String, String>, Option<String>) {
+    let mut labels = BTreeMap::new();
+    for kv in desc
+        .identifying_attributes
+        .iter()
+        .chain(&desc.non_identifying_attributes)
+    {
+        let text = match kv.value.as_ref().and_then(|v| v.value.as_ref()) {
+            Some(any_value::Value::StringValue(s)) => s.clone(),
+            Some(any_value::Value::BoolValue(b)) => b.to_string(),
+            Some(any_value::Value::IntValue(i)) => i.to_string(),
+            Some(any_value::Value::DoubleValue(d)) => d.to_string(),
+            Some(any_value::Value::BytesValue(b)) => hash::to_hex(b),
+            // Arrays and maps are not selector material.
+            Some(_) | None => continue,
+        };
+        labels.insert(kv.key.clone(), text);
+    }
+    let version = labels.get("service.version").cloned();
+    (labels, version)
+}
+
+/// Hash of a reported effective config: SHA-256 of the body when it is one file (so it
+/// compares with the desired config hash), else of the name/body pairs in name order.
+fn effective_hash(map: &AgentConfigMap) -> Option<String> {
+    match map.config_map.len() {
+        0 => None,
+        1 => map
+            .config_map
+            .values()
+            .next()
+            .map(|f| hash::to_hex(&hash::sha256(&f.body))),
+        _ => {
+            let mut names: Vec<_> = map.config_map.keys().collect();
+            names.sort();
+            let mut buf = Vec::new();
+            for name in names {
+                buf.extend_from_slice(name.as_bytes());
+                buf.push(0);
+                buf.extend_from_slice(&map.config_map[name].body);
+                buf.push(0);
+            }
+            Some(hash::to_hex(&hash::sha256(&buf)))
+        }
+    }
+}
+
+fn redacted_body(map: &AgentConfigMap) -> Option<String> {
+    let file = map
+        .config_map
+        .get(CONFIG_FILE)
+        .or_else(|| map.config_map.values().next())?;
+    redact::redact_yaml(&file.body)
+}
+
+impl Registry {
+    pub fn new(heartbeat: Duration) -> Self {
+        Self {
+            inner: Mutex::default(),
+            heartbeat: Mutex::new(heartbeat),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        // A panic while holding the lock would be a bug; the data is still consistent map
+        // state, so keep serving rather than poisoning every later request.
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn heartbeat(&self) -> Duration {
+        *self.heartbeat.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn set_heartbeat(&self, interval: Duration) {
+        *self.heartbeat.lock().unwrap_or_else(|p| p.into_inner()) = interval;
+    }
+
+    /// A context for a new connection.
+    pub fn connection(
+        &self,
+        transport: Transport,
+        endpoint: String,
+        notify: Option<Arc<Notify>>,
+    ) -> ConnCtx {
+        let mut inner = self.lock();
+        inner.next_conn += 1;
+        ConnCtx {
+            id: inner.next_conn,
+            transport,
+            endpoint,
+            notify,
+            uid: None,
+            alias: None,
+            replied: false,
+        }
+    }
+
+    /// Loads persisted agents at start-up: all disconnected, sequence unknown (so the first
+    /// message after a restart that is not a full report gets ReportFullState).
+    pub fn load(&self, records: Vec<AgentRecord>) {
+        let mut inner = self.lock();
+        for mut rec in records {
+            let Ok(uid) = InstanceUid::parse(&rec.id) else {
+                continue;
+            };
+            let was_connected = rec.connected;
+            rec.connected = false;
+            if let (Some(hash), Some(text)) = (&rec.effective_config_hash, &rec.effective_config) {
+                let shared = inner
+                    .texts
+                    .entry(hash.clone())
+                    .or_insert_with(|| text.clone());
+                rec.effective_config = Some(shared.clone());
+            }
+            if was_connected {
+                inner.dirty.insert(uid);
+            }
+            inner.agents.insert(uid, Entry::new(rec));
+        }
+    }
+
+    /// Handles one agent message and returns the reply.
+    pub fn handle(
+        &self,
+        ctx: &mut ConnCtx,
+        msg: AgentToServer,
+        now: DateTime<Utc>,
+    ) -> ServerToAgent {
+        let first_reply = !ctx.replied;
+        ctx.replied = true;
+        let mut uid = match InstanceUid::from_bytes(&msg.instance_uid) {
+            Ok(uid) => uid,
+            Err(err) => {
+                return error_reply(
+                    msg.instance_uid,
+                    ServerErrorResponseType::BadRequest,
+                    err.to_string(),
+                );
+            }
+        };
+        let mut reply = ServerToAgent {
+            instance_uid: msg.instance_uid.clone(),
+            ..Default::default()
+        };
+        if first_reply || ctx.transport == Transport::Http {
+            reply.capabilities = SERVER_CAPS.0;
+        }
+        let heartbeat = self.heartbeat();
+        let mut guard = self.lock();
+        let inner = &mut *guard;
+
+        // Identity: a uid another live WebSocket holds, or an explicit request, gets a new one.
+        let mut new_uid = None;
+        if let Some((old, new)) = ctx.alias
+            && uid == old
+        {
+            uid = new;
+            new_uid = Some(new);
+        } else {
+            let requested = msg.flags & AgentToServerFlags::RequestInstanceUid as u64 != 0;
+            let duplicate = ctx.transport == Transport::Ws
+                && inner.agents.get(&uid).is_some_and(|e| {
+                    e.rec.connected && e.conn.as_ref().is_some_and(|c| c.id != ctx.id)
+                });
+            if requested || duplicate {
+                let fresh = InstanceUid::new_v7();
+                tracing::info!(agent = %uid, new_uid = %fresh, duplicate, "Assigning a new instance uid");
+                ctx.alias = Some((uid, fresh));
+                uid = fresh;
+                new_uid = Some(fresh);
+            }
+        }
+        if let Some(new) = new_uid {
+            reply.agent_identification = Some(AgentIdentification {
+                new_instance_uid: Bytes::copy_from_slice(new.as_bytes()),
+            });
+        }
+        ctx.uid = Some(uid);
+
+        let entry = inner
+            .agents
+            .entry(uid)
+            .or_insert_with(|| Entry::new(AgentRecord::new(uid)));
+
+        // Connection binding: a new WebSocket starts with nothing offered on it.
+        match ctx.transport {
+            Transport::Ws => {
+                if entry.conn.as_ref().map(|c| c.id) != Some(ctx.id) {
+                    entry.conn = Some(LiveConn {
+                        id: ctx.id,
+                        notify: ctx.notify.clone(),
+                    });
+                    entry.offered = None;
+                    entry.settings_offered = false;
+                }
+            }
+            Transport::Http => entry.conn = None,
+        }
+
+        // A message built before the agent said goodbye can arrive after it (the Python client
+        // does this with the same sequence number): answer it, but keep the agent disconnected.
+        if msg.agent_disconnect.is_none() && entry.goodbye_seq == Some(msg.sequence_num) {
+            return reply;
+        }
+        entry.goodbye_seq = msg.agent_disconnect.is_some().then_some(msg.sequence_num);
+
+        // Sequence numbers: a restarted agent starts again at 0 with its description; anything
+        // else that is not last+1 means we may have missed state.
+        let fresh_start = msg.sequence_num == 0 && msg.agent_description.is_some();
+        let gap = match entry.last_seq {
+            None => !fresh_start,
+            Some(last) => msg.sequence_num != last.wrapping_add(1) && !fresh_start,
+        };
+        if fresh_start && ctx.transport == Transport::Http {
+            entry.settings_offered = false;
+        }
+        entry.last_seq = Some(msg.sequence_num);
+        if gap {
+            reply.flags |= ServerToAgentFlags::ReportFullState as u64;
+        }
+
+        let rec = &mut entry.rec;
+        rec.capabilities = msg.capabilities;
+        rec.last_seen = Some(now);
+        rec.transport = Some(ctx.transport);
+        rec.connected = msg.agent_disconnect.is_none();
+        let mut labels_changed = false;
+        if let Some(desc) = &msg.agent_description {
+            let (labels, version) = labels_of(desc);
+            labels_changed = labels != rec.labels;
+            rec.labels = labels;
+            rec.agent_version = version;
+        }
+        if let Some(health) = msg.health {
+            rec.health = Some(HealthNode::from_proto(health));
+        }
+        if let Some(status) = msg.remote_config_status {
+            rec.remote_config_status = match RemoteConfigStatuses::try_from(status.status) {
+                Ok(RemoteConfigStatuses::Applied) => ConfigStatus::Applied,
+                Ok(RemoteConfigStatuses::Applying) => ConfigStatus::Applying,
+                Ok(RemoteConfigStatuses::Failed) => ConfigStatus::Failed,
+                Ok(RemoteConfigStatuses::Unset) | Err(_) => ConfigStatus::Unset,
+            };
+            rec.remote_config_error =
+                (!status.error_message.is_empty()).then_some(status.error_message);
+            rec.remote_config_hash = (!status.last_remote_config_hash.is_empty())
+                .then(|| hash::to_hex(&status.last_remote_config_hash));
+        }
+        if let Some(effective) = msg.effective_config {
+            let map = effective.config_map.unwrap_or_default();
+            let digest = effective_hash(&map);
+            rec.effective_config = match &digest {
+                Some(d) => match inner.texts.get(d) {
+                    Some(text) => Some(text.clone()),
+                    None => {
+                        let text: Option<Arc<str>> = redacted_body(&map).map(Arc::from);
+                        if let Some(t) = &text {
+                            inner.texts.insert(d.clone(), t.clone());
+                        }
+                        text
+                    }
+                },
+                None => None,
+            };
+            rec.effective_config_hash = digest;
+        }
+        inner.dirty.insert(uid);
+        if msg.agent_disconnect.is_some() {
+            entry.conn = None;
+            return reply;
+        }
+
+        // Membership: recomputed on every report (cheap: a scan over the groups), so label
+        // changes and group changes are both covered.
+        let group = match_group(inner.groups.values().map(|g| &**g), &rec.labels).cloned();
+        if labels_changed {
+            tracing::debug!(agent = %uid, group = ?group.as_ref().map(|g| g.id), "Agent labels changed");
+        }
+        rec.group_id = group.as_ref().map(|g| g.id);
+        rec.desired_config_hash = group.as_ref().map(|g| g.hash_hex.clone());
+
+        // Remote config: offered while the agent's last received hash differs from the
+        // desired one; over WebSocket only once per connection and hash (it is still being
+        // applied), over HTTP on every poll until the agent reports it.
+        if let Some(group) = &group
+            && rec.caps().contains(AgentCaps::ACCEPTS_REMOTE_CONFIG)
+            && rec.remote_config_hash.as_deref() != Some(group.hash_hex.as_str())
+            && (ctx.transport == Transport::Http
+                || gap
+                || fresh_start
+                || entry.offered.as_ref() != Some(&group.remote.config_hash))
+        {
+            reply.remote_config = Some(group.remote.clone());
+            entry.offered = Some(group.remote.config_hash.clone());
+        }
+
+        // Heartbeat interval, through the OpAMP connection settings, to agents that both send
+        // heartbeats and accept OpAMP connection settings (the spec gates the `opamp` offer on
+        // the latter).
+        let caps = AgentCaps(entry.rec.capabilities);
+        if !entry.settings_offered
+            && !heartbeat.is_zero()
+            && caps.contains(AgentCaps::REPORTS_HEARTBEAT)
+            && caps.contains(AgentCaps::ACCEPTS_OPAMP_CONNECTION_SETTINGS)
+        {
+            entry.settings_offered = true;
+            reply.connection_settings = Some(heartbeat_offer(&ctx.endpoint, heartbeat));
+        }
+        reply
+    }
+
+    /// What a WebSocket agent should be pushed now (a newer config), if anything.
+    pub fn pending_push(&self, ctx: &ConnCtx) -> Option<ServerToAgent> {
+        let uid = ctx.uid?;
+        let mut guard = self.lock();
+        let inner = &mut *guard;
+        let entry = inner.agents.get_mut(&uid)?;
+        if entry.conn.as_ref().map(|c| c.id) != Some(ctx.id) {
+            return None;
+        }
+        let group = entry.rec.group_id.and_then(|id| inner.groups.get(&id))?;
+        if !entry.rec.caps().contains(AgentCaps::ACCEPTS_REMOTE_CONFIG)
+            || entry.rec.remote_config_hash.as_deref() == Some(group.hash_hex.as_str())
+            || entry.offered.as_ref() == Some(&group.remote.config_hash)
+        {
+            return None;
+        }
+        entry.offered = Some(group.remote.config_hash.clone());
+        Some(ServerToAgent {
+            instance_uid: Bytes::copy_from_slice(uid.as_bytes()),
+            remote_config: Some(group.remote.clone()),
+            ..Default::default()
+        })
+    }
+
+    /// The connection ended (WebSocket closed): its agent is disconnected.
+    pub fn closed(&self, ctx: &ConnCtx) {
+        let Some(uid) = ctx.uid else { return };
+        let mut inner = self.lock();
+        if let Some(entry) = inner.agents.get_mut(&uid)
+            && entry.conn.as_ref().map(|c| c.id) == Some(ctx.id)
+        {
+            entry.conn = None;
+            entry.rec.connected = false;
+            inner.dirty.insert(uid);
+        }
+    }
+
+    /// Replaces the whole group cache (start-up, or after missing events); returns the
+    /// connections to poke.
+    pub fn set_groups(&self, groups: Vec<GroupConfig>) -> Vec<Arc<Notify>> {
+        let mut inner = self.lock();
+        inner.groups = groups.into_iter().map(|g| (g.id, Arc::new(g))).collect();
+        Self::reassign(&mut inner)
+    }
+
+    /// Adds or replaces one group; returns the connections to poke.
+    pub fn upsert_group(&self, group: GroupConfig) -> Vec<Arc<Notify>> {
+        let mut inner = self.lock();
+        inner.groups.insert(group.id, Arc::new(group));
+        Self::reassign(&mut inner)
+    }
+
+    pub fn remove_group(&self, id: AgentGroupId) -> Vec<Arc<Notify>> {
+        let mut inner = self.lock();
+        inner.groups.remove(&id);
+        Self::reassign(&mut inner)
+    }
+
+    pub fn group_revision(&self, id: AgentGroupId) -> Option<i64> {
+        self.lock().groups.get(&id).map(|g| g.revision)
+    }
+
+    /// Recomputes every agent's group and desired hash; returns the WebSocket connections of
+    /// agents whose desired config changed.
+    fn reassign(inner: &mut Inner) -> Vec<Arc<Notify>> {
+        let mut poke = Vec::new();
+        let Inner {
+            agents,
+            groups,
+            dirty,
+            ..
+        } = inner;
+        for (uid, entry) in agents.iter_mut() {
+            let group = match_group(groups.values().map(|g| &**g), &entry.rec.labels);
+            let group_id = group.map(|g| g.id);
+            let desired = group.map(|g| g.hash_hex.clone());
+            if entry.rec.group_id != group_id || entry.rec.desired_config_hash != desired {
+                entry.rec.group_id = group_id;
+                entry.rec.desired_config_hash = desired;
+                dirty.insert(*uid);
+                if let Some(notify) = entry.conn.as_ref().and_then(|c| c.notify.clone()) {
+                    poke.push(notify);
+                }
+            }
+        }
+        poke
+    }
+
+    /// Marks agents silent for more than 3 heartbeat intervals as disconnected. Agents that
+    /// were not offered our interval are assumed to use the protocol default of 30 s.
+    pub fn sweep_silent(&self, now: DateTime<Utc>) -> usize {
+        let heartbeat = self.heartbeat();
+        let mut guard = self.lock();
+        let inner = &mut *guard;
+        // Forget interned configs no agent runs any more.
+        inner.texts.retain(|_, text| Arc::strong_count(text) > 1);
+        let mut marked = 0;
+        for (uid, entry) in inner.agents.iter_mut() {
+            if !entry.rec.connected {
+                continue;
+            }
+            let caps = entry.rec.caps();
+            let over_ws = entry.rec.transport == Some(Transport::Ws);
+            // A WebSocket agent without heartbeats is alive as long as its socket is.
+            if over_ws && !caps.contains(AgentCaps::REPORTS_HEARTBEAT) {
+                continue;
+            }
+            let interval = if entry.settings_offered && !heartbeat.is_zero() {
+                heartbeat
+            } else {
+                Duration::from_secs(30).max(heartbeat)
+            };
+            let limit = chrono::Duration::from_std(interval * 3).unwrap_or(chrono::Duration::MAX);
+            if entry.rec.last_seen.is_some_and(|seen| now - seen > limit) {
+                entry.rec.connected = false;
+                inner.dirty.insert(*uid);
+                marked += 1;
+            }
+        }
+        marked
+    }
+
+    /// Marks every agent disconnected (graceful shutdown).
+    pub fn disconnect_all(&self) {
+        let mut guard = self.lock();
+        let inner = &mut *guard;
+        for (uid, entry) in inner.agents.iter_mut() {
+            if entry.rec.connected {
+                entry.rec.connected = false;
+                entry.conn = None;
+                inner.dirty.insert(*uid);
+            }
+        }
+    }
+
+    /// Takes the records changed since the last call (for the persistence flusher).
+    pub fn take_dirty(&self) -> Vec<AgentRecord> {
+        let mut guard = self.lock();
+        let inner = &mut *guard;
+        let dirty = std::mem::take(&mut inner.dirty);
+        dirty
+            .into_iter()
+            .filter_map(|uid| inner.agents.get(&uid).map(|e| e.rec.clone()))
+            .collect()
+    }
+
+    /// Puts records back on the dirty list after a failed write.
+    pub fn mark_dirty(&self, ids: impl IntoIterator<Item = String>) {
+        let mut inner = self.lock();
+        for id in ids {
+            if let Ok(uid) = InstanceUid::parse(&id) {
+                inner.dirty.insert(uid);
+            }
+        }
+    }
+
+    pub fn get(&self, uid: InstanceUid) -> Option<AgentRecord> {
+        self.lock().agents.get(&uid).map(|e| e.rec.clone())
+    }
+
+    /// Agents matching `filter`, ordered by id.
+    pub fn list(&self, filter: &AgentFilter) -> Vec<AgentRecord> {
+        let inner = self.lock();
+        let mut out: Vec<AgentRecord> = inner
+            .agents
+            .values()
+            .map(|e| &e.rec)
+            .filter(|r| {
+                filter
+                    .selector
+                    .iter()
+                    .all(|(k, v)| r.labels.get(k).is_some_and(|have| have == v))
+                    && filter.group_id.is_none_or(|g| r.group_id == Some(g))
+                    && filter
+                        .healthy
+                        .is_none_or(|want| r.health.as_ref().is_some_and(|h| h.healthy) == want)
+                    && filter.connected.is_none_or(|want| r.connected == want)
+            })
+            .cloned()
+            .collect();
+        out.sort_by(|a, b| a.id.cmp(&b.id));
+        out
+    }
+
+    /// Connections of every live WebSocket agent (to tell them we are shutting down).
+    pub fn live_connections(&self) -> usize {
+        self.lock()
+            .agents
+            .values()
+            .filter(|e| e.conn.is_some())
+            .count()
+    }
+}
+
+/// Serde for `Option<Arc<str>>` as an optional string (serde's `rc` feature is not enabled).
+mod shared_text {
+    use std::sync::Arc;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub(super) fn serialize<S: Serializer>(v: &Option<Arc<str>>, s: S) -> Result<S::Ok, S::Error> {
+        match v {
+            Some(text) => s.serialize_some(&**text),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<Arc<str>>, D::Error> {
+        Ok(Option::<String>::deserialize(d)?.map(Arc::from))
+    }
+}
+
+fn heartbeat_offer(endpoint: &str, interval: Duration) -> ConnectionSettingsOffers {
+    let secs = interval.as_secs().max(1);
+    let digest = hash::sha256(format!("{endpoint}\n{secs}").as_bytes());
+    ConnectionSettingsOffers {
+        hash: Bytes::copy_from_slice(&digest),
+        opamp: Some(OpAmpConnectionSettings {
+            destination_endpoint: endpoint.to_owned(),
+            heartbeat_interval_seconds: secs,
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,423 @@
+//! Registry scenarios (Given / When / Then), without sockets.
+
+use super::*;
+use otaas_opamp::proto::{
+    AgentDisconnect, AnyValue, EffectiveConfig, KeyValue, RemoteConfigStatus,
+};
+
+const PY_CAPS: u64 = 0x3007;
+const SIM_CAPS: u64 = 0x3907 | 0x100;
+
+fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+    pairs
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect()
+}
+
+fn group(selector: &[(&str, &str)], age_secs: i64, yaml: &str) -> GroupConfig {
+    let hash = hash::to_hex(&hash::sha256(yaml.as_bytes()));
+    GroupConfig::new(
+        AgentGroupId::new(),
+        labels(selector),
+        DateTime::from_timestamp(1_700_000_000 - age_secs, 0).unwrap(),
+        1,
+        yaml.to_owned(),
+        hash,
+    )
+}
+
+fn desc(pairs: &[(&str, &str)]) -> AgentDescription {
+    AgentDescription {
+        identifying_attributes: vec![],
+        non_identifying_attributes: pairs
+            .iter()
+            .map(|(k, v)| KeyValue {
+                key: (*k).to_owned(),
+                value: Some(AnyValue {
+                    value: Some(any_value::Value::StringValue((*v).to_owned())),
+                }),
+            })
+            .collect(),
+    }
+}
+
+fn first(uid: InstanceUid, caps: u64, pairs: &[(&str, &str)]) -> AgentToServer {
+    AgentToServer {
+        instance_uid: Bytes::copy_from_slice(uid.as_bytes()),
+        sequence_num: 0,
+        capabilities: caps,
+        agent_description: Some(desc(pairs)),
+        ..Default::default()
+    }
+}
+
+fn beat(uid: InstanceUid, seq: u64, caps: u64) -> AgentToServer {
+    AgentToServer {
+        instance_uid: Bytes::copy_from_slice(uid.as_bytes()),
+        sequence_num: seq,
+        capabilities: caps,
+        ..Default::default()
+    }
+}
+
+fn now() -> DateTime<Utc> {
+    DateTime::from_timestamp(1_700_000_100, 0).unwrap()
+}
+
+#[test]
+fn most_specific_then_oldest_group_wins() {
+    let broad = group(&[("env", "prod")], 100, "a: 1\n");
+    let narrow_new = group(&[("env", "prod"), ("region", "eu")], 10, "b: 1\n");
+    let narrow_old = group(&[("env", "prod"), ("region", "eu")], 50, "c: 1\n");
+    let groups = [broad.clone(), narrow_new.clone(), narrow_old.clone()];
+    let eu = labels(&[("env", "prod"), ("region", "eu"), ("host", "x")]);
+    assert_eq!(match_group(&groups, &eu).map(|g| g.id), Some(narrow_old.id));
+    let us = labels(&[("env", "prod"), ("region", "us")]);
+    assert_eq!(match_group(&groups, &us).map(|g| g.id), Some(broad.id));
+    assert_eq!(
+        match_group(&groups, &labels(&[("env", "dev")])).map(|g| g.id),
+        None
+    );
+}
+
+#[test]
+fn matched_agent_gets_its_group_config_until_it_reports_it() {
+    // Given a group for env=prod and an HTTP agent with env=prod
+    let reg = Registry::new(Duration::from_secs(30));
+    let g = group(&[("env", "prod")], 1, "receivers: {}\n");
+    reg.set_groups(vec![g.clone()]);
+    let uid = InstanceUid::new_v7();
+    let mut ctx = reg.connection(Transport::Http, "http://x/v1/opamp".into(), None);
+    // When it connects
+    let reply = reg.handle(&mut ctx, first(uid, PY_CAPS, &[("env", "prod")]), now());
+    // Then the reply carries our capabilities and the group's config byte for byte
+    assert_eq!(reply.capabilities, SERVER_CAPS.0);
+    assert_eq!(reply.instance_uid.as_ref(), uid.as_bytes());
+    assert_eq!(reply.remote_config.as_ref(), Some(&g.remote));
+    let rec = reg.get(uid).unwrap();
+    assert_eq!(rec.labels, labels(&[("env", "prod")]));
+    assert_eq!(rec.group_id, Some(g.id));
+    assert_eq!(
+        rec.desired_config_hash.as_deref(),
+        Some(g.hash_hex.as_str())
+    );
+    assert!(rec.connected);
+
+    // When it reports APPLIED with the hash and the config as effective config
+    let mut report = beat(uid, 1, PY_CAPS);
+    report.remote_config_status = Some(RemoteConfigStatus {
+        last_remote_config_hash: g.remote.config_hash.clone(),
+        status: RemoteConfigStatuses::Applied as i32,
+        error_message: String::new(),
+    });
+    report.effective_config = Some(EffectiveConfig {
+        config_map: g.remote.config.clone(),
+    });
+    let mut ctx = reg.connection(Transport::Http, "http://x/v1/opamp".into(), None);
+    let reply = reg.handle(&mut ctx, report, now());
+    // Then nothing is resent and the status is recorded
+    assert_eq!(reply.remote_config, None);
+    assert_eq!(reply.flags, 0);
+    let rec = reg.get(uid).unwrap();
+    assert_eq!(rec.remote_config_status, ConfigStatus::Applied);
+    assert_eq!(
+        rec.effective_config_hash.as_deref(),
+        Some(g.hash_hex.as_str())
+    );
+    assert_eq!(rec.effective_config.as_deref(), Some("receivers: {}\n"));
+    // Secrets in a reported effective config are redacted before they are kept.
+    let mut secret = beat(uid, 2, PY_CAPS);
+    let mut map = g.remote.config.clone().unwrap();
+    map.config_map.get_mut(CONFIG_FILE).unwrap().body =
+        Bytes::from_static(b"extensions:\n  auth:\n    token: hunter2\n");
+    secret.effective_config = Some(EffectiveConfig {
+        config_map: Some(map),
+    });
+    reg.handle(&mut ctx, secret, now());
+    let rec = reg.get(uid).unwrap();
+    assert_eq!(
+        rec.effective_config.as_deref(),
+        Some("extensions:\n  auth:\n    token: <redacted>\n")
+    );
+    assert_eq!(
+        rec.effective_config_hash,
+        Some(hash::to_hex(&hash::sha256(
+            b"extensions:\n  auth:\n    token: hunter2\n"
+        )))
+    );
+}
+
+#[test]
+fn failed_config_is_recorded_with_its_message_and_not_resent() {
+    let reg = Registry::new(Duration::from_secs(30));
+    let g = group(&[], 1, "x: 1\n");
+    reg.set_groups(vec![g.clone()]);
+    let uid = InstanceUid::new_v7();
+    let mut ctx = reg.connection(Transport::Ws, "ws://x/v1/opamp".into(), None);
+    assert!(
+        reg.handle(&mut ctx, first(uid, PY_CAPS, &[]), now())
+            .remote_config
+            .is_some()
+    );
+    let mut report = beat(uid, 1, PY_CAPS);
+    report.remote_config_status = Some(RemoteConfigStatus {
+        last_remote_config_hash: g.remote.config_hash.clone(),
+        status: RemoteConfigStatuses::Failed as i32,
+        error_message: "exporter kafka unknown".into(),
+    });
+    let reply = reg.handle(&mut ctx, report, now());
+    assert_eq!(reply.remote_config, None);
+    let rec = reg.get(uid).unwrap();
+    assert_eq!(rec.remote_config_status, ConfigStatus::Failed);
+    assert_eq!(
+        rec.remote_config_error.as_deref(),
+        Some("exporter kafka unknown")
+    );
+}
+
+#[test]
+fn sequence_gap_and_unknown_agent_ask_for_full_state() {
+    let reg = Registry::new(Duration::from_secs(30));
+    let uid = InstanceUid::new_v7();
+    let mut ctx = reg.connection(Transport::Ws, "ws://x/v1/opamp".into(), None);
+    // An agent we have never heard from sends a compressed heartbeat.
+    let reply = reg.handle(&mut ctx, beat(uid, 41, SIM_CAPS), now());
+    assert_eq!(reply.flags, ServerToAgentFlags::ReportFullState as u64);
+    // In sequence: nothing asked.
+    assert_eq!(
+        reg.handle(&mut ctx, beat(uid, 42, SIM_CAPS), now()).flags,
+        0
+    );
+    // A gap.
+    assert_eq!(
+        reg.handle(&mut ctx, beat(uid, 45, SIM_CAPS), now()).flags,
+        ServerToAgentFlags::ReportFullState as u64
+    );
+    // Capabilities only in the first reply of the connection.
+    assert_eq!(
+        reg.handle(&mut ctx, beat(uid, 46, SIM_CAPS), now())
+            .capabilities,
+        0
+    );
+}
+
+#[test]
+fn duplicate_uid_on_a_second_live_socket_gets_a_new_uid() {
+    let reg = Registry::new(Duration::from_secs(30));
+    let uid = InstanceUid::new_v7();
+    let mut a = reg.connection(Transport::Ws, "ws://x/v1/opamp".into(), None);
+    let mut b = reg.connection(Transport::Ws, "ws://x/v1/opamp".into(), None);
+    assert_eq!(
+        reg.handle(&mut a, first(uid, SIM_CAPS, &[]), now())
+            .agent_identification,
+        None
+    );
+    let reply = reg.handle(&mut b, first(uid, SIM_CAPS, &[]), now());
+    let new =
+        InstanceUid::from_bytes(&reply.agent_identification.unwrap().new_instance_uid).unwrap();
+    assert_ne!(new, uid);
+    // The reply still echoes the uid the agent sent.
+    assert_eq!(reply.instance_uid.as_ref(), uid.as_bytes());
+    assert_eq!(b.uid, Some(new));
+    assert!(reg.get(new).unwrap().connected);
+    assert!(reg.get(uid).unwrap().connected);
+}
+
+#[test]
+fn label_change_moves_the_agent_and_pokes_its_socket() {
+    let reg = Registry::new(Duration::from_secs(30));
+    let eu = group(&[("region", "eu")], 2, "eu: 1\n");
+    let us = group(&[("region", "us")], 1, "us: 1\n");
+    reg.set_groups(vec![eu.clone(), us.clone()]);
+    let uid = InstanceUid::new_v7();
+    let notify = Arc::new(Notify::new());
+    let mut ctx = reg.connection(Transport::Ws, "ws://x/v1/opamp".into(), Some(notify));
+    let reply = reg.handle(&mut ctx, first(uid, SIM_CAPS, &[("region", "eu")]), now());
+    assert_eq!(
+        reply.remote_config.unwrap().config_hash,
+        eu.remote.config_hash
+    );
+    let mut moved = beat(uid, 1, SIM_CAPS);
+    moved.agent_description = Some(desc(&[("region", "us")]));
+    let reply = reg.handle(&mut ctx, moved, now());
+    assert_eq!(
+        reply.remote_config.unwrap().config_hash,
+        us.remote.config_hash
+    );
+    assert_eq!(reg.get(uid).unwrap().group_id, Some(us.id));
+
+    // A new revision of the agent's group is pushed; the old one is not offered twice.
+    let us2 = GroupConfig::new(
+        us.id,
+        us.selector.clone(),
+        us.created_at,
+        2,
+        "us: 2\n".into(),
+        hash::to_hex(&hash::sha256(b"us: 2\n")),
+    );
+    assert_eq!(reg.upsert_group(us2.clone()).len(), 1);
+    let push = reg.pending_push(&ctx).unwrap();
+    assert_eq!(
+        push.remote_config.unwrap().config_hash,
+        us2.remote.config_hash
+    );
+    assert_eq!(reg.pending_push(&ctx), None);
+}
+
+#[test]
+fn unmatched_agents_are_never_offered_a_config() {
+    let reg = Registry::new(Duration::from_secs(30));
+    reg.set_groups(vec![group(&[("env", "prod")], 1, "a: 1\n")]);
+    let uid = InstanceUid::new_v7();
+    let mut ctx = reg.connection(Transport::Http, "http://x".into(), None);
+    let reply = reg.handle(&mut ctx, first(uid, PY_CAPS, &[("env", "dev")]), now());
+    assert_eq!(reply.remote_config, None);
+    assert_eq!(reg.get(uid).unwrap().group_id, None);
+}
+
+#[test]
+fn heartbeat_offer_needs_both_capabilities() {
+    let reg = Registry::new(Duration::from_secs(7));
+    let mut ctx = reg.connection(Transport::Ws, "ws://h:1/v1/opamp".into(), None);
+    let reply = reg.handle(&mut ctx, first(InstanceUid::new_v7(), SIM_CAPS, &[]), now());
+    let opamp = reply.connection_settings.unwrap().opamp.unwrap();
+    assert_eq!(opamp.heartbeat_interval_seconds, 7);
+    assert_eq!(opamp.destination_endpoint, "ws://h:1/v1/opamp");
+    let mut ctx = reg.connection(Transport::Http, "http://h:1/v1/opamp".into(), None);
+    let reply = reg.handle(&mut ctx, first(InstanceUid::new_v7(), PY_CAPS, &[]), now());
+    assert_eq!(reply.connection_settings, None);
+}
+
+#[test]
+fn silent_agents_and_disconnects() {
+    let reg = Registry::new(Duration::from_secs(10));
+    let uid = InstanceUid::new_v7();
+    let mut ctx = reg.connection(Transport::Http, "http://x".into(), None);
+    reg.handle(&mut ctx, first(uid, PY_CAPS, &[]), now());
+    // 3 x 30 s (not offered our interval) has not passed yet.
+    assert_eq!(reg.sweep_silent(now() + chrono::Duration::seconds(80)), 0);
+    assert_eq!(reg.sweep_silent(now() + chrono::Duration::seconds(91)), 1);
+    assert!(!reg.get(uid).unwrap().connected);
+    // It comes back, then says goodbye.
+    reg.handle(&mut ctx, beat(uid, 1, PY_CAPS), now());
+    assert!(reg.get(uid).unwrap().connected);
+    let mut bye = beat(uid, 2, PY_CAPS);
+    bye.agent_disconnect = Some(AgentDisconnect {});
+    reg.handle(&mut ctx, bye, now());
+    assert!(!reg.get(uid).unwrap().connected);
+    // A heartbeat built before the goodbye, arriving after it, does not bring it back.
+    let late = reg.handle(&mut ctx, beat(uid, 2, PY_CAPS), now());
+    assert_eq!(late.flags, 0);
+    assert!(!reg.get(uid).unwrap().connected);
+    // A real new message does.
+    reg.handle(&mut ctx, beat(uid, 3, PY_CAPS), now());
+    assert!(reg.get(uid).unwrap().connected);
+}
+
+#[test]
+fn bad_uid_is_a_bad_request() {
+    let reg = Registry::new(Duration::from_secs(10));
+    let mut ctx = reg.connection(Transport::Http, "http://x".into(), None);
+    let mut msg = beat(InstanceUid::new_v7(), 0, PY_CAPS);
+    msg.instance_uid = Bytes::from_static(b"short");
+    let err = reg.handle(&mut ctx, msg, now()).error_response.unwrap();
+    assert_eq!(err.r#type, ServerErrorResponseType::BadRequest as i32);
+    assert_eq!(err.error_message, "instance_uid must be 16 bytes, got 5");
+}
+
+#[test]
+fn filters_and_persistence_round_trip() {
+    let reg = Registry::new(Duration::from_secs(10));
+    let g = group(&[("env", "prod")], 1, "a: 1\n");
+    reg.set_groups(vec![g.clone()]);
+    let (a, b) = (InstanceUid::new_v7(), InstanceUid::new_v7());
+    let mut ctx = reg.connection(Transport::Http, "http://x".into(), None);
+    reg.handle(&mut ctx, first(a, PY_CAPS, &[("env", "prod")]), now());
+    reg.handle(&mut ctx, first(b, PY_CAPS, &[("env", "dev")]), now());
+    let by_sel = reg.list(&AgentFilter {
+        selector: labels(&[("env", "dev")]),
+        ..Default::default()
+    });
+    assert_eq!(
+        by_sel.iter().map(|r| r.id.clone()).collect::<Vec<_>>(),
+        [b.to_string()]
+    );
+    let by_group = reg.list(&AgentFilter {
+        group_id: Some(g.id),
+        ..Default::default()
+    });
+    assert_eq!(
+        by_group.iter().map(|r| r.id.clone()).collect::<Vec<_>>(),
+        [a.to_string()]
+    );
+    let dirty = reg.take_dirty();
+    assert_eq!(dirty.len(), 2);
+    assert!(reg.take_dirty().is_empty());
+    // A restarted registry loads them disconnected.
+    let json: Vec<String> = dirty
+        .iter()
+        .map(|r| serde_json::to_string(r).unwrap())
+        .collect();
+    let back: Vec<AgentRecord> = json
+        .iter()
+        .map(|j| serde_json::from_str(j).unwrap())
+        .collect();
+    let reg2 = Registry::new(Duration::from_secs(10));
+    reg2.load(back);
+    let rec = reg2.get(a).unwrap();
+    assert!(!rec.connected);
+    assert_eq!(rec.labels, labels(&[("env", "prod")]));
+}
+
+#[test]
+fn agents_running_one_config_share_one_copy_of_it() {
+    let reg = Registry::new(Duration::from_secs(30));
+    let g = group(
+        &[],
+        1,
+        "exporters:\n  otlp:\n    headers:\n      k: secret\n",
+    );
+    reg.set_groups(vec![g.clone()]);
+    let (a, b) = (InstanceUid::new_v7(), InstanceUid::new_v7());
+    for uid in [a, b] {
+        let mut ctx = reg.connection(Transport::Http, "http://x".into(), None);
+        let mut msg = first(uid, PY_CAPS, &[]);
+        msg.effective_config = Some(EffectiveConfig {
+            config_map: g.remote.config.clone(),
+        });
+        reg.handle(&mut ctx, msg, now());
+    }
+    let (ra, rb) = (reg.get(a).unwrap(), reg.get(b).unwrap());
+    let (ta, tb) = (ra.effective_config.unwrap(), rb.effective_config.unwrap());
+    assert!(Arc::ptr_eq(&ta, &tb));
+    assert_eq!(
+        &*ta,
+        "exporters:\n  otlp:\n    headers:\n      k: <redacted>\n"
+    );
+}
+
+#[test]
+fn an_agent_may_ask_for_a_new_uid() {
+    let reg = Registry::new(Duration::from_secs(30));
+    let uid = InstanceUid::new_v7();
+    let mut ctx = reg.connection(Transport::Ws, "ws://x".into(), None);
+    let mut msg = first(uid, SIM_CAPS, &[("a", "b")]);
+    msg.flags = AgentToServerFlags::RequestInstanceUid as u64;
+    let reply = reg.handle(&mut ctx, msg, now());
+    let new =
+        InstanceUid::from_bytes(&reply.agent_identification.unwrap().new_instance_uid).unwrap();
+    assert_ne!(new, uid);
+    assert_eq!(reg.get(new).unwrap().labels, labels(&[("a", "b")]));
+    // Messages still carrying the old uid on this connection map to the new one.
+    let again = reg.handle(&mut ctx, beat(uid, 1, SIM_CAPS), now());
+    assert_eq!(
+        again
+            .agent_identification
+            .unwrap()
+            .new_instance_uid
+            .as_ref(),
+        new.as_bytes()
+    );
+    assert_eq!(reg.get(uid), None);
+}

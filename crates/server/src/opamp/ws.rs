@@ -1,0 +1,212 @@
+//! The WebSocket transport: one session per connection, binary messages with the varint
+//! header, server pushes when the agent's group gets a new config.
+//!
+//! Memory per agent is kept small on purpose: a 4 KiB read buffer (the library default is
+//! 128 KiB, allocated eagerly), eager writes, and a write buffer bounded by the message limit.
+
+use std::sync::Arc;
+
+use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
+use axum::extract::{ConnectInfo, State};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use http::HeaderMap;
+use otaas_opamp::framing::{self, FrameError};
+use otaas_opamp::proto::{
+    AgentToServer, ServerErrorResponse, ServerErrorResponseType, ServerToAgent,
+};
+use tokio::sync::Notify;
+
+use super::OpampServer;
+use super::registry::Transport;
+
+/// WebSocket close codes (RFC 6455) used here.
+const CLOSE_GOING_AWAY: u16 = 1001;
+const CLOSE_PROTOCOL_ERROR: u16 = 1002;
+const CLOSE_UNSUPPORTED_DATA: u16 = 1003;
+const CLOSE_INVALID_PAYLOAD: u16 = 1007;
+const CLOSE_TOO_BIG: u16 = 1009;
+
+pub(crate) async fn upgrade(
+    State(server): State<Arc<OpampServer>>,
+    ConnectInfo(super::tls::Peer(peer)): ConnectInfo<super::tls::Peer>,
+    headers: HeaderMap,
+    ws: WebSocketUpgrade,
+) -> Response {
+    if server.state.shutdown.is_cancelled() {
+        return (
+            http::StatusCode::SERVICE_UNAVAILABLE,
+            [(http::header::RETRY_AFTER, "5")],
+            "server is shutting down",
+        )
+            .into_response();
+    }
+    if server.overloaded() {
+        tracing::warn!(peer = %peer, "Refused an OpAMP WebSocket: connection limit reached");
+        return (
+            http::StatusCode::SERVICE_UNAVAILABLE,
+            [(http::header::RETRY_AFTER, "5")],
+            "connection limit reached; retry later",
+        )
+            .into_response();
+    }
+    if let Err(err) = server.authorize(&headers).await {
+        tracing::info!(peer = %peer, reason = %err, "Refused an OpAMP WebSocket");
+        return err.into_response();
+    }
+    let endpoint = super::endpoint_url(&headers, "ws", server.config.opamp_tls_cert.is_some());
+    let limit = server.config.opamp_max_message_bytes;
+    let tracker = server.sessions.clone();
+    ws.read_buffer_size(4096)
+        .write_buffer_size(0)
+        // Room for one maximal message plus framing; beyond that the peer is not reading.
+        .max_write_buffer_size(limit + 64 * 1024)
+        .max_message_size(limit)
+        .max_frame_size(limit)
+        .on_upgrade(move |socket| tracker.track_future(session(server, socket, endpoint)))
+}
+
+async fn send(socket: &mut WebSocket, msg: &ServerToAgent) -> Result<(), axum::Error> {
+    socket
+        .send(Message::Binary(Bytes::from(framing::encode(msg))))
+        .await
+}
+
+/// Sends a ServerErrorResponse, then closes with `code`.
+async fn refuse(socket: &mut WebSocket, kind: ServerErrorResponseType, message: String, code: u16) {
+    let reply = ServerToAgent {
+        error_response: Some(ServerErrorResponse {
+            r#type: kind as i32,
+            error_message: message.clone(),
+            details: None,
+        }),
+        ..Default::default()
+    };
+    let _ = send(socket, &reply).await;
+    // The close reason is limited to 123 bytes by the protocol.
+    let reason: String = message.chars().take(120).collect();
+    let _ = socket
+        .send(Message::Close(Some(CloseFrame {
+            code,
+            reason: reason.into(),
+        })))
+        .await;
+    linger(socket).await;
+}
+
+/// After our close frame, reads (and drops) what the peer still sends until it closes too, for
+/// at most a second. Dropping a socket with unread input makes the kernel reset the
+/// connection, which can destroy our error reply and close frame before the agent reads them.
+async fn linger(socket: &mut WebSocket) {
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(1), async {
+        loop {
+            match socket.recv().await {
+                Some(Ok(Message::Close(_))) => return,
+                Some(Ok(_)) => continue,
+                // The stream is unusable (e.g. the rest of an oversize frame is still unread,
+                // and the library reports no more messages): give the agent the rest of the
+                // second to read our close frame.
+                None | Some(Err(_)) => std::future::pending::<()>().await,
+            }
+        }
+    })
+    .await;
+}
+
+/// A reply worth sending: anything beyond the echoed uid and the flags-free default.
+fn is_empty_reply(reply: &ServerToAgent) -> bool {
+    *reply
+        == ServerToAgent {
+            instance_uid: reply.instance_uid.clone(),
+            ..Default::default()
+        }
+}
+
+async fn session(server: Arc<OpampServer>, mut socket: WebSocket, endpoint: String) {
+    let notify = Arc::new(Notify::new());
+    let registry = server.registry();
+    let mut ctx = registry.connection(Transport::Ws, endpoint, Some(notify.clone()));
+    let limit = server.config.opamp_max_message_bytes;
+    loop {
+        tokio::select! {
+            _ = server.state.shutdown.cancelled() => {
+                let uid = ctx.uid.map(|u| Bytes::copy_from_slice(u.as_bytes())).unwrap_or_default();
+                let _ = send(&mut socket, &server.unavailable(uid)).await;
+                let _ = socket.send(Message::Close(Some(CloseFrame {
+                    code: CLOSE_GOING_AWAY,
+                    reason: "server shutting down".into(),
+                }))).await;
+                break;
+            }
+            _ = notify.notified() => {
+                if let Some(push) = registry.pending_push(&ctx)
+                    && send(&mut socket, &push).await.is_err()
+                {
+                    break;
+                }
+            }
+            incoming = socket.recv() => {
+                let data = match incoming {
+                    None | Some(Ok(Message::Close(_))) => break,
+                    Some(Ok(Message::Binary(data))) => data,
+                    Some(Ok(Message::Text(_))) => {
+                        refuse(&mut socket, ServerErrorResponseType::BadRequest,
+                            "OpAMP messages are binary WebSocket messages".to_owned(), CLOSE_UNSUPPORTED_DATA).await;
+                        break;
+                    }
+                    Some(Ok(_)) => continue, // ping/pong: answered by the library
+                    Some(Err(err)) => {
+                        if let Some((size, max)) = too_long(err) {
+                            refuse(&mut socket, ServerErrorResponseType::BadRequest,
+                                format!("message of {size} bytes exceeds the limit of {max} bytes"), CLOSE_TOO_BIG).await;
+                        }
+                        break;
+                    }
+                };
+                let msg = match framing::decode::<AgentToServer>(&data, limit) {
+                    Ok(msg) => msg,
+                    Err(err) => {
+                        let code = match err {
+                            FrameError::TooLarge { .. } => CLOSE_TOO_BIG,
+                            FrameError::Protobuf(_) => CLOSE_INVALID_PAYLOAD,
+                            _ => CLOSE_PROTOCOL_ERROR,
+                        };
+                        tracing::info!(agent = ?ctx.uid, error = %err, "Malformed OpAMP message; closing");
+                        refuse(&mut socket, ServerErrorResponseType::BadRequest, err.to_string(), code).await;
+                        break;
+                    }
+                };
+                let goodbye = msg.agent_disconnect.is_some();
+                let first = ctx.uid.is_none();
+                let reply = registry.handle(&mut ctx, msg, chrono::Utc::now());
+                if goodbye {
+                    continue;
+                }
+                // Heartbeats need no answer over WebSocket; the first message always gets one
+                // (it carries our capabilities).
+                if (first || !is_empty_reply(&reply)) && send(&mut socket, &reply).await.is_err() {
+                    break;
+                }
+                if reply.error_response.is_some() {
+                    let _ = socket.send(Message::Close(Some(CloseFrame {
+                        code: CLOSE_PROTOCOL_ERROR,
+                        reason: "bad request".into(),
+                    }))).await;
+                    break;
+                }
+            }
+        }
+    }
+    registry.closed(&ctx);
+}
+
+/// The size and limit of an oversize message, if that is what `err` is.
+fn too_long(err: axum::Error) -> Option<(usize, usize)> {
+    use tokio_tungstenite::tungstenite::error::{CapacityError, Error};
+    match err.into_inner().downcast::<Error>().ok().map(|e| *e) {
+        Some(Error::Capacity(CapacityError::MessageTooLong { size, max_size })) => {
+            Some((size, max_size))
+        }
+        _ => None,
+    }
+}
