@@ -393,8 +393,7 @@ pub(crate) fn json_state(prior: Option<&Value>, json: &serde_json::Value) -> Val
 /// Sets `planned.name = default` when the configuration leaves it null (optional+computed
 /// attributes whose server-side default is known at plan time).
 pub(crate) fn default_if_unset(planned: &mut Value, config: &Value, name: &str, default: Value) {
-    if config.get(name).is_none_or(Value::is_null) && !planned.is_null() && !planned.is_unknown()
-    {
+    if config.get(name).is_none_or(Value::is_null) && !planned.is_null() && !planned.is_unknown() {
         planned.set(name, default);
     }
 }
@@ -421,11 +420,6 @@ pub(crate) fn computed_follow_change(change: &mut PlanChange, computed: &[&str])
         };
         change.planned.set(c, v);
     }
-}
-
-/// Whether an import id looks like a server id (a UUID) rather than a name.
-pub(crate) fn is_uuid(s: &str) -> bool {
-    s.parse::<otaas_api::PipelineId>().is_ok()
 }
 
 #[cfg(test)]
@@ -456,7 +450,11 @@ mod tests {
         ]);
         assert_eq!(
             field_path("processors[0].id", &v),
-            Some(AttributePath::attr("processors").push_index(0).push_attr("id"))
+            Some(
+                AttributePath::attr("processors")
+                    .push_index(0)
+                    .push_attr("id")
+            )
         );
         assert_eq!(
             field_path("receivers.otlp", &v),

@@ -209,7 +209,13 @@ impl Resource for EndpointResource {
             AttributePath::attr("auth"),
             diags,
         );
-        check_range(config.get("port"), 1, 65535, AttributePath::attr("port"), diags);
+        check_range(
+            config.get("port"),
+            1,
+            65535,
+            AttributePath::attr("port"),
+            diags,
+        );
         check_range(
             config.get("token_version"),
             1,
@@ -242,7 +248,12 @@ impl Resource for EndpointResource {
     }
     async fn modify_plan(&self, _ctx: &Context, change: &mut PlanChange, _diags: &mut Diagnostics) {
         let config = change.config.clone();
-        default_if_unset(&mut change.planned, &config, "auth", Value::string("bearer"));
+        default_if_unset(
+            &mut change.planned,
+            &config,
+            "auth",
+            Value::string("bearer"),
+        );
         default_if_unset(&mut change.planned, &config, "token_version", Value::int(1));
         computed_follow_change(change, &["revision"]);
         // The token changes only when the server mints a new one.

@@ -161,21 +161,30 @@ fn state(b: &ExporterBinding, prior: &Value) -> Value {
                             ("endpoint", opt_string(d.endpoint.as_deref())),
                             (
                                 "headers",
-                                headers_state(&d.header_digests, prior.and_then(|p| p.get("headers"))),
+                                headers_state(
+                                    &d.header_digests,
+                                    prior.and_then(|p| p.get("headers")),
+                                ),
                             ),
                             (
                                 "tls",
                                 d.tls.as_ref().map_or(Value::Null, |t| {
                                     Value::object([
                                         ("insecure", Value::Bool(t.insecure)),
-                                        ("insecure_skip_verify", Value::Bool(t.insecure_skip_verify)),
+                                        (
+                                            "insecure_skip_verify",
+                                            Value::Bool(t.insecure_skip_verify),
+                                        ),
                                         ("ca_file", opt_string(t.ca_file.as_deref())),
                                         ("cert_file", opt_string(t.cert_file.as_deref())),
                                         ("key_file", opt_string(t.key_file.as_deref())),
                                     ])
                                 }),
                             ),
-                            ("config", json_state(prior.and_then(|p| p.get("config")), &d.config)),
+                            (
+                                "config",
+                                json_state(prior.and_then(|p| p.get("config")), &d.config),
+                            ),
                         ])
                     })
                     .collect(),
@@ -346,9 +355,10 @@ impl Resource for ExporterBindingResource {
     }
     async fn modify_plan(&self, _ctx: &Context, change: &mut PlanChange, _diags: &mut Diagnostics) {
         let config = change.config.clone();
-        if let (Some(Value::List(items)), Some(Value::List(cfg_items))) =
-            (change.planned.get_mut("destinations"), config.get("destinations"))
-        {
+        if let (Some(Value::List(items)), Some(Value::List(cfg_items))) = (
+            change.planned.get_mut("destinations"),
+            config.get("destinations"),
+        ) {
             for (item, cfg) in items.iter_mut().zip(cfg_items) {
                 default_if_unset(item, cfg, "config", Value::string("{}"));
                 if let (Some(tls @ Value::Object(_)), Some(cfg_tls)) =
@@ -396,7 +406,11 @@ impl Resource for ExporterBindingResource {
             Ok(b) => state(&b, prior),
             Err(e) if e.is_not_found() => Value::Null,
             Err(e) => {
-                diags.push(api_error(&format!("reading exporter binding {id}"), &e, prior));
+                diags.push(api_error(
+                    &format!("reading exporter binding {id}"),
+                    &e,
+                    prior,
+                ));
                 prior.clone()
             }
         }
@@ -489,8 +503,11 @@ impl ListResource for ExporterBindingList {
             Err(d) => return list_error(d),
         };
         let result = client.list_exporter_bindings().await;
-        list_events(result, "exporter bindings", &request, |b: &ExporterBinding| {
-            (b.name.clone(), state(b, &Value::Null))
-        })
+        list_events(
+            result,
+            "exporter bindings",
+            &request,
+            |b: &ExporterBinding| (b.name.clone(), state(b, &Value::Null)),
+        )
     }
 }

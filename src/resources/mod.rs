@@ -3,8 +3,10 @@
 
 use crate::framework::Registry;
 
-pub(crate) mod common;
+pub mod agent_group;
+pub mod common;
 pub mod endpoint;
+pub mod exporter_binding;
 pub mod pipeline;
 
 /// Adds every otaas resource and list resource to the registry.
@@ -14,4 +16,8 @@ pub fn register(registry: Registry) -> Registry {
         .list_resource(pipeline::PipelineList)
         .resource(endpoint::EndpointResource)
         .list_resource(endpoint::EndpointList)
+        .resource(exporter_binding::ExporterBindingResource)
+        .list_resource(exporter_binding::ExporterBindingList)
+        .resource(agent_group::AgentGroupResource)
+        .list_resource(agent_group::AgentGroupList)
 }

@@ -12,7 +12,7 @@ use crate::framework::*;
 
 pub struct PipelineResource;
 
-pub(crate) fn schema() -> Schema {
+pub fn schema() -> Schema {
     Schema::new(
         "A named OpenTelemetry Collector pipeline: the signals it carries, extra receivers and an \
          ordered list of processors. Exporters are attached with `otaas_exporter_binding`, ingest \
@@ -79,7 +79,7 @@ pub(crate) fn identity_schema() -> IdentitySchema {
 }
 
 /// The state of a pipeline as the server holds it; `prior` keeps the user's JSON formatting.
-pub(crate) fn state(p: &Pipeline, prior: &Value) -> Value {
+pub fn state(p: &Pipeline, prior: &Value) -> Value {
     let prior_receivers = prior.get("receivers");
     let prior_procs = match prior.get("processors") {
         Some(Value::List(items)) => items.as_slice(),
@@ -206,7 +206,7 @@ pub(crate) fn validate_pipeline(config: &Value, diags: &mut Diagnostics) {
 }
 
 /// Finds a pipeline by id or name (imports and the data source).
-pub(crate) async fn lookup(client: &Client, id_or_name: &str) -> Result<Option<Pipeline>, String> {
+pub async fn lookup(client: &Client, id_or_name: &str) -> Result<Option<Pipeline>, String> {
     if let Ok(id) = id_or_name.parse::<PipelineId>() {
         match client.get_pipeline(id).await {
             Ok(p) => Ok(Some(p)),
@@ -404,9 +404,11 @@ pub struct PipelineList;
 pub(crate) fn list_config_schema(kind: &str) -> Schema {
     Schema::new(
         &format!("Lists {kind} for `terraform query`."),
-        vec![Attribute::optional("name_prefix", Type::String).description(
-            "Only objects whose name starts with this prefix. Default: all of them.",
-        )],
+        vec![
+            Attribute::optional("name_prefix", Type::String).description(
+                "Only objects whose name starts with this prefix. Default: all of them.",
+            ),
+        ],
     )
 }
 
@@ -432,10 +434,7 @@ where
             .map(&to_item)
             .filter(|(name, _)| name.starts_with(&prefix))
             .map(|(name, state)| ListItem {
-                identity: Value::object([(
-                    "id",
-                    state.get("id").cloned().unwrap_or(Value::Null),
-                )]),
+                identity: Value::object([("id", state.get("id").cloned().unwrap_or(Value::Null))]),
                 display_name: name,
                 resource: request.include_resource.then_some(state),
             })

@@ -65,8 +65,14 @@ fn pipeline_lifecycle() {
 
     // Import by id and by name, on the CLI and with import blocks (id and identity), gives the
     // same state
-    assert_eq!(cli_import(&server, PIPELINE, "otaas_pipeline.p", &id), created);
-    assert_eq!(cli_import(&server, PIPELINE, "otaas_pipeline.p", "checkout"), created);
+    assert_eq!(
+        cli_import_clean(&server, PIPELINE, "otaas_pipeline.p", &id),
+        created
+    );
+    assert_eq!(
+        cli_import_clean(&server, PIPELINE, "otaas_pipeline.p", "checkout"),
+        created
+    );
     assert_eq!(
         block_import(&server, PIPELINE, "otaas_pipeline.p", r#"id = "checkout""#),
         created

@@ -69,7 +69,10 @@ fn compute(
         match (current, a.remote_config_status) {
             (true, ConfigStatus::Applied) => {
                 st.applied += 1;
-                if a.effective_config_hash.as_deref().is_some_and(|e| e != hash) {
+                if a.effective_config_hash
+                    .as_deref()
+                    .is_some_and(|e| e != hash)
+                {
                     st.drifted += 1;
                 }
             }
@@ -120,7 +123,10 @@ mod tests {
         // No agents: nothing to wait for.
         assert_eq!(compute(id, 1, "h", true, &[]).state, RolloutState::Complete);
         // Not yet synced: in progress whatever the agents say.
-        assert_eq!(compute(id, 1, "h", false, &[]).state, RolloutState::InProgress);
+        assert_eq!(
+            compute(id, 1, "h", false, &[]).state,
+            RolloutState::InProgress
+        );
         let applied = agent("a", Some("h"), ConfigStatus::Applied, true);
         let old = agent("b", Some("old"), ConfigStatus::Applied, true);
         let gone = agent("c", Some("old"), ConfigStatus::Applied, false);
@@ -128,10 +134,16 @@ mod tests {
         failed.remote_config_error = Some("unknown component kafka".into());
 
         let st = compute(id, 2, "h", true, &[applied.clone(), old.clone()]);
-        assert_eq!((st.state, st.applied, st.pending), (RolloutState::InProgress, 1, 1));
+        assert_eq!(
+            (st.state, st.applied, st.pending),
+            (RolloutState::InProgress, 1, 1)
+        );
         // A disconnected agent does not hold the rollout up, but counts as pending.
         let st = compute(id, 2, "h", true, &[applied.clone(), gone]);
-        assert_eq!((st.state, st.matched, st.pending), (RolloutState::Complete, 2, 1));
+        assert_eq!(
+            (st.state, st.matched, st.pending),
+            (RolloutState::Complete, 2, 1)
+        );
         let st = compute(id, 2, "h", true, &[applied, failed]);
         assert_eq!(st.state, RolloutState::Failed);
         assert_eq!(
