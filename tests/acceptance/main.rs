@@ -22,4 +22,6 @@ mod common;
 mod endpoint_binding;
 mod harness;
 mod harness_self_test;
+mod examples;
 mod pipeline;
+mod query;
