@@ -61,7 +61,10 @@ fn every_example_applies() {
         .label("region", "eu")
         .label("team", "status")
         .start();
-    let _demo = FleetSim::builder(&server).agents(2).label("env", "demo").start();
+    let _demo = FleetSim::builder(&server)
+        .agents(2)
+        .label("env", "demo")
+        .start();
     wait_for_agents(&server, ("env", "example"), 2);
     wait_for_agents(&server, ("env", "demo"), 2);
 
@@ -77,10 +80,9 @@ fn every_example_applies() {
     // The group example's two agents applied its config by the time apply returned.
     let (ws, _) = apply_example(&server, "resources/otaas_agent_group", &[]);
     let group = values(&ws, "otaas_agent_group.edge_eu");
-    let status = block_on(api(&server).agent_group_status(
-        group["id"].as_str().unwrap().parse().unwrap(),
-    ))
-    .unwrap();
+    let status =
+        block_on(api(&server).agent_group_status(group["id"].as_str().unwrap().parse().unwrap()))
+            .unwrap();
     assert_eq!((status.matched, status.applied), (2, 2));
     assert_plan_clean(&ws);
     destroy_all(&server, &ws);
@@ -88,12 +90,19 @@ fn every_example_applies() {
     let (ws, out) = apply_example(&server, "data-sources/otaas_agent_group_status", &[]);
     let health = &out["group_health"]["value"];
     assert_eq!(health["state"], "complete", "{out}");
-    assert_eq!((health["matched"].clone(), health["applied"].clone()), (2.into(), 2.into()));
+    assert_eq!(
+        (health["matched"].clone(), health["applied"].clone()),
+        (2.into(), 2.into())
+    );
     assert_eq!(health["failed"], 0);
     destroy_all(&server, &ws);
 
     let (ws, out) = apply_example(&server, "data-sources/otaas_agents", &[]);
-    assert_eq!(out["unhealthy_agents"]["value"], serde_json::json!([]), "{out}");
+    assert_eq!(
+        out["unhealthy_agents"]["value"],
+        serde_json::json!([]),
+        "{out}"
+    );
     let listed = ws.show_json();
     let agents = listed["values"]["root_module"]["resources"][0]["values"]["agents"]
         .as_array()
@@ -110,7 +119,10 @@ fn every_example_applies() {
     destroy_all(&server, &ws);
 
     let (ws, out) = apply_example(&server, "data-sources/otaas_pipeline", &[]);
-    assert_eq!(out["lookup_demo_signals"]["value"], serde_json::json!(["logs"]));
+    assert_eq!(
+        out["lookup_demo_signals"]["value"],
+        serde_json::json!(["logs"])
+    );
     destroy_all(&server, &ws);
 
     let (ws, out) = apply_example(
@@ -123,7 +135,10 @@ fn every_example_applies() {
     );
     let fleet = &out["fleet"]["value"];
     assert_eq!(fleet["state"], "complete", "{out}");
-    assert_eq!((fleet["matched"].clone(), fleet["applied"].clone()), (2.into(), 2.into()));
+    assert_eq!(
+        (fleet["matched"].clone(), fleet["applied"].clone()),
+        (2.into(), 2.into())
+    );
     assert_eq!(fleet["agents"], 2);
     assert_plan_clean(&ws);
     let run = ws.plan_detailed_exitcode();

@@ -28,20 +28,22 @@ fn query_generates_config_that_plans_clean() {
     let server = Server::start();
     let api = api(&server);
     // Given a fleet configured through the API only
-    let p = block_on(api.create_pipeline(&otaas_api::PipelineSpec {
-        name: "adopt-me".into(),
-        description: "made by hand".into(),
-        signals: vec![otaas_api::Signal::Logs, otaas_api::Signal::Traces],
-        receivers: [(
-            "otlp".to_string(),
-            serde_json::json!({"protocols": {"grpc": {}}}),
-        )]
-        .into(),
-        processors: vec![otaas_api::ProcessorSpec {
-            id: "batch".into(),
-            config: serde_json::json!({"timeout": "5s", "send_batch_size": 512}),
-        }],
-    }))
+    let p = block_on(
+        api.create_pipeline(&otaas_api::PipelineSpec {
+            name: "adopt-me".into(),
+            description: "made by hand".into(),
+            signals: vec![otaas_api::Signal::Logs, otaas_api::Signal::Traces],
+            receivers: [(
+                "otlp".to_string(),
+                serde_json::json!({"protocols": {"grpc": {}}}),
+            )]
+            .into(),
+            processors: vec![otaas_api::ProcessorSpec {
+                id: "batch".into(),
+                config: serde_json::json!({"timeout": "5s", "send_batch_size": 512}),
+            }],
+        }),
+    )
     .unwrap();
     block_on(api.create_endpoint(&otaas_api::EndpointSpec {
         name: "adopt-in".into(),
@@ -53,19 +55,21 @@ fn query_generates_config_that_plans_clean() {
         token_version: 1,
     }))
     .unwrap();
-    block_on(api.create_exporter_binding(&otaas_api::ExporterBindingSpec {
-        name: "adopt-out".into(),
-        pipeline_id: p.id,
-        signals: None,
-        destinations: vec![otaas_api::DestinationSpec {
-            name: "console".into(),
-            kind: "debug".into(),
-            endpoint: None,
-            headers: Default::default(),
-            tls: None,
-            config: serde_json::json!({"verbosity": "basic"}),
-        }],
-    }))
+    block_on(
+        api.create_exporter_binding(&otaas_api::ExporterBindingSpec {
+            name: "adopt-out".into(),
+            pipeline_id: p.id,
+            signals: None,
+            destinations: vec![otaas_api::DestinationSpec {
+                name: "console".into(),
+                kind: "debug".into(),
+                endpoint: None,
+                headers: Default::default(),
+                tls: None,
+                config: serde_json::json!({"verbosity": "basic"}),
+            }],
+        }),
+    )
     .unwrap();
     for name in ["adopt-group", "other-group"] {
         block_on(api.create_agent_group(&otaas_api::AgentGroupSpec {
@@ -92,7 +96,10 @@ fn query_generates_config_that_plans_clean() {
         r#"resource "otaas_agent_group" "all_0""#,
         "identity = {",
     ] {
-        assert!(generated.contains(expected), "missing {expected:?} in:\n{generated}");
+        assert!(
+            generated.contains(expected),
+            "missing {expected:?} in:\n{generated}"
+        );
     }
     // The name_prefix filter left the other group out.
     assert!(!generated.contains("other-group"), "{generated}");
@@ -107,7 +114,8 @@ fn query_generates_config_that_plans_clean() {
     );
     let run = ws.apply();
     assert!(
-        run.stdout.contains("4 imported, 0 added, 0 changed, 0 destroyed"),
+        run.stdout
+            .contains("4 imported, 0 added, 0 changed, 0 destroyed"),
         "{}",
         run.stdout
     );
@@ -120,7 +128,10 @@ fn query_generates_config_that_plans_clean() {
     for (ty, expected) in [
         ("otaas_pipeline", "adopt-me"),
         // Its name_prefix ("checkout") matches none of these.
-        ("otaas_endpoint", "no list items"),
+        (
+            "otaas_endpoint",
+            "list.otaas_endpoint.checkout] returned 0 results",
+        ),
         ("otaas_exporter_binding", "adopt-out"),
         ("otaas_agent_group", "other-group"),
     ] {
