@@ -1674,3 +1674,78 @@ fn bad_tls_files_stop_the_server_with_a_clear_error() {
         "{stderr}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn fleet_sim_over_wss_and_https_with_a_private_ca() {
+    let data = tempfile::tempdir().unwrap();
+    let certs = tempfile::tempdir().unwrap();
+    let (ca, cert, key, _, _) = tls_files(certs.path());
+    let s = |p: &PathBuf| p.to_str().unwrap().to_owned();
+    let server = Serve::start(
+        data.path(),
+        "127.0.0.1:0",
+        &["--opamp-tls-cert", &s(&cert), "--opamp-tls-key", &s(&key)],
+    );
+    let client = server.client();
+    let (_, group) = make_group(&client, "tls-fleet", &[("sec", "tls")]).await;
+    let ws = Sim::start(
+        &format!("wss://{}", server.opamp),
+        &[
+            "--agents",
+            "3",
+            "--labels",
+            "sec=tls,via=ws",
+            "--ca-cert",
+            &s(&ca),
+            "--heartbeat",
+            "5",
+        ],
+    );
+    let http = Sim::start(
+        &format!("https://{}", server.opamp),
+        &[
+            "--agents",
+            "2",
+            "--labels",
+            "sec=tls,via=http",
+            "--transport",
+            "http",
+            "--ca-cert",
+            &s(&ca),
+            "--heartbeat",
+            "1",
+        ],
+    );
+    wait_all(
+        &client,
+        "5 agents over TLS applied",
+        AgentQuery {
+            group_id: Some(group.id),
+            ..Default::default()
+        },
+        5,
+        applied(&group.config_hash),
+    )
+    .await;
+    assert_eq!(ws.stop()["status"], json!({"APPLIED": 3}));
+    assert_eq!(http.stop()["status"], json!({"APPLIED": 2}));
+    // Without the CA the server's certificate is refused.
+    let untrusting = Sim::start(
+        &format!("wss://{}", server.opamp),
+        &["--labels", "sec=none"],
+    );
+    let failed = wait_for("a refused TLS handshake", || async {
+        untrusting.events("connect_failed").pop()
+    })
+    .await;
+    assert!(
+        failed["error"]
+            .as_str()
+            .unwrap()
+            .to_lowercase()
+            .contains("certificate"),
+        "{failed}"
+    );
+    assert_eq!(untrusting.stop()["connects"], 0);
+    server.stop();
+}

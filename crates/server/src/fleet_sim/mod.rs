@@ -65,6 +65,9 @@ pub struct FleetSimArgs {
     /// one is reported FAILED with the component named.
     #[arg(long, value_delimiter = ',')]
     pub reject_components: Vec<String>,
+    /// PEM CA to trust for `wss://` and `https://` servers (default: the system roots).
+    #[arg(long)]
+    pub ca_cert: Option<std::path::PathBuf>,
     /// Enrollment token, sent as `Authorization: Bearer`.
     #[arg(long, env = "OTAAS_AGENT_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
@@ -100,6 +103,55 @@ pub enum FleetSimError {
     Server { url: String, reason: &'static str },
     #[error("building the HTTP client: {0}")]
     Http(#[from] reqwest::Error),
+    #[error("--ca-cert {path}: {reason}")]
+    Ca {
+        path: std::path::PathBuf,
+        reason: String,
+    },
+}
+
+/// TLS client settings from `--ca-cert`: the WebSocket connector and the PEM for reqwest.
+fn tls_client(
+    ca: Option<&std::path::Path>,
+) -> Result<
+    (
+        Option<tokio_tungstenite::Connector>,
+        Option<reqwest::Certificate>,
+    ),
+    FleetSimError,
+> {
+    // One process-wide provider, so library defaults never have to guess between two.
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    let Some(path) = ca else {
+        return Ok((None, None));
+    };
+    let err = |reason: String| FleetSimError::Ca {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let pem = std::fs::read(path).map_err(|e| err(e.to_string()))?;
+    let mut roots = rustls::RootCertStore::empty();
+    use rustls::pki_types::pem::PemObject;
+    for cert in rustls::pki_types::CertificateDer::pem_slice_iter(&pem) {
+        roots
+            .add(cert.map_err(|e| err(e.to_string()))?)
+            .map_err(|e| err(e.to_string()))?;
+    }
+    if roots.is_empty() {
+        return Err(err("no certificate found".to_owned()));
+    }
+    let config = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::aws_lc_rs::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .map_err(|e| err(e.to_string()))?
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    let http = reqwest::Certificate::from_pem(&pem).map_err(|e| err(e.to_string()))?;
+    Ok((
+        Some(tokio_tungstenite::Connector::Rustls(Arc::new(config))),
+        Some(http),
+    ))
 }
 
 /// Normalises `--server` for the chosen transport (scheme and default path).
@@ -146,14 +198,18 @@ fn uid_for(seed: Option<u64>, index: usize) -> InstanceUid {
 pub async fn run(args: FleetSimArgs) -> Result<serde_json::Value, FleetSimError> {
     let template = LabelTemplate::parse(&args.labels)?;
     let url = endpoint(&args.server, args.transport)?;
-    let http = reqwest::Client::builder()
+    let (ws_tls, http_ca) = tls_client(args.ca_cert.as_deref())?;
+    let mut http = reqwest::Client::builder()
         .timeout(Duration::from_secs(30))
-        .pool_max_idle_per_host(usize::MAX)
-        .build()?;
+        .pool_max_idle_per_host(usize::MAX);
+    if let Some(ca) = http_ca {
+        http = http.add_root_certificate(ca);
+    }
     let target = Arc::new(Target {
         url: url.clone(),
         token: args.token.clone(),
-        http,
+        http: http.build()?,
+        ws_tls,
     });
     let shared = Arc::new(Shared {
         reject: args

@@ -23,11 +23,12 @@ use super::control::Control;
 const MAX_MESSAGE: usize = 16 << 20;
 
 /// Where and how agents connect.
-#[derive(Debug)]
 pub(crate) struct Target {
     pub(crate) url: String,
     pub(crate) token: Option<String>,
     pub(crate) http: reqwest::Client,
+    /// TLS settings for `wss://` (`None`: the library's defaults, system roots).
+    pub(crate) ws_tls: Option<tokio_tungstenite::Connector>,
 }
 
 /// Exponential backoff with jitter (0.5 s, x1.5, +-50 %, capped at 30 s), like opamp-go's
@@ -121,7 +122,7 @@ pub(crate) async fn run_ws(
                 .insert(http::header::AUTHORIZATION, value);
         }
         let connected = tokio::select! {
-            r = tokio_tungstenite::connect_async_with_config(request, Some(ws_config()), true) => r,
+            r = tokio_tungstenite::connect_async_tls_with_config(request, Some(ws_config()), true, target.ws_tls.clone()) => r,
             _ = stop.cancelled() => return (agent, false),
         };
         let mut ws = match connected {

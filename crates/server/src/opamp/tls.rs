@@ -2,7 +2,7 @@
 //!
 //! Handshakes run concurrently, each in its own task with a timeout, so one slow or hostile
 //! client cannot hold up the accept loop; finished connections reach `axum::serve` through a
-//! small channel. Lifecycle: the accept task lives as long as the [`TlsListener`] (it stops
+//! small channel. Lifecycle: the accept task lives as long as the `TlsListener` (it stops
 //! when the listener is dropped and the channel closes).
 
 use std::net::SocketAddr;
