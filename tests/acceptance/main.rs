@@ -17,5 +17,11 @@
 //! ws.destroy();
 //! ```
 
+mod agent_group;
+mod common;
+mod endpoint_binding;
+mod examples;
 mod harness;
 mod harness_self_test;
+mod pipeline;
+mod query;

@@ -12,6 +12,7 @@ pub mod agents;
 pub mod client;
 pub mod error;
 pub mod ids;
+pub mod status;
 pub mod types;
 
 pub use agents::{

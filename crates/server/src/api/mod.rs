@@ -9,6 +9,7 @@ mod error;
 mod handlers;
 pub mod json;
 mod openapi;
+mod status;
 pub mod validate;
 mod views;
 
@@ -59,6 +60,7 @@ pub fn v1_routes() -> Router<AppState> {
         )
         .route("/agent-groups/{id}/config", get(group_config))
         .route("/agent-groups/{id}/revisions", get(group_revisions))
+        .route("/agent-groups/{id}/status", get(status::group_status))
         .route("/tokens", post(create_token))
         .route("/openapi.json", get(openapi::serve))
 }
