@@ -11,6 +11,7 @@ use tokio_util::sync::CancellationToken;
 use crate::auth::hash_token;
 use crate::config::ServeConfig;
 use crate::events::Events;
+use crate::limits::RateLimiter;
 use crate::metrics::Metrics;
 use crate::store::{Store, Written};
 
@@ -25,6 +26,8 @@ pub struct AppState {
     pub admin_token_hash: Option<Arc<str>>,
     /// Cancelled when the server begins graceful shutdown; background tasks watch it.
     pub shutdown: CancellationToken,
+    /// Per-token request budget of `/api/v1` (`--api-rate-limit`, `--api-rate-burst`).
+    pub rate_limiter: Arc<RateLimiter>,
 }
 
 impl AppState {
@@ -33,6 +36,10 @@ impl AppState {
             .admin_token
             .as_ref()
             .map(|t| Arc::from(hash_token(t.expose())));
+        let rate_limiter = Arc::new(RateLimiter::new(
+            config.api_rate_limit,
+            config.api_rate_burst,
+        ));
         Self {
             store,
             events: Events::default(),
@@ -40,6 +47,7 @@ impl AppState {
             metrics: Arc::new(Metrics::new()),
             admin_token_hash,
             shutdown: CancellationToken::new(),
+            rate_limiter,
         }
     }
 
