@@ -48,8 +48,13 @@ for t in $TARGETS; do
     failed+=("$t")
     tail -40 "$log" >&2
   fi
-  runs="$(grep -Eo 'stat::number_of_executed_units: *[0-9]+' "$log" | grep -Eo '[0-9]+$' || echo 0)"
-  secs="$(grep -Eo 'stat::slowest_unit_time_sec' "$log" >/dev/null && echo "$SECONDS_PER_TARGET" || echo "$SECONDS_PER_TARGET")"
+  # libFuzzer ends with "Done <runs> runs in <secs> second(s)".
+  runs="$(grep -Eo 'Done [0-9]+ runs in [0-9]+ second' "$log" | awk '{print $2}' || true)"
+  secs="$(grep -Eo 'Done [0-9]+ runs in [0-9]+ second' "$log" | awk '{print $5}' || true)"
+  if [[ -z "$runs" ]]; then
+    runs="$(grep -Eo 'stat::number_of_executed_units: *[0-9]+' "$log" | grep -Eo '[0-9]+$' || echo 0)"
+    secs="$SECONDS_PER_TARGET"
+  fi
   cov="$(grep -Eo 'cov: [0-9]+' "$log" | tail -1 | grep -Eo '[0-9]+' || echo '?')"
   corpus_n="$(find "corpus/$t" -type f | wc -l)"
   results+=("$(printf '%-16s %-6s %12s %10s %8s %8s' "$t" "$status" "$runs" "$((runs / (secs > 0 ? secs : 1)))" "$cov" "$corpus_n")")
