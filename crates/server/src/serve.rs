@@ -42,6 +42,8 @@ pub enum ServeError {
     Http(std::io::Error),
     #[error("TLS: {0}")]
     Tls(#[from] crate::tls::TlsError),
+    #[error("{0}")]
+    Config(String),
 }
 
 /// Creates the data dir (0700: it may hold the admin token and the SQLite file).
@@ -126,6 +128,11 @@ pub async fn run(config: ServeConfig) -> Result<(), ServeError> {
 
     // TLS before binding: a bad certificate is a start-up error, not a half-started server.
     let tls_material = tls::load(&config)?;
+    if config.opamp_client_ca.is_some() && tls_material.is_none() {
+        return Err(ServeError::Config(
+            "--opamp-client-ca needs TLS: add --tls-cert/--tls-key or --tls-self-signed".into(),
+        ));
+    }
     let api_tls = tls_material
         .as_ref()
         .map(|m| tls::server_config(m, None, tls::Alpn::Http2AndHttp1))

@@ -196,6 +196,27 @@ fn tls_flags_are_checked_at_start() {
         stderr.contains("otaas serve: TLS: reading certificate") && stderr.contains("missing.pem"),
         "{stderr}"
     );
+    // Client-certificate auth without TLS is refused up front
+    let out = Command::new(env!("CARGO_BIN_EXE_otaas"))
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--opamp-client-ca",
+            "ca.pem",
+        ])
+        .arg("--data-dir")
+        .arg(dir.path())
+        .env_remove("OTAAS_DATABASE")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains("--opamp-client-ca needs TLS: add --tls-cert/--tls-key or --tls-self-signed"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     // --tls-cert without --tls-key is a usage error
     let out = Command::new(env!("CARGO_BIN_EXE_otaas"))
         .args(["serve", "--tls-cert", "x.pem"])
@@ -521,4 +542,77 @@ async fn canary_secrets_never_appear_in_responses_logs_or_errors() {
         let text = String::from_utf8_lossy(&bytes);
         assert_absent(&[&admin, &minted], &f.display().to_string(), &text);
     }
+}
+
+/// Runs `otaas token ...` against a data dir; returns stdout (the command must succeed).
+fn token_cmd(data: &Path, args: &[&str]) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_otaas"))
+        .arg("token")
+        .args(args)
+        .arg("--data-dir")
+        .arg(data)
+        .env_remove("OTAAS_DATABASE")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "otaas token {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+#[tokio::test]
+async fn token_cli_creates_lists_and_revokes_while_the_server_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let server = Server::start(&data, &[], &[("OTAAS_ADMIN_TOKEN", "cli-admin")]);
+    let url = format!("http://{}", server.addr);
+
+    // Given a read-only token minted with the CLI
+    let token = token_cmd(
+        &data,
+        &[
+            "create",
+            "--scope",
+            "read-only",
+            "--description",
+            "dash",
+            "--expires-in",
+            "3600",
+        ],
+    );
+    let token = token.trim();
+    assert!(token.starts_with("otaas_read_only_"), "{token}");
+    let c = Client::new(ClientConfig::new(url.clone(), token)).unwrap();
+    assert_eq!(c.list_pipelines().await.unwrap().len(), 0);
+    let err = c.create_pipeline(&pipeline_spec("nope")).await.unwrap_err();
+    assert_eq!(
+        (err.status(), err.code()),
+        (Some(403), Some(ErrorCode::Forbidden))
+    );
+
+    // When it is listed and revoked with the CLI
+    let list = token_cmd(&data, &["list"]);
+    assert!(!list.contains(token), "{list}");
+    let line = list
+        .lines()
+        .find(|l| l.contains("\tread_only\t"))
+        .unwrap_or_else(|| panic!("{list}"));
+    let cols: Vec<&str> = line.split('\t').collect();
+    assert_eq!((cols[2], cols[5]), ("active", "dash"), "{line}");
+    token_cmd(&data, &["revoke", cols[0]]);
+
+    // Then the running server refuses it on the next request, and the list says so
+    let err = c.list_pipelines().await.unwrap_err();
+    assert_eq!(
+        (err.status(), err.code()),
+        (Some(401), Some(ErrorCode::Unauthorized))
+    );
+    let list = token_cmd(&data, &["list"]);
+    assert!(
+        list.contains(&format!("{}\tread_only\trevoked\t", cols[0])),
+        "{list}"
+    );
+    drop(server);
 }
