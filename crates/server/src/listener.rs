@@ -24,8 +24,11 @@ use tokio_util::sync::CancellationToken;
 
 use crate::limits::{ConnLimiter, ConnSlot};
 
-/// How long a client may take for the TLS handshake or to send a request head.
+/// How long a client may take for the TLS handshake.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a connection may sit without sending a complete request head (slow-loris guard;
+/// also closes idle keep-alive connections, which clients re-open transparently).
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long a refused (over-limit) connection is kept to send its one response.
 const REFUSAL_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -56,7 +59,7 @@ pub async fn serve(
     builder
         .http1()
         .timer(TokioTimer::new())
-        .header_read_timeout(HANDSHAKE_TIMEOUT);
+        .header_read_timeout(HEADER_READ_TIMEOUT);
     let builder = Arc::new(builder);
     loop {
         let (tcp, peer) = tokio::select! {
