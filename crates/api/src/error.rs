@@ -40,6 +40,8 @@ pub enum ErrorCode {
     BadRequest,
     /// 401: no or wrong bearer token.
     Unauthorized,
+    /// 403: the token is valid but its scope does not allow this request.
+    Forbidden,
     /// 404: no such object.
     NotFound,
     /// 409: the name is taken by another object of the same kind.
@@ -50,6 +52,9 @@ pub enum ErrorCode {
     InUse,
     /// 413: the request body is larger than the server accepts.
     PayloadTooLarge,
+    /// 429: too many requests for this token (or connections from this address); see
+    /// `Retry-After`.
+    RateLimited,
     /// 500: something broke on the server; details are in its log, not here.
     Internal,
     /// 503: the server cannot answer now (e.g. the database is unreachable); retry later.
@@ -71,11 +76,13 @@ impl ErrorCode {
             Self::DanglingReference => "dangling_reference",
             Self::BadRequest => "bad_request",
             Self::Unauthorized => "unauthorized",
+            Self::Forbidden => "forbidden",
             Self::NotFound => "not_found",
             Self::NameTaken => "name_taken",
             Self::RevisionMismatch => "revision_mismatch",
             Self::InUse => "in_use",
             Self::PayloadTooLarge => "payload_too_large",
+            Self::RateLimited => "rate_limited",
             Self::Internal => "internal",
             Self::Unavailable => "unavailable",
             Self::Other => "other",

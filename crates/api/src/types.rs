@@ -358,7 +358,10 @@ pub struct GroupRevisionSummary {
 pub enum TokenScope {
     /// Full REST API access.
     Admin,
-    /// Agent enrollment: OpAMP connections when the server requires agent tokens.
+    /// REST API reads only: `GET` passes, writes get 403 `forbidden`.
+    ReadOnly,
+    /// Agent enrollment: OpAMP connections when the server requires agent tokens. Refused by
+    /// the REST API (403).
     #[default]
     Agent,
 }
@@ -367,7 +370,18 @@ impl TokenScope {
     pub fn as_str(self) -> &'static str {
         match self {
             TokenScope::Admin => "admin",
+            TokenScope::ReadOnly => "read_only",
             TokenScope::Agent => "agent",
+        }
+    }
+
+    /// The inverse of [`TokenScope::as_str`].
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "admin" => Some(TokenScope::Admin),
+            "read_only" => Some(TokenScope::ReadOnly),
+            "agent" => Some(TokenScope::Agent),
+            _ => None,
         }
     }
 }
@@ -378,9 +392,14 @@ impl TokenScope {
 pub struct TokenCreate {
     #[serde(default)]
     pub description: String,
-    /// Only `agent` is accepted through the API for now.
     #[serde(default)]
     pub scope: TokenScope,
+    /// Lifetime in seconds from now (at most ten years). Exclusive with `expires_at`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_in: Option<u64>,
+    /// Absolute expiry (RFC 3339, in the future). Exclusive with `expires_in`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<DateTime<Utc>>,
 }
 
 /// Response of `POST /api/v1/tokens`: the only time the token is shown.
@@ -391,6 +410,21 @@ pub struct TokenCreated {
     pub description: String,
     pub token: String,
     pub created_at: DateTime<Utc>,
+    #[serde(default)]
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+/// A token's metadata as `GET /api/v1/tokens` lists it: never the token nor its hash.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokenInfo {
+    pub id: TokenId,
+    pub scope: TokenScope,
+    pub description: String,
+    pub created_at: DateTime<Utc>,
+    #[serde(default)]
+    pub expires_at: Option<DateTime<Utc>>,
+    #[serde(default)]
+    pub revoked_at: Option<DateTime<Utc>>,
 }
 
 fn sha256_hex(data: &[u8]) -> String {

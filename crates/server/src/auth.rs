@@ -100,31 +100,83 @@ pub enum Principal {
     Token(TokenRecord),
 }
 
+impl Principal {
+    /// The scope in effect (the flag's token is an admin token).
+    pub fn scope(&self) -> TokenScope {
+        match self {
+            Principal::FlagAdmin => TokenScope::Admin,
+            Principal::Token(t) => t.scope,
+        }
+    }
+
+    /// A stable key for per-token accounting (rate limits); never the token itself.
+    pub fn key(&self) -> String {
+        match self {
+            Principal::FlagAdmin => "flag-admin".into(),
+            Principal::Token(t) => t.id.to_string(),
+        }
+    }
+}
+
+/// The outcome of checking a presented token.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TokenCheck {
+    Valid(Principal),
+    /// No token with this hash (or a wrong one).
+    Unknown,
+    /// Known, but past its expiry.
+    Expired(chrono::DateTime<chrono::Utc>),
+    /// Known, but revoked.
+    Revoked,
+}
+
 /// Checks a presented token against the flag's admin token (if any) and the stored tokens.
-/// Returns `None` for unknown, revoked or expired tokens.
+pub async fn check_token(
+    store: &dyn Store,
+    admin_token_hash: Option<&str>,
+    presented: &str,
+) -> Result<TokenCheck, StoreError> {
+    let hash = hash_token(presented);
+    if let Some(admin) = admin_token_hash
+        && hashes_equal(admin, &hash)
+    {
+        return Ok(TokenCheck::Valid(Principal::FlagAdmin));
+    }
+    // The lookup is by hash (an index seek); the final check is constant time anyway.
+    let Some(record) = store.find_token_by_hash(&hash).await? else {
+        return Ok(TokenCheck::Unknown);
+    };
+    if !hashes_equal(&record.hash, &hash) {
+        return Ok(TokenCheck::Unknown);
+    }
+    if record.revoked_at.is_some() {
+        return Ok(TokenCheck::Revoked);
+    }
+    if let Some(at) = record.expires_at
+        && at <= chrono::Utc::now()
+    {
+        return Ok(TokenCheck::Expired(at));
+    }
+    Ok(TokenCheck::Valid(Principal::Token(record)))
+}
+
+/// Like [`check_token`], but `None` for unknown, revoked or expired tokens.
 pub async fn verify_token(
     store: &dyn Store,
     admin_token_hash: Option<&str>,
     presented: &str,
 ) -> Result<Option<Principal>, StoreError> {
-    let hash = hash_token(presented);
-    if let Some(admin) = admin_token_hash
-        && hashes_equal(admin, &hash)
-    {
-        return Ok(Some(Principal::FlagAdmin));
-    }
-    // The lookup is by hash (an index seek); the final check is constant time anyway.
-    let Some(record) = store.find_token_by_hash(&hash).await? else {
-        return Ok(None);
-    };
-    if !hashes_equal(&record.hash, &hash) || !record.is_active(chrono::Utc::now()) {
-        return Ok(None);
-    }
-    Ok(Some(Principal::Token(record)))
+    Ok(
+        match check_token(store, admin_token_hash, presented).await? {
+            TokenCheck::Valid(p) => Some(p),
+            _ => None,
+        },
+    )
 }
 
 /// For the OpAMP server (`--require-agent-token`): is this an active agent-enrollment token?
-/// Admin tokens are accepted too, so an operator can connect a test agent with theirs.
+/// Admin tokens are accepted too, so an operator can connect a test agent with theirs;
+/// read-only tokens are not.
 pub async fn verify_agent_token(
     store: &dyn Store,
     admin_token_hash: Option<&str>,
@@ -132,44 +184,89 @@ pub async fn verify_agent_token(
 ) -> Result<bool, StoreError> {
     Ok(verify_token(store, admin_token_hash, presented)
         .await?
-        .is_some())
+        .is_some_and(|p| p.scope() != TokenScope::ReadOnly))
 }
 
-/// `Authorization: Bearer` middleware for `/api/v1`: only admin-scoped tokens pass.
-pub async fn require_admin(
-    State(state): State<AppState>,
-    request: Request,
-    next: Next,
-) -> Response {
-    let presented = request
-        .headers()
+/// The bearer token of a request, if it carries one.
+pub fn bearer(headers: &http::HeaderMap) -> Option<&str> {
+    headers
         .get(http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| {
             v.strip_prefix("Bearer ")
                 .or_else(|| v.strip_prefix("bearer "))
         })
-        .map(str::trim);
-    let Some(presented) = presented else {
+        .map(str::trim)
+}
+
+/// May a principal of this scope make this request? `Err` carries the 403 message.
+fn authorize(scope: TokenScope, method: &http::Method, path: &str) -> Result<(), &'static str> {
+    let read = matches!(*method, http::Method::GET | http::Method::HEAD);
+    // Token metadata is for admins only, even to read.
+    let token_route = path.starts_with("/tokens") || path.starts_with("/api/v1/tokens");
+    match scope {
+        TokenScope::Admin => Ok(()),
+        TokenScope::ReadOnly if token_route => {
+            Err("read-only tokens cannot list or manage tokens; use an admin token")
+        }
+        TokenScope::ReadOnly if read => Ok(()),
+        TokenScope::ReadOnly => Err("read-only token: only GET requests are allowed"),
+        TokenScope::Agent => {
+            Err("agent enrollment tokens are for OpAMP agents and are not accepted by the REST API")
+        }
+    }
+}
+
+/// `Authorization: Bearer` middleware for `/api/v1`: checks the token (401 for missing, unknown,
+/// revoked or expired ones), its scope (403), then the per-token rate limit (429).
+pub async fn require_api_token(
+    State(state): State<AppState>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let fail = |e: ApiError| {
         state.metrics.inc("otaas_api_auth_failures_total", &[]);
-        return ApiError::unauthorized("missing bearer token").into_response();
+        e.into_response()
     };
-    match verify_token(
+    let Some(presented) = bearer(request.headers()) else {
+        return fail(ApiError::unauthorized("missing bearer token"));
+    };
+    let principal = match check_token(
         state.store.as_ref(),
         state.admin_token_hash.as_deref(),
         presented,
     )
     .await
     {
-        Ok(Some(Principal::FlagAdmin)) => next.run(request).await,
-        Ok(Some(Principal::Token(t))) if t.scope == TokenScope::Admin => next.run(request).await,
-        Ok(_) => {
-            state.metrics.inc("otaas_api_auth_failures_total", &[]);
-            ApiError::unauthorized("invalid bearer token").into_response()
+        Ok(TokenCheck::Valid(p)) => p,
+        Ok(TokenCheck::Unknown) => return fail(ApiError::unauthorized("invalid bearer token")),
+        Ok(TokenCheck::Revoked) => {
+            return fail(ApiError::unauthorized("bearer token has been revoked"));
         }
-        Err(e) => ApiError::from(e).into_response(),
+        Ok(TokenCheck::Expired(at)) => {
+            return fail(ApiError::unauthorized(&format!(
+                "bearer token expired at {}",
+                at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+            )));
+        }
+        Err(e) => return ApiError::from(e).into_response(),
+    };
+    if let Err(msg) = authorize(principal.scope(), request.method(), request.uri().path()) {
+        return fail(ApiError::forbidden(msg));
     }
+    if let Err(wait) = state.rate_limiter.check(&principal.key()) {
+        state.metrics.inc("otaas_api_rate_limited_total", &[]);
+        return ApiError::rate_limited(
+            "too many requests for this token; retry after the delay in Retry-After",
+            wait,
+        )
+        .into_response();
+    }
+    next.run(request).await
 }
+
+/// The earlier name of [`require_api_token`] (it now also admits read-only tokens to reads).
+pub use self::require_api_token as require_admin;
 
 #[cfg(test)]
 mod tests {
@@ -195,6 +292,28 @@ mod tests {
         assert!(hashes_equal(&hash_token(&t), &hash_token(&t)));
         assert!(!hashes_equal(&hash_token(&t), &hash_token("other")));
         assert!(!hashes_equal("ab", "abc"));
+    }
+
+    #[test]
+    fn scopes_allow_what_they_name() {
+        use http::Method;
+        assert_eq!(
+            authorize(TokenScope::Admin, &Method::DELETE, "/tokens/x"),
+            Ok(())
+        );
+        assert_eq!(
+            authorize(TokenScope::ReadOnly, &Method::GET, "/pipelines"),
+            Ok(())
+        );
+        assert_eq!(
+            authorize(TokenScope::ReadOnly, &Method::HEAD, "/pipelines"),
+            Ok(())
+        );
+        assert!(authorize(TokenScope::ReadOnly, &Method::POST, "/pipelines").is_err());
+        assert!(authorize(TokenScope::ReadOnly, &Method::PUT, "/pipelines/x").is_err());
+        assert!(authorize(TokenScope::ReadOnly, &Method::DELETE, "/pipelines/x").is_err());
+        assert!(authorize(TokenScope::ReadOnly, &Method::GET, "/tokens").is_err());
+        assert!(authorize(TokenScope::Agent, &Method::GET, "/pipelines").is_err());
     }
 
     #[test]

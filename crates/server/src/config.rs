@@ -63,6 +63,43 @@ pub struct ServeConfig {
 
     #[command(flatten)]
     pub opamp: crate::opamp::OpampConfig,
+    /// Sustained REST API requests per second allowed per token (a token bucket; excess → 429
+    /// with `Retry-After`). 0 disables the limit.
+    #[arg(long, env = "OTAAS_API_RATE_LIMIT", default_value_t = 50.0)]
+    pub api_rate_limit: f64,
+
+    /// Requests a token may make at once before `--api-rate-limit` applies (bucket size).
+    #[arg(long, env = "OTAAS_API_RATE_BURST", default_value_t = 200)]
+    pub api_rate_burst: u32,
+
+    /// Open connections allowed per source IP address on the API listener; further ones get
+    /// one `429 rate_limited` response and are closed. 0 disables the limit.
+    #[arg(long, env = "OTAAS_MAX_CONNS_PER_IP", default_value_t = 256)]
+    pub max_conns_per_ip: usize,
+
+    /// PEM certificate chain for TLS on the API (and OpAMP) listener; needs `--tls-key`.
+    #[arg(
+        long,
+        env = "OTAAS_TLS_CERT",
+        requires = "tls_key",
+        conflicts_with = "tls_self_signed"
+    )]
+    pub tls_cert: Option<PathBuf>,
+
+    /// PEM private key (PKCS#8, PKCS#1 or SEC1) of `--tls-cert`.
+    #[arg(long, env = "OTAAS_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+
+    /// Serve TLS with a certificate from a private CA generated on first start and kept in
+    /// `<data-dir>/tls/` (reused across restarts). Give `<data-dir>/tls/ca.pem` to clients (the
+    /// provider's `ca_cert_pem`).
+    #[arg(long, env = "OTAAS_TLS_SELF_SIGNED", default_value_t = false)]
+    pub tls_self_signed: bool,
+
+    /// Extra DNS names or IP addresses for the generated certificate (besides `localhost`,
+    /// `127.0.0.1`, `::1` and the listen address); comma-separated in the environment.
+    #[arg(long, env = "OTAAS_TLS_SAN", value_delimiter = ',')]
+    pub tls_san: Vec<String>,
 }
 
 impl ServeConfig {
@@ -81,6 +118,13 @@ impl ServeConfig {
             admin_token: None,
             max_body_bytes: 1024 * 1024,
             opamp: crate::opamp::OpampConfig::default(),
+            api_rate_limit: 50.0,
+            api_rate_burst: 200,
+            max_conns_per_ip: 256,
+            tls_cert: None,
+            tls_key: None,
+            tls_self_signed: false,
+            tls_san: Vec::new(),
         }
     }
 }

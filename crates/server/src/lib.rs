@@ -11,19 +11,25 @@
 //! - [`render`]: agent group → OpenTelemetry Collector YAML.
 //! - [`events`]: in-process change events (new group revisions, group changes).
 //! - [`metrics`]: the Prometheus registry behind `/metrics`.
-//! - [`token_cmd`]: `otaas token create`.
 //! - [`opamp`]: the OpAMP server (`/v1/opamp`) and the agent registry behind `/api/v1/agents`.
 //! - [`fleet_sim`]: `otaas fleet-sim`, simulated collectors speaking OpAMP.
+//! - [`token_cmd`]: `otaas token create|list|revoke`.
+//! - [`tls`]: TLS server configs (files or a generated private CA in the data dir).
+//! - [`listener`]: the accept loop (TLS, per-address connection limit, graceful shutdown).
+//! - [`limits`]: per-token rate limiter and per-address connection counter.
 
 pub mod api;
 pub mod auth;
 pub mod config;
 pub mod events;
 pub mod fleet_sim;
+pub mod limits;
+pub mod listener;
 pub mod metrics;
 pub mod opamp;
 pub mod render;
 pub mod serve;
 pub mod state;
 pub mod store;
+pub mod tls;
 pub mod token_cmd;

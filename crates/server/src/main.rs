@@ -34,6 +34,10 @@ enum Command {
 enum TokenCommand {
     /// Mint a token in the database and print it once on stdout.
     Create(TokenCreateArgs),
+    /// List tokens (metadata only).
+    List(otaas_server::token_cmd::TokenListArgs),
+    /// Revoke a token by id.
+    Revoke(otaas_server::token_cmd::TokenRevokeArgs),
 }
 
 fn init_tracing() {
@@ -81,6 +85,18 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 .await
                 .context("otaas token create")?;
             println!("{token}");
+        }
+        Command::Token(TokenCommand::List(args)) => {
+            let table = otaas_server::token_cmd::list(&args)
+                .await
+                .context("otaas token list")?;
+            print!("{table}");
+        }
+        Command::Token(TokenCommand::Revoke(args)) => {
+            otaas_server::token_cmd::revoke(&args)
+                .await
+                .context("otaas token revoke")?;
+            eprintln!("otaas: token {} revoked", args.id.trim());
         }
         Command::Version => println!("otaas {}", env!("CARGO_PKG_VERSION")),
         Command::FleetSim(args) => {

@@ -13,8 +13,11 @@ use tokio::net::TcpListener;
 use crate::api;
 use crate::auth;
 use crate::config::ServeConfig;
+use crate::limits::ConnLimiter;
+use crate::listener::{self, ListenerOptions};
 use crate::state::AppState;
 use crate::store::{self, Store, StoreError};
+use crate::tls;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
@@ -37,6 +40,10 @@ pub enum ServeError {
     },
     #[error("serving HTTP: {0}")]
     Http(std::io::Error),
+    #[error("TLS: {0}")]
+    Tls(#[from] crate::tls::TlsError),
+    #[error("{0}")]
+    Config(String),
 }
 
 /// Creates the data dir (0700: it may hold the admin token and the SQLite file).
@@ -119,6 +126,21 @@ pub async fn run(config: ServeConfig) -> Result<(), ServeError> {
     }
     bootstrap_admin_token(store.as_ref(), &config).await?;
 
+    // TLS before binding: a bad certificate is a start-up error, not a half-started server.
+    let tls_material = tls::load(&config)?;
+    let api_tls = tls_material
+        .as_ref()
+        .map(|m| tls::server_config(m, None, tls::Alpn::Http2AndHttp1))
+        .transpose()?;
+    if let Some(ca) = tls_material.as_ref().and_then(|m| m.ca_pem_path.as_ref()) {
+        eprintln!(
+            "otaas: tls enabled with a generated private CA; clients trust {}",
+            ca.display()
+        );
+    } else if tls_material.is_some() {
+        eprintln!("otaas: tls enabled");
+    }
+
     let state = AppState::new(store, config);
     let listener = TcpListener::bind(state.config.listen)
         .await
@@ -153,10 +175,12 @@ pub async fn run(config: ServeConfig) -> Result<(), ServeError> {
             shutdown.cancel();
         }
     });
-    axum::serve(listener, api::router(state))
-        .with_graceful_shutdown(async move { shutdown.cancelled().await })
-        .await
-        .map_err(ServeError::Http)?;
+    let options = ListenerOptions {
+        name: "api",
+        tls: api_tls,
+        conn_limit: ConnLimiter::new(state.config.max_conns_per_ip),
+    };
+    listener::serve(listener, api::router(state), options, shutdown).await;
     // The OpAMP server drains its sessions and flushes agent state before we exit.
     match opamp.await {
         Ok(result) => result.map_err(ServeError::Http)?,

@@ -11,6 +11,7 @@ use tokio_util::sync::CancellationToken;
 use crate::auth::hash_token;
 use crate::config::ServeConfig;
 use crate::events::Events;
+use crate::limits::RateLimiter;
 use crate::metrics::Metrics;
 use crate::store::{Store, Written};
 
@@ -28,6 +29,8 @@ pub struct AppState {
     /// Every known OpAMP agent, in memory (see `opamp/registry.rs`); filled by the OpAMP server,
     /// read by `GET /api/v1/agents`.
     pub agents: Arc<crate::opamp::registry::Registry>,
+    /// Per-token request budget of `/api/v1` (`--api-rate-limit`, `--api-rate-burst`).
+    pub rate_limiter: Arc<RateLimiter>,
 }
 
 impl AppState {
@@ -37,6 +40,10 @@ impl AppState {
             .admin_token
             .as_ref()
             .map(|t| Arc::from(hash_token(t.expose())));
+        let rate_limiter = Arc::new(RateLimiter::new(
+            config.api_rate_limit,
+            config.api_rate_burst,
+        ));
         Self {
             store,
             events: Events::default(),
@@ -47,6 +54,7 @@ impl AppState {
             agents: Arc::new(crate::opamp::registry::Registry::new(
                 std::time::Duration::from_secs(config_heartbeat),
             )),
+            rate_limiter,
         }
     }
 

@@ -156,12 +156,7 @@ async fn bearer_auth_is_required_on_api_routes() {
         .header("authorization", format!("Bearer {agent}"))
         .body(Body::empty())
         .unwrap();
-    assert_error(
-        &h.send(req).await,
-        StatusCode::UNAUTHORIZED,
-        "unauthorized",
-        None,
-    );
+    assert_error(&h.send(req).await, StatusCode::FORBIDDEN, "forbidden", None);
     // A minted admin token works, as does the flag's
     let (status, t) = h
         .call("POST", "/api/v1/tokens", Some(json!({"scope": "admin"})))
@@ -928,6 +923,7 @@ async fn openapi_matches_the_types() {
         "/agent-groups/{id}/config",
         "/agent-groups/{id}/revisions",
         "/tokens",
+        "/tokens/{id}",
         "/openapi.json",
     ] {
         assert!(doc["paths"].get(path).is_some(), "{path} missing");
@@ -1099,6 +1095,8 @@ async fn openapi_matches_the_types() {
         serde_json::to_value(TokenCreate {
             description: "d".into(),
             scope: TokenScope::Agent,
+            expires_in: Some(60),
+            expires_at: Some(now),
         })
         .unwrap(),
     );
@@ -1110,6 +1108,19 @@ async fn openapi_matches_the_types() {
             description: "d".into(),
             token: "t".into(),
             created_at: now,
+            expires_at: Some(now),
+        })
+        .unwrap(),
+    );
+    check(
+        "TokenInfo",
+        serde_json::to_value(TokenInfo {
+            id: TokenId::new(),
+            scope: TokenScope::ReadOnly,
+            description: "d".into(),
+            created_at: now,
+            expires_at: Some(now),
+            revoked_at: Some(now),
         })
         .unwrap(),
     );

@@ -510,6 +510,8 @@ async fn python_peer_with_a_wrong_token_is_refused() {
         .create_token(&TokenCreate {
             description: "test agent".into(),
             scope: TokenScope::Agent,
+            expires_in: None,
+            expires_at: None,
         })
         .await
         .unwrap();
@@ -1333,6 +1335,8 @@ async fn websocket_agents_need_a_valid_token_when_required() {
         .create_token(&TokenCreate {
             description: "sim".into(),
             scope: TokenScope::Agent,
+            expires_in: None,
+            expires_at: None,
         })
         .await
         .unwrap();

@@ -13,6 +13,8 @@ use crate::store::StoreError;
 pub struct ApiError {
     pub status: StatusCode,
     pub body: ErrorBody,
+    /// `Retry-After` seconds for 429/503 (503 defaults to 1 when unset).
+    pub retry_after: Option<u64>,
 }
 
 impl ApiError {
@@ -25,6 +27,7 @@ impl ApiError {
         Self {
             status,
             body: ErrorBody::new(code, message, field.map(str::to_string)),
+            retry_after: None,
         }
     }
 
@@ -32,6 +35,33 @@ impl ApiError {
         Self::new(
             StatusCode::UNAUTHORIZED,
             ErrorCode::Unauthorized,
+            message,
+            None,
+        )
+    }
+
+    /// 403 `forbidden`: a valid token whose scope does not allow the request.
+    pub fn forbidden(message: &str) -> Self {
+        Self::new(StatusCode::FORBIDDEN, ErrorCode::Forbidden, message, None)
+    }
+
+    /// 429 `rate_limited` with `Retry-After` (whole seconds, at least 1).
+    pub fn rate_limited(message: &str, wait: std::time::Duration) -> Self {
+        let mut e = Self::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            ErrorCode::RateLimited,
+            message,
+            None,
+        );
+        e.retry_after = Some(wait.as_secs_f64().ceil().max(1.0) as u64);
+        e
+    }
+
+    /// 503 `unavailable` with `Retry-After`.
+    pub fn unavailable(message: &str) -> Self {
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            ErrorCode::Unavailable,
             message,
             None,
         )
@@ -102,15 +132,9 @@ impl From<StoreError> for ApiError {
                 msg.clone(),
                 source.field(),
             ),
-            StoreError::Database(sqlx::Error::PoolTimedOut)
-            | StoreError::Database(sqlx::Error::Io(_)) => {
+            StoreError::Database(db) if is_unavailable(db) => {
                 tracing::warn!(error = %e, "Database unavailable");
-                Self::new(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    ErrorCode::Unavailable,
-                    "database unavailable; retry later",
-                    None,
-                )
+                Self::unavailable("database unavailable; retry later")
             }
             _ => {
                 tracing::error!(error = %e, "Store operation failed");
@@ -120,14 +144,36 @@ impl From<StoreError> for ApiError {
     }
 }
 
+/// Is this a "the database is not there right now" failure (retrying later can help) rather
+/// than a bug? Connection-level errors, pool exhaustion, and PostgreSQL's connection-exception
+/// (class 08), operator-intervention (57P0x: shutdown, cannot connect now) and
+/// insufficient-resources (class 53) codes.
+pub fn is_unavailable(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Io(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::Protocol(_) => true,
+        sqlx::Error::Database(d) => d
+            .code()
+            .is_some_and(|c| c.starts_with("08") || c.starts_with("57P0") || c.starts_with("53")),
+        _ => false,
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let mut resp = (self.status, Json(self.body)).into_response();
-        if self.status == StatusCode::SERVICE_UNAVAILABLE {
-            resp.headers_mut().insert(
-                http::header::RETRY_AFTER,
-                http::HeaderValue::from_static("1"),
-            );
+        let retry_after = match (self.retry_after, self.status) {
+            (Some(s), _) => Some(s),
+            (None, StatusCode::SERVICE_UNAVAILABLE) => Some(1),
+            _ => None,
+        };
+        if let Some(secs) = retry_after {
+            resp.headers_mut()
+                .insert(http::header::RETRY_AFTER, http::HeaderValue::from(secs));
         }
         if self.status == StatusCode::UNAUTHORIZED {
             resp.headers_mut().insert(

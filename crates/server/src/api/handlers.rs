@@ -378,6 +378,9 @@ pub(super) async fn group_revisions(
 
 // ---- tokens
 
+/// Longest lifetime a token may be given (ten years); beyond that, use no expiry.
+const MAX_TOKEN_LIFETIME_SECS: u64 = 10 * 365 * 24 * 3600;
+
 pub(super) async fn create_token(
     State(s): State<AppState>,
     ApiJson(req): ApiJson<TokenCreate>,
@@ -388,10 +391,43 @@ pub(super) async fn create_token(
             "description is longer than 256 bytes",
         ));
     }
+    let now = chrono::Utc::now();
+    let expires_at = match (req.expires_in, req.expires_at) {
+        (Some(_), Some(_)) => {
+            return Err(ApiError::invalid(
+                "expires_in",
+                "give either expires_in or expires_at, not both",
+            ));
+        }
+        (Some(secs), None) => {
+            if secs == 0 || secs > MAX_TOKEN_LIFETIME_SECS {
+                return Err(ApiError::invalid(
+                    "expires_in",
+                    format!("expires_in must be between 1 and {MAX_TOKEN_LIFETIME_SECS} seconds"),
+                ));
+            }
+            Some(now + chrono::Duration::seconds(secs as i64))
+        }
+        (None, Some(at)) => {
+            if at <= now {
+                return Err(ApiError::invalid(
+                    "expires_at",
+                    "expires_at must be in the future",
+                ));
+            }
+            Some(at)
+        }
+        (None, None) => None,
+    };
     let token = auth::generate_token(req.scope);
     let rec = s
         .store
-        .create_token(req.scope, &req.description, &auth::hash_token(&token))
+        .create_token_expiring(
+            req.scope,
+            &req.description,
+            &auth::hash_token(&token),
+            expires_at,
+        )
         .await?;
     tracing::info!(token_id = %rec.id, scope = req.scope.as_str(), "Token created");
     Ok((
@@ -402,6 +438,28 @@ pub(super) async fn create_token(
             description: rec.description,
             token,
             created_at: rec.created_at,
+            expires_at: rec.expires_at,
         }),
     ))
+}
+
+pub(super) async fn list_tokens(State(s): State<AppState>) -> ApiResult<Json<List<TokenInfo>>> {
+    let items = s
+        .store
+        .list_tokens()
+        .await?
+        .into_iter()
+        .map(views::token)
+        .collect();
+    Ok(Json(List { items }))
+}
+
+pub(super) async fn revoke_token(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    let id = parse_id("token", &id)?;
+    let rec = s.store.revoke_token(id).await?;
+    tracing::info!(token_id = %rec.id, scope = rec.scope.as_str(), "Token revoked");
+    Ok(StatusCode::NO_CONTENT)
 }

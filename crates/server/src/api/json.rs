@@ -71,6 +71,12 @@ pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     serde_path_to_error::deserialize::<_, T>(value).map_err(|e| classify(&e))
 }
 
+/// Does a serde path (e.g. `destinations[0].headers.x-api-key`) lead into a secret-bearing
+/// field, whose values must never be echoed in errors?
+fn is_secret_path(path: &str) -> bool {
+    path.split(['.', '[']).any(|seg| seg == "headers")
+}
+
 fn classify(e: &serde_path_to_error::Error<serde_json::Error>) -> ApiError {
     let path = e.path().to_string();
     let path = if path == "." { String::new() } else { path };
@@ -112,12 +118,19 @@ fn classify(e: &serde_path_to_error::Error<serde_json::Error>) -> ApiError {
     } else {
         Some(path.as_str())
     };
+    // serde quotes the offending value ("invalid type: string \"...\""); under a secret-bearing
+    // field that value may be a credential, so the message names the field only.
+    let msg = if is_secret_path(&path) {
+        "invalid value (not echoed: the field holds secrets)".to_string()
+    } else {
+        msg
+    };
     ApiError::new(
         StatusCode::UNPROCESSABLE_ENTITY,
         ErrorCode::InvalidField,
         match field {
             Some(f) => format!("{f}: {msg}"),
-            None => msg.clone(),
+            None => msg,
         },
         field,
     )

@@ -17,11 +17,11 @@ use axum::Router;
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{delete, get};
 use http::StatusCode;
 use otaas_api::ErrorCode;
 
-pub use error::ApiError;
+pub use error::{ApiError, is_unavailable};
 pub use openapi::document as openapi_document;
 
 use crate::auth;
@@ -61,7 +61,8 @@ pub fn v1_routes() -> Router<AppState> {
         .route("/agent-groups/{id}/config", get(group_config))
         .route("/agent-groups/{id}/revisions", get(group_revisions))
         .route("/agent-groups/{id}/status", get(status::group_status))
-        .route("/tokens", post(create_token))
+        .route("/tokens", get(list_tokens).post(create_token))
+        .route("/tokens/{id}", delete(revoke_token))
         .route("/openapi.json", get(openapi::serve))
 }
 
@@ -71,7 +72,7 @@ pub fn router(state: AppState) -> Router {
         .merge(crate::opamp::rest::routes())
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
-            auth::require_admin,
+            auth::require_api_token,
         ))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed);
@@ -108,17 +109,17 @@ async fn healthz() -> &'static str {
 
 /// Readiness: the database answers.
 async fn readyz(State(s): State<AppState>) -> Response {
-    match s.store.ping().await {
-        Ok(()) => "ready\n".into_response(),
-        Err(e) => {
+    // Bounded: a black-holed database must not make the probe hang.
+    let ping = tokio::time::timeout(std::time::Duration::from_secs(5), s.store.ping()).await;
+    match ping {
+        Ok(Ok(())) => "ready\n".into_response(),
+        Ok(Err(e)) => {
             tracing::warn!(error = %e, "Readiness check failed");
-            ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                ErrorCode::Unavailable,
-                "database unavailable",
-                None,
-            )
-            .into_response()
+            ApiError::unavailable("database unavailable").into_response()
+        }
+        Err(_) => {
+            tracing::warn!("Readiness check timed out");
+            ApiError::unavailable("database unavailable").into_response()
         }
     }
 }

@@ -45,12 +45,15 @@ fn error_responses() -> Value {
     let mut m = serde_json::Map::new();
     for (code, what) in [
         ("400", "malformed JSON or request"),
-        ("401", "missing or wrong bearer token"),
+        ("401", "missing, unknown, revoked or expired bearer token"),
+        ("403", "the token's scope does not allow this request"),
         ("404", "no such object"),
         ("409", "name taken, stale If-Match, or still referenced"),
         ("413", "body too large"),
         ("415", "not application/json"),
         ("422", "invalid field (see error.field)"),
+        ("429", "rate limit of the token exceeded (see Retry-After)"),
+        ("503", "database unavailable (see Retry-After)"),
     ] {
         let mut v = e.clone();
         v["description"] = json!(what);
@@ -179,6 +182,18 @@ pub fn document() -> Value {
             "tags": ["tokens"], "summary": "Mint a token (shown once, stored hashed)",
             "requestBody": body("TokenCreate"),
             "responses": ok("201", r("TokenCreated"))
+        }, "get": {
+            "tags": ["tokens"], "summary": "Token metadata (never tokens or hashes); admin only",
+            "responses": ok("200", json!({ "type": "object", "required": ["items"],
+                "properties": { "items": { "type": "array", "items": r("TokenInfo") } } }))
+        }}),
+    );
+    paths.insert(
+        "/tokens/{id}".into(),
+        json!({ "delete": {
+            "tags": ["tokens"], "summary": "Revoke a token (idempotent); admin only",
+            "parameters": [{ "name": "id", "in": "path", "required": true, "schema": uuid() }],
+            "responses": with_errors(json!({ "204": { "description": "revoked" } }))
         }}),
     );
     paths.insert(
@@ -191,8 +206,8 @@ pub fn document() -> Value {
         "ErrorBody": resp_obj(&["error"], json!({ "error": resp_obj(&["code", "message", "field"], json!({
             "code": { "type": "string", "enum": [
                 "malformed_json", "unsupported_media_type", "unknown_field", "missing_field",
-                "invalid_field", "dangling_reference", "bad_request", "unauthorized", "not_found",
-                "name_taken", "revision_mismatch", "in_use", "payload_too_large", "internal",
+                "invalid_field", "dangling_reference", "bad_request", "unauthorized", "forbidden", "not_found",
+                "name_taken", "revision_mismatch", "in_use", "payload_too_large", "rate_limited", "internal",
                 "unavailable"] },
             "message": { "type": "string" },
             "field": { "type": ["string", "null"] }
@@ -293,11 +308,19 @@ pub fn document() -> Value {
         })),
         "TokenCreate": obj(&[], json!({
             "description": { "type": "string" },
-            "scope": { "type": "string", "enum": ["agent", "admin"], "default": "agent" }
+            "scope": { "type": "string", "enum": ["agent", "admin", "read_only"], "default": "agent" },
+            "expires_in": { "type": "integer", "minimum": 1, "description": "lifetime in seconds; exclusive with expires_at" },
+            "expires_at": ts()
         })),
         "TokenCreated": resp_obj(&["id", "scope", "description", "token", "created_at"], json!({
-            "id": uuid(), "scope": { "type": "string", "enum": ["agent", "admin"] },
-            "description": { "type": "string" }, "token": { "type": "string" }, "created_at": ts()
+            "id": uuid(), "scope": { "type": "string", "enum": ["agent", "admin", "read_only"] },
+            "description": { "type": "string" }, "token": { "type": "string" }, "created_at": ts(),
+            "expires_at": ts()
+        })),
+        "TokenInfo": resp_obj(&["id", "scope", "description", "created_at"], json!({
+            "id": uuid(), "scope": { "type": "string", "enum": ["agent", "admin", "read_only"] },
+            "description": { "type": "string" }, "created_at": ts(),
+            "expires_at": ts(), "revoked_at": ts()
         }))
     });
 

@@ -3,7 +3,7 @@
 
 use otaas_api::{
     AgentGroup, Destination, Endpoint, ExporterBinding, GroupConfig, GroupRevisionSummary,
-    Pipeline, header_digest,
+    Pipeline, TokenInfo, header_digest,
 };
 
 use crate::render::{CONFIG_CONTENT_TYPE, CONFIG_FILE_NAME, RenderError, redact_secrets};
@@ -104,5 +104,17 @@ pub(super) fn revision_summary(r: GroupRevision) -> GroupRevisionSummary {
         revision: r.revision,
         sha256: r.hash,
         created_at: r.created_at,
+    }
+}
+
+/// A token's metadata: no token, no hash.
+pub(super) fn token(r: crate::store::TokenRecord) -> TokenInfo {
+    TokenInfo {
+        id: r.id,
+        scope: r.scope,
+        description: r.description,
+        created_at: r.created_at,
+        expires_at: r.expires_at,
+        revoked_at: r.revoked_at,
     }
 }

@@ -37,6 +37,7 @@ pub enum Kind {
     Endpoint,
     ExporterBinding,
     AgentGroup,
+    Token,
 }
 
 impl Kind {
@@ -46,6 +47,7 @@ impl Kind {
             Kind::Endpoint => "endpoint",
             Kind::ExporterBinding => "exporter binding",
             Kind::AgentGroup => "agent group",
+            Kind::Token => "token",
         }
     }
 }
@@ -268,13 +270,29 @@ pub trait Store: Send + Sync + 'static {
     /// All revisions of a group, oldest first.
     async fn group_revisions(&self, id: AgentGroupId) -> Result<Vec<GroupRevision>, StoreError>;
 
-    /// Stores a token's hash; the caller shows the token once and forgets it.
+    /// Stores a token's hash (no expiry); the caller shows the token once and forgets it.
     async fn create_token(
         &self,
         scope: TokenScope,
         description: &str,
         hash: &str,
+    ) -> Result<TokenRecord, StoreError> {
+        self.create_token_expiring(scope, description, hash, None)
+            .await
+    }
+    /// Stores a token's hash with an optional expiry.
+    async fn create_token_expiring(
+        &self,
+        scope: TokenScope,
+        description: &str,
+        hash: &str,
+        expires_at: Option<DateTime<Utc>>,
     ) -> Result<TokenRecord, StoreError>;
+    /// Every token's metadata (revoked and expired ones too), oldest first.
+    async fn list_tokens(&self) -> Result<Vec<TokenRecord>, StoreError>;
+    /// Marks a token revoked (idempotent: an already revoked token keeps its first
+    /// `revoked_at`); [`StoreError::NotFound`] for an unknown id.
+    async fn revoke_token(&self, id: TokenId) -> Result<TokenRecord, StoreError>;
     async fn find_token_by_hash(&self, hash: &str) -> Result<Option<TokenRecord>, StoreError>;
     /// Number of active tokens of a scope (used to decide whether to mint a first admin token).
     async fn count_active_tokens(&self, scope: TokenScope) -> Result<u64, StoreError>;

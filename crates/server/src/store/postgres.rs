@@ -52,6 +52,9 @@ impl PgStore {
         conn.close().await?;
         let pool = PgPoolOptions::new()
             .max_connections(10)
+            // While PostgreSQL is down, requests fail over to `503 + Retry-After` after this
+            // long instead of queueing for sqlx's default 30 s (clients would see a hang).
+            .acquire_timeout(std::time::Duration::from_secs(3))
             .connect_with(options)
             .await?;
         migrations::postgres().run(&pool).await?;

@@ -91,11 +91,8 @@ macro_rules! sql_store {
         fn token_from_row(row: &DbRow) -> Result<TokenRecord, StoreError> {
             let id: String = row.try_get("id")?;
             let scope: String = row.try_get("scope")?;
-            let scope = match scope.as_str() {
-                "admin" => TokenScope::Admin,
-                "agent" => TokenScope::Agent,
-                other => return Err(StoreError::Corrupt(format!("token scope {other:?}"))),
-            };
+            let scope = TokenScope::parse(&scope)
+                .ok_or_else(|| StoreError::Corrupt(format!("token scope {scope:?}")))?;
             let opt_ts = |v: Option<i64>| v.map(ts).transpose();
             Ok(TokenRecord {
                 id: TokenId::from_str(&id)
@@ -937,22 +934,24 @@ macro_rules! sql_store {
 
             // ---- tokens
 
-            async fn create_token(
+            async fn create_token_expiring(
                 &self,
                 scope: TokenScope,
                 description: &str,
                 hash: &str,
+                expires_at: Option<DateTime<Utc>>,
             ) -> Result<TokenRecord, StoreError> {
                 let id = TokenId::new().to_string();
                 sqlx::query(
-                    "INSERT INTO tokens (id, scope, hash, description, created_at) \
-                     VALUES ($1, $2, $3, $4, $5)",
+                    "INSERT INTO tokens (id, scope, hash, description, created_at, expires_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6)",
                 )
                 .bind(&id)
                 .bind(scope.as_str())
                 .bind(hash)
                 .bind(description)
                 .bind(now_ms())
+                .bind(expires_at.map(|t| t.timestamp_millis()))
                 .execute(&self.pool)
                 .await?;
                 let row = sqlx::query(&format!("SELECT {TOKEN_COLS} FROM tokens WHERE id = $1"))
@@ -971,6 +970,37 @@ macro_rules! sql_store {
                     .fetch_optional(&self.pool)
                     .await?;
                 row.as_ref().map(token_from_row).transpose()
+            }
+
+            async fn list_tokens(&self) -> Result<Vec<TokenRecord>, StoreError> {
+                let rows = sqlx::query(&format!(
+                    "SELECT {TOKEN_COLS} FROM tokens ORDER BY created_at, id"
+                ))
+                .fetch_all(&self.pool)
+                .await?;
+                rows.iter().map(token_from_row).collect()
+            }
+
+            async fn revoke_token(&self, id: TokenId) -> Result<TokenRecord, StoreError> {
+                // COALESCE keeps the first revocation time when revoked twice.
+                sqlx::query(
+                    "UPDATE tokens SET revoked_at = COALESCE(revoked_at, $1) WHERE id = $2",
+                )
+                .bind(now_ms())
+                .bind(id.to_string())
+                .execute(&self.pool)
+                .await?;
+                let row = sqlx::query(&format!("SELECT {TOKEN_COLS} FROM tokens WHERE id = $1"))
+                    .bind(id.to_string())
+                    .fetch_optional(&self.pool)
+                    .await?;
+                match row {
+                    Some(row) => token_from_row(&row),
+                    None => Err(StoreError::NotFound {
+                        kind: Kind::Token,
+                        id: id.to_string(),
+                    }),
+                }
             }
 
             async fn count_active_tokens(&self, scope: TokenScope) -> Result<u64, StoreError> {
