@@ -13,6 +13,7 @@
 //! - [`metrics`]: the Prometheus registry behind `/metrics`.
 //! - [`token_cmd`]: `otaas token create`.
 //! - [`opamp`]: the OpAMP server (`/v1/opamp`) and the agent registry behind `/api/v1/agents`.
+//! - [`rollout`]: the rollout engine (per-agent target revisions, health gates, rollback).
 //! - [`fleet_sim`]: `otaas fleet-sim`, simulated collectors speaking OpAMP.
 
 pub mod api;
@@ -23,6 +24,7 @@ pub mod fleet_sim;
 pub mod metrics;
 pub mod opamp;
 pub mod render;
+pub mod rollout;
 pub mod serve;
 pub mod state;
 pub mod store;

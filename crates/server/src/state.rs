@@ -28,6 +28,8 @@ pub struct AppState {
     /// Every known OpAMP agent, in memory (see `opamp/registry.rs`); filled by the OpAMP server,
     /// read by `GET /api/v1/agents`.
     pub agents: Arc<crate::opamp::registry::Registry>,
+    /// The rollout engine's runs per agent group (see `rollout/`).
+    pub rollouts: Arc<crate::rollout::Rollouts>,
 }
 
 impl AppState {
@@ -47,6 +49,7 @@ impl AppState {
             agents: Arc::new(crate::opamp::registry::Registry::new(
                 std::time::Duration::from_secs(config_heartbeat),
             )),
+            rollouts: Arc::default(),
         }
     }
 

@@ -67,6 +67,7 @@ pub fn v1_routes() -> Router<AppState> {
 pub fn router(state: AppState) -> Router {
     let api = v1_routes()
         .merge(crate::opamp::rest::routes())
+        .merge(crate::rollout::rest::routes())
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             auth::require_admin,

@@ -174,6 +174,34 @@ pub fn document() -> Value {
         }}),
     );
     paths.insert(
+        "/agent-groups/{id}/status".into(),
+        json!({ "get": {
+            "tags": ["agent-groups"], "summary": "Where the group's rollout stands",
+            "parameters": [{ "name": "id", "in": "path", "required": true, "schema": uuid() }],
+            "responses": ok("200", r("GroupStatus"))
+        }}),
+    );
+    for (action, summary) in [
+        (
+            "pause",
+            "Stop advancing the rollout (agents keep what they run)",
+        ),
+        ("resume", "Continue a paused rollout from its current step"),
+        (
+            "rollback",
+            "Send every agent back to the last good revision",
+        ),
+    ] {
+        paths.insert(
+            format!("/agent-groups/{{id}}/rollout/{action}"),
+            json!({ "post": {
+                "tags": ["agent-groups"], "summary": summary,
+                "parameters": [{ "name": "id", "in": "path", "required": true, "schema": uuid() }],
+                "responses": ok("200", r("GroupStatus"))
+            }}),
+        );
+    }
+    paths.insert(
         "/tokens".into(),
         json!({ "post": {
             "tags": ["tokens"], "summary": "Mint a token (shown once, stored hashed)",
@@ -192,12 +220,36 @@ pub fn document() -> Value {
             "code": { "type": "string", "enum": [
                 "malformed_json", "unsupported_media_type", "unknown_field", "missing_field",
                 "invalid_field", "dangling_reference", "bad_request", "unauthorized", "not_found",
-                "name_taken", "revision_mismatch", "in_use", "payload_too_large", "internal",
+                "name_taken", "revision_mismatch", "in_use", "state_conflict", "payload_too_large", "internal",
                 "unavailable"] },
             "message": { "type": "string" },
             "field": { "type": ["string", "null"] }
         })) })),
         "Signal": { "type": "string", "enum": ["traces", "metrics", "logs"] },
+        "GroupStatus": resp_obj(&["group_id", "revision", "config_hash", "state", "strategy",
+            "matched", "applied", "applying", "failed", "pending", "healthy", "unhealthy",
+            "drifted", "failures", "steps", "message", "updated_at"], json!({
+            "group_id": uuid(),
+            "revision": { "type": "integer" },
+            "config_hash": { "type": "string" },
+            "last_good_revision": { "type": ["integer", "null"] },
+            "last_good_config_hash": { "type": ["string", "null"] },
+            "state": { "type": "string", "enum": ["in_progress", "complete", "failed", "rolled_back", "paused"] },
+            "strategy": { "type": "string", "enum": ["all_at_once", "batched", "canary"] },
+            "matched": { "type": "integer" }, "applied": { "type": "integer" },
+            "applying": { "type": "integer" }, "failed": { "type": "integer" },
+            "pending": { "type": "integer" }, "healthy": { "type": "integer" },
+            "unhealthy": { "type": "integer" }, "drifted": { "type": "integer" },
+            "failures": { "type": "array", "items": resp_obj(&["agent_id", "message"], json!({
+                "agent_id": { "type": "string" }, "message": { "type": "string" } })) },
+            "current_step": { "type": ["integer", "null"] },
+            "steps": { "type": "array", "items": resp_obj(&["index", "agents", "last", "started_at"], json!({
+                "index": { "type": "integer" }, "agents": { "type": "integer" },
+                "last": { "type": "boolean" }, "started_at": ts(),
+                "healthy_at": { "type": ["string", "null"], "format": "date-time" } })) },
+            "message": { "type": "string" },
+            "updated_at": ts()
+        })),
         "ProcessorSpec": obj(&["id"], json!({
             "id": { "type": "string", "description": "type or type/name" },
             "config": json_object()

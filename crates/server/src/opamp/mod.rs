@@ -180,6 +180,13 @@ pub(crate) fn router(server: Arc<OpampServer>) -> Router {
         .with_state(server)
 }
 
+/// Wakes the WebSocket sessions whose agents have something new to receive.
+pub(crate) fn poke(notifies: Vec<Arc<tokio::sync::Notify>>) {
+    for n in notifies {
+        n.notify_one();
+    }
+}
+
 /// The URL agents used to reach us (for the connection settings offer).
 pub(crate) fn endpoint_url(headers: &HeaderMap, scheme: &str, tls: bool) -> String {
     let scheme = match (scheme, tls) {

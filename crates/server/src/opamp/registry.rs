@@ -286,7 +286,12 @@ struct Inner {
     agents: HashMap<InstanceUid, Entry>,
     /// Redacted effective configs by the hash of the reported body (see `effective_config`).
     texts: HashMap<String, Arc<str>>,
+    /// Each group's default config: what its agents get unless pinned (set by the rollout
+    /// engine: the last good revision while a rollout is under way, else the latest).
     groups: HashMap<AgentGroupId, Arc<GroupConfig>>,
+    /// Per-agent targets set by the rollout engine: agents already moved to a revision that is
+    /// still rolling out. A pin counts only while the agent belongs to the pin's group.
+    pins: HashMap<InstanceUid, Arc<GroupConfig>>,
     dirty: HashSet<InstanceUid>,
     next_conn: u64,
 }
@@ -367,6 +372,19 @@ fn effective_hash(map: &AgentConfigMap) -> Option<String> {
             }
             Some(hash::to_hex(&hash::sha256(&buf)))
         }
+    }
+}
+
+/// The config `uid` should run as a member of `group`: its pin if it has one for that group,
+/// else the group's default.
+fn target_of<'a>(
+    pins: &'a HashMap<InstanceUid, Arc<GroupConfig>>,
+    uid: &InstanceUid,
+    group: &'a GroupConfig,
+) -> &'a GroupConfig {
+    match pins.get(uid) {
+        Some(pin) if pin.id == group.id => pin,
+        _ => group,
     }
 }
 
@@ -597,7 +615,8 @@ impl Registry {
 
         // Membership: recomputed on every report (cheap: a scan over the groups), so label
         // changes and group changes are both covered.
-        let group = match_group(inner.groups.values().map(|g| &**g), &rec.labels).cloned();
+        let group = match_group(inner.groups.values().map(|g| &**g), &rec.labels)
+            .map(|g| target_of(&inner.pins, &uid, g).clone());
         if labels_changed {
             tracing::debug!(agent = %uid, group = ?group.as_ref().map(|g| g.id), "Agent labels changed");
         }
@@ -644,6 +663,7 @@ impl Registry {
             return None;
         }
         let group = entry.rec.group_id.and_then(|id| inner.groups.get(&id))?;
+        let group = target_of(&inner.pins, &uid, group);
         if !entry.rec.caps().contains(AgentCaps::ACCEPTS_REMOTE_CONFIG)
             || entry.rec.remote_config_hash.as_deref() == Some(group.hash_hex.as_str())
             || entry.offered.as_ref() == Some(&group.remote.config_hash)
@@ -689,6 +709,28 @@ impl Registry {
     pub fn remove_group(&self, id: AgentGroupId) -> Vec<Arc<Notify>> {
         let mut inner = self.lock();
         inner.groups.remove(&id);
+        inner.pins.retain(|_, pin| pin.id != id);
+        Self::reassign(&mut inner)
+    }
+
+    /// The rollout engine's one write: sets the group's default config and replaces the
+    /// group's per-agent pins (`pinned` agents get `target`), in one critical section so no
+    /// agent ever sees a half-applied decision. Returns the connections to poke.
+    pub fn set_rollout(
+        &self,
+        default: GroupConfig,
+        target: Option<Arc<GroupConfig>>,
+        pinned: &[InstanceUid],
+    ) -> Vec<Arc<Notify>> {
+        let mut inner = self.lock();
+        let id = default.id;
+        inner.groups.insert(id, Arc::new(default));
+        inner.pins.retain(|_, pin| pin.id != id);
+        if let Some(target) = target {
+            for uid in pinned {
+                inner.pins.insert(*uid, target.clone());
+            }
+        }
         Self::reassign(&mut inner)
     }
 
@@ -703,11 +745,13 @@ impl Registry {
         let Inner {
             agents,
             groups,
+            pins,
             dirty,
             ..
         } = inner;
         for (uid, entry) in agents.iter_mut() {
-            let group = match_group(groups.values().map(|g| &**g), &entry.rec.labels);
+            let group = match_group(groups.values().map(|g| &**g), &entry.rec.labels)
+                .map(|g| target_of(pins, uid, g));
             let group_id = group.map(|g| g.id);
             let desired = group.map(|g| g.hash_hex.clone());
             if entry.rec.group_id != group_id || entry.rec.desired_config_hash != desired {
