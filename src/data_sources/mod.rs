@@ -1,8 +1,17 @@
-//! The otaas data source types, one file per type.
+//! The otaas data source types, one file per type (`agents.rs` holds `otaas_agents` and
+//! `otaas_agent`, which share the agent shape).
 
 use crate::framework::Registry;
+
+pub mod agents;
+pub mod group_status;
+pub mod pipeline;
 
 /// Adds every otaas data source to the registry.
 pub fn register(registry: Registry) -> Registry {
     registry
+        .data_source(agents::AgentsDataSource)
+        .data_source(agents::AgentDataSource)
+        .data_source(group_status::GroupStatusDataSource)
+        .data_source(pipeline::PipelineDataSource)
 }

@@ -17,5 +17,9 @@
 //! ws.destroy();
 //! ```
 
+mod agent_group;
+mod common;
+mod endpoint_binding;
 mod harness;
 mod harness_self_test;
+mod pipeline;

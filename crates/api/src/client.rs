@@ -182,7 +182,7 @@ impl Client {
         }
     }
 
-    async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, ClientError> {
+    pub(crate) async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, ClientError> {
         self.send::<(), T>(Method::GET, path, &[], None, None)
             .await?
             .ok_or_else(|| empty_body(200))

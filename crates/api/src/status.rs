@@ -25,6 +25,16 @@ pub enum RolloutState {
 }
 
 impl RolloutState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RolloutState::InProgress => "in_progress",
+            RolloutState::Complete => "complete",
+            RolloutState::Failed => "failed",
+            RolloutState::RolledBack => "rolled_back",
+            RolloutState::Paused => "paused",
+        }
+    }
+
     /// True when nothing more will happen without a new revision or a request.
     pub fn is_final(self) -> bool {
         matches!(self, Self::Complete | Self::Failed | Self::RolledBack)
@@ -57,7 +67,8 @@ pub struct RolloutStepStatus {
 ///
 /// Counts are over the group's current members and measured against `config_hash` — except
 /// in state `rolled_back`, where they are measured against `last_good_config_hash`, the config
-/// the agents were sent back to.
+/// the agents were sent back to. Each agent is in exactly one of applied, applying, failed,
+/// pending; drifted agents are also counted as applied.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct GroupStatus {
     pub group_id: AgentGroupId,
@@ -72,7 +83,7 @@ pub struct GroupStatus {
     pub strategy: RolloutStrategy,
     /// Agents whose labels match the group.
     pub matched: u64,
-    /// Reported APPLIED for the measured hash.
+    /// Reported APPLIED for the measured hash (drifted agents included).
     pub applied: u64,
     pub applying: u64,
     /// Reported FAILED for the measured hash.
@@ -94,4 +105,16 @@ pub struct GroupStatus {
     /// One line for humans, e.g. "rolled back to revision 3: 2 agents failed (max_failures 0)".
     pub message: String,
     pub updated_at: DateTime<Utc>,
+}
+
+impl crate::client::Client {
+    /// `GET /api/v1/agent-groups/{id}/status` (same as [`Client::group_status`]).
+    ///
+    /// [`Client::group_status`]: crate::client::Client::group_status
+    pub async fn agent_group_status(
+        &self,
+        id: AgentGroupId,
+    ) -> Result<GroupStatus, crate::client::ClientError> {
+        self.group_status(id).await
+    }
 }

@@ -372,7 +372,10 @@ pub async fn act(
 /// `GET /agent-groups/{id}/status`.
 pub async fn status(state: &AppState, id: AgentGroupId) -> Result<GroupStatus, RolloutError> {
     let runs = state.rollouts.runs.lock().await;
-    let run = runs.get(&id).ok_or(RolloutError::NotFound(id))?;
+    let Some(run) = runs.get(&id) else {
+        drop(runs);
+        return unsynced_status(state, id).await;
+    };
     let r = &run.rollout;
     let measured = match (r.state, &r.last_good_hash) {
         (RolloutState::RolledBack, Some(good)) => good.as_str(),
@@ -419,10 +422,52 @@ pub async fn status(state: &AppState, id: AgentGroupId) -> Result<GroupStatus, R
         message: r.message.clone(),
         updated_at: r.updated_at,
     };
-    for a in &members {
+    count(&mut s, &members, measured);
+    Ok(s)
+}
+
+/// The status of a group the engine has not picked up yet (it was just created, or its
+/// first revision's event is still on its way): in progress, counted against its latest hash.
+async fn unsynced_status(state: &AppState, id: AgentGroupId) -> Result<GroupStatus, RolloutError> {
+    let group = match state.store.get_group(id).await {
+        Ok(g) => g,
+        Err(StoreError::NotFound { .. }) => return Err(RolloutError::NotFound(id)),
+        Err(err) => return Err(err.into()),
+    };
+    let mut s = GroupStatus {
+        group_id: id,
+        revision: group.config_revision,
+        config_hash: group.config_hash.clone(),
+        last_good_revision: None,
+        last_good_config_hash: None,
+        state: RolloutState::InProgress,
+        strategy: group.record.spec.rollout.strategy,
+        matched: 0,
+        applied: 0,
+        applying: 0,
+        failed: 0,
+        pending: 0,
+        healthy: 0,
+        unhealthy: 0,
+        drifted: 0,
+        failures: Vec::new(),
+        current_step: None,
+        steps: Vec::new(),
+        message: "waiting for the rollout engine to pick up this revision".to_owned(),
+        updated_at: group.record.updated_at,
+    };
+    count(&mut s, &members(state, id), &group.config_hash);
+    Ok(s)
+}
+
+/// Fills the counts of `s` from the group's members, measured against `measured`.
+fn count(s: &mut GroupStatus, members: &[AgentRecord], measured: &str) {
+    s.matched = members.len() as u64;
+    for a in members {
         if is_drifted(a) {
             s.drifted += 1;
-        } else if a.remote_config_hash.as_deref() != Some(measured) {
+        }
+        if a.remote_config_hash.as_deref() != Some(measured) {
             s.pending += 1;
         } else {
             match a.remote_config_status {
@@ -438,7 +483,6 @@ pub async fn status(state: &AppState, id: AgentGroupId) -> Result<GroupStatus, R
             None => {}
         }
     }
-    Ok(s)
 }
 
 /// Drift: the agent says it applied its desired config, but the effective config it reports

@@ -1,0 +1,663 @@
+//! `otaas_agent_group`: a label selector over agents, the pipelines they run and how changes
+//! roll out; apply waits for the rollout (`wait_for_rollout`) and names failing agents. Also its
+//! list resource.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use futures::stream::BoxStream;
+use otaas_api::status::{GroupStatus, RolloutState};
+use otaas_api::{AgentGroup, AgentGroupId, AgentGroupSpec, Client, RolloutSpec, RolloutStrategy};
+
+use super::common::*;
+use super::endpoint::id_identity;
+use super::pipeline::{import_key, list_config_schema, list_error, list_events};
+use crate::framework::*;
+
+pub struct AgentGroupResource;
+
+const DEFAULT_TIMEOUT: &str = "10m";
+/// How often apply asks the server how the rollout is going.
+const POLL: Duration = Duration::from_millis(500);
+/// At most this many failing agents are named in a diagnostic (the count says the rest).
+const MAX_NAMED_FAILURES: usize = 10;
+
+fn schema() -> Schema {
+    Schema::new(
+        "A group of agents chosen by labels, the pipelines they run, and how a change rolls out \
+         to them. Every agent whose labels match `selector` (the most specific selector wins; \
+         ties go to the oldest group) receives the group's rendered collector config. With \
+         `wait_for_rollout` (the default), apply returns only when the group's agents applied \
+         the new config, and fails naming the agents and their errors when they did not.",
+        vec![
+            Attribute::computed("id", Type::String)
+                .use_state_for_unknown()
+                .description("Server-assigned id (a UUID)."),
+            Attribute::required("name", Type::String)
+                .description("Unique group name, `[a-z0-9_-]{1,63}`."),
+            Attribute::optional_computed("selector", Type::map(Type::String)).description(
+                "Label → value; an agent belongs to the group when it has all of them. Labels \
+                 come from the agent's description attributes. Defaults to `{}` (every agent \
+                 not claimed by a more specific group).",
+            ),
+            Attribute::optional_computed("pipeline_ids", Type::list(Type::String)).description(
+                "Ids of the `otaas_pipeline`s the group's agents run. Defaults to `[]`.",
+            ),
+            Attribute::nested(
+                "rollout",
+                Nesting::Single,
+                Mode::OptionalComputed,
+                vec![
+                    Attribute::optional_computed("strategy", Type::String)
+                        .description("`all_at_once` (the default), `batched` or `canary`."),
+                    Attribute::optional_computed("batch_sizes", Type::list(Type::Number))
+                        .description(
+                            "For `batched`: agents per step, each at least 1. Empty (the \
+                             default) means exponential steps 1, 10, 100, ...",
+                        ),
+                    Attribute::optional("canary_percent", Type::Number).description(
+                        "For `canary` (required there): percentage of the group's agents, \
+                         1-100, in the canary step.",
+                    ),
+                    Attribute::optional_computed("bake_seconds", Type::Number).description(
+                        "Seconds a step must stay healthy before the next starts. Default 0.",
+                    ),
+                    Attribute::optional_computed("max_failures", Type::Number).description(
+                        "Failed agents tolerated before the rollout stops. Default 0.",
+                    ),
+                    Attribute::optional_computed("auto_rollback", Type::Bool).description(
+                        "When the rollout stops on failures, go back to the last good revision. \
+                         Default `false`.",
+                    ),
+                ],
+            )
+            .description("How a new revision reaches the group's agents. Defaults to all at once."),
+            Attribute::optional_computed("wait_for_rollout", Type::Bool).description(
+                "Whether apply waits until the group's agents applied the new config (default \
+                 `true`). The apply fails when agents reject the config or `rollout_timeout` \
+                 passes, naming the failing agents and their error messages. Only changes to \
+                 this resource wait; a change to a pipeline alone does not. Not sent to the \
+                 server.",
+            ),
+            Attribute::optional_computed("rollout_timeout", Type::String).description(
+                "How long apply waits for the rollout, as a duration such as `90s`, `10m`, \
+                 `1h30m`. Default `10m`. Not sent to the server.",
+            ),
+            Attribute::computed("revision", Type::Number).description(
+                "The group object's revision on the server: 1 at creation, +1 per update.",
+            ),
+            Attribute::computed("config_revision", Type::Number).description(
+                "Revision of the group's rendered collector config; it also grows when a \
+                 pipeline, endpoint or exporter binding the group uses changes.",
+            ),
+            Attribute::computed("config_hash", Type::String).description(
+                "SHA-256 (hex) of the group's current rendered collector config: what agents \
+                 report once they applied it.",
+            ),
+        ],
+    )
+}
+
+fn strategy_str(s: RolloutStrategy) -> &'static str {
+    match s {
+        RolloutStrategy::AllAtOnce => "all_at_once",
+        RolloutStrategy::Batched => "batched",
+        RolloutStrategy::Canary => "canary",
+    }
+}
+
+fn rollout_state(r: &RolloutSpec) -> Value {
+    Value::object([
+        ("strategy", Value::string(strategy_str(r.strategy))),
+        (
+            "batch_sizes",
+            Value::List(
+                r.batch_sizes
+                    .iter()
+                    .map(|b| Value::int(i64::from(*b)))
+                    .collect(),
+            ),
+        ),
+        (
+            "canary_percent",
+            r.canary_percent
+                .map_or(Value::Null, |p| Value::int(i64::from(p))),
+        ),
+        ("bake_seconds", Value::int(i64::from(r.bake_seconds))),
+        ("max_failures", Value::int(i64::from(r.max_failures))),
+        ("auto_rollback", Value::Bool(r.auto_rollback)),
+    ])
+}
+
+/// State from the server's group; the provider-only settings come from `prior` (or defaults).
+fn state(g: &AgentGroup, prior: &Value) -> Value {
+    let wait = match prior.get("wait_for_rollout") {
+        Some(v @ Value::Bool(_)) => v.clone(),
+        _ => Value::Bool(true),
+    };
+    let timeout = match prior.get("rollout_timeout") {
+        Some(v @ Value::String(_)) => v.clone(),
+        _ => Value::string(DEFAULT_TIMEOUT),
+    };
+    Value::object([
+        ("id", Value::string(g.id.to_string())),
+        ("name", Value::string(&g.name)),
+        ("selector", map_value(&g.selector)),
+        (
+            "pipeline_ids",
+            string_list(g.pipeline_ids.iter().map(ToString::to_string)),
+        ),
+        ("rollout", rollout_state(&g.rollout)),
+        ("wait_for_rollout", wait),
+        ("rollout_timeout", timeout),
+        ("revision", Value::int(g.revision)),
+        ("config_revision", Value::int(g.config_revision)),
+        ("config_hash", Value::string(&g.config_hash)),
+    ])
+}
+
+fn spec(v: &Value, diags: &mut Diagnostics) -> Option<AgentGroupSpec> {
+    let mut pipeline_ids = Vec::new();
+    for (i, s) in strings(v, "pipeline_ids").iter().enumerate() {
+        match s.parse() {
+            Ok(id) => pipeline_ids.push(id),
+            Err(_) => diags.error_at(
+                AttributePath::attr("pipeline_ids").push_index(i as i64),
+                "Invalid pipeline id",
+                format!("{s:?} is not a pipeline id (a UUID); use otaas_pipeline.x.id."),
+            ),
+        }
+    }
+    let r = v.get("rollout").cloned().unwrap_or(Value::Null);
+    let u32_of = |name: &str| u32::try_from(int(&r, name).unwrap_or(0)).unwrap_or(0);
+    let rollout = RolloutSpec {
+        strategy: match string(&r, "strategy").as_deref() {
+            Some("batched") => RolloutStrategy::Batched,
+            Some("canary") => RolloutStrategy::Canary,
+            _ => RolloutStrategy::AllAtOnce,
+        },
+        batch_sizes: match r.get("batch_sizes") {
+            Some(Value::List(items)) => items
+                .iter()
+                .filter_map(|b| b.typed::<i64>().ok()?.into_known())
+                .map(|b| u32::try_from(b).unwrap_or(0))
+                .collect(),
+            _ => Vec::new(),
+        },
+        canary_percent: int(&r, "canary_percent").map(|p| u8::try_from(p).unwrap_or(0)),
+        bake_seconds: u32_of("bake_seconds"),
+        max_failures: u32_of("max_failures"),
+        auto_rollback: boolean(&r, "auto_rollback").unwrap_or(false),
+    };
+    if diags.has_errors() {
+        return None;
+    }
+    Some(AgentGroupSpec {
+        name: string(v, "name").unwrap_or_default(),
+        selector: string_map(v, "selector"),
+        pipeline_ids,
+        rollout,
+    })
+}
+
+async fn lookup(client: &Client, key: &str) -> Result<Option<AgentGroup>, String> {
+    if let Ok(id) = key.parse::<AgentGroupId>() {
+        match client.get_agent_group(id).await {
+            Ok(g) => Ok(Some(g)),
+            Err(e) if e.is_not_found() => Ok(None),
+            Err(e) => Err(e.to_string()),
+        }
+    } else {
+        client
+            .find_agent_group(key)
+            .await
+            .map_err(|e| e.to_string())
+    }
+}
+
+fn id_of(state: &Value, diags: &mut Diagnostics) -> Option<AgentGroupId> {
+    let parsed = string(state, "id").and_then(|s| s.parse().ok());
+    if parsed.is_none() {
+        diags.error_at(
+            AttributePath::attr("id"),
+            "Invalid agent group id",
+            "The state holds no valid id; remove the resource from state and import it again.",
+        );
+    }
+    parsed
+}
+
+/// The failing agents of a status, one per line, for a diagnostic.
+fn failure_lines(st: &GroupStatus) -> String {
+    let mut lines: Vec<String> = st
+        .failures
+        .iter()
+        .take(MAX_NAMED_FAILURES)
+        .map(|f| format!("  - agent {}: {}", f.agent_id, f.message))
+        .collect();
+    if st.failures.len() > MAX_NAMED_FAILURES {
+        lines.push(format!(
+            "  - and {} more",
+            st.failures.len() - MAX_NAMED_FAILURES
+        ));
+    }
+    lines.join("\n")
+}
+
+fn counts(st: &GroupStatus) -> String {
+    format!(
+        "{} matched, {} applied, {} applying, {} failed, {} pending",
+        st.matched, st.applied, st.applying, st.failed, st.pending
+    )
+}
+
+/// Polls the group's status until its rollout of `hash` ended; `Err` with the diagnostic when
+/// it failed, timed out or was cancelled.
+async fn wait_for_rollout(
+    ctx: &Context,
+    client: &Client,
+    group: &AgentGroup,
+    timeout: Duration,
+) -> Result<(), Diagnostic> {
+    let deadline = tokio::time::Instant::now() + timeout;
+    let name = &group.name;
+    let mut last: Option<GroupStatus> = None;
+    loop {
+        match client.agent_group_status(group.id).await {
+            Ok(st)
+                if st.config_hash == group.config_hash || st.revision >= group.config_revision =>
+            {
+                match st.state {
+                    RolloutState::Complete => return Ok(()),
+                    RolloutState::Failed | RolloutState::RolledBack => {
+                        let what = if st.state == RolloutState::RolledBack {
+                            "failed and was rolled back to the last good revision"
+                        } else {
+                            "failed"
+                        };
+                        return Err(Diagnostic::error(
+                            "Rollout failed",
+                            format!(
+                                "The rollout of agent group {name:?} (config revision {}) {what}: \
+                                 {}. Failing agents:\n{}\nFix the configuration (or the agents) \
+                                 and apply again; set wait_for_rollout = false to not wait.",
+                                st.revision,
+                                counts(&st),
+                                failure_lines(&st)
+                            ),
+                        ));
+                    }
+                    _ => last = Some(st),
+                }
+            }
+            // An older revision's status: the server has not caught up yet.
+            Ok(_) => {}
+            Err(e) if e.is_not_found() => {
+                return Err(Diagnostic::error(
+                    "Agent group disappeared",
+                    format!("Agent group {name:?} was deleted while apply waited for its rollout."),
+                ));
+            }
+            // Transient API errors are retried until the deadline.
+            Err(e) => tracing::warn!(error = %e, group = %name, "Reading rollout status failed"),
+        }
+        let cancelled = ctx.cancel_token().clone();
+        tokio::select! {
+            _ = cancelled.cancelled() => {
+                return Err(Diagnostic::error(
+                    "Rollout wait cancelled",
+                    format!("Terraform stopped the provider while it waited for the rollout of agent group {name:?}; the rollout continues on the server."),
+                ));
+            }
+            _ = tokio::time::sleep_until(deadline) => {
+                let detail = match &last {
+                    Some(st) if !st.failures.is_empty() => format!("{}. Failing agents:\n{}", counts(st), failure_lines(st)),
+                    Some(st) => format!("{}.", counts(st)),
+                    None => "No status was available.".to_string(),
+                };
+                return Err(Diagnostic::error(
+                    "Rollout timed out",
+                    format!(
+                        "The rollout of agent group {name:?} did not complete within {} ({detail} \
+                         Agents still pending may be disconnected or slow; raise rollout_timeout \
+                         or set wait_for_rollout = false.",
+                        humantime(timeout)
+                    ),
+                ).at(AttributePath::attr("rollout_timeout")));
+            }
+            _ = tokio::time::sleep(POLL) => {}
+        }
+    }
+}
+
+fn humantime(d: Duration) -> String {
+    let s = d.as_secs();
+    if s >= 60 && s % 60 == 0 {
+        format!("{}m", s / 60)
+    } else {
+        format!("{s}s")
+    }
+}
+
+/// After a create or update: waits when configured to; the diagnostic goes to `diags`.
+async fn maybe_wait(
+    ctx: &Context,
+    client: &Client,
+    group: &AgentGroup,
+    planned: &Value,
+    diags: &mut Diagnostics,
+) {
+    if boolean(planned, "wait_for_rollout") == Some(false) {
+        return;
+    }
+    let timeout = string(planned, "rollout_timeout")
+        .and_then(|t| parse_duration(&t))
+        .unwrap_or(Duration::from_secs(600));
+    if let Err(d) = wait_for_rollout(ctx, client, group, timeout).await {
+        diags.push(d);
+    }
+}
+
+#[async_trait]
+impl Resource for AgentGroupResource {
+    fn type_name(&self) -> &'static str {
+        "otaas_agent_group"
+    }
+    fn schema(&self) -> Schema {
+        schema()
+    }
+    fn identity_schema(&self) -> Option<IdentitySchema> {
+        Some(id_identity("agent group"))
+    }
+    fn identity(&self, state: &Value) -> Option<Value> {
+        Some(Value::object([("id", state.get("id")?.clone())]))
+    }
+    async fn validate(&self, config: &Value, diags: &mut Diagnostics) {
+        check_name(config.get("name"), AttributePath::attr("name"), diags);
+        if let Some(Value::Map(m)) = config.get("selector") {
+            for k in m.keys() {
+                if k.trim().is_empty() {
+                    diags.error_at(
+                        AttributePath::attr("selector"),
+                        "Invalid selector",
+                        "Selector labels must not be empty.",
+                    );
+                }
+            }
+        }
+        if let Some(Value::List(ids)) = config.get("pipeline_ids") {
+            let mut seen = Vec::new();
+            for (i, id) in ids.iter().enumerate() {
+                let path = AttributePath::attr("pipeline_ids").push_index(i as i64);
+                if let Value::String(s) = id {
+                    if s.parse::<otaas_api::PipelineId>().is_err() {
+                        diags.error_at(
+                            path.clone(),
+                            "Invalid pipeline id",
+                            format!(
+                                "{s:?} is not a pipeline id (a UUID); use otaas_pipeline.x.id."
+                            ),
+                        );
+                    }
+                    if seen.contains(s) {
+                        diags.error_at(
+                            path,
+                            "Duplicate pipeline",
+                            format!("Pipeline {s} is listed twice."),
+                        );
+                    }
+                    seen.push(s.clone());
+                }
+            }
+        }
+        if let Some(r @ Value::Object(_)) = config.get("rollout") {
+            let base = AttributePath::attr("rollout");
+            check_enum(
+                r.get("strategy"),
+                &["all_at_once", "batched", "canary"],
+                base.push_attr("strategy"),
+                diags,
+            );
+            check_range(
+                r.get("canary_percent"),
+                1,
+                100,
+                base.push_attr("canary_percent"),
+                diags,
+            );
+            check_range(
+                r.get("bake_seconds"),
+                0,
+                i64::from(u32::MAX),
+                base.push_attr("bake_seconds"),
+                diags,
+            );
+            check_range(
+                r.get("max_failures"),
+                0,
+                i64::from(u32::MAX),
+                base.push_attr("max_failures"),
+                diags,
+            );
+            if let Some(Value::List(sizes)) = r.get("batch_sizes") {
+                for (i, b) in sizes.iter().enumerate() {
+                    check_range(
+                        Some(b),
+                        1,
+                        i64::from(u32::MAX),
+                        base.push_attr("batch_sizes").push_index(i as i64),
+                        diags,
+                    );
+                }
+            }
+            if r.get("strategy") == Some(&Value::string("canary"))
+                && r.get("canary_percent").is_some_and(Value::is_null)
+            {
+                diags.error_at(
+                    base.push_attr("canary_percent"),
+                    "Missing canary_percent",
+                    "The canary strategy needs canary_percent (1-100).",
+                );
+            }
+        }
+        if let Some(Value::String(t)) = config.get("rollout_timeout")
+            && parse_duration(t).is_none()
+        {
+            diags.error_at(
+                AttributePath::attr("rollout_timeout"),
+                "Invalid duration",
+                format!("rollout_timeout must be a duration such as \"90s\", \"10m\" or \"1h30m\"; got {t:?}."),
+            );
+        }
+    }
+    async fn modify_plan(&self, _ctx: &Context, change: &mut PlanChange, _diags: &mut Diagnostics) {
+        let config = change.config.clone();
+        let planned = &mut change.planned;
+        default_if_unset(planned, &config, "selector", Value::Map(BTreeMap::new()));
+        default_if_unset(planned, &config, "pipeline_ids", Value::List(Vec::new()));
+        default_if_unset(planned, &config, "wait_for_rollout", Value::Bool(true));
+        default_if_unset(
+            planned,
+            &config,
+            "rollout_timeout",
+            Value::string(DEFAULT_TIMEOUT),
+        );
+        default_if_unset(
+            planned,
+            &config,
+            "rollout",
+            rollout_state(&RolloutSpec::default()),
+        );
+        if let (Some(r @ Value::Object(_)), Some(cfg_r @ Value::Object(_))) =
+            (planned.get_mut("rollout"), config.get("rollout"))
+        {
+            default_if_unset(r, cfg_r, "strategy", Value::string("all_at_once"));
+            default_if_unset(r, cfg_r, "batch_sizes", Value::List(Vec::new()));
+            default_if_unset(r, cfg_r, "bake_seconds", Value::int(0));
+            default_if_unset(r, cfg_r, "max_failures", Value::int(0));
+            default_if_unset(r, cfg_r, "auto_rollback", Value::Bool(false));
+        }
+        // Only a change the server sees makes a new revision: the wait settings are local.
+        if change.is_create() {
+            return;
+        }
+        let server_side = |v: &Value| {
+            let mut v = v.clone();
+            for local in ["wait_for_rollout", "rollout_timeout"] {
+                v.set(local, Value::Null);
+            }
+            v
+        };
+        let mut probe = PlanChange {
+            prior: server_side(&change.prior),
+            config: change.config.clone(),
+            planned: server_side(&change.planned),
+            requires_replace: Vec::new(),
+        };
+        computed_follow_change(&mut probe, &["revision", "config_revision", "config_hash"]);
+        for c in ["revision", "config_revision", "config_hash"] {
+            let v = probe.planned.get(c).cloned().unwrap_or(Value::Null);
+            change.planned.set(c, v);
+        }
+    }
+    async fn create(
+        &self,
+        ctx: &Context,
+        planned: &Value,
+        _config: &Value,
+        diags: &mut Diagnostics,
+    ) -> Option<Value> {
+        let client = client_or_diag(ctx, diags)?;
+        let spec = spec(planned, diags)?;
+        match client.create_agent_group(&spec).await {
+            Ok(g) => {
+                maybe_wait(ctx, &client, &g, planned, diags).await;
+                // Created even when the rollout failed: Terraform keeps it (tainted).
+                Some(state(&g, planned))
+            }
+            Err(e) => {
+                diags.push(api_error(
+                    &format!("creating agent group {:?}", spec.name),
+                    &e,
+                    planned,
+                ));
+                None
+            }
+        }
+    }
+    async fn read(&self, ctx: &Context, prior: &Value, diags: &mut Diagnostics) -> Value {
+        let Some(client) = client_or_diag(ctx, diags) else {
+            return prior.clone();
+        };
+        let Some(id) = id_of(prior, diags) else {
+            return prior.clone();
+        };
+        match client.get_agent_group(id).await {
+            Ok(g) => state(&g, prior),
+            Err(e) if e.is_not_found() => Value::Null,
+            Err(e) => {
+                diags.push(api_error(&format!("reading agent group {id}"), &e, prior));
+                prior.clone()
+            }
+        }
+    }
+    async fn update(
+        &self,
+        ctx: &Context,
+        prior: &Value,
+        planned: &Value,
+        _config: &Value,
+        diags: &mut Diagnostics,
+    ) -> Option<Value> {
+        let client = client_or_diag(ctx, diags)?;
+        let id = id_of(prior, diags)?;
+        let spec = spec(planned, diags)?;
+        // Only the local wait settings changed: nothing to send.
+        let server_changed = ["name", "selector", "pipeline_ids", "rollout"]
+            .iter()
+            .any(|a| prior.get(a) != planned.get(a));
+        let result = if server_changed {
+            client
+                .update_agent_group(id, &spec, int(prior, "revision"))
+                .await
+        } else {
+            client.get_agent_group(id).await
+        };
+        match result {
+            Ok(g) => {
+                if server_changed {
+                    maybe_wait(ctx, &client, &g, planned, diags).await;
+                }
+                Some(state(&g, planned))
+            }
+            Err(e) => {
+                diags.push(api_error(
+                    &format!("updating agent group {:?}", spec.name),
+                    &e,
+                    planned,
+                ));
+                None
+            }
+        }
+    }
+    async fn delete(&self, ctx: &Context, prior: &Value, diags: &mut Diagnostics) {
+        let Some(client) = client_or_diag(ctx, diags) else {
+            return;
+        };
+        let Some(id) = id_of(prior, diags) else {
+            return;
+        };
+        match client.delete_agent_group(id).await {
+            Ok(()) => {}
+            Err(e) if e.is_not_found() => {}
+            Err(e) => diags.push(api_error(&format!("deleting agent group {id}"), &e, prior)),
+        }
+    }
+    async fn import(
+        &self,
+        ctx: &Context,
+        request: ImportRequest,
+        diags: &mut Diagnostics,
+    ) -> Option<Value> {
+        let client = client_or_diag(ctx, diags)?;
+        let key = import_key(request, diags)?;
+        match lookup(&client, &key).await {
+            Ok(Some(g)) => Some(state(&g, &Value::Null)),
+            Ok(None) => {
+                diags.error(
+                    "Cannot import agent group",
+                    format!("No agent group has the id or name {key:?}."),
+                );
+                None
+            }
+            Err(e) => {
+                diags.error("Cannot import agent group", e);
+                None
+            }
+        }
+    }
+}
+
+/// `list "otaas_agent_group" "..." {}`.
+pub struct AgentGroupList;
+
+#[async_trait]
+impl ListResource for AgentGroupList {
+    fn type_name(&self) -> &'static str {
+        "otaas_agent_group"
+    }
+    fn config_schema(&self) -> Schema {
+        list_config_schema("agent groups")
+    }
+    async fn list(&self, ctx: &Context, request: ListRequest) -> BoxStream<'static, ListEvent> {
+        let client = match client(ctx) {
+            Ok(c) => c,
+            Err(d) => return list_error(d),
+        };
+        let result = client.list_agent_groups().await;
+        list_events(result, "agent groups", &request, |g: &AgentGroup| {
+            (g.name.clone(), state(g, &Value::Null))
+        })
+    }
+}

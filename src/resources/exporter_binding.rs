@@ -1,0 +1,513 @@
+//! `otaas_exporter_binding`: where a pipeline's processed data goes (one or more destinations,
+//! header values secret), and its list resource.
+
+use std::collections::BTreeMap;
+
+use async_trait::async_trait;
+use futures::stream::BoxStream;
+use otaas_api::{
+    Client, ClientTls, DestinationSpec, ExporterBinding, ExporterBindingId, ExporterBindingSpec,
+    Signal, header_digest,
+};
+
+use super::common::*;
+use super::endpoint::id_identity;
+use super::pipeline::{import_key, list_config_schema, list_error, list_events};
+use crate::framework::*;
+
+pub struct ExporterBindingResource;
+
+/// State value of a header changed outside Terraform: we cannot know the new value (the server
+/// returns digests only), so we store a marker that differs from any configured value.
+const CHANGED_OUTSIDE: &str = "(changed outside Terraform)";
+
+fn schema() -> Schema {
+    Schema::new(
+        "Sends a pipeline's processed data to one or more destinations (collector exporters). \
+         Header values are secrets: the server renders them into collector configs but never \
+         returns them.",
+        vec![
+            Attribute::computed("id", Type::String)
+                .use_state_for_unknown()
+                .description("Server-assigned id (a UUID)."),
+            Attribute::required("name", Type::String)
+                .description("Unique binding name, `[a-z0-9_-]{1,63}`."),
+            Attribute::required("pipeline_id", Type::String)
+                .description("Id of the `otaas_pipeline` whose data this binding exports."),
+            Attribute::optional("signals", Type::set(Type::String)).description(
+                "The subset of the pipeline's signals (`traces`, `metrics`, `logs`) this binding \
+                 receives. Omit for all of the pipeline's signals.",
+            ),
+            Attribute::nested(
+                "destinations",
+                Nesting::List,
+                Mode::Required,
+                vec![
+                    Attribute::required("name", Type::String).description(
+                        "Destination name, unique within the binding, `[a-z0-9_-]{1,63}`. The \
+                         exporter is named `<type>/<binding>-<name>`.",
+                    ),
+                    Attribute::required("type", Type::String).description(
+                        "Exporter type: `otlp`, `otlphttp`, `prometheusremotewrite`, `kafka`, \
+                         `debug`, `file`, ...",
+                    ),
+                    Attribute::optional("endpoint", Type::String)
+                        .description("Where the exporter sends data, e.g. `tempo:4317`."),
+                    Attribute::optional("headers", Type::map(Type::String))
+                        .sensitive()
+                        .description(
+                            "Request headers (sensitive), e.g. tenant ids or API keys. The server \
+                             never returns the values, only a SHA-256 digest of each, so state \
+                             keeps the configured values and a refresh detects drift by digest: \
+                             a header changed, added or removed outside Terraform shows as a \
+                             change. After `terraform import` the values are unknown to \
+                             Terraform, so the first apply writes them from configuration.",
+                        ),
+                    Attribute::nested(
+                        "tls",
+                        Nesting::Single,
+                        Mode::Optional,
+                        vec![
+                            Attribute::optional_computed("insecure", Type::Bool).description(
+                                "Plain text to the destination (no TLS). Default `false`.",
+                            ),
+                            Attribute::optional_computed("insecure_skip_verify", Type::Bool)
+                                .description(
+                                    "Do not verify the destination's certificate. Default `false`.",
+                                ),
+                            Attribute::optional("ca_file", Type::String)
+                                .description("CA bundle path on the agent's host."),
+                            Attribute::optional("cert_file", Type::String).description(
+                                "Client certificate path on the agent's host (mutual TLS).",
+                            ),
+                            Attribute::optional("key_file", Type::String)
+                                .description("Client key path on the agent's host."),
+                        ],
+                    )
+                    .description("Client-side TLS towards the destination."),
+                    Attribute::optional_computed("config", Type::String)
+                        .json_semantic()
+                        .description(
+                            "Further exporter settings as a JSON object string \
+                             (`jsonencode({...})`), merged under the generated ones; compared as \
+                             JSON. Defaults to `\"{}\"`.",
+                        ),
+                ],
+            )
+            .description("The destinations, at least one."),
+            Attribute::computed("revision", Type::Number).description(
+                "The binding object's revision on the server: 1 at creation, +1 per update.",
+            ),
+        ],
+    )
+}
+
+/// Header values for state: the prior (configured) value where the server's digest matches it,
+/// a marker where it does not, and nothing for headers the server no longer has.
+fn headers_state(digests: &BTreeMap<String, String>, prior: Option<&Value>) -> Value {
+    let prior_map = match prior {
+        Some(Value::Map(m)) => Some(m),
+        _ => None,
+    };
+    if digests.is_empty() {
+        // `headers = {}` and no headers mean the same to the server: keep what the user wrote.
+        return match prior_map {
+            Some(m) if m.is_empty() => Value::Map(BTreeMap::new()),
+            _ => Value::Null,
+        };
+    }
+    Value::Map(
+        digests
+            .iter()
+            .map(|(k, digest)| {
+                let v = match prior_map.and_then(|m| m.get(k)) {
+                    Some(Value::String(p)) if &header_digest(p) == digest => Value::string(p),
+                    _ => Value::string(CHANGED_OUTSIDE),
+                };
+                (k.clone(), v)
+            })
+            .collect(),
+    )
+}
+
+fn state(b: &ExporterBinding, prior: &Value) -> Value {
+    let prior_dests = match prior.get("destinations") {
+        Some(Value::List(items)) => items.as_slice(),
+        _ => &[],
+    };
+    Value::object([
+        ("id", Value::string(b.id.to_string())),
+        ("name", Value::string(&b.name)),
+        ("pipeline_id", Value::string(b.pipeline_id.to_string())),
+        (
+            "signals",
+            b.signals.as_ref().map_or(Value::Null, |s| {
+                string_set(s.iter().map(|x| x.as_str().to_string()))
+            }),
+        ),
+        (
+            "destinations",
+            Value::List(
+                b.destinations
+                    .iter()
+                    .map(|d| {
+                        // Destinations are matched by name, so reordering keeps header values.
+                        let prior = prior_dests
+                            .iter()
+                            .find(|p| p.get("name") == Some(&Value::string(&d.name)));
+                        Value::object([
+                            ("name", Value::string(&d.name)),
+                            ("type", Value::string(&d.kind)),
+                            ("endpoint", opt_string(d.endpoint.as_deref())),
+                            (
+                                "headers",
+                                headers_state(
+                                    &d.header_digests,
+                                    prior.and_then(|p| p.get("headers")),
+                                ),
+                            ),
+                            (
+                                "tls",
+                                d.tls.as_ref().map_or(Value::Null, |t| {
+                                    Value::object([
+                                        ("insecure", Value::Bool(t.insecure)),
+                                        (
+                                            "insecure_skip_verify",
+                                            Value::Bool(t.insecure_skip_verify),
+                                        ),
+                                        ("ca_file", opt_string(t.ca_file.as_deref())),
+                                        ("cert_file", opt_string(t.cert_file.as_deref())),
+                                        ("key_file", opt_string(t.key_file.as_deref())),
+                                    ])
+                                }),
+                            ),
+                            (
+                                "config",
+                                json_state(prior.and_then(|p| p.get("config")), &d.config),
+                            ),
+                        ])
+                    })
+                    .collect(),
+            ),
+        ),
+        ("revision", Value::int(b.revision)),
+    ])
+}
+
+fn signal(s: &str) -> Option<Signal> {
+    Signal::ALL.into_iter().find(|x| x.as_str() == s)
+}
+
+fn spec(v: &Value, diags: &mut Diagnostics) -> Option<ExporterBindingSpec> {
+    let pipeline_id = match string(v, "pipeline_id").map(|s| s.parse()) {
+        Some(Ok(id)) => id,
+        _ => {
+            diags.error_at(
+                AttributePath::attr("pipeline_id"),
+                "Invalid pipeline id",
+                "pipeline_id must be the id of an otaas_pipeline (a UUID), e.g. otaas_pipeline.x.id.",
+            );
+            return None;
+        }
+    };
+    let destinations = match v.get("destinations") {
+        Some(Value::List(items)) => items
+            .iter()
+            .enumerate()
+            .map(|(i, d)| DestinationSpec {
+                name: string(d, "name").unwrap_or_default(),
+                kind: string(d, "type").unwrap_or_default(),
+                endpoint: string(d, "endpoint"),
+                headers: string_map(d, "headers"),
+                tls: match d.get("tls") {
+                    Some(t @ Value::Object(_)) => Some(ClientTls {
+                        insecure: boolean(t, "insecure").unwrap_or(false),
+                        insecure_skip_verify: boolean(t, "insecure_skip_verify").unwrap_or(false),
+                        ca_file: string(t, "ca_file"),
+                        cert_file: string(t, "cert_file"),
+                        key_file: string(t, "key_file"),
+                    }),
+                    _ => None,
+                },
+                config: parse_json(
+                    d.get("config"),
+                    AttributePath::attr("destinations")
+                        .push_index(i as i64)
+                        .push_attr("config"),
+                    diags,
+                ),
+            })
+            .collect(),
+        _ => Vec::new(),
+    };
+    let signals = match v.get("signals") {
+        Some(Value::Set(_) | Value::List(_)) => Some(
+            strings(v, "signals")
+                .iter()
+                .filter_map(|s| signal(s))
+                .collect(),
+        ),
+        _ => None,
+    };
+    Some(ExporterBindingSpec {
+        name: string(v, "name").unwrap_or_default(),
+        pipeline_id,
+        signals,
+        destinations,
+    })
+}
+
+async fn lookup(client: &Client, key: &str) -> Result<Option<ExporterBinding>, String> {
+    if let Ok(id) = key.parse::<ExporterBindingId>() {
+        match client.get_exporter_binding(id).await {
+            Ok(b) => Ok(Some(b)),
+            Err(e) if e.is_not_found() => Ok(None),
+            Err(e) => Err(e.to_string()),
+        }
+    } else {
+        client
+            .find_exporter_binding(key)
+            .await
+            .map_err(|e| e.to_string())
+    }
+}
+
+fn id_of(state: &Value, diags: &mut Diagnostics) -> Option<ExporterBindingId> {
+    let parsed = string(state, "id").and_then(|s| s.parse().ok());
+    if parsed.is_none() {
+        diags.error_at(
+            AttributePath::attr("id"),
+            "Invalid exporter binding id",
+            "The state holds no valid id; remove the resource from state and import it again.",
+        );
+    }
+    parsed
+}
+
+#[async_trait]
+impl Resource for ExporterBindingResource {
+    fn type_name(&self) -> &'static str {
+        "otaas_exporter_binding"
+    }
+    fn schema(&self) -> Schema {
+        schema()
+    }
+    fn identity_schema(&self) -> Option<IdentitySchema> {
+        Some(id_identity("exporter binding"))
+    }
+    fn identity(&self, state: &Value) -> Option<Value> {
+        Some(Value::object([("id", state.get("id")?.clone())]))
+    }
+    async fn validate(&self, config: &Value, diags: &mut Diagnostics) {
+        check_name(config.get("name"), AttributePath::attr("name"), diags);
+        check_signals(config.get("signals"), AttributePath::attr("signals"), diags);
+        if let Some(Value::String(p)) = config.get("pipeline_id")
+            && p.parse::<otaas_api::PipelineId>().is_err()
+        {
+            diags.error_at(
+                AttributePath::attr("pipeline_id"),
+                "Invalid pipeline id",
+                format!("pipeline_id must be a pipeline's id (a UUID), such as otaas_pipeline.x.id; got {p:?}."),
+            );
+        }
+        if let Some(Value::List(items)) = config.get("destinations") {
+            if items.is_empty() {
+                diags.error_at(
+                    AttributePath::attr("destinations"),
+                    "No destinations",
+                    "A binding needs at least one destination.",
+                );
+            }
+            let mut seen = Vec::new();
+            for (i, d) in items.iter().enumerate() {
+                let base = AttributePath::attr("destinations").push_index(i as i64);
+                check_name(d.get("name"), base.push_attr("name"), diags);
+                if let Some(name) = string(d, "name") {
+                    if seen.contains(&name) {
+                        diags.error_at(
+                            base.push_attr("name"),
+                            "Duplicate destination",
+                            format!("Destination name {name:?} appears more than once."),
+                        );
+                    }
+                    seen.push(name);
+                }
+                if let Some(ty) = string(d, "type") {
+                    check_component_type(&ty, base.push_attr("type"), diags);
+                }
+                if let Some(Value::Map(headers)) = d.get("headers") {
+                    for h in headers.keys() {
+                        let ok = !h.is_empty()
+                            && h.bytes()
+                                .all(|c| c.is_ascii_alphanumeric() || b"-_.".contains(&c));
+                        if !ok {
+                            diags.error_at(
+                                base.push_attr("headers").push_key(h),
+                                "Invalid header name",
+                                format!("{h:?} is not a valid HTTP header name (letters, digits, '-', '_', '.')."),
+                            );
+                        }
+                    }
+                }
+                check_json_object(d.get("config"), base.push_attr("config"), diags);
+            }
+        }
+    }
+    async fn modify_plan(&self, _ctx: &Context, change: &mut PlanChange, _diags: &mut Diagnostics) {
+        let config = change.config.clone();
+        if let (Some(Value::List(items)), Some(Value::List(cfg_items))) = (
+            change.planned.get_mut("destinations"),
+            config.get("destinations"),
+        ) {
+            for (item, cfg) in items.iter_mut().zip(cfg_items) {
+                default_if_unset(item, cfg, "config", Value::string("{}"));
+                if let (Some(tls @ Value::Object(_)), Some(cfg_tls)) =
+                    (item.get_mut("tls"), cfg.get("tls"))
+                {
+                    default_if_unset(tls, cfg_tls, "insecure", Value::Bool(false));
+                    default_if_unset(tls, cfg_tls, "insecure_skip_verify", Value::Bool(false));
+                }
+            }
+        }
+        computed_follow_change(change, &["revision"]);
+    }
+    async fn create(
+        &self,
+        ctx: &Context,
+        planned: &Value,
+        _config: &Value,
+        diags: &mut Diagnostics,
+    ) -> Option<Value> {
+        let client = client_or_diag(ctx, diags)?;
+        let spec = spec(planned, diags)?;
+        if diags.has_errors() {
+            return None;
+        }
+        match client.create_exporter_binding(&spec).await {
+            Ok(b) => Some(state(&b, planned)),
+            Err(e) => {
+                diags.push(api_error(
+                    &format!("creating exporter binding {:?}", spec.name),
+                    &e,
+                    planned,
+                ));
+                None
+            }
+        }
+    }
+    async fn read(&self, ctx: &Context, prior: &Value, diags: &mut Diagnostics) -> Value {
+        let Some(client) = client_or_diag(ctx, diags) else {
+            return prior.clone();
+        };
+        let Some(id) = id_of(prior, diags) else {
+            return prior.clone();
+        };
+        match client.get_exporter_binding(id).await {
+            Ok(b) => state(&b, prior),
+            Err(e) if e.is_not_found() => Value::Null,
+            Err(e) => {
+                diags.push(api_error(
+                    &format!("reading exporter binding {id}"),
+                    &e,
+                    prior,
+                ));
+                prior.clone()
+            }
+        }
+    }
+    async fn update(
+        &self,
+        ctx: &Context,
+        prior: &Value,
+        planned: &Value,
+        _config: &Value,
+        diags: &mut Diagnostics,
+    ) -> Option<Value> {
+        let client = client_or_diag(ctx, diags)?;
+        let id = id_of(prior, diags)?;
+        let spec = spec(planned, diags)?;
+        if diags.has_errors() {
+            return None;
+        }
+        match client
+            .update_exporter_binding(id, &spec, int(prior, "revision"))
+            .await
+        {
+            Ok(b) => Some(state(&b, planned)),
+            Err(e) => {
+                diags.push(api_error(
+                    &format!("updating exporter binding {:?}", spec.name),
+                    &e,
+                    planned,
+                ));
+                None
+            }
+        }
+    }
+    async fn delete(&self, ctx: &Context, prior: &Value, diags: &mut Diagnostics) {
+        let Some(client) = client_or_diag(ctx, diags) else {
+            return;
+        };
+        let Some(id) = id_of(prior, diags) else {
+            return;
+        };
+        match client.delete_exporter_binding(id).await {
+            Ok(()) => {}
+            Err(e) if e.is_not_found() => {}
+            Err(e) => diags.push(api_error(
+                &format!("deleting exporter binding {id}"),
+                &e,
+                prior,
+            )),
+        }
+    }
+    async fn import(
+        &self,
+        ctx: &Context,
+        request: ImportRequest,
+        diags: &mut Diagnostics,
+    ) -> Option<Value> {
+        let client = client_or_diag(ctx, diags)?;
+        let key = import_key(request, diags)?;
+        match lookup(&client, &key).await {
+            Ok(Some(b)) => Some(state(&b, &Value::Null)),
+            Ok(None) => {
+                diags.error(
+                    "Cannot import exporter binding",
+                    format!("No exporter binding has the id or name {key:?}."),
+                );
+                None
+            }
+            Err(e) => {
+                diags.error("Cannot import exporter binding", e);
+                None
+            }
+        }
+    }
+}
+
+/// `list "otaas_exporter_binding" "..." {}`.
+pub struct ExporterBindingList;
+
+#[async_trait]
+impl ListResource for ExporterBindingList {
+    fn type_name(&self) -> &'static str {
+        "otaas_exporter_binding"
+    }
+    fn config_schema(&self) -> Schema {
+        list_config_schema("exporter bindings")
+    }
+    async fn list(&self, ctx: &Context, request: ListRequest) -> BoxStream<'static, ListEvent> {
+        let client = match client(ctx) {
+            Ok(c) => c,
+            Err(d) => return list_error(d),
+        };
+        let result = client.list_exporter_bindings().await;
+        list_events(
+            result,
+            "exporter bindings",
+            &request,
+            |b: &ExporterBinding| (b.name.clone(), state(b, &Value::Null)),
+        )
+    }
+}

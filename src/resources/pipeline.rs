@@ -1,0 +1,470 @@
+//! `otaas_pipeline`: a named collector pipeline (signals, receivers, ordered processors), and
+//! its list resource for `terraform query`.
+
+use std::collections::BTreeMap;
+
+use async_trait::async_trait;
+use futures::stream::BoxStream;
+use otaas_api::{Client, Pipeline, PipelineId, PipelineSpec, ProcessorSpec, Signal};
+
+use super::common::*;
+use crate::framework::*;
+
+pub struct PipelineResource;
+
+pub fn schema() -> Schema {
+    Schema::new(
+        "A named OpenTelemetry Collector pipeline: the signals it carries, extra receivers and an \
+         ordered list of processors. Exporters are attached with `otaas_exporter_binding`, ingest \
+         endpoints with `otaas_endpoint`; the pipeline reaches collectors through an \
+         `otaas_agent_group`. Every change that alters a group's rendered config creates a new \
+         group revision that is rolled out to the group's agents.",
+        vec![
+            Attribute::computed("id", Type::String)
+                .use_state_for_unknown()
+                .description("Server-assigned id (a UUID)."),
+            Attribute::required("name", Type::String).description(
+                "Unique pipeline name, `[a-z0-9_-]{1,63}`. The rendered collector pipelines are \
+                 named `<signal>/<name>`.",
+            ),
+            Attribute::optional_computed("description", Type::String)
+                .description("Free text for humans. Defaults to `\"\"`."),
+            Attribute::required("signals", Type::set(Type::String)).description(
+                "The signals this pipeline carries: a non-empty subset of `traces`, `metrics`, \
+                 `logs`.",
+            ),
+            Attribute::optional_computed("receivers", Type::map(Type::String))
+                .json_semantic()
+                .description(
+                    "Extra receivers (besides the pipeline's `otaas_endpoint`s): component id \
+                     (`type` or `type/name`) → configuration as a JSON object string, usually \
+                     `jsonencode({...})`. Compared as JSON, so reformatting is not a change. \
+                     Defaults to `{}`.",
+                ),
+            Attribute::nested(
+                "processors",
+                Nesting::List,
+                Mode::OptionalComputed,
+                vec![
+                    Attribute::required("id", Type::String).description(
+                        "Processor component id, `type` or `type/name` (e.g. `batch`, \
+                         `attributes/redact`). Unique within the pipeline.",
+                    ),
+                    Attribute::optional_computed("config", Type::String)
+                        .json_semantic()
+                        .description(
+                            "The processor's configuration as a JSON object string, usually \
+                             `jsonencode({...})`; compared as JSON. Defaults to `\"{}\"`.",
+                        ),
+                ],
+            )
+            .description("Processors in the order data flows through them. Defaults to `[]`."),
+            Attribute::computed("revision", Type::Number).description(
+                "The pipeline object's revision on the server: 1 at creation, +1 per update.",
+            ),
+        ],
+    )
+}
+
+pub(crate) fn identity_schema() -> IdentitySchema {
+    IdentitySchema {
+        version: 0,
+        attributes: vec![IdentityAttribute {
+            name: "id".into(),
+            ty: Type::String,
+            required_for_import: true,
+            description: "The pipeline's server id (a UUID).".into(),
+        }],
+    }
+}
+
+/// The state of a pipeline as the server holds it; `prior` keeps the user's JSON formatting.
+pub fn state(p: &Pipeline, prior: &Value) -> Value {
+    let prior_receivers = prior.get("receivers");
+    let prior_procs = match prior.get("processors") {
+        Some(Value::List(items)) => items.as_slice(),
+        _ => &[],
+    };
+    Value::object([
+        ("id", Value::string(p.id.to_string())),
+        ("name", Value::string(&p.name)),
+        ("description", Value::string(&p.description)),
+        (
+            "signals",
+            string_set(p.signals.iter().map(|s| s.as_str().to_string())),
+        ),
+        (
+            "receivers",
+            Value::Map(
+                p.receivers
+                    .iter()
+                    .map(|(k, v)| {
+                        let prior = prior_receivers.and_then(|m| match m {
+                            Value::Map(m) => m.get(k),
+                            _ => None,
+                        });
+                        (k.clone(), json_state(prior, v))
+                    })
+                    .collect(),
+            ),
+        ),
+        (
+            "processors",
+            Value::List(
+                p.processors
+                    .iter()
+                    .enumerate()
+                    .map(|(i, proc_)| {
+                        // Same position and id: the user's text for the same document.
+                        let prior = prior_procs
+                            .get(i)
+                            .filter(|pp| pp.get("id") == Some(&Value::string(&proc_.id)))
+                            .and_then(|pp| pp.get("config"));
+                        Value::object([
+                            ("id", Value::string(&proc_.id)),
+                            ("config", json_state(prior, &proc_.config)),
+                        ])
+                    })
+                    .collect(),
+            ),
+        ),
+        ("revision", Value::int(p.revision)),
+    ])
+}
+
+fn signal(s: &str) -> Option<Signal> {
+    Signal::ALL.into_iter().find(|x| x.as_str() == s)
+}
+
+fn spec(v: &Value, diags: &mut Diagnostics) -> PipelineSpec {
+    let receivers = match v.get("receivers") {
+        Some(Value::Map(m)) => m
+            .iter()
+            .map(|(k, cfg)| {
+                let path = AttributePath::attr("receivers").push_key(k);
+                (k.clone(), parse_json(Some(cfg), path, diags))
+            })
+            .collect(),
+        _ => BTreeMap::new(),
+    };
+    let processors = match v.get("processors") {
+        Some(Value::List(items)) => items
+            .iter()
+            .enumerate()
+            .map(|(i, item)| {
+                let path = AttributePath::attr("processors")
+                    .push_index(i as i64)
+                    .push_attr("config");
+                ProcessorSpec {
+                    id: string(item, "id").unwrap_or_default(),
+                    config: parse_json(item.get("config"), path, diags),
+                }
+            })
+            .collect(),
+        _ => Vec::new(),
+    };
+    PipelineSpec {
+        name: string(v, "name").unwrap_or_default(),
+        description: string(v, "description").unwrap_or_default(),
+        signals: strings(v, "signals")
+            .iter()
+            .filter_map(|s| signal(s))
+            .collect(),
+        receivers,
+        processors,
+    }
+}
+
+pub(crate) fn validate_pipeline(config: &Value, diags: &mut Diagnostics) {
+    check_name(config.get("name"), AttributePath::attr("name"), diags);
+    check_signals(config.get("signals"), AttributePath::attr("signals"), diags);
+    if let Some(Value::Map(m)) = config.get("receivers") {
+        for (k, v) in m {
+            let path = AttributePath::attr("receivers").push_key(k);
+            check_component_id(k, path.clone(), diags);
+            check_json_object(Some(v), path, diags);
+        }
+    }
+    if let Some(Value::List(items)) = config.get("processors") {
+        let mut seen = Vec::new();
+        for (i, item) in items.iter().enumerate() {
+            let base = AttributePath::attr("processors").push_index(i as i64);
+            if let Some(id) = string(item, "id") {
+                check_component_id(&id, base.push_attr("id"), diags);
+                if seen.contains(&id) {
+                    diags.error_at(
+                        base.push_attr("id"),
+                        "Duplicate processor",
+                        format!("Processor {id:?} appears more than once; give each a distinct `type/name` id."),
+                    );
+                }
+                seen.push(id);
+            }
+            check_json_object(item.get("config"), base.push_attr("config"), diags);
+        }
+    }
+}
+
+/// Finds a pipeline by id or name (imports and the data source).
+pub async fn lookup(client: &Client, id_or_name: &str) -> Result<Option<Pipeline>, String> {
+    if let Ok(id) = id_or_name.parse::<PipelineId>() {
+        match client.get_pipeline(id).await {
+            Ok(p) => Ok(Some(p)),
+            Err(e) if e.is_not_found() => Ok(None),
+            Err(e) => Err(e.to_string()),
+        }
+    } else {
+        client
+            .find_pipeline(id_or_name)
+            .await
+            .map_err(|e| e.to_string())
+    }
+}
+
+fn id_of(state: &Value, diags: &mut Diagnostics) -> Option<PipelineId> {
+    let parsed = string(state, "id").and_then(|s| s.parse().ok());
+    if parsed.is_none() {
+        diags.error_at(
+            AttributePath::attr("id"),
+            "Invalid pipeline id",
+            "The state holds no valid pipeline id; remove the resource from state and import it again.",
+        );
+    }
+    parsed
+}
+
+#[async_trait]
+impl Resource for PipelineResource {
+    fn type_name(&self) -> &'static str {
+        "otaas_pipeline"
+    }
+    fn schema(&self) -> Schema {
+        schema()
+    }
+    fn identity_schema(&self) -> Option<IdentitySchema> {
+        Some(identity_schema())
+    }
+    fn identity(&self, state: &Value) -> Option<Value> {
+        Some(Value::object([("id", state.get("id")?.clone())]))
+    }
+    async fn validate(&self, config: &Value, diags: &mut Diagnostics) {
+        validate_pipeline(config, diags);
+    }
+    async fn modify_plan(&self, _ctx: &Context, change: &mut PlanChange, _diags: &mut Diagnostics) {
+        let config = change.config.clone();
+        let planned = &mut change.planned;
+        default_if_unset(planned, &config, "description", Value::string(""));
+        default_if_unset(planned, &config, "receivers", Value::Map(BTreeMap::new()));
+        default_if_unset(planned, &config, "processors", Value::List(Vec::new()));
+        if let (Some(Value::List(items)), Some(Value::List(cfg_items))) =
+            (planned.get_mut("processors"), config.get("processors"))
+        {
+            for (item, cfg) in items.iter_mut().zip(cfg_items) {
+                default_if_unset(item, cfg, "config", Value::string("{}"));
+            }
+        }
+        computed_follow_change(change, &["revision"]);
+    }
+    async fn create(
+        &self,
+        ctx: &Context,
+        planned: &Value,
+        _config: &Value,
+        diags: &mut Diagnostics,
+    ) -> Option<Value> {
+        let client = client_or_diag(ctx, diags)?;
+        let spec = spec(planned, diags);
+        if diags.has_errors() {
+            return None;
+        }
+        match client.create_pipeline(&spec).await {
+            Ok(p) => Some(state(&p, planned)),
+            Err(e) => {
+                diags.push(api_error(
+                    &format!("creating pipeline {:?}", spec.name),
+                    &e,
+                    planned,
+                ));
+                None
+            }
+        }
+    }
+    async fn read(&self, ctx: &Context, prior: &Value, diags: &mut Diagnostics) -> Value {
+        let Some(client) = client_or_diag(ctx, diags) else {
+            return prior.clone();
+        };
+        let Some(id) = id_of(prior, diags) else {
+            return prior.clone();
+        };
+        match client.get_pipeline(id).await {
+            Ok(p) => state(&p, prior),
+            Err(e) if e.is_not_found() => Value::Null,
+            Err(e) => {
+                diags.push(api_error(&format!("reading pipeline {id}"), &e, prior));
+                prior.clone()
+            }
+        }
+    }
+    async fn update(
+        &self,
+        ctx: &Context,
+        prior: &Value,
+        planned: &Value,
+        _config: &Value,
+        diags: &mut Diagnostics,
+    ) -> Option<Value> {
+        let client = client_or_diag(ctx, diags)?;
+        let id = id_of(prior, diags)?;
+        let spec = spec(planned, diags);
+        if diags.has_errors() {
+            return None;
+        }
+        match client
+            .update_pipeline(id, &spec, int(prior, "revision"))
+            .await
+        {
+            Ok(p) => Some(state(&p, planned)),
+            Err(e) => {
+                diags.push(api_error(
+                    &format!("updating pipeline {:?}", spec.name),
+                    &e,
+                    planned,
+                ));
+                None
+            }
+        }
+    }
+    async fn delete(&self, ctx: &Context, prior: &Value, diags: &mut Diagnostics) {
+        let Some(client) = client_or_diag(ctx, diags) else {
+            return;
+        };
+        let Some(id) = id_of(prior, diags) else {
+            return;
+        };
+        match client.delete_pipeline(id).await {
+            Ok(()) => {}
+            Err(e) if e.is_not_found() => {}
+            Err(e) => diags.push(api_error(&format!("deleting pipeline {id}"), &e, prior)),
+        }
+    }
+    async fn import(
+        &self,
+        ctx: &Context,
+        request: ImportRequest,
+        diags: &mut Diagnostics,
+    ) -> Option<Value> {
+        let client = client_or_diag(ctx, diags)?;
+        let key = import_key(request, diags)?;
+        match lookup(&client, &key).await {
+            Ok(Some(p)) => Some(state(&p, &Value::Null)),
+            Ok(None) => {
+                diags.error(
+                    "Cannot import pipeline",
+                    format!("No pipeline has the id or name {key:?}."),
+                );
+                None
+            }
+            Err(e) => {
+                diags.error("Cannot import pipeline", e);
+                None
+            }
+        }
+    }
+}
+
+/// The import key: the CLI/`import { id }` string, or the identity's `id`.
+pub(crate) fn import_key(request: ImportRequest, diags: &mut Diagnostics) -> Option<String> {
+    match request {
+        ImportRequest::Id(s) if !s.trim().is_empty() => Some(s.trim().to_string()),
+        ImportRequest::Id(_) => {
+            diags.error(
+                "Invalid import id",
+                "Give the object's id (a UUID) or its name.",
+            );
+            None
+        }
+        ImportRequest::Identity(identity) => match string(&identity, "id") {
+            Some(id) => Some(id),
+            None => {
+                diags.error_at(
+                    AttributePath::attr("id"),
+                    "Invalid import identity",
+                    "The identity needs the object's id.",
+                );
+                None
+            }
+        },
+    }
+}
+
+/// `list "otaas_pipeline" "..." {}`: every pipeline, optionally filtered by name prefix.
+pub struct PipelineList;
+
+/// The `config {}` schema shared by the list resources: an optional name prefix.
+pub(crate) fn list_config_schema(kind: &str) -> Schema {
+    Schema::new(
+        &format!("Lists {kind} for `terraform query`."),
+        vec![
+            Attribute::optional("name_prefix", Type::String).description(
+                "Only objects whose name starts with this prefix. Default: all of them.",
+            ),
+        ],
+    )
+}
+
+/// Turns a fallible listing into list events (one per object, or one error).
+pub(crate) fn list_events<T, F>(
+    result: Result<Vec<T>, otaas_api::ClientError>,
+    what: &str,
+    request: &ListRequest,
+    to_item: F,
+) -> BoxStream<'static, ListEvent>
+where
+    F: Fn(&T) -> (String, Value),
+{
+    let prefix = string(&request.config, "name_prefix").unwrap_or_default();
+    let events: Vec<ListEvent> = match result {
+        Err(e) => vec![ListEvent::Diagnostic(api_error(
+            &format!("listing {what}"),
+            &e,
+            &Value::Null,
+        ))],
+        Ok(items) => items
+            .iter()
+            .map(&to_item)
+            .filter(|(name, _)| name.starts_with(&prefix))
+            .map(|(name, state)| ListItem {
+                identity: Value::object([("id", state.get("id").cloned().unwrap_or(Value::Null))]),
+                display_name: name,
+                resource: request.include_resource.then_some(state),
+            })
+            .map(ListEvent::Item)
+            .collect(),
+    };
+    Box::pin(futures::stream::iter(events))
+}
+
+/// A list resource's failure to get a client, as a one-event stream.
+pub(crate) fn list_error(d: Diagnostic) -> BoxStream<'static, ListEvent> {
+    Box::pin(futures::stream::iter([ListEvent::Diagnostic(d)]))
+}
+
+#[async_trait]
+impl ListResource for PipelineList {
+    fn type_name(&self) -> &'static str {
+        "otaas_pipeline"
+    }
+    fn config_schema(&self) -> Schema {
+        list_config_schema("pipelines")
+    }
+    async fn list(&self, ctx: &Context, request: ListRequest) -> BoxStream<'static, ListEvent> {
+        let client = match client(ctx) {
+            Ok(c) => c,
+            Err(d) => return list_error(d),
+        };
+        let result = client.list_pipelines().await;
+        list_events(result, "pipelines", &request, |p: &Pipeline| {
+            (p.name.clone(), state(p, &Value::Null))
+        })
+    }
+}
