@@ -39,6 +39,8 @@ pub struct AgentInsight {
     #[serde(default)]
     pub components: Vec<ComponentThroughput>,
     pub last_report_at: DateTime<Utc>,
+    /// Own-metrics reports received from this agent since the server started.
+    pub reports: u64,
 }
 
 /// What looks wrong.

@@ -14,6 +14,7 @@
 //! - [`token_cmd`]: `otaas token create`.
 //! - [`opamp`]: the OpAMP server (`/v1/opamp`) and the agent registry behind `/api/v1/agents`.
 //! - [`rollout`]: the rollout engine (per-agent target revisions, health gates, rollback).
+//! - [`insights`]: fleet insights (own-metrics ingest, anomalies, security events).
 //! - [`fleet_sim`]: `otaas fleet-sim`, simulated collectors speaking OpAMP.
 
 pub mod api;
@@ -21,6 +22,7 @@ pub mod auth;
 pub mod config;
 pub mod events;
 pub mod fleet_sim;
+pub mod insights;
 pub mod metrics;
 pub mod opamp;
 pub mod render;

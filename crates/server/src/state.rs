@@ -30,6 +30,8 @@ pub struct AppState {
     pub agents: Arc<crate::opamp::registry::Registry>,
     /// The rollout engine's runs per agent group (see `rollout/`).
     pub rollouts: Arc<crate::rollout::Rollouts>,
+    /// Fleet insights: own-metrics history, anomalies, auth failures (see `insights/`).
+    pub insights: Arc<crate::insights::Insights>,
 }
 
 impl AppState {
@@ -50,6 +52,7 @@ impl AppState {
                 std::time::Duration::from_secs(config_heartbeat),
             )),
             rollouts: Arc::default(),
+            insights: Arc::default(),
         }
     }
 

@@ -68,6 +68,7 @@ pub fn router(state: AppState) -> Router {
     let api = v1_routes()
         .merge(crate::opamp::rest::routes())
         .merge(crate::rollout::rest::routes())
+        .merge(crate::insights::routes())
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             auth::require_admin,

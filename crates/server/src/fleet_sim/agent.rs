@@ -26,7 +26,8 @@ pub(crate) const SIM_CAPS: AgentCaps = AgentCaps(
         | AgentCaps::REPORTS_HEALTH.0
         | AgentCaps::REPORTS_REMOTE_CONFIG.0
         | AgentCaps::REPORTS_HEARTBEAT.0
-        | AgentCaps::ACCEPTS_OPAMP_CONNECTION_SETTINGS.0,
+        | AgentCaps::ACCEPTS_OPAMP_CONNECTION_SETTINGS.0
+        | AgentCaps::REPORTS_OWN_METRICS.0,
 );
 
 /// Settings shared by every agent of one simulator process.
@@ -38,6 +39,8 @@ pub(crate) struct Shared {
     pub(crate) events: Events,
     /// Received configs by hash: every agent running one config shares one copy of it.
     pub(crate) configs: std::sync::Mutex<std::collections::HashMap<Bytes, AgentConfigMap>>,
+    /// Simulated throughput for the own metrics (see `own_metrics.rs`).
+    pub(crate) rates: Arc<super::own_metrics::Rates>,
 }
 
 impl Shared {
@@ -55,6 +58,8 @@ pub(crate) struct Reaction {
     pub(crate) reply: Option<AgentToServer>,
     /// The server is unavailable: disconnect and come back after this long.
     pub(crate) retry_after: Option<Duration>,
+    /// A new own-metrics destination was offered: start sending there.
+    pub(crate) own_metrics: Option<String>,
 }
 
 pub(crate) struct SimAgent {
@@ -72,6 +77,8 @@ pub(crate) struct SimAgent {
     /// Pipelines of the running config, reported as component health.
     pipelines: Vec<String>,
     pub(crate) shared: Arc<Shared>,
+    /// Own-metrics destination offered by the server.
+    own_metrics: Option<String>,
 }
 
 impl SimAgent {
@@ -94,6 +101,7 @@ impl SimAgent {
             effective: None,
             pipelines: Vec::new(),
             shared,
+            own_metrics: None,
         }
     }
 
@@ -222,6 +230,17 @@ impl SimAgent {
         {
             self.heartbeat = Duration::from_secs(offer.heartbeat_interval_seconds);
         }
+        if let Some(url) = msg
+            .connection_settings
+            .as_ref()
+            .and_then(|c| c.own_metrics.as_ref())
+            .map(|m| m.destination_endpoint.clone())
+            .filter(|u| !u.is_empty())
+            && self.own_metrics.as_ref() != Some(&url)
+        {
+            self.own_metrics = Some(url.clone());
+            reaction.own_metrics = Some(url);
+        }
         let mut report = false;
         if let Some(remote) = msg.remote_config
             && remote.config_hash != self.last_hash
@@ -321,6 +340,10 @@ mod tests {
             version: "test".to_owned(),
             events: Events::silent(),
             configs: Default::default(),
+            rates: Arc::new(super::super::own_metrics::Rates::new(
+                0,
+                Duration::from_secs(1),
+            )),
         });
         SimAgent::new(
             0,

@@ -22,7 +22,7 @@ use otaas_opamp::proto::{
     AgentConfigFile, AgentConfigMap, AgentDescription, AgentIdentification, AgentRemoteConfig,
     AgentToServer, AgentToServerFlags, ComponentHealth, ConnectionSettingsOffers,
     OpAmpConnectionSettings, RemoteConfigStatuses, ServerErrorResponse, ServerErrorResponseType,
-    ServerToAgent, ServerToAgentFlags, any_value,
+    ServerToAgent, ServerToAgentFlags, TelemetryConnectionSettings, any_value,
 };
 use otaas_opamp::{AgentCaps, InstanceUid, ServerCaps, hash};
 use serde::{Deserialize, Serialize};
@@ -641,14 +641,30 @@ impl Registry {
         // Heartbeat interval, through the OpAMP connection settings, to agents that both send
         // heartbeats and accept OpAMP connection settings (the spec gates the `opamp` offer on
         // the latter).
+        // Agents that report their own metrics are offered our OTLP/HTTP ingest for them (see
+        // `crate::insights`), in the same offer.
         let caps = AgentCaps(entry.rec.capabilities);
-        if !entry.settings_offered
-            && !heartbeat.is_zero()
+        let offer_heartbeat = !heartbeat.is_zero()
             && caps.contains(AgentCaps::REPORTS_HEARTBEAT)
-            && caps.contains(AgentCaps::ACCEPTS_OPAMP_CONNECTION_SETTINGS)
-        {
+            && caps.contains(AgentCaps::ACCEPTS_OPAMP_CONNECTION_SETTINGS);
+        let offer_metrics = caps.contains(AgentCaps::REPORTS_OWN_METRICS);
+        if !entry.settings_offered && (offer_heartbeat || offer_metrics) {
             entry.settings_offered = true;
-            reply.connection_settings = Some(heartbeat_offer(&ctx.endpoint, heartbeat));
+            let mut offer = heartbeat_offer(&ctx.endpoint, heartbeat);
+            if !offer_heartbeat {
+                offer.opamp = None;
+            }
+            if offer_metrics {
+                let url = own_metrics_url(&ctx.endpoint);
+                let mut digest = offer.hash.to_vec();
+                digest.extend_from_slice(url.as_bytes());
+                offer.hash = Bytes::copy_from_slice(&hash::sha256(&digest));
+                offer.own_metrics = Some(TelemetryConnectionSettings {
+                    destination_endpoint: url,
+                    ..Default::default()
+                });
+            }
+            reply.connection_settings = Some(offer);
         }
         reply
     }
@@ -890,6 +906,18 @@ mod shared_text {
     ) -> Result<Option<Arc<str>>, D::Error> {
         Ok(Option::<String>::deserialize(d)?.map(Arc::from))
     }
+}
+
+/// The OTLP/HTTP metrics URL on the listener the agent reached us at (`ws://h/v1/opamp` ->
+/// `http://h/v1/metrics`).
+fn own_metrics_url(endpoint: &str) -> String {
+    let (scheme, rest) = endpoint.split_once("://").unwrap_or(("http", endpoint));
+    let scheme = match scheme {
+        "wss" | "https" => "https",
+        _ => "http",
+    };
+    let host = rest.split('/').next().unwrap_or(rest);
+    format!("{scheme}://{host}{}", crate::insights::ingest::METRICS_PATH)
 }
 
 fn heartbeat_offer(endpoint: &str, interval: Duration) -> ConnectionSettingsOffers {

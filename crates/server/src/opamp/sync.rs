@@ -69,6 +69,7 @@ pub(crate) fn spawn(state: AppState) -> Background {
         tokio::spawn(flusher(state.clone())),
         tokio::spawn(sweeper(state.clone())),
         crate::rollout::spawn(state.clone()),
+        crate::insights::spawn_metrics(state.clone(), Duration::from_secs(2)),
     ];
     Background { state, tasks }
 }

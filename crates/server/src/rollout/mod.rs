@@ -318,6 +318,23 @@ pub async fn act(
     id: AgentGroupId,
     action: Action,
 ) -> Result<GroupStatus, RolloutError> {
+    // A request right after a config change is about the new revision, even if its event
+    // has not reached the engine yet: catch up first.
+    let latest = match state.store.get_group(id).await {
+        Ok(g) => g.config_revision,
+        Err(StoreError::NotFound { .. }) => return Err(RolloutError::NotFound(id)),
+        Err(err) => return Err(err.into()),
+    };
+    let behind = state
+        .rollouts
+        .runs
+        .lock()
+        .await
+        .get(&id)
+        .is_none_or(|run| run.rollout.revision < latest);
+    if behind {
+        sync_group(state, id).await?;
+    }
     let now = Utc::now();
     {
         let mut runs = state.rollouts.runs.lock().await;
