@@ -51,6 +51,11 @@ async fn change_config(
     spec: &PipelineSpec,
     group: &AgentGroup,
 ) -> String {
+    // Revision 1 must have completed, so it is the last good one to fall back to.
+    watch(client, group.id, "revision 1 complete", |s| {
+        s.state == RolloutState::Complete && s.revision == group.config_revision
+    })
+    .await;
     let mut spec = spec.clone();
     spec.processors.push(ProcessorSpec {
         id: "memory_limiter".into(),
@@ -129,8 +134,15 @@ async fn healthy_scenario(name: &str, agents: usize, rollout: RolloutSpec, expec
     let labels = format!("fleet={name},host=h{{i}}");
     let sim = Sim::start(&server.ws_url(), &sim_args(&n, &labels, &[]));
     all_on(&client, group.id, agents, &group.config_hash).await;
-    let first = client.group_status(group.id).await.unwrap();
-    assert_eq!(first.state, RolloutState::Complete);
+    // The first revision went to everyone in one step, completed once they applied it.
+    let first = watch(&client, group.id, "first revision complete", |s| {
+        s.state == RolloutState::Complete
+    })
+    .await
+    .pop()
+    .unwrap();
+    assert_eq!(first.steps.len(), 1);
+    assert_eq!(first.last_good_revision, None);
     assert_eq!(first.revision, group.config_revision);
     assert_eq!(first.applied, agents as u64);
 
@@ -325,6 +337,10 @@ async fn pause_resume_and_an_agent_joining_mid_rollout() {
         &sim_args("3", "fleet=pause,host=h{i}", &["--uid-seed", "7"]),
     );
     all_on(&client, group.id, 3, &group.config_hash).await;
+    watch(&client, group.id, "revision 1 complete", |s| {
+        s.state == RolloutState::Complete
+    })
+    .await;
     // Nothing to pause or roll back once complete.
     let err = client.pause_rollout(group.id).await.unwrap_err();
     assert!(

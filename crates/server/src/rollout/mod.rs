@@ -158,8 +158,13 @@ pub async fn sync_group(state: &AppState, id: AgentGroupId) -> Result<(), StoreE
                 true,
             )
         }
-        // No history (or a history from the future, e.g. a restored database): the latest
-        // revision is taken as good.
+        // A new group: its first revision goes to every agent.
+        None if latest.revision == 1 => (
+            Rollout::first(latest.revision, latest.hash.clone(), now),
+            true,
+        ),
+        // No history (a database from before the rollout engine) or one from the future (a
+        // restored backup): the latest revision is taken as good.
         _ => (
             Rollout::complete_at(latest.revision, latest.hash.clone(), now),
             true,

@@ -65,8 +65,7 @@ pub struct Decision {
 }
 
 impl Rollout {
-    /// A revision with nothing to protect (a group's first) is complete at once: every agent
-    /// gets it.
+    /// A revision taken as good as it is (a group whose history predates the rollout engine).
     pub fn complete_at(revision: i64, hash: String, now: DateTime<Utc>) -> Self {
         Self {
             revision,
@@ -76,8 +75,18 @@ impl Rollout {
             state: RolloutState::Complete,
             steps: Vec::new(),
             failures: BTreeMap::new(),
-            message: format!("revision {revision} is the group's first; sent to every agent"),
+            message: format!("revision {revision} taken as the last good one"),
             updated_at: now,
+        }
+    }
+
+    /// A group's first revision: there is nothing to fall back to, so it goes to every agent
+    /// at once (one step), and the rollout completes when they applied it.
+    pub fn first(revision: i64, hash: String, now: DateTime<Utc>) -> Self {
+        Self {
+            state: RolloutState::InProgress,
+            message: format!("revision {revision} is the group's first; sending it to every agent"),
+            ..Self::complete_at(revision, hash, now)
         }
     }
 
@@ -91,7 +100,7 @@ impl Rollout {
             (previous.last_good, previous.last_good_hash.clone())
         };
         if last_good.is_none() {
-            return Self::complete_at(revision, hash, now);
+            return Self::first(revision, hash, now);
         }
         Self {
             revision,
@@ -283,7 +292,12 @@ pub fn advance(
         .filter(|a| a.connected && !moved.contains(&a.id))
         .collect();
     candidates.sort_by(|a, b| a.id.cmp(&b.id));
-    let size = step_size(spec, index, members.len());
+    // Without a last good revision every agent already gets this one: one step.
+    let size = if r.last_good.is_some() {
+        step_size(spec, index, members.len())
+    } else {
+        None
+    };
     let take = size.unwrap_or(candidates.len()).min(candidates.len());
     let last = size.is_none() || take == candidates.len();
     r.steps.push(Step {
@@ -507,6 +521,30 @@ mod tests {
         let next = Rollout::start(&r, 3, "h3".into(), t(5));
         assert_eq!(next.last_good, Some(1));
         assert_eq!(next.last_good_hash.as_deref(), Some("h1"));
+    }
+
+    #[test]
+    fn a_first_revision_goes_to_everyone_and_completes_when_applied() {
+        let s = RolloutSpec {
+            batch_sizes: vec![1],
+            ..spec(RolloutStrategy::Batched)
+        };
+        let mut fleet = vec![
+            agent("a", None, ConfigStatus::Unset),
+            agent("b", None, ConfigStatus::Unset),
+        ];
+        let mut r = Rollout::first(1, "h1".into(), t(0));
+        assert!(advance(&mut r, &s, &fleet, t(0)));
+        assert_eq!(r.steps.len(), 1);
+        assert!(r.steps[0].last);
+        assert_eq!(r.decision().default_revision, 1);
+        assert!(!advance(&mut r, &s, &fleet, t(1)));
+        fleet[0] = agent("a", Some("h1"), ConfigStatus::Applied);
+        fleet[1] = agent("b", Some("h1"), ConfigStatus::Applied);
+        assert!(advance(&mut r, &s, &fleet, t(2)));
+        assert_eq!(r.state, RolloutState::Complete);
+        // It then is the last good revision of the next one.
+        assert_eq!(Rollout::start(&r, 2, "h2".into(), t(3)).last_good, Some(1));
     }
 
     #[test]
