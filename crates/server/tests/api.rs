@@ -931,6 +931,7 @@ async fn openapi_matches_the_types() {
         "/agent-groups/{id}/rollout/pause",
         "/agent-groups/{id}/rollout/resume",
         "/agent-groups/{id}/rollout/rollback",
+        "/insights",
         "/tokens",
         "/openapi.json",
     ] {
@@ -984,6 +985,21 @@ async fn openapi_matches_the_types() {
             }],
             message: "paused".into(),
             updated_at: now,
+        })
+        .unwrap(),
+    );
+    check(
+        "FleetInsights",
+        serde_json::to_value(otaas_api::insights::FleetInsights {
+            generated_at: now,
+            agents: vec![],
+            anomalies: vec![],
+            anomaly_counts: Default::default(),
+            security: otaas_api::insights::SecurityInsights {
+                auth_failures: vec![],
+                unmanaged_agents: vec![],
+                exposed_endpoints: vec![],
+            },
         })
         .unwrap(),
     );

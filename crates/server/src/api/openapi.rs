@@ -202,6 +202,14 @@ pub fn document() -> Value {
         );
     }
     paths.insert(
+        "/insights".into(),
+        json!({ "get": {
+            "tags": ["insights"],
+            "summary": "Fleet load (own metrics), anomalies and security events",
+            "responses": ok("200", r("FleetInsights"))
+        }}),
+    );
+    paths.insert(
         "/tokens".into(),
         json!({ "post": {
             "tags": ["tokens"], "summary": "Mint a token (shown once, stored hashed)",
@@ -226,6 +234,30 @@ pub fn document() -> Value {
             "field": { "type": ["string", "null"] }
         })) })),
         "Signal": { "type": "string", "enum": ["traces", "metrics", "logs"] },
+        "FleetInsights": resp_obj(&["generated_at", "agents", "anomalies", "anomaly_counts", "security"], json!({
+            "generated_at": ts(),
+            "agents": { "type": "array", "items": resp_obj(&["agent_id", "accepted_per_second",
+                "refused_per_second", "sent_per_second", "components", "last_report_at", "reports"], json!({
+                "agent_id": { "type": "string" }, "group_id": { "type": ["string", "null"], "format": "uuid" },
+                "accepted_per_second": { "type": "number" }, "refused_per_second": { "type": "number" },
+                "sent_per_second": { "type": "number" },
+                "baseline_accepted_per_second": { "type": ["number", "null"] },
+                "cpu_seconds_total": { "type": ["number", "null"] },
+                "memory_rss_bytes": { "type": ["number", "null"] },
+                "components": { "type": "array", "items": { "type": "object" } },
+                "last_report_at": ts(), "reports": { "type": "integer" } })) },
+            "anomalies": { "type": "array", "items": resp_obj(&["kind", "agent_id", "message"], json!({
+                "kind": { "type": "string", "enum": ["throughput_drop", "throughput_spike",
+                    "refused_spike", "heartbeat_loss", "unhealthy_component", "drift"] },
+                "agent_id": { "type": "string" },
+                "group_id": { "type": ["string", "null"], "format": "uuid" },
+                "message": { "type": "string" } })) },
+            "anomaly_counts": { "type": "object", "additionalProperties": { "type": "integer" } },
+            "security": resp_obj(&["auth_failures", "unmanaged_agents", "exposed_endpoints"], json!({
+                "auth_failures": { "type": "array", "items": { "type": "object" } },
+                "unmanaged_agents": { "type": "array", "items": { "type": "string" } },
+                "exposed_endpoints": { "type": "array", "items": { "type": "object" } } }))
+        })),
         "GroupStatus": resp_obj(&["group_id", "revision", "config_hash", "state", "strategy",
             "matched", "applied", "applying", "failed", "pending", "healthy", "unhealthy",
             "drifted", "failures", "steps", "message", "updated_at"], json!({

@@ -542,3 +542,36 @@ fn drift_compares_what_the_agent_runs_with_what_we_sent_not_the_redacted_copy() 
     reg.handle(&mut ctx, applied_report(uid, 4, &g, SENT), now());
     assert!(!crate::rollout::is_drifted(&reg.get(uid).unwrap()));
 }
+
+#[test]
+fn agents_reporting_own_metrics_are_offered_the_ingest_once_per_connection() {
+    const OWN_METRICS: u64 = 0x40;
+    let reg = Registry::new(Duration::from_secs(7));
+    // A WebSocket agent with heartbeats and own metrics: one offer with both.
+    let uid = InstanceUid::new_v7();
+    let mut ctx = reg.connection(Transport::Ws, "wss://h:1/v1/opamp".into(), None);
+    let reply = reg.handle(&mut ctx, first(uid, SIM_CAPS | OWN_METRICS, &[]), now());
+    let offer = reply.connection_settings.unwrap();
+    assert_eq!(offer.opamp.unwrap().heartbeat_interval_seconds, 7);
+    assert_eq!(
+        offer.own_metrics.unwrap().destination_endpoint,
+        "https://h:1/v1/metrics"
+    );
+    // Not repeated on the same connection.
+    let reply = reg.handle(&mut ctx, beat(uid, 1, SIM_CAPS | OWN_METRICS), now());
+    assert_eq!(reply.connection_settings, None);
+    // An HTTP agent with own metrics but no heartbeat settings: the metrics part only.
+    let mut ctx = reg.connection(Transport::Http, "http://h:2/v1/opamp".into(), None);
+    let reply = reg.handle(
+        &mut ctx,
+        first(InstanceUid::new_v7(), PY_CAPS | OWN_METRICS, &[]),
+        now(),
+    );
+    let offer = reply.connection_settings.unwrap();
+    assert_eq!(offer.opamp, None);
+    assert_eq!(
+        offer.own_metrics.unwrap().destination_endpoint,
+        "http://h:2/v1/metrics"
+    );
+    assert_eq!(offer.hash.len(), 32);
+}
