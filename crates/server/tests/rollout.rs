@@ -496,3 +496,71 @@ async fn restart_mid_rollout_resumes_it() {
     assert_eq!(summary["configs_received"], 8, "{summary}");
     assert_eq!(summary["hashes"], json!({ hash2: 4 }));
 }
+
+/// An agent whose running config is edited by hand (same APPLIED hash, other content) is
+/// flagged drifted in the agents API, the group status and the insights; and not once it runs
+/// the sent config again. The sent config carries a secret (a header), so the stored copy is
+/// redacted: a naive comparison with it would flag every agent.
+#[tokio::test(flavor = "multi_thread")]
+async fn hand_edited_agents_are_flagged_drifted() {
+    let data = tempfile::tempdir().unwrap();
+    let server = Serve::start(data.path(), "127.0.0.1:0", &[]);
+    let client = server.client();
+    let mut spec = pipeline_spec("drift");
+    spec.receivers
+        .insert("otlp".into(), json!({"protocols": {"http": {}}}));
+    let pipeline = client.create_pipeline(&spec).await.unwrap();
+    // binding_spec has a secret header: the agents get it, the store keeps a redacted copy.
+    client
+        .create_exporter_binding(&binding_spec("drift", pipeline.id))
+        .await
+        .unwrap();
+    let mut g = group_spec("drift", vec![pipeline.id]);
+    g.selector = selector("fleet", "drift");
+    let group = client.create_agent_group(&g).await.unwrap();
+    let mut sim = Sim::start(
+        &server.ws_url(),
+        &sim_args("2", "fleet=drift,host=h{i}", &[]),
+    );
+    all_on(&client, group.id, 2, &group.config_hash).await;
+    let clean = watch(&client, group.id, "complete", |s| {
+        s.state == RolloutState::Complete
+    })
+    .await
+    .pop()
+    .unwrap();
+    assert_eq!((clean.applied, clean.drifted), (2, 0));
+    let agent = client.list_agents(&AgentQuery::default()).await.unwrap();
+    let one = client.get_agent(&agent[0].id).await.unwrap();
+    assert!(
+        one.effective_config
+            .as_deref()
+            .unwrap()
+            .contains("<redacted>")
+    );
+
+    // When the agents' configs are edited by hand
+    sim.command("drift on");
+    let st = watch(&client, group.id, "drift counted", |s| s.drifted == 2).await;
+    // Then they are drifted (and still count as applied: they did apply it)
+    assert_eq!(st.last().unwrap().applied, 2);
+    let agents = client.list_agents(&AgentQuery::default()).await.unwrap();
+    assert!(
+        agents.iter().all(|a| a.status == AgentStatus::Drifted),
+        "{agents:?}"
+    );
+    let insights = client.insights().await.unwrap();
+    let drifted = insights
+        .anomalies
+        .iter()
+        .filter(|a| a.kind == otaas_api::insights::AnomalyKind::Drift)
+        .count();
+    assert_eq!(drifted, 2);
+    // When they run the sent config again, the flag clears
+    sim.command("drift off");
+    watch(&client, group.id, "drift cleared", |s| {
+        s.drifted == 0 && s.applied == 2
+    })
+    .await;
+    sim.stop();
+}

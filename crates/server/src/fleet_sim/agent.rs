@@ -79,6 +79,8 @@ pub(crate) struct SimAgent {
     pub(crate) shared: Arc<Shared>,
     /// Own-metrics destination offered by the server.
     own_metrics: Option<String>,
+    /// Whether the last effective config reported was the drifted one.
+    reported_drift: bool,
 }
 
 impl SimAgent {
@@ -102,6 +104,7 @@ impl SimAgent {
             pipelines: Vec::new(),
             shared,
             own_metrics: None,
+            reported_drift: false,
         }
     }
 
@@ -119,7 +122,40 @@ impl SimAgent {
 
     /// A heartbeat / poll: uid, sequence number and capabilities, everything else compressed.
     pub(crate) fn heartbeat_msg(&mut self) -> AgentToServer {
-        self.base()
+        let mut msg = self.base();
+        // `drift on|off` on the control: report the (hand-edited) effective config once.
+        if self
+            .shared
+            .rates
+            .drift
+            .load(std::sync::atomic::Ordering::Relaxed)
+            != self.reported_drift
+        {
+            msg.effective_config = Some(self.effective_report());
+        }
+        msg
+    }
+
+    /// The running config as reported; with `drift on`, as if edited by hand on the host
+    /// (a comment appended), while the remote config status still names the received hash.
+    fn effective_report(&mut self) -> EffectiveConfig {
+        let drift = self
+            .shared
+            .rates
+            .drift
+            .load(std::sync::atomic::Ordering::Relaxed);
+        self.reported_drift = drift;
+        let mut map = self.effective.clone().unwrap_or_default();
+        if drift {
+            for file in map.config_map.values_mut() {
+                let mut body = file.body.to_vec();
+                body.extend_from_slice(b"# edited by hand\n");
+                file.body = Bytes::from(body);
+            }
+        }
+        EffectiveConfig {
+            config_map: Some(map),
+        }
     }
 
     /// Everything the agent knows about itself (first message, or on ReportFullState).
@@ -127,9 +163,7 @@ impl SimAgent {
         let mut msg = self.base();
         msg.agent_description = Some(self.description());
         msg.health = Some(self.health());
-        msg.effective_config = Some(EffectiveConfig {
-            config_map: Some(self.effective.clone().unwrap_or_default()),
-        });
+        msg.effective_config = Some(self.effective_report());
         msg.remote_config_status = Some(self.config_status());
         msg
     }
@@ -255,9 +289,7 @@ impl SimAgent {
         } else if report {
             let mut reply = self.base();
             reply.remote_config_status = Some(self.config_status());
-            reply.effective_config = Some(EffectiveConfig {
-                config_map: Some(self.effective.clone().unwrap_or_default()),
-            });
+            reply.effective_config = Some(self.effective_report());
             reply.health = Some(self.health());
             reaction.reply = Some(reply);
         }

@@ -86,6 +86,12 @@ pub(crate) async fn read_stdin(
         let mut parts = line.split_whitespace();
         match (parts.next(), parts.next(), parts.next()) {
             (Some("stop"), None, None) => break,
+            (Some("drift"), Some(state @ ("on" | "off")), None) => {
+                rates
+                    .drift
+                    .store(state == "on", std::sync::atomic::Ordering::Relaxed);
+                emit(serde_json::json!({"event": "control_ok", "command": line}));
+            }
             // Own-metrics rates of every agent: `throughput N` / `refused N` items per second.
             (Some(which @ ("throughput" | "refused")), Some(n), None) => match n.parse::<u64>() {
                 Ok(n) => {

@@ -28,6 +28,8 @@ pub(crate) struct Rates {
     pub(crate) accepted: AtomicU64,
     pub(crate) refused: AtomicU64,
     pub(crate) every: Duration,
+    /// `drift on`: agents report a hand-edited effective config (see `agent.rs`).
+    pub(crate) drift: std::sync::atomic::AtomicBool,
 }
 
 impl Rates {
@@ -36,6 +38,7 @@ impl Rates {
             accepted: AtomicU64::new(accepted),
             refused: AtomicU64::new(0),
             every,
+            drift: std::sync::atomic::AtomicBool::new(false),
         }
     }
 }
