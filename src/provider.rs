@@ -127,9 +127,15 @@ pub fn configure(
     if diags.has_errors() {
         return None;
     }
-    Some(ProviderConfig {
+    let config = ProviderConfig {
         endpoint: endpoint.trim_end_matches('/').to_string(),
         token: token.map(Secret::new),
         ca_cert_pem,
-    })
+    };
+    // Build the API client now, so what it rejects is reported against the provider block.
+    if let Err(d) = crate::resources::common::client_for(&config) {
+        diags.push(d);
+        return None;
+    }
+    Some(config)
 }

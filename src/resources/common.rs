@@ -19,7 +19,12 @@ static CLIENT: Mutex<Option<(ProviderConfig, Client)>> = Mutex::new(None);
 
 /// The API client for the configured provider, or the diagnostic explaining why there is none.
 pub(crate) fn client(ctx: &Context) -> Result<Client, Diagnostic> {
-    let config = ctx.provider_config()?;
+    client_for(ctx.provider_config()?)
+}
+
+/// The (cached) API client for `config`. ConfigureProvider calls it first, so a configuration
+/// the client rejects (a CA bundle it cannot parse) fails there, at the provider block.
+pub fn client_for(config: &ProviderConfig) -> Result<Client, Diagnostic> {
     let mut cached = CLIENT.lock().unwrap_or_else(|p| p.into_inner());
     if let Some((c, client)) = cached.as_ref()
         && c == config
@@ -36,10 +41,15 @@ pub(crate) fn client(ctx: &Context) -> Result<Client, Diagnostic> {
     );
     cc.ca_cert_pem = config.ca_cert_pem.clone();
     let client = Client::new(cc).map_err(|e| {
-        Diagnostic::error(
+        let d = Diagnostic::error(
             "Invalid provider configuration",
             format!("Could not build the otaas API client: {e}"),
-        )
+        );
+        if config.ca_cert_pem.is_some() {
+            d.at(AttributePath::attr("ca_cert_pem"))
+        } else {
+            d
+        }
     })?;
     *cached = Some((config.clone(), client.clone()));
     Ok(client)
@@ -425,6 +435,26 @@ pub(crate) fn computed_follow_change(change: &mut PlanChange, computed: &[&str])
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn configure_rejects_a_ca_bundle_the_client_cannot_use() {
+        let config = Value::object([
+            ("endpoint", Value::string("https://otaas.internal:8080")),
+            ("token", Value::Null),
+            (
+                "ca_cert_pem",
+                Value::string(
+                    "-----BEGIN CERTIFICATE-----\nnot base64!\n-----END CERTIFICATE-----\n",
+                ),
+            ),
+        ]);
+        let mut diags = Diagnostics::new();
+        let configured = crate::provider::configure(&config, |_| None, &mut diags);
+        assert_eq!(configured, None);
+        let d = diags.iter().next().expect("a diagnostic");
+        assert_eq!(d.path, Some(AttributePath::attr("ca_cert_pem")));
+        assert_eq!(d.summary, "Invalid provider configuration");
+    }
 
     #[test]
     fn durations() {

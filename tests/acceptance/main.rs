@@ -20,6 +20,8 @@
 mod agent_group;
 mod common;
 mod endpoint_binding;
+mod examples;
 mod harness;
 mod harness_self_test;
 mod pipeline;
+mod query;

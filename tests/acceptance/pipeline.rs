@@ -149,6 +149,19 @@ resource "otaas_pipeline" "bad" {
   receivers = { "otlp receiver" = jsonencode([1, 2]) }
   processors = [{ id = "batch", config = "{not json" }]
 }
+
+resource "otaas_endpoint" "bad" {
+  name        = "in"
+  pipeline_id = "not-a-uuid"
+  protocol    = "otlp_tcp"
+  port        = 70000
+}
+
+resource "otaas_agent_group" "bad" {
+  name            = "g"
+  rollout         = { strategy = "canary", batch_sizes = [0] }
+  rollout_timeout = "soon"
+}
 "#,
     );
     let run = ws.terraform(&["plan", "-no-color", "-input=false"]);
@@ -162,6 +175,12 @@ resource "otaas_pipeline" "bad" {
         "Invalid component id",
         "must be a JSON object",
         "The value is not valid JSON",
+        "\"otlp_tcp\" is not allowed here; use one of \"otlp_grpc\", \"otlp_http\".",
+        "The value must be a whole number from 1 to 65535; got 70000.",
+        "pipeline_id must be a pipeline's id (a UUID)",
+        "The canary strategy needs canary_percent (1-100).",
+        "rollout_timeout must be a duration",
+        "The value must be a whole number from 1 to 4294967295; got 0.",
     ] {
         assert!(out.contains(expected), "missing {expected:?} in:\n{out}");
     }
