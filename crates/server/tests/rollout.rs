@@ -444,13 +444,36 @@ async fn rollback_by_request() {
     sim.stop();
 }
 
-/// Killed (SIGKILL) during the canary's bake, the server comes back on the same data and
-/// address and finishes the same rollout: same steps, no agent re-sent a config it runs.
 #[tokio::test(flavor = "multi_thread")]
 async fn restart_mid_rollout_resumes_it() {
+    restart_scenario(&[]).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn restart_mid_rollout_on_postgres_resumes_it() {
+    // A fresh schema, created (and migrated) here, used by the server through search_path.
+    let schema = fresh_schema();
+    drop(
+        otaas_server::store::postgres::PgStore::open(&pg_url(), Some(&schema))
+            .await
+            .unwrap(),
+    );
+    let url = format!("{}?options[search_path]={schema}", pg_url());
+    let result = tokio::spawn(async move { restart_scenario(&["--database", &url]).await }).await;
+    otaas_server::store::postgres::PgStore::drop_schema(&pg_url(), &schema)
+        .await
+        .unwrap();
+    if let Err(e) = result {
+        std::panic::resume_unwind(e.into_panic());
+    }
+}
+
+/// Killed (SIGKILL) during the canary's bake, the server comes back on the same data and
+/// address and finishes the same rollout: same steps, no agent re-sent a config it runs.
+async fn restart_scenario(extra: &[&str]) {
     let data = tempfile::tempdir().unwrap();
     let addr = free_addr();
-    let server = Serve::start(data.path(), &addr, &[]);
+    let server = Serve::start(data.path(), &addr, extra);
     let client = server.client();
     let rollout = RolloutSpec {
         strategy: RolloutStrategy::Canary,
@@ -476,7 +499,7 @@ async fn restart_mid_rollout_resumes_it() {
     tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
     server.kill();
 
-    let server = Serve::start(data.path(), &addr, &[]);
+    let server = Serve::start(data.path(), &addr, extra);
     let client = server.client();
     let snaps = watch(&client, group.id, "rollout complete after restart", |s| {
         s.state == RolloutState::Complete
