@@ -20,6 +20,8 @@ pub struct AgentGroupResource;
 const DEFAULT_TIMEOUT: &str = "10m";
 /// How often apply asks the server how the rollout is going.
 const POLL: Duration = Duration::from_millis(500);
+/// After the first failure, how long apply waits for the other agents' reports before it fails.
+const FAILURE_SETTLE: Duration = Duration::from_secs(5);
 /// At most this many failing agents are named in a diagnostic (the count says the rest).
 const MAX_NAMED_FAILURES: usize = 10;
 
@@ -263,6 +265,7 @@ async fn wait_for_rollout(
     let deadline = tokio::time::Instant::now() + timeout;
     let name = &group.name;
     let mut last: Option<GroupStatus> = None;
+    let mut failed_since: Option<tokio::time::Instant> = None;
     loop {
         match client.agent_group_status(group.id).await {
             Ok(st)
@@ -270,7 +273,16 @@ async fn wait_for_rollout(
             {
                 match st.state {
                     RolloutState::Complete => return Ok(()),
-                    RolloutState::Failed | RolloutState::RolledBack => {
+                    RolloutState::Failed | RolloutState::RolledBack
+                        // The first failure ends the rollout, but the diagnostic should name
+                        // every agent that rejects the config: give the others that are
+                        // still working on it a moment to report.
+                        if (st.applying == 0 && st.pending == 0)
+                            || failed_since
+                                .get_or_insert_with(tokio::time::Instant::now)
+                                .elapsed()
+                                >= FAILURE_SETTLE =>
+                    {
                         let what = if st.state == RolloutState::RolledBack {
                             "failed and was rolled back to the last good revision"
                         } else {

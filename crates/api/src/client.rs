@@ -342,6 +342,53 @@ impl Client {
             .await
     }
 
+    /// `GET /api/v1/agent-groups/{id}/status`: where the group's rollout stands.
+    pub async fn group_status(
+        &self,
+        id: AgentGroupId,
+    ) -> Result<crate::status::GroupStatus, ClientError> {
+        self.get(&format!("/agent-groups/{id}/status")).await
+    }
+
+    /// `POST /api/v1/agent-groups/{id}/rollout/pause`: stop advancing (agents keep what they run).
+    pub async fn pause_rollout(
+        &self,
+        id: AgentGroupId,
+    ) -> Result<crate::status::GroupStatus, ClientError> {
+        self.rollout_action(id, "pause").await
+    }
+
+    /// `POST /api/v1/agent-groups/{id}/rollout/resume`: continue a paused rollout.
+    pub async fn resume_rollout(
+        &self,
+        id: AgentGroupId,
+    ) -> Result<crate::status::GroupStatus, ClientError> {
+        self.rollout_action(id, "resume").await
+    }
+
+    /// `POST /api/v1/agent-groups/{id}/rollout/rollback`: send every agent back to the last
+    /// good revision.
+    pub async fn rollback(
+        &self,
+        id: AgentGroupId,
+    ) -> Result<crate::status::GroupStatus, ClientError> {
+        self.rollout_action(id, "rollback").await
+    }
+
+    async fn rollout_action(
+        &self,
+        id: AgentGroupId,
+        action: &str,
+    ) -> Result<crate::status::GroupStatus, ClientError> {
+        self.write(
+            Method::POST,
+            &format!("/agent-groups/{id}/rollout/{action}"),
+            &serde_json::json!({}),
+            None,
+        )
+        .await
+    }
+
     /// `POST /api/v1/tokens`: mint an agent enrollment token (shown once).
     pub async fn create_token(&self, req: &TokenCreate) -> Result<TokenCreated, ClientError> {
         self.write(Method::POST, "/tokens", req, None).await

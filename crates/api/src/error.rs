@@ -50,6 +50,9 @@ pub enum ErrorCode {
     RevisionMismatch,
     /// 409: the object is still referenced by another; the message names the referrer.
     InUse,
+    /// 409: the request does not fit the object's current state (e.g. pausing a finished
+    /// rollout, rolling back a group's first revision).
+    StateConflict,
     /// 413: the request body is larger than the server accepts.
     PayloadTooLarge,
     /// 429: too many requests for this token (or connections from this address); see
@@ -81,6 +84,7 @@ impl ErrorCode {
             Self::NameTaken => "name_taken",
             Self::RevisionMismatch => "revision_mismatch",
             Self::InUse => "in_use",
+            Self::StateConflict => "state_conflict",
             Self::PayloadTooLarge => "payload_too_large",
             Self::RateLimited => "rate_limited",
             Self::Internal => "internal",

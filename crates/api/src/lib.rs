@@ -6,12 +6,15 @@
 //!   server returns (lenient, so older clients keep working when the server adds fields).
 //! - [`error`]: the error body `{"error":{"code","message","field"}}` and its codes.
 //! - [`agents`]: agents as `GET /api/v1/agents` shows them (read-only, known from OpAMP).
+//! - [`status`]: a group's rollout status (`/agent-groups/{id}/status`).
+//! - [`insights`]: fleet insights (`/insights`): load, anomalies, security events.
 //! - [`client`]: a typed async client (reqwest + rustls) used by the Terraform provider and tests.
 
 pub mod agents;
 pub mod client;
 pub mod error;
 pub mod ids;
+pub mod insights;
 pub mod status;
 pub mod types;
 
@@ -22,4 +25,5 @@ pub use agents::{
 pub use client::{Client, ClientConfig, ClientError};
 pub use error::{ErrorBody, ErrorCode, ErrorDetail};
 pub use ids::{AgentGroupId, EndpointId, ExporterBindingId, PipelineId, TokenId};
+pub use status::{AgentFailure, GroupStatus, RolloutState, RolloutStepStatus};
 pub use types::*;

@@ -12,6 +12,8 @@
 //! - [`events`]: in-process change events (new group revisions, group changes).
 //! - [`metrics`]: the Prometheus registry behind `/metrics`.
 //! - [`opamp`]: the OpAMP server (`/v1/opamp`) and the agent registry behind `/api/v1/agents`.
+//! - [`rollout`]: the rollout engine (per-agent target revisions, health gates, rollback).
+//! - [`insights`]: fleet insights (own-metrics ingest, anomalies, security events).
 //! - [`fleet_sim`]: `otaas fleet-sim`, simulated collectors speaking OpAMP.
 //! - [`token_cmd`]: `otaas token create|list|revoke`.
 //! - [`tls`]: TLS server configs (files or a generated private CA in the data dir).
@@ -23,11 +25,13 @@ pub mod auth;
 pub mod config;
 pub mod events;
 pub mod fleet_sim;
+pub mod insights;
 pub mod limits;
 pub mod listener;
 pub mod metrics;
 pub mod opamp;
 pub mod render;
+pub mod rollout;
 pub mod serve;
 pub mod state;
 pub mod store;

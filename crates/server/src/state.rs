@@ -31,6 +31,10 @@ pub struct AppState {
     pub agents: Arc<crate::opamp::registry::Registry>,
     /// Per-token request budget of `/api/v1` (`--api-rate-limit`, `--api-rate-burst`).
     pub rate_limiter: Arc<RateLimiter>,
+    /// The rollout engine's runs per agent group (see `rollout/`).
+    pub rollouts: Arc<crate::rollout::Rollouts>,
+    /// Fleet insights: own-metrics history, anomalies, auth failures (see `insights/`).
+    pub insights: Arc<crate::insights::Insights>,
 }
 
 impl AppState {
@@ -55,6 +59,8 @@ impl AppState {
                 std::time::Duration::from_secs(config_heartbeat),
             )),
             rate_limiter,
+            rollouts: Arc::default(),
+            insights: Arc::default(),
         }
     }
 

@@ -922,6 +922,11 @@ async fn openapi_matches_the_types() {
         "/agent-groups/{id}",
         "/agent-groups/{id}/config",
         "/agent-groups/{id}/revisions",
+        "/agent-groups/{id}/status",
+        "/agent-groups/{id}/rollout/pause",
+        "/agent-groups/{id}/rollout/resume",
+        "/agent-groups/{id}/rollout/rollback",
+        "/insights",
         "/tokens",
         "/tokens/{id}",
         "/openapi.json",
@@ -944,6 +949,56 @@ async fn openapi_matches_the_types() {
         }
     };
     let now = chrono::Utc::now();
+    check(
+        "GroupStatus",
+        serde_json::to_value(GroupStatus {
+            group_id: AgentGroupId::new(),
+            revision: 2,
+            config_hash: "h".into(),
+            last_good_revision: Some(1),
+            last_good_config_hash: Some("g".into()),
+            state: RolloutState::Paused,
+            strategy: RolloutStrategy::Canary,
+            matched: 1,
+            applied: 1,
+            applying: 0,
+            failed: 0,
+            pending: 0,
+            healthy: 1,
+            unhealthy: 0,
+            drifted: 0,
+            failures: vec![AgentFailure {
+                agent_id: "a".into(),
+                message: "m".into(),
+            }],
+            current_step: Some(0),
+            steps: vec![RolloutStepStatus {
+                index: 0,
+                agents: 1,
+                last: false,
+                started_at: now,
+                healthy_at: Some(now),
+            }],
+            message: "paused".into(),
+            updated_at: now,
+        })
+        .unwrap(),
+    );
+    check(
+        "FleetInsights",
+        serde_json::to_value(otaas_api::insights::FleetInsights {
+            generated_at: now,
+            agents: vec![],
+            anomalies: vec![],
+            anomaly_counts: Default::default(),
+            security: otaas_api::insights::SecurityInsights {
+                auth_failures: vec![],
+                unmanaged_agents: vec![],
+                exposed_endpoints: vec![],
+            },
+        })
+        .unwrap(),
+    );
     let proc_ = ProcessorSpec {
         id: "batch".into(),
         config: json!({}),

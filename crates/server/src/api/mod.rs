@@ -9,7 +9,6 @@ mod error;
 mod handlers;
 pub mod json;
 mod openapi;
-mod status;
 pub mod validate;
 mod views;
 
@@ -60,7 +59,6 @@ pub fn v1_routes() -> Router<AppState> {
         )
         .route("/agent-groups/{id}/config", get(group_config))
         .route("/agent-groups/{id}/revisions", get(group_revisions))
-        .route("/agent-groups/{id}/status", get(status::group_status))
         .route("/tokens", get(list_tokens).post(create_token))
         .route("/tokens/{id}", delete(revoke_token))
         .route("/openapi.json", get(openapi::serve))
@@ -70,6 +68,8 @@ pub fn v1_routes() -> Router<AppState> {
 pub fn router(state: AppState) -> Router {
     let api = v1_routes()
         .merge(crate::opamp::rest::routes())
+        .merge(crate::rollout::rest::routes())
+        .merge(crate::insights::routes())
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             auth::require_api_token,

@@ -177,6 +177,42 @@ pub fn document() -> Value {
         }}),
     );
     paths.insert(
+        "/agent-groups/{id}/status".into(),
+        json!({ "get": {
+            "tags": ["agent-groups"], "summary": "Where the group's rollout stands",
+            "parameters": [{ "name": "id", "in": "path", "required": true, "schema": uuid() }],
+            "responses": ok("200", r("GroupStatus"))
+        }}),
+    );
+    for (action, summary) in [
+        (
+            "pause",
+            "Stop advancing the rollout (agents keep what they run)",
+        ),
+        ("resume", "Continue a paused rollout from its current step"),
+        (
+            "rollback",
+            "Send every agent back to the last good revision",
+        ),
+    ] {
+        paths.insert(
+            format!("/agent-groups/{{id}}/rollout/{action}"),
+            json!({ "post": {
+                "tags": ["agent-groups"], "summary": summary,
+                "parameters": [{ "name": "id", "in": "path", "required": true, "schema": uuid() }],
+                "responses": ok("200", r("GroupStatus"))
+            }}),
+        );
+    }
+    paths.insert(
+        "/insights".into(),
+        json!({ "get": {
+            "tags": ["insights"],
+            "summary": "Fleet load (own metrics), anomalies and security events",
+            "responses": ok("200", r("FleetInsights"))
+        }}),
+    );
+    paths.insert(
         "/tokens".into(),
         json!({ "post": {
             "tags": ["tokens"], "summary": "Mint a token (shown once, stored hashed)",
@@ -207,12 +243,60 @@ pub fn document() -> Value {
             "code": { "type": "string", "enum": [
                 "malformed_json", "unsupported_media_type", "unknown_field", "missing_field",
                 "invalid_field", "dangling_reference", "bad_request", "unauthorized", "forbidden", "not_found",
-                "name_taken", "revision_mismatch", "in_use", "payload_too_large", "rate_limited", "internal",
+                "name_taken", "revision_mismatch", "in_use", "state_conflict", "payload_too_large", "rate_limited", "internal",
                 "unavailable"] },
             "message": { "type": "string" },
             "field": { "type": ["string", "null"] }
         })) })),
         "Signal": { "type": "string", "enum": ["traces", "metrics", "logs"] },
+        "FleetInsights": resp_obj(&["generated_at", "agents", "anomalies", "anomaly_counts", "security"], json!({
+            "generated_at": ts(),
+            "agents": { "type": "array", "items": resp_obj(&["agent_id", "accepted_per_second",
+                "refused_per_second", "sent_per_second", "components", "last_report_at", "reports"], json!({
+                "agent_id": { "type": "string" }, "group_id": { "type": ["string", "null"], "format": "uuid" },
+                "accepted_per_second": { "type": "number" }, "refused_per_second": { "type": "number" },
+                "sent_per_second": { "type": "number" },
+                "baseline_accepted_per_second": { "type": ["number", "null"] },
+                "cpu_seconds_total": { "type": ["number", "null"] },
+                "memory_rss_bytes": { "type": ["number", "null"] },
+                "components": { "type": "array", "items": { "type": "object" } },
+                "last_report_at": ts(), "reports": { "type": "integer" } })) },
+            "anomalies": { "type": "array", "items": resp_obj(&["kind", "agent_id", "message"], json!({
+                "kind": { "type": "string", "enum": ["throughput_drop", "throughput_spike",
+                    "refused_spike", "heartbeat_loss", "unhealthy_component", "drift"] },
+                "agent_id": { "type": "string" },
+                "group_id": { "type": ["string", "null"], "format": "uuid" },
+                "message": { "type": "string" } })) },
+            "anomaly_counts": { "type": "object", "additionalProperties": { "type": "integer" } },
+            "security": resp_obj(&["auth_failures", "unmanaged_agents", "exposed_endpoints"], json!({
+                "auth_failures": { "type": "array", "items": { "type": "object" } },
+                "unmanaged_agents": { "type": "array", "items": { "type": "string" } },
+                "exposed_endpoints": { "type": "array", "items": { "type": "object" } } }))
+        })),
+        "GroupStatus": resp_obj(&["group_id", "revision", "config_hash", "state", "strategy",
+            "matched", "applied", "applying", "failed", "pending", "healthy", "unhealthy",
+            "drifted", "failures", "steps", "message", "updated_at"], json!({
+            "group_id": uuid(),
+            "revision": { "type": "integer" },
+            "config_hash": { "type": "string" },
+            "last_good_revision": { "type": ["integer", "null"] },
+            "last_good_config_hash": { "type": ["string", "null"] },
+            "state": { "type": "string", "enum": ["in_progress", "complete", "failed", "rolled_back", "paused"] },
+            "strategy": { "type": "string", "enum": ["all_at_once", "batched", "canary"] },
+            "matched": { "type": "integer" }, "applied": { "type": "integer" },
+            "applying": { "type": "integer" }, "failed": { "type": "integer" },
+            "pending": { "type": "integer" }, "healthy": { "type": "integer" },
+            "unhealthy": { "type": "integer" }, "drifted": { "type": "integer" },
+            "failures": { "type": "array", "items": resp_obj(&["agent_id", "message"], json!({
+                "agent_id": { "type": "string" }, "message": { "type": "string" } })) },
+            "current_step": { "type": ["integer", "null"] },
+            "steps": { "type": "array", "items": resp_obj(&["index", "agents", "last", "started_at"], json!({
+                "index": { "type": "integer" }, "agents": { "type": "integer" },
+                "last": { "type": "boolean" }, "started_at": ts(),
+                "healthy_at": { "type": ["string", "null"], "format": "date-time" } })) },
+            "message": { "type": "string" },
+            "updated_at": ts()
+        })),
         "ProcessorSpec": obj(&["id"], json!({
             "id": { "type": "string", "description": "type or type/name" },
             "config": json_object()

@@ -26,7 +26,8 @@ pub(crate) const SIM_CAPS: AgentCaps = AgentCaps(
         | AgentCaps::REPORTS_HEALTH.0
         | AgentCaps::REPORTS_REMOTE_CONFIG.0
         | AgentCaps::REPORTS_HEARTBEAT.0
-        | AgentCaps::ACCEPTS_OPAMP_CONNECTION_SETTINGS.0,
+        | AgentCaps::ACCEPTS_OPAMP_CONNECTION_SETTINGS.0
+        | AgentCaps::REPORTS_OWN_METRICS.0,
 );
 
 /// Settings shared by every agent of one simulator process.
@@ -38,6 +39,8 @@ pub(crate) struct Shared {
     pub(crate) events: Events,
     /// Received configs by hash: every agent running one config shares one copy of it.
     pub(crate) configs: std::sync::Mutex<std::collections::HashMap<Bytes, AgentConfigMap>>,
+    /// Simulated throughput for the own metrics (see `own_metrics.rs`).
+    pub(crate) rates: Arc<super::own_metrics::Rates>,
 }
 
 impl Shared {
@@ -55,6 +58,8 @@ pub(crate) struct Reaction {
     pub(crate) reply: Option<AgentToServer>,
     /// The server is unavailable: disconnect and come back after this long.
     pub(crate) retry_after: Option<Duration>,
+    /// A new own-metrics destination was offered: start sending there.
+    pub(crate) own_metrics: Option<String>,
 }
 
 pub(crate) struct SimAgent {
@@ -72,6 +77,10 @@ pub(crate) struct SimAgent {
     /// Pipelines of the running config, reported as component health.
     pipelines: Vec<String>,
     pub(crate) shared: Arc<Shared>,
+    /// Own-metrics destination offered by the server.
+    own_metrics: Option<String>,
+    /// Whether the last effective config reported was the drifted one.
+    reported_drift: bool,
 }
 
 impl SimAgent {
@@ -94,6 +103,8 @@ impl SimAgent {
             effective: None,
             pipelines: Vec::new(),
             shared,
+            own_metrics: None,
+            reported_drift: false,
         }
     }
 
@@ -111,7 +122,40 @@ impl SimAgent {
 
     /// A heartbeat / poll: uid, sequence number and capabilities, everything else compressed.
     pub(crate) fn heartbeat_msg(&mut self) -> AgentToServer {
-        self.base()
+        let mut msg = self.base();
+        // `drift on|off` on the control: report the (hand-edited) effective config once.
+        if self
+            .shared
+            .rates
+            .drift
+            .load(std::sync::atomic::Ordering::Relaxed)
+            != self.reported_drift
+        {
+            msg.effective_config = Some(self.effective_report());
+        }
+        msg
+    }
+
+    /// The running config as reported; with `drift on`, as if edited by hand on the host
+    /// (a comment appended), while the remote config status still names the received hash.
+    fn effective_report(&mut self) -> EffectiveConfig {
+        let drift = self
+            .shared
+            .rates
+            .drift
+            .load(std::sync::atomic::Ordering::Relaxed);
+        self.reported_drift = drift;
+        let mut map = self.effective.clone().unwrap_or_default();
+        if drift {
+            for file in map.config_map.values_mut() {
+                let mut body = file.body.to_vec();
+                body.extend_from_slice(b"# edited by hand\n");
+                file.body = Bytes::from(body);
+            }
+        }
+        EffectiveConfig {
+            config_map: Some(map),
+        }
     }
 
     /// Everything the agent knows about itself (first message, or on ReportFullState).
@@ -119,9 +163,7 @@ impl SimAgent {
         let mut msg = self.base();
         msg.agent_description = Some(self.description());
         msg.health = Some(self.health());
-        msg.effective_config = Some(EffectiveConfig {
-            config_map: Some(self.effective.clone().unwrap_or_default()),
-        });
+        msg.effective_config = Some(self.effective_report());
         msg.remote_config_status = Some(self.config_status());
         msg
     }
@@ -222,6 +264,17 @@ impl SimAgent {
         {
             self.heartbeat = Duration::from_secs(offer.heartbeat_interval_seconds);
         }
+        if let Some(url) = msg
+            .connection_settings
+            .as_ref()
+            .and_then(|c| c.own_metrics.as_ref())
+            .map(|m| m.destination_endpoint.clone())
+            .filter(|u| !u.is_empty())
+            && self.own_metrics.as_ref() != Some(&url)
+        {
+            self.own_metrics = Some(url.clone());
+            reaction.own_metrics = Some(url);
+        }
         let mut report = false;
         if let Some(remote) = msg.remote_config
             && remote.config_hash != self.last_hash
@@ -236,9 +289,7 @@ impl SimAgent {
         } else if report {
             let mut reply = self.base();
             reply.remote_config_status = Some(self.config_status());
-            reply.effective_config = Some(EffectiveConfig {
-                config_map: Some(self.effective.clone().unwrap_or_default()),
-            });
+            reply.effective_config = Some(self.effective_report());
             reply.health = Some(self.health());
             reaction.reply = Some(reply);
         }
@@ -321,6 +372,10 @@ mod tests {
             version: "test".to_owned(),
             events: Events::silent(),
             configs: Default::default(),
+            rates: Arc::new(super::super::own_metrics::Rates::new(
+                0,
+                Duration::from_secs(1),
+            )),
         });
         SimAgent::new(
             0,

@@ -1,5 +1,6 @@
 //! Run-time control of a running simulation (`--control-stdin`): label changes per agent, so a
-//! test can move a live agent between groups, and `stop`.
+//! test can move a live agent between groups, own-metrics rates (`throughput N`, `refused N`,
+//! to inject a throughput drop), and `stop`.
 //!
 //! Lifecycle: one `watch` channel holds the current overrides; every agent task holds a
 //! receiver and re-reads its own entry when the value changes. When stdin closes the sender is
@@ -72,6 +73,7 @@ pub(crate) fn channel() -> (watch::Sender<Arc<Overrides>>, impl Fn() -> Control)
 pub(crate) async fn read_stdin(
     tx: watch::Sender<Arc<Overrides>>,
     stop: CancellationToken,
+    rates: Arc<super::own_metrics::Rates>,
     emit: impl Fn(serde_json::Value),
 ) {
     let mut lines = BufReader::new(tokio::io::stdin()).lines();
@@ -84,6 +86,27 @@ pub(crate) async fn read_stdin(
         let mut parts = line.split_whitespace();
         match (parts.next(), parts.next(), parts.next()) {
             (Some("stop"), None, None) => break,
+            (Some("drift"), Some(state @ ("on" | "off")), None) => {
+                rates
+                    .drift
+                    .store(state == "on", std::sync::atomic::Ordering::Relaxed);
+                emit(serde_json::json!({"event": "control_ok", "command": line}));
+            }
+            // Own-metrics rates of every agent: `throughput N` / `refused N` items per second.
+            (Some(which @ ("throughput" | "refused")), Some(n), None) => match n.parse::<u64>() {
+                Ok(n) => {
+                    let rate = if which == "throughput" {
+                        &rates.accepted
+                    } else {
+                        &rates.refused
+                    };
+                    rate.store(n, std::sync::atomic::Ordering::Relaxed);
+                    emit(serde_json::json!({"event": "control_ok", "command": line}));
+                }
+                Err(_) => emit(
+                    serde_json::json!({"event": "control_error", "error": format!("bad rate {n:?}")}),
+                ),
+            },
             (Some("labels"), Some(who), labels) => {
                 let template = match LabelTemplate::parse(labels.unwrap_or("")) {
                     Ok(t) => t,

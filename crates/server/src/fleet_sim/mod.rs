@@ -14,6 +14,7 @@ mod agent;
 mod control;
 mod events;
 mod labels;
+mod own_metrics;
 mod transport;
 
 use std::collections::{BTreeMap, HashSet};
@@ -90,6 +91,13 @@ pub struct FleetSimArgs {
     /// back as the same agents (default: fresh UUIDv7s).
     #[arg(long)]
     pub uid_seed: Option<u64>,
+    /// Items per second each agent reports as received (and sent) in its own metrics; change
+    /// it at run time with `throughput N` on the control.
+    #[arg(long, default_value_t = 100)]
+    pub throughput: u64,
+    /// Own-metrics export interval, once the server offers a destination.
+    #[arg(long, default_value_t = 10)]
+    pub own_metrics_seconds: u64,
     /// Start at most this many agents per second (0 = all at once).
     #[arg(long, default_value_t = 0)]
     pub connect_rate: u32,
@@ -221,6 +229,10 @@ pub async fn run(args: FleetSimArgs) -> Result<serde_json::Value, FleetSimError>
         version: args.agent_version.clone(),
         events: Events::new(args.quiet),
         configs: Default::default(),
+        rates: Arc::new(own_metrics::Rates::new(
+            args.throughput,
+            Duration::from_secs(args.own_metrics_seconds.max(1)),
+        )),
     });
     let stop = CancellationToken::new();
     let (control_tx, new_control) = control::channel();
@@ -252,7 +264,8 @@ pub async fn run(args: FleetSimArgs) -> Result<serde_json::Value, FleetSimError>
     if use_control {
         let stop = stop.clone();
         let shared = shared.clone();
-        tokio::spawn(control::read_stdin(control_tx, stop, move |v| {
+        let rates = shared.rates.clone();
+        tokio::spawn(control::read_stdin(control_tx, stop, rates, move |v| {
             shared.events.emit(v)
         }));
     } else {

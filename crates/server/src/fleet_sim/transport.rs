@@ -22,6 +22,22 @@ use super::control::Control;
 /// Largest server message a simulated agent accepts (a rendered config is far smaller).
 const MAX_MESSAGE: usize = 16 << 20;
 
+/// Starts the agent's own-metrics sender (it runs until the simulation stops).
+fn start_own_metrics(
+    agent: &SimAgent,
+    url: String,
+    target: &Arc<Target>,
+    stop: &CancellationToken,
+) {
+    tokio::spawn(super::own_metrics::run(
+        agent.uid.to_string(),
+        url,
+        target.clone(),
+        agent.shared.rates.clone(),
+        stop.clone(),
+    ));
+}
+
 /// Where and how agents connect.
 pub(crate) struct Target {
     pub(crate) url: String,
@@ -155,7 +171,7 @@ pub(crate) async fn run_ws(
             delay = backoff.next_delay();
             continue;
         }
-        match ws_session(&mut agent, &mut ws, &mut control, &stop).await {
+        match ws_session(&mut agent, &mut ws, &mut control, &stop, &target).await {
             SessionEnd::Stopped => {
                 let bye = agent.disconnect_msg();
                 let _ = tokio::time::timeout(Duration::from_secs(2), async {
@@ -191,6 +207,7 @@ async fn ws_session(
     ws: &mut Ws,
     control: &mut Control,
     stop: &CancellationToken,
+    target: &Arc<Target>,
 ) -> SessionEnd {
     let mut next_beat = Instant::now() + agent.heartbeat;
     loop {
@@ -222,6 +239,9 @@ async fn ws_session(
                     && let Err(err) = send(ws, &reply).await
                 {
                     return SessionEnd::Broken(err.to_string());
+                }
+                if let Some(url) = reaction.own_metrics {
+                    start_own_metrics(agent, url, target, stop);
                 }
                 if let Some(after) = reaction.retry_after {
                     return SessionEnd::RetryAfter(after);
@@ -380,6 +400,9 @@ pub(crate) async fn run_http(
                     backoff.reset();
                 }
                 let reaction = agent.handle(reply);
+                if let Some(url) = reaction.own_metrics {
+                    start_own_metrics(&agent, url, &target, &stop);
+                }
                 if let Some(next) = reaction.reply {
                     pending = Some(next);
                     delay = Duration::ZERO;

@@ -31,6 +31,7 @@ pub(crate) async fn post(
 ) -> Response {
     if let Err(err) = server.authorize(&headers).await {
         tracing::info!(peer = %peer, reason = %err, "Refused an OpAMP HTTP request");
+        server.count_refusal(peer, &err);
         return err.into_response();
     }
     let content_type = headers

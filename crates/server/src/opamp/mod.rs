@@ -122,6 +122,15 @@ impl OpampServer {
         }
     }
 
+    /// Counts a refused token for the insights' security events (a store outage is not one).
+    pub(crate) fn count_refusal(&self, peer: std::net::SocketAddr, err: &AuthError) {
+        if *err != AuthError::Store {
+            self.state
+                .insights
+                .auth_failure(&peer.ip().to_string(), chrono::Utc::now());
+        }
+    }
+
     /// True when another WebSocket session would exceed `--opamp-max-connections`.
     pub(crate) fn overloaded(&self) -> bool {
         let max = self.config.opamp_max_connections;
@@ -177,7 +186,18 @@ impl axum::response::IntoResponse for AuthError {
 pub(crate) fn router(server: Arc<OpampServer>) -> Router {
     Router::new()
         .route(otaas_opamp::OPAMP_PATH, get(ws::upgrade).post(http::post))
+        .route(
+            crate::insights::ingest::METRICS_PATH,
+            axum::routing::post(crate::insights::ingest::post),
+        )
         .with_state(server)
+}
+
+/// Wakes the WebSocket sessions whose agents have something new to receive.
+pub(crate) fn poke(notifies: Vec<Arc<tokio::sync::Notify>>) {
+    for n in notifies {
+        n.notify_one();
+    }
 }
 
 /// The URL agents used to reach us (for the connection settings offer).

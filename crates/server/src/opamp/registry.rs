@@ -22,7 +22,7 @@ use otaas_opamp::proto::{
     AgentConfigFile, AgentConfigMap, AgentDescription, AgentIdentification, AgentRemoteConfig,
     AgentToServer, AgentToServerFlags, ComponentHealth, ConnectionSettingsOffers,
     OpAmpConnectionSettings, RemoteConfigStatuses, ServerErrorResponse, ServerErrorResponseType,
-    ServerToAgent, ServerToAgentFlags, any_value,
+    ServerToAgent, ServerToAgentFlags, TelemetryConnectionSettings, any_value,
 };
 use otaas_opamp::{AgentCaps, InstanceUid, ServerCaps, hash};
 use serde::{Deserialize, Serialize};
@@ -286,7 +286,12 @@ struct Inner {
     agents: HashMap<InstanceUid, Entry>,
     /// Redacted effective configs by the hash of the reported body (see `effective_config`).
     texts: HashMap<String, Arc<str>>,
+    /// Each group's default config: what its agents get unless pinned (set by the rollout
+    /// engine: the last good revision while a rollout is under way, else the latest).
     groups: HashMap<AgentGroupId, Arc<GroupConfig>>,
+    /// Per-agent targets set by the rollout engine: agents already moved to a revision that is
+    /// still rolling out. A pin counts only while the agent belongs to the pin's group.
+    pins: HashMap<InstanceUid, Arc<GroupConfig>>,
     dirty: HashSet<InstanceUid>,
     next_conn: u64,
 }
@@ -367,6 +372,19 @@ fn effective_hash(map: &AgentConfigMap) -> Option<String> {
             }
             Some(hash::to_hex(&hash::sha256(&buf)))
         }
+    }
+}
+
+/// The config `uid` should run as a member of `group`: its pin if it has one for that group,
+/// else the group's default.
+fn target_of<'a>(
+    pins: &'a HashMap<InstanceUid, Arc<GroupConfig>>,
+    uid: &InstanceUid,
+    group: &'a GroupConfig,
+) -> &'a GroupConfig {
+    match pins.get(uid) {
+        Some(pin) if pin.id == group.id => pin,
+        _ => group,
     }
 }
 
@@ -597,7 +615,8 @@ impl Registry {
 
         // Membership: recomputed on every report (cheap: a scan over the groups), so label
         // changes and group changes are both covered.
-        let group = match_group(inner.groups.values().map(|g| &**g), &rec.labels).cloned();
+        let group = match_group(inner.groups.values().map(|g| &**g), &rec.labels)
+            .map(|g| target_of(&inner.pins, &uid, g).clone());
         if labels_changed {
             tracing::debug!(agent = %uid, group = ?group.as_ref().map(|g| g.id), "Agent labels changed");
         }
@@ -622,14 +641,30 @@ impl Registry {
         // Heartbeat interval, through the OpAMP connection settings, to agents that both send
         // heartbeats and accept OpAMP connection settings (the spec gates the `opamp` offer on
         // the latter).
+        // Agents that report their own metrics are offered our OTLP/HTTP ingest for them (see
+        // `crate::insights`), in the same offer.
         let caps = AgentCaps(entry.rec.capabilities);
-        if !entry.settings_offered
-            && !heartbeat.is_zero()
+        let offer_heartbeat = !heartbeat.is_zero()
             && caps.contains(AgentCaps::REPORTS_HEARTBEAT)
-            && caps.contains(AgentCaps::ACCEPTS_OPAMP_CONNECTION_SETTINGS)
-        {
+            && caps.contains(AgentCaps::ACCEPTS_OPAMP_CONNECTION_SETTINGS);
+        let offer_metrics = caps.contains(AgentCaps::REPORTS_OWN_METRICS);
+        if !entry.settings_offered && (offer_heartbeat || offer_metrics) {
             entry.settings_offered = true;
-            reply.connection_settings = Some(heartbeat_offer(&ctx.endpoint, heartbeat));
+            let mut offer = heartbeat_offer(&ctx.endpoint, heartbeat);
+            if !offer_heartbeat {
+                offer.opamp = None;
+            }
+            if offer_metrics {
+                let url = own_metrics_url(&ctx.endpoint);
+                let mut digest = offer.hash.to_vec();
+                digest.extend_from_slice(url.as_bytes());
+                offer.hash = Bytes::copy_from_slice(&hash::sha256(&digest));
+                offer.own_metrics = Some(TelemetryConnectionSettings {
+                    destination_endpoint: url,
+                    ..Default::default()
+                });
+            }
+            reply.connection_settings = Some(offer);
         }
         reply
     }
@@ -644,6 +679,7 @@ impl Registry {
             return None;
         }
         let group = entry.rec.group_id.and_then(|id| inner.groups.get(&id))?;
+        let group = target_of(&inner.pins, &uid, group);
         if !entry.rec.caps().contains(AgentCaps::ACCEPTS_REMOTE_CONFIG)
             || entry.rec.remote_config_hash.as_deref() == Some(group.hash_hex.as_str())
             || entry.offered.as_ref() == Some(&group.remote.config_hash)
@@ -689,6 +725,28 @@ impl Registry {
     pub fn remove_group(&self, id: AgentGroupId) -> Vec<Arc<Notify>> {
         let mut inner = self.lock();
         inner.groups.remove(&id);
+        inner.pins.retain(|_, pin| pin.id != id);
+        Self::reassign(&mut inner)
+    }
+
+    /// The rollout engine's one write: sets the group's default config and replaces the
+    /// group's per-agent pins (`pinned` agents get `target`), in one critical section so no
+    /// agent ever sees a half-applied decision. Returns the connections to poke.
+    pub fn set_rollout(
+        &self,
+        default: GroupConfig,
+        target: Option<Arc<GroupConfig>>,
+        pinned: &[InstanceUid],
+    ) -> Vec<Arc<Notify>> {
+        let mut inner = self.lock();
+        let id = default.id;
+        inner.groups.insert(id, Arc::new(default));
+        inner.pins.retain(|_, pin| pin.id != id);
+        if let Some(target) = target {
+            for uid in pinned {
+                inner.pins.insert(*uid, target.clone());
+            }
+        }
         Self::reassign(&mut inner)
     }
 
@@ -703,11 +761,13 @@ impl Registry {
         let Inner {
             agents,
             groups,
+            pins,
             dirty,
             ..
         } = inner;
         for (uid, entry) in agents.iter_mut() {
-            let group = match_group(groups.values().map(|g| &**g), &entry.rec.labels);
+            let group = match_group(groups.values().map(|g| &**g), &entry.rec.labels)
+                .map(|g| target_of(pins, uid, g));
             let group_id = group.map(|g| g.id);
             let desired = group.map(|g| g.hash_hex.clone());
             if entry.rec.group_id != group_id || entry.rec.desired_config_hash != desired {
@@ -846,6 +906,18 @@ mod shared_text {
     ) -> Result<Option<Arc<str>>, D::Error> {
         Ok(Option::<String>::deserialize(d)?.map(Arc::from))
     }
+}
+
+/// The OTLP/HTTP metrics URL on the listener the agent reached us at (`ws://h/v1/opamp` ->
+/// `http://h/v1/metrics`).
+fn own_metrics_url(endpoint: &str) -> String {
+    let (scheme, rest) = endpoint.split_once("://").unwrap_or(("http", endpoint));
+    let scheme = match scheme {
+        "wss" | "https" => "https",
+        _ => "http",
+    };
+    let host = rest.split('/').next().unwrap_or(rest);
+    format!("{scheme}://{host}{}", crate::insights::ingest::METRICS_PATH)
 }
 
 fn heartbeat_offer(endpoint: &str, interval: Duration) -> ConnectionSettingsOffers {

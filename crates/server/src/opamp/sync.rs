@@ -1,6 +1,7 @@
 //! Background tasks of the OpAMP server:
-//! - group sync: keeps the registry's group configs current from the store and the core's
-//!   change events, and pokes WebSocket agents whose desired config changed;
+//! - group sync: feeds the core's change events to the rollout engine (`crate::rollout`),
+//!   which decides which config each agent gets and pokes the WebSockets concerned;
+//! - rollout driver: moves in-progress rollouts on (started here, lives in `crate::rollout`);
 //! - flusher: writes changed agents to the store in one transaction per second (not one per
 //!   heartbeat);
 //! - sweep: marks agents silent for three heartbeat intervals as disconnected.
@@ -10,14 +11,13 @@
 
 use std::time::Duration;
 
-use otaas_api::AgentGroupId;
 use tokio::sync::broadcast::error::RecvError;
 use tokio::task::JoinHandle;
 
-use super::registry::{AgentRecord, GroupConfig};
+use super::registry::AgentRecord;
 use crate::events::Event;
 use crate::state::AppState;
-use crate::store::{AgentRow, StoreError};
+use crate::store::AgentRow;
 
 /// How often changed agents are written.
 const FLUSH_EVERY: Duration = Duration::from_secs(1);
@@ -59,7 +59,8 @@ pub(crate) async fn load(state: &AppState) {
         }
         Err(err) => tracing::error!(error = %err, "Loading stored agents failed"),
     }
-    reload_all(state).await;
+    crate::rollout::load(state).await;
+    crate::rollout::reload_all(state).await;
 }
 
 pub(crate) fn spawn(state: AppState) -> Background {
@@ -67,83 +68,33 @@ pub(crate) fn spawn(state: AppState) -> Background {
         tokio::spawn(group_sync(state.clone())),
         tokio::spawn(flusher(state.clone())),
         tokio::spawn(sweeper(state.clone())),
+        crate::rollout::spawn(state.clone()),
+        crate::insights::spawn_metrics(state.clone(), Duration::from_secs(2)),
     ];
     Background { state, tasks }
-}
-
-async fn load_group(state: &AppState, id: AgentGroupId) -> Result<Option<GroupConfig>, StoreError> {
-    let group = match state.store.get_group(id).await {
-        Ok(g) => g,
-        Err(StoreError::NotFound { .. }) => return Ok(None),
-        Err(err) => return Err(err),
-    };
-    let revision = match state.store.group_revision(id, None).await {
-        Ok(r) => r,
-        Err(StoreError::NotFound { .. }) => return Ok(None),
-        Err(err) => return Err(err),
-    };
-    Ok(Some(GroupConfig::new(
-        id,
-        group.record.spec.selector,
-        group.record.created_at,
-        revision.revision,
-        revision.yaml,
-        revision.hash,
-    )))
-}
-
-async fn reload_all(state: &AppState) {
-    let groups = match state.store.list_groups().await {
-        Ok(groups) => groups,
-        Err(err) => {
-            tracing::error!(error = %err, "Listing agent groups failed");
-            return;
-        }
-    };
-    let mut configs = Vec::with_capacity(groups.len());
-    for g in groups {
-        match load_group(state, g.record.id).await {
-            Ok(Some(cfg)) => configs.push(cfg),
-            Ok(None) => {}
-            Err(err) => {
-                tracing::error!(group = %g.record.id, error = %err, "Loading a group config failed")
-            }
-        }
-    }
-    poke(state.agents.set_groups(configs));
-}
-
-fn poke(notifies: Vec<std::sync::Arc<tokio::sync::Notify>>) {
-    for n in notifies {
-        n.notify_one();
-    }
 }
 
 async fn group_sync(state: AppState) {
     let mut rx = state.events.subscribe();
     // Anything that happened between `load` and the subscription is caught by this reload.
-    reload_all(&state).await;
+    crate::rollout::reload_all(&state).await;
     loop {
         let event = tokio::select! {
             e = rx.recv() => e,
             _ = state.shutdown.cancelled() => return,
         };
         match event {
+            // Which revision each agent gets is the rollout engine's decision.
             Ok(Event::GroupRevision { group_id, .. }) | Ok(Event::GroupChanged { group_id }) => {
-                match load_group(&state, group_id).await {
-                    Ok(Some(cfg)) => {
-                        tracing::debug!(group = %group_id, revision = cfg.revision, "Group config updated");
-                        poke(state.agents.upsert_group(cfg));
-                    }
-                    Ok(None) => poke(state.agents.remove_group(group_id)),
-                    Err(err) => {
-                        tracing::error!(group = %group_id, error = %err, "Loading a group config failed");
-                    }
+                if let Err(err) = crate::rollout::sync_group(&state, group_id).await {
+                    tracing::error!(group = %group_id, error = %err, "Loading a group config failed");
                 }
             }
-            Ok(Event::GroupDeleted { group_id }) => poke(state.agents.remove_group(group_id)),
+            Ok(Event::GroupDeleted { group_id }) => {
+                crate::rollout::remove_group(&state, group_id).await
+            }
             // Events are hints: after missing some, resynchronise from the store.
-            Err(RecvError::Lagged(_)) => reload_all(&state).await,
+            Err(RecvError::Lagged(_)) => crate::rollout::reload_all(&state).await,
             Err(RecvError::Closed) => return,
         }
     }

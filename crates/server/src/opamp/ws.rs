@@ -52,6 +52,7 @@ pub(crate) async fn upgrade(
     }
     if let Err(err) = server.authorize(&headers).await {
         tracing::info!(peer = %peer, reason = %err, "Refused an OpAMP WebSocket");
+        server.count_refusal(peer, &err);
         return err.into_response();
     }
     let endpoint = super::endpoint_url(&headers, "ws", server.config.opamp_tls_cert.is_some());

@@ -20,6 +20,11 @@ const SQLITE: &[Entry] = &[
         "agents",
         include_str!("../../migrations/sqlite/0002_agents.sql"),
     ),
+    (
+        3,
+        "rollouts",
+        include_str!("../../migrations/sqlite/0003_rollouts.sql"),
+    ),
 ];
 
 const POSTGRES: &[Entry] = &[
@@ -32,6 +37,11 @@ const POSTGRES: &[Entry] = &[
         2,
         "agents",
         include_str!("../../migrations/postgres/0002_agents.sql"),
+    ),
+    (
+        3,
+        "rollouts",
+        include_str!("../../migrations/postgres/0003_rollouts.sql"),
     ),
 ];
 

@@ -127,6 +127,14 @@ pub struct AgentRow {
     pub state: String,
 }
 
+/// One group's rollout state as persisted by the rollout engine (see `rollout/`): an opaque
+/// JSON document owned by that area.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RolloutRow {
+    pub group_id: AgentGroupId,
+    pub state: String,
+}
+
 /// The result of a write: the object written and the group revisions the write created.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Written<T> {
@@ -302,6 +310,13 @@ pub trait Store: Send + Sync + 'static {
     async fn upsert_agents(&self, agents: &[AgentRow]) -> Result<(), StoreError>;
     /// Every stored agent, ordered by id.
     async fn list_agents(&self) -> Result<Vec<AgentRow>, StoreError>;
+
+    /// Inserts or replaces a group's rollout state (the rollout engine's JSON record).
+    async fn put_rollout(&self, group_id: AgentGroupId, state: &str) -> Result<(), StoreError>;
+    /// Every stored rollout state, ordered by group id.
+    async fn list_rollouts(&self) -> Result<Vec<RolloutRow>, StoreError>;
+    /// Forgets a group's rollout state (the group was deleted); absent is fine.
+    async fn delete_rollout(&self, group_id: AgentGroupId) -> Result<(), StoreError>;
 }
 
 /// Opens the store a `--database` URL names: `sqlite://PATH` (created if missing, WAL) or

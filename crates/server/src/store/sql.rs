@@ -1067,6 +1067,47 @@ macro_rules! sql_store {
                     })
                     .collect()
             }
+
+            async fn put_rollout(&self, group_id: AgentGroupId, state: &str) -> Result<(), StoreError> {
+                let _guard = self.write_lock.lock().await;
+                sqlx::query(
+                    "INSERT INTO rollouts (group_id, state, updated_at) VALUES ($1, $2, $3) \
+                     ON CONFLICT (group_id) DO UPDATE SET state = excluded.state, \
+                     updated_at = excluded.updated_at",
+                )
+                .bind(group_id.to_string())
+                .bind(state)
+                .bind(now_ms())
+                .execute(&self.pool)
+                .await?;
+                Ok(())
+            }
+
+            async fn list_rollouts(&self) -> Result<Vec<$crate::store::RolloutRow>, StoreError> {
+                let rows = sqlx::query("SELECT group_id, state FROM rollouts ORDER BY group_id")
+                    .fetch_all(&self.pool)
+                    .await?;
+                rows.iter()
+                    .map(|row| {
+                        let id: String = row.try_get("group_id")?;
+                        Ok($crate::store::RolloutRow {
+                            group_id: AgentGroupId::from_str(&id).map_err(|_| {
+                                StoreError::Corrupt(format!("rollout group id {id:?}"))
+                            })?,
+                            state: row.try_get("state")?,
+                        })
+                    })
+                    .collect()
+            }
+
+            async fn delete_rollout(&self, group_id: AgentGroupId) -> Result<(), StoreError> {
+                let _guard = self.write_lock.lock().await;
+                sqlx::query("DELETE FROM rollouts WHERE group_id = $1")
+                    .bind(group_id.to_string())
+                    .execute(&self.pool)
+                    .await?;
+                Ok(())
+            }
         }
     };
 }

@@ -421,3 +421,157 @@ fn an_agent_may_ask_for_a_new_uid() {
     );
     assert_eq!(reg.get(uid), None);
 }
+
+fn applied_report(
+    uid: InstanceUid,
+    seq: u64,
+    sent: &GroupConfig,
+    effective_body: &'static [u8],
+) -> AgentToServer {
+    let mut report = beat(uid, seq, SIM_CAPS);
+    report.remote_config_status = Some(RemoteConfigStatus {
+        last_remote_config_hash: sent.remote.config_hash.clone(),
+        status: RemoteConfigStatuses::Applied as i32,
+        error_message: String::new(),
+    });
+    let mut map = sent.remote.config.clone().unwrap();
+    map.config_map.get_mut(CONFIG_FILE).unwrap().body = Bytes::from_static(effective_body);
+    report.effective_config = Some(EffectiveConfig {
+        config_map: Some(map),
+    });
+    report
+}
+
+#[test]
+fn pinned_agents_get_the_rollout_target_and_the_others_the_group_default() {
+    // Given a group whose default is revision 1 and two agents in it
+    let reg = Registry::new(Duration::from_secs(30));
+    let good = group(&[("env", "prod")], 1, "v: 1\n");
+    let mut next = group(&[("env", "prod")], 1, "v: 2\n");
+    next.id = good.id;
+    next.revision = 2;
+    let next = Arc::new(next);
+    reg.set_rollout(good.clone(), None, &[]);
+    let (a, b) = (InstanceUid::new_v7(), InstanceUid::new_v7());
+    let notify = Arc::new(Notify::new());
+    let mut ca = reg.connection(Transport::Ws, "ws://x".into(), Some(notify.clone()));
+    let mut cb = reg.connection(Transport::Ws, "ws://x".into(), None);
+    let ra = reg.handle(&mut ca, first(a, SIM_CAPS, &[("env", "prod")]), now());
+    let rb = reg.handle(&mut cb, first(b, SIM_CAPS, &[("env", "prod")]), now());
+    assert_eq!(ra.remote_config.as_ref(), Some(&good.remote));
+    assert_eq!(rb.remote_config.as_ref(), Some(&good.remote));
+
+    // When the engine pins `a` to revision 2
+    let poked = reg.set_rollout(good.clone(), Some(next.clone()), &[a]);
+    // Then only `a`'s socket is poked, and `a` is pushed revision 2; `b` keeps revision 1
+    assert_eq!(poked.len(), 1);
+    assert!(Arc::ptr_eq(&poked[0], &notify));
+    let push = reg.pending_push(&ca).unwrap();
+    assert_eq!(push.remote_config.as_ref(), Some(&next.remote));
+    assert_eq!(reg.pending_push(&cb), None);
+    assert_eq!(
+        reg.get(a).unwrap().desired_config_hash.as_deref(),
+        Some(next.hash_hex.as_str())
+    );
+    assert_eq!(
+        reg.get(b).unwrap().desired_config_hash.as_deref(),
+        Some(good.hash_hex.as_str())
+    );
+
+    // When the engine rolls back (no pins, default revision 1)
+    reg.set_rollout(good.clone(), Some(next.clone()), &[]);
+    // Then `a` is offered revision 1 again
+    assert_eq!(
+        reg.pending_push(&ca).unwrap().remote_config.as_ref(),
+        Some(&good.remote)
+    );
+    // A pin for a group the agent does not belong to is ignored.
+    let other = group(&[("env", "dev")], 1, "v: 9\n");
+    let other_id = other.id;
+    reg.set_rollout(other, Some(Arc::new(group(&[], 1, "v: 10\n"))), &[b]);
+    assert_eq!(reg.get(b).unwrap().group_id, Some(good.id));
+    assert_ne!(Some(other_id), reg.get(b).unwrap().group_id);
+    assert_eq!(
+        reg.get(b).unwrap().desired_config_hash.as_deref(),
+        Some(good.hash_hex.as_str())
+    );
+}
+
+#[test]
+fn drift_compares_what_the_agent_runs_with_what_we_sent_not_the_redacted_copy() {
+    // Given a group config with a secret in it, and an agent in the group
+    const SENT: &[u8] = b"extensions:\n  auth:\n    token: hunter2\n";
+    let reg = Registry::new(Duration::from_secs(30));
+    let g = group(&[], 1, std::str::from_utf8(SENT).unwrap());
+    reg.set_groups(vec![g.clone()]);
+    let uid = InstanceUid::new_v7();
+    let mut ctx = reg.connection(Transport::Ws, "ws://x".into(), None);
+    reg.handle(&mut ctx, first(uid, SIM_CAPS, &[]), now());
+
+    // When it reports APPLIED and runs exactly what we sent
+    reg.handle(&mut ctx, applied_report(uid, 1, &g, SENT), now());
+    let rec = reg.get(uid).unwrap();
+    // Then the stored copy is redacted, yet the agent is not drifted (hash of the real body)
+    assert_eq!(
+        rec.effective_config.as_deref(),
+        Some("extensions:\n  auth:\n    token: <redacted>\n")
+    );
+    assert_eq!(
+        rec.effective_config_hash.as_deref(),
+        Some(g.hash_hex.as_str())
+    );
+    assert!(!crate::rollout::is_drifted(&rec));
+
+    // When someone edits the collector's config by hand (same APPLIED hash, other content)
+    reg.handle(
+        &mut ctx,
+        applied_report(uid, 2, &g, b"extensions:\n  auth:\n    token: other\n"),
+        now(),
+    );
+    // Then it is drifted
+    assert!(crate::rollout::is_drifted(&reg.get(uid).unwrap()));
+
+    // And an agent reporting the redacted text it was never sent is drifted too
+    reg.handle(
+        &mut ctx,
+        applied_report(uid, 3, &g, b"extensions:\n  auth:\n    token: <redacted>\n"),
+        now(),
+    );
+    assert!(crate::rollout::is_drifted(&reg.get(uid).unwrap()));
+    // Back on the real config: not drifted.
+    reg.handle(&mut ctx, applied_report(uid, 4, &g, SENT), now());
+    assert!(!crate::rollout::is_drifted(&reg.get(uid).unwrap()));
+}
+
+#[test]
+fn agents_reporting_own_metrics_are_offered_the_ingest_once_per_connection() {
+    const OWN_METRICS: u64 = 0x40;
+    let reg = Registry::new(Duration::from_secs(7));
+    // A WebSocket agent with heartbeats and own metrics: one offer with both.
+    let uid = InstanceUid::new_v7();
+    let mut ctx = reg.connection(Transport::Ws, "wss://h:1/v1/opamp".into(), None);
+    let reply = reg.handle(&mut ctx, first(uid, SIM_CAPS | OWN_METRICS, &[]), now());
+    let offer = reply.connection_settings.unwrap();
+    assert_eq!(offer.opamp.unwrap().heartbeat_interval_seconds, 7);
+    assert_eq!(
+        offer.own_metrics.unwrap().destination_endpoint,
+        "https://h:1/v1/metrics"
+    );
+    // Not repeated on the same connection.
+    let reply = reg.handle(&mut ctx, beat(uid, 1, SIM_CAPS | OWN_METRICS), now());
+    assert_eq!(reply.connection_settings, None);
+    // An HTTP agent with own metrics but no heartbeat settings: the metrics part only.
+    let mut ctx = reg.connection(Transport::Http, "http://h:2/v1/opamp".into(), None);
+    let reply = reg.handle(
+        &mut ctx,
+        first(InstanceUid::new_v7(), PY_CAPS | OWN_METRICS, &[]),
+        now(),
+    );
+    let offer = reply.connection_settings.unwrap();
+    assert_eq!(offer.opamp, None);
+    assert_eq!(
+        offer.own_metrics.unwrap().destination_endpoint,
+        "http://h:2/v1/metrics"
+    );
+    assert_eq!(offer.hash.len(), 32);
+}

@@ -1,0 +1,115 @@
+//! `GET /api/v1/insights`: fleet usage, load, anomalies and security events, from the agents'
+//! own metrics (OTLP/HTTP ingest on the OpAMP listener) and the OpAMP registry. Also the shape
+//! of the provider's `otaas_fleet_insights` data source.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::ids::{AgentGroupId, EndpointId};
+
+/// Throughput of one component (receiver or exporter) of one agent, from its own metrics.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ComponentThroughput {
+    /// `receiver/<id>` or `exporter/<id>`.
+    pub component: String,
+    /// Items (spans, metric points, log records) accepted / refused by a receiver or sent by
+    /// an exporter, in total as last reported, and per second over the last report interval.
+    pub accepted_total: f64,
+    pub refused_total: f64,
+    pub sent_total: f64,
+    pub accepted_per_second: f64,
+    pub refused_per_second: f64,
+    pub sent_per_second: f64,
+}
+
+/// One agent's load, as its own metrics say.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AgentInsight {
+    pub agent_id: String,
+    pub group_id: Option<AgentGroupId>,
+    pub accepted_per_second: f64,
+    pub refused_per_second: f64,
+    pub sent_per_second: f64,
+    /// The rolling baseline of `accepted_per_second` anomalies are judged against.
+    pub baseline_accepted_per_second: Option<f64>,
+    pub cpu_seconds_total: Option<f64>,
+    pub memory_rss_bytes: Option<f64>,
+    #[serde(default)]
+    pub components: Vec<ComponentThroughput>,
+    pub last_report_at: DateTime<Utc>,
+    /// Own-metrics reports received from this agent since the server started.
+    pub reports: u64,
+}
+
+/// What looks wrong.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AnomalyKind {
+    ThroughputDrop,
+    ThroughputSpike,
+    RefusedSpike,
+    HeartbeatLoss,
+    UnhealthyComponent,
+    Drift,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Anomaly {
+    pub kind: AnomalyKind,
+    pub agent_id: String,
+    pub group_id: Option<AgentGroupId>,
+    pub message: String,
+}
+
+/// Failed authentications from one source address.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuthFailures {
+    pub source: String,
+    pub count: u64,
+    pub last_at: DateTime<Utc>,
+}
+
+/// An ingest endpoint served without TLS or without authentication.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExposedEndpoint {
+    pub endpoint_id: EndpointId,
+    pub name: String,
+    pub tls: bool,
+    pub auth: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SecurityInsights {
+    /// OpAMP connections refused for a missing or wrong token, by source address.
+    #[serde(default)]
+    pub auth_failures: Vec<AuthFailures>,
+    /// Agents that match no group (never pushed a config): instance uids.
+    #[serde(default)]
+    pub unmanaged_agents: Vec<String>,
+    #[serde(default)]
+    pub exposed_endpoints: Vec<ExposedEndpoint>,
+}
+
+/// `GET /api/v1/insights`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct FleetInsights {
+    pub generated_at: DateTime<Utc>,
+    /// Agents that sent own metrics, by id order.
+    #[serde(default)]
+    pub agents: Vec<AgentInsight>,
+    #[serde(default)]
+    pub anomalies: Vec<Anomaly>,
+    /// Anomaly counts by kind.
+    #[serde(default)]
+    pub anomaly_counts: BTreeMap<AnomalyKind, u64>,
+    pub security: SecurityInsights,
+}
+
+impl crate::client::Client {
+    /// `GET /api/v1/insights`.
+    pub async fn insights(&self) -> Result<FleetInsights, crate::client::ClientError> {
+        self.get("/insights").await
+    }
+}

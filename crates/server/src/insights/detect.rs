@@ -1,0 +1,245 @@
+//! Throughput series and anomaly rules, without I/O.
+//!
+//! Each own-metrics report is a [`Sample`] of cumulative counters. Rates are the difference
+//! between two reports over their time difference (a counter that went down means the
+//! collector restarted: the new value is the count since then). The baseline of the accepted
+//! rate is an exponentially weighted mean of the *normal* rates only — a sample judged
+//! anomalous does not move it — so a drop stays flagged until throughput recovers instead of
+//! becoming the new normal.
+//!
+//! Rules (after [`WARMUP`] normal rates):
+//! - throughput drop: accepted rate below [`DROP_RATIO`] x baseline;
+//! - throughput spike: accepted rate above [`SPIKE_RATIO`] x baseline;
+//! - refused spike: more than [`REFUSED_SHARE`] of the received items refused.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use otaas_api::AgentGroupId;
+use otaas_api::insights::{AgentInsight, AnomalyKind, ComponentThroughput};
+
+/// Normal rates needed before the baseline is trusted.
+pub const WARMUP: usize = 3;
+pub const DROP_RATIO: f64 = 0.5;
+pub const SPIKE_RATIO: f64 = 3.0;
+pub const REFUSED_SHARE: f64 = 0.1;
+/// Weight of a new normal rate in the baseline.
+const ALPHA: f64 = 0.3;
+
+/// Cumulative counters of one component.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Counters {
+    pub accepted: f64,
+    pub refused: f64,
+    pub sent: f64,
+}
+
+/// One own-metrics report of an agent.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Sample {
+    pub at: DateTime<Utc>,
+    /// By component (`receiver/<id>`, `exporter/<id>`).
+    pub components: BTreeMap<String, Counters>,
+    pub cpu_seconds: Option<f64>,
+    pub memory_rss: Option<f64>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq)]
+struct Rates {
+    accepted: f64,
+    refused: f64,
+    sent: f64,
+}
+
+/// One agent's history.
+#[derive(Debug, Default)]
+pub struct AgentSeries {
+    last: Option<Sample>,
+    /// Per component rates over the last interval.
+    rates: BTreeMap<String, Rates>,
+    total: Rates,
+    baseline: Option<f64>,
+    normal_samples: usize,
+    anomalies: Vec<(AnomalyKind, String)>,
+    reports: u64,
+}
+
+fn delta(now: f64, before: f64) -> f64 {
+    // A counter that went down was reset (the collector restarted).
+    if now >= before { now - before } else { now }
+}
+
+impl AgentSeries {
+    pub fn push(&mut self, sample: Sample) {
+        self.reports += 1;
+        let Some(prev) = self.last.replace(sample) else {
+            return;
+        };
+        let cur = self.last.as_ref().expect("just set");
+        let secs = (cur.at - prev.at).num_milliseconds() as f64 / 1000.0;
+        if secs <= 0.0 {
+            // Out of order or duplicate: keep the newer counters, no rate.
+            return;
+        }
+        self.rates.clear();
+        self.total = Rates::default();
+        for (name, c) in &cur.components {
+            let p = prev.components.get(name).cloned().unwrap_or_default();
+            let r = Rates {
+                accepted: delta(c.accepted, p.accepted) / secs,
+                refused: delta(c.refused, p.refused) / secs,
+                sent: delta(c.sent, p.sent) / secs,
+            };
+            self.total.accepted += r.accepted;
+            self.total.refused += r.refused;
+            self.total.sent += r.sent;
+            self.rates.insert(name.clone(), r);
+        }
+        self.judge();
+    }
+
+    fn judge(&mut self) {
+        self.anomalies.clear();
+        let rate = self.total.accepted;
+        let received = self.total.accepted + self.total.refused;
+        if received > 0.0 && self.total.refused / received > REFUSED_SHARE {
+            self.anomalies.push((
+                AnomalyKind::RefusedSpike,
+                format!(
+                    "{:.1}/s refused of {:.1}/s received ({:.0} %)",
+                    self.total.refused,
+                    received,
+                    100.0 * self.total.refused / received
+                ),
+            ));
+        }
+        let mut normal = true;
+        if let Some(base) = self.baseline
+            && self.normal_samples >= WARMUP
+        {
+            if rate < base * DROP_RATIO {
+                normal = false;
+                self.anomalies.push((
+                    AnomalyKind::ThroughputDrop,
+                    format!("accepted {rate:.1}/s, baseline {base:.1}/s"),
+                ));
+            } else if base > 0.0 && rate > base * SPIKE_RATIO {
+                normal = false;
+                self.anomalies.push((
+                    AnomalyKind::ThroughputSpike,
+                    format!("accepted {rate:.1}/s, baseline {base:.1}/s"),
+                ));
+            }
+        }
+        if normal {
+            self.baseline = Some(match self.baseline {
+                Some(b) => b + ALPHA * (rate - b),
+                None => rate,
+            });
+            self.normal_samples += 1;
+        }
+    }
+
+    /// The anomalies of the latest interval.
+    pub fn anomalies(&self) -> Vec<(AnomalyKind, String)> {
+        self.anomalies.clone()
+    }
+
+    /// What the API shows; `None` before the first report.
+    pub fn view(&self, agent_id: &str, group_id: Option<AgentGroupId>) -> Option<AgentInsight> {
+        let last = self.last.as_ref()?;
+        Some(AgentInsight {
+            agent_id: agent_id.to_owned(),
+            group_id,
+            accepted_per_second: self.total.accepted,
+            refused_per_second: self.total.refused,
+            sent_per_second: self.total.sent,
+            baseline_accepted_per_second: self.baseline,
+            cpu_seconds_total: last.cpu_seconds,
+            memory_rss_bytes: last.memory_rss,
+            components: last
+                .components
+                .iter()
+                .map(|(name, c)| {
+                    let r = self.rates.get(name).cloned().unwrap_or_default();
+                    ComponentThroughput {
+                        component: name.clone(),
+                        accepted_total: c.accepted,
+                        refused_total: c.refused,
+                        sent_total: c.sent,
+                        accepted_per_second: r.accepted,
+                        refused_per_second: r.refused,
+                        sent_per_second: r.sent,
+                    }
+                })
+                .collect(),
+            last_report_at: last.at,
+            reports: self.reports,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample(secs: i64, accepted: f64, refused: f64) -> Sample {
+        Sample {
+            at: DateTime::from_timestamp(1_800_000_000 + secs, 0).unwrap(),
+            components: BTreeMap::from([(
+                "receiver/otlp".to_owned(),
+                Counters {
+                    accepted,
+                    refused,
+                    sent: 0.0,
+                },
+            )]),
+            cpu_seconds: None,
+            memory_rss: None,
+        }
+    }
+
+    fn kinds(s: &AgentSeries) -> Vec<AnomalyKind> {
+        s.anomalies().into_iter().map(|(k, _)| k).collect()
+    }
+
+    #[test]
+    fn a_drop_is_flagged_until_throughput_recovers() {
+        let mut s = AgentSeries::default();
+        // Given 100/s for a while
+        for t in 0..6 {
+            s.push(sample(t, 100.0 * t as f64, 0.0));
+        }
+        let mut total = 500.0;
+        assert_eq!(kinds(&s), []);
+        assert_eq!(s.baseline, Some(100.0));
+        // When it falls to 10/s
+        for t in 6..9 {
+            total += 10.0;
+            s.push(sample(t, total, 0.0));
+            // Then the drop is flagged, and stays flagged (the baseline does not follow)
+            assert_eq!(kinds(&s), [AnomalyKind::ThroughputDrop]);
+        }
+        assert_eq!(s.baseline, Some(100.0));
+        // When it recovers, the flag clears
+        total += 100.0;
+        s.push(sample(9, total, 0.0));
+        assert_eq!(kinds(&s), []);
+    }
+
+    #[test]
+    fn spikes_refusals_and_counter_resets() {
+        let mut s = AgentSeries::default();
+        for t in 0..5 {
+            s.push(sample(t, 10.0 * t as f64, 0.0));
+        }
+        s.push(sample(5, 40.0 + 100.0, 0.0));
+        assert_eq!(kinds(&s), [AnomalyKind::ThroughputSpike]);
+        // A restarted collector starts its counters again: not a negative rate.
+        s.push(sample(6, 10.0, 5.0));
+        assert_eq!(kinds(&s), [AnomalyKind::RefusedSpike]);
+        let view = s.view("a", None).unwrap();
+        assert_eq!(view.accepted_per_second, 10.0);
+        assert_eq!(view.refused_per_second, 5.0);
+    }
+}

@@ -1,0 +1,281 @@
+//! Fleet insights: what the agents' own metrics and the registry say about usage, load,
+//! anomalies and security. Owns the per-agent throughput history, the rolling baselines and
+//! the auth-failure counts; serves `GET /api/v1/insights` and publishes Prometheus gauges.
+//!
+//! Files: `ingest.rs` (`POST /v1/metrics` on the OpAMP listener: OTLP/HTTP protobuf, decoded
+//! with `opentelemetry-proto`, kept at that edge), `detect.rs` (baselines and anomaly rules,
+//! no I/O), this file (state, the report, the Prometheus refresher).
+//!
+//! Agents are offered the ingest URL as their own-metrics destination by the OpAMP registry
+//! (`connection_settings.own_metrics`) when they declare `ReportsOwnMetrics`.
+
+pub mod detect;
+pub mod ingest;
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use axum::Json;
+use axum::Router;
+use axum::extract::State;
+use axum::routing::get;
+use chrono::{DateTime, Utc};
+use otaas_api::insights::{
+    Anomaly, AnomalyKind, AuthFailures, ExposedEndpoint, FleetInsights, SecurityInsights,
+};
+use otaas_api::{EndpointAuth, insights::AgentInsight};
+use tokio::task::JoinHandle;
+
+use crate::api::ApiError;
+use crate::opamp::registry::AgentFilter;
+use crate::state::AppState;
+use detect::AgentSeries;
+
+/// Insights state; lives in `AppState`.
+#[derive(Default)]
+pub struct Insights {
+    inner: Mutex<Inner>,
+}
+
+#[derive(Default)]
+struct Inner {
+    /// Own-metrics history per agent id (hex uid).
+    agents: HashMap<String, AgentSeries>,
+    /// Refused OpAMP authentications by source address.
+    auth_failures: BTreeMap<String, (u64, DateTime<Utc>)>,
+}
+
+impl Insights {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Counts a refused agent authentication from `source`.
+    pub fn auth_failure(&self, source: &str, now: DateTime<Utc>) {
+        let mut inner = self.lock();
+        let entry = inner
+            .auth_failures
+            .entry(source.to_owned())
+            .or_insert((0, now));
+        entry.0 += 1;
+        entry.1 = now;
+    }
+
+    /// Records one own-metrics report of an agent.
+    pub fn record(&self, agent_id: &str, sample: detect::Sample) {
+        let mut inner = self.lock();
+        inner
+            .agents
+            .entry(agent_id.to_owned())
+            .or_default()
+            .push(sample);
+    }
+}
+
+/// The whole report.
+pub async fn report(state: &AppState) -> Result<FleetInsights, crate::store::StoreError> {
+    let now = Utc::now();
+    let records = state.agents.list(&AgentFilter::default());
+    let groups: HashMap<&str, Option<otaas_api::AgentGroupId>> = records
+        .iter()
+        .map(|r| (r.id.as_str(), r.group_id))
+        .collect();
+    let mut agents = Vec::new();
+    let mut anomalies = Vec::new();
+    let auth_failures;
+    {
+        let inner = state.insights.lock();
+        let mut ids: Vec<&String> = inner.agents.keys().collect();
+        ids.sort();
+        for id in ids {
+            let series = &inner.agents[id];
+            let group_id = groups.get(id.as_str()).copied().flatten();
+            if let Some(view) = series.view(id, group_id) {
+                agents.push(view);
+            }
+            for (kind, message) in series.anomalies() {
+                anomalies.push(Anomaly {
+                    kind,
+                    agent_id: id.clone(),
+                    group_id,
+                    message,
+                });
+            }
+        }
+        auth_failures = inner
+            .auth_failures
+            .iter()
+            .map(|(source, (count, last_at))| AuthFailures {
+                source: source.clone(),
+                count: *count,
+                last_at: *last_at,
+            })
+            .collect();
+    }
+    // Registry-side anomalies: heartbeat loss, unhealthy components, drift.
+    let mut unmanaged = Vec::new();
+    for r in &records {
+        if r.group_id.is_none() {
+            unmanaged.push(r.id.clone());
+            continue;
+        }
+        if !r.connected {
+            anomalies.push(Anomaly {
+                kind: AnomalyKind::HeartbeatLoss,
+                agent_id: r.id.clone(),
+                group_id: r.group_id,
+                message: match r.last_seen {
+                    Some(t) => format!("not heard from since {}", t.to_rfc3339()),
+                    None => "never heard from".to_owned(),
+                },
+            });
+        }
+        if let Some(health) = &r.health {
+            for (name, c) in &health.components {
+                if !c.healthy {
+                    anomalies.push(Anomaly {
+                        kind: AnomalyKind::UnhealthyComponent,
+                        agent_id: r.id.clone(),
+                        group_id: r.group_id,
+                        message: if c.last_error.is_empty() {
+                            format!("{name} is unhealthy ({})", c.status)
+                        } else {
+                            format!("{name} is unhealthy: {}", c.last_error)
+                        },
+                    });
+                }
+            }
+        }
+        if crate::rollout::is_drifted(r) {
+            anomalies.push(Anomaly {
+                kind: AnomalyKind::Drift,
+                agent_id: r.id.clone(),
+                group_id: r.group_id,
+                message: format!(
+                    "runs config {} instead of {}",
+                    r.effective_config_hash.as_deref().unwrap_or("?"),
+                    r.desired_config_hash.as_deref().unwrap_or("?")
+                ),
+            });
+        }
+    }
+    let exposed_endpoints = state
+        .store
+        .list_endpoints()
+        .await?
+        .into_iter()
+        .filter(|e| e.spec.tls.is_none() || e.spec.auth == EndpointAuth::None)
+        .map(|e| ExposedEndpoint {
+            endpoint_id: e.id,
+            name: e.spec.name.clone(),
+            tls: e.spec.tls.is_some(),
+            auth: e.spec.auth != EndpointAuth::None,
+        })
+        .collect();
+    let mut anomaly_counts = BTreeMap::new();
+    for a in &anomalies {
+        *anomaly_counts.entry(a.kind).or_insert(0u64) += 1;
+    }
+    Ok(FleetInsights {
+        generated_at: now,
+        agents,
+        anomalies,
+        anomaly_counts,
+        security: SecurityInsights {
+            auth_failures,
+            unmanaged_agents: unmanaged,
+            exposed_endpoints,
+        },
+    })
+}
+
+/// `GET /api/v1/insights`.
+pub fn routes() -> Router<AppState> {
+    Router::new().route("/insights", get(serve))
+}
+
+async fn serve(State(state): State<AppState>) -> Result<Json<FleetInsights>, ApiError> {
+    Ok(Json(report(&state).await?))
+}
+
+/// Publishes the report as Prometheus gauges every `every`; stops with the server.
+pub fn spawn_metrics(state: AppState, every: Duration) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(every);
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {}
+                _ = state.shutdown.cancelled() => return,
+            }
+            match report(&state).await {
+                Ok(r) => publish(&state, &r),
+                Err(err) => tracing::warn!(error = %err, "Computing insights failed"),
+            }
+        }
+    })
+}
+
+fn kind_name(kind: AnomalyKind) -> String {
+    serde_json::to_value(kind)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_default()
+}
+
+fn publish(state: &AppState, r: &FleetInsights) {
+    let m = &state.metrics;
+    for kind in [
+        AnomalyKind::ThroughputDrop,
+        AnomalyKind::ThroughputSpike,
+        AnomalyKind::RefusedSpike,
+        AnomalyKind::HeartbeatLoss,
+        AnomalyKind::UnhealthyComponent,
+        AnomalyKind::Drift,
+    ] {
+        let n = r.anomaly_counts.get(&kind).copied().unwrap_or(0);
+        m.set(
+            "otaas_insights_anomalies",
+            &[("kind", &kind_name(kind))],
+            n as f64,
+        );
+    }
+    for f in &r.security.auth_failures {
+        m.set(
+            "otaas_insights_agent_auth_failures",
+            &[("source", &f.source)],
+            f.count as f64,
+        );
+    }
+    m.set(
+        "otaas_insights_unmanaged_agents",
+        &[],
+        r.security.unmanaged_agents.len() as f64,
+    );
+    m.set(
+        "otaas_insights_exposed_endpoints",
+        &[],
+        r.security.exposed_endpoints.len() as f64,
+    );
+    for a in &r.agents {
+        publish_agent(state, a);
+    }
+}
+
+fn publish_agent(state: &AppState, a: &AgentInsight) {
+    let m = &state.metrics;
+    let id = [("agent", a.agent_id.as_str())];
+    m.set(
+        "otaas_agent_accepted_per_second",
+        &id,
+        a.accepted_per_second,
+    );
+    m.set("otaas_agent_refused_per_second", &id, a.refused_per_second);
+    m.set("otaas_agent_sent_per_second", &id, a.sent_per_second);
+    if let Some(v) = a.memory_rss_bytes {
+        m.set("otaas_agent_memory_rss_bytes", &id, v);
+    }
+    if let Some(v) = a.cpu_seconds_total {
+        m.set("otaas_agent_cpu_seconds_total", &id, v);
+    }
+}

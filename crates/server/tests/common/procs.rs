@@ -1,0 +1,207 @@
+//! Real processes for scenario tests: `otaas serve` on port 0 (or a given OpAMP address) and
+//! `otaas fleet-sim` with its JSON lines collected. Included with `#[path]` by the tests that
+//! need it, so the other test binaries don't carry it.
+#![allow(dead_code, unreachable_pub)]
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::Path;
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use otaas_api::{Client, ClientConfig};
+use serde_json::Value;
+
+pub const ADMIN: &str = "scenario-admin-token";
+/// Every wait is bounded by this; passing it fails the test.
+pub const TIMEOUT: Duration = Duration::from_secs(90);
+
+fn collect_lines(read: impl std::io::Read + Send + 'static) -> Arc<Mutex<Vec<String>>> {
+    let lines = Arc::new(Mutex::new(Vec::new()));
+    let sink = lines.clone();
+    std::thread::spawn(move || {
+        for line in BufReader::new(read).lines() {
+            let Ok(line) = line else { break };
+            sink.lock().unwrap().push(line);
+        }
+    });
+    lines
+}
+
+/// A running `otaas serve` (SQLite in `data_dir`), killed when dropped.
+pub struct Serve {
+    pub child: Child,
+    pub api: String,
+    pub opamp: String,
+    pub stderr: Arc<Mutex<Vec<String>>>,
+}
+
+impl Serve {
+    pub fn start(data_dir: &Path, opamp_listen: &str, extra: &[&str]) -> Self {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_otaas"))
+            .args([
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--opamp-listen",
+                opamp_listen,
+            ])
+            .args(["--admin-token", ADMIN, "--opamp-heartbeat-seconds", "2"])
+            .args(extra)
+            .arg("--data-dir")
+            .arg(data_dir)
+            .env_remove("OTAAS_DATABASE")
+            .env("OTAAS_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn otaas serve");
+        let stderr = collect_lines(child.stderr.take().unwrap());
+        let deadline = Instant::now() + TIMEOUT;
+        loop {
+            let (api, opamp) = {
+                let lines = stderr.lock().unwrap();
+                let find = |p: &str| {
+                    lines
+                        .iter()
+                        .find_map(|l| l.strip_prefix(p).map(str::to_owned))
+                };
+                (
+                    find("otaas: api listening on "),
+                    find("otaas: opamp listening on "),
+                )
+            };
+            if let (Some(api), Some(opamp)) = (api, opamp) {
+                return Self {
+                    child,
+                    api,
+                    opamp,
+                    stderr,
+                };
+            }
+            if Instant::now() > deadline || child.try_wait().unwrap().is_some() {
+                let _ = child.kill();
+                panic!(
+                    "otaas serve did not start; stderr:\n{}",
+                    stderr.lock().unwrap().join("\n")
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    pub fn client(&self) -> Client {
+        Client::new(ClientConfig::new(format!("http://{}", self.api), ADMIN)).unwrap()
+    }
+
+    pub fn ws_url(&self) -> String {
+        format!("ws://{}", self.opamp)
+    }
+
+    pub fn log(&self) -> String {
+        self.stderr.lock().unwrap().join("\n")
+    }
+
+    /// SIGKILL: no goodbye, no final flush (a crash).
+    pub fn kill(mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+}
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A running `otaas fleet-sim` with its control on stdin.
+pub struct Sim {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    out: Arc<Mutex<Vec<String>>>,
+}
+
+impl Sim {
+    pub fn start(server_url: &str, args: &[&str]) -> Self {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_otaas"))
+            .args(["fleet-sim", "--server", server_url, "--control-stdin"])
+            .args(args)
+            .env("OTAAS_LOG", "warn")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn otaas fleet-sim");
+        let out = collect_lines(child.stdout.take().unwrap());
+        Self {
+            stdin: child.stdin.take(),
+            child,
+            out,
+        }
+    }
+
+    pub fn command(&mut self, line: &str) {
+        let stdin = self.stdin.as_mut().unwrap();
+        writeln!(stdin, "{line}").unwrap();
+        stdin.flush().unwrap();
+    }
+
+    pub fn events(&self, kind: &str) -> Vec<Value> {
+        self.out
+            .lock()
+            .unwrap()
+            .iter()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .filter(|v| v["event"] == kind)
+            .collect()
+    }
+
+    /// Closes the control (the simulator stops) and returns its summary line.
+    pub fn stop(mut self) -> Value {
+        drop(self.stdin.take());
+        let deadline = Instant::now() + TIMEOUT;
+        while self.child.try_wait().unwrap().is_none() {
+            assert!(Instant::now() < deadline, "fleet-sim did not stop");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            if let Some(summary) = self.events("summary").pop() {
+                return summary;
+            }
+            assert!(Instant::now() < deadline, "fleet-sim printed no summary");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Sim {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Polls `check` until it returns `Some`, failing the test after [`TIMEOUT`].
+pub async fn wait_for<T, F, Fut>(what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + TIMEOUT;
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// A free TCP port on 127.0.0.1 (for a server that must come back on the same address).
+pub fn free_addr() -> String {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap().to_string()
+}
