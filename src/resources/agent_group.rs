@@ -331,9 +331,10 @@ async fn wait_for_rollout(
                 return Err(Diagnostic::error(
                     "Rollout timed out",
                     format!(
-                        "The rollout of agent group {name:?} did not complete within {} ({detail} \
-                         Agents still pending may be disconnected or slow; raise rollout_timeout \
-                         or set wait_for_rollout = false.",
+                        "The rollout of agent group {name:?} did not complete within {}: {detail} \
+                         The rollout continues on the server. Agents still pending may be \
+                         disconnected or slow, or a canary may still be baking; raise \
+                         rollout_timeout or set wait_for_rollout = false.",
                         humantime(timeout)
                     ),
                 ).at(AttributePath::attr("rollout_timeout")));

@@ -246,3 +246,47 @@ resource "otaas_exporter_binding" "out_b""#,
         .any(|r| r["address"] == "otaas_agent_group.g" && r["tainted"] == true);
     assert!(tainted, "{show}");
 }
+
+#[test]
+fn rollout_timeout_fails_apply_at_the_attribute() {
+    let server = Server::start();
+    let _fleet = FleetSim::builder(&server)
+        .agents(2)
+        .label("env", "acc")
+        .start();
+    wait_for_agents(&server, ("env", "acc"), 2);
+
+    // Given a group whose first rollout completes (revision 1 reaches both agents)
+    let ws = workspace(&server, &group_tf("otaas_pipeline.a.id", 0));
+    ws.apply();
+    let first = values(&ws, "otaas_agent_group.g");
+
+    // When the next change is a canary that bakes far longer than rollout_timeout
+    let slow = group_tf("otaas_pipeline.a.id, otaas_pipeline.b.id", 0)
+        .replace(
+            r#"strategy     = "all_at_once""#,
+            r#"strategy       = "canary"
+    canary_percent = 50
+    bake_seconds   = 3600"#,
+        )
+        .replace(r#"rollout_timeout = "2m""#, r#"rollout_timeout = "3s""#);
+    assert!(slow.contains("bake_seconds   = 3600") && slow.contains(r#""3s""#));
+    ws.write("main.tf", &format!("{PROVIDER}\n{slow}"));
+    let run = ws.try_apply();
+
+    // Then apply fails with a diagnostic at rollout_timeout that says where the rollout stands
+    run.assert_code(1);
+    assert!(run.stderr.contains("Rollout timed out"), "{}", run.stderr);
+    assert!(run.stderr.contains("within 3s"), "{}", run.stderr);
+    assert!(run.stderr.contains("rollout_timeout"), "{}", run.stderr);
+    assert!(run.stderr.contains("2 matched"), "{}", run.stderr);
+    // And the server still holds the new revision, rolling out (the canary is baking)
+    let id: otaas_api::AgentGroupId = first["id"].as_str().unwrap().parse().unwrap();
+    let status = block_on(api(&server).agent_group_status(id)).unwrap();
+    assert_eq!(status.revision, 2);
+    assert_eq!(
+        status.state,
+        otaas_api::status::RolloutState::InProgress,
+        "{status:?}"
+    );
+}
