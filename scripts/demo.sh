@@ -18,10 +18,7 @@
 # default the one scripts/setup.sh installs), OTAAS_TOOLS_DIR, OTAAS_BIN and OTAAS_PROVIDER_BIN
 # (binaries to use instead of the ones built here).
 #
-# STATUS: written against the contract in DESIGN.md before `otaas serve`, `otaas fleet-sim` and the
-# provider existed; it has not run end to end yet. What it relies on: the serve flags --listen,
-# --opamp-listen, --data-dir, --admin-token and the two "listening on" stderr lines; GET /healthz;
-# fleet-sim --server/--agents/--labels; the quickstart's variables otaas_endpoint and otaas_token.
+# CI runs this script after the test suite (scripts/test.sh), so the README's demo keeps working.
 set -euo pipefail
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -119,6 +116,8 @@ for r in state.get("values", {}).get("root_module", {}).get("resources", []):
         keys = ["revision", "state", "matched", "applied", "applying", "failed", "pending",
                 "healthy", "unhealthy", "drifted"]
         print("group status:", ", ".join(f"{k}={v.get(k)}" for k in keys))
+        if v.get("state") != "complete" or v.get("applied") != v.get("matched") or not v.get("matched"):
+            sys.exit("demo: the fleet did not converge on the quickstart's config")
     elif r["type"] == "otaas_agents":
         agents = v.get("agents") or []
         healthy = sum(1 for a in agents if a.get("healthy"))

@@ -3,7 +3,8 @@
 #
 # 1. scripts/setup.sh (Terraform engine, null provider, OpAMP peer; idempotent) and its env.sh;
 # 2. cargo fmt --check, clippy with warnings as errors, cargo test, all on the whole workspace with
-#    the committed Cargo.lock. Stops at the first failure.
+#    the committed Cargo.lock;
+# 3. the README demo (scripts/demo.sh). Stops at the first failure.
 set -euo pipefail
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -25,4 +26,6 @@ source "$OTAAS_TOOLS_DIR/env.sh"
 step fmt cargo fmt --all --check
 step clippy cargo clippy --workspace --all-targets --locked -- -D warnings
 step test cargo test --workspace --locked
+# The README's demo, end to end (its builds are the test profile's binaries, already built).
+step demo env DEMO_AGENTS=5 bash scripts/demo.sh
 echo "==> all passed in $SECONDS s" >&2

@@ -909,10 +909,9 @@ async fn plan_create_marks_computed_values_unknown_and_apply_fills_them() {
         p.requires_replace.is_empty(),
         "replacement is meaningless on create"
     );
-    assert_eq!(
-        identity_of(&p.planned_identity),
-        Value::object([("id", Value::unknown()), ("name", Value::string("alpha"))])
-    );
+    // No planned identity on create: its id is not known yet, and Terraform writes a planned
+    // identity verbatim into `show -json`, which cannot hold an unknown value.
+    assert!(p.planned_identity.is_none(), "{:?}", p.planned_identity);
 
     let a = apply(&h, &Value::Null, &planned, &config).await;
     assert_eq!(diags(&a.diagnostics), vec![]);

@@ -76,6 +76,9 @@ data "otaas_agent_group_status" "demo" {
 
 data "otaas_agents" "demo" {
   selector = { env = "demo" }
+
+  # Read after the rollout, so the listing shows the config the agents applied.
+  depends_on = [otaas_agent_group.demo]
 }
 
 output "fleet" {

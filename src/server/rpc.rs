@@ -514,16 +514,16 @@ impl Provider for ProviderService {
             self.identity_dv(res.as_ref(), &change.planned, req.prior_identity.as_ref()),
             R
         );
-        // On update the planned identity must be known: fall back to the prior identity.
-        let identity = match (&identity, change.is_create()) {
-            (Some(_), false)
-                if res
-                    .identity(&change.planned)
-                    .is_some_and(|v| !v.is_wholly_known()) =>
-            {
-                req.prior_identity.clone()
-            }
-            _ => identity,
+        // A planned identity must be wholly known: Terraform writes it verbatim into the plan's
+        // JSON (`show -json`, policy tools), which fails on an unknown value. On create there is
+        // no identity yet (the id comes from the server); on update the prior one still holds.
+        let identity_unknown = res
+            .identity(&change.planned)
+            .is_some_and(|v| !v.is_wholly_known());
+        let identity = match (identity_unknown, change.is_create()) {
+            (true, true) => None,
+            (true, false) => req.prior_identity.clone(),
+            (false, _) => identity,
         };
         Ok(Response::new(R {
             planned_state: Some(planned_dv),

@@ -35,11 +35,29 @@ fn apply_example(server: &Server, dir: &str, vars: &[(&str, &str)]) -> (Workspac
         ws.write("versions.tf", PROVIDER);
     }
     ws.init();
+    assert_saved_plan_renders_as_json(&ws, dir);
     ws.apply();
     let out = ws.terraform(&["output", "-json"]);
     out.assert_success();
     let outputs: Value = serde_json::from_str(&out.stdout).unwrap();
     (ws, outputs)
+}
+
+/// A saved plan renders with `terraform show -json` (what policy and cost tools read): every
+/// planned create is listed, with the server-assigned id unknown rather than made up.
+fn assert_saved_plan_renders_as_json(ws: &Workspace, dir: &str) {
+    ws.terraform(&["plan", "-input=false", "-no-color", "-out=example.tfplan"])
+        .assert_success();
+    let show = ws.terraform(&["show", "-json", "example.tfplan"]);
+    show.assert_success();
+    let plan: Value = serde_json::from_str(&show.stdout)
+        .unwrap_or_else(|e| panic!("{dir}: show -json is not JSON ({e}): {}", show.stdout));
+    for rc in plan["resource_changes"].as_array().into_iter().flatten() {
+        if rc["mode"] == "managed" && rc["change"]["actions"] == serde_json::json!(["create"]) {
+            assert_eq!(rc["change"]["after_unknown"]["id"], true, "{dir}: {rc}");
+        }
+    }
+    ws.remove("example.tfplan");
 }
 
 /// Destroys and checks the server holds no managed objects any more.
