@@ -28,6 +28,8 @@ enum Command {
     Version,
     /// Simulated collectors speaking OpAMP to a server (JSON lines on stdout).
     FleetSim(otaas_server::fleet_sim::FleetSimArgs),
+    /// Run a real OpenTelemetry Collector under OpAMP control (JSON lines on stdout).
+    Agent(otaas_server::agent::AgentArgs),
 }
 
 #[derive(Subcommand)]
@@ -103,6 +105,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             otaas_server::fleet_sim::run(args)
                 .await
                 .context("otaas fleet-sim")?;
+        }
+        Command::Agent(args) => {
+            otaas_server::agent::run(args)
+                .await
+                .context("otaas agent")?;
         }
     }
     Ok(())

@@ -15,7 +15,7 @@ mod control;
 mod events;
 mod labels;
 mod own_metrics;
-mod transport;
+pub(crate) mod transport;
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
@@ -119,7 +119,7 @@ pub enum FleetSimError {
 }
 
 /// TLS client settings from `--ca-cert`: the WebSocket connector and the PEM for reqwest.
-fn tls_client(
+pub(crate) fn tls_client(
     ca: Option<&std::path::Path>,
 ) -> Result<
     (
@@ -163,7 +163,7 @@ fn tls_client(
 }
 
 /// Normalises `--server` for the chosen transport (scheme and default path).
-fn endpoint(url: &str, transport: Transport) -> Result<String, FleetSimError> {
+pub(crate) fn endpoint(url: &str, transport: Transport) -> Result<String, FleetSimError> {
     let bad = |reason| FleetSimError::Server {
         url: url.to_owned(),
         reason,
@@ -344,7 +344,7 @@ pub async fn run(args: FleetSimArgs) -> Result<serde_json::Value, FleetSimError>
     Ok(summary)
 }
 
-async fn wait_for_signal() {
+pub(crate) async fn wait_for_signal() {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};

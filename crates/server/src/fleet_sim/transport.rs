@@ -49,7 +49,7 @@ pub(crate) struct Target {
 
 /// Exponential backoff with jitter (0.5 s, x1.5, +-50 %, capped at 30 s), like opamp-go's
 /// client; the first retry after a working connection broke is immediate.
-struct Backoff {
+pub(crate) struct Backoff {
     next: Duration,
 }
 
@@ -57,15 +57,15 @@ impl Backoff {
     const START: Duration = Duration::from_millis(500);
     const CAP: Duration = Duration::from_secs(30);
 
-    fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Self { next: Self::START }
     }
 
-    fn reset(&mut self) {
+    pub(crate) fn reset(&mut self) {
         self.next = Self::START;
     }
 
-    fn next_delay(&mut self) -> Duration {
+    pub(crate) fn next_delay(&mut self) -> Duration {
         let base = self.next;
         self.next = (self.next.mul_f64(1.5)).min(Self::CAP);
         base.mul_f64(rand::rng().random_range(0.5..1.5))
@@ -73,7 +73,7 @@ impl Backoff {
 }
 
 /// Sleeps unless stopped first; true means "stop".
-async fn pause(delay: Duration, stop: &CancellationToken) -> bool {
+pub(crate) async fn pause(delay: Duration, stop: &CancellationToken) -> bool {
     if delay.is_zero() {
         return stop.is_cancelled();
     }
@@ -85,7 +85,7 @@ async fn pause(delay: Duration, stop: &CancellationToken) -> bool {
 
 /// Small read buffer and a bounded write buffer: the defaults (128 KiB eagerly allocated) would
 /// cost far more per agent than everything else together.
-fn ws_config() -> WebSocketConfig {
+pub(crate) fn ws_config() -> WebSocketConfig {
     WebSocketConfig::default()
         .read_buffer_size(4096)
         .write_buffer_size(0)
@@ -286,7 +286,7 @@ fn connect_error(err: &tungstenite::Error) -> String {
     }
 }
 
-fn retry_after_header(headers: &http::HeaderMap) -> Option<Duration> {
+pub(crate) fn retry_after_header(headers: &http::HeaderMap) -> Option<Duration> {
     let secs: u64 = headers
         .get(http::header::RETRY_AFTER)?
         .to_str()
