@@ -29,6 +29,10 @@ fn start_own_metrics(
     target: &Arc<Target>,
     stop: &CancellationToken,
 ) {
+    // `--own-metrics-seconds 0`: this fleet does not export.
+    if agent.shared.rates.every.is_zero() {
+        return;
+    }
     tokio::spawn(super::own_metrics::run(
         agent.uid.to_string(),
         url,
