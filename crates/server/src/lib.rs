@@ -10,6 +10,8 @@
 //! - [`store`]: the `Store` trait and its SQLite and PostgreSQL backends.
 //! - [`render`]: agent group → OpenTelemetry Collector YAML.
 //! - [`events`]: in-process change events (new group revisions, group changes).
+//! - [`cluster`]: several replicas on one PostgreSQL (`LISTEN/NOTIFY`, rollout locks, the
+//!   fleet as every replica sees it).
 //! - [`metrics`]: the Prometheus registry behind `/metrics`.
 //! - [`opamp`]: the OpAMP server (`/v1/opamp`) and the agent registry behind `/api/v1/agents`.
 //! - [`rollout`]: the rollout engine (per-agent target revisions, health gates, rollback).
@@ -26,6 +28,7 @@ pub mod agent;
 pub mod api;
 pub mod auth;
 pub mod bench;
+pub mod cluster;
 pub mod config;
 pub mod events;
 pub mod fleet_sim;
