@@ -140,6 +140,14 @@ pub async fn run(config: ServeConfig) -> Result<(), ServeError> {
     } else if tls_material.is_some() {
         eprintln!("otaas: tls enabled");
     }
+    // The OpAMP listener's TLS (its own files, else the API's material): also checked before
+    // anything binds, and a bad file stops the server — serving agents in clear instead would
+    // be worse.
+    let opamp_tls =
+        crate::opamp::tls_config(&config.opamp, tls_material.as_ref()).map_err(|err| {
+            eprintln!("otaas: opamp: {err}");
+            ServeError::Config(format!("opamp: {err}"))
+        })?;
 
     let state = AppState::new(store, config);
     let listener = TcpListener::bind(state.config.listen)
@@ -164,6 +172,7 @@ pub async fn run(config: ServeConfig) -> Result<(), ServeError> {
         state.clone(),
         state.config.opamp.clone(),
         opamp_listener,
+        opamp_tls,
     ));
 
     let shutdown = state.shutdown.clone();
