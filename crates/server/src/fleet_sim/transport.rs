@@ -130,7 +130,7 @@ pub(crate) async fn run_ws(
                 agent
                     .shared
                     .events
-                    .connect_failed(&agent, &err.to_string(), false);
+                    .connect_failed(&agent, &err.to_string(), false, None);
                 return (agent, false);
             }
         };
@@ -156,7 +156,7 @@ pub(crate) async fn run_ws(
                 agent
                     .shared
                     .events
-                    .connect_failed(&agent, &connect_error(&err), auth);
+                    .connect_failed(&agent, &connect_error(&err), auth, retry_after);
                 delay = retry_after.unwrap_or_else(|| backoff.next_delay());
                 continue;
             }
@@ -290,6 +290,18 @@ fn connect_error(err: &tungstenite::Error) -> String {
     }
 }
 
+/// The delay of a `ServerErrorResponse{UNAVAILABLE}` with `RetryInfo`, if `msg` is one.
+fn retry_info(msg: &ServerToAgent) -> Option<Duration> {
+    use otaas_opamp::proto::{ServerErrorResponseType, server_error_response::Details};
+    let err = msg.error_response.as_ref()?;
+    if err.r#type != ServerErrorResponseType::Unavailable as i32 {
+        return None;
+    }
+    match err.details.as_ref()? {
+        Details::RetryInfo(info) => Some(Duration::from_nanos(info.retry_after_nanoseconds)),
+    }
+}
+
 pub(crate) fn retry_after_header(headers: &http::HeaderMap) -> Option<Duration> {
     let secs: u64 = headers
         .get(http::header::RETRY_AFTER)?
@@ -334,10 +346,26 @@ async fn post(target: &Target, msg: &AgentToServer) -> Posted {
     };
     let status = resp.status();
     if !status.is_success() {
+        let header = retry_after_header(resp.headers());
+        // A 503 from an OpAMP server may carry ServerErrorResponse{UNAVAILABLE, RetryInfo}: its
+        // delay is exact (the header only has whole seconds), so it wins.
+        let protobuf = resp
+            .headers()
+            .get(http::header::CONTENT_TYPE)
+            .is_some_and(|ct| ct.as_bytes() == otaas_opamp::CONTENT_TYPE_PROTOBUF.as_bytes());
+        let retry_info = if protobuf {
+            resp.bytes()
+                .await
+                .ok()
+                .and_then(|body| framing::decode_http::<ServerToAgent>(&body, MAX_MESSAGE).ok())
+                .and_then(|msg| retry_info(&msg))
+        } else {
+            None
+        };
         return Posted::Failed {
             error: format!("http status {status}"),
             auth: status == reqwest::StatusCode::UNAUTHORIZED,
-            retry_after: retry_after_header(resp.headers()),
+            retry_after: retry_info.or(header),
         };
     }
     match resp.bytes().await {
@@ -391,7 +419,10 @@ pub(crate) async fn run_http(
                     agent.shared.events.disconnected(&agent, &error);
                 }
                 online = false;
-                agent.shared.events.connect_failed(&agent, &error, auth);
+                agent
+                    .shared
+                    .events
+                    .connect_failed(&agent, &error, auth, retry_after);
                 // Like a real client, retry the same report.
                 pending = Some(msg);
                 delay = retry_after.unwrap_or_else(|| backoff.next_delay());
