@@ -601,6 +601,22 @@ pub async fn status(state: &AppState, id: AgentGroupId) -> Result<GroupStatus, R
         updated_at: r.updated_at,
     };
     count(&mut s, &members, measured);
+    // The record keeps the failures seen up to the moment the rollout stopped; agents that
+    // reported FAILED after that are counted above, so they are named too.
+    if matches!(r.state, RolloutState::Failed | RolloutState::InProgress) {
+        for agent in &members {
+            if s.failures.iter().any(|f| f.agent_id == agent.id) {
+                continue;
+            }
+            if let Some(message) = plan::failure(agent, &r.hash) {
+                s.failures.push(AgentFailure {
+                    agent_id: agent.id.clone(),
+                    message,
+                });
+            }
+        }
+        s.failures.sort_by(|a, b| a.agent_id.cmp(&b.agent_id));
+    }
     Ok(s)
 }
 

@@ -185,6 +185,14 @@ enum Outcome {
     Waiting,
 }
 
+/// Why `agent` failed `hash`, if it did (FAILED, or unhealthy after applying it).
+pub fn failure(agent: &AgentRecord, hash: &str) -> Option<String> {
+    match outcome(agent, hash) {
+        Outcome::Failed(message) => Some(message),
+        Outcome::Done | Outcome::Waiting => None,
+    }
+}
+
 fn outcome(agent: &AgentRecord, hash: &str) -> Outcome {
     if agent.remote_config_hash.as_deref() != Some(hash) {
         return Outcome::Waiting;
