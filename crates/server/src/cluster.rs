@@ -240,6 +240,40 @@ impl Cluster {
         }
     }
 
+    /// Tries to become the group's driver right away (a change to a group nobody may drive
+    /// yet, e.g. a new one), rather than at the next election round. True when this replica
+    /// drives it.
+    pub async fn claim(&self, id: AgentGroupId) -> bool {
+        let Some(s) = &self.shared else {
+            return true;
+        };
+        let mut guard = s.lock_conn.lock().await;
+        if lock(&s.driving).contains(&id) {
+            return true;
+        }
+        let Some(conn) = guard.as_mut() else {
+            return false;
+        };
+        let got: Result<bool, _> = sqlx::query_scalar(&format!(
+            "SELECT pg_try_advisory_lock({GROUP_LOCK}, hashtext($1))"
+        ))
+        .bind(s.key(&id.to_string()))
+        .fetch_one(&mut *conn)
+        .await;
+        match got {
+            Ok(true) => {
+                lock(&s.driving).insert(id);
+                true
+            }
+            Ok(false) => false,
+            Err(err) => {
+                // The elector notices too, drops what we drove and reconnects.
+                tracing::debug!(group = %id, error = %err, "Claiming a rollout lock failed");
+                false
+            }
+        }
+    }
+
     /// Tells the other replicas that the group's rollout record is at `version` now.
     pub fn announce_rollout(&self, group: AgentGroupId, version: i64) {
         if let Some(s) = &self.shared {

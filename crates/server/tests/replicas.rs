@@ -264,7 +264,7 @@ async fn killing_the_driving_replica_lets_the_other_finish() {
         let rollout = RolloutSpec {
             strategy: RolloutStrategy::Canary,
             canary_percent: Some(25),
-            bake_seconds: 5,
+            bake_seconds: 8,
             ..Default::default()
         };
         let (pid, spec, group) = make_group(&a.client(), "crash", rollout).await;

@@ -92,6 +92,8 @@ async fn group_sync(state: AppState) {
         match event {
             // Which revision each agent gets is the rollout engine's decision.
             Ok(Event::GroupRevision { group_id, .. }) | Ok(Event::GroupChanged { group_id }) => {
+                // Whoever hears of a change first drives it if nobody does yet.
+                state.cluster.claim(group_id).await;
                 if let Err(err) = crate::rollout::sync_group(&state, group_id).await {
                     tracing::error!(group = %group_id, error = %err, "Loading a group config failed");
                 }
