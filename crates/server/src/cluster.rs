@@ -338,6 +338,7 @@ pub fn spawn(state: &AppState) -> Vec<JoinHandle<()>> {
     let Some(shared) = &state.cluster.shared else {
         return Vec::new();
     };
+    describe_metrics(&state.metrics);
     let (to_forward, from_events) = mpsc::unbounded_channel();
     state.events.forward_to(to_forward);
     let outbox = lock(&shared.outbox_rx).take();
@@ -350,6 +351,44 @@ pub fn spawn(state: &AppState) -> Vec<JoinHandle<()>> {
         tasks.push(tokio::spawn(forward(state.clone(), outbox)));
     }
     tasks
+}
+
+fn describe_metrics(m: &crate::metrics::Metrics) {
+    use crate::metrics::MetricKind::{Counter, Gauge};
+    for (name, kind, help) in [
+        (
+            "otaas_cluster_notices_sent_total",
+            Counter,
+            "Change notices this replica sent to the others (NOTIFY).",
+        ),
+        (
+            "otaas_cluster_notices_received_total",
+            Counter,
+            "Change notices received from other replicas (LISTEN).",
+        ),
+        (
+            "otaas_cluster_resyncs_total",
+            Counter,
+            "Resynchronisations from the database (after each listener (re)connect and periodically).",
+        ),
+        (
+            "otaas_cluster_listener_reconnects_total",
+            Counter,
+            "Times the LISTEN connection was lost and re-established.",
+        ),
+        (
+            "otaas_cluster_rollouts_taken_total",
+            Counter,
+            "Group rollouts this replica started driving (new groups and takeovers).",
+        ),
+        (
+            "otaas_cluster_driving_groups",
+            Gauge,
+            "Groups whose rollout this replica drives now.",
+        ),
+    ] {
+        m.describe(name, kind, help);
+    }
 }
 
 /// Local events → the outbox (the forwarder sends them in order with the rollout notices).

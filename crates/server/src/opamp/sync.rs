@@ -2,8 +2,8 @@
 //! - group sync: feeds the core's change events to the rollout engine (`crate::rollout`),
 //!   which decides which config each agent gets and pokes the WebSockets concerned;
 //! - rollout driver: moves in-progress rollouts on (started here, lives in `crate::rollout`);
-//! - flusher: writes changed agents to the store every 200 ms, in one transaction of multi-row
-//!   statements (not one transaction per heartbeat);
+//! - flusher: writes changed agents to the store every 200 ms (or as soon as 2,000 are
+//!   waiting), in one transaction of multi-row statements (not one transaction per heartbeat);
 //! - sweep: marks agents silent for three heartbeat intervals as disconnected.
 //!
 //! Lifecycle: [`spawn`] starts them; they stop when `AppState::shutdown` is cancelled, and
@@ -151,6 +151,8 @@ async fn flusher(state: AppState) {
     loop {
         tokio::select! {
             _ = tick.tick() => flush(&state).await,
+            // Many changes at once (a reconnect storm): write them now.
+            _ = state.agents.many_dirty() => flush(&state).await,
             _ = state.shutdown.cancelled() => return,
         }
     }
