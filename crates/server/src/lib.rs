@@ -17,13 +17,17 @@
 //! - [`rollout`]: the rollout engine (per-agent target revisions, health gates, rollback).
 //! - [`insights`]: fleet insights (own-metrics ingest, anomalies, security events).
 //! - [`fleet_sim`]: `otaas fleet-sim`, simulated collectors speaking OpAMP.
+//! - [`agent`]: `otaas agent`, a supervisor running a real collector under OpAMP control.
+//! - [`bench`]: `otaas bench`, the benchmark suite (servers, fleets and Terraform on loopback).
 //! - [`token_cmd`]: `otaas token create|list|revoke`.
 //! - [`tls`]: TLS server configs (files or a generated private CA in the data dir).
 //! - [`listener`]: the accept loop (TLS, per-address connection limit, graceful shutdown).
 //! - [`limits`]: per-token rate limiter and per-address connection counter.
 
+pub mod agent;
 pub mod api;
 pub mod auth;
+pub mod bench;
 pub mod cluster;
 pub mod config;
 pub mod events;

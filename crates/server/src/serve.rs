@@ -145,6 +145,14 @@ pub async fn run(mut config: ServeConfig) -> Result<(), ServeError> {
     } else if tls_material.is_some() {
         eprintln!("otaas: tls enabled");
     }
+    // The OpAMP listener's TLS (its own files, else the API's material): also checked before
+    // anything binds, and a bad file stops the server — serving agents in clear instead would
+    // be worse.
+    let opamp_tls =
+        crate::opamp::tls_config(&config.opamp, tls_material.as_ref()).map_err(|err| {
+            eprintln!("otaas: opamp: {err}");
+            ServeError::Config(format!("opamp: {err}"))
+        })?;
 
     // Before serving: a second process with a live replica's id stops here.
     let cluster = crate::cluster::Cluster::join(store.as_ref(), &url, replica_id).await?;
@@ -187,6 +195,7 @@ pub async fn run(mut config: ServeConfig) -> Result<(), ServeError> {
         state.clone(),
         state.config.opamp.clone(),
         opamp_listener,
+        opamp_tls,
     ));
 
     let shutdown = state.shutdown.clone();

@@ -112,7 +112,7 @@ fn reply(status: StatusCode, message: &str) -> Response {
 /// The handler.
 pub(crate) async fn post(
     State(server): State<Arc<OpampServer>>,
-    ConnectInfo(crate::opamp::tls::Peer(peer)): ConnectInfo<crate::opamp::tls::Peer>,
+    ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {

@@ -893,6 +893,14 @@ impl Registry {
         }
     }
 
+    /// Whether `uid` is a known agent that is connected now.
+    pub fn is_connected(&self, uid: InstanceUid) -> bool {
+        self.lock()
+            .agents
+            .get(&uid)
+            .is_some_and(|e| e.rec.connected)
+    }
+
     pub fn get(&self, uid: InstanceUid) -> Option<AgentRecord> {
         self.lock().agents.get(&uid).map(|e| e.rec.clone())
     }
