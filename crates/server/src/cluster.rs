@@ -240,6 +240,40 @@ impl Cluster {
         }
     }
 
+    /// Tries to become the group's driver right away (a change to a group nobody may drive
+    /// yet, e.g. a new one), rather than at the next election round. True when this replica
+    /// drives it.
+    pub async fn claim(&self, id: AgentGroupId) -> bool {
+        let Some(s) = &self.shared else {
+            return true;
+        };
+        let mut guard = s.lock_conn.lock().await;
+        if lock(&s.driving).contains(&id) {
+            return true;
+        }
+        let Some(conn) = guard.as_mut() else {
+            return false;
+        };
+        let got: Result<bool, _> = sqlx::query_scalar(&format!(
+            "SELECT pg_try_advisory_lock({GROUP_LOCK}, hashtext($1))"
+        ))
+        .bind(s.key(&id.to_string()))
+        .fetch_one(&mut *conn)
+        .await;
+        match got {
+            Ok(true) => {
+                lock(&s.driving).insert(id);
+                true
+            }
+            Ok(false) => false,
+            Err(err) => {
+                // The elector notices too, drops what we drove and reconnects.
+                tracing::debug!(group = %id, error = %err, "Claiming a rollout lock failed");
+                false
+            }
+        }
+    }
+
     /// Tells the other replicas that the group's rollout record is at `version` now.
     pub fn announce_rollout(&self, group: AgentGroupId, version: i64) {
         if let Some(s) = &self.shared {
@@ -304,6 +338,7 @@ pub fn spawn(state: &AppState) -> Vec<JoinHandle<()>> {
     let Some(shared) = &state.cluster.shared else {
         return Vec::new();
     };
+    describe_metrics(&state.metrics);
     let (to_forward, from_events) = mpsc::unbounded_channel();
     state.events.forward_to(to_forward);
     let outbox = lock(&shared.outbox_rx).take();
@@ -316,6 +351,44 @@ pub fn spawn(state: &AppState) -> Vec<JoinHandle<()>> {
         tasks.push(tokio::spawn(forward(state.clone(), outbox)));
     }
     tasks
+}
+
+fn describe_metrics(m: &crate::metrics::Metrics) {
+    use crate::metrics::MetricKind::{Counter, Gauge};
+    for (name, kind, help) in [
+        (
+            "otaas_cluster_notices_sent_total",
+            Counter,
+            "Change notices this replica sent to the others (NOTIFY).",
+        ),
+        (
+            "otaas_cluster_notices_received_total",
+            Counter,
+            "Change notices received from other replicas (LISTEN).",
+        ),
+        (
+            "otaas_cluster_resyncs_total",
+            Counter,
+            "Resynchronisations from the database (after each listener (re)connect and periodically).",
+        ),
+        (
+            "otaas_cluster_listener_reconnects_total",
+            Counter,
+            "Times the LISTEN connection was lost and re-established.",
+        ),
+        (
+            "otaas_cluster_rollouts_taken_total",
+            Counter,
+            "Group rollouts this replica started driving (new groups and takeovers).",
+        ),
+        (
+            "otaas_cluster_driving_groups",
+            Gauge,
+            "Groups whose rollout this replica drives now.",
+        ),
+    ] {
+        m.describe(name, kind, help);
+    }
 }
 
 /// Local events → the outbox (the forwarder sends them in order with the rollout notices).
@@ -617,10 +690,75 @@ async fn elect_once(
     Ok(taken)
 }
 
-/// An agent row as the fleet view shows it: the stored record, connected only while the
-/// replica holding it is live.
-fn from_row(cluster: &Cluster, row: AgentRow) -> Option<AgentRecord> {
-    let mut rec: AgentRecord = match serde_json::from_str(&row.state) {
+/// A stored agent record without its effective config text: lists and rollout gates do not
+/// need it, and skipping it (serde passes over an unknown key without unescaping or copying)
+/// is most of the cost of reading thousands of rows every rollout tick.
+#[derive(Deserialize)]
+struct RecordSummary {
+    id: String,
+    #[serde(default)]
+    labels: BTreeMap<String, String>,
+    #[serde(default)]
+    capabilities: u64,
+    #[serde(default)]
+    agent_version: Option<String>,
+    #[serde(default)]
+    health: Option<crate::opamp::registry::HealthNode>,
+    #[serde(default)]
+    remote_config_status: crate::opamp::registry::ConfigStatus,
+    #[serde(default)]
+    remote_config_error: Option<String>,
+    #[serde(default)]
+    remote_config_hash: Option<String>,
+    #[serde(default)]
+    effective_config_hash: Option<String>,
+    #[serde(default)]
+    group_id: Option<AgentGroupId>,
+    #[serde(default)]
+    desired_config_hash: Option<String>,
+    #[serde(default)]
+    last_seen: Option<chrono::DateTime<chrono::Utc>>,
+    #[serde(default)]
+    connected: bool,
+    #[serde(default)]
+    transport: Option<crate::opamp::registry::Transport>,
+    #[serde(default)]
+    replica_id: Option<String>,
+}
+
+impl From<RecordSummary> for AgentRecord {
+    fn from(s: RecordSummary) -> Self {
+        // A struct literal on purpose: a field added to `AgentRecord` must be added here.
+        AgentRecord {
+            id: s.id,
+            labels: s.labels,
+            capabilities: s.capabilities,
+            agent_version: s.agent_version,
+            health: s.health,
+            remote_config_status: s.remote_config_status,
+            remote_config_error: s.remote_config_error,
+            remote_config_hash: s.remote_config_hash,
+            effective_config_hash: s.effective_config_hash,
+            effective_config: None,
+            group_id: s.group_id,
+            desired_config_hash: s.desired_config_hash,
+            last_seen: s.last_seen,
+            connected: s.connected,
+            transport: s.transport,
+            replica_id: s.replica_id,
+        }
+    }
+}
+
+/// An agent row as the fleet view shows it: the stored record (with its effective config
+/// text only when `full`), connected only while the replica holding it is live.
+fn from_row(cluster: &Cluster, row: AgentRow, full: bool) -> Option<AgentRecord> {
+    let parsed = if full {
+        serde_json::from_str::<AgentRecord>(&row.state)
+    } else {
+        serde_json::from_str::<RecordSummary>(&row.state).map(AgentRecord::from)
+    };
+    let mut rec: AgentRecord = match parsed {
         Ok(r) => r,
         Err(err) => {
             tracing::warn!(agent = %row.id, error = %err, "Skipping an unreadable stored agent");
@@ -633,7 +771,7 @@ fn from_row(cluster: &Cluster, row: AgentRow) -> Option<AgentRecord> {
 }
 
 /// Every agent of the fleet matching `filter`, ordered by id: this replica's own from memory,
-/// the others' from the database.
+/// the others' from the database (without their effective config text).
 pub async fn agents(
     state: &AppState,
     filter: &AgentFilter,
@@ -651,7 +789,7 @@ pub async fn agents(
         .await?;
     let mut all: BTreeMap<String, AgentRecord> = rows
         .into_iter()
-        .filter_map(|row| from_row(cluster, row))
+        .filter_map(|row| from_row(cluster, row, false))
         .map(|r| (r.id.clone(), r))
         .collect();
     for local in state.agents.list(filter) {
@@ -685,9 +823,9 @@ pub async fn agent(
     let row = state.store.get_agent_row(&uid.to_string()).await?;
     Ok(match row {
         Some(row) if row.replica_id.as_deref() != Some(cluster.replica_id.as_str()) => {
-            from_row(cluster, row)
+            from_row(cluster, row, true)
         }
-        Some(row) => local.or_else(|| from_row(cluster, row)),
+        Some(row) => local.or_else(|| from_row(cluster, row, true)),
         None => local,
     })
 }
@@ -695,6 +833,34 @@ pub async fn agent(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_summary_is_the_record_without_its_config_text() {
+        let full = serde_json::json!({
+            "id": "0123456789abcdef0123456789abcdef",
+            "labels": {"env": "prod"},
+            "capabilities": 4103,
+            "agent_version": "1.2",
+            "health": {"healthy": true, "status": "ok"},
+            "remote_config_status": "applied",
+            "remote_config_error": "none",
+            "remote_config_hash": "aa",
+            "effective_config_hash": "bb",
+            "effective_config": "receivers:\n  otlp: {}\n",
+            "group_id": AgentGroupId::new().to_string(),
+            "desired_config_hash": "aa",
+            "last_seen": "2026-12-05T10:00:00Z",
+            "connected": true,
+            "transport": "ws",
+            "replica_id": "r-1"
+        })
+        .to_string();
+        let mut want: AgentRecord = serde_json::from_str(&full).unwrap();
+        assert!(want.effective_config.is_some());
+        want.effective_config = None;
+        let summary: RecordSummary = serde_json::from_str(&full).unwrap();
+        assert_eq!(AgentRecord::from(summary), want);
+    }
 
     #[test]
     fn notices_round_trip_as_json() {

@@ -983,6 +983,7 @@ async fn openapi_matches_the_types() {
             }],
             message: "paused".into(),
             updated_at: now,
+            driver: Some("replica-a".into()),
         })
         .unwrap(),
     );

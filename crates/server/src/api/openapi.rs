@@ -339,6 +339,8 @@ pub fn document() -> Value {
             "failures": { "type": "array", "items": resp_obj(&["agent_id", "message"], json!({
                 "agent_id": { "type": "string" }, "message": { "type": "string" } })) },
             "current_step": { "type": ["integer", "null"] },
+            "driver": { "type": ["string", "null"],
+                "description": "the replica (--replica-id) driving this rollout" },
             "steps": { "type": "array", "items": resp_obj(&["index", "agents", "last", "started_at"], json!({
                 "index": { "type": "integer" }, "agents": { "type": "integer" },
                 "last": { "type": "boolean" }, "started_at": ts(),

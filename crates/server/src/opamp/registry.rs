@@ -330,7 +330,13 @@ pub struct Registry {
     heartbeat: Mutex<Duration>,
     /// This process's `--replica-id`, written into the record of every agent that talks to us.
     replica_id: std::sync::OnceLock<String>,
+    /// Woken when [`FLUSH_ROWS`] agents are dirty, so the flusher writes them before its
+    /// next period (a reconnect storm does not pile up in memory).
+    dirty_wake: Notify,
 }
+
+/// Dirty agents that make the flusher write at once rather than at its next period.
+pub const FLUSH_ROWS: usize = 2000;
 
 fn error_reply(uid: Bytes, kind: ServerErrorResponseType, message: String) -> ServerToAgent {
     ServerToAgent {
@@ -421,7 +427,13 @@ impl Registry {
             inner: Mutex::default(),
             heartbeat: Mutex::new(heartbeat),
             replica_id: std::sync::OnceLock::new(),
+            dirty_wake: Notify::new(),
         }
+    }
+
+    /// Resolves when many agents are waiting to be written (see [`FLUSH_ROWS`]).
+    pub async fn many_dirty(&self) {
+        self.dirty_wake.notified().await
     }
 
     /// Sets the replica id agents are recorded as held by (once, at start-up).
@@ -636,6 +648,9 @@ impl Registry {
             rec.effective_config_hash = digest;
         }
         inner.dirty.insert(uid);
+        if inner.dirty.len() == FLUSH_ROWS {
+            self.dirty_wake.notify_one();
+        }
         if msg.agent_disconnect.is_some() {
             entry.conn = None;
             return reply;

@@ -2,8 +2,8 @@
 //! - group sync: feeds the core's change events to the rollout engine (`crate::rollout`),
 //!   which decides which config each agent gets and pokes the WebSockets concerned;
 //! - rollout driver: moves in-progress rollouts on (started here, lives in `crate::rollout`);
-//! - flusher: writes changed agents to the store every 200 ms, in one transaction of multi-row
-//!   statements (not one transaction per heartbeat);
+//! - flusher: writes changed agents to the store every 200 ms (or as soon as 2,000 are
+//!   waiting), in one transaction of multi-row statements (not one transaction per heartbeat);
 //! - sweep: marks agents silent for three heartbeat intervals as disconnected.
 //!
 //! Lifecycle: [`spawn`] starts them; they stop when `AppState::shutdown` is cancelled, and
@@ -92,6 +92,8 @@ async fn group_sync(state: AppState) {
         match event {
             // Which revision each agent gets is the rollout engine's decision.
             Ok(Event::GroupRevision { group_id, .. }) | Ok(Event::GroupChanged { group_id }) => {
+                // Whoever hears of a change first drives it if nobody does yet.
+                state.cluster.claim(group_id).await;
                 if let Err(err) = crate::rollout::sync_group(&state, group_id).await {
                     tracing::error!(group = %group_id, error = %err, "Loading a group config failed");
                 }
@@ -149,6 +151,8 @@ async fn flusher(state: AppState) {
     loop {
         tokio::select! {
             _ = tick.tick() => flush(&state).await,
+            // Many changes at once (a reconnect storm): write them now.
+            _ = state.agents.many_dirty() => flush(&state).await,
             _ = state.shutdown.cancelled() => return,
         }
     }

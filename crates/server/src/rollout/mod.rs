@@ -182,7 +182,13 @@ pub async fn sync_group(state: &AppState, id: AgentGroupId) -> Result<(), StoreE
         _ => stored.as_ref().map(decode).transpose()?,
     };
     let (rollout, is_new) = if driving {
-        next_record(id, previous, &latest, now)
+        let (mut r, mut is_new) = next_record(id, previous, &latest, now);
+        // Taking over: say so in the record (and so in the status of every replica).
+        if r.driver.as_deref() != Some(state.cluster.replica_id()) {
+            r.driver = Some(state.cluster.replica_id().to_owned());
+            is_new = true;
+        }
+        (r, is_new)
     } else {
         match previous {
             Some(r) => (r, false),
@@ -599,6 +605,7 @@ pub async fn status(state: &AppState, id: AgentGroupId) -> Result<GroupStatus, R
             .collect(),
         message: r.message.clone(),
         updated_at: r.updated_at,
+        driver: r.driver.clone(),
     };
     count(&mut s, &members, measured);
     // The record keeps the failures seen up to the moment the rollout stopped; agents that
@@ -649,6 +656,7 @@ async fn unsynced_status(state: &AppState, id: AgentGroupId) -> Result<GroupStat
         steps: Vec::new(),
         message: "waiting for the rollout engine to pick up this revision".to_owned(),
         updated_at: group.record.updated_at,
+        driver: None,
     };
     count(&mut s, &members(state, id).await?, &group.config_hash);
     Ok(s)
