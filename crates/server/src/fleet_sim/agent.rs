@@ -76,6 +76,8 @@ pub(crate) struct SimAgent {
     effective: Option<AgentConfigMap>,
     /// Pipelines of the running config, reported as component health.
     pipelines: Vec<String>,
+    /// The same, shared with the own-metrics task (which attributes throughput to them).
+    pub(crate) running_pipelines: Arc<std::sync::Mutex<Vec<String>>>,
     pub(crate) shared: Arc<Shared>,
     /// Own-metrics destination offered by the server.
     own_metrics: Option<String>,
@@ -102,6 +104,7 @@ impl SimAgent {
             error: String::new(),
             effective: None,
             pipelines: Vec::new(),
+            running_pipelines: Default::default(),
             shared,
             own_metrics: None,
             reported_drift: false,
@@ -304,6 +307,10 @@ impl SimAgent {
             Ok(pipelines) => {
                 self.status = RemoteConfigStatuses::Applied;
                 self.error.clear();
+                *self
+                    .running_pipelines
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner()) = pipelines.clone();
                 self.pipelines = pipelines;
                 self.effective = Some(self.shared.intern(&hash, config));
             }

@@ -22,7 +22,8 @@ use axum::extract::State;
 use axum::routing::get;
 use chrono::{DateTime, Utc};
 use otaas_api::insights::{
-    Anomaly, AnomalyKind, AuthFailures, ExposedEndpoint, FleetInsights, SecurityInsights,
+    Anomaly, AnomalyKind, AuthFailures, ExposedEndpoint, FleetInsights, PipelineThroughput,
+    SecurityInsights,
 };
 use otaas_api::{EndpointAuth, insights::AgentInsight};
 use tokio::task::JoinHandle;
@@ -113,6 +114,20 @@ pub async fn report(state: &AppState) -> Result<FleetInsights, crate::store::Sto
             })
             .collect();
     }
+    // Flapping connections, from the registry's connect times (any agent, managed or not:
+    // a reconnect loop costs the server either way).
+    let mut connects = state.agents.recent_connects();
+    connects.sort();
+    for (id, times) in connects {
+        if let Some((kind, message)) = detect::flapping(&times, now) {
+            anomalies.push(Anomaly {
+                kind,
+                group_id: groups.get(id.as_str()).copied().flatten(),
+                agent_id: id,
+                message,
+            });
+        }
+    }
     // Registry-side anomalies: heartbeat loss, unhealthy components, drift.
     let mut unmanaged = Vec::new();
     for r in &records {
@@ -173,6 +188,23 @@ pub async fn report(state: &AppState) -> Result<FleetInsights, crate::store::Sto
             auth: e.spec.auth != EndpointAuth::None,
         })
         .collect();
+    let mut pipelines: BTreeMap<&str, PipelineThroughput> = BTreeMap::new();
+    for p in agents.iter().flat_map(|a| &a.pipelines) {
+        let sum = pipelines
+            .entry(p.pipeline.as_str())
+            .or_insert_with(|| PipelineThroughput {
+                pipeline: p.pipeline.clone(),
+                agents: 0,
+                accepted_per_second: 0.0,
+                refused_per_second: 0.0,
+                sent_per_second: 0.0,
+            });
+        sum.agents += 1;
+        sum.accepted_per_second += p.accepted_per_second;
+        sum.refused_per_second += p.refused_per_second;
+        sum.sent_per_second += p.sent_per_second;
+    }
+    let pipelines = pipelines.into_values().collect();
     let mut anomaly_counts = BTreeMap::new();
     for a in &anomalies {
         *anomaly_counts.entry(a.kind).or_insert(0u64) += 1;
@@ -180,6 +212,7 @@ pub async fn report(state: &AppState) -> Result<FleetInsights, crate::store::Sto
     Ok(FleetInsights {
         generated_at: now,
         agents,
+        pipelines,
         anomalies,
         anomaly_counts,
         security: SecurityInsights {
@@ -232,6 +265,7 @@ fn publish(state: &AppState, r: &FleetInsights) {
         AnomalyKind::HeartbeatLoss,
         AnomalyKind::UnhealthyComponent,
         AnomalyKind::Drift,
+        AnomalyKind::FlappingConnection,
     ] {
         let n = r.anomaly_counts.get(&kind).copied().unwrap_or(0);
         m.set(
@@ -259,6 +293,21 @@ fn publish(state: &AppState, r: &FleetInsights) {
     );
     for a in &r.agents {
         publish_agent(state, a);
+    }
+    for p in &r.pipelines {
+        let id = [("pipeline", p.pipeline.as_str())];
+        m.set(
+            "otaas_pipeline_accepted_per_second",
+            &id,
+            p.accepted_per_second,
+        );
+        m.set(
+            "otaas_pipeline_refused_per_second",
+            &id,
+            p.refused_per_second,
+        );
+        m.set("otaas_pipeline_sent_per_second", &id, p.sent_per_second);
+        m.set("otaas_pipeline_agents", &id, p.agents as f64);
     }
 }
 
