@@ -364,8 +364,19 @@ impl DataSource for FleetInsightsDataSource {
     }
     async fn read(&self, ctx: &Context, config: &Value, diags: &mut Diagnostics) -> Option<Value> {
         let client = client_or_diag(ctx, diags)?;
+        // Validated at plan time, but a value unknown then arrives only now.
         let group = match string(config, "group_id") {
-            Some(g) => Some(g.parse::<AgentGroupId>().ok()?),
+            Some(g) => match g.parse::<AgentGroupId>() {
+                Ok(id) => Some(id),
+                Err(_) => {
+                    diags.error_at(
+                        AttributePath::attr("group_id"),
+                        "Invalid group id",
+                        format!("group_id must be an agent group's id (a UUID); got {g:?}."),
+                    );
+                    return None;
+                }
+            },
             None => None,
         };
         match client.insights().await {
