@@ -1,7 +1,9 @@
 //! Fleet insights end to end: `otaas fleet-sim` agents are offered the server's own-metrics
-//! ingest over OpAMP and send OTLP/HTTP metrics to it; a throughput drop injected through the
-//! simulator's control is flagged; refused agent tokens are counted by source; agents matching
-//! no group and endpoints without TLS or auth are listed; all of it also on `/metrics`.
+//! ingest over OpAMP and send gzip OTLP/HTTP metrics to it. Through the simulator's control: a
+//! throughput drop, a refused spike, unhealthy components and flapping connections are flagged,
+//! and a killed agent shows as heartbeat loss. Throughput is kept per agent and per pipeline;
+//! refused agent tokens are counted by source; agents matching no group and endpoints without
+//! TLS or auth are listed; bad ingest bodies get OTLP errors; all of it also on `/metrics`.
 
 mod common;
 #[path = "common/procs.rs"]
@@ -481,4 +483,115 @@ async fn gzip_own_metrics_are_read_and_bad_bodies_get_otlp_errors() {
         "{st:?}"
     );
     sim.stop();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn refused_spike_unhealthy_components_and_heartbeat_loss_are_flagged() {
+    let data = tempfile::tempdir().unwrap();
+    let server = Serve::start(data.path(), "127.0.0.1:0", &[]);
+    let client = server.client();
+    let mut spec = pipeline_spec("ops");
+    spec.receivers
+        .insert("otlp".into(), json!({"protocols": {"http": {}}}));
+    let pipeline = client.create_pipeline(&spec).await.unwrap();
+    let mut binding = binding_spec("ops", pipeline.id);
+    binding.destinations[0].kind = "debug".into();
+    binding.destinations[0].endpoint = None;
+    binding.destinations[0].headers.clear();
+    client.create_exporter_binding(&binding).await.unwrap();
+    let mut group = group_spec("ops", vec![pipeline.id]);
+    group.selector = [("fleet".to_string(), "ops".to_string())].into();
+    let group = client.create_agent_group(&group).await.unwrap();
+    // Given two managed agents running the group's config (two collector pipelines)
+    let args = ["--labels", "fleet=ops", "--own-metrics-seconds", "1"];
+    let mut troubled = Sim::start(&server.ws_url(), &args);
+    let lost = Sim::start(&server.ws_url(), &args);
+    let query = AgentQuery {
+        group_id: Some(group.id),
+        ..Default::default()
+    };
+    let agents = wait_for("both agents applied the config", || {
+        let (client, query) = (client.clone(), query.clone());
+        async move {
+            let list = client.list_agents(&query).await.ok()?;
+            (list.len() == 2 && list.iter().all(|a| a.status == AgentStatus::Applied))
+                .then_some(list)
+        }
+    })
+    .await;
+    let uid_of = |sim: &Sim| {
+        sim.events("connected")[0]["uid"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    let (troubled_id, lost_id) = (uid_of(&troubled), uid_of(&lost));
+    let mut ids: Vec<&str> = agents.iter().map(|a| a.id.as_str()).collect();
+    ids.sort();
+    let mut want = [troubled_id.as_str(), lost_id.as_str()];
+    want.sort();
+    assert_eq!(ids, want);
+    let steady = insights_until(&client, "own metrics from both", |i| {
+        i.agents.len() == 2 && i.agents.iter().all(|a| a.reports >= 2)
+    })
+    .await;
+    assert_eq!(steady.anomalies, vec![], "a healthy start");
+
+    // When one agent refuses a third of what it receives and reports its pipelines failing,
+    // and the other one's process dies (no goodbye)
+    troubled.command("refused 50");
+    troubled.command("unhealthy on");
+    drop(lost);
+    // Then each is flagged for what happened to it
+    let i = insights_until(&client, "the three kinds flagged", |i| {
+        [
+            AnomalyKind::RefusedSpike,
+            AnomalyKind::UnhealthyComponent,
+            AnomalyKind::HeartbeatLoss,
+        ]
+        .iter()
+        .all(|k| i.anomaly_counts.contains_key(k))
+    })
+    .await;
+    let of = |kind: AnomalyKind| -> Vec<(&str, &str)> {
+        i.anomalies
+            .iter()
+            .filter(|a| a.kind == kind)
+            .map(|a| (a.agent_id.as_str(), a.message.as_str()))
+            .collect()
+    };
+    let refused = of(AnomalyKind::RefusedSpike);
+    assert_eq!(refused.len(), 1, "{refused:?}");
+    assert_eq!(refused[0].0, troubled_id);
+    assert!(refused[0].1.contains("(33 %)"), "{refused:?}");
+    let unhealthy = of(AnomalyKind::UnhealthyComponent);
+    assert_eq!(
+        unhealthy,
+        [
+            (
+                troubled_id.as_str(),
+                "pipeline:metrics/ops is unhealthy: simulated: sending queue is full"
+            ),
+            (
+                troubled_id.as_str(),
+                "pipeline:traces/ops is unhealthy: simulated: sending queue is full"
+            ),
+        ]
+    );
+    let lost_flag = of(AnomalyKind::HeartbeatLoss);
+    assert_eq!(lost_flag.len(), 1, "{lost_flag:?}");
+    assert_eq!(lost_flag[0].0, lost_id);
+    assert!(
+        lost_flag[0].1.starts_with("not heard from since "),
+        "{lost_flag:?}"
+    );
+    assert!(
+        i.anomalies.iter().all(|a| a.group_id == Some(group.id)),
+        "{:?}",
+        i.anomalies
+    );
+    // And the group status counts the unhealthy agent
+    let st = client.group_status(group.id).await.unwrap();
+    assert_eq!(st.unhealthy, 1, "{st:?}");
+    troubled.stop();
 }

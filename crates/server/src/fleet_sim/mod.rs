@@ -79,7 +79,7 @@ pub struct FleetSimArgs {
     #[arg(long, default_value_t = 0)]
     pub duration: u64,
     /// Read commands from stdin: `labels <index|*> k=v,...`, `throughput N`, `refused N`,
-    /// `drift on|off`, `flap on|off`, `stop`; EOF stops the simulation.
+    /// `drift on|off`, `unhealthy on|off`, `flap on|off`, `stop`; EOF stops the simulation.
     #[arg(long)]
     pub control_stdin: bool,
     /// Only print the `started` and `summary` lines.

@@ -39,6 +39,8 @@ pub(crate) struct Rates {
     /// `flap on`: agents drop their connection shortly after each connect and reconnect (see
     /// `transport.rs`). A watch, so live sessions hear of the change at once.
     pub(crate) flap: tokio::sync::watch::Sender<bool>,
+    /// `unhealthy on`: agents report every pipeline unhealthy (see `agent.rs`).
+    pub(crate) unhealthy: std::sync::atomic::AtomicBool,
 }
 
 impl Rates {
@@ -49,6 +51,7 @@ impl Rates {
             every,
             drift: std::sync::atomic::AtomicBool::new(false),
             flap: tokio::sync::watch::Sender::new(false),
+            unhealthy: std::sync::atomic::AtomicBool::new(false),
         }
     }
 }
