@@ -39,7 +39,7 @@ async fn insights_until(
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn a_throughput_drop_injected_by_the_simulator_is_flagged() {
+async fn a_throughput_drop_and_spike_injected_by_the_simulator_are_flagged() {
     let data = tempfile::tempdir().unwrap();
     let server = Serve::start(data.path(), "127.0.0.1:0", &[]);
     let client = server.client();
@@ -124,6 +124,35 @@ async fn a_throughput_drop_injected_by_the_simulator_is_flagged() {
         }
     })
     .await;
+
+    // When throughput jumps to 20 times the baseline
+    sim.command("throughput 4000");
+    // Then the drop clears and both agents are flagged with a spike against the same baseline
+    // (the dropped intervals did not move it)
+    let spiked = insights_until(&client, "the spike flagged", |i| {
+        let spikes: Vec<_> = i
+            .anomalies
+            .iter()
+            .filter(|a| a.kind == AnomalyKind::ThroughputSpike)
+            .collect();
+        spikes.len() == 2
+            && spikes
+                .iter()
+                .all(|a| a.message.starts_with("accepted 4000.0/s, baseline "))
+    })
+    .await;
+    assert!(
+        !spiked
+            .anomalies
+            .iter()
+            .any(|a| a.kind == AnomalyKind::ThroughputDrop),
+        "{:?}",
+        spiked.anomalies
+    );
+    for a in &spiked.agents {
+        let base = a.baseline_accepted_per_second.unwrap();
+        assert!((100.0..=300.0).contains(&base), "baseline {base}");
+    }
     sim.stop();
 }
 
