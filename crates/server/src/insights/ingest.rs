@@ -253,7 +253,7 @@ pub(crate) async fn post(
             .and_then(|uid| server.state.agents.get(uid))
             .is_some();
         if known {
-            server.state.insights.record(&agent, sample);
+            server.state.insights.record(&agent, sample, now);
         }
     }
     (
