@@ -89,6 +89,9 @@ pub struct Agent {
     pub group_id: Option<AgentGroupId>,
     /// `service.version` of its description.
     pub agent_version: Option<String>,
+    /// The `otaas serve` replica the agent is connected to (or last was): its `--replica-id`.
+    #[serde(default)]
+    pub replica_id: Option<String>,
 }
 
 /// Health filter of the agent list.

@@ -29,6 +29,10 @@ fn start_own_metrics(
     target: &Arc<Target>,
     stop: &CancellationToken,
 ) {
+    // `--own-metrics-seconds 0`: this fleet does not export.
+    if agent.shared.rates.every.is_zero() {
+        return;
+    }
     tokio::spawn(super::own_metrics::run(
         agent.uid.to_string(),
         url,
@@ -54,7 +58,7 @@ pub(crate) struct Target {
 
 /// Exponential backoff with jitter (0.5 s, x1.5, +-50 %, capped at 30 s), like opamp-go's
 /// client; the first retry after a working connection broke is immediate.
-struct Backoff {
+pub(crate) struct Backoff {
     next: Duration,
 }
 
@@ -62,15 +66,15 @@ impl Backoff {
     const START: Duration = Duration::from_millis(500);
     const CAP: Duration = Duration::from_secs(30);
 
-    fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Self { next: Self::START }
     }
 
-    fn reset(&mut self) {
+    pub(crate) fn reset(&mut self) {
         self.next = Self::START;
     }
 
-    fn next_delay(&mut self) -> Duration {
+    pub(crate) fn next_delay(&mut self) -> Duration {
         let base = self.next;
         self.next = (self.next.mul_f64(1.5)).min(Self::CAP);
         base.mul_f64(rand::rng().random_range(0.5..1.5))
@@ -78,7 +82,7 @@ impl Backoff {
 }
 
 /// Sleeps unless stopped first; true means "stop".
-async fn pause(delay: Duration, stop: &CancellationToken) -> bool {
+pub(crate) async fn pause(delay: Duration, stop: &CancellationToken) -> bool {
     if delay.is_zero() {
         return stop.is_cancelled();
     }
@@ -90,7 +94,7 @@ async fn pause(delay: Duration, stop: &CancellationToken) -> bool {
 
 /// Small read buffer and a bounded write buffer: the defaults (128 KiB eagerly allocated) would
 /// cost far more per agent than everything else together.
-fn ws_config() -> WebSocketConfig {
+pub(crate) fn ws_config() -> WebSocketConfig {
     WebSocketConfig::default()
         .read_buffer_size(4096)
         .write_buffer_size(0)
@@ -133,7 +137,7 @@ pub(crate) async fn run_ws(
                 agent
                     .shared
                     .events
-                    .connect_failed(&agent, &err.to_string(), false);
+                    .connect_failed(&agent, &err.to_string(), false, None);
                 return (agent, false);
             }
         };
@@ -159,7 +163,7 @@ pub(crate) async fn run_ws(
                 agent
                     .shared
                     .events
-                    .connect_failed(&agent, &connect_error(&err), auth);
+                    .connect_failed(&agent, &connect_error(&err), auth, retry_after);
                 delay = retry_after.unwrap_or_else(|| backoff.next_delay());
                 continue;
             }
@@ -312,7 +316,19 @@ fn connect_error(err: &tungstenite::Error) -> String {
     }
 }
 
-fn retry_after_header(headers: &http::HeaderMap) -> Option<Duration> {
+/// The delay of a `ServerErrorResponse{UNAVAILABLE}` with `RetryInfo`, if `msg` is one.
+fn retry_info(msg: &ServerToAgent) -> Option<Duration> {
+    use otaas_opamp::proto::{ServerErrorResponseType, server_error_response::Details};
+    let err = msg.error_response.as_ref()?;
+    if err.r#type != ServerErrorResponseType::Unavailable as i32 {
+        return None;
+    }
+    match err.details.as_ref()? {
+        Details::RetryInfo(info) => Some(Duration::from_nanos(info.retry_after_nanoseconds)),
+    }
+}
+
+pub(crate) fn retry_after_header(headers: &http::HeaderMap) -> Option<Duration> {
     let secs: u64 = headers
         .get(http::header::RETRY_AFTER)?
         .to_str()
@@ -356,10 +372,26 @@ async fn post(target: &Target, msg: &AgentToServer) -> Posted {
     };
     let status = resp.status();
     if !status.is_success() {
+        let header = retry_after_header(resp.headers());
+        // A 503 from an OpAMP server may carry ServerErrorResponse{UNAVAILABLE, RetryInfo}: its
+        // delay is exact (the header only has whole seconds), so it wins.
+        let protobuf = resp
+            .headers()
+            .get(http::header::CONTENT_TYPE)
+            .is_some_and(|ct| ct.as_bytes() == otaas_opamp::CONTENT_TYPE_PROTOBUF.as_bytes());
+        let retry_info = if protobuf {
+            resp.bytes()
+                .await
+                .ok()
+                .and_then(|body| framing::decode_http::<ServerToAgent>(&body, MAX_MESSAGE).ok())
+                .and_then(|msg| retry_info(&msg))
+        } else {
+            None
+        };
         return Posted::Failed {
             error: format!("http status {status}"),
             auth: status == reqwest::StatusCode::UNAUTHORIZED,
-            retry_after: retry_after_header(resp.headers()),
+            retry_after: retry_info.or(header),
         };
     }
     match resp.bytes().await {
@@ -413,7 +445,10 @@ pub(crate) async fn run_http(
                     agent.shared.events.disconnected(&agent, &error);
                 }
                 online = false;
-                agent.shared.events.connect_failed(&agent, &error, auth);
+                agent
+                    .shared
+                    .events
+                    .connect_failed(&agent, &error, auth, retry_after);
                 // Like a real client, retry the same report.
                 pending = Some(msg);
                 delay = retry_after.unwrap_or_else(|| backoff.next_delay());

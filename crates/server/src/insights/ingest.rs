@@ -172,7 +172,7 @@ fn reply(status: StatusCode, headers: &HeaderMap, message: &str) -> Response {
 /// The handler.
 pub(crate) async fn post(
     State(server): State<Arc<OpampServer>>,
-    ConnectInfo(crate::opamp::tls::Peer(peer)): ConnectInfo<crate::opamp::tls::Peer>,
+    ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
     headers: HeaderMap,
     body: Body,
 ) -> Response {

@@ -134,6 +134,9 @@ pub struct AgentRecord {
     pub connected: bool,
     #[serde(default)]
     pub transport: Option<Transport>,
+    /// The `otaas serve` replica the agent last talked to (`--replica-id`).
+    #[serde(default)]
+    pub replica_id: Option<String>,
 }
 
 impl AgentRecord {
@@ -154,6 +157,7 @@ impl AgentRecord {
             last_seen: None,
             connected: false,
             transport: None,
+            replica_id: None,
         }
     }
 
@@ -324,12 +328,27 @@ pub struct AgentFilter {
     pub connected: Option<bool>,
 }
 
+impl AgentFilter {
+    pub fn matches(&self, r: &AgentRecord) -> bool {
+        self.selector
+            .iter()
+            .all(|(k, v)| r.labels.get(k).is_some_and(|have| have == v))
+            && self.group_id.is_none_or(|g| r.group_id == Some(g))
+            && self
+                .healthy
+                .is_none_or(|want| r.health.as_ref().is_some_and(|h| h.healthy) == want)
+            && self.connected.is_none_or(|want| r.connected == want)
+    }
+}
+
 /// The fleet registry; lives in `AppState` for the life of the server.
 #[derive(Default)]
 pub struct Registry {
     inner: Mutex<Inner>,
     /// Heartbeat interval offered to agents (0 = offer none).
     heartbeat: Mutex<Duration>,
+    /// This process's `--replica-id`, written into the record of every agent that talks to us.
+    replica_id: std::sync::OnceLock<String>,
 }
 
 fn error_reply(uid: Bytes, kind: ServerErrorResponseType, message: String) -> ServerToAgent {
@@ -420,7 +439,13 @@ impl Registry {
         Self {
             inner: Mutex::default(),
             heartbeat: Mutex::new(heartbeat),
+            replica_id: std::sync::OnceLock::new(),
         }
+    }
+
+    /// Sets the replica id agents are recorded as held by (once, at start-up).
+    pub fn set_replica_id(&self, id: &str) {
+        let _ = self.replica_id.set(id.to_owned());
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
@@ -595,6 +620,9 @@ impl Registry {
         rec.last_seen = Some(now);
         rec.transport = Some(ctx.transport);
         rec.connected = msg.agent_disconnect.is_none();
+        if rec.replica_id.as_deref() != self.replica_id.get().map(String::as_str) {
+            rec.replica_id = self.replica_id.get().cloned();
+        }
         let mut labels_changed = false;
         if let Some(desc) = &msg.agent_description {
             let (labels, version) = labels_of(desc);
@@ -889,6 +917,14 @@ impl Registry {
         }
     }
 
+    /// Whether `uid` is a known agent that is connected now.
+    pub fn is_connected(&self, uid: InstanceUid) -> bool {
+        self.lock()
+            .agents
+            .get(&uid)
+            .is_some_and(|e| e.rec.connected)
+    }
+
     pub fn get(&self, uid: InstanceUid) -> Option<AgentRecord> {
         self.lock().agents.get(&uid).map(|e| e.rec.clone())
     }
@@ -900,17 +936,7 @@ impl Registry {
             .agents
             .values()
             .map(|e| &e.rec)
-            .filter(|r| {
-                filter
-                    .selector
-                    .iter()
-                    .all(|(k, v)| r.labels.get(k).is_some_and(|have| have == v))
-                    && filter.group_id.is_none_or(|g| r.group_id == Some(g))
-                    && filter
-                        .healthy
-                        .is_none_or(|want| r.health.as_ref().is_some_and(|h| h.healthy) == want)
-                    && filter.connected.is_none_or(|want| r.connected == want)
-            })
+            .filter(|r| filter.matches(r))
             .cloned()
             .collect();
         out.sort_by(|a, b| a.id.cmp(&b.id));
