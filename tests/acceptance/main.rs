@@ -24,5 +24,6 @@ mod endpoint_binding;
 mod examples;
 mod harness;
 mod harness_self_test;
+mod insights;
 mod pipeline;
 mod query;

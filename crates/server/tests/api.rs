@@ -992,6 +992,7 @@ async fn openapi_matches_the_types() {
         serde_json::to_value(otaas_api::insights::FleetInsights {
             generated_at: now,
             agents: vec![],
+            pipelines: vec![],
             anomalies: vec![],
             anomaly_counts: Default::default(),
             security: otaas_api::insights::SecurityInsights {

@@ -298,10 +298,17 @@ pub fn document() -> Value {
             "field": { "type": ["string", "null"] }
         })) })),
         "Signal": { "type": "string", "enum": ["traces", "metrics", "logs"] },
-        "FleetInsights": resp_obj(&["generated_at", "agents", "anomalies", "anomaly_counts", "security"], json!({
+        "PipelineThroughput": resp_obj(&["pipeline", "agents", "accepted_per_second",
+            "refused_per_second", "sent_per_second"], json!({
+            "pipeline": { "type": "string", "description": "collector pipeline id, e.g. traces/checkout" },
+            "agents": { "type": "integer" },
+            "accepted_per_second": { "type": "number" }, "refused_per_second": { "type": "number" },
+            "sent_per_second": { "type": "number" } })),
+        "FleetInsights": resp_obj(&["generated_at", "agents", "pipelines", "anomalies", "anomaly_counts", "security"], json!({
             "generated_at": ts(),
+            "pipelines": { "type": "array", "items": r("PipelineThroughput") },
             "agents": { "type": "array", "items": resp_obj(&["agent_id", "accepted_per_second",
-                "refused_per_second", "sent_per_second", "components", "last_report_at", "reports"], json!({
+                "refused_per_second", "sent_per_second", "components", "pipelines", "last_report_at", "reports"], json!({
                 "agent_id": { "type": "string" }, "group_id": { "type": ["string", "null"], "format": "uuid" },
                 "accepted_per_second": { "type": "number" }, "refused_per_second": { "type": "number" },
                 "sent_per_second": { "type": "number" },
@@ -309,10 +316,12 @@ pub fn document() -> Value {
                 "cpu_seconds_total": { "type": ["number", "null"] },
                 "memory_rss_bytes": { "type": ["number", "null"] },
                 "components": { "type": "array", "items": { "type": "object" } },
+                "pipelines": { "type": "array", "items": r("PipelineThroughput") },
                 "last_report_at": ts(), "reports": { "type": "integer" } })) },
             "anomalies": { "type": "array", "items": resp_obj(&["kind", "agent_id", "message"], json!({
                 "kind": { "type": "string", "enum": ["throughput_drop", "throughput_spike",
-                    "refused_spike", "heartbeat_loss", "unhealthy_component", "drift"] },
+                    "refused_spike", "heartbeat_loss", "unhealthy_component", "drift",
+                    "flapping_connection"] },
                 "agent_id": { "type": "string" },
                 "group_id": { "type": ["string", "null"], "format": "uuid" },
                 "message": { "type": "string" } })) },

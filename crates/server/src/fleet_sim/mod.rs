@@ -78,7 +78,8 @@ pub struct FleetSimArgs {
     /// Stop after this many seconds (0 = run until Ctrl-C, SIGTERM or `stop` on the control).
     #[arg(long, default_value_t = 0)]
     pub duration: u64,
-    /// Read commands from stdin: `labels <index|*> k=v,...`, `stop`; EOF stops the simulation.
+    /// Read commands from stdin: `labels <index|*> k=v,...`, `throughput N`, `refused N`,
+    /// `drift on|off`, `unhealthy on|off`, `flap on|off`, `stop`; EOF stops the simulation.
     #[arg(long)]
     pub control_stdin: bool,
     /// Only print the `started` and `summary` lines.

@@ -38,9 +38,14 @@ fn start_own_metrics(
         url,
         target.clone(),
         agent.shared.rates.clone(),
+        agent.running_pipelines.clone(),
         stop.clone(),
     ));
 }
+
+/// How long a connection lasts while `flap on`: long enough for the server to register the
+/// agent, short enough that several reconnects land within the flapping window.
+const FLAP_SESSION: Duration = Duration::from_secs(1);
 
 /// Where and how agents connect.
 pub(crate) struct Target {
@@ -101,6 +106,8 @@ enum SessionEnd {
     Stopped,
     Broken(String),
     RetryAfter(Duration),
+    /// `flap on`: the agent hung up itself.
+    Flapped,
 }
 
 type Ws =
@@ -190,6 +197,15 @@ pub(crate) async fn run_ws(
                 backoff.reset();
                 delay = Duration::ZERO;
             }
+            SessionEnd::Flapped => {
+                let _ = tokio::time::timeout(Duration::from_secs(2), ws.close(None)).await;
+                agent
+                    .shared
+                    .events
+                    .disconnected(&agent, "flapping (control)");
+                backoff.reset();
+                delay = Duration::ZERO;
+            }
             SessionEnd::RetryAfter(after) => {
                 let _ = ws.close(None).await;
                 agent
@@ -214,9 +230,19 @@ async fn ws_session(
     target: &Arc<Target>,
 ) -> SessionEnd {
     let mut next_beat = Instant::now() + agent.heartbeat;
+    let mut flap = agent.shared.rates.flap.subscribe();
+    let flap_deadline = |on: bool| on.then(|| Instant::now() + FLAP_SESSION);
+    let mut hang_up = flap_deadline(*flap.borrow_and_update());
     loop {
         tokio::select! {
             _ = stop.cancelled() => return SessionEnd::Stopped,
+            _ = sleep_until(hang_up.unwrap_or_else(Instant::now)), if hang_up.is_some() => {
+                return SessionEnd::Flapped;
+            }
+            // The sender lives as long as the simulation, so this never errors in practice.
+            Ok(()) = flap.changed() => {
+                hang_up = flap_deadline(*flap.borrow_and_update());
+            }
             frame = ws.next() => {
                 let data = match frame {
                     None => return SessionEnd::Broken("connection closed".to_owned()),
@@ -441,6 +467,16 @@ pub(crate) async fn run_http(
                 if let Some(next) = reaction.reply {
                     pending = Some(next);
                     delay = Duration::ZERO;
+                } else if *agent.shared.rates.flap.borrow() {
+                    // `flap on`: say goodbye, and come back after a moment.
+                    let bye = agent.disconnect_msg();
+                    let _ = tokio::time::timeout(Duration::from_secs(2), post(&target, &bye)).await;
+                    agent
+                        .shared
+                        .events
+                        .disconnected(&agent, "flapping (control)");
+                    online = false;
+                    delay = delay.min(FLAP_SESSION);
                 }
                 if let Some(after) = reaction.retry_after {
                     delay = if after.is_zero() {

@@ -270,7 +270,13 @@ struct Entry {
     settings_offered: bool,
     /// Sequence number of the agent's AgentDisconnect message, if that was its last word.
     goodbye_seq: Option<u64>,
+    /// When the agent (re)connected recently, oldest first, for the flapping-connection
+    /// insight; kept for [`crate::insights::detect::FLAP_WINDOW`] and at most [`MAX_CONNECTS`].
+    connects: std::collections::VecDeque<DateTime<Utc>>,
 }
+
+/// Connect times kept per agent: enough to judge flapping, bounded whatever an agent does.
+const MAX_CONNECTS: usize = 16;
 
 impl Entry {
     fn new(rec: AgentRecord) -> Self {
@@ -281,7 +287,20 @@ impl Entry {
             offered: None,
             settings_offered: false,
             goodbye_seq: None,
+            connects: Default::default(),
         }
+    }
+
+    fn connected_at(&mut self, now: DateTime<Utc>) {
+        let window = crate::insights::detect::FLAP_WINDOW;
+        while self
+            .connects
+            .front()
+            .is_some_and(|t| now - *t > window || self.connects.len() >= MAX_CONNECTS)
+        {
+            self.connects.pop_front();
+        }
+        self.connects.push_back(now);
     }
 }
 
@@ -566,6 +585,7 @@ impl Registry {
         match ctx.transport {
             Transport::Ws => {
                 if entry.conn.as_ref().map(|c| c.id) != Some(ctx.id) {
+                    entry.connected_at(now);
                     entry.conn = Some(LiveConn {
                         id: ctx.id,
                         notify: ctx.notify.clone(),
@@ -583,6 +603,14 @@ impl Registry {
             return reply;
         }
         entry.goodbye_seq = msg.agent_disconnect.is_some().then_some(msg.sequence_num);
+        // Over HTTP there is no connection: an agent that was offline and speaks again has
+        // (re)connected.
+        if ctx.transport == Transport::Http
+            && !entry.rec.connected
+            && msg.agent_disconnect.is_none()
+        {
+            entry.connected_at(now);
+        }
 
         // Sequence numbers: a restarted agent starts again at 0 with its description; anything
         // else that is not last+1 means we may have missed state.
@@ -857,6 +885,17 @@ impl Registry {
             }
         }
         marked
+    }
+
+    /// Each agent's recent connect times (see `Entry::connects`), for agents that have any.
+    pub fn recent_connects(&self) -> Vec<(String, Vec<DateTime<Utc>>)> {
+        let inner = self.lock();
+        inner
+            .agents
+            .values()
+            .filter(|e| !e.connects.is_empty())
+            .map(|e| (e.rec.id.clone(), e.connects.iter().copied().collect()))
+            .collect()
     }
 
     /// Marks every agent disconnected (graceful shutdown).
