@@ -389,6 +389,82 @@ async fn a_real_collector_under_otaas_agent() {
         .collect();
     wait_lines(&sink, &agent, &all, "after the change").await;
     let good_hash = g.config_hash.clone();
+    let a = agent_where(&client, &agent, "components known", |a| {
+        a.available_components.is_some()
+    })
+    .await;
+    let comps = a.available_components.unwrap();
+    assert_eq!(comps["receivers"], ["filelog"]);
+    assert_eq!(comps["exporters"], ["otlphttp"]);
+    assert_eq!(comps["processors"], ["batch", "k8spath", "memory_limiter"]);
+
+    // When a change needs a component this collector build lacks (a transform processor)
+    let mut lacking = pipeline(&[&file1, &file2], json!({}));
+    lacking.processors.push(ProcessorSpec {
+        id: "transform".into(),
+        config: json!({ "log_statements": [] }),
+    });
+    // Then the dry run the provider uses at plan time refuses it
+    let err = client
+        .component_check(&ComponentCheck {
+            pipeline: Some(PipelineCheck {
+                id: Some(p.id),
+                spec: lacking.clone(),
+            }),
+            agent_group: None,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.status(), Some(422), "{err}");
+    // And so does the write itself: 422 naming the component and the agent
+    let err = client
+        .update_pipeline(p.id, &lacking, None)
+        .await
+        .unwrap_err();
+    assert_eq!(err.status(), Some(422), "{err}");
+    assert_eq!(err.code(), Some(ErrorCode::MissingComponents), "{err}");
+    let ClientError::Api { error, .. } = &err else {
+        panic!("{err}")
+    };
+    assert_eq!(error.field.as_deref(), Some("processors"));
+    assert_eq!(
+        error.missing_components,
+        [MissingComponent {
+            kind: "processors".into(),
+            component_type: "transform".into(),
+            group: "e2e".into(),
+            agents: vec![a.id.clone()],
+        }]
+    );
+    assert!(
+        error.message.contains("processor \"transform\""),
+        "{}",
+        error.message
+    );
+    assert!(error.message.contains(&a.id), "{}", error.message);
+    // And nothing was stored or pushed
+    assert_eq!(
+        client.get_pipeline(p.id).await.unwrap().revision,
+        p.revision
+    );
+    assert_eq!(
+        client.get_agent_group(group.id).await.unwrap().config_hash,
+        good_hash
+    );
+    assert_eq!(agent.events("offer").len(), 2);
+    // While a check of the config in place passes, judging the one agent
+    let ok = client
+        .component_check(&ComponentCheck {
+            pipeline: Some(PipelineCheck {
+                id: Some(p.id),
+                spec: pipeline(&[&file1, &file2], json!({})),
+            }),
+            agent_group: None,
+        })
+        .await
+        .unwrap();
+    assert_eq!(ok.groups, ["e2e"]);
+    assert_eq!(ok.agents, 1);
 
     // When a config passes the server and `validate` but the collector cannot start it (the
     // receiver names a storage extension the build does not have)

@@ -929,6 +929,7 @@ async fn openapi_matches_the_types() {
         "/insights",
         "/tokens",
         "/tokens/{id}",
+        "/component-check",
         "/openapi.json",
     ] {
         assert!(doc["paths"].get(path).is_some(), "{path} missing");
@@ -1182,6 +1183,28 @@ async fn openapi_matches_the_types() {
     check(
         "ErrorBody",
         serde_json::to_value(ErrorBody::new(ErrorCode::NotFound, "m", None)).unwrap(),
+    );
+    check(
+        "ComponentCheckResult",
+        serde_json::to_value(ComponentCheckResult {
+            groups: vec!["g".into()],
+            agents: 1,
+        })
+        .unwrap(),
+    );
+    check(
+        "ComponentCheck",
+        serde_json::to_value(ComponentCheck {
+            pipeline: Some(PipelineCheck {
+                id: Some(PipelineId::new()),
+                spec: pspec.clone(),
+            }),
+            agent_group: Some(AgentGroupCheck {
+                id: Some(AgentGroupId::new()),
+                spec: gs.clone(),
+            }),
+        })
+        .unwrap(),
     );
 }
 
