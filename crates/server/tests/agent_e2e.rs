@@ -134,8 +134,19 @@ fn collect(read: impl Read + Send + 'static) -> Arc<Mutex<Vec<String>>> {
 
 impl Agent {
     fn start(server: &str, collector: &Path, data_dir: &Path, labels: &str) -> Self {
+        Self::start_with(server, collector, data_dir, labels, &[])
+    }
+
+    fn start_with(
+        server: &str,
+        collector: &Path,
+        data_dir: &Path,
+        labels: &str,
+        extra: &[&str],
+    ) -> Self {
         let mut child = Command::new(env!("CARGO_BIN_EXE_otaas"))
             .args(["agent", "--server", server, "--labels", labels])
+            .args(extra)
             .arg("--collector")
             .arg(collector)
             .arg("--data-dir")
@@ -389,6 +400,19 @@ async fn a_real_collector_under_otaas_agent() {
         .collect();
     wait_lines(&sink, &agent, &all, "after the change").await;
     let good_hash = g.config_hash.clone();
+    // (reported APPLYING, then APPLIED once the collector ran it)
+    let states: Vec<Value> = agent
+        .events("config")
+        .into_iter()
+        .filter(|e| e["hash"] == json!(good_hash))
+        .map(|e| e["status"].clone())
+        .collect();
+    assert_eq!(
+        states,
+        [json!("APPLYING"), json!("APPLIED")],
+        "{}",
+        agent.log()
+    );
     let a = agent_where(&client, &agent, "components known", |a| {
         a.available_components.is_some()
     })
@@ -465,6 +489,38 @@ async fn a_real_collector_under_otaas_agent() {
         .unwrap();
     assert_eq!(ok.groups, ["e2e"]);
     assert_eq!(ok.agents, 1);
+
+    // When a config passes the server but the collector's `validate` rejects it
+    let pid_before = agent.collector_pid().expect("collector.pid");
+    let stops_before = agent.events("collector_stopped").len();
+    client
+        .update_pipeline(
+            p.id,
+            &pipeline(&[&file1, &file2], json!({ "start_at": "sometimes" })),
+            None,
+        )
+        .await
+        .unwrap();
+    let invalid = client.get_agent_group(group.id).await.unwrap();
+    // Then it is reported FAILED in the collector's words and the running collector is untouched
+    let a = agent_where(&client, &agent, "the invalid config reported failed", |a| {
+        a.remote_config_status == RemoteConfigState::Failed
+            && a.remote_config_hash.as_deref() == Some(invalid.config_hash.as_str())
+    })
+    .await;
+    let error = a.remote_config_error.clone().unwrap_or_default();
+    assert!(
+        error.contains("invalid start_at location 'sometimes'"),
+        "{error}"
+    );
+    assert_eq!(agent.collector_pid(), Some(pid_before));
+    assert_eq!(
+        agent.events("collector_stopped").len(),
+        stops_before,
+        "{}",
+        agent.log()
+    );
+    assert_eq!(a.effective_config_hash.as_deref(), Some(good_hash.as_str()));
 
     // When a config passes the server and `validate` but the collector cannot start it (the
     // receiver names a storage extension the build does not have)
@@ -545,4 +601,62 @@ async fn a_real_collector_under_otaas_agent() {
     .await;
     drop(agent);
     drop(server);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_agent_polling_over_http_applies_its_config() {
+    let collector = collector();
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("app.log");
+    append(&file, &[]);
+    let sink = Sink::start().await;
+    let server = Serve::start(&tmp.path().join("server"), "127.0.0.1:0", &[]);
+    let client = server.client();
+    let p = client
+        .create_pipeline(&pipeline(&[&file], json!({})))
+        .await
+        .unwrap();
+    client
+        .create_exporter_binding(&ExporterBindingSpec {
+            name: "out".into(),
+            pipeline_id: p.id,
+            signals: None,
+            destinations: vec![DestinationSpec {
+                name: "sink".into(),
+                kind: "otlphttp".into(),
+                endpoint: Some(sink.url.clone()),
+                headers: Default::default(),
+                tls: None,
+                config: json!({}),
+            }],
+        })
+        .await
+        .unwrap();
+    let group = client
+        .create_agent_group(&AgentGroupSpec {
+            name: "polled".into(),
+            selector: [("env".to_owned(), "polled".to_owned())].into(),
+            pipeline_ids: vec![p.id],
+            rollout: RolloutSpec::default(),
+        })
+        .await
+        .unwrap();
+    // Given an agent told to poll over plain HTTP
+    let agent = Agent::start_with(
+        &format!("http://{}", server.opamp),
+        &collector,
+        &tmp.path().join("agent"),
+        "env=polled",
+        &["--http"],
+    );
+    // Then it applies the group's config over HTTP and the collector runs it
+    let a = agent_where(&client, &agent, "applied over http", |a| {
+        a.remote_config_status == RemoteConfigState::Applied
+            && a.effective_config_hash.as_deref() == Some(group.config_hash.as_str())
+    })
+    .await;
+    assert_eq!(a.transport, Some(AgentTransport::Http));
+    let lines = batch("polled", 3);
+    append(&file, &lines);
+    wait_lines(&sink, &agent, &lines, "over http").await;
 }
