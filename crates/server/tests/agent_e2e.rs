@@ -112,6 +112,49 @@ impl Sink {
     }
 }
 
+/// An OpAMP address that does plain HTTP only: `GET` (the WebSocket upgrade) is 405, `POST` is
+/// forwarded to the real server.
+struct HttpOnlyFront {
+    ws_url: String,
+}
+
+impl HttpOnlyFront {
+    async fn start(upstream: String) -> Self {
+        let http = reqwest::Client::new();
+        let forward = move |body: Bytes| {
+            let (http, upstream) = (http.clone(), upstream.clone());
+            async move {
+                let resp = http
+                    .post(&upstream)
+                    .header(header::CONTENT_TYPE, "application/x-protobuf")
+                    .body(body)
+                    .send()
+                    .await;
+                match resp {
+                    Ok(r) => (
+                        StatusCode::from_u16(r.status().as_u16()).unwrap(),
+                        [(header::CONTENT_TYPE, "application/x-protobuf")],
+                        r.bytes().await.unwrap_or_default().to_vec(),
+                    ),
+                    Err(_) => (
+                        StatusCode::BAD_GATEWAY,
+                        [(header::CONTENT_TYPE, "text/plain")],
+                        Vec::new(),
+                    ),
+                }
+            }
+        };
+        let app = axum::Router::new().route(
+            "/v1/opamp",
+            axum::routing::get(|| async { StatusCode::METHOD_NOT_ALLOWED }).post(forward),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let ws_url = format!("ws://{}/v1/opamp", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        Self { ws_url }
+    }
+}
+
 /// A running `otaas agent` with its JSON event lines collected.
 struct Agent {
     child: Child,
@@ -604,7 +647,7 @@ async fn a_real_collector_under_otaas_agent() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn an_agent_polling_over_http_applies_its_config() {
+async fn an_agent_falls_back_to_http_polling_when_websocket_is_refused() {
     let collector = collector();
     let tmp = tempfile::tempdir().unwrap();
     let file = tmp.path().join("app.log");
@@ -641,21 +684,29 @@ async fn an_agent_polling_over_http_applies_its_config() {
         })
         .await
         .unwrap();
-    // Given an agent told to poll over plain HTTP
-    let agent = Agent::start_with(
-        &format!("http://{}", server.opamp),
+    // Given a server address that answers OpAMP over plain HTTP only (a front that refuses the
+    // WebSocket upgrade and forwards POSTs to otaas serve)
+    let front = HttpOnlyFront::start(format!("http://{}/v1/opamp", server.opamp)).await;
+    // When an agent is pointed at it with a ws:// URL
+    let agent = Agent::start(
+        &front.ws_url,
         &collector,
         &tmp.path().join("agent"),
         "env=polled",
-        &["--http"],
     );
-    // Then it applies the group's config over HTTP and the collector runs it
+    // Then it falls back to HTTP polling, applies the group's config and the collector runs it
     let a = agent_where(&client, &agent, "applied over http", |a| {
         a.remote_config_status == RemoteConfigState::Applied
             && a.effective_config_hash.as_deref() == Some(group.config_hash.as_str())
     })
     .await;
     assert_eq!(a.transport, Some(AgentTransport::Http));
+    assert_eq!(
+        agent.events("transport_fallback").len(),
+        1,
+        "{}",
+        agent.log()
+    );
     let lines = batch("polled", 3);
     append(&file, &lines);
     wait_lines(&sink, &agent, &lines, "over http").await;
