@@ -4,8 +4,8 @@
 //! sink in this test, and the life of that pipeline: lines arrive, a second file is added
 //! without losing lines, a component the collector lacks is refused by the server, a config
 //! the collector cannot start is reported FAILED while the old one keeps running, a killed
-//! collector is reported and restarted, and the collector keeps running while the server is
-//! down.
+//! collector is reported and restarted, the collector keeps running while the server is
+//! down, and a restarted agent runs its last good config before the server is back.
 
 mod common;
 #[path = "common/procs.rs"]
@@ -642,8 +642,29 @@ async fn a_real_collector_under_otaas_agent() {
         a.connected
     })
     .await;
+
+    // When the agent itself restarts while the server is down
     drop(agent);
-    drop(server);
+    server.kill();
+    let agent = Agent::start(
+        &format!("ws://{opamp_addr}"),
+        &collector,
+        &tmp.path().join("agent"),
+        "env=e2e,site=test",
+    );
+    // Then it runs the last good config from its data dir without waiting for the server
+    assert!(
+        wait_for_quiet(|| !agent.events("collector_started").is_empty()).await,
+        "{}",
+        agent.log()
+    );
+    assert_eq!(
+        agent.events("collector_started")[0]["hash"],
+        json!(good_hash)
+    );
+    let restarted = batch("agent-restarted", 3);
+    append(&file1, &restarted);
+    wait_lines(&sink, &agent, &restarted, "after the agent restarted").await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
