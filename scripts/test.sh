@@ -4,7 +4,7 @@
 # 1. scripts/setup.sh (Terraform engine, null provider, OpAMP peer; idempotent) and its env.sh;
 # 2. cargo fmt --check, clippy with warnings as errors, cargo test, all on the whole workspace with
 #    the committed Cargo.lock;
-# 3. the README demo (scripts/demo.sh). Stops at the first failure.
+# 3. the README demo (scripts/demo.sh), with simulated agents and with a real collector. Stops at the first failure.
 set -euo pipefail
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -28,4 +28,5 @@ step clippy cargo clippy --workspace --all-targets --locked -- -D warnings
 step test cargo test --workspace --locked
 # The README's demo, end to end (its builds are the test profile's binaries, already built).
 step demo env DEMO_AGENTS=5 bash scripts/demo.sh
+step "demo (real collector)" bash scripts/demo.sh --collector
 echo "==> all passed in $SECONDS s" >&2

@@ -724,6 +724,10 @@ struct RecordSummary {
     transport: Option<crate::opamp::registry::Transport>,
     #[serde(default)]
     replica_id: Option<String>,
+    #[serde(default, with = "crate::opamp::registry::shared_components")]
+    available_components: Option<std::sync::Arc<crate::opamp::registry::ComponentSet>>,
+    #[serde(default)]
+    available_components_hash: Option<String>,
 }
 
 impl From<RecordSummary> for AgentRecord {
@@ -746,6 +750,8 @@ impl From<RecordSummary> for AgentRecord {
             connected: s.connected,
             transport: s.transport,
             replica_id: s.replica_id,
+            available_components: s.available_components,
+            available_components_hash: s.available_components_hash,
         }
     }
 }

@@ -4,8 +4,8 @@
 //! sink in this test, and the life of that pipeline: lines arrive, a second file is added
 //! without losing lines, a component the collector lacks is refused by the server, a config
 //! the collector cannot start is reported FAILED while the old one keeps running, a killed
-//! collector is reported and restarted, and the collector keeps running while the server is
-//! down.
+//! collector is reported and restarted, the collector keeps running while the server is
+//! down, and a restarted agent runs its last good config before the server is back.
 
 mod common;
 #[path = "common/procs.rs"]
@@ -112,6 +112,49 @@ impl Sink {
     }
 }
 
+/// An OpAMP address that does plain HTTP only: `GET` (the WebSocket upgrade) is 405, `POST` is
+/// forwarded to the real server.
+struct HttpOnlyFront {
+    ws_url: String,
+}
+
+impl HttpOnlyFront {
+    async fn start(upstream: String) -> Self {
+        let http = reqwest::Client::new();
+        let forward = move |body: Bytes| {
+            let (http, upstream) = (http.clone(), upstream.clone());
+            async move {
+                let resp = http
+                    .post(&upstream)
+                    .header(header::CONTENT_TYPE, "application/x-protobuf")
+                    .body(body)
+                    .send()
+                    .await;
+                match resp {
+                    Ok(r) => (
+                        StatusCode::from_u16(r.status().as_u16()).unwrap(),
+                        [(header::CONTENT_TYPE, "application/x-protobuf")],
+                        r.bytes().await.unwrap_or_default().to_vec(),
+                    ),
+                    Err(_) => (
+                        StatusCode::BAD_GATEWAY,
+                        [(header::CONTENT_TYPE, "text/plain")],
+                        Vec::new(),
+                    ),
+                }
+            }
+        };
+        let app = axum::Router::new().route(
+            "/v1/opamp",
+            axum::routing::get(|| async { StatusCode::METHOD_NOT_ALLOWED }).post(forward),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let ws_url = format!("ws://{}/v1/opamp", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        Self { ws_url }
+    }
+}
+
 /// A running `otaas agent` with its JSON event lines collected.
 struct Agent {
     child: Child,
@@ -134,8 +177,19 @@ fn collect(read: impl Read + Send + 'static) -> Arc<Mutex<Vec<String>>> {
 
 impl Agent {
     fn start(server: &str, collector: &Path, data_dir: &Path, labels: &str) -> Self {
+        Self::start_with(server, collector, data_dir, labels, &[])
+    }
+
+    fn start_with(
+        server: &str,
+        collector: &Path,
+        data_dir: &Path,
+        labels: &str,
+        extra: &[&str],
+    ) -> Self {
         let mut child = Command::new(env!("CARGO_BIN_EXE_otaas"))
             .args(["agent", "--server", server, "--labels", labels])
+            .args(extra)
             .arg("--collector")
             .arg(collector)
             .arg("--data-dir")
@@ -389,6 +443,127 @@ async fn a_real_collector_under_otaas_agent() {
         .collect();
     wait_lines(&sink, &agent, &all, "after the change").await;
     let good_hash = g.config_hash.clone();
+    // (reported APPLYING, then APPLIED once the collector ran it)
+    let states: Vec<Value> = agent
+        .events("config")
+        .into_iter()
+        .filter(|e| e["hash"] == json!(good_hash))
+        .map(|e| e["status"].clone())
+        .collect();
+    assert_eq!(
+        states,
+        [json!("APPLYING"), json!("APPLIED")],
+        "{}",
+        agent.log()
+    );
+    let a = agent_where(&client, &agent, "components known", |a| {
+        a.available_components.is_some()
+    })
+    .await;
+    let comps = a.available_components.unwrap();
+    assert_eq!(comps["receivers"], ["filelog"]);
+    assert_eq!(comps["exporters"], ["otlphttp"]);
+    assert_eq!(comps["processors"], ["batch", "k8spath", "memory_limiter"]);
+
+    // When a change needs a component this collector build lacks (a transform processor)
+    let mut lacking = pipeline(&[&file1, &file2], json!({}));
+    lacking.processors.push(ProcessorSpec {
+        id: "transform".into(),
+        config: json!({ "log_statements": [] }),
+    });
+    // Then the dry run the provider uses at plan time refuses it
+    let err = client
+        .component_check(&ComponentCheck {
+            pipeline: Some(PipelineCheck {
+                id: Some(p.id),
+                spec: lacking.clone(),
+            }),
+            agent_group: None,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.status(), Some(422), "{err}");
+    // And so does the write itself: 422 naming the component and the agent
+    let err = client
+        .update_pipeline(p.id, &lacking, None)
+        .await
+        .unwrap_err();
+    assert_eq!(err.status(), Some(422), "{err}");
+    assert_eq!(err.code(), Some(ErrorCode::MissingComponents), "{err}");
+    let ClientError::Api { error, .. } = &err else {
+        panic!("{err}")
+    };
+    assert_eq!(error.field.as_deref(), Some("processors"));
+    assert_eq!(
+        error.missing_components,
+        [MissingComponent {
+            kind: "processors".into(),
+            component_type: "transform".into(),
+            group: "e2e".into(),
+            agents: vec![a.id.clone()],
+        }]
+    );
+    assert!(
+        error.message.contains("processor \"transform\""),
+        "{}",
+        error.message
+    );
+    assert!(error.message.contains(&a.id), "{}", error.message);
+    // And nothing was stored or pushed
+    assert_eq!(
+        client.get_pipeline(p.id).await.unwrap().revision,
+        p.revision
+    );
+    assert_eq!(
+        client.get_agent_group(group.id).await.unwrap().config_hash,
+        good_hash
+    );
+    assert_eq!(agent.events("offer").len(), 2);
+    // While a check of the config in place passes, judging the one agent
+    let ok = client
+        .component_check(&ComponentCheck {
+            pipeline: Some(PipelineCheck {
+                id: Some(p.id),
+                spec: pipeline(&[&file1, &file2], json!({})),
+            }),
+            agent_group: None,
+        })
+        .await
+        .unwrap();
+    assert_eq!(ok.groups, ["e2e"]);
+    assert_eq!(ok.agents, 1);
+
+    // When a config passes the server but the collector's `validate` rejects it
+    let pid_before = agent.collector_pid().expect("collector.pid");
+    let stops_before = agent.events("collector_stopped").len();
+    client
+        .update_pipeline(
+            p.id,
+            &pipeline(&[&file1, &file2], json!({ "start_at": "sometimes" })),
+            None,
+        )
+        .await
+        .unwrap();
+    let invalid = client.get_agent_group(group.id).await.unwrap();
+    // Then it is reported FAILED in the collector's words and the running collector is untouched
+    let a = agent_where(&client, &agent, "the invalid config reported failed", |a| {
+        a.remote_config_status == RemoteConfigState::Failed
+            && a.remote_config_hash.as_deref() == Some(invalid.config_hash.as_str())
+    })
+    .await;
+    let error = a.remote_config_error.clone().unwrap_or_default();
+    assert!(
+        error.contains("invalid start_at location 'sometimes'"),
+        "{error}"
+    );
+    assert_eq!(agent.collector_pid(), Some(pid_before));
+    assert_eq!(
+        agent.events("collector_stopped").len(),
+        stops_before,
+        "{}",
+        agent.log()
+    );
+    assert_eq!(a.effective_config_hash.as_deref(), Some(good_hash.as_str()));
 
     // When a config passes the server and `validate` but the collector cannot start it (the
     // receiver names a storage extension the build does not have)
@@ -467,6 +642,93 @@ async fn a_real_collector_under_otaas_agent() {
         a.connected
     })
     .await;
+
+    // When the agent itself restarts while the server is down
     drop(agent);
-    drop(server);
+    server.kill();
+    let agent = Agent::start(
+        &format!("ws://{opamp_addr}"),
+        &collector,
+        &tmp.path().join("agent"),
+        "env=e2e,site=test",
+    );
+    // Then it runs the last good config from its data dir without waiting for the server
+    assert!(
+        wait_for_quiet(|| !agent.events("collector_started").is_empty()).await,
+        "{}",
+        agent.log()
+    );
+    assert_eq!(
+        agent.events("collector_started")[0]["hash"],
+        json!(good_hash)
+    );
+    let restarted = batch("agent-restarted", 3);
+    append(&file1, &restarted);
+    wait_lines(&sink, &agent, &restarted, "after the agent restarted").await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_agent_falls_back_to_http_polling_when_websocket_is_refused() {
+    let collector = collector();
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("app.log");
+    append(&file, &[]);
+    let sink = Sink::start().await;
+    let server = Serve::start(&tmp.path().join("server"), "127.0.0.1:0", &[]);
+    let client = server.client();
+    let p = client
+        .create_pipeline(&pipeline(&[&file], json!({})))
+        .await
+        .unwrap();
+    client
+        .create_exporter_binding(&ExporterBindingSpec {
+            name: "out".into(),
+            pipeline_id: p.id,
+            signals: None,
+            destinations: vec![DestinationSpec {
+                name: "sink".into(),
+                kind: "otlphttp".into(),
+                endpoint: Some(sink.url.clone()),
+                headers: Default::default(),
+                tls: None,
+                config: json!({}),
+            }],
+        })
+        .await
+        .unwrap();
+    let group = client
+        .create_agent_group(&AgentGroupSpec {
+            name: "polled".into(),
+            selector: [("env".to_owned(), "polled".to_owned())].into(),
+            pipeline_ids: vec![p.id],
+            rollout: RolloutSpec::default(),
+        })
+        .await
+        .unwrap();
+    // Given a server address that answers OpAMP over plain HTTP only (a front that refuses the
+    // WebSocket upgrade and forwards POSTs to otaas serve)
+    let front = HttpOnlyFront::start(format!("http://{}/v1/opamp", server.opamp)).await;
+    // When an agent is pointed at it with a ws:// URL
+    let agent = Agent::start(
+        &front.ws_url,
+        &collector,
+        &tmp.path().join("agent"),
+        "env=polled",
+    );
+    // Then it falls back to HTTP polling, applies the group's config and the collector runs it
+    let a = agent_where(&client, &agent, "applied over http", |a| {
+        a.remote_config_status == RemoteConfigState::Applied
+            && a.effective_config_hash.as_deref() == Some(group.config_hash.as_str())
+    })
+    .await;
+    assert_eq!(a.transport, Some(AgentTransport::Http));
+    assert_eq!(
+        agent.events("transport_fallback").len(),
+        1,
+        "{}",
+        agent.log()
+    );
+    let lines = batch("polled", 3);
+    append(&file, &lines);
+    wait_lines(&sink, &agent, &lines, "over http").await;
 }

@@ -931,6 +931,7 @@ async fn openapi_matches_the_types() {
         "/agents/{id}",
         "/tokens",
         "/tokens/{id}",
+        "/component-check",
         "/openapi.json",
     ] {
         assert!(doc["paths"].get(path).is_some(), "{path} missing");
@@ -1219,6 +1220,32 @@ async fn openapi_matches_the_types() {
             group_id: Some(AgentGroupId::new()),
             agent_version: Some("1.0".into()),
             replica_id: Some("replica-a".into()),
+            available_components: Some(std::collections::BTreeMap::from([(
+                "receivers".to_owned(),
+                vec!["filelog".to_owned()],
+            )])),
+        })
+        .unwrap(),
+    );
+    check(
+        "ComponentCheckResult",
+        serde_json::to_value(ComponentCheckResult {
+            groups: vec!["g".into()],
+            agents: 1,
+        })
+        .unwrap(),
+    );
+    check(
+        "ComponentCheck",
+        serde_json::to_value(ComponentCheck {
+            pipeline: Some(PipelineCheck {
+                id: Some(PipelineId::new()),
+                spec: pspec.clone(),
+            }),
+            agent_group: Some(AgentGroupCheck {
+                id: Some(AgentGroupId::new()),
+                spec: gs.clone(),
+            }),
         })
         .unwrap(),
     );

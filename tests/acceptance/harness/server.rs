@@ -322,3 +322,37 @@ impl FleetSimBuilder {
         FleetSim { daemon }
     }
 }
+
+/// A running `otaas agent` supervising the real collector (`tools::collector`), with its data
+/// dir in a temp dir. Dropping it stops the agent's process group (agent and collector).
+pub(crate) struct RealAgent {
+    daemon: Daemon,
+    _data: tempfile::TempDir,
+}
+
+impl RealAgent {
+    pub(crate) fn start(server: &Server, labels: &str) -> Self {
+        let data = tempfile::tempdir().expect("temp dir");
+        let mut cmd = Command::new(tools::otaas());
+        cmd.arg("agent")
+            .arg("--server")
+            .arg(server.opamp_ws_url())
+            .arg("--collector")
+            .arg(tools::collector())
+            .arg("--data-dir")
+            .arg(data.path())
+            .arg("--labels")
+            .arg(labels)
+            .env("NO_COLOR", "1");
+        let mut daemon = Daemon::spawn("otaas agent", &mut cmd, |_| {});
+        daemon.assert_running();
+        Self {
+            daemon,
+            _data: data,
+        }
+    }
+
+    pub(crate) fn log(&self) -> String {
+        self.daemon.log()
+    }
+}

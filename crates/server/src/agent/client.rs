@@ -415,14 +415,12 @@ pub async fn run(
         };
         let mut ws = match connected {
             Ok((ws, _)) => ws,
-            Err(tungstenite::Error::Http(resp))
-                if !matches!(resp.status().as_u16(), 401 | 403 | 429 | 500..) =>
-            {
+            Err(err) if refuses_upgrade(&err) => {
                 // The server answered HTTP but would not upgrade: it does OpAMP over plain HTTP
                 // only (or a proxy strips the upgrade). Poll instead.
                 emit(
                     "transport_fallback",
-                    serde_json::json!({ "from": "ws", "to": "http", "status": resp.status().as_u16() }),
+                    serde_json::json!({ "from": "ws", "to": "http", "reason": err.to_string() }),
                 );
                 http = true;
                 delay = Duration::ZERO;
@@ -482,6 +480,19 @@ pub async fn run(
                 };
             }
         }
+    }
+}
+
+/// Whether a failed WebSocket handshake means "this server answers HTTP but does not do
+/// WebSocket here" (as opposed to: down, overloaded, or refusing our token).
+fn refuses_upgrade(err: &tungstenite::Error) -> bool {
+    match err {
+        tungstenite::Error::Http(resp) => {
+            !matches!(resp.status().as_u16(), 401 | 403 | 429 | 500..)
+        }
+        // An HTTP answer that is no upgrade (HTTP/1.0, no Upgrade header, ...).
+        tungstenite::Error::Protocol(_) => true,
+        _ => false,
     }
 }
 

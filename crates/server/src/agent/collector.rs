@@ -17,6 +17,8 @@ use tokio::sync::watch;
 
 /// How many stderr lines of a collector are kept for error reports.
 const KEEP_LINES: usize = 40;
+/// How long a collector that said it runs must stay up before it counts as running.
+const SETTLE: Duration = Duration::from_secs(1);
 /// The collector logs this (at info level) once every pipeline started.
 const READY_MARK: &str = "Everything is ready";
 
@@ -270,12 +272,18 @@ impl Running {
             }
         };
         tokio::select! {
-            status = self.child.wait() => match status {
+            status = self.child.wait() => return match status {
                 Ok(status) => Startup::Exited(status),
                 Err(_) => Startup::Running,
             },
-            _ = ready_seen => Startup::Running,
-            _ = tokio::time::sleep(grace) => Startup::Running,
+            _ = ready_seen => {}
+            _ = tokio::time::sleep(grace) => return Startup::Running,
+        }
+        // A collector that says it runs and dies right after (a component failing once data
+        // flows) must not become the last good config: give it a moment to settle.
+        match tokio::time::timeout(SETTLE, self.child.wait()).await {
+            Ok(Ok(status)) => Startup::Exited(status),
+            _ => Startup::Running,
         }
     }
 

@@ -258,6 +258,15 @@ pub fn document() -> Value {
         }}),
     );
     paths.insert(
+        "/component-check".into(),
+        json!({ "post": {
+            "tags": ["agent-groups"],
+            "summary": "Dry run: would this pipeline or agent group (id set for an update) use a component type that connected agents it reaches lack? 422 missing_components if so",
+            "requestBody": body("ComponentCheck"),
+            "responses": ok("200", r("ComponentCheckResult"))
+        }}),
+    );
+    paths.insert(
         "/openapi.json".into(),
         json!({ "get": { "summary": "This document",
             "responses": { "200": { "description": "OpenAPI 3.1" } } } }),
@@ -291,12 +300,27 @@ pub fn document() -> Value {
         "ErrorBody": resp_obj(&["error"], json!({ "error": resp_obj(&["code", "message", "field"], json!({
             "code": { "type": "string", "enum": [
                 "malformed_json", "unsupported_media_type", "unknown_field", "missing_field",
-                "invalid_field", "dangling_reference", "bad_request", "unauthorized", "forbidden", "not_found",
+                "invalid_field", "dangling_reference", "missing_components", "bad_request", "unauthorized", "forbidden", "not_found",
                 "name_taken", "revision_mismatch", "in_use", "state_conflict", "payload_too_large", "rate_limited", "internal",
                 "unavailable"] },
             "message": { "type": "string" },
-            "field": { "type": ["string", "null"] }
+            "field": { "type": ["string", "null"] },
+            "missing_components": { "type": "array", "description":
+                "with missing_components: each component type the change needs that agents of the target group lack",
+                "items": resp_obj(&["kind", "type", "group", "agents"], json!({
+                    "kind": { "type": "string", "enum": ["receivers", "processors", "exporters", "extensions", "connectors"] },
+                    "type": { "type": "string" },
+                    "group": { "type": "string" },
+                    "agents": { "type": "array", "items": { "type": "string" } } })) }
         })) })),
+        "ComponentCheck": obj(&[], json!({
+            "pipeline": obj(&["spec"], json!({ "id": uuid(), "spec": r("PipelineSpec") })),
+            "agent_group": obj(&["spec"], json!({ "id": uuid(), "spec": r("AgentGroupSpec") }))
+        })),
+        "ComponentCheckResult": resp_obj(&["groups", "agents"], json!({
+            "groups": { "type": "array", "items": { "type": "string" } },
+            "agents": { "type": "integer" }
+        })),
         "Signal": { "type": "string", "enum": ["traces", "metrics", "logs"] },
         "PipelineThroughput": resp_obj(&["pipeline", "agents", "accepted_per_second",
             "refused_per_second", "sent_per_second"], json!({

@@ -20,9 +20,10 @@ use chrono::{DateTime, Utc};
 use otaas_api::AgentGroupId;
 use otaas_opamp::proto::{
     AgentConfigFile, AgentConfigMap, AgentDescription, AgentIdentification, AgentRemoteConfig,
-    AgentToServer, AgentToServerFlags, ComponentHealth, ConnectionSettingsOffers,
-    OpAmpConnectionSettings, RemoteConfigStatuses, ServerErrorResponse, ServerErrorResponseType,
-    ServerToAgent, ServerToAgentFlags, TelemetryConnectionSettings, any_value,
+    AgentToServer, AgentToServerFlags, AvailableComponents, ComponentHealth,
+    ConnectionSettingsOffers, OpAmpConnectionSettings, RemoteConfigStatuses, ServerErrorResponse,
+    ServerErrorResponseType, ServerToAgent, ServerToAgentFlags, TelemetryConnectionSettings,
+    any_value,
 };
 use otaas_opamp::{AgentCaps, InstanceUid, ServerCaps, hash};
 use serde::{Deserialize, Serialize};
@@ -137,6 +138,32 @@ pub struct AgentRecord {
     /// The `otaas serve` replica the agent last talked to (`--replica-id`).
     #[serde(default)]
     pub replica_id: Option<String>,
+    /// The component types the agent's collector build has (OpAMP `AvailableComponents`):
+    /// kind (`receivers`, `processors`, `exporters`, `extensions`, `connectors`) → types.
+    /// `None` when the agent does not report them. Shared between agents of one build
+    /// (interned by the reported hash).
+    #[serde(default, with = "shared_components")]
+    pub available_components: Option<Arc<ComponentSet>>,
+    /// Hex of the `AvailableComponents.hash` the agent reported.
+    #[serde(default)]
+    pub available_components_hash: Option<String>,
+}
+
+/// Component kind → the types of that kind a collector build has.
+pub type ComponentSet = BTreeMap<String, std::collections::BTreeSet<String>>;
+
+/// The types an OpAMP `AvailableComponents` lists: its top-level keys are the kinds, each
+/// kind's sub-components are the types (the shape the collector's OpAMP extension sends).
+fn component_set(ac: &AvailableComponents) -> ComponentSet {
+    ac.components
+        .iter()
+        .map(|(kind, details)| {
+            (
+                kind.clone(),
+                details.sub_component_map.keys().cloned().collect(),
+            )
+        })
+        .collect()
 }
 
 impl AgentRecord {
@@ -158,6 +185,8 @@ impl AgentRecord {
             connected: false,
             transport: None,
             replica_id: None,
+            available_components: None,
+            available_components_hash: None,
         }
     }
 
@@ -309,6 +338,8 @@ struct Inner {
     agents: HashMap<InstanceUid, Entry>,
     /// Redacted effective configs by the hash of the reported body (see `effective_config`).
     texts: HashMap<String, Arc<str>>,
+    /// Component sets by the `AvailableComponents.hash` (hex) agents reported with them.
+    components: HashMap<String, Arc<ComponentSet>>,
     /// Each group's default config: what its agents get unless pinned (set by the rollout
     /// engine: the last good revision while a rollout is under way, else the latest).
     groups: HashMap<AgentGroupId, Arc<GroupConfig>>,
@@ -511,6 +542,15 @@ impl Registry {
                     .or_insert_with(|| text.clone());
                 rec.effective_config = Some(shared.clone());
             }
+            if let (Some(hash), Some(set)) =
+                (&rec.available_components_hash, &rec.available_components)
+            {
+                let shared = inner
+                    .components
+                    .entry(hash.clone())
+                    .or_insert_with(|| set.clone());
+                rec.available_components = Some(shared.clone());
+            }
             if was_connected {
                 inner.dirty.insert(uid);
             }
@@ -675,6 +715,31 @@ impl Registry {
             };
             rec.effective_config_hash = digest;
         }
+        if let Some(ac) = &msg.available_components {
+            let digest = hash::to_hex(&ac.hash);
+            if !ac.components.is_empty() {
+                let set = inner
+                    .components
+                    .entry(digest.clone())
+                    .or_insert_with(|| Arc::new(component_set(ac)))
+                    .clone();
+                rec.available_components = Some(set);
+                rec.available_components_hash = Some(digest);
+            } else if rec.available_components_hash.as_deref() != Some(digest.as_str())
+                || rec.available_components.is_none()
+            {
+                // Only the hash: fine if we know that list, else ask for it.
+                match inner.components.get(&digest) {
+                    Some(set) => {
+                        rec.available_components = Some(set.clone());
+                        rec.available_components_hash = Some(digest);
+                    }
+                    None => {
+                        reply.flags |= ServerToAgentFlags::ReportAvailableComponents as u64;
+                    }
+                }
+            }
+        }
         inner.dirty.insert(uid);
         if inner.dirty.len() == FLUSH_ROWS {
             self.dirty_wake.notify_one();
@@ -821,6 +886,62 @@ impl Registry {
         Self::reassign(&mut inner)
     }
 
+    /// The connected agents that would belong to group `id` if it had `selector` (and was
+    /// created at `created_at`), with every other group as it is now: what a change to that
+    /// group would reach. Ordered by id.
+    pub fn members_if(
+        &self,
+        id: AgentGroupId,
+        selector: &BTreeMap<String, String>,
+        created_at: DateTime<Utc>,
+    ) -> Vec<AgentRecord> {
+        let local: Vec<AgentRecord> = self.lock().agents.values().map(|e| e.rec.clone()).collect();
+        self.members_if_among(&local, id, selector, created_at)
+    }
+
+    /// [`Self::members_if`] among `agents` (e.g. the whole fleet across replicas), judged
+    /// against the groups this registry knows.
+    pub fn members_if_among(
+        &self,
+        agents: &[AgentRecord],
+        id: AgentGroupId,
+        selector: &BTreeMap<String, String>,
+        created_at: DateTime<Utc>,
+    ) -> Vec<AgentRecord> {
+        let inner = self.lock();
+        let matches = |sel: &BTreeMap<String, String>, labels: &BTreeMap<String, String>| {
+            sel.iter()
+                .all(|(k, v)| labels.get(k).is_some_and(|have| have == v))
+        };
+        // The same order as `match_group`: most specific, then oldest, then smallest id.
+        let key = |sel_len: usize, created: DateTime<Utc>, gid: AgentGroupId| {
+            (std::cmp::Reverse(sel_len), created, gid)
+        };
+        let mine = key(selector.len(), created_at, id);
+        let mut out: Vec<AgentRecord> = agents
+            .iter()
+            .filter(|r| r.connected && matches(selector, &r.labels))
+            .filter(|r| {
+                !inner.groups.values().any(|g| {
+                    g.id != id
+                        && matches(&g.selector, &r.labels)
+                        && key(g.selector.len(), g.created_at, g.id) < mine
+                })
+            })
+            .cloned()
+            .collect();
+        out.sort_by(|a, b| a.id.cmp(&b.id));
+        out
+    }
+
+    /// Whether any connected agent reported its available components.
+    pub fn any_reports_components(&self) -> bool {
+        self.lock()
+            .agents
+            .values()
+            .any(|e| e.rec.connected && e.rec.available_components.is_some())
+    }
+
     pub fn group_revision(&self, id: AgentGroupId) -> Option<i64> {
         self.lock().groups.get(&id).map(|g| g.revision)
     }
@@ -861,6 +982,7 @@ impl Registry {
         let inner = &mut *guard;
         // Forget interned configs no agent runs any more.
         inner.texts.retain(|_, text| Arc::strong_count(text) > 1);
+        inner.components.retain(|_, set| Arc::strong_count(set) > 1);
         let mut marked = 0;
         for (uid, entry) in inner.agents.iter_mut() {
             if !entry.rec.connected {
@@ -974,17 +1096,40 @@ mod shared_text {
 
     use serde::{Deserialize, Deserializer, Serializer};
 
-    pub(super) fn serialize<S: Serializer>(v: &Option<Arc<str>>, s: S) -> Result<S::Ok, S::Error> {
+    pub(crate) fn serialize<S: Serializer>(v: &Option<Arc<str>>, s: S) -> Result<S::Ok, S::Error> {
         match v {
             Some(text) => s.serialize_some(&**text),
             None => s.serialize_none(),
         }
     }
 
-    pub(super) fn deserialize<'de, D: Deserializer<'de>>(
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(
         d: D,
     ) -> Result<Option<Arc<str>>, D::Error> {
         Ok(Option::<String>::deserialize(d)?.map(Arc::from))
+    }
+}
+
+/// Serde for `Option<Arc<ComponentSet>>` as an optional map (serde's `rc` feature is not
+/// enabled).
+pub(crate) mod shared_components {
+    use std::sync::Arc;
+
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    use super::ComponentSet;
+
+    pub(crate) fn serialize<S: Serializer>(
+        v: &Option<Arc<ComponentSet>>,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        v.as_deref().serialize(s)
+    }
+
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<Arc<ComponentSet>>, D::Error> {
+        Ok(Option::<ComponentSet>::deserialize(d)?.map(Arc::new))
     }
 }
 

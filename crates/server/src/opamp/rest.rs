@@ -171,6 +171,11 @@ fn to_api(r: AgentRecord, with_config: bool) -> Agent {
         group_id: r.group_id,
         agent_version: r.agent_version,
         replica_id: r.replica_id,
+        available_components: r.available_components.map(|set| {
+            set.iter()
+                .map(|(kind, types)| (kind.clone(), types.iter().cloned().collect()))
+                .collect()
+        }),
         labels: r.labels,
         id: r.id,
     }
