@@ -305,6 +305,19 @@ pub struct AgentFilter {
     pub connected: Option<bool>,
 }
 
+impl AgentFilter {
+    fn matches(&self, r: &AgentRecord) -> bool {
+        self.selector
+            .iter()
+            .all(|(k, v)| r.labels.get(k).is_some_and(|have| have == v))
+            && self.group_id.is_none_or(|g| r.group_id == Some(g))
+            && self
+                .healthy
+                .is_none_or(|want| r.health.as_ref().is_some_and(|h| h.healthy) == want)
+            && self.connected.is_none_or(|want| r.connected == want)
+    }
+}
+
 /// The fleet registry; lives in `AppState` for the life of the server.
 #[derive(Default)]
 pub struct Registry {
@@ -861,21 +874,24 @@ impl Registry {
             .agents
             .values()
             .map(|e| &e.rec)
-            .filter(|r| {
-                filter
-                    .selector
-                    .iter()
-                    .all(|(k, v)| r.labels.get(k).is_some_and(|have| have == v))
-                    && filter.group_id.is_none_or(|g| r.group_id == Some(g))
-                    && filter
-                        .healthy
-                        .is_none_or(|want| r.health.as_ref().is_some_and(|h| h.healthy) == want)
-                    && filter.connected.is_none_or(|want| r.connected == want)
-            })
+            .filter(|r| filter.matches(r))
             .cloned()
             .collect();
         out.sort_by(|a, b| a.id.cmp(&b.id));
         out
+    }
+
+    /// Calls `f` on every agent matching `filter`, in no particular order, without copying
+    /// them: for counts and summaries over the whole fleet, where [`Registry::list`] would clone
+    /// 10,000 records (and hold the lock meanwhile) every time. `f` runs under the registry
+    /// lock, so it must be short and must not call back into the registry.
+    pub fn visit(&self, filter: &AgentFilter, mut f: impl FnMut(&AgentRecord)) {
+        let inner = self.lock();
+        for rec in inner.agents.values().map(|e| &e.rec) {
+            if filter.matches(rec) {
+                f(rec);
+            }
+        }
     }
 
     /// Connections of every live WebSocket agent (to tell them we are shutting down).

@@ -403,7 +403,6 @@ pub async fn status(state: &AppState, id: AgentGroupId) -> Result<GroupStatus, R
         (RolloutState::RolledBack, Some(good)) => good.as_str(),
         _ => r.hash.as_str(),
     };
-    let members = members(state, id);
     let mut s = GroupStatus {
         group_id: id,
         revision: r.revision,
@@ -412,7 +411,7 @@ pub async fn status(state: &AppState, id: AgentGroupId) -> Result<GroupStatus, R
         last_good_config_hash: r.last_good_hash.clone(),
         state: r.state,
         strategy: run.spec.strategy,
-        matched: members.len() as u64,
+        matched: 0,
         applied: 0,
         applying: 0,
         failed: 0,
@@ -444,7 +443,7 @@ pub async fn status(state: &AppState, id: AgentGroupId) -> Result<GroupStatus, R
         message: r.message.clone(),
         updated_at: r.updated_at,
     };
-    count(&mut s, &members, measured);
+    count(state, &mut s, measured);
     Ok(s)
 }
 
@@ -478,14 +477,21 @@ async fn unsynced_status(state: &AppState, id: AgentGroupId) -> Result<GroupStat
         message: "waiting for the rollout engine to pick up this revision".to_owned(),
         updated_at: group.record.updated_at,
     };
-    count(&mut s, &members(state, id), &group.config_hash);
+    let measured = group.config_hash.clone();
+    count(state, &mut s, &measured);
     Ok(s)
 }
 
 /// Fills the counts of `s` from the group's members, measured against `measured`.
-fn count(s: &mut GroupStatus, members: &[AgentRecord], measured: &str) {
-    s.matched = members.len() as u64;
-    for a in members {
+/// Counted in place (status is polled often, e.g. while waiting for a rollout: copying every
+/// member each time would cost more than the rollout itself on a large fleet).
+fn count(state: &AppState, s: &mut GroupStatus, measured: &str) {
+    let filter = AgentFilter {
+        group_id: Some(s.group_id),
+        ..Default::default()
+    };
+    state.agents.visit(&filter, |a| {
+        s.matched += 1;
         if is_drifted(a) {
             s.drifted += 1;
         }
@@ -504,7 +510,7 @@ fn count(s: &mut GroupStatus, members: &[AgentRecord], measured: &str) {
             Some(false) => s.unhealthy += 1,
             None => {}
         }
-    }
+    });
 }
 
 /// Drift: the agent says it applied its desired config, but the effective config it reports
