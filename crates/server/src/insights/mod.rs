@@ -12,7 +12,7 @@
 pub mod detect;
 pub mod ingest;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -29,7 +29,7 @@ use otaas_api::{EndpointAuth, insights::AgentInsight};
 use tokio::task::JoinHandle;
 
 use crate::api::ApiError;
-use crate::opamp::registry::AgentFilter;
+use crate::opamp::registry::{AgentFilter, AgentRecord};
 use crate::state::AppState;
 use detect::AgentSeries;
 
@@ -89,11 +89,25 @@ impl Insights {
 /// The whole report.
 pub async fn report(state: &AppState) -> Result<FleetInsights, crate::store::StoreError> {
     let now = Utc::now();
-    let records = state.agents.list(&AgentFilter::default());
-    let groups: HashMap<&str, Option<otaas_api::AgentGroupId>> = records
-        .iter()
-        .map(|r| (r.id.as_str(), r.group_id))
-        .collect();
+    // The registry is walked in place, not copied: this runs every few seconds for the
+    // Prometheus gauges, and cloning 10,000 agent records each time was most of an idle
+    // server's CPU. The groups are looked up only for agents that report own metrics or flap.
+    let mut connects = state.agents.recent_connects();
+    connects.sort();
+    let mut reporting: HashSet<String> = state.insights.lock().agents.keys().cloned().collect();
+    reporting.extend(connects.iter().map(|(id, _)| id.clone()));
+    let mut groups: HashMap<String, Option<otaas_api::AgentGroupId>> = HashMap::new();
+    let mut registry_anomalies = Vec::new();
+    let mut unmanaged = Vec::new();
+    state.agents.visit(&AgentFilter::default(), |r| {
+        if reporting.contains(&r.id) {
+            groups.insert(r.id.clone(), r.group_id);
+        }
+        registry_side(r, &mut unmanaged, &mut registry_anomalies);
+    });
+    // Same order as before: by agent id (stable, so each agent's anomalies keep their order).
+    unmanaged.sort();
+    registry_anomalies.sort_by(|a: &Anomaly, b: &Anomaly| a.agent_id.cmp(&b.agent_id));
     let mut agents = Vec::new();
     let mut anomalies = Vec::new();
     let auth_failures;
@@ -129,8 +143,6 @@ pub async fn report(state: &AppState) -> Result<FleetInsights, crate::store::Sto
     }
     // Flapping connections, from the registry's connect times (any agent, managed or not:
     // a reconnect loop costs the server either way).
-    let mut connects = state.agents.recent_connects();
-    connects.sort();
     for (id, times) in connects {
         if let Some((kind, message)) = detect::flapping(&times, now) {
             anomalies.push(Anomaly {
@@ -141,53 +153,7 @@ pub async fn report(state: &AppState) -> Result<FleetInsights, crate::store::Sto
             });
         }
     }
-    // Registry-side anomalies: heartbeat loss, unhealthy components, drift.
-    let mut unmanaged = Vec::new();
-    for r in &records {
-        if r.group_id.is_none() {
-            unmanaged.push(r.id.clone());
-            continue;
-        }
-        if !r.connected {
-            anomalies.push(Anomaly {
-                kind: AnomalyKind::HeartbeatLoss,
-                agent_id: r.id.clone(),
-                group_id: r.group_id,
-                message: match r.last_seen {
-                    Some(t) => format!("not heard from since {}", t.to_rfc3339()),
-                    None => "never heard from".to_owned(),
-                },
-            });
-        }
-        if let Some(health) = &r.health {
-            for (name, c) in &health.components {
-                if !c.healthy {
-                    anomalies.push(Anomaly {
-                        kind: AnomalyKind::UnhealthyComponent,
-                        agent_id: r.id.clone(),
-                        group_id: r.group_id,
-                        message: if c.last_error.is_empty() {
-                            format!("{name} is unhealthy ({})", c.status)
-                        } else {
-                            format!("{name} is unhealthy: {}", c.last_error)
-                        },
-                    });
-                }
-            }
-        }
-        if crate::rollout::is_drifted(r) {
-            anomalies.push(Anomaly {
-                kind: AnomalyKind::Drift,
-                agent_id: r.id.clone(),
-                group_id: r.group_id,
-                message: format!(
-                    "runs config {} instead of {}",
-                    r.effective_config_hash.as_deref().unwrap_or("?"),
-                    r.desired_config_hash.as_deref().unwrap_or("?")
-                ),
-            });
-        }
-    }
+    anomalies.extend(registry_anomalies);
     let exposed_endpoints = state
         .store
         .list_endpoints()
@@ -234,6 +200,54 @@ pub async fn report(state: &AppState) -> Result<FleetInsights, crate::store::Sto
             exposed_endpoints,
         },
     })
+}
+
+/// Registry-side anomalies of one agent (heartbeat loss, unhealthy components, drift), or the
+/// agent's id in `unmanaged` when it matches no group.
+fn registry_side(r: &AgentRecord, unmanaged: &mut Vec<String>, anomalies: &mut Vec<Anomaly>) {
+    if r.group_id.is_none() {
+        unmanaged.push(r.id.clone());
+        return;
+    }
+    if !r.connected {
+        anomalies.push(Anomaly {
+            kind: AnomalyKind::HeartbeatLoss,
+            agent_id: r.id.clone(),
+            group_id: r.group_id,
+            message: match r.last_seen {
+                Some(t) => format!("not heard from since {}", t.to_rfc3339()),
+                None => "never heard from".to_owned(),
+            },
+        });
+    }
+    if let Some(health) = &r.health {
+        for (name, c) in &health.components {
+            if !c.healthy {
+                anomalies.push(Anomaly {
+                    kind: AnomalyKind::UnhealthyComponent,
+                    agent_id: r.id.clone(),
+                    group_id: r.group_id,
+                    message: if c.last_error.is_empty() {
+                        format!("{name} is unhealthy ({})", c.status)
+                    } else {
+                        format!("{name} is unhealthy: {}", c.last_error)
+                    },
+                });
+            }
+        }
+    }
+    if crate::rollout::is_drifted(r) {
+        anomalies.push(Anomaly {
+            kind: AnomalyKind::Drift,
+            agent_id: r.id.clone(),
+            group_id: r.group_id,
+            message: format!(
+                "runs config {} instead of {}",
+                r.effective_config_hash.as_deref().unwrap_or("?"),
+                r.desired_config_hash.as_deref().unwrap_or("?")
+            ),
+        });
+    }
 }
 
 /// `GET /api/v1/insights`.

@@ -1080,6 +1080,19 @@ impl Registry {
         out
     }
 
+    /// Calls `f` on every agent matching `filter`, in no particular order, without copying
+    /// them: for counts and summaries over the whole fleet, where [`Registry::list`] would clone
+    /// 10,000 records (and hold the lock meanwhile) every time. `f` runs under the registry
+    /// lock, so it must be short and must not call back into the registry.
+    pub fn visit(&self, filter: &AgentFilter, mut f: impl FnMut(&AgentRecord)) {
+        let inner = self.lock();
+        for rec in inner.agents.values().map(|e| &e.rec) {
+            if filter.matches(rec) {
+                f(rec);
+            }
+        }
+    }
+
     /// Connections of every live WebSocket agent (to tell them we are shutting down).
     pub fn live_connections(&self) -> usize {
         self.lock()

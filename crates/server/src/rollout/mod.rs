@@ -290,6 +290,29 @@ async fn members(state: &AppState, id: AgentGroupId) -> Result<Vec<AgentRecord>,
     .await
 }
 
+/// Runs `f` on each of the group's agents on every replica. On a single replica they are
+/// visited in place, under the registry lock (status is polled often, e.g. while waiting for
+/// a rollout: copying every member each time would cost more than the rollout itself on a
+/// large fleet), so `f` must be short.
+async fn visit_members(
+    state: &AppState,
+    id: AgentGroupId,
+    mut f: impl FnMut(&AgentRecord),
+) -> Result<(), StoreError> {
+    let filter = AgentFilter {
+        group_id: Some(id),
+        ..Default::default()
+    };
+    if !state.cluster.is_shared() {
+        state.agents.visit(&filter, f);
+        return Ok(());
+    }
+    for a in &crate::cluster::agents(state, &filter).await? {
+        f(a);
+    }
+    Ok(())
+}
+
 /// Stores the record if it changed (compare-and-swap on its version), then (only then) tells
 /// the registry and the other replicas.
 async fn save_and_apply(state: &AppState, id: AgentGroupId, run: &mut Run) {
@@ -565,7 +588,6 @@ pub async fn status(state: &AppState, id: AgentGroupId) -> Result<GroupStatus, R
         (RolloutState::RolledBack, Some(good)) => good.as_str(),
         _ => r.hash.as_str(),
     };
-    let members = members(state, id).await?;
     let mut s = GroupStatus {
         group_id: id,
         revision: r.revision,
@@ -574,7 +596,7 @@ pub async fn status(state: &AppState, id: AgentGroupId) -> Result<GroupStatus, R
         last_good_config_hash: r.last_good_hash.clone(),
         state: r.state,
         strategy,
-        matched: members.len() as u64,
+        matched: 0,
         applied: 0,
         applying: 0,
         failed: 0,
@@ -607,21 +629,25 @@ pub async fn status(state: &AppState, id: AgentGroupId) -> Result<GroupStatus, R
         updated_at: r.updated_at,
         driver: r.driver.clone(),
     };
-    count(&mut s, &members, measured);
     // The record keeps the failures seen up to the moment the rollout stopped; agents that
-    // reported FAILED after that are counted above, so they are named too.
-    if matches!(r.state, RolloutState::Failed | RolloutState::InProgress) {
-        for agent in &members {
-            if s.failures.iter().any(|f| f.agent_id == agent.id) {
-                continue;
-            }
-            if let Some(message) = plan::failure(agent, &r.hash) {
-                s.failures.push(AgentFailure {
-                    agent_id: agent.id.clone(),
-                    message,
-                });
-            }
+    // reported FAILED after that are counted too, so they are named too.
+    let name_late = matches!(r.state, RolloutState::Failed | RolloutState::InProgress);
+    let mut late = Vec::new();
+    visit_members(state, id, |a| {
+        count(&mut s, a, measured);
+        if name_late
+            && !r.failures.contains_key(&a.id)
+            && let Some(message) = plan::failure(a, &r.hash)
+        {
+            late.push(AgentFailure {
+                agent_id: a.id.clone(),
+                message,
+            });
         }
+    })
+    .await?;
+    if !late.is_empty() {
+        s.failures.extend(late);
         s.failures.sort_by(|a, b| a.agent_id.cmp(&b.agent_id));
     }
     Ok(s)
@@ -658,32 +684,31 @@ async fn unsynced_status(state: &AppState, id: AgentGroupId) -> Result<GroupStat
         updated_at: group.record.updated_at,
         driver: None,
     };
-    count(&mut s, &members(state, id).await?, &group.config_hash);
+    let measured = group.config_hash.clone();
+    visit_members(state, id, |a| count(&mut s, a, &measured)).await?;
     Ok(s)
 }
 
-/// Fills the counts of `s` from the group's members, measured against `measured`.
-fn count(s: &mut GroupStatus, members: &[AgentRecord], measured: &str) {
-    s.matched = members.len() as u64;
-    for a in members {
-        if is_drifted(a) {
-            s.drifted += 1;
+/// Adds one member of the group to the counts of `s`, measured against `measured`.
+fn count(s: &mut GroupStatus, a: &AgentRecord, measured: &str) {
+    s.matched += 1;
+    if is_drifted(a) {
+        s.drifted += 1;
+    }
+    if a.remote_config_hash.as_deref() != Some(measured) {
+        s.pending += 1;
+    } else {
+        match a.remote_config_status {
+            ConfigStatus::Applied => s.applied += 1,
+            ConfigStatus::Applying => s.applying += 1,
+            ConfigStatus::Failed => s.failed += 1,
+            ConfigStatus::Unset => s.pending += 1,
         }
-        if a.remote_config_hash.as_deref() != Some(measured) {
-            s.pending += 1;
-        } else {
-            match a.remote_config_status {
-                ConfigStatus::Applied => s.applied += 1,
-                ConfigStatus::Applying => s.applying += 1,
-                ConfigStatus::Failed => s.failed += 1,
-                ConfigStatus::Unset => s.pending += 1,
-            }
-        }
-        match a.health.as_ref().map(|h| h.healthy) {
-            Some(true) => s.healthy += 1,
-            Some(false) => s.unhealthy += 1,
-            None => {}
-        }
+    }
+    match a.health.as_ref().map(|h| h.healthy) {
+        Some(true) => s.healthy += 1,
+        Some(false) => s.unhealthy += 1,
+        None => {}
     }
 }
 
