@@ -25,3 +25,4 @@ mod harness;
 mod harness_self_test;
 mod pipeline;
 mod query;
+mod tls;
