@@ -1,7 +1,14 @@
 #!/usr/bin/env bash
 # The otaas demo, end to end on one machine:
 #
-#   bash scripts/demo.sh
+#   bash scripts/demo.sh                          # simulated agents (otaas fleet-sim)
+#   bash scripts/demo.sh --collector PATH         # one real collector under `otaas agent`
+#
+# With a real collector (--collector PATH, or DEMO_COLLECTOR=PATH; `--collector` alone takes
+# $OTAAS_COLLECTOR, which scripts/setup.sh installs), step 2 starts `otaas agent` running that
+# binary instead of fleet-sim, step 3 applies examples/real-collector (filelog -> batch -> otlphttp)
+# and the demo then appends lines to the watched file and waits until a small OTLP/HTTP sink it
+# started has received them.
 #
 # 1. builds `otaas` and `terraform-provider-otaas` (cargo, --locked) and installs the Terraform 1.15
 #    engine if needed (scripts/setup.sh);
@@ -23,7 +30,19 @@ set -euo pipefail
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$REPO"
+COLLECTOR="${DEMO_COLLECTOR:-}"
+while [[ $# -gt 0 ]]; do
+  case "$1" in
+    --collector)
+      # A path, or nothing (the next word is another flag or absent): the installed collector.
+      if [[ $# -ge 2 && "$2" != --* ]]; then COLLECTOR="$2"; shift; else COLLECTOR=installed; fi ;;
+    --collector=*) COLLECTOR="${1#--collector=}" ;;
+    *) echo "demo: unknown argument $1 (usage: demo.sh [--collector [PATH]])" >&2; exit 2 ;;
+  esac
+  shift
+done
 AGENTS="${DEMO_AGENTS:-20}"
+[[ -n "$COLLECTOR" ]] && AGENTS=1
 LABELS="${DEMO_LABELS:-env=demo}"
 PROVIDER_VERSION="0.1.0"
 say() { echo "demo: $*" >&2; }
@@ -33,6 +52,10 @@ bash scripts/setup.sh
 export OTAAS_TOOLS_DIR="${OTAAS_TOOLS_DIR:-$REPO/.tools}"
 # shellcheck source=/dev/null
 source "$OTAAS_TOOLS_DIR/env.sh"
+if [[ "$COLLECTOR" == installed ]]; then COLLECTOR="$OTAAS_COLLECTOR"; fi
+if [[ -n "$COLLECTOR" && ! -x "$COLLECTOR" ]]; then
+  say "--collector $COLLECTOR: not an executable file"; exit 1
+fi
 say "building otaas and terraform-provider-otaas"
 cargo build --locked -p otaas-server --bin otaas -p terraform-provider-otaas --bin terraform-provider-otaas
 TARGET_DIR="$(cargo metadata --locked --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')"
@@ -65,10 +88,47 @@ done
 [[ -n "$API" && -n "$OPAMP" ]] || { say "otaas serve did not come up in 60 s:"; cat "$DEMO_DIR/serve.log" >&2; exit 1; }
 say "otaas serve: API http://$API, OpAMP ws://$OPAMP/v1/opamp (log: $DEMO_DIR/serve.log)"
 
-"$OTAAS" fleet-sim --server "ws://$OPAMP/v1/opamp" --agents "$AGENTS" --labels "$LABELS" \
-  >"$DEMO_DIR/fleet-sim.log" 2>&1 &
-PIDS+=($!)
-say "otaas fleet-sim: $AGENTS agents labelled $LABELS"
+if [[ -n "$COLLECTOR" ]]; then
+  # A small OTLP/HTTP sink for the collector's exporter: counts the demo lines it receives.
+  SINK_PORT="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+  python3 - "$SINK_PORT" "$DEMO_DIR/sink.count" >"$DEMO_DIR/sink.log" 2>&1 <<'PY' &
+import gzip, http.server, sys
+
+port, out = int(sys.argv[1]), sys.argv[2]
+seen = 0
+
+class Sink(http.server.BaseHTTPRequestHandler):
+    def do_POST(self):
+        global seen
+        body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        if self.headers.get("Content-Encoding") == "gzip":
+            body = gzip.decompress(body)
+        # Each log record's body is the line's text inside the protobuf: count the demo's lines.
+        seen += body.count(b"otaas demo line ")
+        open(out, "w").write(str(seen))
+        self.send_response(200)
+        self.send_header("Content-Type", "application/x-protobuf")
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+http.server.HTTPServer(("127.0.0.1", port), Sink).serve_forever()
+PY
+  PIDS+=($!)
+  LOG_FILE="$DEMO_DIR/app.log"
+  : >"$LOG_FILE"
+  "$OTAAS" agent --server "ws://$OPAMP/v1/opamp" --collector "$COLLECTOR" \
+    --data-dir "$DEMO_DIR/agent" --labels "$LABELS" >"$DEMO_DIR/agent.log" 2>&1 &
+  PIDS+=($!)
+  say "otaas agent: running $COLLECTOR, labelled $LABELS (log: $DEMO_DIR/agent.log)"
+  EXAMPLE=real-collector
+  export TF_VAR_log_file="$LOG_FILE" TF_VAR_otlp_endpoint="http://127.0.0.1:$SINK_PORT"
+else
+  "$OTAAS" fleet-sim --server "ws://$OPAMP/v1/opamp" --agents "$AGENTS" --labels "$LABELS" \
+    >"$DEMO_DIR/fleet-sim.log" 2>&1 &
+  PIDS+=($!)
+  say "otaas fleet-sim: $AGENTS agents labelled $LABELS"
+  EXAMPLE=quickstart
+fi
 # Let the fleet connect before the rollout, so the apply has agents to wait for (best effort).
 for _ in $(seq 1 300); do
   COUNT="$(curl -fsS -H "Authorization: Bearer $TOKEN" "http://$API/api/v1/agents" 2>/dev/null \
@@ -78,7 +138,7 @@ for _ in $(seq 1 300); do
 done
 say "agents connected: ${COUNT:-0}/$AGENTS"
 
-# --- 3. terraform init + apply on examples/quickstart ------------------------------------------------
+# --- 3. terraform init + apply on examples/quickstart (or examples/real-collector) ------------------------------------------------
 MIRROR="$DEMO_DIR/mirror/registry.terraform.io/otaas/otaas/$PROVIDER_VERSION/linux_amd64"
 mkdir -p "$MIRROR"
 cp "$PROVIDER" "$MIRROR/terraform-provider-otaas_v$PROVIDER_VERSION" # a copy: mirrors ignore symlinks
@@ -91,7 +151,7 @@ provider_installation {
   }
 }
 EOF
-cp -r examples/quickstart "$DEMO_DIR/quickstart"
+cp -r "examples/$EXAMPLE" "$DEMO_DIR/quickstart"
 export TF_CLI_CONFIG_FILE="$DEMO_DIR/terraformrc" TF_IN_AUTOMATION=1 CHECKPOINT_DISABLE=1
 # The token goes through the environment, not argv.
 export TF_VAR_otaas_endpoint="http://$API" TF_VAR_otaas_token="$TOKEN"
@@ -126,4 +186,17 @@ for r in state.get("values", {}).get("root_module", {}).get("resources", []):
             print(f"  {a.get('id')}  connected={a.get('connected')} healthy={a.get('healthy')}"
                   f" remote_config={a.get('remote_config_status')} hash={str(a.get('config_hash'))[:12]}")
 PY
-say "done; stopping otaas fleet-sim and otaas serve"
+
+# --- 5. with a real collector: lines appended to the watched file reach the sink -------------------
+if [[ -n "$COLLECTOR" ]]; then
+  for i in $(seq 1 10); do echo "otaas demo line $i" >>"$LOG_FILE"; done
+  GOT=0
+  for _ in $(seq 1 600); do
+    GOT="$(cat "$DEMO_DIR/sink.count" 2>/dev/null || echo 0)"
+    [[ "$GOT" -ge 10 ]] && break
+    sleep 0.1
+  done
+  say "OTLP/HTTP sink received $GOT of the 10 lines appended to $LOG_FILE"
+  [[ "$GOT" -ge 10 ]] || { say "the lines did not arrive; agent log:"; tail -n 30 "$DEMO_DIR/agent.log" >&2; exit 1; }
+fi
+say "done; stopping what the demo started"

@@ -7,6 +7,7 @@
 #   TOOLS/bin/terraform, TOOLS/terraform-venv/   Terraform 1.15.5 engine (scripts/install-terraform.sh)
 #   TOOLS/null-provider/                          the Go null provider (same script)
 #   TOOLS/peers/py/                               the third-party OpAMP client (../shared/peers/setup.sh)
+#   TOOLS/bin/otelcol-contrib, TOOLS/collector/   a real OpenTelemetry Collector (scripts/install-collector.sh)
 #   TOOLS/cargo-fuzz/bin/cargo-fuzz               cargo-fuzz $CARGO_FUZZ_VERSION (scripts/fuzz.sh), unless
 #                                                 that version is already on PATH
 #   TOOLS/env.sh                                  the environment below, to `source`
@@ -18,6 +19,7 @@
 #   PEERS_DIR            where ../shared/peers/setup.sh installed the OpAMP peer
 #   OTAAS_PEER_AGENT     ../shared/peers/python_agent.py (re-execs itself in $PEERS_DIR/py)
 #   OTAAS_TEST_DATABASE_URL  the PostgreSQL server store tests use
+#   OTAAS_COLLECTOR      the collector binary `otaas agent` runs in the tests and the demo
 #   PATH                 gains TOOLS/cargo-fuzz/bin
 #
 # Assumes what this machine kind provides: a Rust toolchain, python3 (>= 3.9) with venv and pip,
@@ -32,6 +34,9 @@ say() { echo "setup: $*" >&2; }
 
 # --- Terraform engine and null provider -----------------------------------------------------------
 bash "$REPO/scripts/install-terraform.sh" "$TOOLS"
+
+# --- Real OpenTelemetry Collector (for `otaas agent`) -----------------------------------------------
+bash "$REPO/scripts/install-collector.sh" "$TOOLS"
 
 # --- Third-party OpAMP peer -------------------------------------------------------------------------
 # CI clones the repository with `shared/` beside it; the peer harness lives there, not in this repo.
@@ -73,6 +78,7 @@ export OTAAS_NULL_PROVIDER="\${OTAAS_NULL_PROVIDER:-$TOOLS/null-provider/terrafo
 export PEERS_DIR="\${PEERS_DIR:-$TOOLS/peers}"
 export OTAAS_PEER_AGENT="\${OTAAS_PEER_AGENT:-$SHARED/peers/python_agent.py}"
 export OTAAS_TEST_DATABASE_URL="\${OTAAS_TEST_DATABASE_URL:-$DATABASE_URL}"
+export OTAAS_COLLECTOR="\${OTAAS_COLLECTOR:-$TOOLS/bin/otelcol-contrib}"
 case ":\$PATH:" in *":$TOOLS/cargo-fuzz/bin:"*) ;; *) export PATH="$TOOLS/cargo-fuzz/bin:\$PATH" ;; esac
 ENV
 mv -f "$ENV_NEW" "$TOOLS/env.sh"

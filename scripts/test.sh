@@ -6,7 +6,8 @@
 # 2. cargo fmt --check, clippy with warnings as errors, cargo test, all on the whole workspace with
 #    the committed Cargo.lock;
 # 3. every fuzz target for a bounded time (FUZZ_CI_SECONDS each, default 30; 0 skips it);
-# 4. the README demo (scripts/demo.sh). Stops at the first failure.
+# 4. the README demo (scripts/demo.sh), with simulated agents and with a real collector.
+# Stops at the first failure.
 set -euo pipefail
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -33,4 +34,5 @@ if [[ "${FUZZ_CI_SECONDS:-30}" != 0 ]]; then
 fi
 # The README's demo, end to end (its builds are the test profile's binaries, already built).
 step demo env DEMO_AGENTS=5 bash scripts/demo.sh
+step "demo (real collector)" bash scripts/demo.sh --collector
 echo "==> all passed in $SECONDS s" >&2

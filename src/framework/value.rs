@@ -186,6 +186,12 @@ impl Value {
             v => v,
         }
     }
+    /// Whether each named attribute is present and wholly known (absent counts as unknown).
+    pub fn is_wholly_known_at(&self, names: &[&str]) -> bool {
+        names
+            .iter()
+            .all(|n| self.get(n).is_some_and(Value::is_wholly_known))
+    }
     /// Attribute of an object value; `None` for non-objects and missing attributes.
     pub fn get(&self, name: &str) -> Option<&Value> {
         match self.unwrap_dynamic() {

@@ -484,7 +484,7 @@ impl Resource for AgentGroupResource {
             );
         }
     }
-    async fn modify_plan(&self, _ctx: &Context, change: &mut PlanChange, _diags: &mut Diagnostics) {
+    async fn modify_plan(&self, ctx: &Context, change: &mut PlanChange, diags: &mut Diagnostics) {
         let config = change.config.clone();
         let planned = &mut change.planned;
         default_if_unset(planned, &config, "selector", Value::Map(BTreeMap::new()));
@@ -510,6 +510,24 @@ impl Resource for AgentGroupResource {
             default_if_unset(r, cfg_r, "bake_seconds", Value::int(0));
             default_if_unset(r, cfg_r, "max_failures", Value::int(0));
             default_if_unset(r, cfg_r, "auto_rollback", Value::Bool(false));
+        }
+        // With the selector and the pipelines known, check the group's rendered config against
+        // the agents it would reach, so a missing component fails the plan, not the rollout.
+        if change
+            .planned
+            .is_wholly_known_at(&["name", "selector", "pipeline_ids"])
+        {
+            let mut quiet = Diagnostics::new();
+            if let Some(group_spec) = spec(&change.planned, &mut quiet) {
+                let check = otaas_api::ComponentCheck {
+                    pipeline: None,
+                    agent_group: Some(otaas_api::AgentGroupCheck {
+                        id: string(&change.prior, "id").and_then(|s| s.parse().ok()),
+                        spec: group_spec,
+                    }),
+                };
+                plan_component_check(ctx, &check, &change.planned, diags).await;
+            }
         }
         // Only a change the server sees makes a new revision: the wait settings are local.
         if change.is_create() {

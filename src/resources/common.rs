@@ -87,6 +87,40 @@ pub(crate) fn api_error(action: &str, err: &ClientError, value: &Value) -> Diagn
     d
 }
 
+/// The plan-time component check (`POST /api/v1/component-check`): a diagnostic at the
+/// attribute to blame when the object, as planned, would give some connected agent of its
+/// group a config using a component type its collector build lacks. Quiet when the provider
+/// is not configured yet or the server cannot answer: apply makes the same check and reports.
+pub(crate) async fn plan_component_check(
+    ctx: &Context,
+    check: &otaas_api::ComponentCheck,
+    planned: &Value,
+    diags: &mut Diagnostics,
+) {
+    let Ok(client) = client(ctx) else {
+        return;
+    };
+    let Err(err) = client.component_check(check).await else {
+        return;
+    };
+    if err.code() != Some(otaas_api::ErrorCode::MissingComponents) {
+        tracing::debug!(error = %err, "Component check at plan time did not answer");
+        return;
+    }
+    let mut d = Diagnostic::error(
+        "Component not available on the target agents",
+        format!(
+            "{}. Use component types every agent's collector build has (GET /api/v1/agents \
+             lists each agent's available_components), or change the group's selector.",
+            err.to_string().trim_end_matches('.')
+        ),
+    );
+    if let Some(path) = err.field().and_then(|f| field_path(f, planned)) {
+        d = d.at(path);
+    }
+    diags.push(d);
+}
+
 fn capitalise(s: &str) -> String {
     let mut c = s.chars();
     match c.next() {

@@ -250,7 +250,7 @@ impl Resource for PipelineResource {
     async fn validate(&self, config: &Value, diags: &mut Diagnostics) {
         validate_pipeline(config, diags);
     }
-    async fn modify_plan(&self, _ctx: &Context, change: &mut PlanChange, _diags: &mut Diagnostics) {
+    async fn modify_plan(&self, ctx: &Context, change: &mut PlanChange, diags: &mut Diagnostics) {
         let config = change.config.clone();
         let planned = &mut change.planned;
         default_if_unset(planned, &config, "description", Value::string(""));
@@ -264,6 +264,33 @@ impl Resource for PipelineResource {
             }
         }
         computed_follow_change(change, &["revision"]);
+        // Where the pipeline already serves groups (an update), check the planned components
+        // against their agents now rather than at apply.
+        if change.is_create()
+            || !change
+                .planned
+                .is_wholly_known_at(&["receivers", "processors"])
+        {
+            return;
+        }
+        let mut quiet = Diagnostics::new();
+        let (Some(id), planned_spec) = (
+            string(&change.prior, "id").and_then(|s| s.parse().ok()),
+            spec(&change.planned, &mut quiet),
+        ) else {
+            return;
+        };
+        if quiet.has_errors() {
+            return;
+        }
+        let check = otaas_api::ComponentCheck {
+            pipeline: Some(otaas_api::PipelineCheck {
+                id: Some(id),
+                spec: planned_spec,
+            }),
+            agent_group: None,
+        };
+        plan_component_check(ctx, &check, &change.planned, diags).await;
     }
     async fn create(
         &self,

@@ -5,7 +5,7 @@
 use serde_json::Value;
 
 use crate::common::*;
-use crate::harness::{FleetSim, Server};
+use crate::harness::{FleetSim, RealAgent, Server};
 
 fn group_tf(pipelines: &str, max_failures: u32) -> String {
     format!(
@@ -289,4 +289,130 @@ fn rollout_timeout_fails_apply_at_the_attribute() {
         otaas_api::status::RolloutState::InProgress,
         "{status:?}"
     );
+}
+
+/// A pipeline tailing a file into an OTLP/HTTP destination, a second pipeline (in no group yet)
+/// exporting to Kafka, and a group of the agents labelled `env=real`.
+fn real_tf(log: &str, group_pipelines: &str, processors: &str) -> String {
+    format!(
+        r#"
+resource "otaas_pipeline" "a" {{
+  name      = "real-a"
+  signals   = ["logs"]
+  receivers = {{ "filelog" = jsonencode({{ include = ["{log}"], start_at = "beginning" }}) }}
+  processors = [{processors}]
+}}
+
+resource "otaas_exporter_binding" "out" {{
+  name         = "real-out"
+  pipeline_id  = otaas_pipeline.a.id
+  destinations = [{{ name = "sink", type = "otlphttp", endpoint = "http://127.0.0.1:9" }}]
+}}
+
+resource "otaas_pipeline" "k" {{
+  name      = "real-kafka"
+  signals   = ["logs"]
+  receivers = {{ "filelog" = jsonencode({{ include = ["{log}"] }}) }}
+}}
+
+resource "otaas_exporter_binding" "k" {{
+  name         = "real-kafka-out"
+  pipeline_id  = otaas_pipeline.k.id
+  destinations = [{{ name = "bus", type = "kafka", config = jsonencode({{ brokers = ["127.0.0.1:9092"] }}) }}]
+}}
+
+resource "otaas_agent_group" "g" {{
+  name            = "real"
+  selector        = {{ env = "real" }}
+  pipeline_ids    = [{group_pipelines}]
+  rollout_timeout = "2m"
+  depends_on      = [otaas_exporter_binding.out, otaas_exporter_binding.k]
+}}
+"#
+    )
+}
+
+#[test]
+fn a_component_the_agents_lack_fails_the_plan_at_the_attribute() {
+    let server = Server::start();
+    let agent = RealAgent::start(&server, "env=real");
+    wait_for_agents(&server, ("env", "real"), 1);
+    let api = api(&server);
+    wait_until(60, "the agent's components", || {
+        block_on(api.list_agents(&Default::default()))
+            .is_ok_and(|a| a.iter().any(|a| a.available_components.is_some()))
+    });
+    let log = tempfile::NamedTempFile::new().unwrap();
+    let log = log.path().display().to_string();
+
+    // Given a group whose config the real collector runs (apply waits for APPLIED)
+    let ws = workspace(
+        &server,
+        &real_tf(&log, "otaas_pipeline.a.id", r#"{ id = "batch" }"#),
+    );
+    let run = ws.try_apply();
+    assert!(run.code == 0, "{}\n{}", run.stderr, agent.log());
+    let agent_id = block_on(api.list_agents(&Default::default())).unwrap()[0]
+        .id
+        .clone();
+
+    // When the group would also run the Kafka pipeline (this collector has no kafka exporter)
+    ws.write(
+        "main.tf",
+        &format!(
+            "{PROVIDER}\n{}",
+            real_tf(
+                &log,
+                "otaas_pipeline.a.id, otaas_pipeline.k.id",
+                r#"{ id = "batch" }"#
+            )
+        ),
+    );
+    let plan = ws.plan_detailed_exitcode();
+    // Then the plan fails at pipeline_ids, naming the component and the agent
+    plan.assert_code(1);
+    for want in [
+        "Component not available on the target agents",
+        "otaas_agent_group.g",
+        "pipeline_ids",
+        "exporter \"kafka\"",
+        agent_id.as_str(),
+    ] {
+        assert!(
+            plan.stderr.contains(want),
+            "{want:?} not in:\n{}",
+            plan.stderr
+        );
+    }
+
+    // When the group's pipeline gains a processor this build lacks
+    ws.write(
+        "main.tf",
+        &format!(
+            "{PROVIDER}\n{}",
+            real_tf(
+                &log,
+                "otaas_pipeline.a.id",
+                r#"{ id = "batch" }, { id = "transform", config = jsonencode({ log_statements = [] }) }"#
+            )
+        ),
+    );
+    let plan = ws.plan_detailed_exitcode();
+    // Then the plan fails at the pipeline's processors
+    plan.assert_code(1);
+    for want in [
+        "otaas_pipeline.a",
+        "processors",
+        "processor \"transform\"",
+        agent_id.as_str(),
+    ] {
+        assert!(
+            plan.stderr.contains(want),
+            "{want:?} not in:\n{}",
+            plan.stderr
+        );
+    }
+    // And nothing changed on the server
+    let g = block_on(api.find_agent_group("real")).unwrap().unwrap();
+    assert_eq!(g.config_revision, 1);
 }

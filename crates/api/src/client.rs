@@ -176,6 +176,7 @@ impl Client {
                     code: ErrorCode::Other,
                     message: "health check failed".into(),
                     field: None,
+                    missing_components: Vec::new(),
                 },
             }),
         }
@@ -231,6 +232,7 @@ impl Client {
                     code: ErrorCode::Other,
                     message: String::from_utf8_lossy(&bytes).chars().take(200).collect(),
                     field: None,
+                    missing_components: Vec::new(),
                 },
             }),
         }
@@ -458,6 +460,16 @@ impl Client {
         let pairs = query.to_pairs();
         let refs: Vec<(&str, &str)> = pairs.iter().map(|(k, v)| (*k, v.as_str())).collect();
         self.list("/agents", &refs).await
+    }
+
+    /// `POST /api/v1/component-check`: would this pipeline or agent group, as written, use a
+    /// component type some agent it reaches lacks? `Err` with code `missing_components` if so.
+    pub async fn component_check(
+        &self,
+        check: &crate::types::ComponentCheck,
+    ) -> Result<crate::types::ComponentCheckResult, ClientError> {
+        self.write(Method::POST, "/component-check", check, None)
+            .await
     }
 
     /// `GET /api/v1/agents/{id}` (id = instance uid in hex), with the redacted effective config.

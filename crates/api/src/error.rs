@@ -18,6 +18,24 @@ pub struct ErrorDetail {
     pub message: String,
     #[serde(default)]
     pub field: Option<String>,
+    /// With `missing_components`: each component type the change needs that some agents'
+    /// collector builds lack, and those agents.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub missing_components: Vec<MissingComponent>,
+}
+
+/// A component type a rendered config uses that some agents of the target group lack.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MissingComponent {
+    /// The config section: `receivers`, `processors`, `exporters`, `extensions`, `connectors`.
+    pub kind: String,
+    /// The component type (`kafka`, `transform`, ...).
+    #[serde(rename = "type")]
+    pub component_type: String,
+    /// The agent group whose config uses it.
+    pub group: String,
+    /// Instance uids (hex) of the agents whose collector lacks it.
+    pub agents: Vec<String>,
 }
 
 /// Stable error codes. Clients match on these, never on messages.
@@ -36,6 +54,9 @@ pub enum ErrorCode {
     InvalidField,
     /// 422: a referenced object does not exist.
     DanglingReference,
+    /// 422: the change's rendered config uses a component type that agents of the target
+    /// group lack (see `missing_components`).
+    MissingComponents,
     /// 400: a malformed path parameter, query or header.
     BadRequest,
     /// 401: no or wrong bearer token.
@@ -77,6 +98,7 @@ impl ErrorCode {
             Self::MissingField => "missing_field",
             Self::InvalidField => "invalid_field",
             Self::DanglingReference => "dangling_reference",
+            Self::MissingComponents => "missing_components",
             Self::BadRequest => "bad_request",
             Self::Unauthorized => "unauthorized",
             Self::Forbidden => "forbidden",
@@ -107,6 +129,7 @@ impl ErrorBody {
                 code,
                 message: message.into(),
                 field,
+                missing_components: Vec::new(),
             },
         }
     }

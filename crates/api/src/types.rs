@@ -427,6 +427,43 @@ pub struct TokenInfo {
     pub revoked_at: Option<DateTime<Utc>>,
 }
 
+/// `POST /api/v1/component-check`: one pipeline or one agent group as it would be written
+/// (`id` set for an update), checked against the components the agents it would reach have.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ComponentCheck {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pipeline: Option<PipelineCheck>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent_group: Option<AgentGroupCheck>,
+}
+
+/// A pipeline to check.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PipelineCheck {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<PipelineId>,
+    pub spec: PipelineSpec,
+}
+
+/// An agent group to check.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AgentGroupCheck {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<AgentGroupId>,
+    pub spec: AgentGroupSpec,
+}
+
+/// The check passed: the agent groups whose rendered config was checked and how many agents
+/// (connected, reporting their components) were judged.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ComponentCheckResult {
+    pub groups: Vec<String>,
+    pub agents: usize,
+}
+
 fn sha256_hex(data: &[u8]) -> String {
     use sha2::{Digest, Sha256};
     Sha256::digest(data)

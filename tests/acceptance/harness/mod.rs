@@ -1,5 +1,6 @@
 //! The acceptance-test harness: the real Terraform engine with our provider from a filesystem
-//! mirror (`terraform`), the real `otaas serve` and `otaas fleet-sim` (`server`), a fresh PostgreSQL
+//! mirror (`terraform`), the real `otaas serve`, `otaas fleet-sim` and `otaas agent` with a real
+//! collector (`server`), a fresh PostgreSQL
 //! database (`postgres`), how binaries are found or built (`tools`), and bounded child processes
 //! (`process`).
 //!
@@ -14,5 +15,5 @@ pub(crate) mod terraform;
 pub(crate) mod tools;
 
 pub(crate) use postgres::PgDatabase;
-pub(crate) use server::{FleetSim, Server};
+pub(crate) use server::{FleetSim, RealAgent, Server};
 pub(crate) use terraform::Workspace;

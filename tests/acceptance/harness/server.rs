@@ -299,6 +299,9 @@ pub(crate) struct FleetSimBuilder {
     reject_components: Vec<String>,
     transport: Option<&'static str>,
     token: Option<String>,
+    /// `--throughput` and `--own-metrics-seconds` (the simulator's defaults when unset).
+    throughput: Option<u64>,
+    own_metrics_seconds: Option<u64>,
     /// The server's generated CA, for `wss://`/`https://` (`--ca-cert`).
     ca_cert: Option<std::path::PathBuf>,
 }
@@ -313,6 +316,8 @@ impl FleetSim {
             reject_components: Vec::new(),
             transport: None,
             token: None,
+            throughput: None,
+            own_metrics_seconds: None,
             ca_cert: server.ca_cert_path(),
         }
     }
@@ -360,6 +365,13 @@ impl FleetSimBuilder {
         self
     }
 
+    /// Own metrics: `items` per second received per agent, reported every `every_secs`.
+    pub(crate) fn own_metrics(mut self, items: u64, every_secs: u64) -> Self {
+        self.throughput = Some(items);
+        self.own_metrics_seconds = Some(every_secs);
+        self
+    }
+
     /// Starts the fleet. Whether agents have connected is for the test to observe (the API's agent
     /// list): fleet-sim has no readiness signal in the contract.
     pub(crate) fn start(self) -> FleetSim {
@@ -388,11 +400,51 @@ impl FleetSimBuilder {
         if let Some(token) = &self.token {
             cmd.arg("--token").arg(token);
         }
+        if let Some(n) = self.throughput {
+            cmd.arg("--throughput").arg(n.to_string());
+        }
+        if let Some(n) = self.own_metrics_seconds {
+            cmd.arg("--own-metrics-seconds").arg(n.to_string());
+        }
         if let Some(ca) = &self.ca_cert {
             cmd.arg("--ca-cert").arg(ca);
         }
         let mut daemon = Daemon::spawn("otaas fleet-sim", &mut cmd, |_| {});
         daemon.assert_running();
         FleetSim { daemon }
+    }
+}
+
+/// A running `otaas agent` supervising the real collector (`tools::collector`), with its data
+/// dir in a temp dir. Dropping it stops the agent's process group (agent and collector).
+pub(crate) struct RealAgent {
+    daemon: Daemon,
+    _data: tempfile::TempDir,
+}
+
+impl RealAgent {
+    pub(crate) fn start(server: &Server, labels: &str) -> Self {
+        let data = tempfile::tempdir().expect("temp dir");
+        let mut cmd = Command::new(tools::otaas());
+        cmd.arg("agent")
+            .arg("--server")
+            .arg(server.opamp_ws_url())
+            .arg("--collector")
+            .arg(tools::collector())
+            .arg("--data-dir")
+            .arg(data.path())
+            .arg("--labels")
+            .arg(labels)
+            .env("NO_COLOR", "1");
+        let mut daemon = Daemon::spawn("otaas agent", &mut cmd, |_| {});
+        daemon.assert_running();
+        Self {
+            daemon,
+            _data: data,
+        }
+    }
+
+    pub(crate) fn log(&self) -> String {
+        self.daemon.log()
     }
 }

@@ -90,6 +90,28 @@ pub(crate) fn null_provider() -> &'static Path {
     })
 }
 
+/// The real OpenTelemetry Collector `otaas agent` runs: `$OTAAS_COLLECTOR`, else the tools dir's
+/// copy, installed by scripts/install-collector.sh when missing.
+pub(crate) fn collector() -> &'static Path {
+    static PATH: OnceLock<PathBuf> = OnceLock::new();
+    PATH.get_or_init(|| {
+        if let Some(path) = std::env::var_os("OTAAS_COLLECTOR") {
+            return PathBuf::from(path);
+        }
+        let path = tools_dir().join("bin/otelcol-contrib");
+        if !path.exists() {
+            process::run(
+                Command::new("bash")
+                    .arg(repo_root().join("scripts/install-collector.sh"))
+                    .arg(tools_dir()),
+                INSTALL_TIMEOUT,
+            )
+            .assert_success();
+        }
+        path
+    })
+}
+
 /// Our provider, built by cargo for this test target.
 pub(crate) fn otaas_provider() -> &'static Path {
     Path::new(env!("CARGO_BIN_EXE_terraform-provider-otaas"))

@@ -10,6 +10,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use otaas_api::*;
 
+use super::components::{Change, check};
 use super::json::ApiJson;
 use super::{ApiError, validate, views};
 use crate::auth;
@@ -99,6 +100,7 @@ pub(super) async fn create_pipeline(
     ApiJson(spec): ApiJson<PipelineSpec>,
 ) -> ApiResult<Obj<Pipeline>> {
     validate::pipeline(&spec)?;
+    check(&s, &Change::Pipeline(None, &spec)).await?;
     let w = s.store.create_pipeline(spec).await?;
     s.announce(&w);
     Ok(Obj::created(views::pipeline(w.value)))
@@ -134,6 +136,7 @@ pub(super) async fn update_pipeline(
     let id = parse_id("pipeline", &id)?;
     let rev = if_match(&headers)?;
     validate::pipeline(&spec)?;
+    check(&s, &Change::Pipeline(Some(id), &spec)).await?;
     let w = s.store.update_pipeline(id, spec, rev).await?;
     s.announce(&w);
     Ok(Obj::ok(views::pipeline(w.value)))
@@ -156,6 +159,7 @@ pub(super) async fn create_endpoint(
     ApiJson(spec): ApiJson<EndpointSpec>,
 ) -> ApiResult<Obj<Endpoint>> {
     validate::endpoint(&spec)?;
+    check(&s, &Change::Endpoint(None, &spec)).await?;
     let w = s.store.create_endpoint(spec).await?;
     s.announce(&w);
     let r = w.value;
@@ -204,6 +208,7 @@ pub(super) async fn update_endpoint(
     let id: EndpointId = parse_id("endpoint", &id)?;
     let rev = if_match(&headers)?;
     validate::endpoint(&spec)?;
+    check(&s, &Change::Endpoint(Some(id), &spec)).await?;
     let before = s.store.get_endpoint(id).await?;
     let w = s.store.update_endpoint(id, spec, rev).await?;
     s.announce(&w);
@@ -237,6 +242,7 @@ pub(super) async fn create_binding(
     ApiJson(spec): ApiJson<ExporterBindingSpec>,
 ) -> ApiResult<Obj<ExporterBinding>> {
     validate::binding(&spec)?;
+    check(&s, &Change::Binding(None, &spec)).await?;
     let w = s.store.create_binding(spec).await?;
     s.announce(&w);
     Ok(Obj::created(views::binding(w.value)))
@@ -272,6 +278,7 @@ pub(super) async fn update_binding(
     let id = parse_id("exporter binding", &id)?;
     let rev = if_match(&headers)?;
     validate::binding(&spec)?;
+    check(&s, &Change::Binding(Some(id), &spec)).await?;
     let w = s.store.update_binding(id, spec, rev).await?;
     s.announce(&w);
     Ok(Obj::ok(views::binding(w.value)))
@@ -294,6 +301,7 @@ pub(super) async fn create_group(
     ApiJson(spec): ApiJson<AgentGroupSpec>,
 ) -> ApiResult<Obj<AgentGroup>> {
     validate::group(&spec)?;
+    check(&s, &Change::Group(None, &spec)).await?;
     let w = s.store.create_group(spec).await?;
     s.announce(&w);
     s.events.publish(Event::GroupChanged {
@@ -332,6 +340,7 @@ pub(super) async fn update_group(
     let id = parse_id("agent group", &id)?;
     let rev = if_match(&headers)?;
     validate::group(&spec)?;
+    check(&s, &Change::Group(Some(id), &spec)).await?;
     let w = s.store.update_group(id, spec, rev).await?;
     s.announce(&w);
     s.events.publish(Event::GroupChanged { group_id: id });

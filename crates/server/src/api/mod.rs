@@ -2,9 +2,10 @@
 //! (`/api/v1/*` behind bearer auth, plus `/healthz`, `/readyz`, `/metrics`).
 //!
 //! Files: `handlers.rs` (one function per route), `json.rs` (body extractor with our errors),
-//! `validate.rs` (semantic checks), `views.rs` (records → response objects, secrets dropped),
+//! `validate.rs` (semantic checks), `components.rs` (the agents' component check), `views.rs` (records → response objects, secrets dropped),
 //! `error.rs` ([`ApiError`]), `openapi.rs` (the `/api/v1/openapi.json` document).
 
+mod components;
 mod error;
 mod handlers;
 pub mod json;
@@ -61,6 +62,7 @@ pub fn v1_routes() -> Router<AppState> {
         .route("/agent-groups/{id}/revisions", get(group_revisions))
         .route("/tokens", get(list_tokens).post(create_token))
         .route("/tokens/{id}", delete(revoke_token))
+        .route("/component-check", axum::routing::post(components::dry_run))
         .route("/openapi.json", get(openapi::serve))
 }
 

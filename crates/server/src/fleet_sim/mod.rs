@@ -15,7 +15,7 @@ mod control;
 mod events;
 mod labels;
 mod own_metrics;
-mod transport;
+pub(crate) mod transport;
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
@@ -78,7 +78,8 @@ pub struct FleetSimArgs {
     /// Stop after this many seconds (0 = run until Ctrl-C, SIGTERM or `stop` on the control).
     #[arg(long, default_value_t = 0)]
     pub duration: u64,
-    /// Read commands from stdin: `labels <index|*> k=v,...`, `stop`; EOF stops the simulation.
+    /// Read commands from stdin: `labels <index|*> k=v,...`, `throughput N`, `refused N`,
+    /// `drift on|off`, `unhealthy on|off`, `flap on|off`, `stop`; EOF stops the simulation.
     #[arg(long)]
     pub control_stdin: bool,
     /// Only print the `started` and `summary` lines.
@@ -95,7 +96,8 @@ pub struct FleetSimArgs {
     /// it at run time with `throughput N` on the control.
     #[arg(long, default_value_t = 100)]
     pub throughput: u64,
-    /// Own-metrics export interval, once the server offers a destination.
+    /// Own-metrics export interval, once the server offers a destination; 0 = never export
+    /// (an idle fleet for benchmarks: heartbeats only).
     #[arg(long, default_value_t = 10)]
     pub own_metrics_seconds: u64,
     /// Start at most this many agents per second (0 = all at once).
@@ -119,7 +121,7 @@ pub enum FleetSimError {
 }
 
 /// TLS client settings from `--ca-cert`: the WebSocket connector and the PEM for reqwest.
-fn tls_client(
+pub(crate) fn tls_client(
     ca: Option<&std::path::Path>,
 ) -> Result<
     (
@@ -163,7 +165,7 @@ fn tls_client(
 }
 
 /// Normalises `--server` for the chosen transport (scheme and default path).
-fn endpoint(url: &str, transport: Transport) -> Result<String, FleetSimError> {
+pub(crate) fn endpoint(url: &str, transport: Transport) -> Result<String, FleetSimError> {
     let bad = |reason| FleetSimError::Server {
         url: url.to_owned(),
         reason,
@@ -231,7 +233,7 @@ pub async fn run(args: FleetSimArgs) -> Result<serde_json::Value, FleetSimError>
         configs: Default::default(),
         rates: Arc::new(own_metrics::Rates::new(
             args.throughput,
-            Duration::from_secs(args.own_metrics_seconds.max(1)),
+            Duration::from_secs(args.own_metrics_seconds),
         )),
     });
     let stop = CancellationToken::new();
@@ -344,7 +346,7 @@ pub async fn run(args: FleetSimArgs) -> Result<serde_json::Value, FleetSimError>
     Ok(summary)
 }
 
-async fn wait_for_signal() {
+pub(crate) async fn wait_for_signal() {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};

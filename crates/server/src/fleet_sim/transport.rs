@@ -29,14 +29,23 @@ fn start_own_metrics(
     target: &Arc<Target>,
     stop: &CancellationToken,
 ) {
+    // `--own-metrics-seconds 0`: this fleet does not export.
+    if agent.shared.rates.every.is_zero() {
+        return;
+    }
     tokio::spawn(super::own_metrics::run(
         agent.uid.to_string(),
         url,
         target.clone(),
         agent.shared.rates.clone(),
+        agent.running_pipelines.clone(),
         stop.clone(),
     ));
 }
+
+/// How long a connection lasts while `flap on`: long enough for the server to register the
+/// agent, short enough that several reconnects land within the flapping window.
+const FLAP_SESSION: Duration = Duration::from_secs(1);
 
 /// Where and how agents connect.
 pub(crate) struct Target {
@@ -49,7 +58,7 @@ pub(crate) struct Target {
 
 /// Exponential backoff with jitter (0.5 s, x1.5, +-50 %, capped at 30 s), like opamp-go's
 /// client; the first retry after a working connection broke is immediate.
-struct Backoff {
+pub(crate) struct Backoff {
     next: Duration,
 }
 
@@ -57,15 +66,15 @@ impl Backoff {
     const START: Duration = Duration::from_millis(500);
     const CAP: Duration = Duration::from_secs(30);
 
-    fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Self { next: Self::START }
     }
 
-    fn reset(&mut self) {
+    pub(crate) fn reset(&mut self) {
         self.next = Self::START;
     }
 
-    fn next_delay(&mut self) -> Duration {
+    pub(crate) fn next_delay(&mut self) -> Duration {
         let base = self.next;
         self.next = (self.next.mul_f64(1.5)).min(Self::CAP);
         base.mul_f64(rand::rng().random_range(0.5..1.5))
@@ -73,7 +82,7 @@ impl Backoff {
 }
 
 /// Sleeps unless stopped first; true means "stop".
-async fn pause(delay: Duration, stop: &CancellationToken) -> bool {
+pub(crate) async fn pause(delay: Duration, stop: &CancellationToken) -> bool {
     if delay.is_zero() {
         return stop.is_cancelled();
     }
@@ -85,7 +94,7 @@ async fn pause(delay: Duration, stop: &CancellationToken) -> bool {
 
 /// Small read buffer and a bounded write buffer: the defaults (128 KiB eagerly allocated) would
 /// cost far more per agent than everything else together.
-fn ws_config() -> WebSocketConfig {
+pub(crate) fn ws_config() -> WebSocketConfig {
     WebSocketConfig::default()
         .read_buffer_size(4096)
         .write_buffer_size(0)
@@ -97,6 +106,8 @@ enum SessionEnd {
     Stopped,
     Broken(String),
     RetryAfter(Duration),
+    /// `flap on`: the agent hung up itself.
+    Flapped,
 }
 
 type Ws =
@@ -186,6 +197,15 @@ pub(crate) async fn run_ws(
                 backoff.reset();
                 delay = Duration::ZERO;
             }
+            SessionEnd::Flapped => {
+                let _ = tokio::time::timeout(Duration::from_secs(2), ws.close(None)).await;
+                agent
+                    .shared
+                    .events
+                    .disconnected(&agent, "flapping (control)");
+                backoff.reset();
+                delay = Duration::ZERO;
+            }
             SessionEnd::RetryAfter(after) => {
                 let _ = ws.close(None).await;
                 agent
@@ -210,9 +230,19 @@ async fn ws_session(
     target: &Arc<Target>,
 ) -> SessionEnd {
     let mut next_beat = Instant::now() + agent.heartbeat;
+    let mut flap = agent.shared.rates.flap.subscribe();
+    let flap_deadline = |on: bool| on.then(|| Instant::now() + FLAP_SESSION);
+    let mut hang_up = flap_deadline(*flap.borrow_and_update());
     loop {
         tokio::select! {
             _ = stop.cancelled() => return SessionEnd::Stopped,
+            _ = sleep_until(hang_up.unwrap_or_else(Instant::now)), if hang_up.is_some() => {
+                return SessionEnd::Flapped;
+            }
+            // The sender lives as long as the simulation, so this never errors in practice.
+            Ok(()) = flap.changed() => {
+                hang_up = flap_deadline(*flap.borrow_and_update());
+            }
             frame = ws.next() => {
                 let data = match frame {
                     None => return SessionEnd::Broken("connection closed".to_owned()),
@@ -298,7 +328,7 @@ fn retry_info(msg: &ServerToAgent) -> Option<Duration> {
     }
 }
 
-fn retry_after_header(headers: &http::HeaderMap) -> Option<Duration> {
+pub(crate) fn retry_after_header(headers: &http::HeaderMap) -> Option<Duration> {
     let secs: u64 = headers
         .get(http::header::RETRY_AFTER)?
         .to_str()
@@ -437,6 +467,16 @@ pub(crate) async fn run_http(
                 if let Some(next) = reaction.reply {
                     pending = Some(next);
                     delay = Duration::ZERO;
+                } else if *agent.shared.rates.flap.borrow() {
+                    // `flap on`: say goodbye, and come back after a moment.
+                    let bye = agent.disconnect_msg();
+                    let _ = tokio::time::timeout(Duration::from_secs(2), post(&target, &bye)).await;
+                    agent
+                        .shared
+                        .events
+                        .disconnected(&agent, "flapping (control)");
+                    online = false;
+                    delay = delay.min(FLAP_SESSION);
                 }
                 if let Some(after) = reaction.retry_after {
                     delay = if after.is_zero() {

@@ -104,13 +104,13 @@ pub(crate) async fn post(
     protobuf_response(StatusCode::OK, &reply, &headers)
 }
 
-enum GunzipError {
+pub(crate) enum GunzipError {
     TooLarge,
     Corrupt(std::io::Error),
 }
 
 /// Decompresses at most `limit` bytes: a gzip bomb stops at the limit, not at memory's end.
-fn gunzip(raw: &[u8], limit: usize) -> Result<Bytes, GunzipError> {
+pub(crate) fn gunzip(raw: &[u8], limit: usize) -> Result<Bytes, GunzipError> {
     let mut out = Vec::new();
     GzDecoder::new(raw)
         .take(limit as u64 + 1)

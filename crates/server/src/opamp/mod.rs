@@ -18,7 +18,7 @@
 //! agents `Unavailable` with a retry delay and close, HTTP polls get the same answer, every
 //! agent is marked disconnected and the last changes are flushed to the store.
 
-mod http;
+pub(crate) mod http;
 pub mod redact;
 pub mod registry;
 pub mod rest;

@@ -575,3 +575,129 @@ fn agents_reporting_own_metrics_are_offered_the_ingest_once_per_connection() {
     );
     assert_eq!(offer.hash.len(), 32);
 }
+
+/// The flusher is woken as soon as `FLUSH_ROWS` agents wait to be written, and every agent
+/// that talks to us is recorded as held by this replica.
+#[tokio::test]
+async fn many_dirty_agents_wake_the_flusher_and_carry_the_replica_id() {
+    let reg = Registry::new(Duration::from_secs(30));
+    reg.set_replica_id("replica-x");
+    for _ in 0..FLUSH_ROWS {
+        let mut ctx = reg.connection(Transport::Http, "http://x/v1/opamp".into(), None);
+        reg.handle(&mut ctx, first(InstanceUid::new_v7(), 0, &[]), now());
+    }
+    tokio::time::timeout(Duration::from_secs(30), reg.many_dirty())
+        .await
+        .expect("woken at FLUSH_ROWS dirty agents");
+    let dirty = reg.take_dirty();
+    assert_eq!(dirty.len(), FLUSH_ROWS);
+    assert!(
+        dirty
+            .iter()
+            .all(|r| r.replica_id.as_deref() == Some("replica-x"))
+    );
+}
+
+fn components(pairs: &[(&str, &[&str])], digest: &[u8]) -> AvailableComponents {
+    use otaas_opamp::proto::ComponentDetails;
+    AvailableComponents {
+        components: pairs
+            .iter()
+            .map(|(kind, types)| {
+                let sub = types
+                    .iter()
+                    .map(|t| ((*t).to_owned(), ComponentDetails::default()))
+                    .collect();
+                (
+                    (*kind).to_owned(),
+                    ComponentDetails {
+                        metadata: vec![],
+                        sub_component_map: sub,
+                    },
+                )
+            })
+            .collect(),
+        hash: Bytes::copy_from_slice(digest),
+    }
+}
+
+#[test]
+fn available_components_are_kept_shared_and_asked_for_when_only_hashed() {
+    let reg = Registry::new(Duration::from_secs(30));
+    let (a, b, c) = (
+        InstanceUid::new_v7(),
+        InstanceUid::new_v7(),
+        InstanceUid::new_v7(),
+    );
+    let full = components(
+        &[("receivers", &["filelog"]), ("exporters", &["otlphttp"])],
+        b"h1",
+    );
+    // Given an agent that reports its full component list
+    let mut ctx = reg.connection(Transport::Http, "http://x".into(), None);
+    let mut msg = first(a, PY_CAPS, &[("env", "prod")]);
+    msg.available_components = Some(full.clone());
+    let reply = reg.handle(&mut ctx, msg, now());
+    assert_eq!(
+        reply.flags & ServerToAgentFlags::ReportAvailableComponents as u64,
+        0
+    );
+    let ra = reg.get(a).unwrap();
+    let set = ra.available_components.clone().unwrap();
+    assert_eq!(set["receivers"].iter().collect::<Vec<_>>(), ["filelog"]);
+    assert_eq!(ra.available_components_hash.as_deref(), Some("6831"));
+    // When a second agent of the same build sends only the hash, it shares the known list
+    let mut msg = first(b, PY_CAPS, &[]);
+    msg.available_components = Some(components(&[], b"h1"));
+    let reply = reg.handle(&mut ctx, msg, now());
+    assert_eq!(
+        reply.flags & ServerToAgentFlags::ReportAvailableComponents as u64,
+        0
+    );
+    assert!(Arc::ptr_eq(
+        &reg.get(b).unwrap().available_components.unwrap(),
+        &set
+    ));
+    // And an agent whose hash is unknown is asked for the list
+    let mut msg = first(c, PY_CAPS, &[]);
+    msg.available_components = Some(components(&[], b"zz"));
+    let reply = reg.handle(&mut ctx, msg, now());
+    assert_ne!(
+        reply.flags & ServerToAgentFlags::ReportAvailableComponents as u64,
+        0
+    );
+    assert_eq!(reg.get(c).unwrap().available_components, None);
+    // The list survives persistence
+    let back: AgentRecord = serde_json::from_str(&serde_json::to_string(&ra).unwrap()).unwrap();
+    assert_eq!(back.available_components.as_deref(), Some(&*set));
+}
+
+#[test]
+fn members_if_follows_the_group_matching_rules() {
+    let reg = Registry::new(Duration::from_secs(30));
+    let specific = group(&[("env", "prod"), ("region", "eu")], 10, "a: 1\n");
+    reg.set_groups(vec![specific.clone()]);
+    let (eu, us) = (InstanceUid::new_v7(), InstanceUid::new_v7());
+    let mut ctx = reg.connection(Transport::Http, "http://x".into(), None);
+    reg.handle(
+        &mut ctx,
+        first(eu, PY_CAPS, &[("env", "prod"), ("region", "eu")]),
+        now(),
+    );
+    reg.handle(
+        &mut ctx,
+        first(us, PY_CAPS, &[("env", "prod"), ("region", "us")]),
+        now(),
+    );
+    // A broader new group would get only the agent the more specific group does not hold.
+    let ids = |v: Vec<AgentRecord>| v.into_iter().map(|r| r.id).collect::<Vec<_>>();
+    assert_eq!(
+        ids(reg.members_if(AgentGroupId::new(), &labels(&[("env", "prod")]), now())),
+        [us.to_string()]
+    );
+    // The specific group itself, with its selector as it is, holds the eu agent.
+    assert_eq!(
+        ids(reg.members_if(specific.id, &specific.selector, specific.created_at)),
+        [eu.to_string()]
+    );
+}

@@ -1,0 +1,284 @@
+//! The component check: before a write is stored, render the agent groups it would change and
+//! refuse it (422 `missing_components`) when a rendered config uses a component type that a
+//! connected agent of that group reported it lacks (OpAMP `AvailableComponents`). The agent
+//! would only report FAILED later; this says so before anything is pushed, naming the type
+//! and the agents. Also served as a dry run (`POST /api/v1/component-check`) so the provider
+//! can fail at plan time.
+//!
+//! Agents that do not report their components are not judged (they may have anything), and
+//! neither are disconnected ones (they get the config when they return, and report on it).
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use axum::Json;
+use axum::extract::State;
+use chrono::Utc;
+use otaas_api::{
+    AgentGroupId, AgentGroupSpec, ComponentCheck, ComponentCheckResult, EndpointId, EndpointSpec,
+    ErrorCode, ExporterBindingId, ExporterBindingSpec, MissingComponent, PipelineId, PipelineSpec,
+};
+
+use super::json::ApiJson;
+use super::{ApiError, validate};
+use crate::opamp::registry::{AgentFilter, AgentRecord};
+use crate::state::AppState;
+use crate::store::{GroupRecord, Record};
+
+/// A write about to be made.
+pub(super) enum Change<'a> {
+    Pipeline(Option<PipelineId>, &'a PipelineSpec),
+    Endpoint(Option<EndpointId>, &'a EndpointSpec),
+    Binding(Option<ExporterBindingId>, &'a ExporterBindingSpec),
+    Group(Option<AgentGroupId>, &'a AgentGroupSpec),
+}
+
+impl Change<'_> {
+    /// The request field to blame for a missing component of `kind`.
+    fn field(&self, kind: &str) -> &'static str {
+        match (self, kind) {
+            (Change::Pipeline(..), "processors") => "processors",
+            (Change::Pipeline(..), _) => "receivers",
+            (Change::Endpoint(..), "extensions") => "auth",
+            (Change::Endpoint(..), _) => "protocol",
+            (Change::Binding(..), _) => "destinations",
+            (Change::Group(..), _) => "pipeline_ids",
+        }
+    }
+}
+
+fn record<I, S>(id: I, spec: S) -> Record<I, S> {
+    let now = Utc::now();
+    Record {
+        id,
+        revision: 0,
+        created_at: now,
+        updated_at: now,
+        spec,
+    }
+}
+
+/// Replaces the record with `id` (or adds one) in `list`.
+fn put<I: PartialEq + Copy, S: Clone>(list: &mut Vec<Record<I, S>>, id: I, spec: &S) {
+    match list.iter_mut().find(|r| r.id == id) {
+        Some(r) => r.spec = spec.clone(),
+        None => list.push(record(id, spec.clone())),
+    }
+}
+
+/// Component types used by a rendered config: kind → types.
+fn used_types(yaml: &str) -> BTreeMap<String, BTreeSet<String>> {
+    let Ok(doc) = serde_yaml::from_str::<serde_yaml::Value>(yaml) else {
+        return BTreeMap::new();
+    };
+    let mut out = BTreeMap::new();
+    for kind in [
+        "receivers",
+        "processors",
+        "exporters",
+        "extensions",
+        "connectors",
+    ] {
+        let Some(map) = doc.get(kind).and_then(|v| v.as_mapping()) else {
+            continue;
+        };
+        let types: BTreeSet<String> = map
+            .keys()
+            .filter_map(|k| k.as_str())
+            .map(|id| id.split('/').next().unwrap_or(id).to_owned())
+            .collect();
+        if !types.is_empty() {
+            out.insert(kind.to_owned(), types);
+        }
+    }
+    out
+}
+
+/// Checks `change` against the agents it would reach; `Ok` with the groups checked and how
+/// many agents were judged.
+pub(super) async fn check(
+    s: &AppState,
+    change: &Change<'_>,
+) -> Result<(Vec<String>, usize), ApiError> {
+    // Most fleets (simulated agents, the Python peer) report no components: then there is
+    // nothing to judge and no reason to read the whole store on every write.
+    // With replicas, the agents held by the others count too (read from the database).
+    let fleet: Vec<AgentRecord> = if s.cluster.is_shared() {
+        crate::cluster::agents(s, &AgentFilter::default()).await?
+    } else if s.agents.any_reports_components() {
+        s.agents.list(&AgentFilter::default())
+    } else {
+        Vec::new()
+    };
+    if !fleet
+        .iter()
+        .any(|a| a.connected && a.available_components.is_some())
+    {
+        return Ok((Vec::new(), 0));
+    }
+    let mut pipelines = s.store.list_pipelines().await?;
+    let mut endpoints = s.store.list_endpoints().await?;
+    let mut bindings = s.store.list_bindings().await?;
+    let mut groups = s.store.list_groups().await?;
+    // Which groups the change touches, with the change applied to the inputs.
+    let affected: BTreeSet<AgentGroupId> = match change {
+        Change::Pipeline(id, spec) => {
+            let id = id.unwrap_or_default();
+            put(&mut pipelines, id, *spec);
+            groups
+                .iter()
+                .filter(|g| g.record.spec.pipeline_ids.contains(&id))
+                .map(|g| g.record.id)
+                .collect()
+        }
+        Change::Endpoint(id, spec) => {
+            put(&mut endpoints, id.unwrap_or_default(), *spec);
+            groups
+                .iter()
+                .filter(|g| g.record.spec.pipeline_ids.contains(&spec.pipeline_id))
+                .map(|g| g.record.id)
+                .collect()
+        }
+        Change::Binding(id, spec) => {
+            put(&mut bindings, id.unwrap_or_default(), *spec);
+            groups
+                .iter()
+                .filter(|g| g.record.spec.pipeline_ids.contains(&spec.pipeline_id))
+                .map(|g| g.record.id)
+                .collect()
+        }
+        Change::Group(id, spec) => {
+            let id = id.unwrap_or_default();
+            match groups.iter_mut().find(|g| g.record.id == id) {
+                Some(g) => g.record.spec = (*spec).clone(),
+                None => groups.push(GroupRecord {
+                    record: record(id, (*spec).clone()),
+                    config_revision: 0,
+                    config_hash: String::new(),
+                }),
+            }
+            [id].into()
+        }
+    };
+
+    let mut missing: Vec<MissingComponent> = Vec::new();
+    let mut checked = Vec::new();
+    let mut judged = 0;
+    for group in groups.iter().filter(|g| affected.contains(&g.record.id)) {
+        // A config that does not render is refused by the store with its own error.
+        let Ok(rendered) = crate::render::render(
+            group,
+            &pipelines,
+            &endpoints,
+            &bindings,
+            s.store.token_key(),
+        ) else {
+            continue;
+        };
+        checked.push(group.record.spec.name.clone());
+        let used = used_types(&rendered.yaml);
+        let members = s.agents.members_if_among(
+            &fleet,
+            group.record.id,
+            &group.record.spec.selector,
+            group.record.created_at,
+        );
+        // (kind, type) → agents lacking it.
+        let mut lacking: BTreeMap<(String, String), Vec<String>> = BTreeMap::new();
+        for agent in &members {
+            let Some(have) = &agent.available_components else {
+                continue;
+            };
+            judged += 1;
+            for (kind, types) in &used {
+                let has = have.get(kind);
+                for ty in types {
+                    if !has.is_some_and(|h| h.contains(ty)) {
+                        lacking
+                            .entry((kind.clone(), ty.clone()))
+                            .or_default()
+                            .push(agent.id.clone());
+                    }
+                }
+            }
+        }
+        missing.extend(
+            lacking
+                .into_iter()
+                .map(|((kind, ty), agents)| MissingComponent {
+                    kind,
+                    component_type: ty,
+                    group: group.record.spec.name.clone(),
+                    agents,
+                }),
+        );
+    }
+    if missing.is_empty() {
+        return Ok((checked, judged));
+    }
+    let parts: Vec<String> = missing
+        .iter()
+        .map(|m| {
+            let kind = m.kind.trim_end_matches('s');
+            format!(
+                "{kind} {:?} (agent group {:?}; lacking: {})",
+                m.component_type,
+                m.group,
+                m.agents.join(", ")
+            )
+        })
+        .collect();
+    let message = format!(
+        "the change needs component types that agents of the target group do not have: {}",
+        parts.join("; ")
+    );
+    let mut err = ApiError::new(
+        http::StatusCode::UNPROCESSABLE_ENTITY,
+        ErrorCode::MissingComponents,
+        message,
+        Some(change.field(&missing[0].kind)),
+    );
+    err.body.error.missing_components = missing;
+    Err(err)
+}
+
+/// `POST /api/v1/component-check`: the check alone, for a pipeline or an agent group as it
+/// would be written (the provider calls this while planning).
+pub(super) async fn dry_run(
+    State(s): State<AppState>,
+    ApiJson(req): ApiJson<ComponentCheck>,
+) -> Result<Json<ComponentCheckResult>, ApiError> {
+    let (groups, agents) = match (&req.pipeline, &req.agent_group) {
+        (Some(p), None) => {
+            validate::pipeline(&p.spec)?;
+            check(&s, &Change::Pipeline(p.id, &p.spec)).await?
+        }
+        (None, Some(g)) => {
+            validate::group(&g.spec)?;
+            check(&s, &Change::Group(g.id, &g.spec)).await?
+        }
+        _ => {
+            return Err(ApiError::invalid(
+                "pipeline",
+                "give exactly one of pipeline or agent_group",
+            ));
+        }
+    };
+    Ok(Json(ComponentCheckResult { groups, agents }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn used_types_strip_names() {
+        let yaml = "receivers:\n  filelog/app: {}\n  otlp/ep: {}\nexporters:\n  otlphttp/out.sink: {}\nservice: {}\n";
+        let used = used_types(yaml);
+        assert_eq!(
+            used["receivers"],
+            BTreeSet::from(["filelog".to_owned(), "otlp".to_owned()])
+        );
+        assert_eq!(used["exporters"], BTreeSet::from(["otlphttp".to_owned()]));
+        assert!(!used.contains_key("processors"));
+    }
+}
