@@ -283,7 +283,7 @@ fn retry_delays(sim: &Sim) -> Vec<u64> {
 async fn a_reconnect_storm_after_kill_9_is_spread_and_converges() {
     const WS_AGENTS: usize = 150;
     const HTTP_AGENTS: usize = 50;
-    let flags = ["--opamp-admit-rate", "40", "--opamp-admit-burst", "20"];
+    let flags = ["--opamp-admit-rate", "20", "--opamp-admit-burst", "10"];
     let data = tempfile::tempdir().unwrap();
     let addr = free_addr();
     let server = Serve::start(data.path(), &addr, &flags);

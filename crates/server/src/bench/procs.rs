@@ -163,6 +163,10 @@ impl Server {
         cmd.arg("serve")
             .args(["--listen", "127.0.0.1:0", "--opamp-listen", "127.0.0.1:0"])
             .args(["--api-rate-limit", "0"])
+            // The simulated fleet connects from one address (127.0.0.1), and the storm
+            // measurement is of raw capacity: no per-address cap, no admission pacing (the
+            // pacing itself is tested in tests/opamp_listener.rs).
+            .args(["--opamp-max-conns-per-ip", "0", "--opamp-admit-rate", "0"])
             .arg("--opamp-heartbeat-seconds")
             .arg(heartbeat_seconds.to_string())
             .arg("--data-dir")
