@@ -1203,6 +1203,10 @@ async fn openapi_matches_the_types() {
                 id: Some(AgentGroupId::new()),
                 spec: gs.clone(),
             }),
+            exporter_binding: Some(ExporterBindingCheck {
+                id: Some(ExporterBindingId::new()),
+                spec: b.clone(),
+            }),
         })
         .unwrap(),
     );

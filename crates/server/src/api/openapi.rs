@@ -236,7 +236,7 @@ pub fn document() -> Value {
         "/component-check".into(),
         json!({ "post": {
             "tags": ["agent-groups"],
-            "summary": "Dry run: would this pipeline or agent group (id set for an update) use a component type that connected agents it reaches lack? 422 missing_components if so",
+            "summary": "Dry run: would this pipeline, agent group or exporter binding (id set for an update) use a component type that connected agents it reaches lack? 422 missing_components if so",
             "requestBody": body("ComponentCheck"),
             "responses": ok("200", r("ComponentCheckResult"))
         }}),
@@ -266,7 +266,8 @@ pub fn document() -> Value {
         })) })),
         "ComponentCheck": obj(&[], json!({
             "pipeline": obj(&["spec"], json!({ "id": uuid(), "spec": r("PipelineSpec") })),
-            "agent_group": obj(&["spec"], json!({ "id": uuid(), "spec": r("AgentGroupSpec") }))
+            "agent_group": obj(&["spec"], json!({ "id": uuid(), "spec": r("AgentGroupSpec") })),
+            "exporter_binding": obj(&["spec"], json!({ "id": uuid(), "spec": r("ExporterBindingSpec") }))
         })),
         "ComponentCheckResult": resp_obj(&["groups", "agents"], json!({
             "groups": { "type": "array", "items": { "type": "string" } },
