@@ -136,6 +136,16 @@ fn every_example_applies() {
     assert_eq!(out["first_agent_status"]["value"], expected, "{out}");
     destroy_all(&server, &ws);
 
+    let (ws, out) = apply_example(&server, "data-sources/otaas_fleet_insights", &[]);
+    let watch = &out["fleet_watch"]["value"];
+    assert_eq!(
+        watch["open_endpoints"],
+        serde_json::json!(["insights-demo-open"]),
+        "{out}"
+    );
+    assert_eq!(watch["flapping_agents"], serde_json::json!([]), "{out}");
+    destroy_all(&server, &ws);
+
     let (ws, out) = apply_example(&server, "data-sources/otaas_pipeline", &[]);
     assert_eq!(
         out["lookup_demo_signals"]["value"],

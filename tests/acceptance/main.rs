@@ -18,10 +18,12 @@
 //! ```
 
 mod agent_group;
+mod bench;
 mod common;
 mod endpoint_binding;
 mod examples;
 mod harness;
 mod harness_self_test;
+mod insights;
 mod pipeline;
 mod query;

@@ -24,6 +24,20 @@ pub struct ComponentThroughput {
     pub sent_per_second: f64,
 }
 
+/// Throughput of one collector pipeline (`<signal>/<pipeline name>`, as rendered from an otaas
+/// pipeline), from the `otelcol.pipeline.id` attribute of the agents' own metrics. In an
+/// agent's insight it is that agent's; in the fleet list it is summed over `agents` agents.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PipelineThroughput {
+    /// The collector pipeline id, e.g. `traces/checkout`.
+    pub pipeline: String,
+    /// Agents reporting this pipeline (1 in an agent's own list).
+    pub agents: u64,
+    pub accepted_per_second: f64,
+    pub refused_per_second: f64,
+    pub sent_per_second: f64,
+}
+
 /// One agent's load, as its own metrics say.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct AgentInsight {
@@ -38,6 +52,9 @@ pub struct AgentInsight {
     pub memory_rss_bytes: Option<f64>,
     #[serde(default)]
     pub components: Vec<ComponentThroughput>,
+    /// Per pipeline, when the agent's metrics name pipelines (`otelcol.pipeline.id`).
+    #[serde(default)]
+    pub pipelines: Vec<PipelineThroughput>,
     pub last_report_at: DateTime<Utc>,
     /// Own-metrics reports received from this agent since the server started.
     pub reports: u64,
@@ -53,6 +70,9 @@ pub enum AnomalyKind {
     HeartbeatLoss,
     UnhealthyComponent,
     Drift,
+    /// The agent connected at least `FLAP_CONNECTS` times within `FLAP_WINDOW` (see the
+    /// server's `insights::detect`).
+    FlappingConnection,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -99,6 +119,9 @@ pub struct FleetInsights {
     /// Agents that sent own metrics, by id order.
     #[serde(default)]
     pub agents: Vec<AgentInsight>,
+    /// Throughput per collector pipeline over the whole fleet, by pipeline id.
+    #[serde(default)]
+    pub pipelines: Vec<PipelineThroughput>,
     #[serde(default)]
     pub anomalies: Vec<Anomaly>,
     /// Anomaly counts by kind.

@@ -105,6 +105,9 @@ pub struct GroupStatus {
     /// One line for humans, e.g. "rolled back to revision 3: 2 agents failed (max_failures 0)".
     pub message: String,
     pub updated_at: DateTime<Utc>,
+    /// The `otaas serve` replica (`--replica-id`) that drives this rollout (last wrote it).
+    #[serde(default)]
+    pub driver: Option<String>,
 }
 
 impl crate::client::Client {

@@ -61,6 +61,13 @@ pub struct ServeConfig {
     #[arg(long, env = "OTAAS_MAX_BODY_BYTES", default_value_t = 1024 * 1024)]
     pub max_body_bytes: usize,
 
+    /// This process's name among the replicas sharing a PostgreSQL database: agents' records
+    /// say which replica holds them, and two live processes may not use the same id (the
+    /// second refuses to start). Letters, digits, `.`, `_`, `-`; at most 64. Default:
+    /// `<hostname>-<pid>`.
+    #[arg(long, env = "OTAAS_REPLICA_ID")]
+    pub replica_id: Option<String>,
+
     #[command(flatten)]
     pub opamp: crate::opamp::OpampConfig,
     /// Sustained REST API requests per second allowed per token (a token bucket; excess → 429
@@ -117,6 +124,7 @@ impl ServeConfig {
             database: None,
             admin_token: None,
             max_body_bytes: 1024 * 1024,
+            replica_id: None,
             opamp: crate::opamp::OpampConfig::default(),
             api_rate_limit: 50.0,
             api_rate_burst: 200,
@@ -125,6 +133,44 @@ impl ServeConfig {
             tls_key: None,
             tls_self_signed: false,
             tls_san: Vec::new(),
+        }
+    }
+}
+
+/// The replica id in effect: `--replica-id`, checked, or `<hostname>-<pid>`.
+pub fn replica_id(given: Option<&str>) -> Result<String, String> {
+    match given {
+        Some(id) => {
+            if id.is_empty()
+                || id.len() > 64
+                || !id
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+            {
+                return Err(format!(
+                    "--replica-id {id:?}: use 1 to 64 letters, digits, '.', '_' or '-'"
+                ));
+            }
+            Ok(id.to_owned())
+        }
+        None => {
+            let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+                .ok()
+                .or_else(|| std::env::var("HOSTNAME").ok())
+                .unwrap_or_default();
+            // Keep only what a replica id may hold (a hostname may be long or odd).
+            let host: String = host
+                .trim()
+                .chars()
+                .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+                .take(48)
+                .collect();
+            let host = if host.is_empty() {
+                "otaas".to_owned()
+            } else {
+                host
+            };
+            Ok(format!("{host}-{}", std::process::id()))
         }
     }
 }

@@ -4,9 +4,14 @@
 //! [`Events::subscribe`] once and loops on `recv()`. The channel is bounded: a consumer that
 //! falls behind gets `RecvError::Lagged` and must resynchronise from the store (events are
 //! hints; the store is the truth). Events are sent after the transaction committed.
+//!
+//! With several replicas on PostgreSQL, local events are also forwarded to the others through
+//! `NOTIFY`, and theirs arrive here through [`Events::publish_remote`] (see `cluster.rs`).
+
+use std::sync::{Arc, OnceLock};
 
 use otaas_api::AgentGroupId;
-use tokio::sync::broadcast;
+use tokio::sync::{broadcast, mpsc};
 
 use crate::store::GroupRevision;
 
@@ -24,12 +29,21 @@ pub enum Event {
     GroupChanged { group_id: AgentGroupId },
     /// A group was deleted.
     GroupDeleted { group_id: AgentGroupId },
+    /// Another replica stored a new rollout decision for the group (record `version`); only
+    /// ever received from the cluster (see `cluster.rs`), never published locally.
+    RolloutChanged {
+        group_id: AgentGroupId,
+        version: i64,
+    },
 }
 
 /// Sender side of the event bus; clone freely.
 #[derive(Clone, Debug)]
 pub struct Events {
     tx: broadcast::Sender<Event>,
+    /// With several replicas: where local events also go, to be sent to the other replicas
+    /// (set once by `cluster.rs`; unset on SQLite).
+    forward: Arc<OnceLock<mpsc::UnboundedSender<Event>>>,
 }
 
 impl Default for Events {
@@ -42,15 +56,30 @@ impl Events {
     pub fn new(capacity: usize) -> Self {
         Self {
             tx: broadcast::channel(capacity).0,
+            forward: Arc::default(),
         }
+    }
+
+    /// Also sends every later local event to `to` (the cluster's NOTIFY forwarder).
+    pub fn forward_to(&self, to: mpsc::UnboundedSender<Event>) {
+        let _ = self.forward.set(to);
+    }
+
+    /// Delivers an event that came from another replica to this process's consumers only.
+    pub fn publish_remote(&self, event: Event) {
+        let _ = self.tx.send(event);
     }
 
     pub fn subscribe(&self) -> broadcast::Receiver<Event> {
         self.tx.subscribe()
     }
 
-    /// Sends an event; having no subscriber is fine.
+    /// Sends an event (and forwards it to the other replicas, if any); having no subscriber
+    /// is fine.
     pub fn publish(&self, event: Event) {
+        if let Some(forward) = self.forward.get() {
+            let _ = forward.send(event.clone());
+        }
         let _ = self.tx.send(event);
     }
 

@@ -10,12 +10,15 @@
 //! - [`store`]: the `Store` trait and its SQLite and PostgreSQL backends.
 //! - [`render`]: agent group → OpenTelemetry Collector YAML.
 //! - [`events`]: in-process change events (new group revisions, group changes).
+//! - [`cluster`]: several replicas on one PostgreSQL (`LISTEN/NOTIFY`, rollout locks, the
+//!   fleet as every replica sees it).
 //! - [`metrics`]: the Prometheus registry behind `/metrics`.
 //! - [`opamp`]: the OpAMP server (`/v1/opamp`) and the agent registry behind `/api/v1/agents`.
 //! - [`rollout`]: the rollout engine (per-agent target revisions, health gates, rollback).
 //! - [`insights`]: fleet insights (own-metrics ingest, anomalies, security events).
 //! - [`fleet_sim`]: `otaas fleet-sim`, simulated collectors speaking OpAMP.
 //! - [`agent`]: `otaas agent`, a supervisor running a real collector under OpAMP control.
+//! - [`bench`]: `otaas bench`, the benchmark suite (servers, fleets and Terraform on loopback).
 //! - [`token_cmd`]: `otaas token create|list|revoke`.
 //! - [`tls`]: TLS server configs (files or a generated private CA in the data dir).
 //! - [`listener`]: the accept loop (TLS, per-address connection limit, graceful shutdown).
@@ -24,6 +27,8 @@
 pub mod agent;
 pub mod api;
 pub mod auth;
+pub mod bench;
+pub mod cluster;
 pub mod config;
 pub mod events;
 pub mod fleet_sim;

@@ -1,6 +1,7 @@
-//! Request and connection limits of the REST API: a token bucket per API token
-//! ([`RateLimiter`], 429 + `Retry-After` when empty) and a count of open connections per source
-//! address ([`ConnLimiter`], used by the accept loop in [`crate::listener`]).
+//! Request and connection limits: a token bucket per API token ([`RateLimiter`], 429 +
+//! `Retry-After` when empty), a count of open connections per source address ([`ConnLimiter`],
+//! used by the accept loop in [`crate::listener`] on both listeners), and the admission of new
+//! OpAMP connections ([`Admission`]), which spreads a reconnect storm over time.
 //!
 //! Both are in-memory and per process: with several replicas each enforces its own share, which
 //! is what protects that process.
@@ -128,6 +129,81 @@ impl Drop for ConnSlot {
     }
 }
 
+/// Admission of new OpAMP connections (WebSocket upgrades, and HTTP polls from agents not
+/// connected yet): one token bucket for the whole listener, `rate` per second sustained and
+/// `burst` at once.
+///
+/// A refused agent is told when to come back: its place in the queue of agents already told to
+/// come back (`backlog / rate` seconds) plus up to [`Admission::JITTER`] of random jitter. The
+/// queue drains at `rate`, as the bucket refills, so a storm of N agents after a restart is
+/// admitted over about `(N - burst) / rate` seconds instead of all retrying at the same
+/// instant (and being refused again together).
+#[derive(Debug)]
+pub struct Admission {
+    /// `None`: unlimited (`--opamp-admit-rate 0`).
+    params: Option<(f64, f64)>,
+    state: Mutex<AdmissionState>,
+}
+
+#[derive(Debug)]
+struct AdmissionState {
+    tokens: f64,
+    /// Agents told to come back that (by the queue's drain rate) have not come back yet.
+    backlog: f64,
+    last: Instant,
+}
+
+impl Admission {
+    /// Random extra delay on top of the queue position, so agents given neighbouring places do
+    /// not arrive in lockstep (and `Retry-After`'s whole seconds still spread).
+    pub const JITTER: Duration = Duration::from_secs(2);
+    /// The longest delay handed out, however long the queue.
+    pub const MAX_DELAY: Duration = Duration::from_secs(300);
+
+    /// `rate` admissions per second (0 disables the limit) with a bucket of `burst` (at least 1).
+    pub fn new(rate: f64, burst: u32) -> Self {
+        let burst = f64::from(burst.max(1));
+        Self {
+            params: (rate > 0.0).then_some((rate, burst)),
+            state: Mutex::new(AdmissionState {
+                tokens: burst,
+                backlog: 0.0,
+                last: Instant::now(),
+            }),
+        }
+    }
+
+    /// Admits one new connection, or says how long the agent should wait before retrying.
+    pub fn admit(&self) -> Result<(), Duration> {
+        use rand::Rng;
+        self.admit_at(Instant::now(), rand::rng().random_range(0.0..1.0))
+    }
+
+    /// [`Admission::admit`] at `now` with `jitter` in `[0, 1)` (the share of [`Self::JITTER`]).
+    fn admit_at(&self, now: Instant, jitter: f64) -> Result<(), Duration> {
+        let Some((rate, burst)) = self.params else {
+            return Ok(());
+        };
+        let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let elapsed = now.saturating_duration_since(st.last).as_secs_f64();
+        st.last = now;
+        st.tokens = (st.tokens + elapsed * rate).min(burst);
+        st.backlog = (st.backlog - elapsed * rate).max(0.0);
+        if st.tokens >= 1.0 {
+            st.tokens -= 1.0;
+            return Ok(());
+        }
+        st.backlog += 1.0;
+        let wait = st.backlog / rate + Self::JITTER.as_secs_f64() * jitter;
+        Err(Duration::from_secs_f64(wait).min(Self::MAX_DELAY))
+    }
+}
+
+/// A retry delay as a `Retry-After` header value: whole seconds, rounded up, at least 1.
+pub fn retry_after_secs(wait: Duration) -> u64 {
+    (wait.as_secs() + u64::from(wait.subsec_nanos() > 0)).max(1)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -167,5 +243,49 @@ mod tests {
         drop(a);
         assert_eq!(l.open_from(ip), 1);
         assert!(l.admit(ip).is_some());
+    }
+
+    /// A delay in whole milliseconds (the bucket arithmetic is floating point).
+    fn ms(wait: Result<(), Duration>) -> Result<(), u64> {
+        wait.map_err(|d| (d.as_secs_f64() * 1000.0).round() as u64)
+    }
+
+    #[test]
+    fn admission_spreads_refused_agents_over_the_queue() {
+        let a = Admission::new(10.0, 2);
+        let t0 = Instant::now();
+        assert_eq!(a.admit_at(t0, 0.0), Ok(()));
+        assert_eq!(a.admit_at(t0, 0.0), Ok(()));
+        // The bucket is empty: the k-th refused agent waits k / rate, plus its jitter.
+        let waits: Vec<_> = (0..5).map(|_| ms(a.admit_at(t0, 0.0))).collect();
+        assert_eq!(waits, [Err(100), Err(200), Err(300), Err(400), Err(500)]);
+        let half_jitter = Admission::JITTER.as_millis() as u64 / 2;
+        assert_eq!(ms(a.admit_at(t0, 0.5)), Err(600 + half_jitter));
+        // 0.2 s later two tokens came back (the bucket holds two), and the queue moved on by
+        // two places: the next refused agent is fifth in line.
+        let t1 = t0 + Duration::from_millis(200);
+        assert_eq!(a.admit_at(t1, 0.0), Ok(()));
+        assert_eq!(a.admit_at(t1, 0.0), Ok(()));
+        assert_eq!(ms(a.admit_at(t1, 0.0)), Err(500));
+    }
+
+    #[test]
+    fn admission_delay_is_capped_and_zero_rate_is_unlimited() {
+        let a = Admission::new(0.001, 1);
+        let t0 = Instant::now();
+        assert_eq!(a.admit_at(t0, 0.0), Ok(()));
+        assert_eq!(a.admit_at(t0, 0.9), Err(Admission::MAX_DELAY));
+        let open = Admission::new(0.0, 1);
+        for _ in 0..1000 {
+            assert_eq!(open.admit(), Ok(()));
+        }
+    }
+
+    #[test]
+    fn retry_after_rounds_up_to_whole_seconds() {
+        assert_eq!(retry_after_secs(Duration::ZERO), 1);
+        assert_eq!(retry_after_secs(Duration::from_millis(100)), 1);
+        assert_eq!(retry_after_secs(Duration::from_secs(1)), 1);
+        assert_eq!(retry_after_secs(Duration::from_millis(1001)), 2);
     }
 }

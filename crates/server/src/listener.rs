@@ -5,7 +5,10 @@
 //! Lifecycle: [`serve`] accepts until `shutdown` is cancelled, then stops accepting, asks every
 //! open connection to finish its in-flight request and close (idle keep-alive connections close
 //! at once), and returns when all have. Each connection runs in its own task holding a
-//! [`ConnSlot`], so its per-address count drops when the task ends however it ends.
+//! [`ConnSlot`], so its per-address count drops when the task ends however it ends. Every
+//! request carries the peer address (`ConnectInfo<SocketAddr>`) and a [`ConnectionGuard`]
+//! sharing that slot: a handler that takes over the connection (a WebSocket upgrade, which
+//! outlives hyper's connection task) keeps the guard, so the connection still counts.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -13,6 +16,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
+use axum::extract::ConnectInfo;
+use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
@@ -21,6 +26,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
+use tower::ServiceExt as _;
 
 use crate::limits::{ConnLimiter, ConnSlot};
 
@@ -31,6 +37,14 @@ const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long a refused (over-limit) connection is kept to send its one response.
 const REFUSAL_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The per-address slot of the connection a request came on (see the module docs). Holding a
+/// clone keeps the connection counted against `--max-conns-per-ip` /
+/// `--opamp-max-conns-per-ip`.
+#[derive(Clone, Debug)]
+pub struct ConnectionGuard {
+    _slot: Arc<ConnSlot>,
+}
 
 /// What a listener does besides HTTP.
 #[derive(Clone, Debug)]
@@ -81,7 +95,16 @@ pub async fn serve(
         let name = options.name;
         match slot {
             Some(slot) => {
-                let app = app.clone();
+                let guard = ConnectionGuard {
+                    _slot: Arc::new(slot),
+                };
+                let app = app
+                    .clone()
+                    .map_request(move |mut req: http::Request<Incoming>| {
+                        req.extensions_mut().insert(ConnectInfo(peer));
+                        req.extensions_mut().insert(guard.clone());
+                        req
+                    });
                 let watcher = graceful.watcher();
                 tokio::spawn(async move {
                     let Some(io) = handshake(acceptor, tcp, peer, name).await else {
@@ -92,7 +115,8 @@ pub async fn serve(
                     if let Err(e) = watcher.watch(conn.into_owned()).await {
                         tracing::debug!(listener = name, %peer, error = %e, "Connection ended with an error");
                     }
-                    drop::<ConnSlot>(slot);
+                    // The service (and with it this task's guard) is dropped here; an upgraded
+                    // connection's handler may still hold a clone.
                 });
             }
             None => {

@@ -30,6 +30,8 @@ enum Command {
     FleetSim(otaas_server::fleet_sim::FleetSimArgs),
     /// Run a real OpenTelemetry Collector under OpAMP control (JSON lines on stdout).
     Agent(otaas_server::agent::AgentArgs),
+    /// Benchmarks on loopback (servers, simulated fleets, Terraform); prints a results table.
+    Bench(otaas_server::bench::BenchArgs),
 }
 
 #[derive(Subcommand)]
@@ -71,6 +73,9 @@ fn report(err: &anyhow::Error) -> String {
 async fn main() {
     let cli = Cli::parse();
     init_tracing();
+    // A server or simulator with thousands of agents needs a socket each: use every file
+    // descriptor the hard limit allows, not the 1024 a shell often gives by default.
+    otaas_server::bench::raise_nofile_limit();
     if let Err(err) = run(cli).await {
         eprintln!("otaas: error: {}", report(&err));
         std::process::exit(1);
@@ -101,6 +106,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             eprintln!("otaas: token {} revoked", args.id.trim());
         }
         Command::Version => println!("otaas {}", env!("CARGO_PKG_VERSION")),
+        Command::Bench(args) => otaas_server::bench::run(args)
+            .await
+            .context("otaas bench")?,
         Command::FleetSim(args) => {
             otaas_server::fleet_sim::run(args)
                 .await

@@ -97,6 +97,22 @@ impl Metrics {
         self.update(name, labels, |x| *x = v);
     }
 
+    /// Replaces every series of the gauge family `name` at once: series not in `series` go
+    /// away (a gauge per agent or pipeline must not outlive it), and a scrape never sees half
+    /// an update.
+    pub fn set_all(&self, name: &str, series: &[(Vec<(&str, &str)>, f64)]) {
+        let mut f = self.families.lock().unwrap();
+        let fam = f.entry(name.to_string()).or_insert_with(|| Family {
+            kind: MetricKind::Gauge,
+            help: String::new(),
+            series: BTreeMap::new(),
+        });
+        fam.series = series
+            .iter()
+            .map(|(labels, v)| (label_key(labels), *v))
+            .collect();
+    }
+
     /// The text exposition (format 0.0.4).
     pub fn render(&self) -> String {
         let f = self.families.lock().unwrap();
@@ -138,5 +154,15 @@ mod tests {
         assert!(text.contains("otaas_http_requests_total{method=\"GET\",status=\"200\"} 2\n"));
         assert!(text.contains("# TYPE otaas_http_requests_total counter\n"));
         assert!(text.contains("x_gauge{v=\"a\\\"b\"} 2.5\n"));
+    }
+
+    #[test]
+    fn set_all_drops_series_it_does_not_name() {
+        let m = Metrics::new();
+        m.set_all("g", &[(vec![("a", "1")], 1.0), (vec![("a", "2")], 2.0)]);
+        m.set_all("g", &[(vec![("a", "2")], 3.0)]);
+        let text = m.render();
+        assert!(!text.contains("g{a=\"1\"}"), "{text}");
+        assert!(text.contains("g{a=\"2\"} 3\n"), "{text}");
     }
 }

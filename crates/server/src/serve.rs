@@ -44,6 +44,8 @@ pub enum ServeError {
     Tls(#[from] crate::tls::TlsError),
     #[error("{0}")]
     Config(String),
+    #[error("joining the replicas: {0}")]
+    Cluster(#[from] crate::cluster::ClusterError),
 }
 
 /// Creates the data dir (0700: it may hold the admin token and the SQLite file).
@@ -113,7 +115,10 @@ fn write_secret_file(path: &Path, content: &str) -> std::io::Result<()> {
 }
 
 /// Opens everything and serves until a signal arrives.
-pub async fn run(config: ServeConfig) -> Result<(), ServeError> {
+pub async fn run(mut config: ServeConfig) -> Result<(), ServeError> {
+    let replica_id =
+        crate::config::replica_id(config.replica_id.as_deref()).map_err(ServeError::Config)?;
+    config.replica_id = Some(replica_id.clone());
     let url = config.database_url();
     if url.starts_with("sqlite:") || config.database.is_none() {
         ensure_data_dir(&config.data_dir)?;
@@ -140,8 +145,24 @@ pub async fn run(config: ServeConfig) -> Result<(), ServeError> {
     } else if tls_material.is_some() {
         eprintln!("otaas: tls enabled");
     }
+    // The OpAMP listener's TLS (its own files, else the API's material): also checked before
+    // anything binds, and a bad file stops the server — serving agents in clear instead would
+    // be worse.
+    let opamp_tls =
+        crate::opamp::tls_config(&config.opamp, tls_material.as_ref()).map_err(|err| {
+            eprintln!("otaas: opamp: {err}");
+            ServeError::Config(format!("opamp: {err}"))
+        })?;
 
-    let state = AppState::new(store, config);
+    // Before serving: a second process with a live replica's id stops here.
+    let cluster = crate::cluster::Cluster::join(store.as_ref(), &url, replica_id).await?;
+    tracing::info!(
+        replica = cluster.replica_id(),
+        shared = cluster.is_shared(),
+        "Replica joined"
+    );
+    let mut state = AppState::new(store, config);
+    state.cluster = std::sync::Arc::new(cluster);
     let listener = TcpListener::bind(state.config.listen)
         .await
         .map_err(|source| ServeError::Bind {
@@ -160,10 +181,21 @@ pub async fn run(config: ServeConfig) -> Result<(), ServeError> {
             addr: state.config.opamp_listen,
             source,
         })?;
+    if let Ok(opamp_addr) = opamp_listener.local_addr() {
+        state
+            .cluster
+            .register(
+                state.store.as_ref(),
+                &addr.to_string(),
+                &opamp_addr.to_string(),
+            )
+            .await;
+    }
     let opamp = tokio::spawn(crate::opamp::serve(
         state.clone(),
         state.config.opamp.clone(),
         opamp_listener,
+        opamp_tls,
     ));
 
     let shutdown = state.shutdown.clone();

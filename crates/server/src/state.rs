@@ -35,6 +35,8 @@ pub struct AppState {
     pub rollouts: Arc<crate::rollout::Rollouts>,
     /// Fleet insights: own-metrics history, anomalies, auth failures (see `insights/`).
     pub insights: Arc<crate::insights::Insights>,
+    /// This replica among the others sharing the database (see `cluster.rs`); alone on SQLite.
+    pub cluster: Arc<crate::cluster::Cluster>,
 }
 
 impl AppState {
@@ -44,6 +46,14 @@ impl AppState {
             .admin_token
             .as_ref()
             .map(|t| Arc::from(hash_token(t.expose())));
+        // `serve` checked the flag already; embedders get the default on a bad value.
+        let replica_id = crate::config::replica_id(config.replica_id.as_deref())
+            .or_else(|_| crate::config::replica_id(None))
+            .unwrap_or_default();
+        let agents = Arc::new(crate::opamp::registry::Registry::new(
+            std::time::Duration::from_secs(config_heartbeat),
+        ));
+        agents.set_replica_id(&replica_id);
         let rate_limiter = Arc::new(RateLimiter::new(
             config.api_rate_limit,
             config.api_rate_burst,
@@ -55,12 +65,11 @@ impl AppState {
             metrics: Arc::new(Metrics::new()),
             admin_token_hash,
             shutdown: CancellationToken::new(),
-            agents: Arc::new(crate::opamp::registry::Registry::new(
-                std::time::Duration::from_secs(config_heartbeat),
-            )),
+            agents,
             rate_limiter,
             rollouts: Arc::default(),
             insights: Arc::default(),
+            cluster: Arc::new(crate::cluster::Cluster::single(replica_id)),
         }
     }
 

@@ -927,6 +927,8 @@ async fn openapi_matches_the_types() {
         "/agent-groups/{id}/rollout/resume",
         "/agent-groups/{id}/rollout/rollback",
         "/insights",
+        "/agents",
+        "/agents/{id}",
         "/tokens",
         "/tokens/{id}",
         "/component-check",
@@ -982,6 +984,7 @@ async fn openapi_matches_the_types() {
             }],
             message: "paused".into(),
             updated_at: now,
+            driver: Some("replica-a".into()),
         })
         .unwrap(),
     );
@@ -990,6 +993,7 @@ async fn openapi_matches_the_types() {
         serde_json::to_value(otaas_api::insights::FleetInsights {
             generated_at: now,
             agents: vec![],
+            pipelines: vec![],
             anomalies: vec![],
             anomaly_counts: Default::default(),
             security: otaas_api::insights::SecurityInsights {
@@ -1183,6 +1187,45 @@ async fn openapi_matches_the_types() {
     check(
         "ErrorBody",
         serde_json::to_value(ErrorBody::new(ErrorCode::NotFound, "m", None)).unwrap(),
+    );
+    let health = ComponentHealth {
+        healthy: true,
+        status: "StatusOK".into(),
+        last_error: "e".into(),
+        start_time_unix_nano: 1,
+        components: std::collections::BTreeMap::from([(
+            "receiver:otlp".to_owned(),
+            ComponentHealth::default(),
+        )]),
+    };
+    check("ComponentHealth", serde_json::to_value(&health).unwrap());
+    check(
+        "Agent",
+        serde_json::to_value(Agent {
+            id: "0123456789abcdef0123456789abcdef".into(),
+            labels: std::collections::BTreeMap::from([("env".to_owned(), "prod".to_owned())]),
+            capabilities: vec!["ReportsStatus".into()],
+            connected: true,
+            transport: Some(AgentTransport::Ws),
+            last_seen: Some(now),
+            healthy: Some(true),
+            health: Some(health),
+            status: AgentStatus::Applied,
+            remote_config_status: RemoteConfigState::Applied,
+            remote_config_error: Some("e".into()),
+            remote_config_hash: Some("h".into()),
+            config_hash: Some("h".into()),
+            effective_config_hash: Some("h".into()),
+            effective_config: Some("receivers: {}".into()),
+            group_id: Some(AgentGroupId::new()),
+            agent_version: Some("1.0".into()),
+            replica_id: Some("replica-a".into()),
+            available_components: Some(std::collections::BTreeMap::from([(
+                "receivers".to_owned(),
+                vec!["filelog".to_owned()],
+            )])),
+        })
+        .unwrap(),
     );
     check(
         "ComponentCheckResult",

@@ -1,7 +1,8 @@
 //! Rollout scenarios against the real `otaas serve` with `otaas fleet-sim` agents over real
 //! WebSockets: every strategy on a healthy fleet, a bad config stopping at the first batch or
-//! the canary (with and without automatic rollback), pause/resume with an agent joining
-//! mid-rollout, and a server killed during a bake that resumes the rollout after restart.
+//! the canary (with and without automatic rollback; the status names each failed agent),
+//! pause/resume with an agent joining mid-rollout, and a server killed during a bake that
+//! resumes the rollout after restart.
 //!
 //! Step order is asserted from status snapshots and the recorded steps, never from timing.
 
@@ -254,6 +255,20 @@ async fn bad_config_scenario(name: &str, rollout: RolloutSpec, first_step: u32) 
     assert_eq!(st.current_step, Some(0));
     assert_eq!(st.last_good_revision, Some(group.config_revision));
     assert_eq!(st.failures.len(), first_step as usize);
+    // Each failed agent is named once: exactly the agents that reported FAILED for revision 2.
+    let named: std::collections::BTreeSet<&str> =
+        st.failures.iter().map(|f| f.agent_id.as_str()).collect();
+    let rejected: std::collections::BTreeSet<String> = sim
+        .events("config")
+        .iter()
+        .filter(|e| e["hash"] == hash2.as_str() && e["status"] == "FAILED")
+        .filter_map(|e| e["uid"].as_str().map(str::to_owned))
+        .collect();
+    assert_eq!(
+        named,
+        rejected.iter().map(String::as_str).collect(),
+        "{st:?}"
+    );
     for f in &st.failures {
         assert_eq!(
             f.message,
@@ -317,6 +332,19 @@ async fn bad_config_stops_at_the_canary_without_rollback() {
         ..Default::default()
     };
     bad_config_scenario("badcanary", rollout, 2).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bad_config_stops_at_the_canary_and_rolls_back() {
+    let rollout = RolloutSpec {
+        strategy: RolloutStrategy::Canary,
+        canary_percent: Some(25),
+        bake_seconds: 1,
+        max_failures: 0,
+        auto_rollback: true,
+        ..Default::default()
+    };
+    bad_config_scenario("badcanaryrb", rollout, 1).await;
 }
 
 /// Pause holds the rollout at its step; an agent joining meanwhile gets the last good revision;
@@ -417,7 +445,15 @@ async fn rollback_by_request() {
     all_on(&client, group.id, 3, &group.config_hash).await;
     let hash2 = change_config(&client, pid, &spec, &group).await;
     client.pause_rollout(group.id).await.unwrap();
-    watch(&client, group.id, "first batch applied", |s| s.applied == 2).await;
+    // The pause may land before or after the first step finished (then the second step has
+    // started too): either way the rollout is paused with the first batch on the new hash.
+    watch(
+        &client,
+        group.id,
+        "paused with the first batch applied",
+        |s| s.state == RolloutState::Paused && s.applied >= 2,
+    )
+    .await;
     let back = client.rollback(group.id).await.unwrap();
     assert_eq!(back.state, RolloutState::RolledBack);
     assert_eq!(back.config_hash, hash2);

@@ -216,6 +216,9 @@ pub(crate) struct FleetSimBuilder {
     reject_components: Vec<String>,
     transport: Option<&'static str>,
     token: Option<String>,
+    /// `--throughput` and `--own-metrics-seconds` (the simulator's defaults when unset).
+    throughput: Option<u64>,
+    own_metrics_seconds: Option<u64>,
 }
 
 impl FleetSim {
@@ -228,6 +231,8 @@ impl FleetSim {
             reject_components: Vec::new(),
             transport: None,
             token: None,
+            throughput: None,
+            own_metrics_seconds: None,
         }
     }
 
@@ -271,6 +276,13 @@ impl FleetSimBuilder {
         self
     }
 
+    /// Own metrics: `items` per second received per agent, reported every `every_secs`.
+    pub(crate) fn own_metrics(mut self, items: u64, every_secs: u64) -> Self {
+        self.throughput = Some(items);
+        self.own_metrics_seconds = Some(every_secs);
+        self
+    }
+
     /// Starts the fleet. Whether agents have connected is for the test to observe (the API's agent
     /// list): fleet-sim has no readiness signal in the contract.
     pub(crate) fn start(self) -> FleetSim {
@@ -298,6 +310,12 @@ impl FleetSimBuilder {
         }
         if let Some(token) = &self.token {
             cmd.arg("--token").arg(token);
+        }
+        if let Some(n) = self.throughput {
+            cmd.arg("--throughput").arg(n.to_string());
+        }
+        if let Some(n) = self.own_metrics_seconds {
+            cmd.arg("--own-metrics-seconds").arg(n.to_string());
         }
         let mut daemon = Daemon::spawn("otaas fleet-sim", &mut cmd, |_| {});
         daemon.assert_running();

@@ -20,6 +20,7 @@ use otaas_api::{
 
 use super::json::ApiJson;
 use super::{ApiError, validate};
+use crate::opamp::registry::{AgentFilter, AgentRecord};
 use crate::state::AppState;
 use crate::store::{GroupRecord, Record};
 
@@ -100,7 +101,18 @@ pub(super) async fn check(
 ) -> Result<(Vec<String>, usize), ApiError> {
     // Most fleets (simulated agents, the Python peer) report no components: then there is
     // nothing to judge and no reason to read the whole store on every write.
-    if !s.agents.any_reports_components() {
+    // With replicas, the agents held by the others count too (read from the database).
+    let fleet: Vec<AgentRecord> = if s.cluster.is_shared() {
+        crate::cluster::agents(s, &AgentFilter::default()).await?
+    } else if s.agents.any_reports_components() {
+        s.agents.list(&AgentFilter::default())
+    } else {
+        Vec::new()
+    };
+    if !fleet
+        .iter()
+        .any(|a| a.connected && a.available_components.is_some())
+    {
         return Ok((Vec::new(), 0));
     }
     let mut pipelines = s.store.list_pipelines().await?;
@@ -164,7 +176,8 @@ pub(super) async fn check(
         };
         checked.push(group.record.spec.name.clone());
         let used = used_types(&rendered.yaml);
-        let members = s.agents.members_if(
+        let members = s.agents.members_if_among(
+            &fleet,
             group.record.id,
             &group.record.spec.selector,
             group.record.created_at,

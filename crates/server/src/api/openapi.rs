@@ -205,6 +205,31 @@ pub fn document() -> Value {
         );
     }
     paths.insert(
+        "/agents".into(),
+        json!({ "get": {
+            "tags": ["agents"],
+            "summary": "Agents known from OpAMP, on every replica (filters combine with AND)",
+            "parameters": [
+                { "name": "selector", "in": "query", "schema": { "type": "string" },
+                  "description": "labels that must all match: k=v,k2=v2" },
+                { "name": "group_id", "in": "query", "schema": uuid() },
+                { "name": "health", "in": "query", "schema": { "type": "string", "enum": ["healthy", "unhealthy"] } },
+                { "name": "connected", "in": "query", "schema": { "type": "boolean" } }
+            ],
+            "responses": ok("200", json!({ "type": "object", "required": ["items"],
+                "properties": { "items": { "type": "array", "items": r("Agent") } } }))
+        }}),
+    );
+    paths.insert(
+        "/agents/{id}".into(),
+        json!({ "get": {
+            "tags": ["agents"], "summary": "One agent, with its redacted effective config",
+            "parameters": [{ "name": "id", "in": "path", "required": true,
+                "schema": { "type": "string", "pattern": "^[0-9a-f]{32}$" } }],
+            "responses": ok("200", r("Agent"))
+        }}),
+    );
+    paths.insert(
         "/insights".into(),
         json!({ "get": {
             "tags": ["insights"],
@@ -248,6 +273,30 @@ pub fn document() -> Value {
     );
 
     let schemas = json!({
+        "ComponentHealth": resp_obj(&["healthy"], json!({
+            "healthy": { "type": "boolean" }, "status": { "type": "string" },
+            "last_error": { "type": "string" }, "start_time_unix_nano": { "type": "integer" },
+            "components": { "type": "object", "additionalProperties": r("ComponentHealth") } })),
+        "Agent": resp_obj(&["id", "labels", "capabilities", "connected", "status", "remote_config_status"], json!({
+            "id": { "type": "string", "description": "instance uid, 32 lowercase hex digits" },
+            "labels": { "type": "object", "additionalProperties": { "type": "string" } },
+            "capabilities": { "type": "array", "items": { "type": "string" } },
+            "connected": { "type": "boolean" },
+            "transport": { "type": ["string", "null"], "enum": ["ws", "http", null] },
+            "last_seen": { "type": ["string", "null"], "format": "date-time" },
+            "healthy": { "type": ["boolean", "null"] },
+            "health": { "oneOf": [r("ComponentHealth"), { "type": "null" }] },
+            "status": { "type": "string", "enum": ["unmanaged", "pending", "applying", "applied", "failed", "drifted"] },
+            "remote_config_status": { "type": "string", "enum": ["unset", "applied", "applying", "failed"] },
+            "remote_config_error": { "type": ["string", "null"] },
+            "remote_config_hash": { "type": ["string", "null"] },
+            "config_hash": { "type": ["string", "null"], "description": "hash of the config the agent should run" },
+            "effective_config_hash": { "type": ["string", "null"] },
+            "effective_config": { "type": "string", "description": "redacted; only in GET /agents/{id}" },
+            "group_id": { "type": ["string", "null"], "format": "uuid" },
+            "agent_version": { "type": ["string", "null"] },
+            "replica_id": { "type": ["string", "null"],
+                "description": "the otaas serve replica (--replica-id) the agent is connected to, or last was" } })),
         "ErrorBody": resp_obj(&["error"], json!({ "error": resp_obj(&["code", "message", "field"], json!({
             "code": { "type": "string", "enum": [
                 "malformed_json", "unsupported_media_type", "unknown_field", "missing_field",
@@ -274,10 +323,17 @@ pub fn document() -> Value {
             "agents": { "type": "integer" }
         })),
         "Signal": { "type": "string", "enum": ["traces", "metrics", "logs"] },
-        "FleetInsights": resp_obj(&["generated_at", "agents", "anomalies", "anomaly_counts", "security"], json!({
+        "PipelineThroughput": resp_obj(&["pipeline", "agents", "accepted_per_second",
+            "refused_per_second", "sent_per_second"], json!({
+            "pipeline": { "type": "string", "description": "collector pipeline id, e.g. traces/checkout" },
+            "agents": { "type": "integer" },
+            "accepted_per_second": { "type": "number" }, "refused_per_second": { "type": "number" },
+            "sent_per_second": { "type": "number" } })),
+        "FleetInsights": resp_obj(&["generated_at", "agents", "pipelines", "anomalies", "anomaly_counts", "security"], json!({
             "generated_at": ts(),
+            "pipelines": { "type": "array", "items": r("PipelineThroughput") },
             "agents": { "type": "array", "items": resp_obj(&["agent_id", "accepted_per_second",
-                "refused_per_second", "sent_per_second", "components", "last_report_at", "reports"], json!({
+                "refused_per_second", "sent_per_second", "components", "pipelines", "last_report_at", "reports"], json!({
                 "agent_id": { "type": "string" }, "group_id": { "type": ["string", "null"], "format": "uuid" },
                 "accepted_per_second": { "type": "number" }, "refused_per_second": { "type": "number" },
                 "sent_per_second": { "type": "number" },
@@ -285,10 +341,12 @@ pub fn document() -> Value {
                 "cpu_seconds_total": { "type": ["number", "null"] },
                 "memory_rss_bytes": { "type": ["number", "null"] },
                 "components": { "type": "array", "items": { "type": "object" } },
+                "pipelines": { "type": "array", "items": r("PipelineThroughput") },
                 "last_report_at": ts(), "reports": { "type": "integer" } })) },
             "anomalies": { "type": "array", "items": resp_obj(&["kind", "agent_id", "message"], json!({
                 "kind": { "type": "string", "enum": ["throughput_drop", "throughput_spike",
-                    "refused_spike", "heartbeat_loss", "unhealthy_component", "drift"] },
+                    "refused_spike", "heartbeat_loss", "unhealthy_component", "drift",
+                    "flapping_connection"] },
                 "agent_id": { "type": "string" },
                 "group_id": { "type": ["string", "null"], "format": "uuid" },
                 "message": { "type": "string" } })) },
@@ -315,6 +373,8 @@ pub fn document() -> Value {
             "failures": { "type": "array", "items": resp_obj(&["agent_id", "message"], json!({
                 "agent_id": { "type": "string" }, "message": { "type": "string" } })) },
             "current_step": { "type": ["integer", "null"] },
+            "driver": { "type": ["string", "null"],
+                "description": "the replica (--replica-id) driving this rollout" },
             "steps": { "type": "array", "items": resp_obj(&["index", "agents", "last", "started_at"], json!({
                 "index": { "type": "integer" }, "agents": { "type": "integer" },
                 "last": { "type": "boolean" }, "started_at": ts(),

@@ -76,11 +76,15 @@ pub(crate) struct SimAgent {
     effective: Option<AgentConfigMap>,
     /// Pipelines of the running config, reported as component health.
     pipelines: Vec<String>,
+    /// The same, shared with the own-metrics task (which attributes throughput to them).
+    pub(crate) running_pipelines: Arc<std::sync::Mutex<Vec<String>>>,
     pub(crate) shared: Arc<Shared>,
     /// Own-metrics destination offered by the server.
     own_metrics: Option<String>,
     /// Whether the last effective config reported was the drifted one.
     reported_drift: bool,
+    /// Whether the last health reported was the `unhealthy on` one.
+    reported_unhealthy: bool,
 }
 
 impl SimAgent {
@@ -102,9 +106,11 @@ impl SimAgent {
             error: String::new(),
             effective: None,
             pipelines: Vec::new(),
+            running_pipelines: Default::default(),
             shared,
             own_metrics: None,
             reported_drift: false,
+            reported_unhealthy: false,
         }
     }
 
@@ -133,7 +139,18 @@ impl SimAgent {
         {
             msg.effective_config = Some(self.effective_report());
         }
+        // `unhealthy on|off`: report the changed health once.
+        if self.unhealthy() != self.reported_unhealthy {
+            msg.health = Some(self.health());
+        }
         msg
+    }
+
+    fn unhealthy(&self) -> bool {
+        self.shared
+            .rates
+            .unhealthy
+            .load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// The running config as reported; with `drift on`, as if edited by hand on the host
@@ -200,22 +217,40 @@ impl SimAgent {
         }
     }
 
-    fn health(&self) -> ComponentHealth {
-        let components = self
-            .pipelines
-            .iter()
-            .map(|name| {
-                let healthy = ComponentHealth {
+    /// Every pipeline of the running config as a component; with `unhealthy on`, each one
+    /// failing the way a collector reports an exporter that cannot send.
+    fn health(&mut self) -> ComponentHealth {
+        let unhealthy = self.unhealthy();
+        self.reported_unhealthy = unhealthy;
+        let component = || {
+            if unhealthy {
+                ComponentHealth {
+                    healthy: false,
+                    status: "StatusRecoverableError".to_owned(),
+                    last_error: "simulated: sending queue is full".to_owned(),
+                    ..Default::default()
+                }
+            } else {
+                ComponentHealth {
                     healthy: true,
                     status: "StatusOK".to_owned(),
                     ..Default::default()
-                };
-                (format!("pipeline:{name}"), healthy)
-            })
+                }
+            }
+        };
+        let components = self
+            .pipelines
+            .iter()
+            .map(|name| (format!("pipeline:{name}"), component()))
             .collect();
         ComponentHealth {
-            healthy: true,
-            status: "StatusOK".to_owned(),
+            healthy: !unhealthy,
+            status: if unhealthy {
+                "StatusRecoverableError"
+            } else {
+                "StatusOK"
+            }
+            .to_owned(),
             component_health_map: components,
             ..Default::default()
         }
@@ -304,6 +339,10 @@ impl SimAgent {
             Ok(pipelines) => {
                 self.status = RemoteConfigStatuses::Applied;
                 self.error.clear();
+                *self
+                    .running_pipelines
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner()) = pipelines.clone();
                 self.pipelines = pipelines;
                 self.effective = Some(self.shared.intern(&hash, config));
             }

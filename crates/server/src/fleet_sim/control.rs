@@ -1,6 +1,7 @@
 //! Run-time control of a running simulation (`--control-stdin`): label changes per agent, so a
 //! test can move a live agent between groups, own-metrics rates (`throughput N`, `refused N`,
-//! to inject a throughput drop), and `stop`.
+//! to inject a throughput drop), `drift on|off`, `unhealthy on|off`, `flap on|off` (reconnect
+//! loops), and `stop`.
 //!
 //! Lifecycle: one `watch` channel holds the current overrides; every agent task holds a
 //! receiver and re-reads its own entry when the value changes. When stdin closes the sender is
@@ -69,7 +70,9 @@ pub(crate) fn channel() -> (watch::Sender<Arc<Overrides>>, impl Fn() -> Control)
 /// Reads commands from stdin until EOF or `stop`, then cancels `stop`.
 ///
 /// Commands (one per line): `labels <index|*> k=v,...` replaces the labels of one agent (or
-/// all); `stop` ends the simulation. Bad lines are reported as `control_error` events.
+/// all); `throughput N`, `refused N`, `drift on|off`, `unhealthy on|off`, `flap on|off` change
+/// every agent (see `own_metrics::Rates`); `stop` ends the simulation. Bad lines are reported
+/// as `control_error` events.
 pub(crate) async fn read_stdin(
     tx: watch::Sender<Arc<Overrides>>,
     stop: CancellationToken,
@@ -86,10 +89,18 @@ pub(crate) async fn read_stdin(
         let mut parts = line.split_whitespace();
         match (parts.next(), parts.next(), parts.next()) {
             (Some("stop"), None, None) => break,
-            (Some("drift"), Some(state @ ("on" | "off")), None) => {
-                rates
-                    .drift
-                    .store(state == "on", std::sync::atomic::Ordering::Relaxed);
+            (Some(which @ ("drift" | "unhealthy")), Some(state @ ("on" | "off")), None) => {
+                let flag = if which == "drift" {
+                    &rates.drift
+                } else {
+                    &rates.unhealthy
+                };
+                flag.store(state == "on", std::sync::atomic::Ordering::Relaxed);
+                emit(serde_json::json!({"event": "control_ok", "command": line}));
+            }
+            // Every agent drops its connection shortly after connecting, and reconnects.
+            (Some("flap"), Some(state @ ("on" | "off")), None) => {
+                rates.flap.send_replace(state == "on");
                 emit(serde_json::json!({"event": "control_ok", "command": line}));
             }
             // Own-metrics rates of every agent: `throughput N` / `refused N` items per second.

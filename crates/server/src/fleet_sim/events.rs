@@ -86,7 +86,15 @@ impl Events {
         self.agent_event(agent, "disconnected", json!({"reason": reason}));
     }
 
-    pub(crate) fn connect_failed(&self, agent: &SimAgent, error: &str, auth: bool) {
+    /// A refused or failed connection attempt; `retry_after` is the delay the server asked for
+    /// (`Retry-After`, or `RetryInfo` in an HTTP 503 body), which the agent waits.
+    pub(crate) fn connect_failed(
+        &self,
+        agent: &SimAgent,
+        error: &str,
+        auth: bool,
+        retry_after: Option<Duration>,
+    ) {
         self.counters
             .connect_failures
             .fetch_add(1, Ordering::Relaxed);
@@ -96,7 +104,8 @@ impl Events {
         self.agent_event(
             agent,
             "connect_failed",
-            json!({"error": error, "auth": auth}),
+            json!({"error": error, "auth": auth,
+                "retry_after_ms": retry_after.map(|d| d.as_millis() as u64)}),
         );
     }
 

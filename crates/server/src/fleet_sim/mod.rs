@@ -78,7 +78,8 @@ pub struct FleetSimArgs {
     /// Stop after this many seconds (0 = run until Ctrl-C, SIGTERM or `stop` on the control).
     #[arg(long, default_value_t = 0)]
     pub duration: u64,
-    /// Read commands from stdin: `labels <index|*> k=v,...`, `stop`; EOF stops the simulation.
+    /// Read commands from stdin: `labels <index|*> k=v,...`, `throughput N`, `refused N`,
+    /// `drift on|off`, `unhealthy on|off`, `flap on|off`, `stop`; EOF stops the simulation.
     #[arg(long)]
     pub control_stdin: bool,
     /// Only print the `started` and `summary` lines.
@@ -95,7 +96,8 @@ pub struct FleetSimArgs {
     /// it at run time with `throughput N` on the control.
     #[arg(long, default_value_t = 100)]
     pub throughput: u64,
-    /// Own-metrics export interval, once the server offers a destination.
+    /// Own-metrics export interval, once the server offers a destination; 0 = never export
+    /// (an idle fleet for benchmarks: heartbeats only).
     #[arg(long, default_value_t = 10)]
     pub own_metrics_seconds: u64,
     /// Start at most this many agents per second (0 = all at once).
@@ -231,7 +233,7 @@ pub async fn run(args: FleetSimArgs) -> Result<serde_json::Value, FleetSimError>
         configs: Default::default(),
         rates: Arc::new(own_metrics::Rates::new(
             args.throughput,
-            Duration::from_secs(args.own_metrics_seconds.max(1)),
+            Duration::from_secs(args.own_metrics_seconds),
         )),
     });
     let stop = CancellationToken::new();

@@ -29,14 +29,23 @@ fn start_own_metrics(
     target: &Arc<Target>,
     stop: &CancellationToken,
 ) {
+    // `--own-metrics-seconds 0`: this fleet does not export.
+    if agent.shared.rates.every.is_zero() {
+        return;
+    }
     tokio::spawn(super::own_metrics::run(
         agent.uid.to_string(),
         url,
         target.clone(),
         agent.shared.rates.clone(),
+        agent.running_pipelines.clone(),
         stop.clone(),
     ));
 }
+
+/// How long a connection lasts while `flap on`: long enough for the server to register the
+/// agent, short enough that several reconnects land within the flapping window.
+const FLAP_SESSION: Duration = Duration::from_secs(1);
 
 /// Where and how agents connect.
 pub(crate) struct Target {
@@ -97,6 +106,8 @@ enum SessionEnd {
     Stopped,
     Broken(String),
     RetryAfter(Duration),
+    /// `flap on`: the agent hung up itself.
+    Flapped,
 }
 
 type Ws =
@@ -126,7 +137,7 @@ pub(crate) async fn run_ws(
                 agent
                     .shared
                     .events
-                    .connect_failed(&agent, &err.to_string(), false);
+                    .connect_failed(&agent, &err.to_string(), false, None);
                 return (agent, false);
             }
         };
@@ -152,7 +163,7 @@ pub(crate) async fn run_ws(
                 agent
                     .shared
                     .events
-                    .connect_failed(&agent, &connect_error(&err), auth);
+                    .connect_failed(&agent, &connect_error(&err), auth, retry_after);
                 delay = retry_after.unwrap_or_else(|| backoff.next_delay());
                 continue;
             }
@@ -186,6 +197,15 @@ pub(crate) async fn run_ws(
                 backoff.reset();
                 delay = Duration::ZERO;
             }
+            SessionEnd::Flapped => {
+                let _ = tokio::time::timeout(Duration::from_secs(2), ws.close(None)).await;
+                agent
+                    .shared
+                    .events
+                    .disconnected(&agent, "flapping (control)");
+                backoff.reset();
+                delay = Duration::ZERO;
+            }
             SessionEnd::RetryAfter(after) => {
                 let _ = ws.close(None).await;
                 agent
@@ -210,9 +230,19 @@ async fn ws_session(
     target: &Arc<Target>,
 ) -> SessionEnd {
     let mut next_beat = Instant::now() + agent.heartbeat;
+    let mut flap = agent.shared.rates.flap.subscribe();
+    let flap_deadline = |on: bool| on.then(|| Instant::now() + FLAP_SESSION);
+    let mut hang_up = flap_deadline(*flap.borrow_and_update());
     loop {
         tokio::select! {
             _ = stop.cancelled() => return SessionEnd::Stopped,
+            _ = sleep_until(hang_up.unwrap_or_else(Instant::now)), if hang_up.is_some() => {
+                return SessionEnd::Flapped;
+            }
+            // The sender lives as long as the simulation, so this never errors in practice.
+            Ok(()) = flap.changed() => {
+                hang_up = flap_deadline(*flap.borrow_and_update());
+            }
             frame = ws.next() => {
                 let data = match frame {
                     None => return SessionEnd::Broken("connection closed".to_owned()),
@@ -286,6 +316,18 @@ fn connect_error(err: &tungstenite::Error) -> String {
     }
 }
 
+/// The delay of a `ServerErrorResponse{UNAVAILABLE}` with `RetryInfo`, if `msg` is one.
+fn retry_info(msg: &ServerToAgent) -> Option<Duration> {
+    use otaas_opamp::proto::{ServerErrorResponseType, server_error_response::Details};
+    let err = msg.error_response.as_ref()?;
+    if err.r#type != ServerErrorResponseType::Unavailable as i32 {
+        return None;
+    }
+    match err.details.as_ref()? {
+        Details::RetryInfo(info) => Some(Duration::from_nanos(info.retry_after_nanoseconds)),
+    }
+}
+
 pub(crate) fn retry_after_header(headers: &http::HeaderMap) -> Option<Duration> {
     let secs: u64 = headers
         .get(http::header::RETRY_AFTER)?
@@ -330,10 +372,26 @@ async fn post(target: &Target, msg: &AgentToServer) -> Posted {
     };
     let status = resp.status();
     if !status.is_success() {
+        let header = retry_after_header(resp.headers());
+        // A 503 from an OpAMP server may carry ServerErrorResponse{UNAVAILABLE, RetryInfo}: its
+        // delay is exact (the header only has whole seconds), so it wins.
+        let protobuf = resp
+            .headers()
+            .get(http::header::CONTENT_TYPE)
+            .is_some_and(|ct| ct.as_bytes() == otaas_opamp::CONTENT_TYPE_PROTOBUF.as_bytes());
+        let retry_info = if protobuf {
+            resp.bytes()
+                .await
+                .ok()
+                .and_then(|body| framing::decode_http::<ServerToAgent>(&body, MAX_MESSAGE).ok())
+                .and_then(|msg| retry_info(&msg))
+        } else {
+            None
+        };
         return Posted::Failed {
             error: format!("http status {status}"),
             auth: status == reqwest::StatusCode::UNAUTHORIZED,
-            retry_after: retry_after_header(resp.headers()),
+            retry_after: retry_info.or(header),
         };
     }
     match resp.bytes().await {
@@ -387,7 +445,10 @@ pub(crate) async fn run_http(
                     agent.shared.events.disconnected(&agent, &error);
                 }
                 online = false;
-                agent.shared.events.connect_failed(&agent, &error, auth);
+                agent
+                    .shared
+                    .events
+                    .connect_failed(&agent, &error, auth, retry_after);
                 // Like a real client, retry the same report.
                 pending = Some(msg);
                 delay = retry_after.unwrap_or_else(|| backoff.next_delay());
@@ -406,6 +467,16 @@ pub(crate) async fn run_http(
                 if let Some(next) = reaction.reply {
                     pending = Some(next);
                     delay = Duration::ZERO;
+                } else if *agent.shared.rates.flap.borrow() {
+                    // `flap on`: say goodbye, and come back after a moment.
+                    let bye = agent.disconnect_msg();
+                    let _ = tokio::time::timeout(Duration::from_secs(2), post(&target, &bye)).await;
+                    agent
+                        .shared
+                        .events
+                        .disconnected(&agent, "flapping (control)");
+                    online = false;
+                    delay = delay.min(FLAP_SESSION);
                 }
                 if let Some(after) = reaction.retry_after {
                     delay = if after.is_zero() {

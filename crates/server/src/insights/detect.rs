@@ -10,13 +10,15 @@
 //! Rules (after [`WARMUP`] normal rates):
 //! - throughput drop: accepted rate below [`DROP_RATIO`] x baseline;
 //! - throughput spike: accepted rate above [`SPIKE_RATIO`] x baseline;
-//! - refused spike: more than [`REFUSED_SHARE`] of the received items refused.
+//! - refused spike: more than [`REFUSED_SHARE`] of the received items refused;
+//! - flapping connection: at least [`FLAP_CONNECTS`] connections within [`FLAP_WINDOW`]
+//!   (judged from the registry's connect times, see [`flapping`]).
 
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 use otaas_api::AgentGroupId;
-use otaas_api::insights::{AgentInsight, AnomalyKind, ComponentThroughput};
+use otaas_api::insights::{AgentInsight, AnomalyKind, ComponentThroughput, PipelineThroughput};
 
 /// Normal rates needed before the baseline is trusted.
 pub const WARMUP: usize = 3;
@@ -25,6 +27,25 @@ pub const SPIKE_RATIO: f64 = 3.0;
 pub const REFUSED_SHARE: f64 = 0.1;
 /// Weight of a new normal rate in the baseline.
 const ALPHA: f64 = 0.3;
+/// Connections within [`FLAP_WINDOW`] from which an agent is flapping. A healthy agent
+/// connects once and stays; a restart or a network blip adds one or two.
+pub const FLAP_CONNECTS: usize = 4;
+pub const FLAP_WINDOW: chrono::TimeDelta = chrono::TimeDelta::minutes(5);
+
+/// The flapping-connection finding for an agent that connected at `connects` (any order):
+/// the count within the window ending `now`, if it reaches [`FLAP_CONNECTS`].
+pub fn flapping(connects: &[DateTime<Utc>], now: DateTime<Utc>) -> Option<(AnomalyKind, String)> {
+    let recent = connects.iter().filter(|t| now - **t <= FLAP_WINDOW).count();
+    (recent >= FLAP_CONNECTS).then(|| {
+        (
+            AnomalyKind::FlappingConnection,
+            format!(
+                "connected {recent} times in the last {} minutes",
+                FLAP_WINDOW.num_minutes()
+            ),
+        )
+    })
+}
 
 /// Cumulative counters of one component.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -34,12 +55,31 @@ pub struct Counters {
     pub sent: f64,
 }
 
+/// One counter series of an agent: a component, in a pipeline when the data point names one.
+/// Rates are taken per series, then summed, so a series that appears (a new pipeline) or
+/// disappears (a removed one) does not look like a counter reset of the whole component.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Series {
+    /// `receiver/<id>` or `exporter/<id>`.
+    pub component: String,
+    /// Collector pipeline id (`traces/<name>`).
+    pub pipeline: Option<String>,
+}
+
+impl Series {
+    pub fn new(component: impl Into<String>, pipeline: Option<&str>) -> Self {
+        Self {
+            component: component.into(),
+            pipeline: pipeline.map(str::to_owned),
+        }
+    }
+}
+
 /// One own-metrics report of an agent.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Sample {
     pub at: DateTime<Utc>,
-    /// By component (`receiver/<id>`, `exporter/<id>`).
-    pub components: BTreeMap<String, Counters>,
+    pub series: BTreeMap<Series, Counters>,
     pub cpu_seconds: Option<f64>,
     pub memory_rss: Option<f64>,
 }
@@ -57,6 +97,8 @@ pub struct AgentSeries {
     last: Option<Sample>,
     /// Per component rates over the last interval.
     rates: BTreeMap<String, Rates>,
+    /// Per pipeline rates over the last interval.
+    pipeline_rates: BTreeMap<String, Rates>,
     total: Rates,
     baseline: Option<f64>,
     normal_samples: usize,
@@ -69,6 +111,13 @@ fn delta(now: f64, before: f64) -> f64 {
     if now >= before { now - before } else { now }
 }
 
+impl Rates {
+    fn add(&mut self, r: &Rates) {
+        self.accepted += r.accepted;
+        self.refused += r.refused;
+        self.sent += r.sent;
+    }
+}
 impl AgentSeries {
     pub fn push(&mut self, sample: Sample) {
         self.reports += 1;
@@ -76,24 +125,34 @@ impl AgentSeries {
             return;
         };
         let cur = self.last.as_ref().expect("just set");
-        let secs = (cur.at - prev.at).num_milliseconds() as f64 / 1000.0;
+        // Nanoseconds: agents stamp their counters precisely, and milliseconds would skew a
+        // one-second rate by up to 0.1 %.
+        let secs = (cur.at - prev.at).num_nanoseconds().unwrap_or(i64::MAX) as f64 / 1e9;
         if secs <= 0.0 {
             // Out of order or duplicate: keep the newer counters, no rate.
             return;
         }
         self.rates.clear();
+        self.pipeline_rates.clear();
         self.total = Rates::default();
-        for (name, c) in &cur.components {
-            let p = prev.components.get(name).cloned().unwrap_or_default();
+        for (series, c) in &cur.series {
+            let p = prev.series.get(series).cloned().unwrap_or_default();
             let r = Rates {
                 accepted: delta(c.accepted, p.accepted) / secs,
                 refused: delta(c.refused, p.refused) / secs,
                 sent: delta(c.sent, p.sent) / secs,
             };
-            self.total.accepted += r.accepted;
-            self.total.refused += r.refused;
-            self.total.sent += r.sent;
-            self.rates.insert(name.clone(), r);
+            self.total.add(&r);
+            self.rates
+                .entry(series.component.clone())
+                .or_default()
+                .add(&r);
+            if let Some(pipeline) = &series.pipeline {
+                self.pipeline_rates
+                    .entry(pipeline.clone())
+                    .or_default()
+                    .add(&r);
+            }
         }
         self.judge();
     }
@@ -157,13 +216,12 @@ impl AgentSeries {
             baseline_accepted_per_second: self.baseline,
             cpu_seconds_total: last.cpu_seconds,
             memory_rss_bytes: last.memory_rss,
-            components: last
-                .components
-                .iter()
+            components: components(&last.series)
+                .into_iter()
                 .map(|(name, c)| {
-                    let r = self.rates.get(name).cloned().unwrap_or_default();
+                    let r = self.rates.get(&name).cloned().unwrap_or_default();
                     ComponentThroughput {
-                        component: name.clone(),
+                        component: name,
                         accepted_total: c.accepted,
                         refused_total: c.refused,
                         sent_total: c.sent,
@@ -173,10 +231,33 @@ impl AgentSeries {
                     }
                 })
                 .collect(),
+            pipelines: self
+                .pipeline_rates
+                .iter()
+                .map(|(name, r)| PipelineThroughput {
+                    pipeline: name.clone(),
+                    agents: 1,
+                    accepted_per_second: r.accepted,
+                    refused_per_second: r.refused,
+                    sent_per_second: r.sent,
+                })
+                .collect(),
             last_report_at: last.at,
             reports: self.reports,
         })
     }
+}
+
+/// Counters summed per component over its series.
+fn components(series: &BTreeMap<Series, Counters>) -> BTreeMap<String, Counters> {
+    let mut out: BTreeMap<String, Counters> = BTreeMap::new();
+    for (s, c) in series {
+        let sum = out.entry(s.component.clone()).or_default();
+        sum.accepted += c.accepted;
+        sum.refused += c.refused;
+        sum.sent += c.sent;
+    }
+    out
 }
 
 #[cfg(test)]
@@ -186,8 +267,8 @@ mod tests {
     fn sample(secs: i64, accepted: f64, refused: f64) -> Sample {
         Sample {
             at: DateTime::from_timestamp(1_800_000_000 + secs, 0).unwrap(),
-            components: BTreeMap::from([(
-                "receiver/otlp".to_owned(),
+            series: BTreeMap::from([(
+                Series::new("receiver/otlp", None),
                 Counters {
                     accepted,
                     refused,
@@ -241,5 +322,70 @@ mod tests {
         let view = s.view("a", None).unwrap();
         assert_eq!(view.accepted_per_second, 10.0);
         assert_eq!(view.refused_per_second, 5.0);
+    }
+
+    #[test]
+    fn pipelines_get_their_own_rates_and_new_series_are_not_resets() {
+        let mut s = AgentSeries::default();
+        let point = |t: i64, per_second: f64| Counters {
+            accepted: per_second * t as f64,
+            refused: 0.0,
+            sent: per_second * t as f64 / 2.0,
+        };
+        for t in 1..3 {
+            let mut sample = sample(t, 0.0, 0.0);
+            sample.series.clear();
+            for (name, per_second) in [("logs/a", 10.0), ("traces/b", 20.0)] {
+                sample.series.insert(
+                    Series::new("receiver/otlp", Some(name)),
+                    point(t, per_second),
+                );
+            }
+            // A pipeline that appears later starts its own counter at 0.
+            if t == 2 {
+                sample.series.insert(
+                    Series::new("receiver/otlp", Some("metrics/c")),
+                    point(1, 5.0),
+                );
+            }
+            s.push(sample);
+        }
+        let view = s.view("a", None).unwrap();
+        let got: Vec<(&str, f64, f64)> = view
+            .pipelines
+            .iter()
+            .map(|p| {
+                (
+                    p.pipeline.as_str(),
+                    p.accepted_per_second,
+                    p.sent_per_second,
+                )
+            })
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("logs/a", 10.0, 5.0),
+                ("metrics/c", 5.0, 2.5),
+                ("traces/b", 20.0, 10.0)
+            ]
+        );
+        // The component sums its series: totals and rates.
+        assert_eq!(view.accepted_per_second, 35.0);
+        assert_eq!(view.components.len(), 1);
+        assert_eq!(view.components[0].accepted_total, 20.0 + 40.0 + 5.0);
+        assert_eq!(view.components[0].accepted_per_second, 35.0);
+    }
+
+    #[test]
+    fn four_connects_within_five_minutes_are_flapping() {
+        let now = DateTime::from_timestamp(1_800_000_000, 0).unwrap();
+        let at = |secs_ago: i64| now - chrono::TimeDelta::seconds(secs_ago);
+        // Three recent connects and an old one: not yet.
+        assert_eq!(flapping(&[at(400), at(200), at(100), at(1)], now), None);
+        // A fourth within the window: flagged, with the count.
+        let (kind, message) = flapping(&[at(400), at(299), at(200), at(100), at(1)], now).unwrap();
+        assert_eq!(kind, AnomalyKind::FlappingConnection);
+        assert_eq!(message, "connected 4 times in the last 5 minutes");
     }
 }

@@ -12,7 +12,7 @@
 pub mod detect;
 pub mod ingest;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -22,13 +22,14 @@ use axum::extract::State;
 use axum::routing::get;
 use chrono::{DateTime, Utc};
 use otaas_api::insights::{
-    Anomaly, AnomalyKind, AuthFailures, ExposedEndpoint, FleetInsights, SecurityInsights,
+    Anomaly, AnomalyKind, AuthFailures, ExposedEndpoint, FleetInsights, PipelineThroughput,
+    SecurityInsights,
 };
 use otaas_api::{EndpointAuth, insights::AgentInsight};
 use tokio::task::JoinHandle;
 
 use crate::api::ApiError;
-use crate::opamp::registry::AgentFilter;
+use crate::opamp::registry::{AgentFilter, AgentRecord};
 use crate::state::AppState;
 use detect::AgentSeries;
 
@@ -38,10 +39,14 @@ pub struct Insights {
     inner: Mutex<Inner>,
 }
 
+/// An agent that sent no own metrics for this long is dropped from the report (and its memory
+/// freed): it stopped reporting, or is gone; heartbeat loss covers the managed ones.
+const STALE_AFTER: chrono::TimeDelta = chrono::TimeDelta::minutes(10);
+
 #[derive(Default)]
 struct Inner {
-    /// Own-metrics history per agent id (hex uid).
-    agents: HashMap<String, AgentSeries>,
+    /// Own-metrics history per agent id (hex uid), with when we last heard (server clock).
+    agents: HashMap<String, (AgentSeries, DateTime<Utc>)>,
     /// Refused OpAMP authentications by source address.
     auth_failures: BTreeMap<String, (u64, DateTime<Utc>)>,
 }
@@ -62,34 +67,57 @@ impl Insights {
         entry.1 = now;
     }
 
-    /// Records one own-metrics report of an agent.
-    pub fn record(&self, agent_id: &str, sample: detect::Sample) {
+    /// Records one own-metrics report of an agent, received at `now`.
+    pub fn record(&self, agent_id: &str, sample: detect::Sample, now: DateTime<Utc>) {
         let mut inner = self.lock();
-        inner
+        let entry = inner
             .agents
             .entry(agent_id.to_owned())
-            .or_default()
-            .push(sample);
+            .or_insert_with(|| (AgentSeries::default(), now));
+        entry.0.push(sample);
+        entry.1 = now;
+    }
+
+    /// Forgets agents not heard from for [`STALE_AFTER`].
+    fn evict_stale(&self, now: DateTime<Utc>) {
+        self.lock()
+            .agents
+            .retain(|_, (_, heard)| now - *heard <= STALE_AFTER);
     }
 }
 
 /// The whole report.
 pub async fn report(state: &AppState) -> Result<FleetInsights, crate::store::StoreError> {
     let now = Utc::now();
-    let records = state.agents.list(&AgentFilter::default());
-    let groups: HashMap<&str, Option<otaas_api::AgentGroupId>> = records
-        .iter()
-        .map(|r| (r.id.as_str(), r.group_id))
-        .collect();
+    // The registry is walked in place, not copied: this runs every few seconds for the
+    // Prometheus gauges, and cloning 10,000 agent records each time was most of an idle
+    // server's CPU. The groups are looked up only for agents that report own metrics or flap.
+    let mut connects = state.agents.recent_connects();
+    connects.sort();
+    let mut reporting: HashSet<String> = state.insights.lock().agents.keys().cloned().collect();
+    reporting.extend(connects.iter().map(|(id, _)| id.clone()));
+    let mut groups: HashMap<String, Option<otaas_api::AgentGroupId>> = HashMap::new();
+    let mut registry_anomalies = Vec::new();
+    let mut unmanaged = Vec::new();
+    state.agents.visit(&AgentFilter::default(), |r| {
+        if reporting.contains(&r.id) {
+            groups.insert(r.id.clone(), r.group_id);
+        }
+        registry_side(r, &mut unmanaged, &mut registry_anomalies);
+    });
+    // Same order as before: by agent id (stable, so each agent's anomalies keep their order).
+    unmanaged.sort();
+    registry_anomalies.sort_by(|a: &Anomaly, b: &Anomaly| a.agent_id.cmp(&b.agent_id));
     let mut agents = Vec::new();
     let mut anomalies = Vec::new();
     let auth_failures;
+    state.insights.evict_stale(now);
     {
         let inner = state.insights.lock();
         let mut ids: Vec<&String> = inner.agents.keys().collect();
         ids.sort();
         for id in ids {
-            let series = &inner.agents[id];
+            let series = &inner.agents[id].0;
             let group_id = groups.get(id.as_str()).copied().flatten();
             if let Some(view) = series.view(id, group_id) {
                 agents.push(view);
@@ -113,53 +141,19 @@ pub async fn report(state: &AppState) -> Result<FleetInsights, crate::store::Sto
             })
             .collect();
     }
-    // Registry-side anomalies: heartbeat loss, unhealthy components, drift.
-    let mut unmanaged = Vec::new();
-    for r in &records {
-        if r.group_id.is_none() {
-            unmanaged.push(r.id.clone());
-            continue;
-        }
-        if !r.connected {
+    // Flapping connections, from the registry's connect times (any agent, managed or not:
+    // a reconnect loop costs the server either way).
+    for (id, times) in connects {
+        if let Some((kind, message)) = detect::flapping(&times, now) {
             anomalies.push(Anomaly {
-                kind: AnomalyKind::HeartbeatLoss,
-                agent_id: r.id.clone(),
-                group_id: r.group_id,
-                message: match r.last_seen {
-                    Some(t) => format!("not heard from since {}", t.to_rfc3339()),
-                    None => "never heard from".to_owned(),
-                },
-            });
-        }
-        if let Some(health) = &r.health {
-            for (name, c) in &health.components {
-                if !c.healthy {
-                    anomalies.push(Anomaly {
-                        kind: AnomalyKind::UnhealthyComponent,
-                        agent_id: r.id.clone(),
-                        group_id: r.group_id,
-                        message: if c.last_error.is_empty() {
-                            format!("{name} is unhealthy ({})", c.status)
-                        } else {
-                            format!("{name} is unhealthy: {}", c.last_error)
-                        },
-                    });
-                }
-            }
-        }
-        if crate::rollout::is_drifted(r) {
-            anomalies.push(Anomaly {
-                kind: AnomalyKind::Drift,
-                agent_id: r.id.clone(),
-                group_id: r.group_id,
-                message: format!(
-                    "runs config {} instead of {}",
-                    r.effective_config_hash.as_deref().unwrap_or("?"),
-                    r.desired_config_hash.as_deref().unwrap_or("?")
-                ),
+                kind,
+                group_id: groups.get(id.as_str()).copied().flatten(),
+                agent_id: id,
+                message,
             });
         }
     }
+    anomalies.extend(registry_anomalies);
     let exposed_endpoints = state
         .store
         .list_endpoints()
@@ -173,6 +167,23 @@ pub async fn report(state: &AppState) -> Result<FleetInsights, crate::store::Sto
             auth: e.spec.auth != EndpointAuth::None,
         })
         .collect();
+    let mut pipelines: BTreeMap<&str, PipelineThroughput> = BTreeMap::new();
+    for p in agents.iter().flat_map(|a| &a.pipelines) {
+        let sum = pipelines
+            .entry(p.pipeline.as_str())
+            .or_insert_with(|| PipelineThroughput {
+                pipeline: p.pipeline.clone(),
+                agents: 0,
+                accepted_per_second: 0.0,
+                refused_per_second: 0.0,
+                sent_per_second: 0.0,
+            });
+        sum.agents += 1;
+        sum.accepted_per_second += p.accepted_per_second;
+        sum.refused_per_second += p.refused_per_second;
+        sum.sent_per_second += p.sent_per_second;
+    }
+    let pipelines = pipelines.into_values().collect();
     let mut anomaly_counts = BTreeMap::new();
     for a in &anomalies {
         *anomaly_counts.entry(a.kind).or_insert(0u64) += 1;
@@ -180,6 +191,7 @@ pub async fn report(state: &AppState) -> Result<FleetInsights, crate::store::Sto
     Ok(FleetInsights {
         generated_at: now,
         agents,
+        pipelines,
         anomalies,
         anomaly_counts,
         security: SecurityInsights {
@@ -188,6 +200,54 @@ pub async fn report(state: &AppState) -> Result<FleetInsights, crate::store::Sto
             exposed_endpoints,
         },
     })
+}
+
+/// Registry-side anomalies of one agent (heartbeat loss, unhealthy components, drift), or the
+/// agent's id in `unmanaged` when it matches no group.
+fn registry_side(r: &AgentRecord, unmanaged: &mut Vec<String>, anomalies: &mut Vec<Anomaly>) {
+    if r.group_id.is_none() {
+        unmanaged.push(r.id.clone());
+        return;
+    }
+    if !r.connected {
+        anomalies.push(Anomaly {
+            kind: AnomalyKind::HeartbeatLoss,
+            agent_id: r.id.clone(),
+            group_id: r.group_id,
+            message: match r.last_seen {
+                Some(t) => format!("not heard from since {}", t.to_rfc3339()),
+                None => "never heard from".to_owned(),
+            },
+        });
+    }
+    if let Some(health) = &r.health {
+        for (name, c) in &health.components {
+            if !c.healthy {
+                anomalies.push(Anomaly {
+                    kind: AnomalyKind::UnhealthyComponent,
+                    agent_id: r.id.clone(),
+                    group_id: r.group_id,
+                    message: if c.last_error.is_empty() {
+                        format!("{name} is unhealthy ({})", c.status)
+                    } else {
+                        format!("{name} is unhealthy: {}", c.last_error)
+                    },
+                });
+            }
+        }
+    }
+    if crate::rollout::is_drifted(r) {
+        anomalies.push(Anomaly {
+            kind: AnomalyKind::Drift,
+            agent_id: r.id.clone(),
+            group_id: r.group_id,
+            message: format!(
+                "runs config {} instead of {}",
+                r.effective_config_hash.as_deref().unwrap_or("?"),
+                r.desired_config_hash.as_deref().unwrap_or("?")
+            ),
+        });
+    }
 }
 
 /// `GET /api/v1/insights`.
@@ -223,6 +283,10 @@ fn kind_name(kind: AnomalyKind) -> String {
         .unwrap_or_default()
 }
 
+/// How a per-agent / per-pipeline gauge reads its value.
+type AgentGauge = fn(&AgentInsight) -> Option<f64>;
+type PipelineGauge = fn(&PipelineThroughput) -> f64;
+
 fn publish(state: &AppState, r: &FleetInsights) {
     let m = &state.metrics;
     for kind in [
@@ -232,6 +296,7 @@ fn publish(state: &AppState, r: &FleetInsights) {
         AnomalyKind::HeartbeatLoss,
         AnomalyKind::UnhealthyComponent,
         AnomalyKind::Drift,
+        AnomalyKind::FlappingConnection,
     ] {
         let n = r.anomaly_counts.get(&kind).copied().unwrap_or(0);
         m.set(
@@ -257,25 +322,71 @@ fn publish(state: &AppState, r: &FleetInsights) {
         &[],
         r.security.exposed_endpoints.len() as f64,
     );
-    for a in &r.agents {
-        publish_agent(state, a);
+    // Per agent and per pipeline: whole families at once, so departed ones disappear.
+    let agent_gauges: [(&str, AgentGauge); 5] = [
+        ("otaas_agent_accepted_per_second", |a| {
+            Some(a.accepted_per_second)
+        }),
+        ("otaas_agent_refused_per_second", |a| {
+            Some(a.refused_per_second)
+        }),
+        ("otaas_agent_sent_per_second", |a| Some(a.sent_per_second)),
+        ("otaas_agent_memory_rss_bytes", |a| a.memory_rss_bytes),
+        ("otaas_agent_cpu_seconds_total", |a| a.cpu_seconds_total),
+    ];
+    for (name, value) in agent_gauges {
+        let series: Vec<_> = r
+            .agents
+            .iter()
+            .filter_map(|a| Some((vec![("agent", a.agent_id.as_str())], value(a)?)))
+            .collect();
+        m.set_all(name, &series);
+    }
+    let pipeline_gauges: [(&str, PipelineGauge); 4] = [
+        ("otaas_pipeline_accepted_per_second", |p| {
+            p.accepted_per_second
+        }),
+        ("otaas_pipeline_refused_per_second", |p| {
+            p.refused_per_second
+        }),
+        ("otaas_pipeline_sent_per_second", |p| p.sent_per_second),
+        ("otaas_pipeline_agents", |p| p.agents as f64),
+    ];
+    for (name, value) in pipeline_gauges {
+        let series: Vec<_> = r
+            .pipelines
+            .iter()
+            .map(|p| (vec![("pipeline", p.pipeline.as_str())], value(p)))
+            .collect();
+        m.set_all(name, &series);
     }
 }
 
-fn publish_agent(state: &AppState, a: &AgentInsight) {
-    let m = &state.metrics;
-    let id = [("agent", a.agent_id.as_str())];
-    m.set(
-        "otaas_agent_accepted_per_second",
-        &id,
-        a.accepted_per_second,
-    );
-    m.set("otaas_agent_refused_per_second", &id, a.refused_per_second);
-    m.set("otaas_agent_sent_per_second", &id, a.sent_per_second);
-    if let Some(v) = a.memory_rss_bytes {
-        m.set("otaas_agent_memory_rss_bytes", &id, v);
-    }
-    if let Some(v) = a.cpu_seconds_total {
-        m.set("otaas_agent_cpu_seconds_total", &id, v);
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn agents_silent_for_ten_minutes_are_forgotten() {
+        let insights = Insights::default();
+        let t0 = DateTime::from_timestamp(1_800_000_000, 0).unwrap();
+        let sample = |at| detect::Sample {
+            at,
+            series: Default::default(),
+            cpu_seconds: None,
+            memory_rss: None,
+        };
+        insights.record("old", sample(t0), t0);
+        let later = t0 + STALE_AFTER;
+        insights.record("new", sample(later), later);
+        insights.evict_stale(later);
+        assert_eq!(
+            insights.lock().agents.len(),
+            2,
+            "exactly 10 minutes is kept"
+        );
+        insights.evict_stale(later + chrono::TimeDelta::seconds(1));
+        let inner = insights.lock();
+        assert_eq!(inner.agents.keys().collect::<Vec<_>>(), ["new"]);
     }
 }

@@ -25,7 +25,7 @@ use super::registry::Transport;
 
 pub(crate) async fn post(
     State(server): State<Arc<OpampServer>>,
-    ConnectInfo(super::tls::Peer(peer)): ConnectInfo<super::tls::Peer>,
+    ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
@@ -72,11 +72,30 @@ pub(crate) async fn post(
         Ok(msg) => msg,
         Err(err) => return bad_request(format!("undecodable AgentToServer: {err}"), &headers),
     };
+    // Every poll is a request: only agents that are not connected yet (new, or back after a
+    // restart or an outage) are new arrivals for the admission limit.
+    let known = otaas_opamp::InstanceUid::from_bytes(&msg.instance_uid)
+        .is_ok_and(|uid| server.registry().is_connected(uid));
+    if !known
+        && !server.state.shutdown.is_cancelled()
+        && let Err(wait) = server.admit(peer)
+    {
+        let reply = super::retry_message(
+            msg.instance_uid.clone(),
+            wait,
+            "too many agents connecting at once; retry later",
+        );
+        let mut response = protobuf_response(StatusCode::SERVICE_UNAVAILABLE, &reply, &headers);
+        response.headers_mut().insert(
+            header::RETRY_AFTER,
+            HeaderValue::from(crate::limits::retry_after_secs(wait)),
+        );
+        return response;
+    }
     let reply = if server.state.shutdown.is_cancelled() {
         server.unavailable(msg.instance_uid.clone())
     } else {
-        let endpoint =
-            super::endpoint_url(&headers, "http", server.config.opamp_tls_cert.is_some());
+        let endpoint = super::endpoint_url(&headers, "http", server.tls);
         let mut ctx = server
             .registry()
             .connection(Transport::Http, endpoint, None);
@@ -85,13 +104,13 @@ pub(crate) async fn post(
     protobuf_response(StatusCode::OK, &reply, &headers)
 }
 
-enum GunzipError {
+pub(crate) enum GunzipError {
     TooLarge,
     Corrupt(std::io::Error),
 }
 
 /// Decompresses at most `limit` bytes: a gzip bomb stops at the limit, not at memory's end.
-fn gunzip(raw: &[u8], limit: usize) -> Result<Bytes, GunzipError> {
+pub(crate) fn gunzip(raw: &[u8], limit: usize) -> Result<Bytes, GunzipError> {
     let mut out = Vec::new();
     GzDecoder::new(raw)
         .take(limit as u64 + 1)

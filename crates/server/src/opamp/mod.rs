@@ -5,12 +5,20 @@
 //! events, batched persistence, the silent-agent sweep), `rest.rs` (`GET /api/v1/agents`),
 //! `redact.rs` (secrets out of reported effective configs).
 //!
+//! Admission (shared by both transports, before any token check or decoding work): at most
+//! `--opamp-max-conns-per-ip` open connections per source address (enforced by the accept loop
+//! in [`crate::listener`], `429` + JSON body), then `--opamp-admit-rate`/`--opamp-admit-burst`
+//! new agents per second ([`crate::limits::Admission`]): a WebSocket upgrade, or an HTTP poll
+//! from an agent that is not connected yet, beyond it gets `503` with a `Retry-After` that
+//! spreads the refused agents over time (HTTP polls also get a ServerToAgent carrying
+//! `ServerErrorResponse{UNAVAILABLE, RetryInfo}` with the same delay in nanoseconds).
+//!
 //! Lifecycle: [`serve`] loads the persisted agents and the groups, starts the background
 //! tasks and serves until `AppState::shutdown` is cancelled. Then WebSocket sessions tell their
 //! agents `Unavailable` with a retry delay and close, HTTP polls get the same answer, every
 //! agent is marked disconnected and the last changes are flushed to the store.
 
-mod http;
+pub(crate) mod http;
 pub mod redact;
 pub mod registry;
 pub mod rest;
@@ -52,14 +60,29 @@ pub struct OpampConfig {
     /// 503 with `Retry-After`, so a reconnect storm is spread out instead of overloading us.
     #[arg(long, env = "OTAAS_OPAMP_MAX_CONNECTIONS", default_value_t = 0)]
     pub opamp_max_connections: usize,
-    /// PEM certificate chain: serve OpAMP over TLS (`wss://`, `https://`).
+    /// Open connections allowed per source IP address on the OpAMP listener; one more gets a
+    /// single `429 rate_limited` response (JSON body, `Retry-After`) before any upgrade and is
+    /// closed. Agents behind one NAT address share it. 0 disables the limit.
+    #[arg(long, env = "OTAAS_OPAMP_MAX_CONNS_PER_IP", default_value_t = 1024)]
+    pub opamp_max_conns_per_ip: usize,
+    /// New agents admitted per second, sustained (WebSocket upgrades, and HTTP polls from agents
+    /// not connected yet); beyond it they get `503` with a `Retry-After` spread over time, so
+    /// a fleet reconnecting after a restart comes back in waves. 0 disables the limit.
+    #[arg(long, env = "OTAAS_OPAMP_ADMIT_RATE", default_value_t = 500.0)]
+    pub opamp_admit_rate: f64,
+    /// New agents admitted at once before `--opamp-admit-rate` applies (bucket size).
+    #[arg(long, env = "OTAAS_OPAMP_ADMIT_BURST", default_value_t = 2000)]
+    pub opamp_admit_burst: u32,
+    /// PEM certificate chain: serve OpAMP over TLS (`wss://`, `https://`). Without it, OpAMP
+    /// uses the API's TLS (`--tls-cert` or `--tls-self-signed`) when that is on.
     #[arg(long, env = "OTAAS_OPAMP_TLS_CERT", requires = "opamp_tls_key")]
     pub opamp_tls_cert: Option<std::path::PathBuf>,
     /// PEM private key of `--opamp-tls-cert`.
     #[arg(long, env = "OTAAS_OPAMP_TLS_KEY", requires = "opamp_tls_cert")]
     pub opamp_tls_key: Option<std::path::PathBuf>,
-    /// PEM CA: agents must present a client certificate signed by it (mutual TLS).
-    #[arg(long, env = "OTAAS_OPAMP_TLS_CLIENT_CA", requires = "opamp_tls_cert")]
+    /// PEM CA: agents must present a client certificate signed by it (mutual TLS). Needs TLS
+    /// on the OpAMP listener.
+    #[arg(long, env = "OTAAS_OPAMP_TLS_CLIENT_CA")]
     pub opamp_tls_client_ca: Option<std::path::PathBuf>,
 }
 
@@ -70,6 +93,9 @@ impl Default for OpampConfig {
             opamp_max_message_bytes: 16 << 20,
             opamp_heartbeat_seconds: 30,
             opamp_max_connections: 0,
+            opamp_max_conns_per_ip: 1024,
+            opamp_admit_rate: 500.0,
+            opamp_admit_burst: 2000,
             opamp_tls_cert: None,
             opamp_tls_key: None,
             opamp_tls_client_ca: None,
@@ -84,6 +110,10 @@ pub(crate) struct OpampServer {
     /// Live WebSocket sessions, so shutdown can wait for their goodbye messages (its `len()` is
     /// also the load measure for `--opamp-max-connections`).
     pub(crate) sessions: TaskTracker,
+    /// `--opamp-admit-rate` / `--opamp-admit-burst`.
+    pub(crate) admission: crate::limits::Admission,
+    /// Whether the listener speaks TLS (for the URLs we offer agents).
+    pub(crate) tls: bool,
 }
 
 impl OpampServer {
@@ -137,23 +167,91 @@ impl OpampServer {
         max > 0 && self.sessions.len() >= max
     }
 
+    /// Charges one new agent against `--opamp-admit-rate`; `Err` carries how long it should
+    /// wait (also counted, and logged at most once a second, so a storm stays visible without
+    /// flooding the log).
+    pub(crate) fn admit(&self, peer: std::net::SocketAddr) -> Result<(), Duration> {
+        self.admission.admit().inspect_err(|wait| {
+            self.state
+                .metrics
+                .inc("otaas_opamp_refused_total", &[("reason", "admission")]);
+            if ADMISSION_LOG.should_log() {
+                tracing::warn!(%peer, retry_after_ms = wait.as_millis() as u64,
+                    "OpAMP admission rate exceeded; refusing new agents with a retry delay");
+            }
+        })
+    }
+
     /// The reply every agent gets while we shut down: come back after 1-5 s (jittered, so a
     /// restarted server is not hit by the whole fleet in the same instant).
     pub(crate) fn unavailable(&self, uid: bytes::Bytes) -> ServerToAgent {
-        let retry = Duration::from_millis(rand::rng().random_range(1000..5000));
-        ServerToAgent {
-            instance_uid: uid,
-            error_response: Some(ServerErrorResponse {
-                r#type: ServerErrorResponseType::Unavailable as i32,
-                error_message: "server is shutting down; retry later".to_owned(),
-                details: Some(server_error_response::Details::RetryInfo(RetryInfo {
-                    retry_after_nanoseconds: retry.as_nanos() as u64,
-                })),
-            }),
-            capabilities: registry::SERVER_CAPS.0,
-            ..Default::default()
-        }
+        retry_message(
+            uid,
+            unavailable_delay(),
+            "server is shutting down; retry later",
+        )
     }
+}
+
+/// A jittered 1-5 s delay for agents we cannot serve right now (shutting down, full).
+pub(crate) fn unavailable_delay() -> Duration {
+    Duration::from_millis(rand::rng().random_range(1000..5000))
+}
+
+/// `ServerErrorResponse{UNAVAILABLE}` with `RetryInfo`: the protocol's way to say "come back
+/// after `wait`" (the agent should disconnect and wait that long).
+pub(crate) fn retry_message(uid: bytes::Bytes, wait: Duration, message: &str) -> ServerToAgent {
+    ServerToAgent {
+        instance_uid: uid,
+        error_response: Some(ServerErrorResponse {
+            r#type: ServerErrorResponseType::Unavailable as i32,
+            error_message: message.to_owned(),
+            details: Some(server_error_response::Details::RetryInfo(RetryInfo {
+                retry_after_nanoseconds: u64::try_from(wait.as_nanos()).unwrap_or(u64::MAX),
+            })),
+        }),
+        capabilities: registry::SERVER_CAPS.0,
+        ..Default::default()
+    }
+}
+
+/// Logs "admission rate exceeded" at most once a second.
+static ADMISSION_LOG: LogThrottle = LogThrottle::new();
+
+struct LogThrottle(std::sync::atomic::AtomicU64);
+
+impl LogThrottle {
+    const fn new() -> Self {
+        Self(std::sync::atomic::AtomicU64::new(0))
+    }
+
+    fn should_log(&self) -> bool {
+        use std::sync::atomic::Ordering;
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        self.0.swap(now, Ordering::Relaxed) != now
+    }
+}
+
+/// `503` for an agent that must come back later: `Retry-After` (whole seconds) and a JSON
+/// error body saying why (WebSocket upgrades; HTTP polls get a protobuf body, see `http.rs`).
+pub(crate) fn retry_later(wait: Duration, message: &str) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let body =
+        otaas_api::ErrorBody::new(otaas_api::ErrorCode::Unavailable, message.to_owned(), None);
+    (
+        ::http::StatusCode::SERVICE_UNAVAILABLE,
+        [
+            (
+                ::http::header::RETRY_AFTER,
+                crate::limits::retry_after_secs(wait).to_string(),
+            ),
+            (::http::header::CONTENT_TYPE, "application/json".to_owned()),
+        ],
+        serde_json::to_vec(&body).expect("error bodies serialise"),
+    )
+        .into_response()
 }
 
 /// Why an agent was refused.
@@ -214,57 +312,79 @@ pub(crate) fn endpoint_url(headers: &HeaderMap, scheme: &str, tls: bool) -> Stri
     format!("{scheme}://{host}{}", otaas_opamp::OPAMP_PATH)
 }
 
-/// Serves OpAMP on `listener` until `state.shutdown` is cancelled, then drains (see the
-/// module docs). Prints `otaas: opamp listening on ADDR` on stderr once bound.
+/// The OpAMP listener's TLS: `--opamp-tls-cert/--opamp-tls-key`, else the API's material
+/// (`--tls-cert` or `--tls-self-signed`), else none; with `--opamp-tls-client-ca`, agents must
+/// present a client certificate it signed. HTTP/1.1 only (WebSocket upgrades need it).
+pub fn tls_config(
+    config: &OpampConfig,
+    shared: Option<&crate::tls::TlsMaterial>,
+) -> Result<Option<Arc<rustls::ServerConfig>>, String> {
+    let client_ca = config.opamp_tls_client_ca.as_deref();
+    let mut server = match (&config.opamp_tls_cert, shared) {
+        (Some(cert), _) => {
+            let key = config.opamp_tls_key.as_deref().unwrap_or(cert);
+            tls::server_config(cert, key, client_ca).map_err(|e| e.to_string())?
+        }
+        (None, Some(material)) => {
+            let c = crate::tls::server_config(material, client_ca, crate::tls::Alpn::Http1)
+                .map_err(|e| e.to_string())?;
+            return Ok(Some(c));
+        }
+        (None, None) if client_ca.is_some() => {
+            return Err("--opamp-tls-client-ca needs TLS on the OpAMP listener \
+                 (--opamp-tls-cert/--opamp-tls-key, --tls-cert/--tls-key or --tls-self-signed)"
+                .to_owned());
+        }
+        (None, None) => return Ok(None),
+    };
+    server.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(Some(Arc::new(server)))
+}
+
+/// Serves OpAMP on `listener` (with `tls`, see [`tls_config`]) until `state.shutdown` is
+/// cancelled, then drains (see the module docs). Prints `otaas: opamp listening on ADDR` on
+/// stderr once bound.
 pub async fn serve(
     state: AppState,
     config: OpampConfig,
     listener: TcpListener,
+    tls: Option<Arc<rustls::ServerConfig>>,
 ) -> std::io::Result<()> {
     let local = listener.local_addr()?;
-    // Bad TLS files stop the whole server: serving agents in clear instead would be worse.
-    let tls_config = match &config.opamp_tls_cert {
-        Some(cert) => {
-            let key = config.opamp_tls_key.as_deref().unwrap_or(cert);
-            match tls::server_config(cert, key, config.opamp_tls_client_ca.as_deref()) {
-                Ok(c) => Some(c),
-                Err(err) => {
-                    eprintln!("otaas: opamp: {err}");
-                    state.shutdown.cancel();
-                    return Err(std::io::Error::other(err));
-                }
-            }
-        }
-        None => None,
-    };
     state
         .agents
         .set_heartbeat(Duration::from_secs(config.opamp_heartbeat_seconds));
     sync::load(&state).await;
+    state.metrics.describe(
+        "otaas_opamp_refused_total",
+        crate::metrics::MetricKind::Counter,
+        "New OpAMP agents told to retry later, by reason (admission: --opamp-admit-rate; \
+         capacity: --opamp-max-connections).",
+    );
+    let options = crate::listener::ListenerOptions {
+        name: "opamp",
+        tls: tls.clone(),
+        conn_limit: crate::limits::ConnLimiter::new(config.opamp_max_conns_per_ip),
+    };
     let server = Arc::new(OpampServer {
         state: state.clone(),
+        admission: crate::limits::Admission::new(config.opamp_admit_rate, config.opamp_admit_burst),
+        tls: tls.is_some(),
         config,
         sessions: TaskTracker::new(),
     });
     let background = sync::spawn(state.clone());
     eprintln!("otaas: opamp listening on {local}");
     tracing::info!(addr = %local, "OpAMP server listening");
-    let shutdown = state.shutdown.clone();
-    let app = router(server.clone()).into_make_service_with_connect_info::<tls::Peer>();
-    match tls_config {
-        Some(config) => {
-            axum::serve(tls::TlsListener::new(listener, config)?, app)
-                .with_graceful_shutdown(async move { shutdown.cancelled().await })
-                .await?;
-        }
-        None => {
-            axum::serve(listener, app)
-                .with_graceful_shutdown(async move { shutdown.cancelled().await })
-                .await?;
-        }
-    }
-    // Upgraded WebSockets are not tracked by axum's graceful shutdown: wait for our sessions
-    // to send their goodbye, but not forever.
+    crate::listener::serve(
+        listener,
+        router(server.clone()),
+        options,
+        state.shutdown.clone(),
+    )
+    .await;
+    // Upgraded WebSockets are not tracked by the listener's graceful shutdown: wait for our
+    // sessions to send their goodbye, but not forever.
     server.sessions.close();
     let _ = tokio::time::timeout(Duration::from_secs(5), server.sessions.wait()).await;
     state.agents.disconnect_all();

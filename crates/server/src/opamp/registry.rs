@@ -135,6 +135,9 @@ pub struct AgentRecord {
     pub connected: bool,
     #[serde(default)]
     pub transport: Option<Transport>,
+    /// The `otaas serve` replica the agent last talked to (`--replica-id`).
+    #[serde(default)]
+    pub replica_id: Option<String>,
     /// The component types the agent's collector build has (OpAMP `AvailableComponents`):
     /// kind (`receivers`, `processors`, `exporters`, `extensions`, `connectors`) → types.
     /// `None` when the agent does not report them. Shared between agents of one build
@@ -181,6 +184,7 @@ impl AgentRecord {
             last_seen: None,
             connected: false,
             transport: None,
+            replica_id: None,
             available_components: None,
             available_components_hash: None,
         }
@@ -295,7 +299,13 @@ struct Entry {
     settings_offered: bool,
     /// Sequence number of the agent's AgentDisconnect message, if that was its last word.
     goodbye_seq: Option<u64>,
+    /// When the agent (re)connected recently, oldest first, for the flapping-connection
+    /// insight; kept for [`crate::insights::detect::FLAP_WINDOW`] and at most [`MAX_CONNECTS`].
+    connects: std::collections::VecDeque<DateTime<Utc>>,
 }
+
+/// Connect times kept per agent: enough to judge flapping, bounded whatever an agent does.
+const MAX_CONNECTS: usize = 16;
 
 impl Entry {
     fn new(rec: AgentRecord) -> Self {
@@ -306,7 +316,20 @@ impl Entry {
             offered: None,
             settings_offered: false,
             goodbye_seq: None,
+            connects: Default::default(),
         }
+    }
+
+    fn connected_at(&mut self, now: DateTime<Utc>) {
+        let window = crate::insights::detect::FLAP_WINDOW;
+        while self
+            .connects
+            .front()
+            .is_some_and(|t| now - *t > window || self.connects.len() >= MAX_CONNECTS)
+        {
+            self.connects.pop_front();
+        }
+        self.connects.push_back(now);
     }
 }
 
@@ -336,13 +359,34 @@ pub struct AgentFilter {
     pub connected: Option<bool>,
 }
 
+impl AgentFilter {
+    pub fn matches(&self, r: &AgentRecord) -> bool {
+        self.selector
+            .iter()
+            .all(|(k, v)| r.labels.get(k).is_some_and(|have| have == v))
+            && self.group_id.is_none_or(|g| r.group_id == Some(g))
+            && self
+                .healthy
+                .is_none_or(|want| r.health.as_ref().is_some_and(|h| h.healthy) == want)
+            && self.connected.is_none_or(|want| r.connected == want)
+    }
+}
+
 /// The fleet registry; lives in `AppState` for the life of the server.
 #[derive(Default)]
 pub struct Registry {
     inner: Mutex<Inner>,
     /// Heartbeat interval offered to agents (0 = offer none).
     heartbeat: Mutex<Duration>,
+    /// This process's `--replica-id`, written into the record of every agent that talks to us.
+    replica_id: std::sync::OnceLock<String>,
+    /// Woken when [`FLUSH_ROWS`] agents are dirty, so the flusher writes them before its
+    /// next period (a reconnect storm does not pile up in memory).
+    dirty_wake: Notify,
 }
+
+/// Dirty agents that make the flusher write at once rather than at its next period.
+pub const FLUSH_ROWS: usize = 2000;
 
 fn error_reply(uid: Bytes, kind: ServerErrorResponseType, message: String) -> ServerToAgent {
     ServerToAgent {
@@ -432,7 +476,19 @@ impl Registry {
         Self {
             inner: Mutex::default(),
             heartbeat: Mutex::new(heartbeat),
+            replica_id: std::sync::OnceLock::new(),
+            dirty_wake: Notify::new(),
         }
+    }
+
+    /// Resolves when many agents are waiting to be written (see [`FLUSH_ROWS`]).
+    pub async fn many_dirty(&self) {
+        self.dirty_wake.notified().await
+    }
+
+    /// Sets the replica id agents are recorded as held by (once, at start-up).
+    pub fn set_replica_id(&self, id: &str) {
+        let _ = self.replica_id.set(id.to_owned());
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
@@ -569,6 +625,7 @@ impl Registry {
         match ctx.transport {
             Transport::Ws => {
                 if entry.conn.as_ref().map(|c| c.id) != Some(ctx.id) {
+                    entry.connected_at(now);
                     entry.conn = Some(LiveConn {
                         id: ctx.id,
                         notify: ctx.notify.clone(),
@@ -586,6 +643,14 @@ impl Registry {
             return reply;
         }
         entry.goodbye_seq = msg.agent_disconnect.is_some().then_some(msg.sequence_num);
+        // Over HTTP there is no connection: an agent that was offline and speaks again has
+        // (re)connected.
+        if ctx.transport == Transport::Http
+            && !entry.rec.connected
+            && msg.agent_disconnect.is_none()
+        {
+            entry.connected_at(now);
+        }
 
         // Sequence numbers: a restarted agent starts again at 0 with its description; anything
         // else that is not last+1 means we may have missed state.
@@ -607,6 +672,9 @@ impl Registry {
         rec.last_seen = Some(now);
         rec.transport = Some(ctx.transport);
         rec.connected = msg.agent_disconnect.is_none();
+        if rec.replica_id.as_deref() != self.replica_id.get().map(String::as_str) {
+            rec.replica_id = self.replica_id.get().cloned();
+        }
         let mut labels_changed = false;
         if let Some(desc) = &msg.agent_description {
             let (labels, version) = labels_of(desc);
@@ -673,6 +741,9 @@ impl Registry {
             }
         }
         inner.dirty.insert(uid);
+        if inner.dirty.len() == FLUSH_ROWS {
+            self.dirty_wake.notify_one();
+        }
         if msg.agent_disconnect.is_some() {
             entry.conn = None;
             return reply;
@@ -824,6 +895,19 @@ impl Registry {
         selector: &BTreeMap<String, String>,
         created_at: DateTime<Utc>,
     ) -> Vec<AgentRecord> {
+        let local: Vec<AgentRecord> = self.lock().agents.values().map(|e| e.rec.clone()).collect();
+        self.members_if_among(&local, id, selector, created_at)
+    }
+
+    /// [`Self::members_if`] among `agents` (e.g. the whole fleet across replicas), judged
+    /// against the groups this registry knows.
+    pub fn members_if_among(
+        &self,
+        agents: &[AgentRecord],
+        id: AgentGroupId,
+        selector: &BTreeMap<String, String>,
+        created_at: DateTime<Utc>,
+    ) -> Vec<AgentRecord> {
         let inner = self.lock();
         let matches = |sel: &BTreeMap<String, String>, labels: &BTreeMap<String, String>| {
             sel.iter()
@@ -834,10 +918,8 @@ impl Registry {
             (std::cmp::Reverse(sel_len), created, gid)
         };
         let mine = key(selector.len(), created_at, id);
-        let mut out: Vec<AgentRecord> = inner
-            .agents
-            .values()
-            .map(|e| &e.rec)
+        let mut out: Vec<AgentRecord> = agents
+            .iter()
             .filter(|r| r.connected && matches(selector, &r.labels))
             .filter(|r| {
                 !inner.groups.values().any(|g| {
@@ -927,6 +1009,17 @@ impl Registry {
         marked
     }
 
+    /// Each agent's recent connect times (see `Entry::connects`), for agents that have any.
+    pub fn recent_connects(&self) -> Vec<(String, Vec<DateTime<Utc>>)> {
+        let inner = self.lock();
+        inner
+            .agents
+            .values()
+            .filter(|e| !e.connects.is_empty())
+            .map(|e| (e.rec.id.clone(), e.connects.iter().copied().collect()))
+            .collect()
+    }
+
     /// Marks every agent disconnected (graceful shutdown).
     pub fn disconnect_all(&self) {
         let mut guard = self.lock();
@@ -961,6 +1054,14 @@ impl Registry {
         }
     }
 
+    /// Whether `uid` is a known agent that is connected now.
+    pub fn is_connected(&self, uid: InstanceUid) -> bool {
+        self.lock()
+            .agents
+            .get(&uid)
+            .is_some_and(|e| e.rec.connected)
+    }
+
     pub fn get(&self, uid: InstanceUid) -> Option<AgentRecord> {
         self.lock().agents.get(&uid).map(|e| e.rec.clone())
     }
@@ -972,21 +1073,24 @@ impl Registry {
             .agents
             .values()
             .map(|e| &e.rec)
-            .filter(|r| {
-                filter
-                    .selector
-                    .iter()
-                    .all(|(k, v)| r.labels.get(k).is_some_and(|have| have == v))
-                    && filter.group_id.is_none_or(|g| r.group_id == Some(g))
-                    && filter
-                        .healthy
-                        .is_none_or(|want| r.health.as_ref().is_some_and(|h| h.healthy) == want)
-                    && filter.connected.is_none_or(|want| r.connected == want)
-            })
+            .filter(|r| filter.matches(r))
             .cloned()
             .collect();
         out.sort_by(|a, b| a.id.cmp(&b.id));
         out
+    }
+
+    /// Calls `f` on every agent matching `filter`, in no particular order, without copying
+    /// them: for counts and summaries over the whole fleet, where [`Registry::list`] would clone
+    /// 10,000 records (and hold the lock meanwhile) every time. `f` runs under the registry
+    /// lock, so it must be short and must not call back into the registry.
+    pub fn visit(&self, filter: &AgentFilter, mut f: impl FnMut(&AgentRecord)) {
+        let inner = self.lock();
+        for rec in inner.agents.values().map(|e| &e.rec) {
+            if filter.matches(rec) {
+                f(rec);
+            }
+        }
     }
 
     /// Connections of every live WebSocket agent (to tell them we are shutting down).
@@ -1005,14 +1109,14 @@ mod shared_text {
 
     use serde::{Deserialize, Deserializer, Serializer};
 
-    pub(super) fn serialize<S: Serializer>(v: &Option<Arc<str>>, s: S) -> Result<S::Ok, S::Error> {
+    pub(crate) fn serialize<S: Serializer>(v: &Option<Arc<str>>, s: S) -> Result<S::Ok, S::Error> {
         match v {
             Some(text) => s.serialize_some(&**text),
             None => s.serialize_none(),
         }
     }
 
-    pub(super) fn deserialize<'de, D: Deserializer<'de>>(
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(
         d: D,
     ) -> Result<Option<Arc<str>>, D::Error> {
         Ok(Option::<String>::deserialize(d)?.map(Arc::from))
@@ -1021,21 +1125,21 @@ mod shared_text {
 
 /// Serde for `Option<Arc<ComponentSet>>` as an optional map (serde's `rc` feature is not
 /// enabled).
-mod shared_components {
+pub(crate) mod shared_components {
     use std::sync::Arc;
 
     use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
     use super::ComponentSet;
 
-    pub(super) fn serialize<S: Serializer>(
+    pub(crate) fn serialize<S: Serializer>(
         v: &Option<Arc<ComponentSet>>,
         s: S,
     ) -> Result<S::Ok, S::Error> {
         v.as_deref().serialize(s)
     }
 
-    pub(super) fn deserialize<'de, D: Deserializer<'de>>(
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(
         d: D,
     ) -> Result<Option<Arc<ComponentSet>>, D::Error> {
         Ok(Option::<ComponentSet>::deserialize(d)?.map(Arc::new))

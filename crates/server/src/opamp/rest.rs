@@ -1,4 +1,6 @@
-//! `GET /api/v1/agents` and `GET /api/v1/agents/{id}`, served from the in-memory registry.
+//! `GET /api/v1/agents` and `GET /api/v1/agents/{id}`, served from the in-memory registry
+//! (and, with several replicas, the other replicas' agents from the database: see
+//! `crate::cluster::agents`).
 
 use std::collections::BTreeMap;
 
@@ -84,9 +86,8 @@ async fn list(
     Query(q): Query<ListQuery>,
 ) -> Result<Json<List<Agent>>, ApiError> {
     let filter = parse_filter(q)?;
-    let items = state
-        .agents
-        .list(&filter)
+    let items = crate::cluster::agents(&state, &filter)
+        .await?
         .into_iter()
         .map(|r| to_api(r, false))
         .collect();
@@ -99,9 +100,8 @@ async fn get_one(
 ) -> Result<Json<Agent>, ApiError> {
     let uid = InstanceUid::parse(&id)
         .map_err(|_| ApiError::not_found(format!("agent {id} not found")))?;
-    let rec = state
-        .agents
-        .get(uid)
+    let rec = crate::cluster::agent(&state, uid)
+        .await?
         .ok_or_else(|| ApiError::not_found(format!("agent {id} not found")))?;
     Ok(Json(to_api(rec, true)))
 }
@@ -170,6 +170,7 @@ fn to_api(r: AgentRecord, with_config: bool) -> Agent {
         },
         group_id: r.group_id,
         agent_version: r.agent_version,
+        replica_id: r.replica_id,
         available_components: r.available_components.map(|set| {
             set.iter()
                 .map(|(kind, types)| (kind.clone(), types.iter().cloned().collect()))

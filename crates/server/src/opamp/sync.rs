@@ -2,8 +2,8 @@
 //! - group sync: feeds the core's change events to the rollout engine (`crate::rollout`),
 //!   which decides which config each agent gets and pokes the WebSockets concerned;
 //! - rollout driver: moves in-progress rollouts on (started here, lives in `crate::rollout`);
-//! - flusher: writes changed agents to the store in one transaction per second (not one per
-//!   heartbeat);
+//! - flusher: writes changed agents to the store every 200 ms (or as soon as 2,000 are
+//!   waiting), in one transaction of multi-row statements (not one transaction per heartbeat);
 //! - sweep: marks agents silent for three heartbeat intervals as disconnected.
 //!
 //! Lifecycle: [`spawn`] starts them; they stop when `AppState::shutdown` is cancelled, and
@@ -19,8 +19,10 @@ use crate::events::Event;
 use crate::state::AppState;
 use crate::store::AgentRow;
 
-/// How often changed agents are written.
-const FLUSH_EVERY: Duration = Duration::from_secs(1);
+/// How often changed agents are written: every change of that period in one transaction of
+/// multi-row statements (10,000 heartbeating agents are a few statements, not 10,000
+/// transactions), soon enough that other replicas see a status within a rollout tick or two.
+const FLUSH_EVERY: Duration = Duration::from_millis(200);
 /// How often silent agents are looked for.
 const SWEEP_EVERY: Duration = Duration::from_secs(2);
 
@@ -36,6 +38,8 @@ impl Background {
             let _ = task.await;
         }
         flush(&self.state).await;
+        // Last: the rollouts we drove are free for the other replicas at once.
+        self.state.cluster.leave().await;
     }
 }
 
@@ -55,22 +59,24 @@ pub(crate) async fn load(state: &AppState) {
                 })
                 .collect();
             tracing::info!(agents = records.len(), "Loaded stored agents");
+            // Rows of other live replicas are loaded too (a reconnecting agent's last known
+            // state saves a resend), but never written back from here (see `flush`).
             state.agents.load(records);
         }
         Err(err) => tracing::error!(error = %err, "Loading stored agents failed"),
     }
-    crate::rollout::load(state).await;
     crate::rollout::reload_all(state).await;
 }
 
 pub(crate) fn spawn(state: AppState) -> Background {
-    let tasks = vec![
+    let mut tasks = vec![
         tokio::spawn(group_sync(state.clone())),
         tokio::spawn(flusher(state.clone())),
         tokio::spawn(sweeper(state.clone())),
         crate::rollout::spawn(state.clone()),
         crate::insights::spawn_metrics(state.clone(), Duration::from_secs(2)),
     ];
+    tasks.extend(crate::cluster::spawn(&state));
     Background { state, tasks }
 }
 
@@ -86,12 +92,21 @@ async fn group_sync(state: AppState) {
         match event {
             // Which revision each agent gets is the rollout engine's decision.
             Ok(Event::GroupRevision { group_id, .. }) | Ok(Event::GroupChanged { group_id }) => {
+                // Whoever hears of a change first drives it if nobody does yet.
+                state.cluster.claim(group_id).await;
                 if let Err(err) = crate::rollout::sync_group(&state, group_id).await {
                     tracing::error!(group = %group_id, error = %err, "Loading a group config failed");
                 }
             }
             Ok(Event::GroupDeleted { group_id }) => {
                 crate::rollout::remove_group(&state, group_id).await
+            }
+            // Another replica stored a rollout decision: follow it (or, when we drive the
+            // group, take it as the new base).
+            Ok(Event::RolloutChanged { group_id, version }) => {
+                if let Err(err) = crate::rollout::refresh(&state, group_id, version).await {
+                    tracing::error!(group = %group_id, error = %err, "Loading a rollout decision failed");
+                }
             }
             // Events are hints: after missing some, resynchronise from the store.
             Err(RecvError::Lagged(_)) => crate::rollout::reload_all(&state).await,
@@ -107,8 +122,12 @@ async fn flush(state: &AppState) {
     if records.is_empty() {
         return;
     }
+    let cluster = &state.cluster;
     let rows: Vec<AgentRow> = records
         .iter()
+        // With other replicas, only the agents held here: the rest of the registry is what
+        // was loaded at start-up, and those rows belong to whoever holds the agent now.
+        .filter(|r| !cluster.is_shared() || r.replica_id.as_deref() == Some(cluster.replica_id()))
         .filter_map(|r| {
             Some(AgentRow {
                 id: r.id.clone(),
@@ -116,6 +135,7 @@ async fn flush(state: &AppState) {
                 connected: r.connected,
                 last_seen: r.last_seen,
                 state: serde_json::to_string(r).ok()?,
+                replica_id: r.replica_id.clone(),
             })
         })
         .collect();
@@ -131,6 +151,8 @@ async fn flusher(state: AppState) {
     loop {
         tokio::select! {
             _ = tick.tick() => flush(&state).await,
+            // Many changes at once (a reconnect storm): write them now.
+            _ = state.agents.many_dirty() => flush(&state).await,
             _ = state.shutdown.cancelled() => return,
         }
     }

@@ -6,6 +6,7 @@
 
 use std::sync::Arc;
 
+use axum::Extension;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{ConnectInfo, State};
 use axum::response::{IntoResponse, Response};
@@ -19,6 +20,7 @@ use tokio::sync::Notify;
 
 use super::OpampServer;
 use super::registry::Transport;
+use crate::listener::ConnectionGuard;
 
 /// WebSocket close codes (RFC 6455) used here.
 const CLOSE_GOING_AWAY: u16 = 1001;
@@ -29,33 +31,35 @@ const CLOSE_TOO_BIG: u16 = 1009;
 
 pub(crate) async fn upgrade(
     State(server): State<Arc<OpampServer>>,
-    ConnectInfo(super::tls::Peer(peer)): ConnectInfo<super::tls::Peer>,
+    ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
+    guard: Option<Extension<ConnectionGuard>>,
     headers: HeaderMap,
     ws: WebSocketUpgrade,
 ) -> Response {
     if server.state.shutdown.is_cancelled() {
-        return (
-            http::StatusCode::SERVICE_UNAVAILABLE,
-            [(http::header::RETRY_AFTER, "5")],
-            "server is shutting down",
-        )
-            .into_response();
+        return super::retry_later(super::unavailable_delay(), "server is shutting down");
     }
     if server.overloaded() {
         tracing::warn!(peer = %peer, "Refused an OpAMP WebSocket: connection limit reached");
-        return (
-            http::StatusCode::SERVICE_UNAVAILABLE,
-            [(http::header::RETRY_AFTER, "5")],
+        server
+            .state
+            .metrics
+            .inc("otaas_opamp_refused_total", &[("reason", "capacity")]);
+        return super::retry_later(
+            super::unavailable_delay(),
             "connection limit reached; retry later",
-        )
-            .into_response();
+        );
+    }
+    // Before the token check: shedding a storm must not cost a database lookup per agent.
+    if let Err(wait) = server.admit(peer) {
+        return super::retry_later(wait, "too many agents connecting at once; retry later");
     }
     if let Err(err) = server.authorize(&headers).await {
         tracing::info!(peer = %peer, reason = %err, "Refused an OpAMP WebSocket");
         server.count_refusal(peer, &err);
         return err.into_response();
     }
-    let endpoint = super::endpoint_url(&headers, "ws", server.config.opamp_tls_cert.is_some());
+    let endpoint = super::endpoint_url(&headers, "ws", server.tls);
     let limit = server.config.opamp_max_message_bytes;
     let tracker = server.sessions.clone();
     ws.read_buffer_size(4096)
@@ -64,7 +68,13 @@ pub(crate) async fn upgrade(
         .max_write_buffer_size(limit + 64 * 1024)
         .max_message_size(limit)
         .max_frame_size(limit)
-        .on_upgrade(move |socket| tracker.track_future(session(server, socket, endpoint)))
+        .on_upgrade(move |socket| {
+            tracker.track_future(async move {
+                // The connection counts against --opamp-max-conns-per-ip while the session runs.
+                let _guard = guard;
+                session(server, socket, endpoint).await;
+            })
+        })
 }
 
 async fn send(socket: &mut WebSocket, msg: &ServerToAgent) -> Result<(), axum::Error> {

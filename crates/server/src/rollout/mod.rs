@@ -19,8 +19,14 @@
 //!
 //! Concurrency: one `tokio::sync::Mutex` over all groups' runs serialises events, ticks and
 //! REST actions; it is held across store writes (a few ms) so no two decisions interleave.
-//! With several replicas on PostgreSQL each replica currently drives rollouts on its own;
-//! leader election (advisory lock per group) is left for later.
+//!
+//! Replicas (PostgreSQL, see `crate::cluster`): only the replica holding a group's lock
+//! *drives* it (starts rollouts, advances them); the others *follow*: they read the stored
+//! record when told it changed and apply its decision to their own registry (their own
+//! agents). Every write is a compare-and-swap on the record's version, so a decision made on
+//! a stale record (a pause sent through a follower, a driver that lost its lock) fails and
+//! the writer reloads instead of overwriting. Pause/resume/rollback work on any replica: they
+//! edit the stored record the same way. On SQLite the one process drives every group.
 
 pub mod plan;
 pub mod rest;
@@ -68,14 +74,16 @@ struct Run {
     good: Option<Arc<GroupConfig>>,
     /// The record changed but could not be stored yet: store (then apply) on the next tick.
     unsaved: bool,
+    /// Version of the stored record this one is based on (`None`: nothing stored yet).
+    version: Option<i64>,
+    /// A write found a newer stored record: reload before deciding anything else.
+    stale: bool,
 }
 
 /// The engine's state; lives in `AppState`.
 #[derive(Default)]
 pub struct Rollouts {
     runs: Mutex<HashMap<AgentGroupId, Run>>,
-    /// Records read from the store at start-up, picked up by the first `sync_group`.
-    stored: Mutex<HashMap<AgentGroupId, Rollout>>,
 }
 
 fn state_name(s: RolloutState) -> String {
@@ -85,24 +93,41 @@ fn state_name(s: RolloutState) -> String {
         .unwrap_or_default()
 }
 
-/// Reads the stored rollout records (before the first group sync).
-pub async fn load(state: &AppState) {
-    match state.store.list_rollouts().await {
-        Ok(rows) => {
-            let mut stored = state.rollouts.stored.lock().await;
-            for row in rows {
-                match serde_json::from_str::<Rollout>(&row.state) {
-                    Ok(r) => {
-                        stored.insert(row.group_id, r);
-                    }
-                    Err(err) => {
-                        tracing::warn!(group = %row.group_id, error = %err, "Skipping an unreadable stored rollout")
-                    }
-                }
-            }
-            tracing::info!(rollouts = stored.len(), "Loaded stored rollouts");
+/// A stored record, decoded.
+fn decode(row: &crate::store::RolloutRow) -> Result<Rollout, StoreError> {
+    serde_json::from_str(&row.state)
+        .map_err(|e| StoreError::Corrupt(format!("rollout record of group {}: {e}", row.group_id)))
+}
+
+/// The record that follows `previous` when the group's latest revision is `latest`, and
+/// whether it is new (to be stored).
+fn next_record(
+    id: AgentGroupId,
+    previous: Option<Rollout>,
+    latest: &crate::store::GroupRevision,
+    now: chrono::DateTime<Utc>,
+) -> (Rollout, bool) {
+    match previous {
+        // Same revision: the record stands (selector or settings may have changed).
+        Some(r) if r.revision == latest.revision => (r, false),
+        Some(r) if r.revision < latest.revision => {
+            tracing::info!(group = %id, from = r.revision, to = latest.revision, "Starting a rollout");
+            (
+                Rollout::start(&r, latest.revision, latest.hash.clone(), now),
+                true,
+            )
         }
-        Err(err) => tracing::error!(error = %err, "Loading stored rollouts failed"),
+        // A new group: its first revision goes to every agent.
+        None if latest.revision == 1 => (
+            Rollout::first(latest.revision, latest.hash.clone(), now),
+            true,
+        ),
+        // No history (a database from before the rollout engine) or one from the future (a
+        // restored backup): the latest revision is taken as good.
+        _ => (
+            Rollout::complete_at(latest.revision, latest.hash.clone(), now),
+            true,
+        ),
     }
 }
 
@@ -124,7 +149,8 @@ async fn config_at(
 }
 
 /// Brings the group's rollout up to date with the store after an event (new revision,
-/// changed selector or rollout settings) or at start-up, and tells the registry.
+/// changed selector or rollout settings, another replica's decision, taking over the group)
+/// or at start-up, and tells the registry. A follower only applies the stored decision.
 pub async fn sync_group(state: &AppState, id: AgentGroupId) -> Result<(), StoreError> {
     let group = match state.store.get_group(id).await {
         Ok(g) => g,
@@ -144,31 +170,34 @@ pub async fn sync_group(state: &AppState, id: AgentGroupId) -> Result<(), StoreE
     };
     let now = Utc::now();
     let mut runs = state.rollouts.runs.lock().await;
+    let stored = state.store.get_rollout(id).await?;
+    let stored_version = stored.as_ref().map(|row| row.version);
+    let driving = state.cluster.drives(id);
+    // A decision not stored yet (the write failed) is ours to retry, as long as nobody
+    // wrote since it was made.
     let previous = match runs.get(&id) {
-        Some(run) => Some(run.rollout.clone()),
-        None => state.rollouts.stored.lock().await.remove(&id),
-    };
-    let (rollout, is_new) = match previous {
-        // Same revision: the record stands (selector or settings may have changed).
-        Some(r) if r.revision == latest.revision => (r, false),
-        Some(r) if r.revision < latest.revision => {
-            tracing::info!(group = %id, from = r.revision, to = latest.revision, "Starting a rollout");
-            (
-                Rollout::start(&r, latest.revision, latest.hash.clone(), now),
-                true,
-            )
+        Some(run) if driving && run.unsaved && !run.stale && run.version == stored_version => {
+            Some(run.rollout.clone())
         }
-        // A new group: its first revision goes to every agent.
-        None if latest.revision == 1 => (
-            Rollout::first(latest.revision, latest.hash.clone(), now),
-            true,
-        ),
-        // No history (a database from before the rollout engine) or one from the future (a
-        // restored backup): the latest revision is taken as good.
-        _ => (
-            Rollout::complete_at(latest.revision, latest.hash.clone(), now),
-            true,
-        ),
+        _ => stored.as_ref().map(decode).transpose()?,
+    };
+    let (rollout, is_new) = if driving {
+        let (mut r, mut is_new) = next_record(id, previous, &latest, now);
+        // Taking over: say so in the record (and so in the status of every replica).
+        if r.driver.as_deref() != Some(state.cluster.replica_id()) {
+            r.driver = Some(state.cluster.replica_id().to_owned());
+            is_new = true;
+        }
+        (r, is_new)
+    } else {
+        match previous {
+            Some(r) => (r, false),
+            // Nothing decided yet: the driver will, and tell us.
+            None => {
+                runs.remove(&id);
+                return Ok(());
+            }
+        }
     };
     let target = config_at(state, id, &group, rollout.revision).await?;
     let good = match rollout.last_good {
@@ -181,9 +210,11 @@ pub async fn sync_group(state: &AppState, id: AgentGroupId) -> Result<(), StoreE
         target,
         good,
         unsaved: is_new,
+        version: stored_version,
+        stale: false,
     };
-    if run.rollout.state == RolloutState::InProgress {
-        let members = members(state, id);
+    if driving && run.rollout.state == RolloutState::InProgress {
+        let members = members(state, id).await?;
         if plan::advance(&mut run.rollout, &run.spec, &members, now) {
             run.unsaved = true;
         }
@@ -193,10 +224,25 @@ pub async fn sync_group(state: &AppState, id: AgentGroupId) -> Result<(), StoreE
     Ok(())
 }
 
+/// Another replica stored version `version` of the group's record: reload unless ours is
+/// that new already.
+pub async fn refresh(state: &AppState, id: AgentGroupId, version: i64) -> Result<(), StoreError> {
+    let current = state
+        .rollouts
+        .runs
+        .lock()
+        .await
+        .get(&id)
+        .and_then(|run| run.version);
+    if current.is_some_and(|v| v >= version) {
+        return Ok(());
+    }
+    sync_group(state, id).await
+}
+
 /// Forgets a deleted group's rollout.
 pub async fn remove_group(state: &AppState, id: AgentGroupId) {
     state.rollouts.runs.lock().await.remove(&id);
-    state.rollouts.stored.lock().await.remove(&id);
     crate::opamp::poke(state.agents.remove_group(id));
     if let Err(err) = state.store.delete_rollout(id).await {
         tracing::error!(group = %id, error = %err, "Deleting a rollout record failed");
@@ -232,14 +278,43 @@ pub async fn reload_all(state: &AppState) {
     }
 }
 
-fn members(state: &AppState, id: AgentGroupId) -> Vec<AgentRecord> {
-    state.agents.list(&AgentFilter {
-        group_id: Some(id),
-        ..Default::default()
-    })
+/// The group's agents on every replica (see `crate::cluster::agents`).
+async fn members(state: &AppState, id: AgentGroupId) -> Result<Vec<AgentRecord>, StoreError> {
+    crate::cluster::agents(
+        state,
+        &AgentFilter {
+            group_id: Some(id),
+            ..Default::default()
+        },
+    )
+    .await
 }
 
-/// Stores the record if it changed, then (only then) tells the registry.
+/// Runs `f` on each of the group's agents on every replica. On a single replica they are
+/// visited in place, under the registry lock (status is polled often, e.g. while waiting for
+/// a rollout: copying every member each time would cost more than the rollout itself on a
+/// large fleet), so `f` must be short.
+async fn visit_members(
+    state: &AppState,
+    id: AgentGroupId,
+    mut f: impl FnMut(&AgentRecord),
+) -> Result<(), StoreError> {
+    let filter = AgentFilter {
+        group_id: Some(id),
+        ..Default::default()
+    };
+    if !state.cluster.is_shared() {
+        state.agents.visit(&filter, f);
+        return Ok(());
+    }
+    for a in &crate::cluster::agents(state, &filter).await? {
+        f(a);
+    }
+    Ok(())
+}
+
+/// Stores the record if it changed (compare-and-swap on its version), then (only then) tells
+/// the registry and the other replicas.
 async fn save_and_apply(state: &AppState, id: AgentGroupId, run: &mut Run) {
     if run.unsaved {
         let json = match serde_json::to_string(&run.rollout) {
@@ -249,9 +324,22 @@ async fn save_and_apply(state: &AppState, id: AgentGroupId, run: &mut Run) {
                 return;
             }
         };
-        if let Err(err) = state.store.put_rollout(id, &json).await {
-            tracing::error!(group = %id, error = %err, "Storing a rollout decision failed; will retry");
-            return;
+        match state.store.put_rollout_if(id, &json, run.version).await {
+            Ok(Some(version)) => {
+                run.version = Some(version);
+                state.cluster.announce_rollout(id, version);
+            }
+            Ok(None) => {
+                // Someone else (a REST action through another replica, a new driver) wrote
+                // since our record was read: ours is stale, never send it.
+                tracing::info!(group = %id, "Rollout record changed elsewhere; reloading");
+                run.stale = true;
+                return;
+            }
+            Err(err) => {
+                tracing::error!(group = %id, error = %err, "Storing a rollout decision failed; will retry");
+                return;
+            }
         }
         run.unsaved = false;
         state.metrics.inc(
@@ -277,20 +365,44 @@ async fn save_and_apply(state: &AppState, id: AgentGroupId, run: &mut Run) {
     ));
 }
 
-/// Moves every in-progress rollout on once.
+/// Moves every in-progress rollout this replica drives on once.
 pub async fn tick(state: &AppState) {
     let now = Utc::now();
-    let mut runs = state.rollouts.runs.lock().await;
-    for (id, run) in runs.iter_mut() {
-        if run.rollout.state == RolloutState::InProgress {
-            let members = members(state, *id);
-            if plan::advance(&mut run.rollout, &run.spec, &members, now) {
-                tracing::info!(group = %id, state = ?run.rollout.state, message = %run.rollout.message, "Rollout moved on");
-                run.unsaved = true;
+    let mut stale = Vec::new();
+    {
+        let mut runs = state.rollouts.runs.lock().await;
+        for (id, run) in runs.iter_mut() {
+            if !state.cluster.drives(*id) {
+                continue;
+            }
+            if run.stale {
+                stale.push(*id);
+                continue;
+            }
+            if run.rollout.state == RolloutState::InProgress {
+                let members = match members(state, *id).await {
+                    Ok(m) => m,
+                    Err(err) => {
+                        tracing::warn!(group = %id, error = %err, "Reading the group's agents failed");
+                        continue;
+                    }
+                };
+                if plan::advance(&mut run.rollout, &run.spec, &members, now) {
+                    tracing::info!(group = %id, state = ?run.rollout.state, message = %run.rollout.message, "Rollout moved on");
+                    run.unsaved = true;
+                }
+            }
+            if run.unsaved {
+                save_and_apply(state, *id, run).await;
+                if run.stale {
+                    stale.push(*id);
+                }
             }
         }
-        if run.unsaved {
-            save_and_apply(state, *id, run).await;
+    }
+    for id in stale {
+        if let Err(err) = sync_group(state, id).await {
+            tracing::error!(group = %id, error = %err, "Reloading a rollout failed");
         }
     }
 }
@@ -317,76 +429,146 @@ pub enum Action {
     Rollback,
 }
 
-/// Pauses, resumes or rolls back; returns the status after the change.
+/// Applies a REST action to a record.
+fn apply_action(
+    r: &mut Rollout,
+    action: Action,
+    now: chrono::DateTime<Utc>,
+) -> Result<(), RolloutError> {
+    let current = state_name(r.state);
+    let refuse = |action| RolloutError::BadState {
+        action,
+        state: current.clone(),
+    };
+    match action {
+        Action::Pause => match r.state {
+            RolloutState::InProgress => {
+                r.state = RolloutState::Paused;
+                r.message = format!("paused at step {}", r.steps.len().saturating_sub(1));
+            }
+            RolloutState::Paused => {}
+            _ => return Err(refuse("pause")),
+        },
+        Action::Resume => match r.state {
+            RolloutState::Paused => {
+                r.state = RolloutState::InProgress;
+                r.message = format!("resumed revision {}", r.revision);
+            }
+            RolloutState::InProgress => {}
+            _ => return Err(refuse("resume")),
+        },
+        Action::Rollback => match r.state {
+            RolloutState::InProgress | RolloutState::Paused | RolloutState::Failed => {
+                if r.last_good.is_none() {
+                    return Err(RolloutError::NoLastGood(r.revision));
+                }
+                r.roll_back("requested", now);
+            }
+            RolloutState::RolledBack => {}
+            RolloutState::Complete => return Err(refuse("roll back")),
+        },
+    }
+    r.updated_at = now;
+    Ok(())
+}
+
+/// How often an action retries when the record changed under it (another replica wrote).
+const ACTION_ATTEMPTS: usize = 10;
+
+/// Pauses, resumes or rolls back; returns the status after the change. Works the same on
+/// every replica: the stored record is edited with compare-and-swap, then the driver (told
+/// through the cluster, or this very replica) goes on from it.
 pub async fn act(
     state: &AppState,
     id: AgentGroupId,
     action: Action,
 ) -> Result<GroupStatus, RolloutError> {
-    // A request right after a config change is about the new revision, even if its event
-    // has not reached the engine yet: catch up first.
-    let latest = match state.store.get_group(id).await {
-        Ok(g) => g.config_revision,
+    let group = match state.store.get_group(id).await {
+        Ok(g) => g,
         Err(StoreError::NotFound { .. }) => return Err(RolloutError::NotFound(id)),
         Err(err) => return Err(err.into()),
     };
+    // A request right after a config change is about the new revision, even if its event
+    // has not reached the engine yet: catch up first.
     let behind = state
         .rollouts
         .runs
         .lock()
         .await
         .get(&id)
-        .is_none_or(|run| run.rollout.revision < latest);
+        .is_none_or(|run| run.rollout.revision < group.config_revision);
     if behind {
         sync_group(state, id).await?;
     }
-    let now = Utc::now();
+    let latest = match state.store.group_revision(id, None).await {
+        Ok(r) => r,
+        Err(StoreError::NotFound { .. }) => return Err(RolloutError::NotFound(id)),
+        Err(err) => return Err(err.into()),
+    };
     {
         let mut runs = state.rollouts.runs.lock().await;
-        let run = runs.get_mut(&id).ok_or(RolloutError::NotFound(id))?;
-        let r = &mut run.rollout;
-        let current = state_name(r.state);
-        let refuse = |action| RolloutError::BadState {
-            action,
-            state: current.clone(),
+        let mut attempt = 0;
+        let (record, version) = loop {
+            attempt += 1;
+            let now = Utc::now();
+            let stored = state.store.get_rollout(id).await?;
+            let stored_version = stored.as_ref().map(|row| row.version);
+            let base = match runs.get(&id) {
+                // Our own decision that is not stored yet is the newest there is.
+                Some(run)
+                    if state.cluster.drives(id)
+                        && run.unsaved
+                        && !run.stale
+                        && run.version == stored_version =>
+                {
+                    Some(run.rollout.clone())
+                }
+                _ => stored.as_ref().map(decode).transpose()?,
+            };
+            // A follower may act before the driver started the latest revision: start it
+            // here, the same way the driver would (whoever writes first wins, the other
+            // reloads).
+            let (mut record, _) = next_record(id, base, &latest, now);
+            apply_action(&mut record, action, now)?;
+            let json = serde_json::to_string(&record)
+                .map_err(|e| StoreError::Corrupt(format!("encoding rollout record: {e}")))?;
+            match state
+                .store
+                .put_rollout_if(id, &json, stored_version)
+                .await?
+            {
+                Some(version) => break (record, version),
+                None if attempt < ACTION_ATTEMPTS => continue,
+                None => {
+                    return Err(StoreError::Corrupt(format!(
+                        "rollout record of group {id} kept changing; try again"
+                    ))
+                    .into());
+                }
+            }
         };
-        match action {
-            Action::Pause => match r.state {
-                RolloutState::InProgress => {
-                    r.state = RolloutState::Paused;
-                    r.message = format!("paused at step {}", r.steps.len().saturating_sub(1));
-                }
-                RolloutState::Paused => {}
-                _ => return Err(refuse("pause")),
-            },
-            Action::Resume => match r.state {
-                RolloutState::Paused => {
-                    r.state = RolloutState::InProgress;
-                    r.message = format!("resumed revision {}", r.revision);
-                }
-                RolloutState::InProgress => {}
-                _ => return Err(refuse("resume")),
-            },
-            Action::Rollback => match r.state {
-                RolloutState::InProgress | RolloutState::Paused | RolloutState::Failed => {
-                    if r.last_good.is_none() {
-                        return Err(RolloutError::NoLastGood(r.revision));
-                    }
-                    r.roll_back("requested", now);
-                }
-                RolloutState::RolledBack => {}
-                RolloutState::Complete => return Err(refuse("roll back")),
-            },
-        }
-        r.updated_at = now;
-        // Stored before anything is sent; a failed write leaves `unsaved` for the driver.
-        run.unsaved = true;
-        let json = serde_json::to_string(&run.rollout)
-            .map_err(|e| StoreError::Corrupt(format!("encoding rollout record: {e}")))?;
-        state.store.put_rollout(id, &json).await?;
-        run.unsaved = false;
-        tracing::info!(group = %id, ?action, message = %run.rollout.message, "Rollout action");
-        save_and_apply(state, id, run).await;
+        tracing::info!(group = %id, ?action, message = %record.message, "Rollout action");
+        state.cluster.announce_rollout(id, version);
+        state.metrics.inc(
+            "otaas_rollout_transitions_total",
+            &[("state", &state_name(record.state))],
+        );
+        let target = config_at(state, id, &group, record.revision).await?;
+        let good = match record.last_good {
+            Some(rev) => Some(config_at(state, id, &group, rev).await?),
+            None => None,
+        };
+        let mut run = Run {
+            rollout: record,
+            spec: group.record.spec.rollout.clone(),
+            target,
+            good,
+            unsaved: false,
+            version: Some(version),
+            stale: false,
+        };
+        save_and_apply(state, id, &mut run).await;
+        runs.insert(id, run);
     }
     status(state, id).await
 }
@@ -398,12 +580,14 @@ pub async fn status(state: &AppState, id: AgentGroupId) -> Result<GroupStatus, R
         drop(runs);
         return unsynced_status(state, id).await;
     };
-    let r = &run.rollout;
+    let r = run.rollout.clone();
+    let strategy = run.spec.strategy;
+    drop(runs);
+    let r = &r;
     let measured = match (r.state, &r.last_good_hash) {
         (RolloutState::RolledBack, Some(good)) => good.as_str(),
         _ => r.hash.as_str(),
     };
-    let members = members(state, id);
     let mut s = GroupStatus {
         group_id: id,
         revision: r.revision,
@@ -411,8 +595,8 @@ pub async fn status(state: &AppState, id: AgentGroupId) -> Result<GroupStatus, R
         last_good_revision: r.last_good,
         last_good_config_hash: r.last_good_hash.clone(),
         state: r.state,
-        strategy: run.spec.strategy,
-        matched: members.len() as u64,
+        strategy,
+        matched: 0,
         applied: 0,
         applying: 0,
         failed: 0,
@@ -443,8 +627,29 @@ pub async fn status(state: &AppState, id: AgentGroupId) -> Result<GroupStatus, R
             .collect(),
         message: r.message.clone(),
         updated_at: r.updated_at,
+        driver: r.driver.clone(),
     };
-    count(&mut s, &members, measured);
+    // The record keeps the failures seen up to the moment the rollout stopped; agents that
+    // reported FAILED after that are counted too, so they are named too.
+    let name_late = matches!(r.state, RolloutState::Failed | RolloutState::InProgress);
+    let mut late = Vec::new();
+    visit_members(state, id, |a| {
+        count(&mut s, a, measured);
+        if name_late
+            && !r.failures.contains_key(&a.id)
+            && let Some(message) = plan::failure(a, &r.hash)
+        {
+            late.push(AgentFailure {
+                agent_id: a.id.clone(),
+                message,
+            });
+        }
+    })
+    .await?;
+    if !late.is_empty() {
+        s.failures.extend(late);
+        s.failures.sort_by(|a, b| a.agent_id.cmp(&b.agent_id));
+    }
     Ok(s)
 }
 
@@ -477,33 +682,33 @@ async fn unsynced_status(state: &AppState, id: AgentGroupId) -> Result<GroupStat
         steps: Vec::new(),
         message: "waiting for the rollout engine to pick up this revision".to_owned(),
         updated_at: group.record.updated_at,
+        driver: None,
     };
-    count(&mut s, &members(state, id), &group.config_hash);
+    let measured = group.config_hash.clone();
+    visit_members(state, id, |a| count(&mut s, a, &measured)).await?;
     Ok(s)
 }
 
-/// Fills the counts of `s` from the group's members, measured against `measured`.
-fn count(s: &mut GroupStatus, members: &[AgentRecord], measured: &str) {
-    s.matched = members.len() as u64;
-    for a in members {
-        if is_drifted(a) {
-            s.drifted += 1;
+/// Adds one member of the group to the counts of `s`, measured against `measured`.
+fn count(s: &mut GroupStatus, a: &AgentRecord, measured: &str) {
+    s.matched += 1;
+    if is_drifted(a) {
+        s.drifted += 1;
+    }
+    if a.remote_config_hash.as_deref() != Some(measured) {
+        s.pending += 1;
+    } else {
+        match a.remote_config_status {
+            ConfigStatus::Applied => s.applied += 1,
+            ConfigStatus::Applying => s.applying += 1,
+            ConfigStatus::Failed => s.failed += 1,
+            ConfigStatus::Unset => s.pending += 1,
         }
-        if a.remote_config_hash.as_deref() != Some(measured) {
-            s.pending += 1;
-        } else {
-            match a.remote_config_status {
-                ConfigStatus::Applied => s.applied += 1,
-                ConfigStatus::Applying => s.applying += 1,
-                ConfigStatus::Failed => s.failed += 1,
-                ConfigStatus::Unset => s.pending += 1,
-            }
-        }
-        match a.health.as_ref().map(|h| h.healthy) {
-            Some(true) => s.healthy += 1,
-            Some(false) => s.unhealthy += 1,
-            None => {}
-        }
+    }
+    match a.health.as_ref().map(|h| h.healthy) {
+        Some(true) => s.healthy += 1,
+        Some(false) => s.unhealthy += 1,
+        None => {}
     }
 }
 

@@ -54,6 +54,9 @@ pub struct Rollout {
     #[serde(default)]
     pub message: String,
     pub updated_at: DateTime<Utc>,
+    /// The replica that drives (wrote) this record; set by the driver on every write.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub driver: Option<String>,
 }
 
 /// What the registry should do for a group: the default config revision, and which agents
@@ -77,6 +80,7 @@ impl Rollout {
             failures: BTreeMap::new(),
             message: format!("revision {revision} taken as the last good one"),
             updated_at: now,
+            driver: None,
         }
     }
 
@@ -112,6 +116,7 @@ impl Rollout {
             failures: BTreeMap::new(),
             message: format!("rolling out revision {revision}"),
             updated_at: now,
+            driver: None,
         }
     }
 
@@ -183,6 +188,14 @@ enum Outcome {
     Done,
     Failed(String),
     Waiting,
+}
+
+/// Why `agent` failed `hash`, if it did (FAILED, or unhealthy after applying it).
+pub fn failure(agent: &AgentRecord, hash: &str) -> Option<String> {
+    match outcome(agent, hash) {
+        Outcome::Failed(message) => Some(message),
+        Outcome::Done | Outcome::Waiting => None,
+    }
 }
 
 fn outcome(agent: &AgentRecord, hash: &str) -> Outcome {

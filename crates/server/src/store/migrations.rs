@@ -25,6 +25,11 @@ const SQLITE: &[Entry] = &[
         "rollouts",
         include_str!("../../migrations/sqlite/0003_rollouts.sql"),
     ),
+    (
+        4,
+        "replicas",
+        include_str!("../../migrations/sqlite/0004_replicas.sql"),
+    ),
 ];
 
 const POSTGRES: &[Entry] = &[
@@ -42,6 +47,11 @@ const POSTGRES: &[Entry] = &[
         3,
         "rollouts",
         include_str!("../../migrations/postgres/0003_rollouts.sql"),
+    ),
+    (
+        4,
+        "replicas",
+        include_str!("../../migrations/postgres/0004_replicas.sql"),
     ),
 ];
 

@@ -125,6 +125,17 @@ pub struct AgentRow {
     pub last_seen: Option<DateTime<Utc>>,
     /// The agent record as JSON.
     pub state: String,
+    /// The `otaas serve` replica holding the agent (`--replica-id`); `None` in rows written
+    /// before replicas existed.
+    pub replica_id: Option<String>,
+}
+
+/// Which agent rows [`Store::list_agent_rows`] returns (all filters combine with AND).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct AgentRowFilter {
+    pub group_id: Option<String>,
+    /// Leave out the rows held by this replica (the caller has them in memory).
+    pub not_replica: Option<String>,
 }
 
 /// One group's rollout state as persisted by the rollout engine (see `rollout/`): an opaque
@@ -133,6 +144,8 @@ pub struct AgentRow {
 pub struct RolloutRow {
     pub group_id: AgentGroupId,
     pub state: String,
+    /// +1 on every write; [`Store::put_rollout_if`] compares against it.
+    pub version: i64,
 }
 
 /// The result of a write: the object written and the group revisions the write created.
@@ -305,19 +318,50 @@ pub trait Store: Send + Sync + 'static {
     /// Number of active tokens of a scope (used to decide whether to mint a first admin token).
     async fn count_active_tokens(&self, scope: TokenScope) -> Result<u64, StoreError>;
 
-    /// Inserts or replaces agent rows, all in one transaction (the OpAMP server batches its
-    /// status writes through this).
+    /// Inserts or replaces agent rows in one transaction, as multi-row statements of up to
+    /// [`AGENT_ROWS_PER_STATEMENT`] rows (the OpAMP server batches its status writes through
+    /// this, so a heartbeat of 10,000 agents is a few statements, not 10,000 transactions).
+    /// A later row for the same id in one batch wins. A row saying "disconnected" does not
+    /// replace a connected row held by another replica (the agent moved there; the old
+    /// replica's news is stale).
     async fn upsert_agents(&self, agents: &[AgentRow]) -> Result<(), StoreError>;
     /// Every stored agent, ordered by id.
     async fn list_agents(&self) -> Result<Vec<AgentRow>, StoreError>;
+    /// The stored agents matching `filter`, ordered by id.
+    async fn list_agent_rows(&self, filter: &AgentRowFilter) -> Result<Vec<AgentRow>, StoreError>;
+    /// One stored agent, `None` when unknown.
+    async fn get_agent_row(&self, id: &str) -> Result<Option<AgentRow>, StoreError>;
 
-    /// Inserts or replaces a group's rollout state (the rollout engine's JSON record).
+    /// Records that replica `id` (re)started now, serving `api` and `opamp`.
+    async fn register_replica(&self, id: &str, api: &str, opamp: &str) -> Result<(), StoreError>;
+
+    /// Inserts or replaces a group's rollout state (the rollout engine's JSON record),
+    /// whatever version is stored.
     async fn put_rollout(&self, group_id: AgentGroupId, state: &str) -> Result<(), StoreError>;
+    /// A group's stored rollout state, `None` when there is none.
+    async fn get_rollout(&self, group_id: AgentGroupId) -> Result<Option<RolloutRow>, StoreError>;
+    /// Compare-and-swap write of a group's rollout state: with `expected = Some(v)` only when
+    /// the stored version is `v`, with `None` only when nothing is stored. Returns the new
+    /// version, or `None` when the stored state is not the expected one (someone else wrote).
+    async fn put_rollout_if(
+        &self,
+        group_id: AgentGroupId,
+        state: &str,
+        expected: Option<i64>,
+    ) -> Result<Option<i64>, StoreError>;
     /// Every stored rollout state, ordered by group id.
     async fn list_rollouts(&self) -> Result<Vec<RolloutRow>, StoreError>;
     /// Forgets a group's rollout state (the group was deleted); absent is fine.
     async fn delete_rollout(&self, group_id: AgentGroupId) -> Result<(), StoreError>;
+
+    /// The PostgreSQL pool behind this store (for `LISTEN/NOTIFY` and advisory locks, see
+    /// `cluster.rs`); `None` on SQLite.
+    fn pg_pool(&self) -> Option<&sqlx::PgPool>;
 }
+
+/// Most agent rows in one `INSERT` (7 bound values each: well under SQLite's 32,766 and
+/// PostgreSQL's 65,535 parameter limits).
+pub const AGENT_ROWS_PER_STATEMENT: usize = 500;
 
 /// Opens the store a `--database` URL names: `sqlite://PATH` (created if missing, WAL) or
 /// `postgres://...`/`postgresql://...`. Runs the migrations.

@@ -90,4 +90,8 @@ impl PgStore {
     }
 }
 
+fn pg_pool_of(pool: &sqlx::PgPool) -> Option<&sqlx::PgPool> {
+    Some(pool)
+}
+
 super::sql::sql_store!(PgStore, sqlx::Postgres);

@@ -76,6 +76,28 @@ macro_rules! sql_store {
             })
         }
 
+        fn agent_from_row(row: &DbRow) -> Result<$crate::store::AgentRow, StoreError> {
+            let last_seen: Option<i64> = row.try_get("last_seen")?;
+            Ok($crate::store::AgentRow {
+                id: row.try_get("id")?,
+                group_id: row.try_get("group_id")?,
+                connected: row.try_get("connected")?,
+                last_seen: last_seen.map(ts).transpose()?,
+                state: row.try_get("state")?,
+                replica_id: row.try_get("replica_id")?,
+            })
+        }
+
+        fn rollout_from_row(row: &DbRow) -> Result<$crate::store::RolloutRow, StoreError> {
+            let id: String = row.try_get("group_id")?;
+            Ok($crate::store::RolloutRow {
+                group_id: AgentGroupId::from_str(&id)
+                    .map_err(|_| StoreError::Corrupt(format!("rollout group id {id:?}")))?,
+                state: row.try_get("state")?,
+                version: row.try_get("version")?,
+            })
+        }
+
         fn revision_from_row(row: &DbRow) -> Result<GroupRevision, StoreError> {
             let id: String = row.try_get("group_id")?;
             Ok(GroupRevision {
@@ -1023,57 +1045,118 @@ macro_rules! sql_store {
                 if agents.is_empty() {
                     return Ok(());
                 }
+                // One statement may not touch a row twice (PostgreSQL refuses): the last row
+                // per id wins. Sorted, so two writers lock rows in the same order.
+                let mut latest: std::collections::HashMap<&str, &$crate::store::AgentRow> =
+                    std::collections::HashMap::with_capacity(agents.len());
+                for agent in agents {
+                    latest.insert(agent.id.as_str(), agent);
+                }
+                let mut rows: Vec<&$crate::store::AgentRow> = latest.into_values().collect();
+                rows.sort_by(|a, b| a.id.cmp(&b.id));
                 // Agent rows are not config: no advisory lock, only the in-process writer queue.
                 let _guard = self.write_lock.lock().await;
                 let mut tx = self.pool.begin().await?;
                 let now = now_ms();
-                for agent in agents {
-                    sqlx::query(
-                        "INSERT INTO agents (id, group_id, connected, last_seen, state, updated_at) \
-                         VALUES ($1, $2, $3, $4, $5, $6) \
-                         ON CONFLICT (id) DO UPDATE SET group_id = excluded.group_id, \
+                for chunk in rows.chunks($crate::store::AGENT_ROWS_PER_STATEMENT) {
+                    let mut insert = sqlx::QueryBuilder::<$db>::new(
+                        "INSERT INTO agents \
+                         (id, group_id, connected, last_seen, state, updated_at, replica_id) ",
+                    );
+                    insert.push_values(chunk, |mut row, agent| {
+                        row.push_bind(agent.id.clone())
+                            .push_bind(agent.group_id.clone())
+                            .push_bind(agent.connected)
+                            .push_bind(agent.last_seen.map(|t| t.timestamp_millis()))
+                            .push_bind(agent.state.clone())
+                            .push_bind(now)
+                            .push_bind(agent.replica_id.clone());
+                    });
+                    // "Disconnected" from one replica must not hide that another replica holds
+                    // the agent now (it reconnected there before this replica noticed).
+                    insert.push(
+                        " ON CONFLICT (id) DO UPDATE SET group_id = excluded.group_id, \
                          connected = excluded.connected, last_seen = excluded.last_seen, \
-                         state = excluded.state, updated_at = excluded.updated_at",
-                    )
-                    .bind(&agent.id)
-                    .bind(agent.group_id.as_deref())
-                    .bind(agent.connected)
-                    .bind(agent.last_seen.map(|t| t.timestamp_millis()))
-                    .bind(&agent.state)
-                    .bind(now)
-                    .execute(&mut *tx)
-                    .await?;
+                         state = excluded.state, updated_at = excluded.updated_at, \
+                         replica_id = excluded.replica_id \
+                         WHERE excluded.connected OR NOT agents.connected \
+                         OR agents.replica_id IS NULL OR excluded.replica_id IS NULL \
+                         OR agents.replica_id = excluded.replica_id",
+                    );
+                    insert.build().execute(&mut *tx).await?;
                 }
                 tx.commit().await?;
                 Ok(())
             }
 
             async fn list_agents(&self) -> Result<Vec<$crate::store::AgentRow>, StoreError> {
-                let rows = sqlx::query(
-                    "SELECT id, group_id, connected, last_seen, state FROM agents ORDER BY id",
+                self.list_agent_rows(&$crate::store::AgentRowFilter::default())
+                    .await
+            }
+
+            async fn list_agent_rows(
+                &self,
+                filter: &$crate::store::AgentRowFilter,
+            ) -> Result<Vec<$crate::store::AgentRow>, StoreError> {
+                let mut query = sqlx::QueryBuilder::<$db>::new(
+                    "SELECT id, group_id, connected, last_seen, state, replica_id FROM agents \
+                     WHERE 1 = 1",
+                );
+                if let Some(group) = &filter.group_id {
+                    query.push(" AND group_id = ").push_bind(group.clone());
+                }
+                if let Some(replica) = &filter.not_replica {
+                    query
+                        .push(" AND (replica_id IS NULL OR replica_id <> ")
+                        .push_bind(replica.clone())
+                        .push(")");
+                }
+                query.push(" ORDER BY id");
+                let rows = query.build().fetch_all(&self.pool).await?;
+                rows.iter().map(agent_from_row).collect()
+            }
+
+            async fn get_agent_row(
+                &self,
+                id: &str,
+            ) -> Result<Option<$crate::store::AgentRow>, StoreError> {
+                let row = sqlx::query(
+                    "SELECT id, group_id, connected, last_seen, state, replica_id FROM agents \
+                     WHERE id = $1",
                 )
-                .fetch_all(&self.pool)
+                .bind(id)
+                .fetch_optional(&self.pool)
                 .await?;
-                rows.iter()
-                    .map(|row| {
-                        let last_seen: Option<i64> = row.try_get("last_seen")?;
-                        Ok($crate::store::AgentRow {
-                            id: row.try_get("id")?,
-                            group_id: row.try_get("group_id")?,
-                            connected: row.try_get("connected")?,
-                            last_seen: last_seen.map(ts).transpose()?,
-                            state: row.try_get("state")?,
-                        })
-                    })
-                    .collect()
+                row.as_ref().map(agent_from_row).transpose()
+            }
+
+            async fn register_replica(
+                &self,
+                id: &str,
+                api: &str,
+                opamp: &str,
+            ) -> Result<(), StoreError> {
+                sqlx::query(
+                    "INSERT INTO replicas (id, started_at, api, opamp) VALUES ($1, $2, $3, $4) \
+                     ON CONFLICT (id) DO UPDATE SET started_at = excluded.started_at, \
+                     api = excluded.api, opamp = excluded.opamp",
+                )
+                .bind(id)
+                .bind(now_ms())
+                .bind(api)
+                .bind(opamp)
+                .execute(&self.pool)
+                .await?;
+                Ok(())
             }
 
             async fn put_rollout(&self, group_id: AgentGroupId, state: &str) -> Result<(), StoreError> {
                 let _guard = self.write_lock.lock().await;
                 sqlx::query(
-                    "INSERT INTO rollouts (group_id, state, updated_at) VALUES ($1, $2, $3) \
+                    "INSERT INTO rollouts (group_id, state, updated_at, version) \
+                     VALUES ($1, $2, $3, 1) \
                      ON CONFLICT (group_id) DO UPDATE SET state = excluded.state, \
-                     updated_at = excluded.updated_at",
+                     updated_at = excluded.updated_at, version = rollouts.version + 1",
                 )
                 .bind(group_id.to_string())
                 .bind(state)
@@ -1083,21 +1166,58 @@ macro_rules! sql_store {
                 Ok(())
             }
 
+            async fn get_rollout(
+                &self,
+                group_id: AgentGroupId,
+            ) -> Result<Option<$crate::store::RolloutRow>, StoreError> {
+                let row = sqlx::query(
+                    "SELECT group_id, state, version FROM rollouts WHERE group_id = $1",
+                )
+                .bind(group_id.to_string())
+                .fetch_optional(&self.pool)
+                .await?;
+                row.as_ref().map(rollout_from_row).transpose()
+            }
+
+            async fn put_rollout_if(
+                &self,
+                group_id: AgentGroupId,
+                state: &str,
+                expected: Option<i64>,
+            ) -> Result<Option<i64>, StoreError> {
+                let _guard = self.write_lock.lock().await;
+                let done = match expected {
+                    None => sqlx::query(
+                        "INSERT INTO rollouts (group_id, state, updated_at, version) \
+                         VALUES ($1, $2, $3, 1) ON CONFLICT (group_id) DO NOTHING",
+                    )
+                    .bind(group_id.to_string())
+                    .bind(state)
+                    .bind(now_ms())
+                    .execute(&self.pool)
+                    .await?
+                    .rows_affected(),
+                    Some(version) => sqlx::query(
+                        "UPDATE rollouts SET state = $2, updated_at = $3, version = $4 + 1 \
+                         WHERE group_id = $1 AND version = $4",
+                    )
+                    .bind(group_id.to_string())
+                    .bind(state)
+                    .bind(now_ms())
+                    .bind(version)
+                    .execute(&self.pool)
+                    .await?
+                    .rows_affected(),
+                };
+                Ok((done == 1).then(|| expected.unwrap_or(0) + 1))
+            }
+
             async fn list_rollouts(&self) -> Result<Vec<$crate::store::RolloutRow>, StoreError> {
-                let rows = sqlx::query("SELECT group_id, state FROM rollouts ORDER BY group_id")
-                    .fetch_all(&self.pool)
-                    .await?;
-                rows.iter()
-                    .map(|row| {
-                        let id: String = row.try_get("group_id")?;
-                        Ok($crate::store::RolloutRow {
-                            group_id: AgentGroupId::from_str(&id).map_err(|_| {
-                                StoreError::Corrupt(format!("rollout group id {id:?}"))
-                            })?,
-                            state: row.try_get("state")?,
-                        })
-                    })
-                    .collect()
+                let rows =
+                    sqlx::query("SELECT group_id, state, version FROM rollouts ORDER BY group_id")
+                        .fetch_all(&self.pool)
+                        .await?;
+                rows.iter().map(rollout_from_row).collect()
             }
 
             async fn delete_rollout(&self, group_id: AgentGroupId) -> Result<(), StoreError> {
@@ -1107,6 +1227,10 @@ macro_rules! sql_store {
                     .execute(&self.pool)
                     .await?;
                 Ok(())
+            }
+
+            fn pg_pool(&self) -> Option<&sqlx::PgPool> {
+                pg_pool_of(&self.pool)
             }
         }
     };

