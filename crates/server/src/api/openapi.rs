@@ -296,7 +296,10 @@ pub fn document() -> Value {
             "group_id": { "type": ["string", "null"], "format": "uuid" },
             "agent_version": { "type": ["string", "null"] },
             "replica_id": { "type": ["string", "null"],
-                "description": "the otaas serve replica (--replica-id) the agent is connected to, or last was" } })),
+                "description": "the otaas serve replica (--replica-id) the agent is connected to, or last was" },
+            "available_components": { "type": "object",
+                "description": "component types of the agent's collector build (kind → types), when it reports them (OpAMP AvailableComponents)",
+                "additionalProperties": { "type": "array", "items": { "type": "string" } } } })),
         "ErrorBody": resp_obj(&["error"], json!({ "error": resp_obj(&["code", "message", "field"], json!({
             "code": { "type": "string", "enum": [
                 "malformed_json", "unsupported_media_type", "unknown_field", "missing_field",
