@@ -1,15 +1,19 @@
 #!/usr/bin/env bash
-# Runs every cargo-fuzz target (fuzz/fuzz_targets/) for a bounded time, starting from the
+# Runs the cargo-fuzz targets (fuzz/fuzz_targets/) for a bounded time each, starting from the
 # committed seeds (fuzz/seeds/<target>/), and prints execs/s per target.
 #
-#   bash scripts/fuzz.sh                      # 60 s per target
-#   FUZZ_SECONDS=600 FUZZ_TARGETS=api_bodies bash scripts/fuzz.sh
+#   bash scripts/fuzz.sh                      # every target, 60 s each
+#   bash scripts/fuzz.sh --ci 30              # what scripts/test.sh runs: every target, 30 s each,
+#                                             # in a scratch corpus (nothing left in the tree)
+#   FUZZ_SECONDS=600 FUZZ_TARGETS=opamp_frames bash scripts/fuzz.sh
 #   FUZZ_SANITIZER=address bash scripts/fuzz.sh   # ASan (slower build and runs)
 #
-# The machine's toolchain is stable Rust; cargo-fuzz passes nightly-only flags, which
-# RUSTC_BOOTSTRAP=1 unlocks on stable. The default sanitizer is `none`: the code under test is
-# safe Rust, so the findings are panics, overflows (debug assertions are on: `-a`) and
-# broken invariants, which need no sanitizer; ASan stays available.
+# Needs cargo-fuzz (scripts/setup.sh installs the pinned version and puts it on PATH through
+# env.sh; this script installs it itself when it is missing). The machine's toolchain is stable
+# Rust; cargo-fuzz passes nightly-only flags, which RUSTC_BOOTSTRAP=1 unlocks on stable. The
+# default sanitizer is `none`: the code under test is safe Rust, so the findings are panics,
+# overflows (debug assertions are on: `-a`) and broken invariants, which need no sanitizer; ASan
+# stays available.
 #
 # A crash stops that target, leaves the input in fuzz/artifacts/<target>/, and makes the script
 # exit 1 at the end. To keep it as a regression test, copy it to
@@ -17,29 +21,53 @@
 set -euo pipefail
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+ALL_TARGETS="opamp_frames msgpack_decode api_bodies render_inputs"
+CARGO_FUZZ_VERSION=0.13.2 # keep in step with scripts/setup.sh
 SECONDS_PER_TARGET="${FUZZ_SECONDS:-60}"
-TARGETS="${FUZZ_TARGETS:-msgpack_decode api_bodies render_inputs}"
+TARGETS="${FUZZ_TARGETS:-$ALL_TARGETS}"
 SANITIZER="${FUZZ_SANITIZER:-none}"
+CI_MODE=0
+while (($#)); do
+  case "$1" in
+    --ci)
+      [[ "${2:-}" =~ ^[1-9][0-9]*$ ]] || { echo "fuzz.sh: --ci needs a number of seconds per target" >&2; exit 2; }
+      CI_MODE=1
+      SECONDS_PER_TARGET="$2"
+      shift 2
+      ;;
+    *) echo "fuzz.sh: unknown argument $1 (see the header of this script)" >&2; exit 2 ;;
+  esac
+done
 export RUSTC_BOOTSTRAP=1
 
-if ! command -v cargo-fuzz >/dev/null 2>&1; then
-  echo "==> installing cargo-fuzz from crates.io" >&2
-  cargo install cargo-fuzz --locked
+if ! cargo fuzz --version >/dev/null 2>&1; then
+  echo "==> installing cargo-fuzz $CARGO_FUZZ_VERSION from crates.io" >&2
+  cargo install --locked cargo-fuzz --version "$CARGO_FUZZ_VERSION"
 fi
 
 cd "$REPO/fuzz"
+start=$SECONDS
 echo "==> building fuzz targets (sanitizer: $SANITIZER)" >&2
 cargo fuzz build -O -a --sanitizer "$SANITIZER"
+build_secs=$((SECONDS - start))
+
+if ((CI_MODE)); then
+  # A scratch corpus: CI checks the code, it does not grow the committed seeds.
+  CORPUS_ROOT="$(mktemp -d)"
+  trap 'rm -rf "$CORPUS_ROOT"' EXIT
+else
+  CORPUS_ROOT="corpus"
+fi
 
 failed=()
 results=()
 for t in $TARGETS; do
   # The working corpus grows while fuzzing; it starts from (and never replaces) the seeds.
-  mkdir -p "corpus/$t"
-  cp -n "seeds/$t/"* "corpus/$t/" 2>/dev/null || true
+  mkdir -p "$CORPUS_ROOT/$t"
+  cp -n "seeds/$t/"* "$CORPUS_ROOT/$t/" 2>/dev/null || true
   log="$(mktemp)"
   echo "==> fuzzing $t for ${SECONDS_PER_TARGET} s" >&2
-  if cargo fuzz run -O -a --sanitizer "$SANITIZER" "$t" "corpus/$t" -- \
+  if cargo fuzz run -O -a --sanitizer "$SANITIZER" "$t" "$CORPUS_ROOT/$t" -- \
       -max_total_time="$SECONDS_PER_TARGET" -max_len=65536 -rss_limit_mb=2048 \
       -timeout=10 -print_final_stats=1 >"$log" 2>&1; then
     status=ok
@@ -56,13 +84,14 @@ for t in $TARGETS; do
     secs="$SECONDS_PER_TARGET"
   fi
   cov="$(grep -Eo 'cov: [0-9]+' "$log" | tail -1 | grep -Eo '[0-9]+' || echo '?')"
-  corpus_n="$(find "corpus/$t" -type f | wc -l)"
+  corpus_n="$(find "$CORPUS_ROOT/$t" -type f | wc -l)"
   results+=("$(printf '%-16s %-6s %12s %10s %8s %8s' "$t" "$status" "$runs" "$((runs / (secs > 0 ? secs : 1)))" "$cov" "$corpus_n")")
   rm -f "$log"
 done
 
 printf '%-16s %-6s %12s %10s %8s %8s\n' target status execs execs/s cov corpus
 printf '%s\n' "${results[@]}"
+echo "==> fuzz: build ${build_secs} s, fuzzing $((SECONDS - start - build_secs)) s" >&2
 if ((${#failed[@]})); then
   echo "==> crashes in: ${failed[*]} (inputs in fuzz/artifacts/)" >&2
   exit 1

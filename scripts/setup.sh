@@ -8,6 +8,8 @@
 #   TOOLS/null-provider/                          the Go null provider (same script)
 #   TOOLS/peers/py/                               the third-party OpAMP client (../shared/peers/setup.sh)
 #   TOOLS/bin/otelcol-contrib, TOOLS/collector/   a real OpenTelemetry Collector (scripts/install-collector.sh)
+#   TOOLS/cargo-fuzz/bin/cargo-fuzz               cargo-fuzz $CARGO_FUZZ_VERSION (scripts/fuzz.sh), unless
+#                                                 that version is already on PATH
 #   TOOLS/env.sh                                  the environment below, to `source`
 #
 # Environment written to TOOLS/env.sh (a value already set by the user wins):
@@ -18,9 +20,10 @@
 #   OTAAS_PEER_AGENT     ../shared/peers/python_agent.py (re-execs itself in $PEERS_DIR/py)
 #   OTAAS_TEST_DATABASE_URL  the PostgreSQL server store tests use
 #   OTAAS_COLLECTOR      the collector binary `otaas agent` runs in the tests and the demo
+#   PATH                 gains TOOLS/cargo-fuzz/bin
 #
 # Assumes what this machine kind provides: a Rust toolchain, python3 (>= 3.9) with venv and pip,
-# PostgreSQL on 127.0.0.1:5432 with trust auth. Only PyPI is contacted.
+# PostgreSQL on 127.0.0.1:5432 with trust auth. Only PyPI and crates.io are contacted.
 set -euo pipefail
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -46,6 +49,16 @@ fi
 SHARED="$(cd "$SHARED" && pwd)"
 bash "$SHARED/peers/setup.sh" "$TOOLS/peers" >/dev/null
 
+# --- cargo-fuzz (scripts/fuzz.sh; scripts/test.sh runs it for a bounded time) -------------------------
+# Built from crates.io with its own lockfile, once; a matching cargo-fuzz already on PATH is used.
+CARGO_FUZZ_VERSION=0.13.2
+fuzz_version() { "$1" fuzz --version 2>/dev/null | awk '{print $2}'; }
+if [[ "$(fuzz_version "$TOOLS/cargo-fuzz/bin/cargo-fuzz")" != "$CARGO_FUZZ_VERSION" ]] &&
+   [[ "$(command -v cargo-fuzz >/dev/null && fuzz_version cargo-fuzz)" != "$CARGO_FUZZ_VERSION" ]]; then
+  say "installing cargo-fuzz $CARGO_FUZZ_VERSION into $TOOLS/cargo-fuzz (a minute or two, once)"
+  cargo install --locked --quiet cargo-fuzz --version "$CARGO_FUZZ_VERSION" --root "$TOOLS/cargo-fuzz"
+fi
+
 # --- PostgreSQL -------------------------------------------------------------------------------------
 # Store tests run on the machine's PostgreSQL; say so now rather than through a failing test later.
 DATABASE_URL="${OTAAS_TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/test}"
@@ -66,6 +79,7 @@ export PEERS_DIR="\${PEERS_DIR:-$TOOLS/peers}"
 export OTAAS_PEER_AGENT="\${OTAAS_PEER_AGENT:-$SHARED/peers/python_agent.py}"
 export OTAAS_TEST_DATABASE_URL="\${OTAAS_TEST_DATABASE_URL:-$DATABASE_URL}"
 export OTAAS_COLLECTOR="\${OTAAS_COLLECTOR:-$TOOLS/bin/otelcol-contrib}"
+case ":\$PATH:" in *":$TOOLS/cargo-fuzz/bin:"*) ;; *) export PATH="$TOOLS/cargo-fuzz/bin:\$PATH" ;; esac
 ENV
 mv -f "$ENV_NEW" "$TOOLS/env.sh"
 say "ready; environment in $TOOLS/env.sh"

@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
 # THE test command: `bash scripts/test.sh`. What CI runs (.ci/run), on a fresh machine.
 #
-# 1. scripts/setup.sh (Terraform engine, null provider, OpAMP peer; idempotent) and its env.sh;
+# 1. scripts/setup.sh (Terraform engine, null provider, OpAMP peer, cargo-fuzz; idempotent) and
+#    its env.sh;
 # 2. cargo fmt --check, clippy with warnings as errors, cargo test, all on the whole workspace with
 #    the committed Cargo.lock;
-# 3. the README demo (scripts/demo.sh), with simulated agents and with a real collector. Stops at the first failure.
+# 3. every fuzz target for a bounded time (FUZZ_CI_SECONDS each, default 30; 0 skips it);
+# 4. the README demo (scripts/demo.sh), with simulated agents and with a real collector.
+# Stops at the first failure.
 set -euo pipefail
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -26,6 +29,9 @@ source "$OTAAS_TOOLS_DIR/env.sh"
 step fmt cargo fmt --all --check
 step clippy cargo clippy --workspace --all-targets --locked -- -D warnings
 step test cargo test --workspace --locked
+if [[ "${FUZZ_CI_SECONDS:-30}" != 0 ]]; then
+  step fuzz bash scripts/fuzz.sh --ci "${FUZZ_CI_SECONDS:-30}"
+fi
 # The README's demo, end to end (its builds are the test profile's binaries, already built).
 step demo env DEMO_AGENTS=5 bash scripts/demo.sh
 step "demo (real collector)" bash scripts/demo.sh --collector

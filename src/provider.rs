@@ -139,3 +139,35 @@ pub fn configure(
     }
     Some(config)
 }
+
+/// After [`configure`]: over https, checks once that the server's certificate is trusted, so a
+/// wrong or missing `ca_cert_pem` is reported on that attribute of the provider block (not as
+/// a transport error on the first resource). Any other failure (server down, slow) is left to
+/// the calls that need the server, which report it with their own context.
+pub async fn check_trust(config: &ProviderConfig, diags: &mut Diagnostics) {
+    if !config.endpoint.starts_with("https://") {
+        return;
+    }
+    let Ok(client) = crate::resources::common::client_for(config) else {
+        return; // configure() already reported it
+    };
+    if let Err(err) = client.probe().await
+        && let Some(reason) = err.certificate_error()
+    {
+        let given = if config.ca_cert_pem.is_some() {
+            "is not signed by a CA in ca_cert_pem"
+        } else {
+            "is not signed by a CA this machine trusts, and ca_cert_pem is not set"
+        };
+        diags.error_at(
+            AttributePath::attr("ca_cert_pem"),
+            "Server certificate not trusted",
+            format!(
+                "The TLS certificate of {} {given} ({reason}). Set ca_cert_pem to the PEM of \
+                 the CA that issued it; for `otaas serve --tls-self-signed` that is \
+                 <data-dir>/tls/ca.pem, e.g. ca_cert_pem = file(\"otaas-data/tls/ca.pem\").",
+                config.endpoint
+            ),
+        );
+    }
+}

@@ -260,8 +260,11 @@ impl Provider for ProviderService {
         let mut diags = Diagnostics::new();
         let env = self.env.clone();
         if let Some(cfg) = provider::configure(&config, |k| env(k), &mut diags) {
-            tracing::debug!(endpoint = %cfg.endpoint, token_set = cfg.token.is_some(), "Provider configured");
-            *self.config.write().unwrap_or_else(|e| e.into_inner()) = Some(Arc::new(cfg));
+            provider::check_trust(&cfg, &mut diags).await;
+            if !diags.has_errors() {
+                tracing::debug!(endpoint = %cfg.endpoint, token_set = cfg.token.is_some(), "Provider configured");
+                *self.config.write().unwrap_or_else(|e| e.into_inner()) = Some(Arc::new(cfg));
+            }
         }
         Ok(Response::new(R::with_diags(diags_to_proto(&diags))))
     }

@@ -16,13 +16,11 @@ pub(crate) fn block_on<F: Future>(f: F) -> F::Output {
         .block_on(f)
 }
 
-/// An API client with the server's admin token.
+/// An API client with the server's admin token (trusting its generated CA when it has one).
 pub(crate) fn api(server: &Server) -> otaas_api::Client {
-    otaas_api::Client::new(otaas_api::ClientConfig::new(
-        server.api_url(),
-        server.admin_token(),
-    ))
-    .expect("api client")
+    let mut config = otaas_api::ClientConfig::new(server.api_url(), server.admin_token());
+    config.ca_cert_pem = server.ca_cert_path().map(|_| server.ca_cert_pem());
+    otaas_api::Client::new(config).expect("api client")
 }
 
 /// The `values` of one resource in the workspace's state.

@@ -27,3 +27,4 @@ mod harness_self_test;
 mod insights;
 mod pipeline;
 mod query;
+mod tls;

@@ -84,6 +84,38 @@ impl ClientError {
     pub fn is_unauthorized(&self) -> bool {
         self.status() == Some(401)
     }
+
+    /// Whether the request failed because the server's TLS certificate was not accepted
+    /// (issued by a CA the client does not trust, for another name, expired): the remedy is
+    /// the client's CA bundle (`ca_cert_pem`), not a retry.
+    pub fn is_untrusted_certificate(&self) -> bool {
+        self.certificate_error().is_some()
+    }
+
+    /// The TLS library's reason when the server's certificate was refused (e.g. `invalid peer
+    /// certificate: UnknownIssuer`).
+    pub fn certificate_error(&self) -> Option<String> {
+        let ClientError::Transport(err) = self else {
+            return None;
+        };
+        let mut next: Option<&(dyn std::error::Error + 'static)> = Some(err);
+        while let Some(e) = next {
+            if let Some(tls @ rustls::Error::InvalidCertificate(_)) =
+                e.downcast_ref::<rustls::Error>()
+            {
+                return Some(tls.to_string());
+            }
+            // An io::Error's `source()` skips the error it wraps: step into that one instead.
+            next = match e
+                .downcast_ref::<std::io::Error>()
+                .and_then(|io| io.get_ref())
+            {
+                Some(inner) => Some(inner as &(dyn std::error::Error + 'static)),
+                None => e.source(),
+            };
+        }
+        None
+    }
 }
 
 /// A typed client; cheap to clone (shares its connection pool).
@@ -125,6 +157,29 @@ impl Client {
             base,
             token: config.token,
         })
+    }
+
+    /// `GET /healthz` (no token), bounded to 10 s: checks that the server is reachable and,
+    /// over https, that its certificate is trusted.
+    pub async fn probe(&self) -> Result<(), ClientError> {
+        let resp = self
+            .http
+            .get(format!("{}/healthz", self.base))
+            .timeout(Duration::from_secs(10))
+            .send()
+            .await?;
+        match resp.status().as_u16() {
+            200 => Ok(()),
+            status => Err(ClientError::Api {
+                status,
+                error: ErrorDetail {
+                    code: ErrorCode::Other,
+                    message: "health check failed".into(),
+                    field: None,
+                    missing_components: Vec::new(),
+                },
+            }),
+        }
     }
 
     fn url(&self, path: &str) -> String {

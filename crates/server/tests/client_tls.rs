@@ -1,5 +1,6 @@
 //! The typed client against the real router served over TLS with a private CA: it connects
-//! when given `ca_cert_pem`, and refuses the server without it.
+//! when given `ca_cert_pem`, and refuses the server without it or with another CA, saying
+//! that the certificate is the problem (`is_untrusted_certificate`).
 
 mod common;
 
@@ -111,6 +112,31 @@ async fn client_trusts_a_custom_ca() {
     let err = untrusting.list_pipelines().await.unwrap_err();
     assert!(matches!(err, ClientError::Transport(_)), "{err:?}");
     assert_eq!(err.status(), None);
+    assert!(err.is_untrusted_certificate(), "{err:?}");
+    let probed = untrusting.probe().await.unwrap_err();
+    assert!(probed.is_untrusted_certificate(), "{probed:?}");
+    // and neither is it with another CA
+    let other_key = KeyPair::generate().unwrap();
+    let mut other = CertificateParams::new(Vec::<String>::new()).unwrap();
+    other.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    cfg.ca_cert_pem = Some(other.self_signed(&other_key).unwrap().pem());
+    let wrong_ca = Client::new(cfg.clone()).unwrap();
+    assert!(
+        wrong_ca
+            .probe()
+            .await
+            .unwrap_err()
+            .is_untrusted_certificate()
+    );
+    // With the right CA the probe passes; a closed port is not a certificate problem
+    assert!(client.probe().await.is_ok());
+    let closed = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let closed_addr = closed.local_addr().unwrap();
+    drop(closed);
+    let mut nowhere = ClientConfig::new(format!("https://{closed_addr}"), "t");
+    nowhere.ca_cert_pem = Some(ca_cert.pem());
+    let err = Client::new(nowhere).unwrap().probe().await.unwrap_err();
+    assert!(!err.is_untrusted_certificate(), "{err:?}");
 
     // A CA that is not PEM is a configuration error
     cfg.ca_cert_pem = Some("not a certificate".into());

@@ -5,8 +5,14 @@
 //! Given the API serving reads and writes on PostgreSQL through the proxy, when the proxy is
 //! cut, then every API request answers `503 unavailable` with `Retry-After` (no 500, no hang),
 //! `/readyz` is 503 and `/healthz` 200; when it is restored, the API recovers by itself.
+//!
+//! And with the real `otaas serve` binary and a connected fleet: agents keep their connections
+//! through the outage, a config change refused during it changes nothing, and the change made
+//! once the database is back reaches every agent.
 
 mod common;
+#[path = "common/procs.rs"]
+mod procs;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -94,7 +100,18 @@ async fn probe(
     url: &str,
     body: Option<String>,
 ) -> (u16, Option<String>, Option<String>) {
-    let mut req = http.request(method, url).bearer_auth(ADMIN);
+    probe_as(ADMIN, http, method, url, body).await
+}
+
+/// [`probe`] with another admin token.
+async fn probe_as(
+    token: &str,
+    http: &reqwest::Client,
+    method: reqwest::Method,
+    url: &str,
+    body: Option<String>,
+) -> (u16, Option<String>, Option<String>) {
+    let mut req = http.request(method, url).bearer_auth(token);
     if let Some(b) = body {
         req = req.header("content-type", "application/json").body(b);
     }
@@ -285,4 +302,162 @@ async fn outage_scenario(schema: &str) {
         .await
         .expect("server drains within 30 s")
         .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_outage_with_a_fleet_ends_with_every_agent_on_the_new_revision() {
+    let schema = fresh_schema();
+    // Created (and migrated) here; the server uses it through search_path.
+    drop(PgStore::open(&pg_url(), Some(&schema)).await.unwrap());
+    let result = AssertUnwindSafe(fleet_outage_scenario(&schema))
+        .catch_unwind()
+        .await;
+    PgStore::drop_schema(&pg_url(), &schema).await.unwrap();
+    if let Err(panic) = result {
+        std::panic::resume_unwind(panic);
+    }
+}
+
+async fn fleet_outage_scenario(schema: &str) {
+    use otaas_api::{AgentQuery, AgentStatus, ProcessorSpec};
+    use procs::{Serve, Sim, wait_for};
+
+    // Given otaas serve on PostgreSQL through the proxy, and 20 agents in a group
+    let (upstream, _) = via_proxy(&pg_url(), "127.0.0.1:1".parse().unwrap());
+    let proxy = Proxy::start(upstream).await;
+    let (_, url) = via_proxy(&pg_url(), proxy.addr);
+    let url = format!("{url}?options[search_path]={schema}");
+    let data = tempfile::tempdir().unwrap();
+    let server = Serve::start(
+        data.path(),
+        "127.0.0.1:0",
+        &["--database", &url, "--api-rate-limit", "0"],
+    );
+    let client = server.client();
+    let mut spec = pipeline_spec("outage");
+    spec.receivers.insert(
+        "otlp".into(),
+        serde_json::json!({"protocols": {"http": {}}}),
+    );
+    let pipeline = client.create_pipeline(&spec).await.unwrap();
+    let mut binding = binding_spec("outage", pipeline.id);
+    binding.destinations[0].kind = "debug".into();
+    binding.destinations[0].endpoint = None;
+    binding.destinations[0].headers.clear();
+    client.create_exporter_binding(&binding).await.unwrap();
+    let mut group = group_spec("outage", vec![pipeline.id]);
+    group.selector = [("fleet".to_owned(), "outage".to_owned())].into();
+    let group = client.create_agent_group(&group).await.unwrap();
+    let sim = Sim::start(
+        &server.ws_url(),
+        &[
+            "--agents",
+            "20",
+            "--labels",
+            "fleet=outage",
+            "--heartbeat",
+            "2",
+        ],
+    );
+    let on = |hash: String| {
+        let client = client.clone();
+        async move {
+            wait_for(&format!("20 agents connected on {hash}"), || {
+                let client = client.clone();
+                let hash = hash.clone();
+                async move {
+                    let list = client
+                        .list_agents(&AgentQuery {
+                            group_id: Some(group.id),
+                            ..Default::default()
+                        })
+                        .await
+                        .ok()?;
+                    (list.len() == 20
+                        && list.iter().all(|a| {
+                            a.connected
+                                && a.status == AgentStatus::Applied
+                                && a.effective_config_hash.as_deref() == Some(hash.as_str())
+                        }))
+                    .then_some(())
+                }
+            })
+            .await
+        }
+    };
+    on(group.config_hash.clone()).await;
+
+    // When PostgreSQL becomes unreachable
+    proxy.cut();
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .unwrap();
+    let base = format!("http://{}/api/v1", server.api);
+    let pipeline_url = format!("{base}/pipelines/{}", pipeline.id);
+    let mut changed = spec.clone();
+    changed.processors.push(ProcessorSpec {
+        id: "memory_limiter".into(),
+        config: serde_json::json!({"limit_mib": 400, "check_interval": "1s"}),
+    });
+    let body = serde_json::to_string(&changed).unwrap();
+    // Then a config change is refused with 503 + Retry-After (bounded wait for in-flight ones)
+    let mut refused = None;
+    for _ in 0..20 {
+        let got = probe_as(
+            procs::ADMIN,
+            &http,
+            reqwest::Method::PUT,
+            &pipeline_url,
+            Some(body.clone()),
+        )
+        .await;
+        if got.0 == 503 {
+            refused = Some(got);
+            break;
+        }
+        assert_ne!(got.0, 200, "a write succeeded while PostgreSQL was cut");
+    }
+    assert_eq!(
+        refused,
+        Some((503, Some("1".to_string()), Some("unavailable".to_string())))
+    );
+    // and the agents, served from memory, are still listed connected
+    let agents = client
+        .list_agents(&AgentQuery {
+            group_id: Some(group.id),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(agents.iter().filter(|a| a.connected).count(), 20);
+
+    // When it comes back, the API recovers by itself and the change goes through
+    proxy.restore();
+    let mut updated = None;
+    for _ in 0..60 {
+        let got = probe_as(
+            procs::ADMIN,
+            &http,
+            reqwest::Method::PUT,
+            &pipeline_url,
+            Some(body.clone()),
+        )
+        .await;
+        if got.0 == 200 {
+            updated = Some(got.0);
+            break;
+        }
+        assert_eq!(got.0, 503, "{got:?}");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    assert_eq!(updated, Some(200), "the API did not recover");
+    let g2 = client.get_agent_group(group.id).await.unwrap();
+    // One new revision: the refused attempt left nothing behind
+    assert_eq!(g2.config_revision, group.config_revision + 1);
+
+    // Then every agent ends on the new revision
+    on(g2.config_hash.clone()).await;
+    let summary = sim.stop();
+    assert_eq!(summary["hashes"], serde_json::json!({ g2.config_hash: 20 }));
 }

@@ -33,6 +33,11 @@ pub(crate) struct Server {
     opamp: SocketAddr,
     admin_token: String,
     database: Option<String>,
+    /// Extra `otaas serve` flags and environment, kept across `restart`.
+    flags: Vec<String>,
+    env: Vec<(String, String)>,
+    /// `--tls-self-signed`: https/wss URLs, fleets trust `<data-dir>/tls/ca.pem`.
+    tls: bool,
     data_dir: TempDir,
 }
 
@@ -44,6 +49,17 @@ impl Server {
 
     /// Starts a server on `database` (`sqlite://...` or `postgres://...`), or the default store.
     pub(crate) fn start_with(database: Option<&str>) -> Self {
+        Self::start_opts(database, &[], &[])
+    }
+
+    /// Starts a server (default store) with extra flags and environment; with
+    /// `--tls-self-signed` the API and OpAMP URLs are https/wss and fleets trust the generated
+    /// CA ([`Server::ca_cert_pem`]).
+    pub(crate) fn start_with_flags(flags: &[&str], env: &[(&str, &str)]) -> Self {
+        Self::start_opts(None, flags, env)
+    }
+
+    fn start_opts(database: Option<&str>, flags: &[&str], env: &[(&str, &str)]) -> Self {
         let data_dir = tempfile::Builder::new()
             .prefix("otaas-server-")
             .tempdir()
@@ -56,14 +72,34 @@ impl Server {
             NEXT.fetch_add(1, Ordering::Relaxed)
         );
         let loopback: SocketAddr = "127.0.0.1:0".parse().expect("socket addr");
-        let (daemon, api, opamp) =
-            spawn(data_dir.path(), &admin_token, database, loopback, loopback);
+        let flags: Vec<String> = flags.iter().map(|f| (*f).to_owned()).collect();
+        let env: Vec<(String, String)> = env
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        let tls = flags.iter().any(|f| f == "--tls-self-signed");
+        let extra = Extra {
+            flags: &flags,
+            env: &env,
+            tls,
+        };
+        let (daemon, api, opamp) = spawn(
+            data_dir.path(),
+            &admin_token,
+            database,
+            loopback,
+            loopback,
+            &extra,
+        );
         Self {
             daemon,
             api,
             opamp,
             admin_token,
             database: database.map(str::to_owned),
+            flags,
+            env,
+            tls,
             data_dir,
         }
     }
@@ -72,31 +108,58 @@ impl Server {
     /// agents reconnect to where they were).
     pub(crate) fn restart(&mut self) {
         self.daemon.stop(STOP_GRACE);
+        let extra = Extra {
+            flags: &self.flags,
+            env: &self.env,
+            tls: self.tls,
+        };
         let (daemon, api, opamp) = spawn(
             self.data_dir.path(),
             &self.admin_token,
             self.database.as_deref(),
             self.api,
             self.opamp,
+            &extra,
         );
         self.daemon = daemon;
         self.api = api;
         self.opamp = opamp;
     }
 
-    /// `http://ADDR` of the REST API (the provider's `endpoint`).
+    /// `http://ADDR` (`https://` with TLS) of the REST API (the provider's `endpoint`).
     pub(crate) fn api_url(&self) -> String {
-        format!("http://{}", self.api)
+        format!("{}://{}", if self.tls { "https" } else { "http" }, self.api)
     }
 
-    /// `ws://ADDR/v1/opamp`, for WebSocket agents.
+    /// `ws://ADDR/v1/opamp` (`wss://` with TLS), for WebSocket agents.
     pub(crate) fn opamp_ws_url(&self) -> String {
-        format!("ws://{}/v1/opamp", self.opamp)
+        format!(
+            "{}://{}/v1/opamp",
+            if self.tls { "wss" } else { "ws" },
+            self.opamp
+        )
     }
 
-    /// `http://ADDR/v1/opamp`, for HTTP-polling agents (the Python peer).
+    /// `http://ADDR/v1/opamp` (`https://` with TLS), for HTTP-polling agents (the Python peer).
     pub(crate) fn opamp_http_url(&self) -> String {
-        format!("http://{}/v1/opamp", self.opamp)
+        format!(
+            "{}://{}/v1/opamp",
+            if self.tls { "https" } else { "http" },
+            self.opamp
+        )
+    }
+
+    /// With `--tls-self-signed`: the generated CA's file, which clients trust.
+    pub(crate) fn ca_cert_path(&self) -> Option<std::path::PathBuf> {
+        self.tls.then(|| self.data_dir.path().join("tls/ca.pem"))
+    }
+
+    /// With `--tls-self-signed`: the generated CA (PEM), for the provider's `ca_cert_pem`.
+    pub(crate) fn ca_cert_pem(&self) -> String {
+        let path = self
+            .ca_cert_path()
+            .expect("a server started with --tls-self-signed");
+        std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()))
     }
 
     pub(crate) fn admin_token(&self) -> &str {
@@ -119,13 +182,22 @@ impl Server {
     }
 }
 
-/// Spawns `otaas serve` and waits until it has printed both addresses and `/healthz` answers 200.
+/// Extra flags and environment of a server (see [`Server::start_with_flags`]).
+struct Extra<'a> {
+    flags: &'a [String],
+    env: &'a [(String, String)],
+    tls: bool,
+}
+
+/// Spawns `otaas serve` and waits until it has printed both addresses and `/healthz` answers 200
+/// (with TLS: until the API accepts connections; the harness speaks no TLS itself).
 fn spawn(
     data_dir: &Path,
     admin_token: &str,
     database: Option<&str>,
     api: SocketAddr,
     opamp: SocketAddr,
+    extra: &Extra<'_>,
 ) -> (Daemon, SocketAddr, SocketAddr) {
     let mut cmd = Command::new(tools::otaas());
     cmd.arg("serve")
@@ -142,6 +214,10 @@ fn spawn(
         .env("NO_COLOR", "1");
     if let Some(database) = database {
         cmd.arg("--database").arg(database);
+    }
+    cmd.args(extra.flags);
+    for (k, v) in extra.env {
+        cmd.env(k, v);
     }
     let (tx, rx) = mpsc::channel();
     let mut daemon = Daemon::spawn("otaas serve", &mut cmd, move |line| {
@@ -174,7 +250,14 @@ fn spawn(
     }
     let (api, opamp) = (api.expect("api addr"), opamp.expect("opamp addr"));
 
-    while healthz(api) != Some(200) {
+    let ready = |addr| {
+        if extra.tls {
+            TcpStream::connect_timeout(&addr, Duration::from_secs(2)).is_ok()
+        } else {
+            healthz(addr) == Some(200)
+        }
+    };
+    while !ready(api) {
         daemon.assert_running();
         if Instant::now() >= deadline {
             panic!(
@@ -219,6 +302,8 @@ pub(crate) struct FleetSimBuilder {
     /// `--throughput` and `--own-metrics-seconds` (the simulator's defaults when unset).
     throughput: Option<u64>,
     own_metrics_seconds: Option<u64>,
+    /// The server's generated CA, for `wss://`/`https://` (`--ca-cert`).
+    ca_cert: Option<std::path::PathBuf>,
 }
 
 impl FleetSim {
@@ -233,6 +318,7 @@ impl FleetSim {
             token: None,
             throughput: None,
             own_metrics_seconds: None,
+            ca_cert: server.ca_cert_path(),
         }
     }
 
@@ -267,7 +353,10 @@ impl FleetSimBuilder {
     /// HTTP polling instead of WebSocket (the server URL becomes `http://.../v1/opamp`).
     pub(crate) fn http(mut self) -> Self {
         self.transport = Some("http");
-        self.server = self.server.replacen("ws://", "http://", 1);
+        self.server = self
+            .server
+            .replacen("wss://", "https://", 1)
+            .replacen("ws://", "http://", 1);
         self
     }
 
@@ -316,6 +405,9 @@ impl FleetSimBuilder {
         }
         if let Some(n) = self.own_metrics_seconds {
             cmd.arg("--own-metrics-seconds").arg(n.to_string());
+        }
+        if let Some(ca) = &self.ca_cert {
+            cmd.arg("--ca-cert").arg(ca);
         }
         let mut daemon = Daemon::spawn("otaas fleet-sim", &mut cmd, |_| {});
         daemon.assert_running();
