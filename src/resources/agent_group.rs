@@ -525,8 +525,9 @@ impl Resource for AgentGroupResource {
                         id: string(&change.prior, "id").and_then(|s| s.parse().ok()),
                         spec: group_spec,
                     }),
+                    exporter_binding: None,
                 };
-                plan_component_check(ctx, &check, &change.planned, diags).await;
+                plan_component_check(ctx, &check, change, diags).await;
             }
         }
         // Only a change the server sees makes a new revision: the wait settings are local.

@@ -94,9 +94,15 @@ pub(crate) fn api_error(action: &str, err: &ClientError, value: &Value) -> Diagn
 pub(crate) async fn plan_component_check(
     ctx: &Context,
     check: &otaas_api::ComponentCheck,
-    planned: &Value,
+    change: &PlanChange,
     diags: &mut Diagnostics,
 ) {
+    // Unchanged objects were checked when they were written; a plan of a large, settled
+    // configuration should not cost a request per object.
+    if change.planned == change.prior {
+        return;
+    }
+    let planned = &change.planned;
     let Ok(client) = client(ctx) else {
         return;
     };

@@ -353,7 +353,7 @@ impl Resource for ExporterBindingResource {
             }
         }
     }
-    async fn modify_plan(&self, _ctx: &Context, change: &mut PlanChange, _diags: &mut Diagnostics) {
+    async fn modify_plan(&self, ctx: &Context, change: &mut PlanChange, diags: &mut Diagnostics) {
         let config = change.config.clone();
         if let (Some(Value::List(items)), Some(Value::List(cfg_items))) = (
             change.planned.get_mut("destinations"),
@@ -370,6 +370,27 @@ impl Resource for ExporterBindingResource {
             }
         }
         computed_follow_change(change, &["revision"]);
+        // The binding's pipeline names the groups (and so the agents) its exporters reach:
+        // check the planned exporter types against them now rather than at apply.
+        if !change
+            .planned
+            .is_wholly_known_at(&["name", "pipeline_id", "destinations"])
+        {
+            return;
+        }
+        let mut quiet = Diagnostics::new();
+        let Some(binding) = spec(&change.planned, &mut quiet) else {
+            return;
+        };
+        let check = otaas_api::ComponentCheck {
+            pipeline: None,
+            agent_group: None,
+            exporter_binding: Some(otaas_api::ExporterBindingCheck {
+                id: string(&change.prior, "id").and_then(|s| s.parse().ok()),
+                spec: binding,
+            }),
+        };
+        plan_component_check(ctx, &check, change, diags).await;
     }
     async fn create(
         &self,

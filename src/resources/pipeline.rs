@@ -289,8 +289,9 @@ impl Resource for PipelineResource {
                 spec: planned_spec,
             }),
             agent_group: None,
+            exporter_binding: None,
         };
-        plan_component_check(ctx, &check, &change.planned, diags).await;
+        plan_component_check(ctx, &check, change, diags).await;
     }
     async fn create(
         &self,

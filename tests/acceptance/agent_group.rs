@@ -412,6 +412,30 @@ fn a_component_the_agents_lack_fails_the_plan_at_the_attribute() {
             plan.stderr
         );
     }
+    // When the group's binding gains a Kafka destination
+    let kafka_dest = r#"destinations = [{ name = "sink", type = "otlphttp", endpoint = "http://127.0.0.1:9" }, { name = "bus", type = "kafka", config = jsonencode({ brokers = ["127.0.0.1:9092"] }) }]"#;
+    let tf = real_tf(&log, "otaas_pipeline.a.id", r#"{ id = "batch" }"#).replacen(
+        r#"destinations = [{ name = "sink", type = "otlphttp", endpoint = "http://127.0.0.1:9" }]"#,
+        kafka_dest,
+        1,
+    );
+    assert!(tf.contains(kafka_dest));
+    ws.write("main.tf", &format!("{PROVIDER}\n{tf}"));
+    let plan = ws.plan_detailed_exitcode();
+    // Then the plan fails at the binding's destinations
+    plan.assert_code(1);
+    for want in [
+        "otaas_exporter_binding.out",
+        "destinations",
+        "exporter \"kafka\"",
+        agent_id.as_str(),
+    ] {
+        assert!(
+            plan.stderr.contains(want),
+            "{want:?} not in:\n{}",
+            plan.stderr
+        );
+    }
     // And nothing changed on the server
     let g = block_on(api.find_agent_group("real")).unwrap().unwrap();
     assert_eq!(g.config_revision, 1);

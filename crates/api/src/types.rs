@@ -427,7 +427,7 @@ pub struct TokenInfo {
     pub revoked_at: Option<DateTime<Utc>>,
 }
 
-/// `POST /api/v1/component-check`: one pipeline or one agent group as it would be written
+/// `POST /api/v1/component-check`: one pipeline, agent group or exporter binding as it would be written
 /// (`id` set for an update), checked against the components the agents it would reach have.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -436,6 +436,17 @@ pub struct ComponentCheck {
     pub pipeline: Option<PipelineCheck>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub agent_group: Option<AgentGroupCheck>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exporter_binding: Option<ExporterBindingCheck>,
+}
+
+/// An exporter binding to check (its pipeline's groups are the targets).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExporterBindingCheck {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<ExporterBindingId>,
+    pub spec: ExporterBindingSpec,
 }
 
 /// A pipeline to check.

@@ -479,6 +479,7 @@ async fn a_real_collector_under_otaas_agent() {
                 spec: lacking.clone(),
             }),
             agent_group: None,
+            exporter_binding: None,
         })
         .await
         .unwrap_err();
@@ -527,6 +528,7 @@ async fn a_real_collector_under_otaas_agent() {
                 spec: pipeline(&[&file1, &file2], json!({})),
             }),
             agent_group: None,
+            exporter_binding: None,
         })
         .await
         .unwrap();

@@ -1246,6 +1246,10 @@ async fn openapi_matches_the_types() {
                 id: Some(AgentGroupId::new()),
                 spec: gs.clone(),
             }),
+            exporter_binding: Some(ExporterBindingCheck {
+                id: Some(ExporterBindingId::new()),
+                spec: b.clone(),
+            }),
         })
         .unwrap(),
     );

@@ -241,25 +241,29 @@ pub(super) async fn check(
     Err(err)
 }
 
-/// `POST /api/v1/component-check`: the check alone, for a pipeline or an agent group as it
-/// would be written (the provider calls this while planning).
+/// `POST /api/v1/component-check`: the check alone, for a pipeline, an agent group or an
+/// exporter binding as it would be written (the provider calls this while planning).
 pub(super) async fn dry_run(
     State(s): State<AppState>,
     ApiJson(req): ApiJson<ComponentCheck>,
 ) -> Result<Json<ComponentCheckResult>, ApiError> {
-    let (groups, agents) = match (&req.pipeline, &req.agent_group) {
-        (Some(p), None) => {
+    let (groups, agents) = match (&req.pipeline, &req.agent_group, &req.exporter_binding) {
+        (Some(p), None, None) => {
             validate::pipeline(&p.spec)?;
             check(&s, &Change::Pipeline(p.id, &p.spec)).await?
         }
-        (None, Some(g)) => {
+        (None, Some(g), None) => {
             validate::group(&g.spec)?;
             check(&s, &Change::Group(g.id, &g.spec)).await?
+        }
+        (None, None, Some(b)) => {
+            validate::binding(&b.spec)?;
+            check(&s, &Change::Binding(b.id, &b.spec)).await?
         }
         _ => {
             return Err(ApiError::invalid(
                 "pipeline",
-                "give exactly one of pipeline or agent_group",
+                "give exactly one of pipeline, agent_group or exporter_binding",
             ));
         }
     };

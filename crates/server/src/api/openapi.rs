@@ -261,7 +261,7 @@ pub fn document() -> Value {
         "/component-check".into(),
         json!({ "post": {
             "tags": ["agent-groups"],
-            "summary": "Dry run: would this pipeline or agent group (id set for an update) use a component type that connected agents it reaches lack? 422 missing_components if so",
+            "summary": "Dry run: would this pipeline, agent group or exporter binding (id set for an update) use a component type that connected agents it reaches lack? 422 missing_components if so",
             "requestBody": body("ComponentCheck"),
             "responses": ok("200", r("ComponentCheckResult"))
         }}),
@@ -298,7 +298,7 @@ pub fn document() -> Value {
             "replica_id": { "type": ["string", "null"],
                 "description": "the otaas serve replica (--replica-id) the agent is connected to, or last was" },
             "available_components": { "type": "object",
-                "description": "component kind (receivers, processors, exporters, extensions, connectors) -> the types the agent's collector build has; absent when the agent does not report them",
+                "description": "component types of the agent's collector build (kind → types), when it reports them (OpAMP AvailableComponents)",
                 "additionalProperties": { "type": "array", "items": { "type": "string" } } } })),
         "ErrorBody": resp_obj(&["error"], json!({ "error": resp_obj(&["code", "message", "field"], json!({
             "code": { "type": "string", "enum": [
@@ -318,7 +318,8 @@ pub fn document() -> Value {
         })) })),
         "ComponentCheck": obj(&[], json!({
             "pipeline": obj(&["spec"], json!({ "id": uuid(), "spec": r("PipelineSpec") })),
-            "agent_group": obj(&["spec"], json!({ "id": uuid(), "spec": r("AgentGroupSpec") }))
+            "agent_group": obj(&["spec"], json!({ "id": uuid(), "spec": r("AgentGroupSpec") })),
+            "exporter_binding": obj(&["spec"], json!({ "id": uuid(), "spec": r("ExporterBindingSpec") }))
         })),
         "ComponentCheckResult": resp_obj(&["groups", "agents"], json!({
             "groups": { "type": "array", "items": { "type": "string" } },
