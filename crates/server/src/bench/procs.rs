@@ -146,8 +146,10 @@ pub(crate) struct Server {
 }
 
 impl Server {
-    /// Starts `otaas serve` on free loopback ports (no API rate limit: the benchmark's own
-    /// polling and Terraform's 500 requests are what is measured, not the limiter).
+    /// Starts `otaas serve` on free loopback ports without the limiters: no API rate limit
+    /// (the benchmark's own polling and Terraform's 500 requests are what is measured, not the
+    /// limiter), and no OpAMP per-address cap or admission rate (every simulated agent comes
+    /// from 127.0.0.1, where real ones come from thousands of addresses).
     pub(crate) async fn start(
         exe: &Path,
         database: &Database,
@@ -163,6 +165,7 @@ impl Server {
         cmd.arg("serve")
             .args(["--listen", "127.0.0.1:0", "--opamp-listen", "127.0.0.1:0"])
             .args(["--api-rate-limit", "0"])
+            .args(["--opamp-max-conns-per-ip", "0", "--opamp-admit-rate", "0"])
             .arg("--opamp-heartbeat-seconds")
             .arg(heartbeat_seconds.to_string())
             .arg("--data-dir")
