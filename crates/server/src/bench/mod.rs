@@ -272,13 +272,6 @@ async fn run_all(
         eprintln!("otaas bench: provider handshakes ...");
         report.handshake = Some(terraform::handshakes(tools, plan.handshake_reps).await?);
     }
-    if let (Some(tools), true) = (tools, plan.terraform) {
-        eprintln!(
-            "otaas bench: terraform, {} null_resource ...",
-            plan.resources
-        );
-        report.null_tf = Some(terraform::measure_null(tools, plan.resources).await?);
-    }
     for &backend in &plan.backends {
         let mut results = fleet::FleetResults::default();
         if plan.idle || plan.push {
@@ -294,10 +287,14 @@ async fn run_all(
         report.fleets.insert(backend, results);
         if let (Some(tools), true) = (tools, plan.terraform) {
             eprintln!(
-                "otaas bench: {} terraform, {} otaas_pipeline ...",
+                "otaas bench: {} terraform, {} null_resource then {} otaas_pipeline ...",
                 backend.name(),
+                plan.resources,
                 plan.resources
             );
+            // The baseline right before, so both see the same machine load.
+            let null = terraform::measure_null(tools, plan.resources).await?;
+            report.null_tf.insert(backend, null);
             let db = dbs.get(backend).await?;
             let server = procs::Server::start(&plan.exe, &db, plan.heartbeat_seconds).await?;
             let times = terraform::measure_otaas(tools, &server, plan.resources).await;

@@ -146,8 +146,10 @@ pub(crate) struct Server {
 }
 
 impl Server {
-    /// Starts `otaas serve` on free loopback ports (no API rate limit: the benchmark's own
-    /// polling and Terraform's 500 requests are what is measured, not the limiter).
+    /// Starts `otaas serve` on free loopback ports without the limiters: no API rate limit
+    /// (the benchmark's own polling and Terraform's 500 requests are what is measured, not the
+    /// limiter), and no OpAMP per-address cap or admission rate (every simulated agent comes
+    /// from 127.0.0.1, where real ones come from thousands of addresses).
     pub(crate) async fn start(
         exe: &Path,
         database: &Database,

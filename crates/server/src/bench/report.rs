@@ -80,7 +80,8 @@ pub(crate) struct Report {
     finished: Option<DateTime<Utc>>,
     /// Median start-to-handshake of (our provider, the null provider).
     pub(crate) handshake: Option<(Duration, Duration)>,
-    pub(crate) null_tf: Option<TfTimes>,
+    /// The null provider's times, measured right before ours on each backend.
+    pub(crate) null_tf: BTreeMap<Backend, TfTimes>,
     pub(crate) otaas_tf: BTreeMap<Backend, TfTimes>,
     pub(crate) fleets: BTreeMap<Backend, FleetResults>,
 }
@@ -137,7 +138,7 @@ impl Report {
             started: Utc::now(),
             finished: None,
             handshake: None,
-            null_tf: None,
+            null_tf: BTreeMap::new(),
             otaas_tf: BTreeMap::new(),
             fleets: BTreeMap::new(),
         }
@@ -212,9 +213,9 @@ impl Report {
                 });
             }
         }
-        if let Some(null) = &self.null_tf {
-            let n = self.plan.resources;
-            for (backend, ours) in &self.otaas_tf {
+        let n = self.plan.resources;
+        for (backend, ours) in &self.otaas_tf {
+            if let Some(null) = self.null_tf.get(backend) {
                 for (what, o, b) in [
                     ("apply (create)", ours.apply, null.apply),
                     ("plan (refresh, no changes)", ours.plan, null.plan),
@@ -316,7 +317,8 @@ impl Report {
              figure group and backend (SQLite file, or a fresh PostgreSQL database), \
              `otaas fleet-sim` processes (heartbeat {hb} s, no own-metrics export), the \
              Terraform engine with the release provider and the null provider in a filesystem \
-             mirror.",
+             mirror. The servers run without the API rate limit and without the OpAMP \
+             per-address cap and admission rate (every simulated agent comes from 127.0.0.1).",
             hb = p.heartbeat_seconds
         );
         let _ = writeln!(
@@ -345,7 +347,8 @@ impl Report {
             out,
             "- terraform: `init`, then timed `apply -auto-approve` (create) and \
              `plan -detailed-exitcode` (refresh, must show no changes), default parallelism, \
-             {} resources each; the otaas server runs without the API rate limit.",
+             {} resources each; the null provider's run comes right before ours on each \
+             backend.",
             p.resources
         );
         let _ = writeln!(
