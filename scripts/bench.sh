@@ -3,7 +3,7 @@
 # and the provider, then `otaas bench`, which writes bench/RESULTS.md. Extra arguments go to
 # `otaas bench`:
 #
-#   bash scripts/bench.sh                        # full run: both backends, 10,000 agents (~12 min)
+#   bash scripts/bench.sh                        # full run: both backends, 10,000 agents (~10 min)
 #   bash scripts/bench.sh --quick                # small sizes (under a minute once built)
 #   bash scripts/bench.sh --only push,idle --backend sqlite
 #
