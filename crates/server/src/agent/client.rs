@@ -16,7 +16,6 @@ use otaas_opamp::proto::{
     ServerToAgent, ServerToAgentFlags, any_value, server_error_response,
 };
 use otaas_opamp::{InstanceUid, framing, hash};
-use prost::Message as _;
 use tokio::sync::{mpsc, watch};
 use tokio::time::{Instant, sleep_until};
 use tokio_tungstenite::tungstenite::{self, Message, client::IntoClientRequest};
@@ -25,7 +24,9 @@ use tokio_util::sync::CancellationToken;
 use super::collector::BuildInfo;
 use super::events::emit;
 use super::supervisor::{ApplyState, Config, Report};
-use crate::fleet_sim::transport::{Backoff, pause, retry_after_header, ws_config};
+use crate::fleet_sim::transport::{
+    Backoff, Posted, pause, post_opamp, retry_after_header, ws_config,
+};
 
 /// Largest server message accepted (a rendered config is far smaller).
 const MAX_MESSAGE: usize = 16 << 20;
@@ -558,55 +559,8 @@ async fn ws_session(
     }
 }
 
-enum Posted {
-    Reply(ServerToAgent),
-    Failed {
-        error: String,
-        retry_after: Option<Duration>,
-    },
-}
-
 async fn post(target: &Target, msg: &AgentToServer) -> Posted {
-    let mut req = target
-        .http
-        .post(&target.http_url)
-        .header(
-            http::header::CONTENT_TYPE,
-            otaas_opamp::CONTENT_TYPE_PROTOBUF,
-        )
-        .body(msg.encode_to_vec());
-    if let Some(token) = &target.token {
-        req = req.bearer_auth(token);
-    }
-    let resp = match req.send().await {
-        Ok(resp) => resp,
-        Err(err) => {
-            return Posted::Failed {
-                error: err.to_string(),
-                retry_after: None,
-            };
-        }
-    };
-    let status = resp.status();
-    if !status.is_success() {
-        return Posted::Failed {
-            error: format!("http status {status}"),
-            retry_after: retry_after_header(resp.headers()),
-        };
-    }
-    match resp.bytes().await {
-        Ok(body) => match framing::decode_http::<ServerToAgent>(&body, MAX_MESSAGE) {
-            Ok(msg) => Posted::Reply(msg),
-            Err(err) => Posted::Failed {
-                error: err.to_string(),
-                retry_after: None,
-            },
-        },
-        Err(err) => Posted::Failed {
-            error: err.to_string(),
-            retry_after: None,
-        },
-    }
+    post_opamp(&target.http, &target.http_url, target.token.as_deref(), msg).await
 }
 
 /// Plain HTTP: one POST per status change or heartbeat; the reply carries the server's news.
@@ -630,7 +584,9 @@ async fn run_http(
         };
         let mut delay = session.heartbeat;
         match posted {
-            Posted::Failed { error, retry_after } => {
+            Posted::Failed {
+                error, retry_after, ..
+            } => {
                 if online {
                     emit("disconnected", serde_json::json!({ "reason": error }));
                 }

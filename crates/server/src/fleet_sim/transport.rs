@@ -339,7 +339,8 @@ pub(crate) fn retry_after_header(headers: &http::HeaderMap) -> Option<Duration> 
     Some(Duration::from_secs(secs))
 }
 
-enum Posted {
+/// The outcome of one OpAMP HTTP request.
+pub(crate) enum Posted {
     Reply(ServerToAgent),
     Failed {
         error: String,
@@ -349,15 +350,25 @@ enum Posted {
 }
 
 async fn post(target: &Target, msg: &AgentToServer) -> Posted {
-    let mut req = target
-        .http
-        .post(&target.url)
+    post_opamp(&target.http, &target.url, target.token.as_deref(), msg).await
+}
+
+/// POSTs one `AgentToServer` to an OpAMP HTTP endpoint (shared by fleet-sim and `otaas agent`).
+/// A refusal's delay comes from its `RetryInfo` if it has one, else from `Retry-After`.
+pub(crate) async fn post_opamp(
+    http: &reqwest::Client,
+    url: &str,
+    token: Option<&str>,
+    msg: &AgentToServer,
+) -> Posted {
+    let mut req = http
+        .post(url)
         .header(
             http::header::CONTENT_TYPE,
             otaas_opamp::CONTENT_TYPE_PROTOBUF,
         )
         .body(msg.encode_to_vec());
-    if let Some(token) = &target.token {
+    if let Some(token) = token {
         req = req.bearer_auth(token);
     }
     let resp = match req.send().await {
