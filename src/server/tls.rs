@@ -6,6 +6,12 @@
 //! building rejects a CA used as an end entity, and ring cannot verify P-521, so the stock
 //! verifier fails the handshake. `PinnedClientCert` instead compares the presented certificate
 //! byte for byte with the one we were given and checks the handshake signature with aws-lc-rs.
+//!
+//! Everything that needs randomness (our key, the certificate's signature, the TLS handshake's
+//! key exchange) runs on ring, which reads the OS random source directly. aws-lc seeds its own
+//! generator from a CPU-jitter entropy source on first use, ~30 ms of CPU that made the provider
+//! start slower than Go's providers; only signature *verification* (deterministic, no random
+//! generator) is left to aws-lc-rs.
 
 use std::sync::Arc;
 
@@ -40,7 +46,13 @@ pub fn auto_mtls(client_cert_pem: &str) -> Result<AutoMtls, TlsError> {
     let client_cert = CertificateDer::from_pem_slice(client_cert_pem.as_bytes())
         .map_err(|e| TlsError::ClientCert(e.to_string()))?;
     let (server_cert, key) = generate_server_cert()?;
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    // ring for the cipher suites, key exchange, our signing key and the random source; aws-lc-rs
+    // only for verifying the client's signature (ring has no P-521).
+    let provider = Arc::new(rustls::crypto::CryptoProvider {
+        signature_verification_algorithms: rustls::crypto::aws_lc_rs::default_provider()
+            .signature_verification_algorithms,
+        ..rustls::crypto::ring::default_provider()
+    });
     let verifier = PinnedClientCert {
         expected: client_cert,
         algorithms: provider.signature_verification_algorithms,
@@ -61,10 +73,9 @@ pub fn auto_mtls(client_cert_pem: &str) -> Result<AutoMtls, TlsError> {
 /// CertSign (Go accepts a self-signed root as the leaf), ServerAuth and ClientAuth.
 fn generate_server_cert() -> Result<(CertificateDer<'static>, PrivateKeyDer<'static>), TlsError> {
     use rcgen::{
-        BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair,
-        KeyUsagePurpose,
+        BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, KeyUsagePurpose,
     };
-    let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P384_SHA384)?;
+    let key = RingP384::generate()?;
     let mut params = CertificateParams::new(vec!["localhost".to_string()])?;
     params
         .distinguished_name
@@ -84,8 +95,54 @@ fn generate_server_cert() -> Result<(CertificateDer<'static>, PrivateKeyDer<'sta
         ExtendedKeyUsagePurpose::ClientAuth,
     ];
     let cert = params.self_signed(&key)?;
-    let key_der = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der()));
+    let key_der = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.pkcs8));
     Ok((cert.der().clone(), key_der))
+}
+
+/// An ECDSA P-384 key generated and used by ring. rcgen's own `KeyPair` runs on aws-lc-rs in
+/// this workspace (the bench and tests need P-521 keys, which ring cannot make), and aws-lc's
+/// first random draw costs its jitter-entropy seeding; this key signs our certificate instead.
+struct RingP384 {
+    pkcs8: Vec<u8>,
+    key: ring::signature::EcdsaKeyPair,
+    rng: ring::rand::SystemRandom,
+}
+
+impl RingP384 {
+    fn generate() -> Result<Self, rcgen::Error> {
+        let alg = &ring::signature::ECDSA_P384_SHA384_ASN1_SIGNING;
+        let rng = ring::rand::SystemRandom::new();
+        let pkcs8 = ring::signature::EcdsaKeyPair::generate_pkcs8(alg, &rng)
+            .map_err(|_| rcgen::Error::RingUnspecified)?;
+        let key = ring::signature::EcdsaKeyPair::from_pkcs8(alg, pkcs8.as_ref(), &rng)
+            .map_err(|e| rcgen::Error::RingKeyRejected(e.to_string()))?;
+        Ok(Self {
+            pkcs8: pkcs8.as_ref().to_vec(),
+            key,
+            rng,
+        })
+    }
+}
+
+impl rcgen::PublicKeyData for RingP384 {
+    fn der_bytes(&self) -> &[u8] {
+        // The uncompressed point, as rcgen expects for an EC subjectPublicKey.
+        ring::signature::KeyPair::public_key(&self.key).as_ref()
+    }
+
+    fn algorithm(&self) -> &'static rcgen::SignatureAlgorithm {
+        &rcgen::PKCS_ECDSA_P384_SHA384
+    }
+}
+
+impl rcgen::SigningKey for RingP384 {
+    fn sign(&self, msg: &[u8]) -> Result<Vec<u8>, rcgen::Error> {
+        let sig = self
+            .key
+            .sign(&self.rng, msg)
+            .map_err(|_| rcgen::Error::RingUnspecified)?;
+        Ok(sig.as_ref().to_vec())
+    }
 }
 
 /// Accepts exactly one client certificate (the one Terraform generated for this process).
