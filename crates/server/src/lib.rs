@@ -18,7 +18,7 @@
 //! - [`insights`]: fleet insights (own-metrics ingest, anomalies, security events).
 //! - [`fleet_sim`]: `otaas fleet-sim`, simulated collectors speaking OpAMP.
 //! - [`agent`]: `otaas agent`, a supervisor running a real collector under OpAMP control.
-//! - [`bench`]: `otaas bench`, the benchmark suite (servers, fleets and Terraform on loopback).
+//! - [`bench`](mod@bench): `otaas bench`, the benchmark suite (servers, fleets and Terraform on loopback).
 //! - [`token_cmd`]: `otaas token create|list|revoke`.
 //! - [`tls`]: TLS server configs (files or a generated private CA in the data dir).
 //! - [`listener`]: the accept loop (TLS, per-address connection limit, graceful shutdown).
