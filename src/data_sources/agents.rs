@@ -133,21 +133,16 @@ impl DataSource for AgentsDataSource {
             AttributePath::attr("health"),
             diags,
         );
-        if let Some(Value::String(g)) = config.get("group_id")
-            && g.parse::<otaas_api::AgentGroupId>().is_err()
-        {
-            diags.error_at(
-                AttributePath::attr("group_id"),
-                "Invalid group id",
-                format!("group_id must be an agent group's id (a UUID); got {g:?}."),
-            );
-        }
+        let _ = group_id_arg(config, diags);
     }
     async fn read(&self, ctx: &Context, config: &Value, diags: &mut Diagnostics) -> Option<Value> {
         let client = client_or_diag(ctx, diags)?;
+        // Validated at plan time, but a value unknown then arrives only now: an invalid one
+        // must not quietly become "every group".
+        let group_id = group_id_arg(config, diags).ok()?;
         let query = AgentQuery {
             selector: string_map(config, "selector"),
-            group_id: string(config, "group_id").and_then(|g| g.parse().ok()),
+            group_id,
             health: match string(config, "health").as_deref() {
                 Some("healthy") => Some(HealthFilter::Healthy),
                 Some("unhealthy") => Some(HealthFilter::Unhealthy),

@@ -352,33 +352,12 @@ impl DataSource for FleetInsightsDataSource {
         )
     }
     async fn validate(&self, config: &Value, diags: &mut Diagnostics) {
-        if let Some(Value::String(g)) = config.get("group_id")
-            && g.parse::<AgentGroupId>().is_err()
-        {
-            diags.error_at(
-                AttributePath::attr("group_id"),
-                "Invalid group id",
-                format!("group_id must be an agent group's id (a UUID); got {g:?}."),
-            );
-        }
+        let _ = group_id_arg(config, diags);
     }
     async fn read(&self, ctx: &Context, config: &Value, diags: &mut Diagnostics) -> Option<Value> {
         let client = client_or_diag(ctx, diags)?;
         // Validated at plan time, but a value unknown then arrives only now.
-        let group = match string(config, "group_id") {
-            Some(g) => match g.parse::<AgentGroupId>() {
-                Ok(id) => Some(id),
-                Err(_) => {
-                    diags.error_at(
-                        AttributePath::attr("group_id"),
-                        "Invalid group id",
-                        format!("group_id must be an agent group's id (a UUID); got {g:?}."),
-                    );
-                    return None;
-                }
-            },
-            None => None,
-        };
+        let group = group_id_arg(config, diags).ok()?;
         match client.insights().await {
             Ok(i) => Some(insights_value(&i, group)),
             Err(e) => {

@@ -1,7 +1,6 @@
 //! `otaas_agent_group_status`: the rollout state and fleet counts of one agent group.
 
 use async_trait::async_trait;
-use otaas_api::AgentGroupId;
 
 use crate::framework::*;
 use crate::resources::common::*;
@@ -70,19 +69,12 @@ impl DataSource for GroupStatusDataSource {
         )
     }
     async fn validate(&self, config: &Value, diags: &mut Diagnostics) {
-        if let Some(Value::String(g)) = config.get("group_id")
-            && g.parse::<AgentGroupId>().is_err()
-        {
-            diags.error_at(
-                AttributePath::attr("group_id"),
-                "Invalid group id",
-                format!("group_id must be an agent group's id (a UUID); got {g:?}."),
-            );
-        }
+        let _ = group_id_arg(config, diags);
     }
     async fn read(&self, ctx: &Context, config: &Value, diags: &mut Diagnostics) -> Option<Value> {
         let client = client_or_diag(ctx, diags)?;
-        let id: AgentGroupId = string(config, "group_id")?.parse().ok()?;
+        // Validated at plan time, but a value unknown then arrives only now.
+        let id = group_id_arg(config, diags).ok()??;
         match client.agent_group_status(id).await {
             Ok(st) => {
                 let n = |v: u64| Value::int(i64::try_from(v).unwrap_or(i64::MAX));

@@ -350,6 +350,28 @@ pub(crate) fn parse_duration(s: &str) -> Option<Duration> {
 
 // ------------------------------------------------------------------ value helpers
 
+/// A data source's `group_id` argument: `Ok(None)` when unset (or unknown at plan time),
+/// `Err` with an error at the attribute when it is not an agent group's id.
+pub(crate) fn group_id_arg(
+    config: &Value,
+    diags: &mut Diagnostics,
+) -> Result<Option<otaas_api::AgentGroupId>, ()> {
+    let Some(g) = string(config, "group_id") else {
+        return Ok(None);
+    };
+    match g.parse() {
+        Ok(id) => Ok(Some(id)),
+        Err(_) => {
+            diags.error_at(
+                AttributePath::attr("group_id"),
+                "Invalid group id",
+                format!("group_id must be an agent group's id (a UUID); got {g:?}."),
+            );
+            Err(())
+        }
+    }
+}
+
 /// A known string attribute.
 pub(crate) fn string(v: &Value, name: &str) -> Option<String> {
     v.attr::<String>(name).ok().and_then(Val::into_known)
