@@ -886,21 +886,10 @@ impl Registry {
         Self::reassign(&mut inner)
     }
 
-    /// The connected agents that would belong to group `id` if it had `selector` (and was
-    /// created at `created_at`), with every other group as it is now: what a change to that
+    /// The connected agents among `agents` (this registry's, or the whole fleet across
+    /// replicas) that would belong to group `id` if it had `selector` (and was created at
+    /// `created_at`), with every other group as this registry knows it: what a change to that
     /// group would reach. Ordered by id.
-    pub fn members_if(
-        &self,
-        id: AgentGroupId,
-        selector: &BTreeMap<String, String>,
-        created_at: DateTime<Utc>,
-    ) -> Vec<AgentRecord> {
-        let local: Vec<AgentRecord> = self.lock().agents.values().map(|e| e.rec.clone()).collect();
-        self.members_if_among(&local, id, selector, created_at)
-    }
-
-    /// [`Self::members_if`] among `agents` (e.g. the whole fleet across replicas), judged
-    /// against the groups this registry knows.
     pub fn members_if_among(
         &self,
         agents: &[AgentRecord],

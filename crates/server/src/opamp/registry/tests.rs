@@ -692,12 +692,22 @@ fn members_if_follows_the_group_matching_rules() {
     // A broader new group would get only the agent the more specific group does not hold.
     let ids = |v: Vec<AgentRecord>| v.into_iter().map(|r| r.id).collect::<Vec<_>>();
     assert_eq!(
-        ids(reg.members_if(AgentGroupId::new(), &labels(&[("env", "prod")]), now())),
+        ids(reg.members_if_among(
+            &reg.list(&AgentFilter::default()),
+            AgentGroupId::new(),
+            &labels(&[("env", "prod")]),
+            now()
+        )),
         [us.to_string()]
     );
     // The specific group itself, with its selector as it is, holds the eu agent.
     assert_eq!(
-        ids(reg.members_if(specific.id, &specific.selector, specific.created_at)),
+        ids(reg.members_if_among(
+            &reg.list(&AgentFilter::default()),
+            specific.id,
+            &specific.selector,
+            specific.created_at
+        )),
         [eu.to_string()]
     );
 }
