@@ -772,6 +772,8 @@ fn from_row(cluster: &Cluster, row: AgentRow, full: bool) -> Option<AgentRecord>
         }
     };
     rec.connected = row.connected && cluster.is_live(row.replica_id.as_deref());
+    // Heartbeats move only the column (`Store::touch_agents`), not the JSON.
+    rec.last_seen = rec.last_seen.max(row.last_seen);
     rec.replica_id = row.replica_id;
     Some(rec)
 }
@@ -808,6 +810,47 @@ pub async fn agents(
         }
     }
     Ok(all.into_values().filter(|r| filter.matches(r)).collect())
+}
+
+/// Runs `f` on every agent of the fleet matching `filter`, as [`agents`] lists them but in no
+/// particular order, and without copying this replica's own records: those are visited in
+/// place under the registry lock (a group's status is polled often, and copying 10,000
+/// records each time cost CPU and, through the allocator, memory), so `f` must be short.
+pub async fn visit_agents(
+    state: &AppState,
+    filter: &AgentFilter,
+    mut f: impl FnMut(&AgentRecord),
+) -> Result<(), StoreError> {
+    let cluster = &state.cluster;
+    if !cluster.is_shared() {
+        state.agents.visit(filter, f);
+        return Ok(());
+    }
+    let rows = state
+        .store
+        .list_agent_rows(&AgentRowFilter {
+            group_id: filter.group_id.map(|g| g.to_string()),
+            not_replica: Some(cluster.replica_id.clone()),
+        })
+        .await?;
+    let mut others: BTreeMap<String, AgentRecord> = rows
+        .into_iter()
+        .filter_map(|row| from_row(cluster, row, false))
+        .map(|r| (r.id.clone(), r))
+        .collect();
+    state.agents.visit(filter, |local| {
+        // The same rule as in `agents`: ours when connected here, or last held here and not
+        // taken by another replica since.
+        if local.replica_id.as_deref() != Some(cluster.replica_id.as_str()) {
+            return;
+        }
+        if local.connected || !others.contains_key(&local.id) {
+            others.remove(&local.id);
+            f(local);
+        }
+    });
+    others.values().filter(|r| filter.matches(r)).for_each(f);
+    Ok(())
 }
 
 /// One agent, wherever it is held.

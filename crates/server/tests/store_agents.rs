@@ -1,4 +1,4 @@
-//! Store contract for the OpAMP agent rows (`upsert_agents`, `list_agents`,
+//! Store contract for the OpAMP agent rows (`upsert_agents`, `touch_agents`, `list_agents`,
 //! `list_agent_rows`, `get_agent_row`), on SQLite and on the machine's PostgreSQL: the batched
 //! write (multi-row statements, more rows than one statement holds, repeated ids) and the
 //! replica rules (which replica holds a row; a stale "disconnected" never hides another
@@ -156,6 +156,56 @@ async fn replicas(store: Arc<dyn Store>) {
         ids(store.list_agent_rows(&not_b).await.unwrap()),
         [other_group.id]
     );
+}
+
+/// A heartbeat's write: `touch_agents` moves `last_seen` forward and nothing else, in batches
+/// larger than one statement, skipping unknown ids and never moving a time back.
+async fn touched(store: Arc<dyn Store>) {
+    let n = AGENT_ROWS_PER_STATEMENT + 3;
+    let id = |i: usize| format!("{i:032x}");
+    let at = |ms: i64| DateTime::<Utc>::from_timestamp_millis(ms).unwrap();
+    let rows: Vec<AgentRow> = (0..n)
+        .map(|i| row(&id(i), true, &format!(r#"{{"n":{i}}}"#)))
+        .collect();
+    store.upsert_agents(&rows).await.unwrap();
+    let first = rows[0].last_seen.unwrap();
+    // When every agent but the last is touched later, and an unknown agent too
+    let later = first + chrono::Duration::seconds(30);
+    let mut seen: Vec<(String, DateTime<Utc>)> = (0..n - 1).map(|i| (id(i), later)).collect();
+    seen.push(("ffffffffffffffffffffffffffffffff".to_owned(), later));
+    store.touch_agents(&seen).await.unwrap();
+    // Then only their last_seen changed
+    let stored = store.list_agents().await.unwrap();
+    assert_eq!(stored.len(), n, "an unknown id is not inserted");
+    for (i, got) in stored.iter().enumerate() {
+        let want_seen = if i < n - 1 { later } else { first };
+        assert_eq!(
+            got,
+            &AgentRow {
+                last_seen: Some(want_seen),
+                ..rows[i].clone()
+            }
+        );
+    }
+    // A touch older than what is stored does not move it back
+    store
+        .touch_agents(&[(id(0), at(first.timestamp_millis() - 1000))])
+        .await
+        .unwrap();
+    let got = store.get_agent_row(&id(0)).await.unwrap().unwrap();
+    assert_eq!(got.last_seen, Some(later));
+    // An empty batch is a no-op
+    store.touch_agents(&[]).await.unwrap();
+}
+
+#[tokio::test]
+async fn touched_agents_on_sqlite() {
+    with_sqlite(|store, _| touched(store)).await;
+}
+
+#[tokio::test]
+async fn touched_agents_on_postgres() {
+    with_postgres(|store, _| touched(store)).await;
 }
 
 #[tokio::test]

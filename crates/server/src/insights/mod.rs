@@ -91,16 +91,16 @@ pub async fn report(state: &AppState) -> Result<FleetInsights, crate::store::Sto
     let now = Utc::now();
     // The registry is walked in place, not copied: this runs every few seconds for the
     // Prometheus gauges, and cloning 10,000 agent records each time was most of an idle
-    // server's CPU. The groups are looked up only for agents that report own metrics or flap.
-    let mut connects = state.agents.recent_connects();
-    connects.sort();
-    let mut reporting: HashSet<String> = state.insights.lock().agents.keys().cloned().collect();
-    reporting.extend(connects.iter().map(|(id, _)| id.clone()));
+    // server's CPU. Likewise only the agents that connected often lately are copied out for
+    // the flapping check, and groups are looked up only for agents that report own metrics.
+    let mut connects = state.agents.frequent_connects(detect::FLAP_CONNECTS);
+    connects.sort_by(|a, b| a.0.cmp(&b.0));
+    let reporting: HashSet<String> = state.insights.lock().agents.keys().cloned().collect();
     let mut groups: HashMap<String, Option<otaas_api::AgentGroupId>> = HashMap::new();
     let mut registry_anomalies = Vec::new();
     let mut unmanaged = Vec::new();
     state.agents.visit(&AgentFilter::default(), |r| {
-        if reporting.contains(&r.id) {
+        if !reporting.is_empty() && reporting.contains(&r.id) {
             groups.insert(r.id.clone(), r.group_id);
         }
         registry_side(r, &mut unmanaged, &mut registry_anomalies);
@@ -143,11 +143,11 @@ pub async fn report(state: &AppState) -> Result<FleetInsights, crate::store::Sto
     }
     // Flapping connections, from the registry's connect times (any agent, managed or not:
     // a reconnect loop costs the server either way).
-    for (id, times) in connects {
+    for (id, group_id, times) in connects {
         if let Some((kind, message)) = detect::flapping(&times, now) {
             anomalies.push(Anomaly {
                 kind,
-                group_id: groups.get(id.as_str()).copied().flatten(),
+                group_id,
                 agent_id: id,
                 message,
             });

@@ -74,8 +74,35 @@ pub struct HealthNode {
     pub start_time_unix_nano: u64,
     #[serde(default)]
     pub status_time_unix_nano: u64,
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub components: BTreeMap<String, HealthNode>,
+    /// By name, sorted; stored and shown as a JSON object. A vector rather than a map: a
+    /// B-tree node reserves room for eleven entries, about 1.4 KB for the two or three
+    /// components a collector reports, per agent.
+    #[serde(default, skip_serializing_if = "Vec::is_empty", with = "component_map")]
+    pub components: Vec<(String, HealthNode)>,
+}
+
+/// `HealthNode::components` as a JSON object (name → node).
+mod component_map {
+    use std::collections::BTreeMap;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    use super::HealthNode;
+
+    pub(super) fn serialize<S: Serializer>(
+        components: &[(String, HealthNode)],
+        ser: S,
+    ) -> Result<S::Ok, S::Error> {
+        ser.collect_map(components.iter().map(|(k, v)| (k, v)))
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(
+        de: D,
+    ) -> Result<Vec<(String, HealthNode)>, D::Error> {
+        Ok(BTreeMap::<String, HealthNode>::deserialize(de)?
+            .into_iter()
+            .collect())
+    }
 }
 
 impl HealthNode {
@@ -86,11 +113,15 @@ impl HealthNode {
             last_error: h.last_error,
             start_time_unix_nano: h.start_time_unix_nano,
             status_time_unix_nano: h.status_time_unix_nano,
-            components: h
-                .component_health_map
-                .into_iter()
-                .map(|(k, v)| (k, Self::from_proto(v)))
-                .collect(),
+            components: {
+                let mut components: Vec<(String, HealthNode)> = h
+                    .component_health_map
+                    .into_iter()
+                    .map(|(k, v)| (k, Self::from_proto(v)))
+                    .collect();
+                components.sort_by(|a, b| a.0.cmp(&b.0));
+                components
+            },
         }
     }
 }
@@ -347,6 +378,9 @@ struct Inner {
     /// still rolling out. A pin counts only while the agent belongs to the pin's group.
     pins: HashMap<InstanceUid, Arc<GroupConfig>>,
     dirty: HashSet<InstanceUid>,
+    /// Agents whose only news is a later `last_seen` (a heartbeat): written as that one
+    /// column, less often than `dirty` (see `opamp::sync`).
+    touched: HashSet<InstanceUid>,
     next_conn: u64,
 }
 
@@ -455,8 +489,8 @@ fn effective_hash(map: &AgentConfigMap) -> Option<String> {
 fn target_of<'a>(
     pins: &'a HashMap<InstanceUid, Arc<GroupConfig>>,
     uid: &InstanceUid,
-    group: &'a GroupConfig,
-) -> &'a GroupConfig {
+    group: &'a Arc<GroupConfig>,
+) -> &'a Arc<GroupConfig> {
     match pins.get(uid) {
         Some(pin) if pin.id == group.id => pin,
         _ => group,
@@ -469,6 +503,24 @@ fn redacted_body(map: &AgentConfigMap) -> Option<String> {
         .get(CONFIG_FILE)
         .or_else(|| map.config_map.values().next())?;
     redact::redact_yaml(&file.body)
+}
+
+/// Queues `uid` for the flusher: its whole record when `changed`, else only its `last_seen`.
+fn queue(
+    dirty: &mut HashSet<InstanceUid>,
+    touched: &mut HashSet<InstanceUid>,
+    dirty_wake: &Notify,
+    uid: InstanceUid,
+    changed: bool,
+) {
+    if changed {
+        dirty.insert(uid);
+        if dirty.len() == FLUSH_ROWS {
+            dirty_wake.notify_one();
+        }
+    } else {
+        touched.insert(uid);
+    }
 }
 
 impl Registry {
@@ -668,12 +720,25 @@ impl Registry {
         }
 
         let rec = &mut entry.rec;
+        // Whether this message changes the record beyond `last_seen`: only then is the whole
+        // record written back; a plain heartbeat only touches `last_seen` (see `touched`).
+        let mut changed = msg.agent_description.is_some()
+            || msg.health.is_some()
+            || msg.remote_config_status.is_some()
+            || msg.effective_config.is_some()
+            || msg.available_components.is_some()
+            || msg.agent_disconnect.is_some()
+            || rec.capabilities != msg.capabilities
+            || rec.transport != Some(ctx.transport)
+            || !rec.connected
+            || rec.last_seen.is_none();
         rec.capabilities = msg.capabilities;
         rec.last_seen = Some(now);
         rec.transport = Some(ctx.transport);
         rec.connected = msg.agent_disconnect.is_none();
         if rec.replica_id.as_deref() != self.replica_id.get().map(String::as_str) {
             rec.replica_id = self.replica_id.get().cloned();
+            changed = true;
         }
         let mut labels_changed = false;
         if let Some(desc) = &msg.agent_description {
@@ -740,24 +805,40 @@ impl Registry {
                 }
             }
         }
-        inner.dirty.insert(uid);
-        if inner.dirty.len() == FLUSH_ROWS {
-            self.dirty_wake.notify_one();
-        }
         if msg.agent_disconnect.is_some() {
             entry.conn = None;
+            queue(
+                &mut inner.dirty,
+                &mut inner.touched,
+                &self.dirty_wake,
+                uid,
+                true,
+            );
             return reply;
         }
 
         // Membership: recomputed on every report (cheap: a scan over the groups), so label
         // changes and group changes are both covered.
         let group = match_group(inner.groups.values().map(|g| &**g), &rec.labels)
+            .and_then(|g| inner.groups.get(&g.id))
             .map(|g| target_of(&inner.pins, &uid, g).clone());
         if labels_changed {
             tracing::debug!(agent = %uid, group = ?group.as_ref().map(|g| g.id), "Agent labels changed");
         }
-        rec.group_id = group.as_ref().map(|g| g.id);
-        rec.desired_config_hash = group.as_ref().map(|g| g.hash_hex.clone());
+        let group_id = group.as_ref().map(|g| g.id);
+        let desired = group.as_ref().map(|g| g.hash_hex.as_str());
+        if rec.group_id != group_id || rec.desired_config_hash.as_deref() != desired {
+            rec.group_id = group_id;
+            rec.desired_config_hash = desired.map(str::to_owned);
+            changed = true;
+        }
+        queue(
+            &mut inner.dirty,
+            &mut inner.touched,
+            &self.dirty_wake,
+            uid,
+            changed,
+        );
 
         // Remote config: offered while the agent's last received hash differs from the
         // desired one; over WebSocket only once per connection and hash (it is still being
@@ -948,6 +1029,7 @@ impl Registry {
         } = inner;
         for (uid, entry) in agents.iter_mut() {
             let group = match_group(groups.values().map(|g| &**g), &entry.rec.labels)
+                .and_then(|g| groups.get(&g.id))
                 .map(|g| target_of(pins, uid, g));
             let group_id = group.map(|g| g.id);
             let desired = group.map(|g| g.hash_hex.clone());
@@ -998,14 +1080,25 @@ impl Registry {
         marked
     }
 
-    /// Each agent's recent connect times (see `Entry::connects`), for agents that have any.
-    pub fn recent_connects(&self) -> Vec<(String, Vec<DateTime<Utc>>)> {
+    /// The recent connect times (see `Entry::connects`) and group of the agents that
+    /// connected at least `min` times lately: the only ones that can be flapping. Walked in
+    /// place and cheap when none is, as in a settled fleet.
+    pub fn frequent_connects(
+        &self,
+        min: usize,
+    ) -> Vec<(String, Option<AgentGroupId>, Vec<DateTime<Utc>>)> {
         let inner = self.lock();
         inner
             .agents
             .values()
-            .filter(|e| !e.connects.is_empty())
-            .map(|e| (e.rec.id.clone(), e.connects.iter().copied().collect()))
+            .filter(|e| e.connects.len() >= min)
+            .map(|e| {
+                (
+                    e.rec.id.clone(),
+                    e.rec.group_id,
+                    e.connects.iter().copied().collect(),
+                )
+            })
             .collect()
     }
 
@@ -1022,14 +1115,44 @@ impl Registry {
         }
     }
 
-    /// Takes the records changed since the last call (for the persistence flusher).
-    pub fn take_dirty(&self) -> Vec<AgentRecord> {
+    /// Takes up to `max` of the agents changed since they were last taken, handing each
+    /// record to `f` under the registry lock (the flusher serialises them right there: copying
+    /// thousands of records out after a reconnect storm left the heap fragmented, see
+    /// `opamp::sync`). Returns how many were taken.
+    pub fn take_dirty_with(&self, max: usize, mut f: impl FnMut(&AgentRecord)) -> usize {
         let mut guard = self.lock();
         let inner = &mut *guard;
-        let dirty = std::mem::take(&mut inner.dirty);
-        dirty
+        let taken: Vec<InstanceUid> = inner.dirty.iter().take(max).copied().collect();
+        for uid in &taken {
+            inner.dirty.remove(uid);
+            if let Some(entry) = inner.agents.get(uid) {
+                f(&entry.rec);
+            }
+        }
+        taken.len()
+    }
+
+    /// Takes all records changed since the last call.
+    #[cfg(test)]
+    pub fn take_dirty(&self) -> Vec<AgentRecord> {
+        let mut records = Vec::new();
+        self.take_dirty_with(usize::MAX, |r| records.push(r.clone()));
+        records
+    }
+
+    /// Takes the agents heard from since the last call whose record did not otherwise change,
+    /// with when they were last seen (agents also dirty are left to the full write).
+    pub fn take_touched(&self) -> Vec<(String, DateTime<Utc>)> {
+        let mut guard = self.lock();
+        let inner = &mut *guard;
+        let touched = std::mem::take(&mut inner.touched);
+        touched
             .into_iter()
-            .filter_map(|uid| inner.agents.get(&uid).map(|e| e.rec.clone()))
+            .filter(|uid| !inner.dirty.contains(uid))
+            .filter_map(|uid| {
+                let rec = &inner.agents.get(&uid)?.rec;
+                Some((rec.id.clone(), rec.last_seen?))
+            })
             .collect()
     }
 

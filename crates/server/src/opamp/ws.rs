@@ -1,8 +1,10 @@
 //! The WebSocket transport: one session per connection, binary messages with the varint
 //! header, server pushes when the agent's group gets a new config.
 //!
-//! Memory per agent is kept small on purpose: a 4 KiB read buffer (the library default is
-//! 128 KiB, allocated eagerly), eager writes, and a write buffer bounded by the message limit.
+//! Memory per agent is kept small on purpose: a small read buffer (the library default is
+//! 128 KiB, allocated eagerly; it grows to the largest message the agent sent), eager writes,
+//! a write buffer bounded by the message limit, and no protobuf message held across an await
+//! point (see [`frame`]).
 
 use std::sync::Arc;
 
@@ -28,6 +30,10 @@ const CLOSE_PROTOCOL_ERROR: u16 = 1002;
 const CLOSE_UNSUPPORTED_DATA: u16 = 1003;
 const CLOSE_INVALID_PAYLOAD: u16 = 1007;
 const CLOSE_TOO_BIG: u16 = 1009;
+
+/// Initial read buffer per WebSocket. A heartbeat is a few dozen bytes; a larger message makes
+/// the library reserve its whole length, after which the buffer keeps that capacity.
+const READ_BUFFER: usize = 1024;
 
 pub(crate) async fn upgrade(
     State(server): State<Arc<OpampServer>>,
@@ -62,7 +68,7 @@ pub(crate) async fn upgrade(
     let endpoint = super::endpoint_url(&headers, "ws", server.tls);
     let limit = server.config.opamp_max_message_bytes;
     let tracker = server.sessions.clone();
-    ws.read_buffer_size(4096)
+    ws.read_buffer_size(READ_BUFFER)
         .write_buffer_size(0)
         // Room for one maximal message plus framing; beyond that the peer is not reading.
         .max_write_buffer_size(limit + 64 * 1024)
@@ -77,25 +83,30 @@ pub(crate) async fn upgrade(
         })
 }
 
-async fn send(socket: &mut WebSocket, msg: &ServerToAgent) -> Result<(), axum::Error> {
-    socket
-        .send(Message::Binary(Bytes::from(framing::encode(msg))))
-        .await
+/// The WebSocket message carrying `msg`. Replies are encoded before any `.await`: a
+/// `ServerToAgent` is about 1.7 KB, and one held across an await point becomes part of every
+/// session's state machine, i.e. of every idle agent's memory.
+fn frame(msg: &ServerToAgent) -> Message {
+    Message::Binary(Bytes::from(framing::encode(msg)))
+}
+
+/// A `ServerErrorResponse` of `kind` saying `message`, encoded.
+fn error_frame(kind: ServerErrorResponseType, message: String) -> Message {
+    frame(&ServerToAgent {
+        error_response: Some(ServerErrorResponse {
+            r#type: kind as i32,
+            error_message: message,
+            details: None,
+        }),
+        ..Default::default()
+    })
 }
 
 /// Sends a ServerErrorResponse, then closes with `code`.
 async fn refuse(socket: &mut WebSocket, kind: ServerErrorResponseType, message: String, code: u16) {
-    let reply = ServerToAgent {
-        error_response: Some(ServerErrorResponse {
-            r#type: kind as i32,
-            error_message: message.clone(),
-            details: None,
-        }),
-        ..Default::default()
-    };
-    let _ = send(socket, &reply).await;
     // The close reason is limited to 123 bytes by the protocol.
     let reason: String = message.chars().take(120).collect();
+    let _ = socket.send(error_frame(kind, message)).await;
     let _ = socket
         .send(Message::Close(Some(CloseFrame {
             code,
@@ -133,82 +144,142 @@ fn is_empty_reply(reply: &ServerToAgent) -> bool {
         }
 }
 
+/// What the session does next, decided without awaiting anything (see [`frame`]).
+enum Next {
+    Wait,
+    Send(Message),
+    /// Send the reply (a `ServerErrorResponse`), then close: the agent's message was refused.
+    SendAndClose(Message),
+    /// Send a `ServerErrorResponse` saying `message`, close with `code` and linger.
+    Refuse {
+        kind: ServerErrorResponseType,
+        message: String,
+        code: u16,
+    },
+    /// The server is shutting down: tell the agent to come back later, then close.
+    GoingAway(Message),
+    Stop,
+}
+
 async fn session(server: Arc<OpampServer>, mut socket: WebSocket, endpoint: String) {
     let notify = Arc::new(Notify::new());
     let registry = server.registry();
     let mut ctx = registry.connection(Transport::Ws, endpoint, Some(notify.clone()));
     let limit = server.config.opamp_max_message_bytes;
     loop {
-        tokio::select! {
+        let next = tokio::select! {
             _ = server.state.shutdown.cancelled() => {
                 let uid = ctx.uid.map(|u| Bytes::copy_from_slice(u.as_bytes())).unwrap_or_default();
-                let _ = send(&mut socket, &server.unavailable(uid)).await;
-                let _ = socket.send(Message::Close(Some(CloseFrame {
-                    code: CLOSE_GOING_AWAY,
-                    reason: "server shutting down".into(),
-                }))).await;
+                Next::GoingAway(frame(&server.unavailable(uid)))
+            }
+            _ = notify.notified() => match registry.pending_push(&ctx) {
+                Some(push) => Next::Send(frame(&push)),
+                None => Next::Wait,
+            },
+            incoming = socket.recv() => received(&server, &mut ctx, incoming, limit),
+        };
+        match next {
+            Next::Wait => {}
+            Next::Send(reply) => {
+                if socket.send(reply).await.is_err() {
+                    break;
+                }
+            }
+            Next::SendAndClose(reply) => {
+                if socket.send(reply).await.is_ok() {
+                    let _ = socket
+                        .send(Message::Close(Some(CloseFrame {
+                            code: CLOSE_PROTOCOL_ERROR,
+                            reason: "bad request".into(),
+                        })))
+                        .await;
+                }
                 break;
             }
-            _ = notify.notified() => {
-                if let Some(push) = registry.pending_push(&ctx)
-                    && send(&mut socket, &push).await.is_err()
-                {
-                    break;
-                }
+            Next::Refuse {
+                kind,
+                message,
+                code,
+            } => {
+                refuse(&mut socket, kind, message, code).await;
+                break;
             }
-            incoming = socket.recv() => {
-                let data = match incoming {
-                    None | Some(Ok(Message::Close(_))) => break,
-                    Some(Ok(Message::Binary(data))) => data,
-                    Some(Ok(Message::Text(_))) => {
-                        refuse(&mut socket, ServerErrorResponseType::BadRequest,
-                            "OpAMP messages are binary WebSocket messages".to_owned(), CLOSE_UNSUPPORTED_DATA).await;
-                        break;
-                    }
-                    Some(Ok(_)) => continue, // ping/pong: answered by the library
-                    Some(Err(err)) => {
-                        if let Some((size, max)) = too_long(err) {
-                            refuse(&mut socket, ServerErrorResponseType::BadRequest,
-                                format!("message of {size} bytes exceeds the limit of {max} bytes"), CLOSE_TOO_BIG).await;
-                        }
-                        break;
-                    }
-                };
-                let msg = match framing::decode::<AgentToServer>(&data, limit) {
-                    Ok(msg) => msg,
-                    Err(err) => {
-                        let code = match err {
-                            FrameError::TooLarge { .. } => CLOSE_TOO_BIG,
-                            FrameError::Protobuf(_) => CLOSE_INVALID_PAYLOAD,
-                            _ => CLOSE_PROTOCOL_ERROR,
-                        };
-                        tracing::info!(agent = ?ctx.uid, error = %err, "Malformed OpAMP message; closing");
-                        refuse(&mut socket, ServerErrorResponseType::BadRequest, err.to_string(), code).await;
-                        break;
-                    }
-                };
-                let goodbye = msg.agent_disconnect.is_some();
-                let first = ctx.uid.is_none();
-                let reply = registry.handle(&mut ctx, msg, chrono::Utc::now());
-                if goodbye {
-                    continue;
-                }
-                // Heartbeats need no answer over WebSocket; the first message always gets one
-                // (it carries our capabilities).
-                if (first || !is_empty_reply(&reply)) && send(&mut socket, &reply).await.is_err() {
-                    break;
-                }
-                if reply.error_response.is_some() {
-                    let _ = socket.send(Message::Close(Some(CloseFrame {
-                        code: CLOSE_PROTOCOL_ERROR,
-                        reason: "bad request".into(),
-                    }))).await;
-                    break;
-                }
+            Next::GoingAway(reply) => {
+                let _ = socket.send(reply).await;
+                let _ = socket
+                    .send(Message::Close(Some(CloseFrame {
+                        code: CLOSE_GOING_AWAY,
+                        reason: "server shutting down".into(),
+                    })))
+                    .await;
+                break;
             }
+            Next::Stop => break,
         }
     }
     registry.closed(&ctx);
+}
+
+/// Handles what the socket delivered: an agent message goes to the registry, anything else
+/// ends the session (with a reason for the agent when there is one).
+fn received(
+    server: &OpampServer,
+    ctx: &mut super::registry::ConnCtx,
+    incoming: Option<Result<Message, axum::Error>>,
+    limit: usize,
+) -> Next {
+    let data = match incoming {
+        None | Some(Ok(Message::Close(_))) => return Next::Stop,
+        Some(Ok(Message::Binary(data))) => data,
+        Some(Ok(Message::Text(_))) => {
+            return Next::Refuse {
+                kind: ServerErrorResponseType::BadRequest,
+                message: "OpAMP messages are binary WebSocket messages".to_owned(),
+                code: CLOSE_UNSUPPORTED_DATA,
+            };
+        }
+        Some(Ok(_)) => return Next::Wait, // ping/pong: answered by the library
+        Some(Err(err)) => {
+            return match too_long(err) {
+                Some((size, max)) => Next::Refuse {
+                    kind: ServerErrorResponseType::BadRequest,
+                    message: format!("message of {size} bytes exceeds the limit of {max} bytes"),
+                    code: CLOSE_TOO_BIG,
+                },
+                None => Next::Stop,
+            };
+        }
+    };
+    let msg = match framing::decode::<AgentToServer>(&data, limit) {
+        Ok(msg) => msg,
+        Err(err) => {
+            let code = match err {
+                FrameError::TooLarge { .. } => CLOSE_TOO_BIG,
+                FrameError::Protobuf(_) => CLOSE_INVALID_PAYLOAD,
+                _ => CLOSE_PROTOCOL_ERROR,
+            };
+            tracing::info!(agent = ?ctx.uid, error = %err, "Malformed OpAMP message; closing");
+            return Next::Refuse {
+                kind: ServerErrorResponseType::BadRequest,
+                message: err.to_string(),
+                code,
+            };
+        }
+    };
+    let goodbye = msg.agent_disconnect.is_some();
+    let first = ctx.uid.is_none();
+    let reply = server.registry().handle(ctx, msg, chrono::Utc::now());
+    if goodbye {
+        Next::Wait
+    } else if reply.error_response.is_some() {
+        Next::SendAndClose(frame(&reply))
+    } else if first || !is_empty_reply(&reply) {
+        // Heartbeats need no answer over WebSocket; the first message always gets one (it
+        // carries our capabilities).
+        Next::Send(frame(&reply))
+    } else {
+        Next::Wait
+    }
 }
 
 /// The size and limit of an oversize message, if that is what `err` is.

@@ -290,27 +290,20 @@ async fn members(state: &AppState, id: AgentGroupId) -> Result<Vec<AgentRecord>,
     .await
 }
 
-/// Runs `f` on each of the group's agents on every replica. On a single replica they are
-/// visited in place, under the registry lock (status is polled often, e.g. while waiting for
-/// a rollout: copying every member each time would cost more than the rollout itself on a
-/// large fleet), so `f` must be short.
+/// Runs `f` on each of the group's agents on every replica. This replica's own are visited in
+/// place, under the registry lock (status is polled often, e.g. while waiting for a rollout:
+/// copying every member each time would cost more than the rollout itself on a large fleet),
+/// so `f` must be short.
 async fn visit_members(
     state: &AppState,
     id: AgentGroupId,
-    mut f: impl FnMut(&AgentRecord),
+    f: impl FnMut(&AgentRecord),
 ) -> Result<(), StoreError> {
     let filter = AgentFilter {
         group_id: Some(id),
         ..Default::default()
     };
-    if !state.cluster.is_shared() {
-        state.agents.visit(&filter, f);
-        return Ok(());
-    }
-    for a in &crate::cluster::agents(state, &filter).await? {
-        f(a);
-    }
-    Ok(())
+    crate::cluster::visit_agents(state, &filter, f).await
 }
 
 /// Stores the record if it changed (compare-and-swap on its version), then (only then) tells

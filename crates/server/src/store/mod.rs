@@ -325,6 +325,9 @@ pub trait Store: Send + Sync + 'static {
     /// replace a connected row held by another replica (the agent moved there; the old
     /// replica's news is stale).
     async fn upsert_agents(&self, agents: &[AgentRow]) -> Result<(), StoreError>;
+    /// Sets `last_seen` of the given agents (id, time) in one transaction, leaving the rest
+    /// of their rows as they are: what a heartbeat changes. Unknown ids are skipped.
+    async fn touch_agents(&self, seen: &[(String, DateTime<Utc>)]) -> Result<(), StoreError>;
     /// Every stored agent, ordered by id.
     async fn list_agents(&self) -> Result<Vec<AgentRow>, StoreError>;
     /// The stored agents matching `filter`, ordered by id.

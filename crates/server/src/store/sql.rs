@@ -1064,13 +1064,13 @@ macro_rules! sql_store {
                          (id, group_id, connected, last_seen, state, updated_at, replica_id) ",
                     );
                     insert.push_values(chunk, |mut row, agent| {
-                        row.push_bind(agent.id.clone())
-                            .push_bind(agent.group_id.clone())
+                        row.push_bind(agent.id.as_str())
+                            .push_bind(agent.group_id.as_deref())
                             .push_bind(agent.connected)
                             .push_bind(agent.last_seen.map(|t| t.timestamp_millis()))
-                            .push_bind(agent.state.clone())
+                            .push_bind(agent.state.as_str())
                             .push_bind(now)
-                            .push_bind(agent.replica_id.clone());
+                            .push_bind(agent.replica_id.as_deref());
                     });
                     // "Disconnected" from one replica must not hide that another replica holds
                     // the agent now (it reconnected there before this replica noticed).
@@ -1084,6 +1084,38 @@ macro_rules! sql_store {
                          OR agents.replica_id = excluded.replica_id",
                     );
                     insert.build().execute(&mut *tx).await?;
+                }
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn touch_agents(
+                &self,
+                seen: &[(String, chrono::DateTime<chrono::Utc>)],
+            ) -> Result<(), StoreError> {
+                if seen.is_empty() {
+                    return Ok(());
+                }
+                let mut rows: Vec<&(String, chrono::DateTime<chrono::Utc>)> =
+                    seen.iter().collect();
+                // Same lock order as `upsert_agents`.
+                rows.sort_by(|a, b| a.0.cmp(&b.0));
+                let _guard = self.write_lock.lock().await;
+                let mut tx = self.pool.begin().await?;
+                for chunk in rows.chunks($crate::store::AGENT_ROWS_PER_STATEMENT) {
+                    // Only moves forward: a touch queued before a newer full write loses.
+                    let mut update =
+                        sqlx::QueryBuilder::<$db>::new("WITH seen (id, last_seen) AS (");
+                    update.push_values(chunk, |mut row, (id, at)| {
+                        row.push_bind(id.as_str())
+                            .push_bind(at.timestamp_millis());
+                    });
+                    update.push(
+                        ") UPDATE agents SET last_seen = seen.last_seen FROM seen \
+                         WHERE agents.id = seen.id \
+                         AND (agents.last_seen IS NULL OR agents.last_seen < seen.last_seen)",
+                    );
+                    update.build().execute(&mut *tx).await?;
                 }
                 tx.commit().await?;
                 Ok(())

@@ -711,3 +711,75 @@ fn members_if_follows_the_group_matching_rules() {
         [eu.to_string()]
     );
 }
+
+#[test]
+fn a_plain_heartbeat_only_touches_last_seen_and_news_rewrite_the_record() {
+    let reg = Registry::new(Duration::from_secs(30));
+    reg.upsert_group(group(&[("env", "prod")], 0, "a: 1\n"));
+    let uid = InstanceUid::new_v7();
+    let mut ctx = reg.connection(Transport::Ws, "ws://x".into(), None);
+    // Given an agent whose first report was written
+    reg.handle(&mut ctx, first(uid, SIM_CAPS, &[("env", "prod")]), now());
+    assert_eq!(reg.take_dirty().len(), 1);
+    assert!(reg.take_touched().is_empty());
+    // When it sends a heartbeat with nothing new
+    let later = now() + chrono::Duration::seconds(30);
+    reg.handle(&mut ctx, beat(uid, 1, SIM_CAPS), later);
+    // Then only its last_seen is queued, not its record
+    assert!(reg.take_dirty().is_empty());
+    assert_eq!(reg.take_touched(), vec![(uid.to_string(), later)]);
+    assert!(reg.take_touched().is_empty(), "taken once");
+    // When a heartbeat carries news (health), or the capabilities change, the whole record goes
+    let mut sick = beat(uid, 2, SIM_CAPS);
+    sick.health = Some(ComponentHealth {
+        healthy: false,
+        ..Default::default()
+    });
+    reg.handle(&mut ctx, sick, later);
+    assert_eq!(reg.take_dirty().len(), 1);
+    reg.handle(&mut ctx, beat(uid, 3, SIM_CAPS & !0x100), later);
+    assert_eq!(reg.take_dirty().len(), 1);
+    // An agent both touched and changed in one period is left to the full write
+    reg.handle(&mut ctx, beat(uid, 4, SIM_CAPS & !0x100), later);
+    reg.handle(&mut ctx, beat(uid, 5, SIM_CAPS), later);
+    assert!(reg.take_touched().is_empty());
+    assert_eq!(reg.take_dirty().len(), 1);
+}
+
+#[test]
+fn component_health_is_sorted_and_stored_as_a_json_object() {
+    let reg = Registry::new(Duration::from_secs(30));
+    let uid = InstanceUid::new_v7();
+    let mut ctx = reg.connection(Transport::Ws, "ws://x".into(), None);
+    let mut msg = first(uid, SIM_CAPS, &[]);
+    let node = |healthy| ComponentHealth {
+        healthy,
+        status: "StatusOK".to_owned(),
+        ..Default::default()
+    };
+    msg.health = Some(ComponentHealth {
+        healthy: true,
+        component_health_map: [
+            ("pipeline:traces".to_owned(), node(true)),
+            ("pipeline:logs".to_owned(), node(false)),
+            ("pipeline:metrics".to_owned(), node(true)),
+        ]
+        .into(),
+        ..Default::default()
+    });
+    reg.handle(&mut ctx, msg, now());
+    let rec = reg.get(uid).unwrap();
+    let health = rec.health.clone().unwrap();
+    let names: Vec<&str> = health.components.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(
+        names,
+        ["pipeline:logs", "pipeline:metrics", "pipeline:traces"]
+    );
+    let json = serde_json::to_value(&rec).unwrap();
+    assert_eq!(
+        json["health"]["components"]["pipeline:logs"],
+        serde_json::json!({"healthy": false, "status": "StatusOK", "start_time_unix_nano": 0, "status_time_unix_nano": 0})
+    );
+    let back: AgentRecord = serde_json::from_value(json).unwrap();
+    assert_eq!(back.health, rec.health);
+}
