@@ -114,6 +114,12 @@ impl Serve {
         format!("http://{}/v1/opamp", self.opamp)
     }
 
+    /// SIGKILL: a crash, nothing flushed.
+    fn kill(mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+
     /// SIGTERM and a bounded wait for a clean exit.
     fn stop(mut self) {
         let pid = self.child.id().to_string();
@@ -746,6 +752,62 @@ async fn server_restart_on_postgres_agents_reconnect_and_report_full_state() {
     if let Err(e) = result {
         std::panic::resume_unwind(e.into_panic());
     }
+}
+
+/// Given agents heartbeating after their last full report, when the server crashes (no final
+/// flush) and starts again, then the stored last-seen times are those of the heartbeats
+/// (written on their own, `Store::touch_agents`), not of the last full report.
+#[tokio::test]
+async fn heartbeat_times_survive_a_crash() {
+    let data = tempfile::tempdir().unwrap();
+    let server = Serve::start(data.path(), "127.0.0.1:0", &[]);
+    let client = server.client();
+    let (_, group) = make_group(&client, "crash", &[("site", "c")]).await;
+    let sim = Sim::start(
+        &format!("ws://{}", server.opamp),
+        &["--agents", "3", "--labels", "site=c", "--heartbeat", "1"],
+    );
+    let query = AgentQuery {
+        group_id: Some(group.id),
+        ..Default::default()
+    };
+    let before = wait_all(
+        &client,
+        "3 agents applied",
+        query.clone(),
+        3,
+        applied(&group.config_hash),
+    )
+    .await;
+    let latest = wait_for("heartbeats after applying", || async {
+        let now = agents(&client, query.clone()).await;
+        let heard = now.len() == 3
+            && now.iter().zip(&before).all(|(n, b)| {
+                n.last_seen.unwrap() >= b.last_seen.unwrap() + chrono::Duration::seconds(3)
+            });
+        heard.then_some(now)
+    })
+    .await;
+    // Past one period of the last-seen writer, then a crash
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    server.kill();
+    let _ = sim.stop();
+    // A new OpAMP address: the agents must not report to it
+    let server = Serve::start(data.path(), "127.0.0.1:0", &[]);
+    let stored = agents(&server.client(), query).await;
+    assert_eq!(stored.len(), 3);
+    for (s, l) in stored.iter().zip(&latest) {
+        assert_eq!(s.id, l.id);
+        assert!(!s.connected);
+        assert!(
+            s.last_seen.unwrap() >= l.last_seen.unwrap() - chrono::Duration::milliseconds(1),
+            "agent {}: stored last_seen {:?}, seen before the crash {:?}",
+            s.id,
+            s.last_seen,
+            l.last_seen
+        );
+    }
+    server.stop();
 }
 
 /// Given 20 WebSocket agents on a group, when the server restarts on the same data and
