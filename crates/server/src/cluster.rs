@@ -784,38 +784,19 @@ pub async fn agents(
     state: &AppState,
     filter: &AgentFilter,
 ) -> Result<Vec<AgentRecord>, StoreError> {
-    let cluster = &state.cluster;
-    if !cluster.is_shared() {
+    if !state.cluster.is_shared() {
         return Ok(state.agents.list(filter));
     }
-    let rows = state
-        .store
-        .list_agent_rows(&AgentRowFilter {
-            group_id: filter.group_id.map(|g| g.to_string()),
-            not_replica: Some(cluster.replica_id.clone()),
-        })
-        .await?;
-    let mut all: BTreeMap<String, AgentRecord> = rows
-        .into_iter()
-        .filter_map(|row| from_row(cluster, row, false))
-        .map(|r| (r.id.clone(), r))
-        .collect();
-    for local in state.agents.list(filter) {
-        // Ours: connected here, or last held here and not taken by another replica since.
-        if local.replica_id.as_deref() != Some(cluster.replica_id.as_str()) {
-            continue;
-        }
-        if local.connected || !all.contains_key(&local.id) {
-            all.insert(local.id.clone(), local);
-        }
-    }
-    Ok(all.into_values().filter(|r| filter.matches(r)).collect())
+    let mut all = Vec::new();
+    visit_agents(state, filter, |r| all.push(r.clone())).await?;
+    all.sort_by(|a, b| a.id.cmp(&b.id));
+    Ok(all)
 }
 
-/// Runs `f` on every agent of the fleet matching `filter`, as [`agents`] lists them but in no
-/// particular order, and without copying this replica's own records: those are visited in
-/// place under the registry lock (a group's status is polled often, and copying 10,000
-/// records each time cost CPU and, through the allocator, memory), so `f` must be short.
+/// Runs `f` on every agent of the fleet matching `filter`, in no particular order: this
+/// replica's own in place, under the registry lock (a group's status is polled often, and
+/// copying 10,000 records each time cost CPU and, through the allocator, memory), so `f` must
+/// be short; the others' from the database (without their effective config text).
 pub async fn visit_agents(
     state: &AppState,
     filter: &AgentFilter,
@@ -839,8 +820,7 @@ pub async fn visit_agents(
         .map(|r| (r.id.clone(), r))
         .collect();
     state.agents.visit(filter, |local| {
-        // The same rule as in `agents`: ours when connected here, or last held here and not
-        // taken by another replica since.
+        // Ours: connected here, or last held here and not taken by another replica since.
         if local.replica_id.as_deref() != Some(cluster.replica_id.as_str()) {
             return;
         }
