@@ -214,7 +214,7 @@ pub async fn sync_group(state: &AppState, id: AgentGroupId) -> Result<(), StoreE
         stale: false,
     };
     if driving && run.rollout.state == RolloutState::InProgress {
-        let members = members(state, id).await?;
+        let members = members(state, id, &run.rollout.hash).await?;
         if plan::advance(&mut run.rollout, &run.spec, &members, now) {
             run.unsaved = true;
         }
@@ -278,16 +278,17 @@ pub async fn reload_all(state: &AppState) {
     }
 }
 
-/// The group's agents on every replica (see `crate::cluster::agents`).
-async fn members(state: &AppState, id: AgentGroupId) -> Result<Vec<AgentRecord>, StoreError> {
-    crate::cluster::agents(
-        state,
-        &AgentFilter {
-            group_id: Some(id),
-            ..Default::default()
-        },
-    )
-    .await
+/// The group's agents on every replica, sampled against the rollout's `hash` in place (see
+/// `plan::Sampled`).
+async fn members(
+    state: &AppState,
+    id: AgentGroupId,
+    hash: &str,
+) -> Result<Vec<plan::Sampled>, StoreError> {
+    let hash: std::sync::Arc<str> = hash.into();
+    let mut sampled = Vec::new();
+    visit_members(state, id, |a| sampled.push(plan::Sampled::new(a, &hash))).await?;
+    Ok(sampled)
 }
 
 /// Runs `f` on each of the group's agents on every replica. This replica's own are visited in
@@ -373,7 +374,7 @@ pub async fn tick(state: &AppState) {
                 continue;
             }
             if run.rollout.state == RolloutState::InProgress {
-                let members = match members(state, *id).await {
+                let members = match members(state, *id, &run.rollout.hash).await {
                     Ok(m) => m,
                     Err(err) => {
                         tracing::warn!(group = %id, error = %err, "Reading the group's agents failed");

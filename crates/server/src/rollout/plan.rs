@@ -184,7 +184,8 @@ pub fn step_size(spec: &RolloutSpec, index: usize, members: usize) -> Option<usi
 }
 
 /// How one agent stands against the revision being rolled out.
-enum Outcome {
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Outcome {
     Done,
     Failed(String),
     Waiting,
@@ -223,12 +224,71 @@ fn outcome(agent: &AgentRecord, hash: &str) -> Outcome {
     }
 }
 
+/// What [`advance`] reads of a group member.
+pub trait Member {
+    fn id(&self) -> &str;
+    fn connected(&self) -> bool;
+    /// How the member stands against config `hash` (the rollout's).
+    fn outcome(&self, hash: &str) -> Outcome;
+}
+
+impl Member for AgentRecord {
+    fn id(&self) -> &str {
+        &self.id
+    }
+    fn connected(&self) -> bool {
+        self.connected
+    }
+    fn outcome(&self, hash: &str) -> Outcome {
+        outcome(self, hash)
+    }
+}
+
+/// A member as the rollout driver samples it on each tick: its standing against the
+/// rollout's hash taken on the spot, so the driver keeps an id and a flag per agent instead of
+/// copying every member's whole record four times a second.
+#[derive(Clone, Debug)]
+pub struct Sampled {
+    id: String,
+    connected: bool,
+    hash: std::sync::Arc<str>,
+    outcome: Outcome,
+}
+
+impl Sampled {
+    pub fn new(agent: &AgentRecord, hash: &std::sync::Arc<str>) -> Self {
+        Self {
+            id: agent.id.clone(),
+            connected: agent.connected,
+            hash: hash.clone(),
+            outcome: outcome(agent, hash),
+        }
+    }
+}
+
+impl Member for Sampled {
+    fn id(&self) -> &str {
+        &self.id
+    }
+    fn connected(&self) -> bool {
+        self.connected
+    }
+    fn outcome(&self, hash: &str) -> Outcome {
+        if *self.hash == *hash {
+            self.outcome.clone()
+        } else {
+            // Sampled against another revision: nothing is known about this one yet.
+            Outcome::Waiting
+        }
+    }
+}
+
 /// Moves an in-progress rollout on, given the group's members (from the registry) and the
 /// time. Returns true when the record changed (and must be stored and applied).
-pub fn advance(
+pub fn advance<M: Member>(
     r: &mut Rollout,
     spec: &RolloutSpec,
-    members: &[AgentRecord],
+    members: &[M],
     now: DateTime<Utc>,
 ) -> bool {
     if r.state != RolloutState::InProgress {
@@ -241,17 +301,17 @@ pub fn advance(
     let moved: BTreeSet<String> = r.moved().into_iter().map(str::to_owned).collect();
     let mut waiting = 0usize;
     for agent in members {
-        if !(last || moved.contains(&agent.id)) {
+        if !(last || moved.contains(agent.id())) {
             continue;
         }
-        match outcome(agent, &r.hash) {
+        match agent.outcome(&r.hash) {
             Outcome::Failed(message) => {
-                if r.failures.get(&agent.id) != Some(&message) {
-                    r.failures.insert(agent.id.clone(), message);
+                if r.failures.get(agent.id()) != Some(&message) {
+                    r.failures.insert(agent.id().to_owned(), message);
                     changed = true;
                 }
             }
-            Outcome::Waiting if agent.connected => waiting += 1,
+            Outcome::Waiting if agent.connected() => waiting += 1,
             Outcome::Done | Outcome::Waiting => {}
         }
     }
@@ -300,11 +360,11 @@ pub fn advance(
 
     // Next step: the next connected members not moved yet, in id order.
     let index = r.steps.len();
-    let mut candidates: Vec<&AgentRecord> = members
+    let mut candidates: Vec<&M> = members
         .iter()
-        .filter(|a| a.connected && !moved.contains(&a.id))
+        .filter(|a| a.connected() && !moved.contains(a.id()))
         .collect();
-    candidates.sort_by(|a, b| a.id.cmp(&b.id));
+    candidates.sort_by(|a, b| a.id().cmp(b.id()));
     // Without a last good revision every agent already gets this one: one step.
     let size = if r.last_good.is_some() {
         step_size(spec, index, members.len())
@@ -314,7 +374,10 @@ pub fn advance(
     let take = size.unwrap_or(candidates.len()).min(candidates.len());
     let last = size.is_none() || take == candidates.len();
     r.steps.push(Step {
-        agents: candidates[..take].iter().map(|a| a.id.clone()).collect(),
+        agents: candidates[..take]
+            .iter()
+            .map(|a| a.id().to_owned())
+            .collect(),
         last,
         started_at: now,
         healthy_at: None,
@@ -493,6 +556,58 @@ mod tests {
             }
         );
         assert_eq!(r.steps.len(), 1, "stopped at the first batch");
+    }
+
+    /// The driver samples the members (`Sampled`) instead of copying their records: the same
+    /// fleet history gives the same rollout record either way, step by step.
+    #[test]
+    fn sampled_members_move_a_rollout_exactly_as_their_records_do() {
+        let s = RolloutSpec {
+            batch_sizes: vec![1, 2],
+            max_failures: 1,
+            ..spec(RolloutStrategy::Batched)
+        };
+        let mut fleet: Vec<AgentRecord> = ["d", "a", "c", "b"]
+            .iter()
+            .map(|id| agent(id, Some("h1"), ConfigStatus::Applied))
+            .collect();
+        let sample = |fleet: &[AgentRecord], r: &Rollout| -> Vec<Sampled> {
+            let hash: std::sync::Arc<str> = r.hash.as_str().into();
+            fleet.iter().map(|a| Sampled::new(a, &hash)).collect()
+        };
+        let (mut by_record, mut by_sample) = (started(2), started(2));
+        let mut history = Vec::new();
+        for (tick, change) in [
+            None,
+            Some(("a", ConfigStatus::Applied)),
+            None,
+            Some(("b", ConfigStatus::Failed)),
+            Some(("c", ConfigStatus::Applied)),
+            Some(("d", ConfigStatus::Applied)),
+            None,
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            if let Some((id, status)) = change {
+                let i = fleet.iter().position(|a| a.id == id).unwrap();
+                fleet[i] = agent(id, Some("h2"), status);
+            }
+            let now = t(tick as i64);
+            let a = advance(&mut by_record, &s, &fleet, now);
+            let members = sample(&fleet, &by_sample);
+            let b = advance(&mut by_sample, &s, &members, now);
+            assert_eq!(a, b, "tick {tick}");
+            assert_eq!(by_record, by_sample, "tick {tick}");
+            history.push(by_sample.state);
+        }
+        assert_eq!(by_sample.state, RolloutState::Complete, "{history:?}");
+        assert_eq!(by_sample.failures.len(), 1);
+        // A member sampled against another revision counts as not there yet
+        let other: std::sync::Arc<str> = "h9".into();
+        let stale = Sampled::new(&agent("a", Some("h9"), ConfigStatus::Failed), &other);
+        assert_eq!(stale.outcome("h2"), Outcome::Waiting);
+        assert!(matches!(stale.outcome("h9"), Outcome::Failed(_)));
     }
 
     #[test]
