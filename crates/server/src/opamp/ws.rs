@@ -107,13 +107,18 @@ async fn refuse(socket: &mut WebSocket, kind: ServerErrorResponseType, message: 
     // The close reason is limited to 123 bytes by the protocol.
     let reason: String = message.chars().take(120).collect();
     let _ = socket.send(error_frame(kind, message)).await;
+    close(socket, code, reason).await;
+    linger(socket).await;
+}
+
+/// Sends our close frame (the peer may be gone already: nothing to do about a failure).
+async fn close(socket: &mut WebSocket, code: u16, reason: impl Into<String>) {
     let _ = socket
         .send(Message::Close(Some(CloseFrame {
             code,
-            reason: reason.into(),
+            reason: reason.into().into(),
         })))
         .await;
-    linger(socket).await;
 }
 
 /// After our close frame, reads (and drops) what the peer still sends until it closes too, for
@@ -148,16 +153,19 @@ fn is_empty_reply(reply: &ServerToAgent) -> bool {
 enum Next {
     Wait,
     Send(Message),
-    /// Send the reply (a `ServerErrorResponse`), then close: the agent's message was refused.
-    SendAndClose(Message),
+    /// Send the reply (a `ServerErrorResponse`: the agent's message was refused, or the server
+    /// is shutting down and says when to come back), then close.
+    SendAndClose {
+        reply: Message,
+        code: u16,
+        reason: &'static str,
+    },
     /// Send a `ServerErrorResponse` saying `message`, close with `code` and linger.
     Refuse {
         kind: ServerErrorResponseType,
         message: String,
         code: u16,
     },
-    /// The server is shutting down: tell the agent to come back later, then close.
-    GoingAway(Message),
     Stop,
 }
 
@@ -170,7 +178,11 @@ async fn session(server: Arc<OpampServer>, mut socket: WebSocket, endpoint: Stri
         let next = tokio::select! {
             _ = server.state.shutdown.cancelled() => {
                 let uid = ctx.uid.map(|u| Bytes::copy_from_slice(u.as_bytes())).unwrap_or_default();
-                Next::GoingAway(frame(&server.unavailable(uid)))
+                Next::SendAndClose {
+                    reply: frame(&server.unavailable(uid)),
+                    code: CLOSE_GOING_AWAY,
+                    reason: "server shutting down",
+                }
             }
             _ = notify.notified() => match registry.pending_push(&ctx) {
                 Some(push) => Next::Send(frame(&push)),
@@ -185,15 +197,13 @@ async fn session(server: Arc<OpampServer>, mut socket: WebSocket, endpoint: Stri
                     break;
                 }
             }
-            Next::SendAndClose(reply) => {
-                if socket.send(reply).await.is_ok() {
-                    let _ = socket
-                        .send(Message::Close(Some(CloseFrame {
-                            code: CLOSE_PROTOCOL_ERROR,
-                            reason: "bad request".into(),
-                        })))
-                        .await;
-                }
+            Next::SendAndClose {
+                reply,
+                code,
+                reason,
+            } => {
+                let _ = socket.send(reply).await;
+                close(&mut socket, code, reason).await;
                 break;
             }
             Next::Refuse {
@@ -202,16 +212,6 @@ async fn session(server: Arc<OpampServer>, mut socket: WebSocket, endpoint: Stri
                 code,
             } => {
                 refuse(&mut socket, kind, message, code).await;
-                break;
-            }
-            Next::GoingAway(reply) => {
-                let _ = socket.send(reply).await;
-                let _ = socket
-                    .send(Message::Close(Some(CloseFrame {
-                        code: CLOSE_GOING_AWAY,
-                        reason: "server shutting down".into(),
-                    })))
-                    .await;
                 break;
             }
             Next::Stop => break,
@@ -272,7 +272,11 @@ fn received(
     if goodbye {
         Next::Wait
     } else if reply.error_response.is_some() {
-        Next::SendAndClose(frame(&reply))
+        Next::SendAndClose {
+            reply: frame(&reply),
+            code: CLOSE_PROTOCOL_ERROR,
+            reason: "bad request",
+        }
     } else if first || !is_empty_reply(&reply) {
         // Heartbeats need no answer over WebSocket; the first message always gets one (it
         // carries our capabilities).
