@@ -77,23 +77,10 @@ fn insights_value(i: &FleetInsights, group: Option<AgentGroupId>) -> Value {
             .map(|p| pipeline_value(p, true))
             .collect()
     } else {
-        let mut sums: std::collections::BTreeMap<&str, PipelineThroughput> = Default::default();
-        for p in agents.iter().flat_map(|a| &a.pipelines) {
-            let s = sums
-                .entry(p.pipeline.as_str())
-                .or_insert_with(|| PipelineThroughput {
-                    pipeline: p.pipeline.clone(),
-                    agents: 0,
-                    accepted_per_second: 0.0,
-                    refused_per_second: 0.0,
-                    sent_per_second: 0.0,
-                });
-            s.agents += 1;
-            s.accepted_per_second += p.accepted_per_second;
-            s.refused_per_second += p.refused_per_second;
-            s.sent_per_second += p.sent_per_second;
-        }
-        sums.values().map(|p| pipeline_value(p, true)).collect()
+        otaas_api::insights::sum_pipelines(agents.iter().copied())
+            .iter()
+            .map(|p| pipeline_value(p, true))
+            .collect()
     };
     let anomalies: Vec<_> = i
         .anomalies

@@ -38,6 +38,31 @@ pub struct PipelineThroughput {
     pub sent_per_second: f64,
 }
 
+/// The per-pipeline throughput of `agents` summed per pipeline id (each agent counts once per
+/// pipeline it reports), ordered by pipeline id: the fleet list the server reports, or the
+/// same narrowed to some agents.
+pub fn sum_pipelines<'a>(
+    agents: impl IntoIterator<Item = &'a AgentInsight>,
+) -> Vec<PipelineThroughput> {
+    let mut sums: std::collections::BTreeMap<&str, PipelineThroughput> = Default::default();
+    for p in agents.into_iter().flat_map(|a| &a.pipelines) {
+        let sum = sums
+            .entry(p.pipeline.as_str())
+            .or_insert_with(|| PipelineThroughput {
+                pipeline: p.pipeline.clone(),
+                agents: 0,
+                accepted_per_second: 0.0,
+                refused_per_second: 0.0,
+                sent_per_second: 0.0,
+            });
+        sum.agents += 1;
+        sum.accepted_per_second += p.accepted_per_second;
+        sum.refused_per_second += p.refused_per_second;
+        sum.sent_per_second += p.sent_per_second;
+    }
+    sums.into_values().collect()
+}
+
 /// One agent's load, as its own metrics say.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct AgentInsight {

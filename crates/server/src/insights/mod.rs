@@ -167,23 +167,7 @@ pub async fn report(state: &AppState) -> Result<FleetInsights, crate::store::Sto
             auth: e.spec.auth != EndpointAuth::None,
         })
         .collect();
-    let mut pipelines: BTreeMap<&str, PipelineThroughput> = BTreeMap::new();
-    for p in agents.iter().flat_map(|a| &a.pipelines) {
-        let sum = pipelines
-            .entry(p.pipeline.as_str())
-            .or_insert_with(|| PipelineThroughput {
-                pipeline: p.pipeline.clone(),
-                agents: 0,
-                accepted_per_second: 0.0,
-                refused_per_second: 0.0,
-                sent_per_second: 0.0,
-            });
-        sum.agents += 1;
-        sum.accepted_per_second += p.accepted_per_second;
-        sum.refused_per_second += p.refused_per_second;
-        sum.sent_per_second += p.sent_per_second;
-    }
-    let pipelines = pipelines.into_values().collect();
+    let pipelines = otaas_api::insights::sum_pipelines(&agents);
     let mut anomaly_counts = BTreeMap::new();
     for a in &anomalies {
         *anomaly_counts.entry(a.kind).or_insert(0u64) += 1;
