@@ -1,17 +1,30 @@
 #!/usr/bin/env bash
-# Installs the third-party OpAMP peer client the OpAMP tests run against
-# (../shared/peers next to the repository: python_agent.py + setup.sh, pinned PyPI versions).
+# Installs the third-party OpAMP client that tests/peers/opamp_peer.py drives, at the versions
+# pinned in tests/peers/requirements.txt, into a venv:
 #
-#   scripts/setup-peers.sh [DIR]     # default DIR: $PEERS_DIR or <repo>/target/opamp-peers
+#   scripts/setup-peers.sh [DIR]     # venv in DIR/py; default DIR: $PEERS_DIR or <repo>/target/opamp-peers
 #
-# Idempotent (a quick no-op when already installed). Needs python3 with venv; only PyPI is
-# contacted. The tests in crates/server/tests/opamp.rs call this themselves.
+# Idempotent: when DIR/py already holds exactly the pinned versions it only checks them (well
+# under a second). Needs python3 with venv; only PyPI is contacted. The OpAMP tests
+# (crates/server/tests/opamp.rs) call this themselves.
 set -euo pipefail
-ROOT="$(cd "$(dirname "$0")/.." && pwd)"
-PEERS_SRC="${OTAAS_PEERS_SRC:-$ROOT/../shared/peers}"
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+PINS="$ROOT/tests/peers/requirements.txt"
 DIR="${1:-${PEERS_DIR:-$ROOT/target/opamp-peers}}"
-if [ ! -f "$PEERS_SRC/setup.sh" ] || [ ! -f "$PEERS_SRC/python_agent.py" ]; then
-  echo "setup-peers.sh: no OpAMP peers at $PEERS_SRC (expected ../shared/peers next to the repo; set OTAAS_PEERS_SRC)" >&2
-  exit 1
+PYTHON="${PYTHON:-python3}"
+mkdir -p "$DIR"
+DIR="$(cd "$DIR" && pwd)"
+
+# One installer at a time per directory (test binaries may start in parallel).
+exec 9>"$DIR/.setup.lock"
+flock 9
+
+# The pins as `name==version` lines, and what the venv has, normalised the same way.
+want="$(grep -E '^[A-Za-z0-9_.-]+==' "$PINS" | tr 'A-Z_' 'a-z-' | sort)"
+have() { "$DIR/py/bin/python" -m pip freeze --disable-pip-version-check 2>/dev/null | tr 'A-Z_' 'a-z-' | sort; }
+if [[ ! -x "$DIR/py/bin/python" ]] || ! diff -q <(echo "$want") <(have | grep -F -x -f <(echo "$want")) >/dev/null; then
+  echo "setup-peers: installing $(grep -c '==' "$PINS") pinned packages into $DIR/py" >&2
+  "$PYTHON" -m venv "$DIR/py" || { echo "setup-peers: '$PYTHON -m venv' failed (Debian: apt-get install python3-venv)" >&2; exit 1; }
+  "$DIR/py/bin/python" -m pip install --quiet --disable-pip-version-check --no-input -r "$PINS"
 fi
-bash "$PEERS_SRC/setup.sh" "$DIR"
+echo "setup-peers: ready: PEERS_DIR=$DIR python3 $ROOT/tests/peers/opamp_peer.py" >&2

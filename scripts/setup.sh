@@ -6,7 +6,7 @@
 # Installs into the tools dir TOOLS = $OTAAS_TOOLS_DIR, else <repo>/.tools (git-ignored):
 #   TOOLS/bin/terraform, TOOLS/terraform-venv/   Terraform 1.15.5 engine (scripts/install-terraform.sh)
 #   TOOLS/null-provider/                          the Go null provider (same script)
-#   TOOLS/peers/py/                               the third-party OpAMP client (../shared/peers/setup.sh)
+#   TOOLS/peers/py/                               the third-party OpAMP client (scripts/setup-peers.sh)
 #   TOOLS/bin/otelcol-contrib, TOOLS/collector/   a real OpenTelemetry Collector (scripts/install-collector.sh)
 #   TOOLS/cargo-fuzz/bin/cargo-fuzz               cargo-fuzz $CARGO_FUZZ_VERSION (scripts/fuzz.sh), unless
 #                                                 that version is already on PATH
@@ -16,8 +16,8 @@
 #   OTAAS_TOOLS_DIR      the tools dir
 #   OTAAS_TERRAFORM      the terraform engine the tests and demo run (>= 1.14; default TOOLS/bin/terraform)
 #   OTAAS_NULL_PROVIDER  the null provider binary (harness self-test, benchmark baseline)
-#   PEERS_DIR            where ../shared/peers/setup.sh installed the OpAMP peer
-#   OTAAS_PEER_AGENT     ../shared/peers/python_agent.py (re-execs itself in $PEERS_DIR/py)
+#   PEERS_DIR            where scripts/setup-peers.sh installed the OpAMP client library
+#   OTAAS_PEER_AGENT     tests/peers/opamp_peer.py (re-execs itself in $PEERS_DIR/py)
 #   OTAAS_TEST_DATABASE_URL  the PostgreSQL server store tests use
 #   OTAAS_COLLECTOR      the collector binary `otaas agent` runs in the tests and the demo
 #   PATH                 gains TOOLS/cargo-fuzz/bin
@@ -39,15 +39,9 @@ bash "$REPO/scripts/install-terraform.sh" "$TOOLS"
 bash "$REPO/scripts/install-collector.sh" "$TOOLS"
 
 # --- Third-party OpAMP peer -------------------------------------------------------------------------
-# CI clones the repository with `shared/` beside it; the peer harness lives there, not in this repo.
-SHARED="$REPO/../shared"
-if [[ ! -f "$SHARED/peers/setup.sh" || ! -f "$SHARED/peers/python_agent.py" ]]; then
-  say "missing $SHARED/peers/{setup.sh,python_agent.py}: the OpAMP peer harness must be checked out"
-  say "as 'shared/' beside this repository (expected at $(cd "$REPO/.." && pwd)/shared)"
-  exit 1
-fi
-SHARED="$(cd "$SHARED" && pwd)"
-bash "$SHARED/peers/setup.sh" "$TOOLS/peers" >/dev/null
+# The harness (tests/peers/opamp_peer.py) is in this repository; the client library it drives comes
+# from PyPI at the versions pinned in tests/peers/requirements.txt.
+bash "$REPO/scripts/setup-peers.sh" "$TOOLS/peers"
 
 # --- cargo-fuzz (scripts/fuzz.sh; scripts/test.sh runs it for a bounded time) -------------------------
 # Built from crates.io with its own lockfile, once; a matching cargo-fuzz already on PATH is used.
@@ -76,7 +70,7 @@ export OTAAS_TOOLS_DIR="\${OTAAS_TOOLS_DIR:-$TOOLS}"
 export OTAAS_TERRAFORM="\${OTAAS_TERRAFORM:-$TOOLS/bin/terraform}"
 export OTAAS_NULL_PROVIDER="\${OTAAS_NULL_PROVIDER:-$TOOLS/null-provider/terraform-provider-null_v2.1.2_x4}"
 export PEERS_DIR="\${PEERS_DIR:-$TOOLS/peers}"
-export OTAAS_PEER_AGENT="\${OTAAS_PEER_AGENT:-$SHARED/peers/python_agent.py}"
+export OTAAS_PEER_AGENT="\${OTAAS_PEER_AGENT:-$REPO/tests/peers/opamp_peer.py}"
 export OTAAS_TEST_DATABASE_URL="\${OTAAS_TEST_DATABASE_URL:-$DATABASE_URL}"
 export OTAAS_COLLECTOR="\${OTAAS_COLLECTOR:-$TOOLS/bin/otelcol-contrib}"
 case ":\$PATH:" in *":$TOOLS/cargo-fuzz/bin:"*) ;; *) export PATH="$TOOLS/cargo-fuzz/bin:\$PATH" ;; esac

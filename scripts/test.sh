@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # THE test command: `bash scripts/test.sh`. What CI runs (.ci/run), on a fresh machine.
 #
+# 0. the repository stands alone: no tracked file refers to a path outside it;
 # 1. scripts/setup.sh (Terraform engine, null provider, OpAMP peer, cargo-fuzz; idempotent) and
 #    its env.sh;
 # 2. cargo fmt --check, clippy with warnings as errors, cargo test, all on the whole workspace with
@@ -22,6 +23,7 @@ step() {
   echo "==> $name: ok ($((SECONDS - start)) s)" >&2
 }
 
+step standalone python3 scripts/check-standalone.py
 step setup bash scripts/setup.sh
 # shellcheck source=/dev/null
 source "$OTAAS_TOOLS_DIR/env.sh"

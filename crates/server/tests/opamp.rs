@@ -1,5 +1,5 @@
 //! OpAMP end to end, over real sockets on 127.0.0.1 against the real `otaas serve` binary:
-//! the third-party Python OpAMP client (`../shared/peers`, installed by
+//! the third-party Python OpAMP client (`tests/peers/opamp_peer.py`, its library installed by
 //! `scripts/setup-peers.sh`), `otaas fleet-sim` over WebSocket, and hand-made bad frames.
 
 mod common;
@@ -276,10 +276,7 @@ fn peers() -> &'static (PathBuf, PathBuf) {
             String::from_utf8_lossy(&out.stdout),
             String::from_utf8_lossy(&out.stderr)
         );
-        let src = std::env::var_os("OTAAS_PEERS_SRC")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| root.join("../shared/peers"));
-        (dir, src.join("python_agent.py"))
+        (dir, root.join("tests/peers/opamp_peer.py"))
     })
 }
 
@@ -306,7 +303,9 @@ impl PyAgent {
         for (k, v) in env {
             cmd.env(k, v);
         }
-        let mut child = cmd.spawn().expect("spawn python3 python_agent.py");
+        let mut child = cmd
+            .spawn()
+            .expect("spawn python3 tests/peers/opamp_peer.py");
         let out = collect_lines(child.stdout.take().unwrap());
         Self { child, out }
     }
