@@ -2,7 +2,7 @@
 """Fails when a tracked file refers to a path outside the repository.
 
 A clone of the repository alone must build, test and read whole, so no tracked file may point
-at a sibling directory (`../shared/...`, `$REPO/../x`) or at an absolute path of a developer's
+at a directory beside the clone (a `..` step out of the repository root) or at an absolute path of a developer's
 machine. Relative paths are resolved from the file's own directory, paths written after a
 repository-root variable (`$REPO`, `$ROOT`, `${REPO}`, ...) from the repository root; a path that
 lands outside the repository is reported with its file and line.
