@@ -19,6 +19,7 @@
 
 mod agent_group;
 mod bench;
+mod busy;
 mod common;
 mod endpoint_binding;
 mod examples;

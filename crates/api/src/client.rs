@@ -1,5 +1,7 @@
 //! Typed async client for `/api/v1` (reqwest with rustls): bearer token, optional custom CA,
-//! `If-Match` on updates, and errors that keep the server's status and error body.
+//! `If-Match` on updates, errors that keep the server's status and error body, and retries of
+//! answers that mean "not now" (429, 503: honouring `Retry-After`) and of transport failures
+//! that cannot have changed anything, within [`ClientConfig::retry_for`].
 
 use std::time::Duration;
 
@@ -22,6 +24,9 @@ pub struct ClientConfig {
     pub ca_cert_pem: Option<String>,
     /// Per-request timeout.
     pub timeout: Duration,
+    /// How long one call may keep retrying a busy or briefly unavailable server (429, 503,
+    /// connection failures) before it reports the last answer; zero disables retries.
+    pub retry_for: Duration,
 }
 
 impl ClientConfig {
@@ -31,9 +36,14 @@ impl ClientConfig {
             token: token.into(),
             ca_cert_pem: None,
             timeout: Duration::from_secs(30),
+            retry_for: DEFAULT_RETRY_FOR,
         }
     }
 }
+
+/// Default of [`ClientConfig::retry_for`]: long enough to ride out a throttled burst of a large
+/// plan or a server restart, short enough that a dead server is reported while someone waits.
+pub const DEFAULT_RETRY_FOR: Duration = Duration::from_secs(300);
 
 /// Errors from the client. `Api` keeps the server's status and error body so callers can tell
 /// 404 from 409 from 422 (see the `is_*` helpers).
@@ -48,6 +58,18 @@ pub enum ClientError {
     Api { status: u16, error: ErrorDetail },
     #[error("decoding otaas response ({status}): {message}")]
     Decode { status: u16, message: String },
+    /// The server stayed busy or unreachable for the whole retry budget; `last` is its last
+    /// answer (or the last transport error).
+    #[error("{what} {method} {path}: gave up after {attempts} attempts over {}s: {last}",
+        .waited.as_secs())]
+    GaveUp {
+        what: &'static str,
+        method: String,
+        path: String,
+        attempts: u32,
+        waited: Duration,
+        last: Box<ClientError>,
+    },
 }
 
 impl ClientError {
@@ -55,6 +77,7 @@ impl ClientError {
     pub fn status(&self) -> Option<u16> {
         match self {
             ClientError::Api { status, .. } | ClientError::Decode { status, .. } => Some(*status),
+            ClientError::GaveUp { last, .. } => last.status(),
             _ => None,
         }
     }
@@ -62,6 +85,7 @@ impl ClientError {
     pub fn code(&self) -> Option<ErrorCode> {
         match self {
             ClientError::Api { error, .. } => Some(error.code),
+            ClientError::GaveUp { last, .. } => last.code(),
             _ => None,
         }
     }
@@ -69,6 +93,7 @@ impl ClientError {
     pub fn field(&self) -> Option<&str> {
         match self {
             ClientError::Api { error, .. } => error.field.as_deref(),
+            ClientError::GaveUp { last, .. } => last.field(),
             _ => None,
         }
     }
@@ -95,8 +120,10 @@ impl ClientError {
     /// The TLS library's reason when the server's certificate was refused (e.g. `invalid peer
     /// certificate: UnknownIssuer`).
     pub fn certificate_error(&self) -> Option<String> {
-        let ClientError::Transport(err) = self else {
-            return None;
+        let err = match self {
+            ClientError::Transport(err) => err,
+            ClientError::GaveUp { last, .. } => return last.certificate_error(),
+            _ => return None,
         };
         let mut next: Option<&(dyn std::error::Error + 'static)> = Some(err);
         while let Some(e) = next {
@@ -124,6 +151,7 @@ pub struct Client {
     http: reqwest::Client,
     base: String,
     token: String,
+    retry_for: Duration,
 }
 
 impl Client {
@@ -156,6 +184,7 @@ impl Client {
             http: builder.build()?,
             base,
             token: config.token,
+            retry_for: config.retry_for,
         })
     }
 
@@ -186,6 +215,8 @@ impl Client {
         format!("{}/api/v1{}", self.base, path)
     }
 
+    /// One call: the request, retried while the server says "not now" (see [`Retry`]) and the
+    /// budget lasts, then the answer decoded.
     async fn send<B: Serialize + ?Sized, T: DeserializeOwned>(
         &self,
         method: Method,
@@ -194,6 +225,53 @@ impl Client {
         body: Option<&B>,
         if_match: Option<i64>,
     ) -> Result<Option<T>, ClientError> {
+        // Serialised once: every attempt sends the same bytes.
+        let body = body
+            .map(serde_json::to_vec)
+            .transpose()
+            .map_err(|e| ClientError::Config(format!("encoding the request body: {e}")))?;
+        let started = tokio::time::Instant::now();
+        let mut attempts = 0u32;
+        loop {
+            attempts += 1;
+            let outcome = self
+                .attempt(method.clone(), path, query, body.as_deref(), if_match)
+                .await;
+            let (what, wait) = match Retry::of(&outcome, &method, attempts) {
+                Some(r) => r,
+                None => return outcome.and_then(decode),
+            };
+            let waited = started.elapsed();
+            if waited + wait > self.retry_for {
+                let last = Box::new(match outcome {
+                    Ok(answer) => error_of(answer.status, &answer.bytes),
+                    Err(e) => e,
+                });
+                return Err(if attempts == 1 {
+                    *last
+                } else {
+                    ClientError::GaveUp {
+                        what,
+                        method: method.to_string(),
+                        path: format!("/api/v1{path}"),
+                        attempts,
+                        waited,
+                        last,
+                    }
+                });
+            }
+            tokio::time::sleep(wait).await;
+        }
+    }
+
+    async fn attempt(
+        &self,
+        method: Method,
+        path: &str,
+        query: &[(&str, &str)],
+        body: Option<&[u8]>,
+        if_match: Option<i64>,
+    ) -> Result<Answer, ClientError> {
         let mut req = self
             .http
             .request(method, self.url(path))
@@ -202,40 +280,27 @@ impl Client {
             req = req.query(query);
         }
         if let Some(body) = body {
-            req = req.json(body);
+            req = req
+                .header(http::header::CONTENT_TYPE, "application/json")
+                .body(body.to_vec());
         }
         if let Some(rev) = if_match {
             req = req.header("If-Match", rev.to_string());
         }
         let resp = req.send().await?;
         let status = resp.status();
+        let retry_after = resp
+            .headers()
+            .get(http::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .map(Duration::from_secs);
         let bytes = resp.bytes().await?;
-        if status.is_success() {
-            if status == StatusCode::NO_CONTENT {
-                return Ok(None);
-            }
-            return serde_json::from_slice(&bytes)
-                .map(Some)
-                .map_err(|e| ClientError::Decode {
-                    status: status.as_u16(),
-                    message: e.to_string(),
-                });
-        }
-        match serde_json::from_slice::<ErrorBody>(&bytes) {
-            Ok(body) => Err(ClientError::Api {
-                status: status.as_u16(),
-                error: body.error,
-            }),
-            Err(_) => Err(ClientError::Api {
-                status: status.as_u16(),
-                error: ErrorDetail {
-                    code: ErrorCode::Other,
-                    message: String::from_utf8_lossy(&bytes).chars().take(200).collect(),
-                    field: None,
-                    missing_components: Vec::new(),
-                },
-            }),
-        }
+        Ok(Answer {
+            status,
+            retry_after,
+            bytes,
+        })
     }
 
     pub(crate) async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, ClientError> {
@@ -281,6 +346,107 @@ impl Client {
             .await
             .map(|_| ())
     }
+}
+
+/// A server's answer before decoding.
+struct Answer {
+    status: StatusCode,
+    retry_after: Option<Duration>,
+    bytes: bytes::Bytes,
+}
+
+/// Decodes an answer: the value for 2xx (none for 204), the server's error otherwise.
+fn decode<T: DeserializeOwned>(answer: Answer) -> Result<Option<T>, ClientError> {
+    let Answer { status, bytes, .. } = answer;
+    if status.is_success() {
+        if status == StatusCode::NO_CONTENT {
+            return Ok(None);
+        }
+        return serde_json::from_slice(&bytes)
+            .map(Some)
+            .map_err(|e| ClientError::Decode {
+                status: status.as_u16(),
+                message: e.to_string(),
+            });
+    }
+    Err(error_of(status, &bytes))
+}
+
+/// The server's error body, or its first bytes when it sent no JSON error (a proxy's page).
+fn error_of(status: StatusCode, bytes: &[u8]) -> ClientError {
+    match serde_json::from_slice::<ErrorBody>(bytes) {
+        Ok(body) => ClientError::Api {
+            status: status.as_u16(),
+            error: body.error,
+        },
+        Err(_) => ClientError::Api {
+            status: status.as_u16(),
+            error: ErrorDetail {
+                code: ErrorCode::Other,
+                message: String::from_utf8_lossy(bytes).chars().take(200).collect(),
+                field: None,
+                missing_components: Vec::new(),
+            },
+        },
+    }
+}
+
+/// When a failed attempt is worth repeating, and after how long.
+///
+/// - 429 and 503: the server did not act on the request (rate limit, admission, a database
+///   outage rolled back), so any method is repeated; its `Retry-After` is honoured.
+/// - A connection that could not be opened: nothing was sent, so any method is repeated.
+/// - Other transport failures (reset, timeout mid-request) may have reached the server: only
+///   idempotent methods (GET, PUT, DELETE) are repeated; a POST is reported as it failed.
+struct Retry;
+
+impl Retry {
+    /// `Some((what, wait))` to retry; `what` names the condition for the final diagnostic.
+    fn of(
+        outcome: &Result<Answer, ClientError>,
+        method: &Method,
+        attempts: u32,
+    ) -> Option<(&'static str, Duration)> {
+        let (what, retry_after) = match outcome {
+            Ok(a) if a.status == StatusCode::TOO_MANY_REQUESTS => {
+                ("otaas kept throttling (429)", a.retry_after)
+            }
+            Ok(a) if a.status == StatusCode::SERVICE_UNAVAILABLE => {
+                ("otaas stayed unavailable (503)", a.retry_after)
+            }
+            Ok(_) => return None,
+            Err(ClientError::Transport(e)) if e.is_connect() => {
+                ("otaas could not be reached", None)
+            }
+            Err(ClientError::Transport(e))
+                if (e.is_timeout() || e.is_request())
+                    && matches!(*method, Method::GET | Method::PUT | Method::DELETE) =>
+            {
+                ("the connection to otaas kept failing", None)
+            }
+            Err(_) => return None,
+        };
+        let wait = retry_after.unwrap_or_else(|| backoff(attempts));
+        // The server's hint is a floor; a little jitter keeps many callers from waking together.
+        Some((what, wait + jitter(wait / 10 + Duration::from_millis(50))))
+    }
+}
+
+/// 250 ms doubling per attempt, at most 8 s.
+fn backoff(attempts: u32) -> Duration {
+    Duration::from_millis(250u64.saturating_mul(1 << attempts.saturating_sub(1).min(5)))
+        .min(Duration::from_secs(8))
+}
+
+/// A pseudo-random duration in `[0, max)`: the clock's nanoseconds are random enough to spread
+/// concurrent retries, and need no generator state.
+fn jitter(max: Duration) -> Duration {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    let max_ns = max.as_nanos().max(1) as u64;
+    Duration::from_nanos(u64::from(nanos) % max_ns)
 }
 
 fn empty_body(status: u16) -> ClientError {
