@@ -10,8 +10,9 @@
 # and the demo then appends lines to the watched file and waits until a small OTLP/HTTP sink it
 # started has received them.
 #
-# 1. builds `otaas` and `terraform-provider-otaas` (cargo, --locked) and installs the Terraform 1.15
-#    engine if needed (scripts/setup.sh);
+# 1. builds the workspace as the README does (`cargo build --release --locked`: nothing to do when
+#    the README's build is there; DEMO_PROFILE=debug uses the debug build instead) and installs the
+#    Terraform 1.15 engine and the collector if needed (scripts/setup.sh; no fuzzing tools);
 # 2. starts `otaas serve` on loopback (SQLite in a temp data dir, ports chosen by the OS, read from
 #    its `otaas: api|opamp listening on ADDR` lines) and `otaas fleet-sim` with DEMO_AGENTS agents
 #    labelled DEMO_LABELS (default env=demo, which the quickstart's agent group selects);
@@ -21,7 +22,7 @@
 #    (data.otaas_agent_group_status.demo, data.otaas_agents.demo);
 # 5. stops what it started and removes its temp dir (DEMO_KEEP=1 keeps it, for a look at the logs).
 #
-# Env: DEMO_AGENTS (default 20), DEMO_LABELS (default env=demo), OTAAS_TERRAFORM (engine, >= 1.14;
+# Env: DEMO_PROFILE (release, the default, or debug), DEMO_AGENTS (default 20), DEMO_LABELS (default env=demo), OTAAS_TERRAFORM (engine, >= 1.14;
 # default the one scripts/setup.sh installs), OTAAS_TOOLS_DIR, OTAAS_BIN and OTAAS_PROVIDER_BIN
 # (binaries to use instead of the ones built here).
 #
@@ -56,11 +57,16 @@ if [[ "$COLLECTOR" == installed ]]; then COLLECTOR="$OTAAS_COLLECTOR"; fi
 if [[ -n "$COLLECTOR" && ! -x "$COLLECTOR" ]]; then
   say "--collector $COLLECTOR: not an executable file"; exit 1
 fi
-say "building otaas and terraform-provider-otaas"
-cargo build --locked -p otaas-server --bin otaas -p terraform-provider-otaas --bin terraform-provider-otaas
+PROFILE="${DEMO_PROFILE:-release}"
+case "$PROFILE" in
+  release) say "building as the README does (cargo build --release --locked)"
+           cargo build --release --locked ;;
+  debug)   cargo build --locked ;;
+  *) say "DEMO_PROFILE must be release or debug, not $PROFILE"; exit 2 ;;
+esac
 TARGET_DIR="$(cargo metadata --locked --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')"
-OTAAS="${OTAAS_BIN:-$TARGET_DIR/debug/otaas}"
-PROVIDER="${OTAAS_PROVIDER_BIN:-$TARGET_DIR/debug/terraform-provider-otaas}"
+OTAAS="${OTAAS_BIN:-$TARGET_DIR/$PROFILE/otaas}"
+PROVIDER="${OTAAS_PROVIDER_BIN:-$TARGET_DIR/$PROFILE/terraform-provider-otaas}"
 
 DEMO_DIR="$(mktemp -d -t otaas-demo-XXXXXX)"
 PIDS=()

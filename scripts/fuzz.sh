@@ -8,8 +8,9 @@
 #   FUZZ_SECONDS=600 FUZZ_TARGETS=opamp_frames bash scripts/fuzz.sh
 #   FUZZ_SANITIZER=address bash scripts/fuzz.sh   # ASan (slower build and runs)
 #
-# Needs cargo-fuzz (scripts/setup.sh installs the pinned version and puts it on PATH through
-# env.sh; this script installs it itself when it is missing). The machine's toolchain is stable
+# Needs cargo-fuzz: the pinned version on PATH, else this script installs it once into
+# $OTAAS_TOOLS_DIR/cargo-fuzz (default <repo>/.tools; env.sh puts its bin on PATH). Only this
+# script needs it: setup, the tests and the demo do not. The machine's toolchain is stable
 # Rust; cargo-fuzz passes nightly-only flags, which RUSTC_BOOTSTRAP=1 unlocks on stable. The
 # default sanitizer is `none`: the code under test is safe Rust, so the findings are panics,
 # overflows (debug assertions are on: `-a`) and broken invariants, which need no sanitizer; ASan
@@ -22,7 +23,7 @@ set -euo pipefail
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 ALL_TARGETS="opamp_frames msgpack_decode api_bodies render_inputs"
-CARGO_FUZZ_VERSION=0.13.2 # keep in step with scripts/setup.sh
+CARGO_FUZZ_VERSION=0.13.2
 SECONDS_PER_TARGET="${FUZZ_SECONDS:-60}"
 TARGETS="${FUZZ_TARGETS:-$ALL_TARGETS}"
 SANITIZER="${FUZZ_SANITIZER:-none}"
@@ -40,9 +41,11 @@ while (($#)); do
 done
 export RUSTC_BOOTSTRAP=1
 
-if ! cargo fuzz --version >/dev/null 2>&1; then
-  echo "==> installing cargo-fuzz $CARGO_FUZZ_VERSION from crates.io" >&2
-  cargo install --locked cargo-fuzz --version "$CARGO_FUZZ_VERSION"
+TOOLS="${OTAAS_TOOLS_DIR:-$REPO/.tools}"
+export PATH="$TOOLS/cargo-fuzz/bin:$PATH"
+if [[ "$(cargo fuzz --version 2>/dev/null | awk '{print $2}')" != "$CARGO_FUZZ_VERSION" ]]; then
+  echo "==> installing cargo-fuzz $CARGO_FUZZ_VERSION into $TOOLS/cargo-fuzz (once, a minute or two)" >&2
+  cargo install --locked --quiet cargo-fuzz --version "$CARGO_FUZZ_VERSION" --root "$TOOLS/cargo-fuzz"
 fi
 
 cd "$REPO/fuzz"

@@ -8,8 +8,6 @@
 #   TOOLS/null-provider/                          the Go null provider (same script)
 #   TOOLS/peers/py/                               the third-party OpAMP client (scripts/setup-peers.sh)
 #   TOOLS/bin/otelcol-contrib, TOOLS/collector/   a real OpenTelemetry Collector (scripts/install-collector.sh)
-#   TOOLS/cargo-fuzz/bin/cargo-fuzz               cargo-fuzz $CARGO_FUZZ_VERSION (scripts/fuzz.sh), unless
-#                                                 that version is already on PATH
 #   TOOLS/env.sh                                  the environment below, to `source`
 #
 # Environment written to TOOLS/env.sh (a value already set by the user wins):
@@ -20,7 +18,7 @@
 #   OTAAS_PEER_AGENT     tests/peers/opamp_peer.py (re-execs itself in $PEERS_DIR/py)
 #   OTAAS_TEST_DATABASE_URL  the PostgreSQL server store tests use
 #   OTAAS_COLLECTOR      the collector binary `otaas agent` runs in the tests and the demo
-#   PATH                 gains TOOLS/cargo-fuzz/bin
+#   PATH                 gains TOOLS/cargo-fuzz/bin (where scripts/fuzz.sh installs cargo-fuzz)
 #
 # Assumes what this machine kind provides: a Rust toolchain, python3 (>= 3.9) with venv and pip,
 # PostgreSQL on 127.0.0.1:5432 with trust auth. Only PyPI and crates.io are contacted.
@@ -42,16 +40,6 @@ bash "$REPO/scripts/install-collector.sh" "$TOOLS"
 # The harness (tests/peers/opamp_peer.py) is in this repository; the client library it drives comes
 # from PyPI at the versions pinned in tests/peers/requirements.txt.
 bash "$REPO/scripts/setup-peers.sh" "$TOOLS/peers"
-
-# --- cargo-fuzz (scripts/fuzz.sh; scripts/test.sh runs it for a bounded time) -------------------------
-# Built from crates.io with its own lockfile, once; a matching cargo-fuzz already on PATH is used.
-CARGO_FUZZ_VERSION=0.13.2
-fuzz_version() { "$1" fuzz --version 2>/dev/null | awk '{print $2}'; }
-if [[ "$(fuzz_version "$TOOLS/cargo-fuzz/bin/cargo-fuzz")" != "$CARGO_FUZZ_VERSION" ]] &&
-   [[ "$(command -v cargo-fuzz >/dev/null && fuzz_version cargo-fuzz)" != "$CARGO_FUZZ_VERSION" ]]; then
-  say "installing cargo-fuzz $CARGO_FUZZ_VERSION into $TOOLS/cargo-fuzz (a minute or two, once)"
-  cargo install --locked --quiet cargo-fuzz --version "$CARGO_FUZZ_VERSION" --root "$TOOLS/cargo-fuzz"
-fi
 
 # --- PostgreSQL -------------------------------------------------------------------------------------
 # Store tests run on the machine's PostgreSQL; say so now rather than through a failing test later.

@@ -2,7 +2,7 @@
 # THE test command: `bash scripts/test.sh`. What CI runs (.ci/run), on a fresh machine.
 #
 # 0. the repository stands alone: no tracked file refers to a path outside it;
-# 1. scripts/setup.sh (Terraform engine, null provider, OpAMP peer, cargo-fuzz; idempotent) and
+# 1. scripts/setup.sh (Terraform engine, null provider, OpAMP peer, collector; idempotent) and
 #    its env.sh;
 # 2. cargo fmt --check, clippy with warnings as errors, cargo test, all on the whole workspace with
 #    the committed Cargo.lock;
@@ -34,7 +34,8 @@ step test cargo test --workspace --locked
 if [[ "${FUZZ_CI_SECONDS:-30}" != 0 ]]; then
   step fuzz bash scripts/fuzz.sh --ci "${FUZZ_CI_SECONDS:-30}"
 fi
-# The README's demo, end to end (its builds are the test profile's binaries, already built).
-step demo env DEMO_AGENTS=5 bash scripts/demo.sh
-step "demo (real collector)" bash scripts/demo.sh --collector
+# The README's demo, end to end, on the debug binaries `cargo test` just built (the demo's own
+# default is the README's release build, which CI would otherwise compile a second time).
+step demo env DEMO_AGENTS=5 DEMO_PROFILE=debug bash scripts/demo.sh
+step "demo (real collector)" env DEMO_PROFILE=debug bash scripts/demo.sh --collector
 echo "==> all passed in $SECONDS s" >&2

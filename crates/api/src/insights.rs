@@ -9,6 +9,23 @@ use serde::{Deserialize, Serialize};
 
 use crate::ids::{AgentGroupId, EndpointId};
 
+/// Rates are shown to the thousandth: the float noise of summing and dividing
+/// (`100.00000000000006`) means nothing to a reader and breaks equality in configs.
+fn round_rate(v: f64) -> f64 {
+    (v * 1000.0).round() / 1000.0
+}
+
+fn rate<S: serde::Serializer>(v: &f64, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_f64(round_rate(*v))
+}
+
+fn opt_rate<S: serde::Serializer>(v: &Option<f64>, s: S) -> Result<S::Ok, S::Error> {
+    match v {
+        Some(v) => s.serialize_some(&round_rate(*v)),
+        None => s.serialize_none(),
+    }
+}
+
 /// Throughput of one component (receiver or exporter) of one agent, from its own metrics.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ComponentThroughput {
@@ -19,8 +36,11 @@ pub struct ComponentThroughput {
     pub accepted_total: f64,
     pub refused_total: f64,
     pub sent_total: f64,
+    #[serde(serialize_with = "rate")]
     pub accepted_per_second: f64,
+    #[serde(serialize_with = "rate")]
     pub refused_per_second: f64,
+    #[serde(serialize_with = "rate")]
     pub sent_per_second: f64,
 }
 
@@ -33,8 +53,11 @@ pub struct PipelineThroughput {
     pub pipeline: String,
     /// Agents reporting this pipeline (1 in an agent's own list).
     pub agents: u64,
+    #[serde(serialize_with = "rate")]
     pub accepted_per_second: f64,
+    #[serde(serialize_with = "rate")]
     pub refused_per_second: f64,
+    #[serde(serialize_with = "rate")]
     pub sent_per_second: f64,
 }
 
@@ -68,10 +91,14 @@ pub fn sum_pipelines<'a>(
 pub struct AgentInsight {
     pub agent_id: String,
     pub group_id: Option<AgentGroupId>,
+    #[serde(serialize_with = "rate")]
     pub accepted_per_second: f64,
+    #[serde(serialize_with = "rate")]
     pub refused_per_second: f64,
+    #[serde(serialize_with = "rate")]
     pub sent_per_second: f64,
     /// The rolling baseline of `accepted_per_second` anomalies are judged against.
+    #[serde(serialize_with = "opt_rate")]
     pub baseline_accepted_per_second: Option<f64>,
     pub cpu_seconds_total: Option<f64>,
     pub memory_rss_bytes: Option<f64>,
@@ -159,5 +186,25 @@ impl crate::client::Client {
     /// `GET /api/v1/insights`.
     pub async fn insights(&self) -> Result<FleetInsights, crate::client::ClientError> {
         self.get("/insights").await
+    }
+}
+
+#[cfg(test)]
+mod rounding_tests {
+    use super::*;
+
+    #[test]
+    fn rates_are_serialised_to_the_thousandth() {
+        let p = PipelineThroughput {
+            pipeline: "logs/app".into(),
+            agents: 3,
+            accepted_per_second: 0.1 + 0.2 + 99.7 + 1e-13,
+            refused_per_second: 2.0 / 3.0,
+            sent_per_second: 0.0,
+        };
+        assert_eq!(
+            serde_json::to_string(&p).unwrap(),
+            r#"{"pipeline":"logs/app","agents":3,"accepted_per_second":100.0,"refused_per_second":0.667,"sent_per_second":0.0}"#
+        );
     }
 }

@@ -32,6 +32,11 @@ enum Command {
     Agent(otaas_server::agent::AgentArgs),
     /// Benchmarks on loopback (servers, simulated fleets, Terraform); prints a results table.
     Bench(otaas_server::bench::BenchArgs),
+    /// Print a shell completion script, e.g. `otaas completions bash > /etc/bash_completion.d/otaas`.
+    Completions {
+        /// bash, zsh, fish, elvish or powershell.
+        shell: clap_complete::Shell,
+    },
 }
 
 #[derive(Subcommand)]
@@ -47,8 +52,11 @@ enum TokenCommand {
 fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("OTAAS_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    // Colours only for a person at a terminal: log files and pipes get plain text.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(ansi)
         .with_writer(std::io::stderr)
         .init();
 }
@@ -106,6 +114,19 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             eprintln!("otaas: token {} revoked", args.id.trim());
         }
         Command::Version => println!("otaas {}", env!("CARGO_PKG_VERSION")),
+        Command::Completions { shell } => {
+            use clap::CommandFactory;
+            use std::io::Write;
+            // Generated into memory: clap_complete panics on a write error (`| head`).
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "otaas", &mut script);
+            match std::io::stdout().write_all(&script) {
+                Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+                    return Err(e).context("writing the completion script");
+                }
+                _ => {}
+            }
+        }
         Command::Bench(args) => otaas_server::bench::run(args)
             .await
             .context("otaas bench")?,

@@ -21,7 +21,8 @@ pub enum ScopeArg {
     Agent,
     /// Full REST API access.
     Admin,
-    /// REST API reads only.
+    /// REST API reads only (spelt as in the API; `read-only` is accepted too).
+    #[value(name = "read_only", alias = "read-only")]
     ReadOnly,
 }
 
