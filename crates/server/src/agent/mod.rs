@@ -4,7 +4,8 @@
 //!
 //! Files: `collector.rs` (the binary: `--version`, `components`, `validate`, running it),
 //! `supervisor.rs` (applying configs, last good config, crash restarts), `client.rs` (OpAMP
-//! messages and the WebSocket / HTTP connection), `events.rs` (JSON lines on stdout).
+//! messages and the WebSocket / HTTP connection), `events.rs` (JSON lines on stdout),
+//! `exporter_health.rs` (failing exporters read from the collector's own logs).
 //!
 //! Two tasks: the supervisor owns the child process and publishes a `Report`; the client owns
 //! the connection, forwards offers to the supervisor and sends every new report. Either runs
@@ -13,6 +14,7 @@
 pub mod client;
 pub mod collector;
 pub mod events;
+pub mod exporter_health;
 pub mod supervisor;
 
 use std::path::PathBuf;
