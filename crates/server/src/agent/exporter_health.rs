@@ -9,7 +9,8 @@
 //! machine-readable; the console encoding, which puts the same fields as a JSON object at the
 //! end of the line, is understood too.
 //!
-//! The rule: an exporter is unhealthy from its first failed send until [`QUIET`] passes without
+//! The rule: an exporter is unhealthy from its first failed send until [`QUIET`] (`otaas agent
+//! --exporter-quiet-seconds`) passes without
 //! another one. The collector logs no successful send, so silence is the only evidence of
 //! recovery; the exporter helper retries a failing request at most every 30 s (its default
 //! `max_interval`, ±50 % jitter), so an exporter still failing logs again well within the

@@ -210,6 +210,12 @@ impl Supervisor {
         }
     }
 
+    /// Sets how long a failing exporter must stay quiet to be healthy again.
+    pub fn with_exporter_quiet(mut self, quiet: Duration) -> Self {
+        self.exporters = ExporterWatch::new(quiet);
+        self
+    }
+
     /// The hash of the last good config (what the server is told runs at start-up).
     pub fn good_hash(&self) -> Option<String> {
         self.good.as_ref().map(|g| g.hash.clone())
