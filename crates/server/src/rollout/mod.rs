@@ -217,7 +217,7 @@ async fn sync_read(
         _ => stored.as_ref().map(decode).transpose()?,
     };
     let (rollout, is_new) = if driving {
-        let (mut r, mut is_new) = next_record(id, previous, &latest, now);
+        let (mut r, mut is_new) = next_record(id, previous, latest, now);
         // Taking over: say so in the record (and so in the status of every replica).
         if r.driver.as_deref() != Some(state.cluster.replica_id()) {
             r.driver = Some(state.cluster.replica_id().to_owned());
@@ -234,9 +234,9 @@ async fn sync_read(
             }
         }
     };
-    let target = config_at(state, id, &group, rollout.revision).await?;
+    let target = config_at(state, id, group, rollout.revision).await?;
     let good = match rollout.last_good {
-        Some(rev) => Some(config_at(state, id, &group, rev).await?),
+        Some(rev) => Some(config_at(state, id, group, rev).await?),
         None => None,
     };
     let mut run = Run {
