@@ -43,6 +43,41 @@ fn agent_attributes(id_mode: Mode) -> Vec<Attribute> {
             .description("The agent group it belongs to; empty when unmanaged."),
         Attribute::computed("agent_version", Type::String)
             .description("The collector's `service.version`; may be empty."),
+        Attribute::computed("health_status", Type::String).description(
+            "The agent's own status text (for `otaas agent`: `running (pid N)`, or why the \
+             collector is down); empty when it reports no health.",
+        ),
+        Attribute::computed("last_error", Type::String).description(
+            "The last error the agent reported at the top of its health (a crash, a failed \
+             start, a failing exporter); may stay set after it recovered.",
+        ),
+        Attribute::computed("unhealthy_reason", Type::String).description(
+            "Why `healthy` is `false`, in one line: the deepest unhealthy component and its \
+             error (`pipeline:logs/app/exporter:otlphttp/out-sink: ...`), else the agent's own \
+             status. Empty when healthy.",
+        ),
+        Attribute::nested(
+            "components",
+            Nesting::List,
+            Mode::Computed,
+            vec![
+                Attribute::computed("name", Type::String).description(
+                    "The component's path in the agent's health tree, keys joined by `/` \
+                     (`pipeline:logs/app`, `pipeline:logs/app/exporter:otlphttp/out-sink`).",
+                ),
+                Attribute::computed("healthy", Type::Bool)
+                    .description("Whether the agent reports this component healthy."),
+                Attribute::computed("status", Type::String).description(
+                    "The component's status (`StatusOK`, `StatusRecoverableError`, ...).",
+                ),
+                Attribute::computed("last_error", Type::String)
+                    .description("The component's last error; empty when none."),
+            ],
+        )
+        .description(
+            "Per-component health as the agent reports it, parents before their children, \
+             ordered by name within a parent; empty when it reports no health.",
+        ),
     ]
 }
 
@@ -93,6 +128,35 @@ fn agent_value(a: &Agent) -> Value {
             Value::string(a.group_id.map(|g| g.to_string()).unwrap_or_default()),
         ),
         ("agent_version", s(a.agent_version.as_deref())),
+        (
+            "health_status",
+            s(a.health.as_ref().map(|h| h.status.as_str())),
+        ),
+        (
+            "last_error",
+            s(a.health.as_ref().map(|h| h.last_error.as_str())),
+        ),
+        (
+            "unhealthy_reason",
+            Value::string(a.unhealthy_reason().unwrap_or_default()),
+        ),
+        (
+            "components",
+            Value::List(
+                a.health
+                    .iter()
+                    .flat_map(|h| h.flatten())
+                    .map(|c| {
+                        Value::object([
+                            ("name", Value::string(&c.name)),
+                            ("healthy", Value::Bool(c.health.healthy)),
+                            ("status", Value::string(&c.health.status)),
+                            ("last_error", Value::string(&c.health.last_error)),
+                        ])
+                    })
+                    .collect(),
+            ),
+        ),
     ])
 }
 

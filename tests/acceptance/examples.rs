@@ -134,6 +134,13 @@ fn every_example_applies() {
     let first = block_on(api(&server).list_agents(&Default::default())).unwrap()[0].clone();
     let expected = serde_json::to_value(first.remote_config_status).unwrap();
     assert_eq!(out["first_agent_status"]["value"], expected, "{out}");
+    let health = &out["first_agent_health"]["value"];
+    assert_eq!(health["healthy"], first.healthy.unwrap_or(false), "{out}");
+    assert_eq!(
+        health["reason"],
+        first.unhealthy_reason().unwrap_or_default(),
+        "{out}"
+    );
     destroy_all(&server, &ws);
 
     let (ws, out) = apply_example(&server, "data-sources/otaas_fleet_insights", &[]);

@@ -18,6 +18,7 @@
 //! ```
 
 mod agent_group;
+mod agent_health;
 mod bench;
 mod busy;
 mod common;

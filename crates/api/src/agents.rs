@@ -56,6 +56,64 @@ pub struct ComponentHealth {
     pub components: BTreeMap<String, ComponentHealth>,
 }
 
+/// One node of a health tree, flattened: `name` is the path of component keys from the root
+/// (`pipeline:logs/app/exporter:otlphttp/out-sink`), so siblings in different pipelines stay
+/// apart.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FlatComponent<'a> {
+    pub name: String,
+    pub health: &'a ComponentHealth,
+}
+
+impl ComponentHealth {
+    /// Every component below this node, depth first, parents before their children.
+    pub fn flatten(&self) -> Vec<FlatComponent<'_>> {
+        fn walk<'a>(node: &'a ComponentHealth, prefix: &str, out: &mut Vec<FlatComponent<'a>>) {
+            for (key, child) in &node.components {
+                let name = if prefix.is_empty() {
+                    key.clone()
+                } else {
+                    format!("{prefix}/{key}")
+                };
+                out.push(FlatComponent {
+                    name: name.clone(),
+                    health: child,
+                });
+                walk(child, &name, out);
+            }
+        }
+        let mut out = Vec::new();
+        walk(self, "", &mut out);
+        out
+    }
+
+    /// One line saying why this tree is unhealthy, or `None` when it is healthy. The deepest
+    /// unhealthy component wins over its parents (a pipeline is unhealthy because of its
+    /// exporter, and the exporter's error is what the user can act on).
+    pub fn unhealthy_reason(&self) -> Option<String> {
+        if self.healthy {
+            return None;
+        }
+        let flat = self.flatten();
+        let culprit = flat
+            .iter()
+            .filter(|c| !c.health.healthy)
+            .find(|c| !c.health.components.values().any(|child| !child.healthy));
+        let (what, node) = match culprit {
+            Some(c) => (c.name.as_str(), c.health),
+            None => ("the agent", self),
+        };
+        let why = match (node.last_error.trim(), node.status.trim()) {
+            ("", "") => "no reason given".to_owned(),
+            ("", status) => status.to_owned(),
+            (error, _) => error.to_owned(),
+        };
+        // One line: a crash report carries the collector's stderr lines.
+        let why = why.lines().next().unwrap_or_default();
+        Some(format!("{what}: {why}"))
+    }
+}
+
 /// An agent.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Agent {
@@ -95,6 +153,17 @@ pub struct Agent {
     /// Component types its collector build has (kind → types), when it reports them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub available_components: Option<BTreeMap<String, Vec<String>>>,
+}
+
+impl Agent {
+    /// Why the agent is not healthy, in one line; `None` when it is. An agent that reports no
+    /// health at all counts as unhealthy (as the `health=unhealthy` filter does).
+    pub fn unhealthy_reason(&self) -> Option<String> {
+        match &self.health {
+            Some(h) => h.unhealthy_reason(),
+            None => Some("the agent reports no health".to_owned()),
+        }
+    }
 }
 
 /// Health filter of the agent list.
@@ -146,5 +215,66 @@ impl AgentQuery {
             out.push(("connected", c.to_string()));
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn node(healthy: bool, status: &str, error: &str) -> ComponentHealth {
+        ComponentHealth {
+            healthy,
+            status: status.into(),
+            last_error: error.into(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn the_deepest_unhealthy_component_is_the_reason() {
+        // Given an agent whose pipeline is unhealthy because of its exporter
+        let mut pipeline = node(false, "StatusRecoverableError", "");
+        pipeline
+            .components
+            .insert("receiver:filelog/app".into(), node(true, "StatusOK", ""));
+        pipeline.components.insert(
+            "exporter:otlphttp/out".into(),
+            node(false, "StatusRecoverableError", "connection refused\nmore"),
+        );
+        let mut root = node(false, "running (pid 7)", "");
+        root.components.insert("pipeline:logs/app".into(), pipeline);
+        // When it is flattened and explained
+        let names: Vec<String> = root.flatten().into_iter().map(|c| c.name).collect();
+        // Then names are paths, parents first, and the exporter's error is the reason
+        assert_eq!(
+            names,
+            [
+                "pipeline:logs/app",
+                "pipeline:logs/app/exporter:otlphttp/out",
+                "pipeline:logs/app/receiver:filelog/app",
+            ]
+        );
+        assert_eq!(
+            root.unhealthy_reason().as_deref(),
+            Some("pipeline:logs/app/exporter:otlphttp/out: connection refused")
+        );
+    }
+
+    #[test]
+    fn without_an_unhealthy_component_the_root_explains_itself() {
+        assert_eq!(node(true, "StatusOK", "old").unhealthy_reason(), None);
+        assert_eq!(
+            node(false, "collector down; restarting in 2 s", "")
+                .unhealthy_reason()
+                .as_deref(),
+            Some("the agent: collector down; restarting in 2 s")
+        );
+        assert_eq!(
+            node(false, "down", "collector exited: signal 9\nstderr")
+                .unhealthy_reason()
+                .as_deref(),
+            Some("the agent: collector exited: signal 9")
+        );
     }
 }

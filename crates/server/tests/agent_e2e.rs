@@ -5,7 +5,9 @@
 //! without losing lines, a component the collector lacks is refused by the server, a config
 //! the collector cannot start is reported FAILED while the old one keeps running, a killed
 //! collector is reported and restarted, the collector keeps running while the server is
-//! down, and a restarted agent runs its last good config before the server is back.
+//! down, and a restarted agent runs its last good config before the server is back. And an
+//! exporter whose destination refuses connections: reported unhealthy with the collector's
+//! error, healthy again once its sends succeed.
 
 mod common;
 #[path = "common/procs.rs"]
@@ -96,11 +98,15 @@ async fn accept_logs(
 
 impl Sink {
     async fn start() -> Self {
+        Self::start_on("127.0.0.1:0").await
+    }
+
+    async fn start_on(addr: &str) -> Self {
         let lines = Arc::new(Mutex::new(Vec::new()));
         let app = axum::Router::new()
             .route("/v1/logs", axum::routing::post(accept_logs))
             .with_state(lines.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         tokio::spawn(async move { axum::serve(listener, app).await });
         Self { url, lines }
@@ -733,4 +739,114 @@ async fn an_agent_falls_back_to_http_polling_when_websocket_is_refused() {
     let lines = batch("polled", 3);
     append(&file, &lines);
     wait_lines(&sink, &agent, &lines, "over http").await;
+}
+
+/// The exporter node of `pipeline:<p>` / `exporter:<e>` in an agent's health tree.
+fn exporter_node<'a>(
+    a: &'a otaas_api::agents::Agent,
+    p: &str,
+    e: &str,
+) -> Option<&'a ComponentHealth> {
+    a.health
+        .as_ref()?
+        .components
+        .get(&format!("pipeline:{p}"))?
+        .components
+        .get(&format!("exporter:{e}"))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_exporter_that_cannot_send_is_unhealthy_until_its_sends_succeed() {
+    let collector = collector();
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("app.log");
+    append(&file, &batch("early", 3));
+    let opamp_addr = free_addr();
+    let server = Serve::start(&tmp.path().join("server"), &opamp_addr, &[]);
+    let client = server.client();
+    // A port nobody listens on yet; the sink opens there later.
+    let sink_addr = free_addr();
+
+    // Given a group whose otlphttp exporter points at the closed port
+    let p = client
+        .create_pipeline(&pipeline(&[&file], json!({})))
+        .await
+        .unwrap();
+    client
+        .create_exporter_binding(&ExporterBindingSpec {
+            name: "out".into(),
+            pipeline_id: p.id,
+            signals: None,
+            destinations: vec![DestinationSpec {
+                name: "sink".into(),
+                kind: "otlphttp".into(),
+                endpoint: Some(format!("http://{sink_addr}")),
+                headers: Default::default(),
+                tls: None,
+                config: json!({}),
+            }],
+        })
+        .await
+        .unwrap();
+    client
+        .create_agent_group(&AgentGroupSpec {
+            name: "health".into(),
+            selector: [("env".to_owned(), "health".to_owned())].into(),
+            pipeline_ids: vec![p.id],
+            rollout: RolloutSpec::default(),
+        })
+        .await
+        .unwrap();
+
+    // When a real collector under `otaas agent` runs it (a short quiet window for the test)
+    let agent = Agent::start_with(
+        &server.ws_url(),
+        &collector,
+        &tmp.path().join("agent"),
+        "env=health",
+        &["--exporter-quiet-seconds", "8"],
+    );
+    // Then the exporter is reported unhealthy with the collector's error, and so is the agent
+    let (pipe, exporter) = ("logs/app", "otlphttp/out.sink");
+    let a = agent_where(&client, &agent, "the exporter unhealthy", |a| {
+        exporter_node(a, pipe, exporter).is_some_and(|n| !n.healthy)
+    })
+    .await;
+    let node = exporter_node(&a, pipe, exporter).unwrap();
+    assert_eq!(node.status, "StatusRecoverableError");
+    assert!(
+        node.last_error.ends_with(&format!(
+            "dial tcp {sink_addr}: connect: connection refused"
+        )),
+        "{}",
+        node.last_error
+    );
+    assert_eq!(a.healthy, Some(false));
+    assert_eq!(a.remote_config_status, RemoteConfigState::Applied);
+    assert_eq!(
+        a.unhealthy_reason(),
+        Some(format!(
+            "pipeline:{pipe}/exporter:{exporter}: {}",
+            node.last_error
+        ))
+    );
+    let failing = agent.events("exporter_failing");
+    assert_eq!(failing[0]["component"], exporter, "{}", agent.log());
+
+    // When the destination comes up and the retried lines arrive
+    let sink = Sink::start_on(&sink_addr).await;
+    let later = batch("later", 2);
+    append(&file, &later);
+    wait_lines(&sink, &agent, &later, "after the sink came up").await;
+    // Then, with no failed send for the quiet window, the exporter and the agent are healthy
+    let a = agent_where(&client, &agent, "the exporter healthy again", |a| {
+        a.healthy == Some(true) && exporter_node(a, pipe, exporter).is_some_and(|n| n.healthy)
+    })
+    .await;
+    assert_eq!(
+        exporter_node(&a, pipe, exporter).unwrap().status,
+        "StatusOK"
+    );
+    assert_eq!(a.unhealthy_reason(), None);
+    drop(agent);
 }

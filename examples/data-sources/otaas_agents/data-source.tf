@@ -3,6 +3,7 @@ data "otaas_agents" "eu" {
   selector = { region = "eu" }
 }
 
+# Each unhealthy agent with the one-line reason (the failing component and its error).
 output "unhealthy_agents" {
-  value = [for a in data.otaas_agents.eu.agents : a.id if !a.healthy]
+  value = [for a in data.otaas_agents.eu.agents : "${a.id}: ${a.unhealthy_reason}" if !a.healthy]
 }

@@ -23,7 +23,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::collector::BuildInfo;
 use super::events::emit;
-use super::supervisor::{ApplyState, Config, Report};
+use super::supervisor::{ApplyState, Config, Health, Report};
 use crate::fleet_sim::transport::{
     Backoff, Posted, pause, post_opamp, retry_after_header, ws_config,
 };
@@ -217,33 +217,7 @@ impl Session {
         msg.effective_config = Some(EffectiveConfig {
             config_map: Some(effective.unwrap_or_default()),
         });
-        let h = &report.health;
-        let components = h
-            .pipelines
-            .iter()
-            .map(|p| {
-                let node = ComponentHealth {
-                    healthy: h.healthy,
-                    status: if h.healthy {
-                        "StatusOK"
-                    } else {
-                        "StatusStopped"
-                    }
-                    .to_owned(),
-                    start_time_unix_nano: h.start_time_unix_nano,
-                    ..Default::default()
-                };
-                (format!("pipeline:{p}"), node)
-            })
-            .collect();
-        msg.health = Some(ComponentHealth {
-            healthy: h.healthy,
-            start_time_unix_nano: h.start_time_unix_nano,
-            last_error: h.last_error.clone(),
-            status: h.status.clone(),
-            component_health_map: components,
-            ..Default::default()
-        });
+        msg.health = Some(health_tree(&report.health));
         msg
     }
 
@@ -651,10 +625,168 @@ async fn run_http(
     }
 }
 
+/// The OpAMP health tree of a report: the agent at the root, a `pipeline:<id>` node per
+/// pipeline of the running config and, below it, an `exporter:<id>` node per exporter it
+/// lists. A failing exporter (for the pipeline's signal) makes its pipeline and the agent
+/// unhealthy, and its error is the agent's last error, so the server's one-line reason names it.
+pub fn health_tree(h: &Health) -> ComponentHealth {
+    let running_status = if h.healthy {
+        "StatusOK"
+    } else {
+        "StatusStopped"
+    };
+    let failing_in = |pipeline: &str, exporter: &str| {
+        let signal = pipeline.split('/').next().unwrap_or_default();
+        h.failing
+            .get(exporter)
+            .filter(|f| f.signals.is_empty() || f.signals.contains(signal))
+    };
+    let mut reasons: Vec<String> = Vec::new();
+    let components = h
+        .pipelines
+        .iter()
+        .map(|p| {
+            let exporters: std::collections::HashMap<String, ComponentHealth> = h
+                .exporters
+                .get(p)
+                .into_iter()
+                .flatten()
+                .map(|e| {
+                    let node = match failing_in(p, e).filter(|_| h.healthy) {
+                        Some(f) => {
+                            let reason = format!("exporter {e} fails to send: {}", f.error);
+                            if !reasons.contains(&reason) {
+                                reasons.push(reason);
+                            }
+                            ComponentHealth {
+                                healthy: false,
+                                status: "StatusRecoverableError".to_owned(),
+                                last_error: f.error.clone(),
+                                start_time_unix_nano: h.start_time_unix_nano,
+                                ..Default::default()
+                            }
+                        }
+                        None => ComponentHealth {
+                            healthy: h.healthy,
+                            status: running_status.to_owned(),
+                            start_time_unix_nano: h.start_time_unix_nano,
+                            ..Default::default()
+                        },
+                    };
+                    (format!("exporter:{e}"), node)
+                })
+                .collect();
+            let failing = exporters.values().any(|n| n.healthy != h.healthy);
+            let node = ComponentHealth {
+                healthy: h.healthy && !failing,
+                status: if failing {
+                    "StatusRecoverableError"
+                } else {
+                    running_status
+                }
+                .to_owned(),
+                start_time_unix_nano: h.start_time_unix_nano,
+                component_health_map: exporters,
+                ..Default::default()
+            };
+            (format!("pipeline:{p}"), node)
+        })
+        .collect();
+    let (status, last_error) = match reasons.first() {
+        None => (h.status.clone(), h.last_error.clone()),
+        Some(first) => (
+            format!("{}; {} exporter(s) failing", h.status, reasons.len()),
+            first.clone(),
+        ),
+    };
+    ComponentHealth {
+        healthy: h.healthy && reasons.is_empty(),
+        start_time_unix_nano: h.start_time_unix_nano,
+        last_error,
+        status,
+        component_health_map: components,
+        ..Default::default()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use otaas_opamp::proto::AgentRemoteConfig;
+
+    fn running_health() -> Health {
+        Health {
+            healthy: true,
+            status: "running (pid 7)".into(),
+            start_time_unix_nano: 5,
+            pipelines: vec!["logs/app".into(), "metrics/app".into()],
+            exporters: [
+                ("logs/app".to_owned(), vec!["otlphttp/out".to_owned()]),
+                ("metrics/app".to_owned(), vec!["otlphttp/out".to_owned()]),
+            ]
+            .into(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn a_failing_exporter_makes_its_pipeline_and_the_agent_unhealthy() {
+        // Given a running collector whose exporter fails to send logs (not metrics)
+        let mut watch = super::super::exporter_health::ExporterWatch::default();
+        watch.record(
+            super::super::exporter_health::ExportFailure {
+                component: "otlphttp/out".into(),
+                signal: Some("logs".into()),
+                error: "connection refused".into(),
+            },
+            Instant::now(),
+        );
+        let mut h = running_health();
+        h.failing = watch.failing().clone();
+        // When the health tree is built
+        let tree = health_tree(&h);
+        // Then the exporter under the logs pipeline is unhealthy with the error, and so are
+        // the pipeline and the agent; the metrics pipeline is not
+        let logs = &tree.component_health_map["pipeline:logs/app"];
+        let exporter = &logs.component_health_map["exporter:otlphttp/out"];
+        assert_eq!(
+            (
+                exporter.healthy,
+                exporter.status.as_str(),
+                exporter.last_error.as_str()
+            ),
+            (false, "StatusRecoverableError", "connection refused")
+        );
+        assert_eq!(
+            (logs.healthy, logs.status.as_str()),
+            (false, "StatusRecoverableError")
+        );
+        let metrics = &tree.component_health_map["pipeline:metrics/app"];
+        assert_eq!(
+            (metrics.healthy, metrics.status.as_str()),
+            (true, "StatusOK")
+        );
+        assert!(metrics.component_health_map["exporter:otlphttp/out"].healthy);
+        assert!(!tree.healthy);
+        assert_eq!(
+            tree.last_error,
+            "exporter otlphttp/out fails to send: connection refused"
+        );
+        assert_eq!(tree.status, "running (pid 7); 1 exporter(s) failing");
+    }
+
+    #[test]
+    fn a_running_collector_without_failures_is_healthy_throughout() {
+        let tree = health_tree(&running_health());
+        assert!(tree.healthy);
+        assert_eq!(tree.status, "running (pid 7)");
+        let logs = &tree.component_health_map["pipeline:logs/app"];
+        assert_eq!((logs.healthy, logs.status.as_str()), (true, "StatusOK"));
+        assert_eq!(
+            logs.component_health_map["exporter:otlphttp/out"].status,
+            "StatusOK"
+        );
+    }
 
     fn identity() -> Identity {
         let mut build = BuildInfo {

@@ -13,7 +13,9 @@ use std::time::Duration;
 
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
+
+use super::exporter_health::{ExportFailure, parse_failure};
 
 /// How many stderr lines of a collector are kept for error reports.
 const KEEP_LINES: usize = 40;
@@ -82,22 +84,25 @@ pub struct Collector {
     pub path: PathBuf,
 }
 
-/// The `--config` arguments for a config file: the file, plus — when the file does not set the
-/// collector's own metrics — a source turning them off. Left on, every collector on a host
-/// would try to serve them on 127.0.0.1:8888 and all but the first would fail to start.
+/// The `--config` arguments for a config file: the file, plus sources for what the file leaves
+/// to the agent. The collector's own metrics are turned off unless the file sets them: left on,
+/// every collector on a host would try to serve them on 127.0.0.1:8888 and all but the first
+/// would fail to start. Its logs are JSON unless the file sets an encoding, so the agent can
+/// read which exporter fails (`exporter_health.rs`).
 pub fn config_args(path: &Path, yaml: &str) -> Vec<String> {
     let mut args = vec![format!("--config=file:{}", path.display())];
-    let sets_metrics = serde_yaml::from_str::<serde_yaml::Value>(yaml)
-        .ok()
-        .and_then(|doc| {
-            doc.get("service")?
-                .get("telemetry")?
-                .get("metrics")
-                .map(|_| ())
-        })
-        .is_some();
-    if !sets_metrics {
+    let doc = serde_yaml::from_str::<serde_yaml::Value>(yaml).ok();
+    let telemetry = doc
+        .as_ref()
+        .and_then(|d| d.get("service")?.get("telemetry"));
+    if telemetry.and_then(|t| t.get("metrics")).is_none() {
         args.push("--config=yaml:service::telemetry::metrics::level: none".to_owned());
+    }
+    if telemetry
+        .and_then(|t| t.get("logs")?.get("encoding"))
+        .is_none()
+    {
+        args.push("--config=yaml:service::telemetry::logs::encoding: json".to_owned());
     }
     args
 }
@@ -185,8 +190,14 @@ impl Collector {
         Ok(Err(error_text(&lines)))
     }
 
-    /// Starts the collector on a config file.
-    pub fn spawn(&self, path: &Path, yaml: &str) -> Result<Running, CollectorError> {
+    /// Starts the collector on a config file; the failed sends it logs go to `failures`, with
+    /// its pid (a restarted collector's late lines must not count against the new one).
+    pub fn spawn(
+        &self,
+        path: &Path,
+        yaml: &str,
+        failures: mpsc::UnboundedSender<(u32, ExportFailure)>,
+    ) -> Result<Running, CollectorError> {
         let args = config_args(path, yaml);
         let mut child = Command::new(&self.path)
             .args(&args)
@@ -213,11 +224,14 @@ impl Collector {
                         let _ = ready_tx.send(true);
                     }
                     tracing::debug!(target: "otaas::collector", "{line}");
+                    if let Some(failure) = parse_failure(&line) {
+                        let _ = failures.send((pid, failure));
+                    }
                     let mut keep = keep.lock().unwrap_or_else(|p| p.into_inner());
                     if keep.len() == KEEP_LINES {
                         keep.pop_front();
                     }
-                    keep.push_back(line);
+                    keep.push_back(readable(&line));
                 }
             });
         }
@@ -342,6 +356,25 @@ pub fn parse_components(out: &[u8]) -> Result<BTreeMap<String, BTreeMap<String, 
     Ok(all)
 }
 
+/// A JSON log line as a person reads it (`error <msg> <component>: <error>`), for the stderr
+/// lines quoted in crash reports; other lines as they are.
+pub fn readable(line: &str) -> String {
+    let Ok(serde_json::Value::Object(doc)) = serde_json::from_str::<serde_json::Value>(line) else {
+        return line.to_owned();
+    };
+    let field = |k: &str| doc.get(k).and_then(|v| v.as_str()).unwrap_or_default();
+    let mut out = format!("{} {}", field("level"), field("msg"));
+    let component = field("otelcol.component.id");
+    if !component.is_empty() {
+        out.push_str(&format!(" [{component}]"));
+    }
+    let error = field("error");
+    if !error.is_empty() {
+        out.push_str(&format!(": {error}"));
+    }
+    out
+}
+
 /// The collector's own words for why it stopped: its `Error: ...` line when it printed one,
 /// else its last few lines.
 pub fn error_text(lines: &[String]) -> String {
@@ -404,21 +437,32 @@ mod tests {
     }
 
     #[test]
-    fn metrics_are_turned_off_unless_the_config_sets_them() {
+    fn metrics_are_off_and_logs_are_json_unless_the_config_sets_them() {
         let p = Path::new("/d/c.yaml");
         assert_eq!(
             config_args(p, "receivers: {}\n"),
             [
                 "--config=file:/d/c.yaml",
-                "--config=yaml:service::telemetry::metrics::level: none"
+                "--config=yaml:service::telemetry::metrics::level: none",
+                "--config=yaml:service::telemetry::logs::encoding: json"
             ]
         );
         assert_eq!(
             config_args(
                 p,
-                "service:\n  telemetry:\n    metrics:\n      level: basic\n"
+                "service:\n  telemetry:\n    metrics:\n      level: basic\n    logs:\n      encoding: console\n"
             ),
             ["--config=file:/d/c.yaml"]
         );
+    }
+
+    #[test]
+    fn json_log_lines_read_like_sentences_in_crash_reports() {
+        let line = r#"{"level":"error","msg":"Exporting failed. Dropping data.","otelcol.component.id":"otlphttp/a","error":"refused","stacktrace":"x"}"#;
+        assert_eq!(
+            readable(line),
+            "error Exporting failed. Dropping data. [otlphttp/a]: refused"
+        );
+        assert_eq!(readable("Error: boom"), "Error: boom");
     }
 }

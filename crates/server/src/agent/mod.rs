@@ -4,7 +4,8 @@
 //!
 //! Files: `collector.rs` (the binary: `--version`, `components`, `validate`, running it),
 //! `supervisor.rs` (applying configs, last good config, crash restarts), `client.rs` (OpAMP
-//! messages and the WebSocket / HTTP connection), `events.rs` (JSON lines on stdout).
+//! messages and the WebSocket / HTTP connection), `events.rs` (JSON lines on stdout),
+//! `exporter_health.rs` (failing exporters read from the collector's own logs).
 //!
 //! Two tasks: the supervisor owns the child process and publishes a `Report`; the client owns
 //! the connection, forwards offers to the supervisor and sends every new report. Either runs
@@ -13,6 +14,7 @@
 pub mod client;
 pub mod collector;
 pub mod events;
+pub mod exporter_health;
 pub mod supervisor;
 
 use std::path::PathBuf;
@@ -60,6 +62,10 @@ pub struct AgentArgs {
     /// says so in well under a second).
     #[arg(long, default_value_t = 10)]
     pub startup_seconds: u64,
+    /// How long an exporter whose sends failed must go without another failed send before
+    /// it is reported healthy again (the collector logs failures, not successes).
+    #[arg(long, default_value_t = exporter_health::QUIET.as_secs())]
+    pub exporter_quiet_seconds: u64,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -178,7 +184,8 @@ pub async fn run(args: AgentArgs) -> Result<(), AgentError> {
         args.data_dir.clone(),
         Duration::from_secs(args.startup_seconds.max(1)),
         report_tx,
-    );
+    )
+    .with_exporter_quiet(Duration::from_secs(args.exporter_quiet_seconds.max(1)));
     let forwarded = supervisor.good_hash();
     let sup_task = tokio::spawn(supervisor.run(offer_rx, stop.clone()));
 

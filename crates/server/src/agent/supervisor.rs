@@ -8,6 +8,7 @@
 //! offer being validated), `last-good.json` (the last config that ran, with its hash, read at
 //! start-up so the collector runs before the server is reachable), `collector.pid`.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -18,6 +19,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::collector::{Collector, Running, Startup, error_text};
 use super::events::emit;
+use super::exporter_health::{ExportFailure, ExporterWatch, Failing};
 
 /// How long a collector gets to stop (SIGTERM) before it is killed.
 const STOP_GRACE: Duration = Duration::from_secs(10);
@@ -68,6 +70,10 @@ pub struct Health {
     pub start_time_unix_nano: u64,
     /// Pipelines of the running config (`logs/app`, ...).
     pub pipelines: Vec<String>,
+    /// Pipeline → the exporters it lists, in the running config.
+    pub exporters: BTreeMap<String, Vec<String>>,
+    /// Exporters of the running collector whose sends fail (see `exporter_health.rs`).
+    pub failing: BTreeMap<String, Failing>,
 }
 
 /// What the server should hear.
@@ -125,6 +131,35 @@ pub fn pipelines_of(yaml: &str) -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// Pipeline → the exporters listed in it, from a config's `service.pipelines`.
+pub fn exporters_of(yaml: &str) -> BTreeMap<String, Vec<String>> {
+    let Ok(doc) = serde_yaml::from_str::<serde_yaml::Value>(yaml) else {
+        return BTreeMap::new();
+    };
+    let Some(pipelines) = doc
+        .get("service")
+        .and_then(|s| s.get("pipelines"))
+        .and_then(|p| p.as_mapping())
+    else {
+        return BTreeMap::new();
+    };
+    pipelines
+        .iter()
+        .filter_map(|(name, body)| {
+            let exporters = body
+                .get("exporters")
+                .and_then(|e| e.as_sequence())
+                .map(|list| {
+                    list.iter()
+                        .filter_map(|e| e.as_str().map(str::to_owned))
+                        .collect()
+                })
+                .unwrap_or_default();
+            Some((name.as_str()?.to_owned(), exporters))
+        })
+        .collect()
+}
+
 /// The supervisor's state; [`Supervisor::run`] drives it.
 pub struct Supervisor {
     collector: Collector,
@@ -140,6 +175,10 @@ pub struct Supervisor {
     started_at: Option<Instant>,
     restart_at: Option<Instant>,
     backoff: Duration,
+    /// Failed sends the running collector logs, tagged with its pid.
+    failures_tx: mpsc::UnboundedSender<(u32, ExportFailure)>,
+    failures: mpsc::UnboundedReceiver<(u32, ExportFailure)>,
+    exporters: ExporterWatch,
 }
 
 impl Supervisor {
@@ -153,6 +192,7 @@ impl Supervisor {
         let good = std::fs::read(dir.join("last-good.json"))
             .ok()
             .and_then(|b| serde_json::from_slice::<Config>(&b).ok());
+        let (failures_tx, failures) = mpsc::unbounded_channel();
         Self {
             collector,
             dir,
@@ -164,7 +204,16 @@ impl Supervisor {
             started_at: None,
             restart_at: None,
             backoff: BACKOFF_START,
+            failures_tx,
+            failures,
+            exporters: ExporterWatch::default(),
         }
+    }
+
+    /// Sets how long a failing exporter must stay quiet to be healthy again.
+    pub fn with_exporter_quiet(mut self, quiet: Duration) -> Self {
+        self.exporters = ExporterWatch::new(quiet);
+        self
     }
 
     /// The hash of the last good config (what the server is told runs at start-up).
@@ -219,6 +268,17 @@ impl Supervisor {
                 status = wait_exit(&mut self.running) => {
                     self.on_exit(status);
                 }
+                Some((pid, failure)) = self.failures.recv() => {
+                    let current = self.running.as_ref().is_some_and(|r| r.pid == pid);
+                    if current && self.exporters.record(failure, Instant::now()) {
+                        self.publish_exporters();
+                    }
+                }
+                _ = sleep_until(self.exporters.next_expiry().unwrap_or_else(Instant::now)), if self.exporters.next_expiry().is_some() => {
+                    if self.exporters.expire(Instant::now()) {
+                        self.publish_exporters();
+                    }
+                }
                 _ = sleep_until(self.restart_at.unwrap_or_else(Instant::now)), if self.restart_at.is_some() => {
                     self.restart_at = None;
                     if let Some(cfg) = self.current.clone() {
@@ -233,6 +293,17 @@ impl Supervisor {
         self.stop_collector().await;
     }
 
+    fn publish_exporters(&self) {
+        let failing = self.exporters.failing().clone();
+        for (id, f) in &failing {
+            emit(
+                "exporter_failing",
+                serde_json::json!({ "component": id, "error": f.error }),
+            );
+        }
+        self.set_health(|h| h.failing = failing);
+    }
+
     async fn stop_collector(&mut self) {
         if let Some(running) = self.running.take() {
             let pid = running.pid;
@@ -241,6 +312,7 @@ impl Supervisor {
         }
         let _ = std::fs::remove_file(self.dir.join("collector.pid"));
         self.started_at = None;
+        self.exporters.clear();
     }
 
     /// Applies one offer. Nothing running is touched until the collector validated it.
@@ -361,7 +433,7 @@ impl Supervisor {
         let path = self.config_path();
         let mut running = self
             .collector
-            .spawn(&path, &cfg.yaml)
+            .spawn(&path, &cfg.yaml, self.failures_tx.clone())
             .map_err(|e| e.to_string())?;
         let pid = running.pid;
         match running.started(self.grace).await {
@@ -374,11 +446,15 @@ impl Supervisor {
                 self.running = Some(running);
                 self.started_at = Some(Instant::now());
                 let pipelines = pipelines_of(&cfg.yaml);
+                let exporters = exporters_of(&cfg.yaml);
+                self.exporters.clear();
                 self.set_health(|h| {
                     h.healthy = true;
                     h.status = format!("running (pid {pid})");
                     h.start_time_unix_nano = now_nanos();
                     h.pipelines = pipelines;
+                    h.exporters = exporters;
+                    h.failing.clear();
                 });
                 Ok(())
             }
@@ -437,7 +513,9 @@ impl Supervisor {
         self.backoff = (self.backoff * 2).min(BACKOFF_CAP);
         self.restart_at = Some(Instant::now() + delay);
         tracing::warn!(error = %error, retry_in = ?delay, "Collector is down");
+        self.exporters.clear();
         self.set_health(|h| {
+            h.failing.clear();
             h.healthy = false;
             h.status = format!("collector down; restarting in {} s", delay.as_secs());
             h.last_error = error;
@@ -463,6 +541,22 @@ mod tests {
         assert_eq!(pipelines_of(yaml), ["logs/app", "traces/x"]);
         assert!(pipelines_of("service:\n  pipelines: {}\n").is_empty());
         assert!(pipelines_of("not: [yaml").is_empty());
+    }
+
+    #[test]
+    fn exporters_are_read_per_pipeline() {
+        let yaml = "service:\n  pipelines:\n    logs/app:\n      receivers: [filelog/app]\n      exporters: [otlphttp/a, otlphttp/b]\n    traces/x: {}\n";
+        assert_eq!(
+            exporters_of(yaml),
+            BTreeMap::from([
+                (
+                    "logs/app".to_owned(),
+                    vec!["otlphttp/a".to_owned(), "otlphttp/b".to_owned()]
+                ),
+                ("traces/x".to_owned(), vec![]),
+            ])
+        );
+        assert!(exporters_of("not: [yaml").is_empty());
     }
 
     #[test]

@@ -168,6 +168,41 @@ pub async fn sync_group(state: &AppState, id: AgentGroupId) -> Result<(), StoreE
         }
         Err(err) => return Err(err),
     };
+    sync_to(state, id, &group, &latest).await
+}
+
+/// The group's deletion may commit while [`sync_group`] reads it: when `terraform destroy`
+/// deletes a binding and its group together, the binding's new revision reaches the engine as
+/// the group goes. A revision missing then means the group is gone, which is no error: its
+/// rollout is forgotten as the deletion event would, and its agents become unmanaged.
+async fn sync_to(
+    state: &AppState,
+    id: AgentGroupId,
+    group: &crate::store::GroupRecord,
+    latest: &crate::store::GroupRevision,
+) -> Result<(), StoreError> {
+    match sync_read(state, id, group, latest).await {
+        Err(StoreError::NotFound { .. }) if group_gone(state, id).await => {
+            remove_group(state, id).await;
+            Ok(())
+        }
+        other => other,
+    }
+}
+
+async fn group_gone(state: &AppState, id: AgentGroupId) -> bool {
+    matches!(
+        state.store.get_group(id).await,
+        Err(StoreError::NotFound { .. })
+    )
+}
+
+async fn sync_read(
+    state: &AppState,
+    id: AgentGroupId,
+    group: &crate::store::GroupRecord,
+    latest: &crate::store::GroupRevision,
+) -> Result<(), StoreError> {
     let now = Utc::now();
     let mut runs = state.rollouts.runs.lock().await;
     let stored = state.store.get_rollout(id).await?;
@@ -182,7 +217,7 @@ pub async fn sync_group(state: &AppState, id: AgentGroupId) -> Result<(), StoreE
         _ => stored.as_ref().map(decode).transpose()?,
     };
     let (rollout, is_new) = if driving {
-        let (mut r, mut is_new) = next_record(id, previous, &latest, now);
+        let (mut r, mut is_new) = next_record(id, previous, latest, now);
         // Taking over: say so in the record (and so in the status of every replica).
         if r.driver.as_deref() != Some(state.cluster.replica_id()) {
             r.driver = Some(state.cluster.replica_id().to_owned());
@@ -199,9 +234,9 @@ pub async fn sync_group(state: &AppState, id: AgentGroupId) -> Result<(), StoreE
             }
         }
     };
-    let target = config_at(state, id, &group, rollout.revision).await?;
+    let target = config_at(state, id, group, rollout.revision).await?;
     let good = match rollout.last_good {
-        Some(rev) => Some(config_at(state, id, &group, rev).await?),
+        Some(rev) => Some(config_at(state, id, group, rev).await?),
         None => None,
     };
     let mut run = Run {
@@ -547,9 +582,16 @@ pub async fn act(
             "otaas_rollout_transitions_total",
             &[("state", &state_name(record.state))],
         );
-        let target = config_at(state, id, &group, record.revision).await?;
+        // A revision gone now means the group was deleted meanwhile: a 404, not a store error.
+        let gone = |err: StoreError| match err {
+            StoreError::NotFound { .. } => RolloutError::NotFound(id),
+            err => err.into(),
+        };
+        let target = config_at(state, id, &group, record.revision)
+            .await
+            .map_err(gone)?;
         let good = match record.last_good {
-            Some(rev) => Some(config_at(state, id, &group, rev).await?),
+            Some(rev) => Some(config_at(state, id, &group, rev).await.map_err(gone)?),
             None => None,
         };
         let mut run = Run {
@@ -722,5 +764,59 @@ pub fn is_drifted(a: &AgentRecord) -> bool {
                 && effective != desired
         }
         _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use otaas_api::{AgentGroupSpec, PipelineSpec, RolloutSpec, Signal};
+
+    use super::*;
+    use crate::config::ServeConfig;
+    use crate::store::sqlite::SqliteStore;
+
+    #[tokio::test]
+    async fn a_group_deleted_while_it_is_being_synced_is_forgotten_without_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("otaas.db").display());
+        let store = Arc::new(SqliteStore::open(&url).await.unwrap());
+        let state = AppState::new(store, ServeConfig::for_data_dir(dir.path()));
+        // Given a group the engine runs
+        let pipeline = state
+            .store
+            .create_pipeline(PipelineSpec {
+                name: "p".into(),
+                description: String::new(),
+                signals: vec![Signal::Logs],
+                receivers: Default::default(),
+                processors: Vec::new(),
+            })
+            .await
+            .unwrap()
+            .value;
+        let group = state
+            .store
+            .create_group(AgentGroupSpec {
+                name: "g".into(),
+                selector: [("env".to_owned(), "x".to_owned())].into(),
+                pipeline_ids: vec![pipeline.id],
+                rollout: RolloutSpec::default(),
+            })
+            .await
+            .unwrap()
+            .value;
+        let id = group.record.id;
+        sync_group(&state, id).await.unwrap();
+        assert!(state.rollouts.runs.lock().await.contains_key(&id));
+        // When the group and its latest revision were read, and then the group is deleted
+        let read = state.store.get_group(id).await.unwrap();
+        let latest = state.store.group_revision(id, None).await.unwrap();
+        state.store.delete_group(id).await.unwrap();
+        // Then syncing from those reads is no error, and the group's rollout is forgotten
+        sync_to(&state, id, &read, &latest).await.unwrap();
+        assert!(!state.rollouts.runs.lock().await.contains_key(&id));
+        assert_eq!(state.store.get_rollout(id).await.unwrap(), None);
     }
 }
