@@ -585,7 +585,7 @@ impl Resource for AgentGroupResource {
         let Some(id) = id_of(prior, diags) else {
             return prior.clone();
         };
-        match client.get_agent_group(id).await {
+        match client.read_agent_group(id).await {
             Ok(g) => state(&g, prior),
             Err(e) if e.is_not_found() => Value::Null,
             Err(e) => {

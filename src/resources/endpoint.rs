@@ -299,7 +299,7 @@ impl Resource for EndpointResource {
         let Some(id) = id_of(prior, diags) else {
             return prior.clone();
         };
-        match client.get_endpoint(id).await {
+        match client.read_endpoint(id).await {
             Ok(e) => state(&e, prior),
             Err(e) if e.is_not_found() => Value::Null,
             Err(e) => {

@@ -423,7 +423,7 @@ impl Resource for ExporterBindingResource {
         let Some(id) = id_of(prior, diags) else {
             return prior.clone();
         };
-        match client.get_exporter_binding(id).await {
+        match client.read_exporter_binding(id).await {
             Ok(b) => state(&b, prior),
             Err(e) if e.is_not_found() => Value::Null,
             Err(e) => {

@@ -324,7 +324,7 @@ impl Resource for PipelineResource {
         let Some(id) = id_of(prior, diags) else {
             return prior.clone();
         };
-        match client.get_pipeline(id).await {
+        match client.read_pipeline(id).await {
             Ok(p) => state(&p, prior),
             Err(e) if e.is_not_found() => Value::Null,
             Err(e) => {

@@ -152,6 +152,8 @@ pub struct Client {
     base: String,
     token: String,
     retry_for: Duration,
+    /// Shared by clones: one provider process refreshes through one snapshot per kind.
+    snapshots: std::sync::Arc<crate::snapshot::Snapshots>,
 }
 
 impl Client {
@@ -185,6 +187,7 @@ impl Client {
             base,
             token: config.token,
             retry_for: config.retry_for,
+            snapshots: Default::default(),
         })
     }
 
@@ -456,14 +459,40 @@ fn empty_body(status: u16) -> ClientError {
     }
 }
 
+/// The 404 a server would answer for an object that is not there (for snapshot reads).
+fn not_found(route: &str, id: &str) -> ClientError {
+    ClientError::Api {
+        status: 404,
+        error: ErrorDetail {
+            code: ErrorCode::NotFound,
+            message: format!("{} {id} not found", route.trim_start_matches('/')),
+            field: None,
+            missing_components: Vec::new(),
+        },
+    }
+}
+
 /// CRUD methods for one resource kind; `update_*` sends `If-Match` when a revision is given.
 macro_rules! crud {
-    ($path:literal, $id:ty, $spec:ty, $obj:ty,
-     $create:ident, $list:ident, $get:ident, $find:ident, $update:ident, $delete:ident) => {
+    ($path:literal, $id:ty, $spec:ty, $obj:ty, $slot:ident,
+     $create:ident, $list:ident, $get:ident, $read:ident, $find:ident, $update:ident, $delete:ident) => {
         impl Client {
             #[doc = concat!("`POST /api/v1", $path, "`")]
             pub async fn $create(&self, spec: &$spec) -> Result<$obj, ClientError> {
-                self.write(Method::POST, $path, spec, None).await
+                let written = self.write(Method::POST, $path, spec, None).await;
+                self.snapshots.invalidate();
+                written
+            }
+            #[doc = concat!("The object as `GET /api/v1", $path, "/{id}` would answer, from this \
+                client's snapshot of `GET /api/v1", $path, "` (one list request per kind until \
+                the client's next write; see `snapshot.rs`). A missing object is a 404 error.")]
+            pub async fn $read(&self, id: $id) -> Result<$obj, ClientError> {
+                let generation = self.snapshots.generation();
+                self.snapshots
+                    .$slot
+                    .get(generation, id, |o: &$obj| o.id, || self.$list())
+                    .await?
+                    .ok_or_else(|| not_found(concat!($path, "/{id}"), &id.to_string()))
             }
             #[doc = concat!("`GET /api/v1", $path, "`")]
             pub async fn $list(&self) -> Result<Vec<$obj>, ClientError> {
@@ -484,17 +513,22 @@ macro_rules! crud {
                 spec: &$spec,
                 if_match: Option<i64>,
             ) -> Result<$obj, ClientError> {
-                self.write(
-                    Method::PUT,
-                    &format!(concat!($path, "/{}"), id),
-                    spec,
-                    if_match,
-                )
-                .await
+                let written = self
+                    .write(
+                        Method::PUT,
+                        &format!(concat!($path, "/{}"), id),
+                        spec,
+                        if_match,
+                    )
+                    .await;
+                self.snapshots.invalidate();
+                written
             }
             #[doc = concat!("`DELETE /api/v1", $path, "/{id}`")]
             pub async fn $delete(&self, id: $id) -> Result<(), ClientError> {
-                self.delete(&format!(concat!($path, "/{}"), id)).await
+                let deleted = self.delete(&format!(concat!($path, "/{}"), id)).await;
+                self.snapshots.invalidate();
+                deleted
             }
         }
     };
@@ -505,9 +539,11 @@ crud!(
     PipelineId,
     PipelineSpec,
     Pipeline,
+    pipelines,
     create_pipeline,
     list_pipelines,
     get_pipeline,
+    read_pipeline,
     find_pipeline,
     update_pipeline,
     delete_pipeline
@@ -517,9 +553,11 @@ crud!(
     EndpointId,
     EndpointSpec,
     Endpoint,
+    endpoints,
     create_endpoint,
     list_endpoints,
     get_endpoint,
+    read_endpoint,
     find_endpoint,
     update_endpoint,
     delete_endpoint
@@ -529,9 +567,11 @@ crud!(
     ExporterBindingId,
     ExporterBindingSpec,
     ExporterBinding,
+    bindings,
     create_exporter_binding,
     list_exporter_bindings,
     get_exporter_binding,
+    read_exporter_binding,
     find_exporter_binding,
     update_exporter_binding,
     delete_exporter_binding
@@ -541,9 +581,11 @@ crud!(
     AgentGroupId,
     AgentGroupSpec,
     AgentGroup,
+    groups,
     create_agent_group,
     list_agent_groups,
     get_agent_group,
+    read_agent_group,
     find_agent_group,
     update_agent_group,
     delete_agent_group
@@ -602,13 +644,17 @@ impl Client {
         id: AgentGroupId,
         action: &str,
     ) -> Result<crate::status::GroupStatus, ClientError> {
-        self.write(
-            Method::POST,
-            &format!("/agent-groups/{id}/rollout/{action}"),
-            &serde_json::json!({}),
-            None,
-        )
-        .await
+        let done = self
+            .write(
+                Method::POST,
+                &format!("/agent-groups/{id}/rollout/{action}"),
+                &serde_json::json!({}),
+                None,
+            )
+            .await;
+        // A rollback moves the group's revision: later reads must not serve the old one.
+        self.snapshots.invalidate();
+        done
     }
 
     /// `POST /api/v1/tokens`: mint an agent enrollment token (shown once).

@@ -14,6 +14,7 @@ pub mod agents;
 pub mod client;
 pub mod error;
 pub mod ids;
+mod snapshot;
 pub mod insights;
 pub mod status;
 pub mod types;
