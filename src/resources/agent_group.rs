@@ -237,8 +237,8 @@ fn id_of(state: &Value, diags: &mut Diagnostics) -> Option<AgentGroupId> {
 }
 
 /// After a create or update that the server saw: waits when configured to (the diagnostic goes
-/// to `diags`), and warns when the selector matches no connected agent, since a rollout to
-/// nobody completes at once and says nothing.
+/// to `diags`), and warns when no connected agent is in the group, since a rollout to nobody
+/// completes at once and would otherwise say nothing.
 async fn after_write(
     ctx: &Context,
     client: &Client,
@@ -247,56 +247,56 @@ async fn after_write(
     diags: &mut Diagnostics,
 ) {
     let settings = rollout::settings(ctx, planned);
-    let status = if settings.wait {
-        match rollout::wait_for(
+    if settings.wait {
+        let waited = rollout::wait_for(
             ctx,
             client,
             &rollout::Target::from(group),
             settings.timeout,
-            &format!("agent group {:?}", group.name),
+            &format!("change to agent group {:?}", group.name),
         )
-        .await
-        {
-            Ok(st) => Some(st),
-            Err(d) => {
-                diags.push(d);
-                None
-            }
+        .await;
+        if let Err(d) = waited {
+            diags.push(d);
+            return;
         }
-    } else {
-        client.agent_group_status(group.id).await.ok()
+    }
+    let connected = otaas_api::AgentQuery {
+        group_id: Some(group.id),
+        connected: Some(true),
+        ..Default::default()
     };
-    if let Some(st) = status
-        && st.matched == 0
+    // Only a definite "none" warns: a failed look-up is no reason to fail or warn.
+    if let Ok(agents) = client.list_agents(&connected).await
+        && agents.is_empty()
     {
         diags.push(no_agents_warning(group));
     }
 }
 
 fn no_agents_warning(group: &AgentGroup) -> Diagnostic {
-    let selector = if group.selector.is_empty() {
-        "{} (every agent no more specific group claims)".to_string()
+    let pairs: Vec<String> = group
+        .selector
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect();
+    let selector = if pairs.is_empty() {
+        "{}, every agent no more specific group claims".to_string()
     } else {
-        group
-            .selector
-            .iter()
-            .map(|(k, v)| format!("{k}={v}"))
-            .collect::<Vec<_>>()
-            .join(", ")
+        pairs.join(", ")
     };
     Diagnostic::warning(
         "Selector matches no agent",
         format!(
-            "No connected agent matches the selector of agent group {name:?} ({selector}), so              its rollout is complete without any agent having applied the config              (otaas_agent_group_status shows matched = 0). Agents that connect later with              matching labels receive the config then. If agents should be running it now,              compare the selector with their labels: data \"otaas_agents\" lists every agent's \
-             labels and group, and GET /api/v1/agents?selector={query} lists the ones it \
-             matches.",
+            "No connected agent matches the selector of agent group {name:?} ({selector}), so \
+             the rollout of config revision {revision} is complete without any agent having \
+             applied it. Agents that connect later with matching labels get the config then. \
+             If agents should be running it now, compare their labels with the selector: data \
+             \"otaas_agents\" lists every agent's labels and group, and GET \
+             /api/v1/agents?selector={query} lists the agents it matches.",
             name = group.name,
-            query = group
-                .selector
-                .iter()
-                .map(|(k, v)| format!("{k}={v}"))
-                .collect::<Vec<_>>()
-                .join(","),
+            revision = group.config_revision,
+            query = pairs.join(","),
         ),
     )
     .at(AttributePath::attr("selector"))

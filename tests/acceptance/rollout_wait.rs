@@ -378,7 +378,7 @@ resource "otaas_agent_group" "g" {
     for want in [
         "Warning: Selector matches no agent",
         "agent group \"nobody\" (env=nowhere)",
-        "matched = 0",
+        "config revision 1 is complete without any agent having applied it",
         "selector=env=nowhere",
     ] {
         assert!(out.contains(want), "{want:?} not in:\n{out}");
