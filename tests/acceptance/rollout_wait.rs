@@ -342,6 +342,41 @@ fn only_changes_that_reach_a_group_wait_with_the_provider_default_or_their_own_s
         block_on(api.get_agent_group(g.id)).unwrap().config_revision,
         3
     );
+
+    // When an endpoint is added to the group's pipeline, with its own rollout_timeout of 3s
+    ws.write(
+        "main.tf",
+        &format!(
+            "{PROVIDER}\n{}\n{}",
+            baking_tf(batch, two, ""),
+            r#"
+resource "otaas_endpoint" "in" {
+  name            = "in-group-in"
+  pipeline_id     = otaas_pipeline.a.id
+  protocol        = "otlp_http"
+  port            = 14318
+  auth            = "none"
+  rollout_timeout = "3s"
+}
+"#
+        ),
+    );
+    let run = ws.try_apply();
+    // Then the endpoint's apply waited for the group too, for its own 3s
+    run.assert_code(1);
+    for want in [
+        "Rollout timed out",
+        "otaas_endpoint.in",
+        "change to endpoint \"in-group-in\"",
+        "config revision 4",
+        "within 3s",
+    ] {
+        assert!(
+            flat(&run).contains(want),
+            "{want:?} not in:\n{}",
+            run.stderr
+        );
+    }
 }
 
 #[test]
