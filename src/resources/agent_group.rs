@@ -253,7 +253,7 @@ async fn after_write(
             client,
             &rollout::Target::from(group),
             settings.timeout,
-            &format!("change to agent group {:?}", group.name),
+            None,
         )
         .await;
         if let Err(d) = waited {

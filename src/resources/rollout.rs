@@ -181,7 +181,7 @@ pub(crate) async fn wait_for_write(
     }
     let waits = targets
         .iter()
-        .map(|t| wait_for(ctx, client, t, settings.timeout, cause));
+        .map(|t| wait_for(ctx, client, t, settings.timeout, Some(cause)));
     for result in futures::future::join_all(waits).await {
         if let Err(d) = result {
             diags.push(d);
@@ -215,13 +215,13 @@ fn counts(st: &GroupStatus) -> String {
 
 /// Polls the group's status until its rollout of the target revision ended; the final status,
 /// or the diagnostic when it failed, was rolled back, timed out or was cancelled. `cause` names
-/// the change that started it.
+/// the change to another resource that started it (`None`: a change to the group itself).
 pub(crate) async fn wait_for(
     ctx: &Context,
     client: &Client,
     target: &Target,
     timeout: Duration,
-    cause: &str,
+    cause: Option<&str>,
 ) -> Result<GroupStatus, Diagnostic> {
     let deadline = tokio::time::Instant::now() + timeout;
     let name = &target.group_name;
@@ -252,14 +252,23 @@ pub(crate) async fn wait_for(
                         } else {
                             "failed"
                         };
+                        let opening = match cause {
+                            Some(cause) => format!(
+                                "The {cause} changed the config of agent group {name:?}; its \
+                                 rollout (config revision {})",
+                                st.revision
+                            ),
+                            None => format!(
+                                "The rollout of agent group {name:?} (config revision {})",
+                                st.revision
+                            ),
+                        };
                         return Err(Diagnostic::error(
                             "Rollout failed",
                             format!(
-                                "The {cause} changed the config of agent group {name:?}; its \
-                                 rollout (config revision {}) {what}: {}. Failing agents:\n{}\n\
-                                 Fix the configuration (or the agents) and apply again; set \
+                                "{opening} {what}: {}. Failing agents:\n{}\nFix the \
+                                 configuration (or the agents) and apply again; set \
                                  wait_for_rollout = false to not wait.",
-                                st.revision,
                                 counts(&st),
                                 failure_lines(&st)
                             ),
@@ -273,10 +282,7 @@ pub(crate) async fn wait_for(
             Err(e) if e.is_not_found() => {
                 return Err(Diagnostic::error(
                     "Agent group disappeared",
-                    format!(
-                        "Agent group {name:?} was deleted while apply waited for its rollout \
-                         of the {cause}."
-                    ),
+                    format!("Agent group {name:?} was deleted while apply waited for its rollout."),
                 ));
             }
             // Transient API errors are retried until the deadline.
@@ -296,15 +302,16 @@ pub(crate) async fn wait_for(
                     Some(st) => format!("{}.", counts(st)),
                     None => "No status was available.".to_string(),
                 };
+                let started_by = cause
+                    .map(|c| format!(" (config revision {}, started by the {c})", target.config_revision))
+                    .unwrap_or_default();
                 return Err(Diagnostic::error(
                     "Rollout timed out",
                     format!(
-                        "The rollout of agent group {name:?} (config revision {}, started by \
-                         the {cause}) did not complete within {}: {detail} The rollout \
-                         continues on the server. Agents still pending may be disconnected or \
-                         slow, or a canary may still be baking; raise rollout_timeout or set \
-                         wait_for_rollout = false.",
-                        target.config_revision,
+                        "The rollout of agent group {name:?}{started_by} did not complete \
+                         within {}: {detail} The rollout continues on the server. Agents still \
+                         pending may be disconnected or slow, or a canary may still be baking; \
+                         raise rollout_timeout or set wait_for_rollout = false.",
                         humantime(timeout)
                     ),
                 ).at(AttributePath::attr("rollout_timeout")));
