@@ -591,7 +591,9 @@ async fn get_provider_schema_describes_provider_resources_list_resources_and_cap
         vec![
             ("endpoint", true, false),
             ("token", true, true),
-            ("ca_cert_pem", true, false)
+            ("ca_cert_pem", true, false),
+            ("wait_for_rollout", true, false),
+            ("rollout_timeout", true, false)
         ]
     );
 
@@ -823,7 +825,9 @@ fn configure_resolves_environment_fallbacks_into_provider_config() {
         ProviderConfig {
             endpoint: "https://otaas.internal:8080".into(),
             token: Some(Secret::new("s3cret")),
-            ca_cert_pem: None
+            ca_cert_pem: None,
+            wait_for_rollout: None,
+            rollout_timeout: None,
         }
     );
     assert!(

@@ -7,6 +7,7 @@ use otaas_api::{Client, Endpoint, EndpointAuth, EndpointId, EndpointSpec, Protoc
 
 use super::common::*;
 use super::pipeline::{import_key, list_config_schema, list_error, list_events};
+use super::rollout;
 use crate::framework::*;
 
 pub struct EndpointResource;
@@ -187,7 +188,7 @@ impl Resource for EndpointResource {
         "otaas_endpoint"
     }
     fn schema(&self) -> Schema {
-        schema()
+        rollout::with_wait_attributes(schema(), "endpoint")
     }
     fn identity_schema(&self) -> Option<IdentitySchema> {
         Some(id_identity("endpoint"))
@@ -196,6 +197,7 @@ impl Resource for EndpointResource {
         Some(Value::object([("id", state.get("id")?.clone())]))
     }
     async fn validate(&self, config: &Value, diags: &mut Diagnostics) {
+        rollout::validate_settings(config, diags);
         check_name(config.get("name"), AttributePath::attr("name"), diags);
         check_enum(
             config.get("protocol"),
@@ -281,10 +283,26 @@ impl Resource for EndpointResource {
         let client = client_or_diag(ctx, diags)?;
         let spec = spec(planned, diags)?;
         match client.create_endpoint(&spec).await {
-            Ok(e) => Some(state(&e, planned)),
+            Ok(e) => {
+                let mut st = state(&e, planned);
+                rollout::keep_local(planned, &mut st);
+                let cause = format!("change to endpoint {:?}", e.name);
+                rollout::wait_for_write(
+                    ctx,
+                    &client,
+                    e.rollouts.as_deref(),
+                    planned,
+                    &cause,
+                    diags,
+                )
+                .await;
+                Some(st)
+            }
             Err(e) => {
-                diags.push(api_error(
+                diags.push(create_error(
+                    "otaas_endpoint",
                     &format!("creating endpoint {:?}", spec.name),
+                    &spec.name,
                     &e,
                     planned,
                 ));
@@ -300,7 +318,11 @@ impl Resource for EndpointResource {
             return prior.clone();
         };
         match client.get_endpoint(id).await {
-            Ok(e) => state(&e, prior),
+            Ok(e) => {
+                let mut st = state(&e, prior);
+                rollout::keep_local(prior, &mut st);
+                st
+            }
             Err(e) if e.is_not_found() => Value::Null,
             Err(e) => {
                 diags.push(api_error(&format!("reading endpoint {id}"), &e, prior));
@@ -316,6 +338,11 @@ impl Resource for EndpointResource {
         _config: &Value,
         diags: &mut Diagnostics,
     ) -> Option<Value> {
+        if rollout::only_local_changed(prior, planned) {
+            let mut st = prior.clone();
+            rollout::keep_local(planned, &mut st);
+            return Some(st);
+        }
         let client = client_or_diag(ctx, diags)?;
         let id = id_of(prior, diags)?;
         let spec = spec(planned, diags)?;
@@ -323,7 +350,21 @@ impl Resource for EndpointResource {
             .update_endpoint(id, &spec, int(prior, "revision"))
             .await
         {
-            Ok(e) => Some(state(&e, prior)),
+            Ok(e) => {
+                let mut st = state(&e, prior);
+                rollout::keep_local(planned, &mut st);
+                let cause = format!("change to endpoint {:?}", e.name);
+                rollout::wait_for_write(
+                    ctx,
+                    &client,
+                    e.rollouts.as_deref(),
+                    planned,
+                    &cause,
+                    diags,
+                )
+                .await;
+                Some(st)
+            }
             Err(e) => {
                 diags.push(api_error(
                     &format!("updating endpoint {:?}", spec.name),

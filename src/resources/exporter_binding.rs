@@ -13,6 +13,7 @@ use otaas_api::{
 use super::common::*;
 use super::endpoint::id_identity;
 use super::pipeline::{import_key, list_config_schema, list_error, list_events};
+use super::rollout;
 use crate::framework::*;
 
 pub struct ExporterBindingResource;
@@ -290,7 +291,7 @@ impl Resource for ExporterBindingResource {
         "otaas_exporter_binding"
     }
     fn schema(&self) -> Schema {
-        schema()
+        rollout::with_wait_attributes(schema(), "exporter binding")
     }
     fn identity_schema(&self) -> Option<IdentitySchema> {
         Some(id_identity("exporter binding"))
@@ -299,6 +300,7 @@ impl Resource for ExporterBindingResource {
         Some(Value::object([("id", state.get("id")?.clone())]))
     }
     async fn validate(&self, config: &Value, diags: &mut Diagnostics) {
+        rollout::validate_settings(config, diags);
         check_name(config.get("name"), AttributePath::attr("name"), diags);
         check_signals(config.get("signals"), AttributePath::attr("signals"), diags);
         if let Some(Value::String(p)) = config.get("pipeline_id")
@@ -405,10 +407,26 @@ impl Resource for ExporterBindingResource {
             return None;
         }
         match client.create_exporter_binding(&spec).await {
-            Ok(b) => Some(state(&b, planned)),
+            Ok(b) => {
+                let mut st = state(&b, planned);
+                rollout::keep_local(planned, &mut st);
+                let cause = format!("change to exporter binding {:?}", b.name);
+                rollout::wait_for_write(
+                    ctx,
+                    &client,
+                    b.rollouts.as_deref(),
+                    planned,
+                    &cause,
+                    diags,
+                )
+                .await;
+                Some(st)
+            }
             Err(e) => {
-                diags.push(api_error(
+                diags.push(create_error(
+                    "otaas_exporter_binding",
                     &format!("creating exporter binding {:?}", spec.name),
+                    &spec.name,
                     &e,
                     planned,
                 ));
@@ -424,7 +442,11 @@ impl Resource for ExporterBindingResource {
             return prior.clone();
         };
         match client.get_exporter_binding(id).await {
-            Ok(b) => state(&b, prior),
+            Ok(b) => {
+                let mut st = state(&b, prior);
+                rollout::keep_local(prior, &mut st);
+                st
+            }
             Err(e) if e.is_not_found() => Value::Null,
             Err(e) => {
                 diags.push(api_error(
@@ -444,6 +466,11 @@ impl Resource for ExporterBindingResource {
         _config: &Value,
         diags: &mut Diagnostics,
     ) -> Option<Value> {
+        if rollout::only_local_changed(prior, planned) {
+            let mut st = prior.clone();
+            rollout::keep_local(planned, &mut st);
+            return Some(st);
+        }
         let client = client_or_diag(ctx, diags)?;
         let id = id_of(prior, diags)?;
         let spec = spec(planned, diags)?;
@@ -454,7 +481,21 @@ impl Resource for ExporterBindingResource {
             .update_exporter_binding(id, &spec, int(prior, "revision"))
             .await
         {
-            Ok(b) => Some(state(&b, planned)),
+            Ok(b) => {
+                let mut st = state(&b, planned);
+                rollout::keep_local(planned, &mut st);
+                let cause = format!("change to exporter binding {:?}", b.name);
+                rollout::wait_for_write(
+                    ctx,
+                    &client,
+                    b.rollouts.as_deref(),
+                    planned,
+                    &cause,
+                    diags,
+                )
+                .await;
+                Some(st)
+            }
             Err(e) => {
                 diags.push(api_error(
                     &format!("updating exporter binding {:?}", spec.name),

@@ -8,6 +8,7 @@ use futures::stream::BoxStream;
 use otaas_api::{Client, Pipeline, PipelineId, PipelineSpec, ProcessorSpec, Signal};
 
 use super::common::*;
+use super::rollout;
 use crate::framework::*;
 
 pub struct PipelineResource;
@@ -239,7 +240,7 @@ impl Resource for PipelineResource {
         "otaas_pipeline"
     }
     fn schema(&self) -> Schema {
-        schema()
+        rollout::with_wait_attributes(schema(), "pipeline")
     }
     fn identity_schema(&self) -> Option<IdentitySchema> {
         Some(identity_schema())
@@ -249,6 +250,7 @@ impl Resource for PipelineResource {
     }
     async fn validate(&self, config: &Value, diags: &mut Diagnostics) {
         validate_pipeline(config, diags);
+        rollout::validate_settings(config, diags);
     }
     async fn modify_plan(&self, ctx: &Context, change: &mut PlanChange, diags: &mut Diagnostics) {
         let config = change.config.clone();
@@ -306,10 +308,26 @@ impl Resource for PipelineResource {
             return None;
         }
         match client.create_pipeline(&spec).await {
-            Ok(p) => Some(state(&p, planned)),
+            Ok(p) => {
+                let mut st = state(&p, planned);
+                rollout::keep_local(planned, &mut st);
+                let cause = format!("change to pipeline {:?}", p.name);
+                rollout::wait_for_write(
+                    ctx,
+                    &client,
+                    p.rollouts.as_deref(),
+                    planned,
+                    &cause,
+                    diags,
+                )
+                .await;
+                Some(st)
+            }
             Err(e) => {
-                diags.push(api_error(
+                diags.push(create_error(
+                    "otaas_pipeline",
                     &format!("creating pipeline {:?}", spec.name),
+                    &spec.name,
                     &e,
                     planned,
                 ));
@@ -325,7 +343,11 @@ impl Resource for PipelineResource {
             return prior.clone();
         };
         match client.get_pipeline(id).await {
-            Ok(p) => state(&p, prior),
+            Ok(p) => {
+                let mut st = state(&p, prior);
+                rollout::keep_local(prior, &mut st);
+                st
+            }
             Err(e) if e.is_not_found() => Value::Null,
             Err(e) => {
                 diags.push(api_error(&format!("reading pipeline {id}"), &e, prior));
@@ -341,6 +363,11 @@ impl Resource for PipelineResource {
         _config: &Value,
         diags: &mut Diagnostics,
     ) -> Option<Value> {
+        if rollout::only_local_changed(prior, planned) {
+            let mut st = prior.clone();
+            rollout::keep_local(planned, &mut st);
+            return Some(st);
+        }
         let client = client_or_diag(ctx, diags)?;
         let id = id_of(prior, diags)?;
         let spec = spec(planned, diags);
@@ -351,7 +378,21 @@ impl Resource for PipelineResource {
             .update_pipeline(id, &spec, int(prior, "revision"))
             .await
         {
-            Ok(p) => Some(state(&p, planned)),
+            Ok(p) => {
+                let mut st = state(&p, planned);
+                rollout::keep_local(planned, &mut st);
+                let cause = format!("change to pipeline {:?}", p.name);
+                rollout::wait_for_write(
+                    ctx,
+                    &client,
+                    p.rollouts.as_deref(),
+                    planned,
+                    &cause,
+                    diags,
+                )
+                .await;
+                Some(st)
+            }
             Err(e) => {
                 diags.push(api_error(
                     &format!("updating pipeline {:?}", spec.name),

@@ -49,6 +49,20 @@ impl Signal {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Rollouts a write started
+
+/// An agent group whose rendered config a write changed, and the new config revision its
+/// agents are being moved to (compare with `GET /api/v1/agent-groups/{id}/status`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GroupRollout {
+    pub group_id: AgentGroupId,
+    pub group_name: String,
+    pub config_revision: i64,
+    /// SHA-256 (lowercase hex) of that revision's YAML.
+    pub config_hash: String,
+}
+
+// ---------------------------------------------------------------------------------------------
 // Pipelines
 
 /// One processor of a pipeline, in order.
@@ -91,6 +105,11 @@ pub struct Pipeline {
     pub revision: i64,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// Only in the answer to a create or update: the agent groups whose rendered config this
+    /// write changed, with the config revision each now rolls out (`[]` when it reached none).
+    /// Absent on reads.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollouts: Option<Vec<GroupRollout>>,
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -165,6 +184,11 @@ pub struct Endpoint {
     pub revision: i64,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// Only in the answer to a create or update: the agent groups whose rendered config this
+    /// write changed, with the config revision each now rolls out (`[]` when it reached none).
+    /// Absent on reads.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollouts: Option<Vec<GroupRollout>>,
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -247,6 +271,11 @@ pub struct ExporterBinding {
     pub revision: i64,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// Only in the answer to a create or update: the agent groups whose rendered config this
+    /// write changed, with the config revision each now rolls out (`[]` when it reached none).
+    /// Absent on reads.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollouts: Option<Vec<GroupRollout>>,
 }
 
 /// The digest the server reports for a header value: `sha256:<hex>`. Exposed so clients

@@ -193,18 +193,25 @@ async fn pipeline_crud_with_if_match() {
     assert_eq!(p["processors"], json!([{ "id": "batch", "config": {} }]));
     let id = p["id"].as_str().unwrap();
 
+    // A read is the written object without the write's rollouts (none: the pipeline is in no
+    // group).
+    let mut written = p.clone();
+    assert_eq!(
+        written.as_object_mut().unwrap().remove("rollouts"),
+        Some(json!([]))
+    );
     assert_eq!(
         h.call("GET", &format!("/api/v1/pipelines/{id}"), None)
             .await,
-        (StatusCode::OK, p.clone())
+        (StatusCode::OK, written.clone())
     );
     assert_eq!(
         h.call("GET", "/api/v1/pipelines", None).await,
-        (StatusCode::OK, json!({ "items": [p.clone()] }))
+        (StatusCode::OK, json!({ "items": [written.clone()] }))
     );
     assert_eq!(
         h.call("GET", "/api/v1/pipelines?name=checkout", None).await,
-        (StatusCode::OK, json!({ "items": [p.clone()] }))
+        (StatusCode::OK, json!({ "items": [written.clone()] }))
     );
     assert_eq!(
         h.call("GET", "/api/v1/pipelines?name=other", None).await,
@@ -515,12 +522,17 @@ async fn binding_headers_are_write_only() {
     assert!(!b.to_string().contains("very-secret-org"));
     let path = format!("/api/v1/exporter-bindings/{}", b["id"].as_str().unwrap());
     let (_, got) = h.call("GET", &path, None).await;
-    assert_eq!(got, b);
+    let mut written = b.clone();
+    assert_eq!(
+        written.as_object_mut().unwrap().remove("rollouts"),
+        Some(json!([]))
+    );
+    assert_eq!(got, written.clone());
     assert!(!got.to_string().contains("very-secret-org"));
     assert_eq!(
         h.call("GET", "/api/v1/exporter-bindings?name=out", None)
             .await,
-        (StatusCode::OK, json!({ "items": [b.clone()] }))
+        (StatusCode::OK, json!({ "items": [written.clone()] }))
     );
     let (status, upd) = h
         .raw("PUT", &path, Some(spec.to_string()), &[("if-match", "1")])
@@ -903,6 +915,139 @@ async fn health_ready_metrics_and_fallbacks() {
     );
 }
 
+/// The answer to a write names the groups whose rendered config it changed, with their new
+/// config revision and hash (what a client waits for); a write that reaches no group says so
+/// with `[]`, and reads carry no `rollouts` at all.
+#[tokio::test]
+async fn writes_answer_with_the_rollouts_they_started() {
+    let h = Harness::new().await;
+    // Given a group "eu" running pipeline "checkout" (a receiver and an exporter)
+    let p = h
+        .create(
+            "/api/v1/pipelines",
+            json!({ "name": "checkout", "signals": ["logs"],
+                    "receivers": { "otlp": { "protocols": { "http": {} } } } }),
+        )
+        .await;
+    let pid = p["id"].as_str().unwrap().to_string();
+    assert_eq!(p["rollouts"], json!([]));
+    let b = h
+        .create(
+            "/api/v1/exporter-bindings",
+            json!({ "name": "out", "pipeline_id": pid,
+                    "destinations": [{ "name": "console", "type": "debug" }] }),
+        )
+        .await;
+    assert_eq!(b["rollouts"], json!([]));
+    let g = h
+        .create(
+            "/api/v1/agent-groups",
+            json!({ "name": "eu", "selector": { "env": "prod" }, "pipeline_ids": [pid] }),
+        )
+        .await;
+    assert_eq!(g["config_revision"], json!(1));
+    let gid = g["id"].as_str().unwrap().to_string();
+
+    // When the pipeline gains a processor
+    let (status, p2) = h
+        .call(
+            "PUT",
+            &format!("/api/v1/pipelines/{pid}"),
+            Some(json!({ "name": "checkout", "signals": ["logs"],
+                         "receivers": { "otlp": { "protocols": { "http": {} } } },
+                         "processors": [{ "id": "batch" }] })),
+        )
+        .await;
+    // Then the answer names the group and its new revision, as the group now reports it
+    assert_eq!(status, StatusCode::OK, "{p2}");
+    let (_, g2) = h
+        .call("GET", &format!("/api/v1/agent-groups/{gid}"), None)
+        .await;
+    assert_eq!(g2["config_revision"], json!(2));
+    assert_eq!(
+        p2["rollouts"],
+        json!([{ "group_id": gid, "group_name": "eu", "config_revision": 2,
+                 "config_hash": g2["config_hash"] }])
+    );
+
+    // When the binding gains a destination, and an endpoint is added: each a new revision
+    let bid = b["id"].as_str().unwrap().to_string();
+    let (status, b2) = h
+        .call(
+            "PUT",
+            &format!("/api/v1/exporter-bindings/{bid}"),
+            Some(json!({ "name": "out", "pipeline_id": pid,
+                         "destinations": [{ "name": "console", "type": "debug" },
+                                          { "name": "tempo", "type": "otlp", "endpoint": "tempo:4317" }] })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{b2}");
+    let e = h
+        .create(
+            "/api/v1/endpoints",
+            json!({ "name": "in", "pipeline_id": pid, "protocol": "otlp_http", "port": 4318 }),
+        )
+        .await;
+    let (_, g4) = h
+        .call("GET", &format!("/api/v1/agent-groups/{gid}"), None)
+        .await;
+    assert_eq!(
+        (
+            b2["rollouts"][0]["config_revision"].clone(),
+            b2["rollouts"][0]["group_name"].clone()
+        ),
+        (json!(3), json!("eu"))
+    );
+    assert_eq!(
+        e["rollouts"],
+        json!([{ "group_id": gid, "group_name": "eu", "config_revision": 4,
+                 "config_hash": g4["config_hash"] }])
+    );
+
+    // When a pipeline in no group is created and changed: no group is reached
+    let other = h.create("/api/v1/pipelines", pipeline_json("unused")).await;
+    let oid = other["id"].as_str().unwrap();
+    let (status, other2) = h
+        .call(
+            "PUT",
+            &format!("/api/v1/pipelines/{oid}"),
+            Some(json!({ "name": "unused", "signals": ["logs"] })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{other2}");
+    assert_eq!(
+        (other["rollouts"].clone(), other2["rollouts"].clone()),
+        (json!([]), json!([]))
+    );
+    // And a write that leaves the group's YAML as it was reaches no group either
+    let (status, same) = h
+        .call(
+            "PUT",
+            &format!("/api/v1/pipelines/{pid}"),
+            Some(
+                json!({ "name": "checkout", "description": "only words",  "signals": ["logs"],
+                         "receivers": { "otlp": { "protocols": { "http": {} } } },
+                         "processors": [{ "id": "batch" }] }),
+            ),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{same}");
+    assert_eq!(same["rollouts"], json!([]));
+
+    // And reads carry no rollouts
+    for path in [
+        format!("/api/v1/pipelines/{pid}"),
+        format!("/api/v1/exporter-bindings/{bid}"),
+        format!("/api/v1/endpoints/{}", e["id"].as_str().unwrap()),
+    ] {
+        let (status, v) = h.call("GET", &path, None).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(v.get("rollouts"), None, "{path}: {v}");
+    }
+    let (_, list) = h.call("GET", "/api/v1/pipelines", None).await;
+    assert_eq!(list["items"][0].get("rollouts"), None, "{list}");
+}
+
 /// Every key of every DTO (with all optional fields set) is described in openapi.json, and
 /// every route is there.
 #[tokio::test]
@@ -1030,6 +1175,12 @@ async fn openapi_matches_the_types() {
             revision: 1,
             created_at: now,
             updated_at: now,
+            rollouts: Some(vec![GroupRollout {
+                group_id: AgentGroupId::new(),
+                group_name: "g".into(),
+                config_revision: 2,
+                config_hash: "h".into(),
+            }]),
         })
         .unwrap(),
     );
@@ -1058,6 +1209,12 @@ async fn openapi_matches_the_types() {
             revision: 1,
             created_at: now,
             updated_at: now,
+            rollouts: Some(vec![GroupRollout {
+                group_id: AgentGroupId::new(),
+                group_name: "g".into(),
+                config_revision: 2,
+                config_hash: "h".into(),
+            }]),
         })
         .unwrap(),
     );
@@ -1097,6 +1254,22 @@ async fn openapi_matches_the_types() {
             revision: 1,
             created_at: now,
             updated_at: now,
+            rollouts: Some(vec![GroupRollout {
+                group_id: AgentGroupId::new(),
+                group_name: "g".into(),
+                config_revision: 2,
+                config_hash: "h".into(),
+            }]),
+        })
+        .unwrap(),
+    );
+    check(
+        "GroupRollout",
+        serde_json::to_value(GroupRollout {
+            group_id: AgentGroupId::new(),
+            group_name: "g".into(),
+            config_revision: 2,
+            config_hash: "h".into(),
         })
         .unwrap(),
     );

@@ -28,6 +28,13 @@ fn json_object() -> Value {
     json!({ "type": "object", "description": "component configuration (a JSON object)" })
 }
 
+/// `rollouts` of a write's answer: what a client waits for after it.
+fn rollouts() -> Value {
+    json!({ "type": "array", "items": r("GroupRollout"),
+        "description": "only in create/update answers: the agent groups whose rendered config \
+            this write changed and their new config revisions ([] when none); absent on reads" })
+}
+
 fn ts() -> Value {
     json!({ "type": "string", "format": "date-time" })
 }
@@ -401,7 +408,8 @@ pub fn document() -> Value {
             "signals": signals(),
             "receivers": { "type": "object", "additionalProperties": json_object() },
             "processors": { "type": "array", "items": r("ProcessorSpec") },
-            "revision": { "type": "integer" }, "created_at": ts(), "updated_at": ts()
+            "revision": { "type": "integer" }, "created_at": ts(), "updated_at": ts(),
+            "rollouts": rollouts()
         })),
         "ServerTls": obj(&["cert_file", "key_file"], json!({
             "cert_file": { "type": "string" }, "key_file": { "type": "string" },
@@ -422,7 +430,8 @@ pub fn document() -> Value {
             "auth": { "type": "string", "enum": ["bearer", "none"] },
             "token_version": { "type": "integer" },
             "token": { "type": "string", "description": "only in the response that minted it" },
-            "revision": { "type": "integer" }, "created_at": ts(), "updated_at": ts()
+            "revision": { "type": "integer" }, "created_at": ts(), "updated_at": ts(),
+            "rollouts": rollouts()
         })),
         "ClientTls": obj(&[], json!({
             "insecure": { "type": "boolean" }, "insecure_skip_verify": { "type": "boolean" },
@@ -446,7 +455,13 @@ pub fn document() -> Value {
         "ExporterBinding": resp_obj(&["id", "name", "pipeline_id", "destinations", "revision", "created_at", "updated_at"], json!({
             "id": uuid(), "name": name(), "pipeline_id": uuid(), "signals": signals(),
             "destinations": { "type": "array", "items": r("Destination") },
-            "revision": { "type": "integer" }, "created_at": ts(), "updated_at": ts()
+            "revision": { "type": "integer" }, "created_at": ts(), "updated_at": ts(),
+            "rollouts": rollouts()
+        })),
+        "GroupRollout": resp_obj(&["group_id", "group_name", "config_revision", "config_hash"], json!({
+            "group_id": uuid(), "group_name": name(),
+            "config_revision": { "type": "integer", "description": "the group's new config revision" },
+            "config_hash": { "type": "string", "description": "SHA-256 (hex) of that revision's YAML" }
         })),
         "RolloutSpec": obj(&[], json!({
             "strategy": { "type": "string", "enum": ["all_at_once", "batched", "canary"] },

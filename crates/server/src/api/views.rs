@@ -20,6 +20,7 @@ pub(super) fn pipeline(r: PipelineRecord) -> Pipeline {
         revision: r.revision,
         created_at: r.created_at,
         updated_at: r.updated_at,
+        rollouts: None,
     }
 }
 
@@ -37,6 +38,7 @@ pub(super) fn endpoint(r: EndpointRecord, token: Option<String>) -> Endpoint {
         revision: r.revision,
         created_at: r.created_at,
         updated_at: r.updated_at,
+        rollouts: None,
     }
 }
 
@@ -66,6 +68,7 @@ pub(super) fn binding(r: BindingRecord) -> ExporterBinding {
         revision: r.revision,
         created_at: r.created_at,
         updated_at: r.updated_at,
+        rollouts: None,
     }
 }
 
