@@ -272,6 +272,7 @@ fn exporter_binding_lifecycle_and_headers() {
             kind: "otlp".into(),
             endpoint: Some("tempo.internal:4317".into()),
             headers: [("x-scope-orgid".to_string(), "hand-edited-value".to_string())].into(),
+            keep_headers: false,
             tls: b.destinations[0].tls.clone(),
             config: serde_json::json!({}),
         }],

@@ -62,6 +62,7 @@ fn fleet_insights_reads_load_pipelines_and_security() {
                 kind: "debug".into(),
                 endpoint: None,
                 headers: Default::default(),
+                keep_headers: false,
                 tls: None,
                 config: serde_json::json!({}),
             }],

@@ -65,6 +65,7 @@ fn query_generates_config_that_plans_clean() {
                 kind: "debug".into(),
                 endpoint: None,
                 headers: Default::default(),
+                keep_headers: false,
                 tls: None,
                 config: serde_json::json!({"verbosity": "basic"}),
             }],

@@ -200,6 +200,13 @@ pub struct DestinationSpec {
     pub endpoint: Option<String>,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub headers: BTreeMap<String, String>,
+    /// On update: keep the header values the server already has for the destination of this
+    /// name instead of replacing them with `headers` (which must then be empty). Lets a client
+    /// that never knew the values (an imported or generated Terraform configuration) write the
+    /// rest of the destination without removing its secrets. On create, or for a new
+    /// destination name, there is nothing to keep. Default `false`: `headers` is the whole set.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub keep_headers: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tls: Option<ClientTls>,
     /// Further exporter settings, a JSON object merged under the generated ones.

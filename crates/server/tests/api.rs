@@ -566,6 +566,138 @@ async fn binding_headers_are_write_only() {
     );
 }
 
+/// Given a binding whose destination has headers and a group rendering it,
+/// when an update sets `keep_headers` instead of `headers`,
+/// then the server keeps the values (same digests, same rendered config);
+/// and only `headers = {}` without `keep_headers` removes them.
+#[tokio::test]
+async fn binding_keep_headers_keeps_the_servers_values_and_empty_headers_remove_them() {
+    let h = Harness::new().await;
+    let p = h
+        .create(
+            "/api/v1/pipelines",
+            json!({ "name": "p", "signals": ["logs"],
+                    "receivers": { "filelog": { "include": ["/var/log/app.log"] } } }),
+        )
+        .await;
+    let pid = p["id"].as_str().unwrap();
+    let g = h
+        .create(
+            "/api/v1/agent-groups",
+            json!({ "name": "g", "selector": { "env": "x" }, "pipeline_ids": [pid] }),
+        )
+        .await;
+    let gpath = format!("/api/v1/agent-groups/{}", g["id"].as_str().unwrap());
+    let spec = |dest: Value| json!({ "name": "out", "pipeline_id": pid, "destinations": [dest] });
+    let b = h
+        .create(
+            "/api/v1/exporter-bindings",
+            spec(
+                json!({ "name": "tempo", "type": "otlp", "endpoint": "tempo:4317",
+                         "headers": { "x-scope-orgid": "kept-secret", "x-api-key": "k2" } }),
+            ),
+        )
+        .await;
+    let digests = b["destinations"][0]["header_digests"].clone();
+    assert_eq!(
+        digests,
+        json!({ "x-api-key": format!("sha256:{}", hex::encode(Sha256::digest(b"k2"))),
+                "x-scope-orgid": format!("sha256:{}", hex::encode(Sha256::digest(b"kept-secret"))) })
+    );
+    let rev_before = h.call("GET", &gpath, None).await.1["config_revision"].clone();
+    let path = format!("/api/v1/exporter-bindings/{}", b["id"].as_str().unwrap());
+
+    // keep_headers with a change elsewhere: values kept, only the endpoint changes.
+    let (status, kept) = h
+        .call(
+            "PUT",
+            &path,
+            Some(spec(
+                json!({ "name": "tempo", "type": "otlp", "endpoint": "tempo:4318",
+                              "keep_headers": true }),
+            )),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{kept}");
+    assert_eq!(kept["destinations"][0]["header_digests"], digests);
+    let (_, cfg) = h.call("GET", &format!("{gpath}/config"), None).await;
+    let yaml = cfg["yaml"].as_str().unwrap();
+    assert!(yaml.contains("x-scope-orgid: <redacted>"), "{yaml}");
+    assert!(yaml.contains("tempo:4318"), "{yaml}");
+
+    // keep_headers alone: nothing changes on the server, so no new config revision.
+    let rev_kept = h.call("GET", &gpath, None).await.1["config_revision"].clone();
+    let (status, again) = h
+        .call(
+            "PUT",
+            &path,
+            Some(spec(
+                json!({ "name": "tempo", "type": "otlp", "endpoint": "tempo:4318",
+                              "keep_headers": true }),
+            )),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{again}");
+    assert_eq!(again["destinations"][0]["header_digests"], digests);
+    assert_eq!(
+        h.call("GET", &gpath, None).await.1["config_revision"],
+        rev_kept
+    );
+    assert_eq!(rev_kept, json!(rev_before.as_i64().unwrap() + 1));
+
+    // keep_headers and headers together: refused at the flag, nothing written.
+    assert_error(
+        &h.call(
+            "PUT",
+            &path,
+            Some(spec(
+                json!({ "name": "tempo", "type": "otlp", "keep_headers": true,
+                              "headers": { "x-scope-orgid": "other" } }),
+            )),
+        )
+        .await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid_field",
+        Some("destinations[0].keep_headers"),
+    );
+    assert_eq!(
+        h.call("GET", &path, None).await.1["destinations"][0]["header_digests"],
+        digests
+    );
+
+    // A renamed destination has nothing to keep.
+    let (_, renamed) = h
+        .call(
+            "PUT",
+            &path,
+            Some(spec(
+                json!({ "name": "mimir", "type": "otlp", "keep_headers": true }),
+            )),
+        )
+        .await;
+    assert_eq!(renamed["destinations"][0]["header_digests"], json!({}));
+
+    // Back to headers, then `{}` removes them.
+    h.call(
+        "PUT",
+        &path,
+        Some(spec(json!({ "name": "tempo", "type": "otlp",
+                          "headers": { "x-scope-orgid": "kept-secret" } }))),
+    )
+    .await;
+    let (status, removed) = h
+        .call(
+            "PUT",
+            &path,
+            Some(spec(
+                json!({ "name": "tempo", "type": "otlp", "headers": {} }),
+            )),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{removed}");
+    assert_eq!(removed["destinations"][0]["header_digests"], json!({}));
+}
+
 #[tokio::test]
 async fn agent_groups_render_and_announce_revisions() {
     let h = Harness::new().await;

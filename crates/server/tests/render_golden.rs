@@ -76,6 +76,7 @@ fn dest(name: &str, kind: &str, endpoint: Option<&str>) -> DestinationSpec {
         kind: kind.into(),
         endpoint: endpoint.map(str::to_string),
         headers: BTreeMap::new(),
+        keep_headers: false,
         tls: None,
         config: json!({}),
     }

@@ -111,6 +111,7 @@ fn world() -> impl Strategy<Value = World> {
                             kind: "otlphttp".into(),
                             endpoint: Some("http://sink:4318".into()),
                             headers,
+                            keep_headers: false,
                             tls: None,
                             config: json!({"timeout": "5s", "compression": "gzip"}),
                         }],

@@ -430,7 +430,10 @@ pub fn document() -> Value {
         })),
         "DestinationSpec": obj(&["name", "type"], json!({
             "name": name(), "type": { "type": "string" }, "endpoint": { "type": "string" },
-            "headers": { "type": "object", "additionalProperties": { "type": "string" }, "writeOnly": true },
+            "headers": { "type": "object", "additionalProperties": { "type": "string" }, "writeOnly": true,
+                "description": "the whole header set of the destination; {} or absent removes all headers (unless keep_headers)" },
+            "keep_headers": { "type": "boolean", "default": false,
+                "description": "on update, keep the header values the server has for the destination of this name (headers must then be empty); nothing to keep on create" },
             "tls": r("ClientTls"), "config": json_object()
         })),
         "ExporterBindingSpec": obj(&["name", "pipeline_id", "destinations"], json!({

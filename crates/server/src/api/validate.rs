@@ -175,6 +175,13 @@ pub fn binding(b: &ExporterBindingSpec) -> R {
         if let Some(ep) = &d.endpoint {
             non_empty(&format!("destinations[{i}].endpoint"), ep)?;
         }
+        if d.keep_headers && !d.headers.is_empty() {
+            return Err(ApiError::invalid(
+                &format!("destinations[{i}].keep_headers"),
+                "keep_headers keeps the server's header values; send either headers or \
+                 keep_headers = true, not both",
+            ));
+        }
         for h in d.headers.keys() {
             let ok = !h.is_empty()
                 && h.bytes()

@@ -30,6 +30,27 @@ use otaas_api::{
 use crate::auth::TokenKey;
 use crate::render::RenderError;
 
+/// Resolves `keep_headers` on a binding update: each destination that asks for it gets the
+/// header values the current binding has under the same destination name (none for a new
+/// name), so the stored body always holds the whole header set and the renderer sees values.
+pub(crate) fn keep_headers(
+    current: &ExporterBindingSpec,
+    mut new: ExporterBindingSpec,
+) -> ExporterBindingSpec {
+    for d in &mut new.destinations {
+        if d.keep_headers {
+            d.headers = current
+                .destinations
+                .iter()
+                .find(|c| c.name == d.name)
+                .map(|c| c.headers.clone())
+                .unwrap_or_default();
+            d.keep_headers = false;
+        }
+    }
+    new
+}
+
 /// The kinds of objects the REST API manages.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Kind {

@@ -401,6 +401,7 @@ macro_rules! sql_store {
                 spec: S,
                 if_match: Option<i64>,
                 old_pipeline: impl Fn(&S) -> PipelineId + Send + Sync,
+                merge: impl FnOnce(&S, S) -> S + Send,
             ) -> Result<Written<Record<I, S>>, StoreError>
             where
                 I: FromStr + ToString + Copy + Send + Sync,
@@ -414,6 +415,7 @@ macro_rules! sql_store {
                     .await?
                     .ok_or_else(|| StoreError::NotFound { kind, id: sid.clone() })?;
                 check_revision(kind, &sid, current.revision, if_match)?;
+                let spec = merge(&current.spec, spec);
                 check_pipeline_exists(&mut tx, "pipeline_id", pipeline_id).await?;
                 check_name(&mut tx, table, kind, name, &sid).await?;
                 sqlx::query(&format!(
@@ -710,6 +712,7 @@ macro_rules! sql_store {
                     spec,
                     if_match,
                     |s: &EndpointSpec| s.pipeline_id,
+                    |_, new| new,
                 )
                 .await
             }
@@ -728,6 +731,11 @@ macro_rules! sql_store {
                 spec: ExporterBindingSpec,
             ) -> Result<Written<BindingRecord>, StoreError> {
                 let (name, pid) = (spec.name.clone(), spec.pipeline_id);
+                // Nothing to keep on create: the stored body always holds the whole header set.
+                let mut spec = spec;
+                for d in &mut spec.destinations {
+                    d.keep_headers = false;
+                }
                 self.create_child(
                     "exporter_bindings",
                     Kind::ExporterBinding,
@@ -775,6 +783,7 @@ macro_rules! sql_store {
                     spec,
                     if_match,
                     |s: &ExporterBindingSpec| s.pipeline_id,
+                    $crate::store::keep_headers,
                 )
                 .await
             }

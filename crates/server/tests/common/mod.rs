@@ -93,6 +93,7 @@ pub fn binding_spec(name: &str, pipeline_id: PipelineId) -> ExporterBindingSpec 
             kind: "otlp".into(),
             endpoint: Some("tempo:4317".into()),
             headers: BTreeMap::from([("x-scope-orgid".to_string(), "secret-org".to_string())]),
+            keep_headers: false,
             tls: None,
             config: json!({}),
         }],
