@@ -512,6 +512,8 @@ impl Provider for ProviderService {
         };
         let mut diags = Diagnostics::new();
         res.modify_plan(&self.ctx(), &mut change, &mut diags).await;
+        // Terraform rejects a plan that holds a write-only value, whoever put it there.
+        change.planned = null_write_only(&schema, change.planned);
         let planned_dv = try_diag!(encode_dv(&change.planned, &ty, "planned state"), R);
         let identity = try_diag!(
             self.identity_dv(res.as_ref(), &change.planned, req.prior_identity.as_ref()),
@@ -818,11 +820,8 @@ impl Provider for ProviderService {
     }
 }
 
-fn null_write_only(schema: &crate::framework::Schema, mut state: Value) -> Value {
-    for a in schema.attributes.iter().filter(|a| a.write_only) {
-        state.set(&a.name, Value::Null);
-    }
-    state
+fn null_write_only(schema: &crate::framework::Schema, state: Value) -> Value {
+    plan::null_write_only(&schema.attributes, &state)
 }
 
 fn capabilities() -> tf::ServerCapabilities {

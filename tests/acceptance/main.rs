@@ -27,4 +27,5 @@ mod harness_self_test;
 mod insights;
 mod pipeline;
 mod query;
+mod secrets;
 mod tls;
