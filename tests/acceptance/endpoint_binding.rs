@@ -155,6 +155,7 @@ fn endpoint_lifecycle_and_token() {
         tls: e.tls.clone(),
         auth: e.auth,
         token_version: e.token_version,
+        token_grace_seconds: e.token_grace_seconds,
     };
     block_on(api.update_endpoint(e.id, &spec, None)).unwrap();
     let plan = assert_plan_changes(&ws);

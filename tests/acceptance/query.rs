@@ -53,6 +53,7 @@ fn query_generates_config_that_plans_clean() {
         tls: None,
         auth: otaas_api::EndpointAuth::None,
         token_version: 1,
+        token_grace_seconds: otaas_api::DEFAULT_TOKEN_GRACE_SECONDS,
     }))
     .unwrap();
     block_on(

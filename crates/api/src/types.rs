@@ -142,9 +142,23 @@ pub struct EndpointSpec {
     pub tls: Option<ServerTls>,
     #[serde(default)]
     pub auth: EndpointAuth,
-    /// Bump to rotate the ingest token; the old token stops being rendered.
+    /// Bump to rotate the ingest token. The previous token stays accepted for
+    /// `token_grace_seconds` after the bump, then stops being rendered.
     #[serde(default = "one")]
     pub token_version: u32,
+    /// How long the previous token stays valid after a `token_version` bump, in seconds
+    /// (0 = cut off at once; at most [`MAX_TOKEN_GRACE_SECONDS`]). Default 600 (10 minutes).
+    #[serde(default = "default_token_grace")]
+    pub token_grace_seconds: u32,
+}
+
+/// Default of [`EndpointSpec::token_grace_seconds`]: ten minutes.
+pub const DEFAULT_TOKEN_GRACE_SECONDS: u32 = 600;
+/// Upper bound of [`EndpointSpec::token_grace_seconds`]: seven days.
+pub const MAX_TOKEN_GRACE_SECONDS: u32 = 7 * 24 * 3600;
+
+fn default_token_grace() -> u32 {
+    DEFAULT_TOKEN_GRACE_SECONDS
 }
 
 /// An endpoint as the server returns it. `token` is present only in the response to the create
@@ -160,6 +174,8 @@ pub struct Endpoint {
     pub tls: Option<ServerTls>,
     pub auth: EndpointAuth,
     pub token_version: u32,
+    #[serde(default = "default_token_grace")]
+    pub token_grace_seconds: u32,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub token: Option<String>,
     pub revision: i64,

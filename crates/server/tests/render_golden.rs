@@ -66,6 +66,7 @@ fn endpoint(
             tls: None,
             auth: EndpointAuth::Bearer,
             token_version: 1,
+            token_grace_seconds: otaas_api::DEFAULT_TOKEN_GRACE_SECONDS,
         },
     )
 }

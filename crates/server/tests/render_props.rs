@@ -90,6 +90,7 @@ fn world() -> impl Strategy<Value = World> {
                         tls: None,
                         auth: EndpointAuth::Bearer,
                         token_version,
+                        token_grace_seconds: 600,
                     },
                 ));
             }

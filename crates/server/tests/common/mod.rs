@@ -80,6 +80,7 @@ pub fn endpoint_spec(name: &str, pipeline_id: PipelineId, port: u16) -> Endpoint
         tls: None,
         auth: EndpointAuth::Bearer,
         token_version: 1,
+        token_grace_seconds: otaas_api::DEFAULT_TOKEN_GRACE_SECONDS,
     }
 }
 
