@@ -371,3 +371,99 @@ fn write_only_headers_and_removal_only_by_empty_map() {
     let log = server.log();
     assert!(!log.contains(SECRET_A) && !log.contains(SECRET_C));
 }
+
+fn grace_endpoint_tf(pid: &str, token_version: u32, grace: &str) -> String {
+    format!(
+        r#"
+resource "otaas_endpoint" "e" {{
+  name               = "rotating"
+  pipeline_id        = "{pid}"
+  protocol           = "otlp_http"
+  port               = 4318
+  token_version      = {token_version}
+  token_grace_period = "{grace}"
+}}
+"#
+    )
+}
+
+/// Given an endpoint with `token_grace_period = "2s"` in a group's pipeline,
+/// when `token_version` is bumped,
+/// then the group's config accepts two tokens, and a few seconds later the server rolls out a
+/// revision with one token by itself.
+#[test]
+fn endpoint_token_grace_period_through_terraform() {
+    let server = Server::start();
+    let api = api(&server);
+    let pid = pipeline(&server);
+    block_on(
+        api.create_exporter_binding(&otaas_api::ExporterBindingSpec {
+            name: "console".into(),
+            pipeline_id: pid,
+            signals: None,
+            destinations: vec![otaas_api::DestinationSpec {
+                name: "out".into(),
+                kind: "debug".into(),
+                endpoint: None,
+                headers: BTreeMap::new(),
+                keep_headers: false,
+                tls: None,
+                config: serde_json::json!({}),
+            }],
+        }),
+    )
+    .unwrap();
+    let group = block_on(api.create_agent_group(&otaas_api::AgentGroupSpec {
+        name: "grace".into(),
+        selector: [("env".to_string(), "grace".to_string())].into(),
+        pipeline_ids: vec![pid],
+        rollout: Default::default(),
+    }))
+    .unwrap();
+    let pid = pid.to_string();
+
+    // A duration that is not one is refused at the attribute
+    let ws = workspace(&server, &grace_endpoint_tf(&pid, 1, "soon"));
+    let bad = ws.terraform(&["validate", "-no-color"]);
+    assert_eq!(bad.code, 1, "{}", bad.stdout);
+    assert!(
+        bad.stderr.contains("Invalid grace period"),
+        "{}",
+        bad.stderr
+    );
+
+    ws.write(
+        "main.tf",
+        &format!("{PROVIDER}\n{}", grace_endpoint_tf(&pid, 1, "2s")),
+    );
+    ws.apply();
+    let e = block_on(api.find_endpoint("rotating")).unwrap().unwrap();
+    assert_eq!(e.token_grace_seconds, 2);
+    assert_plan_clean(&ws);
+
+    // When the token is rotated
+    ws.write(
+        "main.tf",
+        &format!("{PROVIDER}\n{}", grace_endpoint_tf(&pid, 2, "2s")),
+    );
+    ws.apply();
+    let config = || block_on(api.agent_group_config(group.id)).unwrap();
+    let during = config();
+    // Then both tokens are accepted (values redacted in the API)
+    assert!(
+        during
+            .yaml
+            .contains("tokens:\n    - <redacted>\n    - <redacted>\n"),
+        "{}",
+        during.yaml
+    );
+    // And after the grace the server alone rolls out a revision with the new token only
+    wait_until(60, "the revision that ends the grace", || {
+        config().revision > during.revision
+    });
+    let after = config();
+    assert_eq!(after.revision, during.revision + 1);
+    assert!(after.yaml.contains("token: <redacted>"), "{}", after.yaml);
+    assert!(!after.yaml.contains("tokens:"), "{}", after.yaml);
+    assert_plan_clean(&ws);
+}
