@@ -94,6 +94,40 @@ fn prior_obj(v: &Value) -> Option<&BTreeMap<String, Value>> {
     }
 }
 
+/// Paths of the write-only attributes `v` sets (non-null), at any depth.
+pub fn write_only_set(attrs: &[Attribute], v: &Value, base: &AttributePath) -> Vec<AttributePath> {
+    let mut out = Vec::new();
+    for attr in attrs {
+        let Some(slot) = v.get(&attr.name) else {
+            continue;
+        };
+        let path = base.push_attr(&attr.name);
+        if attr.write_only {
+            if !slot.is_null() {
+                out.push(path);
+            }
+            continue;
+        }
+        if let AttrType::Nested(_, inner) = &attr.ty {
+            match slot {
+                Value::Object(_) => out.extend(write_only_set(inner, slot, &path)),
+                Value::List(items) => {
+                    for (i, item) in items.iter().enumerate() {
+                        out.extend(write_only_set(inner, item, &path.push_index(i as i64)));
+                    }
+                }
+                Value::Map(items) => {
+                    for (k, item) in items {
+                        out.extend(write_only_set(inner, item, &path.push_key(k)));
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+    out
+}
+
 /// `v` with every write-only attribute nulled, at any depth: Terraform never stores them, so a
 /// state or plan must not hold them, and comparisons with a prior state must ignore them.
 pub fn null_write_only(attrs: &[Attribute], v: &Value) -> Value {

@@ -13,8 +13,8 @@ use super::convert::{
     schema_to_proto,
 };
 use crate::framework::{
-    Context, Diagnostic, Diagnostics, ImportRequest, ListEvent, ListRequest, PlanChange,
-    ProviderConfig, Registry, Resource, Value, plan,
+    AttributePath, Context, Diagnostic, Diagnostics, ImportRequest, ListEvent, ListRequest,
+    PlanChange, ProviderConfig, Registry, Resource, Value, plan,
 };
 use crate::proto::tfplugin6 as tf;
 use crate::proto::tfplugin6::provider_server::Provider;
@@ -285,6 +285,28 @@ impl Provider for ProviderService {
             R
         );
         let mut diags = Diagnostics::new();
+        // An engine without write-only support (Terraform before 1.11) would keep the value in
+        // state and plan: refuse rather than leak it.
+        let write_only_ok = req
+            .client_capabilities
+            .as_ref()
+            .is_some_and(|c| c.write_only_attributes_allowed);
+        if !write_only_ok {
+            let schema = res.schema();
+            for path in plan::write_only_set(&schema.attributes, &config, &AttributePath::root()) {
+                diags.push(
+                    Diagnostic::error(
+                        "Write-only attribute not supported",
+                        format!(
+                            "{path} is write-only: it needs Terraform 1.11 or later, which \
+                             keeps it out of state and plan. This Terraform would store it; \
+                             use the attribute's non-write-only alternative instead."
+                        ),
+                    )
+                    .at(path),
+                );
+            }
+        }
         res.validate(&config, &mut diags).await;
         Ok(Response::new(R::with_diags(diags_to_proto(&diags))))
     }
