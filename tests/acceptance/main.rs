@@ -30,4 +30,5 @@ mod insights;
 mod pipeline;
 mod query;
 mod rollout_wait;
+mod secrets;
 mod tls;

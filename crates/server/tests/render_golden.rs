@@ -66,6 +66,7 @@ fn endpoint(
             tls: None,
             auth: EndpointAuth::Bearer,
             token_version: 1,
+            token_grace_seconds: otaas_api::DEFAULT_TOKEN_GRACE_SECONDS,
         },
     )
 }
@@ -76,6 +77,7 @@ fn dest(name: &str, kind: &str, endpoint: Option<&str>) -> DestinationSpec {
         kind: kind.into(),
         endpoint: endpoint.map(str::to_string),
         headers: BTreeMap::new(),
+        keep_headers: false,
         tls: None,
         config: json!({}),
     }

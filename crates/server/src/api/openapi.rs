@@ -421,7 +421,10 @@ pub fn document() -> Value {
             "port": { "type": "integer", "minimum": 1, "maximum": 65535 },
             "tls": r("ServerTls"),
             "auth": { "type": "string", "enum": ["bearer", "none"], "default": "bearer" },
-            "token_version": { "type": "integer", "minimum": 1, "default": 1 }
+            "token_version": { "type": "integer", "minimum": 1, "default": 1,
+                "description": "bump to rotate the ingest token; the previous one stays accepted for token_grace_seconds" },
+            "token_grace_seconds": { "type": "integer", "minimum": 0, "maximum": 604800, "default": 600,
+                "description": "how long the previous token stays accepted after a token_version bump (0 = at once); when it ends the server re-renders the affected groups without it" }
         })),
         "Endpoint": resp_obj(&["id", "name", "pipeline_id", "protocol", "port", "auth", "token_version", "revision", "created_at", "updated_at"], json!({
             "id": uuid(), "name": name(), "pipeline_id": uuid(),
@@ -429,6 +432,7 @@ pub fn document() -> Value {
             "port": { "type": "integer" }, "tls": r("ServerTls"),
             "auth": { "type": "string", "enum": ["bearer", "none"] },
             "token_version": { "type": "integer" },
+            "token_grace_seconds": { "type": "integer" },
             "token": { "type": "string", "description": "only in the response that minted it" },
             "revision": { "type": "integer" }, "created_at": ts(), "updated_at": ts(),
             "rollouts": rollouts()
@@ -439,7 +443,10 @@ pub fn document() -> Value {
         })),
         "DestinationSpec": obj(&["name", "type"], json!({
             "name": name(), "type": { "type": "string" }, "endpoint": { "type": "string" },
-            "headers": { "type": "object", "additionalProperties": { "type": "string" }, "writeOnly": true },
+            "headers": { "type": "object", "additionalProperties": { "type": "string" }, "writeOnly": true,
+                "description": "the whole header set of the destination; {} or absent removes all headers (unless keep_headers)" },
+            "keep_headers": { "type": "boolean", "default": false,
+                "description": "on update, keep the header values the server has for the destination of this name (headers must then be empty); nothing to keep on create" },
             "tls": r("ClientTls"), "config": json_object()
         })),
         "ExporterBindingSpec": obj(&["name", "pipeline_id", "destinations"], json!({

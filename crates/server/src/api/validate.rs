@@ -133,6 +133,16 @@ pub fn endpoint(e: &EndpointSpec) -> R {
             "token_version must be at least 1",
         ));
     }
+    if e.token_grace_seconds > otaas_api::MAX_TOKEN_GRACE_SECONDS {
+        return Err(ApiError::invalid(
+            "token_grace_seconds",
+            format!(
+                "token_grace_seconds must be at most {} (7 days), got {}",
+                otaas_api::MAX_TOKEN_GRACE_SECONDS,
+                e.token_grace_seconds
+            ),
+        ));
+    }
     if let Some(tls) = &e.tls {
         non_empty("tls.cert_file", &tls.cert_file)?;
         non_empty("tls.key_file", &tls.key_file)?;
@@ -174,6 +184,13 @@ pub fn binding(b: &ExporterBindingSpec) -> R {
         }
         if let Some(ep) = &d.endpoint {
             non_empty(&format!("destinations[{i}].endpoint"), ep)?;
+        }
+        if d.keep_headers && !d.headers.is_empty() {
+            return Err(ApiError::invalid(
+                &format!("destinations[{i}].keep_headers"),
+                "keep_headers keeps the server's header values; send either headers or \
+                 keep_headers = true, not both",
+            ));
         }
         for h in d.headers.keys() {
             let ok = !h.is_empty()

@@ -34,6 +34,7 @@ pub(super) fn endpoint(r: EndpointRecord, token: Option<String>) -> Endpoint {
         tls: r.spec.tls,
         auth: r.spec.auth,
         token_version: r.spec.token_version,
+        token_grace_seconds: r.spec.token_grace_seconds,
         token,
         revision: r.revision,
         created_at: r.created_at,
