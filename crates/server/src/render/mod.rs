@@ -22,6 +22,7 @@ use otaas_api::{ClientTls, EndpointAuth, Protocol, Signal};
 use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
 
+pub mod check;
 pub mod components;
 
 use components::{ComponentTable, Kind, type_of};
