@@ -307,26 +307,35 @@ pub fn check(yaml: &str, table: &ComponentTable) -> Result<(), CheckError> {
         }
     }
 
-    // Building: every component must support its pipeline's signal.
-    let unsupported = |id: &str, kind: Kind, signal: Signal| CheckError {
-        message: format!(
-            "failed to build pipelines: failed to create {id:?} {} for data type {:?}: telemetry type is not supported",
-            kind.as_str(),
-            signal.as_str()
-        ),
+    // Building: every component must support its pipeline's signal. The collector builds its
+    // graph from the exporters back to the receivers, so that is the order it reports in.
+    let unsupported = |p: &Pipeline, id: &str, kind: Kind| {
+        let message = match kind {
+            Kind::Processor => format!(
+                "failed to build pipelines: failed to create {id:?} processor, in pipeline {:?}: telemetry type is not supported",
+                p.id
+            ),
+            _ => format!(
+                "failed to build pipelines: failed to create {id:?} {} for data type {:?}: telemetry type is not supported",
+                kind.as_str(),
+                p.signal.as_str()
+            ),
+        };
+        CheckError { message }
     };
-    for p in &pipelines {
-        for (ids, kind) in [
-            (&p.receivers, Kind::Receiver),
-            (&p.processors, Kind::Processor),
-            (&p.exporters, Kind::Exporter),
-        ] {
+    for kind in [Kind::Exporter, Kind::Processor, Kind::Receiver] {
+        for p in &pipelines {
+            let ids: Box<dyn Iterator<Item = &String>> = match kind {
+                Kind::Exporter => Box::new(p.exporters.iter()),
+                Kind::Processor => Box::new(p.processors.iter().rev()),
+                _ => Box::new(p.receivers.iter()),
+            };
             for id in ids {
                 if connectors.contains(id) {
                     continue;
                 }
                 if !table.signals(kind, type_of(id)).contains(p.signal) {
-                    return Err(unsupported(id, kind, p.signal));
+                    return Err(unsupported(p, id, kind));
                 }
             }
         }
