@@ -372,6 +372,57 @@ pub fn check(yaml: &str, table: &ComponentTable) -> Result<(), CheckError> {
     Ok(())
 }
 
+/// `otaas check-config` flags.
+#[derive(Debug, Clone, clap::Args)]
+pub struct CheckConfigArgs {
+    /// The collector config (YAML) to check.
+    #[arg(long)]
+    pub config: std::path::PathBuf,
+    /// A collector's `components` output (YAML) to check against, as that build would;
+    /// default: the built-in table of core and contrib components.
+    #[arg(long)]
+    pub components: Option<std::path::PathBuf>,
+}
+
+/// Why `otaas check-config` could not give a verdict, or its refusal.
+#[derive(Debug, thiserror::Error)]
+pub enum CheckConfigError {
+    #[error("reading {path}: {source}")]
+    Read {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
+    #[error("--components {path}: {source}")]
+    Components {
+        path: std::path::PathBuf,
+        source: super::components::TableError,
+    },
+    #[error("{0}")]
+    Refused(#[from] CheckError),
+}
+
+/// `otaas check-config`: checks one config file the way `otaas fleet-sim` checks what it
+/// receives.
+pub fn check_config(args: &CheckConfigArgs) -> Result<(), CheckConfigError> {
+    let read = |path: &std::path::Path| {
+        std::fs::read_to_string(path).map_err(|source| CheckConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })
+    };
+    let table = match &args.components {
+        Some(path) => ComponentTable::from_components_yaml(&read(path)?).map_err(|source| {
+            CheckConfigError::Components {
+                path: path.clone(),
+                source,
+            }
+        })?,
+        None => ComponentTable::builtin().clone(),
+    };
+    check(&read(&args.config)?, &table)?;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
