@@ -227,7 +227,10 @@ pub const EXPORTERS: &[(&str, &[Signal], &str)] = &[
 ];
 
 /// Connectors: (type, (exporter-side signal, receiver-side signal) pairs, directory).
-pub const CONNECTORS: &[(&str, &[(Signal, Signal)], &str)] = &[
+/// One connector row: type, (exporter-side, receiver-side) signal pairs, source directory.
+pub type ConnectorRow = (&'static str, &'static [(Signal, Signal)], &'static str);
+
+pub const CONNECTORS: &[ConnectorRow] = &[
     (
         "forward",
         &[
