@@ -175,8 +175,8 @@ fn spec(v: &Value, diags: &mut Diagnostics) -> PipelineSpec {
     }
 }
 
-/// The pipeline's signals when every one is known (a plan-time check needs them all).
-fn known_signals(v: Option<&Value>) -> Option<Vec<Signal>> {
+/// The signals in `v` when every one is known (a plan-time check needs them all).
+pub(crate) fn known_signals(v: Option<&Value>) -> Option<Vec<Signal>> {
     let (Value::List(items) | Value::Set(items)) = v? else {
         return None;
     };
@@ -189,9 +189,10 @@ fn known_signals(v: Option<&Value>) -> Option<Vec<Signal>> {
         .collect()
 }
 
-/// A component that supports none of the pipeline's signals (by the shared component table)
-/// could never run: the server refuses it (422 at the same attribute), so say it while planning.
-fn check_supports_signals(
+/// A component that supports none of the signals it would run for (by the shared component
+/// table) could never run: the server refuses it (422 at the same attribute), so say it while
+/// planning.
+pub(crate) fn check_supports_signals(
     kind: components::Kind,
     id: &str,
     wanted: &[Signal],
@@ -203,9 +204,9 @@ fn check_supports_signals(
     if !want.is_empty() && !has.intersects(want) {
         diags.error_at(
             path,
-            "Component supports none of the pipeline's signals",
+            "Component supports none of its signals",
             format!(
-                "The {} {id:?} supports {} but the pipeline carries {}: a collector refuses it in \
+                "The {} {id:?} supports {} but would run for {}: a collector refuses it in \
                  those pipelines. Use a {} that supports them, or change `signals`.",
                 kind.as_str(),
                 has.describe(),
@@ -612,5 +613,44 @@ mod tests {
             m.insert("signals".into(), Value::Unknown(Default::default()));
         }
         assert_eq!(error_paths(&unknown), vec![]);
+    }
+
+    /// Given a binding whose `signals` no destination type supports, when its configuration is
+    /// validated, then the error is at that destination's `type`.
+    #[test]
+    fn a_binding_destination_supporting_none_of_its_signals_fails_at_type() {
+        let dest = |name: &str, ty: &str| {
+            Value::object([("name", Value::string(name)), ("type", Value::string(ty))])
+        };
+        let binding = |signals: &[&str]| {
+            Value::object([
+                ("name", Value::string("b")),
+                (
+                    "signals",
+                    Value::List(signals.iter().map(|s| Value::string(*s)).collect()),
+                ),
+                (
+                    "destinations",
+                    Value::List(vec![dest("a", "otlphttp"), dest("b", "prometheus")]),
+                ),
+            ])
+        };
+        let paths = |config: &Value| {
+            let mut diags = Diagnostics::new();
+            futures::executor::block_on(
+                super::super::exporter_binding::ExporterBindingResource
+                    .validate(config, &mut diags),
+            );
+            diags.iter().map(|d| d.path.clone()).collect::<Vec<_>>()
+        };
+        assert_eq!(
+            paths(&binding(&["logs"])),
+            vec![Some(
+                AttributePath::attr("destinations")
+                    .push_index(1)
+                    .push_attr("type")
+            )]
+        );
+        assert_eq!(paths(&binding(&["logs", "metrics"])), vec![]);
     }
 }
