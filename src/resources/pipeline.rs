@@ -207,7 +207,7 @@ pub(crate) fn check_supports_signals(
             "Component supports none of its signals",
             format!(
                 "The {} {id:?} supports {} but would run for {}: a collector refuses it in \
-                 those pipelines. Use a {} that supports them, or change `signals`.",
+                 those pipelines. Use another {} that supports them, or change `signals`.",
                 kind.as_str(),
                 has.describe(),
                 want.describe(),

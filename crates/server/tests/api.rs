@@ -1313,7 +1313,7 @@ async fn components_supporting_none_of_their_signals_are_refused() {
     assert_eq!(
         got.1["error"]["message"],
         json!(
-            "receiver \"filelog\" supports logs but none of the pipeline's signals it would run for (metrics); use a receiver that supports them or change the signals"
+            "receiver \"filelog\" supports logs but none of the pipeline's signals it would run for (metrics); use another receiver that supports them or change the signals"
         )
     );
     assert_error(

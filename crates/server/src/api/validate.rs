@@ -111,7 +111,7 @@ pub fn supports_some(field: &str, kind: Kind, id: &str, wanted: &[Signal]) -> R 
     Err(ApiError::invalid(
         field,
         format!(
-            "{} {id:?} supports {} but none of {} it would run for ({}); use a {} that supports them or change the signals",
+            "{} {id:?} supports {} but none of {} it would run for ({}); use another {} that supports them or change the signals",
             kind.as_str(),
             has.describe(),
             if kind == Kind::Exporter {
