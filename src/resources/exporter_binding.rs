@@ -464,6 +464,16 @@ impl Resource for ExporterBindingResource {
                 }
                 if let Some(ty) = string(d, "type") {
                     check_component_type(&ty, base.push_attr("type"), diags);
+                    // The pipeline's signals are the server's to judge (422 at this attribute).
+                    if let Some(signals) = super::pipeline::known_signals(config.get("signals")) {
+                        super::pipeline::check_supports_signals(
+                            otaas_api::components::Kind::Exporter,
+                            &ty,
+                            &signals,
+                            base.push_attr("type"),
+                            diags,
+                        );
+                    }
                 }
                 if !d.get("headers").unwrap_or(&Value::Null).is_null()
                     && !d.get("headers_wo").unwrap_or(&Value::Null).is_null()

@@ -12,6 +12,7 @@
 
 pub mod agents;
 pub mod client;
+pub mod components;
 pub mod error;
 pub mod ids;
 pub mod insights;

@@ -1710,3 +1710,98 @@ async fn single_objects_carry_their_revision_as_etag() {
         .unwrap();
     assert_eq!(etag(&h.app().oneshot(list).await.unwrap()), None);
 }
+
+/// Given components that support none of the signals they would run for (a filelog receiver
+/// in a metrics pipeline, tail_sampling in a logs pipeline, a prometheus exporter for logs),
+/// when they are written, then each is a 422 naming the field, and nothing is stored.
+#[tokio::test]
+async fn components_supporting_none_of_their_signals_are_refused() {
+    let h = Harness::new().await;
+    let got = h
+        .call(
+            "POST",
+            "/api/v1/pipelines",
+            Some(json!({"name": "m", "signals": ["metrics"], "receivers": {"filelog": {}}})),
+        )
+        .await;
+    assert_error(
+        &got,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid_field",
+        Some("receivers.filelog"),
+    );
+    assert_eq!(
+        got.1["error"]["message"],
+        json!(
+            "receiver \"filelog\" supports logs but none of the pipeline's signals it would run for (metrics); use another receiver that supports them or change the signals"
+        )
+    );
+    assert_error(
+        &h.call(
+            "POST",
+            "/api/v1/pipelines",
+            Some(json!({"name": "l", "signals": ["logs"], "processors": [{"id": "batch"}, {"id": "tail_sampling/slow"}]})),
+        )
+        .await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid_field",
+        Some("processors[1].id"),
+    );
+    assert_eq!(
+        h.call("GET", "/api/v1/pipelines", None).await.1["items"],
+        json!([])
+    );
+
+    // A logs+metrics pipeline takes filelog (it supports one of them).
+    let (status, p) = h
+        .call(
+            "POST",
+            "/api/v1/pipelines",
+            Some(json!({"name": "node", "signals": ["logs", "metrics"], "receivers": {"filelog": {}}})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{p}");
+    let dest = |ty: &str| json!({"name": ty, "type": ty, "endpoint": "x:1"});
+    // The binding's own signals.
+    assert_error(
+        &h.call(
+            "POST",
+            "/api/v1/exporter-bindings",
+            Some(json!({"name": "b", "pipeline_id": p["id"], "signals": ["logs"], "destinations": [dest("otlp"), dest("prometheus")]})),
+        )
+        .await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid_field",
+        Some("destinations[1].type"),
+    );
+    // No signals of its own: the pipeline's (logs, metrics) — prometheus takes metrics.
+    let (status, b) = h
+        .call(
+            "POST",
+            "/api/v1/exporter-bindings",
+            Some(
+                json!({"name": "b", "pipeline_id": p["id"], "destinations": [dest("prometheus")]}),
+            ),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{b}");
+    // A logs-only pipeline: zipkin (traces) carries nothing of it.
+    let (_, logs) = h
+        .call(
+            "POST",
+            "/api/v1/pipelines",
+            Some(json!({"name": "logs", "signals": ["logs"], "receivers": {"filelog": {}}})),
+        )
+        .await;
+    assert_error(
+        &h.call(
+            "POST",
+            "/api/v1/exporter-bindings",
+            Some(json!({"name": "z", "pipeline_id": logs["id"], "destinations": [dest("zipkin")]})),
+        )
+        .await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid_field",
+        Some("destinations[0].type"),
+    );
+}

@@ -12,14 +12,22 @@
 //!   grace period runs; the extension accepts any token of the list)
 //! - pipeline receiver/processor `type` → `type/<pipeline>`, `type/name` → `type/<pipeline>.name`
 //! - binding destination → exporter `<type>/<binding>.<destination>`
-//! - `service.pipelines`: `<signal>/<pipeline>`, only for signals that have at least one receiver
-//!   and one exporter (a pipeline still being assembled is left out rather than made invalid).
+//! - `service.pipelines`: `<signal>/<pipeline>`, holding only the components that support that
+//!   signal ([`components::ComponentTable::builtin`]; endpoints' `otlp` receivers support all),
+//!   and only for signals left with at least one receiver and one exporter (a collector refuses
+//!   a component in a pipeline of a signal it does not support, and a pipeline without
+//!   receivers or exporters).
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use otaas_api::{ClientTls, EndpointAuth, EndpointId, Protocol, Signal};
 use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
+
+pub mod check;
+pub mod components;
+
+use components::{ComponentTable, Kind, type_of};
 
 use crate::auth::TokenKey;
 use crate::store::{BindingRecord, EndpointRecord, GroupRecord, PipelineRecord};
@@ -311,22 +319,37 @@ pub fn render_with_grace(
             }
         }
 
+        let table = ComponentTable::builtin();
+        let supports =
+            |kind: Kind, id: &str, s: Signal| table.signals(kind, type_of(id)).contains(s);
         let p_signals: BTreeSet<Signal> = p.spec.signals.iter().copied().collect();
         for s in p_signals {
             let Some(exps) = by_signal.get(&s) else {
                 continue;
             };
-            if p_receivers.is_empty() || exps.is_empty() {
+            let recvs: Vec<&String> = p_receivers
+                .iter()
+                .filter(|id| supports(Kind::Receiver, id, s))
+                .collect();
+            let procs: Vec<&String> = p_processors
+                .iter()
+                .filter(|id| supports(Kind::Processor, id, s))
+                .collect();
+            let exps: Vec<&String> = exps
+                .iter()
+                .filter(|id| supports(Kind::Exporter, id, s))
+                .collect();
+            if recvs.is_empty() || exps.is_empty() {
                 continue;
             }
-            used.extend(p_receivers.iter().cloned());
-            used.extend(p_processors.iter().cloned());
-            used.extend(exps.iter().cloned());
+            used.extend(recvs.iter().map(|id| (*id).clone()));
+            used.extend(procs.iter().map(|id| (*id).clone()));
+            used.extend(exps.iter().map(|id| (*id).clone()));
             service_pipelines.insert(
                 format!("{}/{}", s.as_str(), pname),
                 json!({
-                    "receivers": p_receivers,
-                    "processors": p_processors,
+                    "receivers": recvs,
+                    "processors": procs,
                     "exporters": exps,
                 }),
             );
