@@ -133,6 +133,7 @@ fn rendered_logs_and_metrics() -> String {
                 kind: "otlphttp".into(),
                 endpoint: Some("http://127.0.0.1:4318".into()),
                 headers: BTreeMap::new(),
+                keep_headers: false,
                 tls: None,
                 config: json!({}),
             }],
