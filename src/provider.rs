@@ -31,6 +31,15 @@ pub fn schema() -> Schema {
                 "PEM-encoded CA certificate(s) to trust for `endpoint`, for servers using a \
                  private CA.",
             ),
+            Attribute::optional("wait_for_rollout", Type::Bool).description(
+                "Default of `wait_for_rollout` for `otaas_agent_group`, `otaas_pipeline`, \
+                 `otaas_endpoint` and `otaas_exporter_binding` (each may override it): whether \
+                 apply waits until the agent groups a change reaches applied it. Default `true`.",
+            ),
+            Attribute::optional("rollout_timeout", Type::String).description(
+                "Default of `rollout_timeout` for those resources: how long apply waits for a \
+                 rollout, as a duration such as `90s`, `10m`, `1h30m`. Default `10m`.",
+            ),
         ],
     )
 }
@@ -49,7 +58,25 @@ pub fn validate(config: &Value, diags: &mut Diagnostics) {
             "ca_cert_pem must contain at least one PEM block \"-----BEGIN CERTIFICATE-----\".",
         );
     }
-    for name in ["endpoint", "token", "ca_cert_pem"] {
+    if let Ok(Val::Known(t)) = config.attr::<String>("rollout_timeout")
+        && crate::resources::common::parse_duration(&t).is_none()
+    {
+        diags.error_at(
+            AttributePath::attr("rollout_timeout"),
+            "Invalid duration",
+            format!(
+                "rollout_timeout must be a duration such as \"90s\", \"10m\" or \"1h30m\"; got {t:?}."
+            ),
+        );
+    }
+    if let Err(e) = config.attr::<bool>("wait_for_rollout") {
+        diags.error_at(
+            AttributePath::attr("wait_for_rollout"),
+            "Invalid value",
+            e.to_string(),
+        );
+    }
+    for name in ["endpoint", "token", "ca_cert_pem", "rollout_timeout"] {
         if let Err(e) = config.attr::<String>(name) {
             diags.error_at(AttributePath::attr(name), "Invalid value", e.to_string());
         }
@@ -131,6 +158,17 @@ pub fn configure(
         endpoint: endpoint.trim_end_matches('/').to_string(),
         token: token.map(Secret::new),
         ca_cert_pem,
+        // Unknown until apply: the built-in defaults then (the attribute is a preference, not
+        // something the provider needs to plan).
+        wait_for_rollout: config
+            .attr::<bool>("wait_for_rollout")
+            .ok()
+            .and_then(Val::into_known),
+        rollout_timeout: config
+            .attr::<String>("rollout_timeout")
+            .ok()
+            .and_then(Val::into_known)
+            .and_then(|t| crate::resources::common::parse_duration(&t)),
     };
     // Build the API client now, so what it rejects is reported against the provider block.
     if let Err(d) = crate::resources::common::client_for(&config) {

@@ -190,3 +190,42 @@ fn typed_views_read_known_null_and_unknown() {
         "n: expected string, got number"
     );
 }
+
+/// Given a write-only attribute inside a list of nested objects,
+/// when a state or plan is cleaned for Terraform,
+/// then the nested write-only value is null and a change to it alone is no change.
+#[test]
+fn nested_write_only_values_never_reach_state_and_are_no_change() {
+    let schema = Schema::new(
+        "t",
+        vec![Attribute::nested(
+            "items",
+            Nesting::List,
+            Mode::Required,
+            vec![
+                Attribute::required("name", Type::String),
+                Attribute::optional("secret_wo", Type::String).write_only(),
+            ],
+        )],
+    );
+    let with = |secret: Value| {
+        Value::object([(
+            "items",
+            Value::List(vec![Value::object([
+                ("name", Value::string("a")),
+                ("secret_wo", secret),
+            ])]),
+        )])
+    };
+    let cleaned = terraform_provider_otaas::framework::plan::null_write_only(
+        &schema.attributes,
+        &with(Value::string("s3cr3t")),
+    );
+    assert_eq!(cleaned, with(Value::Null));
+
+    let prior = with(Value::Null);
+    let config = with(Value::string("new-value"));
+    let (planned, replace) =
+        terraform_provider_otaas::framework::plan::plan(&schema, &prior, &config, &config);
+    assert_eq!((planned, replace), (with(Value::Null), vec![]));
+}

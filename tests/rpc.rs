@@ -591,7 +591,9 @@ async fn get_provider_schema_describes_provider_resources_list_resources_and_cap
         vec![
             ("endpoint", true, false),
             ("token", true, true),
-            ("ca_cert_pem", true, false)
+            ("ca_cert_pem", true, false),
+            ("wait_for_rollout", true, false),
+            ("rollout_timeout", true, false)
         ]
     );
 
@@ -823,7 +825,9 @@ fn configure_resolves_environment_fallbacks_into_provider_config() {
         ProviderConfig {
             endpoint: "https://otaas.internal:8080".into(),
             token: Some(Secret::new("s3cret")),
-            ca_cert_pem: None
+            ca_cert_pem: None,
+            wait_for_rollout: None,
+            rollout_timeout: None,
         }
     );
     assert!(
@@ -844,7 +848,11 @@ async fn validate_resource_config_reports_paths_and_accepts_unknown_values() {
                 tf::validate_resource_config::Request {
                     type_name: "otaas_widget".into(),
                     config: Some(dv(&cfg, &widget_type())),
-                    client_capabilities: None,
+                    // As Terraform 1.11+ sends it: the widget config sets a write-only value.
+                    client_capabilities: Some(tf::ClientCapabilities {
+                        deferral_allowed: false,
+                        write_only_attributes_allowed: true,
+                    }),
                 },
             )
             .await;
@@ -862,6 +870,45 @@ async fn validate_resource_config_reports_paths_and_accepts_unknown_values() {
         call(widget_config(Value::unknown(), Value::unknown())).await,
         vec![]
     );
+}
+
+/// Given a configuration setting a write-only attribute,
+/// when the engine does not announce write-only support (Terraform before 1.11),
+/// then validation fails at that attribute (the engine would store the value);
+/// and with the capability it passes.
+#[tokio::test]
+async fn write_only_values_need_an_engine_that_supports_them() {
+    let h = start_with_env(&[]).await;
+    let call = |cfg: Value, allowed: Option<bool>| {
+        let ch = h.ch.clone();
+        async move {
+            let r: tf::validate_resource_config::Response = unary(
+                &ch,
+                "/tfplugin6.Provider/ValidateResourceConfig",
+                tf::validate_resource_config::Request {
+                    type_name: "otaas_widget".into(),
+                    config: Some(dv(&cfg, &widget_type())),
+                    client_capabilities: allowed.map(|a| tf::ClientCapabilities {
+                        deferral_allowed: false,
+                        write_only_attributes_allowed: a,
+                    }),
+                },
+            )
+            .await;
+            diags(&r.diagnostics)
+        }
+    };
+    let cfg = widget_config(Value::string("ok"), Value::int(1));
+    let refused = vec![(
+        "Write-only attribute not supported".to_string(),
+        "password".to_string(),
+    )];
+    assert_eq!(call(cfg.clone(), None).await, refused);
+    assert_eq!(call(cfg.clone(), Some(false)).await, refused);
+    assert_eq!(call(cfg.clone(), Some(true)).await, vec![]);
+    let mut without = cfg;
+    without.set("password", Value::Null);
+    assert_eq!(call(without, None).await, vec![]);
 }
 
 #[tokio::test]

@@ -11,4 +11,7 @@ provider "otaas" {
   endpoint = "http://127.0.0.1:8080"
   # token    = var.otaas_token
   # ca_cert_pem = file("otaas-ca.pem") # when the server uses a private CA
+  # Every change that reaches agents waits for their rollout; these are the defaults.
+  # wait_for_rollout = true
+  # rollout_timeout  = "10m"
 }

@@ -36,6 +36,10 @@ pub struct ProviderConfig {
     pub token: Option<Secret>,
     /// PEM bundle of extra CA certificates to trust for `endpoint`.
     pub ca_cert_pem: Option<String>,
+    /// The provider block's default for resources' `wait_for_rollout` (unset: wait).
+    pub wait_for_rollout: Option<bool>,
+    /// The provider block's default for resources' `rollout_timeout` (unset: 10 minutes).
+    pub rollout_timeout: Option<std::time::Duration>,
 }
 
 /// Per-call context handed to resources, data sources and list resources.

@@ -28,8 +28,8 @@ pub fn plan(
     // An update where nothing differs from the prior state plans no change at all: computed
     // values keep their prior values instead of going unknown.
     let changed = creating
-        || strip_write_only(&schema.attributes, proposed)
-            != strip_write_only(&schema.attributes, prior);
+        || null_write_only(&schema.attributes, proposed)
+            != null_write_only(&schema.attributes, prior);
     let mut planned = proposed.clone();
     if let Value::Object(m) = &mut planned {
         apply_attrs(
@@ -94,17 +94,76 @@ fn prior_obj(v: &Value) -> Option<&BTreeMap<String, Value>> {
     }
 }
 
-/// Compares states ignoring write-only attributes (never stored, always null in prior).
-fn strip_write_only(attrs: &[Attribute], v: &Value) -> Value {
-    match v {
-        Value::Object(m) => Value::Object(
-            m.iter()
-                .filter(|(k, _)| !attrs.iter().any(|a| &a.name == *k && a.write_only))
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect(),
-        ),
-        other => other.clone(),
+/// Paths of the write-only attributes `v` sets (non-null), at any depth.
+pub fn write_only_set(attrs: &[Attribute], v: &Value, base: &AttributePath) -> Vec<AttributePath> {
+    let mut out = Vec::new();
+    for attr in attrs {
+        let Some(slot) = v.get(&attr.name) else {
+            continue;
+        };
+        let path = base.push_attr(&attr.name);
+        if attr.write_only {
+            if !slot.is_null() {
+                out.push(path);
+            }
+            continue;
+        }
+        if let AttrType::Nested(_, inner) = &attr.ty {
+            match slot {
+                Value::Object(_) => out.extend(write_only_set(inner, slot, &path)),
+                Value::List(items) => {
+                    for (i, item) in items.iter().enumerate() {
+                        out.extend(write_only_set(inner, item, &path.push_index(i as i64)));
+                    }
+                }
+                Value::Map(items) => {
+                    for (k, item) in items {
+                        out.extend(write_only_set(inner, item, &path.push_key(k)));
+                    }
+                }
+                _ => {}
+            }
+        }
     }
+    out
+}
+
+/// `v` with every write-only attribute nulled, at any depth: Terraform never stores them, so a
+/// state or plan must not hold them, and comparisons with a prior state must ignore them.
+pub fn null_write_only(attrs: &[Attribute], v: &Value) -> Value {
+    let Value::Object(m) = v else {
+        return v.clone();
+    };
+    let mut out = m.clone();
+    for attr in attrs {
+        let Some(slot) = out.get_mut(&attr.name) else {
+            continue;
+        };
+        if attr.write_only {
+            *slot = Value::Null;
+            continue;
+        }
+        if let AttrType::Nested(_, inner) = &attr.ty {
+            let nulled = match &*slot {
+                Value::Object(_) => null_write_only(inner, slot),
+                Value::List(items) => {
+                    Value::List(items.iter().map(|i| null_write_only(inner, i)).collect())
+                }
+                Value::Set(items) => {
+                    Value::Set(items.iter().map(|i| null_write_only(inner, i)).collect())
+                }
+                Value::Map(items) => Value::Map(
+                    items
+                        .iter()
+                        .map(|(k, i)| (k.clone(), null_write_only(inner, i)))
+                        .collect(),
+                ),
+                other => other.clone(),
+            };
+            *slot = nulled;
+        }
+    }
+    Value::Object(out)
 }
 
 fn apply_attrs(

@@ -3,27 +3,18 @@
 //! list resource.
 
 use std::collections::BTreeMap;
-use std::time::Duration;
 
 use async_trait::async_trait;
 use futures::stream::BoxStream;
-use otaas_api::status::{GroupStatus, RolloutState};
 use otaas_api::{AgentGroup, AgentGroupId, AgentGroupSpec, Client, RolloutSpec, RolloutStrategy};
 
 use super::common::*;
 use super::endpoint::id_identity;
 use super::pipeline::{import_key, list_config_schema, list_error, list_events};
+use super::rollout;
 use crate::framework::*;
 
 pub struct AgentGroupResource;
-
-const DEFAULT_TIMEOUT: &str = "10m";
-/// How often apply asks the server how the rollout is going.
-const POLL: Duration = Duration::from_millis(500);
-/// After the first failure, how long apply waits for the other agents' reports before it fails.
-const FAILURE_SETTLE: Duration = Duration::from_secs(5);
-/// At most this many failing agents are named in a diagnostic (the count says the rest).
-const MAX_NAMED_FAILURES: usize = 10;
 
 fn schema() -> Schema {
     Schema::new(
@@ -60,7 +51,9 @@ fn schema() -> Schema {
                         ),
                     Attribute::optional("canary_percent", Type::Number).description(
                         "For `canary` (required there): percentage of the group's agents, \
-                         1-100, in the canary step.",
+                         1-100, in the canary step. There is no canary step while the group has \
+                         no last good revision (see `rollout`): its first config goes to every \
+                         agent at once.",
                     ),
                     Attribute::optional_computed("bake_seconds", Type::Number).description(
                         "Seconds a step must stay healthy before the next starts. Default 0.",
@@ -74,17 +67,29 @@ fn schema() -> Schema {
                     ),
                 ],
             )
-            .description("How a new revision reaches the group's agents. Defaults to all at once."),
+            .description(
+                "How a new revision reaches the group's agents. Defaults to all at once. The \
+                 strategy applies only once the group has a last good revision (one whose \
+                 rollout completed): the group's first config revision, and every later one \
+                 while none has completed yet, is sent to all matching agents at once in a \
+                 single step, with no canary, batches or bake, because there is no earlier \
+                 config to fall back to. Agents without a config therefore get the first one \
+                 immediately; a canary protects changes from the second successful rollout on.",
+            ),
             Attribute::optional_computed("wait_for_rollout", Type::Bool).description(
-                "Whether apply waits until the group's agents applied the new config (default \
-                 `true`). The apply fails when agents reject the config or `rollout_timeout` \
-                 passes, naming the failing agents and their error messages. Only changes to \
-                 this resource wait; a change to a pipeline alone does not. Not sent to the \
-                 server.",
+                "Whether apply waits until the group's agents applied the new config (default: \
+                 the provider's `wait_for_rollout`, itself `true` by default). The apply fails \
+                 when agents reject the config, the rollout is rolled back, or \
+                 `rollout_timeout` passes, naming the failing agents and their error messages. \
+                 Changes to pipelines, endpoints and exporter bindings wait for the groups they \
+                 reach through those resources' own `wait_for_rollout`. When no connected agent \
+                 matches `selector`, apply warns (the rollout is complete without any agent). \
+                 Not sent to the server.",
             ),
             Attribute::optional_computed("rollout_timeout", Type::String).description(
                 "How long apply waits for the rollout, as a duration such as `90s`, `10m`, \
-                 `1h30m`. Default `10m`. Not sent to the server.",
+                 `1h30m`. Default: the provider's `rollout_timeout`, itself `10m` by default. \
+                 Not sent to the server.",
             ),
             Attribute::computed("revision", Type::Number).description(
                 "The group object's revision on the server: 1 at creation, +1 per update.",
@@ -132,15 +137,16 @@ fn rollout_state(r: &RolloutSpec) -> Value {
     ])
 }
 
-/// State from the server's group; the provider-only settings come from `prior` (or defaults).
-fn state(g: &AgentGroup, prior: &Value) -> Value {
+/// State from the server's group; the provider-only settings come from `prior`, else from
+/// the provider block's defaults (so an imported group plans clean).
+fn state(g: &AgentGroup, prior: &Value, defaults: rollout::WaitSettings) -> Value {
     let wait = match prior.get("wait_for_rollout") {
         Some(v @ Value::Bool(_)) => v.clone(),
-        _ => Value::Bool(true),
+        _ => Value::Bool(defaults.wait),
     };
     let timeout = match prior.get("rollout_timeout") {
         Some(v @ Value::String(_)) => v.clone(),
-        _ => Value::string(DEFAULT_TIMEOUT),
+        _ => Value::string(rollout::humantime(defaults.timeout)),
     };
     Value::object([
         ("id", Value::string(g.id.to_string())),
@@ -230,146 +236,70 @@ fn id_of(state: &Value, diags: &mut Diagnostics) -> Option<AgentGroupId> {
     parsed
 }
 
-/// The failing agents of a status, one per line, for a diagnostic.
-fn failure_lines(st: &GroupStatus) -> String {
-    let mut lines: Vec<String> = st
-        .failures
-        .iter()
-        .take(MAX_NAMED_FAILURES)
-        .map(|f| format!("  - agent {}: {}", f.agent_id, f.message))
-        .collect();
-    if st.failures.len() > MAX_NAMED_FAILURES {
-        lines.push(format!(
-            "  - and {} more",
-            st.failures.len() - MAX_NAMED_FAILURES
-        ));
-    }
-    lines.join("\n")
-}
-
-fn counts(st: &GroupStatus) -> String {
-    format!(
-        "{} matched, {} applied, {} applying, {} failed, {} pending",
-        st.matched, st.applied, st.applying, st.failed, st.pending
-    )
-}
-
-/// Polls the group's status until its rollout of `hash` ended; `Err` with the diagnostic when
-/// it failed, timed out or was cancelled.
-async fn wait_for_rollout(
-    ctx: &Context,
-    client: &Client,
-    group: &AgentGroup,
-    timeout: Duration,
-) -> Result<(), Diagnostic> {
-    let deadline = tokio::time::Instant::now() + timeout;
-    let name = &group.name;
-    let mut last: Option<GroupStatus> = None;
-    let mut failed_since: Option<tokio::time::Instant> = None;
-    loop {
-        match client.agent_group_status(group.id).await {
-            Ok(st)
-                if st.config_hash == group.config_hash || st.revision >= group.config_revision =>
-            {
-                match st.state {
-                    RolloutState::Complete => return Ok(()),
-                    RolloutState::Failed | RolloutState::RolledBack
-                        // The first failure ends the rollout, but the diagnostic should name
-                        // every agent that rejects the config: give the others that are
-                        // still working on it a moment to report.
-                        if (st.applying == 0 && st.pending == 0)
-                            || failed_since
-                                .get_or_insert_with(tokio::time::Instant::now)
-                                .elapsed()
-                                >= FAILURE_SETTLE =>
-                    {
-                        let what = if st.state == RolloutState::RolledBack {
-                            "failed and was rolled back to the last good revision"
-                        } else {
-                            "failed"
-                        };
-                        return Err(Diagnostic::error(
-                            "Rollout failed",
-                            format!(
-                                "The rollout of agent group {name:?} (config revision {}) {what}: \
-                                 {}. Failing agents:\n{}\nFix the configuration (or the agents) \
-                                 and apply again; set wait_for_rollout = false to not wait.",
-                                st.revision,
-                                counts(&st),
-                                failure_lines(&st)
-                            ),
-                        ));
-                    }
-                    _ => last = Some(st),
-                }
-            }
-            // An older revision's status: the server has not caught up yet.
-            Ok(_) => {}
-            Err(e) if e.is_not_found() => {
-                return Err(Diagnostic::error(
-                    "Agent group disappeared",
-                    format!("Agent group {name:?} was deleted while apply waited for its rollout."),
-                ));
-            }
-            // Transient API errors are retried until the deadline.
-            Err(e) => tracing::warn!(error = %e, group = %name, "Reading rollout status failed"),
-        }
-        let cancelled = ctx.cancel_token().clone();
-        tokio::select! {
-            _ = cancelled.cancelled() => {
-                return Err(Diagnostic::error(
-                    "Rollout wait cancelled",
-                    format!("Terraform stopped the provider while it waited for the rollout of agent group {name:?}; the rollout continues on the server."),
-                ));
-            }
-            _ = tokio::time::sleep_until(deadline) => {
-                let detail = match &last {
-                    Some(st) if !st.failures.is_empty() => format!("{}. Failing agents:\n{}", counts(st), failure_lines(st)),
-                    Some(st) => format!("{}.", counts(st)),
-                    None => "No status was available.".to_string(),
-                };
-                return Err(Diagnostic::error(
-                    "Rollout timed out",
-                    format!(
-                        "The rollout of agent group {name:?} did not complete within {}: {detail} \
-                         The rollout continues on the server. Agents still pending may be \
-                         disconnected or slow, or a canary may still be baking; raise \
-                         rollout_timeout or set wait_for_rollout = false.",
-                        humantime(timeout)
-                    ),
-                ).at(AttributePath::attr("rollout_timeout")));
-            }
-            _ = tokio::time::sleep(POLL) => {}
-        }
-    }
-}
-
-fn humantime(d: Duration) -> String {
-    let s = d.as_secs();
-    if s >= 60 && s.is_multiple_of(60) {
-        format!("{}m", s / 60)
-    } else {
-        format!("{s}s")
-    }
-}
-
-/// After a create or update: waits when configured to; the diagnostic goes to `diags`.
-async fn maybe_wait(
+/// After a create or update that the server saw: waits when configured to (the diagnostic goes
+/// to `diags`), and warns when no connected agent is in the group, since a rollout to nobody
+/// completes at once and would otherwise say nothing.
+async fn after_write(
     ctx: &Context,
     client: &Client,
     group: &AgentGroup,
     planned: &Value,
     diags: &mut Diagnostics,
 ) {
-    if boolean(planned, "wait_for_rollout") == Some(false) {
-        return;
+    let settings = rollout::settings(ctx, planned);
+    if settings.wait {
+        let waited = rollout::wait_for(
+            ctx,
+            client,
+            &rollout::Target::from(group),
+            settings.timeout,
+            None,
+        )
+        .await;
+        if let Err(d) = waited {
+            diags.push(d);
+            return;
+        }
     }
-    let timeout = string(planned, "rollout_timeout")
-        .and_then(|t| parse_duration(&t))
-        .unwrap_or(Duration::from_secs(600));
-    if let Err(d) = wait_for_rollout(ctx, client, group, timeout).await {
-        diags.push(d);
+    let connected = otaas_api::AgentQuery {
+        group_id: Some(group.id),
+        connected: Some(true),
+        ..Default::default()
+    };
+    // Only a definite "none" warns: a failed look-up is no reason to fail or warn.
+    if let Ok(agents) = client.list_agents(&connected).await
+        && agents.is_empty()
+    {
+        diags.push(no_agents_warning(group));
     }
+}
+
+fn no_agents_warning(group: &AgentGroup) -> Diagnostic {
+    let pairs: Vec<String> = group
+        .selector
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect();
+    let selector = if pairs.is_empty() {
+        "{}, every agent no more specific group claims".to_string()
+    } else {
+        pairs.join(", ")
+    };
+    Diagnostic::warning(
+        "Selector matches no agent",
+        format!(
+            "No connected agent matches the selector of agent group {name:?} ({selector}), so \
+             the rollout of config revision {revision} is complete without any agent having \
+             applied it. Agents that connect later with matching labels get the config then. \
+             If agents should be running it now, compare their labels with the selector: data \
+             \"otaas_agents\" lists every agent's labels and group, and GET \
+             /api/v1/agents?selector={query} lists the agents it matches.",
+            name = group.name,
+            revision = group.config_revision,
+            query = pairs.join(","),
+        ),
+    )
+    .at(AttributePath::attr("selector"))
 }
 
 #[async_trait]
@@ -474,27 +404,25 @@ impl Resource for AgentGroupResource {
                 );
             }
         }
-        if let Some(Value::String(t)) = config.get("rollout_timeout")
-            && parse_duration(t).is_none()
-        {
-            diags.error_at(
-                AttributePath::attr("rollout_timeout"),
-                "Invalid duration",
-                format!("rollout_timeout must be a duration such as \"90s\", \"10m\" or \"1h30m\"; got {t:?}."),
-            );
-        }
+        rollout::validate_settings(config, diags);
     }
     async fn modify_plan(&self, ctx: &Context, change: &mut PlanChange, diags: &mut Diagnostics) {
         let config = change.config.clone();
         let planned = &mut change.planned;
         default_if_unset(planned, &config, "selector", Value::Map(BTreeMap::new()));
         default_if_unset(planned, &config, "pipeline_ids", Value::List(Vec::new()));
-        default_if_unset(planned, &config, "wait_for_rollout", Value::Bool(true));
+        let defaults = rollout::provider_defaults(ctx);
+        default_if_unset(
+            planned,
+            &config,
+            "wait_for_rollout",
+            Value::Bool(defaults.wait),
+        );
         default_if_unset(
             planned,
             &config,
             "rollout_timeout",
-            Value::string(DEFAULT_TIMEOUT),
+            Value::string(rollout::humantime(defaults.timeout)),
         );
         default_if_unset(
             planned,
@@ -530,28 +458,9 @@ impl Resource for AgentGroupResource {
                 plan_component_check(ctx, &check, change, diags).await;
             }
         }
-        // Only a change the server sees makes a new revision: the wait settings are local.
-        if change.is_create() {
-            return;
-        }
-        let server_side = |v: &Value| {
-            let mut v = v.clone();
-            for local in ["wait_for_rollout", "rollout_timeout"] {
-                v.set(local, Value::Null);
-            }
-            v
-        };
-        let mut probe = PlanChange {
-            prior: server_side(&change.prior),
-            config: change.config.clone(),
-            planned: server_side(&change.planned),
-            requires_replace: Vec::new(),
-        };
-        computed_follow_change(&mut probe, &["revision", "config_revision", "config_hash"]);
-        for c in ["revision", "config_revision", "config_hash"] {
-            let v = probe.planned.get(c).cloned().unwrap_or(Value::Null);
-            change.planned.set(c, v);
-        }
+        // Only a change the server sees makes a new revision (the wait settings are local,
+        // and computed_follow_change leaves them out).
+        computed_follow_change(change, &["revision", "config_revision", "config_hash"]);
     }
     async fn create(
         &self,
@@ -564,13 +473,15 @@ impl Resource for AgentGroupResource {
         let spec = spec(planned, diags)?;
         match client.create_agent_group(&spec).await {
             Ok(g) => {
-                maybe_wait(ctx, &client, &g, planned, diags).await;
+                after_write(ctx, &client, &g, planned, diags).await;
                 // Created even when the rollout failed: Terraform keeps it (tainted).
-                Some(state(&g, planned))
+                Some(state(&g, planned, rollout::provider_defaults(ctx)))
             }
             Err(e) => {
-                diags.push(api_error(
+                diags.push(create_error(
+                    "otaas_agent_group",
                     &format!("creating agent group {:?}", spec.name),
+                    &spec.name,
                     &e,
                     planned,
                 ));
@@ -586,7 +497,7 @@ impl Resource for AgentGroupResource {
             return prior.clone();
         };
         match client.read_agent_group(id).await {
-            Ok(g) => state(&g, prior),
+            Ok(g) => state(&g, prior, rollout::provider_defaults(ctx)),
             Err(e) if e.is_not_found() => Value::Null,
             Err(e) => {
                 diags.push(api_error(&format!("reading agent group {id}"), &e, prior));
@@ -619,9 +530,9 @@ impl Resource for AgentGroupResource {
         match result {
             Ok(g) => {
                 if server_changed {
-                    maybe_wait(ctx, &client, &g, planned, diags).await;
+                    after_write(ctx, &client, &g, planned, diags).await;
                 }
-                Some(state(&g, planned))
+                Some(state(&g, planned, rollout::provider_defaults(ctx)))
             }
             Err(e) => {
                 diags.push(api_error(
@@ -655,7 +566,7 @@ impl Resource for AgentGroupResource {
         let client = client_or_diag(ctx, diags)?;
         let key = import_key(request, diags)?;
         match lookup(&client, &key).await {
-            Ok(Some(g)) => Some(state(&g, &Value::Null)),
+            Ok(Some(g)) => Some(state(&g, &Value::Null, rollout::provider_defaults(ctx))),
             Ok(None) => {
                 diags.error(
                     "Cannot import agent group",
@@ -688,8 +599,9 @@ impl ListResource for AgentGroupList {
             Err(d) => return list_error(d),
         };
         let result = client.list_agent_groups().await;
+        let defaults = rollout::provider_defaults(ctx);
         list_events(result, "agent groups", &request, |g: &AgentGroup| {
-            (g.name.clone(), state(g, &Value::Null))
+            (g.name.clone(), state(g, &Value::Null, defaults))
         })
     }
 }

@@ -87,6 +87,35 @@ pub(crate) fn api_error(action: &str, err: &ClientError, value: &Value) -> Diagn
     d
 }
 
+/// A failed create as a diagnostic. A name clash (409 `name_taken`) means the object already
+/// exists on the server, so the diagnostic says how to adopt it (`terraform import`, or an
+/// `import` block) instead of the generic advice; `type_name` is the resource type.
+pub(crate) fn create_error(
+    type_name: &str,
+    action: &str,
+    name: &str,
+    err: &ClientError,
+    planned: &Value,
+) -> Diagnostic {
+    if err.code() != Some(otaas_api::ErrorCode::NameTaken) {
+        return api_error(action, err, planned);
+    }
+    let kind = type_name.trim_start_matches("otaas_").replace('_', " ");
+    Diagnostic::error(
+        format!("The {kind} {name:?} already exists"),
+        format!(
+            "{}: {err}.\nAn object with this name exists on the otaas server but not in this \
+             Terraform state (it was created elsewhere, or the state lost it). To manage it with \
+             this resource, import it, where <label> is this resource's label in your \
+             configuration:\n\n  terraform import {type_name}.<label> {name}\n\nor add an \
+             import block and apply again:\n\n  import {{\n    to = {type_name}.<label>\n    \
+             id = \"{name}\"\n  }}\n\nOtherwise give this resource another name.",
+            capitalise(action)
+        ),
+    )
+    .at(AttributePath::attr("name"))
+}
+
 /// The plan-time component check (`POST /api/v1/component-check`): a diagnostic at the
 /// attribute to blame when the object, as planned, would give some connected agent of its
 /// group a config using a component type its collector build lacks. Quiet when the provider
@@ -472,13 +501,14 @@ pub(crate) fn default_if_unset(planned: &mut Value, config: &Value, name: &str, 
 
 /// After defaults were filled in: when the object changes at all, the computed values the
 /// server assigns per change (`revision`, hashes) are unknown; otherwise they keep the prior.
+/// The local-only wait settings are no change: the server never sees them.
 pub(crate) fn computed_follow_change(change: &mut PlanChange, computed: &[&str]) {
     if change.is_create() {
         return;
     }
     let strip = |v: &Value| -> Value {
         let mut v = v.clone();
-        for c in computed {
+        for c in computed.iter().chain(&super::rollout::LOCAL_ATTRS) {
             v.set(c, Value::Null);
         }
         v

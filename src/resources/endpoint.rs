@@ -7,6 +7,7 @@ use otaas_api::{Client, Endpoint, EndpointAuth, EndpointId, EndpointSpec, Protoc
 
 use super::common::*;
 use super::pipeline::{import_key, list_config_schema, list_error, list_events};
+use super::rollout;
 use crate::framework::*;
 
 pub struct EndpointResource;
@@ -52,7 +53,16 @@ fn schema() -> Schema {
             ),
             Attribute::optional_computed("token_version", Type::Number).description(
                 "Version of the ingest token, at least 1 (default 1). Increase it to rotate the \
-                 token: the server mints a new one and stops rendering the old one.",
+                 token: the server mints a new one; the previous one stays accepted for \
+                 `token_grace_period`, then the server rolls out a config without it.",
+            ),
+            Attribute::optional_computed("token_grace_period", Type::String).description(
+                "How long the previous ingest token stays accepted after a `token_version` \
+                 bump, as a duration such as `10m`, `90s` or `1h` (default `10m`, at most \
+                 `168h`; `0s` cuts it off at once). During the grace the agents accept both \
+                 tokens, so senders can switch without losing data; when it ends the server \
+                 re-renders the groups running the pipeline by itself (a new config revision \
+                 without the old token), also after a restart.",
             ),
             Attribute::computed("token", Type::String)
                 .sensitive()
@@ -106,9 +116,36 @@ fn state(e: &Endpoint, prior: &Value) -> Value {
         ),
         ("auth", Value::string(auth_str(e.auth))),
         ("token_version", Value::int(i64::from(e.token_version))),
+        (
+            "token_grace_period",
+            grace_state(e.token_grace_seconds, prior.get("token_grace_period")),
+        ),
         ("token", token),
         ("revision", Value::int(e.revision)),
     ])
+}
+
+/// The grace period as state: the configured text when it means the server's value (so `600s`
+/// and `10m` are not a diff), else the server's value in the largest whole unit.
+fn grace_state(seconds: u32, prior: Option<&Value>) -> Value {
+    if let Some(Value::String(p)) = prior
+        && parse_duration(p).is_some_and(|d| d.as_secs_f64() == f64::from(seconds))
+    {
+        return Value::string(p);
+    }
+    Value::string(match seconds {
+        0 => "0s".to_string(),
+        s if s % 3600 == 0 => format!("{}h", s / 3600),
+        s if s % 60 == 0 => format!("{}m", s / 60),
+        s => format!("{s}s"),
+    })
+}
+
+fn grace_seconds(v: &Value) -> u32 {
+    string(v, "token_grace_period")
+        .and_then(|t| parse_duration(&t))
+        .and_then(|d| u32::try_from(d.as_secs()).ok())
+        .unwrap_or(otaas_api::DEFAULT_TOKEN_GRACE_SECONDS)
 }
 
 fn auth_str(a: EndpointAuth) -> &'static str {
@@ -154,6 +191,7 @@ fn spec(v: &Value, diags: &mut Diagnostics) -> Option<EndpointSpec> {
             EndpointAuth::Bearer
         },
         token_version: u32::try_from(int(v, "token_version").unwrap_or(1)).unwrap_or(1),
+        token_grace_seconds: grace_seconds(v),
     })
 }
 
@@ -187,7 +225,7 @@ impl Resource for EndpointResource {
         "otaas_endpoint"
     }
     fn schema(&self) -> Schema {
-        schema()
+        rollout::with_wait_attributes(schema(), "endpoint")
     }
     fn identity_schema(&self) -> Option<IdentitySchema> {
         Some(id_identity("endpoint"))
@@ -196,6 +234,7 @@ impl Resource for EndpointResource {
         Some(Value::object([("id", state.get("id")?.clone())]))
     }
     async fn validate(&self, config: &Value, diags: &mut Diagnostics) {
+        rollout::validate_settings(config, diags);
         check_name(config.get("name"), AttributePath::attr("name"), diags);
         check_enum(
             config.get("protocol"),
@@ -223,6 +262,22 @@ impl Resource for EndpointResource {
             AttributePath::attr("token_version"),
             diags,
         );
+        if let Some(Value::String(t)) = config.get("token_grace_period") {
+            let ok = parse_duration(t).is_some_and(|d| {
+                d.subsec_nanos() == 0
+                    && d.as_secs() <= u64::from(otaas_api::MAX_TOKEN_GRACE_SECONDS)
+            });
+            if !ok {
+                diags.error_at(
+                    AttributePath::attr("token_grace_period"),
+                    "Invalid grace period",
+                    format!(
+                        "token_grace_period must be a whole number of seconds as a duration \
+                         such as \"10m\", \"90s\" or \"0s\", at most 168h; got {t:?}."
+                    ),
+                );
+            }
+        }
         if let Some(Value::String(p)) = config.get("pipeline_id")
             && p.parse::<otaas_api::PipelineId>().is_err()
         {
@@ -255,6 +310,15 @@ impl Resource for EndpointResource {
             Value::string("bearer"),
         );
         default_if_unset(&mut change.planned, &config, "token_version", Value::int(1));
+        default_if_unset(
+            &mut change.planned,
+            &config,
+            "token_grace_period",
+            grace_state(
+                otaas_api::DEFAULT_TOKEN_GRACE_SECONDS,
+                change.prior.get("token_grace_period"),
+            ),
+        );
         computed_follow_change(change, &["revision"]);
         // The token changes only when the server mints a new one.
         let auth = change.planned.get("auth").cloned().unwrap_or(Value::Null);
@@ -281,10 +345,26 @@ impl Resource for EndpointResource {
         let client = client_or_diag(ctx, diags)?;
         let spec = spec(planned, diags)?;
         match client.create_endpoint(&spec).await {
-            Ok(e) => Some(state(&e, planned)),
+            Ok(e) => {
+                let mut st = state(&e, planned);
+                rollout::keep_local(planned, &mut st);
+                let cause = format!("change to endpoint {:?}", e.name);
+                rollout::wait_for_write(
+                    ctx,
+                    &client,
+                    e.rollouts.as_deref(),
+                    planned,
+                    &cause,
+                    diags,
+                )
+                .await;
+                Some(st)
+            }
             Err(e) => {
-                diags.push(api_error(
+                diags.push(create_error(
+                    "otaas_endpoint",
                     &format!("creating endpoint {:?}", spec.name),
+                    &spec.name,
                     &e,
                     planned,
                 ));
@@ -300,7 +380,11 @@ impl Resource for EndpointResource {
             return prior.clone();
         };
         match client.read_endpoint(id).await {
-            Ok(e) => state(&e, prior),
+            Ok(e) => {
+                let mut st = state(&e, prior);
+                rollout::keep_local(prior, &mut st);
+                st
+            }
             Err(e) if e.is_not_found() => Value::Null,
             Err(e) => {
                 diags.push(api_error(&format!("reading endpoint {id}"), &e, prior));
@@ -316,6 +400,11 @@ impl Resource for EndpointResource {
         _config: &Value,
         diags: &mut Diagnostics,
     ) -> Option<Value> {
+        if rollout::only_local_changed(prior, planned) {
+            let mut st = prior.clone();
+            rollout::keep_local(planned, &mut st);
+            return Some(st);
+        }
         let client = client_or_diag(ctx, diags)?;
         let id = id_of(prior, diags)?;
         let spec = spec(planned, diags)?;
@@ -323,7 +412,21 @@ impl Resource for EndpointResource {
             .update_endpoint(id, &spec, int(prior, "revision"))
             .await
         {
-            Ok(e) => Some(state(&e, prior)),
+            Ok(e) => {
+                let mut st = state(&e, prior);
+                rollout::keep_local(planned, &mut st);
+                let cause = format!("change to endpoint {:?}", e.name);
+                rollout::wait_for_write(
+                    ctx,
+                    &client,
+                    e.rollouts.as_deref(),
+                    planned,
+                    &cause,
+                    diags,
+                )
+                .await;
+                Some(st)
+            }
             Err(e) => {
                 diags.push(api_error(
                     &format!("updating endpoint {:?}", spec.name),

@@ -13,6 +13,7 @@ use otaas_api::{
 use super::common::*;
 use super::endpoint::id_identity;
 use super::pipeline::{import_key, list_config_schema, list_error, list_events};
+use super::rollout;
 use crate::framework::*;
 
 pub struct ExporterBindingResource;
@@ -56,13 +57,40 @@ fn schema() -> Schema {
                     Attribute::optional("headers", Type::map(Type::String))
                         .sensitive()
                         .description(
-                            "Request headers (sensitive), e.g. tenant ids or API keys. The server \
-                             never returns the values, only a SHA-256 digest of each, so state \
-                             keeps the configured values and a refresh detects drift by digest: \
-                             a header changed, added or removed outside Terraform shows as a \
-                             change. After `terraform import` the values are unknown to \
-                             Terraform, so the first apply writes them from configuration.",
+                            "Request headers (sensitive), e.g. tenant ids or API keys, for \
+                             Terraform before 1.11; with Terraform 1.11 or later prefer \
+                             `headers_wo`, which keeps the values out of state and plan. The \
+                             server never returns the values, only a SHA-256 digest of each \
+                             (`header_digests`), so state keeps the configured values and a \
+                             refresh detects drift by digest: a header changed, added or removed \
+                             outside Terraform shows as a change. `headers = {}` removes all \
+                             headers; leaving both `headers` and `headers_wo` unset keeps \
+                             whatever headers the server has for this destination (so imported \
+                             and generated configurations remove no secret). After `terraform \
+                             import` the values are unknown to Terraform: state holds none, and \
+                             an apply writes them only if configuration sets them. Conflicts \
+                             with `headers_wo`.",
                         ),
+                    Attribute::optional("headers_wo", Type::map(Type::String))
+                        .sensitive()
+                        .write_only()
+                        .description(
+                            "Request headers as a write-only argument (Terraform 1.11 or later): \
+                             never stored in state or plan. Sent when the destination is created \
+                             and whenever `headers_wo_version` changes; otherwise the server \
+                             keeps the values it has, so a change to `headers_wo` alone is not \
+                             applied until you change `headers_wo_version`. `header_digests` \
+                             shows what the server holds. Conflicts with `headers`.",
+                        ),
+                    Attribute::optional("headers_wo_version", Type::Number).description(
+                        "Any number; change it to send `headers_wo` again (replacing the \
+                         destination's headers on the server).",
+                    ),
+                    Attribute::computed("header_digests", Type::map(Type::String)).description(
+                        "The headers the server holds for this destination: header name → \
+                         `sha256:<lowercase hex of the value>`. Lets you see and compare secrets \
+                         without their values.",
+                    ),
                     Attribute::nested(
                         "tls",
                         Nesting::Single,
@@ -103,11 +131,13 @@ fn schema() -> Schema {
 }
 
 /// Header values for state: the prior (configured) value where the server's digest matches it,
-/// a marker where it does not, and nothing for headers the server no longer has.
+/// a marker where it does not, and nothing for headers the server no longer has. Headers that
+/// configuration does not manage (prior null: imported, generated, or set with `headers_wo`)
+/// stay null whatever the server holds: `header_digests` shows those.
 fn headers_state(digests: &BTreeMap<String, String>, prior: Option<&Value>) -> Value {
     let prior_map = match prior {
         Some(Value::Map(m)) => Some(m),
-        _ => None,
+        _ => return Value::Null,
     };
     if digests.is_empty() {
         // `headers = {}` and no headers mean the same to the server: keep what the user wrote.
@@ -167,6 +197,14 @@ fn state(b: &ExporterBinding, prior: &Value) -> Value {
                                 ),
                             ),
                             (
+                                "headers_wo_version",
+                                prior
+                                    .and_then(|p| p.get("headers_wo_version"))
+                                    .cloned()
+                                    .unwrap_or(Value::Null),
+                            ),
+                            ("header_digests", map_value(&d.header_digests)),
+                            (
                                 "tls",
                                 d.tls.as_ref().map_or(Value::Null, |t| {
                                     Value::object([
@@ -198,7 +236,92 @@ fn signal(s: &str) -> Option<Signal> {
     Signal::ALL.into_iter().find(|x| x.as_str() == s)
 }
 
+/// The destination of `name` in a binding value (state or plan), if any.
+fn destination_named<'a>(v: &'a Value, name: &str) -> Option<&'a Value> {
+    match v.get("destinations") {
+        Some(Value::List(items)) => items
+            .iter()
+            .find(|d| d.get("name") == Some(&Value::string(name))),
+        _ => None,
+    }
+}
+
+/// Which header values a write sends for one destination, and whether the server keeps its
+/// own instead: configured `headers` are the whole set; `headers_wo` is sent on create and
+/// when `headers_wo_version` moved; anything else keeps the server's values, so nothing the
+/// configuration does not mention is removed.
+fn headers_to_send(
+    planned: &Value,
+    config: Option<&Value>,
+    prior: Option<&Value>,
+) -> Option<BTreeMap<String, String>> {
+    if let Some(Value::Map(_)) = planned.get("headers") {
+        return Some(string_map(planned, "headers"));
+    }
+    let config = config?;
+    if let Some(Value::Map(_)) = config.get("headers_wo")
+        && wo_version_moved(planned, prior)
+    {
+        return Some(string_map(config, "headers_wo"));
+    }
+    None
+}
+
+/// Did `headers_wo_version` move since the prior destination (or is there none: a create or a
+/// new destination)?
+fn wo_version_moved(planned: &Value, prior: Option<&Value>) -> bool {
+    prior.is_none_or(|p| {
+        p.get("headers_wo_version").unwrap_or(&Value::Null)
+            != planned.get("headers_wo_version").unwrap_or(&Value::Null)
+    })
+}
+
+/// What the server will hold for a destination after the write (see [`headers_to_send`]):
+/// digests of the values sent, or the prior digests when the server keeps its own. Unknown
+/// while a value sent is unknown.
+fn planned_digests(planned: &Value, config: &Value, prior: Option<&Value>) -> Value {
+    let sent = match (planned.get("headers"), config.get("headers_wo")) {
+        (Some(h), _) if !h.is_null() => Some(h),
+        (_, Some(h)) if !h.is_null() && wo_version_moved(planned, prior) => Some(h),
+        _ => None,
+    };
+    match sent {
+        Some(Value::Map(m)) => {
+            let mut out = BTreeMap::new();
+            for (k, v) in m {
+                let Value::String(v) = v else {
+                    return Value::unknown();
+                };
+                out.insert(k.clone(), Value::string(header_digest(v)));
+            }
+            Value::Map(out)
+        }
+        Some(_) => Value::unknown(),
+        None => match prior.map(|p| p.get("header_digests").unwrap_or(&Value::Null)) {
+            None => Value::Map(BTreeMap::new()),
+            Some(Value::Null) => Value::unknown(),
+            Some(d) => d.clone(),
+        },
+    }
+}
+
+/// The spec to check a plan with: headers play no part there.
 fn spec(v: &Value, diags: &mut Diagnostics) -> Option<ExporterBindingSpec> {
+    spec_for_write(v, &Value::Null, &Value::Null, diags)
+}
+
+/// The spec to write: `planned` for everything but write-only values, which only `config`
+/// holds; `prior` (null on create) says whether `headers_wo_version` moved.
+fn spec_for_write(
+    v: &Value,
+    config: &Value,
+    prior: &Value,
+    diags: &mut Diagnostics,
+) -> Option<ExporterBindingSpec> {
+    let config_dests = match config.get("destinations") {
+        Some(Value::List(items)) => items.as_slice(),
+        _ => &[],
+    };
     let pipeline_id = match string(v, "pipeline_id").map(|s| s.parse()) {
         Some(Ok(id)) => id,
         _ => {
@@ -214,28 +337,34 @@ fn spec(v: &Value, diags: &mut Diagnostics) -> Option<ExporterBindingSpec> {
         Some(Value::List(items)) => items
             .iter()
             .enumerate()
-            .map(|(i, d)| DestinationSpec {
-                name: string(d, "name").unwrap_or_default(),
-                kind: string(d, "type").unwrap_or_default(),
-                endpoint: string(d, "endpoint"),
-                headers: string_map(d, "headers"),
-                tls: match d.get("tls") {
-                    Some(t @ Value::Object(_)) => Some(ClientTls {
-                        insecure: boolean(t, "insecure").unwrap_or(false),
-                        insecure_skip_verify: boolean(t, "insecure_skip_verify").unwrap_or(false),
-                        ca_file: string(t, "ca_file"),
-                        cert_file: string(t, "cert_file"),
-                        key_file: string(t, "key_file"),
-                    }),
-                    _ => None,
-                },
-                config: parse_json(
-                    d.get("config"),
-                    AttributePath::attr("destinations")
-                        .push_index(i as i64)
-                        .push_attr("config"),
-                    diags,
-                ),
+            .map(|(i, d)| {
+                let name = string(d, "name").unwrap_or_default();
+                let sent = headers_to_send(d, config_dests.get(i), destination_named(prior, &name));
+                DestinationSpec {
+                    name,
+                    kind: string(d, "type").unwrap_or_default(),
+                    endpoint: string(d, "endpoint"),
+                    keep_headers: sent.is_none(),
+                    headers: sent.unwrap_or_default(),
+                    tls: match d.get("tls") {
+                        Some(t @ Value::Object(_)) => Some(ClientTls {
+                            insecure: boolean(t, "insecure").unwrap_or(false),
+                            insecure_skip_verify: boolean(t, "insecure_skip_verify")
+                                .unwrap_or(false),
+                            ca_file: string(t, "ca_file"),
+                            cert_file: string(t, "cert_file"),
+                            key_file: string(t, "key_file"),
+                        }),
+                        _ => None,
+                    },
+                    config: parse_json(
+                        d.get("config"),
+                        AttributePath::attr("destinations")
+                            .push_index(i as i64)
+                            .push_attr("config"),
+                        diags,
+                    ),
+                }
             })
             .collect(),
         _ => Vec::new(),
@@ -290,7 +419,7 @@ impl Resource for ExporterBindingResource {
         "otaas_exporter_binding"
     }
     fn schema(&self) -> Schema {
-        schema()
+        rollout::with_wait_attributes(schema(), "exporter binding")
     }
     fn identity_schema(&self) -> Option<IdentitySchema> {
         Some(id_identity("exporter binding"))
@@ -299,6 +428,7 @@ impl Resource for ExporterBindingResource {
         Some(Value::object([("id", state.get("id")?.clone())]))
     }
     async fn validate(&self, config: &Value, diags: &mut Diagnostics) {
+        rollout::validate_settings(config, diags);
         check_name(config.get("name"), AttributePath::attr("name"), diags);
         check_signals(config.get("signals"), AttributePath::attr("signals"), diags);
         if let Some(Value::String(p)) = config.get("pipeline_id")
@@ -334,15 +464,38 @@ impl Resource for ExporterBindingResource {
                 }
                 if let Some(ty) = string(d, "type") {
                     check_component_type(&ty, base.push_attr("type"), diags);
+                    // The pipeline's signals are the server's to judge (422 at this attribute).
+                    if let Some(signals) = super::pipeline::known_signals(config.get("signals")) {
+                        super::pipeline::check_supports_signals(
+                            otaas_api::components::Kind::Exporter,
+                            &ty,
+                            &signals,
+                            base.push_attr("type"),
+                            diags,
+                        );
+                    }
                 }
-                if let Some(Value::Map(headers)) = d.get("headers") {
+                if !d.get("headers").unwrap_or(&Value::Null).is_null()
+                    && !d.get("headers_wo").unwrap_or(&Value::Null).is_null()
+                {
+                    diags.error_at(
+                        base.push_attr("headers_wo"),
+                        "Conflicting headers",
+                        "Set either headers (stored in state, sensitive) or headers_wo \
+                         (write-only, Terraform 1.11+), not both.",
+                    );
+                }
+                for attr in ["headers", "headers_wo"] {
+                    let Some(Value::Map(headers)) = d.get(attr) else {
+                        continue;
+                    };
                     for h in headers.keys() {
                         let ok = !h.is_empty()
                             && h.bytes()
                                 .all(|c| c.is_ascii_alphanumeric() || b"-_.".contains(&c));
                         if !ok {
                             diags.error_at(
-                                base.push_attr("headers").push_key(h),
+                                base.push_attr(attr).push_key(h),
                                 "Invalid header name",
                                 format!("{h:?} is not a valid HTTP header name (letters, digits, '-', '_', '.')."),
                             );
@@ -360,6 +513,10 @@ impl Resource for ExporterBindingResource {
             config.get("destinations"),
         ) {
             for (item, cfg) in items.iter_mut().zip(cfg_items) {
+                let prior_dest = string(item, "name")
+                    .and_then(|n| destination_named(&change.prior, &n).cloned());
+                let digests = planned_digests(item, cfg, prior_dest.as_ref());
+                item.set("header_digests", digests);
                 default_if_unset(item, cfg, "config", Value::string("{}"));
                 if let (Some(tls @ Value::Object(_)), Some(cfg_tls)) =
                     (item.get_mut("tls"), cfg.get("tls"))
@@ -396,19 +553,35 @@ impl Resource for ExporterBindingResource {
         &self,
         ctx: &Context,
         planned: &Value,
-        _config: &Value,
+        config: &Value,
         diags: &mut Diagnostics,
     ) -> Option<Value> {
         let client = client_or_diag(ctx, diags)?;
-        let spec = spec(planned, diags)?;
+        let spec = spec_for_write(planned, config, &Value::Null, diags)?;
         if diags.has_errors() {
             return None;
         }
         match client.create_exporter_binding(&spec).await {
-            Ok(b) => Some(state(&b, planned)),
+            Ok(b) => {
+                let mut st = state(&b, planned);
+                rollout::keep_local(planned, &mut st);
+                let cause = format!("change to exporter binding {:?}", b.name);
+                rollout::wait_for_write(
+                    ctx,
+                    &client,
+                    b.rollouts.as_deref(),
+                    planned,
+                    &cause,
+                    diags,
+                )
+                .await;
+                Some(st)
+            }
             Err(e) => {
-                diags.push(api_error(
+                diags.push(create_error(
+                    "otaas_exporter_binding",
                     &format!("creating exporter binding {:?}", spec.name),
+                    &spec.name,
                     &e,
                     planned,
                 ));
@@ -424,7 +597,11 @@ impl Resource for ExporterBindingResource {
             return prior.clone();
         };
         match client.read_exporter_binding(id).await {
-            Ok(b) => state(&b, prior),
+            Ok(b) => {
+                let mut st = state(&b, prior);
+                rollout::keep_local(prior, &mut st);
+                st
+            }
             Err(e) if e.is_not_found() => Value::Null,
             Err(e) => {
                 diags.push(api_error(
@@ -441,12 +618,17 @@ impl Resource for ExporterBindingResource {
         ctx: &Context,
         prior: &Value,
         planned: &Value,
-        _config: &Value,
+        config: &Value,
         diags: &mut Diagnostics,
     ) -> Option<Value> {
+        if rollout::only_local_changed(prior, planned) {
+            let mut st = prior.clone();
+            rollout::keep_local(planned, &mut st);
+            return Some(st);
+        }
         let client = client_or_diag(ctx, diags)?;
         let id = id_of(prior, diags)?;
-        let spec = spec(planned, diags)?;
+        let spec = spec_for_write(planned, config, prior, diags)?;
         if diags.has_errors() {
             return None;
         }
@@ -454,7 +636,21 @@ impl Resource for ExporterBindingResource {
             .update_exporter_binding(id, &spec, int(prior, "revision"))
             .await
         {
-            Ok(b) => Some(state(&b, planned)),
+            Ok(b) => {
+                let mut st = state(&b, planned);
+                rollout::keep_local(planned, &mut st);
+                let cause = format!("change to exporter binding {:?}", b.name);
+                rollout::wait_for_write(
+                    ctx,
+                    &client,
+                    b.rollouts.as_deref(),
+                    planned,
+                    &cause,
+                    diags,
+                )
+                .await;
+                Some(st)
+            }
             Err(e) => {
                 diags.push(api_error(
                     &format!("updating exporter binding {:?}", spec.name),

@@ -1,5 +1,6 @@
 //! The otaas managed resource types (and their list resources), one file per type; `common`
-//! holds the API client, error mapping and plan-time checks they share.
+//! holds the API client, error mapping and plan-time checks they share, `rollout` the wait for
+//! the rollouts their writes start.
 
 use crate::framework::Registry;
 
@@ -8,6 +9,7 @@ pub mod common;
 pub mod endpoint;
 pub mod exporter_binding;
 pub mod pipeline;
+pub mod rollout;
 
 /// Adds every otaas resource and list resource to the registry.
 pub fn register(registry: Registry) -> Registry {

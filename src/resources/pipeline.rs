@@ -5,9 +5,10 @@ use std::collections::BTreeMap;
 
 use async_trait::async_trait;
 use futures::stream::BoxStream;
-use otaas_api::{Client, Pipeline, PipelineId, PipelineSpec, ProcessorSpec, Signal};
+use otaas_api::{Client, Pipeline, PipelineId, PipelineSpec, ProcessorSpec, Signal, components};
 
 use super::common::*;
+use super::rollout;
 use crate::framework::*;
 
 pub struct PipelineResource;
@@ -175,14 +176,60 @@ fn spec(v: &Value, diags: &mut Diagnostics) -> PipelineSpec {
     }
 }
 
+/// The signals in `v` when every one is known (a plan-time check needs them all).
+pub(crate) fn known_signals(v: Option<&Value>) -> Option<Vec<Signal>> {
+    let (Value::List(items) | Value::Set(items)) = v? else {
+        return None;
+    };
+    items
+        .iter()
+        .map(|i| match i {
+            Value::String(s) => signal(s),
+            _ => None,
+        })
+        .collect()
+}
+
+/// A component that supports none of the signals it would run for (by the shared component
+/// table) could never run: the server refuses it (422 at the same attribute), so say it while
+/// planning.
+pub(crate) fn check_supports_signals(
+    kind: components::Kind,
+    id: &str,
+    wanted: &[Signal],
+    path: AttributePath,
+    diags: &mut Diagnostics,
+) {
+    let want = components::Signals::of(wanted);
+    let has = components::supported(kind, id.split('/').next().unwrap_or(id));
+    if !want.is_empty() && !has.intersects(want) {
+        diags.error_at(
+            path,
+            "Component supports none of its signals",
+            format!(
+                "The {} {id:?} supports {} but would run for {}: a collector refuses it in \
+                 those pipelines. Use another {} that supports them, or change `signals`.",
+                kind.as_str(),
+                has.describe(),
+                want.describe(),
+                kind.as_str()
+            ),
+        );
+    }
+}
+
 pub(crate) fn validate_pipeline(config: &Value, diags: &mut Diagnostics) {
     check_name(config.get("name"), AttributePath::attr("name"), diags);
     check_signals(config.get("signals"), AttributePath::attr("signals"), diags);
+    let signals = known_signals(config.get("signals"));
     if let Some(Value::Map(m)) = config.get("receivers") {
         for (k, v) in m {
             let path = AttributePath::attr("receivers").push_key(k);
             check_component_id(k, path.clone(), diags);
-            check_json_object(Some(v), path, diags);
+            check_json_object(Some(v), path.clone(), diags);
+            if let Some(signals) = &signals {
+                check_supports_signals(components::Kind::Receiver, k, signals, path, diags);
+            }
         }
     }
     if let Some(Value::List(items)) = config.get("processors") {
@@ -196,6 +243,15 @@ pub(crate) fn validate_pipeline(config: &Value, diags: &mut Diagnostics) {
                         base.push_attr("id"),
                         "Duplicate processor",
                         format!("Processor {id:?} appears more than once; give each a distinct `type/name` id."),
+                    );
+                }
+                if let Some(signals) = &signals {
+                    check_supports_signals(
+                        components::Kind::Processor,
+                        &id,
+                        signals,
+                        base.push_attr("id"),
+                        diags,
                     );
                 }
                 seen.push(id);
@@ -239,7 +295,7 @@ impl Resource for PipelineResource {
         "otaas_pipeline"
     }
     fn schema(&self) -> Schema {
-        schema()
+        rollout::with_wait_attributes(schema(), "pipeline")
     }
     fn identity_schema(&self) -> Option<IdentitySchema> {
         Some(identity_schema())
@@ -249,6 +305,7 @@ impl Resource for PipelineResource {
     }
     async fn validate(&self, config: &Value, diags: &mut Diagnostics) {
         validate_pipeline(config, diags);
+        rollout::validate_settings(config, diags);
     }
     async fn modify_plan(&self, ctx: &Context, change: &mut PlanChange, diags: &mut Diagnostics) {
         let config = change.config.clone();
@@ -306,10 +363,26 @@ impl Resource for PipelineResource {
             return None;
         }
         match client.create_pipeline(&spec).await {
-            Ok(p) => Some(state(&p, planned)),
+            Ok(p) => {
+                let mut st = state(&p, planned);
+                rollout::keep_local(planned, &mut st);
+                let cause = format!("change to pipeline {:?}", p.name);
+                rollout::wait_for_write(
+                    ctx,
+                    &client,
+                    p.rollouts.as_deref(),
+                    planned,
+                    &cause,
+                    diags,
+                )
+                .await;
+                Some(st)
+            }
             Err(e) => {
-                diags.push(api_error(
+                diags.push(create_error(
+                    "otaas_pipeline",
                     &format!("creating pipeline {:?}", spec.name),
+                    &spec.name,
                     &e,
                     planned,
                 ));
@@ -325,7 +398,11 @@ impl Resource for PipelineResource {
             return prior.clone();
         };
         match client.read_pipeline(id).await {
-            Ok(p) => state(&p, prior),
+            Ok(p) => {
+                let mut st = state(&p, prior);
+                rollout::keep_local(prior, &mut st);
+                st
+            }
             Err(e) if e.is_not_found() => Value::Null,
             Err(e) => {
                 diags.push(api_error(&format!("reading pipeline {id}"), &e, prior));
@@ -341,6 +418,11 @@ impl Resource for PipelineResource {
         _config: &Value,
         diags: &mut Diagnostics,
     ) -> Option<Value> {
+        if rollout::only_local_changed(prior, planned) {
+            let mut st = prior.clone();
+            rollout::keep_local(planned, &mut st);
+            return Some(st);
+        }
         let client = client_or_diag(ctx, diags)?;
         let id = id_of(prior, diags)?;
         let spec = spec(planned, diags);
@@ -351,7 +433,21 @@ impl Resource for PipelineResource {
             .update_pipeline(id, &spec, int(prior, "revision"))
             .await
         {
-            Ok(p) => Some(state(&p, planned)),
+            Ok(p) => {
+                let mut st = state(&p, planned);
+                rollout::keep_local(planned, &mut st);
+                let cause = format!("change to pipeline {:?}", p.name);
+                rollout::wait_for_write(
+                    ctx,
+                    &client,
+                    p.rollouts.as_deref(),
+                    planned,
+                    &cause,
+                    diags,
+                )
+                .await;
+                Some(st)
+            }
             Err(e) => {
                 diags.push(api_error(
                     &format!("updating pipeline {:?}", spec.name),
@@ -494,5 +590,108 @@ impl ListResource for PipelineList {
         list_events(result, "pipelines", &request, |p: &Pipeline| {
             (p.name.clone(), state(p, &Value::Null))
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(signals: &[&str], receiver: &str, processor: &str) -> Value {
+        Value::object([
+            ("name", Value::string("p")),
+            (
+                "signals",
+                Value::List(signals.iter().map(|s| Value::string(*s)).collect()),
+            ),
+            (
+                "receivers",
+                Value::Map([(receiver.to_string(), Value::string("{}"))].into()),
+            ),
+            (
+                "processors",
+                Value::List(vec![Value::object([
+                    ("id", Value::string(processor)),
+                    ("config", Value::string("{}")),
+                ])]),
+            ),
+        ])
+    }
+
+    fn error_paths(config: &Value) -> Vec<Option<AttributePath>> {
+        let mut diags = Diagnostics::new();
+        validate_pipeline(config, &mut diags);
+        diags.iter().map(|d| d.path.clone()).collect()
+    }
+
+    /// Given components that support none of the pipeline's signals, when the configuration
+    /// is validated, then each is an error at its attribute; one signal in common is enough.
+    #[test]
+    fn components_supporting_none_of_the_signals_fail_at_their_attribute() {
+        assert_eq!(
+            error_paths(&config(&["metrics"], "filelog", "tail_sampling/slow")),
+            vec![
+                Some(AttributePath::attr("receivers").push_key("filelog")),
+                Some(
+                    AttributePath::attr("processors")
+                        .push_index(0)
+                        .push_attr("id")
+                ),
+            ]
+        );
+        assert_eq!(
+            error_paths(&config(&["logs", "metrics"], "filelog", "batch")),
+            vec![]
+        );
+        // Types the table does not list are not judged.
+        assert_eq!(
+            error_paths(&config(&["traces"], "mything", "batch")),
+            vec![]
+        );
+        // Unknown signals: nothing to judge yet.
+        let mut unknown = config(&["metrics"], "filelog", "batch");
+        if let Value::Object(m) = &mut unknown {
+            m.insert("signals".into(), Value::Unknown(Default::default()));
+        }
+        assert_eq!(error_paths(&unknown), vec![]);
+    }
+
+    /// Given a binding whose `signals` no destination type supports, when its configuration is
+    /// validated, then the error is at that destination's `type`.
+    #[test]
+    fn a_binding_destination_supporting_none_of_its_signals_fails_at_type() {
+        let dest = |name: &str, ty: &str| {
+            Value::object([("name", Value::string(name)), ("type", Value::string(ty))])
+        };
+        let binding = |signals: &[&str]| {
+            Value::object([
+                ("name", Value::string("b")),
+                (
+                    "signals",
+                    Value::List(signals.iter().map(|s| Value::string(*s)).collect()),
+                ),
+                (
+                    "destinations",
+                    Value::List(vec![dest("a", "otlphttp"), dest("b", "prometheus")]),
+                ),
+            ])
+        };
+        let paths = |config: &Value| {
+            let mut diags = Diagnostics::new();
+            futures::executor::block_on(
+                super::super::exporter_binding::ExporterBindingResource
+                    .validate(config, &mut diags),
+            );
+            diags.iter().map(|d| d.path.clone()).collect::<Vec<_>>()
+        };
+        assert_eq!(
+            paths(&binding(&["logs"])),
+            vec![Some(
+                AttributePath::attr("destinations")
+                    .push_index(1)
+                    .push_attr("type")
+            )]
+        );
+        assert_eq!(paths(&binding(&["logs", "metrics"])), vec![]);
     }
 }

@@ -13,8 +13,8 @@ use super::convert::{
     schema_to_proto,
 };
 use crate::framework::{
-    Context, Diagnostic, Diagnostics, ImportRequest, ListEvent, ListRequest, PlanChange,
-    ProviderConfig, Registry, Resource, Value, plan,
+    AttributePath, Context, Diagnostic, Diagnostics, ImportRequest, ListEvent, ListRequest,
+    PlanChange, ProviderConfig, Registry, Resource, Value, plan,
 };
 use crate::proto::tfplugin6 as tf;
 use crate::proto::tfplugin6::provider_server::Provider;
@@ -285,6 +285,28 @@ impl Provider for ProviderService {
             R
         );
         let mut diags = Diagnostics::new();
+        // An engine without write-only support (Terraform before 1.11) would keep the value in
+        // state and plan: refuse rather than leak it.
+        let write_only_ok = req
+            .client_capabilities
+            .as_ref()
+            .is_some_and(|c| c.write_only_attributes_allowed);
+        if !write_only_ok {
+            let schema = res.schema();
+            for path in plan::write_only_set(&schema.attributes, &config, &AttributePath::root()) {
+                diags.push(
+                    Diagnostic::error(
+                        "Write-only attribute not supported",
+                        format!(
+                            "{path} is write-only: it needs Terraform 1.11 or later, which \
+                             keeps it out of state and plan. This Terraform would store it; \
+                             use the attribute's non-write-only alternative instead."
+                        ),
+                    )
+                    .at(path),
+                );
+            }
+        }
         res.validate(&config, &mut diags).await;
         Ok(Response::new(R::with_diags(diags_to_proto(&diags))))
     }
@@ -512,6 +534,8 @@ impl Provider for ProviderService {
         };
         let mut diags = Diagnostics::new();
         res.modify_plan(&self.ctx(), &mut change, &mut diags).await;
+        // Terraform rejects a plan that holds a write-only value, whoever put it there.
+        change.planned = null_write_only(&schema, change.planned);
         let planned_dv = try_diag!(encode_dv(&change.planned, &ty, "planned state"), R);
         let identity = try_diag!(
             self.identity_dv(res.as_ref(), &change.planned, req.prior_identity.as_ref()),
@@ -818,11 +842,8 @@ impl Provider for ProviderService {
     }
 }
 
-fn null_write_only(schema: &crate::framework::Schema, mut state: Value) -> Value {
-    for a in schema.attributes.iter().filter(|a| a.write_only) {
-        state.set(&a.name, Value::Null);
-    }
-    state
+fn null_write_only(schema: &crate::framework::Schema, state: Value) -> Value {
+    plan::null_write_only(&schema.attributes, &state)
 }
 
 fn capabilities() -> tf::ServerCapabilities {

@@ -1,13 +1,145 @@
 //! Every configuration under `examples/` is applied against a real server with fleet-sim agents
 //! labelled as the examples expect, its outputs checked, and destroyed.
 
+use std::collections::BTreeMap;
 use std::fs;
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
 
+use otaas_api::{AgentGroupSpec, RolloutSpec};
 use serde_json::Value;
 
 use crate::common::*;
-use crate::harness::tools::repo_root;
+use crate::harness::process;
+use crate::harness::tools::{self, repo_root};
 use crate::harness::{FleetSim, Server, Workspace};
+
+/// The rendered YAML with `hash` as the server stored it (unredacted: what agents receive),
+/// read from the server's SQLite store.
+fn stored_yaml(server: &Server, hash: &str) -> String {
+    let db = server.data_dir().join("otaas.db");
+    let script = "import sqlite3, sys\n\
+        c = sqlite3.connect('file:' + sys.argv[1] + '?mode=ro', uri=True)\n\
+        r = c.execute('SELECT yaml FROM group_revisions WHERE hash = ? LIMIT 1', (sys.argv[2],)).fetchone()\n\
+        sys.stdout.write(r[0] if r else '')\n";
+    let out = process::run(
+        Command::new("python3")
+            .arg("-c")
+            .arg(script)
+            .arg(&db)
+            .arg(hash),
+        Duration::from_secs(30),
+    );
+    out.assert_success();
+    assert!(!out.stdout.is_empty(), "no stored config with hash {hash}");
+    out.stdout
+}
+
+/// `otaas check-config --config FILE [--components FILE]`.
+fn otaas_check(config: &Path, components: Option<&Path>) -> process::Finished {
+    let mut cmd = Command::new(tools::otaas());
+    cmd.arg("check-config").arg("--config").arg(config);
+    if let Some(c) = components {
+        cmd.arg("--components").arg(c);
+    }
+    process::run(&mut cmd, Duration::from_secs(30))
+}
+
+/// Every group's rendered config (unredacted) is one a collector accepts: the real collector's
+/// `validate` when its build has every component type the config uses, else the collector-like
+/// checker with the repo's component table. An example without a group is rendered through a
+/// probe group over its pipelines that matches no agent. Prints which check each config got.
+fn validate_rendered(server: &Server, dir: &str) {
+    let api = api(server);
+    let scratch = tempfile::tempdir().unwrap();
+    let build = scratch.path().join("components.yaml");
+    let components = process::run(
+        Command::new(tools::collector()).arg("components"),
+        Duration::from_secs(60),
+    );
+    components.assert_success();
+    fs::write(&build, &components.stdout).unwrap();
+
+    let mut groups = block_on(api.list_agent_groups()).unwrap();
+    let mut probe = None;
+    if groups.is_empty() {
+        let pipelines = block_on(api.list_pipelines()).unwrap();
+        if pipelines.is_empty() {
+            println!("{dir}: no pipeline, nothing to render");
+            return;
+        }
+        let spec = AgentGroupSpec {
+            name: "example-probe".into(),
+            selector: BTreeMap::from([("otaas-example-probe".into(), "none".into())]),
+            pipeline_ids: pipelines.iter().map(|p| p.id).collect(),
+            rollout: RolloutSpec::default(),
+        };
+        let g = block_on(api.create_agent_group(&spec)).unwrap();
+        probe = Some(g.id);
+        groups = vec![g];
+    }
+    for g in &groups {
+        let yaml = stored_yaml(server, &g.config_hash);
+        let has_pipeline = serde_yaml::from_str::<serde_yaml::Value>(&yaml)
+            .ok()
+            .and_then(|d| {
+                d["service"]["pipelines"]
+                    .as_mapping()
+                    .map(|m| !m.is_empty())
+            })
+            .unwrap_or(false);
+        if probe.is_some() && !has_pipeline {
+            // A pipeline with no exporter (or receiver) of its own renders nothing until an
+            // endpoint or binding completes it in another configuration.
+            println!(
+                "{dir}: its pipelines need a receiver and an exporter to render; nothing to check"
+            );
+            continue;
+        }
+        let file = scratch.path().join(format!("{}.yaml", g.name));
+        fs::write(&file, &yaml).unwrap();
+        let with_build = otaas_check(&file, Some(&build));
+        if with_build.code == 0 {
+            let real = process::run(
+                Command::new(tools::collector())
+                    .arg("validate")
+                    .arg("--config")
+                    .arg(&file),
+                Duration::from_secs(60),
+            );
+            assert_eq!(
+                real.code, 0,
+                "{dir}: the real collector refused group {:?}'s config:\n{yaml}\n{}{}",
+                g.name, real.stdout, real.stderr
+            );
+            println!(
+                "{dir}: group {:?}: real collector validate: accepted",
+                g.name
+            );
+        } else {
+            assert!(
+                with_build.stderr.contains("unknown type"),
+                "{dir}: group {:?}'s config refused for more than a missing type:\n{yaml}\n{}",
+                g.name,
+                with_build.stderr
+            );
+            let builtin = otaas_check(&file, None);
+            assert_eq!(
+                builtin.code, 0,
+                "{dir}: the checker refused group {:?}'s config:\n{yaml}\n{}",
+                g.name, builtin.stderr
+            );
+            println!(
+                "{dir}: group {:?}: uses types the collector build lacks; checker with the repo's table: accepted",
+                g.name
+            );
+        }
+    }
+    if let Some(id) = probe {
+        block_on(api.delete_agent_group(id)).unwrap();
+    }
+}
 
 /// A workspace with the example's files (plus the provider requirement when the example has no
 /// `terraform {}` block of its own), applied; returns it and `terraform output -json`.
@@ -37,6 +169,7 @@ fn apply_example(server: &Server, dir: &str, vars: &[(&str, &str)]) -> (Workspac
     ws.init();
     assert_saved_plan_renders_as_json(&ws, dir);
     ws.apply();
+    validate_rendered(server, dir);
     let out = ws.terraform(&["output", "-json"]);
     out.assert_success();
     let outputs: Value = serde_json::from_str(&out.stdout).unwrap();
@@ -178,5 +311,26 @@ fn every_example_applies() {
     assert_plan_clean(&ws);
     let run = ws.plan_detailed_exitcode();
     assert_no_secret(&run, server.admin_token());
+    destroy_all(&server, &ws);
+
+    // The demo's real-collector example, here applied to the simulated `env=demo` agents
+    // (strict: they check it as a collector would).
+    let log_dir = tempfile::tempdir().unwrap();
+    let log_file = log_dir.path().join("app.log");
+    let (ws, out) = apply_example(
+        &server,
+        "real-collector",
+        &[
+            ("otaas_endpoint", &server.api_url()),
+            ("otaas_token", server.admin_token()),
+            ("log_file", log_file.to_str().unwrap()),
+        ],
+    );
+    let fleet = &out["fleet"]["value"];
+    assert_eq!(
+        (fleet["matched"].clone(), fleet["applied"].clone()),
+        (2.into(), 2.into()),
+        "{out}"
+    );
     destroy_all(&server, &ws);
 }

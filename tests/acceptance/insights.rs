@@ -62,6 +62,7 @@ fn fleet_insights_reads_load_pipelines_and_security() {
                 kind: "debug".into(),
                 endpoint: None,
                 headers: Default::default(),
+                keep_headers: false,
                 tls: None,
                 config: serde_json::json!({}),
             }],
@@ -83,6 +84,7 @@ fn fleet_insights_reads_load_pipelines_and_security() {
         tls: None,
         auth: otaas_api::EndpointAuth::None,
         token_version: 1,
+        token_grace_seconds: otaas_api::DEFAULT_TOKEN_GRACE_SECONDS,
     }))
     .unwrap();
     let _fleet = FleetSim::builder(&server)

@@ -29,4 +29,6 @@ mod harness_self_test;
 mod insights;
 mod pipeline;
 mod query;
+mod rollout_wait;
+mod secrets;
 mod tls;

@@ -187,3 +187,59 @@ resource "otaas_agent_group" "bad" {
     // Nothing was created.
     assert_eq!(block_on(api(&server).list_pipelines()).unwrap(), vec![]);
 }
+
+/// Given a filelog receiver in a metrics-only pipeline, or a prometheus destination in a
+/// logs-only binding, when planning, then each is an error at its attribute (a collector would
+/// refuse both), and nothing is created.
+#[test]
+fn components_supporting_none_of_their_signals_fail_the_plan_at_the_attribute() {
+    let server = Server::start();
+    let plan_errors = |body: &str| {
+        let ws = workspace(&server, body);
+        let run = ws.terraform(&["plan", "-no-color", "-input=false"]);
+        run.assert_code(1);
+        run.stderr.clone()
+    };
+    let out = plan_errors(
+        r#"
+resource "otaas_pipeline" "m" {
+  name      = "m"
+  signals   = ["metrics"]
+  receivers = { "filelog" = jsonencode({ include = ["/var/log/*.log"] }) }
+}
+"#,
+    );
+    for expected in [
+        "Component supports none of its signals",
+        "with otaas_pipeline.m,",
+        "receivers = { \"filelog\" = jsonencode",
+        "The receiver \"filelog\" supports logs but would run for metrics",
+    ] {
+        assert!(out.contains(expected), "missing {expected:?} in:\n{out}");
+    }
+    let out = plan_errors(
+        r#"
+resource "otaas_pipeline" "l" {
+  name      = "l"
+  signals   = ["logs", "metrics"]
+  receivers = { "filelog" = jsonencode({ include = ["/var/log/*.log"] }) }
+}
+
+resource "otaas_exporter_binding" "b" {
+  name         = "b"
+  pipeline_id  = otaas_pipeline.l.id
+  signals      = ["logs"]
+  destinations = [{ name = "prom", type = "prometheus", endpoint = "0.0.0.0:9464" }]
+}
+"#,
+    );
+    for expected in [
+        "Component supports none of its signals",
+        "with otaas_exporter_binding.b,",
+        "destinations = [{ name = \"prom\", type = \"prometheus\"",
+        "The exporter \"prometheus\" supports metrics but would run for logs",
+    ] {
+        assert!(out.contains(expected), "missing {expected:?} in:\n{out}");
+    }
+    assert_eq!(block_on(api(&server).list_pipelines()).unwrap(), vec![]);
+}

@@ -53,6 +53,7 @@ fn query_generates_config_that_plans_clean() {
         tls: None,
         auth: otaas_api::EndpointAuth::None,
         token_version: 1,
+        token_grace_seconds: otaas_api::DEFAULT_TOKEN_GRACE_SECONDS,
     }))
     .unwrap();
     block_on(
@@ -65,6 +66,7 @@ fn query_generates_config_that_plans_clean() {
                 kind: "debug".into(),
                 endpoint: None,
                 headers: Default::default(),
+                keep_headers: false,
                 tls: None,
                 config: serde_json::json!({"verbosity": "basic"}),
             }],

@@ -12,10 +12,11 @@
 
 pub mod agents;
 pub mod client;
+pub mod components;
 pub mod error;
 pub mod ids;
-mod snapshot;
 pub mod insights;
+mod snapshot;
 pub mod status;
 pub mod types;
 

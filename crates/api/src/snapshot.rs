@@ -99,10 +99,18 @@ mod tests {
         // Given two objects, read three times in one generation: one list
         for id in [1, 2, 3] {
             let got = slot
-                .get(snapshots.generation(), id, |t| t.0, || list(vec![(1, "a"), (2, "b")]))
+                .get(
+                    snapshots.generation(),
+                    id,
+                    |t| t.0,
+                    || list(vec![(1, "a"), (2, "b")]),
+                )
                 .await
                 .unwrap();
-            assert_eq!(got.map(|t| t.1), [None, Some("a"), Some("b")][id as usize % 3]);
+            assert_eq!(
+                got.map(|t| t.1),
+                [None, Some("a"), Some("b")][id as usize % 3]
+            );
         }
         assert_eq!(lists.load(Ordering::SeqCst), 1);
         // When the client writes, the next read lists again and sees the write

@@ -49,6 +49,20 @@ impl Signal {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Rollouts a write started
+
+/// An agent group whose rendered config a write changed, and the new config revision its
+/// agents are being moved to (compare with `GET /api/v1/agent-groups/{id}/status`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GroupRollout {
+    pub group_id: AgentGroupId,
+    pub group_name: String,
+    pub config_revision: i64,
+    /// SHA-256 (lowercase hex) of that revision's YAML.
+    pub config_hash: String,
+}
+
+// ---------------------------------------------------------------------------------------------
 // Pipelines
 
 /// One processor of a pipeline, in order.
@@ -91,6 +105,11 @@ pub struct Pipeline {
     pub revision: i64,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// Only in the answer to a create or update: the agent groups whose rendered config this
+    /// write changed, with the config revision each now rolls out (`[]` when it reached none).
+    /// Absent on reads.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollouts: Option<Vec<GroupRollout>>,
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -142,9 +161,23 @@ pub struct EndpointSpec {
     pub tls: Option<ServerTls>,
     #[serde(default)]
     pub auth: EndpointAuth,
-    /// Bump to rotate the ingest token; the old token stops being rendered.
+    /// Bump to rotate the ingest token. The previous token stays accepted for
+    /// `token_grace_seconds` after the bump, then stops being rendered.
     #[serde(default = "one")]
     pub token_version: u32,
+    /// How long the previous token stays valid after a `token_version` bump, in seconds
+    /// (0 = cut off at once; at most [`MAX_TOKEN_GRACE_SECONDS`]). Default 600 (10 minutes).
+    #[serde(default = "default_token_grace")]
+    pub token_grace_seconds: u32,
+}
+
+/// Default of [`EndpointSpec::token_grace_seconds`]: ten minutes.
+pub const DEFAULT_TOKEN_GRACE_SECONDS: u32 = 600;
+/// Upper bound of [`EndpointSpec::token_grace_seconds`]: seven days.
+pub const MAX_TOKEN_GRACE_SECONDS: u32 = 7 * 24 * 3600;
+
+fn default_token_grace() -> u32 {
+    DEFAULT_TOKEN_GRACE_SECONDS
 }
 
 /// An endpoint as the server returns it. `token` is present only in the response to the create
@@ -160,11 +193,18 @@ pub struct Endpoint {
     pub tls: Option<ServerTls>,
     pub auth: EndpointAuth,
     pub token_version: u32,
+    #[serde(default = "default_token_grace")]
+    pub token_grace_seconds: u32,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub token: Option<String>,
     pub revision: i64,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// Only in the answer to a create or update: the agent groups whose rendered config this
+    /// write changed, with the config revision each now rolls out (`[]` when it reached none).
+    /// Absent on reads.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollouts: Option<Vec<GroupRollout>>,
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -200,6 +240,13 @@ pub struct DestinationSpec {
     pub endpoint: Option<String>,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub headers: BTreeMap<String, String>,
+    /// On update: keep the header values the server already has for the destination of this
+    /// name instead of replacing them with `headers` (which must then be empty). Lets a client
+    /// that never knew the values (an imported or generated Terraform configuration) write the
+    /// rest of the destination without removing its secrets. On create, or for a new
+    /// destination name, there is nothing to keep. Default `false`: `headers` is the whole set.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub keep_headers: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tls: Option<ClientTls>,
     /// Further exporter settings, a JSON object merged under the generated ones.
@@ -247,6 +294,11 @@ pub struct ExporterBinding {
     pub revision: i64,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// Only in the answer to a create or update: the agent groups whose rendered config this
+    /// write changed, with the config revision each now rolls out (`[]` when it reached none).
+    /// Absent on reads.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollouts: Option<Vec<GroupRollout>>,
 }
 
 /// The digest the server reports for a header value: `sha256:<hex>`. Exposed so clients

@@ -44,3 +44,4 @@ pub mod state;
 pub mod store;
 pub mod tls;
 pub mod token_cmd;
+pub mod token_grace;

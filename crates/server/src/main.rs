@@ -30,6 +30,9 @@ enum Command {
     FleetSim(otaas_server::fleet_sim::FleetSimArgs),
     /// Run a real OpenTelemetry Collector under OpAMP control (JSON lines on stdout).
     Agent(otaas_server::agent::AgentArgs),
+    /// Check a collector config as a collector would at start-up (what `fleet-sim` runs on
+    /// every config it receives); exits 1 with the collector-like message when refused.
+    CheckConfig(otaas_server::render::check::CheckConfigArgs),
     /// Benchmarks on loopback (servers, simulated fleets, Terraform); prints a results table.
     Bench(otaas_server::bench::BenchArgs),
     /// Print a shell completion script, e.g. `otaas completions bash > /etc/bash_completion.d/otaas`.
@@ -112,6 +115,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 .await
                 .context("otaas token revoke")?;
             eprintln!("otaas: token {} revoked", args.id.trim());
+        }
+        Command::CheckConfig(args) => {
+            otaas_server::render::check::check_config(&args).context("otaas check-config")?;
+            println!("config ok");
         }
         Command::Version => println!("otaas {}", env!("CARGO_PKG_VERSION")),
         Command::Completions { shell } => {

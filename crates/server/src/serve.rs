@@ -198,6 +198,8 @@ pub async fn run(mut config: ServeConfig) -> Result<(), ServeError> {
         opamp_tls,
     ));
 
+    tokio::spawn(crate::token_grace::run(state.clone()));
+
     let shutdown = state.shutdown.clone();
     tokio::spawn({
         let shutdown = shutdown.clone();

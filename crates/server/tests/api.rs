@@ -193,18 +193,25 @@ async fn pipeline_crud_with_if_match() {
     assert_eq!(p["processors"], json!([{ "id": "batch", "config": {} }]));
     let id = p["id"].as_str().unwrap();
 
+    // A read is the written object without the write's rollouts (none: the pipeline is in no
+    // group).
+    let mut written = p.clone();
+    assert_eq!(
+        written.as_object_mut().unwrap().remove("rollouts"),
+        Some(json!([]))
+    );
     assert_eq!(
         h.call("GET", &format!("/api/v1/pipelines/{id}"), None)
             .await,
-        (StatusCode::OK, p.clone())
+        (StatusCode::OK, written.clone())
     );
     assert_eq!(
         h.call("GET", "/api/v1/pipelines", None).await,
-        (StatusCode::OK, json!({ "items": [p.clone()] }))
+        (StatusCode::OK, json!({ "items": [written.clone()] }))
     );
     assert_eq!(
         h.call("GET", "/api/v1/pipelines?name=checkout", None).await,
-        (StatusCode::OK, json!({ "items": [p.clone()] }))
+        (StatusCode::OK, json!({ "items": [written.clone()] }))
     );
     assert_eq!(
         h.call("GET", "/api/v1/pipelines?name=other", None).await,
@@ -483,6 +490,120 @@ async fn endpoints_show_their_token_only_when_minted() {
     );
 }
 
+/// The latest rendered YAML of a group as agents receive it (with its secrets).
+async fn latest_yaml(store: &dyn otaas_server::store::Store, gid: &str) -> (i64, String) {
+    let r = store
+        .group_revision(gid.parse().unwrap(), None)
+        .await
+        .unwrap();
+    (r.revision, r.yaml)
+}
+
+/// Given an endpoint with bearer auth and a 2 s grace in a rendered group,
+/// when its token is rotated,
+/// then the group's config accepts the old and the new token,
+/// and once the grace is over the server rolls out, by itself, a revision with only the new one;
+/// the deadline is in the store, so a restarted server (a fresh store on the same database)
+/// ends it too.
+#[tokio::test]
+async fn rotated_endpoint_token_stays_valid_for_the_grace_period_then_stops() {
+    let h = Harness::new().await;
+    let p = h
+        .create(
+            "/api/v1/pipelines",
+            json!({ "name": "p", "signals": ["logs"] }),
+        )
+        .await;
+    let pid = p["id"].as_str().unwrap();
+    h.create(
+        "/api/v1/exporter-bindings",
+        json!({ "name": "out", "pipeline_id": pid,
+                "destinations": [{ "name": "console", "type": "debug" }] }),
+    )
+    .await;
+    let g = h
+        .create(
+            "/api/v1/agent-groups",
+            json!({ "name": "g", "selector": { "env": "x" }, "pipeline_ids": [pid] }),
+        )
+        .await;
+    let gid = g["id"].as_str().unwrap();
+    let spec = json!({ "name": "ingest", "pipeline_id": pid, "protocol": "otlp_http",
+                       "port": 4318, "token_grace_seconds": 2 });
+    let e = h.create("/api/v1/endpoints", spec.clone()).await;
+    assert_eq!(e["token_grace_seconds"], json!(2));
+    let old = e["token"].as_str().unwrap().to_string();
+    let (_, yaml) = latest_yaml(h.state.store.as_ref(), gid).await;
+    assert!(yaml.contains(&format!("token: {old}")), "{yaml}");
+
+    // When the token is rotated
+    let mut rotate = spec.clone();
+    rotate["token_version"] = json!(2);
+    let path = format!("/api/v1/endpoints/{}", e["id"].as_str().unwrap());
+    let (status, rotated) = h.call("PUT", &path, Some(rotate)).await;
+    assert_eq!(status, StatusCode::OK, "{rotated}");
+    let new = rotated["token"].as_str().unwrap().to_string();
+    assert_ne!(new, old);
+
+    // Then during the grace both are accepted (the extension's `tokens` list)
+    let (during_rev, yaml) = latest_yaml(h.state.store.as_ref(), gid).await;
+    let both = format!("tokens:\n    - {new}\n    - {old}\n");
+    assert!(yaml.contains(&both), "{yaml}");
+    assert!(!yaml.contains("token: "), "{yaml}");
+    let (_, shown) = h
+        .call("GET", &format!("/api/v1/agent-groups/{gid}/config"), None)
+        .await;
+    let shown = shown["yaml"].as_str().unwrap();
+    assert!(!shown.contains(&old) && !shown.contains(&new), "{shown}");
+
+    // And after it, a server started on the same database rolls out a revision with the new
+    // token only, without any write
+    let url = format!("sqlite://{}", h._dir.path().join("otaas.db").display());
+    let store = Arc::new(SqliteStore::open(&url).await.unwrap());
+    let restarted = AppState::new(store, ServeConfig::for_data_dir(h._dir.path()));
+    let mut events = restarted.events.subscribe();
+    let task = tokio::spawn(otaas_server::token_grace::run(restarted.clone()));
+    let announced = tokio::time::timeout(std::time::Duration::from_secs(30), async {
+        loop {
+            if let Ok(Event::GroupRevision { revision, .. }) = events.recv().await {
+                return revision;
+            }
+        }
+    })
+    .await
+    .expect("no revision within 30 s of a 2 s grace");
+    let (after_rev, yaml) = latest_yaml(h.state.store.as_ref(), gid).await;
+    assert_eq!((announced, after_rev), (during_rev + 1, during_rev + 1));
+    assert!(yaml.contains(&format!("token: {new}")), "{yaml}");
+    assert!(!yaml.contains(&old), "{yaml}");
+    assert_eq!(
+        h.call("GET", &format!("/api/v1/agent-groups/{gid}"), None)
+            .await
+            .1["config_revision"],
+        json!(after_rev)
+    );
+
+    // A rotation with no grace cuts the old token off at once; the grace is bounded
+    let mut now = spec.clone();
+    now["token_version"] = json!(3);
+    now["token_grace_seconds"] = json!(0);
+    let (_, third) = h.call("PUT", &path, Some(now)).await;
+    let third = third["token"].as_str().unwrap().to_string();
+    let (_, yaml) = latest_yaml(h.state.store.as_ref(), gid).await;
+    assert!(yaml.contains(&format!("token: {third}")), "{yaml}");
+    assert!(!yaml.contains(&new), "{yaml}");
+    let mut bad = spec;
+    bad["token_grace_seconds"] = json!(MAX_TOKEN_GRACE_SECONDS + 1);
+    assert_error(
+        &h.call("PUT", &path, Some(bad)).await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid_field",
+        Some("token_grace_seconds"),
+    );
+    restarted.shutdown.cancel();
+    task.await.unwrap();
+}
+
 #[tokio::test]
 async fn binding_headers_are_write_only() {
     let h = Harness::new().await;
@@ -515,12 +636,17 @@ async fn binding_headers_are_write_only() {
     assert!(!b.to_string().contains("very-secret-org"));
     let path = format!("/api/v1/exporter-bindings/{}", b["id"].as_str().unwrap());
     let (_, got) = h.call("GET", &path, None).await;
-    assert_eq!(got, b);
+    let mut written = b.clone();
+    assert_eq!(
+        written.as_object_mut().unwrap().remove("rollouts"),
+        Some(json!([]))
+    );
+    assert_eq!(got, written.clone());
     assert!(!got.to_string().contains("very-secret-org"));
     assert_eq!(
         h.call("GET", "/api/v1/exporter-bindings?name=out", None)
             .await,
-        (StatusCode::OK, json!({ "items": [b.clone()] }))
+        (StatusCode::OK, json!({ "items": [written.clone()] }))
     );
     let (status, upd) = h
         .raw("PUT", &path, Some(spec.to_string()), &[("if-match", "1")])
@@ -564,6 +690,138 @@ async fn binding_headers_are_write_only() {
         "not_found",
         None,
     );
+}
+
+/// Given a binding whose destination has headers and a group rendering it,
+/// when an update sets `keep_headers` instead of `headers`,
+/// then the server keeps the values (same digests, same rendered config);
+/// and only `headers = {}` without `keep_headers` removes them.
+#[tokio::test]
+async fn binding_keep_headers_keeps_the_servers_values_and_empty_headers_remove_them() {
+    let h = Harness::new().await;
+    let p = h
+        .create(
+            "/api/v1/pipelines",
+            json!({ "name": "p", "signals": ["logs"],
+                    "receivers": { "filelog": { "include": ["/var/log/app.log"] } } }),
+        )
+        .await;
+    let pid = p["id"].as_str().unwrap();
+    let g = h
+        .create(
+            "/api/v1/agent-groups",
+            json!({ "name": "g", "selector": { "env": "x" }, "pipeline_ids": [pid] }),
+        )
+        .await;
+    let gpath = format!("/api/v1/agent-groups/{}", g["id"].as_str().unwrap());
+    let spec = |dest: Value| json!({ "name": "out", "pipeline_id": pid, "destinations": [dest] });
+    let b = h
+        .create(
+            "/api/v1/exporter-bindings",
+            spec(
+                json!({ "name": "tempo", "type": "otlp", "endpoint": "tempo:4317",
+                         "headers": { "x-scope-orgid": "kept-secret", "x-api-key": "k2" } }),
+            ),
+        )
+        .await;
+    let digests = b["destinations"][0]["header_digests"].clone();
+    assert_eq!(
+        digests,
+        json!({ "x-api-key": format!("sha256:{}", hex::encode(Sha256::digest(b"k2"))),
+                "x-scope-orgid": format!("sha256:{}", hex::encode(Sha256::digest(b"kept-secret"))) })
+    );
+    let rev_before = h.call("GET", &gpath, None).await.1["config_revision"].clone();
+    let path = format!("/api/v1/exporter-bindings/{}", b["id"].as_str().unwrap());
+
+    // keep_headers with a change elsewhere: values kept, only the endpoint changes.
+    let (status, kept) = h
+        .call(
+            "PUT",
+            &path,
+            Some(spec(
+                json!({ "name": "tempo", "type": "otlp", "endpoint": "tempo:4318",
+                              "keep_headers": true }),
+            )),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{kept}");
+    assert_eq!(kept["destinations"][0]["header_digests"], digests);
+    let (_, cfg) = h.call("GET", &format!("{gpath}/config"), None).await;
+    let yaml = cfg["yaml"].as_str().unwrap();
+    assert!(yaml.contains("x-scope-orgid: <redacted>"), "{yaml}");
+    assert!(yaml.contains("tempo:4318"), "{yaml}");
+
+    // keep_headers alone: nothing changes on the server, so no new config revision.
+    let rev_kept = h.call("GET", &gpath, None).await.1["config_revision"].clone();
+    let (status, again) = h
+        .call(
+            "PUT",
+            &path,
+            Some(spec(
+                json!({ "name": "tempo", "type": "otlp", "endpoint": "tempo:4318",
+                              "keep_headers": true }),
+            )),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{again}");
+    assert_eq!(again["destinations"][0]["header_digests"], digests);
+    assert_eq!(
+        h.call("GET", &gpath, None).await.1["config_revision"],
+        rev_kept
+    );
+    assert_eq!(rev_kept, json!(rev_before.as_i64().unwrap() + 1));
+
+    // keep_headers and headers together: refused at the flag, nothing written.
+    assert_error(
+        &h.call(
+            "PUT",
+            &path,
+            Some(spec(
+                json!({ "name": "tempo", "type": "otlp", "keep_headers": true,
+                              "headers": { "x-scope-orgid": "other" } }),
+            )),
+        )
+        .await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid_field",
+        Some("destinations[0].keep_headers"),
+    );
+    assert_eq!(
+        h.call("GET", &path, None).await.1["destinations"][0]["header_digests"],
+        digests
+    );
+
+    // A renamed destination has nothing to keep.
+    let (_, renamed) = h
+        .call(
+            "PUT",
+            &path,
+            Some(spec(
+                json!({ "name": "mimir", "type": "otlp", "keep_headers": true }),
+            )),
+        )
+        .await;
+    assert_eq!(renamed["destinations"][0]["header_digests"], json!({}));
+
+    // Back to headers, then `{}` removes them.
+    h.call(
+        "PUT",
+        &path,
+        Some(spec(json!({ "name": "tempo", "type": "otlp",
+                          "headers": { "x-scope-orgid": "kept-secret" } }))),
+    )
+    .await;
+    let (status, removed) = h
+        .call(
+            "PUT",
+            &path,
+            Some(spec(
+                json!({ "name": "tempo", "type": "otlp", "headers": {} }),
+            )),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{removed}");
+    assert_eq!(removed["destinations"][0]["header_digests"], json!({}));
 }
 
 #[tokio::test]
@@ -903,6 +1161,139 @@ async fn health_ready_metrics_and_fallbacks() {
     );
 }
 
+/// The answer to a write names the groups whose rendered config it changed, with their new
+/// config revision and hash (what a client waits for); a write that reaches no group says so
+/// with `[]`, and reads carry no `rollouts` at all.
+#[tokio::test]
+async fn writes_answer_with_the_rollouts_they_started() {
+    let h = Harness::new().await;
+    // Given a group "eu" running pipeline "checkout" (a receiver and an exporter)
+    let p = h
+        .create(
+            "/api/v1/pipelines",
+            json!({ "name": "checkout", "signals": ["logs"],
+                    "receivers": { "otlp": { "protocols": { "http": {} } } } }),
+        )
+        .await;
+    let pid = p["id"].as_str().unwrap().to_string();
+    assert_eq!(p["rollouts"], json!([]));
+    let b = h
+        .create(
+            "/api/v1/exporter-bindings",
+            json!({ "name": "out", "pipeline_id": pid,
+                    "destinations": [{ "name": "console", "type": "debug" }] }),
+        )
+        .await;
+    assert_eq!(b["rollouts"], json!([]));
+    let g = h
+        .create(
+            "/api/v1/agent-groups",
+            json!({ "name": "eu", "selector": { "env": "prod" }, "pipeline_ids": [pid] }),
+        )
+        .await;
+    assert_eq!(g["config_revision"], json!(1));
+    let gid = g["id"].as_str().unwrap().to_string();
+
+    // When the pipeline gains a processor
+    let (status, p2) = h
+        .call(
+            "PUT",
+            &format!("/api/v1/pipelines/{pid}"),
+            Some(json!({ "name": "checkout", "signals": ["logs"],
+                         "receivers": { "otlp": { "protocols": { "http": {} } } },
+                         "processors": [{ "id": "batch" }] })),
+        )
+        .await;
+    // Then the answer names the group and its new revision, as the group now reports it
+    assert_eq!(status, StatusCode::OK, "{p2}");
+    let (_, g2) = h
+        .call("GET", &format!("/api/v1/agent-groups/{gid}"), None)
+        .await;
+    assert_eq!(g2["config_revision"], json!(2));
+    assert_eq!(
+        p2["rollouts"],
+        json!([{ "group_id": gid, "group_name": "eu", "config_revision": 2,
+                 "config_hash": g2["config_hash"] }])
+    );
+
+    // When the binding gains a destination, and an endpoint is added: each a new revision
+    let bid = b["id"].as_str().unwrap().to_string();
+    let (status, b2) = h
+        .call(
+            "PUT",
+            &format!("/api/v1/exporter-bindings/{bid}"),
+            Some(json!({ "name": "out", "pipeline_id": pid,
+                         "destinations": [{ "name": "console", "type": "debug" },
+                                          { "name": "tempo", "type": "otlp", "endpoint": "tempo:4317" }] })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{b2}");
+    let e = h
+        .create(
+            "/api/v1/endpoints",
+            json!({ "name": "in", "pipeline_id": pid, "protocol": "otlp_http", "port": 4318 }),
+        )
+        .await;
+    let (_, g4) = h
+        .call("GET", &format!("/api/v1/agent-groups/{gid}"), None)
+        .await;
+    assert_eq!(
+        (
+            b2["rollouts"][0]["config_revision"].clone(),
+            b2["rollouts"][0]["group_name"].clone()
+        ),
+        (json!(3), json!("eu"))
+    );
+    assert_eq!(
+        e["rollouts"],
+        json!([{ "group_id": gid, "group_name": "eu", "config_revision": 4,
+                 "config_hash": g4["config_hash"] }])
+    );
+
+    // When a pipeline in no group is created and changed: no group is reached
+    let other = h.create("/api/v1/pipelines", pipeline_json("unused")).await;
+    let oid = other["id"].as_str().unwrap();
+    let (status, other2) = h
+        .call(
+            "PUT",
+            &format!("/api/v1/pipelines/{oid}"),
+            Some(json!({ "name": "unused", "signals": ["logs"] })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{other2}");
+    assert_eq!(
+        (other["rollouts"].clone(), other2["rollouts"].clone()),
+        (json!([]), json!([]))
+    );
+    // And a write that leaves the group's YAML as it was reaches no group either
+    let (status, same) = h
+        .call(
+            "PUT",
+            &format!("/api/v1/pipelines/{pid}"),
+            Some(
+                json!({ "name": "checkout", "description": "only words",  "signals": ["logs"],
+                         "receivers": { "otlp": { "protocols": { "http": {} } } },
+                         "processors": [{ "id": "batch" }] }),
+            ),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{same}");
+    assert_eq!(same["rollouts"], json!([]));
+
+    // And reads carry no rollouts
+    for path in [
+        format!("/api/v1/pipelines/{pid}"),
+        format!("/api/v1/exporter-bindings/{bid}"),
+        format!("/api/v1/endpoints/{}", e["id"].as_str().unwrap()),
+    ] {
+        let (status, v) = h.call("GET", &path, None).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(v.get("rollouts"), None, "{path}: {v}");
+    }
+    let (_, list) = h.call("GET", "/api/v1/pipelines", None).await;
+    assert_eq!(list["items"][0].get("rollouts"), None, "{list}");
+}
+
 /// Every key of every DTO (with all optional fields set) is described in openapi.json, and
 /// every route is there.
 #[tokio::test]
@@ -1030,6 +1421,12 @@ async fn openapi_matches_the_types() {
             revision: 1,
             created_at: now,
             updated_at: now,
+            rollouts: Some(vec![GroupRollout {
+                group_id: AgentGroupId::new(),
+                group_name: "g".into(),
+                config_revision: 2,
+                config_hash: "h".into(),
+            }]),
         })
         .unwrap(),
     );
@@ -1054,10 +1451,17 @@ async fn openapi_matches_the_types() {
             tls: Some(tls),
             auth: EndpointAuth::Bearer,
             token_version: 1,
+            token_grace_seconds: 600,
             token: Some("t".into()),
             revision: 1,
             created_at: now,
             updated_at: now,
+            rollouts: Some(vec![GroupRollout {
+                group_id: AgentGroupId::new(),
+                group_name: "g".into(),
+                config_revision: 2,
+                config_hash: "h".into(),
+            }]),
         })
         .unwrap(),
     );
@@ -1097,6 +1501,22 @@ async fn openapi_matches_the_types() {
             revision: 1,
             created_at: now,
             updated_at: now,
+            rollouts: Some(vec![GroupRollout {
+                group_id: AgentGroupId::new(),
+                group_name: "g".into(),
+                config_revision: 2,
+                config_hash: "h".into(),
+            }]),
+        })
+        .unwrap(),
+    );
+    check(
+        "GroupRollout",
+        serde_json::to_value(GroupRollout {
+            group_id: AgentGroupId::new(),
+            group_name: "g".into(),
+            config_revision: 2,
+            config_hash: "h".into(),
         })
         .unwrap(),
     );
@@ -1289,4 +1709,99 @@ async fn single_objects_carry_their_revision_as_etag() {
         .body(Body::empty())
         .unwrap();
     assert_eq!(etag(&h.app().oneshot(list).await.unwrap()), None);
+}
+
+/// Given components that support none of the signals they would run for (a filelog receiver
+/// in a metrics pipeline, tail_sampling in a logs pipeline, a prometheus exporter for logs),
+/// when they are written, then each is a 422 naming the field, and nothing is stored.
+#[tokio::test]
+async fn components_supporting_none_of_their_signals_are_refused() {
+    let h = Harness::new().await;
+    let got = h
+        .call(
+            "POST",
+            "/api/v1/pipelines",
+            Some(json!({"name": "m", "signals": ["metrics"], "receivers": {"filelog": {}}})),
+        )
+        .await;
+    assert_error(
+        &got,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid_field",
+        Some("receivers.filelog"),
+    );
+    assert_eq!(
+        got.1["error"]["message"],
+        json!(
+            "receiver \"filelog\" supports logs but none of the pipeline's signals it would run for (metrics); use another receiver that supports them or change the signals"
+        )
+    );
+    assert_error(
+        &h.call(
+            "POST",
+            "/api/v1/pipelines",
+            Some(json!({"name": "l", "signals": ["logs"], "processors": [{"id": "batch"}, {"id": "tail_sampling/slow"}]})),
+        )
+        .await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid_field",
+        Some("processors[1].id"),
+    );
+    assert_eq!(
+        h.call("GET", "/api/v1/pipelines", None).await.1["items"],
+        json!([])
+    );
+
+    // A logs+metrics pipeline takes filelog (it supports one of them).
+    let (status, p) = h
+        .call(
+            "POST",
+            "/api/v1/pipelines",
+            Some(json!({"name": "node", "signals": ["logs", "metrics"], "receivers": {"filelog": {}}})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{p}");
+    let dest = |ty: &str| json!({"name": ty, "type": ty, "endpoint": "x:1"});
+    // The binding's own signals.
+    assert_error(
+        &h.call(
+            "POST",
+            "/api/v1/exporter-bindings",
+            Some(json!({"name": "b", "pipeline_id": p["id"], "signals": ["logs"], "destinations": [dest("otlp"), dest("prometheus")]})),
+        )
+        .await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid_field",
+        Some("destinations[1].type"),
+    );
+    // No signals of its own: the pipeline's (logs, metrics) — prometheus takes metrics.
+    let (status, b) = h
+        .call(
+            "POST",
+            "/api/v1/exporter-bindings",
+            Some(
+                json!({"name": "b", "pipeline_id": p["id"], "destinations": [dest("prometheus")]}),
+            ),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{b}");
+    // A logs-only pipeline: zipkin (traces) carries nothing of it.
+    let (_, logs) = h
+        .call(
+            "POST",
+            "/api/v1/pipelines",
+            Some(json!({"name": "logs", "signals": ["logs"], "receivers": {"filelog": {}}})),
+        )
+        .await;
+    assert_error(
+        &h.call(
+            "POST",
+            "/api/v1/exporter-bindings",
+            Some(json!({"name": "z", "pipeline_id": logs["id"], "destinations": [dest("zipkin")]})),
+        )
+        .await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid_field",
+        Some("destinations[0].type"),
+    );
 }

@@ -66,6 +66,7 @@ fn endpoint(
             tls: None,
             auth: EndpointAuth::Bearer,
             token_version: 1,
+            token_grace_seconds: otaas_api::DEFAULT_TOKEN_GRACE_SECONDS,
         },
     )
 }
@@ -76,6 +77,7 @@ fn dest(name: &str, kind: &str, endpoint: Option<&str>) -> DestinationSpec {
         kind: kind.into(),
         endpoint: endpoint.map(str::to_string),
         headers: BTreeMap::new(),
+        keep_headers: false,
         tls: None,
         config: json!({}),
     }
@@ -356,4 +358,105 @@ fn conflicting_inputs_are_render_errors() {
         RenderError::DuplicateComponent { id, .. } => assert_eq!(id, "otlp/p"),
         other => panic!("expected DuplicateComponent, got {other:?}"),
     }
+}
+
+/// The pipelines section of a rendered config: pipeline name → (receivers, processors,
+/// exporters).
+fn service_pipelines(yaml: &str) -> BTreeMap<String, [Vec<String>; 3]> {
+    let doc: serde_yaml::Value = serde_yaml::from_str(yaml).unwrap();
+    let ids = |v: &serde_yaml::Value| -> Vec<String> {
+        v.as_sequence()
+            .unwrap()
+            .iter()
+            .map(|x| x.as_str().unwrap().to_string())
+            .collect()
+    };
+    doc["service"]["pipelines"]
+        .as_mapping()
+        .unwrap()
+        .iter()
+        .map(|(k, v)| {
+            (
+                k.as_str().unwrap().to_string(),
+                [
+                    ids(&v["receivers"]),
+                    ids(&v["processors"]),
+                    ids(&v["exporters"]),
+                ],
+            )
+        })
+        .collect()
+}
+
+/// Given a logs+metrics pipeline with a filelog and a hostmetrics receiver, a logs-only
+/// processor and an exporter for every signal, when it is rendered, then filelog and k8spath
+/// are only in logs/…, hostmetrics only in metrics/…, and batch in both.
+#[test]
+fn components_land_only_in_pipelines_of_signals_they_support() {
+    let mut p = pipeline(1, "node", vec![Signal::Logs, Signal::Metrics]);
+    p.spec.receivers = BTreeMap::from([
+        (
+            "filelog".to_string(),
+            json!({"include": ["/var/log/*.log"]}),
+        ),
+        ("hostmetrics".to_string(), json!({"scrapers": {"cpu": {}}})),
+    ]);
+    p.spec.processors = vec![
+        ProcessorSpec {
+            id: "k8spath".into(),
+            config: json!({}),
+        },
+        ProcessorSpec {
+            id: "batch".into(),
+            config: json!({}),
+        },
+    ];
+    let b = binding(
+        20,
+        "out",
+        &p,
+        vec![dest("o", "otlphttp", Some("http://o:4318"))],
+    );
+    let g = group("node", &[&p]);
+    let r = render(&g, &[p], &[], &[b], &key()).unwrap();
+    let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+    assert_eq!(
+        service_pipelines(&r.yaml),
+        BTreeMap::from([
+            (
+                "logs/node".to_string(),
+                [
+                    s(&["filelog/node"]),
+                    s(&["k8spath/node", "batch/node"]),
+                    s(&["otlphttp/out.o"])
+                ]
+            ),
+            (
+                "metrics/node".to_string(),
+                [
+                    s(&["hostmetrics/node"]),
+                    s(&["batch/node"]),
+                    s(&["otlphttp/out.o"])
+                ]
+            ),
+        ])
+    );
+}
+
+/// Given a traces+logs pipeline whose only exporter is prometheus (metrics only), when it is
+/// rendered, then no service pipeline is emitted and the exporter is left out too.
+#[test]
+fn a_signal_without_a_supporting_exporter_gets_no_pipeline() {
+    let mut p = pipeline(1, "app", vec![Signal::Traces, Signal::Logs]);
+    p.spec.receivers = BTreeMap::from([("otlp".to_string(), json!({"protocols": {"grpc": {}}}))]);
+    let b = binding(
+        20,
+        "out",
+        &p,
+        vec![dest("prom", "prometheus", Some("0.0.0.0:9464"))],
+    );
+    let g = group("app", &[&p]);
+    let r = render(&g, &[p], &[], &[b], &key()).unwrap();
+    assert_eq!(service_pipelines(&r.yaml), BTreeMap::new());
+    assert!(!r.yaml.contains("prometheus/out.prom"), "{}", r.yaml);
 }

@@ -90,6 +90,7 @@ fn world() -> impl Strategy<Value = World> {
                         tls: None,
                         auth: EndpointAuth::Bearer,
                         token_version,
+                        token_grace_seconds: 600,
                     },
                 ));
             }
@@ -111,6 +112,7 @@ fn world() -> impl Strategy<Value = World> {
                             kind: "otlphttp".into(),
                             endpoint: Some("http://sink:4318".into()),
                             headers,
+                            keep_headers: false,
                             tls: None,
                             config: json!({"timeout": "5s", "compression": "gzip"}),
                         }],

@@ -228,9 +228,11 @@ async fn group_revisions(s: S) {
     assert_eq!(w.revisions[0].revision, 2);
     assert!(w.revisions[0].yaml.contains("memory_limiter/checkout"));
 
-    // An endpoint token rotation changes the YAML: revision 3, old token gone
+    // An endpoint token rotation without grace changes the YAML: revision 3, old token gone
+    // (with a grace the old token stays until it ends: tests/api.rs, rotated_endpoint_token_*)
     let mut espec = endpoint_spec("checkout-otlp", p.id, 4318);
     espec.token_version = 2;
+    espec.token_grace_seconds = 0;
     let w = s.update_endpoint(e.id, espec, Some(1)).await.unwrap();
     assert_eq!(w.revisions.len(), 1);
     let r3 = &w.revisions[0];

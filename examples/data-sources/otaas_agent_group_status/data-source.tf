@@ -1,8 +1,19 @@
 resource "otaas_pipeline" "status_demo" {
   name    = "status-demo"
-  signals = ["metrics"]
+  signals = ["logs"]
+  receivers = {
+    "filelog" = jsonencode({ include = ["/var/log/status-demo/*.log"] })
+  }
   processors = [
     { id = "batch", config = jsonencode({}) },
+  ]
+}
+
+resource "otaas_exporter_binding" "status_demo" {
+  name        = "status-demo"
+  pipeline_id = otaas_pipeline.status_demo.id
+  destinations = [
+    { name = "gateway", type = "otlphttp", endpoint = "http://otel-gateway.internal:4318" },
   ]
 }
 
@@ -11,6 +22,7 @@ resource "otaas_agent_group" "status_demo" {
   selector         = { env = "example", team = "status" }
   pipeline_ids     = [otaas_pipeline.status_demo.id]
   wait_for_rollout = true
+  depends_on       = [otaas_exporter_binding.status_demo]
 }
 
 # Rollout state and fleet health counts of a group.

@@ -5,7 +5,10 @@ variable "org" {
 
 resource "otaas_pipeline" "orders" {
   name    = "orders"
-  signals = ["traces", "logs"]
+  signals = ["logs", "metrics"]
+  receivers = {
+    "filelog" = jsonencode({ include = ["/var/log/orders/*.log"] })
+  }
   processors = [
     { id = "batch", config = jsonencode({}) },
   ]
@@ -16,18 +19,19 @@ resource "otaas_pipeline" "orders" {
 resource "otaas_exporter_binding" "orders_out" {
   name        = "orders-out"
   pipeline_id = otaas_pipeline.orders.id
-  signals     = ["traces"]
+  signals     = ["logs"]
   destinations = [
     {
-      name     = "tempo"
-      type     = "otlp"
-      endpoint = "tempo.internal:4317"
+      name     = "loki"
+      type     = "otlphttp"
+      endpoint = "http://loki.internal:3100/otlp"
       headers  = { "x-scope-orgid" = var.org }
     },
     {
-      name   = "audit"
-      type   = "file"
-      config = jsonencode({ path = "/var/log/otel/audit.json" })
+      name     = "archive"
+      type     = "otlphttp"
+      endpoint = "http://archive.internal:4318"
+      config   = jsonencode({ compression = "zstd" })
     },
   ]
 }

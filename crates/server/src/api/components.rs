@@ -99,6 +99,13 @@ pub(super) async fn check(
     s: &AppState,
     change: &Change<'_>,
 ) -> Result<(Vec<String>, usize), ApiError> {
+    // A binding's destinations must support some signal the binding carries in its pipeline
+    // (a missing pipeline is the store's error to report).
+    if let Change::Binding(_, spec) = change
+        && let Ok(p) = s.store.get_pipeline(spec.pipeline_id).await
+    {
+        validate::binding_signals(spec, &p.spec.signals)?;
+    }
     // Most fleets (simulated agents, the Python peer) report no components: then there is
     // nothing to judge and no reason to read the whole store on every write.
     // With replicas, the agents held by the others count too (read from the database).

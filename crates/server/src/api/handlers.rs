@@ -16,6 +16,7 @@ use super::{ApiError, validate, views};
 use crate::auth;
 use crate::events::Event;
 use crate::state::AppState;
+use crate::store::GroupRevision;
 
 type ApiResult<T> = Result<T, ApiError>;
 type Created<T> = (StatusCode, Json<T>);
@@ -93,6 +94,29 @@ fn if_match(headers: &HeaderMap) -> ApiResult<Option<i64>> {
     })
 }
 
+/// The groups a committed write re-rendered, by name, for the write's answer: clients wait
+/// for these rollouts. The write is already committed, so a failed name lookup must not turn
+/// it into an error; the group's id stands in for its name then.
+async fn rollouts(s: &AppState, revisions: &[GroupRevision]) -> Option<Vec<GroupRollout>> {
+    let mut out = Vec::with_capacity(revisions.len());
+    for rev in revisions {
+        let group_name = match s.store.get_group(rev.group_id).await {
+            Ok(g) => g.record.spec.name,
+            Err(e) => {
+                tracing::warn!(error = %e, group_id = %rev.group_id, "Naming a re-rendered group failed");
+                rev.group_id.to_string()
+            }
+        };
+        out.push(GroupRollout {
+            group_id: rev.group_id,
+            group_name,
+            config_revision: rev.revision,
+            config_hash: rev.hash.clone(),
+        });
+    }
+    Some(out)
+}
+
 // ---- pipelines
 
 pub(super) async fn create_pipeline(
@@ -103,7 +127,9 @@ pub(super) async fn create_pipeline(
     check(&s, &Change::Pipeline(None, &spec)).await?;
     let w = s.store.create_pipeline(spec).await?;
     s.announce(&w);
-    Ok(Obj::created(views::pipeline(w.value)))
+    let mut p = views::pipeline(w.value);
+    p.rollouts = rollouts(&s, &w.revisions).await;
+    Ok(Obj::created(p))
 }
 
 pub(super) async fn list_pipelines(
@@ -139,7 +165,9 @@ pub(super) async fn update_pipeline(
     check(&s, &Change::Pipeline(Some(id), &spec)).await?;
     let w = s.store.update_pipeline(id, spec, rev).await?;
     s.announce(&w);
-    Ok(Obj::ok(views::pipeline(w.value)))
+    let mut p = views::pipeline(w.value);
+    p.rollouts = rollouts(&s, &w.revisions).await;
+    Ok(Obj::ok(p))
 }
 
 pub(super) async fn delete_pipeline(
@@ -169,7 +197,9 @@ pub(super) async fn create_endpoint(
             .token_key()
             .endpoint_token(r.id, r.spec.token_version)
     });
-    Ok(Obj::created(views::endpoint(r, token)))
+    let mut e = views::endpoint(r, token);
+    e.rollouts = rollouts(&s, &w.revisions).await;
+    Ok(Obj::created(e))
 }
 
 pub(super) async fn list_endpoints(
@@ -222,7 +252,9 @@ pub(super) async fn update_endpoint(
             .token_key()
             .endpoint_token(r.id, r.spec.token_version)
     });
-    Ok(Obj::ok(views::endpoint(r, token)))
+    let mut e = views::endpoint(r, token);
+    e.rollouts = rollouts(&s, &w.revisions).await;
+    Ok(Obj::ok(e))
 }
 
 pub(super) async fn delete_endpoint(
@@ -245,7 +277,9 @@ pub(super) async fn create_binding(
     check(&s, &Change::Binding(None, &spec)).await?;
     let w = s.store.create_binding(spec).await?;
     s.announce(&w);
-    Ok(Obj::created(views::binding(w.value)))
+    let mut b = views::binding(w.value);
+    b.rollouts = rollouts(&s, &w.revisions).await;
+    Ok(Obj::created(b))
 }
 
 pub(super) async fn list_bindings(
@@ -281,7 +315,9 @@ pub(super) async fn update_binding(
     check(&s, &Change::Binding(Some(id), &spec)).await?;
     let w = s.store.update_binding(id, spec, rev).await?;
     s.announce(&w);
-    Ok(Obj::ok(views::binding(w.value)))
+    let mut b = views::binding(w.value);
+    b.rollouts = rollouts(&s, &w.revisions).await;
+    Ok(Obj::ok(b))
 }
 
 pub(super) async fn delete_binding(

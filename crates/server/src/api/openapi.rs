@@ -28,6 +28,13 @@ fn json_object() -> Value {
     json!({ "type": "object", "description": "component configuration (a JSON object)" })
 }
 
+/// `rollouts` of a write's answer: what a client waits for after it.
+fn rollouts() -> Value {
+    json!({ "type": "array", "items": r("GroupRollout"),
+        "description": "only in create/update answers: the agent groups whose rendered config \
+            this write changed and their new config revisions ([] when none); absent on reads" })
+}
+
 fn ts() -> Value {
     json!({ "type": "string", "format": "date-time" })
 }
@@ -401,7 +408,8 @@ pub fn document() -> Value {
             "signals": signals(),
             "receivers": { "type": "object", "additionalProperties": json_object() },
             "processors": { "type": "array", "items": r("ProcessorSpec") },
-            "revision": { "type": "integer" }, "created_at": ts(), "updated_at": ts()
+            "revision": { "type": "integer" }, "created_at": ts(), "updated_at": ts(),
+            "rollouts": rollouts()
         })),
         "ServerTls": obj(&["cert_file", "key_file"], json!({
             "cert_file": { "type": "string" }, "key_file": { "type": "string" },
@@ -413,7 +421,10 @@ pub fn document() -> Value {
             "port": { "type": "integer", "minimum": 1, "maximum": 65535 },
             "tls": r("ServerTls"),
             "auth": { "type": "string", "enum": ["bearer", "none"], "default": "bearer" },
-            "token_version": { "type": "integer", "minimum": 1, "default": 1 }
+            "token_version": { "type": "integer", "minimum": 1, "default": 1,
+                "description": "bump to rotate the ingest token; the previous one stays accepted for token_grace_seconds" },
+            "token_grace_seconds": { "type": "integer", "minimum": 0, "maximum": 604800, "default": 600,
+                "description": "how long the previous token stays accepted after a token_version bump (0 = at once); when it ends the server re-renders the affected groups without it" }
         })),
         "Endpoint": resp_obj(&["id", "name", "pipeline_id", "protocol", "port", "auth", "token_version", "revision", "created_at", "updated_at"], json!({
             "id": uuid(), "name": name(), "pipeline_id": uuid(),
@@ -421,8 +432,10 @@ pub fn document() -> Value {
             "port": { "type": "integer" }, "tls": r("ServerTls"),
             "auth": { "type": "string", "enum": ["bearer", "none"] },
             "token_version": { "type": "integer" },
+            "token_grace_seconds": { "type": "integer" },
             "token": { "type": "string", "description": "only in the response that minted it" },
-            "revision": { "type": "integer" }, "created_at": ts(), "updated_at": ts()
+            "revision": { "type": "integer" }, "created_at": ts(), "updated_at": ts(),
+            "rollouts": rollouts()
         })),
         "ClientTls": obj(&[], json!({
             "insecure": { "type": "boolean" }, "insecure_skip_verify": { "type": "boolean" },
@@ -430,7 +443,10 @@ pub fn document() -> Value {
         })),
         "DestinationSpec": obj(&["name", "type"], json!({
             "name": name(), "type": { "type": "string" }, "endpoint": { "type": "string" },
-            "headers": { "type": "object", "additionalProperties": { "type": "string" }, "writeOnly": true },
+            "headers": { "type": "object", "additionalProperties": { "type": "string" }, "writeOnly": true,
+                "description": "the whole header set of the destination; {} or absent removes all headers (unless keep_headers)" },
+            "keep_headers": { "type": "boolean", "default": false,
+                "description": "on update, keep the header values the server has for the destination of this name (headers must then be empty); nothing to keep on create" },
             "tls": r("ClientTls"), "config": json_object()
         })),
         "ExporterBindingSpec": obj(&["name", "pipeline_id", "destinations"], json!({
@@ -446,7 +462,13 @@ pub fn document() -> Value {
         "ExporterBinding": resp_obj(&["id", "name", "pipeline_id", "destinations", "revision", "created_at", "updated_at"], json!({
             "id": uuid(), "name": name(), "pipeline_id": uuid(), "signals": signals(),
             "destinations": { "type": "array", "items": r("Destination") },
-            "revision": { "type": "integer" }, "created_at": ts(), "updated_at": ts()
+            "revision": { "type": "integer" }, "created_at": ts(), "updated_at": ts(),
+            "rollouts": rollouts()
+        })),
+        "GroupRollout": resp_obj(&["group_id", "group_name", "config_revision", "config_hash"], json!({
+            "group_id": uuid(), "group_name": name(),
+            "config_revision": { "type": "integer", "description": "the group's new config revision" },
+            "config_hash": { "type": "string", "description": "SHA-256 (hex) of that revision's YAML" }
         })),
         "RolloutSpec": obj(&[], json!({
             "strategy": { "type": "string", "enum": ["all_at_once", "batched", "canary"] },

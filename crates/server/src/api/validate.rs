@@ -9,6 +9,7 @@ use otaas_api::{
 use serde_json::Value;
 
 use super::ApiError;
+use crate::render::components::{ComponentTable, Kind, Signals, type_of};
 
 type R = Result<(), ApiError>;
 
@@ -98,12 +99,39 @@ fn non_empty(field: &str, s: &str) -> R {
     }
 }
 
+/// Refuses a component that supports none of `wanted` (the component table's signals; types
+/// it does not list are assumed to support all): a collector would refuse it in every
+/// pipeline it could go into, so the component could never run.
+pub fn supports_some(field: &str, kind: Kind, id: &str, wanted: &[Signal]) -> R {
+    let wanted = Signals::of(wanted);
+    let has = ComponentTable::builtin().signals(kind, type_of(id));
+    if wanted.is_empty() || has.intersects(wanted) {
+        return Ok(());
+    }
+    Err(ApiError::invalid(
+        field,
+        format!(
+            "{} {id:?} supports {} but none of {} it would run for ({}); use another {} that supports them or change the signals",
+            kind.as_str(),
+            has.describe(),
+            if kind == Kind::Exporter {
+                "the signals"
+            } else {
+                "the pipeline's signals"
+            },
+            wanted.describe(),
+            kind.as_str(),
+        ),
+    ))
+}
+
 pub fn pipeline(p: &PipelineSpec) -> R {
     name("name", &p.name)?;
     signals("signals", &p.signals, false)?;
     for (id, cfg) in &p.receivers {
         component_id(&format!("receivers.{id}"), id)?;
         json_object(&format!("receivers.{id}"), cfg)?;
+        supports_some(&format!("receivers.{id}"), Kind::Receiver, id, &p.signals)?;
     }
     let mut seen = BTreeSet::new();
     for (i, proc_) in p.processors.iter().enumerate() {
@@ -115,6 +143,35 @@ pub fn pipeline(p: &PipelineSpec) -> R {
                 format!("processor {:?} appears twice", proc_.id),
             ));
         }
+        supports_some(
+            &format!("processors[{i}].id"),
+            Kind::Processor,
+            &proc_.id,
+            &p.signals,
+        )?;
+    }
+    Ok(())
+}
+
+/// A binding's destinations against the signals they would carry: the binding's `signals`
+/// within the pipeline's (all of the pipeline's when the binding names none). Nothing to
+/// judge when those do not overlap (the binding reaches no pipeline of this one yet).
+pub fn binding_signals(b: &ExporterBindingSpec, pipeline_signals: &[Signal]) -> R {
+    let carried: Vec<Signal> = match &b.signals {
+        Some(s) => s
+            .iter()
+            .copied()
+            .filter(|x| pipeline_signals.contains(x))
+            .collect(),
+        None => pipeline_signals.to_vec(),
+    };
+    for (i, d) in b.destinations.iter().enumerate() {
+        supports_some(
+            &format!("destinations[{i}].type"),
+            Kind::Exporter,
+            &d.kind,
+            &carried,
+        )?;
     }
     Ok(())
 }
@@ -131,6 +188,16 @@ pub fn endpoint(e: &EndpointSpec) -> R {
         return Err(ApiError::invalid(
             "token_version",
             "token_version must be at least 1",
+        ));
+    }
+    if e.token_grace_seconds > otaas_api::MAX_TOKEN_GRACE_SECONDS {
+        return Err(ApiError::invalid(
+            "token_grace_seconds",
+            format!(
+                "token_grace_seconds must be at most {} (7 days), got {}",
+                otaas_api::MAX_TOKEN_GRACE_SECONDS,
+                e.token_grace_seconds
+            ),
         ));
     }
     if let Some(tls) = &e.tls {
@@ -175,6 +242,13 @@ pub fn binding(b: &ExporterBindingSpec) -> R {
         if let Some(ep) = &d.endpoint {
             non_empty(&format!("destinations[{i}].endpoint"), ep)?;
         }
+        if d.keep_headers && !d.headers.is_empty() {
+            return Err(ApiError::invalid(
+                &format!("destinations[{i}].keep_headers"),
+                "keep_headers keeps the server's header values; send either headers or \
+                 keep_headers = true, not both",
+            ));
+        }
         for h in d.headers.keys() {
             let ok = !h.is_empty()
                 && h.bytes()
@@ -187,6 +261,14 @@ pub fn binding(b: &ExporterBindingSpec) -> R {
             }
         }
         json_object(&format!("destinations[{i}].config"), &d.config)?;
+        if let Some(s) = &b.signals {
+            supports_some(
+                &format!("destinations[{i}].type"),
+                Kind::Exporter,
+                &d.kind,
+                s,
+            )?;
+        }
     }
     Ok(())
 }

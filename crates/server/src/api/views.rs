@@ -20,6 +20,7 @@ pub(super) fn pipeline(r: PipelineRecord) -> Pipeline {
         revision: r.revision,
         created_at: r.created_at,
         updated_at: r.updated_at,
+        rollouts: None,
     }
 }
 
@@ -33,10 +34,12 @@ pub(super) fn endpoint(r: EndpointRecord, token: Option<String>) -> Endpoint {
         tls: r.spec.tls,
         auth: r.spec.auth,
         token_version: r.spec.token_version,
+        token_grace_seconds: r.spec.token_grace_seconds,
         token,
         revision: r.revision,
         created_at: r.created_at,
         updated_at: r.updated_at,
+        rollouts: None,
     }
 }
 
@@ -66,6 +69,7 @@ pub(super) fn binding(r: BindingRecord) -> ExporterBinding {
         revision: r.revision,
         created_at: r.created_at,
         updated_at: r.updated_at,
+        rollouts: None,
     }
 }
 

@@ -52,6 +52,7 @@ pub(crate) async fn make_group(client: &Client, label: &str) -> Result<BenchGrou
             kind: "debug".to_owned(),
             endpoint: None,
             headers: BTreeMap::new(),
+            keep_headers: false,
             tls: None,
             config: json!({}),
         }],

@@ -315,7 +315,9 @@ impl Report {
             out,
             "- Everything on loopback, started and stopped by the command: one `otaas serve` per \
              figure group and backend (SQLite file, or a fresh PostgreSQL database), \
-             `otaas fleet-sim` processes (heartbeat {hb} s, no own-metrics export), the \
+             `otaas fleet-sim` processes (heartbeat {hb} s, no own-metrics export; strict, not \
+             `--lenient`: each distinct config is checked once per process as a collector \
+             would), the \
              Terraform engine with the release provider and the null provider in a filesystem \
              mirror. The servers run without the API rate limit and without the OpAMP \
              per-address cap and admission rate (every simulated agent comes from 127.0.0.1).",

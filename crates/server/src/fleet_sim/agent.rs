@@ -15,6 +15,8 @@ use otaas_opamp::proto::{
 use otaas_opamp::{AgentCaps, InstanceUid, hash};
 
 use super::events::Events;
+use crate::render::check;
+use crate::render::components::ComponentTable;
 
 /// Capabilities every simulated agent declares: it behaves like a collector supervised over
 /// OpAMP (remote config, effective config, health, heartbeats, OpAMP connection settings for
@@ -41,6 +43,11 @@ pub(crate) struct Shared {
     pub(crate) configs: std::sync::Mutex<std::collections::HashMap<Bytes, AgentConfigMap>>,
     /// Simulated throughput for the own metrics (see `own_metrics.rs`).
     pub(crate) rates: Arc<super::own_metrics::Rates>,
+    /// The component table configs are checked against as a collector would at start-up;
+    /// `None` (`--lenient`) accepts any config whose component types are not rejected.
+    pub(crate) checker: Option<ComponentTable>,
+    /// The checker's verdict per config hash: a fleet receiving one config checks it once.
+    pub(crate) verdicts: std::sync::Mutex<std::collections::HashMap<Bytes, Result<(), String>>>,
 }
 
 impl Shared {
@@ -48,6 +55,24 @@ impl Shared {
     fn intern(&self, hash: &Bytes, config: AgentConfigMap) -> AgentConfigMap {
         let mut configs = self.configs.lock().unwrap_or_else(|p| p.into_inner());
         configs.entry(hash.clone()).or_insert(config).clone()
+    }
+
+    /// Checks `config` the way a collector does at start-up (remembered per hash).
+    fn check(&self, hash: &Bytes, config: &AgentConfigMap) -> Result<(), String> {
+        let Some(table) = &self.checker else {
+            return Ok(());
+        };
+        let mut verdicts = self.verdicts.lock().unwrap_or_else(|p| p.into_inner());
+        verdicts
+            .entry(hash.clone())
+            .or_insert_with(|| {
+                config.config_map.values().try_for_each(|file| {
+                    let yaml = std::str::from_utf8(&file.body)
+                        .map_err(|_| "the config is not UTF-8".to_owned())?;
+                    check::check(yaml, table).map_err(|e| e.message)
+                })
+            })
+            .clone()
     }
 }
 
@@ -332,10 +357,13 @@ impl SimAgent {
     }
 
     /// Validates a received config the way a collector build would: every component type it
-    /// names must be compiled in. A rejected config leaves the running one in place.
+    /// names must be compiled in (`--reject-components`), and unless `--lenient` the config
+    /// must pass the collector-like checker. A rejected config leaves the running one in place.
     fn apply(&mut self, config: AgentConfigMap, hash: Bytes) {
         self.last_hash = hash.clone();
-        match check_components(&config, &self.shared.reject) {
+        let verdict = check_components(&config, &self.shared.reject)
+            .and_then(|pipelines| self.shared.check(&hash, &config).map(|()| pipelines));
+        match verdict {
             Ok(pipelines) => {
                 self.status = RemoteConfigStatuses::Applied;
                 self.error.clear();
@@ -406,6 +434,10 @@ mod tests {
     use otaas_opamp::proto::{AgentConfigFile, AgentRemoteConfig};
 
     fn agent(reject: &[&str]) -> SimAgent {
+        agent_with(reject, Some(ComponentTable::builtin().clone()))
+    }
+
+    fn agent_with(reject: &[&str], checker: Option<ComponentTable>) -> SimAgent {
         let shared = Arc::new(Shared {
             reject: reject.iter().map(|s| (*s).to_owned()).collect(),
             version: "test".to_owned(),
@@ -415,6 +447,8 @@ mod tests {
                 0,
                 Duration::from_secs(1),
             )),
+            checker,
+            verdicts: Default::default(),
         });
         SimAgent::new(
             0,
@@ -445,7 +479,70 @@ mod tests {
         }
     }
 
-    const YAML: &str = "receivers:\n  otlp: {}\nexporters:\n  kafka/out: {}\nservice:\n  pipelines:\n    traces/a: {}\n";
+    const YAML: &str = "receivers:\n  otlp: {}\nexporters:\n  kafka/out: {}\nservice:\n  pipelines:\n    traces/a: {receivers: [otlp], exporters: [kafka/out]}\n";
+    /// Fine for `--reject-components`, refused by a collector: filelog has no traces.
+    const TRACES_FROM_FILELOG: &str = "receivers:\n  filelog: {}\nexporters:\n  otlp: {}\nservice:\n  pipelines:\n    traces: {receivers: [filelog], exporters: [otlp]}\n";
+
+    fn status_of(a: &mut SimAgent, yaml: &str) -> (i32, String) {
+        let status = a
+            .handle(offer(yaml))
+            .reply
+            .unwrap()
+            .remote_config_status
+            .unwrap();
+        (status.status, status.error_message)
+    }
+
+    #[test]
+    fn strict_by_default_refuses_what_a_collector_refuses() {
+        let mut a = agent(&[]);
+        assert_eq!(
+            status_of(&mut a, TRACES_FROM_FILELOG),
+            (
+                RemoteConfigStatuses::Failed as i32,
+                "failed to build pipelines: failed to create \"filelog\" receiver for data type \"traces\": telemetry type is not supported".to_owned()
+            )
+        );
+        assert_eq!(
+            status_of(
+                &mut a,
+                "receivers: {}\nexporters: {}\nservice:\n  pipelines: {}\n"
+            ),
+            (
+                RemoteConfigStatuses::Failed as i32,
+                "service::pipelines: service must have at least one pipeline".to_owned()
+            )
+        );
+    }
+
+    #[test]
+    fn lenient_accepts_any_config_with_available_types() {
+        let mut a = agent_with(&[], None);
+        assert_eq!(
+            status_of(&mut a, TRACES_FROM_FILELOG),
+            (RemoteConfigStatuses::Applied as i32, String::new())
+        );
+    }
+
+    #[test]
+    fn a_components_table_stands_in_for_a_collector_build() {
+        let build = "receivers:\n  - name: filelog\n    stability: {logs: Beta}\nexporters:\n  - name: otlphttp\n    stability: {logs: Stable}\n";
+        let table = ComponentTable::from_components_yaml(build).unwrap();
+        let mut a = agent_with(&[], Some(table));
+        assert_eq!(
+            status_of(&mut a, YAML),
+            (
+                RemoteConfigStatuses::Failed as i32,
+                "'receivers' unknown type: \"otlp\" for id: \"otlp\" (valid values: [filelog])"
+                    .to_owned()
+            )
+        );
+        let ok = "receivers:\n  filelog: {}\nexporters:\n  otlphttp: {}\nservice:\n  pipelines:\n    logs: {receivers: [filelog], exporters: [otlphttp]}\n";
+        assert_eq!(
+            status_of(&mut a, ok),
+            (RemoteConfigStatuses::Applied as i32, String::new())
+        );
+    }
 
     #[test]
     fn applies_and_reports_effective_config() {

@@ -3,7 +3,9 @@
 //!
 //! Files: `agent.rs` (one agent's protocol state machine), `transport.rs` (WebSocket session
 //! and HTTP polling loops), `labels.rs` (`--labels` templates), `control.rs` (`--control-stdin`),
-//! `events.rs` (JSON-lines output).
+//! `events.rs` (JSON-lines output). Each received config is checked as a collector would at
+//! start-up (`render::check`, with the built-in component table or `--components FILE`, a
+//! collector's `components` output) and reported FAILED with its message; `--lenient` skips that.
 //!
 //! Output (stdout, one JSON object per line, key `event`): `started`, per-agent `connected`,
 //! `disconnected`, `connect_failed`, `config` (`hash`, `status` APPLIED|FAILED, `error`),
@@ -30,6 +32,7 @@ use tokio_util::sync::CancellationToken;
 
 pub use labels::{LabelError, LabelTemplate};
 
+use crate::render::components::ComponentTable;
 use agent::{Shared, SimAgent};
 use events::Events;
 use transport::Target;
@@ -66,6 +69,15 @@ pub struct FleetSimArgs {
     /// one is reported FAILED with the component named.
     #[arg(long, value_delimiter = ',')]
     pub reject_components: Vec<String>,
+    /// A collector's `components` output (YAML): the simulated agents have exactly the
+    /// component types and signals it lists, like that build. Default: the built-in table of
+    /// core and contrib components (types it does not list are assumed to support every signal).
+    #[arg(long, conflicts_with = "lenient")]
+    pub components: Option<std::path::PathBuf>,
+    /// Accept every config whose component types are available, without checking it the way a
+    /// collector does at start-up (unknown types, signals, pipelines, references, ids).
+    #[arg(long)]
+    pub lenient: bool,
     /// PEM CA to trust for `wss://` and `https://` servers (default: the system roots).
     #[arg(long)]
     pub ca_cert: Option<std::path::PathBuf>,
@@ -111,6 +123,11 @@ pub enum FleetSimError {
     Labels(#[from] LabelError),
     #[error("--server {url:?}: {reason}")]
     Server { url: String, reason: &'static str },
+    #[error("--components {path}: {reason}")]
+    Components {
+        path: std::path::PathBuf,
+        reason: String,
+    },
     #[error("building the HTTP client: {0}")]
     Http(#[from] reqwest::Error),
     #[error("--ca-cert {path}: {reason}")]
@@ -221,7 +238,21 @@ pub async fn run(args: FleetSimArgs) -> Result<serde_json::Value, FleetSimError>
         http: http.build()?,
         ws_tls,
     });
+    let checker = match (&args.components, args.lenient) {
+        (_, true) => None,
+        (None, false) => Some(ComponentTable::builtin().clone()),
+        (Some(path), false) => {
+            let err = |reason: String| FleetSimError::Components {
+                path: path.clone(),
+                reason,
+            };
+            let yaml = std::fs::read_to_string(path).map_err(|e| err(e.to_string()))?;
+            Some(ComponentTable::from_components_yaml(&yaml).map_err(|e| err(e.to_string()))?)
+        }
+    };
     let shared = Arc::new(Shared {
+        checker,
+        verdicts: Default::default(),
         reject: args
             .reject_components
             .iter()
@@ -244,6 +275,7 @@ pub async fn run(args: FleetSimArgs) -> Result<serde_json::Value, FleetSimError>
         "agents": args.agents,
         "transport": match args.transport { Transport::Ws => "ws", Transport::Http => "http" },
         "url": url,
+        "checks": if args.lenient { "lenient" } else if args.components.is_some() { "components" } else { "builtin" },
     }));
 
     // Stop conditions: duration, signals, control stdin.

@@ -7,17 +7,27 @@
 //! (`text/yaml`). [`RenderedConfig::hash`] is the SHA-256 of that YAML body.
 //!
 //! Component naming (ids are unique by construction; a clash is a [`RenderError`]):
-//! - endpoint → receiver `otlp/<endpoint>` (+ extension `bearertokenauth/<endpoint>` for bearer auth)
+//! - endpoint → receiver `otlp/<endpoint>` (+ extension `bearertokenauth/<endpoint>` for bearer
+//!   auth: `token` = the current token, or `tokens` = [current, previous] while a rotation's
+//!   grace period runs; the extension accepts any token of the list)
 //! - pipeline receiver/processor `type` → `type/<pipeline>`, `type/name` → `type/<pipeline>.name`
 //! - binding destination → exporter `<type>/<binding>.<destination>`
-//! - `service.pipelines`: `<signal>/<pipeline>`, only for signals that have at least one receiver
-//!   and one exporter (a pipeline still being assembled is left out rather than made invalid).
+//! - `service.pipelines`: `<signal>/<pipeline>`, holding only the components that support that
+//!   signal ([`components::ComponentTable::builtin`]; endpoints' `otlp` receivers support all),
+//!   and only for signals left with at least one receiver and one exporter (a collector refuses
+//!   a component in a pipeline of a signal it does not support, and a pipeline without
+//!   receivers or exporters).
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use otaas_api::{ClientTls, EndpointAuth, Protocol, Signal};
+use otaas_api::{ClientTls, EndpointAuth, EndpointId, Protocol, Signal};
 use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
+
+pub mod check;
+pub mod components;
+
+use components::{ComponentTable, Kind, type_of};
 
 use crate::auth::TokenKey;
 use crate::store::{BindingRecord, EndpointRecord, GroupRecord, PipelineRecord};
@@ -142,6 +152,9 @@ impl Section {
     }
 }
 
+/// Endpoints in a token rotation's grace period → the previous token version, still accepted.
+pub type TokenGrace = BTreeMap<EndpointId, u32>;
+
 /// Renders a group. `pipelines` are the group's pipelines (any order; the group's
 /// `pipeline_ids` decide which are used), `endpoints` and `bindings` may include objects of
 /// other pipelines (they are filtered). `tokens` derives endpoint bearer tokens.
@@ -151,6 +164,25 @@ pub fn render(
     endpoints: &[EndpointRecord],
     bindings: &[BindingRecord],
     tokens: &TokenKey,
+) -> Result<RenderedConfig, RenderError> {
+    render_with_grace(
+        group,
+        pipelines,
+        endpoints,
+        bindings,
+        tokens,
+        &TokenGrace::new(),
+    )
+}
+
+/// [`render`] with the endpoints whose previous token is still in its grace period.
+pub fn render_with_grace(
+    group: &GroupRecord,
+    pipelines: &[PipelineRecord],
+    endpoints: &[EndpointRecord],
+    bindings: &[BindingRecord],
+    tokens: &TokenKey,
+    grace: &TokenGrace,
 ) -> Result<RenderedConfig, RenderError> {
     let mut extensions = Section::default();
     let mut receivers = Section::default();
@@ -204,11 +236,14 @@ pub fn render(
             if e.spec.auth == EndpointAuth::Bearer {
                 let ext = format!("bearertokenauth/{ename}");
                 let token = tokens.endpoint_token(e.id, e.spec.token_version);
-                extensions.add(
-                    ext.clone(),
-                    json!({ "token": token }),
-                    format!("endpoint {ename:?}"),
-                )?;
+                // The extension refuses `token` and `tokens` together: one or the other.
+                let auth_cfg = match grace.get(&e.id) {
+                    Some(&prev) if prev != e.spec.token_version => {
+                        json!({ "tokens": [token, tokens.endpoint_token(e.id, prev)] })
+                    }
+                    _ => json!({ "token": token }),
+                };
+                extensions.add(ext.clone(), auth_cfg, format!("endpoint {ename:?}"))?;
                 receiver_ext.insert(format!("otlp/{ename}"), ext.clone());
                 proto.insert("auth".into(), json!({ "authenticator": ext }));
             }
@@ -284,22 +319,37 @@ pub fn render(
             }
         }
 
+        let table = ComponentTable::builtin();
+        let supports =
+            |kind: Kind, id: &str, s: Signal| table.signals(kind, type_of(id)).contains(s);
         let p_signals: BTreeSet<Signal> = p.spec.signals.iter().copied().collect();
         for s in p_signals {
             let Some(exps) = by_signal.get(&s) else {
                 continue;
             };
-            if p_receivers.is_empty() || exps.is_empty() {
+            let recvs: Vec<&String> = p_receivers
+                .iter()
+                .filter(|id| supports(Kind::Receiver, id, s))
+                .collect();
+            let procs: Vec<&String> = p_processors
+                .iter()
+                .filter(|id| supports(Kind::Processor, id, s))
+                .collect();
+            let exps: Vec<&String> = exps
+                .iter()
+                .filter(|id| supports(Kind::Exporter, id, s))
+                .collect();
+            if recvs.is_empty() || exps.is_empty() {
                 continue;
             }
-            used.extend(p_receivers.iter().cloned());
-            used.extend(p_processors.iter().cloned());
-            used.extend(exps.iter().cloned());
+            used.extend(recvs.iter().map(|id| (*id).clone()));
+            used.extend(procs.iter().map(|id| (*id).clone()));
+            used.extend(exps.iter().map(|id| (*id).clone()));
             service_pipelines.insert(
                 format!("{}/{}", s.as_str(), pname),
                 json!({
-                    "receivers": p_receivers,
-                    "processors": p_processors,
+                    "receivers": recvs,
+                    "processors": procs,
                     "exporters": exps,
                 }),
             );

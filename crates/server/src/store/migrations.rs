@@ -30,6 +30,11 @@ const SQLITE: &[Entry] = &[
         "replicas",
         include_str!("../../migrations/sqlite/0004_replicas.sql"),
     ),
+    (
+        5,
+        "token_grace",
+        include_str!("../../migrations/sqlite/0005_token_grace.sql"),
+    ),
 ];
 
 const POSTGRES: &[Entry] = &[
@@ -52,6 +57,11 @@ const POSTGRES: &[Entry] = &[
         4,
         "replicas",
         include_str!("../../migrations/postgres/0004_replicas.sql"),
+    ),
+    (
+        5,
+        "token_grace",
+        include_str!("../../migrations/postgres/0005_token_grace.sql"),
     ),
 ];
 

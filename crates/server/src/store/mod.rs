@@ -30,6 +30,57 @@ use otaas_api::{
 use crate::auth::TokenKey;
 use crate::render::RenderError;
 
+/// Resolves `keep_headers` on a binding update: each destination that asks for it gets the
+/// header values the current binding has under the same destination name (none for a new
+/// name), so the stored body always holds the whole header set and the renderer sees values.
+pub(crate) fn keep_headers(
+    current: &ExporterBindingSpec,
+    mut new: ExporterBindingSpec,
+) -> ExporterBindingSpec {
+    for d in &mut new.destinations {
+        if d.keep_headers {
+            d.headers = current
+                .destinations
+                .iter()
+                .find(|c| c.name == d.name)
+                .map(|c| c.headers.clone())
+                .unwrap_or_default();
+            d.keep_headers = false;
+        }
+    }
+    new
+}
+
+/// What an endpoint update does to its token grace period.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum TokenGrace {
+    /// Leave it as it is (running or not).
+    Keep,
+    /// The token was rotated: keep rendering `previous_version`'s token for `seconds`.
+    Start { previous_version: u32, seconds: u32 },
+    /// No previous token any more (auth switched off, or a rotation without grace).
+    End,
+}
+
+/// The grace an endpoint update from `current` to `new` starts or ends. A second rotation
+/// during a grace replaces it: only the token just replaced stays accepted.
+pub(crate) fn token_grace(current: &EndpointSpec, new: &EndpointSpec) -> TokenGrace {
+    use otaas_api::EndpointAuth::Bearer;
+    if new.auth != Bearer {
+        return TokenGrace::End;
+    }
+    if current.auth != Bearer || current.token_version == new.token_version {
+        return TokenGrace::Keep;
+    }
+    if new.token_grace_seconds == 0 {
+        return TokenGrace::End;
+    }
+    TokenGrace::Start {
+        previous_version: current.token_version,
+        seconds: new.token_grace_seconds,
+    }
+}
+
 /// The kinds of objects the REST API manages.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Kind {
@@ -252,6 +303,10 @@ pub trait Store: Send + Sync + 'static {
         if_match: Option<i64>,
     ) -> Result<Written<EndpointRecord>, StoreError>;
     async fn delete_endpoint(&self, id: EndpointId) -> Result<Written<()>, StoreError>;
+    /// Ends every endpoint token grace period that is over: the previous tokens stop being
+    /// rendered, and the groups running those endpoints' pipelines get a new revision. Returns
+    /// how many endpoints it ended (cheap when none: one read, no write lock).
+    async fn expire_token_grace(&self) -> Result<Written<usize>, StoreError>;
 
     async fn create_binding(
         &self,

@@ -293,6 +293,7 @@ macro_rules! sql_store {
                 let mut pipelines: Vec<PipelineRecord> = Vec::new();
                 let mut endpoints: Vec<EndpointRecord> = Vec::new();
                 let mut bindings: Vec<BindingRecord> = Vec::new();
+                let mut grace: $crate::render::TokenGrace = Default::default();
                 let pids: BTreeSet<PipelineId> =
                     group.record.spec.pipeline_ids.iter().copied().collect();
                 for pid in pids {
@@ -302,10 +303,31 @@ macro_rules! sql_store {
                     })?;
                     pipelines.push(p);
                     endpoints.extend(fetch_by_pipeline(conn, "endpoints", &pid).await?);
+                    let rows = sqlx::query(
+                        "SELECT id, previous_token_version FROM endpoints \
+                         WHERE pipeline_id = $1 AND previous_token_until > $2",
+                    )
+                    .bind(&pid)
+                    .bind(now_ms())
+                    .fetch_all(&mut *conn)
+                    .await?;
+                    for r in &rows {
+                        let id: String = r.try_get("id")?;
+                        let version: i64 = r.try_get("previous_token_version")?;
+                        let id = id.parse().map_err(|_| {
+                            StoreError::Corrupt(format!("endpoint id {id:?} is not a UUID"))
+                        })?;
+                        let version = u32::try_from(version).map_err(|_| {
+                            StoreError::Corrupt(format!("endpoint {id} token version {version}"))
+                        })?;
+                        grace.insert(id, version);
+                    }
                     bindings.extend(fetch_by_pipeline(conn, "exporter_bindings", &pid).await?);
                 }
                 let rendered =
-                    $crate::render::render(&group, &pipelines, &endpoints, &bindings, key)
+                    $crate::render::render_with_grace(
+                        &group, &pipelines, &endpoints, &bindings, key, &grace,
+                    )
                         .map_err(|source| StoreError::Render {
                             group: group.record.spec.name.clone(),
                             source,
@@ -401,6 +423,7 @@ macro_rules! sql_store {
                 spec: S,
                 if_match: Option<i64>,
                 old_pipeline: impl Fn(&S) -> PipelineId + Send + Sync,
+                merge: impl FnOnce(&S, S) -> (S, $crate::store::TokenGrace) + Send,
             ) -> Result<Written<Record<I, S>>, StoreError>
             where
                 I: FromStr + ToString + Copy + Send + Sync,
@@ -414,6 +437,7 @@ macro_rules! sql_store {
                     .await?
                     .ok_or_else(|| StoreError::NotFound { kind, id: sid.clone() })?;
                 check_revision(kind, &sid, current.revision, if_match)?;
+                let (spec, grace) = merge(&current.spec, spec);
                 check_pipeline_exists(&mut tx, "pipeline_id", pipeline_id).await?;
                 check_name(&mut tx, table, kind, name, &sid).await?;
                 sqlx::query(&format!(
@@ -428,6 +452,30 @@ macro_rules! sql_store {
                 .execute(&mut *tx)
                 .await
                 .map_err(|e| name_error(e, kind, name))?;
+                // Only endpoint updates start or end a grace (the columns are theirs).
+                match grace {
+                    $crate::store::TokenGrace::Keep => {}
+                    $crate::store::TokenGrace::Start { previous_version, seconds } => {
+                        sqlx::query(&format!(
+                            "UPDATE {table} SET previous_token_version = $1, \
+                             previous_token_until = $2 WHERE id = $3"
+                        ))
+                        .bind(i64::from(previous_version))
+                        .bind(now_ms() + i64::from(seconds) * 1000)
+                        .bind(&sid)
+                        .execute(&mut *tx)
+                        .await?;
+                    }
+                    $crate::store::TokenGrace::End => {
+                        sqlx::query(&format!(
+                            "UPDATE {table} SET previous_token_version = NULL, \
+                             previous_token_until = NULL WHERE id = $1"
+                        ))
+                        .bind(&sid)
+                        .execute(&mut *tx)
+                        .await?;
+                    }
+                }
                 let mut groups =
                     groups_of_pipeline(&mut tx, &old_pipeline(&current.spec).to_string()).await?;
                 groups.extend(groups_of_pipeline(&mut tx, &pipeline_id.to_string()).await?);
@@ -710,8 +758,53 @@ macro_rules! sql_store {
                     spec,
                     if_match,
                     |s: &EndpointSpec| s.pipeline_id,
+                    |current: &EndpointSpec, new| {
+                        let grace = $crate::store::token_grace(current, &new);
+                        (new, grace)
+                    },
                 )
                 .await
+            }
+
+            async fn expire_token_grace(&self) -> Result<Written<usize>, StoreError> {
+                let now = now_ms();
+                {
+                    let mut conn = self.pool.acquire().await?;
+                    let due: i64 = sqlx::query(
+                        "SELECT COUNT(*) AS n FROM endpoints WHERE previous_token_until <= $1",
+                    )
+                    .bind(now)
+                    .fetch_one(&mut *conn)
+                    .await?
+                    .try_get("n")?;
+                    if due == 0 {
+                        return Ok(Written { value: 0, revisions: Vec::new() });
+                    }
+                }
+                let _guard = self.write_lock.lock().await;
+                let mut tx = self.pool.begin().await?;
+                lock_writes(&mut tx).await?;
+                let rows = sqlx::query(
+                    "SELECT pipeline_id FROM endpoints WHERE previous_token_until <= $1",
+                )
+                .bind(now)
+                .fetch_all(&mut *tx)
+                .await?;
+                let mut groups = BTreeSet::new();
+                for r in &rows {
+                    let pid: String = r.try_get("pipeline_id")?;
+                    groups.extend(groups_of_pipeline(&mut tx, &pid).await?);
+                }
+                sqlx::query(
+                    "UPDATE endpoints SET previous_token_version = NULL, \
+                     previous_token_until = NULL WHERE previous_token_until <= $1",
+                )
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+                let revisions = rerender(&mut tx, &self.key, groups).await?;
+                tx.commit().await?;
+                Ok(Written { value: rows.len(), revisions })
             }
 
             async fn delete_endpoint(&self, id: EndpointId) -> Result<Written<()>, StoreError> {
@@ -728,6 +821,11 @@ macro_rules! sql_store {
                 spec: ExporterBindingSpec,
             ) -> Result<Written<BindingRecord>, StoreError> {
                 let (name, pid) = (spec.name.clone(), spec.pipeline_id);
+                // Nothing to keep on create: the stored body always holds the whole header set.
+                let mut spec = spec;
+                for d in &mut spec.destinations {
+                    d.keep_headers = false;
+                }
                 self.create_child(
                     "exporter_bindings",
                     Kind::ExporterBinding,
@@ -775,6 +873,9 @@ macro_rules! sql_store {
                     spec,
                     if_match,
                     |s: &ExporterBindingSpec| s.pipeline_id,
+                    |current: &ExporterBindingSpec, new| {
+                        ($crate::store::keep_headers(current, new), $crate::store::TokenGrace::Keep)
+                    },
                 )
                 .await
             }

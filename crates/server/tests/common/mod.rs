@@ -80,6 +80,7 @@ pub fn endpoint_spec(name: &str, pipeline_id: PipelineId, port: u16) -> Endpoint
         tls: None,
         auth: EndpointAuth::Bearer,
         token_version: 1,
+        token_grace_seconds: otaas_api::DEFAULT_TOKEN_GRACE_SECONDS,
     }
 }
 
@@ -93,6 +94,7 @@ pub fn binding_spec(name: &str, pipeline_id: PipelineId) -> ExporterBindingSpec 
             kind: "otlp".into(),
             endpoint: Some("tempo:4317".into()),
             headers: BTreeMap::from([("x-scope-orgid".to_string(), "secret-org".to_string())]),
+            keep_headers: false,
             tls: None,
             config: json!({}),
         }],
