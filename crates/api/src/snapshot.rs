@@ -40,10 +40,17 @@ impl Snapshots {
     }
 }
 
-/// One kind's snapshot: the objects by id, and the generation they were listed in.
+/// One kind's snapshot, if one was taken.
 #[derive(Debug)]
 pub(crate) struct Slot<I, T> {
-    taken: Mutex<Option<(u64, Arc<HashMap<I, T>>)>>,
+    taken: Mutex<Option<Taken<I, T>>>,
+}
+
+/// The objects of a kind by id, and the generation they were listed in.
+#[derive(Debug)]
+struct Taken<I, T> {
+    generation: u64,
+    items: Arc<HashMap<I, T>>,
 }
 
 impl<I, T> Default for Slot<I, T> {
@@ -70,14 +77,17 @@ impl<I: Eq + Hash + Copy, T: Clone> Slot<I, T> {
     {
         // Held across the list request: concurrent readers wait for it rather than repeat it.
         let mut taken = self.taken.lock().await;
-        if let Some((g, items)) = taken.as_ref()
-            && *g == generation
+        if let Some(t) = taken.as_ref()
+            && t.generation == generation
         {
-            return Ok(items.get(&id).cloned());
+            return Ok(t.items.get(&id).cloned());
         }
         let items: HashMap<I, T> = list().await?.into_iter().map(|t| (key(&t), t)).collect();
         let found = items.get(&id).cloned();
-        *taken = Some((generation, Arc::new(items)));
+        *taken = Some(Taken {
+            generation,
+            items: Arc::new(items),
+        });
         Ok(found)
     }
 }
