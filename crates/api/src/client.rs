@@ -125,24 +125,30 @@ impl ClientError {
             ClientError::GaveUp { last, .. } => return last.certificate_error(),
             _ => return None,
         };
-        let mut next: Option<&(dyn std::error::Error + 'static)> = Some(err);
-        while let Some(e) = next {
-            if let Some(tls @ rustls::Error::InvalidCertificate(_)) =
-                e.downcast_ref::<rustls::Error>()
-            {
-                return Some(tls.to_string());
-            }
-            // An io::Error's `source()` skips the error it wraps: step into that one instead.
-            next = match e
-                .downcast_ref::<std::io::Error>()
-                .and_then(|io| io.get_ref())
-            {
-                Some(inner) => Some(inner as &(dyn std::error::Error + 'static)),
-                None => e.source(),
-            };
+        match tls_error(err) {
+            Some(tls @ rustls::Error::InvalidCertificate(_)) => Some(tls.to_string()),
+            _ => None,
         }
-        None
     }
+}
+
+/// The TLS library's error behind a transport failure, if TLS is what failed.
+fn tls_error(err: &reqwest::Error) -> Option<&rustls::Error> {
+    let mut next: Option<&(dyn std::error::Error + 'static)> = Some(err);
+    while let Some(e) = next {
+        if let Some(tls) = e.downcast_ref::<rustls::Error>() {
+            return Some(tls);
+        }
+        // An io::Error's `source()` skips the error it wraps: step into that one instead.
+        next = match e
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref())
+        {
+            Some(inner) => Some(inner as &(dyn std::error::Error + 'static)),
+            None => e.source(),
+        };
+    }
+    None
 }
 
 /// A typed client; cheap to clone (shares its connection pool).
@@ -398,7 +404,8 @@ fn error_of(status: StatusCode, bytes: &[u8]) -> ClientError {
 ///
 /// - 429 and 503: the server did not act on the request (rate limit, admission, a database
 ///   outage rolled back), so any method is repeated; its `Retry-After` is honoured.
-/// - A connection that could not be opened: nothing was sent, so any method is repeated.
+/// - A connection that could not be opened: nothing was sent, so any method is repeated;
+///   unless TLS refused it, which no retry mends.
 /// - Other transport failures (reset, timeout mid-request) may have reached the server: only
 ///   idempotent methods (GET, PUT, DELETE) are repeated; a POST is reported as it failed.
 struct Retry;
@@ -418,6 +425,9 @@ impl Retry {
                 ("otaas stayed unavailable (503)", a.retry_after)
             }
             Ok(_) => return None,
+            // A TLS failure (an untrusted certificate, a handshake the server refuses) is a
+            // setting to fix, not a moment to wait out.
+            Err(ClientError::Transport(e)) if tls_error(e).is_some() => return None,
             Err(ClientError::Transport(e)) if e.is_connect() => {
                 ("otaas could not be reached", None)
             }
