@@ -249,7 +249,16 @@ async fn terraform_style_launch_with_auto_mtls_serves_and_exits_on_shutdown() {
         .into_iter()
         .map(|a| a.name)
         .collect();
-    assert_eq!(names, vec!["endpoint", "token", "ca_cert_pem"]);
+    assert_eq!(
+        names,
+        vec![
+            "endpoint",
+            "token",
+            "ca_cert_pem",
+            "wait_for_rollout",
+            "rollout_timeout"
+        ]
+    );
 
     // SIGINT is ignored (Terraform sends StopProvider instead): the provider keeps serving.
     let pid = child.id().unwrap().to_string();
@@ -445,6 +454,6 @@ async fn debug_mode_prints_reattach_settings_and_serves_plaintext() {
         tf::get_provider_schema::Request {},
     )
     .await;
-    assert_eq!(schema.provider.unwrap().block.unwrap().attributes.len(), 3);
+    assert_eq!(schema.provider.unwrap().block.unwrap().attributes.len(), 5);
     child.kill().await.unwrap();
 }
