@@ -296,10 +296,7 @@ fn every_example_applies() {
     let (ws, out) = apply_example(
         &server,
         "quickstart",
-        &[
-            ("otaas_endpoint", &server.api_url()),
-            ("otaas_token", server.admin_token()),
-        ],
+        &[],
     );
     let fleet = &out["fleet"]["value"];
     assert_eq!(fleet["state"], "complete", "{out}");
@@ -321,8 +318,6 @@ fn every_example_applies() {
         &server,
         "real-collector",
         &[
-            ("otaas_endpoint", &server.api_url()),
-            ("otaas_token", server.admin_token()),
             ("log_file", log_file.to_str().unwrap()),
         ],
     );
