@@ -150,7 +150,9 @@ pub fn configure(
                     diags.error_at(
                         AttributePath::attr("ca_cert_pem"),
                         "Invalid CA certificate",
-                        format!("{ENV_CA_CERT_FILE} names {path:?}, which holds no PEM certificate."),
+                        format!(
+                            "{ENV_CA_CERT_FILE} names {path:?}, which holds no PEM certificate."
+                        ),
                     );
                     None
                 }

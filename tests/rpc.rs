@@ -864,7 +864,13 @@ fn configure_reads_the_ca_from_the_file_the_environment_names() {
     assert!(terraform_provider_otaas::provider::configure(&cfg, env, &mut d).is_none());
     let got: Vec<_> = d
         .iter()
-        .map(|x| (x.summary.as_str(), x.path.clone(), x.detail.contains(&missing)))
+        .map(|x| {
+            (
+                x.summary.as_str(),
+                x.path.clone(),
+                x.detail.contains(&missing),
+            )
+        })
         .collect();
     assert_eq!(
         got,

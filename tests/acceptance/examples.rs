@@ -293,11 +293,7 @@ fn every_example_applies() {
     );
     destroy_all(&server, &ws);
 
-    let (ws, out) = apply_example(
-        &server,
-        "quickstart",
-        &[],
-    );
+    let (ws, out) = apply_example(&server, "quickstart", &[]);
     let fleet = &out["fleet"]["value"];
     assert_eq!(fleet["state"], "complete", "{out}");
     assert_eq!(
@@ -317,9 +313,7 @@ fn every_example_applies() {
     let (ws, out) = apply_example(
         &server,
         "real-collector",
-        &[
-            ("log_file", log_file.to_str().unwrap()),
-        ],
+        &[("log_file", log_file.to_str().unwrap())],
     );
     let fleet = &out["fleet"]["value"];
     assert_eq!(
