@@ -16,7 +16,7 @@
 # 2. starts `otaas serve` on loopback (SQLite in a temp data dir, ports chosen by the OS, read from
 #    its `otaas: api|opamp listening on ADDR` lines) and `otaas fleet-sim` with DEMO_AGENTS agents
 #    labelled DEMO_LABELS (default env=demo, which the quickstart's agent group selects);
-# 3. puts the provider in a filesystem mirror, runs a real `terraform init` and `apply` on a copy of
+# 3. installs the provider with scripts/install-provider.sh, runs a real `terraform init` and `apply` on a copy of
 #    examples/quickstart (the apply waits for the rollout to the simulated fleet);
 # 4. prints the fleet's health as the quickstart's data sources read it
 #    (data.otaas_agent_group_status.demo, data.otaas_agents.demo);
@@ -45,7 +45,6 @@ done
 AGENTS="${DEMO_AGENTS:-20}"
 [[ -n "$COLLECTOR" ]] && AGENTS=1
 LABELS="${DEMO_LABELS:-env=demo}"
-PROVIDER_VERSION="0.1.0"
 say() { echo "demo: $*" >&2; }
 
 # --- 1. build and tools -----------------------------------------------------------------------------
@@ -145,23 +144,16 @@ done
 say "agents connected: ${COUNT:-0}/$AGENTS"
 
 # --- 3. terraform init + apply on examples/quickstart (or examples/real-collector) ------------------------------------------------
-MIRROR="$DEMO_DIR/mirror/registry.terraform.io/otaas/otaas/$PROVIDER_VERSION/linux_amd64"
-mkdir -p "$MIRROR"
-cp "$PROVIDER" "$MIRROR/terraform-provider-otaas_v$PROVIDER_VERSION" # a copy: mirrors ignore symlinks
-cat >"$DEMO_DIR/terraformrc" <<EOF
-disable_checkpoint = true
-provider_installation {
-  filesystem_mirror {
-    path    = "$DEMO_DIR/mirror"
-    include = ["registry.terraform.io/otaas/*"]
-  }
-}
-EOF
+# Exactly as the README's "Use the provider" says: the provider in the implied local mirror
+# (~/.terraform.d/plugins, under a HOME of the demo's own so the user's is left alone), no CLI config.
+TF_HOME="$DEMO_DIR/home"
+OTAAS_PROVIDER_BIN="$PROVIDER" TF_PLUGIN_DIR="$TF_HOME/.terraform.d/plugins" bash scripts/install-provider.sh --no-build
+unset TF_CLI_CONFIG_FILE
 cp -r "examples/$EXAMPLE" "$DEMO_DIR/quickstart"
-export TF_CLI_CONFIG_FILE="$DEMO_DIR/terraformrc" TF_IN_AUTOMATION=1 CHECKPOINT_DISABLE=1
-# The token goes through the environment, not argv.
-export TF_VAR_otaas_endpoint="http://$API" TF_VAR_otaas_token="$TOKEN"
-TF=("$OTAAS_TERRAFORM" -chdir="$DEMO_DIR/quickstart")
+export TF_IN_AUTOMATION=1 CHECKPOINT_DISABLE=1
+# The provider reads its endpoint and token from the environment (the token stays out of argv).
+export OTAAS_ENDPOINT="http://$API" OTAAS_TOKEN="$TOKEN"
+TF=(env HOME="$TF_HOME" "$OTAAS_TERRAFORM" -chdir="$DEMO_DIR/quickstart")
 say "terraform ($("$OTAAS_TERRAFORM" version | head -n1)) init"
 "${TF[@]}" init -input=false
 say "terraform apply (waits for the rollout)"

@@ -7,14 +7,17 @@ use crate::framework::{
 
 pub const ENV_ENDPOINT: &str = "OTAAS_ENDPOINT";
 pub const ENV_TOKEN: &str = "OTAAS_TOKEN";
+/// A PEM file of the CA that signed the server's certificate (e.g. `<data-dir>/tls/ca.pem` of a
+/// server started with `--tls-self-signed`), when `ca_cert_pem` is not set.
+pub const ENV_CA_CERT_FILE: &str = "OTAAS_CA_CERT_FILE";
 
 /// Local name and registry address of the provider.
 pub const PROVIDER_NAME: &str = "otaas";
 
 pub fn schema() -> Schema {
     Schema::new(
-        "The otaas provider manages OpenTelemetry collector fleets through an \
-         [otaas](https://example.invalid/otaas) control plane: pipelines, secure ingest endpoints, \
+        "The otaas provider manages OpenTelemetry collector fleets through an otaas control \
+         plane (`otaas serve`): pipelines, secure ingest endpoints, \
          exporter bindings and agent groups, with health-gated rollouts.",
         vec![
             Attribute::optional("endpoint", Type::String).description(
@@ -29,7 +32,9 @@ pub fn schema() -> Schema {
                 ),
             Attribute::optional("ca_cert_pem", Type::String).description(
                 "PEM-encoded CA certificate(s) to trust for `endpoint`, for servers using a \
-                 private CA.",
+                 private CA. Falls back to the file named by the `OTAAS_CA_CERT_FILE` \
+                 environment variable (e.g. `otaas-data/tls/ca.pem` of a server started with \
+                 `--tls-self-signed`).",
             ),
             Attribute::optional("wait_for_rollout", Type::Bool).description(
                 "Default of `wait_for_rollout` for `otaas_agent_group`, `otaas_pipeline`, \
@@ -136,7 +141,32 @@ pub fn configure(
             );
             None
         }
-        _ => None,
+        // Not in the configuration: the file the environment names, read now so a wrong path
+        // is reported at configuration rather than as a TLS failure later.
+        _ => match env(ENV_CA_CERT_FILE).filter(|p| !p.is_empty()) {
+            Some(path) => match std::fs::read_to_string(&path) {
+                Ok(pem) if pem.contains("-----BEGIN CERTIFICATE-----") => Some(pem),
+                Ok(_) => {
+                    diags.error_at(
+                        AttributePath::attr("ca_cert_pem"),
+                        "Invalid CA certificate",
+                        format!(
+                            "{ENV_CA_CERT_FILE} names {path:?}, which holds no PEM certificate."
+                        ),
+                    );
+                    None
+                }
+                Err(e) => {
+                    diags.error_at(
+                        AttributePath::attr("ca_cert_pem"),
+                        "Unreadable CA certificate",
+                        format!("{ENV_CA_CERT_FILE} names {path:?}, which cannot be read: {e}."),
+                    );
+                    None
+                }
+            },
+            None => None,
+        },
     };
     let Some(endpoint) = endpoint else {
         if !diags.has_errors() {

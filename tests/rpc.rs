@@ -836,6 +836,52 @@ fn configure_resolves_environment_fallbacks_into_provider_config() {
     );
 }
 
+#[test]
+fn configure_reads_the_ca_from_the_file_the_environment_names() {
+    let cfg = Value::object([
+        ("endpoint", Value::string("https://otaas.internal:8080")),
+        ("token", Value::Null),
+        ("ca_cert_pem", Value::Null),
+    ]);
+    let dir = tempfile::tempdir().unwrap();
+    let pem_path = dir.path().join("ca.pem");
+    let key = rcgen::KeyPair::generate().unwrap();
+    let ca = rcgen::CertificateParams::new(vec!["otaas-test-ca".to_string()])
+        .unwrap()
+        .self_signed(&key)
+        .unwrap();
+    std::fs::write(&pem_path, ca.pem()).unwrap();
+    let file = pem_path.to_str().unwrap().to_string();
+    let env = |k: &str| (k == "OTAAS_CA_CERT_FILE").then(|| file.clone());
+    let mut d = Diagnostics::new();
+    let got = terraform_provider_otaas::provider::configure(&cfg, env, &mut d).unwrap();
+    assert_eq!(got.ca_cert_pem.as_deref(), Some(ca.pem().as_str()));
+
+    // A path that does not exist is an error at ca_cert_pem, naming the variable and the path
+    let missing = dir.path().join("nope.pem").to_str().unwrap().to_string();
+    let env = |k: &str| (k == "OTAAS_CA_CERT_FILE").then(|| missing.clone());
+    let mut d = Diagnostics::new();
+    assert!(terraform_provider_otaas::provider::configure(&cfg, env, &mut d).is_none());
+    let got: Vec<_> = d
+        .iter()
+        .map(|x| {
+            (
+                x.summary.as_str(),
+                x.path.clone(),
+                x.detail.contains(&missing),
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        vec![(
+            "Unreadable CA certificate",
+            Some(AttributePath::attr("ca_cert_pem")),
+            true
+        )]
+    );
+}
+
 #[tokio::test]
 async fn validate_resource_config_reports_paths_and_accepts_unknown_values() {
     let h = start_with_env(&[]).await;

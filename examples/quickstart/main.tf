@@ -11,20 +11,9 @@ terraform {
   }
 }
 
-variable "otaas_endpoint" {
-  type    = string
-  default = "http://127.0.0.1:8080"
-}
-
-variable "otaas_token" {
-  type      = string
-  sensitive = true
-}
-
-provider "otaas" {
-  endpoint = var.otaas_endpoint
-  token    = var.otaas_token
-}
+# The endpoint, token and (for a private CA) CA certificate come from OTAAS_ENDPOINT,
+# OTAAS_TOKEN and OTAAS_CA_CERT_FILE, as the README's quickstart exports them.
+provider "otaas" {}
 
 resource "otaas_pipeline" "checkout" {
   name    = "checkout"

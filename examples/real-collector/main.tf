@@ -13,16 +13,6 @@ terraform {
   }
 }
 
-variable "otaas_endpoint" {
-  type    = string
-  default = "http://127.0.0.1:8080"
-}
-
-variable "otaas_token" {
-  type      = string
-  sensitive = true
-}
-
 variable "log_file" {
   type        = string
   description = "The file the collector tails."
@@ -34,10 +24,9 @@ variable "otlp_endpoint" {
   default     = "http://127.0.0.1:4318"
 }
 
-provider "otaas" {
-  endpoint = var.otaas_endpoint
-  token    = var.otaas_token
-}
+# The endpoint, token and (for a private CA) CA certificate come from OTAAS_ENDPOINT,
+# OTAAS_TOKEN and OTAAS_CA_CERT_FILE, as the README's quickstart exports them.
+provider "otaas" {}
 
 resource "otaas_pipeline" "app_logs" {
   name    = "app-logs"

@@ -346,19 +346,17 @@ impl Resource for EndpointResource {
         let spec = spec(planned, diags)?;
         match client.create_endpoint(&spec).await {
             Ok(e) => {
-                let mut st = state(&e, planned);
-                rollout::keep_local(planned, &mut st);
                 let cause = format!("change to endpoint {:?}", e.name);
-                rollout::wait_for_write(
+                rollout::settle_write(
                     ctx,
                     &client,
+                    state(&e, planned),
                     e.rollouts.as_deref(),
                     planned,
-                    &cause,
+                    cause,
                     diags,
                 )
-                .await;
-                Some(st)
+                .await
             }
             Err(e) => {
                 diags.push(create_error(
@@ -413,19 +411,17 @@ impl Resource for EndpointResource {
             .await
         {
             Ok(e) => {
-                let mut st = state(&e, prior);
-                rollout::keep_local(planned, &mut st);
                 let cause = format!("change to endpoint {:?}", e.name);
-                rollout::wait_for_write(
+                rollout::settle_write(
                     ctx,
                     &client,
+                    state(&e, prior),
                     e.rollouts.as_deref(),
                     planned,
-                    &cause,
+                    cause,
                     diags,
                 )
-                .await;
-                Some(st)
+                .await
             }
             Err(e) => {
                 diags.push(api_error(

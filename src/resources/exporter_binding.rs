@@ -563,19 +563,17 @@ impl Resource for ExporterBindingResource {
         }
         match client.create_exporter_binding(&spec).await {
             Ok(b) => {
-                let mut st = state(&b, planned);
-                rollout::keep_local(planned, &mut st);
                 let cause = format!("change to exporter binding {:?}", b.name);
-                rollout::wait_for_write(
+                rollout::settle_write(
                     ctx,
                     &client,
+                    state(&b, planned),
                     b.rollouts.as_deref(),
                     planned,
-                    &cause,
+                    cause,
                     diags,
                 )
-                .await;
-                Some(st)
+                .await
             }
             Err(e) => {
                 diags.push(create_error(
@@ -637,19 +635,17 @@ impl Resource for ExporterBindingResource {
             .await
         {
             Ok(b) => {
-                let mut st = state(&b, planned);
-                rollout::keep_local(planned, &mut st);
                 let cause = format!("change to exporter binding {:?}", b.name);
-                rollout::wait_for_write(
+                rollout::settle_write(
                     ctx,
                     &client,
+                    state(&b, planned),
                     b.rollouts.as_deref(),
                     planned,
-                    &cause,
+                    cause,
                     diags,
                 )
-                .await;
-                Some(st)
+                .await
             }
             Err(e) => {
                 diags.push(api_error(

@@ -364,19 +364,17 @@ impl Resource for PipelineResource {
         }
         match client.create_pipeline(&spec).await {
             Ok(p) => {
-                let mut st = state(&p, planned);
-                rollout::keep_local(planned, &mut st);
                 let cause = format!("change to pipeline {:?}", p.name);
-                rollout::wait_for_write(
+                rollout::settle_write(
                     ctx,
                     &client,
+                    state(&p, planned),
                     p.rollouts.as_deref(),
                     planned,
-                    &cause,
+                    cause,
                     diags,
                 )
-                .await;
-                Some(st)
+                .await
             }
             Err(e) => {
                 diags.push(create_error(
@@ -434,19 +432,17 @@ impl Resource for PipelineResource {
             .await
         {
             Ok(p) => {
-                let mut st = state(&p, planned);
-                rollout::keep_local(planned, &mut st);
                 let cause = format!("change to pipeline {:?}", p.name);
-                rollout::wait_for_write(
+                rollout::settle_write(
                     ctx,
                     &client,
+                    state(&p, planned),
                     p.rollouts.as_deref(),
                     planned,
-                    &cause,
+                    cause,
                     diags,
                 )
-                .await;
-                Some(st)
+                .await
             }
             Err(e) => {
                 diags.push(api_error(

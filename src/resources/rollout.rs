@@ -159,6 +159,23 @@ pub(crate) fn only_local_changed(prior: &Value, planned: &Value) -> bool {
     strip(prior) == strip(planned)
 }
 
+/// The end of a create or update that the server answered: the new `state` with the local
+/// wait settings kept from `planned`, returned once the rollouts the write started have ended
+/// (a failed or timed-out one is a diagnostic in `diags`; the object exists either way).
+pub(crate) async fn settle_write(
+    ctx: &Context,
+    client: &Client,
+    mut state: Value,
+    rollouts: Option<&[GroupRollout]>,
+    planned: &Value,
+    cause: String,
+    diags: &mut Diagnostics,
+) -> Option<Value> {
+    keep_local(planned, &mut state);
+    wait_for_write(ctx, client, rollouts, planned, &cause, diags).await;
+    Some(state)
+}
+
 /// After a write that answered with `rollouts`: waits (when configured to) for each of them at
 /// once; every failing group adds its own diagnostic. `cause` says which change it was
 /// (`pipeline "edge"`). An older server that sends no `rollouts` is not waited for.

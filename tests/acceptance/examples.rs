@@ -293,14 +293,7 @@ fn every_example_applies() {
     );
     destroy_all(&server, &ws);
 
-    let (ws, out) = apply_example(
-        &server,
-        "quickstart",
-        &[
-            ("otaas_endpoint", &server.api_url()),
-            ("otaas_token", server.admin_token()),
-        ],
-    );
+    let (ws, out) = apply_example(&server, "quickstart", &[]);
     let fleet = &out["fleet"]["value"];
     assert_eq!(fleet["state"], "complete", "{out}");
     assert_eq!(
@@ -320,11 +313,7 @@ fn every_example_applies() {
     let (ws, out) = apply_example(
         &server,
         "real-collector",
-        &[
-            ("otaas_endpoint", &server.api_url()),
-            ("otaas_token", server.admin_token()),
-            ("log_file", log_file.to_str().unwrap()),
-        ],
+        &[("log_file", log_file.to_str().unwrap())],
     );
     let fleet = &out["fleet"]["value"];
     assert_eq!(

@@ -137,15 +137,15 @@ fn query_generates_config_that_plans_clean() {
         ("otaas_exporter_binding", "adopt-out"),
         ("otaas_agent_group", "other-group"),
     ] {
-        let qws = workspace(&server, "");
-        let example = std::fs::read_to_string(
-            crate::harness::tools::repo_root()
-                .join("examples/list-resources")
-                .join(ty)
-                .join("list.tfquery.hcl"),
-        )
-        .unwrap();
-        qws.write("list.tfquery.hcl", &example);
+        // The example directory as it is: its versions.tf makes it a root module of its own.
+        let dir = crate::harness::tools::repo_root()
+            .join("examples/list-resources")
+            .join(ty);
+        let qws = crate::harness::Workspace::for_server(&server);
+        for file in ["versions.tf", "list.tfquery.hcl"] {
+            qws.write(file, &std::fs::read_to_string(dir.join(file)).unwrap());
+        }
+        qws.init();
         let run = qws.terraform(&["query", "-no-color"]);
         run.assert_success();
         assert!(run.stdout.contains(expected), "{ty}: {}", run.stdout);
