@@ -36,11 +36,15 @@ use crate::auth::TokenKey;
 use crate::render::{Gap, Missing, RenderError};
 
 /// Which gaps in a re-rendered group refuse a write: the ones of the pipelines the write
-/// touches (`None`: every pipeline of the group, for a group write), blamed on `kind`'s field.
+/// touches (`None`: every pipeline of the group, for a group write), blamed on a field of
+/// `kind`'s request body.
 #[derive(Clone, Debug)]
 pub(crate) struct Require {
-    pub(crate) kind: Kind,
-    pub(crate) pipelines: Option<std::collections::BTreeSet<PipelineId>>,
+    kind: Kind,
+    pipelines: Option<std::collections::BTreeSet<PipelineId>>,
+    /// For endpoints and bindings: the pipeline the object hangs off after the write (any
+    /// other touched pipeline is the one it left).
+    target: Option<PipelineId>,
 }
 
 impl Require {
@@ -48,13 +52,24 @@ impl Require {
         Self {
             kind: Kind::AgentGroup,
             pipelines: None,
+            target: None,
         }
     }
 
-    pub(crate) fn pipelines(kind: Kind, pipelines: impl IntoIterator<Item = PipelineId>) -> Self {
+    pub(crate) fn pipeline(id: PipelineId) -> Self {
+        Self {
+            kind: Kind::Pipeline,
+            pipelines: Some([id].into()),
+            target: Some(id),
+        }
+    }
+
+    /// An endpoint or binding written to hang off `target`, before the write off `previous`.
+    pub(crate) fn child(kind: Kind, previous: PipelineId, target: PipelineId) -> Self {
         Self {
             kind,
-            pipelines: Some(pipelines.into_iter().collect()),
+            pipelines: Some([previous, target].into()),
+            target: Some(target),
         }
     }
 
@@ -68,15 +83,16 @@ impl Require {
 
     /// The request field a user fixes to close `gap`.
     pub(crate) fn field(&self, gap: &Gap) -> &'static str {
-        let missing = match gap {
+        let (id, missing) = match gap {
             Gap::NoPipelines => return "pipeline_ids",
-            Gap::Pipeline { missing, .. } => *missing,
+            Gap::Pipeline { id, missing, .. } => (*id, *missing),
         };
+        let left = self.target != Some(id);
         match (self.kind, missing) {
             (Kind::Pipeline, Missing::Receiver) => "receivers",
             (Kind::Pipeline, _) => "signals",
-            (Kind::ExporterBinding, _) => "destinations",
-            (Kind::Endpoint, _) => "pipeline_id",
+            (Kind::ExporterBinding, _) if !left => "destinations",
+            (Kind::Endpoint | Kind::ExporterBinding, _) => "pipeline_id",
             _ => "pipeline_ids",
         }
     }

@@ -434,7 +434,7 @@ macro_rules! sql_store {
                 .await
                 .map_err(|e| name_error(e, kind, name))?;
                 let groups = groups_of_pipeline(&mut tx, &pipeline_id.to_string()).await?;
-                let revisions = rerender(&mut tx, &self.key, groups, Some(&$crate::store::Require::pipelines(kind, [pipeline_id]))).await?;
+                let revisions = rerender(&mut tx, &self.key, groups, Some(&$crate::store::Require::child(kind, pipeline_id, pipeline_id))).await?;
                 let value = fetch_record(&mut tx, table, &sid)
                     .await?
                     .ok_or_else(|| StoreError::Corrupt(format!("{kind} {sid} vanished")))?;
@@ -509,7 +509,7 @@ macro_rules! sql_store {
                 let mut groups =
                     groups_of_pipeline(&mut tx, &old_pipeline(&current.spec).to_string()).await?;
                 groups.extend(groups_of_pipeline(&mut tx, &pipeline_id.to_string()).await?);
-                let revisions = rerender(&mut tx, &self.key, groups, Some(&$crate::store::Require::pipelines(kind, [old_pipeline(&current.spec), pipeline_id]))).await?;
+                let revisions = rerender(&mut tx, &self.key, groups, Some(&$crate::store::Require::child(kind, old_pipeline(&current.spec), pipeline_id))).await?;
                 let value = fetch_record(&mut tx, table, &sid)
                     .await?
                     .ok_or_else(|| StoreError::Corrupt(format!("{kind} {sid} vanished")))?;
@@ -692,7 +692,7 @@ macro_rules! sql_store {
                 .await
                 .map_err(|e| name_error(e, Kind::Pipeline, &spec.name))?;
                 let groups = groups_of_pipeline(&mut tx, &sid).await?;
-                let revisions = rerender(&mut tx, &self.key, groups, Some(&$crate::store::Require::pipelines(Kind::Pipeline, [id]))).await?;
+                let revisions = rerender(&mut tx, &self.key, groups, Some(&$crate::store::Require::pipeline(id))).await?;
                 let value = fetch_record(&mut tx, "pipelines", &sid)
                     .await?
                     .ok_or_else(|| StoreError::Corrupt(format!("pipeline {sid} vanished")))?;
