@@ -2119,3 +2119,71 @@ async fn deletes_are_never_refused_and_leave_incomplete_pipelines_out() {
     assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
     assert_eq!(group_count(&h).await, 0);
 }
+
+/// Given a complete group over a logs pipeline whose only exporter is one binding, when the
+/// binding is updated to carry only traces, then it is refused at `destinations`; and given the
+/// group's other pipeline with an endpoint as its only receiver, when the endpoint moves to
+/// another pipeline, then it is refused at `pipeline_id`. Neither write lands.
+#[tokio::test]
+async fn binding_and_endpoint_writes_are_blamed_at_their_own_fields() {
+    let h = Harness::new().await;
+    let pid = logs_pipeline(&h, "app", true).await;
+    let bid = debug_binding(&h, "out", &pid).await;
+    let ingest = logs_pipeline(&h, "ingest", false).await;
+    let spare = logs_pipeline(&h, "spare", false).await;
+    debug_binding(&h, "out-ingest", &ingest).await;
+    let e = h
+        .create(
+            "/api/v1/endpoints",
+            json!({ "name": "in", "pipeline_id": ingest, "protocol": "otlp_http", "port": 4318 }),
+        )
+        .await;
+    let eid = e["id"].as_str().unwrap();
+    let g = h
+        .create("/api/v1/agent-groups", group_json("g", &[&pid, &ingest]))
+        .await;
+    let gid = g["id"].as_str().unwrap();
+    let before = group_config_state(&h, gid).await;
+
+    let got = h
+        .call(
+            "PUT",
+            &format!("/api/v1/exporter-bindings/{bid}"),
+            Some(
+                json!({ "name": "out", "pipeline_id": pid, "signals": ["traces"],
+                         "destinations": [{ "name": "console", "type": "debug" }] }),
+            ),
+        )
+        .await;
+    assert_error(
+        &got,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "incomplete_config",
+        Some("destinations"),
+    );
+    let got = h
+        .call(
+            "PUT",
+            &format!("/api/v1/endpoints/{eid}"),
+            Some(
+                json!({ "name": "in", "pipeline_id": spare, "protocol": "otlp_http",
+                         "port": 4318 }),
+            ),
+        )
+        .await;
+    assert_error(
+        &got,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "incomplete_config",
+        Some("pipeline_id"),
+    );
+    let (_, e_after) = h
+        .call("GET", &format!("/api/v1/endpoints/{eid}"), None)
+        .await;
+    assert_eq!(e_after["pipeline_id"], json!(ingest));
+    let (_, b_after) = h
+        .call("GET", &format!("/api/v1/exporter-bindings/{bid}"), None)
+        .await;
+    assert_eq!(b_after["revision"], json!(1));
+    assert_eq!(group_config_state(&h, gid).await, before);
+}
