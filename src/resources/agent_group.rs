@@ -35,7 +35,16 @@ fn schema() -> Schema {
                  not claimed by a more specific group).",
             ),
             Attribute::optional_computed("pipeline_ids", Type::list(Type::String)).description(
-                "Ids of the `otaas_pipeline`s the group's agents run. Defaults to `[]`.",
+                "Ids of the `otaas_pipeline`s the group's agents run; at least one (an empty or \
+                 unset list fails the plan). Each pipeline needs a receiver (an \
+                 `otaas_endpoint` or a pipeline receiver) and an exporter (an \
+                 `otaas_exporter_binding`) for one of its signals, or the server refuses the \
+                 group (422 `incomplete_config`) rather than push a config a collector refuses: \
+                 give the group a `depends_on` on the pipelines' endpoints and bindings so they \
+                 exist first. Deleting an endpoint or binding is never refused: the pipeline it \
+                 leaves incomplete is left out of the group's config, and a group left with no \
+                 complete pipeline gets no new config (its agents keep running the last one) \
+                 until a change completes it.",
             ),
             Attribute::nested(
                 "rollout",
@@ -328,6 +337,19 @@ impl Resource for AgentGroupResource {
                     );
                 }
             }
+        }
+        // Unset defaults to `[]`; either way the server would refuse a group with nothing to
+        // run, so say it at plan time, at the attribute.
+        if matches!(config.get("pipeline_ids"), None | Some(Value::Null))
+            || matches!(config.get("pipeline_ids"), Some(Value::List(ids)) if ids.is_empty())
+        {
+            diags.error_at(
+                AttributePath::attr("pipeline_ids"),
+                "No pipeline",
+                "An agent group needs at least one pipeline in pipeline_ids: a collector config \
+                 without any pipeline is refused by the collector, so the server refuses the \
+                 group (incomplete_config). List the otaas_pipeline ids its agents run.",
+            );
         }
         if let Some(Value::List(ids)) = config.get("pipeline_ids") {
             let mut seen = Vec::new();

@@ -22,6 +22,7 @@ mod agent_health;
 mod bench;
 mod busy;
 mod common;
+mod completeness;
 mod endpoint_binding;
 mod examples;
 mod harness;

@@ -181,6 +181,8 @@ resource "otaas_agent_group" "bad" {
         "The canary strategy needs canary_percent (1-100).",
         "rollout_timeout must be a duration",
         "The value must be a whole number from 1 to 4294967295; got 0.",
+        // The group lists no pipeline (unset defaults to `[]`): a collector would run nothing.
+        "No pipeline",
     ] {
         assert!(out.contains(expected), "missing {expected:?} in:\n{out}");
     }

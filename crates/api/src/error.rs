@@ -57,6 +57,10 @@ pub enum ErrorCode {
     /// 422: the change's rendered config uses a component type that agents of the target
     /// group lack (see `missing_components`).
     MissingComponents,
+    /// 422: after the change some agent group's config would leave a pipeline out (no
+    /// receiver or no exporter for any of its signals) or list no pipeline; `field` names
+    /// what to fix, the message the group, the pipeline and what to add.
+    IncompleteConfig,
     /// 400: a malformed path parameter, query or header.
     BadRequest,
     /// 401: no or wrong bearer token.
@@ -99,6 +103,7 @@ impl ErrorCode {
             Self::InvalidField => "invalid_field",
             Self::DanglingReference => "dangling_reference",
             Self::MissingComponents => "missing_components",
+            Self::IncompleteConfig => "incomplete_config",
             Self::BadRequest => "bad_request",
             Self::Unauthorized => "unauthorized",
             Self::Forbidden => "forbidden",

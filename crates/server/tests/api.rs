@@ -521,6 +521,10 @@ async fn rotated_endpoint_token_stays_valid_for_the_grace_period_then_stops() {
                 "destinations": [{ "name": "console", "type": "debug" }] }),
     )
     .await;
+    let spec = json!({ "name": "ingest", "pipeline_id": pid, "protocol": "otlp_http",
+                       "port": 4318, "token_grace_seconds": 2 });
+    let e = h.create("/api/v1/endpoints", spec.clone()).await;
+    // The group comes last: before the endpoint its pipeline has no receiver.
     let g = h
         .create(
             "/api/v1/agent-groups",
@@ -528,9 +532,6 @@ async fn rotated_endpoint_token_stays_valid_for_the_grace_period_then_stops() {
         )
         .await;
     let gid = g["id"].as_str().unwrap();
-    let spec = json!({ "name": "ingest", "pipeline_id": pid, "protocol": "otlp_http",
-                       "port": 4318, "token_grace_seconds": 2 });
-    let e = h.create("/api/v1/endpoints", spec.clone()).await;
     assert_eq!(e["token_grace_seconds"], json!(2));
     let old = e["token"].as_str().unwrap().to_string();
     let (_, yaml) = latest_yaml(h.state.store.as_ref(), gid).await;
@@ -707,13 +708,6 @@ async fn binding_keep_headers_keeps_the_servers_values_and_empty_headers_remove_
         )
         .await;
     let pid = p["id"].as_str().unwrap();
-    let g = h
-        .create(
-            "/api/v1/agent-groups",
-            json!({ "name": "g", "selector": { "env": "x" }, "pipeline_ids": [pid] }),
-        )
-        .await;
-    let gpath = format!("/api/v1/agent-groups/{}", g["id"].as_str().unwrap());
     let spec = |dest: Value| json!({ "name": "out", "pipeline_id": pid, "destinations": [dest] });
     let b = h
         .create(
@@ -724,6 +718,14 @@ async fn binding_keep_headers_keeps_the_servers_values_and_empty_headers_remove_
             ),
         )
         .await;
+    // The group comes after the binding: before it, its pipeline has no exporter.
+    let g = h
+        .create(
+            "/api/v1/agent-groups",
+            json!({ "name": "g", "selector": { "env": "x" }, "pipeline_ids": [pid] }),
+        )
+        .await;
+    let gpath = format!("/api/v1/agent-groups/{}", g["id"].as_str().unwrap());
     let digests = b["destinations"][0]["header_digests"].clone();
     assert_eq!(
         digests,
@@ -1804,4 +1806,384 @@ async fn components_supporting_none_of_their_signals_are_refused() {
         "invalid_field",
         Some("destinations[0].type"),
     );
+}
+
+// ---- the completeness rule: no group config with a pipeline left out -----------------------
+
+/// What every `incomplete_config` message ends with: the rule and the Terraform advice.
+const INCOMPLETE_ADVICE: &str = "An agent group only gets configs in which each of its \
+     pipelines has a receiver (an endpoint or a pipeline receiver) and an exporter (an exporter \
+     binding) for one of its signals; with Terraform, give the otaas_agent_group a depends_on on \
+     the pipeline's otaas_endpoint and otaas_exporter_binding resources so they exist first";
+
+/// A logs pipeline named `name`, with a filelog receiver when `with_receiver`.
+async fn logs_pipeline(h: &Harness, name: &str, with_receiver: bool) -> String {
+    let mut body = json!({ "name": name, "signals": ["logs"] });
+    if with_receiver {
+        body["receivers"] = json!({ "filelog": { "include": ["/var/log/app.log"] } });
+    }
+    let p = h.create("/api/v1/pipelines", body).await;
+    p["id"].as_str().unwrap().to_string()
+}
+
+async fn debug_binding(h: &Harness, name: &str, pid: &str) -> String {
+    let b = h
+        .create(
+            "/api/v1/exporter-bindings",
+            json!({ "name": name, "pipeline_id": pid,
+                    "destinations": [{ "name": "console", "type": "debug" }] }),
+        )
+        .await;
+    b["id"].as_str().unwrap().to_string()
+}
+
+fn group_json(name: &str, pids: &[&str]) -> Value {
+    json!({ "name": name, "selector": { "env": "x" }, "pipeline_ids": pids })
+}
+
+/// The group's current config: (revision, YAML).
+async fn group_config(h: &Harness, gid: &str) -> (Value, String) {
+    let (status, c) = h
+        .call("GET", &format!("/api/v1/agent-groups/{gid}/config"), None)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{c}");
+    (
+        c["revision"].clone(),
+        c["yaml"].as_str().unwrap().to_string(),
+    )
+}
+
+/// The group's (config_revision, config_hash).
+async fn group_config_state(h: &Harness, gid: &str) -> (Value, Value) {
+    let (status, g) = h
+        .call("GET", &format!("/api/v1/agent-groups/{gid}"), None)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{g}");
+    (g["config_revision"].clone(), g["config_hash"].clone())
+}
+
+async fn group_count(h: &Harness) -> usize {
+    let (_, list) = h.call("GET", "/api/v1/agent-groups", None).await;
+    list["items"].as_array().unwrap().len()
+}
+
+/// Given a pipeline with a receiver but no exporter binding, when a group using it is
+/// created, then it is refused with 422 incomplete_config at `pipeline_ids`, naming the group
+/// and the pipeline and saying what to add, and no group exists.
+#[tokio::test]
+async fn a_group_whose_pipeline_has_no_binding_is_refused() {
+    let h = Harness::new().await;
+    let pid = logs_pipeline(&h, "app", true).await;
+    let got = h
+        .call(
+            "POST",
+            "/api/v1/agent-groups",
+            Some(group_json("g", &[&pid])),
+        )
+        .await;
+    assert_error(
+        &got,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "incomplete_config",
+        Some("pipeline_ids"),
+    );
+    assert_eq!(
+        got.1["error"]["message"],
+        json!(format!(
+            "agent group \"g\" would have an incomplete collector config: pipeline \"app\" has \
+             no exporter for any of its signals (logs): add an exporter binding with a \
+             destination to it. {INCOMPLETE_ADVICE}"
+        ))
+    );
+    assert_eq!(group_count(&h).await, 0);
+}
+
+/// Given a pipeline with a binding but no receiver, a group using it is refused the same way,
+/// the message saying to add an endpoint or a receiver.
+#[tokio::test]
+async fn a_group_whose_pipeline_has_no_receiver_is_refused() {
+    let h = Harness::new().await;
+    let pid = logs_pipeline(&h, "app", false).await;
+    debug_binding(&h, "out", &pid).await;
+    let got = h
+        .call(
+            "POST",
+            "/api/v1/agent-groups",
+            Some(group_json("g", &[&pid])),
+        )
+        .await;
+    assert_error(
+        &got,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "incomplete_config",
+        Some("pipeline_ids"),
+    );
+    assert_eq!(
+        got.1["error"]["message"],
+        json!(format!(
+            "agent group \"g\" would have an incomplete collector config: pipeline \"app\" has \
+             no receiver for any of its signals (logs): add an endpoint or a receiver to it. \
+             {INCOMPLETE_ADVICE}"
+        ))
+    );
+    assert_eq!(group_count(&h).await, 0);
+}
+
+/// Given a complete group, when it is created with no pipeline, or updated to list none,
+/// then both are refused at `pipeline_ids` and the group keeps its spec and config revision.
+#[tokio::test]
+async fn a_group_with_no_pipeline_is_refused() {
+    let h = Harness::new().await;
+    let got = h
+        .call(
+            "POST",
+            "/api/v1/agent-groups",
+            Some(group_json("empty", &[])),
+        )
+        .await;
+    assert_error(
+        &got,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "incomplete_config",
+        Some("pipeline_ids"),
+    );
+    assert_eq!(
+        got.1["error"]["message"],
+        json!(format!(
+            "agent group \"empty\" would have an incomplete collector config: it lists no \
+             pipeline (pipeline_ids is empty). {INCOMPLETE_ADVICE}"
+        ))
+    );
+    assert_eq!(group_count(&h).await, 0);
+
+    let pid = logs_pipeline(&h, "app", true).await;
+    debug_binding(&h, "out", &pid).await;
+    let g = h
+        .create("/api/v1/agent-groups", group_json("g", &[&pid]))
+        .await;
+    let gid = g["id"].as_str().unwrap();
+    let before = group_config_state(&h, gid).await;
+    assert_eq!(before.0, json!(1));
+    let got = h
+        .call(
+            "PUT",
+            &format!("/api/v1/agent-groups/{gid}"),
+            Some(group_json("g", &[])),
+        )
+        .await;
+    assert_error(
+        &got,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "incomplete_config",
+        Some("pipeline_ids"),
+    );
+    let (_, after) = h
+        .call("GET", &format!("/api/v1/agent-groups/{gid}"), None)
+        .await;
+    assert_eq!(after["pipeline_ids"], json!([pid]));
+    assert_eq!(after["revision"], json!(1));
+    assert_eq!(group_config_state(&h, gid).await, before);
+}
+
+/// Given a complete group, when its pipeline is updated to drop its only receiver, or its
+/// binding is moved to another pipeline, then each write is refused (field `receivers`,
+/// `pipeline_id`), the object keeps its revision and the group its config revision.
+#[tokio::test]
+async fn updates_that_would_leave_a_pipeline_out_are_refused() {
+    let h = Harness::new().await;
+    let pid = logs_pipeline(&h, "app", true).await;
+    let other = logs_pipeline(&h, "other", true).await;
+    let bid = debug_binding(&h, "out", &pid).await;
+    let g = h
+        .create("/api/v1/agent-groups", group_json("g", &[&pid]))
+        .await;
+    let gid = g["id"].as_str().unwrap();
+    let before = group_config_state(&h, gid).await;
+
+    let got = h
+        .call(
+            "PUT",
+            &format!("/api/v1/pipelines/{pid}"),
+            Some(json!({ "name": "app", "signals": ["logs"] })),
+        )
+        .await;
+    assert_error(
+        &got,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "incomplete_config",
+        Some("receivers"),
+    );
+    let (_, p) = h
+        .call("GET", &format!("/api/v1/pipelines/{pid}"), None)
+        .await;
+    assert_eq!(p["revision"], json!(1));
+    assert_eq!(
+        p["receivers"],
+        json!({ "filelog": { "include": ["/var/log/app.log"] } })
+    );
+
+    let got = h
+        .call(
+            "PUT",
+            &format!("/api/v1/exporter-bindings/{bid}"),
+            Some(json!({ "name": "out", "pipeline_id": other,
+                         "destinations": [{ "name": "console", "type": "debug" }] })),
+        )
+        .await;
+    assert_error(
+        &got,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "incomplete_config",
+        Some("pipeline_id"),
+    );
+    let (_, b) = h
+        .call("GET", &format!("/api/v1/exporter-bindings/{bid}"), None)
+        .await;
+    assert_eq!(
+        (b["revision"].clone(), b["pipeline_id"].clone()),
+        (json!(1), json!(pid))
+    );
+    assert_eq!(group_config_state(&h, gid).await, before);
+}
+
+/// Given a group of two complete pipelines, when one pipeline's binding is deleted, then the
+/// delete succeeds and the group's next revision leaves that pipeline out; when the other's
+/// binding is deleted too, the delete succeeds with no new revision (the agents keep the last
+/// config); a write that keeps the pipeline incomplete is refused at the binding's place; a
+/// new binding makes the group complete again and rolls out; and the group deletes fine.
+#[tokio::test]
+async fn deletes_are_never_refused_and_leave_incomplete_pipelines_out() {
+    let h = Harness::new().await;
+    let a = logs_pipeline(&h, "a", true).await;
+    let b = logs_pipeline(&h, "b", true).await;
+    let ba = debug_binding(&h, "out-a", &a).await;
+    let bb = debug_binding(&h, "out-b", &b).await;
+    let g = h
+        .create("/api/v1/agent-groups", group_json("g", &[&a, &b]))
+        .await;
+    let gid = g["id"].as_str().unwrap().to_string();
+    let (rev1, yaml1) = group_config(&h, &gid).await;
+    assert_eq!(rev1, json!(1));
+    assert!(
+        yaml1.contains("logs/a:") && yaml1.contains("logs/b:"),
+        "{yaml1}"
+    );
+
+    let (status, body) = h
+        .call("DELETE", &format!("/api/v1/exporter-bindings/{bb}"), None)
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
+    let (rev2, yaml2) = group_config(&h, &gid).await;
+    assert_eq!(rev2, json!(2));
+    assert!(yaml2.contains("logs/a:"), "{yaml2}");
+    assert!(
+        !yaml2.contains("logs/b:") && !yaml2.contains("filelog/b"),
+        "{yaml2}"
+    );
+
+    let (status, body) = h
+        .call("DELETE", &format!("/api/v1/exporter-bindings/{ba}"), None)
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
+    assert_eq!(group_config(&h, &gid).await, (rev2.clone(), yaml2.clone()));
+
+    // Pipeline `a` is still incomplete: editing it is refused, with what it lacks
+    let got = h
+        .call(
+            "PUT",
+            &format!("/api/v1/pipelines/{a}"),
+            Some(json!({ "name": "a", "signals": ["logs"],
+                         "receivers": { "filelog": { "include": ["/var/log/other.log"] } } })),
+        )
+        .await;
+    assert_error(
+        &got,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "incomplete_config",
+        Some("signals"),
+    );
+    assert_eq!(group_config(&h, &gid).await, (rev2, yaml2));
+
+    // A new binding completes it again and rolls out
+    debug_binding(&h, "out-a2", &a).await;
+    let (rev3, yaml3) = group_config(&h, &gid).await;
+    assert_eq!(rev3, json!(3));
+    assert!(
+        yaml3.contains("logs/a:") && yaml3.contains("debug/out-a2.console"),
+        "{yaml3}"
+    );
+
+    let (status, body) = h
+        .call("DELETE", &format!("/api/v1/agent-groups/{gid}"), None)
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
+    assert_eq!(group_count(&h).await, 0);
+}
+
+/// Given a complete group over a logs pipeline whose only exporter is one binding, when the
+/// binding is updated to carry only traces, then it is refused at `destinations`; and given the
+/// group's other pipeline with an endpoint as its only receiver, when the endpoint moves to
+/// another pipeline, then it is refused at `pipeline_id`. Neither write lands.
+#[tokio::test]
+async fn binding_and_endpoint_writes_are_blamed_at_their_own_fields() {
+    let h = Harness::new().await;
+    let pid = logs_pipeline(&h, "app", true).await;
+    let bid = debug_binding(&h, "out", &pid).await;
+    let ingest = logs_pipeline(&h, "ingest", false).await;
+    let spare = logs_pipeline(&h, "spare", false).await;
+    debug_binding(&h, "out-ingest", &ingest).await;
+    let e = h
+        .create(
+            "/api/v1/endpoints",
+            json!({ "name": "in", "pipeline_id": ingest, "protocol": "otlp_http", "port": 4318 }),
+        )
+        .await;
+    let eid = e["id"].as_str().unwrap();
+    let g = h
+        .create("/api/v1/agent-groups", group_json("g", &[&pid, &ingest]))
+        .await;
+    let gid = g["id"].as_str().unwrap();
+    let before = group_config_state(&h, gid).await;
+
+    let got = h
+        .call(
+            "PUT",
+            &format!("/api/v1/exporter-bindings/{bid}"),
+            Some(
+                json!({ "name": "out", "pipeline_id": pid, "signals": ["traces"],
+                         "destinations": [{ "name": "console", "type": "debug" }] }),
+            ),
+        )
+        .await;
+    assert_error(
+        &got,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "incomplete_config",
+        Some("destinations"),
+    );
+    let got = h
+        .call(
+            "PUT",
+            &format!("/api/v1/endpoints/{eid}"),
+            Some(
+                json!({ "name": "in", "pipeline_id": spare, "protocol": "otlp_http",
+                         "port": 4318 }),
+            ),
+        )
+        .await;
+    assert_error(
+        &got,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "incomplete_config",
+        Some("pipeline_id"),
+    );
+    let (_, e_after) = h
+        .call("GET", &format!("/api/v1/endpoints/{eid}"), None)
+        .await;
+    assert_eq!(e_after["pipeline_id"], json!(ingest));
+    let (_, b_after) = h
+        .call("GET", &format!("/api/v1/exporter-bindings/{bid}"), None)
+        .await;
+    assert_eq!(b_after["revision"], json!(1));
+    assert_eq!(group_config_state(&h, gid).await, before);
 }

@@ -47,6 +47,10 @@ async fn a_throughput_drop_and_spike_injected_by_the_simulator_are_flagged() {
     spec.receivers
         .insert("otlp".into(), json!({"protocols": {"http": {}}}));
     let pipeline = client.create_pipeline(&spec).await.unwrap();
+    client
+        .create_exporter_binding(&debug_binding_spec("load", pipeline.id))
+        .await
+        .unwrap();
     let mut group = group_spec("load", vec![pipeline.id]);
     group.selector = [("fleet".to_string(), "load".to_string())].into();
     client.create_agent_group(&group).await.unwrap();

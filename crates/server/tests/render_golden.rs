@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use chrono::{DateTime, Utc};
 use otaas_api::*;
 use otaas_server::auth::TokenKey;
-use otaas_server::render::{RenderError, RenderedConfig, render};
+use otaas_server::render::{Gap, Missing, RenderError, RenderedConfig, render};
 use otaas_server::store::{BindingRecord, EndpointRecord, GroupRecord, PipelineRecord, Record};
 use serde_json::json;
 use sha2::{Digest, Sha256};
@@ -459,4 +459,116 @@ fn a_signal_without_a_supporting_exporter_gets_no_pipeline() {
     let r = render(&g, &[p], &[], &[b], &key()).unwrap();
     assert_eq!(service_pipelines(&r.yaml), BTreeMap::new());
     assert!(!r.yaml.contains("prometheus/out.prom"), "{}", r.yaml);
+}
+
+/// Given a group listing no pipeline, when it is rendered, then the report says so and the
+/// config has no service pipeline.
+#[test]
+fn a_group_without_pipelines_is_reported_incomplete() {
+    let g = group("empty", &[]);
+    let r = render(&g, &[], &[], &[], &key()).unwrap();
+    assert_eq!(r.gaps, vec![Gap::NoPipelines]);
+    assert!(!r.is_complete());
+    assert_eq!(r.service_pipelines, 0);
+}
+
+/// Given a group of three pipelines: one complete, one without any receiver, one without any
+/// binding, when it is rendered, then only the complete one is in the YAML and the report names
+/// the two others with what they lack.
+#[test]
+fn rendering_reports_each_pipeline_left_out_and_why() {
+    let full = pipeline(1, "full", vec![Signal::Logs]);
+    let no_recv = pipeline(2, "no-recv", vec![Signal::Traces]);
+    let mut no_exp = pipeline(3, "no-exp", vec![Signal::Metrics, Signal::Logs]);
+    no_exp.spec.receivers =
+        BTreeMap::from([("otlp".to_string(), json!({"protocols": {"grpc": {}}}))]);
+    let e = endpoint(10, "in", &full, Protocol::OtlpGrpc, 4317);
+    let b1 = binding(
+        20,
+        "out",
+        &full,
+        vec![dest("a", "otlphttp", Some("http://a:4318"))],
+    );
+    let b2 = binding(
+        21,
+        "out2",
+        &no_recv,
+        vec![dest("b", "otlphttp", Some("http://b:4318"))],
+    );
+    let g = group("mixed", &[&full, &no_recv, &no_exp]);
+    let r = render(
+        &g,
+        &[full.clone(), no_recv.clone(), no_exp.clone()],
+        &[e],
+        &[b1, b2],
+        &key(),
+    )
+    .unwrap();
+    assert_eq!(
+        r.gaps,
+        vec![
+            Gap::Pipeline {
+                id: no_exp.id,
+                name: "no-exp".into(),
+                signals: vec![Signal::Metrics, Signal::Logs],
+                missing: Missing::Exporter,
+            },
+            Gap::Pipeline {
+                id: no_recv.id,
+                name: "no-recv".into(),
+                signals: vec![Signal::Traces],
+                missing: Missing::Receiver,
+            },
+        ]
+    );
+    assert_eq!(r.service_pipelines, 1);
+    assert_eq!(
+        service_pipelines(&r.yaml)
+            .keys()
+            .cloned()
+            .collect::<Vec<_>>(),
+        vec!["logs/full".to_string()]
+    );
+    assert_eq!(
+        r.gaps[1].to_string(),
+        "pipeline \"no-recv\" has no receiver for any of its signals (traces): add an endpoint \
+         or a receiver to it"
+    );
+}
+
+/// Given a logs-only receiver and a metrics-only exporter in a logs+metrics pipeline, when it
+/// is rendered, then the pipeline is reported as lacking a shared signal.
+#[test]
+fn receivers_and_exporters_without_a_shared_signal_are_reported() {
+    let mut p = pipeline(1, "split", vec![Signal::Logs, Signal::Metrics]);
+    p.spec.receivers = BTreeMap::from([(
+        "filelog".to_string(),
+        json!({"include": ["/var/log/*.log"]}),
+    )]);
+    let b = binding(
+        20,
+        "out",
+        &p,
+        vec![dest("prom", "prometheus", Some("0.0.0.0:9464"))],
+    );
+    let g = group("split", &[&p]);
+    let r = render(&g, &[p.clone()], &[], &[b], &key()).unwrap();
+    assert_eq!(
+        r.gaps,
+        vec![Gap::Pipeline {
+            id: p.id,
+            name: "split".into(),
+            signals: vec![Signal::Logs, Signal::Metrics],
+            missing: Missing::SharedSignal,
+        }]
+    );
+}
+
+/// Given a complete group, the report is empty.
+#[test]
+fn a_complete_group_reports_no_gap() {
+    let (g, p, e, b) = endpoints_scenario();
+    let r = render(&g, &p, &e, &b, &key()).unwrap();
+    assert_eq!(r.gaps, vec![]);
+    assert!(r.is_complete());
 }

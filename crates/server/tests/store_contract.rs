@@ -8,6 +8,7 @@ use std::sync::Arc;
 use common::*;
 use otaas_api::*;
 use otaas_server::store::{Kind, Store, StoreError};
+use serde_json::json;
 use sha2::{Digest, Sha256};
 
 type S = Arc<dyn Store>;
@@ -295,8 +296,15 @@ async fn failed_render_writes_nothing(s: S) {
 }
 
 async fn moving_an_endpoint_rerenders_both_groups(s: S) {
-    let p1 = s.create_pipeline(pipeline_spec("one")).await.unwrap().value;
-    let p2 = s.create_pipeline(pipeline_spec("two")).await.unwrap().value;
+    // Each pipeline has a receiver of its own, so moving the endpoint leaves both complete.
+    let with_receiver = |name: &str| {
+        let mut spec = pipeline_spec(name);
+        spec.receivers
+            .insert("otlp".into(), json!({"protocols": {"grpc": {}}}));
+        spec
+    };
+    let p1 = s.create_pipeline(with_receiver("one")).await.unwrap().value;
+    let p2 = s.create_pipeline(with_receiver("two")).await.unwrap().value;
     s.create_binding(binding_spec("out1", p1.id)).await.unwrap();
     s.create_binding(binding_spec("out2", p2.id)).await.unwrap();
     let g1 = s
@@ -364,6 +372,10 @@ async fn survives_reopen(before: S, reopen: impl std::future::Future<Output = S>
         .await
         .unwrap()
         .value;
+    before
+        .create_binding(binding_spec("b", p.id))
+        .await
+        .unwrap();
     let g = before
         .create_group(group_spec("g", vec![p.id]))
         .await
@@ -435,6 +447,39 @@ async fn concurrent_writes(s: S) {
     assert_eq!(ok, 1);
 }
 
+/// Given a pipeline with an endpoint and no binding, a group over it is refused with
+/// `Incomplete` at `pipeline_ids` and not stored; with a binding it is created; deleting the
+/// binding then succeeds and makes no new revision (nothing complete is left), and the group
+/// is still there.
+async fn completeness(s: S) {
+    let p = s.create_pipeline(pipeline_spec("p")).await.unwrap().value;
+    s.create_endpoint(endpoint_spec("e", p.id, 4318))
+        .await
+        .unwrap();
+    match s.create_group(group_spec("g", vec![p.id])).await {
+        Err(StoreError::Incomplete { group, field, .. }) => {
+            assert_eq!((group.as_str(), field), ("g", "pipeline_ids"))
+        }
+        other => panic!("expected Incomplete, got {other:?}"),
+    }
+    assert_eq!(s.list_groups().await.unwrap(), vec![]);
+    let b = s.create_binding(binding_spec("b", p.id)).await.unwrap();
+    assert_eq!(b.revisions, vec![]);
+    let g = s
+        .create_group(group_spec("g", vec![p.id]))
+        .await
+        .unwrap()
+        .value;
+    assert_eq!(g.config_revision, 1);
+    let deleted = s.delete_binding(b.value.id).await.unwrap();
+    assert_eq!(deleted.revisions, vec![]);
+    let after = s.get_group(g.record.id).await.unwrap();
+    assert_eq!(
+        (after.config_revision, after.config_hash),
+        (1, g.config_hash)
+    );
+}
+
 macro_rules! contract {
     ($($name:ident),* $(,)?) => {
         mod sqlite {
@@ -457,6 +502,7 @@ macro_rules! contract {
 }
 
 contract!(
+    completeness,
     pipeline_crud,
     references,
     group_revisions,

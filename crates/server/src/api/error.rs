@@ -132,6 +132,12 @@ impl From<StoreError> for ApiError {
                 msg.clone(),
                 source.field(),
             ),
+            StoreError::Incomplete { field, .. } => Self::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                ErrorCode::IncompleteConfig,
+                msg.clone(),
+                Some(field),
+            ),
             StoreError::Database(db) if is_unavailable(db) => {
                 tracing::warn!(error = %e, "Database unavailable");
                 Self::unavailable("database unavailable; retry later")

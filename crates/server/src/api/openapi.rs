@@ -310,7 +310,7 @@ pub fn document() -> Value {
         "ErrorBody": resp_obj(&["error"], json!({ "error": resp_obj(&["code", "message", "field"], json!({
             "code": { "type": "string", "enum": [
                 "malformed_json", "unsupported_media_type", "unknown_field", "missing_field",
-                "invalid_field", "dangling_reference", "missing_components", "bad_request", "unauthorized", "forbidden", "not_found",
+                "invalid_field", "dangling_reference", "missing_components", "incomplete_config", "bad_request", "unauthorized", "forbidden", "not_found",
                 "name_taken", "revision_mismatch", "in_use", "state_conflict", "payload_too_large", "rate_limited", "internal",
                 "unavailable"] },
             "message": { "type": "string" },

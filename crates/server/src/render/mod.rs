@@ -43,12 +43,82 @@ pub struct RenderedConfig {
     pub yaml: String,
     /// SHA-256 of `yaml`.
     pub hash: [u8; 32],
+    /// What the group asked for but the YAML leaves out: empty when the group is complete.
+    pub gaps: Vec<Gap>,
+    /// How many `service.pipelines` the YAML holds (0: a collector refuses it).
+    pub service_pipelines: usize,
 }
 
 impl RenderedConfig {
     /// The hash as lowercase hex (how the API and the store show it).
     pub fn hash_hex(&self) -> String {
         hex::encode(self.hash)
+    }
+
+    /// Every pipeline of the group produced at least one service pipeline.
+    pub fn is_complete(&self) -> bool {
+        self.gaps.is_empty()
+    }
+}
+
+/// Why a pipeline of a group produced no `<signal>/<pipeline>` service pipeline.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Missing {
+    /// No endpoint, and no receiver of the pipeline supports any of its signals.
+    Receiver,
+    /// No exporter binding, or none of its destinations supports any of the pipeline's
+    /// signals (or any of the binding's own `signals`).
+    Exporter,
+    /// Receivers and exporters exist, but no signal has both.
+    SharedSignal,
+}
+
+/// A part of a group's config that rendering had to leave out.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Gap {
+    /// The group lists no pipeline at all.
+    NoPipelines,
+    /// This pipeline of the group produced no service pipeline.
+    Pipeline {
+        id: otaas_api::PipelineId,
+        name: String,
+        signals: Vec<Signal>,
+        missing: Missing,
+    },
+}
+
+impl std::fmt::Display for Gap {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Gap::NoPipelines => f.write_str("it lists no pipeline (pipeline_ids is empty)"),
+            Gap::Pipeline {
+                name,
+                signals,
+                missing,
+                ..
+            } => {
+                let signals: Vec<&str> = signals.iter().map(|s| s.as_str()).collect();
+                let signals = signals.join(", ");
+                match missing {
+                    Missing::Receiver => write!(
+                        f,
+                        "pipeline {name:?} has no receiver for any of its signals ({signals}): \
+                         add an endpoint or a receiver to it"
+                    ),
+                    Missing::Exporter => write!(
+                        f,
+                        "pipeline {name:?} has no exporter for any of its signals ({signals}): \
+                         add an exporter binding with a destination to it"
+                    ),
+                    Missing::SharedSignal => write!(
+                        f,
+                        "pipeline {name:?} has no signal ({signals}) with both a receiver and \
+                         an exporter: add a receiver or a destination supporting one signal \
+                         the other side has"
+                    ),
+                }
+            }
+        }
     }
 }
 
@@ -191,6 +261,10 @@ pub fn render_with_grace(
     let mut service_pipelines: BTreeMap<String, Value> = BTreeMap::new();
     let mut used: BTreeSet<String> = BTreeSet::new();
     let mut ports: BTreeMap<u16, String> = BTreeMap::new();
+    let mut gaps: Vec<Gap> = Vec::new();
+    if group.record.spec.pipeline_ids.is_empty() {
+        gaps.push(Gap::NoPipelines);
+    }
     // Endpoint receiver id → its auth extension: the extension is used when the receiver is.
     let mut receiver_ext: BTreeMap<String, String> = BTreeMap::new();
 
@@ -323,7 +397,10 @@ pub fn render_with_grace(
         let supports =
             |kind: Kind, id: &str, s: Signal| table.signals(kind, type_of(id)).contains(s);
         let p_signals: BTreeSet<Signal> = p.spec.signals.iter().copied().collect();
+        let (mut any_receiver, mut any_exporter, mut produced) = (false, false, false);
         for s in p_signals {
+            let has_receiver = p_receivers.iter().any(|id| supports(Kind::Receiver, id, s));
+            any_receiver |= has_receiver;
             let Some(exps) = by_signal.get(&s) else {
                 continue;
             };
@@ -339,9 +416,11 @@ pub fn render_with_grace(
                 .iter()
                 .filter(|id| supports(Kind::Exporter, id, s))
                 .collect();
-            if recvs.is_empty() || exps.is_empty() {
+            any_exporter |= !exps.is_empty();
+            if !has_receiver || exps.is_empty() {
                 continue;
             }
+            produced = true;
             used.extend(recvs.iter().map(|id| (*id).clone()));
             used.extend(procs.iter().map(|id| (*id).clone()));
             used.extend(exps.iter().map(|id| (*id).clone()));
@@ -354,7 +433,23 @@ pub fn render_with_grace(
                 }),
             );
         }
+        if !produced {
+            let missing = if !any_receiver {
+                Missing::Receiver
+            } else if !any_exporter {
+                Missing::Exporter
+            } else {
+                Missing::SharedSignal
+            };
+            gaps.push(Gap::Pipeline {
+                id: p.id,
+                name: pname.clone(),
+                signals: p.spec.signals.clone(),
+                missing,
+            });
+        }
     }
+    let service_count = service_pipelines.len();
     for (receiver, ext) in receiver_ext {
         if used.contains(&receiver) {
             used.insert(ext);
@@ -396,7 +491,12 @@ pub fn render_with_grace(
     // No header comment naming the group: renaming a group must not change its config.
     let yaml = body;
     let hash: [u8; 32] = Sha256::digest(yaml.as_bytes()).into();
-    Ok(RenderedConfig { yaml, hash })
+    Ok(RenderedConfig {
+        yaml,
+        hash,
+        gaps,
+        service_pipelines: service_count,
+    })
 }
 
 /// What replaces a secret value in [`redact_secrets`] output.

@@ -790,12 +790,35 @@ mod tests {
                 name: "p".into(),
                 description: String::new(),
                 signals: vec![Signal::Logs],
-                receivers: Default::default(),
+                receivers: [(
+                    "filelog".to_owned(),
+                    serde_json::json!({ "include": ["/var/log/app.log"] }),
+                )]
+                .into(),
                 processors: Vec::new(),
             })
             .await
             .unwrap()
             .value;
+        // The group needs a complete pipeline: a receiver above, an exporter here.
+        state
+            .store
+            .create_binding(otaas_api::ExporterBindingSpec {
+                name: "out".into(),
+                pipeline_id: pipeline.id,
+                signals: None,
+                destinations: vec![otaas_api::DestinationSpec {
+                    name: "console".into(),
+                    kind: "debug".into(),
+                    endpoint: None,
+                    headers: Default::default(),
+                    keep_headers: false,
+                    tls: None,
+                    config: serde_json::json!({}),
+                }],
+            })
+            .await
+            .unwrap();
         let group = state
             .store
             .create_group(AgentGroupSpec {

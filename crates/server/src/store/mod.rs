@@ -8,6 +8,11 @@
 //! a new group revision when (and only when) a group's YAML changed; the revisions created are
 //! returned in [`Written::revisions`] so the caller can announce them (see `events.rs`).
 //!
+//! A create or update is refused ([`StoreError::Incomplete`], nothing written) when a pipeline
+//! it touches would produce no service pipeline in some agent group using it, or when a group
+//! would list no pipeline. Deletes and token-grace expiry are never refused: they re-render what
+//! is left, and a group left with no service pipeline at all gets no new revision.
+//!
 //! Extending: another area adds its own migration file (next version number) and its own
 //! methods — either on this trait with a default body, or on a separate trait implemented by
 //! both backends — without changing the methods below.
@@ -28,7 +33,70 @@ use otaas_api::{
 };
 
 use crate::auth::TokenKey;
-use crate::render::RenderError;
+use crate::render::{Gap, Missing, RenderError};
+
+/// Which gaps in a re-rendered group refuse a write: the ones of the pipelines the write
+/// touches (`None`: every pipeline of the group, for a group write), blamed on a field of
+/// `kind`'s request body.
+#[derive(Clone, Debug)]
+pub(crate) struct Require {
+    kind: Kind,
+    pipelines: Option<std::collections::BTreeSet<PipelineId>>,
+    /// For endpoints and bindings: the pipeline the object hangs off after the write (any
+    /// other touched pipeline is the one it left).
+    target: Option<PipelineId>,
+}
+
+impl Require {
+    pub(crate) fn group() -> Self {
+        Self {
+            kind: Kind::AgentGroup,
+            pipelines: None,
+            target: None,
+        }
+    }
+
+    pub(crate) fn pipeline(id: PipelineId) -> Self {
+        Self {
+            kind: Kind::Pipeline,
+            pipelines: Some([id].into()),
+            target: Some(id),
+        }
+    }
+
+    /// An endpoint or binding written to hang off `target`, before the write off `previous`.
+    pub(crate) fn child(kind: Kind, previous: PipelineId, target: PipelineId) -> Self {
+        Self {
+            kind,
+            pipelines: Some([previous, target].into()),
+            target: Some(target),
+        }
+    }
+
+    /// The first gap this write is to blame for, if any.
+    pub(crate) fn blamed<'a>(&self, gaps: &'a [Gap]) -> Option<&'a Gap> {
+        gaps.iter().find(|g| match (g, &self.pipelines) {
+            (Gap::NoPipelines, _) | (Gap::Pipeline { .. }, None) => true,
+            (Gap::Pipeline { id, .. }, Some(touched)) => touched.contains(id),
+        })
+    }
+
+    /// The request field a user fixes to close `gap`.
+    pub(crate) fn field(&self, gap: &Gap) -> &'static str {
+        let (id, missing) = match gap {
+            Gap::NoPipelines => return "pipeline_ids",
+            Gap::Pipeline { id, missing, .. } => (*id, *missing),
+        };
+        let left = self.target != Some(id);
+        match (self.kind, missing) {
+            (Kind::Pipeline, Missing::Receiver) => "receivers",
+            (Kind::Pipeline, _) => "signals",
+            (Kind::ExporterBinding, _) if !left => "destinations",
+            (Kind::Endpoint | Kind::ExporterBinding, _) => "pipeline_id",
+            _ => "pipeline_ids",
+        }
+    }
+}
 
 /// Resolves `keep_headers` on a binding update: each destination that asks for it gets the
 /// header values the current binding has under the same destination name (none for a new
@@ -246,6 +314,18 @@ pub enum StoreError {
         group: String,
         #[source]
         source: RenderError,
+    },
+    #[error(
+        "agent group {group:?} would have an incomplete collector config: {gap}. An agent group \
+         only gets configs in which each of its pipelines has a receiver (an endpoint or a \
+         pipeline receiver) and an exporter (an exporter binding) for one of its signals; with \
+         Terraform, give the otaas_agent_group a depends_on on the pipeline's otaas_endpoint and \
+         otaas_exporter_binding resources so they exist first"
+    )]
+    Incomplete {
+        group: String,
+        field: &'static str,
+        gap: Gap,
     },
     #[error("invalid database URL: {0}")]
     BadUrl(String),

@@ -280,10 +280,14 @@ macro_rules! sql_store {
         }
 
         /// Re-renders `groups` and records a new revision for each whose YAML changed.
+        /// `require`: a create or update, refused when a pipeline it touches would be left out
+        /// of a group's config; `None` (deletes, grace expiry) renders what is complete and
+        /// leaves a group with no service pipeline at all on its last revision.
         async fn rerender(
             conn: &mut Conn,
             key: &TokenKey,
             groups: BTreeSet<String>,
+            require: Option<&$crate::store::Require>,
         ) -> Result<Vec<GroupRevision>, StoreError> {
             let mut created = Vec::new();
             for gid in groups {
@@ -332,6 +336,32 @@ macro_rules! sql_store {
                             group: group.record.spec.name.clone(),
                             source,
                         })?;
+                if let Some(gap) = require.and_then(|r| r.blamed(&rendered.gaps)) {
+                    return Err(StoreError::Incomplete {
+                        group: group.record.spec.name.clone(),
+                        field: require.map(|r| r.field(gap)).unwrap_or("pipeline_ids"),
+                        gap: gap.clone(),
+                    });
+                }
+                if !rendered.gaps.is_empty() {
+                    // Expected after a delete (Terraform may destroy a binding before the group
+                    // using its pipeline): not an error, the group keeps what it can run.
+                    let gaps: Vec<String> = rendered.gaps.iter().map(ToString::to_string).collect();
+                    tracing::info!(
+                        group = %group.record.spec.name,
+                        gaps = ?gaps,
+                        service_pipelines = rendered.service_pipelines,
+                        "Agent group config left incomplete parts out"
+                    );
+                }
+                if rendered.service_pipelines == 0 {
+                    tracing::info!(
+                        group = %group.record.spec.name,
+                        revision = group.config_revision,
+                        "Agent group has no complete pipeline left: no new revision, its agents keep their last config"
+                    );
+                    continue;
+                }
                 let hash = rendered.hash_hex();
                 if group.config_revision > 0 && group.config_hash == hash {
                     continue;
@@ -404,7 +434,7 @@ macro_rules! sql_store {
                 .await
                 .map_err(|e| name_error(e, kind, name))?;
                 let groups = groups_of_pipeline(&mut tx, &pipeline_id.to_string()).await?;
-                let revisions = rerender(&mut tx, &self.key, groups).await?;
+                let revisions = rerender(&mut tx, &self.key, groups, Some(&$crate::store::Require::child(kind, pipeline_id, pipeline_id))).await?;
                 let value = fetch_record(&mut tx, table, &sid)
                     .await?
                     .ok_or_else(|| StoreError::Corrupt(format!("{kind} {sid} vanished")))?;
@@ -479,7 +509,7 @@ macro_rules! sql_store {
                 let mut groups =
                     groups_of_pipeline(&mut tx, &old_pipeline(&current.spec).to_string()).await?;
                 groups.extend(groups_of_pipeline(&mut tx, &pipeline_id.to_string()).await?);
-                let revisions = rerender(&mut tx, &self.key, groups).await?;
+                let revisions = rerender(&mut tx, &self.key, groups, Some(&$crate::store::Require::child(kind, old_pipeline(&current.spec), pipeline_id))).await?;
                 let value = fetch_record(&mut tx, table, &sid)
                     .await?
                     .ok_or_else(|| StoreError::Corrupt(format!("{kind} {sid} vanished")))?;
@@ -509,7 +539,7 @@ macro_rules! sql_store {
                     .await?;
                 let groups =
                     groups_of_pipeline(&mut tx, &pipeline_of(&current.spec).to_string()).await?;
-                let revisions = rerender(&mut tx, &self.key, groups).await?;
+                let revisions = rerender(&mut tx, &self.key, groups, None).await?;
                 tx.commit().await?;
                 Ok(Written { value: (), revisions })
             }
@@ -662,7 +692,7 @@ macro_rules! sql_store {
                 .await
                 .map_err(|e| name_error(e, Kind::Pipeline, &spec.name))?;
                 let groups = groups_of_pipeline(&mut tx, &sid).await?;
-                let revisions = rerender(&mut tx, &self.key, groups).await?;
+                let revisions = rerender(&mut tx, &self.key, groups, Some(&$crate::store::Require::pipeline(id))).await?;
                 let value = fetch_record(&mut tx, "pipelines", &sid)
                     .await?
                     .ok_or_else(|| StoreError::Corrupt(format!("pipeline {sid} vanished")))?;
@@ -802,7 +832,7 @@ macro_rules! sql_store {
                 .bind(now)
                 .execute(&mut *tx)
                 .await?;
-                let revisions = rerender(&mut tx, &self.key, groups).await?;
+                let revisions = rerender(&mut tx, &self.key, groups, None).await?;
                 tx.commit().await?;
                 Ok(Written { value: rows.len(), revisions })
             }
@@ -914,7 +944,7 @@ macro_rules! sql_store {
                 .await
                 .map_err(|e| name_error(e, Kind::AgentGroup, &spec.name))?;
                 Self::write_group_pipelines(&mut tx, &id, &spec).await?;
-                let revisions = rerender(&mut tx, &self.key, BTreeSet::from([id.clone()])).await?;
+                let revisions = rerender(&mut tx, &self.key, BTreeSet::from([id.clone()]), Some(&$crate::store::Require::group())).await?;
                 let value = fetch_group(&mut tx, &id)
                     .await?
                     .ok_or_else(|| StoreError::Corrupt(format!("group {id} vanished")))?;
@@ -975,7 +1005,7 @@ macro_rules! sql_store {
                 .await
                 .map_err(|e| name_error(e, Kind::AgentGroup, &spec.name))?;
                 Self::write_group_pipelines(&mut tx, &sid, &spec).await?;
-                let revisions = rerender(&mut tx, &self.key, BTreeSet::from([sid.clone()])).await?;
+                let revisions = rerender(&mut tx, &self.key, BTreeSet::from([sid.clone()]), Some(&$crate::store::Require::group())).await?;
                 let value = fetch_group(&mut tx, &sid)
                     .await?
                     .ok_or_else(|| StoreError::Corrupt(format!("group {sid} vanished")))?;

@@ -109,3 +109,13 @@ pub fn group_spec(name: &str, pipeline_ids: Vec<PipelineId>) -> AgentGroupSpec {
         rollout: RolloutSpec::default(),
     }
 }
+
+/// A binding to the `debug` exporter (no network): what a test pipeline needs to be rendered
+/// into a group's config when the test does not care where data goes.
+pub fn debug_binding_spec(name: &str, pipeline_id: PipelineId) -> ExporterBindingSpec {
+    let mut b = binding_spec(name, pipeline_id);
+    b.destinations[0].kind = "debug".into();
+    b.destinations[0].endpoint = None;
+    b.destinations[0].headers.clear();
+    b
+}
