@@ -306,7 +306,11 @@ pub fn document() -> Value {
                 "description": "the otaas serve replica (--replica-id) the agent is connected to, or last was" },
             "available_components": { "type": "object",
                 "description": "component types of the agent's collector build (kind → types), when it reports them (OpAMP AvailableComponents)",
-                "additionalProperties": { "type": "array", "items": { "type": "string" } } } })),
+                "additionalProperties": { "type": "array", "items": { "type": "string" } } },
+            "component_signals": { "type": "object",
+                "description": "signals its components support as the agent reports them (kind → type → signals; AvailableComponents metadata stability.<signal> other than Undefined), only for the types it reports them for",
+                "additionalProperties": { "type": "object",
+                    "additionalProperties": { "type": "array", "items": { "type": "string" } } } } })),
         "ErrorBody": resp_obj(&["error"], json!({ "error": resp_obj(&["code", "message", "field"], json!({
             "code": { "type": "string", "enum": [
                 "malformed_json", "unsupported_media_type", "unknown_field", "missing_field",

@@ -176,6 +176,18 @@ fn to_api(r: AgentRecord, with_config: bool) -> Agent {
                 .map(|(kind, types)| (kind.clone(), types.iter().cloned().collect()))
                 .collect()
         }),
+        component_signals: r.component_signals.map(|kinds| {
+            kinds
+                .iter()
+                .map(|(kind, types)| {
+                    let types = types
+                        .iter()
+                        .map(|(ty, signals)| (ty.clone(), signals.iter().cloned().collect()))
+                        .collect();
+                    (kind.clone(), types)
+                })
+                .collect()
+        }),
         labels: r.labels,
         id: r.id,
     }
