@@ -154,7 +154,8 @@ pub struct Agent {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub available_components: Option<BTreeMap<String, Vec<String>>>,
     /// The signals its components support, as the agent reports them (kind → type → signals),
-    /// only for types it reports a stability per signal for; absent when it reports none.
+    /// only for types it reports a stability per signal for; absent when it reports none. Only
+    /// in `GET /agents/{id}`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub component_signals: Option<BTreeMap<String, BTreeMap<String, Vec<String>>>>,
 }

@@ -9,13 +9,13 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures::{SinkExt, StreamExt};
+use otaas_api::components::STABILITY_KEY_PREFIX;
 use otaas_opamp::proto::{
     AgentCapabilities, AgentConfigFile, AgentConfigMap, AgentDescription, AgentDisconnect,
     AgentToServer, AnyValue, AvailableComponents, ComponentDetails, ComponentHealth,
     EffectiveConfig, KeyValue, RemoteConfigStatus, RemoteConfigStatuses, ServerErrorResponseType,
     ServerToAgent, ServerToAgentFlags, any_value, server_error_response,
 };
-use otaas_api::components::STABILITY_KEY_PREFIX;
 use otaas_opamp::{InstanceUid, framing, hash};
 use tokio::sync::{mpsc, watch};
 use tokio::time::{Instant, sleep_until};
@@ -111,10 +111,8 @@ impl Identity {
                     .map(|(ty, module)| {
                         let (namespace, version) =
                             module.split_once(' ').unwrap_or((module.as_str(), ""));
-                        let mut metadata = vec![
-                            kv("code.namespace", namespace),
-                            kv("code.version", version),
-                        ];
+                        let mut metadata =
+                            vec![kv("code.namespace", namespace), kv("code.version", version)];
                         // Every level as `components` prints it, `Undefined` included: the
                         // server reads a signal without a defined level as unsupported.
                         for (signal, level) in self.stability(kind, ty) {

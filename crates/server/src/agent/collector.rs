@@ -508,17 +508,30 @@ providers:
                 .collect()
         };
         let pairs = |v: &[(&str, &str)]| -> Vec<(String, String)> {
-            v.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect()
+            v.iter()
+                .map(|(a, b)| (a.to_string(), b.to_string()))
+                .collect()
         };
         assert_eq!(
             level("receivers", "filelog"),
-            pairs(&[("logs", "Beta"), ("metrics", "Undefined"), ("traces", "Undefined")])
+            pairs(&[
+                ("logs", "Beta"),
+                ("metrics", "Undefined"),
+                ("traces", "Undefined")
+            ])
         );
         assert_eq!(
             level("exporters", "otlphttp"),
-            pairs(&[("logs", "Stable"), ("metrics", "Stable"), ("traces", "Stable")])
+            pairs(&[
+                ("logs", "Stable"),
+                ("metrics", "Stable"),
+                ("traces", "Stable")
+            ])
         );
-        assert_eq!(level("extensions", "health_check"), pairs(&[("extension", "Beta")]));
+        assert_eq!(
+            level("extensions", "health_check"),
+            pairs(&[("extension", "Beta")])
+        );
         assert_eq!(
             c.modules["receivers"]["filelog"],
             "github.com/open-telemetry/opentelemetry-collector-contrib/receiver/filelogreceiver v0.135.0"

@@ -1114,6 +1114,7 @@ impl Registry {
         // Forget interned configs no agent runs any more.
         inner.texts.retain(|_, text| Arc::strong_count(text) > 1);
         inner.components.retain(|_, set| Arc::strong_count(set) > 1);
+        inner.signals.retain(|_, set| Arc::strong_count(set) > 1);
         let mut marked = 0;
         for (uid, entry) in inner.agents.iter_mut() {
             if !entry.rec.connected {

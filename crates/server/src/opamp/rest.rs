@@ -176,7 +176,9 @@ fn to_api(r: AgentRecord, with_config: bool) -> Agent {
                 .map(|(kind, types)| (kind.clone(), types.iter().cloned().collect()))
                 .collect()
         }),
-        component_signals: r.component_signals.map(|kinds| {
+        // Only in the single-agent view: lists of thousands of agents of one build would
+        // repeat the same map in every row.
+        component_signals: r.component_signals.filter(|_| with_config).map(|kinds| {
             kinds
                 .iter()
                 .map(|(kind, types)| {
