@@ -1291,10 +1291,11 @@ fn kv(key: &str, value: &str) -> otaas_opamp::proto::KeyValue {
     }
 }
 
+/// A component type with its metadata (key, value).
+type TypeMeta<'a> = (&'a str, &'a [(&'a str, &'a str)]);
+
 /// `AvailableComponents` of a build: kind → (type, metadata).
-fn build_components(
-    kinds: &[(&str, &[(&str, &[(&str, &str)])])],
-) -> otaas_opamp::proto::AvailableComponents {
+fn build_components(kinds: &[(&str, &[TypeMeta])]) -> otaas_opamp::proto::AvailableComponents {
     use otaas_opamp::proto::{AvailableComponents, ComponentDetails};
     let components = kinds
         .iter()
