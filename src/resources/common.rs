@@ -118,7 +118,8 @@ pub(crate) fn create_error(
 
 /// The plan-time component check (`POST /api/v1/component-check`): a diagnostic at the
 /// attribute to blame when the object, as planned, would give some connected agent of its
-/// group a config using a component type its collector build lacks. Quiet when the provider
+/// group a config using a component type its collector build lacks, or putting a component
+/// into a pipeline of a signal the agent reports that type does not support. Quiet when the provider
 /// is not configured yet or the server cannot answer: apply makes the same check and reports.
 pub(crate) async fn plan_component_check(
     ctx: &Context,
@@ -138,18 +139,30 @@ pub(crate) async fn plan_component_check(
     let Err(err) = client.component_check(check).await else {
         return;
     };
-    if err.code() != Some(otaas_api::ErrorCode::MissingComponents) {
-        tracing::debug!(error = %err, "Component check at plan time did not answer");
-        return;
-    }
-    let mut d = Diagnostic::error(
-        "Component not available on the target agents",
-        format!(
-            "{}. Use component types every agent's collector build has (GET /api/v1/agents \
-             lists each agent's available_components), or change the group's selector.",
-            err.to_string().trim_end_matches('.')
+    let what = err.to_string();
+    let what = what.trim_end_matches('.');
+    let mut d = match err.code() {
+        Some(otaas_api::ErrorCode::MissingComponents) => Diagnostic::error(
+            "Component not available on the target agents",
+            format!(
+                "{what}. Use component types every agent's collector build has (GET \
+                 /api/v1/agents lists each agent's available_components), or change the \
+                 group's selector."
+            ),
         ),
-    );
+        Some(otaas_api::ErrorCode::UnsupportedSignal) => Diagnostic::error(
+            "Signal not supported by a component on the target agents",
+            format!(
+                "{what}. Limit the signals to those the component supports (GET \
+                 /api/v1/agents/{{id}} lists each agent's component_signals), or use another \
+                 component type."
+            ),
+        ),
+        _ => {
+            tracing::debug!(error = %err, "Component check at plan time did not answer");
+            return;
+        }
+    };
     if let Some(path) = err.field().and_then(|f| field_path(f, planned)) {
         d = d.at(path);
     }

@@ -153,6 +153,11 @@ pub struct Agent {
     /// Component types its collector build has (kind → types), when it reports them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub available_components: Option<BTreeMap<String, Vec<String>>>,
+    /// The signals its components support, as the agent reports them (kind → type → signals),
+    /// only for types it reports a stability per signal for; absent when it reports none. Only
+    /// in `GET /agents/{id}`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub component_signals: Option<BTreeMap<String, BTreeMap<String, Vec<String>>>>,
 }
 
 impl Agent {

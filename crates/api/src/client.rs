@@ -215,6 +215,7 @@ impl Client {
                     message: "health check failed".into(),
                     field: None,
                     missing_components: Vec::new(),
+                    unsupported_signals: Vec::new(),
                 },
             }),
         }
@@ -395,6 +396,7 @@ fn error_of(status: StatusCode, bytes: &[u8]) -> ClientError {
                 message: String::from_utf8_lossy(bytes).chars().take(200).collect(),
                 field: None,
                 missing_components: Vec::new(),
+                unsupported_signals: Vec::new(),
             },
         },
     }
@@ -478,6 +480,7 @@ fn not_found(route: &str, id: &str) -> ClientError {
             message: format!("{} {id} not found", route.trim_start_matches('/')),
             field: None,
             missing_components: Vec::new(),
+            unsupported_signals: Vec::new(),
         },
     }
 }

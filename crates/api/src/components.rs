@@ -323,6 +323,14 @@ impl Signals {
     }
 }
 
+/// The prefix of the OpAMP `AvailableComponents` metadata keys by which `otaas agent` reports a
+/// component's stability per signal (`stability.logs` = `Beta`), as the collector's
+/// `components` command prints it. A component reporting any such key supports exactly the
+/// signals whose level is not [`UNDEFINED_STABILITY`]; one reporting none falls back to the table.
+pub const STABILITY_KEY_PREFIX: &str = "stability.";
+/// The level the collector prints for a signal a component does not support.
+pub const UNDEFINED_STABILITY: &str = "Undefined";
+
 /// The table's rows for one kind: (type, signals, source directory).
 pub fn rows(kind: Kind) -> &'static [(&'static str, &'static [Signal], &'static str)] {
     match kind {

@@ -22,6 +22,10 @@ pub struct ErrorDetail {
     /// collector builds lack, and those agents.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub missing_components: Vec<MissingComponent>,
+    /// With `unsupported_signal`: each component put into a pipeline of a signal that some
+    /// agents report the component's type does not support, and those agents.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unsupported_signals: Vec<UnsupportedSignal>,
 }
 
 /// A component type a rendered config uses that some agents of the target group lack.
@@ -35,6 +39,23 @@ pub struct MissingComponent {
     /// The agent group whose config uses it.
     pub group: String,
     /// Instance uids (hex) of the agents whose collector lacks it.
+    pub agents: Vec<String>,
+}
+
+/// A component type a rendered config puts into a `<signal>/...` pipeline although agents of the
+/// target group report that the type does not support that signal.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UnsupportedSignal {
+    /// The config section: `receivers`, `processors`, `exporters`.
+    pub kind: String,
+    /// The component type (`filelog`, ...).
+    #[serde(rename = "type")]
+    pub component_type: String,
+    /// The signal (`traces`, `metrics`, `logs`).
+    pub signal: String,
+    /// The agent group whose config does it.
+    pub group: String,
+    /// Instance uids (hex) of the agents that report the type does not support the signal.
     pub agents: Vec<String>,
 }
 
@@ -61,6 +82,9 @@ pub enum ErrorCode {
     /// receiver or no exporter for any of its signals) or list no pipeline; `field` names
     /// what to fix, the message the group, the pipeline and what to add.
     IncompleteConfig,
+    /// 422: the change's rendered config puts a component into a pipeline of a signal that
+    /// agents of the target group report its type does not support (see `unsupported_signals`).
+    UnsupportedSignal,
     /// 400: a malformed path parameter, query or header.
     BadRequest,
     /// 401: no or wrong bearer token.
@@ -104,6 +128,7 @@ impl ErrorCode {
             Self::DanglingReference => "dangling_reference",
             Self::MissingComponents => "missing_components",
             Self::IncompleteConfig => "incomplete_config",
+            Self::UnsupportedSignal => "unsupported_signal",
             Self::BadRequest => "bad_request",
             Self::Unauthorized => "unauthorized",
             Self::Forbidden => "forbidden",
@@ -135,6 +160,7 @@ impl ErrorBody {
                 message: message.into(),
                 field,
                 missing_components: Vec::new(),
+                unsupported_signals: Vec::new(),
             },
         }
     }

@@ -25,7 +25,7 @@ pub use agents::{
     RemoteConfigState,
 };
 pub use client::{Client, ClientConfig, ClientError};
-pub use error::{ErrorBody, ErrorCode, ErrorDetail, MissingComponent};
+pub use error::{ErrorBody, ErrorCode, ErrorDetail, MissingComponent, UnsupportedSignal};
 pub use ids::{AgentGroupId, EndpointId, ExporterBindingId, PipelineId, TokenId};
 pub use status::{AgentFailure, GroupStatus, RolloutState, RolloutStepStatus};
 pub use types::*;

@@ -728,6 +728,8 @@ struct RecordSummary {
     available_components: Option<std::sync::Arc<crate::opamp::registry::ComponentSet>>,
     #[serde(default)]
     available_components_hash: Option<String>,
+    #[serde(default, with = "crate::opamp::registry::shared_signals")]
+    component_signals: Option<std::sync::Arc<crate::opamp::registry::ComponentSignals>>,
 }
 
 impl From<RecordSummary> for AgentRecord {
@@ -752,6 +754,7 @@ impl From<RecordSummary> for AgentRecord {
             replica_id: s.replica_id,
             available_components: s.available_components,
             available_components_hash: s.available_components_hash,
+            component_signals: s.component_signals,
         }
     }
 }

@@ -471,6 +471,24 @@ async fn a_real_collector_under_otaas_agent() {
     assert_eq!(comps["receivers"], ["filelog"]);
     assert_eq!(comps["exporters"], ["otlphttp"]);
     assert_eq!(comps["processors"], ["batch", "k8spath", "memory_limiter"]);
+    // (and, in the single-agent view, which signals each supports as the collector says:
+    // filelog logs only, the exporter and the batch processor every signal)
+    let signals = client
+        .get_agent(&a.id)
+        .await
+        .unwrap()
+        .component_signals
+        .expect("component_signals");
+    assert_eq!(signals["receivers"]["filelog"], ["logs"]);
+    assert_eq!(
+        signals["exporters"]["otlphttp"],
+        ["logs", "metrics", "traces"]
+    );
+    assert_eq!(
+        signals["processors"]["batch"],
+        ["logs", "metrics", "traces"]
+    );
+    assert_eq!(signals["processors"]["k8spath"], ["logs"]);
 
     // When a change needs a component this collector build lacks (a transform processor)
     let mut lacking = pipeline(&[&file1, &file2], json!({}));

@@ -1646,6 +1646,10 @@ async fn openapi_matches_the_types() {
                 "receivers".to_owned(),
                 vec!["filelog".to_owned()],
             )])),
+            component_signals: Some(std::collections::BTreeMap::from([(
+                "receivers".to_owned(),
+                std::collections::BTreeMap::from([("filelog".to_owned(), vec!["logs".to_owned()])]),
+            )])),
         })
         .unwrap(),
     );

@@ -1280,6 +1280,163 @@ async fn rejected_component_is_reported_failed_and_secrets_never_served() {
     assert!(rows.iter().any(|r| r.state.contains("<redacted>")));
 }
 
+/// A string `KeyValue` of OpAMP messages.
+fn kv(key: &str, value: &str) -> otaas_opamp::proto::KeyValue {
+    use otaas_opamp::proto::{AnyValue, KeyValue, any_value};
+    KeyValue {
+        key: key.into(),
+        value: Some(AnyValue {
+            value: Some(any_value::Value::StringValue(value.into())),
+        }),
+    }
+}
+
+/// A component type with its metadata (key, value).
+type TypeMeta<'a> = (&'a str, &'a [(&'a str, &'a str)]);
+
+/// `AvailableComponents` of a build: kind → (type, metadata).
+fn build_components(kinds: &[(&str, &[TypeMeta])]) -> otaas_opamp::proto::AvailableComponents {
+    use otaas_opamp::proto::{AvailableComponents, ComponentDetails};
+    let components = kinds
+        .iter()
+        .map(|(kind, types)| {
+            let sub = types
+                .iter()
+                .map(|(ty, meta)| {
+                    let details = ComponentDetails {
+                        metadata: meta.iter().map(|(k, v)| kv(k, v)).collect(),
+                        sub_component_map: Default::default(),
+                    };
+                    ((*ty).to_owned(), details)
+                })
+                .collect();
+            let details = ComponentDetails {
+                metadata: Vec::new(),
+                sub_component_map: sub,
+            };
+            ((*kind).to_owned(), details)
+        })
+        .collect();
+    AvailableComponents {
+        components,
+        hash: bytes::Bytes::from_static(b"a build with a logs-only mylog"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_signal_an_agent_reports_a_component_lacks_is_refused_with_unsupported_signal() {
+    let data = tempfile::tempdir().unwrap();
+    let server = Serve::start(data.path(), "127.0.0.1:0", &[]);
+    let client = server.client();
+    // Given a pipeline for logs and metrics whose receiver type the repo's table does not know
+    // (so the renderer puts it into both), in a group the agent below joins
+    let mut spec = pipeline_spec("sig");
+    spec.signals = vec![Signal::Metrics, Signal::Logs];
+    spec.receivers.insert("mylog".into(), json!({}));
+    assert_eq!(
+        otaas_api::components::listed(otaas_api::components::Kind::Receiver, "mylog"),
+        None
+    );
+    let p = client.create_pipeline(&spec).await.unwrap();
+    let mut binding = binding_spec("sig", p.id);
+    binding.destinations[0].kind = "debug".into();
+    binding.destinations[0].endpoint = None;
+    binding.destinations[0].headers.clear();
+    client.create_exporter_binding(&binding).await.unwrap();
+    let mut group = group_spec("sig", vec![p.id]);
+    group.selector = selector(&[("fleet", "sig")]);
+    let group = client.create_agent_group(&group).await.unwrap();
+    // And a connected agent whose build reports mylog as logs-only
+    let url = format!("ws://{}/v1/opamp", server.opamp);
+    let (mut ws, _) = tokio_tungstenite::connect_async(url.as_str())
+        .await
+        .expect("ws connect");
+    let uid = *uuid::Uuid::now_v7().as_bytes();
+    let id = uuid::Uuid::from_bytes(uid).simple().to_string();
+    let mut msg = hello(uid, 0);
+    msg.agent_description = Some(otaas_opamp::proto::AgentDescription {
+        identifying_attributes: vec![kv("service.name", "hand-made")],
+        non_identifying_attributes: vec![kv("fleet", "sig")],
+    });
+    let levels: &[(&str, &str)] = &[
+        ("stability.logs", "Beta"),
+        ("stability.metrics", "Undefined"),
+        ("stability.traces", "Undefined"),
+    ];
+    msg.available_components = Some(build_components(&[
+        ("receivers", &[("mylog", levels)]),
+        ("processors", &[("batch", &[]), ("memory_limiter", &[])]),
+        (
+            "exporters",
+            &[("debug", &[]), ("otlp", &[]), ("otlphttp", &[])],
+        ),
+    ]));
+    ws.send(Message::Binary(framing::encode(&msg).into()))
+        .await
+        .unwrap();
+    next_binary(&mut ws).await;
+    let agent = wait_for("the agent in its group", || async {
+        let a = client.get_agent(&id).await.ok()?;
+        (a.connected && a.group_id == Some(group.id)).then_some(a)
+    })
+    .await;
+    // (the agent view shows what it reported per signal, only for the type that reported it)
+    assert_eq!(
+        agent.component_signals,
+        Some(BTreeMap::from([(
+            "receivers".to_owned(),
+            BTreeMap::from([("mylog".to_owned(), vec!["logs".to_owned()])])
+        )]))
+    );
+
+    // When the pipeline is checked and written as it is (logs and metrics)
+    spec.description = "changed".into();
+    let check = |spec: &PipelineSpec| ComponentCheck {
+        pipeline: Some(PipelineCheck {
+            id: Some(p.id),
+            spec: spec.clone(),
+        }),
+        agent_group: None,
+        exporter_binding: None,
+    };
+    let dry = client.component_check(&check(&spec)).await.unwrap_err();
+    let err = client.update_pipeline(p.id, &spec, None).await.unwrap_err();
+    // Then both are refused with 422 unsupported_signal at `signals`, naming the agent
+    for err in [dry, err] {
+        assert_eq!(err.status(), Some(422), "{err}");
+        assert_eq!(err.code(), Some(ErrorCode::UnsupportedSignal), "{err}");
+        let ClientError::Api { error, .. } = &err else {
+            panic!("{err}")
+        };
+        assert_eq!(error.field.as_deref(), Some("signals"));
+        assert_eq!(
+            error.unsupported_signals,
+            [UnsupportedSignal {
+                kind: "receivers".into(),
+                component_type: "mylog".into(),
+                signal: "metrics".into(),
+                group: "sig".into(),
+                agents: vec![id.clone()],
+            }]
+        );
+        assert!(error.message.contains(&id), "{}", error.message);
+    }
+    // And nothing was stored
+    assert_eq!(
+        client.get_pipeline(p.id).await.unwrap().revision,
+        p.revision
+    );
+
+    // When the pipeline carries logs only
+    spec.signals = vec![Signal::Logs];
+    // Then the check passes, judging the agent, and the write is accepted
+    let ok = client.component_check(&check(&spec)).await.unwrap();
+    assert_eq!((ok.groups, ok.agents), (vec!["sig".to_owned()], 1));
+    let p2 = client.update_pipeline(p.id, &spec, None).await.unwrap();
+    assert_eq!(p2.signals, [Signal::Logs]);
+    server.stop();
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn duplicate_instance_uid_gets_a_new_uid() {
     let data = tempfile::tempdir().unwrap();

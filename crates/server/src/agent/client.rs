@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures::{SinkExt, StreamExt};
+use otaas_api::components::STABILITY_KEY_PREFIX;
 use otaas_opamp::proto::{
     AgentCapabilities, AgentConfigFile, AgentConfigMap, AgentDescription, AgentDisconnect,
     AgentToServer, AnyValue, AvailableComponents, ComponentDetails, ComponentHealth,
@@ -110,11 +111,15 @@ impl Identity {
                     .map(|(ty, module)| {
                         let (namespace, version) =
                             module.split_once(' ').unwrap_or((module.as_str(), ""));
+                        let mut metadata =
+                            vec![kv("code.namespace", namespace), kv("code.version", version)];
+                        // Every level as `components` prints it, `Undefined` included: the
+                        // server reads a signal without a defined level as unsupported.
+                        for (signal, level) in self.stability(kind, ty) {
+                            metadata.push(kv(&format!("{STABILITY_KEY_PREFIX}{signal}"), level));
+                        }
                         let details = ComponentDetails {
-                            metadata: vec![
-                                kv("code.namespace", namespace),
-                                kv("code.version", version),
-                            ],
+                            metadata,
                             sub_component_map: Default::default(),
                         };
                         (ty.clone(), details)
@@ -135,12 +140,27 @@ impl Identity {
         }
     }
 
+    /// The per-signal levels `components` listed for one type (none when it listed none).
+    fn stability<'a>(&'a self, kind: &str, ty: &str) -> impl Iterator<Item = (&'a str, &'a str)> {
+        self.build
+            .stability
+            .get(kind)
+            .and_then(|types| types.get(ty))
+            .into_iter()
+            .flatten()
+            .map(|(s, l)| (s.as_str(), l.as_str()))
+    }
+
     /// A stable text of the component list; its SHA-256 is the `AvailableComponents.hash`.
     fn components_digest(&self) -> String {
         let mut text = String::new();
         for (kind, types) in &self.build.components {
             for (ty, module) in types {
-                text.push_str(&format!("{kind}\t{ty}\t{module}\n"));
+                text.push_str(&format!("{kind}\t{ty}\t{module}"));
+                for (signal, level) in self.stability(kind, ty) {
+                    text.push_str(&format!("\t{signal}={level}"));
+                }
+                text.push('\n');
             }
         }
         text
@@ -802,6 +822,18 @@ mod tests {
             )]
             .into(),
         );
+        build.stability.insert(
+            "receivers".into(),
+            [(
+                "filelog".to_owned(),
+                [
+                    ("logs".to_owned(), "Beta".to_owned()),
+                    ("metrics".to_owned(), "Undefined".to_owned()),
+                ]
+                .into(),
+            )]
+            .into(),
+        );
         Identity {
             uid: InstanceUid::new_v7(),
             uid_file: std::env::temp_dir().join("otaas-agent-test-uid-unused"),
@@ -824,6 +856,13 @@ mod tests {
             kv("code.namespace", "github.com/x/filelogreceiver")
         );
         assert_eq!(filelog.metadata[1], kv("code.version", "v0.135.0"));
+        assert_eq!(
+            filelog.metadata[2..],
+            [
+                kv("stability.logs", "Beta"),
+                kv("stability.metrics", "Undefined")
+            ]
+        );
         assert_eq!(comps.hash.len(), 32);
         let desc = msg.agent_description.unwrap();
         assert!(

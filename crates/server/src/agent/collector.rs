@@ -57,6 +57,10 @@ pub struct BuildInfo {
     /// Component kind (`receivers`, `processors`, `exporters`, `extensions`, `connectors`)
     /// → type → Go module (with its version) that provides it.
     pub components: BTreeMap<String, BTreeMap<String, String>>,
+    /// Component kind → type → signal (as `components` names it: `logs`, `metrics`, `traces`,
+    /// or for connectors `logs_to_metrics` and the like) → stability level. Only types whose
+    /// entry lists a stability are here; `Undefined` means the signal is not supported.
+    pub stability: BTreeMap<String, BTreeMap<String, BTreeMap<String, String>>>,
 }
 
 impl BuildInfo {
@@ -159,7 +163,7 @@ impl Collector {
                 stderr: String::from_utf8_lossy(&out.stderr).trim().to_owned(),
             });
         }
-        let components =
+        let Components { modules, stability } =
             parse_components(&out.stdout).map_err(|reason| CollectorError::Output {
                 path: self.path.clone(),
                 args: "components".into(),
@@ -168,7 +172,8 @@ impl Collector {
         Ok(BuildInfo {
             command,
             version,
-            components,
+            components: modules,
+            stability,
         })
     }
 
@@ -337,21 +342,48 @@ struct ComponentEntry {
     name: String,
     #[serde(default)]
     module: String,
+    /// Signal → level (extensions have a single `extension` key); any other shape is ignored.
+    #[serde(default)]
+    stability: serde_yaml::Value,
+}
+
+/// What `components` says, per kind and type: the providing module and, where listed, the
+/// stability per signal (see [`BuildInfo`]).
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Components {
+    pub modules: BTreeMap<String, BTreeMap<String, String>>,
+    pub stability: BTreeMap<String, BTreeMap<String, BTreeMap<String, String>>>,
 }
 
 /// The YAML `components` prints: a list of `{name, module, stability}` per kind.
-pub fn parse_components(out: &[u8]) -> Result<BTreeMap<String, BTreeMap<String, String>>, String> {
+pub fn parse_components(out: &[u8]) -> Result<Components, String> {
     let doc: serde_yaml::Value = serde_yaml::from_slice(out).map_err(|e| e.to_string())?;
-    let mut all = BTreeMap::new();
+    let mut all = Components::default();
     for kind in KINDS {
         let entries: Vec<ComponentEntry> = match doc.get(kind) {
             None | Some(serde_yaml::Value::Null) => Vec::new(),
             Some(v) => serde_yaml::from_value(v.clone()).map_err(|e| format!("{kind}: {e}"))?,
         };
-        all.insert(
-            kind.to_owned(),
-            entries.into_iter().map(|e| (e.name, e.module)).collect(),
-        );
+        let mut modules = BTreeMap::new();
+        let mut stability = BTreeMap::new();
+        for e in entries {
+            // Only a signal → level map says anything per signal; anything else (an
+            // extension's single level, nothing at all) leaves the type without a record.
+            if let serde_yaml::Value::Mapping(map) = &e.stability {
+                let levels: BTreeMap<String, String> = map
+                    .iter()
+                    .filter_map(|(k, v)| Some((k.as_str()?.to_owned(), v.as_str()?.to_owned())))
+                    .collect();
+                if !levels.is_empty() {
+                    stability.insert(e.name.clone(), levels);
+                }
+            }
+            modules.insert(e.name, e.module);
+        }
+        all.modules.insert(kind.to_owned(), modules);
+        if !stability.is_empty() {
+            all.stability.insert(kind.to_owned(), stability);
+        }
     }
     Ok(all)
 }
@@ -413,7 +445,7 @@ mod tests {
     #[test]
     fn components_output() {
         let out = b"buildinfo:\n    command: otelcontribcol\nreceivers:\n    - name: filelog\n      module: github.com/x/filelogreceiver v0.135.0\n      stability:\n        logs: Beta\nprocessors:\n    - name: batch\n      module: go.opentelemetry.io/collector/processor/batchprocessor v0.135.0\nconnectors: []\nextensions: []\n";
-        let c = parse_components(out).unwrap();
+        let c = parse_components(out).unwrap().modules;
         assert_eq!(
             c["receivers"],
             BTreeMap::from([(
@@ -423,6 +455,88 @@ mod tests {
         );
         assert_eq!(c["processors"].keys().collect::<Vec<_>>(), ["batch"]);
         assert!(c["exporters"].is_empty() && c["connectors"].is_empty());
+    }
+
+    /// The real collector's `components` output (otelcontribcol 0.135.0-dev, as printed, less
+    /// two processors), plus an extension in the shape builds with extensions print.
+    const REAL_COMPONENTS: &str = "buildinfo:
+    command: otelcontribcol
+    description: Local OpenTelemetry Collector Contrib binary, testing only.
+    version: 0.135.0-dev
+receivers:
+    - name: filelog
+      module: github.com/open-telemetry/opentelemetry-collector-contrib/receiver/filelogreceiver v0.135.0
+      stability:
+        logs: Beta
+        metrics: Undefined
+        traces: Undefined
+processors:
+    - name: batch
+      module: go.opentelemetry.io/collector/processor/batchprocessor v0.135.0
+      stability:
+        logs: Beta
+        metrics: Beta
+        traces: Beta
+exporters:
+    - name: otlphttp
+      module: go.opentelemetry.io/collector/exporter/otlphttpexporter v0.135.0
+      stability:
+        logs: Stable
+        metrics: Stable
+        traces: Stable
+connectors: []
+extensions:
+    - name: health_check
+      module: github.com/x/healthcheckextension v0.135.0
+      stability:
+        extension: Beta
+providers:
+    - scheme: env
+      module: go.opentelemetry.io/collector/confmap/provider/envprovider v1.41.0
+";
+
+    #[test]
+    fn components_output_keeps_the_stability_per_signal() {
+        // Given the real collector's `components` output
+        // When it is parsed
+        let c = parse_components(REAL_COMPONENTS.as_bytes()).unwrap();
+        // Then each type has its per-signal levels, `Undefined` included
+        let level = |kind: &str, ty: &str| -> Vec<(String, String)> {
+            c.stability[kind][ty]
+                .iter()
+                .map(|(s, l)| (s.clone(), l.clone()))
+                .collect()
+        };
+        let pairs = |v: &[(&str, &str)]| -> Vec<(String, String)> {
+            v.iter()
+                .map(|(a, b)| (a.to_string(), b.to_string()))
+                .collect()
+        };
+        assert_eq!(
+            level("receivers", "filelog"),
+            pairs(&[
+                ("logs", "Beta"),
+                ("metrics", "Undefined"),
+                ("traces", "Undefined")
+            ])
+        );
+        assert_eq!(
+            level("exporters", "otlphttp"),
+            pairs(&[
+                ("logs", "Stable"),
+                ("metrics", "Stable"),
+                ("traces", "Stable")
+            ])
+        );
+        assert_eq!(
+            level("extensions", "health_check"),
+            pairs(&[("extension", "Beta")])
+        );
+        assert_eq!(
+            c.modules["receivers"]["filelog"],
+            "github.com/open-telemetry/opentelemetry-collector-contrib/receiver/filelogreceiver v0.135.0"
+        );
+        assert!(!c.stability.contains_key("connectors"));
     }
 
     #[test]

@@ -5,6 +5,11 @@
 //! and the agents. Also served as a dry run (`POST /api/v1/component-check`) so the provider
 //! can fail at plan time.
 //!
+//! It also refuses (422 `unsupported_signal`) a rendered config that puts a component into a
+//! `<signal>/...` pipeline when a connected agent of the group reports (per-signal stability in
+//! `AvailableComponents`) that the type does not support that signal: the renderer only knows
+//! the repo's table, which assumes every signal for types it does not list.
+//!
 //! Agents that do not report their components are not judged (they may have anything), and
 //! neither are disconnected ones (they get the config when they return, and report on it).
 
@@ -16,6 +21,7 @@ use chrono::Utc;
 use otaas_api::{
     AgentGroupId, AgentGroupSpec, ComponentCheck, ComponentCheckResult, EndpointId, EndpointSpec,
     ErrorCode, ExporterBindingId, ExporterBindingSpec, MissingComponent, PipelineId, PipelineSpec,
+    UnsupportedSignal,
 };
 
 use super::json::ApiJson;
@@ -42,6 +48,17 @@ impl Change<'_> {
             (Change::Endpoint(..), _) => "protocol",
             (Change::Binding(..), _) => "destinations",
             (Change::Group(..), _) => "pipeline_ids",
+        }
+    }
+
+    /// The request field to blame for a component in a pipeline of a signal it lacks: what
+    /// chose the signals (a pipeline's or binding's `signals`), else what added the component.
+    fn signal_field(&self, kind: &str) -> &'static str {
+        match self {
+            Change::Pipeline(..) => "signals",
+            Change::Binding(_, spec) if spec.signals.is_some() => "signals",
+            Change::Binding(..) => "destinations",
+            Change::Endpoint(..) | Change::Group(..) => self.field(kind),
         }
     }
 }
@@ -88,6 +105,44 @@ fn used_types(yaml: &str) -> BTreeMap<String, BTreeSet<String>> {
             .collect();
         if !types.is_empty() {
             out.insert(kind.to_owned(), types);
+        }
+    }
+    out
+}
+
+/// The components of each `<signal>/...` pipeline of a rendered config: (signal, kind, type).
+/// Connectors are left out (their support is per pair of signals).
+fn signal_uses(yaml: &str) -> BTreeSet<(String, String, String)> {
+    let Ok(doc) = serde_yaml::from_str::<serde_yaml::Value>(yaml) else {
+        return BTreeSet::new();
+    };
+    let Some(pipelines) = doc
+        .get("service")
+        .and_then(|s| s.get("pipelines"))
+        .and_then(|p| p.as_mapping())
+    else {
+        return BTreeSet::new();
+    };
+    let connectors: BTreeSet<&str> = doc
+        .get("connectors")
+        .and_then(|c| c.as_mapping())
+        .map(|m| m.keys().filter_map(|k| k.as_str()).collect())
+        .unwrap_or_default();
+    let mut out = BTreeSet::new();
+    for (name, pipeline) in pipelines {
+        let Some(name) = name.as_str() else { continue };
+        let signal = name.split('/').next().unwrap_or(name);
+        for kind in ["receivers", "processors", "exporters"] {
+            let Some(ids) = pipeline.get(kind).and_then(|v| v.as_sequence()) else {
+                continue;
+            };
+            for id in ids.iter().filter_map(|v| v.as_str()) {
+                if connectors.contains(id) {
+                    continue;
+                }
+                let ty = id.split('/').next().unwrap_or(id);
+                out.insert((signal.to_owned(), kind.to_owned(), ty.to_owned()));
+            }
         }
     }
     out
@@ -168,6 +223,7 @@ pub(super) async fn check(
     };
 
     let mut missing: Vec<MissingComponent> = Vec::new();
+    let mut unsupported: Vec<UnsupportedSignal> = Vec::new();
     let mut checked = Vec::new();
     let mut judged = 0;
     for group in groups.iter().filter(|g| affected.contains(&g.record.id)) {
@@ -183,6 +239,7 @@ pub(super) async fn check(
         };
         checked.push(group.record.spec.name.clone());
         let used = used_types(&rendered.yaml);
+        let by_signal = signal_uses(&rendered.yaml);
         let members = s.agents.members_if_among(
             &fleet,
             group.record.id,
@@ -191,7 +248,22 @@ pub(super) async fn check(
         );
         // (kind, type) → agents lacking it.
         let mut lacking: BTreeMap<(String, String), Vec<String>> = BTreeMap::new();
+        // (kind, type, signal) → agents saying the type does not support the signal.
+        let mut refusing: BTreeMap<(String, String, String), Vec<String>> = BTreeMap::new();
         for agent in &members {
+            if let Some(support) = &agent.component_signals {
+                for (signal, kind, ty) in &by_signal {
+                    let Some(signals) = support.get(kind).and_then(|t| t.get(ty)) else {
+                        continue;
+                    };
+                    if !signals.contains(signal) {
+                        refusing
+                            .entry((kind.clone(), ty.clone(), signal.clone()))
+                            .or_default()
+                            .push(agent.id.clone());
+                    }
+                }
+            }
             let Some(have) = &agent.available_components else {
                 continue;
             };
@@ -218,9 +290,21 @@ pub(super) async fn check(
                     agents,
                 }),
         );
+        unsupported.extend(refusing.into_iter().map(|((kind, ty, signal), agents)| {
+            UnsupportedSignal {
+                kind,
+                component_type: ty,
+                signal,
+                group: group.record.spec.name.clone(),
+                agents,
+            }
+        }));
     }
     if missing.is_empty() {
-        return Ok((checked, judged));
+        if unsupported.is_empty() {
+            return Ok((checked, judged));
+        }
+        return Err(unsupported_error(change, unsupported));
     }
     let parts: Vec<String> = missing
         .iter()
@@ -246,6 +330,36 @@ pub(super) async fn check(
     );
     err.body.error.missing_components = missing;
     Err(err)
+}
+
+/// The 422 `unsupported_signal` for `unsupported` (not empty).
+fn unsupported_error(change: &Change<'_>, unsupported: Vec<UnsupportedSignal>) -> ApiError {
+    let parts: Vec<String> = unsupported
+        .iter()
+        .map(|u| {
+            let kind = u.kind.trim_end_matches('s');
+            format!(
+                "{kind} {:?} in a {} pipeline (agent group {:?}; not supported by: {})",
+                u.component_type,
+                u.signal,
+                u.group,
+                u.agents.join(", ")
+            )
+        })
+        .collect();
+    let message = format!(
+        "the change puts components into pipelines of signals that agents of the target group \
+         report those component types do not support: {}",
+        parts.join("; ")
+    );
+    let mut err = ApiError::new(
+        http::StatusCode::UNPROCESSABLE_ENTITY,
+        ErrorCode::UnsupportedSignal,
+        message,
+        Some(change.signal_field(&unsupported[0].kind)),
+    );
+    err.body.error.unsupported_signals = unsupported;
+    err
 }
 
 /// `POST /api/v1/component-check`: the check alone, for a pipeline, an agent group or an
@@ -291,5 +405,20 @@ mod tests {
         );
         assert_eq!(used["exporters"], BTreeSet::from(["otlphttp".to_owned()]));
         assert!(!used.contains_key("processors"));
+    }
+
+    #[test]
+    fn signal_uses_read_the_signal_from_the_pipeline_name() {
+        let yaml = "receivers:\n  filelog/app: {}\nconnectors:\n  forward/x: {}\nexporters:\n  otlphttp/out: {}\nservice:\n  pipelines:\n    logs/app:\n      receivers: [filelog/app]\n      exporters: [otlphttp/out, forward/x]\n    metrics/app:\n      receivers: [forward/x]\n      exporters: [otlphttp/out]\n";
+        let got: Vec<(String, String, String)> = signal_uses(yaml).into_iter().collect();
+        let want: Vec<(String, String, String)> = [
+            ("logs", "exporters", "otlphttp"),
+            ("logs", "receivers", "filelog"),
+            ("metrics", "exporters", "otlphttp"),
+        ]
+        .iter()
+        .map(|(a, b, c)| (a.to_string(), b.to_string(), c.to_string()))
+        .collect();
+        assert_eq!(got, want);
     }
 }

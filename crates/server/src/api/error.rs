@@ -12,7 +12,9 @@ use crate::store::StoreError;
 #[derive(Debug)]
 pub struct ApiError {
     pub status: StatusCode,
-    pub body: ErrorBody,
+    /// Boxed: the body's lists (missing components, unsupported signals) would make every
+    /// `Result<_, ApiError>` of the handlers carry them inline.
+    pub body: Box<ErrorBody>,
     /// `Retry-After` seconds for 429/503 (503 defaults to 1 when unset).
     pub retry_after: Option<u64>,
 }
@@ -26,7 +28,7 @@ impl ApiError {
     ) -> Self {
         Self {
             status,
-            body: ErrorBody::new(code, message, field.map(str::to_string)),
+            body: Box::new(ErrorBody::new(code, message, field.map(str::to_string))),
             retry_after: None,
         }
     }
@@ -171,7 +173,7 @@ pub fn is_unavailable(e: &sqlx::Error) -> bool {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let mut resp = (self.status, Json(self.body)).into_response();
+        let mut resp = (self.status, Json(*self.body)).into_response();
         let retry_after = match (self.retry_after, self.status) {
             (Some(s), _) => Some(s),
             (None, StatusCode::SERVICE_UNAVAILABLE) => Some(1),

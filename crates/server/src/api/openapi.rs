@@ -268,7 +268,7 @@ pub fn document() -> Value {
         "/component-check".into(),
         json!({ "post": {
             "tags": ["agent-groups"],
-            "summary": "Dry run: would this pipeline, agent group or exporter binding (id set for an update) use a component type that connected agents it reaches lack? 422 missing_components if so",
+            "summary": "Dry run: would this pipeline, agent group or exporter binding (id set for an update) use a component type that connected agents it reaches lack (422 missing_components), or put a component into a pipeline of a signal those agents report its type does not support (422 unsupported_signal)?",
             "requestBody": body("ComponentCheck"),
             "responses": ok("200", r("ComponentCheckResult"))
         }}),
@@ -306,11 +306,15 @@ pub fn document() -> Value {
                 "description": "the otaas serve replica (--replica-id) the agent is connected to, or last was" },
             "available_components": { "type": "object",
                 "description": "component types of the agent's collector build (kind → types), when it reports them (OpAMP AvailableComponents)",
-                "additionalProperties": { "type": "array", "items": { "type": "string" } } } })),
+                "additionalProperties": { "type": "array", "items": { "type": "string" } } },
+            "component_signals": { "type": "object",
+                "description": "signals its components support as the agent reports them (kind → type → signals; AvailableComponents metadata stability.<signal> other than Undefined), only for the types it reports them for; only in GET /agents/{id}",
+                "additionalProperties": { "type": "object",
+                    "additionalProperties": { "type": "array", "items": { "type": "string" } } } } })),
         "ErrorBody": resp_obj(&["error"], json!({ "error": resp_obj(&["code", "message", "field"], json!({
             "code": { "type": "string", "enum": [
                 "malformed_json", "unsupported_media_type", "unknown_field", "missing_field",
-                "invalid_field", "dangling_reference", "missing_components", "incomplete_config", "bad_request", "unauthorized", "forbidden", "not_found",
+                "invalid_field", "dangling_reference", "missing_components", "incomplete_config", "unsupported_signal", "bad_request", "unauthorized", "forbidden", "not_found",
                 "name_taken", "revision_mismatch", "in_use", "state_conflict", "payload_too_large", "rate_limited", "internal",
                 "unavailable"] },
             "message": { "type": "string" },
@@ -320,6 +324,14 @@ pub fn document() -> Value {
                 "items": resp_obj(&["kind", "type", "group", "agents"], json!({
                     "kind": { "type": "string", "enum": ["receivers", "processors", "exporters", "extensions", "connectors"] },
                     "type": { "type": "string" },
+                    "group": { "type": "string" },
+                    "agents": { "type": "array", "items": { "type": "string" } } })) },
+            "unsupported_signals": { "type": "array", "description":
+                "with unsupported_signal: each component type put into a pipeline of a signal that agents of the target group report it does not support",
+                "items": resp_obj(&["kind", "type", "signal", "group", "agents"], json!({
+                    "kind": { "type": "string", "enum": ["receivers", "processors", "exporters"] },
+                    "type": { "type": "string" },
+                    "signal": { "type": "string", "enum": ["traces", "metrics", "logs"] },
                     "group": { "type": "string" },
                     "agents": { "type": "array", "items": { "type": "string" } } })) }
         })) })),

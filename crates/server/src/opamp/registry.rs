@@ -178,6 +178,11 @@ pub struct AgentRecord {
     /// Hex of the `AvailableComponents.hash` the agent reported.
     #[serde(default)]
     pub available_components_hash: Option<String>,
+    /// Which signals the agent says its components support (`stability.<signal>` metadata
+    /// of `AvailableComponents`), only for the components that said so. `None` when none did.
+    /// Shared like `available_components` (interned by the same hash).
+    #[serde(default, with = "shared_signals")]
+    pub component_signals: Option<Arc<ComponentSignals>>,
 }
 
 /// Component kind → the types of that kind a collector build has.
@@ -195,6 +200,42 @@ fn component_set(ac: &AvailableComponents) -> ComponentSet {
             )
         })
         .collect()
+}
+
+/// Component kind → type → the signals (`logs`, `metrics`, `traces`) it supports, for the
+/// types whose agent reported a stability per signal.
+pub type ComponentSignals = BTreeMap<String, BTreeMap<String, std::collections::BTreeSet<String>>>;
+
+/// The per-signal support an OpAMP `AvailableComponents` reports: a component with any
+/// `stability.<signal>` metadata supports the signals whose level is not `Undefined`.
+fn component_signals(ac: &AvailableComponents) -> Option<ComponentSignals> {
+    use otaas_api::components::{STABILITY_KEY_PREFIX, UNDEFINED_STABILITY};
+    let mut out = ComponentSignals::new();
+    for (kind, details) in &ac.components {
+        for (ty, sub) in &details.sub_component_map {
+            let mut reported = false;
+            let mut supported = std::collections::BTreeSet::new();
+            for kv in &sub.metadata {
+                let Some(signal) = kv.key.strip_prefix(STABILITY_KEY_PREFIX) else {
+                    continue;
+                };
+                reported = true;
+                let level = match kv.value.as_ref().and_then(|v| v.value.as_ref()) {
+                    Some(any_value::Value::StringValue(s)) => s.as_str(),
+                    _ => "",
+                };
+                if !level.is_empty() && level != UNDEFINED_STABILITY {
+                    supported.insert(signal.to_owned());
+                }
+            }
+            if reported {
+                out.entry(kind.clone())
+                    .or_default()
+                    .insert(ty.clone(), supported);
+            }
+        }
+    }
+    (!out.is_empty()).then_some(out)
 }
 
 impl AgentRecord {
@@ -218,6 +259,7 @@ impl AgentRecord {
             replica_id: None,
             available_components: None,
             available_components_hash: None,
+            component_signals: None,
         }
     }
 
@@ -371,6 +413,8 @@ struct Inner {
     texts: HashMap<String, Arc<str>>,
     /// Component sets by the `AvailableComponents.hash` (hex) agents reported with them.
     components: HashMap<String, Arc<ComponentSet>>,
+    /// Per-signal support by the same hash (only for lists that report any).
+    signals: HashMap<String, Arc<ComponentSignals>>,
     /// Each group's default config: what its agents get unless pinned (set by the rollout
     /// engine: the last good revision while a rollout is under way, else the latest).
     groups: HashMap<AgentGroupId, Arc<GroupConfig>>,
@@ -602,6 +646,13 @@ impl Registry {
                     .entry(hash.clone())
                     .or_insert_with(|| set.clone());
                 rec.available_components = Some(shared.clone());
+                if let Some(signals) = &rec.component_signals {
+                    let shared = inner
+                        .signals
+                        .entry(hash.clone())
+                        .or_insert_with(|| signals.clone());
+                    rec.component_signals = Some(shared.clone());
+                }
             }
             if was_connected {
                 inner.dirty.insert(uid);
@@ -788,6 +839,14 @@ impl Registry {
                     .entry(digest.clone())
                     .or_insert_with(|| Arc::new(component_set(ac)))
                     .clone();
+                rec.component_signals = match inner.signals.get(&digest) {
+                    Some(shared) => Some(shared.clone()),
+                    None => component_signals(ac).map(|signals| {
+                        let shared = Arc::new(signals);
+                        inner.signals.insert(digest.clone(), shared.clone());
+                        shared
+                    }),
+                };
                 rec.available_components = Some(set);
                 rec.available_components_hash = Some(digest);
             } else if rec.available_components_hash.as_deref() != Some(digest.as_str())
@@ -797,6 +856,7 @@ impl Registry {
                 match inner.components.get(&digest) {
                     Some(set) => {
                         rec.available_components = Some(set.clone());
+                        rec.component_signals = inner.signals.get(&digest).cloned();
                         rec.available_components_hash = Some(digest);
                     }
                     None => {
@@ -1054,6 +1114,7 @@ impl Registry {
         // Forget interned configs no agent runs any more.
         inner.texts.retain(|_, text| Arc::strong_count(text) > 1);
         inner.components.retain(|_, set| Arc::strong_count(set) > 1);
+        inner.signals.retain(|_, set| Arc::strong_count(set) > 1);
         let mut marked = 0;
         for (uid, entry) in inner.agents.iter_mut() {
             if !entry.rec.connected {
@@ -1255,6 +1316,28 @@ pub(crate) mod shared_components {
         d: D,
     ) -> Result<Option<Arc<ComponentSet>>, D::Error> {
         Ok(Option::<ComponentSet>::deserialize(d)?.map(Arc::new))
+    }
+}
+
+/// Serde for `Option<Arc<ComponentSignals>>` as an optional map.
+pub(crate) mod shared_signals {
+    use std::sync::Arc;
+
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    use super::ComponentSignals;
+
+    pub(crate) fn serialize<S: Serializer>(
+        v: &Option<Arc<ComponentSignals>>,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        v.as_deref().serialize(s)
+    }
+
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<Arc<ComponentSignals>>, D::Error> {
+        Ok(Option::<ComponentSignals>::deserialize(d)?.map(Arc::new))
     }
 }
 

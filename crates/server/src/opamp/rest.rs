@@ -176,6 +176,20 @@ fn to_api(r: AgentRecord, with_config: bool) -> Agent {
                 .map(|(kind, types)| (kind.clone(), types.iter().cloned().collect()))
                 .collect()
         }),
+        // Only in the single-agent view: lists of thousands of agents of one build would
+        // repeat the same map in every row.
+        component_signals: r.component_signals.filter(|_| with_config).map(|kinds| {
+            kinds
+                .iter()
+                .map(|(kind, types)| {
+                    let types = types
+                        .iter()
+                        .map(|(ty, signals)| (ty.clone(), signals.iter().cloned().collect()))
+                        .collect();
+                    (kind.clone(), types)
+                })
+                .collect()
+        }),
         labels: r.labels,
         id: r.id,
     }

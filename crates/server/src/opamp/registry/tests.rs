@@ -673,6 +673,68 @@ fn available_components_are_kept_shared_and_asked_for_when_only_hashed() {
 }
 
 #[test]
+fn per_signal_support_is_kept_for_the_components_that_report_it_and_shared() {
+    use otaas_opamp::proto::{AnyValue, ComponentDetails, KeyValue};
+    let kv = |k: &str, v: &str| KeyValue {
+        key: k.to_owned(),
+        value: Some(AnyValue {
+            value: Some(any_value::Value::StringValue(v.to_owned())),
+        }),
+    };
+    let reg = Registry::new(Duration::from_secs(30));
+    let (a, b) = (InstanceUid::new_v7(), InstanceUid::new_v7());
+    // Given a build whose filelog says logs-only and whose otlphttp says nothing per signal
+    let mut full = components(
+        &[("receivers", &["filelog"]), ("exporters", &["otlphttp"])],
+        b"h2",
+    );
+    full.components
+        .get_mut("receivers")
+        .unwrap()
+        .sub_component_map
+        .insert(
+            "filelog".into(),
+            ComponentDetails {
+                metadata: vec![
+                    kv("code.namespace", "x"),
+                    kv("stability.logs", "Beta"),
+                    kv("stability.metrics", "Undefined"),
+                    kv("stability.traces", "Undefined"),
+                ],
+                sub_component_map: Default::default(),
+            },
+        );
+    // When one agent reports it in full and another only by hash
+    let mut ctx = reg.connection(Transport::Http, "http://x".into(), None);
+    let mut msg = first(a, PY_CAPS, &[]);
+    msg.available_components = Some(full);
+    reg.handle(&mut ctx, msg, now());
+    let mut msg = first(b, PY_CAPS, &[]);
+    msg.available_components = Some(components(&[], b"h2"));
+    reg.handle(&mut ctx, msg, now());
+    // Then filelog is kept as logs-only, otlphttp not at all, and both share one copy
+    let ra = reg.get(a).unwrap();
+    let signals = ra.component_signals.clone().unwrap();
+    assert_eq!(
+        *signals,
+        BTreeMap::from([(
+            "receivers".to_owned(),
+            BTreeMap::from([(
+                "filelog".to_owned(),
+                std::collections::BTreeSet::from(["logs".to_owned()])
+            )])
+        )])
+    );
+    assert!(Arc::ptr_eq(
+        &reg.get(b).unwrap().component_signals.unwrap(),
+        &signals
+    ));
+    // And it survives persistence
+    let back: AgentRecord = serde_json::from_str(&serde_json::to_string(&ra).unwrap()).unwrap();
+    assert_eq!(back.component_signals.as_deref(), Some(&*signals));
+}
+
+#[test]
 fn members_if_follows_the_group_matching_rules() {
     let reg = Registry::new(Duration::from_secs(30));
     let specific = group(&[("env", "prod"), ("region", "eu")], 10, "a: 1\n");
