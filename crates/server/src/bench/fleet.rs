@@ -13,7 +13,7 @@ use otaas_api::{
 };
 use serde_json::json;
 
-use super::procs::{self, Database, Fleet, FleetSpec, Server, Transport};
+use super::procs::{self, Database, Fleet, FleetSpec, Server, ServerOptions, TlsFiles, Transport};
 use super::{BenchError, Plan};
 
 /// A pipeline and the all-at-once group over `bench=<label>` using it.
@@ -28,7 +28,6 @@ pub(crate) struct BenchGroup {
 
 /// Creates the pipeline (OTLP in, a batch processor, a debug exporter) and the group.
 pub(crate) async fn make_group(client: &Client, label: &str) -> Result<BenchGroup, BenchError> {
-    let rest = |what: &str| format!("creating the {what} of group {label:?}");
     let spec = PipelineSpec {
         name: format!("bench-{label}"),
         description: "otaas bench".to_owned(),
@@ -39,6 +38,27 @@ pub(crate) async fn make_group(client: &Client, label: &str) -> Result<BenchGrou
             config: json!({}),
         }],
     };
+    let debug = DestinationSpec {
+        name: "debug".to_owned(),
+        kind: "debug".to_owned(),
+        endpoint: None,
+        headers: BTreeMap::new(),
+        keep_headers: false,
+        tls: None,
+        config: json!({}),
+    };
+    make_group_of(client, label, spec, debug).await
+}
+
+/// Creates the pipeline `spec` (whose first processor [`push`] changes), a binding to
+/// `destination`, and the all-at-once group over `bench=<label>`.
+pub(crate) async fn make_group_of(
+    client: &Client,
+    label: &str,
+    spec: PipelineSpec,
+    destination: DestinationSpec,
+) -> Result<BenchGroup, BenchError> {
+    let rest = |what: &str| format!("creating the {what} of group {label:?}");
     let pipeline = client
         .create_pipeline(&spec)
         .await
@@ -47,15 +67,7 @@ pub(crate) async fn make_group(client: &Client, label: &str) -> Result<BenchGrou
         name: format!("bench-{label}"),
         pipeline_id: pipeline.id,
         signals: None,
-        destinations: vec![DestinationSpec {
-            name: "debug".to_owned(),
-            kind: "debug".to_owned(),
-            endpoint: None,
-            headers: BTreeMap::new(),
-            keep_headers: false,
-            tls: None,
-            config: json!({}),
-        }],
+        destinations: vec![destination],
     };
     client
         .create_exporter_binding(&binding)
@@ -130,8 +142,9 @@ pub(crate) struct PushResult {
 }
 
 /// How often the status is polled during a push: the resolution of the figures. Each poll
-/// walks the group's agents on the server, so faster polling would cost the push itself.
-const PUSH_POLL: Duration = Duration::from_millis(20);
+/// walks the group's agents on the server, so faster polling would cost the push itself; and 40
+/// polls a second stay under the default API rate limit (50 per second per token).
+const PUSH_POLL: Duration = Duration::from_millis(25);
 
 /// Creates a new revision of the group's config (a changed processor setting) and measures
 /// until all `n` agents applied it. t0 is the revision's `created_at` (the server's clock; the
@@ -232,6 +245,8 @@ pub(crate) struct HttpResult {
 #[derive(Clone, Debug, Default)]
 pub(crate) struct FleetResults {
     pub(crate) idle: Option<IdleResult>,
+    /// The idle fleet over `wss://` (RSS only; CPU is not measured).
+    pub(crate) tls_idle: Option<IdleResult>,
     /// One-agent push: the floor the fan-out is compared with.
     pub(crate) push_one: Option<PushResult>,
     pub(crate) pushes: Vec<PushResult>,
@@ -245,7 +260,7 @@ pub(crate) async fn run_ws(
     results: &mut FleetResults,
 ) -> Result<(), BenchError> {
     let exe = &plan.exe;
-    let mut server = Server::start(exe, database, plan.heartbeat_seconds).await?;
+    let mut server = Server::start(exe, database, &plan.server_options(None)).await?;
     let client = server.client.clone();
     let n = plan.agents;
     let mut fleet_group = make_group(&client, "fleet").await?;
@@ -317,7 +332,7 @@ pub(crate) async fn run_http(
     results: &mut FleetResults,
 ) -> Result<(), BenchError> {
     let exe = &plan.exe;
-    let mut server = Server::start(exe, database, plan.heartbeat_seconds).await?;
+    let mut server = Server::start(exe, database, &plan.server_options(None)).await?;
     let group = make_group(&server.client, "http").await?;
     tokio::time::sleep(plan.settle).await;
     let pid = server.pid();
@@ -341,14 +356,66 @@ pub(crate) async fn run_http(
     Ok(())
 }
 
+/// Server RSS per idle agent when OpAMP is served over TLS (`wss://`): each session then also
+/// holds a TLS connection's state. Baseline: the same TLS server with no agent.
+pub(crate) async fn run_tls_idle(
+    plan: &Plan,
+    database: &Database,
+    results: &mut FleetResults,
+) -> Result<(), BenchError> {
+    let exe = &plan.exe;
+    let certs = tempfile::Builder::new()
+        .prefix("otaas-bench-tls-")
+        .tempdir()
+        .map_err(|e| BenchError::new("creating a certificate dir", e))?;
+    let tls = TlsFiles::generate(certs.path())?;
+    let mut server = Server::start(exe, database, &plan.server_options(Some(tls.clone()))).await?;
+    let group = make_group(&server.client, "tls").await?;
+    tokio::time::sleep(plan.settle).await;
+    let pid = server.pid();
+    let rss_0 = procs::rss_bytes(pid)?;
+    let n = plan.agents;
+    eprintln!("otaas bench: {n} WebSocket agents over TLS connecting ...");
+    let mut spec = plan.fleet_spec("tls", n, Transport::Ws);
+    spec.ca_cert = Some(tls.cert.clone());
+    let mut fleet = Fleet::start(exe, &server, &spec)?;
+    wait_applied(&mut server, &mut fleet, &group, n).await?;
+    // As for the plain fleet: past the connect burst, one heartbeat period at rest.
+    tokio::time::sleep(plan.settle + plan.window).await;
+    let rss_n = procs::rss_bytes(pid)?;
+    results.tls_idle = Some(IdleResult {
+        agents: n,
+        rss_0,
+        rss_n,
+        cpu_0: 0.0,
+        cpu_n: 0.0,
+    });
+    fleet.stop().await;
+    server.child.stop().await;
+    Ok(())
+}
+
 impl Plan {
-    fn fleet_spec<'a>(&self, label: &'a str, agents: usize, transport: Transport) -> FleetSpec<'a> {
+    pub(crate) fn fleet_spec<'a>(
+        &self,
+        label: &'a str,
+        agents: usize,
+        transport: Transport,
+    ) -> FleetSpec<'a> {
         FleetSpec {
             label,
             agents,
             transport,
             heartbeat_seconds: self.heartbeat_seconds,
             per_process: self.agents_per_process,
+            ca_cert: None,
+        }
+    }
+
+    pub(crate) fn server_options(&self, tls: Option<TlsFiles>) -> ServerOptions {
+        ServerOptions {
+            heartbeat_seconds: self.heartbeat_seconds,
+            tls,
         }
     }
 }

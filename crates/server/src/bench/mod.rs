@@ -3,10 +3,15 @@
 //! measures, stops everything and prints one table: each figure, its target and the baseline
 //! measured in the same run. `--out` also writes the table with the machine's description.
 //!
+//! The servers run with the defaults a user gets, but for the OpAMP per-address cap (the whole
+//! simulated fleet is 127.0.0.1); the table says so.
+//!
 //! Files: `procs.rs` (child processes, databases, `/proc` readings), `fleet.rs` (idle fleet,
-//! push fan-out, HTTP fleet), `terraform.rs` (Terraform and handshake figures), `report.rs`
-//! (the table and the results file).
+//! push fan-out, HTTP fleet, idle fleet over TLS), `collector.rs` (a real collector under
+//! `otaas agent`), `terraform.rs` (Terraform and handshake figures), `report.rs` (the table and
+//! the results file).
 
+mod collector;
 mod fleet;
 mod procs;
 mod report;
@@ -29,10 +34,15 @@ pub enum BenchName {
     Push,
     /// N HTTP agents polling every 30 s: server CPU.
     Http,
-    /// `terraform apply` and `plan` of 500 `otaas_pipeline` vs 500 `null_resource`.
+    /// `terraform apply` and `plan` of 500 and of 1,000 `otaas_pipeline` vs as many
+    /// `null_resource`.
     Terraform,
     /// Provider start to handshake vs the null provider.
     Handshake,
+    /// Idle WebSocket fleet over TLS (`wss://`): server RSS per agent.
+    Tls,
+    /// A real collector under `otaas agent`: new revision to APPLIED.
+    Collector,
 }
 
 /// Which stores the fleet and Terraform figures run on.
@@ -76,9 +86,14 @@ pub struct BenchArgs {
     /// Our provider binary (default: `terraform-provider-otaas` next to this `otaas`).
     #[arg(long)]
     pub provider: Option<PathBuf>,
-    /// Resources of each Terraform configuration (default 500; 10 with `--quick`).
-    #[arg(long)]
-    pub resources: Option<usize>,
+    /// Sizes of the Terraform configurations (comma-separated; default 500,1000; 10,20 with
+    /// `--quick`).
+    #[arg(long, value_delimiter = ',')]
+    pub resources: Vec<usize>,
+    /// The OpenTelemetry Collector binary for the `collector` benchmark (scripts/setup.sh
+    /// installs one); without it that benchmark is skipped with a note.
+    #[arg(long, env = "OTAAS_COLLECTOR")]
+    pub collector: Option<PathBuf>,
     /// Most simulated agents per fleet-sim process (each holds one socket per agent; a process
     /// here may hold at most 20,000 open files).
     #[arg(long, default_value_t = 5000)]
@@ -110,6 +125,8 @@ pub(crate) struct Plan {
     pub(crate) http: bool,
     pub(crate) terraform: bool,
     pub(crate) handshake: bool,
+    pub(crate) tls: bool,
+    pub(crate) collector: bool,
     pub(crate) quick: bool,
     /// Heartbeat offered by the servers, which is also the HTTP polling interval.
     pub(crate) heartbeat_seconds: u64,
@@ -118,8 +135,11 @@ pub(crate) struct Plan {
     /// CPU measurement window: one heartbeat period, so every agent's heartbeat (or poll) is
     /// in it exactly once.
     pub(crate) window: Duration,
-    pub(crate) resources: usize,
+    /// Sizes of the Terraform configurations.
+    pub(crate) resources: Vec<usize>,
     pub(crate) handshake_reps: usize,
+    /// Revisions pushed to the real collector (and to its simulated baseline); the median counts.
+    pub(crate) collector_reps: usize,
     pub(crate) agents_per_process: usize,
     pub(crate) backends: Vec<Backend>,
 }
@@ -163,12 +183,22 @@ impl Plan {
             http: selected(BenchName::Http),
             terraform: selected(BenchName::Terraform),
             handshake: selected(BenchName::Handshake),
+            tls: selected(BenchName::Tls),
+            collector: selected(BenchName::Collector),
             quick,
             heartbeat_seconds,
             settle: Duration::from_secs(if quick { 1 } else { 5 }),
             window: Duration::from_secs(heartbeat_seconds),
-            resources: args.resources.unwrap_or(if quick { 10 } else { 500 }),
+            resources: match (&args.resources[..], quick) {
+                ([], true) => vec![10, 20],
+                ([], false) => vec![500, 1000],
+                (sizes, _) if sizes.contains(&0) => {
+                    return Err(BenchError::msg("--resources sizes must be at least 1"));
+                }
+                (sizes, _) => sizes.to_vec(),
+            },
             handshake_reps: if quick { 3 } else { 15 },
+            collector_reps: if quick { 1 } else { 5 },
             agents_per_process: args.agents_per_process.clamp(1, 19_000),
             backends: match args.backend {
                 BackendChoice::Sqlite => vec![Backend::Sqlite],
@@ -284,22 +314,43 @@ async fn run_all(
             let db = dbs.get(backend).await?;
             fleet::run_http(plan, &db, &mut results).await?;
         }
-        report.fleets.insert(backend, results);
-        if let (Some(tools), true) = (tools, plan.terraform) {
-            eprintln!(
-                "otaas bench: {} terraform, {} null_resource then {} otaas_pipeline ...",
-                backend.name(),
-                plan.resources,
-                plan.resources
-            );
-            // The baseline right before, so both see the same machine load.
-            let null = terraform::measure_null(tools, plan.resources).await?;
-            report.null_tf.insert(backend, null);
+        if plan.tls {
+            eprintln!("otaas bench: {} WebSocket fleet over TLS ...", backend.name());
             let db = dbs.get(backend).await?;
-            let server = procs::Server::start(&plan.exe, &db, plan.heartbeat_seconds).await?;
-            let times = terraform::measure_otaas(tools, &server, plan.resources).await;
-            server.child.stop().await;
-            report.otaas_tf.insert(backend, times?);
+            fleet::run_tls_idle(plan, &db, &mut results).await?;
+        }
+        report.fleets.insert(backend, results);
+        if plan.collector {
+            match &args.collector {
+                Some(path) if path.is_file() => {
+                    eprintln!("otaas bench: {} real collector ...", backend.name());
+                    let db = dbs.get(backend).await?;
+                    let r = collector::run(plan, &db, path, plan.collector_reps).await?;
+                    report.collector.insert(backend, r);
+                }
+                _ => report.notes.push(
+                    "collector: skipped, no collector binary (--collector or OTAAS_COLLECTOR; \
+                     scripts/setup.sh installs one)"
+                        .to_owned(),
+                ),
+            }
+        }
+        if let (Some(tools), true) = (tools, plan.terraform) {
+            for &n in &plan.resources {
+                eprintln!(
+                    "otaas bench: {} terraform, {n} null_resource then {n} otaas_pipeline ...",
+                    backend.name(),
+                );
+                // The baseline right before, so both see the same machine load.
+                let null = terraform::measure_null(tools, n).await?;
+                report.null_tf.insert((backend, n), null);
+                let db = dbs.get(backend).await?;
+                let server =
+                    procs::Server::start(&plan.exe, &db, &plan.server_options(None)).await?;
+                let times = terraform::measure_otaas(tools, &server, n).await;
+                server.child.stop().await;
+                report.otaas_tf.insert((backend, n), times?);
+            }
         }
     }
     Ok(())

@@ -33,7 +33,7 @@ pub(crate) struct Child {
 }
 
 impl Child {
-    fn spawn(
+    pub(crate) fn spawn(
         name: String,
         mut cmd: Command,
     ) -> Result<(Self, tokio::process::ChildStderr), BenchError> {
@@ -56,7 +56,7 @@ impl Child {
     }
 
     /// Keeps reading `stderr` into the tail (a full pipe would block the child).
-    fn drain(&self, stderr: impl tokio::io::AsyncRead + Unpin + Send + 'static) {
+    pub(crate) fn drain(&self, stderr: impl tokio::io::AsyncRead + Unpin + Send + 'static) {
         let tail = self.tail.clone();
         tokio::spawn(async move {
             let mut lines = BufReader::new(stderr).lines();
@@ -117,7 +117,7 @@ fn remember(tail: &Mutex<VecDeque<String>>, line: String) {
 
 /// Environment of the children: nothing from the caller's `OTAAS_*` settings (a stray
 /// `OTAAS_DATABASE` or token would change what is measured), warnings only in the logs.
-fn clean_env(cmd: &mut Command) {
+pub(crate) fn clean_env(cmd: &mut Command) {
     for (key, _) in std::env::vars_os() {
         if key.to_string_lossy().starts_with("OTAAS_") {
             cmd.env_remove(&key);
@@ -134,26 +134,64 @@ pub(crate) enum Database {
     Postgres(String),
 }
 
+/// What differs between the servers of a run.
+#[derive(Clone, Debug)]
+pub(crate) struct ServerOptions {
+    /// Offered to agents; the default (30) in full runs.
+    pub(crate) heartbeat_seconds: u64,
+    /// Serve OpAMP over TLS with this certificate.
+    pub(crate) tls: Option<TlsFiles>,
+}
+
+/// A self-signed certificate for 127.0.0.1 and its key, as PEM files; the certificate is also the
+/// CA the simulated agents trust.
+#[derive(Clone, Debug)]
+pub(crate) struct TlsFiles {
+    pub(crate) cert: PathBuf,
+    pub(crate) key: PathBuf,
+}
+
+impl TlsFiles {
+    pub(crate) fn generate(dir: &Path) -> Result<Self, BenchError> {
+        let cert = rcgen::generate_simple_self_signed(vec![
+            "127.0.0.1".to_owned(),
+            "localhost".to_owned(),
+        ])
+        .map_err(|e| BenchError::new("generating the OpAMP TLS certificate", e))?;
+        let files = Self {
+            cert: dir.join("opamp-cert.pem"),
+            key: dir.join("opamp-key.pem"),
+        };
+        std::fs::write(&files.cert, cert.cert.pem())
+            .and_then(|()| std::fs::write(&files.key, cert.signing_key.serialize_pem()))
+            .map_err(|e| BenchError::new("writing the OpAMP TLS files", e))?;
+        Ok(files)
+    }
+}
+
 /// A running `otaas serve` on loopback, with a REST client holding its admin token.
 pub(crate) struct Server {
     pub(crate) child: Child,
     pub(crate) api_url: String,
     /// `host:port` of the OpAMP listener.
     pub(crate) opamp_addr: String,
+    /// `ws` or `wss` (with [`ServerOptions::tls`]).
+    pub(crate) opamp_scheme: &'static str,
     pub(crate) admin_token: String,
     pub(crate) client: Client,
     _data_dir: tempfile::TempDir,
 }
 
 impl Server {
-    /// Starts `otaas serve` on free loopback ports without the limiters: no API rate limit
-    /// (the benchmark's own polling and Terraform's 500 requests are what is measured, not the
-    /// limiter), and no OpAMP per-address cap or admission rate (every simulated agent comes
-    /// from 127.0.0.1, where real ones come from thousands of addresses).
+    /// Starts `otaas serve` on free loopback ports with the defaults a user gets, but one: the
+    /// OpAMP per-address cap (default 1,024 connections per source address) is off, because the
+    /// whole simulated fleet connects from 127.0.0.1 where real agents come from thousands of
+    /// addresses. The API rate limit and the OpAMP admission rate stay at their defaults; the
+    /// fleets connect at a pace below the admission rate.
     pub(crate) async fn start(
         exe: &Path,
         database: &Database,
-        heartbeat_seconds: u64,
+        opts: &ServerOptions,
     ) -> Result<Self, BenchError> {
         let data_dir = tempfile::Builder::new()
             .prefix("otaas-bench-")
@@ -164,17 +202,19 @@ impl Server {
         clean_env(&mut cmd);
         cmd.arg("serve")
             .args(["--listen", "127.0.0.1:0", "--opamp-listen", "127.0.0.1:0"])
-            .args(["--api-rate-limit", "0"])
-            // The simulated fleet connects from one address (127.0.0.1), and the storm
-            // measurement is of raw capacity: no per-address cap, no admission pacing (the
-            // pacing itself is tested in tests/opamp_listener.rs).
-            .args(["--opamp-max-conns-per-ip", "0", "--opamp-admit-rate", "0"])
+            .args(["--opamp-max-conns-per-ip", "0"])
             .arg("--opamp-heartbeat-seconds")
-            .arg(heartbeat_seconds.to_string())
+            .arg(opts.heartbeat_seconds.to_string())
             .arg("--data-dir")
             .arg(data_dir.path())
             // In the environment, not on the command line (/proc/PID/cmdline is world-readable).
             .env("OTAAS_ADMIN_TOKEN", &admin_token);
+        if let Some(tls) = &opts.tls {
+            cmd.arg("--opamp-tls-cert")
+                .arg(&tls.cert)
+                .arg("--opamp-tls-key")
+                .arg(&tls.key);
+        }
         if let Database::Postgres(url) = database {
             cmd.arg("--database").arg(url);
         }
@@ -205,12 +245,14 @@ impl Server {
         };
         child.drain(lines.into_inner());
         let api_url = format!("http://{api}");
+        let opamp_scheme = if opts.tls.is_some() { "wss" } else { "ws" };
         let client = Client::new(ClientConfig::new(api_url.clone(), admin_token.clone()))
             .map_err(|e| BenchError::new("building the REST client", e))?;
         Ok(Self {
             child,
             api_url,
             opamp_addr: opamp,
+            opamp_scheme,
             admin_token,
             client,
             _data_dir: data_dir,
@@ -221,6 +263,9 @@ impl Server {
         self.child.pid()
     }
 }
+
+/// New agents per second of a whole simulated fleet: under `otaas serve`'s default admission rate.
+pub(crate) const FLEET_CONNECT_RATE: u32 = 450;
 
 /// OpAMP transport of a simulated fleet.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -243,6 +288,8 @@ pub(crate) struct FleetSpec<'a> {
     pub(crate) heartbeat_seconds: u64,
     /// Most agents per process (each WebSocket agent holds one socket).
     pub(crate) per_process: usize,
+    /// The CA to trust when the server serves OpAMP over TLS.
+    pub(crate) ca_cert: Option<PathBuf>,
 }
 
 impl Fleet {
@@ -259,9 +306,12 @@ impl Fleet {
             left -= here;
             let mut cmd = Command::new(exe);
             clean_env(&mut cmd);
-            let (scheme, transport) = match spec.transport {
-                Transport::Ws => ("ws", "ws"),
-                Transport::Http => ("http", "http"),
+            let tls = server.opamp_scheme == "wss";
+            let (scheme, transport) = match (spec.transport, tls) {
+                (Transport::Ws, false) => ("ws", "ws"),
+                (Transport::Ws, true) => ("wss", "ws"),
+                (Transport::Http, false) => ("http", "http"),
+                (Transport::Http, true) => ("https", "http"),
             };
             cmd.arg("fleet-sim")
                 .arg("--server")
@@ -274,8 +324,13 @@ impl Fleet {
                 .arg("--heartbeat")
                 .arg(spec.heartbeat_seconds.to_string())
                 .args(["--own-metrics-seconds", "0", "--quiet"])
-                // Paced, so the connect storm measures nothing here and overflows no backlog.
-                .args(["--connect-rate", "2500"]);
+                // All processes together stay below the server's default admission rate (500
+                // new agents per second after a burst of 2,000), so no agent is turned away.
+                .arg("--connect-rate")
+                .arg((FLEET_CONNECT_RATE / processes as u32).max(1).to_string());
+            if let Some(ca) = &spec.ca_cert {
+                cmd.arg("--ca-cert").arg(ca);
+            }
             let (child, stderr) = Child::spawn(format!("otaas fleet-sim ({})", spec.label), cmd)?;
             child.drain(stderr);
             children.push(child);

@@ -35,11 +35,75 @@ pub(crate) struct Tools {
     pub(crate) provider: PathBuf,
 }
 
-/// Wall times of one configuration.
+/// Wall times of one configuration, and for ours what the server answered meanwhile.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct TfTimes {
     pub(crate) apply: Duration,
     pub(crate) plan: Duration,
+    /// Requests the server counted during the apply and during the plan (ours only).
+    pub(crate) requests: Option<(Requests, Requests)>,
+}
+
+/// API requests the server answered (its `otaas_http_requests_total`), and how many of them
+/// were throttled (429).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Requests {
+    pub(crate) total: u64,
+    pub(crate) throttled: u64,
+}
+
+impl std::ops::Sub for Requests {
+    type Output = Requests;
+    fn sub(self, rhs: Self) -> Self {
+        Requests {
+            total: self.total.saturating_sub(rhs.total),
+            throttled: self.throttled.saturating_sub(rhs.throttled),
+        }
+    }
+}
+
+/// Sums `otaas_http_requests_total` over the API routes (not `/metrics`, which is how this is
+/// read) from the text exposition.
+fn parse_requests(metrics: &str) -> Requests {
+    let mut r = Requests::default();
+    for line in metrics.lines() {
+        let Some(rest) = line.strip_prefix("otaas_http_requests_total{") else {
+            continue;
+        };
+        let Some((labels, value)) = rest.split_once("} ") else {
+            continue;
+        };
+        if labels.contains("route=\"/metrics\"") {
+            continue;
+        }
+        let n = value.trim().parse::<f64>().unwrap_or(0.0) as u64;
+        r.total += n;
+        if labels.contains("status=\"429\"") {
+            r.throttled += n;
+        }
+    }
+    r
+}
+
+/// The server's request counters now, when there is a server.
+async fn counted(server: Option<&Server>) -> Result<Option<Requests>, BenchError> {
+    match server {
+        Some(s) => requests(s).await.map(Some),
+        None => Ok(None),
+    }
+}
+
+/// The server's request counters now.
+async fn requests(server: &Server) -> Result<Requests, BenchError> {
+    let url = format!("{}/metrics", server.api_url);
+    let text = reqwest::get(&url)
+        .await
+        .and_then(|r| r.error_for_status())
+        .map_err(|e| BenchError::new(format!("reading {url}"), e))?
+        .text()
+        .await
+        .map_err(|e| BenchError::new(format!("reading {url}"), e))?;
+    Ok(parse_requests(&text))
 }
 
 /// A Terraform working directory with its own mirror and CLI config; removed on drop.
@@ -149,12 +213,19 @@ impl Workspace {
         Ok(took)
     }
 
-    /// `init`, then the timed `apply` (create) and `plan` (refresh, no changes expected).
-    async fn measure(&self, tools: &Tools, config: &str) -> Result<TfTimes, BenchError> {
+    /// `init`, then the timed `apply` (create) and `plan` (refresh, no changes expected). With
+    /// `server`, its request counters are read around the apply and the plan.
+    async fn measure(
+        &self,
+        tools: &Tools,
+        config: &str,
+        server: Option<&Server>,
+    ) -> Result<TfTimes, BenchError> {
         std::fs::write(self.dir().join("main.tf"), config)
             .map_err(|e| BenchError::new("writing main.tf", e))?;
         self.terraform(tools, &["init", "-input=false", "-no-color"], &[0])
             .await?;
+        let before_apply = counted(server).await?;
         let apply = self
             .terraform(
                 tools,
@@ -162,6 +233,7 @@ impl Workspace {
                 &[0],
             )
             .await?;
+        let after_apply = counted(server).await?;
         // -detailed-exitcode: 0 = no changes. Anything else means the apply did not converge.
         let plan = self
             .terraform(
@@ -170,7 +242,16 @@ impl Workspace {
                 &[0],
             )
             .await?;
-        Ok(TfTimes { apply, plan })
+        let after_plan = counted(server).await?;
+        let requests = match (before_apply, after_apply, after_plan) {
+            (Some(a), Some(b), Some(c)) => Some((b - a, c - b)),
+            _ => None,
+        };
+        Ok(TfTimes {
+            apply,
+            plan,
+            requests,
+        })
     }
 }
 
@@ -228,7 +309,7 @@ resource "otaas_pipeline" "p" {{
 /// Apply and plan of `n` `null_resource`s.
 pub(crate) async fn measure_null(tools: &Tools, n: usize) -> Result<TfTimes, BenchError> {
     let ws = Workspace::new(tools)?;
-    ws.measure(tools, &null_config(n)).await
+    ws.measure(tools, &null_config(n), None).await
 }
 
 /// Apply and plan of `n` `otaas_pipeline`s against `server`.
@@ -242,7 +323,7 @@ pub(crate) async fn measure_otaas(
         .push(("OTAAS_ENDPOINT".to_owned(), server.api_url.clone()));
     ws.env
         .push(("OTAAS_TOKEN".to_owned(), server.admin_token.clone()));
-    ws.measure(tools, &otaas_config(n)).await
+    ws.measure(tools, &otaas_config(n), Some(server)).await
 }
 
 /// A client certificate as go-plugin makes one for AutoMTLS (ECDSA P-521, self-signed): what
@@ -340,6 +421,22 @@ mod tests {
         assert!(c.contains("range(500)"));
         assert!(c.contains("resource \"otaas_pipeline\" \"p\""));
         assert!(null_config(3).contains("resource \"null_resource\" \"r\""));
+    }
+
+    #[test]
+    fn requests_are_summed_over_api_routes() {
+        let text = "# TYPE otaas_http_requests_total counter\n\
+            otaas_http_requests_total{method=\"GET\",route=\"/api/v1/pipelines\",status=\"200\"} 3\n\
+            otaas_http_requests_total{method=\"POST\",route=\"/api/v1/pipelines\",status=\"429\"} 2\n\
+            otaas_http_requests_total{method=\"GET\",route=\"/metrics\",status=\"200\"} 7\n\
+            otaas_other_total 9\n";
+        assert_eq!(
+            parse_requests(text),
+            Requests {
+                total: 5,
+                throttled: 2
+            }
+        );
     }
 
     #[test]
