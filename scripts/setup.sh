@@ -13,6 +13,8 @@
 # Environment written to TOOLS/env.sh (a value already set by the user wins):
 #   OTAAS_TOOLS_DIR      the tools dir
 #   OTAAS_TERRAFORM      the terraform engine the tests and demo run (>= 1.14; default TOOLS/bin/terraform)
+#   OTAAS_TERRAFORM_OLD  an engine older than 1.11 for the compatibility tests (default
+#                        TOOLS/bin/terraform-1.10)
 #   OTAAS_NULL_PROVIDER  the null provider binary (harness self-test, benchmark baseline)
 #   PEERS_DIR            where scripts/setup-peers.sh installed the OpAMP client library
 #   OTAAS_PEER_AGENT     tests/peers/opamp_peer.py (re-execs itself in $PEERS_DIR/py)
@@ -56,6 +58,7 @@ cat >"$ENV_NEW" <<ENV
 # Written by scripts/setup.sh; source it. Values already set in the environment win.
 export OTAAS_TOOLS_DIR="\${OTAAS_TOOLS_DIR:-$TOOLS}"
 export OTAAS_TERRAFORM="\${OTAAS_TERRAFORM:-$TOOLS/bin/terraform}"
+export OTAAS_TERRAFORM_OLD="\${OTAAS_TERRAFORM_OLD:-$TOOLS/bin/terraform-1.10}"
 export OTAAS_NULL_PROVIDER="\${OTAAS_NULL_PROVIDER:-$TOOLS/null-provider/terraform-provider-null_v2.1.2_x4}"
 export PEERS_DIR="\${PEERS_DIR:-$TOOLS/peers}"
 export OTAAS_PEER_AGENT="\${OTAAS_PEER_AGENT:-$REPO/tests/peers/opamp_peer.py}"

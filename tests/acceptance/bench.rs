@@ -8,7 +8,7 @@ use std::time::Duration;
 use crate::harness::{process, tools};
 
 /// Every benchmark with its row in the table, given the quick run's sizes.
-const ROWS: [&str; 8] = [
+const ROWS: [&str; 11] = [
     "| idle | server RSS per idle WebSocket agent (200 agents) | SQLite |",
     "| idle | server CPU, 200 idle WebSocket agents | PostgreSQL |",
     "| push | new revision → APPLIED on the server, 50 / 99 / 100 % of 20 WebSocket agents",
@@ -16,7 +16,10 @@ const ROWS: [&str; 8] = [
     "| http | server CPU, 200 HTTP agents polling every 2 s | SQLite |",
     "| terraform | terraform apply (create): 10 otaas_pipeline vs 10 null_resource | PostgreSQL |",
     "| terraform | terraform plan (refresh, no changes): 10 otaas_pipeline vs 10 null_resource | SQLite |",
+    "| terraform | terraform apply (create): 20 otaas_pipeline vs 20 null_resource | SQLite |",
     "| handshake | provider start → handshake line (median of 3) |",
+    "| tls | server RSS per idle WebSocket agent over TLS, wss:// (200 agents) | PostgreSQL |",
+    "| collector | new revision → APPLIED, a real collector under `otaas agent`",
 ];
 
 /// Given the built binaries and the tools, when `otaas bench --quick` runs on both backends,
@@ -40,7 +43,9 @@ fn bench_quick_runs_end_to_end() {
             .arg("--null-provider")
             .arg(tools::null_provider())
             .arg("--provider")
-            .arg(tools::otaas_provider()),
+            .arg(tools::otaas_provider())
+            .arg("--collector")
+            .arg(tools::collector()),
         Duration::from_secs(600),
     );
     run.assert_success();
@@ -57,8 +62,18 @@ fn bench_quick_runs_end_to_end() {
             .lines()
             .filter(|l| l.contains(&format!("| {backend} |")))
             .count();
-        // idle ×2, push ×2, http, terraform ×2.
-        assert_eq!(rows, 7, "rows for {backend}:\n{}", run.stdout);
+        // idle ×2, push ×2, http, tls, collector, terraform ×2 per size.
+        assert_eq!(rows, 11, "rows for {backend}:\n{}", run.stdout);
+    }
+    // The servers run with their default API rate limit, and Terraform's requests are counted.
+    let terraform_rows: Vec<&str> = run
+        .stdout
+        .lines()
+        .filter(|l| l.starts_with("| terraform |"))
+        .collect();
+    assert_eq!(terraform_rows.len(), 8, "{}", run.stdout);
+    for row in terraform_rows {
+        assert!(row.contains(", 0 throttled |"), "{row}");
     }
     let results = std::fs::read_to_string(&out).expect("the results file was written");
     assert!(results.starts_with("# otaas bench results\n"), "{results}");
@@ -68,4 +83,8 @@ fn bench_quick_runs_end_to_end() {
         "{results}"
     );
     assert!(results.contains(ROWS[0]), "{results}");
+    assert!(
+        results.contains("the OpAMP per-address cap (1,024 connections per source address) is off"),
+        "the results say which default the run changed:\n{results}"
+    );
 }

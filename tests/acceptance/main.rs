@@ -28,6 +28,7 @@ mod examples;
 mod harness;
 mod harness_self_test;
 mod insights;
+mod old_engine;
 mod pipeline;
 mod query;
 mod rollout_wait;

@@ -31,6 +31,8 @@ pub(crate) struct Workspace {
     cli_config: PathBuf,
     env: Vec<(String, String)>,
     timeout: Duration,
+    /// The engine; `None`: [`tools::terraform`].
+    engine: Option<&'static Path>,
 }
 
 impl Workspace {
@@ -81,6 +83,7 @@ provider_installation {
             cli_config,
             env: Vec::new(),
             timeout: DEFAULT_TIMEOUT,
+            engine: None,
         }
     }
 
@@ -97,6 +100,12 @@ provider_installation {
     pub(crate) fn set_env(&mut self, key: &str, value: &str) -> &mut Self {
         self.env.retain(|(k, _)| k != key);
         self.env.push((key.to_owned(), value.to_owned()));
+        self
+    }
+
+    /// Runs every later command with this engine instead of the default one.
+    pub(crate) fn set_engine(&mut self, engine: &'static Path) -> &mut Self {
+        self.engine = Some(engine);
         self
     }
 
@@ -133,7 +142,7 @@ provider_installation {
 
     /// Runs `terraform ARGS` here and returns whatever happened (any exit code).
     pub(crate) fn terraform(&self, args: &[&str]) -> Finished {
-        let mut cmd = Command::new(tools::terraform());
+        let mut cmd = Command::new(self.engine.unwrap_or_else(tools::terraform));
         cmd.args(args).current_dir(&self.dir);
         // Nothing from the caller's environment may change what runs: no Terraform setting (a CLI
         // config, a plugin cache, TF_CLI_ARGS, ...) but the log ones, kept for debugging, and no

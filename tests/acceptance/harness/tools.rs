@@ -45,19 +45,9 @@ pub(crate) fn terraform() -> &'static Path {
                 path
             }
         };
-        let version = process::run(
-            Command::new(&path)
-                .args(["version", "-json"])
-                .env("TF_CLI_CONFIG_FILE", "/dev/null")
-                .env("CHECKPOINT_DISABLE", "1"),
-            Duration::from_secs(60),
-        );
-        version.assert_success();
-        let version: serde_json::Value = serde_json::from_str(&version.stdout)
-            .unwrap_or_else(|err| panic!("{} version -json: {err}", path.display()));
-        let version = version["terraform_version"].as_str().unwrap_or_default();
+        let version = engine_version(&path);
         assert!(
-            supports_query(version),
+            supports_query(&version),
             "{} is Terraform {version:?}; the acceptance tests need >= 1.14 (`terraform query`). \
              Unset OTAAS_TERRAFORM to use the engine scripts/install-terraform.sh installs.",
             path.display()
@@ -66,13 +56,62 @@ pub(crate) fn terraform() -> &'static Path {
     })
 }
 
-/// `terraform query` exists from Terraform 1.14 on.
-pub(crate) fn supports_query(version: &str) -> bool {
+/// An engine older than Terraform 1.11 (no write-only attributes, resource identity, list
+/// resources or actions): `$OTAAS_TERRAFORM_OLD` when set, else the tools dir's Terraform 1.10
+/// wrapper. Checked once to be older than 1.11, so the compatibility tests test what they say.
+pub(crate) fn old_terraform() -> &'static Path {
+    static PATH: OnceLock<PathBuf> = OnceLock::new();
+    PATH.get_or_init(|| {
+        let path = match std::env::var_os("OTAAS_TERRAFORM_OLD") {
+            Some(path) => PathBuf::from(path),
+            None => {
+                let path = tools_dir().join("bin/terraform-1.10");
+                if !path.exists() {
+                    install_tools();
+                }
+                path
+            }
+        };
+        let version = engine_version(&path);
+        assert!(
+            minor_version(&version) < (1, 11),
+            "{} is Terraform {version:?}; the compatibility tests need an engine older than 1.11. \
+             Unset OTAAS_TERRAFORM_OLD to use the one scripts/install-terraform.sh installs.",
+            path.display()
+        );
+        path
+    })
+}
+
+/// `terraform version -json`'s `terraform_version`.
+fn engine_version(path: &Path) -> String {
+    let version = process::run(
+        Command::new(path)
+            .args(["version", "-json"])
+            .env("TF_CLI_CONFIG_FILE", "/dev/null")
+            .env("CHECKPOINT_DISABLE", "1"),
+        Duration::from_secs(60),
+    );
+    version.assert_success();
+    let version: serde_json::Value = serde_json::from_str(&version.stdout)
+        .unwrap_or_else(|err| panic!("{} version -json: {err}", path.display()));
+    version["terraform_version"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+/// (major, minor) of a version string such as `1.15.5` or `1.14.0-beta1`.
+fn minor_version(version: &str) -> (u32, u32) {
     let mut parts = version
         .split(['.', '-'])
         .map(|part| part.parse::<u32>().unwrap_or(0));
-    let (major, minor) = (parts.next().unwrap_or(0), parts.next().unwrap_or(0));
-    (major, minor) >= (1, 14)
+    (parts.next().unwrap_or(0), parts.next().unwrap_or(0))
+}
+
+/// `terraform query` exists from Terraform 1.14 on.
+pub(crate) fn supports_query(version: &str) -> bool {
+    minor_version(version) >= (1, 14)
 }
 
 /// The Go null provider binary: `$OTAAS_NULL_PROVIDER`, else the tools dir's copy.

@@ -114,7 +114,11 @@ pub(crate) async fn run(
         &scratch.path().join("agent"),
         "collector",
     )?;
-    let mut fleet = Fleet::start(exe, &server, &plan.fleet_spec("simulated", 1, Transport::Ws))?;
+    let mut fleet = Fleet::start(
+        exe,
+        &server,
+        &plan.fleet_spec("simulated", 1, Transport::Ws),
+    )?;
     let result = async {
         fleet::wait_applied(&mut server, &mut agent, &real, 1).await?;
         fleet::wait_applied(&mut server, &mut fleet, &sim, 1).await?;

@@ -315,7 +315,10 @@ async fn run_all(
             fleet::run_http(plan, &db, &mut results).await?;
         }
         if plan.tls {
-            eprintln!("otaas bench: {} WebSocket fleet over TLS ...", backend.name());
+            eprintln!(
+                "otaas bench: {} WebSocket fleet over TLS ...",
+                backend.name()
+            );
             let db = dbs.get(backend).await?;
             fleet::run_tls_idle(plan, &db, &mut results).await?;
         }

@@ -235,7 +235,9 @@ impl Report {
                 let n = thousands(tls.agents);
                 rows.push(Row {
                     bench: "tls",
-                    figure: format!("server RSS per idle WebSocket agent over TLS, wss:// ({n} agents)"),
+                    figure: format!(
+                        "server RSS per idle WebSocket agent over TLS, wss:// ({n} agents)"
+                    ),
                     backend: backend.name().to_owned(),
                     measured: kib(tls.bytes_per_agent()),
                     target: "≤ 24 KiB".to_owned(),
