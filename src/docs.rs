@@ -171,6 +171,11 @@ after the server's `Retry-After`, and unreachable servers with backoff, for up t
 | resource identity (`import` by `identity`) | Terraform 1.12+ |
 | list resources and `terraform query` | Terraform 1.14+ |
 
+Older engines simply do without what they lack: on them the provider offers no identity, list
+resources or actions and says nothing about it, and a `headers_wo` value is refused at the
+attribute (such an engine would keep it in state). The tests run the provider on Terraform
+1.15 and its core (create, plan, import, drift, data sources, destroy) on Terraform 1.10 as well.
+
 ";
 
 struct Page<'a> {

@@ -63,6 +63,7 @@ fn apply_waits_out_the_servers_rate_limit() {
     assert_plan_clean(&ws);
     ws.destroy();
     assert_eq!(block_on(api(&server).list_pipelines()).unwrap().len(), 0);
+    assert_eq!(answered(&server, 429), 0, "the destroy was throttled");
 }
 
 /// A TCP proxy to PostgreSQL that can be cut (open connections dropped, new ones closed at once).
@@ -195,6 +196,13 @@ fn five_hundred_resources_on_a_default_server() {
     assert!(!out.stderr.contains("Error"), "{}", out.stderr);
     assert!(!out.stdout.contains("Warning"), "{}", out.stdout);
     assert_eq!(block_on(api(&server).list_pipelines()).unwrap().len(), 500);
+    // And nothing was throttled on the way (the client's retries would hide a 429 from the
+    // output, not from the server's count)
+    assert_eq!(
+        answered(&server, 429),
+        0,
+        "a default server throttled Terraform at its default parallelism"
+    );
 
     // And a no-op plan refreshes all 500 with a handful of requests, not one per resource
     let before = gets(&server);

@@ -143,7 +143,7 @@ pub(crate) struct PushResult {
 
 /// How often the status is polled during a push: the resolution of the figures. Each poll
 /// walks the group's agents on the server, so faster polling would cost the push itself; and 40
-/// polls a second stay under the default API rate limit (50 per second per token).
+/// polls a second stay well under the default API rate limit (200 per second per token).
 const PUSH_POLL: Duration = Duration::from_millis(25);
 
 /// Creates a new revision of the group's config (a changed processor setting) and measures

@@ -90,6 +90,10 @@ pub struct BenchArgs {
     /// `--quick`).
     #[arg(long, value_delimiter = ',')]
     pub resources: Vec<usize>,
+    /// Runs of each Terraform size, null provider and ours alternately; the medians count
+    /// (default 3; 1 with `--quick`).
+    #[arg(long)]
+    pub terraform_reps: Option<usize>,
     /// The OpenTelemetry Collector binary for the `collector` benchmark (scripts/setup.sh
     /// installs one); without it that benchmark is skipped with a note.
     #[arg(long, env = "OTAAS_COLLECTOR")]
@@ -137,6 +141,8 @@ pub(crate) struct Plan {
     pub(crate) window: Duration,
     /// Sizes of the Terraform configurations.
     pub(crate) resources: Vec<usize>,
+    /// Alternating runs per size (medians).
+    pub(crate) terraform_reps: usize,
     pub(crate) handshake_reps: usize,
     /// Revisions pushed to the real collector (and to its simulated baseline); the median counts.
     pub(crate) collector_reps: usize,
@@ -197,6 +203,10 @@ impl Plan {
                 }
                 (sizes, _) => sizes.to_vec(),
             },
+            terraform_reps: args
+                .terraform_reps
+                .unwrap_or(if quick { 1 } else { 3 })
+                .max(1),
             handshake_reps: if quick { 3 } else { 15 },
             collector_reps: if quick { 1 } else { 5 },
             agents_per_process: args.agents_per_process.clamp(1, 19_000),
@@ -340,19 +350,29 @@ async fn run_all(
         }
         if let (Some(tools), true) = (tools, plan.terraform) {
             for &n in &plan.resources {
-                eprintln!(
-                    "otaas bench: {} terraform, {n} null_resource then {n} otaas_pipeline ...",
-                    backend.name(),
-                );
-                // The baseline right before, so both see the same machine load.
-                let null = terraform::measure_null(tools, n).await?;
-                report.null_tf.insert((backend, n), null);
-                let db = dbs.get(backend).await?;
-                let server =
-                    procs::Server::start(&plan.exe, &db, &plan.server_options(None)).await?;
-                let times = terraform::measure_otaas(tools, &server, n).await;
-                server.child.stop().await;
-                report.otaas_tf.insert((backend, n), times?);
+                let (mut nulls, mut ours) = (Vec::new(), Vec::new());
+                for rep in 1..=plan.terraform_reps {
+                    eprintln!(
+                        "otaas bench: {} terraform, {n} null_resource then {n} otaas_pipeline \
+                         (run {rep} of {}) ...",
+                        backend.name(),
+                        plan.terraform_reps
+                    );
+                    // The baseline right before, so both see the same machine load.
+                    nulls.push(terraform::measure_null(tools, n).await?);
+                    let db = dbs.get(backend).await?;
+                    let server =
+                        procs::Server::start(&plan.exe, &db, &plan.server_options(None)).await?;
+                    let times = terraform::measure_otaas(tools, &server, n).await;
+                    server.child.stop().await;
+                    ours.push(times?);
+                }
+                report
+                    .null_tf
+                    .insert((backend, n), terraform::TfTimes::median(&nulls));
+                report
+                    .otaas_tf
+                    .insert((backend, n), terraform::TfTimes::median(&ours));
             }
         }
     }

@@ -385,8 +385,8 @@ impl Report {
              `--lenient`: each distinct config is checked once per process as a collector \
              would), the \
              Terraform engine with the release provider and the null provider in a filesystem \
-             mirror. The servers run with the defaults a user gets (API rate limit 50 requests \
-             per second per token with a burst of 200, OpAMP admission 500 new agents per \
+             mirror. The servers run with the defaults a user gets (API rate limit 200 requests \
+             per second per token with a burst of 1,000, OpAMP admission 500 new agents per \
              second after a burst of 2,000), but one: the OpAMP per-address cap (1,024 \
              connections per source address) is off, because every simulated agent comes from \
              127.0.0.1. The fleets connect at {rate} new agents per second in all, under the \
@@ -422,14 +422,16 @@ impl Report {
             "- terraform: `init`, then timed `apply -auto-approve` (create) and \
              `plan -detailed-exitcode` (refresh, must show no changes), default parallelism, \
              {} resources each; the null provider's run comes right before ours on each \
-             backend and size, and ours runs on a fresh server. The requests are the server's \
+             backend and size, and ours runs on a fresh server; {reps} such pairs per size, each \
+             figure the median of its runs (request counts: the run with the most throttled). The requests are the server's \
              `otaas_http_requests_total` (all API routes) counted around each command; \
              throttled = answered 429.",
             p.resources
                 .iter()
                 .map(|n| thousands(*n))
                 .collect::<Vec<_>>()
-                .join(" and ")
+                .join(" and "),
+            reps = p.terraform_reps
         );
         let _ = writeln!(
             out,

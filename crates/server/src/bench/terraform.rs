@@ -44,6 +44,26 @@ pub(crate) struct TfTimes {
     pub(crate) requests: Option<(Requests, Requests)>,
 }
 
+impl TfTimes {
+    /// Median apply and median plan of several runs (each figure on its own); the request
+    /// counts are the largest seen, so a throttled run is never hidden.
+    pub(crate) fn median(runs: &[TfTimes]) -> TfTimes {
+        let mut applies: Vec<Duration> = runs.iter().map(|r| r.apply).collect();
+        let mut plans: Vec<Duration> = runs.iter().map(|r| r.plan).collect();
+        let most = |pick: fn(&(Requests, Requests)) -> Requests| {
+            runs.iter()
+                .filter_map(|r| r.requests.as_ref().map(pick))
+                .max_by_key(|r| (r.throttled, r.total))
+        };
+        let requests = most(|r| r.0).zip(most(|r| r.1));
+        TfTimes {
+            apply: median(&mut applies),
+            plan: median(&mut plans),
+            requests,
+        }
+    }
+}
+
 /// API requests the server answered (its `otaas_http_requests_total`), and how many of them
 /// were throttled (429).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -437,6 +457,33 @@ mod tests {
                 throttled: 2
             }
         );
+    }
+
+    #[test]
+    fn median_times_keep_the_worst_request_counts() {
+        let s = Duration::from_secs;
+        let req = |total, throttled| Requests { total, throttled };
+        let runs = [
+            TfTimes {
+                apply: s(3),
+                plan: s(1),
+                requests: Some((req(500, 0), req(1, 0))),
+            },
+            TfTimes {
+                apply: s(1),
+                plan: s(9),
+                requests: Some((req(510, 4), req(2, 0))),
+            },
+            TfTimes {
+                apply: s(2),
+                plan: s(2),
+                requests: Some((req(500, 0), req(1, 0))),
+            },
+        ];
+        let m = TfTimes::median(&runs);
+        assert_eq!((m.apply, m.plan), (s(2), s(2)));
+        assert_eq!(m.requests, Some((req(510, 4), req(2, 0))));
+        assert_eq!(TfTimes::median(&runs[..1]).apply, s(3));
     }
 
     #[test]
