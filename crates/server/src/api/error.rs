@@ -155,7 +155,9 @@ impl From<StoreError> for ApiError {
 /// Is this a "the database is not there right now" failure (retrying later can help) rather
 /// than a bug? Connection-level errors, pool exhaustion, and PostgreSQL's connection-exception
 /// (class 08), operator-intervention (57P0x: shutdown, cannot connect now) and
-/// insufficient-resources (class 53) codes.
+/// insufficient-resources (class 53) codes; and contention that outlasted the store's bounded
+/// wait: SQLite busy/locked (primary codes 5 and 6, with their extended codes such as 517) and
+/// PostgreSQL serialization failure, deadlock and lock timeout (40001, 40P01, 55P03).
 pub fn is_unavailable(e: &sqlx::Error) -> bool {
     match e {
         sqlx::Error::Io(_)
@@ -164,9 +166,18 @@ pub fn is_unavailable(e: &sqlx::Error) -> bool {
         | sqlx::Error::WorkerCrashed
         | sqlx::Error::Tls(_)
         | sqlx::Error::Protocol(_) => true,
-        sqlx::Error::Database(d) => d
-            .code()
-            .is_some_and(|c| c.starts_with("08") || c.starts_with("57P0") || c.starts_with("53")),
+        sqlx::Error::Database(d) => {
+            let code = d.code();
+            let code = code.as_deref().unwrap_or_default();
+            if d.try_downcast_ref::<sqlx::sqlite::SqliteError>().is_some() {
+                // Extended result codes keep the primary code in the low byte.
+                return code.parse::<u32>().is_ok_and(|c| matches!(c & 0xff, 5 | 6));
+            }
+            code.starts_with("08")
+                || code.starts_with("57P0")
+                || code.starts_with("53")
+                || matches!(code, "40001" | "40P01" | "55P03")
+        }
         _ => false,
     }
 }
