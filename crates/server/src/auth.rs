@@ -192,11 +192,15 @@ pub fn bearer(headers: &http::HeaderMap) -> Option<&str> {
     headers
         .get(http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| {
-            v.strip_prefix("Bearer ")
-                .or_else(|| v.strip_prefix("bearer "))
-        })
-        .map(str::trim)
+        .and_then(bearer_credentials)
+}
+
+/// The credentials of an `Authorization` value using the `Bearer` scheme. Auth schemes are
+/// case-insensitive (RFC 9110 §11.1), so `BEARER x` is `bearer x`; whitespace around the token
+/// is not part of it.
+pub fn bearer_credentials(value: &str) -> Option<&str> {
+    let (scheme, rest) = value.trim_start().split_once([' ', '\t'])?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| rest.trim())
 }
 
 /// May a principal of this scope make this request? `Err` carries the 403 message.

@@ -129,11 +129,7 @@ impl OpampServer {
         let presented = headers
             .get(::http::header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| {
-                v.strip_prefix("Bearer ")
-                    .or_else(|| v.strip_prefix("bearer "))
-            })
-            .map(str::trim)
+            .and_then(crate::auth::bearer_credentials)
             .filter(|t| !t.is_empty())
             .ok_or(AuthError::Missing)?;
         match crate::auth::verify_agent_token(

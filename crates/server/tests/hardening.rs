@@ -1,0 +1,182 @@
+//! The small hardening points of the REST API and the OpAMP HTTP transport, each over a real
+//! socket to a real `otaas serve`, written as raw HTTP/1.1 so the test controls every byte
+//! (clients refuse to send a NUL in a header, or fold a scheme's case).
+//!
+//! - every 4xx carries the JSON error body: an id whose percent-decoding is not UTF-8, a
+//!   repeated query parameter, a NUL in `Authorization` (refused by hyper itself);
+//! - the `Bearer` scheme is matched case-insensitively;
+//! - a JSON body with a duplicate key is refused, naming the key.
+
+#[path = "common/procs.rs"]
+mod procs;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::Duration;
+
+use procs::{ADMIN, Serve};
+use serde_json::Value;
+
+/// A parsed answer: status, headers (lowercase names) and body.
+struct Answer {
+    status: u16,
+    headers: Vec<(String, String)>,
+    body: String,
+}
+
+impl Answer {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The JSON error body, failing the test if the answer does not carry one.
+    fn error(&self) -> Value {
+        assert!(
+            self.header("content-type")
+                .is_some_and(|c| c.starts_with("application/json")),
+            "{} without a JSON content type: {:?} {:?}",
+            self.status,
+            self.headers,
+            self.body
+        );
+        let v: Value = serde_json::from_str(&self.body)
+            .unwrap_or_else(|e| panic!("{} body is not JSON ({e}): {:?}", self.status, self.body));
+        assert!(v["error"]["code"].is_string(), "no error code: {v}");
+        assert!(v["error"]["message"].is_string(), "no error message: {v}");
+        v["error"].clone()
+    }
+}
+
+/// Sends `request` as is (it must say `Connection: close`) and reads the whole answer.
+fn raw(addr: &str, request: &[u8]) -> Answer {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    s.write_all(request).unwrap();
+    let mut out = Vec::new();
+    s.read_to_end(&mut out).unwrap();
+    let text = String::from_utf8_lossy(&out).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let mut lines = head.split("\r\n");
+    let status = lines
+        .next()
+        .and_then(|l| l.split(' ').nth(1))
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no status line in {text:?}"));
+    let headers = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_string()))
+        .collect();
+    Answer {
+        status,
+        headers,
+        body: body.to_string(),
+    }
+}
+
+fn get(addr: &str, path: &str, authorization: &[u8]) -> Answer {
+    let mut req = format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n").into_bytes();
+    req.extend_from_slice(b"Authorization: ");
+    req.extend_from_slice(authorization);
+    req.extend_from_slice(b"\r\n\r\n");
+    raw(addr, &req)
+}
+
+fn post_json(addr: &str, path: &str, body: &str) -> Answer {
+    raw(
+        addr,
+        format!(
+            "POST {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nAuthorization: Bearer {ADMIN}\r\n\
+             Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        )
+        .as_bytes(),
+    )
+}
+
+fn serve() -> (tempfile::TempDir, Serve) {
+    let data = tempfile::tempdir().unwrap();
+    let serve = Serve::start(data.path(), "127.0.0.1:0", &[]);
+    (data, serve)
+}
+
+#[test]
+fn every_4xx_carries_the_json_error_body() {
+    let (_data, serve) = serve();
+    let auth = format!("Bearer {ADMIN}");
+
+    let a = get(&serve.api, "/api/v1/pipelines/%ff", auth.as_bytes());
+    assert_eq!(a.status, 400);
+    assert_eq!(a.error()["code"], "bad_request");
+
+    let a = get(
+        &serve.api,
+        "/api/v1/agents?group_id=a&group_id=b",
+        auth.as_bytes(),
+    );
+    assert_eq!(a.status, 400);
+    assert_eq!(a.error()["code"], "bad_request");
+
+    // hyper refuses the request before any handler runs.
+    let a = get(&serve.api, "/api/v1/pipelines", b"Bearer a\0b");
+    assert_eq!(a.status, 400);
+    assert_eq!(a.error()["code"], "bad_request");
+
+    // And what already was JSON stays so.
+    let a = get(&serve.api, "/api/v1/no-such-route", auth.as_bytes());
+    assert_eq!(a.status, 404);
+    assert_eq!(a.error()["code"], "not_found");
+}
+
+#[test]
+fn the_bearer_scheme_is_case_insensitive() {
+    let (_data, serve) = serve();
+    for scheme in ["Bearer", "bearer", "BEARER", "bEaReR"] {
+        let a = get(
+            &serve.api,
+            "/api/v1/pipelines",
+            format!("{scheme} {ADMIN}").as_bytes(),
+        );
+        assert_eq!(a.status, 200, "{scheme}: {}", a.body);
+    }
+    // Another scheme is still no bearer token.
+    let a = get(
+        &serve.api,
+        "/api/v1/pipelines",
+        format!("Basic {ADMIN}").as_bytes(),
+    );
+    assert_eq!(a.status, 401);
+    assert_eq!(a.error()["code"], "unauthorized");
+}
+
+#[test]
+fn a_duplicate_json_key_is_refused_naming_it() {
+    let (_data, serve) = serve();
+    let a = post_json(
+        &serve.api,
+        "/api/v1/pipelines",
+        r#"{"name":"a","signals":["traces"],"name":"b"}"#,
+    );
+    assert_eq!(a.status, 422, "{}", a.body);
+    let e = a.error();
+    assert_eq!(e["code"], "invalid_field");
+    assert_eq!(e["field"], "name");
+
+    let a = post_json(
+        &serve.api,
+        "/api/v1/pipelines",
+        r#"{"name":"a","signals":["traces"],"processors":[{"id":"batch","config":{"timeout":"1s","timeout":"2s"}}]}"#,
+    );
+    assert_eq!(a.status, 422, "{}", a.body);
+    assert_eq!(a.error()["field"], "processors[0].config.timeout");
+
+    // Nothing was created by either.
+    let a = get(
+        &serve.api,
+        "/api/v1/pipelines",
+        format!("Bearer {ADMIN}").as_bytes(),
+    );
+    assert_eq!(a.body, r#"{"items":[]}"#);
+}
