@@ -5,7 +5,9 @@
 //! - every 4xx carries the JSON error body: an id whose percent-decoding is not UTF-8, a
 //!   repeated query parameter, a NUL in `Authorization` (refused by hyper itself);
 //! - the `Bearer` scheme is matched case-insensitively;
-//! - a JSON body with a duplicate key is refused, naming the key.
+//! - a JSON body with a duplicate key is refused, naming the key;
+//! - an OpAMP HTTP body in a `Content-Encoding` the server does not read is refused with 415
+//!   (it used to be decoded as if uncompressed).
 
 #[path = "common/procs.rs"]
 mod procs;
@@ -14,7 +16,9 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;
 
+use otaas_opamp::proto::{AgentToServer, ServerErrorResponseType, ServerToAgent};
 use procs::{ADMIN, Serve};
+use prost::Message as _;
 use serde_json::Value;
 
 /// A parsed answer: status, headers (lowercase names) and body.
@@ -52,11 +56,22 @@ impl Answer {
 
 /// Sends `request` as is (it must say `Connection: close`) and reads the whole answer.
 fn raw(addr: &str, request: &[u8]) -> Answer {
+    let (answer, _) = raw_bytes(addr, request);
+    answer
+}
+
+/// [`raw`], also returning the body's bytes.
+fn raw_bytes(addr: &str, request: &[u8]) -> (Answer, Vec<u8>) {
     let mut s = TcpStream::connect(addr).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
     s.write_all(request).unwrap();
     let mut out = Vec::new();
     s.read_to_end(&mut out).unwrap();
+    let split = out
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map_or(out.len(), |i| i + 4);
+    let body_bytes = out[split..].to_vec();
     let text = String::from_utf8_lossy(&out).into_owned();
     let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
     let mut lines = head.split("\r\n");
@@ -69,11 +84,14 @@ fn raw(addr: &str, request: &[u8]) -> Answer {
         .filter_map(|l| l.split_once(':'))
         .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_string()))
         .collect();
-    Answer {
-        status,
-        headers,
-        body: body.to_string(),
-    }
+    (
+        Answer {
+            status,
+            headers,
+            body: body.to_string(),
+        },
+        body_bytes,
+    )
 }
 
 fn get(addr: &str, path: &str, authorization: &[u8]) -> Answer {
@@ -179,4 +197,44 @@ fn a_duplicate_json_key_is_refused_naming_it() {
         format!("Bearer {ADMIN}").as_bytes(),
     );
     assert_eq!(a.body, r#"{"items":[]}"#);
+}
+
+/// POSTs an uncompressed `AgentToServer` to the OpAMP HTTP endpoint declaring `encoding`.
+fn opamp_post(addr: &str, encoding: Option<&str>) -> (Answer, Vec<u8>) {
+    let hello = AgentToServer {
+        instance_uid: uuid::Uuid::now_v7().as_bytes().to_vec().into(),
+        sequence_num: 0,
+        ..Default::default()
+    }
+    .encode_to_vec();
+    let mut req = format!(
+        "POST /v1/opamp HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\
+         Content-Type: application/x-protobuf\r\nContent-Length: {}\r\n",
+        hello.len()
+    );
+    if let Some(e) = encoding {
+        req.push_str(&format!("Content-Encoding: {e}\r\n"));
+    }
+    req.push_str("\r\n");
+    let mut req = req.into_bytes();
+    req.extend_from_slice(&hello);
+    raw_bytes(addr, &req)
+}
+
+#[test]
+fn an_unknown_content_encoding_on_opamp_http_is_refused_with_415() {
+    let (_data, serve) = serve();
+    for coding in ["br", "deflate", "gzip, br", "zstd"] {
+        let (a, body) = opamp_post(&serve.opamp, Some(coding));
+        assert_eq!(a.status, 415, "{coding}: {:?}", a.body);
+        let reply = ServerToAgent::decode(body.as_slice()).expect("a ServerToAgent body");
+        let err = reply.error_response.expect("a ServerErrorResponse");
+        assert_eq!(err.r#type, ServerErrorResponseType::BadRequest as i32);
+        assert!(err.error_message.contains("Content-Encoding"), "{err:?}");
+    }
+    // The same bytes without a coding (or as identity) are read.
+    for coding in [None, Some("identity")] {
+        let (a, _) = opamp_post(&serve.opamp, coding);
+        assert_eq!(a.status, 200, "{coding:?}: {:?}", a.body);
+    }
 }
