@@ -6,6 +6,8 @@
 //!   repeated query parameter, a NUL in `Authorization` (refused by hyper itself);
 //! - the `Bearer` scheme is matched case-insensitively;
 //! - a JSON body with a duplicate key is refused, naming the key;
+//! - component ids the collector refuses (`otlp/|`) and header values with CR/LF are 422
+//!   naming the field (and never echo the header value);
 //! - an OpAMP HTTP body in a `Content-Encoding` the server does not read is refused with 415
 //!   (it used to be decoded as if uncompressed).
 
@@ -237,4 +239,61 @@ fn an_unknown_content_encoding_on_opamp_http_is_refused_with_415() {
         let (a, _) = opamp_post(&serve.opamp, coding);
         assert_eq!(a.status, 200, "{coding:?}: {:?}", a.body);
     }
+}
+
+#[test]
+fn component_ids_and_header_values_are_checked_as_the_collector_and_http_do() {
+    let (_data, serve) = serve();
+    for (body, field) in [
+        (
+            r#"{"name":"a","signals":["logs"],"receivers":{"filelog/|":{}}}"#,
+            "receivers.filelog/|",
+        ),
+        (
+            r#"{"name":"a","signals":["traces"],"processors":[{"id":"batch/a+b","config":{}}]}"#,
+            "processors[0].id",
+        ),
+        (
+            r#"{"name":"a","signals":["traces"],"processors":[{"id":"batch/a\u0000","config":{}}]}"#,
+            "processors[0].id",
+        ),
+    ] {
+        let a = post_json(&serve.api, "/api/v1/pipelines", body);
+        assert_eq!(a.status, 422, "{body}: {}", a.body);
+        let e = a.error();
+        assert_eq!(e["code"], "invalid_field");
+        assert_eq!(e["field"], field, "{body}");
+    }
+
+    let a = post_json(
+        &serve.api,
+        "/api/v1/pipelines",
+        r#"{"name":"p","signals":["traces"]}"#,
+    );
+    assert_eq!(a.status, 201, "{}", a.body);
+    let pid: Value = serde_json::from_str(&a.body).unwrap();
+    let pid = pid["id"].as_str().unwrap();
+    // JSON escapes: the decoded values hold CR/LF and NUL.
+    for value in [r"secret\r\nX-Injected: 1", r"secret\n", r"sec\u0000ret"] {
+        let body = format!(
+            r#"{{"name":"b","pipeline_id":"{pid}","destinations":[{{"name":"d","type":"otlp",
+               "endpoint":"tempo:4317","headers":{{"x-api-key":"{value}"}}}}]}}"#
+        );
+        let a = post_json(&serve.api, "/api/v1/exporter-bindings", &body);
+        assert_eq!(a.status, 422, "{value:?}: {}", a.body);
+        let e = a.error();
+        assert_eq!(e["field"], "destinations[0].headers.x-api-key");
+        assert!(
+            !a.body.contains("secret") && !a.body.contains("sec"),
+            "{}",
+            a.body
+        );
+    }
+    // A tab and spaces are fine in a value.
+    let body = format!(
+        r#"{{"name":"b","pipeline_id":"{pid}","destinations":[{{"name":"d","type":"otlp",
+           "endpoint":"tempo:4317","headers":{{"x-api-key":"Bearer a\tb c"}}}}]}}"#
+    );
+    let a = post_json(&serve.api, "/api/v1/exporter-bindings", &body);
+    assert_eq!(a.status, 201, "{}", a.body);
 }
