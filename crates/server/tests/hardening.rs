@@ -8,6 +8,8 @@
 //! - a JSON body with a duplicate key is refused, naming the key;
 //! - component ids the collector refuses (`otlp/|`) and header values with CR/LF are 422
 //!   naming the field (and never echo the header value);
+//! - failed authentications are rate-limited per address, on the REST API and on OpAMP: past
+//!   the budget, 429 with `Retry-After` (JSON on the API) before the token is looked at;
 //! - an OpAMP HTTP body in a `Content-Encoding` the server does not read is refused with 415
 //!   (it used to be decoded as if uncompressed).
 
@@ -296,4 +298,53 @@ fn component_ids_and_header_values_are_checked_as_the_collector_and_http_do() {
     );
     let a = post_json(&serve.api, "/api/v1/exporter-bindings", &body);
     assert_eq!(a.status, 201, "{}", a.body);
+}
+
+#[test]
+fn failed_authentications_are_rate_limited_per_address() {
+    let data = tempfile::tempdir().unwrap();
+    let serve = Serve::start(
+        data.path(),
+        "127.0.0.1:0",
+        &["--auth-failure-limit", "5", "--require-agent-token"],
+    );
+    for i in 0..5 {
+        let a = get(&serve.api, "/api/v1/pipelines", b"Bearer wrong-guess");
+        assert_eq!(a.status, 401, "guess {i}: {}", a.body);
+    }
+    let a = get(&serve.api, "/api/v1/pipelines", b"Bearer wrong-guess");
+    assert_eq!(a.status, 429, "{}", a.body);
+    assert_eq!(a.error()["code"], "rate_limited");
+    let wait: u64 = a.header("retry-after").unwrap().parse().unwrap();
+    assert!((1..=12).contains(&wait), "Retry-After {wait}");
+    // Refused before the token is looked at: a right token from the same address waits too.
+    let a = get(
+        &serve.api,
+        "/api/v1/pipelines",
+        format!("Bearer {ADMIN}").as_bytes(),
+    );
+    assert_eq!(a.status, 429, "{}", a.body);
+
+    // The OpAMP listener shares the budget: the address is over it there too.
+    let (a, _) = opamp_post(&serve.opamp, None);
+    assert_eq!(a.status, 429, "{}", a.body);
+    assert!(a.header("retry-after").is_some());
+}
+
+#[test]
+fn failed_agent_authentications_are_rate_limited_on_opamp() {
+    let data = tempfile::tempdir().unwrap();
+    let serve = Serve::start(
+        data.path(),
+        "127.0.0.1:0",
+        &["--auth-failure-limit", "3", "--require-agent-token"],
+    );
+    for i in 0..3 {
+        let (a, _) = opamp_post(&serve.opamp, None);
+        assert_eq!(a.status, 401, "attempt {i}: {}", a.body);
+    }
+    let (a, _) = opamp_post(&serve.opamp, None);
+    assert_eq!(a.status, 429, "{}", a.body);
+    let wait: u64 = a.header("retry-after").unwrap().parse().unwrap();
+    assert!((1..=20).contains(&wait), "Retry-After {wait}");
 }

@@ -30,7 +30,7 @@ pub(crate) async fn post(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    if let Err(err) = server.authorize(&headers).await {
+    if let Err(err) = server.authorize(peer, &headers).await {
         tracing::info!(peer = %peer, reason = %err, "Refused an OpAMP HTTP request");
         server.count_refusal(peer, &err);
         return err.into_response();
