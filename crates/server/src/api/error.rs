@@ -203,3 +203,49 @@ impl IntoResponse for ApiError {
         resp
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::str::FromStr;
+
+    use sqlx::sqlite::SqliteConnectOptions;
+    use sqlx::{ConnectOptions, Connection};
+
+    use super::*;
+
+    /// A write that still meets SQLite's lock after the busy timeout is a 503 with
+    /// `Retry-After` (the database is there, only busy), not a 500.
+    #[tokio::test]
+    async fn a_busy_sqlite_database_is_unavailable_not_internal() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("busy.db").display());
+        let options = SqliteConnectOptions::from_str(&url)
+            .unwrap()
+            .create_if_missing(true)
+            .busy_timeout(std::time::Duration::ZERO);
+        let mut holder = options.clone().connect().await.unwrap();
+        let mut other = options.connect().await.unwrap();
+        sqlx::query("CREATE TABLE t (x INTEGER)")
+            .execute(&mut holder)
+            .await
+            .unwrap();
+        let held = holder.begin_with("BEGIN IMMEDIATE").await.unwrap();
+        let err = other.begin_with("BEGIN IMMEDIATE").await.unwrap_err();
+        assert!(is_unavailable(&err), "{err:?}");
+        let api = ApiError::from(StoreError::Database(err));
+        assert_eq!(api.status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(api.into_response().headers()["retry-after"], "1");
+        drop(held);
+
+        // A constraint violation stays a 500 (a bug, not contention).
+        sqlx::query("CREATE TABLE u (x INTEGER NOT NULL)")
+            .execute(&mut other)
+            .await
+            .unwrap();
+        let err = sqlx::query("INSERT INTO u (x) VALUES (NULL)")
+            .execute(&mut other)
+            .await
+            .unwrap_err();
+        assert!(!is_unavailable(&err), "{err:?}");
+    }
+}
