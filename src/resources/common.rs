@@ -239,6 +239,16 @@ fn component_type(s: &str) -> bool {
         && b.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'_')
 }
 
+/// May `c` appear in a component name? The server's rule (`crates/server/src/api/validate.rs`),
+/// a subset of the collector's: no whitespace, control or symbol characters, no `/`.
+fn component_name_char(c: char) -> bool {
+    if c.is_ascii() {
+        c.is_ascii_alphanumeric() || (c.is_ascii_punctuation() && !"$+<=>^`|~/".contains(c))
+    } else {
+        c.is_alphanumeric()
+    }
+}
+
 /// Component ids: `type` or `type/name`.
 pub(crate) fn check_component_id(s: &str, path: AttributePath, diags: &mut Diagnostics) {
     let ok = match s.split_once('/') {
@@ -247,8 +257,7 @@ pub(crate) fn check_component_id(s: &str, path: AttributePath, diags: &mut Diagn
             component_type(ty)
                 && !name.is_empty()
                 && name.len() <= 63
-                && !name.contains('/')
-                && !name.chars().any(|c| c.is_whitespace() || c.is_control())
+                && name.chars().all(component_name_char)
         }
     };
     if !ok {
@@ -257,7 +266,9 @@ pub(crate) fn check_component_id(s: &str, path: AttributePath, diags: &mut Diagn
             "Invalid component id",
             format!(
                 "A component id is `type` or `type/name` (type: a lowercase letter, then lowercase \
-                 letters, digits or '_'), such as \"batch\" or \"attributes/redact\"; got {s:?}."
+                 letters, digits or '_'; name: letters, digits and punctuation other than '/', \
+                 no whitespace, control or symbol characters such as '|', '+', '='), such as \
+                 \"batch\" or \"attributes/redact\"; got {s:?}."
             ),
         );
     }

@@ -192,11 +192,15 @@ pub fn bearer(headers: &http::HeaderMap) -> Option<&str> {
     headers
         .get(http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| {
-            v.strip_prefix("Bearer ")
-                .or_else(|| v.strip_prefix("bearer "))
-        })
-        .map(str::trim)
+        .and_then(bearer_credentials)
+}
+
+/// The credentials of an `Authorization` value using the `Bearer` scheme. Auth schemes are
+/// case-insensitive (RFC 9110 §11.1), so `BEARER x` is `bearer x`; whitespace around the token
+/// is not part of it.
+pub fn bearer_credentials(value: &str) -> Option<&str> {
+    let (scheme, rest) = value.trim_start().split_once([' ', '\t'])?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| rest.trim())
 }
 
 /// May a principal of this scope make this request? `Err` carries the 403 message.
@@ -217,15 +221,37 @@ fn authorize(scope: TokenScope, method: &http::Method, path: &str) -> Result<(),
     }
 }
 
-/// `Authorization: Bearer` middleware for `/api/v1`: checks the token (401 for missing, unknown,
-/// revoked or expired ones), its scope (403), then the per-token rate limit (429).
+/// `Authorization: Bearer` middleware for `/api/v1`: refuses an address over its budget of
+/// failed authentications (429), checks the token (401 for missing, unknown, revoked or expired
+/// ones, each counted against the address), its scope (403), then the per-token rate limit
+/// (429).
 pub async fn require_api_token(
     State(state): State<AppState>,
     request: Request,
     next: Next,
 ) -> Response {
+    // The peer address is there on every listener connection (embedders calling the router
+    // directly have none, and no limit).
+    let peer = request
+        .extensions()
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|c| c.0.ip());
+    if let Some(ip) = peer
+        && let Err(wait) = state.auth_failures.check(ip)
+    {
+        state.metrics.inc("otaas_api_rate_limited_total", &[]);
+        return ApiError::rate_limited(
+            "too many failed authentications from this address; retry after the delay in \
+             Retry-After",
+            wait,
+        )
+        .into_response();
+    }
     let fail = |e: ApiError| {
         state.metrics.inc("otaas_api_auth_failures_total", &[]);
+        if let Some(ip) = peer {
+            state.auth_failures.failed(ip);
+        }
         e.into_response()
     };
     let Some(presented) = bearer(request.headers()) else {
@@ -251,8 +277,11 @@ pub async fn require_api_token(
         }
         Err(e) => return ApiError::from(e).into_response(),
     };
+    // A valid token outside its scope is refused (and in the metric) but is not a failed
+    // authentication: it does not count against the address.
     if let Err(msg) = authorize(principal.scope(), request.method(), request.uri().path()) {
-        return fail(ApiError::forbidden(msg));
+        state.metrics.inc("otaas_api_auth_failures_total", &[]);
+        return ApiError::forbidden(msg).into_response();
     }
     if let Err(wait) = state.rate_limiter.check(&principal.key()) {
         state.metrics.inc("otaas_api_rate_limited_total", &[]);

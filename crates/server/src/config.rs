@@ -81,6 +81,12 @@ pub struct ServeConfig {
     #[arg(long, env = "OTAAS_API_RATE_BURST", default_value_t = 1000)]
     pub api_rate_burst: u32,
 
+    /// Failed authentications allowed per source IP address per minute (a token bucket) on the
+    /// REST API and the OpAMP listener; beyond it the address's requests get 429 with
+    /// `Retry-After` until the budget refills. 0 disables the limit.
+    #[arg(long, env = "OTAAS_AUTH_FAILURE_LIMIT", default_value_t = 20)]
+    pub auth_failure_limit: u32,
+
     /// Open connections allowed per source IP address on the API listener; further ones get
     /// one `429 rate_limited` response and are closed. 0 disables the limit.
     #[arg(long, env = "OTAAS_MAX_CONNS_PER_IP", default_value_t = 256)]
@@ -130,6 +136,7 @@ impl ServeConfig {
             opamp: crate::opamp::OpampConfig::default(),
             api_rate_limit: 200.0,
             api_rate_burst: 1000,
+            auth_failure_limit: 20,
             max_conns_per_ip: 256,
             tls_cert: None,
             tls_key: None,

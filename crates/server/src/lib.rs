@@ -23,6 +23,7 @@
 //! - [`tls`]: TLS server configs (files or a generated private CA in the data dir).
 //! - [`listener`]: the accept loop (TLS, per-address connection limit, graceful shutdown).
 //! - [`limits`]: per-token rate limiter and per-address connection counter.
+//! - [`refusals`]: hyper's own refusals (unparsable requests) get the JSON error body.
 
 pub mod agent;
 pub mod api;
@@ -37,6 +38,7 @@ pub mod limits;
 pub mod listener;
 pub mod metrics;
 pub mod opamp;
+pub mod refusals;
 pub mod render;
 pub mod rollout;
 pub mod serve;

@@ -1,7 +1,8 @@
 //! Request and connection limits: a token bucket per API token ([`RateLimiter`], 429 +
 //! `Retry-After` when empty), a count of open connections per source address ([`ConnLimiter`],
 //! used by the accept loop in [`crate::listener`] on both listeners), and the admission of new
-//! OpAMP connections ([`Admission`]), which spreads a reconnect storm over time.
+//! OpAMP connections ([`Admission`]), which spreads a reconnect storm over time, and failed
+//! authentications per source address ([`AuthFailures`], 429 + `Retry-After` once over budget).
 //!
 //! Both are in-memory and per process: with several replicas each enforces its own share, which
 //! is what protects that process.
@@ -66,6 +67,81 @@ impl RateLimiter {
         } else {
             Err(Duration::from_secs_f64((1.0 - b.tokens) / rate))
         }
+    }
+}
+
+/// Failed authentications per source address: a token bucket of `per_minute` failures
+/// (refilling at that rate, holding at most that many). While an address's bucket is empty
+/// its requests are refused before their token is even looked at, so guessing tokens from one
+/// address goes no faster than the budget; a valid token from that address waits too (the
+/// server cannot tell who is guessing).
+#[derive(Debug)]
+pub struct AuthFailures {
+    /// Failures per second and bucket size; `None`: unlimited (`--auth-failure-limit 0`).
+    params: Option<(f64, f64)>,
+    buckets: Mutex<HashMap<IpAddr, Bucket>>,
+}
+
+impl AuthFailures {
+    /// `per_minute` failures allowed per address (0 disables the limit).
+    pub fn new(per_minute: u32) -> Self {
+        let params =
+            (per_minute > 0).then(|| (f64::from(per_minute) / 60.0, f64::from(per_minute)));
+        Self {
+            params,
+            buckets: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// `Err(wait)` while `ip` has no failures left: how long until it has one again.
+    pub fn check(&self, ip: IpAddr) -> Result<(), Duration> {
+        self.check_at(ip, Instant::now())
+    }
+
+    /// Counts one failed authentication from `ip`.
+    pub fn failed(&self, ip: IpAddr) {
+        self.failed_at(ip, Instant::now());
+    }
+
+    fn refill(b: &mut Bucket, now: Instant, rate: f64, burst: f64) {
+        let elapsed = now.saturating_duration_since(b.last).as_secs_f64();
+        b.tokens = (b.tokens + elapsed * rate).min(burst);
+        b.last = now;
+    }
+
+    fn check_at(&self, ip: IpAddr, now: Instant) -> Result<(), Duration> {
+        let Some((rate, burst)) = self.params else {
+            return Ok(());
+        };
+        let mut buckets = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(b) = buckets.get_mut(&ip) else {
+            return Ok(());
+        };
+        Self::refill(b, now, rate, burst);
+        if b.tokens >= 1.0 {
+            Ok(())
+        } else {
+            Err(Duration::from_secs_f64((1.0 - b.tokens) / rate))
+        }
+    }
+
+    fn failed_at(&self, ip: IpAddr, now: Instant) {
+        let Some((rate, burst)) = self.params else {
+            return;
+        };
+        let mut buckets = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
+        if buckets.len() > PRUNE_ABOVE {
+            // Addresses whose bucket has refilled are forgotten: the map stays bounded.
+            buckets.retain(|_, b| {
+                b.tokens + now.saturating_duration_since(b.last).as_secs_f64() * rate < burst
+            });
+        }
+        let b = buckets.entry(ip).or_insert(Bucket {
+            tokens: burst,
+            last: now,
+        });
+        Self::refill(b, now, rate, burst);
+        b.tokens = (b.tokens - 1.0).max(0.0);
     }
 }
 
@@ -287,5 +363,25 @@ mod tests {
         assert_eq!(retry_after_secs(Duration::from_millis(100)), 1);
         assert_eq!(retry_after_secs(Duration::from_secs(1)), 1);
         assert_eq!(retry_after_secs(Duration::from_millis(1001)), 2);
+    }
+
+    #[test]
+    fn auth_failures_are_budgeted_per_address() {
+        let f = AuthFailures::new(3);
+        let (a, b): (IpAddr, IpAddr) = ("10.0.0.1".parse().unwrap(), "10.0.0.2".parse().unwrap());
+        let t0 = Instant::now();
+        for _ in 0..3 {
+            assert_eq!(f.check_at(a, t0), Ok(()));
+            f.failed_at(a, t0);
+        }
+        // Three per minute: the next one is 20 s away; another address is not affected.
+        assert_eq!(f.check_at(a, t0), Err(Duration::from_secs(20)));
+        assert_eq!(f.check_at(b, t0), Ok(()));
+        assert_eq!(f.check_at(a, t0 + Duration::from_secs(20)), Ok(()));
+        let off = AuthFailures::new(0);
+        for _ in 0..100 {
+            off.failed_at(a, t0);
+        }
+        assert_eq!(off.check_at(a, t0), Ok(()));
     }
 }

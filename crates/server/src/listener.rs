@@ -29,6 +29,7 @@ use tokio_util::sync::CancellationToken;
 use tower::ServiceExt as _;
 
 use crate::limits::{ConnLimiter, ConnSlot};
+use crate::refusals::JsonRefusals;
 
 /// How long a client may take for the TLS handshake.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -148,11 +149,13 @@ async fn handshake(
     peer: SocketAddr,
     name: &'static str,
 ) -> Option<TokioIo<Box<dyn Io>>> {
+    // Requests hyper cannot parse are refused by hyper itself; `JsonRefusals` gives those
+    // answers our JSON error body.
     let io: Box<dyn Io> = match acceptor {
-        None => Box::new(tcp),
+        None => Box::new(JsonRefusals::new(tcp)),
         Some(acceptor) => match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await
         {
-            Ok(Ok(tls)) => Box::new(tls),
+            Ok(Ok(tls)) => Box::new(JsonRefusals::new(tls)),
             Ok(Err(e)) => {
                 tracing::debug!(listener = name, %peer, error = %e, "TLS handshake failed");
                 return None;

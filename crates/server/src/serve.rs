@@ -48,20 +48,72 @@ pub enum ServeError {
     Cluster(#[from] crate::cluster::ClusterError),
 }
 
-/// Creates the data dir (0700: it may hold the admin token and the SQLite file).
+/// Files of the data dir the server creates and keeps secrets in (the SQLite database and its
+/// journals hold the endpoint-token key and exporter header values).
+const PRIVATE_FILES: &[&str] = &[
+    "otaas.db",
+    "otaas.db-wal",
+    "otaas.db-shm",
+    "otaas.db-journal",
+    "admin-token",
+];
+
+/// Makes every file and directory this process creates private to its user (0600/0700),
+/// whatever umask it was started with. SQLite creates the database, `-wal` and `-shm` files
+/// itself with 0644 masked by the umask, so the umask is the one place that covers them.
+pub fn private_umask() {
+    rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o077));
+}
+
+/// Creates the data dir 0700 (it holds the admin token and the SQLite files). An existing
+/// dir of ours that others may read is tightened to 0700 (logged), as are the server's own
+/// files in it; one owned by another user is left alone with a warning (we may not change it).
 pub fn ensure_data_dir(dir: &Path) -> Result<(), ServeError> {
-    use std::os::unix::fs::DirBuilderExt;
-    if dir.is_dir() {
-        return Ok(());
+    use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
+    let err = |source| ServeError::DataDir {
+        path: dir.to_path_buf(),
+        source,
+    };
+    if !dir.is_dir() {
+        return std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .map_err(err);
     }
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)
-        .map_err(|source| ServeError::DataDir {
-            path: dir.to_path_buf(),
-            source,
-        })
+    let me = rustix::process::geteuid().as_raw();
+    let tighten = |path: &Path, mode: u32| -> Result<(), ServeError> {
+        let meta = match std::fs::symlink_metadata(path) {
+            Ok(m) => m,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(err(e)),
+        };
+        let loose = meta.mode() & 0o077;
+        if loose == 0 || meta.file_type().is_symlink() {
+            return Ok(());
+        }
+        if meta.uid() != me {
+            tracing::warn!(
+                path = %path.display(),
+                mode = format!("{:o}", meta.mode() & 0o777),
+                "Data dir entry is accessible to other users and owned by another user; not changed"
+            );
+            return Ok(());
+        }
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).map_err(err)?;
+        tracing::warn!(
+            path = %path.display(),
+            from = format!("{:o}", meta.mode() & 0o777),
+            to = format!("{mode:o}"),
+            "Tightened permissions: the data dir holds secrets"
+        );
+        Ok(())
+    };
+    tighten(dir, 0o700)?;
+    for name in PRIVATE_FILES {
+        tighten(&dir.join(name), 0o600)?;
+    }
+    Ok(())
 }
 
 /// When no `--admin-token` is given and the database has no active admin token, mints one,
@@ -119,6 +171,7 @@ pub async fn run(mut config: ServeConfig) -> Result<(), ServeError> {
     let replica_id =
         crate::config::replica_id(config.replica_id.as_deref()).map_err(ServeError::Config)?;
     config.replica_id = Some(replica_id.clone());
+    private_umask();
     let url = config.database_url();
     if url.starts_with("sqlite:") || config.database.is_none() {
         ensure_data_dir(&config.data_dir)?;

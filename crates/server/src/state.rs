@@ -11,7 +11,7 @@ use tokio_util::sync::CancellationToken;
 use crate::auth::hash_token;
 use crate::config::ServeConfig;
 use crate::events::Events;
-use crate::limits::RateLimiter;
+use crate::limits::{AuthFailures, RateLimiter};
 use crate::metrics::Metrics;
 use crate::store::{Store, Written};
 
@@ -31,6 +31,9 @@ pub struct AppState {
     pub agents: Arc<crate::opamp::registry::Registry>,
     /// Per-token request budget of `/api/v1` (`--api-rate-limit`, `--api-rate-burst`).
     pub rate_limiter: Arc<RateLimiter>,
+    /// Failed authentications per source address (`--auth-failure-limit`), shared by the REST
+    /// API and the OpAMP listener.
+    pub auth_failures: Arc<AuthFailures>,
     /// The rollout engine's runs per agent group (see `rollout/`).
     pub rollouts: Arc<crate::rollout::Rollouts>,
     /// Fleet insights: own-metrics history, anomalies, auth failures (see `insights/`).
@@ -58,6 +61,7 @@ impl AppState {
             config.api_rate_limit,
             config.api_rate_burst,
         ));
+        let auth_failures = Arc::new(AuthFailures::new(config.auth_failure_limit));
         Self {
             store,
             events: Events::default(),
@@ -67,6 +71,7 @@ impl AppState {
             shutdown: CancellationToken::new(),
             agents,
             rate_limiter,
+            auth_failures,
             rollouts: Arc::default(),
             insights: Arc::default(),
             cluster: Arc::new(crate::cluster::Cluster::single(replica_id)),

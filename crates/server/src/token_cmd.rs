@@ -71,6 +71,7 @@ pub struct TokenCreateArgs {
 
 /// Creates the token; returns it so `main` prints it.
 pub async fn create(args: &TokenCreateArgs) -> Result<String, ServeError> {
+    crate::serve::private_umask();
     if args.database.is_none() {
         ensure_data_dir(&args.data_dir)?;
     }
@@ -96,6 +97,7 @@ pub async fn create(args: &TokenCreateArgs) -> Result<String, ServeError> {
 }
 
 async fn open(db: &DbArgs) -> Result<std::sync::Arc<dyn store::Store>, ServeError> {
+    crate::serve::private_umask();
     if db.database.is_none() {
         ensure_data_dir(&db.data_dir)?;
     }

@@ -572,3 +572,44 @@ fn a_complete_group_reports_no_gap() {
     assert_eq!(r.gaps, vec![]);
     assert!(r.is_complete());
 }
+
+/// A config key `<<` (or a value `<<`) is written quoted: plain, it is a YAML merge key to the
+/// collector's parser, which would merge the mapping into its parent.
+#[test]
+fn a_merge_key_in_user_config_is_written_quoted() {
+    let mut p = pipeline(1, "merge", vec![Signal::Traces]);
+    p.spec.receivers.insert(
+        "otlp".into(),
+        json!({ "protocols": { "http": {} }, "<<": { "endpoint": "0.0.0.0:1" } }),
+    );
+    p.spec.processors.push(ProcessorSpec {
+        id: "attributes".into(),
+        config: json!({ "actions": [{ "key": "k", "value": "<<", "action": "insert" }] }),
+    });
+    let mut d = dest("tempo", "otlp", Some("tempo:4317"));
+    d.config = json!({ "<<": { "compression": "none" }, "timeout": "5s" });
+    let b = binding(20, "out", &p, vec![d]);
+    let g = group("g", &[&p]);
+    let r = render(
+        &g,
+        std::slice::from_ref(&p),
+        &[],
+        std::slice::from_ref(&b),
+        &key(),
+    )
+    .unwrap();
+    let plain: Vec<&str> = r
+        .yaml
+        .lines()
+        .filter(|l| {
+            let l = l.trim_start().trim_start_matches("- ");
+            l.starts_with("<<:") || l.ends_with(": <<")
+        })
+        .collect();
+    assert!(plain.is_empty(), "plain merge keys: {plain:?}\n{}", r.yaml);
+    assert_eq!(r.yaml.matches("'<<':").count(), 2, "{}", r.yaml);
+    assert!(r.yaml.contains("value: '<<'"), "{}", r.yaml);
+    // Stable: the same input renders the same bytes (no placeholder left behind).
+    let again = render(&g, &[p], &[], &[b], &key()).unwrap();
+    assert_eq!(r.yaml, again.yaml);
+}

@@ -155,7 +155,9 @@ impl From<StoreError> for ApiError {
 /// Is this a "the database is not there right now" failure (retrying later can help) rather
 /// than a bug? Connection-level errors, pool exhaustion, and PostgreSQL's connection-exception
 /// (class 08), operator-intervention (57P0x: shutdown, cannot connect now) and
-/// insufficient-resources (class 53) codes.
+/// insufficient-resources (class 53) codes; and contention that outlasted the store's bounded
+/// wait: SQLite busy/locked (primary codes 5 and 6, with their extended codes such as 517) and
+/// PostgreSQL serialization failure, deadlock and lock timeout (40001, 40P01, 55P03).
 pub fn is_unavailable(e: &sqlx::Error) -> bool {
     match e {
         sqlx::Error::Io(_)
@@ -164,9 +166,18 @@ pub fn is_unavailable(e: &sqlx::Error) -> bool {
         | sqlx::Error::WorkerCrashed
         | sqlx::Error::Tls(_)
         | sqlx::Error::Protocol(_) => true,
-        sqlx::Error::Database(d) => d
-            .code()
-            .is_some_and(|c| c.starts_with("08") || c.starts_with("57P0") || c.starts_with("53")),
+        sqlx::Error::Database(d) => {
+            let code = d.code();
+            let code = code.as_deref().unwrap_or_default();
+            if d.try_downcast_ref::<sqlx::sqlite::SqliteError>().is_some() {
+                // Extended result codes keep the primary code in the low byte.
+                return code.parse::<u32>().is_ok_and(|c| matches!(c & 0xff, 5 | 6));
+            }
+            code.starts_with("08")
+                || code.starts_with("57P0")
+                || code.starts_with("53")
+                || matches!(code, "40001" | "40P01" | "55P03")
+        }
         _ => false,
     }
 }
@@ -190,5 +201,51 @@ impl IntoResponse for ApiError {
             );
         }
         resp
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::str::FromStr;
+
+    use sqlx::sqlite::SqliteConnectOptions;
+    use sqlx::{ConnectOptions, Connection};
+
+    use super::*;
+
+    /// A write that still meets SQLite's lock after the busy timeout is a 503 with
+    /// `Retry-After` (the database is there, only busy), not a 500.
+    #[tokio::test]
+    async fn a_busy_sqlite_database_is_unavailable_not_internal() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("busy.db").display());
+        let options = SqliteConnectOptions::from_str(&url)
+            .unwrap()
+            .create_if_missing(true)
+            .busy_timeout(std::time::Duration::ZERO);
+        let mut holder = options.clone().connect().await.unwrap();
+        let mut other = options.connect().await.unwrap();
+        sqlx::query("CREATE TABLE t (x INTEGER)")
+            .execute(&mut holder)
+            .await
+            .unwrap();
+        let held = holder.begin_with("BEGIN IMMEDIATE").await.unwrap();
+        let err = other.begin_with("BEGIN IMMEDIATE").await.unwrap_err();
+        assert!(is_unavailable(&err), "{err:?}");
+        let api = ApiError::from(StoreError::Database(err));
+        assert_eq!(api.status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(api.into_response().headers()["retry-after"], "1");
+        drop(held);
+
+        // A constraint violation stays a 500 (a bug, not contention).
+        sqlx::query("CREATE TABLE u (x INTEGER NOT NULL)")
+            .execute(&mut other)
+            .await
+            .unwrap();
+        let err = sqlx::query("INSERT INTO u (x) VALUES (NULL)")
+            .execute(&mut other)
+            .await
+            .unwrap_err();
+        assert!(!is_unavailable(&err), "{err:?}");
     }
 }

@@ -58,17 +58,114 @@ where
     }
 }
 
-/// Parses then maps to `T`, classifying serde's errors.
+/// Parses then maps to `T`, classifying serde's errors. An object with the same key twice is
+/// refused (422 naming the key): serde_json would silently keep the last one, so what the
+/// server acts on could differ from what another reader of the same body sees.
 pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
-    let value: serde_json::Value = serde_json::from_slice(bytes).map_err(|e| {
+    let malformed = |msg: String| {
         ApiError::new(
             StatusCode::BAD_REQUEST,
             ErrorCode::MalformedJson,
-            format!("request body is not valid JSON: {e}"),
+            format!("request body is not valid JSON: {msg}"),
             None,
         )
-    })?;
+    };
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let value = match serde_path_to_error::deserialize::<_, Unique>(&mut de) {
+        Ok(Unique(v)) => v,
+        Err(e) => {
+            let msg = e.inner().to_string();
+            if let Some(key) = msg
+                .strip_prefix(DUPLICATE_KEY)
+                .map(|rest| rest.rsplit_once(" at line ").map_or(rest, |(k, _)| k))
+            {
+                let parent = e.path().to_string();
+                let field = if parent == "." {
+                    key.to_string()
+                } else {
+                    format!("{parent}.{key}")
+                };
+                return Err(ApiError::invalid(
+                    &field,
+                    format!("duplicate key {field:?} in the request body"),
+                ));
+            }
+            return Err(malformed(msg));
+        }
+    };
+    // Trailing characters after the value.
+    de.end().map_err(|e| malformed(e.to_string()))?;
     serde_path_to_error::deserialize::<_, T>(value).map_err(|e| classify(&e))
+}
+
+/// Start of the error message [`Unique`] fails with; the key follows.
+const DUPLICATE_KEY: &str = "duplicate key ";
+
+/// A JSON value whose objects have unique keys (deserialising fails on a repeated one).
+struct Unique(serde_json::Value);
+
+impl<'de> serde::Deserialize<'de> for Unique {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(UniqueVisitor).map(Unique)
+    }
+}
+
+struct UniqueVisitor;
+
+impl<'de> serde::de::Visitor<'de> for UniqueVisitor {
+    type Value = serde_json::Value;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    fn visit_bool<E>(self, v: bool) -> Result<Self::Value, E> {
+        Ok(v.into())
+    }
+
+    fn visit_i64<E>(self, v: i64) -> Result<Self::Value, E> {
+        Ok(v.into())
+    }
+
+    fn visit_u64<E>(self, v: u64) -> Result<Self::Value, E> {
+        Ok(v.into())
+    }
+
+    fn visit_f64<E>(self, v: f64) -> Result<Self::Value, E> {
+        Ok(serde_json::Number::from_f64(v).map_or(serde_json::Value::Null, Into::into))
+    }
+
+    fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
+        Ok(v.into())
+    }
+
+    fn visit_string<E>(self, v: String) -> Result<Self::Value, E> {
+        Ok(v.into())
+    }
+
+    fn visit_unit<E>(self) -> Result<Self::Value, E> {
+        Ok(serde_json::Value::Null)
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        let mut items = Vec::new();
+        while let Some(Unique(v)) = seq.next_element()? {
+            items.push(v);
+        }
+        Ok(items.into())
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut object = serde_json::Map::new();
+        while let Some(key) = map.next_key::<String>()? {
+            if object.contains_key(&key) {
+                return Err(serde::de::Error::custom(format!("{DUPLICATE_KEY}{key}")));
+            }
+            let Unique(v) = map.next_value()?;
+            object.insert(key, v);
+        }
+        Ok(object.into())
+    }
 }
 
 /// Does a serde path (e.g. `destinations[0].headers.x-api-key`) lead into a secret-bearing

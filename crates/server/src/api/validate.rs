@@ -36,7 +36,20 @@ fn component_type(s: &str) -> bool {
         && b.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'_')
 }
 
-/// Component ids: `type` or `type/name` (name: no whitespace, no `/`).
+/// May `c` appear in a component name? The collector allows any character but whitespace,
+/// control and symbol characters (Unicode categories Z, C and S: its `nameRegexp`); we take
+/// ASCII letters, digits and punctuation other than the ASCII symbols `$+<=>^`|~` and our
+/// `/` separator, and beyond ASCII only letters and numbers (a subset of what it allows).
+fn component_name_char(c: char) -> bool {
+    if c.is_ascii() {
+        c.is_ascii_alphanumeric() || (c.is_ascii_punctuation() && !"$+<=>^`|~/".contains(c))
+    } else {
+        c.is_alphanumeric()
+    }
+}
+
+/// Component ids: `type` or `type/name`, as the collector accepts them (see
+/// [`component_name_char`]; at most 63 bytes of name).
 pub fn component_id(field: &str, s: &str) -> R {
     let ok = match s.split_once('/') {
         None => component_type(s),
@@ -44,8 +57,7 @@ pub fn component_id(field: &str, s: &str) -> R {
             component_type(ty)
                 && !name.is_empty()
                 && name.len() <= 63
-                && !name.contains('/')
-                && !name.chars().any(|c| c.is_whitespace() || c.is_control())
+                && name.chars().all(component_name_char)
         }
     };
     if ok {
@@ -53,9 +65,26 @@ pub fn component_id(field: &str, s: &str) -> R {
     } else {
         Err(ApiError::invalid(
             field,
-            format!("{field} must be a component id `type` or `type/name`, got {s:?}"),
+            format!(
+                "{field} must be a component id `type` or `type/name` (type: a lowercase letter, \
+                 then lowercase letters, digits, _; name: letters, digits and punctuation other \
+                 than / and no whitespace, control or symbol characters such as | + = ~), got {s:?}"
+            ),
         ))
     }
+}
+
+/// HTTP header names: a `token` (RFC 9110 §5.1), restricted to letters, digits, `-`, `_`, `.`.
+fn header_name(h: &str) -> bool {
+    !h.is_empty()
+        && h.bytes()
+            .all(|c| c.is_ascii_alphanumeric() || b"-_.".contains(&c))
+}
+
+/// HTTP header values (RFC 9110 §5.5): visible characters, spaces and tabs; no CR, LF, NUL or
+/// other control characters (a CR/LF would end the header and start another one).
+fn header_value(v: &str) -> bool {
+    !v.chars().any(|c| c.is_control() && c != '\t')
 }
 
 pub fn json_object(field: &str, v: &Value) -> R {
@@ -249,14 +278,21 @@ pub fn binding(b: &ExporterBindingSpec) -> R {
                  keep_headers = true, not both",
             ));
         }
-        for h in d.headers.keys() {
-            let ok = !h.is_empty()
-                && h.bytes()
-                    .all(|c| c.is_ascii_alphanumeric() || b"-_.".contains(&c));
-            if !ok {
+        for (h, v) in &d.headers {
+            if !header_name(h) {
                 return Err(ApiError::invalid(
                     &format!("destinations[{i}].headers"),
                     format!("header name {h:?} is not a valid HTTP header name"),
+                ));
+            }
+            if !header_value(v) {
+                // The value is a secret: named by its header, never echoed.
+                return Err(ApiError::invalid(
+                    &format!("destinations[{i}].headers.{h}"),
+                    format!(
+                        "the value of header {h:?} contains a control character (CR, LF, NUL, \
+                         ...), which HTTP does not allow"
+                    ),
                 ));
             }
         }
@@ -316,6 +352,14 @@ mod tests {
     use super::*;
 
     #[test]
+    fn header_values() {
+        assert!(header_value("Bearer abc\tdef"));
+        for bad in ["a\r\nX-Injected: 1", "a\nb", "a\u{0}b", "a\u{7f}"] {
+            assert!(!header_value(bad), "{bad:?}");
+        }
+    }
+
+    #[test]
     fn names() {
         assert!(name("name", "checkout-otlp_2").is_ok());
         let long = "a".repeat(64);
@@ -327,11 +371,33 @@ mod tests {
 
     #[test]
     fn component_ids() {
-        for ok in ["batch", "memory_limiter", "attributes/redact", "otlp/a.b-c"] {
+        for ok in [
+            "batch",
+            "memory_limiter",
+            "attributes/redact",
+            "otlp/a.b-c",
+            "otlp/a@b#1",
+        ] {
             assert!(component_id("f", ok).is_ok(), "{ok}");
         }
-        for bad in ["", "Batch", "9x", "batch/", "/x", "a/b/c", "a/b c", "a-b"] {
+        for bad in [
+            "",
+            "Batch",
+            "9x",
+            "batch/",
+            "/x",
+            "a/b/c",
+            "a/b c",
+            "a-b",
+            "otlp/|",
+            "otlp/a+b",
+            "otlp/a\u{0}",
+            "otlp/a\u{a0}b",
+            "otlp/€",
+            "otlp/a\tb",
+        ] {
             assert!(component_id("f", bad).is_err(), "{bad}");
         }
+        assert!(component_id("f", "otlp/café-1.2_x:y").is_ok());
     }
 }

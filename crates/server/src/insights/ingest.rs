@@ -177,11 +177,14 @@ pub(crate) async fn post(
     body: Body,
 ) -> Response {
     let now = Utc::now();
-    if let Err(err) = server.authorize(&headers).await {
+    if let Err(err) = server.authorize(peer, &headers).await {
         server.count_refusal(peer, &err);
         let mut resp = reply(StatusCode::UNAUTHORIZED, &headers, &err.to_string());
         if matches!(err, crate::opamp::AuthError::Store) {
             *resp.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
+        } else if let crate::opamp::AuthError::Throttled(secs) = err {
+            *resp.status_mut() = StatusCode::TOO_MANY_REQUESTS;
+            resp.headers_mut().insert(header::RETRY_AFTER, secs.into());
         } else {
             resp.headers_mut()
                 .insert(header::WWW_AUTHENTICATE, "Bearer".parse().expect("static"));

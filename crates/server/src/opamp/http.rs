@@ -1,7 +1,8 @@
 //! The plain HTTP transport: `POST /v1/opamp` with `Content-Type: application/x-protobuf`, one
 //! AgentToServer in, one ServerToAgent out. Request bodies may be gzip-compressed; replies are
 //! gzip-compressed only when the agent's `Accept-Encoding` allows it. The size limit applies
-//! after decompression (413); an undecodable body is a 400 carrying a ServerErrorResponse.
+//! after decompression (413); an undecodable body is a 400 carrying a ServerErrorResponse, and
+//! a `Content-Encoding` other than gzip or identity a 415 with one (never read as if plain).
 
 use std::io::Read;
 use std::sync::Arc;
@@ -29,7 +30,7 @@ pub(crate) async fn post(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    if let Err(err) = server.authorize(&headers).await {
+    if let Err(err) = server.authorize(peer, &headers).await {
         tracing::info!(peer = %peer, reason = %err, "Refused an OpAMP HTTP request");
         server.count_refusal(peer, &err);
         return err.into_response();
@@ -48,15 +49,31 @@ pub(crate) async fn post(
         )
             .into_response();
     }
+    // Only gzip and identity are read; any other coding (br, deflate, a list of codings) would
+    // otherwise be decoded as if it were uncompressed protobuf.
+    let gzip = match headers.get(header::CONTENT_ENCODING).map(|v| v.to_str()) {
+        None => false,
+        Some(Ok(v)) if v.trim().is_empty() || v.trim().eq_ignore_ascii_case("identity") => false,
+        Some(Ok(v)) if v.trim().eq_ignore_ascii_case("gzip") => true,
+        Some(v) => {
+            let coding = v.unwrap_or("(not text)").trim();
+            let mut response = refuse(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                format!("Content-Encoding {coding:?} is not supported; send gzip or identity"),
+                &headers,
+            );
+            response.headers_mut().insert(
+                header::ACCEPT_ENCODING,
+                HeaderValue::from_static("gzip, identity"),
+            );
+            return response;
+        }
+    };
     let limit = server.config.opamp_max_message_bytes;
     let raw = match axum::body::to_bytes(body, limit).await {
         Ok(raw) => raw,
         Err(_) => return too_large(limit),
     };
-    let gzip = headers
-        .get(header::CONTENT_ENCODING)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.trim().eq_ignore_ascii_case("gzip"));
     let body = if gzip {
         match gunzip(&raw, limit) {
             Ok(body) => body,
@@ -131,6 +148,11 @@ fn too_large(limit: usize) -> Response {
 }
 
 fn bad_request(message: String, headers: &HeaderMap) -> Response {
+    refuse(StatusCode::BAD_REQUEST, message, headers)
+}
+
+/// An error status with a `ServerErrorResponse` (type `BAD_REQUEST`) saying why.
+fn refuse(status: StatusCode, message: String, headers: &HeaderMap) -> Response {
     let reply = ServerToAgent {
         error_response: Some(ServerErrorResponse {
             r#type: ServerErrorResponseType::BadRequest as i32,
@@ -139,7 +161,7 @@ fn bad_request(message: String, headers: &HeaderMap) -> Response {
         }),
         ..Default::default()
     };
-    protobuf_response(StatusCode::BAD_REQUEST, &reply, headers)
+    protobuf_response(status, &reply, headers)
 }
 
 /// Whether `Accept-Encoding` allows gzip (RFC 9110: `gzip` or `*` with a non-zero q-value).

@@ -121,19 +121,33 @@ impl OpampServer {
         &self.state.agents
     }
 
-    /// `Authorization: Bearer <enrollment token>` when `--require-agent-token` is set.
-    pub(crate) async fn authorize(&self, headers: &HeaderMap) -> Result<(), AuthError> {
+    /// `Authorization: Bearer <enrollment token>` when `--require-agent-token` is set. An
+    /// address over its budget of failed authentications (`--auth-failure-limit`, shared with
+    /// the REST API) is refused before its token is looked at; each missing or wrong token
+    /// counts against it.
+    pub(crate) async fn authorize(
+        &self,
+        peer: std::net::SocketAddr,
+        headers: &HeaderMap,
+    ) -> Result<(), AuthError> {
         if !self.config.require_agent_token {
             return Ok(());
         }
+        if let Err(wait) = self.state.auth_failures.check(peer.ip()) {
+            return Err(AuthError::Throttled(crate::limits::retry_after_secs(wait)));
+        }
+        let result = self.verify(headers).await;
+        if matches!(result, Err(AuthError::Missing | AuthError::Invalid)) {
+            self.state.auth_failures.failed(peer.ip());
+        }
+        result
+    }
+
+    async fn verify(&self, headers: &HeaderMap) -> Result<(), AuthError> {
         let presented = headers
             .get(::http::header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| {
-                v.strip_prefix("Bearer ")
-                    .or_else(|| v.strip_prefix("bearer "))
-            })
-            .map(str::trim)
+            .and_then(crate::auth::bearer_credentials)
             .filter(|t| !t.is_empty())
             .ok_or(AuthError::Missing)?;
         match crate::auth::verify_agent_token(
@@ -152,9 +166,10 @@ impl OpampServer {
         }
     }
 
-    /// Counts a refused token for the insights' security events (a store outage is not one).
+    /// Counts a refused token for the insights' security events (a store outage or a refusal
+    /// for too many failures is not one).
     pub(crate) fn count_refusal(&self, peer: std::net::SocketAddr, err: &AuthError) {
-        if *err != AuthError::Store {
+        if matches!(err, AuthError::Missing | AuthError::Invalid) {
             self.state
                 .insights
                 .auth_failure(&peer.ip().to_string(), chrono::Utc::now());
@@ -263,6 +278,9 @@ pub(crate) enum AuthError {
     Invalid,
     #[error("token verification unavailable")]
     Store,
+    /// Too many failed authentications from the address; retry after this many seconds.
+    #[error("too many failed authentications from this address; retry later")]
+    Throttled(u64),
 }
 
 impl axum::response::IntoResponse for AuthError {
@@ -270,6 +288,14 @@ impl axum::response::IntoResponse for AuthError {
         let status = match self {
             AuthError::Missing | AuthError::Invalid => ::http::StatusCode::UNAUTHORIZED,
             AuthError::Store => ::http::StatusCode::SERVICE_UNAVAILABLE,
+            AuthError::Throttled(secs) => {
+                return (
+                    ::http::StatusCode::TOO_MANY_REQUESTS,
+                    [(::http::header::RETRY_AFTER, secs.to_string())],
+                    self.to_string(),
+                )
+                    .into_response();
+            }
         };
         (
             status,

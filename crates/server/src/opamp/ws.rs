@@ -60,7 +60,7 @@ pub(crate) async fn upgrade(
     if let Err(wait) = server.admit(peer) {
         return super::retry_later(wait, "too many agents connecting at once; retry later");
     }
-    if let Err(err) = server.authorize(&headers).await {
+    if let Err(err) = server.authorize(peer, &headers).await {
         tracing::info!(peer = %peer, reason = %err, "Refused an OpAMP WebSocket");
         server.count_refusal(peer, &err);
         return err.into_response();

@@ -486,8 +486,7 @@ pub fn render_with_grace(
     );
     doc.insert("service".into(), Value::Object(service));
 
-    let body: String =
-        serde_yaml::to_string(&Value::Object(doc)).map_err(|e| RenderError::Yaml(e.to_string()))?;
+    let body = to_yaml(Value::Object(doc))?;
     // No header comment naming the group: renaming a group must not change its config.
     let yaml = body;
     let hash: [u8; 32] = Sha256::digest(yaml.as_bytes()).into();
@@ -498,6 +497,54 @@ pub fn render_with_grace(
         service_pipelines: service_count,
     })
 }
+
+/// The YAML of `doc`, with every string `<<` (key or value) quoted. serde_yaml writes `<<`
+/// plain, and a plain `<<` key is a YAML merge key to the collector's parser: a user config
+/// key `<<` would merge a mapping into its parent instead of being a key. A quoted `'<<'` is
+/// a plain string to every YAML reader. serde_yaml has no per-scalar style, so such strings
+/// go through as a random placeholder that is then replaced by the quoted form.
+fn to_yaml(mut doc: Value) -> Result<String, RenderError> {
+    fn mark(v: &mut Value, placeholder: &str) -> bool {
+        match v {
+            Value::String(s) if s == MERGE_KEY => {
+                *s = placeholder.to_string();
+                true
+            }
+            Value::Array(items) => items
+                .iter_mut()
+                .fold(false, |found, i| mark(i, placeholder) | found),
+            Value::Object(map) => {
+                let mut found = false;
+                if map.contains_key(MERGE_KEY) {
+                    // Rebuilt rather than remove + insert, which would move the key.
+                    *map = std::mem::take(map)
+                        .into_iter()
+                        .map(|(k, v)| match k.as_str() {
+                            MERGE_KEY => (placeholder.to_string(), v),
+                            _ => (k, v),
+                        })
+                        .collect();
+                    found = true;
+                }
+                map.values_mut()
+                    .fold(found, |found, i| mark(i, placeholder) | found)
+            }
+            _ => false,
+        }
+    }
+    // Letters and digits only: serde_yaml writes it plain, so the replacement is exact.
+    let placeholder = format!("otaas{}", uuid::Uuid::new_v4().simple());
+    let found = mark(&mut doc, &placeholder);
+    let yaml = serde_yaml::to_string(&doc).map_err(|e| RenderError::Yaml(e.to_string()))?;
+    Ok(if found {
+        yaml.replace(&placeholder, "'<<'")
+    } else {
+        yaml
+    })
+}
+
+/// The YAML merge key.
+const MERGE_KEY: &str = "<<";
 
 /// What replaces a secret value in [`redact_secrets`] output.
 pub const REDACTED: &str = "<redacted>";

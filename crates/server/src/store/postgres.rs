@@ -20,6 +20,14 @@ const BACKEND: Backend = Backend::Postgres;
 /// Advisory lock id for "config writes" (arbitrary, fixed: `otaas` in ASCII).
 const WRITE_LOCK_ID: i64 = 0x6f_74_61_61_73;
 
+/// Starts a write transaction (READ COMMITTED, serialised by [`lock_writes`]: no
+/// serialization failures to retry).
+async fn begin_write(
+    pool: &sqlx::PgPool,
+) -> Result<sqlx::Transaction<'static, sqlx::Postgres>, StoreError> {
+    Ok(pool.begin().await?)
+}
+
 async fn lock_writes(tx: &mut sqlx::Transaction<'_, sqlx::Postgres>) -> Result<(), StoreError> {
     sqlx::query("SELECT pg_advisory_xact_lock($1)")
         .bind(WRITE_LOCK_ID)

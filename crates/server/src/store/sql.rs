@@ -5,7 +5,9 @@
 //! generic code because sqlx's generic-over-database bounds would drown the logic; each backend
 //! module invokes `sql_store!(TheStore, TheDatabase)` after defining the struct with `pool`,
 //! `key` and `write_lock` fields and a `lock_writes(&mut tx)` function for cross-process write
-//! serialisation (PostgreSQL advisory lock; nothing for SQLite, which has one process).
+//! serialisation (PostgreSQL advisory lock; nothing for SQLite, which has one process), and a
+//! `begin_write(&pool)` function that starts every write transaction (`BEGIN IMMEDIATE` on
+//! SQLite, so a transaction never has to upgrade a read lock to a write lock).
 
 macro_rules! sql_store {
     ($store:ident, $db:ty) => {
@@ -415,7 +417,7 @@ macro_rules! sql_store {
                 S: Serialize + DeserializeOwned + Send + Sync,
             {
                 let _guard = self.write_lock.lock().await;
-                let mut tx = self.pool.begin().await?;
+                let mut tx = begin_write(&self.pool).await?;
                 lock_writes(&mut tx).await?;
                 check_pipeline_exists(&mut tx, "pipeline_id", pipeline_id).await?;
                 let sid = id.to_string();
@@ -460,7 +462,7 @@ macro_rules! sql_store {
                 S: Serialize + DeserializeOwned + Send + Sync,
             {
                 let _guard = self.write_lock.lock().await;
-                let mut tx = self.pool.begin().await?;
+                let mut tx = begin_write(&self.pool).await?;
                 lock_writes(&mut tx).await?;
                 let sid = id.to_string();
                 let current: Record<I, S> = fetch_record(&mut tx, table, &sid)
@@ -528,7 +530,7 @@ macro_rules! sql_store {
                 S: DeserializeOwned + Send + Sync,
             {
                 let _guard = self.write_lock.lock().await;
-                let mut tx = self.pool.begin().await?;
+                let mut tx = begin_write(&self.pool).await?;
                 lock_writes(&mut tx).await?;
                 let current: Record<String, S> = fetch_record(&mut tx, table, id)
                     .await?
@@ -625,7 +627,7 @@ macro_rules! sql_store {
                 spec: PipelineSpec,
             ) -> Result<Written<PipelineRecord>, StoreError> {
                 let _guard = self.write_lock.lock().await;
-                let mut tx = self.pool.begin().await?;
+                let mut tx = begin_write(&self.pool).await?;
                 lock_writes(&mut tx).await?;
                 let id = PipelineId::new().to_string();
                 check_name(&mut tx, "pipelines", Kind::Pipeline, &spec.name, &id).await?;
@@ -672,7 +674,7 @@ macro_rules! sql_store {
                 if_match: Option<i64>,
             ) -> Result<Written<PipelineRecord>, StoreError> {
                 let _guard = self.write_lock.lock().await;
-                let mut tx = self.pool.begin().await?;
+                let mut tx = begin_write(&self.pool).await?;
                 lock_writes(&mut tx).await?;
                 let sid = id.to_string();
                 let current: PipelineRecord = fetch_record(&mut tx, "pipelines", &sid)
@@ -702,7 +704,7 @@ macro_rules! sql_store {
 
             async fn delete_pipeline(&self, id: PipelineId) -> Result<Written<()>, StoreError> {
                 let _guard = self.write_lock.lock().await;
-                let mut tx = self.pool.begin().await?;
+                let mut tx = begin_write(&self.pool).await?;
                 lock_writes(&mut tx).await?;
                 let sid = id.to_string();
                 let current: PipelineRecord = fetch_record(&mut tx, "pipelines", &sid)
@@ -812,7 +814,7 @@ macro_rules! sql_store {
                     }
                 }
                 let _guard = self.write_lock.lock().await;
-                let mut tx = self.pool.begin().await?;
+                let mut tx = begin_write(&self.pool).await?;
                 lock_writes(&mut tx).await?;
                 let rows = sqlx::query(
                     "SELECT pipeline_id FROM endpoints WHERE previous_token_until <= $1",
@@ -927,7 +929,7 @@ macro_rules! sql_store {
                 spec: AgentGroupSpec,
             ) -> Result<Written<GroupRecord>, StoreError> {
                 let _guard = self.write_lock.lock().await;
-                let mut tx = self.pool.begin().await?;
+                let mut tx = begin_write(&self.pool).await?;
                 lock_writes(&mut tx).await?;
                 let id = AgentGroupId::new().to_string();
                 check_name(&mut tx, "agent_groups", Kind::AgentGroup, &spec.name, &id).await?;
@@ -985,7 +987,7 @@ macro_rules! sql_store {
                 if_match: Option<i64>,
             ) -> Result<Written<GroupRecord>, StoreError> {
                 let _guard = self.write_lock.lock().await;
-                let mut tx = self.pool.begin().await?;
+                let mut tx = begin_write(&self.pool).await?;
                 lock_writes(&mut tx).await?;
                 let sid = id.to_string();
                 let current = fetch_group(&mut tx, &sid).await?.ok_or_else(|| {
@@ -1015,7 +1017,7 @@ macro_rules! sql_store {
 
             async fn delete_group(&self, id: AgentGroupId) -> Result<Written<()>, StoreError> {
                 let _guard = self.write_lock.lock().await;
-                let mut tx = self.pool.begin().await?;
+                let mut tx = begin_write(&self.pool).await?;
                 lock_writes(&mut tx).await?;
                 let sid = id.to_string();
                 if fetch_group(&mut tx, &sid).await?.is_none() {
@@ -1095,6 +1097,8 @@ macro_rules! sql_store {
                 expires_at: Option<DateTime<Utc>>,
             ) -> Result<TokenRecord, StoreError> {
                 let id = TokenId::new().to_string();
+                let _guard = self.write_lock.lock().await;
+                let mut tx = begin_write(&self.pool).await?;
                 sqlx::query(
                     "INSERT INTO tokens (id, scope, hash, description, created_at, expires_at) \
                      VALUES ($1, $2, $3, $4, $5, $6)",
@@ -1105,12 +1109,13 @@ macro_rules! sql_store {
                 .bind(description)
                 .bind(now_ms())
                 .bind(expires_at.map(|t| t.timestamp_millis()))
-                .execute(&self.pool)
+                .execute(&mut *tx)
                 .await?;
                 let row = sqlx::query(&format!("SELECT {TOKEN_COLS} FROM tokens WHERE id = $1"))
                     .bind(&id)
-                    .fetch_one(&self.pool)
+                    .fetch_one(&mut *tx)
                     .await?;
+                tx.commit().await?;
                 token_from_row(&row)
             }
 
@@ -1135,18 +1140,21 @@ macro_rules! sql_store {
             }
 
             async fn revoke_token(&self, id: TokenId) -> Result<TokenRecord, StoreError> {
+                let _guard = self.write_lock.lock().await;
+                let mut tx = begin_write(&self.pool).await?;
                 // COALESCE keeps the first revocation time when revoked twice.
                 sqlx::query(
                     "UPDATE tokens SET revoked_at = COALESCE(revoked_at, $1) WHERE id = $2",
                 )
                 .bind(now_ms())
                 .bind(id.to_string())
-                .execute(&self.pool)
+                .execute(&mut *tx)
                 .await?;
                 let row = sqlx::query(&format!("SELECT {TOKEN_COLS} FROM tokens WHERE id = $1"))
                     .bind(id.to_string())
-                    .fetch_optional(&self.pool)
+                    .fetch_optional(&mut *tx)
                     .await?;
+                tx.commit().await?;
                 match row {
                     Some(row) => token_from_row(&row),
                     None => Err(StoreError::NotFound {
@@ -1187,7 +1195,7 @@ macro_rules! sql_store {
                 rows.sort_by(|a, b| a.id.cmp(&b.id));
                 // Agent rows are not config: no advisory lock, only the in-process writer queue.
                 let _guard = self.write_lock.lock().await;
-                let mut tx = self.pool.begin().await?;
+                let mut tx = begin_write(&self.pool).await?;
                 let now = now_ms();
                 for chunk in rows.chunks($crate::store::AGENT_ROWS_PER_STATEMENT) {
                     let mut insert = sqlx::QueryBuilder::<$db>::new(
@@ -1232,7 +1240,7 @@ macro_rules! sql_store {
                 // Same lock order as `upsert_agents`.
                 rows.sort_by(|a, b| a.0.cmp(&b.0));
                 let _guard = self.write_lock.lock().await;
-                let mut tx = self.pool.begin().await?;
+                let mut tx = begin_write(&self.pool).await?;
                 for chunk in rows.chunks($crate::store::AGENT_ROWS_PER_STATEMENT) {
                     // Only moves forward: a touch queued before a newer full write loses.
                     let mut update =

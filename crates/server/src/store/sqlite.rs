@@ -7,8 +7,8 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use super::migrations;
 
 /// A store on one SQLite file. One process owns the file; writes are serialised by
-/// `write_lock` (SQLite has a single writer anyway, and serialising in-process avoids
-/// `SQLITE_BUSY` on lock upgrades inside transactions).
+/// `write_lock` (SQLite has a single writer anyway, and queueing in-process keeps the wait out
+/// of the pool), and every write transaction starts `BEGIN IMMEDIATE` (see [`begin_write`]).
 pub struct SqliteStore {
     pool: sqlx::SqlitePool,
     key: TokenKey,
@@ -17,6 +17,16 @@ pub struct SqliteStore {
 }
 
 const BACKEND: Backend = Backend::Sqlite;
+
+/// Starts a write transaction. `IMMEDIATE` takes SQLite's write lock at `BEGIN`, waiting for
+/// it up to the busy timeout. A deferred transaction would read first and upgrade to a writer
+/// on its first write; in WAL mode that upgrade fails at once with `SQLITE_BUSY_SNAPSHOT`
+/// (517) when another connection committed since the read, and the busy timeout cannot help.
+async fn begin_write(
+    pool: &sqlx::SqlitePool,
+) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>, StoreError> {
+    Ok(pool.begin_with("BEGIN IMMEDIATE").await?)
+}
 
 async fn lock_writes(_tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>) -> Result<(), StoreError> {
     Ok(())
