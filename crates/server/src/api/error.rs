@@ -235,7 +235,9 @@ mod tests {
         let api = ApiError::from(StoreError::Database(err));
         assert_eq!(api.status, StatusCode::SERVICE_UNAVAILABLE);
         assert_eq!(api.into_response().headers()["retry-after"], "1");
-        drop(held);
+        // Dropping a transaction only queues its rollback for the connection's next use: end it
+        // now, or the lock is still held below.
+        held.rollback().await.unwrap();
 
         // A constraint violation stays a 500 (a bug, not contention).
         sqlx::query("CREATE TABLE u (x INTEGER NOT NULL)")
