@@ -81,15 +81,17 @@ pub async fn create(args: &TokenCreateArgs) -> Result<String, ServeError> {
         ScopeArg::Admin => TokenScope::Admin,
         ScopeArg::ReadOnly => TokenScope::ReadOnly,
     };
+    let now = chrono::Utc::now();
     let expires_at = args
         .expires_in
-        .map(|s| chrono::Utc::now() + chrono::Duration::seconds(s.min(i64::MAX as u64) as i64));
+        .map(|s| now + chrono::Duration::seconds(s.min(i64::MAX as u64) as i64));
     let token = auth::generate_token(scope);
     store
         .create_token_expiring(
             scope,
             &args.description,
             &auth::hash_token(&token),
+            now,
             expires_at,
         )
         .await?;

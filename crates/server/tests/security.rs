@@ -135,6 +135,7 @@ async fn wrong_expired_revoked_and_wrong_scope_tokens_are_refused() {
             TokenScope::Admin,
             "old",
             &otaas_server::auth::hash_token(&expired),
+            chrono::Utc::now() - chrono::Duration::seconds(65),
             Some(chrono::Utc::now() - chrono::Duration::seconds(5)),
         )
         .await

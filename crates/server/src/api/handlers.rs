@@ -471,6 +471,7 @@ pub(super) async fn create_token(
             req.scope,
             &req.description,
             &auth::hash_token(&token),
+            now,
             expires_at,
         )
         .await?;

@@ -433,15 +433,18 @@ pub trait Store: Send + Sync + 'static {
         description: &str,
         hash: &str,
     ) -> Result<TokenRecord, StoreError> {
-        self.create_token_expiring(scope, description, hash, None)
+        self.create_token_expiring(scope, description, hash, Utc::now(), None)
             .await
     }
-    /// Stores a token's hash with an optional expiry.
+    /// Stores a token's hash with an optional expiry. `created_at` is the caller's clock reading
+    /// that `expires_at` was computed from, so a lifetime of N seconds is exactly N seconds
+    /// however long the write waited for the database.
     async fn create_token_expiring(
         &self,
         scope: TokenScope,
         description: &str,
         hash: &str,
+        created_at: DateTime<Utc>,
         expires_at: Option<DateTime<Utc>>,
     ) -> Result<TokenRecord, StoreError>;
     /// Every token's metadata (revoked and expired ones too), oldest first.

@@ -1094,6 +1094,7 @@ macro_rules! sql_store {
                 scope: TokenScope,
                 description: &str,
                 hash: &str,
+                created_at: DateTime<Utc>,
                 expires_at: Option<DateTime<Utc>>,
             ) -> Result<TokenRecord, StoreError> {
                 let id = TokenId::new().to_string();
@@ -1107,7 +1108,7 @@ macro_rules! sql_store {
                 .bind(scope.as_str())
                 .bind(hash)
                 .bind(description)
-                .bind(now_ms())
+                .bind(created_at.timestamp_millis())
                 .bind(expires_at.map(|t| t.timestamp_millis()))
                 .execute(&mut *tx)
                 .await?;
