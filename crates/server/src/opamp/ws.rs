@@ -269,14 +269,16 @@ fn received(
     let goodbye = msg.agent_disconnect.is_some();
     let first = ctx.uid.is_none();
     let reply = server.registry().handle(ctx, msg, chrono::Utc::now());
-    if goodbye {
-        Next::Wait
-    } else if reply.error_response.is_some() {
+    // A refused message ends the session even when it says goodbye (e.g. a second agent's
+    // AgentDisconnect on this connection).
+    if reply.error_response.is_some() {
         Next::SendAndClose {
             reply: frame(&reply),
             code: CLOSE_PROTOCOL_ERROR,
             reason: "bad request",
         }
+    } else if goodbye {
+        Next::Wait
     } else if first || !is_empty_reply(&reply) {
         // Heartbeats need no answer over WebSocket; the first message always gets one (it
         // carries our capabilities).
