@@ -1,9 +1,11 @@
-//! OpAMP sessions are bound to one agent, over real
+//! OpAMP sessions are bound to one agent and to the token they were opened with, over real
 //! WebSockets against the real `otaas serve` binary on 127.0.0.1:
 //! - a second `instance_uid` on one connection is refused with a `ServerErrorResponse` and the
 //!   connection closed; nothing is registered for it, and the session's own agent is marked
 //!   disconnected at once (not after the heartbeat timeout);
-//! - a uid the server assigned (`AgentIdentification.new_instance_uid`) becomes the binding.
+//! - a uid the server assigned (`AgentIdentification.new_instance_uid`) becomes the binding;
+//! - revoking the agent token a session was opened with, or its expiry, closes the session with
+//!   a `ServerErrorResponse` and a close frame.
 //!
 //! No assertion depends on timing: every wait is bounded (passing the bound fails the test).
 
@@ -12,7 +14,7 @@ mod common;
 mod procs;
 
 use futures::{SinkExt, StreamExt};
-use otaas_api::{AgentQuery, Client};
+use otaas_api::*;
 use otaas_opamp::framing;
 use otaas_opamp::proto::{
     AgentToServer, AgentToServerFlags, ServerErrorResponseType, ServerToAgent,
@@ -101,6 +103,18 @@ async fn wait_disconnected(client: &Client, id: &str) {
             .map(|_| ())
     })
     .await;
+}
+
+async fn agent_token(client: &Client, expires_in: Option<u64>) -> TokenCreated {
+    client
+        .create_token(&TokenCreate {
+            description: "session test".into(),
+            scope: TokenScope::Agent,
+            expires_in,
+            expires_at: None,
+        })
+        .await
+        .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -206,4 +220,97 @@ async fn a_uid_the_server_assigned_binds_the_session_and_is_not_reissued() {
         all.iter().map(|a| a.id.clone()).collect::<Vec<_>>(),
         vec![hex(&assigned)]
     );
+}
+
+/// Connects an agent with `token` and waits for its first reply.
+async fn connected_agent(server: &Serve, token: &str) -> (Ws, [u8; 16]) {
+    let uid = *uuid::Uuid::now_v7().as_bytes();
+    let mut ws = connect(server, Some(token)).await;
+    send(&mut ws, &message(uid, 0, 0)).await;
+    let hello = next_binary(&mut ws).await;
+    assert!(hello.error_response.is_none(), "{hello:?}");
+    (ws, uid)
+}
+
+async fn expect_token_refusal(ws: &mut Ws, says: &str) {
+    let reply = next_binary(ws).await;
+    let err = reply.error_response.expect("a ServerErrorResponse");
+    assert_eq!(err.r#type, ServerErrorResponseType::Unknown as i32);
+    assert!(err.error_message.contains(says), "{:?}", err.error_message);
+    expect_close(ws, 1008).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn revoking_an_agent_token_closes_its_websocket_sessions() {
+    let data = tempfile::tempdir().unwrap();
+    let server = Serve::start(data.path(), "127.0.0.1:0", &["--require-agent-token"]);
+    let client = server.client();
+    let revoked = agent_token(&client, None).await;
+    let kept = agent_token(&client, None).await;
+    let (mut a, _) = connected_agent(&server, &revoked.token).await;
+    let (mut b, _) = connected_agent(&server, &revoked.token).await;
+    let (mut c, c_uid) = connected_agent(&server, &kept.token).await;
+
+    let status = reqwest::Client::new()
+        .delete(format!(
+            "http://{}/api/v1/tokens/{}",
+            server.api, revoked.id
+        ))
+        .bearer_auth(ADMIN)
+        .send()
+        .await
+        .unwrap()
+        .status();
+    assert_eq!(status, 204);
+    expect_token_refusal(&mut a, "revoked").await;
+    expect_token_refusal(&mut b, "revoked").await;
+
+    // The other token's session is still served: a sequence gap is answered with a request
+    // for the full state.
+    send(&mut c, &message(c_uid, 7, 0)).await;
+    let reply = next_binary(&mut c).await;
+    assert!(reply.error_response.is_none(), "{reply:?}");
+    assert_ne!(reply.flags, 0, "{reply:?}");
+    // And the revoked token cannot open a new one.
+    let mut request = format!("ws://{}/v1/opamp", server.opamp)
+        .into_client_request()
+        .unwrap();
+    request.headers_mut().insert(
+        "authorization",
+        format!("Bearer {}", revoked.token).parse().unwrap(),
+    );
+    match tokio_tungstenite::connect_async(request).await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => {
+            assert_eq!(resp.status(), 401)
+        }
+        other => panic!("expected a 401, got {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_token_presented_without_require_agent_token_still_ends_its_sessions() {
+    let data = tempfile::tempdir().unwrap();
+    let server = Serve::start(data.path(), "127.0.0.1:0", &[]);
+    let client = server.client();
+    let token = agent_token(&client, None).await;
+    let (mut ws, _) = connected_agent(&server, &token.token).await;
+    let status = reqwest::Client::new()
+        .delete(format!("http://{}/api/v1/tokens/{}", server.api, token.id))
+        .bearer_auth(ADMIN)
+        .send()
+        .await
+        .unwrap()
+        .status();
+    assert_eq!(status, 204);
+    expect_token_refusal(&mut ws, "revoked").await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_expiring_agent_token_closes_its_websocket_session_when_it_expires() {
+    let data = tempfile::tempdir().unwrap();
+    let server = Serve::start(data.path(), "127.0.0.1:0", &["--require-agent-token"]);
+    let client = server.client();
+    let token = agent_token(&client, Some(3)).await;
+    let (mut ws, _) = connected_agent(&server, &token.token).await;
+    expect_token_refusal(&mut ws, "expired").await;
 }

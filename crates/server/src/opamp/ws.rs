@@ -20,8 +20,11 @@ use otaas_opamp::proto::{
 };
 use tokio::sync::Notify;
 
+use chrono::{DateTime, Utc};
+
 use super::OpampServer;
 use super::registry::Transport;
+use super::tokens::SessionToken;
 use crate::listener::ConnectionGuard;
 
 /// WebSocket close codes (RFC 6455) used here.
@@ -29,6 +32,7 @@ const CLOSE_GOING_AWAY: u16 = 1001;
 const CLOSE_PROTOCOL_ERROR: u16 = 1002;
 const CLOSE_UNSUPPORTED_DATA: u16 = 1003;
 const CLOSE_INVALID_PAYLOAD: u16 = 1007;
+const CLOSE_POLICY_VIOLATION: u16 = 1008;
 const CLOSE_TOO_BIG: u16 = 1009;
 
 /// Initial read buffer per WebSocket. A heartbeat is a few dozen bytes; a larger message makes
@@ -60,11 +64,14 @@ pub(crate) async fn upgrade(
     if let Err(wait) = server.admit(peer) {
         return super::retry_later(wait, "too many agents connecting at once; retry later");
     }
-    if let Err(err) = server.authorize(peer, &headers).await {
-        tracing::info!(peer = %peer, reason = %err, "Refused an OpAMP WebSocket");
-        server.count_refusal(peer, &err);
-        return err.into_response();
-    }
+    let token = match server.authorize(peer, &headers).await {
+        Ok(token) => token,
+        Err(err) => {
+            tracing::info!(peer = %peer, reason = %err, "Refused an OpAMP WebSocket");
+            server.count_refusal(peer, &err);
+            return err.into_response();
+        }
+    };
     let endpoint = super::endpoint_url(&headers, "ws", server.tls);
     let limit = server.config.opamp_max_message_bytes;
     let tracker = server.sessions.clone();
@@ -78,7 +85,7 @@ pub(crate) async fn upgrade(
             tracker.track_future(async move {
                 // The connection counts against --opamp-max-conns-per-ip while the session runs.
                 let _guard = guard;
-                session(server, socket, endpoint).await;
+                session(server, socket, endpoint, token).await;
             })
         })
 }
@@ -169,13 +176,69 @@ enum Next {
     Stop,
 }
 
-async fn session(server: Arc<OpampServer>, mut socket: WebSocket, endpoint: String) {
+/// Resolves at `at` (never for `None`), however far away: tokio timers cannot be set years
+/// ahead, so a long wait is slept a day at a time.
+async fn until(at: Option<DateTime<Utc>>) {
+    let Some(at) = at else {
+        return std::future::pending().await;
+    };
+    loop {
+        let left = (at - Utc::now()).to_std().unwrap_or_default();
+        if left.is_zero() {
+            return;
+        }
+        tokio::time::sleep(left.min(std::time::Duration::from_secs(86_400))).await;
+    }
+}
+
+async fn session(
+    server: Arc<OpampServer>,
+    mut socket: WebSocket,
+    endpoint: String,
+    token: Option<SessionToken>,
+) {
     let notify = Arc::new(Notify::new());
     let registry = server.registry();
     let mut ctx = registry.connection(Transport::Ws, endpoint, Some(notify.clone()));
     let limit = server.config.opamp_max_message_bytes;
+    // The session lives no longer than the token it was opened with: revoked (here or on
+    // another replica, see `tokens.rs`) or expired, the agent is told and the socket closed
+    // before any further config (with its secrets) could be pushed.
+    let binding = token.map(|t| server.token_sessions.bind(t.id));
+    let revoked = async {
+        match &binding {
+            Some(b) => b.revoked().await,
+            None => std::future::pending().await,
+        }
+    };
+    let expires_at = token.and_then(|t| t.expires_at);
+    let expired = until(expires_at);
+    tokio::pin!(revoked, expired);
     loop {
         let next = tokio::select! {
+            // Before anything else the agent could be sent.
+            biased;
+            _ = &mut revoked => {
+                tracing::info!(agent = ?ctx.uid, "Agent token revoked; closing its OpAMP session");
+                Next::Refuse {
+                    kind: ServerErrorResponseType::Unknown,
+                    message: "the agent token this connection was opened with has been revoked; \
+                              reconnect with an active token".to_owned(),
+                    code: CLOSE_POLICY_VIOLATION,
+                }
+            }
+            _ = &mut expired => {
+                tracing::info!(agent = ?ctx.uid, "Agent token expired; closing its OpAMP session");
+                let at = expires_at
+                    .map(|at| at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+                    .unwrap_or_default();
+                Next::Refuse {
+                    kind: ServerErrorResponseType::Unknown,
+                    message: format!("the agent token this connection was opened with expired at \
+                                      {at}; reconnect with an active token"),
+                    code: CLOSE_POLICY_VIOLATION,
+                }
+            }
             _ = server.state.shutdown.cancelled() => {
                 let uid = ctx.uid.map(|u| Bytes::copy_from_slice(u.as_bytes())).unwrap_or_default();
                 Next::SendAndClose {
