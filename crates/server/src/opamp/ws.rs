@@ -5,6 +5,10 @@
 //! 128 KiB, allocated eagerly; it grows to the largest message the agent sent), eager writes,
 //! a write buffer bounded by the message limit, and no protobuf message held across an await
 //! point (see [`frame`]).
+//!
+//! A session ends when the agent closes, sends something we refuse (a second agent's uid
+//! included), stays silent for [`IDLE_INTERVALS`] ping intervals, when the agent token it was
+//! opened with is revoked or expires (see `tokens.rs`), or at shutdown.
 
 use std::sync::Arc;
 
@@ -34,6 +38,11 @@ const CLOSE_UNSUPPORTED_DATA: u16 = 1003;
 const CLOSE_INVALID_PAYLOAD: u16 = 1007;
 const CLOSE_POLICY_VIOLATION: u16 = 1008;
 const CLOSE_TOO_BIG: u16 = 1009;
+
+/// Ping interval for sessions when no heartbeat interval is configured (the OpAMP default).
+const DEFAULT_PING: std::time::Duration = std::time::Duration::from_secs(30);
+/// Silent ping intervals after which a session is closed.
+const IDLE_INTERVALS: u32 = 3;
 
 /// Initial read buffer per WebSocket. A heartbeat is a few dozen bytes; a larger message makes
 /// the library reserve its whole length, after which the buffer keeps that capacity.
@@ -173,6 +182,11 @@ enum Next {
         message: String,
         code: u16,
     },
+    /// Close with `code` (no error message: the agent is not listening anyway).
+    Close {
+        code: u16,
+        reason: &'static str,
+    },
     Stop,
 }
 
@@ -214,6 +228,15 @@ async fn session(
     let expires_at = token.and_then(|t| t.expires_at);
     let expired = until(expires_at);
     tokio::pin!(revoked, expired);
+    // A session that sends nothing (not even a pong to our pings) for IDLE_INTERVALS heartbeat
+    // intervals is closed: a held, silent socket must not keep its connection slot.
+    let interval = match registry.heartbeat() {
+        h if h.is_zero() => DEFAULT_PING,
+        h => h,
+    };
+    let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
+    ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut heard = tokio::time::Instant::now();
     loop {
         let next = tokio::select! {
             // Before anything else the agent could be sent.
@@ -251,7 +274,19 @@ async fn session(
                 Some(push) => Next::Send(frame(&push)),
                 None => Next::Wait,
             },
-            incoming = socket.recv() => received(&server, &mut ctx, incoming, limit),
+            incoming = socket.recv() => {
+                heard = tokio::time::Instant::now();
+                received(&server, &mut ctx, incoming, limit)
+            }
+            _ = ping.tick() => {
+                if heard.elapsed() >= interval * IDLE_INTERVALS {
+                    tracing::info!(agent = ?ctx.uid, silent_secs = heard.elapsed().as_secs(), "OpAMP WebSocket silent; closing");
+                    Next::Close { code: CLOSE_POLICY_VIOLATION, reason: "idle: nothing received" }
+                } else {
+                    // Agents answer pings without any OpAMP traffic of their own.
+                    Next::Send(Message::Ping(Bytes::new()))
+                }
+            }
         };
         match next {
             Next::Wait => {}
@@ -267,6 +302,12 @@ async fn session(
             } => {
                 let _ = socket.send(reply).await;
                 close(&mut socket, code, reason).await;
+                // A refused agent may still be sending: read that off, or the kernel's reset
+                // could destroy our reply before the agent reads it. (Shutting down, nobody
+                // waits for stragglers.)
+                if code != CLOSE_GOING_AWAY {
+                    linger(&mut socket).await;
+                }
                 break;
             }
             Next::Refuse {
@@ -275,6 +316,12 @@ async fn session(
                 code,
             } => {
                 refuse(&mut socket, kind, message, code).await;
+                break;
+            }
+            Next::Close { code, reason } => {
+                close(&mut socket, code, reason).await;
+                // Its pongs to our last pings may be on the way: read them off (see `linger`).
+                linger(&mut socket).await;
                 break;
             }
             Next::Stop => break,
