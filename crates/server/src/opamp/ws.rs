@@ -17,14 +17,13 @@ use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{ConnectInfo, State};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
+use chrono::{DateTime, Utc};
 use http::HeaderMap;
 use otaas_opamp::framing::{self, FrameError};
 use otaas_opamp::proto::{
     AgentToServer, ServerErrorResponse, ServerErrorResponseType, ServerToAgent,
 };
 use tokio::sync::Notify;
-
-use chrono::{DateTime, Utc};
 
 use super::OpampServer;
 use super::registry::Transport;
