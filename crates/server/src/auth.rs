@@ -182,9 +182,21 @@ pub async fn verify_agent_token(
     admin_token_hash: Option<&str>,
     presented: &str,
 ) -> Result<bool, StoreError> {
+    Ok(agent_principal(store, admin_token_hash, presented)
+        .await?
+        .is_some())
+}
+
+/// Like [`verify_agent_token`], but with the principal, so an OpAMP session can remember which
+/// token (id and expiry) it was opened with and end when that token does.
+pub async fn agent_principal(
+    store: &dyn Store,
+    admin_token_hash: Option<&str>,
+    presented: &str,
+) -> Result<Option<Principal>, StoreError> {
     Ok(verify_token(store, admin_token_hash, presented)
         .await?
-        .is_some_and(|p| p.scope() != TokenScope::ReadOnly))
+        .filter(|p| p.scope() != TokenScope::ReadOnly))
 }
 
 /// The bearer token of a request, if it carries one.

@@ -32,7 +32,7 @@ use std::str::FromStr;
 use std::sync::{Mutex, MutexGuard, RwLock};
 use std::time::Duration;
 
-use otaas_api::AgentGroupId;
+use otaas_api::{AgentGroupId, TokenId};
 use serde::{Deserialize, Serialize};
 use sqlx::postgres::{PgConnectOptions, PgListener, PgPoolOptions};
 use sqlx::{ConnectOptions, Connection, PgConnection};
@@ -93,6 +93,9 @@ enum What {
         group: AgentGroupId,
         version: i64,
     },
+    TokenRevoked {
+        token: TokenId,
+    },
 }
 
 impl What {
@@ -113,6 +116,7 @@ impl What {
                 group: group_id,
                 version,
             },
+            Event::TokenRevoked { token_id } => What::TokenRevoked { token: token_id },
         }
     }
 
@@ -133,6 +137,7 @@ impl What {
                 group_id: group,
                 version,
             },
+            What::TokenRevoked { token } => Event::TokenRevoked { token_id: token },
         }
     }
 }
@@ -911,6 +916,10 @@ mod tests {
             group_id: group,
             revision: 2,
             hash: "ab".into(),
+        };
+        assert_eq!(What::from_event(e.clone()).into_event(), e);
+        let e = Event::TokenRevoked {
+            token_id: TokenId::new(),
         };
         assert_eq!(What::from_event(e.clone()).into_event(), e);
     }

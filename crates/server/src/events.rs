@@ -10,7 +10,7 @@
 
 use std::sync::{Arc, OnceLock};
 
-use otaas_api::AgentGroupId;
+use otaas_api::{AgentGroupId, TokenId};
 use tokio::sync::{broadcast, mpsc};
 
 use crate::store::GroupRevision;
@@ -35,6 +35,8 @@ pub enum Event {
         group_id: AgentGroupId,
         version: i64,
     },
+    /// A token was revoked: OpAMP sessions opened with it end (see `opamp/tokens.rs`).
+    TokenRevoked { token_id: TokenId },
 }
 
 /// Sender side of the event bus; clone freely.

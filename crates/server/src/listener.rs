@@ -5,7 +5,15 @@
 //! Lifecycle: [`serve`] accepts until `shutdown` is cancelled, then stops accepting, asks every
 //! open connection to finish its in-flight request and close (idle keep-alive connections close
 //! at once), and returns when all have. Each connection runs in its own task holding a
-//! [`ConnSlot`], so its per-address count drops when the task ends however it ends. Every
+//! [`ConnSlot`], so its per-address count drops when the task ends however it ends.
+//!
+//! Timeouts, so that held connections cannot lock an address (or the listener) out: a new
+//! connection must send its first byte within [`FIRST_BYTE_TIMEOUT`] and only then takes a
+//! per-address slot (idle sockets never count against the cap); the TLS handshake has
+//! [`HANDSHAKE_TIMEOUT`]; a request head (the first, and each next one on a keep-alive
+//! connection, which is how idle keep-alive connections end) has [`HEADER_READ_TIMEOUT`]; a
+//! request body that stops making progress for [`BODY_READ_TIMEOUT`] fails the request.
+//! Upgraded WebSockets are timed by their session (`opamp/ws.rs`). Every
 //! request carries the peer address (`ConnectInfo<SocketAddr>`) and a [`ConnectionGuard`]
 //! sharing that slot: a handler that takes over the connection (a WebSocket upgrade, which
 //! outlives hyper's connection task) keeps the guard, so the connection still counts.
@@ -22,20 +30,30 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
-use tokio::io::{AsyncRead, AsyncWrite};
+use std::future::Future as _;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tower::ServiceExt as _;
+use tower_http::timeout::TimeoutBody;
 
 use crate::limits::{ConnLimiter, ConnSlot};
 use crate::refusals::JsonRefusals;
 
 /// How long a client may take for the TLS handshake.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a new connection may stay silent before it is closed uncounted (clients send their
+/// request, or TLS ClientHello, as soon as they connect).
+pub const FIRST_BYTE_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a connection may sit without sending a complete request head (slow-loris guard;
 /// also closes idle keep-alive connections, which clients re-open transparently).
-const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+/// Longest pause allowed between two pieces of a request body.
+pub const BODY_READ_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long a refused (over-limit) connection is kept to send its one response.
 const REFUSAL_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -90,56 +108,64 @@ pub async fn serve(
             },
         };
         let _ = tcp.set_nodelay(true);
-        let slot = options.conn_limit.admit(peer.ip());
+        let watcher = graceful.watcher();
         let acceptor = acceptor.clone();
         let builder = builder.clone();
+        let conn_limit = options.conn_limit.clone();
+        let app = app.clone();
         let name = options.name;
-        match slot {
-            Some(slot) => {
-                let guard = ConnectionGuard {
-                    _slot: Arc::new(slot),
-                };
-                let app = app
-                    .clone()
-                    .map_request(move |mut req: http::Request<Incoming>| {
-                        req.extensions_mut().insert(ConnectInfo(peer));
-                        req.extensions_mut().insert(guard.clone());
-                        req
-                    });
-                let watcher = graceful.watcher();
-                tokio::spawn(async move {
+        tokio::spawn(async move {
+            // Silence costs nothing: a connection is counted only once it sends something.
+            if !first_byte(&tcp).await {
+                tracing::debug!(listener = name, %peer, "Connection sent nothing; closed");
+                return;
+            }
+            let Some(slot) = conn_limit.admit(peer.ip()) else {
+                let max = conn_limit.max();
+                tracing::warn!(listener = name, %peer, max, "Too many connections from one address; refusing");
+                let refuse = async {
                     let Some(io) = handshake(acceptor, tcp, peer, name).await else {
                         return;
                     };
-                    let conn =
-                        builder.serve_connection_with_upgrades(io, TowerToHyperService::new(app));
-                    if let Err(e) = watcher.watch(conn.into_owned()).await {
-                        tracing::debug!(listener = name, %peer, error = %e, "Connection ended with an error");
-                    }
-                    // The service (and with it this task's guard) is dropped here; an upgraded
-                    // connection's handler may still hold a clone.
-                });
+                    let svc = hyper::service::service_fn(move |_req| async move {
+                        Ok::<_, Infallible>(too_many_connections(max))
+                    });
+                    let _ = builder.serve_connection(io, svc).await;
+                };
+                let _ = tokio::time::timeout(REFUSAL_TIMEOUT, refuse).await;
+                return;
+            };
+            let guard = ConnectionGuard {
+                _slot: Arc::new(slot),
+            };
+            let app = app.map_request(move |mut req: http::Request<Incoming>| {
+                req.extensions_mut().insert(ConnectInfo(peer));
+                req.extensions_mut().insert(guard.clone());
+                req.map(|body| TimeoutBody::new(BODY_READ_TIMEOUT, body))
+            });
+            let Some(io) = handshake(acceptor, tcp, peer, name).await else {
+                return;
+            };
+            let conn = builder.serve_connection_with_upgrades(io, TowerToHyperService::new(app));
+            if let Err(e) = watcher.watch(conn.into_owned()).await {
+                tracing::debug!(listener = name, %peer, error = %e, "Connection ended with an error");
             }
-            None => {
-                let max = options.conn_limit.max();
-                tracing::warn!(listener = name, %peer, max, "Too many connections from one address; refusing");
-                tokio::spawn(async move {
-                    let refuse = async {
-                        let Some(io) = handshake(acceptor, tcp, peer, name).await else {
-                            return;
-                        };
-                        let svc = hyper::service::service_fn(move |_req| async move {
-                            Ok::<_, Infallible>(too_many_connections(max))
-                        });
-                        let _ = builder.serve_connection(io, svc).await;
-                    };
-                    let _ = tokio::time::timeout(REFUSAL_TIMEOUT, refuse).await;
-                });
-            }
-        }
+            // The service (and with it this task's guard) is dropped here; an upgraded
+            // connection's handler may still hold a clone.
+        });
     }
     drop(listener);
     graceful.shutdown().await;
+}
+
+/// Waits (at most [`FIRST_BYTE_TIMEOUT`]) for the peer to send something; false when it sent
+/// nothing, closed, or failed.
+async fn first_byte(tcp: &tokio::net::TcpStream) -> bool {
+    let mut byte = [0u8; 1];
+    matches!(
+        tokio::time::timeout(FIRST_BYTE_TIMEOUT, tcp.peek(&mut byte)).await,
+        Ok(Ok(n)) if n > 0
+    )
 }
 
 /// Completes the TLS handshake (bounded) when TLS is on.
@@ -153,9 +179,11 @@ async fn handshake(
     // answers our JSON error body.
     let io: Box<dyn Io> = match acceptor {
         None => Box::new(JsonRefusals::new(tcp)),
+        // After the handshake the client must still send its request: until its first byte,
+        // hyper (which first reads to tell HTTP/1 from HTTP/2) would wait for ever.
         Some(acceptor) => match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await
         {
-            Ok(Ok(tls)) => Box::new(JsonRefusals::new(tls)),
+            Ok(Ok(tls)) => Box::new(JsonRefusals::new(FirstRead::new(tls))),
             Ok(Err(e)) => {
                 tracing::debug!(listener = name, %peer, error = %e, "TLS handshake failed");
                 return None;
@@ -167,6 +195,63 @@ async fn handshake(
         },
     };
     Some(TokioIo::new(io))
+}
+
+/// A stream whose first read must bring data within [`FIRST_BYTE_TIMEOUT`]; after that it is
+/// the stream itself (hyper's header timeout takes over).
+struct FirstRead<T> {
+    inner: T,
+    deadline: Option<Pin<Box<tokio::time::Sleep>>>,
+}
+
+impl<T> FirstRead<T> {
+    fn new(inner: T) -> Self {
+        Self {
+            inner,
+            deadline: Some(Box::pin(tokio::time::sleep(FIRST_BYTE_TIMEOUT))),
+        }
+    }
+}
+
+impl<T: AsyncRead + Unpin> AsyncRead for FirstRead<T> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        let read = Pin::new(&mut self.inner).poll_read(cx, buf);
+        match &read {
+            Poll::Ready(Ok(())) if buf.filled().len() > before => self.deadline = None,
+            Poll::Pending => {
+                if let Some(deadline) = self.deadline.as_mut()
+                    && deadline.as_mut().poll(cx).is_ready()
+                {
+                    return Poll::Ready(Err(std::io::ErrorKind::TimedOut.into()));
+                }
+            }
+            _ => {}
+        }
+        read
+    }
+}
+
+impl<T: AsyncWrite + Unpin> AsyncWrite for FirstRead<T> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        data: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, data)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
 }
 
 /// A byte stream a connection runs on: plain TCP or TLS over it.

@@ -1684,14 +1684,33 @@ async fn heartbeat_interval_is_offered_and_a_silent_agent_is_marked_disconnected
     assert_eq!(offer.destination_endpoint, url);
     let id = otaas_opamp::hash::to_hex(&uid);
     assert!(client.get_agent(&id).await.unwrap().connected);
-    // The agent stays silent (its socket open) for more than 3 intervals.
+    // The agent stays silent for more than 3 intervals, not even answering pings (it does not
+    // read its socket): the server closes the session, and the agent is disconnected.
     wait_for("the silent agent to be marked disconnected", || {
         let client = client.clone();
         let id = id.clone();
         async move { (!client.get_agent(&id).await.ok()?.connected).then_some(()) }
     })
     .await;
-    // A heartbeat brings it back.
+    loop {
+        match tokio::time::timeout(TIMEOUT, ws.next())
+            .await
+            .expect("the server closes the silent session")
+        {
+            Some(Ok(Message::Ping(_))) => continue,
+            Some(Ok(Message::Close(Some(frame)))) => {
+                assert_eq!(u16::from(frame.code), 1008, "{frame:?}");
+                break;
+            }
+            // Answering a queued ping can find the socket already gone: closed all the same.
+            None | Some(Err(_)) => break,
+            other => panic!("expected pings then a close, got {other:?}"),
+        }
+    }
+    // A heartbeat on a new connection brings it back.
+    let (mut ws, _) = tokio_tungstenite::connect_async(url.as_str())
+        .await
+        .unwrap();
     ws.send(Message::Binary(framing::encode(&hello(uid, 1)).into()))
         .await
         .unwrap();

@@ -442,3 +442,91 @@ async fn listener_resyncs_after_reconnect() {
     })
     .await;
 }
+
+/// Given an agent connected to replica B with an agent token, when the token is revoked
+/// through replica A, then B closes the agent's session (`ServerErrorResponse`, close 1008):
+/// the revocation travels as a cluster notice (and B's periodic token re-check is the net
+/// for a lost one).
+#[tokio::test(flavor = "multi_thread")]
+async fn revoking_a_token_through_a_closes_its_sessions_on_b() {
+    use futures::{SinkExt, StreamExt};
+    use otaas_opamp::framing;
+    use otaas_opamp::proto::{AgentToServer, ServerErrorResponseType, ServerToAgent};
+    use tokio_tungstenite::tungstenite::Message;
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+
+    with_schema(|url, _| async move {
+        let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let a = replica(&da, &url, "rev-a");
+        let b = Serve::start(
+            db.path(),
+            "127.0.0.1:0",
+            &[
+                "--database",
+                &url,
+                "--replica-id",
+                "rev-b",
+                "--require-agent-token",
+            ],
+        );
+        let token = a
+            .client()
+            .create_token(&TokenCreate {
+                description: "replica test".into(),
+                scope: TokenScope::Agent,
+                expires_in: None,
+                expires_at: None,
+            })
+            .await
+            .unwrap();
+        let mut request = format!("ws://{}/v1/opamp", b.opamp)
+            .into_client_request()
+            .unwrap();
+        request.headers_mut().insert(
+            "authorization",
+            format!("Bearer {}", token.token).parse().unwrap(),
+        );
+        let (mut ws, _) = tokio_tungstenite::connect_async(request).await.unwrap();
+        let hello = AgentToServer {
+            instance_uid: bytes::Bytes::copy_from_slice(uuid::Uuid::now_v7().as_bytes()),
+            capabilities: 1,
+            ..Default::default()
+        };
+        ws.send(Message::Binary(framing::encode(&hello).into()))
+            .await
+            .unwrap();
+        let mut next = async || loop {
+            match tokio::time::timeout(TIMEOUT, ws.next())
+                .await
+                .expect("in time")
+            {
+                Some(Ok(Message::Binary(data))) => {
+                    break Some(framing::decode::<ServerToAgent>(&data, 1 << 20).unwrap());
+                }
+                Some(Ok(Message::Close(Some(frame)))) => {
+                    assert_eq!(u16::from(frame.code), 1008, "{frame:?}");
+                    break None;
+                }
+                Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
+                other => panic!("unexpected {other:?}"),
+            }
+        };
+        let first = next().await.expect("a first reply");
+        assert!(first.error_response.is_none(), "{first:?}");
+
+        let status = reqwest::Client::new()
+            .delete(format!("http://{}/api/v1/tokens/{}", a.api, token.id))
+            .bearer_auth(ADMIN)
+            .send()
+            .await
+            .unwrap()
+            .status();
+        assert_eq!(status, 204);
+        let refusal = next().await.expect("a ServerErrorResponse");
+        let err = refusal.error_response.expect("a ServerErrorResponse");
+        assert_eq!(err.r#type, ServerErrorResponseType::Unknown as i32);
+        assert!(err.error_message.contains("revoked"), "{err:?}");
+        assert!(next().await.is_none(), "a close frame after the refusal");
+    })
+    .await;
+}

@@ -227,12 +227,26 @@ fn connections_per_address_are_capped_with_a_clear_refusal() {
         &["--max-conns-per-ip", "2"],
         &[("OTAAS_ADMIN_TOKEN", "conn-admin")],
     );
-    // Given two idle connections from 127.0.0.1
-    let a = TcpStream::connect(&server.addr).unwrap();
-    let b = TcpStream::connect(&server.addr).unwrap();
+    // Given two connections from 127.0.0.1 in the middle of a request (a silent connection
+    // does not count: see tests/timeouts.rs)
+    let started = || {
+        let mut s = TcpStream::connect(&server.addr).unwrap();
+        s.write_all(b"GET /healthz HTTP/1.1\r\n").unwrap();
+        s
+    };
+    let a = started();
+    let b = started();
 
-    // When a third one asks for something, it gets a 429 with our body and is closed
-    let resp = raw_get(&server.addr, "/healthz");
+    // When a third one asks for something, it gets a 429 with our body and is closed (once
+    // the server has read the first two's first bytes: a bounded wait)
+    let mut resp = String::new();
+    for _ in 0..100 {
+        resp = raw_get(&server.addr, "/healthz");
+        if resp.starts_with("HTTP/1.1 429") {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
     assert!(resp.starts_with("HTTP/1.1 429"), "{resp}");
     let lower = resp.to_ascii_lowercase();
     assert!(lower.contains("retry-after: 1\r\n"), "{resp}");

@@ -507,5 +507,8 @@ pub(super) async fn revoke_token(
     let id = parse_id("token", &id)?;
     let rec = s.store.revoke_token(id).await?;
     tracing::info!(token_id = %rec.id, scope = rec.scope.as_str(), "Token revoked");
+    // OpAMP sessions opened with it end now, on this replica and (through the cluster) on the
+    // others; revoking again re-sends the notice, which is harmless.
+    s.events.publish(Event::TokenRevoked { token_id: rec.id });
     Ok(StatusCode::NO_CONTENT)
 }

@@ -72,7 +72,14 @@ pub(crate) async fn post(
     let limit = server.config.opamp_max_message_bytes;
     let raw = match axum::body::to_bytes(body, limit).await {
         Ok(raw) => raw,
-        Err(_) => return too_large(limit),
+        Err(err) => {
+            let err = err.into_inner();
+            if err.is::<http_body_util::LengthLimitError>() {
+                return too_large(limit);
+            }
+            // E.g. the body stalled past the listener's body read timeout.
+            return bad_request(format!("reading the request body failed: {err}"), &headers);
+        }
     };
     let body = if gzip {
         match gunzip(&raw, limit) {

@@ -3,7 +3,8 @@
 //! Files: `registry.rs` (agent state and every protocol decision, no I/O), `ws.rs` and
 //! `http.rs` (the two transports), `sync.rs` (background tasks: group configs from store
 //! events, batched persistence, the silent-agent sweep), `rest.rs` (`GET /api/v1/agents`),
-//! `redact.rs` (secrets out of reported effective configs).
+//! `redact.rs` (secrets out of reported effective configs), `tokens.rs` (WebSocket sessions by
+//! the agent token they were opened with, so revocation ends them).
 //!
 //! Admission (shared by both transports, before any token check or decoding work): at most
 //! `--opamp-max-conns-per-ip` open connections per source address (enforced by the accept loop
@@ -24,6 +25,7 @@ pub mod registry;
 pub mod rest;
 mod sync;
 pub mod tls;
+pub mod tokens;
 mod ws;
 
 use std::sync::Arc;
@@ -114,6 +116,8 @@ pub(crate) struct OpampServer {
     pub(crate) admission: crate::limits::Admission,
     /// Whether the listener speaks TLS (for the URLs we offer agents).
     pub(crate) tls: bool,
+    /// Live WebSocket sessions by the agent token they were opened with (revocation ends them).
+    pub(crate) token_sessions: tokens::TokenSessions,
 }
 
 impl OpampServer {
@@ -121,44 +125,51 @@ impl OpampServer {
         &self.state.agents
     }
 
-    /// `Authorization: Bearer <enrollment token>` when `--require-agent-token` is set. An
-    /// address over its budget of failed authentications (`--auth-failure-limit`, shared with
-    /// the REST API) is refused before its token is looked at; each missing or wrong token
-    /// counts against it.
+    /// `Authorization: Bearer <enrollment token>`: required with `--require-agent-token`, and
+    /// checked whenever one is presented (a revoked or expired token is refused even where
+    /// anonymous agents are allowed, or revocation would only demote the agent to anonymous).
+    /// An address over its budget of failed authentications (`--auth-failure-limit`, shared
+    /// with the REST API) is refused before its token is looked at; each missing or wrong token
+    /// counts against it. `Some` names the stored token, for sessions to end with it; `None`
+    /// for an anonymous agent or the `--admin-token` flag's token (which is never revoked and
+    /// never expires).
     pub(crate) async fn authorize(
         &self,
         peer: std::net::SocketAddr,
         headers: &HeaderMap,
-    ) -> Result<(), AuthError> {
-        if !self.config.require_agent_token {
-            return Ok(());
+    ) -> Result<Option<tokens::SessionToken>, AuthError> {
+        let presented = crate::auth::bearer(headers).filter(|t| !t.is_empty());
+        if presented.is_none() && !self.config.require_agent_token {
+            return Ok(None);
         }
         if let Err(wait) = self.state.auth_failures.check(peer.ip()) {
             return Err(AuthError::Throttled(crate::limits::retry_after_secs(wait)));
         }
-        let result = self.verify(headers).await;
+        let result = self.verify(presented).await;
         if matches!(result, Err(AuthError::Missing | AuthError::Invalid)) {
             self.state.auth_failures.failed(peer.ip());
         }
         result
     }
 
-    async fn verify(&self, headers: &HeaderMap) -> Result<(), AuthError> {
-        let presented = headers
-            .get(::http::header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(crate::auth::bearer_credentials)
-            .filter(|t| !t.is_empty())
-            .ok_or(AuthError::Missing)?;
-        match crate::auth::verify_agent_token(
+    async fn verify(
+        &self,
+        presented: Option<&str>,
+    ) -> Result<Option<tokens::SessionToken>, AuthError> {
+        let presented = presented.ok_or(AuthError::Missing)?;
+        match crate::auth::agent_principal(
             self.state.store.as_ref(),
             self.state.admin_token_hash.as_deref(),
             presented,
         )
         .await
         {
-            Ok(true) => Ok(()),
-            Ok(false) => Err(AuthError::Invalid),
+            Ok(Some(crate::auth::Principal::Token(t))) => Ok(Some(tokens::SessionToken {
+                id: t.id,
+                expires_at: t.expires_at,
+            })),
+            Ok(Some(crate::auth::Principal::FlagAdmin)) => Ok(None),
+            Ok(None) => Err(AuthError::Invalid),
             Err(err) => {
                 tracing::error!(error = %err, "Verifying an agent token failed");
                 Err(AuthError::Store)
@@ -398,8 +409,10 @@ pub async fn serve(
         tls: tls.is_some(),
         config,
         sessions: TaskTracker::new(),
+        token_sessions: tokens::TokenSessions::default(),
     });
     let background = sync::spawn(state.clone());
+    let token_watch = tokio::spawn(tokens::watch(state.clone(), server.token_sessions.clone()));
     eprintln!("otaas: opamp listening on {local}");
     tracing::info!(addr = %local, "OpAMP server listening");
     crate::listener::serve(
@@ -415,5 +428,7 @@ pub async fn serve(
     let _ = tokio::time::timeout(Duration::from_secs(5), server.sessions.wait()).await;
     state.agents.disconnect_all();
     background.finish().await;
+    // It stops with `shutdown`; nothing of it is worth waiting for.
+    token_watch.abort();
     Ok(())
 }

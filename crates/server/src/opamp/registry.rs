@@ -687,19 +687,39 @@ impl Registry {
         if first_reply || ctx.transport == Transport::Http {
             reply.capabilities = SERVER_CAPS.0;
         }
+        // One agent per connection: the first uid binds it (a uid we assigned replaces the
+        // binding, and the agent's repeats of its old uid map over). Another uid is refused
+        // before anything is registered, so one socket cannot stand for a fleet and bypass
+        // the per-address, connection and admission limits.
+        if let Some(bound) = ctx.uid
+            && uid != bound
+            && ctx.alias.is_none_or(|(old, _)| uid != old)
+        {
+            tracing::info!(agent = %bound, other = %uid, "A second instance uid on one OpAMP connection; closing it");
+            return error_reply(
+                msg.instance_uid,
+                ServerErrorResponseType::BadRequest,
+                format!(
+                    "this connection belongs to agent {bound}; an OpAMP connection serves one \
+                     agent, so a message for agent {uid} needs a connection of its own"
+                ),
+            );
+        }
         let heartbeat = self.heartbeat();
         let mut guard = self.lock();
         let inner = &mut *guard;
 
-        // Identity: a uid another live WebSocket holds, or an explicit request, gets a new one.
+        // Identity: a uid another live WebSocket holds, or an explicit request, gets a new one
+        // (once per connection: later requests are answered with the uid already assigned, so
+        // a connection cannot mint agents one request at a time).
         let mut new_uid = None;
+        let requested = msg.flags & AgentToServerFlags::RequestInstanceUid as u64 != 0;
         if let Some((old, new)) = ctx.alias
-            && uid == old
+            && (uid == old || requested)
         {
             uid = new;
             new_uid = Some(new);
         } else {
-            let requested = msg.flags & AgentToServerFlags::RequestInstanceUid as u64 != 0;
             let duplicate = ctx.transport == Transport::Ws
                 && inner.agents.get(&uid).is_some_and(|e| {
                     e.rec.connected && e.conn.as_ref().is_some_and(|c| c.id != ctx.id)
@@ -707,6 +727,15 @@ impl Registry {
             if requested || duplicate {
                 let fresh = InstanceUid::new_v7();
                 tracing::info!(agent = %uid, new_uid = %fresh, duplicate, "Assigning a new instance uid");
+                // The uid this connection held until now (if any) is gone with the rename.
+                if ctx.uid == Some(uid)
+                    && let Some(entry) = inner.agents.get_mut(&uid)
+                    && entry.conn.as_ref().map(|c| c.id) == Some(ctx.id)
+                {
+                    entry.conn = None;
+                    entry.rec.connected = false;
+                    inner.dirty.insert(uid);
+                }
                 ctx.alias = Some((uid, fresh));
                 uid = fresh;
                 new_uid = Some(fresh);

@@ -123,6 +123,8 @@ async fn group_sync(state: AppState) {
                     tracing::error!(group = %group_id, error = %err, "Loading a rollout decision failed");
                 }
             }
+            // Sessions of revoked tokens are `opamp::tokens`' business.
+            Ok(Event::TokenRevoked { .. }) => {}
             // Events are hints: after missing some, resynchronise from the store.
             Err(RecvError::Lagged(_)) => crate::rollout::reload_all(&state).await,
             Err(RecvError::Closed) => return,

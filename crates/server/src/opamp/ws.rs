@@ -5,6 +5,10 @@
 //! 128 KiB, allocated eagerly; it grows to the largest message the agent sent), eager writes,
 //! a write buffer bounded by the message limit, and no protobuf message held across an await
 //! point (see [`frame`]).
+//!
+//! A session ends when the agent closes, sends something we refuse (a second agent's uid
+//! included), stays silent for [`IDLE_INTERVALS`] ping intervals, when the agent token it was
+//! opened with is revoked or expires (see `tokens.rs`), or at shutdown.
 
 use std::sync::Arc;
 
@@ -13,6 +17,7 @@ use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{ConnectInfo, State};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
+use chrono::{DateTime, Utc};
 use http::HeaderMap;
 use otaas_opamp::framing::{self, FrameError};
 use otaas_opamp::proto::{
@@ -22,6 +27,7 @@ use tokio::sync::Notify;
 
 use super::OpampServer;
 use super::registry::Transport;
+use super::tokens::SessionToken;
 use crate::listener::ConnectionGuard;
 
 /// WebSocket close codes (RFC 6455) used here.
@@ -29,7 +35,13 @@ const CLOSE_GOING_AWAY: u16 = 1001;
 const CLOSE_PROTOCOL_ERROR: u16 = 1002;
 const CLOSE_UNSUPPORTED_DATA: u16 = 1003;
 const CLOSE_INVALID_PAYLOAD: u16 = 1007;
+const CLOSE_POLICY_VIOLATION: u16 = 1008;
 const CLOSE_TOO_BIG: u16 = 1009;
+
+/// Ping interval for sessions when no heartbeat interval is configured (the OpAMP default).
+const DEFAULT_PING: std::time::Duration = std::time::Duration::from_secs(30);
+/// Silent ping intervals after which a session is closed.
+const IDLE_INTERVALS: u32 = 3;
 
 /// Initial read buffer per WebSocket. A heartbeat is a few dozen bytes; a larger message makes
 /// the library reserve its whole length, after which the buffer keeps that capacity.
@@ -60,11 +72,14 @@ pub(crate) async fn upgrade(
     if let Err(wait) = server.admit(peer) {
         return super::retry_later(wait, "too many agents connecting at once; retry later");
     }
-    if let Err(err) = server.authorize(peer, &headers).await {
-        tracing::info!(peer = %peer, reason = %err, "Refused an OpAMP WebSocket");
-        server.count_refusal(peer, &err);
-        return err.into_response();
-    }
+    let token = match server.authorize(peer, &headers).await {
+        Ok(token) => token,
+        Err(err) => {
+            tracing::info!(peer = %peer, reason = %err, "Refused an OpAMP WebSocket");
+            server.count_refusal(peer, &err);
+            return err.into_response();
+        }
+    };
     let endpoint = super::endpoint_url(&headers, "ws", server.tls);
     let limit = server.config.opamp_max_message_bytes;
     let tracker = server.sessions.clone();
@@ -78,7 +93,7 @@ pub(crate) async fn upgrade(
             tracker.track_future(async move {
                 // The connection counts against --opamp-max-conns-per-ip while the session runs.
                 let _guard = guard;
-                session(server, socket, endpoint).await;
+                session(server, socket, endpoint, token).await;
             })
         })
 }
@@ -166,16 +181,86 @@ enum Next {
         message: String,
         code: u16,
     },
+    /// Close with `code` (no error message: the agent is not listening anyway).
+    Close {
+        code: u16,
+        reason: &'static str,
+    },
     Stop,
 }
 
-async fn session(server: Arc<OpampServer>, mut socket: WebSocket, endpoint: String) {
+/// Resolves at `at` (never for `None`), however far away: tokio timers cannot be set years
+/// ahead, so a long wait is slept a day at a time.
+async fn until(at: Option<DateTime<Utc>>) {
+    let Some(at) = at else {
+        return std::future::pending().await;
+    };
+    loop {
+        let left = (at - Utc::now()).to_std().unwrap_or_default();
+        if left.is_zero() {
+            return;
+        }
+        tokio::time::sleep(left.min(std::time::Duration::from_secs(86_400))).await;
+    }
+}
+
+async fn session(
+    server: Arc<OpampServer>,
+    mut socket: WebSocket,
+    endpoint: String,
+    token: Option<SessionToken>,
+) {
     let notify = Arc::new(Notify::new());
     let registry = server.registry();
     let mut ctx = registry.connection(Transport::Ws, endpoint, Some(notify.clone()));
     let limit = server.config.opamp_max_message_bytes;
+    // The session lives no longer than the token it was opened with: revoked (here or on
+    // another replica, see `tokens.rs`) or expired, the agent is told and the socket closed
+    // before any further config (with its secrets) could be pushed.
+    let binding = token.map(|t| server.token_sessions.bind(t.id));
+    let revoked = async {
+        match &binding {
+            Some(b) => b.revoked().await,
+            None => std::future::pending().await,
+        }
+    };
+    let expires_at = token.and_then(|t| t.expires_at);
+    let expired = until(expires_at);
+    tokio::pin!(revoked, expired);
+    // A session that sends nothing (not even a pong to our pings) for IDLE_INTERVALS heartbeat
+    // intervals is closed: a held, silent socket must not keep its connection slot.
+    let interval = match registry.heartbeat() {
+        h if h.is_zero() => DEFAULT_PING,
+        h => h,
+    };
+    let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
+    ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut heard = tokio::time::Instant::now();
     loop {
         let next = tokio::select! {
+            // Before anything else the agent could be sent.
+            biased;
+            _ = &mut revoked => {
+                tracing::info!(agent = ?ctx.uid, "Agent token revoked; closing its OpAMP session");
+                Next::Refuse {
+                    kind: ServerErrorResponseType::Unknown,
+                    message: "the agent token this connection was opened with has been revoked; \
+                              reconnect with an active token".to_owned(),
+                    code: CLOSE_POLICY_VIOLATION,
+                }
+            }
+            _ = &mut expired => {
+                tracing::info!(agent = ?ctx.uid, "Agent token expired; closing its OpAMP session");
+                let at = expires_at
+                    .map(|at| at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+                    .unwrap_or_default();
+                Next::Refuse {
+                    kind: ServerErrorResponseType::Unknown,
+                    message: format!("the agent token this connection was opened with expired at \
+                                      {at}; reconnect with an active token"),
+                    code: CLOSE_POLICY_VIOLATION,
+                }
+            }
             _ = server.state.shutdown.cancelled() => {
                 let uid = ctx.uid.map(|u| Bytes::copy_from_slice(u.as_bytes())).unwrap_or_default();
                 Next::SendAndClose {
@@ -188,7 +273,19 @@ async fn session(server: Arc<OpampServer>, mut socket: WebSocket, endpoint: Stri
                 Some(push) => Next::Send(frame(&push)),
                 None => Next::Wait,
             },
-            incoming = socket.recv() => received(&server, &mut ctx, incoming, limit),
+            incoming = socket.recv() => {
+                heard = tokio::time::Instant::now();
+                received(&server, &mut ctx, incoming, limit)
+            }
+            _ = ping.tick() => {
+                if heard.elapsed() >= interval * IDLE_INTERVALS {
+                    tracing::info!(agent = ?ctx.uid, silent_secs = heard.elapsed().as_secs(), "OpAMP WebSocket silent; closing");
+                    Next::Close { code: CLOSE_POLICY_VIOLATION, reason: "idle: nothing received" }
+                } else {
+                    // Agents answer pings without any OpAMP traffic of their own.
+                    Next::Send(Message::Ping(Bytes::new()))
+                }
+            }
         };
         match next {
             Next::Wait => {}
@@ -204,6 +301,12 @@ async fn session(server: Arc<OpampServer>, mut socket: WebSocket, endpoint: Stri
             } => {
                 let _ = socket.send(reply).await;
                 close(&mut socket, code, reason).await;
+                // A refused agent may still be sending: read that off, or the kernel's reset
+                // could destroy our reply before the agent reads it. (Shutting down, nobody
+                // waits for stragglers.)
+                if code != CLOSE_GOING_AWAY {
+                    linger(&mut socket).await;
+                }
                 break;
             }
             Next::Refuse {
@@ -212,6 +315,12 @@ async fn session(server: Arc<OpampServer>, mut socket: WebSocket, endpoint: Stri
                 code,
             } => {
                 refuse(&mut socket, kind, message, code).await;
+                break;
+            }
+            Next::Close { code, reason } => {
+                close(&mut socket, code, reason).await;
+                // Its pongs to our last pings may be on the way: read them off (see `linger`).
+                linger(&mut socket).await;
                 break;
             }
             Next::Stop => break,
@@ -269,14 +378,16 @@ fn received(
     let goodbye = msg.agent_disconnect.is_some();
     let first = ctx.uid.is_none();
     let reply = server.registry().handle(ctx, msg, chrono::Utc::now());
-    if goodbye {
-        Next::Wait
-    } else if reply.error_response.is_some() {
+    // A refused message ends the session even when it says goodbye (e.g. a second agent's
+    // AgentDisconnect on this connection).
+    if reply.error_response.is_some() {
         Next::SendAndClose {
             reply: frame(&reply),
             code: CLOSE_PROTOCOL_ERROR,
             reason: "bad request",
         }
+    } else if goodbye {
+        Next::Wait
     } else if first || !is_empty_reply(&reply) {
         // Heartbeats need no answer over WebSocket; the first message always gets one (it
         // carries our capabilities).

@@ -334,6 +334,8 @@ fn filters_and_persistence_round_trip() {
     let (a, b) = (InstanceUid::new_v7(), InstanceUid::new_v7());
     let mut ctx = reg.connection(Transport::Http, "http://x".into(), None);
     reg.handle(&mut ctx, first(a, PY_CAPS, &[("env", "prod")]), now());
+    // Every HTTP request is a connection of its own (one agent each).
+    ctx = reg.connection(Transport::Http, "http://x".into(), None);
     reg.handle(&mut ctx, first(b, PY_CAPS, &[("env", "dev")]), now());
     let by_sel = reg.list(&AgentFilter {
         selector: labels(&[("env", "dev")]),
@@ -647,6 +649,8 @@ fn available_components_are_kept_shared_and_asked_for_when_only_hashed() {
     assert_eq!(set["receivers"].iter().collect::<Vec<_>>(), ["filelog"]);
     assert_eq!(ra.available_components_hash.as_deref(), Some("6831"));
     // When a second agent of the same build sends only the hash, it shares the known list
+    // Every HTTP request is a connection of its own (one agent each).
+    ctx = reg.connection(Transport::Http, "http://x".into(), None);
     let mut msg = first(b, PY_CAPS, &[]);
     msg.available_components = Some(components(&[], b"h1"));
     let reply = reg.handle(&mut ctx, msg, now());
@@ -659,6 +663,7 @@ fn available_components_are_kept_shared_and_asked_for_when_only_hashed() {
         &set
     ));
     // And an agent whose hash is unknown is asked for the list
+    ctx = reg.connection(Transport::Http, "http://x".into(), None);
     let mut msg = first(c, PY_CAPS, &[]);
     msg.available_components = Some(components(&[], b"zz"));
     let reply = reg.handle(&mut ctx, msg, now());
@@ -709,6 +714,8 @@ fn per_signal_support_is_kept_for_the_components_that_report_it_and_shared() {
     let mut msg = first(a, PY_CAPS, &[]);
     msg.available_components = Some(full);
     reg.handle(&mut ctx, msg, now());
+    // Every HTTP request is a connection of its own (one agent each).
+    ctx = reg.connection(Transport::Http, "http://x".into(), None);
     let mut msg = first(b, PY_CAPS, &[]);
     msg.available_components = Some(components(&[], b"h2"));
     reg.handle(&mut ctx, msg, now());
@@ -746,6 +753,8 @@ fn members_if_follows_the_group_matching_rules() {
         first(eu, PY_CAPS, &[("env", "prod"), ("region", "eu")]),
         now(),
     );
+    // Every HTTP request is a connection of its own (one agent each).
+    ctx = reg.connection(Transport::Http, "http://x".into(), None);
     reg.handle(
         &mut ctx,
         first(us, PY_CAPS, &[("env", "prod"), ("region", "us")]),
@@ -844,4 +853,61 @@ fn component_health_is_sorted_and_stored_as_a_json_object() {
     );
     let back: AgentRecord = serde_json::from_value(json).unwrap();
     assert_eq!(back.health, rec.health);
+}
+
+#[test]
+fn a_connection_serves_one_agent_and_its_close_disconnects_it() {
+    let reg = Registry::new(Duration::from_secs(30));
+    let (a, b) = (InstanceUid::new_v7(), InstanceUid::new_v7());
+    let mut ctx = reg.connection(Transport::Ws, "ws://x".into(), None);
+    assert!(
+        reg.handle(&mut ctx, first(a, PY_CAPS, &[]), now())
+            .error_response
+            .is_none()
+    );
+    // A second uid is refused and registers nothing.
+    let err = reg
+        .handle(&mut ctx, first(b, PY_CAPS, &[]), now())
+        .error_response
+        .unwrap();
+    assert_eq!(err.r#type, ServerErrorResponseType::BadRequest as i32);
+    assert!(err.error_message.contains(&a.to_string()), "{err:?}");
+    assert!(reg.get(b).is_none());
+    assert_eq!(ctx.uid, Some(a));
+    reg.closed(&ctx);
+    assert!(!reg.is_connected(a));
+}
+
+#[test]
+fn a_requested_uid_replaces_the_binding_once_per_connection() {
+    let reg = Registry::new(Duration::from_secs(30));
+    let a = InstanceUid::new_v7();
+    let mut ctx = reg.connection(Transport::Ws, "ws://x".into(), None);
+    reg.handle(&mut ctx, first(a, PY_CAPS, &[]), now());
+    // Asking for a new uid after binding: the old agent is gone with the rename.
+    let mut ask = beat(a, 1, PY_CAPS);
+    ask.flags = AgentToServerFlags::RequestInstanceUid as u64;
+    let reply = reg.handle(&mut ctx, ask.clone(), now());
+    let new =
+        InstanceUid::from_bytes(&reply.agent_identification.unwrap().new_instance_uid).unwrap();
+    assert_ne!(new, a);
+    assert!(!reg.is_connected(a));
+    assert!(reg.is_connected(new));
+    // Asking again gets the same uid: no agent is minted per request.
+    ask.instance_uid = Bytes::copy_from_slice(new.as_bytes());
+    ask.sequence_num = 2;
+    let again = reg.handle(&mut ctx, ask, now());
+    assert_eq!(
+        again.agent_identification.unwrap().new_instance_uid,
+        Bytes::copy_from_slice(new.as_bytes())
+    );
+    assert_eq!(
+        reg.list(&AgentFilter::default())
+            .iter()
+            .filter(|r| r.connected)
+            .count(),
+        1
+    );
+    reg.closed(&ctx);
+    assert!(!reg.is_connected(new));
 }
