@@ -116,8 +116,20 @@ pub async fn serve(
         let name = options.name;
         tokio::spawn(async move {
             // Silence costs nothing: a connection is counted only once it sends something.
-            if !first_byte(&tcp).await {
+            let Some(first) = first_byte(&tcp).await else {
                 tracing::debug!(listener = name, %peer, "Connection sent nothing; closed");
+                return;
+            };
+            // Plain HTTP sent to a TLS port gets one answer saying so (as a TLS handshake it
+            // would only fail, and clients would retry a reset connection until they give up).
+            if acceptor.is_some() && first != TLS_HANDSHAKE_RECORD {
+                tracing::debug!(listener = name, %peer, "Plain HTTP on the TLS port; refused");
+                let io = TokioIo::new(tcp);
+                let svc = hyper::service::service_fn(move |_req| async move {
+                    Ok::<_, Infallible>(plain_http_on_tls_port())
+                });
+                let _ =
+                    tokio::time::timeout(REFUSAL_TIMEOUT, builder.serve_connection(io, svc)).await;
                 return;
             }
             let Some(slot) = conn_limit.admit(peer.ip()) else {
@@ -158,14 +170,17 @@ pub async fn serve(
     graceful.shutdown().await;
 }
 
-/// Waits (at most [`FIRST_BYTE_TIMEOUT`]) for the peer to send something; false when it sent
-/// nothing, closed, or failed.
-async fn first_byte(tcp: &tokio::net::TcpStream) -> bool {
+/// The first byte of every TLS connection: the record type of the ClientHello (handshake, 22).
+const TLS_HANDSHAKE_RECORD: u8 = 0x16;
+
+/// Waits (at most [`FIRST_BYTE_TIMEOUT`]) for the peer to send something and returns its first
+/// byte, left in the socket; `None` when it sent nothing, closed, or failed.
+async fn first_byte(tcp: &tokio::net::TcpStream) -> Option<u8> {
     let mut byte = [0u8; 1];
-    matches!(
-        tokio::time::timeout(FIRST_BYTE_TIMEOUT, tcp.peek(&mut byte)).await,
-        Ok(Ok(n)) if n > 0
-    )
+    match tokio::time::timeout(FIRST_BYTE_TIMEOUT, tcp.peek(&mut byte)).await {
+        Ok(Ok(n)) if n > 0 => Some(byte[0]),
+        _ => None,
+    }
 }
 
 /// Completes the TLS handshake (bounded) when TLS is on.
@@ -257,6 +272,23 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for FirstRead<T> {
 /// A byte stream a connection runs on: plain TCP or TLS over it.
 trait Io: AsyncRead + AsyncWrite + Send + Unpin {}
 impl<T: AsyncRead + AsyncWrite + Send + Unpin> Io for T {}
+
+/// The one response a plain-HTTP request to a TLS port gets.
+fn plain_http_on_tls_port() -> http::Response<axum::body::Body> {
+    let body = otaas_api::ErrorBody::new(
+        otaas_api::ErrorCode::BadRequest,
+        "this port speaks TLS: use https:// (or wss:// for OpAMP)".to_owned(),
+        None,
+    );
+    http::Response::builder()
+        .status(http::StatusCode::BAD_REQUEST)
+        .header(http::header::CONTENT_TYPE, "application/json")
+        .header(http::header::CONNECTION, "close")
+        .body(axum::body::Body::from(
+            serde_json::to_vec(&body).expect("error bodies serialise"),
+        ))
+        .expect("static response parts are valid")
+}
 
 /// The one response an over-limit connection gets.
 fn too_many_connections(max: usize) -> http::Response<axum::body::Body> {

@@ -139,8 +139,11 @@ async fn tls_round_trip_with_the_generated_ca_and_reuse_across_restart() {
     let plain = Client::new(ClientConfig::new(format!("http://{}", server.addr), admin))
         .unwrap()
         .list_pipelines()
-        .await;
-    assert!(plain.is_err(), "plain HTTP must not reach the API");
+        .await
+        .expect_err("plain HTTP must not reach the API");
+    // It is told so at once (a 400 naming https://), not left to retry a failing handshake
+    assert_eq!(plain.status(), Some(400), "{plain}");
+    assert!(plain.to_string().contains("https://"), "{plain}");
     let log = server.stop();
     assert!(
         log.contains(&format!(
