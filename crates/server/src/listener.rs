@@ -124,26 +124,22 @@ pub async fn serve(
             // would only fail, and clients would retry a reset connection until they give up).
             if acceptor.is_some() && first != TLS_HANDSHAKE_RECORD {
                 tracing::debug!(listener = name, %peer, "Plain HTTP on the TLS port; refused");
-                let io = TokioIo::new(tcp);
-                let svc = hyper::service::service_fn(move |_req| async move {
-                    Ok::<_, Infallible>(plain_http_on_tls_port())
-                });
-                let _ =
-                    tokio::time::timeout(REFUSAL_TIMEOUT, builder.serve_connection(io, svc)).await;
+                let _ = tokio::time::timeout(
+                    REFUSAL_TIMEOUT,
+                    answer_once(&builder, TokioIo::new(tcp), plain_http_on_tls_port),
+                )
+                .await;
                 return;
             }
             let Some(slot) = conn_limit.admit(peer.ip()) else {
                 let max = conn_limit.max();
                 tracing::warn!(listener = name, %peer, max, "Too many connections from one address; refusing");
                 let refuse = async {
-                    let Some(io) = handshake(acceptor, tcp, peer, name).await else {
-                        return;
-                    };
-                    let svc = hyper::service::service_fn(move |_req| async move {
-                        Ok::<_, Infallible>(too_many_connections(max))
-                    });
-                    let _ = builder.serve_connection(io, svc).await;
+                    if let Some(io) = handshake(acceptor, tcp, peer, name).await {
+                        answer_once(&builder, io, move || too_many_connections(max)).await;
+                    }
                 };
+                // The handshake and the answer together, as before.
                 let _ = tokio::time::timeout(REFUSAL_TIMEOUT, refuse).await;
                 return;
             };
@@ -273,16 +269,37 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for FirstRead<T> {
 trait Io: AsyncRead + AsyncWrite + Send + Unpin {}
 impl<T: AsyncRead + AsyncWrite + Send + Unpin> Io for T {}
 
-/// The one response a plain-HTTP request to a TLS port gets.
-fn plain_http_on_tls_port() -> http::Response<axum::body::Body> {
-    let body = otaas_api::ErrorBody::new(
-        otaas_api::ErrorCode::BadRequest,
-        "this port speaks TLS: use https:// (or wss:// for OpAMP)".to_owned(),
-        None,
-    );
-    http::Response::builder()
-        .status(http::StatusCode::BAD_REQUEST)
-        .header(http::header::CONTENT_TYPE, "application/json")
+/// Serves a refused connection: every request on it gets `response()` and the connection is
+/// closed (the caller bounds how long that may take).
+async fn answer_once<I>(
+    builder: &auto::Builder<TokioExecutor>,
+    io: I,
+    response: impl Fn() -> http::Response<axum::body::Body> + Clone + Send + 'static,
+) where
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+{
+    let svc = hyper::service::service_fn(move |_req| {
+        let response = response.clone();
+        async move { Ok::<_, Infallible>(response()) }
+    });
+    let _ = builder.serve_connection(io, svc).await;
+}
+
+/// A response with the JSON error body that closes the connection.
+fn closing_error(
+    status: http::StatusCode,
+    code: otaas_api::ErrorCode,
+    message: String,
+    retry_after: Option<&'static str>,
+) -> http::Response<axum::body::Body> {
+    let body = otaas_api::ErrorBody::new(code, message, None);
+    let mut response = http::Response::builder()
+        .status(status)
+        .header(http::header::CONTENT_TYPE, "application/json");
+    if let Some(seconds) = retry_after {
+        response = response.header(http::header::RETRY_AFTER, seconds);
+    }
+    response
         .header(http::header::CONNECTION, "close")
         .body(axum::body::Body::from(
             serde_json::to_vec(&body).expect("error bodies serialise"),
@@ -290,20 +307,22 @@ fn plain_http_on_tls_port() -> http::Response<axum::body::Body> {
         .expect("static response parts are valid")
 }
 
+/// The one response a plain-HTTP request to a TLS port gets.
+fn plain_http_on_tls_port() -> http::Response<axum::body::Body> {
+    closing_error(
+        http::StatusCode::BAD_REQUEST,
+        otaas_api::ErrorCode::BadRequest,
+        "this port speaks TLS: use https:// (or wss:// for OpAMP)".to_owned(),
+        None,
+    )
+}
+
 /// The one response an over-limit connection gets.
 fn too_many_connections(max: usize) -> http::Response<axum::body::Body> {
-    let body = otaas_api::ErrorBody::new(
+    closing_error(
+        http::StatusCode::TOO_MANY_REQUESTS,
         otaas_api::ErrorCode::RateLimited,
         format!("too many open connections from your address (limit {max}); close some and retry"),
-        None,
-    );
-    http::Response::builder()
-        .status(http::StatusCode::TOO_MANY_REQUESTS)
-        .header(http::header::CONTENT_TYPE, "application/json")
-        .header(http::header::RETRY_AFTER, "1")
-        .header(http::header::CONNECTION, "close")
-        .body(axum::body::Body::from(
-            serde_json::to_vec(&body).expect("error bodies serialise"),
-        ))
-        .expect("static response parts are valid")
+        Some("1"),
+    )
 }

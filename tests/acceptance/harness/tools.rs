@@ -35,16 +35,7 @@ fn tools_dir() -> PathBuf {
 pub(crate) fn terraform() -> &'static Path {
     static PATH: OnceLock<PathBuf> = OnceLock::new();
     PATH.get_or_init(|| {
-        let path = match std::env::var_os("OTAAS_TERRAFORM") {
-            Some(path) => PathBuf::from(path),
-            None => {
-                let path = tools_dir().join("bin/terraform");
-                if !path.exists() {
-                    install_tools();
-                }
-                path
-            }
-        };
+        let path = engine_path("OTAAS_TERRAFORM", "bin/terraform");
         let version = engine_version(&path);
         assert!(
             supports_query(&version),
@@ -62,16 +53,7 @@ pub(crate) fn terraform() -> &'static Path {
 pub(crate) fn old_terraform() -> &'static Path {
     static PATH: OnceLock<PathBuf> = OnceLock::new();
     PATH.get_or_init(|| {
-        let path = match std::env::var_os("OTAAS_TERRAFORM_OLD") {
-            Some(path) => PathBuf::from(path),
-            None => {
-                let path = tools_dir().join("bin/terraform-1.10");
-                if !path.exists() {
-                    install_tools();
-                }
-                path
-            }
-        };
+        let path = engine_path("OTAAS_TERRAFORM_OLD", "bin/terraform-1.10");
         let version = engine_version(&path);
         assert!(
             minor_version(&version) < (1, 11),
@@ -81,6 +63,19 @@ pub(crate) fn old_terraform() -> &'static Path {
         );
         path
     })
+}
+
+/// `$VAR` when set, else `file` in the tools dir (installed by scripts/install-terraform.sh when
+/// missing).
+fn engine_path(var: &str, file: &str) -> PathBuf {
+    if let Some(path) = std::env::var_os(var) {
+        return PathBuf::from(path);
+    }
+    let path = tools_dir().join(file);
+    if !path.exists() {
+        install_tools();
+    }
+    path
 }
 
 /// `terraform version -json`'s `terraform_version`.
