@@ -92,6 +92,11 @@ for _ in $(seq 1 600); do
 done
 [[ -n "$API" && -n "$OPAMP" ]] || { say "otaas serve did not come up in 60 s:"; cat "$DEMO_DIR/serve.log" >&2; exit 1; }
 say "otaas serve: API http://$API, OpAMP ws://$OPAMP/v1/opamp (log: $DEMO_DIR/serve.log)"
+# Agents need an enrollment token (anonymous agents are a lab setting, --allow-anonymous-agents).
+# Passed in the environment, so it is not in any command line.
+OTAAS_AGENT_TOKEN="$("$OTAAS" token create --scope agent --description "demo agents" --data-dir "$DEMO_DIR/data")"
+export OTAAS_AGENT_TOKEN
+say "agent enrollment token created (otaas token create --scope agent)"
 
 if [[ -n "$COLLECTOR" ]]; then
   # A small OTLP/HTTP sink for the collector's exporter: counts the demo lines it receives.

@@ -72,8 +72,14 @@ fn bench_quick_runs_end_to_end() {
         .filter(|l| l.starts_with("| terraform |"))
         .collect();
     assert_eq!(terraform_rows.len(), 8, "{}", run.stdout);
+    // Each with where the CPU went: Terraform with the provider, and the server.
     for row in terraform_rows {
-        assert!(row.contains(", 0 throttled |"), "{row}");
+        assert!(
+            row.contains(", 0 throttled; CPU: Terraform + provider "),
+            "{row}"
+        );
+        assert!(row.contains(" s, server "), "{row}");
+        assert!(row.contains("null_resource "), "{row}");
     }
     let results = std::fs::read_to_string(&out).expect("the results file was written");
     assert!(results.starts_with("# otaas bench results\n"), "{results}");

@@ -207,6 +207,19 @@ pub async fn run(mut config: ServeConfig) -> Result<(), ServeError> {
             ServeError::Config(format!("opamp: {err}"))
         })?;
 
+    if config.opamp.allow_anonymous_agents {
+        eprintln!(
+            "otaas: anonymous agents allowed (--allow-anonymous-agents): any agent that reaches \
+             the OpAMP listener and matches a group's selector gets that group's config; use \
+             agent tokens outside a lab"
+        );
+    } else {
+        eprintln!(
+            "otaas: agents must present an agent token (otaas token create --scope agent; \
+             --allow-anonymous-agents for a lab)"
+        );
+    }
+
     // Before serving: a second process with a live replica's id stops here.
     let cluster = crate::cluster::Cluster::join(store.as_ref(), &url, replica_id).await?;
     tracing::info!(

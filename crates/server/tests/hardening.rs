@@ -307,11 +307,7 @@ fn header_values_with_control_characters_are_refused_naming_the_header() {
 #[test]
 fn failed_authentications_are_rate_limited_per_address() {
     let data = tempfile::tempdir().unwrap();
-    let serve = Serve::start(
-        data.path(),
-        "127.0.0.1:0",
-        &["--auth-failure-limit", "5", "--require-agent-token"],
-    );
+    let serve = Serve::start_default(data.path(), "127.0.0.1:0", &["--auth-failure-limit", "5"]);
     for i in 0..5 {
         let a = get(&serve.api, "/api/v1/pipelines", b"Bearer wrong-guess");
         assert_eq!(a.status, 401, "guess {i}: {}", a.body);
@@ -338,11 +334,7 @@ fn failed_authentications_are_rate_limited_per_address() {
 #[test]
 fn failed_agent_authentications_are_rate_limited_on_opamp() {
     let data = tempfile::tempdir().unwrap();
-    let serve = Serve::start(
-        data.path(),
-        "127.0.0.1:0",
-        &["--auth-failure-limit", "3", "--require-agent-token"],
-    );
+    let serve = Serve::start_default(data.path(), "127.0.0.1:0", &["--auth-failure-limit", "3"]);
     for i in 0..3 {
         let (a, _) = opamp_post(&serve.opamp, None);
         assert_eq!(a.status, 401, "attempt {i}: {}", a.body);

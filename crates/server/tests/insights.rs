@@ -163,7 +163,7 @@ async fn a_throughput_drop_and_spike_injected_by_the_simulator_are_flagged() {
 #[tokio::test(flavor = "multi_thread")]
 async fn failed_auth_is_counted_and_unmanaged_agents_and_open_endpoints_are_listed() {
     let data = tempfile::tempdir().unwrap();
-    let server = Serve::start(data.path(), "127.0.0.1:0", &["--require-agent-token"]);
+    let server = Serve::start_default(data.path(), "127.0.0.1:0", &[]);
     let client = server.client();
     let token = client
         .create_token(&TokenCreate {
@@ -627,4 +627,165 @@ async fn refused_spike_unhealthy_components_and_heartbeat_loss_are_flagged() {
     let st = client.group_status(group.id).await.unwrap();
     assert_eq!(st.unhealthy, 1, "{st:?}");
     troubled.stop();
+}
+
+/// An export of `receiver_accepted_log_records` for `agent`, one data point per pipeline
+/// `logs/p0`..`logs/p{pipelines-1}`, counters at `value`, read at `at_ns`.
+fn export_with_pipelines(agent: &str, pipelines: usize, value: i64, at_ns: u64) -> Vec<u8> {
+    use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
+    use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
+    use opentelemetry_proto::tonic::metrics::v1::{
+        Metric, NumberDataPoint, ResourceMetrics, ScopeMetrics, Sum, metric, number_data_point,
+    };
+    use opentelemetry_proto::tonic::resource::v1::Resource;
+    use prost::Message as _;
+    let kv = |k: &str, v: String| KeyValue {
+        key: k.into(),
+        value: Some(AnyValue {
+            value: Some(any_value::Value::StringValue(v)),
+        }),
+        ..Default::default()
+    };
+    let points = (0..pipelines)
+        .map(|i| NumberDataPoint {
+            attributes: vec![
+                kv("receiver", "otlp".into()),
+                kv("otelcol.pipeline.id", format!("logs/p{i}")),
+            ],
+            time_unix_nano: at_ns,
+            value: Some(number_data_point::Value::AsInt(value)),
+            ..Default::default()
+        })
+        .collect();
+    ExportMetricsServiceRequest {
+        resource_metrics: vec![ResourceMetrics {
+            resource: Some(Resource {
+                attributes: vec![kv("service.instance.id", agent.into())],
+                ..Default::default()
+            }),
+            scope_metrics: vec![ScopeMetrics {
+                metrics: vec![Metric {
+                    name: "otelcol_receiver_accepted_log_records".into(),
+                    data: Some(metric::Data::Sum(Sum {
+                        data_points: points,
+                        is_monotonic: true,
+                        aggregation_temporality: 2,
+                    })),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+    }
+    .encode_to_vec()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn own_metrics_need_an_agent_token_by_default_and_are_bounded_in_series_per_agent() {
+    use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceResponse;
+    use prost::Message as _;
+    // Given a server with the defaults a user gets, and one enrolled agent (no own metrics of
+    // its own, so only this test's exports reach the ingest for it)
+    let data = tempfile::tempdir().unwrap();
+    let server = Serve::start_default(data.path(), "127.0.0.1:0", &[]);
+    let client = server.client();
+    let token = client
+        .create_token(&TokenCreate {
+            description: "insights test".into(),
+            scope: TokenScope::Agent,
+            expires_in: None,
+            expires_at: None,
+        })
+        .await
+        .unwrap();
+    let _sim = Sim::start(
+        &server.ws_url(),
+        &[
+            "--labels",
+            "x=1",
+            "--token",
+            &token.token,
+            "--own-metrics-seconds",
+            "0",
+        ],
+    );
+    let deadline = std::time::Instant::now() + TIMEOUT;
+    let agent = loop {
+        let list = client.list_agents(&AgentQuery::default()).await.unwrap();
+        if let Some(a) = list.into_iter().next() {
+            break a.id;
+        }
+        assert!(std::time::Instant::now() < deadline, "the agent never came");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    let url = format!("http://{}/v1/metrics", server.opamp);
+    let post = |token: Option<&str>, body: Vec<u8>| {
+        let mut req = reqwest::Client::new()
+            .post(&url)
+            .header("content-type", "application/x-protobuf")
+            .body(body);
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        req.send()
+    };
+    const PIPELINES: usize = 1_000;
+    const KEPT: usize = 256;
+    let t0: u64 = 1_800_000_000_000_000_000;
+
+    // When the agent's metrics come without a token: refused, nothing recorded
+    let r = post(None, export_with_pipelines(&agent, PIPELINES, 1, t0))
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 401);
+    assert!(client.insights().await.unwrap().agents.is_empty());
+
+    // When they come with the agent's token, naming 1,000 pipelines, twice (rates need two)
+    for (n, at) in [(1, t0), (11, t0 + 1_000_000_000)] {
+        let r = post(
+            Some(&token.token),
+            export_with_pipelines(&agent, PIPELINES, n, at),
+        )
+        .await
+        .unwrap();
+        assert_eq!(r.status().as_u16(), 200);
+        // Then each answer is an OTLP partial success saying what was left out and why
+        let answer = ExportMetricsServiceResponse::decode(r.bytes().await.unwrap()).unwrap();
+        let partial = answer.partial_success.expect("a partial success");
+        assert_eq!(partial.rejected_data_points, (PIPELINES - KEPT) as i64);
+        assert!(
+            partial.error_message.contains("more than 256 series"),
+            "{partial:?}"
+        );
+    }
+    // And the report and /metrics hold the first 256 series only
+    let i = insights_until(&client, "the agent's two reports", |i| {
+        i.agents.first().is_some_and(|a| a.reports == 2)
+    })
+    .await;
+    assert_eq!(i.pipelines.len(), KEPT, "{:?}", i.pipelines.len());
+    // (`/metrics` takes the report up every few seconds.)
+    let deadline = std::time::Instant::now() + TIMEOUT;
+    let gauges = loop {
+        let text = reqwest::get(format!("http://{}/metrics", server.api))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let gauges = text
+            .lines()
+            .filter(|l| l.starts_with("otaas_pipeline_accepted_per_second{"))
+            .count();
+        if gauges > 0 || std::time::Instant::now() > deadline {
+            break gauges;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+    assert_eq!(gauges, KEPT);
+    assert!(
+        close(i.agents[0].accepted_per_second, 10.0 * KEPT as f64),
+        "{i:?}"
+    );
 }

@@ -53,7 +53,15 @@ struct Serve {
 }
 
 impl Serve {
+    /// A lab server (anonymous agents allowed: these scenarios are about the protocol once an
+    /// agent is in) unless `extra` asks for `--require-agent-token`, the product's default.
     fn start(data_dir: &Path, opamp_listen: &str, extra: &[&str]) -> Self {
+        let lab: &[&str] = if extra.contains(&"--require-agent-token") {
+            &[]
+        } else {
+            &["--allow-anonymous-agents"]
+        };
+        let extra: Vec<&str> = lab.iter().chain(extra).copied().collect();
         let mut child = Command::new(env!("CARGO_BIN_EXE_otaas"))
             .args([
                 "serve",

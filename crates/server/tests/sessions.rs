@@ -252,7 +252,7 @@ async fn expect_token_refusal(ws: &mut Ws, says: &str) {
 #[tokio::test(flavor = "multi_thread")]
 async fn revoking_an_agent_token_closes_its_websocket_sessions() {
     let data = tempfile::tempdir().unwrap();
-    let server = Serve::start(data.path(), "127.0.0.1:0", &["--require-agent-token"]);
+    let server = Serve::start_default(data.path(), "127.0.0.1:0", &[]);
     let client = server.client();
     let revoked = agent_token(&client, None).await;
     let kept = agent_token(&client, None).await;
@@ -297,7 +297,7 @@ async fn revoking_an_agent_token_closes_its_websocket_sessions() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn a_token_presented_without_require_agent_token_still_ends_its_sessions() {
+async fn a_token_presented_where_anonymous_agents_are_allowed_still_ends_its_sessions() {
     let data = tempfile::tempdir().unwrap();
     let server = Serve::start(data.path(), "127.0.0.1:0", &[]);
     let client = server.client();
@@ -317,9 +317,63 @@ async fn a_token_presented_without_require_agent_token_still_ends_its_sessions()
 #[tokio::test(flavor = "multi_thread")]
 async fn an_expiring_agent_token_closes_its_websocket_session_when_it_expires() {
     let data = tempfile::tempdir().unwrap();
-    let server = Serve::start(data.path(), "127.0.0.1:0", &["--require-agent-token"]);
+    let server = Serve::start_default(data.path(), "127.0.0.1:0", &[]);
     let client = server.client();
     let token = agent_token(&client, Some(3)).await;
     let (mut ws, _) = connected_agent(&server, &token.token).await;
     expect_token_refusal(&mut ws, "expired").await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_default_server_serves_enrolled_agents_only() {
+    // Given `otaas serve` with no flag about agents (the default a user gets)
+    let data = tempfile::tempdir().unwrap();
+    let server = Serve::start_default(data.path(), "127.0.0.1:0", &[]);
+    let client = server.client();
+    let hello = framing::encode(&message([7; 16], 0, 0));
+
+    // When an agent comes without a token, over WebSocket or HTTP
+    let ws = format!("ws://{}/v1/opamp", server.opamp).into_client_request();
+    match tokio_tungstenite::connect_async(ws.unwrap()).await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => {
+            // Then it is refused before any upgrade
+            assert_eq!(resp.status(), 401);
+            assert_eq!(resp.headers()["www-authenticate"], "Bearer");
+        }
+        other => panic!("expected a 401, got {other:?}"),
+    }
+    let poll = reqwest::Client::new()
+        .post(format!("http://{}/v1/opamp", server.opamp))
+        .header("content-type", "application/x-protobuf")
+        .body(hello.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(poll.status().as_u16(), 401);
+    // And nothing was registered
+    assert!(
+        client
+            .list_agents(&AgentQuery::default())
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    // When it presents an agent enrollment token
+    let token = agent_token(&client, None).await;
+    let (_ws, uid) = connected_agent(&server, &token.token).await;
+    // Then it is served and listed
+    let agents = client.list_agents(&AgentQuery::default()).await.unwrap();
+    assert_eq!(
+        agents.iter().map(|a| a.id.clone()).collect::<Vec<_>>(),
+        [hex(&uid)]
+    );
+    // And the server said at start that agents need tokens
+    assert!(
+        server
+            .log()
+            .contains("otaas: agents must present an agent token"),
+        "{}",
+        server.log()
+    );
 }

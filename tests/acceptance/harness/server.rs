@@ -38,6 +38,9 @@ pub(crate) struct Server {
     env: Vec<(String, String)>,
     /// `--tls-self-signed`: https/wss URLs, fleets trust `<data-dir>/tls/ca.pem`.
     tls: bool,
+    /// An agent enrollment token made right after the first start: agents need one on a
+    /// default server, and the suite runs the defaults.
+    agent_token: String,
     data_dir: TempDir,
 }
 
@@ -91,6 +94,7 @@ impl Server {
             loopback,
             &extra,
         );
+        let agent_token = create_agent_token(data_dir.path(), database);
         Self {
             daemon,
             api,
@@ -100,8 +104,14 @@ impl Server {
             flags,
             env,
             tls,
+            agent_token,
             data_dir,
         }
+    }
+
+    /// The agent enrollment token the harness's agents present.
+    pub(crate) fn agent_token(&self) -> &str {
+        &self.agent_token
     }
 
     /// Stops the server and starts it again on the same data dir, database and addresses (so
@@ -270,6 +280,36 @@ fn spawn(
     (daemon, api, opamp)
 }
 
+/// `otaas token create --scope agent` on the server's store, as an operator enrolls agents.
+fn create_agent_token(data_dir: &Path, database: Option<&str>) -> String {
+    let mut cmd = Command::new(tools::otaas());
+    cmd.args([
+        "token",
+        "create",
+        "--scope",
+        "agent",
+        "--description",
+        "harness agents",
+    ])
+    .arg("--data-dir")
+    .arg(data_dir)
+    .env_remove("OTAAS_DATABASE")
+    .env("NO_COLOR", "1");
+    if let Some(database) = database {
+        cmd.arg("--database").arg(database);
+    }
+    let out = cmd.output().expect("running otaas token create");
+    assert!(
+        out.status.success(),
+        "otaas token create failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let token = String::from_utf8(out.stdout).expect("a UTF-8 token");
+    let token = token.trim();
+    assert!(!token.is_empty(), "otaas token create printed no token");
+    token.to_owned()
+}
+
 /// Status code of `GET /healthz`, or None when there is no HTTP answer yet. A bare HTTP/1.1 request
 /// on a socket: the harness needs nothing more, and no blocking HTTP client is in the dependencies.
 fn healthz(addr: SocketAddr) -> Option<u16> {
@@ -315,7 +355,7 @@ impl FleetSim {
             labels: Vec::new(),
             reject_components: Vec::new(),
             transport: None,
-            token: None,
+            token: Some(server.agent_token.clone()),
             throughput: None,
             own_metrics_seconds: None,
             ca_cert: server.ca_cert_path(),
@@ -435,6 +475,8 @@ impl RealAgent {
             .arg(data.path())
             .arg("--labels")
             .arg(labels)
+            // The environment, not argv: the token stays out of `ps`.
+            .env("OTAAS_AGENT_TOKEN", server.agent_token())
             .env("NO_COLOR", "1");
         let mut daemon = Daemon::spawn("otaas agent", &mut cmd, |_| {});
         daemon.assert_running();

@@ -62,6 +62,7 @@ fn start_agent(
 ) -> Result<Fleet, BenchError> {
     let mut cmd = Command::new(exe);
     procs::clean_env(&mut cmd);
+    cmd.env("OTAAS_AGENT_TOKEN", &server.agent_token);
     cmd.arg("agent")
         .arg("--server")
         .arg(format!(

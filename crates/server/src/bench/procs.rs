@@ -11,7 +11,7 @@ use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use otaas_api::{Client, ClientConfig, TokenScope};
+use otaas_api::{Client, ClientConfig, TokenCreate, TokenScope};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::Command;
 
@@ -178,12 +178,15 @@ pub(crate) struct Server {
     /// `ws` or `wss` (with [`ServerOptions::tls`]).
     pub(crate) opamp_scheme: &'static str,
     pub(crate) admin_token: String,
+    /// An agent enrollment token, which every agent needs on a default server.
+    pub(crate) agent_token: String,
     pub(crate) client: Client,
     _data_dir: tempfile::TempDir,
 }
 
 impl Server {
-    /// Starts `otaas serve` on free loopback ports with the defaults a user gets, but one: the
+    /// Starts `otaas serve` on free loopback ports with the defaults a user gets (agents need
+    /// an enrollment token: one is made here for the fleets), but one: the
     /// OpAMP per-address cap (default 1,024 connections per source address) is off, because the
     /// whole simulated fleet connects from 127.0.0.1 where real agents come from thousands of
     /// addresses. The API rate limit and the OpAMP admission rate stay at their defaults; the
@@ -248,12 +251,23 @@ impl Server {
         let opamp_scheme = if opts.tls.is_some() { "wss" } else { "ws" };
         let client = Client::new(ClientConfig::new(api_url.clone(), admin_token.clone()))
             .map_err(|e| BenchError::new("building the REST client", e))?;
+        let agent_token = client
+            .create_token(&TokenCreate {
+                description: "otaas bench agents".into(),
+                scope: TokenScope::Agent,
+                expires_in: None,
+                expires_at: None,
+            })
+            .await
+            .map_err(|e| BenchError::new("creating the agents' enrollment token", e))?
+            .token;
         Ok(Self {
             child,
             api_url,
             opamp_addr: opamp,
             opamp_scheme,
             admin_token,
+            agent_token,
             client,
             _data_dir: data_dir,
         })
@@ -313,6 +327,8 @@ impl Fleet {
                 (Transport::Http, false) => ("http", "http"),
                 (Transport::Http, true) => ("https", "http"),
             };
+            // In the environment, not on the command line (/proc/PID/cmdline is world-readable).
+            cmd.env("OTAAS_AGENT_TOKEN", &server.agent_token);
             cmd.arg("fleet-sim")
                 .arg("--server")
                 .arg(format!("{scheme}://{}/v1/opamp", server.opamp_addr))
@@ -441,6 +457,26 @@ pub(crate) fn cpu_seconds(pid: u32) -> Result<f64, BenchError> {
     Ok(ticks as f64 / rustix::param::clock_ticks_per_second() as f64)
 }
 
+/// CPU time (user + system) of this process's children that have ended and been waited for,
+/// in seconds (`cutime` + `cstime` of `/proc/self/stat`). A child's own waited-for children
+/// count in it too: a Terraform command's figure includes the providers it started.
+pub(crate) fn ended_children_cpu_seconds() -> Result<f64, BenchError> {
+    let text = std::fs::read_to_string("/proc/self/stat")
+        .map_err(|e| BenchError::new("reading /proc/self/stat", e))?;
+    let ticks = parse_children_cpu_ticks(&text)
+        .ok_or_else(|| BenchError::msg("/proc/self/stat is not in the expected format"))?;
+    Ok(ticks as f64 / rustix::param::clock_ticks_per_second() as f64)
+}
+
+/// cutime + cstime (fields 16 and 17) in clock ticks.
+fn parse_children_cpu_ticks(stat: &str) -> Option<u64> {
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let cutime: u64 = fields.get(13)?.parse().ok()?;
+    let cstime: u64 = fields.get(14)?.parse().ok()?;
+    Some(cutime + cstime)
+}
+
 /// utime + stime (fields 14 and 15) in clock ticks. The command name (field 2) may contain
 /// spaces and parentheses, so fields are counted from the last `)`.
 fn parse_cpu_ticks(stat: &str) -> Option<u64> {
@@ -491,6 +527,10 @@ mod tests {
             "4242 (otaas (x) y) S 1 4242 4242 0 -1 4194560 100 0 0 0 250 50 0 0 20 0 3 0 1 2 3";
         assert_eq!(parse_cpu_ticks(stat), Some(300));
         assert_eq!(parse_cpu_ticks("4242 (x) S 1"), None);
+        // cutime and cstime come right after utime and stime.
+        assert_eq!(parse_children_cpu_ticks(stat), Some(0));
+        let stat = "1 (a b) S 1 1 1 0 -1 0 0 0 0 0 250 50 700 35 20 0 3 0 1 2 3";
+        assert_eq!(parse_children_cpu_ticks(stat), Some(735));
     }
 
     #[test]

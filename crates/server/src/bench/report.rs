@@ -267,9 +267,21 @@ impl Report {
         for (&(backend, n), ours) in &self.otaas_tf {
             if let Some(null) = self.null_tf.get(&(backend, n)) {
                 let counts = ours.requests.map(|(a, p)| [a, p]);
-                for (i, (what, o, b)) in [
-                    ("apply (create)", ours.apply, null.apply),
-                    ("plan (refresh, no changes)", ours.plan, null.plan),
+                for (i, (what, o, b, o_cpu, b_cpu)) in [
+                    (
+                        "apply (create)",
+                        ours.apply,
+                        null.apply,
+                        ours.apply_cpu,
+                        null.apply_cpu,
+                    ),
+                    (
+                        "plan (refresh, no changes)",
+                        ours.plan,
+                        null.plan,
+                        ours.plan_cpu,
+                        null.plan_cpu,
+                    ),
                 ]
                 .into_iter()
                 .enumerate()
@@ -285,13 +297,22 @@ impl Report {
                         ),
                         backend: backend.name().to_owned(),
                         measured: format!(
-                            "{} = {ratio:.2}× null{}",
+                            "{} = {ratio:.2}× null{}; CPU: Terraform + provider {:.2} s{}",
                             secs(o),
                             reqs.map(|r| format!("; {}", requests_text(&r)))
+                                .unwrap_or_default(),
+                            o_cpu.terraform,
+                            o_cpu
+                                .server
+                                .map(|c| format!(", server {c:.2} s"))
                                 .unwrap_or_default()
                         ),
                         target: "≤ 1.05× null, nothing throttled".to_owned(),
-                        baseline: format!("null_resource {}", secs(b)),
+                        baseline: format!(
+                            "null_resource {}; CPU: Terraform + provider {:.2} s",
+                            secs(b),
+                            b_cpu.terraform
+                        ),
                         met: Some(ratio <= TF_RATIO_MAX && !throttled),
                     });
                 }
@@ -387,7 +408,8 @@ impl Report {
              Terraform engine with the release provider and the null provider in a filesystem \
              mirror. The servers run with the defaults a user gets (API rate limit 200 requests \
              per second per token with a burst of 1,000, OpAMP admission 500 new agents per \
-             second after a burst of 2,000), but one: the OpAMP per-address cap (1,024 \
+             second after a burst of 2,000, agents authenticated by an enrollment token), but \
+             one: the OpAMP per-address cap (1,024 \
              connections per source address) is off, because every simulated agent comes from \
              127.0.0.1. The fleets connect at {rate} new agents per second in all, under the \
              admission rate.",
@@ -425,7 +447,10 @@ impl Report {
              backend and size, and ours runs on a fresh server; {reps} such pairs per size, each \
              figure the median of its runs (request counts: the run with the most throttled). The requests are the server's \
              `otaas_http_requests_total` (all API routes) counted around each command; \
-             throttled = answered 429.",
+             throttled = answered 429. CPU: user + system seconds of the Terraform command \
+             with the provider processes it started (the bench's children's `cutime` + \
+             `cstime`) and of `otaas serve` (`/proc/PID/stat`) during the command; each the \
+             median of its runs.",
             p.resources
                 .iter()
                 .map(|n| thousands(*n))

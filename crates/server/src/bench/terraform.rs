@@ -14,7 +14,7 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::Command;
 
 use super::BenchError;
-use super::procs::Server;
+use super::procs::{Server, cpu_seconds, ended_children_cpu_seconds};
 
 /// The version the provider is mirrored as.
 const OTAAS_VERSION: &str = "0.1.0";
@@ -42,6 +42,19 @@ pub(crate) struct TfTimes {
     pub(crate) plan: Duration,
     /// Requests the server counted during the apply and during the plan (ours only).
     pub(crate) requests: Option<(Requests, Requests)>,
+    /// CPU seconds spent during the apply and during the plan.
+    pub(crate) apply_cpu: Cpu,
+    pub(crate) plan_cpu: Cpu,
+}
+
+/// Where the CPU time of one Terraform command went: on two cores Terraform, the provider and
+/// the server compete, so CPU seconds explain a wall-time ratio that the ratio alone cannot.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub(crate) struct Cpu {
+    /// The Terraform engine and the provider processes it started.
+    pub(crate) terraform: f64,
+    /// `otaas serve` (ours only).
+    pub(crate) server: Option<f64>,
 }
 
 impl TfTimes {
@@ -56,10 +69,20 @@ impl TfTimes {
                 .max_by_key(|r| (r.throttled, r.total))
         };
         let requests = most(|r| r.0).zip(most(|r| r.1));
+        let cpu = |pick: fn(&TfTimes) -> Cpu| {
+            let mut tf: Vec<f64> = runs.iter().map(|r| pick(r).terraform).collect();
+            let mut server: Vec<f64> = runs.iter().filter_map(|r| pick(r).server).collect();
+            Cpu {
+                terraform: median_f64(&mut tf).unwrap_or(0.0),
+                server: median_f64(&mut server),
+            }
+        };
         TfTimes {
             apply: median(&mut applies),
             plan: median(&mut plans),
             requests,
+            apply_cpu: cpu(|r| r.apply_cpu),
+            plan_cpu: cpu(|r| r.plan_cpu),
         }
     }
 }
@@ -193,13 +216,14 @@ impl Workspace {
         self.root.path().join("work")
     }
 
-    /// Runs `terraform ARGS`; returns its wall time, or an error with its output.
+    /// Runs `terraform ARGS`; returns its wall time and the CPU seconds it and the providers
+    /// it started used, or an error with its output.
     async fn terraform(
         &self,
         tools: &Tools,
         args: &[&str],
         ok_codes: &[i32],
-    ) -> Result<Duration, BenchError> {
+    ) -> Result<(Duration, f64), BenchError> {
         let mut cmd = Command::new(&tools.terraform);
         cmd.args(args).current_dir(self.dir());
         for (key, _) in std::env::vars_os() {
@@ -215,12 +239,16 @@ impl Workspace {
             .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .kill_on_drop(true);
+        let cpu_before = ended_children_cpu_seconds()?;
         let start = Instant::now();
         let out = tokio::time::timeout(COMMAND_TIMEOUT, cmd.output())
             .await
             .map_err(|_| BenchError::msg(format!("terraform {} timed out", args.join(" "))))?
             .map_err(|e| BenchError::new(format!("running {}", tools.terraform.display()), e))?;
         let took = start.elapsed();
+        // Only this command ended meanwhile: the bench's other children (servers, fleets) run
+        // until their figure group is done.
+        let cpu = ended_children_cpu_seconds()? - cpu_before;
         let code = out.status.code().unwrap_or(-1);
         if !ok_codes.contains(&code) {
             return Err(BenchError::msg(format!(
@@ -230,7 +258,7 @@ impl Workspace {
                 tail(&String::from_utf8_lossy(&out.stderr))
             )));
         }
-        Ok(took)
+        Ok((took, cpu))
     }
 
     /// `init`, then the timed `apply` (create) and `plan` (refresh, no changes expected). With
@@ -245,32 +273,45 @@ impl Workspace {
             .map_err(|e| BenchError::new("writing main.tf", e))?;
         self.terraform(tools, &["init", "-input=false", "-no-color"], &[0])
             .await?;
+        let server_cpu = || server.map(|s| cpu_seconds(s.pid())).transpose();
         let before_apply = counted(server).await?;
-        let apply = self
+        let server_before_apply = server_cpu()?;
+        let (apply, apply_tf_cpu) = self
             .terraform(
                 tools,
                 &["apply", "-auto-approve", "-input=false", "-no-color"],
                 &[0],
             )
             .await?;
+        let server_after_apply = server_cpu()?;
         let after_apply = counted(server).await?;
         // -detailed-exitcode: 0 = no changes. Anything else means the apply did not converge.
-        let plan = self
+        let (plan, plan_tf_cpu) = self
             .terraform(
                 tools,
                 &["plan", "-detailed-exitcode", "-input=false", "-no-color"],
                 &[0],
             )
             .await?;
+        let server_after_plan = server_cpu()?;
         let after_plan = counted(server).await?;
         let requests = match (before_apply, after_apply, after_plan) {
             (Some(a), Some(b), Some(c)) => Some((b - a, c - b)),
             _ => None,
         };
+        let spent = |a: Option<f64>, b: Option<f64>| a.zip(b).map(|(a, b)| b - a);
         Ok(TfTimes {
             apply,
             plan,
             requests,
+            apply_cpu: Cpu {
+                terraform: apply_tf_cpu,
+                server: spent(server_before_apply, server_after_apply),
+            },
+            plan_cpu: Cpu {
+                terraform: plan_tf_cpu,
+                server: spent(server_after_apply, server_after_plan),
+            },
         })
     }
 }
@@ -426,6 +467,12 @@ pub(crate) async fn handshakes(
     Ok((median(&mut ours), median(&mut null)))
 }
 
+/// The median of seconds (the upper middle for an even count, as [`median`]), if any.
+fn median_f64(v: &mut [f64]) -> Option<f64> {
+    v.sort_by(f64::total_cmp);
+    v.get(v.len() / 2).copied()
+}
+
 pub(crate) fn median(v: &mut [Duration]) -> Duration {
     v.sort();
     v.get(v.len() / 2).copied().unwrap_or_default()
@@ -463,25 +510,37 @@ mod tests {
     fn median_times_keep_the_worst_request_counts() {
         let s = Duration::from_secs;
         let req = |total, throttled| Requests { total, throttled };
+        let cpu = |terraform, server| Cpu {
+            terraform,
+            server: Some(server),
+        };
         let runs = [
             TfTimes {
                 apply: s(3),
                 plan: s(1),
                 requests: Some((req(500, 0), req(1, 0))),
+                apply_cpu: cpu(7.0, 2.0),
+                plan_cpu: cpu(1.0, 0.5),
             },
             TfTimes {
                 apply: s(1),
                 plan: s(9),
                 requests: Some((req(510, 4), req(2, 0))),
+                apply_cpu: cpu(5.0, 3.0),
+                plan_cpu: cpu(3.0, 0.1),
             },
             TfTimes {
                 apply: s(2),
                 plan: s(2),
                 requests: Some((req(500, 0), req(1, 0))),
+                apply_cpu: cpu(6.0, 1.0),
+                plan_cpu: cpu(2.0, 0.2),
             },
         ];
         let m = TfTimes::median(&runs);
         assert_eq!((m.apply, m.plan), (s(2), s(2)));
+        // Each CPU figure is the median of its own.
+        assert_eq!((m.apply_cpu, m.plan_cpu), (cpu(6.0, 2.0), cpu(2.0, 0.2)));
         assert_eq!(m.requests, Some((req(510, 4), req(2, 0))));
         assert_eq!(TfTimes::median(&runs[..1]).apply, s(3));
     }

@@ -24,7 +24,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use opentelemetry_proto::tonic::collector::metrics::v1::{
-    ExportMetricsServiceRequest, ExportMetricsServiceResponse,
+    ExportMetricsPartialSuccess, ExportMetricsServiceRequest, ExportMetricsServiceResponse,
 };
 use opentelemetry_proto::tonic::common::v1::{KeyValue, any_value};
 use opentelemetry_proto::tonic::metrics::v1::{NumberDataPoint, metric, number_data_point};
@@ -57,9 +57,23 @@ fn number(p: &NumberDataPoint) -> f64 {
 /// The attribute naming a data point's pipeline (collector pipeline telemetry).
 pub const PIPELINE_ATTR: &str = "otelcol.pipeline.id";
 
+/// Most distinct series (component × pipeline) kept per agent and report. A large collector
+/// has a few dozen components in a handful of pipelines; the bound keeps an agent that makes
+/// up names from growing our memory and `/metrics` without end (each series becomes gauges).
+pub const MAX_SERIES_PER_AGENT: usize = 256;
+
+/// What one export request holds: a sample per agent named in it, and how many data points
+/// were left out because their agent was over [`MAX_SERIES_PER_AGENT`].
+#[derive(Debug, Default)]
+pub struct Samples {
+    pub agents: Vec<(String, Sample)>,
+    pub rejected_points: i64,
+}
+
 /// Turns one request into samples, one per agent named in it.
-pub fn samples(req: ExportMetricsServiceRequest, now: DateTime<Utc>) -> Vec<(String, Sample)> {
+pub fn samples(req: ExportMetricsServiceRequest, now: DateTime<Utc>) -> Samples {
     let mut out = Vec::new();
+    let mut rejected_points = 0i64;
     for rm in req.resource_metrics {
         let attrs = rm.resource.map(|r| r.attributes).unwrap_or_default();
         let Some(agent) = attr(&attrs, "service.instance.id") else {
@@ -91,6 +105,11 @@ pub fn samples(req: ExportMetricsServiceRequest, now: DateTime<Utc>) -> Vec<(Str
                     let mut add = |kind: &str, field: fn(&mut Counters) -> &mut f64| {
                         let id = attr(&p.attributes, kind).unwrap_or("unknown");
                         let series = Series::new(format!("{kind}/{id}"), pipeline);
+                        let full = sample.series.len() >= MAX_SERIES_PER_AGENT;
+                        if full && !sample.series.contains_key(&series) {
+                            rejected_points += 1;
+                            return;
+                        }
                         *field(sample.series.entry(series).or_default()) += v;
                     };
                     if name.starts_with("receiver_accepted_") {
@@ -114,7 +133,10 @@ pub fn samples(req: ExportMetricsServiceRequest, now: DateTime<Utc>) -> Vec<(Str
         }
         out.push((agent, sample));
     }
-    out
+    Samples {
+        agents: out,
+        rejected_points,
+    }
 }
 
 /// `google.rpc.Status`, the OTLP/HTTP error body (only the fields we fill).
@@ -249,7 +271,11 @@ pub(crate) async fn post(
             );
         }
     };
-    for (agent, sample) in samples(req, now) {
+    let Samples {
+        agents,
+        rejected_points,
+    } = samples(req, now);
+    for (agent, sample) in agents {
         // Only agents we know: the endpoint is not a general-purpose metrics sink.
         let known = InstanceUid::parse(&agent)
             .ok()
@@ -259,10 +285,22 @@ pub(crate) async fn post(
             server.state.insights.record(&agent, sample, now);
         }
     }
+    // OTLP's partial success: the sender learns what was left out and why, and (being a
+    // success) does not retry it.
+    let mut response = ExportMetricsServiceResponse::default();
+    if rejected_points > 0 {
+        response.partial_success = Some(ExportMetricsPartialSuccess {
+            rejected_data_points: rejected_points,
+            error_message: format!(
+                "more than {MAX_SERIES_PER_AGENT} series (component and pipeline) for one agent; \
+                 the data points of further series were dropped"
+            ),
+        });
+    }
     (
         StatusCode::OK,
         [(header::CONTENT_TYPE, "application/x-protobuf")],
-        ExportMetricsServiceResponse::default().encode_to_vec(),
+        response.encode_to_vec(),
     )
         .into_response()
 }

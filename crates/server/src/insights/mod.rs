@@ -43,6 +43,9 @@ pub struct Insights {
 /// freed): it stopped reporting, or is gone; heartbeat loss covers the managed ones.
 const STALE_AFTER: chrono::TimeDelta = chrono::TimeDelta::minutes(10);
 
+/// Most source addresses whose refused agent authentications are remembered.
+pub const MAX_AUTH_FAILURE_SOURCES: usize = 1024;
+
 #[derive(Default)]
 struct Inner {
     /// Own-metrics history per agent id (hex uid), with when we last heard (server clock).
@@ -56,9 +59,21 @@ impl Insights {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Counts a refused agent authentication from `source`.
+    /// Counts a refused agent authentication from `source`. At most
+    /// [`MAX_AUTH_FAILURE_SOURCES`] sources are remembered (each is a `/metrics` series): a
+    /// new one beyond that replaces the one heard from longest ago.
     pub fn auth_failure(&self, source: &str, now: DateTime<Utc>) {
         let mut inner = self.lock();
+        if inner.auth_failures.len() >= MAX_AUTH_FAILURE_SOURCES
+            && !inner.auth_failures.contains_key(source)
+            && let Some(oldest) = inner
+                .auth_failures
+                .iter()
+                .min_by_key(|(_, (_, last))| *last)
+                .map(|(k, _)| k.clone())
+        {
+            inner.auth_failures.remove(&oldest);
+        }
         let entry = inner
             .auth_failures
             .entry(source.to_owned())
@@ -349,6 +364,28 @@ fn publish(state: &AppState, r: &FleetInsights) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn auth_failures_remember_a_bounded_number_of_sources_dropping_the_oldest() {
+        // Given the table full of sources, the first one heard longest ago
+        let insights = Insights::default();
+        let t0 = DateTime::from_timestamp(1_800_000_000, 0).unwrap();
+        for i in 0..MAX_AUTH_FAILURE_SOURCES {
+            let at = t0 + chrono::TimeDelta::seconds(i as i64);
+            insights.auth_failure(&format!("10.0.{}.{}", i / 256, i % 256), at);
+        }
+        // When a known source fails again and then a new source fails
+        let later = t0 + chrono::TimeDelta::hours(1);
+        insights.auth_failure("10.0.0.0", later);
+        insights.auth_failure("192.0.2.1", later);
+        // Then the size stays at the bound; the oldest (10.0.0.1, as 10.0.0.0 was refreshed) left
+        let inner = insights.lock();
+        assert_eq!(inner.auth_failures.len(), MAX_AUTH_FAILURE_SOURCES);
+        assert_eq!(inner.auth_failures["10.0.0.0"].0, 2);
+        assert_eq!(inner.auth_failures["192.0.2.1"].0, 1);
+        assert!(!inner.auth_failures.contains_key("10.0.0.1"));
+        assert!(inner.auth_failures.contains_key("10.0.0.2"));
+    }
 
     #[test]
     fn agents_silent_for_ten_minutes_are_forgotten() {

@@ -47,9 +47,21 @@ use registry::Registry;
 /// Flags of the OpAMP server (part of `otaas serve`).
 #[derive(Clone, Debug, clap::Args)]
 pub struct OpampConfig {
-    /// Refuse agents (HTTP 401, before any WebSocket upgrade) that do not present an active
-    /// enrollment token as `Authorization: Bearer`.
-    #[arg(long, env = "OTAAS_REQUIRE_AGENT_TOKEN")]
+    /// Serve agents that present no token (a lab setting). By default every agent, and every
+    /// own-metrics export, must present an active agent enrollment token (`otaas token create`,
+    /// `POST /api/v1/tokens`) as `Authorization: Bearer`, or is refused with 401 before any
+    /// WebSocket upgrade: without one, anyone who reaches the OpAMP listener and claims a
+    /// group's labels would be handed that group's config, secrets included. A token that is
+    /// presented is checked even with this flag.
+    #[arg(
+        long,
+        env = "OTAAS_ALLOW_ANONYMOUS_AGENTS",
+        conflicts_with = "require_agent_token"
+    )]
+    pub allow_anonymous_agents: bool,
+    /// Agents must present a token: the default since anonymous agents became opt-in; kept so
+    /// existing command lines and unit files keep working.
+    #[arg(long, env = "OTAAS_REQUIRE_AGENT_TOKEN", hide = true)]
     pub require_agent_token: bool,
     /// Largest OpAMP message accepted, after decompression (WebSocket: close 1009; HTTP: 413).
     #[arg(long, env = "OTAAS_OPAMP_MAX_MESSAGE_BYTES", default_value_t = 16 << 20)]
@@ -91,6 +103,7 @@ pub struct OpampConfig {
 impl Default for OpampConfig {
     fn default() -> Self {
         Self {
+            allow_anonymous_agents: false,
             require_agent_token: false,
             opamp_max_message_bytes: 16 << 20,
             opamp_heartbeat_seconds: 30,
@@ -125,7 +138,7 @@ impl OpampServer {
         &self.state.agents
     }
 
-    /// `Authorization: Bearer <enrollment token>`: required with `--require-agent-token`, and
+    /// `Authorization: Bearer <enrollment token>`: required unless `--allow-anonymous-agents`, and
     /// checked whenever one is presented (a revoked or expired token is refused even where
     /// anonymous agents are allowed, or revocation would only demote the agent to anonymous).
     /// An address over its budget of failed authentications (`--auth-failure-limit`, shared
@@ -139,7 +152,7 @@ impl OpampServer {
         headers: &HeaderMap,
     ) -> Result<Option<tokens::SessionToken>, AuthError> {
         let presented = crate::auth::bearer(headers).filter(|t| !t.is_empty());
-        if presented.is_none() && !self.config.require_agent_token {
+        if presented.is_none() && self.config.allow_anonymous_agents {
             return Ok(None);
         }
         if let Err(wait) = self.state.auth_failures.check(peer.ip()) {

@@ -37,7 +37,22 @@ pub struct Serve {
 }
 
 impl Serve {
+    /// A lab server: anonymous agents allowed, as these scenarios are about what agents and
+    /// the server do once connected. Pass `--require-agent-token` (the product's default) for
+    /// a server that wants tokens; [`Serve::start_default`] adds no flag at all.
     pub fn start(data_dir: &Path, opamp_listen: &str, extra: &[&str]) -> Self {
+        let lab: &[&str] = if extra.contains(&"--require-agent-token") {
+            &[]
+        } else {
+            &["--allow-anonymous-agents"]
+        };
+        let extra: Vec<&str> = lab.iter().chain(extra).copied().collect();
+        Self::start_default(data_dir, opamp_listen, &extra)
+    }
+
+    /// `otaas serve` with only the flags a test needs to find and drive it (addresses, admin
+    /// token, a 2 s heartbeat) plus `extra`: otherwise the defaults a user gets.
+    pub fn start_default(data_dir: &Path, opamp_listen: &str, extra: &[&str]) -> Self {
         let mut child = Command::new(env!("CARGO_BIN_EXE_otaas"))
             .args([
                 "serve",
