@@ -285,3 +285,68 @@ async fn lists_default_to_pages_of_100() {
     assert_eq!(second["items"].as_array().unwrap().len(), 5);
     assert!(second.get("next_cursor").is_none());
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn writes_between_pages_never_repeat_or_skip_an_object_that_stays() {
+    let data = tempfile::tempdir().unwrap();
+    let server = Serve::start(data.path(), "127.0.0.1:0", &[]);
+    let client = server.client();
+    // Given 12 pipelines
+    let mut stay = Vec::new();
+    for i in 0..12 {
+        let p = client
+            .create_pipeline(&pipeline_spec(&format!("p{i:02}")))
+            .await
+            .unwrap();
+        stay.push(p.id);
+    }
+    // When the list is walked in pages of 4 while, between pages, another client renames an
+    // object already seen and one not seen yet, creates one and deletes one not seen yet
+    let gone = stay.pop().unwrap();
+    let mut seen = Vec::new();
+    let mut cursor: Option<String> = None;
+    let mut page = 0;
+    loop {
+        let query = match &cursor {
+            Some(c) => format!("?limit=4&cursor={c}"),
+            None => "?limit=4".to_owned(),
+        };
+        let (status, body) = get(&server, "/pipelines", &query).await;
+        assert_eq!(status, 200, "{body}");
+        seen.extend(
+            body["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|i| i["id"].as_str().unwrap().parse::<PipelineId>().unwrap()),
+        );
+        if page == 0 {
+            for (id, name) in [(stay[0], "zz-renamed-seen"), (stay[8], "aa-renamed-unseen")] {
+                client
+                    .update_pipeline(id, &pipeline_spec(name), None)
+                    .await
+                    .unwrap();
+            }
+            client.create_pipeline(&pipeline_spec("new")).await.unwrap();
+            client.delete_pipeline(gone).await.unwrap();
+        }
+        page += 1;
+        match body["next_cursor"].as_str() {
+            Some(c) => cursor = Some(c.to_owned()),
+            None => break,
+        }
+    }
+    // Then each pipeline that existed throughout came exactly once, renamed or not; the
+    // deleted one did not come (it was not reached before its delete)
+    for id in &stay {
+        assert_eq!(
+            seen.iter().filter(|s| *s == id).count(),
+            1,
+            "{id} in {seen:?}"
+        );
+    }
+    assert!(!seen.contains(&gone));
+    let mut sorted = seen.clone();
+    sorted.sort();
+    assert_eq!(sorted, seen, "in id order");
+}
