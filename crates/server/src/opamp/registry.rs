@@ -650,7 +650,8 @@ impl Registry {
             if trimmed {
                 tracing::info!(agent = %uid, "A stored agent record was over the report limits; dropped the parts over them");
             }
-            let was_connected = rec.connected || trimmed;
+            // Written back: a record stored as connected (now disconnected), or trimmed.
+            let rewrite = rec.connected || trimmed;
             rec.connected = false;
             if let (Some(hash), Some(text)) = (&rec.effective_config_hash, &rec.effective_config) {
                 let shared = inner
@@ -675,7 +676,7 @@ impl Registry {
                     rec.component_signals = Some(shared.clone());
                 }
             }
-            if was_connected {
+            if rewrite {
                 inner.dirty.insert(uid);
             }
             inner.agents.insert(uid, Entry::new(rec));
