@@ -141,7 +141,7 @@ else
 fi
 # Let the fleet connect before the rollout, so the apply has agents to wait for (best effort).
 for _ in $(seq 1 300); do
-  COUNT="$(curl -fsS -H "Authorization: Bearer $TOKEN" "http://$API/api/v1/agents" 2>/dev/null \
+  COUNT="$(curl -fsS -H "Authorization: Bearer $TOKEN" "http://$API/api/v1/agents?limit=1000" 2>/dev/null \
     | python3 -c 'import json,sys; d=json.load(sys.stdin); print(len(d if isinstance(d, list) else d.get("agents", d.get("items", []))))' 2>/dev/null || echo 0)"
   [[ "$COUNT" -ge "$AGENTS" ]] && break
   sleep 0.1

@@ -29,6 +29,7 @@ mod harness;
 mod harness_self_test;
 mod insights;
 mod old_engine;
+mod pages;
 mod pipeline;
 mod query;
 mod rollout_wait;

@@ -151,6 +151,9 @@ fn tls_error(err: &reqwest::Error) -> Option<&rustls::Error> {
     None
 }
 
+/// Page size the client asks for when walking a list (servers lower it to their maximum).
+pub const PAGE_LIMIT: usize = 1000;
+
 /// A typed client; cheap to clone (shares its connection pool).
 #[derive(Clone, Debug)]
 pub struct Client {
@@ -319,16 +322,67 @@ impl Client {
             .ok_or_else(|| empty_body(200))
     }
 
+    /// One page of the list at `path` (`GET /api/v1{path}?...&limit=&cursor=`): the items and
+    /// the `next_cursor` to pass for the page after it (`None` on the last page). `limit`
+    /// `None` takes the server's default page size.
+    pub async fn page<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        query: &[(&str, &str)],
+        limit: Option<usize>,
+        cursor: Option<&str>,
+    ) -> Result<List<T>, ClientError> {
+        let limit = limit.map(|l| l.to_string());
+        let mut q = query.to_vec();
+        if let Some(l) = &limit {
+            q.push(("limit", l));
+        }
+        if let Some(c) = cursor {
+            q.push(("cursor", c));
+        }
+        self.send::<(), List<T>>(Method::GET, path, &q, None, None)
+            .await?
+            .ok_or_else(|| empty_body(200))
+    }
+
+    /// Every item of the list at `path`, walking its pages in id order with the largest pages
+    /// the server serves (it lowers [`PAGE_LIMIT`] to its own maximum): a list of up to 1,000
+    /// objects is one request. Each object that exists throughout the walk comes exactly
+    /// once (see the server's `paging.rs`).
+    pub async fn list_all<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        query: &[(&str, &str)],
+    ) -> Result<Vec<T>, ClientError> {
+        let mut items = Vec::new();
+        let mut cursor: Option<String> = None;
+        loop {
+            let page: List<T> = self
+                .page(path, query, Some(PAGE_LIMIT), cursor.as_deref())
+                .await?;
+            items.extend(page.items);
+            match page.next_cursor {
+                None => return Ok(items),
+                // A server that hands back the cursor it was given would keep us here forever.
+                Some(next) if cursor.as_deref() == Some(next.as_str()) => {
+                    return Err(ClientError::Decode {
+                        status: 200,
+                        message: format!(
+                            "GET /api/v1{path}: the server answered the same next_cursor twice"
+                        ),
+                    });
+                }
+                Some(next) => cursor = Some(next),
+            }
+        }
+    }
+
     async fn list<T: DeserializeOwned>(
         &self,
         path: &str,
         query: &[(&str, &str)],
     ) -> Result<Vec<T>, ClientError> {
-        let list: List<T> = self
-            .send::<(), List<T>>(Method::GET, path, query, None, None)
-            .await?
-            .ok_or_else(|| empty_body(200))?;
-        Ok(list.items)
+        self.list_all(path, query).await
     }
 
     async fn find<T: DeserializeOwned>(

@@ -8,6 +8,14 @@
 //! update, delete, rollout action) starts a new generation once its answer is in, so a read that
 //! starts after a write never sees an object older than that write. Concurrent readers of a
 //! kind wait for the one list request in flight instead of sending their own.
+//!
+//! Pages: a snapshot is one walk over all pages of the list (`Client::list_all`, one request
+//! per 1,000 objects or the server's page maximum), filed under the generation current when the
+//! walk started. A write of this client that completes during the walk starts a new
+//! generation, so no read that starts after the write is served from that walk: it walks again.
+//! A write of another client between two pages cannot tear an object: pages are in id order
+//! and ids never change, so every object that exists throughout the walk is in it exactly once,
+//! as of the moment its page was read, which is what one `GET` per object would have shown.
 
 use std::collections::HashMap;
 use std::hash::Hash;
@@ -131,5 +139,39 @@ mod tests {
             .unwrap();
         assert_eq!(got, Some((1, "a2")));
         assert_eq!(lists.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test]
+    async fn a_write_during_a_walk_makes_the_next_read_walk_again() {
+        let snapshots = Snapshots::default();
+        let slot: Slot<u32, (u32, &str)> = Slot::default();
+        // Given a walk during which this client's write completes (between two pages)
+        let got = slot
+            .get(
+                snapshots.generation(),
+                1,
+                |t| t.0,
+                || async {
+                    let mut items = vec![(1, "page1-old")];
+                    snapshots.invalidate();
+                    items.push((2, "page2"));
+                    Ok::<_, ()>(items)
+                },
+            )
+            .await
+            .unwrap();
+        // Then that read gets what the walk saw (it started before the write)
+        assert_eq!(got, Some((1, "page1-old")));
+        // And a read after the write does not reuse the walk: it lists again and sees the write
+        let got = slot
+            .get(
+                snapshots.generation(),
+                1,
+                |t| t.0,
+                || async { Ok::<_, ()>(vec![(1, "page1-new"), (2, "page2")]) },
+            )
+            .await
+            .unwrap();
+        assert_eq!(got, Some((1, "page1-new")));
     }
 }

@@ -21,10 +21,15 @@ fn empty_object() -> Value {
     Value::Object(serde_json::Map::new())
 }
 
-/// A list response: `{"items": [...]}`.
+/// A list response: `{"items": [...], "next_cursor": "..."}`, one page of a list ordered by
+/// id. `next_cursor` (absent on the last page) is passed back as `?cursor=` for the next page;
+/// it is opaque. `?limit=` sets the page size (default 100, at most the server's
+/// `--api-max-page-size`, default 1000; a larger limit is lowered to it).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct List<T> {
     pub items: Vec<T>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_cursor: Option<String>,
 }
 
 /// A telemetry signal.

@@ -765,8 +765,15 @@ impl From<RecordSummary> for AgentRecord {
 }
 
 /// An agent row as the fleet view shows it: the stored record (with its effective config
-/// text only when `full`), connected only while the replica holding it is live.
-fn from_row(cluster: &Cluster, row: AgentRow, full: bool) -> Option<AgentRecord> {
+/// text only when `full`), connected only while the replica holding it is live, without any
+/// part over this replica's report limits (a row written under larger ones, by a replica that
+/// has not come back to trim it).
+fn from_row(
+    cluster: &Cluster,
+    limits: &crate::opamp::report_limits::ReportLimits,
+    row: AgentRow,
+    full: bool,
+) -> Option<AgentRecord> {
     let parsed = if full {
         serde_json::from_str::<AgentRecord>(&row.state)
     } else {
@@ -779,6 +786,7 @@ fn from_row(cluster: &Cluster, row: AgentRow, full: bool) -> Option<AgentRecord>
             return None;
         }
     };
+    crate::opamp::report_limits::trim_record(&mut rec, limits);
     rec.connected = row.connected && cluster.is_live(row.replica_id.as_deref());
     // Heartbeats move only the column (`Store::touch_agents`), not the JSON.
     rec.last_seen = rec.last_seen.max(row.last_seen);
@@ -822,9 +830,10 @@ pub async fn visit_agents(
             not_replica: Some(cluster.replica_id.clone()),
         })
         .await?;
+    let limits = state.agents.report_limits();
     let mut others: BTreeMap<String, AgentRecord> = rows
         .into_iter()
-        .filter_map(|row| from_row(cluster, row, false))
+        .filter_map(|row| from_row(cluster, &limits, row, false))
         .map(|r| (r.id.clone(), r))
         .collect();
     state.agents.visit(filter, |local| {
@@ -858,11 +867,12 @@ pub async fn agent(
         return Ok(local);
     }
     let row = state.store.get_agent_row(&uid.to_string()).await?;
+    let limits = state.agents.report_limits();
     Ok(match row {
         Some(row) if row.replica_id.as_deref() != Some(cluster.replica_id.as_str()) => {
-            from_row(cluster, row, true)
+            from_row(cluster, &limits, row, true)
         }
-        Some(row) => local.or_else(|| from_row(cluster, row, true)),
+        Some(row) => local.or_else(|| from_row(cluster, &limits, row, true)),
         None => local,
     })
 }

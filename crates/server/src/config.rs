@@ -61,6 +61,11 @@ pub struct ServeConfig {
     #[arg(long, env = "OTAAS_MAX_BODY_BYTES", default_value_t = 1024 * 1024)]
     pub max_body_bytes: usize,
 
+    /// Most objects in one page of a `/api/v1` list (`?limit=` above it is lowered to it; the
+    /// answer's `next_cursor` leads on). Lists default to 100 per page.
+    #[arg(long, env = "OTAAS_API_MAX_PAGE_SIZE", default_value_t = 1000, value_parser = page_size)]
+    pub api_max_page_size: usize,
+
     /// This process's name among the replicas sharing a PostgreSQL database: agents' records
     /// say which replica holds them, and two live processes may not use the same id (the
     /// second refuses to start). Letters, digits, `.`, `_`, `-`; at most 64. Default:
@@ -117,6 +122,14 @@ pub struct ServeConfig {
     pub tls_san: Vec<String>,
 }
 
+/// `--api-max-page-size`: 1 to 100,000.
+fn page_size(s: &str) -> Result<usize, String> {
+    match s.trim().parse::<usize>() {
+        Ok(n) if (1..=100_000).contains(&n) => Ok(n),
+        _ => Err(format!("{s:?} is not a whole number from 1 to 100000")),
+    }
+}
+
 impl ServeConfig {
     /// The database URL in effect.
     pub fn database_url(&self) -> String {
@@ -132,6 +145,7 @@ impl ServeConfig {
             database: None,
             admin_token: None,
             max_body_bytes: 1024 * 1024,
+            api_max_page_size: crate::api::paging::MAX_LIMIT,
             replica_id: None,
             opamp: crate::opamp::OpampConfig::default(),
             api_rate_limit: 200.0,

@@ -57,6 +57,7 @@ impl AppState {
             std::time::Duration::from_secs(config_heartbeat),
         ));
         agents.set_replica_id(&replica_id);
+        agents.set_report_limits(config.opamp.report_limits());
         let rate_limiter = Arc::new(RateLimiter::new(
             config.api_rate_limit,
             config.api_rate_burst,

@@ -256,19 +256,26 @@ async fn client(api: Api, c: usize) -> Expect {
     exp
 }
 
+/// Every item of the list at `path`, walking its pages.
 async fn list(api: &Api, path: &str) -> Vec<Value> {
-    let resp = api
-        .http
-        .get(format!("{}{path}", api.base))
-        .bearer_auth(ADMIN)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status().as_u16(), 200, "GET {path}");
-    let v: Value = resp.json().await.unwrap();
-    match v {
-        Value::Array(items) => items,
-        other => other["items"].as_array().cloned().unwrap_or_default(),
+    let mut all = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let mut req = api
+            .http
+            .get(format!("{}{path}", api.base))
+            .query(&[("limit", "1000")]);
+        if let Some(c) = &cursor {
+            req = req.query(&[("cursor", c)]);
+        }
+        let resp = req.bearer_auth(ADMIN).send().await.unwrap();
+        assert_eq!(resp.status().as_u16(), 200, "GET {path}");
+        let v: Value = resp.json().await.unwrap();
+        all.extend(v["items"].as_array().cloned().unwrap_or_default());
+        match v["next_cursor"].as_str() {
+            Some(c) => cursor = Some(c.to_owned()),
+            None => return all,
+        }
     }
 }
 

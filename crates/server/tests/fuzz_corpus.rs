@@ -128,6 +128,17 @@ fn full_state() -> AgentToServer {
     }
 }
 
+/// One WebSocket message carrying `parts` merged: protobuf concatenation merges messages (map
+/// entries accumulate), so a map of many entries is encoded in a fixed order although prost
+/// keeps maps in a `HashMap`.
+fn merged(parts: impl Iterator<Item = AgentToServer>) -> Vec<u8> {
+    let mut out = vec![0u8];
+    for part in parts {
+        out.extend_from_slice(&prost::Message::encode_to_vec(&part));
+    }
+    out
+}
+
 /// `(file name, WebSocket message)`: names are `<expected outcome>__<description>`.
 fn opamp_seeds() -> Vec<(&'static str, Vec<u8>)> {
     let heartbeat = AgentToServer {
@@ -197,6 +208,101 @@ fn opamp_seeds() -> Vec<(&'static str, Vec<u8>)> {
         ("bad_header__truncated_varint", vec![0x80, 0x80]),
         ("bad_header__eleven_bytes", vec![0xff; 11]),
         ("too_large__over_the_limit", too_large),
+        (
+            "over_limit__description_attributes",
+            frame(&AgentToServer {
+                agent_description: Some(AgentDescription {
+                    identifying_attributes: vec![kv("service.name", "otelcol")],
+                    non_identifying_attributes: (0..opamp_frames::LIMITS.attributes)
+                        .map(|i| kv(&format!("k{i}"), "v"))
+                        .collect(),
+                }),
+                ..full_state()
+            }),
+        ),
+        (
+            "over_limit__description_attribute_bytes",
+            frame(&AgentToServer {
+                agent_description: Some(AgentDescription {
+                    identifying_attributes: vec![kv(
+                        "service.name",
+                        &"x".repeat(opamp_frames::LIMITS.attribute_bytes),
+                    )],
+                    non_identifying_attributes: vec![],
+                }),
+                ..full_state()
+            }),
+        ),
+        (
+            "over_limit__effective_config_bytes",
+            frame(&AgentToServer {
+                effective_config: Some(EffectiveConfig {
+                    config_map: Some(AgentConfigMap {
+                        config_map: HashMap::from([(
+                            "collector.yaml".to_owned(),
+                            AgentConfigFile {
+                                body: format!(
+                                    "receivers: {{}}\n#{}\n",
+                                    "x".repeat(opamp_frames::LIMITS.effective_config_bytes)
+                                )
+                                .into_bytes()
+                                .into(),
+                                content_type: "text/yaml".into(),
+                            },
+                        )]),
+                    }),
+                }),
+                ..full_state()
+            }),
+        ),
+        (
+            "over_limit__effective_config_files",
+            merged(
+                (0..=opamp_frames::LIMITS.effective_config_files).map(|i| AgentToServer {
+                    effective_config: Some(EffectiveConfig {
+                        config_map: Some(AgentConfigMap {
+                            config_map: HashMap::from([(
+                                format!("f{i}.yaml"),
+                                AgentConfigFile {
+                                    body: b"a: 1\n".to_vec().into(),
+                                    content_type: "text/yaml".into(),
+                                },
+                            )]),
+                        }),
+                    }),
+                    ..heartbeat.clone()
+                }),
+            ),
+        ),
+        (
+            "over_limit__health_depth",
+            frame(&AgentToServer {
+                health: Some((0..opamp_frames::LIMITS.health_depth).fold(
+                    ComponentHealth::default(),
+                    |child, _| ComponentHealth {
+                        component_health_map: HashMap::from([("c".to_owned(), child)]),
+                        ..Default::default()
+                    },
+                )),
+                ..heartbeat.clone()
+            }),
+        ),
+        (
+            "over_limit__available_components",
+            // Distinct kinds: a map entry repeated in a later part replaces the earlier one.
+            merged(
+                (0..=opamp_frames::LIMITS.components).map(|i| AgentToServer {
+                    available_components: Some(AvailableComponents {
+                        components: HashMap::from([(
+                            format!("kind{i:02}"),
+                            ComponentDetails::default(),
+                        )]),
+                        hash: vec![3; 32].into(),
+                    }),
+                    ..heartbeat.clone()
+                }),
+            ),
+        ),
         // Field 1 (bytes) claiming 100 bytes with none following.
         ("protobuf__truncated_bytes", vec![0x00, 0x0a, 0x64]),
         // Wire type 7 does not exist.

@@ -12,6 +12,7 @@ use otaas_api::*;
 
 use super::components::{Change, check};
 use super::json::ApiJson;
+use super::paging::Page;
 use super::{ApiError, validate, views};
 use crate::auth;
 use crate::events::Event;
@@ -60,18 +61,45 @@ impl<T: Revisioned + serde::Serialize> IntoResponse for Obj<T> {
     }
 }
 
-/// `?name=` (the only query parameter list endpoints take).
-fn name_filter(
+/// The query of the object lists: `?name=` and the page (`limit`, `cursor`).
+fn list_query(
+    s: &AppState,
+    tag: &'static str,
     q: Result<Query<BTreeMap<String, String>>, QueryRejection>,
-) -> ApiResult<Option<String>> {
-    let Query(q) = q.map_err(|e| ApiError::bad_request(format!("query string: {e}"), None))?;
-    if let Some(k) = q.keys().find(|k| k.as_str() != "name") {
+    name: bool,
+) -> ApiResult<(Option<String>, Page)> {
+    let Query(mut q) = q.map_err(|e| ApiError::bad_request(format!("query string: {e}"), None))?;
+    let page = Page::take(tag, &mut q, s.config.api_max_page_size)?;
+    let known = if name {
+        "name, limit and cursor"
+    } else {
+        "limit and cursor"
+    };
+    let name = if name { q.remove("name") } else { None };
+    if let Some(k) = q.keys().next() {
         return Err(ApiError::bad_request(
-            format!("unknown query parameter {k:?}; only name is supported"),
+            format!("unknown query parameter {k:?}; only {known} are supported"),
             Some(k),
         ));
     }
-    Ok(q.get("name").cloned())
+    Ok((name, page))
+}
+
+/// A page of `items` as a list answer.
+fn page_of<T, V, K>(
+    page: &Page,
+    items: Vec<T>,
+    key: impl Fn(&T) -> K,
+    view: impl FnMut(T) -> V,
+) -> ApiResult<Json<List<V>>>
+where
+    K: Ord + std::fmt::Display + FromStr,
+{
+    let (items, next_cursor) = page.apply(items, key)?;
+    Ok(Json(List {
+        items: items.into_iter().map(view).collect(),
+        next_cursor,
+    }))
 }
 
 /// Path ids: a malformed id names nothing, so it is a 404 like any unknown id.
@@ -136,13 +164,12 @@ pub(super) async fn list_pipelines(
     State(s): State<AppState>,
     q: Result<Query<BTreeMap<String, String>>, QueryRejection>,
 ) -> ApiResult<Json<List<Pipeline>>> {
-    let items = match name_filter(q)? {
+    let (name, page) = list_query(&s, "pipelines", q, true)?;
+    let items = match name {
         Some(n) => s.store.find_pipeline(&n).await?.into_iter().collect(),
         None => s.store.list_pipelines().await?,
     };
-    Ok(Json(List {
-        items: items.into_iter().map(views::pipeline).collect(),
-    }))
+    page_of(&page, items, |r| r.id, views::pipeline)
 }
 
 pub(super) async fn get_pipeline(
@@ -206,16 +233,12 @@ pub(super) async fn list_endpoints(
     State(s): State<AppState>,
     q: Result<Query<BTreeMap<String, String>>, QueryRejection>,
 ) -> ApiResult<Json<List<Endpoint>>> {
-    let items = match name_filter(q)? {
+    let (name, page) = list_query(&s, "endpoints", q, true)?;
+    let items = match name {
         Some(n) => s.store.find_endpoint(&n).await?.into_iter().collect(),
         None => s.store.list_endpoints().await?,
     };
-    Ok(Json(List {
-        items: items
-            .into_iter()
-            .map(|r| views::endpoint(r, None))
-            .collect(),
-    }))
+    page_of(&page, items, |r| r.id, |r| views::endpoint(r, None))
 }
 
 pub(super) async fn get_endpoint(
@@ -286,13 +309,12 @@ pub(super) async fn list_bindings(
     State(s): State<AppState>,
     q: Result<Query<BTreeMap<String, String>>, QueryRejection>,
 ) -> ApiResult<Json<List<ExporterBinding>>> {
-    let items = match name_filter(q)? {
+    let (name, page) = list_query(&s, "exporter-bindings", q, true)?;
+    let items = match name {
         Some(n) => s.store.find_binding(&n).await?.into_iter().collect(),
         None => s.store.list_bindings().await?,
     };
-    Ok(Json(List {
-        items: items.into_iter().map(views::binding).collect(),
-    }))
+    page_of(&page, items, |r| r.id, views::binding)
 }
 
 pub(super) async fn get_binding(
@@ -350,13 +372,12 @@ pub(super) async fn list_groups(
     State(s): State<AppState>,
     q: Result<Query<BTreeMap<String, String>>, QueryRejection>,
 ) -> ApiResult<Json<List<AgentGroup>>> {
-    let items = match name_filter(q)? {
+    let (name, page) = list_query(&s, "agent-groups", q, true)?;
+    let items = match name {
         Some(n) => s.store.find_group(&n).await?.into_iter().collect(),
         None => s.store.list_groups().await?,
     };
-    Ok(Json(List {
-        items: items.into_iter().map(views::group).collect(),
-    }))
+    page_of(&page, items, |r| r.record.id, views::group)
 }
 
 pub(super) async fn get_group(
@@ -412,13 +433,13 @@ pub(super) async fn group_config(
 pub(super) async fn group_revisions(
     State(s): State<AppState>,
     Path(id): Path<String>,
+    q: Result<Query<BTreeMap<String, String>>, QueryRejection>,
 ) -> ApiResult<Json<List<GroupRevisionSummary>>> {
     let id = parse_id("agent group", &id)?;
+    let (_, page) = list_query(&s, "revisions", q, false)?;
     s.store.get_group(id).await?;
     let items = s.store.group_revisions(id).await?;
-    Ok(Json(List {
-        items: items.into_iter().map(views::revision_summary).collect(),
-    }))
+    page_of(&page, items, |r| r.revision, views::revision_summary)
 }
 
 // ---- tokens
@@ -489,15 +510,13 @@ pub(super) async fn create_token(
     ))
 }
 
-pub(super) async fn list_tokens(State(s): State<AppState>) -> ApiResult<Json<List<TokenInfo>>> {
-    let items = s
-        .store
-        .list_tokens()
-        .await?
-        .into_iter()
-        .map(views::token)
-        .collect();
-    Ok(Json(List { items }))
+pub(super) async fn list_tokens(
+    State(s): State<AppState>,
+    q: Result<Query<BTreeMap<String, String>>, QueryRejection>,
+) -> ApiResult<Json<List<TokenInfo>>> {
+    let (_, page) = list_query(&s, "tokens", q, false)?;
+    let items = s.store.list_tokens().await?;
+    page_of(&page, items, |r| r.id, views::token)
 }
 
 pub(super) async fn revoke_token(

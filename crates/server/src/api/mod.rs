@@ -2,7 +2,7 @@
 //! (`/api/v1/*` behind bearer auth, plus `/healthz`, `/readyz`, `/metrics`).
 //!
 //! Files: `handlers.rs` (one function per route), `json.rs` (body extractor with our errors),
-//! `validate.rs` (semantic checks), `components.rs` (the agents' component check), `views.rs` (records → response objects, secrets dropped),
+//! `validate.rs` (semantic checks), `paging.rs` (`limit`/`cursor` of every list), `components.rs` (the agents' component check), `views.rs` (records → response objects, secrets dropped),
 //! `error.rs` ([`ApiError`]), `openapi.rs` (the `/api/v1/openapi.json` document).
 
 mod components;
@@ -10,6 +10,7 @@ mod error;
 mod handlers;
 pub mod json;
 mod openapi;
+pub mod paging;
 pub mod validate;
 mod views;
 

@@ -99,9 +99,8 @@ fn crud(paths: &mut serde_json::Map<String, Value>, path: &str, tag: &str, spec:
         json!({
             "get": {
                 "tags": [tag], "summary": format!("List {tag} (optionally by name)"),
-                "parameters": [{ "name": "name", "in": "query", "required": false, "schema": { "type": "string" } }],
-                "responses": ok("200", json!({ "type": "object", "required": ["items"],
-                    "properties": { "items": { "type": "array", "items": r(obj) } } }))
+                "parameters": paged(vec![json!({ "name": "name", "in": "query", "required": false, "schema": { "type": "string" } })]),
+                "responses": ok("200", page(obj))
             },
             "post": {
                 "tags": [tag], "summary": format!("Create a {tag} object"),
@@ -129,6 +128,34 @@ fn crud(paths: &mut serde_json::Map<String, Value>, path: &str, tag: &str, spec:
             }
         }),
     );
+}
+
+/// One page of a list of `item` objects (see `paging.rs`).
+fn page(item: &str) -> Value {
+    json!({ "type": "object", "required": ["items"], "properties": {
+        "items": { "type": "array", "items": r(item),
+            "description": "at most `limit` objects, in id order" },
+        "next_cursor": { "type": "string",
+            "description": "absent on the last page; pass it as ?cursor= for the next one" } } })
+}
+
+/// `limit` and `cursor`, the query parameters of every list.
+fn page_params() -> [Value; 2] {
+    [
+        json!({ "name": "limit", "in": "query", "required": false,
+            "schema": { "type": "integer", "minimum": 1, "default": 100 },
+            "description": "objects per page; above the server's --api-max-page-size (default \
+                1000) it is lowered to it; 400 when not a whole number from 1" }),
+        json!({ "name": "cursor", "in": "query", "required": false, "schema": { "type": "string" },
+            "description": "the next_cursor of the previous page (opaque); 400 when it is not \
+                one of this list" }),
+    ]
+}
+
+/// `params` followed by the paging parameters.
+fn paged(mut params: Vec<Value>) -> Value {
+    params.extend(page_params());
+    Value::Array(params)
 }
 
 fn signals() -> Value {
@@ -178,9 +205,8 @@ pub fn document() -> Value {
         "/agent-groups/{id}/revisions".into(),
         json!({ "get": {
             "tags": ["agent-groups"], "summary": "The group's config history, oldest first",
-            "parameters": [{ "name": "id", "in": "path", "required": true, "schema": uuid() }],
-            "responses": ok("200", json!({ "type": "object", "required": ["items"],
-                "properties": { "items": { "type": "array", "items": r("GroupRevisionSummary") } } }))
+            "parameters": paged(vec![json!({ "name": "id", "in": "path", "required": true, "schema": uuid() })]),
+            "responses": ok("200", page("GroupRevisionSummary"))
         }}),
     );
     paths.insert(
@@ -216,15 +242,14 @@ pub fn document() -> Value {
         json!({ "get": {
             "tags": ["agents"],
             "summary": "Agents known from OpAMP, on every replica (filters combine with AND)",
-            "parameters": [
-                { "name": "selector", "in": "query", "schema": { "type": "string" },
-                  "description": "labels that must all match: k=v,k2=v2" },
-                { "name": "group_id", "in": "query", "schema": uuid() },
-                { "name": "health", "in": "query", "schema": { "type": "string", "enum": ["healthy", "unhealthy"] } },
-                { "name": "connected", "in": "query", "schema": { "type": "boolean" } }
-            ],
-            "responses": ok("200", json!({ "type": "object", "required": ["items"],
-                "properties": { "items": { "type": "array", "items": r("Agent") } } }))
+            "parameters": paged(vec![
+                json!({ "name": "selector", "in": "query", "schema": { "type": "string" },
+                  "description": "labels that must all match: k=v,k2=v2" }),
+                json!({ "name": "group_id", "in": "query", "schema": uuid() }),
+                json!({ "name": "health", "in": "query", "schema": { "type": "string", "enum": ["healthy", "unhealthy"] } }),
+                json!({ "name": "connected", "in": "query", "schema": { "type": "boolean" } })
+            ]),
+            "responses": ok("200", page("Agent"))
         }}),
     );
     paths.insert(
@@ -252,8 +277,8 @@ pub fn document() -> Value {
             "responses": ok("201", r("TokenCreated"))
         }, "get": {
             "tags": ["tokens"], "summary": "Token metadata (never tokens or hashes); admin only",
-            "responses": ok("200", json!({ "type": "object", "required": ["items"],
-                "properties": { "items": { "type": "array", "items": r("TokenInfo") } } }))
+            "parameters": paged(vec![]),
+            "responses": ok("200", page("TokenInfo"))
         }}),
     );
     paths.insert(

@@ -22,6 +22,7 @@
 pub(crate) mod http;
 pub mod redact;
 pub mod registry;
+pub mod report_limits;
 pub mod rest;
 mod sync;
 pub mod tls;
@@ -98,10 +99,68 @@ pub struct OpampConfig {
     /// on the OpAMP listener.
     #[arg(long, env = "OTAAS_OPAMP_TLS_CLIENT_CA")]
     pub opamp_tls_client_ca: Option<std::path::PathBuf>,
+    /// Most attributes (identifying plus non-identifying) in an agent description; a message
+    /// with more is refused with a ServerErrorResponse and not applied.
+    #[arg(long, env = "OTAAS_OPAMP_MAX_ATTRIBUTES", default_value_t = 256)]
+    pub opamp_max_attributes: usize,
+    /// Largest agent description attribute: key plus value as text, in bytes.
+    #[arg(long, env = "OTAAS_OPAMP_MAX_ATTRIBUTE_BYTES", default_value_t = 4096)]
+    pub opamp_max_attribute_bytes: usize,
+    /// Largest agent description: all its attributes' keys and values, in bytes.
+    #[arg(long, env = "OTAAS_OPAMP_MAX_DESCRIPTION_BYTES", default_value_t = 64 << 10)]
+    pub opamp_max_description_bytes: usize,
+    /// Deepest health tree an agent may report (the agent itself is level 1).
+    #[arg(long, env = "OTAAS_OPAMP_MAX_HEALTH_DEPTH", default_value_t = 8)]
+    pub opamp_max_health_depth: usize,
+    /// Most nodes in a reported health tree (the agent itself included).
+    #[arg(
+        long,
+        env = "OTAAS_OPAMP_MAX_HEALTH_COMPONENTS",
+        default_value_t = 2048
+    )]
+    pub opamp_max_health_components: usize,
+    /// Largest reported health tree, encoded, in bytes.
+    #[arg(long, env = "OTAAS_OPAMP_MAX_HEALTH_BYTES", default_value_t = 512 << 10)]
+    pub opamp_max_health_bytes: usize,
+    /// Most entries (kinds, types, sub-components) in a reported available-components list.
+    #[arg(long, env = "OTAAS_OPAMP_MAX_COMPONENTS", default_value_t = 4096)]
+    pub opamp_max_components: usize,
+    /// Largest reported available-components list, encoded, in bytes.
+    #[arg(long, env = "OTAAS_OPAMP_MAX_COMPONENTS_BYTES", default_value_t = 1 << 20)]
+    pub opamp_max_components_bytes: usize,
+    /// Most files in a reported effective config.
+    #[arg(
+        long,
+        env = "OTAAS_OPAMP_MAX_EFFECTIVE_CONFIG_FILES",
+        default_value_t = 16
+    )]
+    pub opamp_max_effective_config_files: usize,
+    /// Largest reported effective config (file names plus bodies), in bytes.
+    #[arg(long, env = "OTAAS_OPAMP_MAX_EFFECTIVE_CONFIG_BYTES", default_value_t = 1 << 20)]
+    pub opamp_max_effective_config_bytes: usize,
+}
+
+impl OpampConfig {
+    /// The bounds on agent reports these flags set.
+    pub fn report_limits(&self) -> report_limits::ReportLimits {
+        report_limits::ReportLimits {
+            attributes: self.opamp_max_attributes,
+            attribute_bytes: self.opamp_max_attribute_bytes,
+            description_bytes: self.opamp_max_description_bytes,
+            health_depth: self.opamp_max_health_depth,
+            health_components: self.opamp_max_health_components,
+            health_bytes: self.opamp_max_health_bytes,
+            components: self.opamp_max_components,
+            components_bytes: self.opamp_max_components_bytes,
+            effective_config_files: self.opamp_max_effective_config_files,
+            effective_config_bytes: self.opamp_max_effective_config_bytes,
+        }
+    }
 }
 
 impl Default for OpampConfig {
     fn default() -> Self {
+        let limits = report_limits::ReportLimits::default();
         Self {
             allow_anonymous_agents: false,
             require_agent_token: false,
@@ -114,6 +173,16 @@ impl Default for OpampConfig {
             opamp_tls_cert: None,
             opamp_tls_key: None,
             opamp_tls_client_ca: None,
+            opamp_max_attributes: limits.attributes,
+            opamp_max_attribute_bytes: limits.attribute_bytes,
+            opamp_max_description_bytes: limits.description_bytes,
+            opamp_max_health_depth: limits.health_depth,
+            opamp_max_health_components: limits.health_components,
+            opamp_max_health_bytes: limits.health_bytes,
+            opamp_max_components: limits.components,
+            opamp_max_components_bytes: limits.components_bytes,
+            opamp_max_effective_config_files: limits.effective_config_files,
+            opamp_max_effective_config_bytes: limits.effective_config_bytes,
         }
     }
 }

@@ -30,6 +30,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::Notify;
 
 use super::redact;
+use super::report_limits::{self, ReportLimits};
 
 /// Capabilities this server declares in the first reply of every connection.
 pub const SERVER_CAPS: ServerCaps = ServerCaps(
@@ -461,6 +462,8 @@ pub struct Registry {
     /// Woken when [`FLUSH_ROWS`] agents are dirty, so the flusher writes them before its
     /// next period (a reconnect storm does not pile up in memory).
     dirty_wake: Notify,
+    /// Bounds on what an agent may report (see `report_limits.rs`).
+    limits: Mutex<ReportLimits>,
 }
 
 /// Dirty agents that make the flusher write at once rather than at its next period.
@@ -574,7 +577,19 @@ impl Registry {
             heartbeat: Mutex::new(heartbeat),
             replica_id: std::sync::OnceLock::new(),
             dirty_wake: Notify::new(),
+            limits: Mutex::default(),
         }
+    }
+
+    /// The bounds on agent reports (the defaults until set).
+    pub fn report_limits(&self) -> ReportLimits {
+        *self.limits.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Sets the bounds on agent reports; set before [`Registry::load`], which applies them to
+    /// the stored records too.
+    pub fn set_report_limits(&self, limits: ReportLimits) {
+        *self.limits.lock().unwrap_or_else(|p| p.into_inner()) = limits;
     }
 
     /// Resolves when many agents are waiting to be written (see [`FLUSH_ROWS`]).
@@ -624,12 +639,19 @@ impl Registry {
     /// Loads persisted agents at start-up: all disconnected, sequence unknown (so the first
     /// message after a restart that is not a full report gets ReportFullState).
     pub fn load(&self, records: Vec<AgentRecord>) {
+        let limits = self.report_limits();
         let mut inner = self.lock();
         for mut rec in records {
             let Ok(uid) = InstanceUid::parse(&rec.id) else {
                 continue;
             };
-            let was_connected = rec.connected;
+            // Stored before the limits (or under larger ones): dropped, and written back so.
+            let trimmed = report_limits::trim_record(&mut rec, &limits);
+            if trimmed {
+                tracing::info!(agent = %uid, "A stored agent record was over the report limits; dropped the parts over them");
+            }
+            // Written back: a record stored as connected (now disconnected), or trimmed.
+            let rewrite = rec.connected || trimmed;
             rec.connected = false;
             if let (Some(hash), Some(text)) = (&rec.effective_config_hash, &rec.effective_config) {
                 let shared = inner
@@ -654,7 +676,7 @@ impl Registry {
                     rec.component_signals = Some(shared.clone());
                 }
             }
-            if was_connected {
+            if rewrite {
                 inner.dirty.insert(uid);
             }
             inner.agents.insert(uid, Entry::new(rec));
@@ -703,6 +725,16 @@ impl Registry {
                     "this connection belongs to agent {bound}; an OpAMP connection serves one \
                      agent, so a message for agent {uid} needs a connection of its own"
                 ),
+            );
+        }
+        // Over a limit: refused as a whole, before anything of it is registered or kept.
+        let limits = self.report_limits();
+        if let Err(over) = limits.check(&msg) {
+            tracing::info!(agent = %uid, error = %over, "Refused an agent report over a limit");
+            return error_reply(
+                msg.instance_uid,
+                ServerErrorResponseType::BadRequest,
+                over.to_string(),
             );
         }
         let heartbeat = self.heartbeat();
@@ -837,8 +869,8 @@ impl Registry {
                 Ok(RemoteConfigStatuses::Failed) => ConfigStatus::Failed,
                 Ok(RemoteConfigStatuses::Unset) | Err(_) => ConfigStatus::Unset,
             };
-            rec.remote_config_error =
-                (!status.error_message.is_empty()).then_some(status.error_message);
+            rec.remote_config_error = (!status.error_message.is_empty())
+                .then(|| report_limits::cut_config_error(status.error_message));
             rec.remote_config_hash = (!status.last_remote_config_hash.is_empty())
                 .then(|| hash::to_hex(&status.last_remote_config_hash));
         }
@@ -849,7 +881,10 @@ impl Registry {
                 Some(d) => match inner.texts.get(d) {
                     Some(text) => Some(text.clone()),
                     None => {
-                        let text: Option<Arc<str>> = redacted_body(&map).map(Arc::from);
+                        // Redaction re-writes the YAML: its output is bounded like its input.
+                        let text: Option<Arc<str>> = redacted_body(&map)
+                            .filter(|t| t.len() <= limits.effective_config_bytes)
+                            .map(Arc::from);
                         if let Some(t) = &text {
                             inner.texts.insert(d.clone(), t.clone());
                         }

@@ -16,6 +16,7 @@ use serde::Deserialize;
 
 use super::registry::{AgentFilter, AgentRecord, ConfigStatus, HealthNode, Transport};
 use crate::api::ApiError;
+use crate::api::paging::Page;
 use crate::state::AppState;
 
 pub fn routes() -> Router<AppState> {
@@ -30,6 +31,8 @@ struct ListQuery {
     group_id: Option<String>,
     health: Option<String>,
     connected: Option<String>,
+    limit: Option<String>,
+    cursor: Option<String>,
 }
 
 fn parse_filter(q: ListQuery) -> Result<AgentFilter, ApiError> {
@@ -83,15 +86,21 @@ fn parse_filter(q: ListQuery) -> Result<AgentFilter, ApiError> {
 
 async fn list(
     State(state): State<AppState>,
-    Query(q): Query<ListQuery>,
+    Query(mut q): Query<ListQuery>,
 ) -> Result<Json<List<Agent>>, ApiError> {
+    let page = Page::parse(
+        "agents",
+        q.limit.take(),
+        q.cursor.take(),
+        state.config.api_max_page_size,
+    )?;
     let filter = parse_filter(q)?;
-    let items = crate::cluster::agents(&state, &filter)
-        .await?
-        .into_iter()
-        .map(|r| to_api(r, false))
-        .collect();
-    Ok(Json(List { items }))
+    let all = crate::cluster::agents(&state, &filter).await?;
+    let (items, next_cursor) = page.apply(all, |r| r.id.clone())?;
+    Ok(Json(List {
+        items: items.into_iter().map(|r| to_api(r, false)).collect(),
+        next_cursor,
+    }))
 }
 
 async fn get_one(

@@ -117,6 +117,36 @@ impl Serve {
         self.stderr.lock().unwrap().join("\n")
     }
 
+    /// SIGTERM, then waits (bounded by [`TIMEOUT`]) for a clean exit: the last changes are
+    /// flushed to the store.
+    pub fn stop(mut self) {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let deadline = Instant::now() + TIMEOUT;
+        while Instant::now() < deadline {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                assert!(status.success(), "otaas exited with {status}");
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("otaas did not stop in time after SIGTERM");
+    }
+
+    /// The server's resident memory (`VmRSS`), in bytes.
+    pub fn rss_bytes(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            .expect("VmRSS in /proc/PID/status")
+            * 1024
+    }
+
     /// SIGKILL: no goodbye, no final flush (a crash).
     pub fn kill(mut self) {
         self.child.kill().unwrap();
