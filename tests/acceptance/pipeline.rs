@@ -111,6 +111,8 @@ fn pipeline_lifecycle() {
 
     // When someone changes the description through the API, the next plan shows the drift
     let mut spec = otaas_api::PipelineSpec {
+        secrets: Default::default(),
+        keep_secrets: false,
         name: on_server.name.clone(),
         description: "changed by hand".into(),
         signals: on_server.signals.clone(),

@@ -16,6 +16,8 @@ const SECRET_C: &str = "rotated-44d0-never-in-log";
 
 fn pipeline(server: &Server) -> otaas_api::PipelineId {
     let spec = otaas_api::PipelineSpec {
+        secrets: Default::default(),
+        keep_secrets: false,
         name: "secrets".into(),
         description: String::new(),
         signals: vec![otaas_api::Signal::Logs],

@@ -115,6 +115,9 @@ pub struct ServeConfig {
     /// `127.0.0.1`, `::1` and the listen address); comma-separated in the environment.
     #[arg(long, env = "OTAAS_TLS_SAN", value_delimiter = ',')]
     pub tls_san: Vec<String>,
+
+    #[command(flatten)]
+    pub policy: crate::policy::PolicyFlags,
 }
 
 impl ServeConfig {
@@ -134,6 +137,7 @@ impl ServeConfig {
             max_body_bytes: 1024 * 1024,
             replica_id: None,
             opamp: crate::opamp::OpampConfig::default(),
+            policy: crate::policy::PolicyFlags::default(),
             api_rate_limit: 200.0,
             api_rate_burst: 1000,
             auth_failure_limit: 20,

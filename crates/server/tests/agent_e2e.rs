@@ -339,6 +339,8 @@ fn pipeline(files: &[&Path], extra_receiver: Value) -> PipelineSpec {
         r.extend(more);
     }
     PipelineSpec {
+        secrets: Default::default(),
+        keep_secrets: false,
         name: "app".into(),
         description: "filelog to the test sink".into(),
         signals: vec![Signal::Logs],

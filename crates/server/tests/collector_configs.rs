@@ -101,6 +101,8 @@ fn rendered_logs_and_metrics() -> String {
         spec,
     };
     let p: PipelineRecord = rec(PipelineSpec {
+        secrets: Default::default(),
+        keep_secrets: false,
         name: "node".into(),
         description: String::new(),
         signals: vec![Signal::Logs, Signal::Metrics],
@@ -125,6 +127,8 @@ fn rendered_logs_and_metrics() -> String {
         created_at: t0,
         updated_at: t0,
         spec: ExporterBindingSpec {
+            secrets: Default::default(),
+            keep_secrets: false,
             name: "out".into(),
             pipeline_id: p.id,
             signals: None,

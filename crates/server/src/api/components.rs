@@ -371,7 +371,12 @@ pub(super) async fn dry_run(
     let (groups, agents) = match (&req.pipeline, &req.agent_group, &req.exporter_binding) {
         (Some(p), None, None) => {
             validate::pipeline(&p.spec)?;
-            check(&s, &Change::Pipeline(p.id, &p.spec)).await?
+            let spec = match p.id {
+                Some(id) => super::handlers::resolve_pipeline(&s, id, p.spec.clone()).await?,
+                None => p.spec.clone(),
+            };
+            s.policy.pipeline(&spec).map_err(validate::policy_error)?;
+            check(&s, &Change::Pipeline(p.id, &spec)).await?
         }
         (None, Some(g), None) => {
             validate::group(&g.spec)?;
@@ -379,7 +384,12 @@ pub(super) async fn dry_run(
         }
         (None, None, Some(b)) => {
             validate::binding(&b.spec)?;
-            check(&s, &Change::Binding(b.id, &b.spec)).await?
+            let spec = match b.id {
+                Some(id) => super::handlers::resolve_binding(&s, id, b.spec.clone()).await?,
+                None => b.spec.clone(),
+            };
+            s.policy.binding(&spec).map_err(validate::policy_error)?;
+            check(&s, &Change::Binding(b.id, &spec)).await?
         }
         _ => {
             return Err(ApiError::invalid(

@@ -33,7 +33,7 @@ macro_rules! sql_store {
         type Conn = <$db as sqlx::Database>::Connection;
         type DbRow = <$db as sqlx::Database>::Row;
 
-        const COLS: &str = "id, revision, body, created_at, updated_at";
+        const COLS: &str = "id, revision, body, secrets, created_at, updated_at";
         const GROUP_COLS: &str =
             "id, revision, body, created_at, updated_at, config_revision, config_hash";
         const TOKEN_COLS: &str =
@@ -52,6 +52,13 @@ macro_rules! sql_store {
             serde_json::to_string(v).expect("specs always serialise")
         }
 
+        /// A spec as its `body` and `secrets` columns (see `store::split_secrets`).
+        fn encode_split<T: Serialize>(v: &T) -> (String, String) {
+            let value = serde_json::to_value(v).expect("specs always serialise");
+            let (body, secrets) = $crate::store::split_secrets(value);
+            (encode(&body), encode(&secrets))
+        }
+
         fn record_from_row<I, S>(row: &DbRow) -> Result<Record<I, S>, StoreError>
         where
             I: FromStr,
@@ -59,13 +66,22 @@ macro_rules! sql_store {
         {
             let id: String = row.try_get("id")?;
             let body: String = row.try_get("body")?;
+            // Group rows have no `secrets` column.
+            let secrets: Option<String> = row.try_get("secrets").ok();
+            let mut body: serde_json::Value = serde_json::from_str(&body)
+                .map_err(|e| StoreError::Corrupt(format!("body of {id}: {e}")))?;
+            if let Some(s) = secrets {
+                let s: serde_json::Value = serde_json::from_str(&s)
+                    .map_err(|e| StoreError::Corrupt(format!("secrets of {id}: {e}")))?;
+                $crate::store::join_secrets(&mut body, s);
+            }
             Ok(Record {
                 id: I::from_str(&id)
                     .map_err(|_| StoreError::Corrupt(format!("bad id {id:?}")))?,
                 revision: row.try_get("revision")?,
                 created_at: ts(row.try_get("created_at")?)?,
                 updated_at: ts(row.try_get("updated_at")?)?,
-                spec: serde_json::from_str(&body)
+                spec: serde_json::from_value(body)
                     .map_err(|e| StoreError::Corrupt(format!("body of {id}: {e}")))?,
             })
         }
@@ -288,6 +304,7 @@ macro_rules! sql_store {
         async fn rerender(
             conn: &mut Conn,
             key: &TokenKey,
+            policy: &$crate::policy::ConfigPolicy,
             groups: BTreeSet<String>,
             require: Option<&$crate::store::Require>,
         ) -> Result<Vec<GroupRevision>, StoreError> {
@@ -331,8 +348,8 @@ macro_rules! sql_store {
                     bindings.extend(fetch_by_pipeline(conn, "exporter_bindings", &pid).await?);
                 }
                 let rendered =
-                    $crate::render::render_with_grace(
-                        &group, &pipelines, &endpoints, &bindings, key, &grace,
+                    $crate::render::render_with_policy(
+                        &group, &pipelines, &endpoints, &bindings, key, &grace, policy,
                     )
                         .map_err(|source| StoreError::Render {
                             group: group.record.spec.name.clone(),
@@ -403,6 +420,10 @@ macro_rules! sql_store {
         /// Create/update/delete of the objects that hang off one pipeline (endpoints and
         /// bindings): the same steps, only the table differs.
         impl $store {
+            fn render_policy(&self) -> $crate::policy::ConfigPolicy {
+                self.policy.read().unwrap_or_else(|e| e.into_inner()).clone()
+            }
+
             async fn create_child<I, S>(
                 &self,
                 table: &str,
@@ -423,20 +444,22 @@ macro_rules! sql_store {
                 let sid = id.to_string();
                 check_name(&mut tx, table, kind, name, &sid).await?;
                 let now = now_ms();
+                let (body, secrets) = encode_split(&spec);
                 sqlx::query(&format!(
-                    "INSERT INTO {table} (id, name, pipeline_id, revision, body, created_at, updated_at) \
-                     VALUES ($1, $2, $3, 1, $4, $5, $5)"
+                    "INSERT INTO {table} (id, name, pipeline_id, revision, body, secrets, created_at, updated_at) \
+                     VALUES ($1, $2, $3, 1, $4, $6, $5, $5)"
                 ))
                 .bind(&sid)
                 .bind(name)
                 .bind(pipeline_id.to_string())
-                .bind(encode(&spec))
+                .bind(body)
                 .bind(now)
+                .bind(secrets)
                 .execute(&mut *tx)
                 .await
                 .map_err(|e| name_error(e, kind, name))?;
                 let groups = groups_of_pipeline(&mut tx, &pipeline_id.to_string()).await?;
-                let revisions = rerender(&mut tx, &self.key, groups, Some(&$crate::store::Require::child(kind, pipeline_id, pipeline_id))).await?;
+                let revisions = rerender(&mut tx, &self.key, &self.render_policy(), groups, Some(&$crate::store::Require::child(kind, pipeline_id, pipeline_id))).await?;
                 let value = fetch_record(&mut tx, table, &sid)
                     .await?
                     .ok_or_else(|| StoreError::Corrupt(format!("{kind} {sid} vanished")))?;
@@ -472,15 +495,17 @@ macro_rules! sql_store {
                 let (spec, grace) = merge(&current.spec, spec);
                 check_pipeline_exists(&mut tx, "pipeline_id", pipeline_id).await?;
                 check_name(&mut tx, table, kind, name, &sid).await?;
+                let (body, secrets) = encode_split(&spec);
                 sqlx::query(&format!(
-                    "UPDATE {table} SET name = $1, pipeline_id = $2, body = $3, \
+                    "UPDATE {table} SET name = $1, pipeline_id = $2, body = $3, secrets = $6, \
                      revision = revision + 1, updated_at = $4 WHERE id = $5"
                 ))
                 .bind(name)
                 .bind(pipeline_id.to_string())
-                .bind(encode(&spec))
+                .bind(body)
                 .bind(now_ms())
                 .bind(&sid)
+                .bind(secrets)
                 .execute(&mut *tx)
                 .await
                 .map_err(|e| name_error(e, kind, name))?;
@@ -511,7 +536,7 @@ macro_rules! sql_store {
                 let mut groups =
                     groups_of_pipeline(&mut tx, &old_pipeline(&current.spec).to_string()).await?;
                 groups.extend(groups_of_pipeline(&mut tx, &pipeline_id.to_string()).await?);
-                let revisions = rerender(&mut tx, &self.key, groups, Some(&$crate::store::Require::child(kind, old_pipeline(&current.spec), pipeline_id))).await?;
+                let revisions = rerender(&mut tx, &self.key, &self.render_policy(), groups, Some(&$crate::store::Require::child(kind, old_pipeline(&current.spec), pipeline_id))).await?;
                 let value = fetch_record(&mut tx, table, &sid)
                     .await?
                     .ok_or_else(|| StoreError::Corrupt(format!("{kind} {sid} vanished")))?;
@@ -541,7 +566,7 @@ macro_rules! sql_store {
                     .await?;
                 let groups =
                     groups_of_pipeline(&mut tx, &pipeline_of(&current.spec).to_string()).await?;
-                let revisions = rerender(&mut tx, &self.key, groups, None).await?;
+                let revisions = rerender(&mut tx, &self.key, &self.render_policy(), groups, None).await?;
                 tx.commit().await?;
                 Ok(Written { value: (), revisions })
             }
@@ -620,6 +645,10 @@ macro_rules! sql_store {
                 &self.key
             }
 
+            fn set_config_policy(&self, policy: $crate::policy::ConfigPolicy) {
+                *self.policy.write().unwrap_or_else(|e| e.into_inner()) = policy;
+            }
+
             // ---- pipelines
 
             async fn create_pipeline(
@@ -632,14 +661,16 @@ macro_rules! sql_store {
                 let id = PipelineId::new().to_string();
                 check_name(&mut tx, "pipelines", Kind::Pipeline, &spec.name, &id).await?;
                 let now = now_ms();
+                let (body, secrets) = encode_split(&spec);
                 sqlx::query(
-                    "INSERT INTO pipelines (id, name, revision, body, created_at, updated_at) \
-                     VALUES ($1, $2, 1, $3, $4, $4)",
+                    "INSERT INTO pipelines (id, name, revision, body, secrets, created_at, updated_at) \
+                     VALUES ($1, $2, 1, $3, $5, $4, $4)",
                 )
                 .bind(&id)
                 .bind(&spec.name)
-                .bind(encode(&spec))
+                .bind(body)
                 .bind(now)
+                .bind(secrets)
                 .execute(&mut *tx)
                 .await
                 .map_err(|e| name_error(e, Kind::Pipeline, &spec.name))?;
@@ -681,20 +712,23 @@ macro_rules! sql_store {
                     .await?
                     .ok_or_else(|| StoreError::NotFound { kind: Kind::Pipeline, id: sid.clone() })?;
                 check_revision(Kind::Pipeline, &sid, current.revision, if_match)?;
+                let spec = $crate::store::merge_pipeline(&current.spec, spec);
                 check_name(&mut tx, "pipelines", Kind::Pipeline, &spec.name, &sid).await?;
+                let (body, secrets) = encode_split(&spec);
                 sqlx::query(
-                    "UPDATE pipelines SET name = $1, body = $2, revision = revision + 1, \
+                    "UPDATE pipelines SET name = $1, body = $2, secrets = $5, revision = revision + 1, \
                      updated_at = $3 WHERE id = $4",
                 )
                 .bind(&spec.name)
-                .bind(encode(&spec))
+                .bind(body)
                 .bind(now_ms())
                 .bind(&sid)
+                .bind(secrets)
                 .execute(&mut *tx)
                 .await
                 .map_err(|e| name_error(e, Kind::Pipeline, &spec.name))?;
                 let groups = groups_of_pipeline(&mut tx, &sid).await?;
-                let revisions = rerender(&mut tx, &self.key, groups, Some(&$crate::store::Require::pipeline(id))).await?;
+                let revisions = rerender(&mut tx, &self.key, &self.render_policy(), groups, Some(&$crate::store::Require::pipeline(id))).await?;
                 let value = fetch_record(&mut tx, "pipelines", &sid)
                     .await?
                     .ok_or_else(|| StoreError::Corrupt(format!("pipeline {sid} vanished")))?;
@@ -834,7 +868,7 @@ macro_rules! sql_store {
                 .bind(now)
                 .execute(&mut *tx)
                 .await?;
-                let revisions = rerender(&mut tx, &self.key, groups, None).await?;
+                let revisions = rerender(&mut tx, &self.key, &self.render_policy(), groups, None).await?;
                 tx.commit().await?;
                 Ok(Written { value: rows.len(), revisions })
             }
@@ -906,7 +940,7 @@ macro_rules! sql_store {
                     if_match,
                     |s: &ExporterBindingSpec| s.pipeline_id,
                     |current: &ExporterBindingSpec, new| {
-                        ($crate::store::keep_headers(current, new), $crate::store::TokenGrace::Keep)
+                        ($crate::store::merge_binding(current, new), $crate::store::TokenGrace::Keep)
                     },
                 )
                 .await
@@ -946,7 +980,7 @@ macro_rules! sql_store {
                 .await
                 .map_err(|e| name_error(e, Kind::AgentGroup, &spec.name))?;
                 Self::write_group_pipelines(&mut tx, &id, &spec).await?;
-                let revisions = rerender(&mut tx, &self.key, BTreeSet::from([id.clone()]), Some(&$crate::store::Require::group())).await?;
+                let revisions = rerender(&mut tx, &self.key, &self.render_policy(), BTreeSet::from([id.clone()]), Some(&$crate::store::Require::group())).await?;
                 let value = fetch_group(&mut tx, &id)
                     .await?
                     .ok_or_else(|| StoreError::Corrupt(format!("group {id} vanished")))?;
@@ -1007,7 +1041,7 @@ macro_rules! sql_store {
                 .await
                 .map_err(|e| name_error(e, Kind::AgentGroup, &spec.name))?;
                 Self::write_group_pipelines(&mut tx, &sid, &spec).await?;
-                let revisions = rerender(&mut tx, &self.key, BTreeSet::from([sid.clone()]), Some(&$crate::store::Require::group())).await?;
+                let revisions = rerender(&mut tx, &self.key, &self.render_policy(), BTreeSet::from([sid.clone()]), Some(&$crate::store::Require::group())).await?;
                 let value = fetch_group(&mut tx, &sid)
                     .await?
                     .ok_or_else(|| StoreError::Corrupt(format!("group {sid} vanished")))?;
