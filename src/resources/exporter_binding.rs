@@ -335,11 +335,6 @@ fn planned_digests(planned: &Value, config: &Value, prior: Option<&Value>) -> Va
     }
 }
 
-/// The spec to check a plan with: headers play no part there.
-fn spec(v: &Value, diags: &mut Diagnostics) -> Option<ExporterBindingSpec> {
-    spec_for_write(v, &Value::Null, &Value::Null, diags)
-}
-
 /// The spec to write: `planned` for everything but write-only values, which only `config`
 /// holds; `prior` (null on create) says whether `headers_wo_version` moved.
 fn spec_for_write(
