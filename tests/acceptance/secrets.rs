@@ -548,7 +548,9 @@ fn pipeline_and_binding_secrets_through_terraform() {
         p.receivers["kafka/inline"]["auth"]["sasl"]["password"],
         "<redacted>"
     );
-    let b = block_on(api.find_exporter_binding("vault")).unwrap().unwrap();
+    let b = block_on(api.find_exporter_binding("vault"))
+        .unwrap()
+        .unwrap();
     assert_eq!(
         b.secret_digests,
         BTreeMap::from([("dd".to_string(), digest(BIND_SECRET))])

@@ -154,19 +154,39 @@ impl KnownSecrets {
         self.long.is_empty() && self.short.is_empty()
     }
 
-    /// `s` with every known value replaced by [`REDACTED`]; `None` when it holds none.
+    /// `s` with every known value replaced by [`REDACTED`]; `None` when it holds none. Every
+    /// occurrence is marked first and each run of marked bytes becomes one marker, so no
+    /// replacement can splice a value together from the text around it.
     pub fn redact(&self, s: &str) -> Option<String> {
         if self.short.contains(s) {
             return Some(REDACTED.to_string());
         }
-        let mut out: Option<String> = None;
+        let mut covered = vec![false; s.len()];
+        let mut any = false;
         for v in &self.long {
-            let cur = out.as_deref().unwrap_or(s);
-            if cur.contains(v.as_str()) {
-                out = Some(cur.replace(v.as_str(), REDACTED));
+            for (i, _) in s.match_indices(v.as_str()) {
+                covered[i..i + v.len()].iter_mut().for_each(|c| *c = true);
+                any = true;
             }
         }
-        out
+        if !any {
+            return None;
+        }
+        let mut out = String::with_capacity(s.len());
+        let mut i = 0;
+        while i < s.len() {
+            let start = i;
+            let marked = covered[i];
+            while i < s.len() && covered[i] == marked {
+                i += 1;
+            }
+            if marked {
+                out.push_str(REDACTED);
+            } else {
+                out.push_str(&s[start..i]);
+            }
+        }
+        Some(out)
     }
 
     /// Plain text (an agent's error message, a log line) with known values replaced.
@@ -250,5 +270,8 @@ mod tests {
         assert_eq!(k.redact("ab").as_deref(), Some("<redacted>"));
         assert_eq!(k.redact("abc"), None);
         assert_eq!(k.redact("x p$$ss").as_deref(), Some("x <redacted>"));
+        // Overlapping values become one marker.
+        let k = KnownSecrets::new(["abcd".to_string(), "cdef".to_string()]);
+        assert_eq!(k.redact("xabcdefx").as_deref(), Some("x<redacted>x"));
     }
 }

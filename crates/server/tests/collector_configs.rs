@@ -96,7 +96,10 @@ fn rendered_logs_and_metrics() -> String {
 }
 
 /// [`rendered_logs_and_metrics`] with the destination's `config` and the binding's secrets.
-fn rendered_with_destination(config: serde_json::Value, secrets: BTreeMap<String, String>) -> String {
+fn rendered_with_destination(
+    config: serde_json::Value,
+    secrets: BTreeMap<String, String>,
+) -> String {
     let t0 = DateTime::from_timestamp(1_700_000_000, 0).unwrap();
     let rec = |spec| Record {
         id: PipelineId(Uuid::from_u128(1)),
@@ -405,16 +408,27 @@ fn references_in_user_values_reach_the_collector_as_literal_text() {
         json!({"headers": {"x-note": note, "x-secret": {"$secret": "s"}}}),
         BTreeMap::from([("s".to_string(), secret.to_string())]),
     );
-    assert!(yaml.contains("$${file:/nonexistent/otaas-escape} and 5$$"), "{yaml}");
+    assert!(
+        yaml.contains("$${file:/nonexistent/otaas-escape} and 5$$"),
+        "{yaml}"
+    );
     assert_eq!(validate(&bin, dir.path(), "escaped", &yaml), Ok(()));
     let file = dir.path().join("escaped.yaml");
     let out = Command::new(&bin)
-        .args(["--feature-gates", "otelcol.printInitialConfig", "print-initial-config"])
+        .args([
+            "--feature-gates",
+            "otelcol.printInitialConfig",
+            "print-initial-config",
+        ])
         .arg("--config")
         .arg(&file)
         .output()
         .expect("run collector print-initial-config");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let resolved: serde_yaml::Value = serde_yaml::from_slice(&out.stdout).unwrap();
     let headers = &resolved["exporters"]["otlphttp/out.sink"]["headers"];
     assert_eq!(headers["x-note"].as_str(), Some(note), "{resolved:?}");

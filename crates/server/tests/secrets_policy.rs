@@ -47,7 +47,10 @@ async fn get_raw(server: &Serve, token: &str, path: &str) -> (u16, String) {
 /// A request with a JSON body: status and the JSON answer.
 async fn send(server: &Serve, method: &str, path: &str, body: &Value) -> (u16, Value) {
     let resp = reqwest::Client::new()
-        .request(method.parse().unwrap(), format!("http://{}{path}", server.api))
+        .request(
+            method.parse().unwrap(),
+            format!("http://{}{path}", server.api),
+        )
         .bearer_auth(ADMIN)
         .json(body)
         .send()
@@ -64,7 +67,10 @@ fn assert_policy_denied(got: &(u16, Value), field: &str, rule: &str) {
     assert_eq!(e["code"], "policy_denied", "{e}");
     assert_eq!(e["field"], field, "{e}");
     let msg = e["message"].as_str().unwrap();
-    assert!(msg.contains(rule), "{msg:?} does not name the rule {rule:?}");
+    assert!(
+        msg.contains(rule),
+        "{msg:?} does not name the rule {rule:?}"
+    );
 }
 
 fn kv(key: &str, value: &str) -> KeyValue {
@@ -178,7 +184,9 @@ async fn declared_secrets_reach_only_the_agent_and_are_redacted_by_value_everywh
 
     // When an agent of the group connects
     let url = format!("ws://{}/v1/opamp", server.opamp);
-    let (mut ws, _) = tokio_tungstenite::connect_async(url.as_str()).await.unwrap();
+    let (mut ws, _) = tokio_tungstenite::connect_async(url.as_str())
+        .await
+        .unwrap();
     let uid = *uuid::Uuid::now_v7().as_bytes();
     let id = uuid::Uuid::from_bytes(uid).simple().to_string();
     let hello = AgentToServer {
@@ -242,7 +250,10 @@ async fn declared_secrets_reach_only_the_agent_and_are_redacted_by_value_everywh
     .await;
     let effective = agent.effective_config.unwrap();
     for s in secrets {
-        assert!(!effective.contains(s), "effective config shows {s}: {effective}");
+        assert!(
+            !effective.contains(s),
+            "effective config shows {s}: {effective}"
+        );
     }
     assert!(effective.contains("note: <redacted>"), "{effective}");
     let (_, raw) = get_raw(&server, &ro, &format!("/api/v1/agents/{id}")).await;
@@ -281,7 +292,10 @@ async fn secrets_are_kept_on_request_and_credentials_survive_writing_back_what_w
     .await;
     // Then it is accepted and the collector config did not change: no credential was lost
     assert_eq!(status, 200, "{answer}");
-    assert_eq!(answer["secret_digests"]["kafka-pw"], header_digest(KAFKA_PW));
+    assert_eq!(
+        answer["secret_digests"]["kafka-pw"],
+        header_digest(KAFKA_PW)
+    );
     let after = client.get_agent_group(group.id).await.unwrap();
     assert_eq!(after.config_hash, before.config_hash);
 
@@ -337,7 +351,10 @@ async fn unknown_and_malformed_secret_references_are_refused_naming_the_field() 
     let data = tempfile::tempdir().unwrap();
     let server = Serve::start(data.path(), "127.0.0.1:0", &[]);
     let client = server.client();
-    let p = client.create_pipeline(&pipeline_spec("refs")).await.unwrap();
+    let p = client
+        .create_pipeline(&pipeline_spec("refs"))
+        .await
+        .unwrap();
     // Given a binding whose destination refers to a secret it does not declare
     let mut b = binding_spec("refs", p.id);
     b.destinations[0].config = json!({"headers": {"authorization": {"$secret": "nope"}}});
@@ -404,7 +421,10 @@ async fn the_default_policy_refuses_sensitive_paths_and_accepts_var_log() {
         ("/var/log/../../root/.ssh/id_rsa", "no `..` in paths"),
         ("/proc/*/environ", "--deny-paths /proc"),
     ] {
-        let body = file_bodies("shadow", json!({"filelog": {"include": ["/var/log/ok.log", include]}}));
+        let body = file_bodies(
+            "shadow",
+            json!({"filelog": {"include": ["/var/log/ok.log", include]}}),
+        );
         let got = send(&server, "POST", "/api/v1/pipelines", &body).await;
         // Then 422 policy_denied names the rule and the field
         assert_policy_denied(&got, "receivers.filelog.include[1]", rule);
@@ -414,7 +434,10 @@ async fn the_default_policy_refuses_sensitive_paths_and_accepts_var_log() {
         &server,
         "POST",
         "/api/v1/pipelines",
-        &file_bodies("logs", json!({"filelog": {"include": ["/var/log/**/*.log"]}})),
+        &file_bodies(
+            "logs",
+            json!({"filelog": {"include": ["/var/log/**/*.log"]}}),
+        ),
     )
     .await;
     // (a /var/log glob is fine)
@@ -424,11 +447,19 @@ async fn the_default_policy_refuses_sensitive_paths_and_accepts_var_log() {
         "destinations": [{"name": "f", "type": "file", "config": {"path": "/etc/cron.d/evil"}}],
     });
     let got = send(&server, "POST", "/api/v1/exporter-bindings", &binding).await;
-    assert_policy_denied(&got, "destinations[0].config.path", "--deny-paths /etc/cron*");
+    assert_policy_denied(
+        &got,
+        "destinations[0].config.path",
+        "--deny-paths /etc/cron*",
+    );
     // And the same through the dry run
     let dry = json!({"exporter_binding": {"spec": binding}});
     let got = send(&server, "POST", "/api/v1/component-check", &dry).await;
-    assert_policy_denied(&got, "destinations[0].config.path", "--deny-paths /etc/cron*");
+    assert_policy_denied(
+        &got,
+        "destinations[0].config.path",
+        "--deny-paths /etc/cron*",
+    );
     // And TLS files count as paths too
     let endpoint = json!({
         "name": "e", "pipeline_id": p["id"], "protocol": "otlp_http", "port": 4318,
@@ -475,11 +506,19 @@ async fn operator_lists_deny_component_types_and_carve_out_paths() {
         "destinations": [{"name": "f", "type": "file", "config": {"path": "/tmp/x.json"}}],
     });
     let got = send(&server, "POST", "/api/v1/exporter-bindings", &binding).await;
-    assert_policy_denied(&got, "destinations[0].type", "--deny-components exporter/file");
+    assert_policy_denied(
+        &got,
+        "destinations[0].type",
+        "--deny-components exporter/file",
+    );
     let mut body = file_bodies("t", json!({"filelog": {"include": ["/var/log/a.log"]}}));
     body["processors"] = json!([{"id": "batch"}, {"id": "transform/x", "config": {}}]);
     let got = send(&server, "POST", "/api/v1/pipelines", &body).await;
-    assert_policy_denied(&got, "processors[1].id", "--deny-components processor/transform");
+    assert_policy_denied(
+        &got,
+        "processors[1].id",
+        "--deny-components processor/transform",
+    );
 }
 
 /// A group config's YAML for a pipeline whose receiver config holds `${...}` references.

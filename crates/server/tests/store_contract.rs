@@ -517,13 +517,22 @@ async fn secrets(s: S) {
     let mut new = spec.clone();
     new.secrets = [("pw".to_string(), "store-pw-2".to_string())].into();
     let w = s.update_pipeline(p.id, new, None).await.unwrap();
-    assert_eq!(s.get_pipeline(p.id).await.unwrap().spec.secrets["pw"], "store-pw-2");
+    assert_eq!(
+        s.get_pipeline(p.id).await.unwrap().spec.secrets["pw"],
+        "store-pw-2"
+    );
     let yaml = &w.revisions[0].yaml;
-    assert!(yaml.contains("store-pw-2") && !yaml.contains("store-pw-1"), "{yaml}");
+    assert!(
+        yaml.contains("store-pw-2") && !yaml.contains("store-pw-1"),
+        "{yaml}"
+    );
     // And the binding reads back with its secrets and headers
     let read = s.get_binding(b.id).await.unwrap();
     assert_eq!(read.spec.secrets["key"], "store-key-1");
-    assert_eq!(read.spec.destinations[0].headers["x-scope-orgid"], "secret-org");
+    assert_eq!(
+        read.spec.destinations[0].headers["x-scope-orgid"],
+        "secret-org"
+    );
     let listed = s.list_bindings().await.unwrap();
     assert_eq!(listed[0].spec, read.spec);
 }
@@ -537,19 +546,24 @@ async fn assert_stored_apart(rows: Vec<(String, String)>) {
             assert!(!body.contains(v), "{v} in the body column: {body}");
         }
         assert!(
-            ["store-pw-2", "store-key-1"].iter().any(|v| secrets.contains(v)),
+            ["store-pw-2", "store-key-1"]
+                .iter()
+                .any(|v| secrets.contains(v)),
             "{secrets}"
         );
     }
 }
 
-const BODIES: &str = "SELECT body, secrets FROM pipelines UNION ALL SELECT body, secrets FROM exporter_bindings";
+const BODIES: &str =
+    "SELECT body, secrets FROM pipelines UNION ALL SELECT body, secrets FROM exporter_bindings";
 
 #[tokio::test]
 async fn sqlite_secrets_are_stored_apart() {
     with_sqlite(|s, url| async move {
         secrets(s).await;
-        let store = otaas_server::store::sqlite::SqliteStore::open(&url).await.unwrap();
+        let store = otaas_server::store::sqlite::SqliteStore::open(&url)
+            .await
+            .unwrap();
         let rows: Vec<(String, String)> = sqlx::query_as(BODIES)
             .fetch_all(store.pool())
             .await
