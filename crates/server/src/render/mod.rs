@@ -291,11 +291,7 @@ fn resolve(
 /// Every string value of `v` as [`ConfigPolicy::escape`] writes it (keys stay as they are).
 fn escape_values(v: &mut Value, policy: &ConfigPolicy) {
     match v {
-        Value::String(s) => {
-            if s.contains('$') {
-                *s = policy.escape(s);
-            }
-        }
+        Value::String(s) if s.contains('$') => *s = policy.escape(s),
         Value::Array(items) => items.iter_mut().for_each(|x| escape_values(x, policy)),
         Value::Object(m) => m.values_mut().for_each(|x| escape_values(x, policy)),
         _ => {}
@@ -645,10 +641,8 @@ fn redact_value(v: &mut serde_yaml::Value, all: bool, known: &KnownSecrets) {
                 *s = r;
             }
         }
-        serde_yaml::Value::Number(n) => {
-            if known.redact(&n.to_string()).is_some() {
-                *v = redacted();
-            }
+        serde_yaml::Value::Number(n) if known.redact(&n.to_string()).is_some() => {
+            *v = redacted();
         }
         _ => {}
     }
