@@ -5,7 +5,9 @@
 //! "bindings": [...]}`. Specs go through the API's validation first (the renderer only ever
 //! sees validated objects). Invariants: no panic; a rendered config is valid YAML, its hash is
 //! the SHA-256 of the YAML, rendering is deterministic, and the redacted view parses and holds
-//! no endpoint token.
+//! no endpoint token; declared secrets (validated references) always resolve, and the view
+//! redacted by the known values (`redact_known`, what `GET /agent-groups/{id}/config` serves)
+//! holds no declared secret or header value in any value, raw or `$`-escaped.
 
 use otaas_api::{
     AgentGroupId, AgentGroupSpec, EndpointId, EndpointSpec, ExporterBindingId, ExporterBindingSpec,
@@ -13,7 +15,8 @@ use otaas_api::{
 };
 use otaas_server::api::validate;
 use otaas_server::auth::TokenKey;
-use otaas_server::render::{redact_secrets, render};
+use otaas_server::render::{RenderError, redact_known, redact_secrets, render};
+use otaas_server::secrets::KnownSecrets;
 use otaas_server::store::{GroupRecord, Record};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
@@ -89,8 +92,12 @@ pub(crate) fn check(data: &[u8]) -> &'static str {
         config_hash: String::new(),
     };
     let key = TokenKey::from_bytes([42; 32]);
-    let Ok(out) = render(&group, &pipelines, &endpoints, &bindings, &key) else {
-        return "render_error";
+    let out = match render(&group, &pipelines, &endpoints, &bindings, &key) {
+        Ok(out) => out,
+        Err(RenderError::UnknownSecret { .. }) => {
+            panic!("a validated secret reference did not resolve")
+        }
+        Err(_) => return "render_error",
     };
     let again = render(&group, &pipelines, &endpoints, &bindings, &key).expect("deterministic");
     assert_eq!(again.yaml, out.yaml, "rendering is not deterministic");
@@ -108,5 +115,44 @@ pub(crate) fn check(data: &[u8]) -> &'static str {
             "endpoint token survived redaction"
         );
     }
+    let mut values: Vec<String> = Vec::new();
+    for p in &pipelines {
+        values.extend(p.spec.secrets.values().cloned());
+    }
+    for b in &bindings {
+        values.extend(b.spec.secrets.values().cloned());
+        for d in &b.spec.destinations {
+            values.extend(d.headers.values().cloned());
+        }
+    }
+    let view = redact_known(&out.yaml, &KnownSecrets::new(values.clone())).expect("view redacts");
+    let doc: serde_yaml::Value = serde_yaml::from_str(&view).expect("view parses");
+    for v in &values {
+        // A value that is part of the marker itself, or that could straddle one, can reappear
+        // next to a marker without having leaked.
+        if v.contains(['<', '>']) || otaas_server::render::REDACTED.contains(v.as_str()) {
+            continue;
+        }
+        for form in [v.clone(), v.replace('$', "$$")] {
+            assert!(
+                !holds(&doc, &form),
+                "a declared secret survived in the view: {form:?}"
+            );
+        }
+    }
     "ok"
+}
+
+/// Does any scalar value (not key) of `doc` contain `v` (values shorter than 4 bytes: equal
+/// it, as [`KnownSecrets`] redacts those only whole)?
+fn holds(doc: &serde_yaml::Value, v: &str) -> bool {
+    let hit = |s: &str| if v.len() >= 4 { s.contains(v) } else { s == v };
+    match doc {
+        serde_yaml::Value::String(s) => hit(s),
+        serde_yaml::Value::Number(n) => hit(&n.to_string()),
+        serde_yaml::Value::Sequence(items) => items.iter().any(|x| holds(x, v)),
+        serde_yaml::Value::Mapping(m) => m.values().any(|x| holds(x, v)),
+        serde_yaml::Value::Tagged(t) => holds(&t.value, v),
+        _ => false,
+    }
 }

@@ -7,6 +7,9 @@ use crate::resources::common::*;
 
 pub struct PipelineDataSource;
 
+/// The resource's attributes a data source has no use for.
+const WRITE_SIDE: [&str; 3] = ["secrets", "secrets_wo", "secrets_wo_version"];
+
 #[async_trait]
 impl DataSource for PipelineDataSource {
     fn type_name(&self) -> &'static str {
@@ -18,6 +21,10 @@ impl DataSource for PipelineDataSource {
             "Reads a pipeline by `id` or by `name` (give exactly one), e.g. one managed in \
              another configuration."
                 .into();
+        // Secret values are written, never read: the data source shows their digests.
+        schema
+            .attributes
+            .retain(|a| !WRITE_SIDE.contains(&a.name.as_str()));
         for a in &mut schema.attributes {
             a.modifiers.clear();
             a.mode = match a.name.as_str() {
@@ -52,7 +59,13 @@ impl DataSource for PipelineDataSource {
             _ => return None,
         };
         match crate::resources::pipeline::lookup(&client, &key).await {
-            Ok(Some(p)) => Some(crate::resources::pipeline::state(&p, &Value::Null)),
+            Ok(Some(p)) => {
+                let mut st = crate::resources::pipeline::state(&p, &Value::Null);
+                if let Value::Object(m) = &mut st {
+                    m.retain(|k, _| !WRITE_SIDE.contains(&k.as_str()));
+                }
+                Some(st)
+            }
             Ok(None) => {
                 diags.error_at(
                     AttributePath::attr(attr),

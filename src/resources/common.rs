@@ -508,6 +508,16 @@ pub(crate) fn parse_json(
 /// The server's JSON document as state: the prior text when it is the same document (so a
 /// user's formatting survives refresh), otherwise compact JSON.
 pub(crate) fn json_state(prior: Option<&Value>, json: &serde_json::Value) -> Value {
+    // The server shows credentials inside configs redacted: where that is all that differs
+    // from the configured document, state keeps the configured one (no diff after apply).
+    let restored = match prior {
+        Some(Value::String(p)) => match serde_json::from_str::<serde_json::Value>(p) {
+            Ok(known) => otaas_api::redact::restore_json(json, &known),
+            Err(_) => json.clone(),
+        },
+        _ => json.clone(),
+    };
+    let json = &restored;
     let text = serde_json::to_string(json).unwrap_or_else(|_| "{}".into());
     match prior {
         Some(Value::String(p)) if json_equal(p, &text) => Value::String(p.clone()),

@@ -126,7 +126,10 @@ fn schema() -> Schema {
             Attribute::computed("revision", Type::Number).description(
                 "The binding object's revision on the server: 1 at creation, +1 per update.",
             ),
-        ],
+        ]
+        .into_iter()
+        .chain(super::secrets::attributes("binding"))
+        .collect(),
     )
 }
 
@@ -161,6 +164,14 @@ fn headers_state(digests: &BTreeMap<String, String>, prior: Option<&Value>) -> V
 }
 
 fn state(b: &ExporterBinding, prior: &Value) -> Value {
+    let mut v = state_without_secrets(b, prior);
+    for (k, x) in super::secrets::state(&b.secret_digests, prior) {
+        v.set(k, x);
+    }
+    v
+}
+
+fn state_without_secrets(b: &ExporterBinding, prior: &Value) -> Value {
     let prior_dests = match prior.get("destinations") {
         Some(Value::List(items)) => items.as_slice(),
         _ => &[],
@@ -188,7 +199,13 @@ fn state(b: &ExporterBinding, prior: &Value) -> Value {
                         Value::object([
                             ("name", Value::string(&d.name)),
                             ("type", Value::string(&d.kind)),
-                            ("endpoint", opt_string(d.endpoint.as_deref())),
+                            (
+                                "endpoint",
+                                endpoint_state(
+                                    d.endpoint.as_deref(),
+                                    prior.and_then(|p| p.get("endpoint")),
+                                ),
+                            ),
                             (
                                 "headers",
                                 headers_state(
@@ -230,6 +247,19 @@ fn state(b: &ExporterBinding, prior: &Value) -> Value {
         ),
         ("revision", Value::int(b.revision)),
     ])
+}
+
+/// The server shows a URL's password as `<redacted>`: keep the configured URL when that is
+/// all that differs.
+fn endpoint_state(server: Option<&str>, prior: Option<&Value>) -> Value {
+    match (server, prior) {
+        (Some(s), Some(Value::String(p)))
+            if otaas_api::redact::redact_url_password(p).as_deref() == Some(s) =>
+        {
+            Value::string(p)
+        }
+        _ => opt_string(server),
+    }
 }
 
 fn signal(s: &str) -> Option<Signal> {
@@ -305,11 +335,6 @@ fn planned_digests(planned: &Value, config: &Value, prior: Option<&Value>) -> Va
     }
 }
 
-/// The spec to check a plan with: headers play no part there.
-fn spec(v: &Value, diags: &mut Diagnostics) -> Option<ExporterBindingSpec> {
-    spec_for_write(v, &Value::Null, &Value::Null, diags)
-}
-
 /// The spec to write: `planned` for everything but write-only values, which only `config`
 /// holds; `prior` (null on create) says whether `headers_wo_version` moved.
 fn spec_for_write(
@@ -378,7 +403,10 @@ fn spec_for_write(
         ),
         _ => None,
     };
+    let sent = super::secrets::to_send(v, config, prior);
     Some(ExporterBindingSpec {
+        keep_secrets: sent.is_none() && !prior.is_null(),
+        secrets: sent.unwrap_or_default(),
         name: string(v, "name").unwrap_or_default(),
         pipeline_id,
         signals,
@@ -429,6 +457,7 @@ impl Resource for ExporterBindingResource {
     }
     async fn validate(&self, config: &Value, diags: &mut Diagnostics) {
         rollout::validate_settings(config, diags);
+        super::secrets::validate(config, diags);
         check_name(config.get("name"), AttributePath::attr("name"), diags);
         check_signals(config.get("signals"), AttributePath::attr("signals"), diags);
         if let Some(Value::String(p)) = config.get("pipeline_id")
@@ -526,17 +555,21 @@ impl Resource for ExporterBindingResource {
                 }
             }
         }
+        let digests = super::secrets::planned_digests(&change.planned, &config, &change.prior);
+        change.planned.set("secret_digests", digests);
         computed_follow_change(change, &["revision"]);
         // The binding's pipeline names the groups (and so the agents) its exporters reach:
         // check the planned exporter types against them now rather than at apply.
         if !change
             .planned
             .is_wholly_known_at(&["name", "pipeline_id", "destinations"])
+            || !super::secrets::known_at_plan(&change.planned, &config)
         {
             return;
         }
         let mut quiet = Diagnostics::new();
-        let Some(binding) = spec(&change.planned, &mut quiet) else {
+        let Some(binding) = spec_for_write(&change.planned, &config, &change.prior, &mut quiet)
+        else {
             return;
         };
         let check = otaas_api::ComponentCheck {

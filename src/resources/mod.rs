@@ -10,6 +10,7 @@ pub mod endpoint;
 pub mod exporter_binding;
 pub mod pipeline;
 pub mod rollout;
+pub mod secrets;
 
 /// Adds every otaas resource and list resource to the registry.
 pub fn register(registry: Registry) -> Registry {

@@ -63,7 +63,10 @@ pub fn schema() -> Schema {
             Attribute::computed("revision", Type::Number).description(
                 "The pipeline object's revision on the server: 1 at creation, +1 per update.",
             ),
-        ],
+        ]
+        .into_iter()
+        .chain(super::secrets::attributes("pipeline"))
+        .collect(),
     )
 }
 
@@ -79,8 +82,17 @@ pub(crate) fn identity_schema() -> IdentitySchema {
     }
 }
 
-/// The state of a pipeline as the server holds it; `prior` keeps the user's JSON formatting.
+/// The state of a pipeline as the server holds it; `prior` keeps the user's JSON formatting,
+/// its configured credentials where the server shows them redacted, and its secret values.
 pub fn state(p: &Pipeline, prior: &Value) -> Value {
+    let mut v = state_without_secrets(p, prior);
+    for (k, x) in super::secrets::state(&p.secret_digests, prior) {
+        v.set(k, x);
+    }
+    v
+}
+
+fn state_without_secrets(p: &Pipeline, prior: &Value) -> Value {
     let prior_receivers = prior.get("receivers");
     let prior_procs = match prior.get("processors") {
         Some(Value::List(items)) => items.as_slice(),
@@ -137,6 +149,22 @@ fn signal(s: &str) -> Option<Signal> {
     Signal::ALL.into_iter().find(|x| x.as_str() == s)
 }
 
+/// The spec to write: `planned` for everything but write-only values, which only `config`
+/// holds; `prior` (null on create) says whether `secrets_wo_version` moved.
+fn spec_for_write(
+    v: &Value,
+    config: &Value,
+    prior: &Value,
+    diags: &mut Diagnostics,
+) -> PipelineSpec {
+    let mut s = spec(v, diags);
+    match super::secrets::to_send(v, config, prior) {
+        Some(secrets) => s.secrets = secrets,
+        None => s.keep_secrets = !prior.is_null(),
+    }
+    s
+}
+
 fn spec(v: &Value, diags: &mut Diagnostics) -> PipelineSpec {
     let receivers = match v.get("receivers") {
         Some(Value::Map(m)) => m
@@ -165,6 +193,8 @@ fn spec(v: &Value, diags: &mut Diagnostics) -> PipelineSpec {
         _ => Vec::new(),
     };
     PipelineSpec {
+        secrets: Default::default(),
+        keep_secrets: false,
         name: string(v, "name").unwrap_or_default(),
         description: string(v, "description").unwrap_or_default(),
         signals: strings(v, "signals")
@@ -305,6 +335,7 @@ impl Resource for PipelineResource {
     }
     async fn validate(&self, config: &Value, diags: &mut Diagnostics) {
         validate_pipeline(config, diags);
+        super::secrets::validate(config, diags);
         rollout::validate_settings(config, diags);
     }
     async fn modify_plan(&self, ctx: &Context, change: &mut PlanChange, diags: &mut Diagnostics) {
@@ -320,6 +351,8 @@ impl Resource for PipelineResource {
                 default_if_unset(item, cfg, "config", Value::string("{}"));
             }
         }
+        let digests = super::secrets::planned_digests(&change.planned, &config, &change.prior);
+        change.planned.set("secret_digests", digests);
         computed_follow_change(change, &["revision"]);
         // Where the pipeline already serves groups (an update), check the planned components
         // against their agents now rather than at apply.
@@ -327,13 +360,14 @@ impl Resource for PipelineResource {
             || !change
                 .planned
                 .is_wholly_known_at(&["receivers", "processors"])
+            || !super::secrets::known_at_plan(&change.planned, &config)
         {
             return;
         }
         let mut quiet = Diagnostics::new();
         let (Some(id), planned_spec) = (
             string(&change.prior, "id").and_then(|s| s.parse().ok()),
-            spec(&change.planned, &mut quiet),
+            spec_for_write(&change.planned, &config, &change.prior, &mut quiet),
         ) else {
             return;
         };
@@ -354,11 +388,11 @@ impl Resource for PipelineResource {
         &self,
         ctx: &Context,
         planned: &Value,
-        _config: &Value,
+        config: &Value,
         diags: &mut Diagnostics,
     ) -> Option<Value> {
         let client = client_or_diag(ctx, diags)?;
-        let spec = spec(planned, diags);
+        let spec = spec_for_write(planned, config, &Value::Null, diags);
         if diags.has_errors() {
             return None;
         }
@@ -413,7 +447,7 @@ impl Resource for PipelineResource {
         ctx: &Context,
         prior: &Value,
         planned: &Value,
-        _config: &Value,
+        config: &Value,
         diags: &mut Diagnostics,
     ) -> Option<Value> {
         if rollout::only_local_changed(prior, planned) {
@@ -423,7 +457,7 @@ impl Resource for PipelineResource {
         }
         let client = client_or_diag(ctx, diags)?;
         let id = id_of(prior, diags)?;
-        let spec = spec(planned, diags);
+        let spec = spec_for_write(planned, config, prior, diags);
         if diags.has_errors() {
             return None;
         }

@@ -11,6 +11,8 @@ use crate::harness::Server;
 /// workspaces then name it by id, without managing it).
 fn pipeline(server: &Server, name: &str) -> String {
     let spec = otaas_api::PipelineSpec {
+        secrets: Default::default(),
+        keep_secrets: false,
         name: name.into(),
         description: String::new(),
         signals: vec![otaas_api::Signal::Traces, otaas_api::Signal::Logs],
@@ -273,6 +275,8 @@ fn exporter_binding_lifecycle_and_headers() {
     ws.apply(); // refresh the revision after the import blocks' writes
     let b = block_on(api.get_exporter_binding(id.parse().unwrap())).unwrap();
     let mut spec = otaas_api::ExporterBindingSpec {
+        secrets: Default::default(),
+        keep_secrets: false,
         name: b.name.clone(),
         pipeline_id: b.pipeline_id,
         signals: b.signals.clone(),

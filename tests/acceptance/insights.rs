@@ -39,6 +39,8 @@ fn fleet_insights_reads_load_pipelines_and_security() {
     // one pipeline with two signals; another agent matching no group; an open endpoint
     let pipeline = block_on(
         api.create_pipeline(&otaas_api::PipelineSpec {
+            secrets: Default::default(),
+            keep_secrets: false,
             name: "shop".into(),
             description: String::new(),
             signals: vec![otaas_api::Signal::Traces, otaas_api::Signal::Logs],
@@ -54,6 +56,8 @@ fn fleet_insights_reads_load_pipelines_and_security() {
     // A pipeline is rendered once it has somewhere to send to.
     block_on(
         api.create_exporter_binding(&otaas_api::ExporterBindingSpec {
+            secrets: Default::default(),
+            keep_secrets: false,
             name: "shop-out".into(),
             pipeline_id: pipeline.id,
             signals: None,

@@ -163,6 +163,8 @@ fn the_core_lifecycle_runs_on_terraform_1_10() {
     // When someone changes the pipeline behind Terraform's back, the plan shows the drift
     let on_server = block_on(api.get_pipeline(id.parse().unwrap())).unwrap();
     let mut spec = otaas_api::PipelineSpec {
+        secrets: Default::default(),
+        keep_secrets: false,
         name: on_server.name.clone(),
         description: "changed by hand".into(),
         signals: on_server.signals.clone(),

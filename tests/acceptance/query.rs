@@ -30,6 +30,8 @@ fn query_generates_config_that_plans_clean() {
     // Given a fleet configured through the API only
     let p = block_on(
         api.create_pipeline(&otaas_api::PipelineSpec {
+            secrets: Default::default(),
+            keep_secrets: false,
             name: "adopt-me".into(),
             description: "made by hand".into(),
             signals: vec![otaas_api::Signal::Logs, otaas_api::Signal::Traces],
@@ -58,6 +60,8 @@ fn query_generates_config_that_plans_clean() {
     .unwrap();
     block_on(
         api.create_exporter_binding(&otaas_api::ExporterBindingSpec {
+            secrets: Default::default(),
+            keep_secrets: false,
             name: "adopt-out".into(),
             pipeline_id: p.id,
             signals: None,

@@ -425,6 +425,8 @@ fn a_name_clash_says_how_to_import_and_the_import_works() {
     let server = Server::start();
     // Given a pipeline made outside Terraform
     let existing = block_on(api(&server).create_pipeline(&otaas_api::PipelineSpec {
+        secrets: Default::default(),
+        keep_secrets: false,
         name: "taken".into(),
         description: String::new(),
         signals: vec![otaas_api::Signal::Logs],

@@ -16,6 +16,8 @@ const SECRET_C: &str = "rotated-44d0-never-in-log";
 
 fn pipeline(server: &Server) -> otaas_api::PipelineId {
     let spec = otaas_api::PipelineSpec {
+        secrets: Default::default(),
+        keep_secrets: false,
         name: "secrets".into(),
         description: String::new(),
         signals: vec![otaas_api::Signal::Logs],
@@ -42,6 +44,8 @@ fn binding_with_headers(server: &Server, pid: otaas_api::PipelineId, name: &str)
     };
     block_on(
         api(server).create_exporter_binding(&otaas_api::ExporterBindingSpec {
+            secrets: Default::default(),
+            keep_secrets: false,
             name: name.into(),
             pipeline_id: pid,
             signals: None,
@@ -398,6 +402,8 @@ fn endpoint_token_grace_period_through_terraform() {
     let pid = pipeline(&server);
     block_on(
         api.create_exporter_binding(&otaas_api::ExporterBindingSpec {
+            secrets: Default::default(),
+            keep_secrets: false,
             name: "console".into(),
             pipeline_id: pid,
             signals: None,
@@ -466,4 +472,160 @@ fn endpoint_token_grace_period_through_terraform() {
     assert!(after.yaml.contains("token: <redacted>"), "{}", after.yaml);
     assert!(!after.yaml.contains("tokens:"), "{}", after.yaml);
     assert_plan_clean(&ws);
+}
+
+const PIPE_SECRET: &str = "kafka-pw-5b1e-never-in-state";
+const PIPE_SECRET_2: &str = "kafka-pw-77aa-rotated";
+const BIND_SECRET: &str = "dd-key-c3f9-in-state-only";
+const INLINE_PW: &str = "inline-pw-0e4d";
+
+/// A pipeline whose kafka receiver takes its password from `secrets_wo` (an ephemeral
+/// variable) and whose second receiver holds an undeclared password inline, and a binding
+/// whose destination takes an API key from `secrets` and holds a URL password.
+fn secret_objects_tf(version: u32) -> String {
+    format!(
+        r#"
+variable "kafka_pw" {{
+  type      = string
+  sensitive = true
+  ephemeral = true
+}}
+
+resource "otaas_pipeline" "p" {{
+  name    = "vault"
+  signals = ["logs"]
+  receivers = {{
+    kafka = jsonencode({{
+      brokers = ["kafka:9092"]
+      auth    = {{ sasl = {{ username = "bob", mechanism = "PLAIN", password = {{ "$secret" = "kafka-pw" }} }} }}
+    }})
+    "kafka/inline" = jsonencode({{
+      brokers = ["kafka:9093"]
+      auth    = {{ sasl = {{ username = "bob", mechanism = "PLAIN", password = "{INLINE_PW}" }} }}
+    }})
+  }}
+  secrets_wo         = {{ kafka-pw = var.kafka_pw }}
+  secrets_wo_version = {version}
+}}
+
+resource "otaas_exporter_binding" "b" {{
+  name        = "vault"
+  pipeline_id = otaas_pipeline.p.id
+  destinations = [{{
+    name     = "intake"
+    type     = "otlphttp"
+    endpoint = "https://bob:{INLINE_PW}@intake.example:4318"
+    config   = jsonencode({{ headers = {{ DD-API-KEY = {{ "$secret" = "dd" }} }} }})
+  }}]
+  secrets = {{ dd = "{BIND_SECRET}" }}
+}}
+"#
+    )
+}
+
+/// Given a pipeline with `secrets_wo` and a binding with `secrets` referenced from their
+/// configs, and credentials written inline,
+/// when they are applied, re-planned, rotated and imported,
+/// then the server holds the digests of the values, the plan stays empty (the server's
+/// redacted answers are no diff), `secrets_wo` is in no file or log, and an import keeps the
+/// server's secrets.
+#[test]
+fn pipeline_and_binding_secrets_through_terraform() {
+    let server = Server::start();
+    let digest = otaas_api::header_digest;
+    let mut ws = traced_workspace(&server, "");
+    ws.set_env("TF_VAR_kafka_pw", PIPE_SECRET);
+    ws.write("main.tf", &format!("{PROVIDER}\n{}", secret_objects_tf(1)));
+    ws.apply();
+    let api = api(&server);
+    let p = block_on(api.find_pipeline("vault")).unwrap().unwrap();
+    assert_eq!(
+        p.secret_digests,
+        BTreeMap::from([("kafka-pw".to_string(), digest(PIPE_SECRET))])
+    );
+    // (the server shows the inline credentials redacted)
+    assert_eq!(
+        p.receivers["kafka/inline"]["auth"]["sasl"]["password"],
+        "<redacted>"
+    );
+    let b = block_on(api.find_exporter_binding("vault"))
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        b.secret_digests,
+        BTreeMap::from([("dd".to_string(), digest(BIND_SECRET))])
+    );
+    let state = values(&ws, "otaas_pipeline.p");
+    assert_eq!(state["secrets_wo"], serde_json::Value::Null);
+    assert_eq!(
+        state["secret_digests"],
+        serde_json::json!({ "kafka-pw": digest(PIPE_SECRET) })
+    );
+    assert!(
+        state["receivers"]["kafka/inline"]
+            .as_str()
+            .unwrap()
+            .contains(INLINE_PW),
+        "state keeps the configured document"
+    );
+    assert_eq!(
+        values(&ws, "otaas_exporter_binding.b")["secrets"],
+        serde_json::json!({ "dd": BIND_SECRET })
+    );
+    assert_plan_clean(&ws);
+
+    // When the write-only value changes without a version bump, nothing is sent
+    ws.set_env("TF_VAR_kafka_pw", PIPE_SECRET_2);
+    assert_plan_clean(&ws);
+    // When the version moves, the new value replaces the old
+    ws.write("main.tf", &format!("{PROVIDER}\n{}", secret_objects_tf(2)));
+    ws.apply();
+    let p = block_on(api.find_pipeline("vault")).unwrap().unwrap();
+    assert_eq!(p.secret_digests["kafka-pw"], digest(PIPE_SECRET_2));
+    assert_plan_clean(&ws);
+
+    // When another configuration imports the pipeline without its secrets or inline password
+    let imported = traced_workspace(
+        &server,
+        r#"
+import {
+  to = otaas_pipeline.imp
+  id = "vault"
+}
+
+resource "otaas_pipeline" "imp" {
+  name    = "vault"
+  signals = ["logs"]
+  receivers = {
+    kafka = jsonencode({
+      brokers = ["kafka:9092"]
+      auth    = { sasl = { username = "bob", mechanism = "PLAIN", password = { "$secret" = "kafka-pw" } } }
+    })
+    "kafka/inline" = jsonencode({
+      brokers = ["kafka:9093"]
+      auth    = { sasl = { username = "bob", mechanism = "PLAIN", password = "<redacted>" } }
+    })
+  }
+}
+"#,
+    );
+    let run = imported.apply();
+    // Then the import changes nothing on the server: the secrets and the inline password stay
+    assert!(
+        run.stdout.contains("1 imported, 0 added, 0 changed"),
+        "{}",
+        run.stdout
+    );
+    let after = block_on(api.find_pipeline("vault")).unwrap().unwrap();
+    assert_eq!(after.secret_digests, p.secret_digests);
+    assert_eq!(after.revision, p.revision);
+    assert_plan_clean(&imported);
+
+    // And the write-only values are in no file of the workspaces, no log
+    assert_no_file_holds(ws.path(), &[PIPE_SECRET, PIPE_SECRET_2]);
+    assert_no_file_holds(imported.path(), &[PIPE_SECRET, PIPE_SECRET_2, BIND_SECRET]);
+    let log = server.log();
+    for s in [PIPE_SECRET, PIPE_SECRET_2, BIND_SECRET, INLINE_PW] {
+        assert!(!log.contains(s), "server log holds {s}");
+    }
 }

@@ -85,6 +85,9 @@ pub enum ErrorCode {
     /// 422: the change's rendered config puts a component into a pipeline of a signal that
     /// agents of the target group report its type does not support (see `unsupported_signals`).
     UnsupportedSignal,
+    /// 422: the server's config policy (`--deny-components`, `--deny-paths`, ...) refuses
+    /// the change; the message names the rule, `field` the value it refuses.
+    PolicyDenied,
     /// 400: a malformed path parameter, query or header.
     BadRequest,
     /// 401: no or wrong bearer token.
@@ -129,6 +132,7 @@ impl ErrorCode {
             Self::MissingComponents => "missing_components",
             Self::IncompleteConfig => "incomplete_config",
             Self::UnsupportedSignal => "unsupported_signal",
+            Self::PolicyDenied => "policy_denied",
             Self::BadRequest => "bad_request",
             Self::Unauthorized => "unauthorized",
             Self::Forbidden => "forbidden",

@@ -16,6 +16,7 @@ pub mod components;
 pub mod error;
 pub mod ids;
 pub mod insights;
+pub mod redact;
 mod snapshot;
 pub mod status;
 pub mod types;

@@ -8,6 +8,10 @@
 //! - Secrets are accepted on write and never returned: endpoint ingest tokens appear only in the
 //!   response that created or rotated them; destination `headers` come back as `header_digests`
 //!   (`"sha256:<hex of value>"`) so a client can detect drift without seeing the value.
+//! - Pipelines and exporter bindings carry a `secrets` map (name → value), referenced from their
+//!   JSON configs by a secret reference `{"$secret": "<name>"}` standing for a whole string
+//!   value (see [`secret_ref`]). Values come back as `secret_digests` only; the rendered config
+//!   agents receive is the only place they appear.
 
 use std::collections::BTreeMap;
 
@@ -96,6 +100,14 @@ pub struct PipelineSpec {
     pub receivers: BTreeMap<String, Value>,
     #[serde(default)]
     pub processors: Vec<ProcessorSpec>,
+    /// Secret values (name `[a-z0-9_-]{1,63}` → value), referenced from `receivers` and
+    /// `processors[].config` as `{"$secret": "<name>"}`. Never returned (see `secret_digests`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub secrets: BTreeMap<String, String>,
+    /// On update: keep the secret values the server already has instead of replacing them
+    /// with `secrets` (which must then be empty). Default `false`: `secrets` is the whole set.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub keep_secrets: bool,
 }
 
 /// A pipeline as the server returns it.
@@ -107,6 +119,9 @@ pub struct Pipeline {
     pub signals: Vec<Signal>,
     pub receivers: BTreeMap<String, Value>,
     pub processors: Vec<ProcessorSpec>,
+    /// Secret name → `"sha256:<lowercase hex of the value>"` ([`header_digest`]).
+    #[serde(default)]
+    pub secret_digests: BTreeMap<String, String>,
     pub revision: i64,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
@@ -269,6 +284,13 @@ pub struct ExporterBindingSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub signals: Option<Vec<Signal>>,
     pub destinations: Vec<DestinationSpec>,
+    /// Secret values (name `[a-z0-9_-]{1,63}` → value), referenced from destination `config`
+    /// objects as `{"$secret": "<name>"}`. Never returned (see `secret_digests`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub secrets: BTreeMap<String, String>,
+    /// On update: keep the secret values the server already has (`secrets` must be empty).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub keep_secrets: bool,
 }
 
 /// A destination as the server returns it: header values replaced by digests.
@@ -296,6 +318,9 @@ pub struct ExporterBinding {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub signals: Option<Vec<Signal>>,
     pub destinations: Vec<Destination>,
+    /// Secret name → `"sha256:<lowercase hex of the value>"` ([`header_digest`]).
+    #[serde(default)]
+    pub secret_digests: BTreeMap<String, String>,
     pub revision: i64,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
@@ -310,6 +335,24 @@ pub struct ExporterBinding {
 /// compute the same thing when checking for drift.
 pub fn header_digest(value: &str) -> String {
     format!("sha256:{}", sha256_hex(value.as_bytes()))
+}
+
+/// The key of a secret reference: `{"$secret": "<name>"}` in a JSON config stands for the
+/// value of the object's secret `<name>`. An object rather than a string syntax so that no
+/// string a user writes (in particular the collector's own `${env:...}` syntax) can be one.
+pub const SECRET_REF_KEY: &str = "$secret";
+
+/// What a JSON value is as a secret reference: `None` when it is not one (no `$secret` key),
+/// `Some(Ok(name))` for a well-formed reference, `Some(Err(why))` for an object that has the
+/// key but is not exactly `{"$secret": "<string>"}`.
+pub fn secret_ref(v: &Value) -> Option<Result<&str, &'static str>> {
+    let m = v.as_object()?;
+    let name = m.get(SECRET_REF_KEY)?;
+    Some(match (name.as_str(), m.len()) {
+        (Some(n), 1) => Ok(n),
+        (None, _) => Err("the value of \"$secret\" must be the secret's name, a string"),
+        (Some(_), _) => Err("a secret reference {\"$secret\": NAME} may have no other keys"),
+    })
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -120,6 +120,9 @@ pub struct ServeConfig {
     /// `127.0.0.1`, `::1` and the listen address); comma-separated in the environment.
     #[arg(long, env = "OTAAS_TLS_SAN", value_delimiter = ',')]
     pub tls_san: Vec<String>,
+
+    #[command(flatten)]
+    pub policy: crate::policy::PolicyFlags,
 }
 
 /// `--api-max-page-size`: 1 to 100,000.
@@ -148,6 +151,7 @@ impl ServeConfig {
             api_max_page_size: crate::api::paging::MAX_LIMIT,
             replica_id: None,
             opamp: crate::opamp::OpampConfig::default(),
+            policy: crate::policy::PolicyFlags::default(),
             api_rate_limit: 200.0,
             api_rate_burst: 1000,
             auth_failure_limit: 20,

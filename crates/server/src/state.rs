@@ -40,6 +40,9 @@ pub struct AppState {
     pub insights: Arc<crate::insights::Insights>,
     /// This replica among the others sharing the database (see `cluster.rs`); alone on SQLite.
     pub cluster: Arc<crate::cluster::Cluster>,
+    /// The operator's config policy (`--deny-components`, `--deny-paths`, ...); the store
+    /// renders with the same one.
+    pub policy: Arc<crate::policy::ConfigPolicy>,
 }
 
 impl AppState {
@@ -63,7 +66,10 @@ impl AppState {
             config.api_rate_burst,
         ));
         let auth_failures = Arc::new(AuthFailures::new(config.auth_failure_limit));
+        let policy = config.policy.policy();
+        store.set_config_policy(policy.clone());
         Self {
+            policy: Arc::new(policy),
             store,
             events: Events::default(),
             config: Arc::new(config),

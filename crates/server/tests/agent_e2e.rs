@@ -339,6 +339,8 @@ fn pipeline(files: &[&Path], extra_receiver: Value) -> PipelineSpec {
         r.extend(more);
     }
     PipelineSpec {
+        secrets: Default::default(),
+        keep_secrets: false,
         name: "app".into(),
         description: "filelog to the test sink".into(),
         signals: vec![Signal::Logs],
@@ -370,6 +372,8 @@ async fn a_real_collector_under_otaas_agent() {
         .unwrap();
     client
         .create_exporter_binding(&ExporterBindingSpec {
+            secrets: Default::default(),
+            keep_secrets: false,
             name: "out".into(),
             pipeline_id: p.id,
             signals: None,
@@ -709,6 +713,8 @@ async fn an_agent_falls_back_to_http_polling_when_websocket_is_refused() {
         .unwrap();
     client
         .create_exporter_binding(&ExporterBindingSpec {
+            secrets: Default::default(),
+            keep_secrets: false,
             name: "out".into(),
             pipeline_id: p.id,
             signals: None,
@@ -794,6 +800,8 @@ async fn an_exporter_that_cannot_send_is_unhealthy_until_its_sends_succeed() {
         .unwrap();
     client
         .create_exporter_binding(&ExporterBindingSpec {
+            secrets: Default::default(),
+            keep_secrets: false,
             name: "out".into(),
             pipeline_id: p.id,
             signals: None,

@@ -1402,6 +1402,8 @@ async fn openapi_matches_the_types() {
         config: json!({}),
     };
     let pspec = PipelineSpec {
+        secrets: Default::default(),
+        keep_secrets: false,
         name: "p".into(),
         description: "d".into(),
         signals: vec![Signal::Logs],
@@ -1414,6 +1416,7 @@ async fn openapi_matches_the_types() {
     check(
         "Pipeline",
         serde_json::to_value(Pipeline {
+            secret_digests: Default::default(),
             id: pid,
             name: "p".into(),
             description: "d".into(),
@@ -1495,6 +1498,7 @@ async fn openapi_matches_the_types() {
     check(
         "ExporterBinding",
         serde_json::to_value(ExporterBinding {
+            secret_digests: Default::default(),
             id: ExporterBindingId::new(),
             name: "b".into(),
             pipeline_id: pid,

@@ -92,6 +92,14 @@ const LOGS_BODY: &str = "      receivers: [filelog/a]\n      exporters: [otlphtt
 /// otlphttp binding: the case that made a real collector refuse to start before the renderer
 /// honoured signal support.
 fn rendered_logs_and_metrics() -> String {
+    rendered_with_destination(json!({}), BTreeMap::new())
+}
+
+/// [`rendered_logs_and_metrics`] with the destination's `config` and the binding's secrets.
+fn rendered_with_destination(
+    config: serde_json::Value,
+    secrets: BTreeMap<String, String>,
+) -> String {
     let t0 = DateTime::from_timestamp(1_700_000_000, 0).unwrap();
     let rec = |spec| Record {
         id: PipelineId(Uuid::from_u128(1)),
@@ -101,6 +109,8 @@ fn rendered_logs_and_metrics() -> String {
         spec,
     };
     let p: PipelineRecord = rec(PipelineSpec {
+        secrets: Default::default(),
+        keep_secrets: false,
         name: "node".into(),
         description: String::new(),
         signals: vec![Signal::Logs, Signal::Metrics],
@@ -125,6 +135,8 @@ fn rendered_logs_and_metrics() -> String {
         created_at: t0,
         updated_at: t0,
         spec: ExporterBindingSpec {
+            secrets,
+            keep_secrets: false,
             name: "out".into(),
             pipeline_id: p.id,
             signals: None,
@@ -135,7 +147,7 @@ fn rendered_logs_and_metrics() -> String {
                 headers: BTreeMap::new(),
                 keep_headers: false,
                 tls: None,
-                config: json!({}),
+                config,
             }],
         },
     };
@@ -380,4 +392,49 @@ fn builtin_table_agrees_with_the_collector_build() {
         }
     }
     assert_eq!(compared, 5);
+}
+
+/// A rendered config whose user values hold `${...}` references, one of them in a declared
+/// secret: the real collector reads every one as the literal text the user wrote (its
+/// resolved config, `print-initial-config`, shows them), while the same document without the
+/// renderer's `$$` escaping makes it read a file.
+#[test]
+fn references_in_user_values_reach_the_collector_as_literal_text() {
+    let bin = collector();
+    let dir = tempfile::tempdir().unwrap();
+    let note = "${file:/nonexistent/otaas-escape} and 5$";
+    let secret = "pa$$${env:HOME}";
+    let yaml = rendered_with_destination(
+        json!({"headers": {"x-note": note, "x-secret": {"$secret": "s"}}}),
+        BTreeMap::from([("s".to_string(), secret.to_string())]),
+    );
+    assert!(
+        yaml.contains("$${file:/nonexistent/otaas-escape} and 5$$"),
+        "{yaml}"
+    );
+    assert_eq!(validate(&bin, dir.path(), "escaped", &yaml), Ok(()));
+    let file = dir.path().join("escaped.yaml");
+    let out = Command::new(&bin)
+        .args([
+            "--feature-gates",
+            "otelcol.printInitialConfig",
+            "print-initial-config",
+        ])
+        .arg("--config")
+        .arg(&file)
+        .output()
+        .expect("run collector print-initial-config");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let resolved: serde_yaml::Value = serde_yaml::from_slice(&out.stdout).unwrap();
+    let headers = &resolved["exporters"]["otlphttp/out.sink"]["headers"];
+    assert_eq!(headers["x-note"].as_str(), Some(note), "{resolved:?}");
+    assert_eq!(headers["x-secret"].as_str(), Some(secret), "{resolved:?}");
+    // Without the escaping, the collector would expand the reference (and fail on the file).
+    let unescaped = yaml.replace("$$", "$");
+    let err = validate(&bin, dir.path(), "unescaped", &unescaped).unwrap_err();
+    assert!(err.contains("/nonexistent/otaas-escape"), "{err}");
 }

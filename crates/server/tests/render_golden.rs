@@ -40,6 +40,8 @@ fn pipeline(n: u128, name: &str, signals: Vec<Signal>) -> PipelineRecord {
     rec(
         PipelineId(uuid(n)),
         PipelineSpec {
+            secrets: Default::default(),
+            keep_secrets: false,
             name: name.into(),
             description: String::new(),
             signals,
@@ -92,6 +94,8 @@ fn binding(
     rec(
         ExporterBindingId(uuid(n)),
         ExporterBindingSpec {
+            secrets: Default::default(),
+            keep_secrets: false,
             name: name.into(),
             pipeline_id: p.id,
             signals: None,

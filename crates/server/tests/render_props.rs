@@ -61,6 +61,8 @@ fn world() -> impl Strategy<Value = World> {
             let p = rec(
                 PipelineId(Uuid::from_u128(i as u128 + 1)),
                 PipelineSpec {
+                    secrets: Default::default(),
+                    keep_secrets: false,
                     name: format!("p{i}"),
                     description: String::new(),
                     signals: sigs,
@@ -104,6 +106,8 @@ fn world() -> impl Strategy<Value = World> {
                 w.bindings.push(rec(
                     ExporterBindingId(Uuid::from_u128(2000 + (i * 10 + j) as u128)),
                     ExporterBindingSpec {
+                        secrets: Default::default(),
+                        keep_secrets: false,
                         name: format!("p{i}-b{j}"),
                         pipeline_id: p.id,
                         signals: b_signals.clone(),

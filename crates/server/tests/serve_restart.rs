@@ -175,6 +175,7 @@ async fn data_survives_restart(database: Option<String>) {
     let c = server.client(&admin);
     // (Reads carry neither the token nor the rollouts a write answered with.)
     let p_read = Pipeline {
+        secret_digests: Default::default(),
         rollouts: None,
         ..p.clone()
     };
@@ -185,6 +186,7 @@ async fn data_survives_restart(database: Option<String>) {
     e_read.rollouts = None;
     assert_eq!(c.get_endpoint(e.id).await.unwrap(), e_read);
     let b_read = ExporterBinding {
+        secret_digests: Default::default(),
         rollouts: None,
         ..b.clone()
     };

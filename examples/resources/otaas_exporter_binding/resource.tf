@@ -3,6 +3,12 @@ variable "org" {
   default = "tenant-1"
 }
 
+variable "archive_api_key" {
+  type      = string
+  sensitive = true
+  default   = "example-only-change-me"
+}
+
 resource "otaas_pipeline" "orders" {
   name    = "orders"
   signals = ["logs", "metrics"]
@@ -31,7 +37,13 @@ resource "otaas_exporter_binding" "orders_out" {
       name     = "archive"
       type     = "otlphttp"
       endpoint = "http://archive.internal:4318"
-      config   = jsonencode({ compression = "zstd" })
+      # A secret referenced from the config: { "$secret" = "<name>" } stands for its value.
+      config = jsonencode({
+        compression = "zstd"
+        headers     = { "x-api-key" = { "$secret" = "archive_key" } }
+      })
     },
   ]
+  # Secret values (sensitive) of the binding; `secrets_wo` keeps them out of state instead.
+  secrets = { archive_key = var.archive_api_key }
 }

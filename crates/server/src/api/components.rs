@@ -362,6 +362,15 @@ fn unsupported_error(change: &Change<'_>, unsupported: Vec<UnsupportedSignal>) -
     err
 }
 
+/// A dry run for an object that is gone judges the spec as sent (the write itself will answer
+/// 404); other refusals stand.
+fn or_as_sent<S: Clone>(resolved: Result<S, ApiError>, sent: &S) -> Result<S, ApiError> {
+    match resolved {
+        Err(e) if e.status == http::StatusCode::NOT_FOUND => Ok(sent.clone()),
+        other => other,
+    }
+}
+
 /// `POST /api/v1/component-check`: the check alone, for a pipeline, an agent group or an
 /// exporter binding as it would be written (the provider calls this while planning).
 pub(super) async fn dry_run(
@@ -371,7 +380,15 @@ pub(super) async fn dry_run(
     let (groups, agents) = match (&req.pipeline, &req.agent_group, &req.exporter_binding) {
         (Some(p), None, None) => {
             validate::pipeline(&p.spec)?;
-            check(&s, &Change::Pipeline(p.id, &p.spec)).await?
+            let spec = match p.id {
+                Some(id) => or_as_sent(
+                    super::handlers::resolve_pipeline(&s, id, p.spec.clone()).await,
+                    &p.spec,
+                )?,
+                None => p.spec.clone(),
+            };
+            s.policy.pipeline(&spec).map_err(validate::policy_error)?;
+            check(&s, &Change::Pipeline(p.id, &spec)).await?
         }
         (None, Some(g), None) => {
             validate::group(&g.spec)?;
@@ -379,7 +396,15 @@ pub(super) async fn dry_run(
         }
         (None, None, Some(b)) => {
             validate::binding(&b.spec)?;
-            check(&s, &Change::Binding(b.id, &b.spec)).await?
+            let spec = match b.id {
+                Some(id) => or_as_sent(
+                    super::handlers::resolve_binding(&s, id, b.spec.clone()).await,
+                    &b.spec,
+                )?,
+                None => b.spec.clone(),
+            };
+            s.policy.binding(&spec).map_err(validate::policy_error)?;
+            check(&s, &Change::Binding(b.id, &spec)).await?
         }
         _ => {
             return Err(ApiError::invalid(

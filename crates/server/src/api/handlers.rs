@@ -145,6 +145,32 @@ async fn rollouts(s: &AppState, revisions: &[GroupRevision]) -> Option<Vec<Group
     Some(out)
 }
 
+/// An update as it will be stored: the stored secrets when it keeps them, stored values where
+/// it sends back a redacted one (see `store::merge_pipeline`); then judged again, now that
+/// every secret reference can be resolved.
+pub(super) async fn resolve_pipeline(
+    s: &AppState,
+    id: PipelineId,
+    spec: PipelineSpec,
+) -> ApiResult<PipelineSpec> {
+    let current = s.store.get_pipeline(id).await?;
+    let spec = crate::store::merge_pipeline(&current.spec, spec);
+    validate::pipeline(&spec)?;
+    Ok(spec)
+}
+
+/// [`resolve_pipeline`] for bindings.
+pub(super) async fn resolve_binding(
+    s: &AppState,
+    id: ExporterBindingId,
+    spec: ExporterBindingSpec,
+) -> ApiResult<ExporterBindingSpec> {
+    let current = s.store.get_binding(id).await?;
+    let spec = crate::store::merge_binding(&current.spec, spec);
+    validate::binding(&spec)?;
+    Ok(spec)
+}
+
 // ---- pipelines
 
 pub(super) async fn create_pipeline(
@@ -152,6 +178,13 @@ pub(super) async fn create_pipeline(
     ApiJson(spec): ApiJson<PipelineSpec>,
 ) -> ApiResult<Obj<Pipeline>> {
     validate::pipeline(&spec)?;
+    // On create there is nothing to keep.
+    let spec = PipelineSpec {
+        keep_secrets: false,
+        ..spec
+    };
+    validate::pipeline(&spec)?;
+    s.policy.pipeline(&spec).map_err(validate::policy_error)?;
     check(&s, &Change::Pipeline(None, &spec)).await?;
     let w = s.store.create_pipeline(spec).await?;
     s.announce(&w);
@@ -189,6 +222,8 @@ pub(super) async fn update_pipeline(
     let id = parse_id("pipeline", &id)?;
     let rev = if_match(&headers)?;
     validate::pipeline(&spec)?;
+    let spec = resolve_pipeline(&s, id, spec).await?;
+    s.policy.pipeline(&spec).map_err(validate::policy_error)?;
     check(&s, &Change::Pipeline(Some(id), &spec)).await?;
     let w = s.store.update_pipeline(id, spec, rev).await?;
     s.announce(&w);
@@ -214,6 +249,7 @@ pub(super) async fn create_endpoint(
     ApiJson(spec): ApiJson<EndpointSpec>,
 ) -> ApiResult<Obj<Endpoint>> {
     validate::endpoint(&spec)?;
+    s.policy.endpoint(&spec).map_err(validate::policy_error)?;
     check(&s, &Change::Endpoint(None, &spec)).await?;
     let w = s.store.create_endpoint(spec).await?;
     s.announce(&w);
@@ -261,6 +297,7 @@ pub(super) async fn update_endpoint(
     let id: EndpointId = parse_id("endpoint", &id)?;
     let rev = if_match(&headers)?;
     validate::endpoint(&spec)?;
+    s.policy.endpoint(&spec).map_err(validate::policy_error)?;
     check(&s, &Change::Endpoint(Some(id), &spec)).await?;
     let before = s.store.get_endpoint(id).await?;
     let w = s.store.update_endpoint(id, spec, rev).await?;
@@ -297,6 +334,12 @@ pub(super) async fn create_binding(
     ApiJson(spec): ApiJson<ExporterBindingSpec>,
 ) -> ApiResult<Obj<ExporterBinding>> {
     validate::binding(&spec)?;
+    let spec = ExporterBindingSpec {
+        keep_secrets: false,
+        ..spec
+    };
+    validate::binding(&spec)?;
+    s.policy.binding(&spec).map_err(validate::policy_error)?;
     check(&s, &Change::Binding(None, &spec)).await?;
     let w = s.store.create_binding(spec).await?;
     s.announce(&w);
@@ -334,6 +377,8 @@ pub(super) async fn update_binding(
     let id = parse_id("exporter binding", &id)?;
     let rev = if_match(&headers)?;
     validate::binding(&spec)?;
+    let spec = resolve_binding(&s, id, spec).await?;
+    s.policy.binding(&spec).map_err(validate::policy_error)?;
     check(&s, &Change::Binding(Some(id), &spec)).await?;
     let w = s.store.update_binding(id, spec, rev).await?;
     s.announce(&w);
@@ -423,7 +468,8 @@ pub(super) async fn group_config(
     // 404 for an unknown group rather than "revision not found".
     s.store.get_group(id).await?;
     let rev = s.store.group_revision(id, None).await?;
-    let cfg = views::group_config(rev).map_err(|e| {
+    let known = crate::secrets::known(s.store.as_ref()).await?;
+    let cfg = views::group_config(rev, &known).map_err(|e| {
         tracing::error!(error = %e, group_id = %id, "Stored group config does not parse");
         ApiError::internal()
     })?;

@@ -58,7 +58,10 @@ fn error_responses() -> Value {
         ("409", "name taken, stale If-Match, or still referenced"),
         ("413", "body too large"),
         ("415", "not application/json"),
-        ("422", "invalid field (see error.field)"),
+        (
+            "422",
+            "invalid field (see error.field), or refused by the server's config policy (policy_denied: the message names the rule)",
+        ),
         ("429", "rate limit of the token exceeded (see Retry-After)"),
         ("503", "database unavailable (see Retry-After)"),
     ] {
@@ -339,7 +342,7 @@ pub fn document() -> Value {
         "ErrorBody": resp_obj(&["error"], json!({ "error": resp_obj(&["code", "message", "field"], json!({
             "code": { "type": "string", "enum": [
                 "malformed_json", "unsupported_media_type", "unknown_field", "missing_field",
-                "invalid_field", "dangling_reference", "missing_components", "incomplete_config", "unsupported_signal", "bad_request", "unauthorized", "forbidden", "not_found",
+                "invalid_field", "dangling_reference", "missing_components", "incomplete_config", "unsupported_signal", "policy_denied", "bad_request", "unauthorized", "forbidden", "not_found",
                 "name_taken", "revision_mismatch", "in_use", "state_conflict", "payload_too_large", "rate_limited", "internal",
                 "unavailable"] },
             "message": { "type": "string" },
@@ -438,13 +441,20 @@ pub fn document() -> Value {
             "description": { "type": "string" },
             "signals": signals(),
             "receivers": { "type": "object", "additionalProperties": json_object() },
-            "processors": { "type": "array", "items": r("ProcessorSpec") }
+            "processors": { "type": "array", "items": r("ProcessorSpec") },
+            "secrets": { "type": "object", "additionalProperties": { "type": "string" }, "writeOnly": true,
+                "description": "secret values by name ([a-z0-9_-]{1,63}), referenced from this object's JSON configs as {\"$secret\": \"<name>\"} (a whole string value); stored apart, never returned (see secret_digests), put only into the config agents receive; the whole set unless keep_secrets" },
+            "keep_secrets": { "type": "boolean", "default": false,
+                "description": "on update, keep the secret values the server has (secrets must then be empty); nothing to keep on create" }
         })),
-        "Pipeline": resp_obj(&["id", "name", "description", "signals", "receivers", "processors", "revision", "created_at", "updated_at"], json!({
+        "Pipeline": resp_obj(&["id", "name", "description", "signals", "receivers", "processors", "secret_digests", "revision", "created_at", "updated_at"], json!({
             "id": uuid(), "name": name(), "description": { "type": "string" },
             "signals": signals(),
-            "receivers": { "type": "object", "additionalProperties": json_object() },
+            "receivers": { "type": "object", "additionalProperties": json_object(),
+                "description": "credentials inside (values under keys such as password, token, api_key, authorization, credentials, every header value, URL passwords) are shown as <redacted>; sending <redacted> back at the same place keeps the stored value" },
             "processors": { "type": "array", "items": r("ProcessorSpec") },
+            "secret_digests": { "type": "object", "additionalProperties": { "type": "string" },
+                "description": "secret name -> sha256:<hex of value>" },
             "revision": { "type": "integer" }, "created_at": ts(), "updated_at": ts(),
             "rollouts": rollouts()
         })),
@@ -488,7 +498,11 @@ pub fn document() -> Value {
         })),
         "ExporterBindingSpec": obj(&["name", "pipeline_id", "destinations"], json!({
             "name": name(), "pipeline_id": uuid(), "signals": signals(),
-            "destinations": { "type": "array", "items": r("DestinationSpec") }
+            "destinations": { "type": "array", "items": r("DestinationSpec") },
+            "secrets": { "type": "object", "additionalProperties": { "type": "string" }, "writeOnly": true,
+                "description": "secret values by name ([a-z0-9_-]{1,63}), referenced from this object's JSON configs as {\"$secret\": \"<name>\"} (a whole string value); stored apart, never returned (see secret_digests), put only into the config agents receive; the whole set unless keep_secrets" },
+            "keep_secrets": { "type": "boolean", "default": false,
+                "description": "on update, keep the secret values the server has (secrets must then be empty); nothing to keep on create" }
         })),
         "Destination": resp_obj(&["name", "type", "header_digests", "config"], json!({
             "name": name(), "type": { "type": "string" }, "endpoint": { "type": "string" },
@@ -496,9 +510,11 @@ pub fn document() -> Value {
                 "description": "header name -> sha256:<hex of value>" },
             "tls": r("ClientTls"), "config": json_object()
         })),
-        "ExporterBinding": resp_obj(&["id", "name", "pipeline_id", "destinations", "revision", "created_at", "updated_at"], json!({
+        "ExporterBinding": resp_obj(&["id", "name", "pipeline_id", "destinations", "secret_digests", "revision", "created_at", "updated_at"], json!({
             "id": uuid(), "name": name(), "pipeline_id": uuid(), "signals": signals(),
             "destinations": { "type": "array", "items": r("Destination") },
+            "secret_digests": { "type": "object", "additionalProperties": { "type": "string" },
+                "description": "secret name -> sha256:<hex of value>" },
             "revision": { "type": "integer" }, "created_at": ts(), "updated_at": ts(),
             "rollouts": rollouts()
         })),

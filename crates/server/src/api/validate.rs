@@ -154,18 +154,66 @@ pub fn supports_some(field: &str, kind: Kind, id: &str, wanted: &[Signal]) -> R 
     ))
 }
 
+fn secret_error(e: crate::secrets::SecretError) -> ApiError {
+    ApiError::invalid(&e.field, e.message)
+}
+
+/// The `secrets` map itself and `keep_secrets` beside it.
+fn declared_secrets(secrets: &std::collections::BTreeMap<String, String>, keep: bool) -> R {
+    if keep && !secrets.is_empty() {
+        return Err(ApiError::invalid(
+            "keep_secrets",
+            "keep_secrets keeps the server's secret values; send either secrets or \
+             keep_secrets = true, not both",
+        ));
+    }
+    crate::secrets::check_declared(secrets).map_err(secret_error)
+}
+
+/// Secret references in `v` name declared secrets (not judged while `keep_secrets` stands
+/// for secrets the server has: the handler checks again after resolving them).
+fn refs(
+    field: &str,
+    v: &Value,
+    secrets: &std::collections::BTreeMap<String, String>,
+    keep: bool,
+) -> R {
+    if keep {
+        return Ok(());
+    }
+    crate::secrets::check_refs(field, v, secrets).map_err(secret_error)
+}
+
+/// A policy refusal as the API answers it: 422 `policy_denied` naming the rule and the field.
+pub fn policy_error(e: crate::policy::PolicyError) -> ApiError {
+    ApiError::new(
+        http::StatusCode::UNPROCESSABLE_ENTITY,
+        otaas_api::ErrorCode::PolicyDenied,
+        format!("{}: refused by the rule {}", e.message, e.rule),
+        Some(&e.field),
+    )
+}
+
 pub fn pipeline(p: &PipelineSpec) -> R {
     name("name", &p.name)?;
     signals("signals", &p.signals, false)?;
+    declared_secrets(&p.secrets, p.keep_secrets)?;
     for (id, cfg) in &p.receivers {
         component_id(&format!("receivers.{id}"), id)?;
         json_object(&format!("receivers.{id}"), cfg)?;
+        refs(&format!("receivers.{id}"), cfg, &p.secrets, p.keep_secrets)?;
         supports_some(&format!("receivers.{id}"), Kind::Receiver, id, &p.signals)?;
     }
     let mut seen = BTreeSet::new();
     for (i, proc_) in p.processors.iter().enumerate() {
         component_id(&format!("processors[{i}].id"), &proc_.id)?;
         json_object(&format!("processors[{i}].config"), &proc_.config)?;
+        refs(
+            &format!("processors[{i}].config"),
+            &proc_.config,
+            &p.secrets,
+            p.keep_secrets,
+        )?;
         if !seen.insert(&proc_.id) {
             return Err(ApiError::invalid(
                 &format!("processors[{i}].id"),
@@ -241,6 +289,7 @@ pub fn endpoint(e: &EndpointSpec) -> R {
 
 pub fn binding(b: &ExporterBindingSpec) -> R {
     name("name", &b.name)?;
+    declared_secrets(&b.secrets, b.keep_secrets)?;
     if let Some(s) = &b.signals {
         signals("signals", s, false)?;
     }
@@ -297,6 +346,12 @@ pub fn binding(b: &ExporterBindingSpec) -> R {
             }
         }
         json_object(&format!("destinations[{i}].config"), &d.config)?;
+        refs(
+            &format!("destinations[{i}].config"),
+            &d.config,
+            &b.secrets,
+            b.keep_secrets,
+        )?;
         if let Some(s) = &b.signals {
             supports_some(
                 &format!("destinations[{i}].type"),

@@ -1,22 +1,50 @@
 //! Store records → the objects the API returns. Secrets are dropped here: destination header
-//! values become digests; endpoint tokens are added only by the handlers that mint them.
+//! values and declared secrets become digests, credentials inside JSON configs (by key name,
+//! URL passwords) are shown as `<redacted>`; endpoint tokens are added only by the handlers
+//! that mint them.
+
+use std::collections::BTreeMap;
+
+use otaas_api::redact::{redact_json, redact_url_password};
 
 use otaas_api::{
     AgentGroup, Destination, Endpoint, ExporterBinding, GroupConfig, GroupRevisionSummary,
     Pipeline, TokenInfo, header_digest,
 };
 
-use crate::render::{CONFIG_CONTENT_TYPE, CONFIG_FILE_NAME, RenderError, redact_secrets};
+use crate::render::{CONFIG_CONTENT_TYPE, CONFIG_FILE_NAME, RenderError, redact_known};
+use crate::secrets::KnownSecrets;
+
+fn digests(secrets: &BTreeMap<String, String>) -> BTreeMap<String, String> {
+    secrets
+        .iter()
+        .map(|(k, v)| (k.clone(), header_digest(v)))
+        .collect()
+}
 use crate::store::{BindingRecord, EndpointRecord, GroupRecord, GroupRevision, PipelineRecord};
 
 pub(super) fn pipeline(r: PipelineRecord) -> Pipeline {
     Pipeline {
+        secret_digests: digests(&r.spec.secrets),
         id: r.id,
         name: r.spec.name,
         description: r.spec.description,
         signals: r.spec.signals,
-        receivers: r.spec.receivers,
-        processors: r.spec.processors,
+        receivers: r
+            .spec
+            .receivers
+            .iter()
+            .map(|(k, v)| (k.clone(), redact_json(v)))
+            .collect(),
+        processors: r
+            .spec
+            .processors
+            .into_iter()
+            .map(|mut p| {
+                p.config = redact_json(&p.config);
+                p
+            })
+            .collect(),
         revision: r.revision,
         created_at: r.created_at,
         updated_at: r.updated_at,
@@ -45,6 +73,7 @@ pub(super) fn endpoint(r: EndpointRecord, token: Option<String>) -> Endpoint {
 
 pub(super) fn binding(r: BindingRecord) -> ExporterBinding {
     ExporterBinding {
+        secret_digests: digests(&r.spec.secrets),
         id: r.id,
         name: r.spec.name,
         pipeline_id: r.spec.pipeline_id,
@@ -56,14 +85,14 @@ pub(super) fn binding(r: BindingRecord) -> ExporterBinding {
             .map(|d| Destination {
                 name: d.name,
                 kind: d.kind,
-                endpoint: d.endpoint,
+                endpoint: d.endpoint.map(|e| redact_url_password(&e).unwrap_or(e)),
                 header_digests: d
                     .headers
                     .iter()
                     .map(|(k, v)| (k.clone(), header_digest(v)))
                     .collect(),
                 tls: d.tls,
-                config: d.config,
+                config: redact_json(&d.config),
             })
             .collect(),
         revision: r.revision,
@@ -91,14 +120,17 @@ pub(super) fn group(g: GroupRecord) -> AgentGroup {
 
 /// The API shows the config with secrets redacted; `sha256` stays that of the real document
 /// the agents receive, so it matches `config_hash` and what agents report.
-pub(super) fn group_config(r: GroupRevision) -> Result<GroupConfig, RenderError> {
+pub(super) fn group_config(
+    r: GroupRevision,
+    known: &KnownSecrets,
+) -> Result<GroupConfig, RenderError> {
     Ok(GroupConfig {
         group_id: r.group_id,
         revision: r.revision,
         sha256: r.hash,
         file_name: CONFIG_FILE_NAME.to_string(),
         content_type: CONFIG_CONTENT_TYPE.to_string(),
-        yaml: redact_secrets(&r.yaml)?,
+        yaml: redact_known(&r.yaml, known)?,
         created_at: r.created_at,
     })
 }

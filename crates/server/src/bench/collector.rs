@@ -28,6 +28,8 @@ pub(crate) struct CollectorResult {
 /// collector build the setup installs has, and no data flows, so exporter errors never mix in.
 fn pipeline(label: &str, log_file: &Path) -> (PipelineSpec, DestinationSpec) {
     let spec = PipelineSpec {
+        secrets: Default::default(),
+        keep_secrets: false,
         name: format!("bench-{label}"),
         description: "otaas bench (real collector)".to_owned(),
         signals: vec![Signal::Logs],

@@ -29,6 +29,8 @@ pub(crate) struct BenchGroup {
 /// Creates the pipeline (OTLP in, a batch processor, a debug exporter) and the group.
 pub(crate) async fn make_group(client: &Client, label: &str) -> Result<BenchGroup, BenchError> {
     let spec = PipelineSpec {
+        secrets: Default::default(),
+        keep_secrets: false,
         name: format!("bench-{label}"),
         description: "otaas bench".to_owned(),
         signals: vec![Signal::Traces, Signal::Metrics],
@@ -64,6 +66,8 @@ pub(crate) async fn make_group_of(
         .await
         .map_err(|e| BenchError::new(rest("pipeline"), e))?;
     let binding = ExporterBindingSpec {
+        secrets: Default::default(),
+        keep_secrets: false,
         name: format!("bench-{label}"),
         pipeline_id: pipeline.id,
         signals: None,

@@ -31,6 +31,7 @@ use tokio::sync::Notify;
 
 use super::redact;
 use super::report_limits::{self, ReportLimits};
+use crate::secrets::KnownSecrets;
 
 /// Capabilities this server declares in the first reply of every connection.
 pub const SERVER_CAPS: ServerCaps = ServerCaps(
@@ -464,6 +465,9 @@ pub struct Registry {
     dirty_wake: Notify,
     /// Bounds on what an agent may report (see `report_limits.rs`).
     limits: Mutex<ReportLimits>,
+    /// The secret values the server knows, by which reported effective configs and error
+    /// messages are redacted (refreshed by `opamp::sync` whenever a group's config changes).
+    known: std::sync::RwLock<Arc<KnownSecrets>>,
 }
 
 /// Dirty agents that make the flusher write at once rather than at its next period.
@@ -544,12 +548,12 @@ fn target_of<'a>(
     }
 }
 
-fn redacted_body(map: &AgentConfigMap) -> Option<String> {
+fn redacted_body(map: &AgentConfigMap, known: &KnownSecrets) -> Option<String> {
     let file = map
         .config_map
         .get(CONFIG_FILE)
         .or_else(|| map.config_map.values().next())?;
-    redact::redact_yaml(&file.body)
+    redact::redact_yaml(&file.body, known)
 }
 
 /// Queues `uid` for the flusher: its whole record when `changed`, else only its `last_seen`.
@@ -576,6 +580,7 @@ impl Registry {
             inner: Mutex::default(),
             heartbeat: Mutex::new(heartbeat),
             replica_id: std::sync::OnceLock::new(),
+            known: Default::default(),
             dirty_wake: Notify::new(),
             limits: Mutex::default(),
         }
@@ -595,6 +600,16 @@ impl Registry {
     /// Resolves when many agents are waiting to be written (see [`FLUSH_ROWS`]).
     pub async fn many_dirty(&self) {
         self.dirty_wake.notified().await
+    }
+
+    /// Replaces the secret values reports are redacted by. Redacted effective configs already
+    /// kept stay (they were redacted by the values of their time).
+    pub fn set_known_secrets(&self, known: KnownSecrets) {
+        *self.known.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(known);
+    }
+
+    fn known_secrets(&self) -> Arc<KnownSecrets> {
+        self.known.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     /// Sets the replica id agents are recorded as held by (once, at start-up).
@@ -870,7 +885,10 @@ impl Registry {
                 Ok(RemoteConfigStatuses::Unset) | Err(_) => ConfigStatus::Unset,
             };
             rec.remote_config_error = (!status.error_message.is_empty())
-                .then(|| report_limits::cut_config_error(status.error_message));
+                .then(|| {
+                    let redacted = self.known_secrets().redact_text(&status.error_message);
+                    report_limits::cut_config_error(redacted)
+                });
             rec.remote_config_hash = (!status.last_remote_config_hash.is_empty())
                 .then(|| hash::to_hex(&status.last_remote_config_hash));
         }
@@ -882,7 +900,8 @@ impl Registry {
                     Some(text) => Some(text.clone()),
                     None => {
                         // Redaction re-writes the YAML: its output is bounded like its input.
-                        let text: Option<Arc<str>> = redacted_body(&map)
+                        let known = self.known_secrets();
+                        let text: Option<Arc<str>> = redacted_body(&map, &known)
                             .filter(|t| t.len() <= limits.effective_config_bytes)
                             .map(Arc::from);
                         if let Some(t) = &text {

@@ -98,6 +98,7 @@ pub(crate) fn spawn(state: AppState) -> Background {
 async fn group_sync(state: AppState) {
     let mut rx = state.events.subscribe();
     // Anything that happened between `load` and the subscription is caught by this reload.
+    refresh_known_secrets(&state).await;
     crate::rollout::reload_all(&state).await;
     loop {
         let event = tokio::select! {
@@ -107,6 +108,8 @@ async fn group_sync(state: AppState) {
         match event {
             // Which revision each agent gets is the rollout engine's decision.
             Ok(Event::GroupRevision { group_id, .. }) | Ok(Event::GroupChanged { group_id }) => {
+                // Before agents get the new config and report it back.
+                refresh_known_secrets(&state).await;
                 // Whoever hears of a change first drives it if nobody does yet.
                 state.cluster.claim(group_id).await;
                 if let Err(err) = crate::rollout::sync_group(&state, group_id).await {
@@ -126,9 +129,21 @@ async fn group_sync(state: AppState) {
             // Sessions of revoked tokens are `opamp::tokens`' business.
             Ok(Event::TokenRevoked { .. }) => {}
             // Events are hints: after missing some, resynchronise from the store.
-            Err(RecvError::Lagged(_)) => crate::rollout::reload_all(&state).await,
+            Err(RecvError::Lagged(_)) => {
+                refresh_known_secrets(&state).await;
+                crate::rollout::reload_all(&state).await
+            }
             Err(RecvError::Closed) => return,
         }
+    }
+}
+
+/// Reloads the secret values agents' reports are redacted by. On failure the previous set
+/// stays (key-name redaction still applies) and the next change tries again.
+async fn refresh_known_secrets(state: &AppState) {
+    match crate::secrets::known(state.store.as_ref()).await {
+        Ok(known) => state.agents.set_known_secrets(known),
+        Err(err) => tracing::warn!(error = %err, "Loading the known secret values failed"),
     }
 }
 

@@ -17,6 +17,12 @@
 //!   and only for signals left with at least one receiver and one exporter (a collector refuses
 //!   a component in a pipeline of a signal it does not support, and a pipeline without
 //!   receivers or exporters).
+//!
+//! User values: secret references (`{"$secret": name}`) in pipeline and destination configs
+//! are replaced by the object's secret values, and every `$` of a string value is escaped as
+//! `$$` (the collector's literal dollar) unless the [`ConfigPolicy`] lets the collector expand
+//! that `${provider:...}` reference. Keys are written as given (the collector expands values
+//! only).
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -30,6 +36,8 @@ pub mod components;
 use components::{ComponentTable, Kind, type_of};
 
 use crate::auth::TokenKey;
+use crate::policy::ConfigPolicy;
+use crate::secrets::{KnownSecrets, substitute};
 use crate::store::{BindingRecord, EndpointRecord, GroupRecord, PipelineRecord};
 
 /// File name of the config inside the OpAMP `AgentConfigMap`.
@@ -139,6 +147,8 @@ pub enum RenderError {
     },
     #[error("serialising YAML: {0}")]
     Yaml(String),
+    #[error("{origin} refers to secret {name:?}, which is not declared")]
+    UnknownSecret { origin: String, name: String },
 }
 
 impl RenderError {
@@ -147,6 +157,7 @@ impl RenderError {
             RenderError::PortConflict { .. } => Some("port"),
             RenderError::DuplicateComponent { .. } => Some("name"),
             RenderError::Yaml(_) => None,
+            RenderError::UnknownSecret { .. } => Some("secrets"),
         }
     }
 }
@@ -254,6 +265,50 @@ pub fn render_with_grace(
     tokens: &TokenKey,
     grace: &TokenGrace,
 ) -> Result<RenderedConfig, RenderError> {
+    render_with_policy(
+        group,
+        pipelines,
+        endpoints,
+        bindings,
+        tokens,
+        grace,
+        &ConfigPolicy::default(),
+    )
+}
+
+/// Resolves an object's secret references for the rendered document.
+fn resolve(
+    v: &Value,
+    secrets: &BTreeMap<String, String>,
+    origin: impl FnOnce() -> String,
+) -> Result<Value, RenderError> {
+    substitute(v, secrets).map_err(|name| RenderError::UnknownSecret {
+        origin: origin(),
+        name,
+    })
+}
+
+/// Every string value of `v` as [`ConfigPolicy::escape`] writes it (keys stay as they are).
+fn escape_values(v: &mut Value, policy: &ConfigPolicy) {
+    match v {
+        Value::String(s) if s.contains('$') => *s = policy.escape(s),
+        Value::Array(items) => items.iter_mut().for_each(|x| escape_values(x, policy)),
+        Value::Object(m) => m.values_mut().for_each(|x| escape_values(x, policy)),
+        _ => {}
+    }
+}
+
+/// [`render_with_grace`] under the operator's config policy (what `${...}` may reach the
+/// collector unescaped).
+pub fn render_with_policy(
+    group: &GroupRecord,
+    pipelines: &[PipelineRecord],
+    endpoints: &[EndpointRecord],
+    bindings: &[BindingRecord],
+    tokens: &TokenKey,
+    grace: &TokenGrace,
+    policy: &ConfigPolicy,
+) -> Result<RenderedConfig, RenderError> {
     let mut extensions = Section::default();
     let mut receivers = Section::default();
     let mut processors = Section::default();
@@ -333,9 +388,12 @@ pub fn render_with_grace(
         }
         for (rid, cfg) in &p.spec.receivers {
             let id = scoped_id(rid, pname);
+            let cfg = resolve(cfg, &p.spec.secrets, || {
+                origin(&format!("receiver {rid:?}"))
+            })?;
             receivers.add(
                 id.clone(),
-                canonical(cfg),
+                canonical(&cfg),
                 origin(&format!("receiver {rid:?}")),
             )?;
             p_receivers.insert(id);
@@ -345,9 +403,12 @@ pub fn render_with_grace(
         let mut p_processors = Vec::new();
         for proc_ in &p.spec.processors {
             let id = scoped_id(&proc_.id, pname);
+            let cfg = resolve(&proc_.config, &p.spec.secrets, || {
+                origin(&format!("processor {:?}", proc_.id))
+            })?;
             processors.add(
                 id.clone(),
-                canonical(&proc_.config),
+                canonical(&cfg),
                 origin(&format!("processor {:?}", proc_.id)),
             )?;
             p_processors.push(id);
@@ -365,7 +426,10 @@ pub fn render_with_grace(
             for d in &b.spec.destinations {
                 let id = format!("{}/{}.{}", d.kind, bname, d.name);
                 // Explicit fields win over the same keys in `config`.
-                let mut cfg = match canonical(&d.config) {
+                let resolved = resolve(&d.config, &b.spec.secrets, || {
+                    format!("destination {:?} of binding {bname:?}", d.name)
+                })?;
+                let mut cfg = match canonical(&resolved) {
                     Value::Object(m) => m,
                     _ => Map::new(),
                 };
@@ -486,7 +550,9 @@ pub fn render_with_grace(
     );
     doc.insert("service".into(), Value::Object(service));
 
-    let body = to_yaml(Value::Object(doc))?;
+    let mut doc = Value::Object(doc);
+    escape_values(&mut doc, policy);
+    let body = to_yaml(doc)?;
     // No header comment naming the group: renaming a group must not change its config.
     let yaml = body;
     let hash: [u8; 32] = Sha256::digest(yaml.as_bytes()).into();
@@ -547,56 +613,58 @@ fn to_yaml(mut doc: Value) -> Result<String, RenderError> {
 const MERGE_KEY: &str = "<<";
 
 /// What replaces a secret value in [`redact_secrets`] output.
-pub const REDACTED: &str = "<redacted>";
+pub const REDACTED: &str = otaas_api::redact::REDACTED;
 
-/// Key names whose values are treated as secrets anywhere in a config.
-fn is_secret_key(key: &str) -> bool {
-    let k = key.to_ascii_lowercase();
-    [
-        "password",
-        "token",
-        "secret",
-        "api_key",
-        "apikey",
-        "authorization",
-        "private_key",
-    ]
-    .iter()
-    .any(|s| k.contains(s))
+fn redacted() -> serde_yaml::Value {
+    serde_yaml::Value::String(REDACTED.into())
 }
 
-fn redact_value(v: &mut serde_yaml::Value, all: bool) {
+fn redact_value(v: &mut serde_yaml::Value, all: bool, known: &KnownSecrets) {
+    use otaas_api::redact::{is_sensitive_key, redact_url_password};
     match v {
         serde_yaml::Value::Mapping(m) => {
             for (k, val) in m.iter_mut() {
                 let key = k.as_str().unwrap_or_default();
-                if all || is_secret_key(key) {
-                    if val.is_mapping() || val.is_sequence() {
-                        redact_value(val, true);
-                    } else {
-                        *val = serde_yaml::Value::String(REDACTED.into());
-                    }
-                } else {
-                    // Every value under a `headers` map is a secret (auth headers, tenant ids).
-                    redact_value(val, key == "headers");
-                }
+                // Every value under a `headers` map is a secret (auth headers, tenant ids).
+                let under = all || is_sensitive_key(key) || key.eq_ignore_ascii_case("headers");
+                redact_value(val, under, known);
             }
         }
-        serde_yaml::Value::Sequence(s) => s.iter_mut().for_each(|x| redact_value(x, all)),
-        serde_yaml::Value::Tagged(t) => redact_value(&mut t.value, all),
-        other if all => *other = serde_yaml::Value::String(REDACTED.into()),
+        serde_yaml::Value::Sequence(s) => s.iter_mut().for_each(|x| redact_value(x, all, known)),
+        serde_yaml::Value::Tagged(t) => redact_value(&mut t.value, all, known),
+        serde_yaml::Value::Null => {}
+        _ if all => *v = redacted(),
+        serde_yaml::Value::String(s) => {
+            let by_value = known.redact(s);
+            let s2 = by_value.as_deref().unwrap_or(s);
+            if let Some(r) = redact_url_password(s2).or(by_value) {
+                *s = r;
+            }
+        }
+        serde_yaml::Value::Number(n) if known.redact(&n.to_string()).is_some() => {
+            *v = redacted();
+        }
         _ => {}
     }
 }
 
 /// A collector config with its secrets replaced by [`REDACTED`]: every value under a `headers`
-/// map, and every value whose key names a credential (`token`, `password`, `secret`,
-/// `api_key`, `authorization`, ...). Used for API responses and for effective configs agents
-/// report, so secrets are neither served nor stored twice. Key order is kept.
+/// map, every value whose key names a credential ([`otaas_api::redact::is_sensitive_key`]:
+/// `token`, `password`, `passwd`, `secret`, `api_key`, `api.key`, `authorization`,
+/// `credentials`, `private_key`, ...) and the password of URLs (`scheme://user:pw@host`).
+/// Key order is kept.
 pub fn redact_secrets(yaml: &str) -> Result<String, RenderError> {
+    redact_known(yaml, &KnownSecrets::default())
+}
+
+/// [`redact_secrets`], and also every occurrence of a value the server knows to be secret
+/// (declared secrets, header values, ingest tokens) wherever it stands. Used for the group
+/// config view and for effective configs agents report, so secrets are neither served nor
+/// stored twice.
+pub fn redact_known(yaml: &str, known: &KnownSecrets) -> Result<String, RenderError> {
     let mut doc: serde_yaml::Value =
         serde_yaml::from_str(yaml).map_err(|e| RenderError::Yaml(e.to_string()))?;
-    redact_value(&mut doc, false);
+    redact_value(&mut doc, false, known);
     serde_yaml::to_string(&doc).map_err(|e| RenderError::Yaml(e.to_string()))
 }
 

@@ -787,6 +787,8 @@ mod tests {
         let pipeline = state
             .store
             .create_pipeline(PipelineSpec {
+                secrets: Default::default(),
+                keep_secrets: false,
                 name: "p".into(),
                 description: String::new(),
                 signals: vec![Signal::Logs],
@@ -804,6 +806,8 @@ mod tests {
         state
             .store
             .create_binding(otaas_api::ExporterBindingSpec {
+                secrets: Default::default(),
+                keep_secrets: false,
                 name: "out".into(),
                 pipeline_id: pipeline.id,
                 signals: None,

@@ -35,6 +35,11 @@ const SQLITE: &[Entry] = &[
         "token_grace",
         include_str!("../../migrations/sqlite/0005_token_grace.sql"),
     ),
+    (
+        6,
+        "object_secrets",
+        include_str!("../../migrations/sqlite/0006_object_secrets.sql"),
+    ),
 ];
 
 const POSTGRES: &[Entry] = &[
@@ -62,6 +67,11 @@ const POSTGRES: &[Entry] = &[
         5,
         "token_grace",
         include_str!("../../migrations/postgres/0005_token_grace.sql"),
+    ),
+    (
+        6,
+        "object_secrets",
+        include_str!("../../migrations/postgres/0006_object_secrets.sql"),
     ),
 ];
 

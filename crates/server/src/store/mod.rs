@@ -119,6 +119,106 @@ pub(crate) fn keep_headers(
     new
 }
 
+/// Splits a spec's JSON into what goes into the `body` column and what into the `secrets`
+/// column: the `secrets` map and every destination's `headers` (by destination name).
+pub(crate) fn split_secrets(mut spec: serde_json::Value) -> (serde_json::Value, serde_json::Value) {
+    let mut apart = serde_json::Map::new();
+    let Some(obj) = spec.as_object_mut() else {
+        return (spec, serde_json::Value::Object(apart));
+    };
+    if let Some(s) = obj.remove("secrets") {
+        apart.insert("secrets".into(), s);
+    }
+    if let Some(serde_json::Value::Array(dests)) = obj.get_mut("destinations") {
+        let mut headers = serde_json::Map::new();
+        for d in dests {
+            let Some(d) = d.as_object_mut() else { continue };
+            let name = d
+                .get("name")
+                .and_then(|n| n.as_str())
+                .unwrap_or_default()
+                .to_string();
+            if let Some(h) = d.remove("headers") {
+                headers.insert(name, h);
+            }
+        }
+        if !headers.is_empty() {
+            apart.insert("headers".into(), serde_json::Value::Object(headers));
+        }
+    }
+    (spec, serde_json::Value::Object(apart))
+}
+
+/// The inverse of [`split_secrets`]. Rows written before the `secrets` column existed keep
+/// their headers in the body; those stay.
+pub(crate) fn join_secrets(body: &mut serde_json::Value, apart: serde_json::Value) {
+    let (Some(obj), serde_json::Value::Object(mut apart)) = (body.as_object_mut(), apart) else {
+        return;
+    };
+    if let Some(s) = apart.remove("secrets") {
+        obj.insert("secrets".into(), s);
+    }
+    if let (Some(serde_json::Value::Object(headers)), Some(serde_json::Value::Array(dests))) =
+        (apart.remove("headers"), obj.get_mut("destinations"))
+    {
+        for d in dests {
+            let Some(d) = d.as_object_mut() else { continue };
+            let name = d.get("name").and_then(|n| n.as_str()).unwrap_or_default();
+            if let Some(h) = headers.get(name) {
+                d.insert("headers".into(), h.clone());
+            }
+        }
+    }
+}
+
+/// A pipeline update against the stored pipeline: `keep_secrets` takes the stored secrets,
+/// and a config value sent back exactly as the API shows it redacted (`<redacted>`, a URL
+/// with `:<redacted>@`) keeps the stored value ([`otaas_api::redact::restore_json`]), so a
+/// client writing back what it read loses no credential.
+pub(crate) fn merge_pipeline(current: &PipelineSpec, mut new: PipelineSpec) -> PipelineSpec {
+    use otaas_api::redact::restore_json;
+    if new.keep_secrets {
+        new.secrets = current.secrets.clone();
+        new.keep_secrets = false;
+    }
+    for (id, cfg) in new.receivers.iter_mut() {
+        if let Some(old) = current.receivers.get(id) {
+            *cfg = restore_json(cfg, old);
+        }
+    }
+    for p in new.processors.iter_mut() {
+        if let Some(old) = current.processors.iter().find(|o| o.id == p.id) {
+            p.config = restore_json(&p.config, &old.config);
+        }
+    }
+    new
+}
+
+/// [`merge_pipeline`] for bindings: `keep_secrets`, `keep_headers`, and redacted values of
+/// destination configs (matched by destination name).
+pub(crate) fn merge_binding(
+    current: &ExporterBindingSpec,
+    new: ExporterBindingSpec,
+) -> ExporterBindingSpec {
+    use otaas_api::redact::restore_json;
+    let mut new = keep_headers(current, new);
+    if new.keep_secrets {
+        new.secrets = current.secrets.clone();
+        new.keep_secrets = false;
+    }
+    for d in new.destinations.iter_mut() {
+        if let Some(old) = current.destinations.iter().find(|o| o.name == d.name) {
+            d.config = restore_json(&d.config, &old.config);
+            if let (Some(e), Some(o)) = (&d.endpoint, &old.endpoint)
+                && otaas_api::redact::redact_url_password(o).as_ref() == Some(e)
+            {
+                d.endpoint = Some(o.clone());
+            }
+        }
+    }
+    new
+}
+
 /// What an endpoint update does to its token grace period.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum TokenGrace {
@@ -352,6 +452,10 @@ pub trait Store: Send + Sync + 'static {
 
     /// The key endpoint ingest tokens are derived from (see `auth.rs`).
     fn token_key(&self) -> &TokenKey;
+
+    /// The operator's config policy, which decides how user values are escaped in rendered
+    /// configs (default: [`ConfigPolicy::default`]); set once at start by `otaas serve`.
+    fn set_config_policy(&self, policy: crate::policy::ConfigPolicy);
 
     async fn create_pipeline(
         &self,

@@ -10,6 +10,8 @@ use super::migrations;
 pub struct PgStore {
     pool: sqlx::PgPool,
     key: TokenKey,
+    /// The operator's config policy, used when rendering (see `Store::set_config_policy`).
+    policy: std::sync::RwLock<crate::policy::ConfigPolicy>,
     /// In-process serialisation in front of the advisory lock, so one replica's writers queue
     /// here instead of holding pool connections while they wait in PostgreSQL.
     write_lock: tokio::sync::Mutex<()>,
@@ -70,6 +72,7 @@ impl PgStore {
         Ok(Self {
             pool,
             key,
+            policy: Default::default(),
             write_lock: tokio::sync::Mutex::new(()),
         })
     }

@@ -33,7 +33,7 @@ macro_rules! sql_store {
         type Conn = <$db as sqlx::Database>::Connection;
         type DbRow = <$db as sqlx::Database>::Row;
 
-        const COLS: &str = "id, revision, body, created_at, updated_at";
+        const COLS: &str = "id, revision, body, secrets, created_at, updated_at";
         const GROUP_COLS: &str =
             "id, revision, body, created_at, updated_at, config_revision, config_hash";
         const TOKEN_COLS: &str =
@@ -52,27 +52,60 @@ macro_rules! sql_store {
             serde_json::to_string(v).expect("specs always serialise")
         }
 
-        fn record_from_row<I, S>(row: &DbRow) -> Result<Record<I, S>, StoreError>
+        /// A spec as its `body` and `secrets` columns (see `store::split_secrets`), the latter
+        /// sealed with the server key unless there is nothing in it.
+        fn encode_split<T: Serialize>(key: &TokenKey, v: &T) -> (String, String) {
+            let value = serde_json::to_value(v).expect("specs always serialise");
+            let (body, secrets) = $crate::store::split_secrets(value);
+            let secrets = if secrets.as_object().is_some_and(|m| m.is_empty()) {
+                encode(&secrets)
+            } else {
+                key.seal(&encode(&secrets))
+            };
+            (encode(&body), secrets)
+        }
+
+        /// `key` opens the sealed `secrets` column (group rows have none: `None`).
+        fn record_from_row<I, S>(row: &DbRow, key: Option<&TokenKey>) -> Result<Record<I, S>, StoreError>
         where
             I: FromStr,
             S: DeserializeOwned,
         {
             let id: String = row.try_get("id")?;
             let body: String = row.try_get("body")?;
+            // Group rows have no `secrets` column.
+            let secrets: Option<String> = row.try_get("secrets").ok();
+            let mut body: serde_json::Value = serde_json::from_str(&body)
+                .map_err(|e| StoreError::Corrupt(format!("body of {id}: {e}")))?;
+            if let (Some(s), Some(key)) = (secrets, key) {
+                // '{}' (nothing to keep) is stored as is; anything else sealed.
+                let s = if s.starts_with('{') {
+                    s
+                } else {
+                    key.open(&s).ok_or_else(|| {
+                        StoreError::Corrupt(format!(
+                            "secrets of {id} do not open with the server key"
+                        ))
+                    })?
+                };
+                let s: serde_json::Value = serde_json::from_str(&s)
+                    .map_err(|e| StoreError::Corrupt(format!("secrets of {id}: {e}")))?;
+                $crate::store::join_secrets(&mut body, s);
+            }
             Ok(Record {
                 id: I::from_str(&id)
                     .map_err(|_| StoreError::Corrupt(format!("bad id {id:?}")))?,
                 revision: row.try_get("revision")?,
                 created_at: ts(row.try_get("created_at")?)?,
                 updated_at: ts(row.try_get("updated_at")?)?,
-                spec: serde_json::from_str(&body)
+                spec: serde_json::from_value(body)
                     .map_err(|e| StoreError::Corrupt(format!("body of {id}: {e}")))?,
             })
         }
 
         fn group_from_row(row: &DbRow) -> Result<GroupRecord, StoreError> {
             Ok(GroupRecord {
-                record: record_from_row(row)?,
+                record: record_from_row(row, None)?,
                 config_revision: row.try_get("config_revision")?,
                 config_hash: row.try_get("config_hash")?,
             })
@@ -137,6 +170,7 @@ macro_rules! sql_store {
 
         async fn fetch_record<I, S>(
             conn: &mut Conn,
+            key: &TokenKey,
             table: &str,
             id: &str,
         ) -> Result<Option<Record<I, S>>, StoreError>
@@ -148,11 +182,12 @@ macro_rules! sql_store {
                 .bind(id)
                 .fetch_optional(&mut *conn)
                 .await?;
-            row.as_ref().map(record_from_row).transpose()
+            row.as_ref().map(|r| record_from_row(r, Some(key))).transpose()
         }
 
         async fn fetch_by_name<I, S>(
             conn: &mut Conn,
+            key: &TokenKey,
             table: &str,
             name: &str,
         ) -> Result<Option<Record<I, S>>, StoreError>
@@ -164,11 +199,12 @@ macro_rules! sql_store {
                 .bind(name)
                 .fetch_optional(&mut *conn)
                 .await?;
-            row.as_ref().map(record_from_row).transpose()
+            row.as_ref().map(|r| record_from_row(r, Some(key))).transpose()
         }
 
         async fn fetch_all<I, S>(
             conn: &mut Conn,
+            key: &TokenKey,
             table: &str,
         ) -> Result<Vec<Record<I, S>>, StoreError>
         where
@@ -178,11 +214,12 @@ macro_rules! sql_store {
             let rows = sqlx::query(&format!("SELECT {COLS} FROM {table} ORDER BY name"))
                 .fetch_all(&mut *conn)
                 .await?;
-            rows.iter().map(record_from_row).collect()
+            rows.iter().map(|r| record_from_row(r, Some(key))).collect()
         }
 
         async fn fetch_by_pipeline<I, S>(
             conn: &mut Conn,
+            key: &TokenKey,
             table: &str,
             pipeline_id: &str,
         ) -> Result<Vec<Record<I, S>>, StoreError>
@@ -196,7 +233,7 @@ macro_rules! sql_store {
             .bind(pipeline_id)
             .fetch_all(&mut *conn)
             .await?;
-            rows.iter().map(record_from_row).collect()
+            rows.iter().map(|r| record_from_row(r, Some(key))).collect()
         }
 
         async fn fetch_group(
@@ -288,6 +325,7 @@ macro_rules! sql_store {
         async fn rerender(
             conn: &mut Conn,
             key: &TokenKey,
+            policy: &$crate::policy::ConfigPolicy,
             groups: BTreeSet<String>,
             require: Option<&$crate::store::Require>,
         ) -> Result<Vec<GroupRevision>, StoreError> {
@@ -304,11 +342,11 @@ macro_rules! sql_store {
                     group.record.spec.pipeline_ids.iter().copied().collect();
                 for pid in pids {
                     let pid = pid.to_string();
-                    let p = fetch_record(conn, "pipelines", &pid).await?.ok_or_else(|| {
+                    let p = fetch_record(conn, key, "pipelines", &pid).await?.ok_or_else(|| {
                         StoreError::Corrupt(format!("group {gid} uses missing pipeline {pid}"))
                     })?;
                     pipelines.push(p);
-                    endpoints.extend(fetch_by_pipeline(conn, "endpoints", &pid).await?);
+                    endpoints.extend(fetch_by_pipeline(conn, key, "endpoints", &pid).await?);
                     let rows = sqlx::query(
                         "SELECT id, previous_token_version FROM endpoints \
                          WHERE pipeline_id = $1 AND previous_token_until > $2",
@@ -328,11 +366,11 @@ macro_rules! sql_store {
                         })?;
                         grace.insert(id, version);
                     }
-                    bindings.extend(fetch_by_pipeline(conn, "exporter_bindings", &pid).await?);
+                    bindings.extend(fetch_by_pipeline(conn, key, "exporter_bindings", &pid).await?);
                 }
                 let rendered =
-                    $crate::render::render_with_grace(
-                        &group, &pipelines, &endpoints, &bindings, key, &grace,
+                    $crate::render::render_with_policy(
+                        &group, &pipelines, &endpoints, &bindings, key, &grace, policy,
                     )
                         .map_err(|source| StoreError::Render {
                             group: group.record.spec.name.clone(),
@@ -403,6 +441,10 @@ macro_rules! sql_store {
         /// Create/update/delete of the objects that hang off one pipeline (endpoints and
         /// bindings): the same steps, only the table differs.
         impl $store {
+            fn render_policy(&self) -> $crate::policy::ConfigPolicy {
+                self.policy.read().unwrap_or_else(|e| e.into_inner()).clone()
+            }
+
             async fn create_child<I, S>(
                 &self,
                 table: &str,
@@ -423,21 +465,23 @@ macro_rules! sql_store {
                 let sid = id.to_string();
                 check_name(&mut tx, table, kind, name, &sid).await?;
                 let now = now_ms();
+                let (body, secrets) = encode_split(&self.key, &spec);
                 sqlx::query(&format!(
-                    "INSERT INTO {table} (id, name, pipeline_id, revision, body, created_at, updated_at) \
-                     VALUES ($1, $2, $3, 1, $4, $5, $5)"
+                    "INSERT INTO {table} (id, name, pipeline_id, revision, body, secrets, created_at, updated_at) \
+                     VALUES ($1, $2, $3, 1, $4, $6, $5, $5)"
                 ))
                 .bind(&sid)
                 .bind(name)
                 .bind(pipeline_id.to_string())
-                .bind(encode(&spec))
+                .bind(body)
                 .bind(now)
+                .bind(secrets)
                 .execute(&mut *tx)
                 .await
                 .map_err(|e| name_error(e, kind, name))?;
                 let groups = groups_of_pipeline(&mut tx, &pipeline_id.to_string()).await?;
-                let revisions = rerender(&mut tx, &self.key, groups, Some(&$crate::store::Require::child(kind, pipeline_id, pipeline_id))).await?;
-                let value = fetch_record(&mut tx, table, &sid)
+                let revisions = rerender(&mut tx, &self.key, &self.render_policy(), groups, Some(&$crate::store::Require::child(kind, pipeline_id, pipeline_id))).await?;
+                let value = fetch_record(&mut tx, &self.key, table, &sid)
                     .await?
                     .ok_or_else(|| StoreError::Corrupt(format!("{kind} {sid} vanished")))?;
                 tx.commit().await?;
@@ -465,22 +509,24 @@ macro_rules! sql_store {
                 let mut tx = begin_write(&self.pool).await?;
                 lock_writes(&mut tx).await?;
                 let sid = id.to_string();
-                let current: Record<I, S> = fetch_record(&mut tx, table, &sid)
+                let current: Record<I, S> = fetch_record(&mut tx, &self.key, table, &sid)
                     .await?
                     .ok_or_else(|| StoreError::NotFound { kind, id: sid.clone() })?;
                 check_revision(kind, &sid, current.revision, if_match)?;
                 let (spec, grace) = merge(&current.spec, spec);
                 check_pipeline_exists(&mut tx, "pipeline_id", pipeline_id).await?;
                 check_name(&mut tx, table, kind, name, &sid).await?;
+                let (body, secrets) = encode_split(&self.key, &spec);
                 sqlx::query(&format!(
-                    "UPDATE {table} SET name = $1, pipeline_id = $2, body = $3, \
+                    "UPDATE {table} SET name = $1, pipeline_id = $2, body = $3, secrets = $6, \
                      revision = revision + 1, updated_at = $4 WHERE id = $5"
                 ))
                 .bind(name)
                 .bind(pipeline_id.to_string())
-                .bind(encode(&spec))
+                .bind(body)
                 .bind(now_ms())
                 .bind(&sid)
+                .bind(secrets)
                 .execute(&mut *tx)
                 .await
                 .map_err(|e| name_error(e, kind, name))?;
@@ -511,8 +557,8 @@ macro_rules! sql_store {
                 let mut groups =
                     groups_of_pipeline(&mut tx, &old_pipeline(&current.spec).to_string()).await?;
                 groups.extend(groups_of_pipeline(&mut tx, &pipeline_id.to_string()).await?);
-                let revisions = rerender(&mut tx, &self.key, groups, Some(&$crate::store::Require::child(kind, old_pipeline(&current.spec), pipeline_id))).await?;
-                let value = fetch_record(&mut tx, table, &sid)
+                let revisions = rerender(&mut tx, &self.key, &self.render_policy(), groups, Some(&$crate::store::Require::child(kind, old_pipeline(&current.spec), pipeline_id))).await?;
+                let value = fetch_record(&mut tx, &self.key, table, &sid)
                     .await?
                     .ok_or_else(|| StoreError::Corrupt(format!("{kind} {sid} vanished")))?;
                 tx.commit().await?;
@@ -532,7 +578,7 @@ macro_rules! sql_store {
                 let _guard = self.write_lock.lock().await;
                 let mut tx = begin_write(&self.pool).await?;
                 lock_writes(&mut tx).await?;
-                let current: Record<String, S> = fetch_record(&mut tx, table, id)
+                let current: Record<String, S> = fetch_record(&mut tx, &self.key, table, id)
                     .await?
                     .ok_or_else(|| StoreError::NotFound { kind, id: id.to_string() })?;
                 sqlx::query(&format!("DELETE FROM {table} WHERE id = $1"))
@@ -541,7 +587,7 @@ macro_rules! sql_store {
                     .await?;
                 let groups =
                     groups_of_pipeline(&mut tx, &pipeline_of(&current.spec).to_string()).await?;
-                let revisions = rerender(&mut tx, &self.key, groups, None).await?;
+                let revisions = rerender(&mut tx, &self.key, &self.render_policy(), groups, None).await?;
                 tx.commit().await?;
                 Ok(Written { value: (), revisions })
             }
@@ -620,6 +666,10 @@ macro_rules! sql_store {
                 &self.key
             }
 
+            fn set_config_policy(&self, policy: $crate::policy::ConfigPolicy) {
+                *self.policy.write().unwrap_or_else(|e| e.into_inner()) = policy;
+            }
+
             // ---- pipelines
 
             async fn create_pipeline(
@@ -632,18 +682,20 @@ macro_rules! sql_store {
                 let id = PipelineId::new().to_string();
                 check_name(&mut tx, "pipelines", Kind::Pipeline, &spec.name, &id).await?;
                 let now = now_ms();
+                let (body, secrets) = encode_split(&self.key, &spec);
                 sqlx::query(
-                    "INSERT INTO pipelines (id, name, revision, body, created_at, updated_at) \
-                     VALUES ($1, $2, 1, $3, $4, $4)",
+                    "INSERT INTO pipelines (id, name, revision, body, secrets, created_at, updated_at) \
+                     VALUES ($1, $2, 1, $3, $5, $4, $4)",
                 )
                 .bind(&id)
                 .bind(&spec.name)
-                .bind(encode(&spec))
+                .bind(body)
                 .bind(now)
+                .bind(secrets)
                 .execute(&mut *tx)
                 .await
                 .map_err(|e| name_error(e, Kind::Pipeline, &spec.name))?;
-                let value = fetch_record(&mut tx, "pipelines", &id)
+                let value = fetch_record(&mut tx, &self.key, "pipelines", &id)
                     .await?
                     .ok_or_else(|| StoreError::Corrupt(format!("pipeline {id} vanished")))?;
                 tx.commit().await?;
@@ -652,19 +704,19 @@ macro_rules! sql_store {
 
             async fn get_pipeline(&self, id: PipelineId) -> Result<PipelineRecord, StoreError> {
                 let mut conn = self.pool.acquire().await?;
-                fetch_record(&mut conn, "pipelines", &id.to_string())
+                fetch_record(&mut conn, &self.key, "pipelines", &id.to_string())
                     .await?
                     .ok_or_else(|| StoreError::NotFound { kind: Kind::Pipeline, id: id.to_string() })
             }
 
             async fn find_pipeline(&self, name: &str) -> Result<Option<PipelineRecord>, StoreError> {
                 let mut conn = self.pool.acquire().await?;
-                fetch_by_name(&mut conn, "pipelines", name).await
+                fetch_by_name(&mut conn, &self.key, "pipelines", name).await
             }
 
             async fn list_pipelines(&self) -> Result<Vec<PipelineRecord>, StoreError> {
                 let mut conn = self.pool.acquire().await?;
-                fetch_all(&mut conn, "pipelines").await
+                fetch_all(&mut conn, &self.key, "pipelines").await
             }
 
             async fn update_pipeline(
@@ -677,25 +729,28 @@ macro_rules! sql_store {
                 let mut tx = begin_write(&self.pool).await?;
                 lock_writes(&mut tx).await?;
                 let sid = id.to_string();
-                let current: PipelineRecord = fetch_record(&mut tx, "pipelines", &sid)
+                let current: PipelineRecord = fetch_record(&mut tx, &self.key, "pipelines", &sid)
                     .await?
                     .ok_or_else(|| StoreError::NotFound { kind: Kind::Pipeline, id: sid.clone() })?;
                 check_revision(Kind::Pipeline, &sid, current.revision, if_match)?;
+                let spec = $crate::store::merge_pipeline(&current.spec, spec);
                 check_name(&mut tx, "pipelines", Kind::Pipeline, &spec.name, &sid).await?;
+                let (body, secrets) = encode_split(&self.key, &spec);
                 sqlx::query(
-                    "UPDATE pipelines SET name = $1, body = $2, revision = revision + 1, \
+                    "UPDATE pipelines SET name = $1, body = $2, secrets = $5, revision = revision + 1, \
                      updated_at = $3 WHERE id = $4",
                 )
                 .bind(&spec.name)
-                .bind(encode(&spec))
+                .bind(body)
                 .bind(now_ms())
                 .bind(&sid)
+                .bind(secrets)
                 .execute(&mut *tx)
                 .await
                 .map_err(|e| name_error(e, Kind::Pipeline, &spec.name))?;
                 let groups = groups_of_pipeline(&mut tx, &sid).await?;
-                let revisions = rerender(&mut tx, &self.key, groups, Some(&$crate::store::Require::pipeline(id))).await?;
-                let value = fetch_record(&mut tx, "pipelines", &sid)
+                let revisions = rerender(&mut tx, &self.key, &self.render_policy(), groups, Some(&$crate::store::Require::pipeline(id))).await?;
+                let value = fetch_record(&mut tx, &self.key, "pipelines", &sid)
                     .await?
                     .ok_or_else(|| StoreError::Corrupt(format!("pipeline {sid} vanished")))?;
                 tx.commit().await?;
@@ -707,7 +762,7 @@ macro_rules! sql_store {
                 let mut tx = begin_write(&self.pool).await?;
                 lock_writes(&mut tx).await?;
                 let sid = id.to_string();
-                let current: PipelineRecord = fetch_record(&mut tx, "pipelines", &sid)
+                let current: PipelineRecord = fetch_record(&mut tx, &self.key, "pipelines", &sid)
                     .await?
                     .ok_or_else(|| StoreError::NotFound { kind: Kind::Pipeline, id: sid.clone() })?;
                 // Referrers, in a fixed order so the error is predictable.
@@ -759,19 +814,19 @@ macro_rules! sql_store {
 
             async fn get_endpoint(&self, id: EndpointId) -> Result<EndpointRecord, StoreError> {
                 let mut conn = self.pool.acquire().await?;
-                fetch_record(&mut conn, "endpoints", &id.to_string())
+                fetch_record(&mut conn, &self.key, "endpoints", &id.to_string())
                     .await?
                     .ok_or_else(|| StoreError::NotFound { kind: Kind::Endpoint, id: id.to_string() })
             }
 
             async fn find_endpoint(&self, name: &str) -> Result<Option<EndpointRecord>, StoreError> {
                 let mut conn = self.pool.acquire().await?;
-                fetch_by_name(&mut conn, "endpoints", name).await
+                fetch_by_name(&mut conn, &self.key, "endpoints", name).await
             }
 
             async fn list_endpoints(&self) -> Result<Vec<EndpointRecord>, StoreError> {
                 let mut conn = self.pool.acquire().await?;
-                fetch_all(&mut conn, "endpoints").await
+                fetch_all(&mut conn, &self.key, "endpoints").await
             }
 
             async fn update_endpoint(
@@ -834,7 +889,7 @@ macro_rules! sql_store {
                 .bind(now)
                 .execute(&mut *tx)
                 .await?;
-                let revisions = rerender(&mut tx, &self.key, groups, None).await?;
+                let revisions = rerender(&mut tx, &self.key, &self.render_policy(), groups, None).await?;
                 tx.commit().await?;
                 Ok(Written { value: rows.len(), revisions })
             }
@@ -871,7 +926,7 @@ macro_rules! sql_store {
 
             async fn get_binding(&self, id: ExporterBindingId) -> Result<BindingRecord, StoreError> {
                 let mut conn = self.pool.acquire().await?;
-                fetch_record(&mut conn, "exporter_bindings", &id.to_string())
+                fetch_record(&mut conn, &self.key, "exporter_bindings", &id.to_string())
                     .await?
                     .ok_or_else(|| StoreError::NotFound {
                         kind: Kind::ExporterBinding,
@@ -881,12 +936,12 @@ macro_rules! sql_store {
 
             async fn find_binding(&self, name: &str) -> Result<Option<BindingRecord>, StoreError> {
                 let mut conn = self.pool.acquire().await?;
-                fetch_by_name(&mut conn, "exporter_bindings", name).await
+                fetch_by_name(&mut conn, &self.key, "exporter_bindings", name).await
             }
 
             async fn list_bindings(&self) -> Result<Vec<BindingRecord>, StoreError> {
                 let mut conn = self.pool.acquire().await?;
-                fetch_all(&mut conn, "exporter_bindings").await
+                fetch_all(&mut conn, &self.key, "exporter_bindings").await
             }
 
             async fn update_binding(
@@ -906,7 +961,7 @@ macro_rules! sql_store {
                     if_match,
                     |s: &ExporterBindingSpec| s.pipeline_id,
                     |current: &ExporterBindingSpec, new| {
-                        ($crate::store::keep_headers(current, new), $crate::store::TokenGrace::Keep)
+                        ($crate::store::merge_binding(current, new), $crate::store::TokenGrace::Keep)
                     },
                 )
                 .await
@@ -946,7 +1001,7 @@ macro_rules! sql_store {
                 .await
                 .map_err(|e| name_error(e, Kind::AgentGroup, &spec.name))?;
                 Self::write_group_pipelines(&mut tx, &id, &spec).await?;
-                let revisions = rerender(&mut tx, &self.key, BTreeSet::from([id.clone()]), Some(&$crate::store::Require::group())).await?;
+                let revisions = rerender(&mut tx, &self.key, &self.render_policy(), BTreeSet::from([id.clone()]), Some(&$crate::store::Require::group())).await?;
                 let value = fetch_group(&mut tx, &id)
                     .await?
                     .ok_or_else(|| StoreError::Corrupt(format!("group {id} vanished")))?;
@@ -1007,7 +1062,7 @@ macro_rules! sql_store {
                 .await
                 .map_err(|e| name_error(e, Kind::AgentGroup, &spec.name))?;
                 Self::write_group_pipelines(&mut tx, &sid, &spec).await?;
-                let revisions = rerender(&mut tx, &self.key, BTreeSet::from([sid.clone()]), Some(&$crate::store::Require::group())).await?;
+                let revisions = rerender(&mut tx, &self.key, &self.render_policy(), BTreeSet::from([sid.clone()]), Some(&$crate::store::Require::group())).await?;
                 let value = fetch_group(&mut tx, &sid)
                     .await?
                     .ok_or_else(|| StoreError::Corrupt(format!("group {sid} vanished")))?;

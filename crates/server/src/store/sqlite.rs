@@ -12,6 +12,8 @@ use super::migrations;
 pub struct SqliteStore {
     pool: sqlx::SqlitePool,
     key: TokenKey,
+    /// The operator's config policy, used when rendering (see `Store::set_config_policy`).
+    policy: std::sync::RwLock<crate::policy::ConfigPolicy>,
     /// Held for the whole of every write transaction.
     write_lock: tokio::sync::Mutex<()>,
 }
@@ -51,6 +53,7 @@ impl SqliteStore {
         Ok(Self {
             pool,
             key,
+            policy: Default::default(),
             write_lock: tokio::sync::Mutex::new(()),
         })
     }

@@ -60,6 +60,8 @@ where
 
 pub fn pipeline_spec(name: &str) -> PipelineSpec {
     PipelineSpec {
+        secrets: Default::default(),
+        keep_secrets: false,
         name: name.into(),
         description: String::new(),
         signals: vec![Signal::Traces, Signal::Metrics],
@@ -86,6 +88,8 @@ pub fn endpoint_spec(name: &str, pipeline_id: PipelineId, port: u16) -> Endpoint
 
 pub fn binding_spec(name: &str, pipeline_id: PipelineId) -> ExporterBindingSpec {
     ExporterBindingSpec {
+        secrets: Default::default(),
+        keep_secrets: false,
         name: name.into(),
         pipeline_id,
         signals: None,
