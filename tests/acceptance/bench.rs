@@ -78,7 +78,8 @@ fn bench_quick_runs_end_to_end() {
             row.contains(", 0 throttled; CPU: Terraform + provider "),
             "{row}"
         );
-        assert!(row.contains(" s, server "), "{row}");
+        assert!(row.contains(" s (provider "), "{row}");
+        assert!(row.contains(" s), server "), "{row}");
         assert!(row.contains("null_resource "), "{row}");
     }
     let results = std::fs::read_to_string(&out).expect("the results file was written");

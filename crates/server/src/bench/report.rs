@@ -297,11 +297,13 @@ impl Report {
                         ),
                         backend: backend.name().to_owned(),
                         measured: format!(
-                            "{} = {ratio:.2}× null{}; CPU: Terraform + provider {:.2} s{}",
+                            "{} = {ratio:.2}× null{}; CPU: Terraform + provider {:.2} s \
+                             (provider {:.2} s){}",
                             secs(o),
                             reqs.map(|r| format!("; {}", requests_text(&r)))
                                 .unwrap_or_default(),
                             o_cpu.terraform,
+                            o_cpu.provider,
                             o_cpu
                                 .server
                                 .map(|c| format!(", server {c:.2} s"))
@@ -309,9 +311,11 @@ impl Report {
                         ),
                         target: "≤ 1.05× null, nothing throttled".to_owned(),
                         baseline: format!(
-                            "null_resource {}; CPU: Terraform + provider {:.2} s",
+                            "null_resource {}; CPU: Terraform + provider {:.2} s (provider \
+                             {:.2} s)",
                             secs(b),
-                            b_cpu.terraform
+                            b_cpu.terraform,
+                            b_cpu.provider
                         ),
                         met: Some(ratio <= TF_RATIO_MAX && !throttled),
                     });
@@ -449,8 +453,9 @@ impl Report {
              `otaas_http_requests_total` (all API routes) counted around each command; \
              throttled = answered 429. CPU: user + system seconds of the Terraform command \
              with the provider processes it started (the bench's children's `cutime` + \
-             `cstime`) and of `otaas serve` (`/proc/PID/stat`) during the command; each the \
-             median of its runs.",
+             `cstime`), of the provider processes alone (read from `/proc` every 50 ms while \
+             the command runs, each process at its last reading: a lower bound) and of \
+             `otaas serve` (`/proc/PID/stat`) during the command; each the median of its runs.",
             p.resources
                 .iter()
                 .map(|n| thousands(*n))

@@ -53,6 +53,8 @@ pub(crate) struct TfTimes {
 pub(crate) struct Cpu {
     /// The Terraform engine and the provider processes it started.
     pub(crate) terraform: f64,
+    /// Of that, the provider processes (sampled; see [`ProviderCpu`]).
+    pub(crate) provider: f64,
     /// `otaas serve` (ours only).
     pub(crate) server: Option<f64>,
 }
@@ -71,9 +73,11 @@ impl TfTimes {
         let requests = most(|r| r.0).zip(most(|r| r.1));
         let cpu = |pick: fn(&TfTimes) -> Cpu| {
             let mut tf: Vec<f64> = runs.iter().map(|r| pick(r).terraform).collect();
+            let mut provider: Vec<f64> = runs.iter().map(|r| pick(r).provider).collect();
             let mut server: Vec<f64> = runs.iter().filter_map(|r| pick(r).server).collect();
             Cpu {
                 terraform: median_f64(&mut tf).unwrap_or(0.0),
+                provider: median_f64(&mut provider).unwrap_or(0.0),
                 server: median_f64(&mut server),
             }
         };
@@ -216,14 +220,14 @@ impl Workspace {
         self.root.path().join("work")
     }
 
-    /// Runs `terraform ARGS`; returns its wall time and the CPU seconds it and the providers
-    /// it started used, or an error with its output.
+    /// Runs `terraform ARGS`; returns its wall time, the CPU seconds it and the providers it
+    /// started used, and those of the providers alone, or an error with its output.
     async fn terraform(
         &self,
         tools: &Tools,
         args: &[&str],
         ok_codes: &[i32],
-    ) -> Result<(Duration, f64), BenchError> {
+    ) -> Result<(Duration, f64, f64), BenchError> {
         let mut cmd = Command::new(&tools.terraform);
         cmd.args(args).current_dir(self.dir());
         for (key, _) in std::env::vars_os() {
@@ -240,6 +244,7 @@ impl Workspace {
             .stdin(Stdio::null())
             .kill_on_drop(true);
         let cpu_before = ended_children_cpu_seconds()?;
+        let providers = ProviderCpu::start(self.root.path().to_owned());
         let start = Instant::now();
         let out = tokio::time::timeout(COMMAND_TIMEOUT, cmd.output())
             .await
@@ -249,6 +254,7 @@ impl Workspace {
         // Only this command ended meanwhile: the bench's other children (servers, fleets) run
         // until their figure group is done.
         let cpu = ended_children_cpu_seconds()? - cpu_before;
+        let provider_cpu = providers.stop().await;
         let code = out.status.code().unwrap_or(-1);
         if !ok_codes.contains(&code) {
             return Err(BenchError::msg(format!(
@@ -258,7 +264,7 @@ impl Workspace {
                 tail(&String::from_utf8_lossy(&out.stderr))
             )));
         }
-        Ok((took, cpu))
+        Ok((took, cpu, provider_cpu))
     }
 
     /// `init`, then the timed `apply` (create) and `plan` (refresh, no changes expected). With
@@ -276,7 +282,7 @@ impl Workspace {
         let server_cpu = || server.map(|s| cpu_seconds(s.pid())).transpose();
         let before_apply = counted(server).await?;
         let server_before_apply = server_cpu()?;
-        let (apply, apply_tf_cpu) = self
+        let (apply, apply_tf_cpu, apply_provider_cpu) = self
             .terraform(
                 tools,
                 &["apply", "-auto-approve", "-input=false", "-no-color"],
@@ -286,7 +292,7 @@ impl Workspace {
         let server_after_apply = server_cpu()?;
         let after_apply = counted(server).await?;
         // -detailed-exitcode: 0 = no changes. Anything else means the apply did not converge.
-        let (plan, plan_tf_cpu) = self
+        let (plan, plan_tf_cpu, plan_provider_cpu) = self
             .terraform(
                 tools,
                 &["plan", "-detailed-exitcode", "-input=false", "-no-color"],
@@ -306,14 +312,66 @@ impl Workspace {
             requests,
             apply_cpu: Cpu {
                 terraform: apply_tf_cpu,
+                provider: apply_provider_cpu,
                 server: spent(server_before_apply, server_after_apply),
             },
             plan_cpu: Cpu {
                 terraform: plan_tf_cpu,
+                provider: plan_provider_cpu,
                 server: spent(server_after_apply, server_after_plan),
             },
         })
     }
+}
+
+/// The CPU time of the provider processes Terraform starts from a workspace (their
+/// executables live under it, in `.terraform/providers`), sampled from `/proc` every
+/// [`ProviderCpu::EVERY`] while a command runs: each process counts with its last reading, so
+/// the figure is a lower bound, short by at most one period per provider start.
+struct ProviderCpu {
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<f64>,
+}
+
+impl ProviderCpu {
+    const EVERY: Duration = Duration::from_millis(50);
+
+    fn start(under: PathBuf) -> Self {
+        let (stop, mut stopped) = tokio::sync::oneshot::channel();
+        let task = tokio::spawn(async move {
+            let mut seen: std::collections::HashMap<u32, f64> = Default::default();
+            loop {
+                for (pid, cpu) in processes_under(&under) {
+                    seen.insert(pid, cpu);
+                }
+                tokio::select! {
+                    _ = &mut stopped => break,
+                    _ = tokio::time::sleep(Self::EVERY) => {}
+                }
+            }
+            seen.values().sum()
+        });
+        Self { stop, task }
+    }
+
+    async fn stop(self) -> f64 {
+        let _ = self.stop.send(());
+        self.task.await.unwrap_or(0.0)
+    }
+}
+
+/// (pid, CPU seconds so far) of every process whose executable is under `dir`.
+fn processes_under(dir: &Path) -> Vec<(u32, f64)> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            std::fs::read_link(format!("/proc/{pid}/exe")).is_ok_and(|exe| exe.starts_with(dir))
+        })
+        .filter_map(|pid| Some((pid, cpu_seconds(pid).ok()?)))
+        .collect()
 }
 
 fn tail(text: &str) -> String {
@@ -512,6 +570,7 @@ mod tests {
         let req = |total, throttled| Requests { total, throttled };
         let cpu = |terraform, server| Cpu {
             terraform,
+            provider: terraform / 10.0,
             server: Some(server),
         };
         let runs = [

@@ -884,11 +884,10 @@ impl Registry {
                 Ok(RemoteConfigStatuses::Failed) => ConfigStatus::Failed,
                 Ok(RemoteConfigStatuses::Unset) | Err(_) => ConfigStatus::Unset,
             };
-            rec.remote_config_error = (!status.error_message.is_empty())
-                .then(|| {
-                    let redacted = self.known_secrets().redact_text(&status.error_message);
-                    report_limits::cut_config_error(redacted)
-                });
+            rec.remote_config_error = (!status.error_message.is_empty()).then(|| {
+                let redacted = self.known_secrets().redact_text(&status.error_message);
+                report_limits::cut_config_error(redacted)
+            });
             rec.remote_config_hash = (!status.last_remote_config_hash.is_empty())
                 .then(|| hash::to_hex(&status.last_remote_config_hash));
         }
