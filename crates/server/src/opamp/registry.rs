@@ -108,6 +108,19 @@ mod component_map {
 }
 
 impl HealthNode {
+    /// Replaces the secret values the server knows in the texts of this node and below: a
+    /// component's error may quote its config (an exporter's failed URL with its credentials).
+    fn redact(&mut self, known: &KnownSecrets) {
+        for text in [&mut self.status, &mut self.last_error] {
+            if let Some(redacted) = known.redact(text) {
+                *text = redacted;
+            }
+        }
+        for (_, component) in &mut self.components {
+            component.redact(known);
+        }
+    }
+
     fn from_proto(h: ComponentHealth) -> Self {
         Self {
             healthy: h.healthy,
@@ -875,7 +888,9 @@ impl Registry {
             rec.agent_version = version;
         }
         if let Some(health) = msg.health {
-            rec.health = Some(HealthNode::from_proto(health));
+            let mut health = HealthNode::from_proto(health);
+            health.redact(&self.known_secrets());
+            rec.health = Some(health);
         }
         if let Some(status) = msg.remote_config_status {
             rec.remote_config_status = match RemoteConfigStatuses::try_from(status.status) {

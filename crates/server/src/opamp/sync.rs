@@ -89,7 +89,7 @@ pub(crate) fn spawn(state: AppState) -> Background {
         tokio::spawn(flusher(state.clone())),
         tokio::spawn(sweeper(state.clone())),
         crate::rollout::spawn(state.clone()),
-        crate::insights::spawn_metrics(state.clone(), Duration::from_secs(2)),
+        crate::insights::spawn_metrics(state.clone(), crate::insights::GAUGES_EVERY),
     ];
     tasks.extend(crate::cluster::spawn(&state));
     Background { state, tasks }

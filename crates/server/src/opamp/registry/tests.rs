@@ -2,7 +2,7 @@
 
 use super::*;
 use otaas_opamp::proto::{
-    AgentDisconnect, AnyValue, EffectiveConfig, KeyValue, RemoteConfigStatus,
+    AgentDisconnect, AnyValue, ComponentHealth, EffectiveConfig, KeyValue, RemoteConfigStatus,
 };
 
 const PY_CAPS: u64 = 0x3007;
@@ -910,4 +910,37 @@ fn a_requested_uid_replaces_the_binding_once_per_connection() {
     );
     reg.closed(&ctx);
     assert!(!reg.is_connected(new));
+}
+
+#[test]
+fn secret_values_in_health_texts_are_redacted_before_they_are_kept() {
+    // Given a server that knows a secret value
+    let reg = Registry::new(Duration::from_secs(30));
+    reg.set_known_secrets(crate::secrets::KnownSecrets::new([
+        "s3cr3t-in-url".to_string()
+    ]));
+    let uid = InstanceUid::new_v7();
+    let mut ctx = reg.connection(Transport::Ws, "ws://x/v1/opamp".into(), None);
+    reg.handle(&mut ctx, first(uid, PY_CAPS, &[]), now());
+    // When an agent's health quotes it, in a component's error and in the root's status
+    let mut report = beat(uid, 1, PY_CAPS);
+    let exporter = ComponentHealth {
+        healthy: false,
+        last_error: "POST https://u:s3cr3t-in-url@tempo/v1/traces: 401".into(),
+        ..Default::default()
+    };
+    report.health = Some(ComponentHealth {
+        healthy: false,
+        status: "degraded (s3cr3t-in-url)".into(),
+        component_health_map: [("exporter:otlphttp".to_string(), exporter)].into(),
+        ..Default::default()
+    });
+    reg.handle(&mut ctx, report, now());
+    // Then what is kept has the value replaced, the rest of the text intact
+    let health = reg.get(uid).unwrap().health.unwrap();
+    assert_eq!(health.status, "degraded (<redacted>)");
+    assert_eq!(
+        health.components[0].1.last_error,
+        "POST https://u:<redacted>@tempo/v1/traces: 401"
+    );
 }
