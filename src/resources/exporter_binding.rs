@@ -315,23 +315,13 @@ fn planned_digests(planned: &Value, config: &Value, prior: Option<&Value>) -> Va
         (_, Some(h)) if !h.is_null() && wo_version_moved(planned, prior) => Some(h),
         _ => None,
     };
-    match sent {
-        Some(Value::Map(m)) => {
-            let mut out = BTreeMap::new();
-            for (k, v) in m {
-                let Value::String(v) = v else {
-                    return Value::unknown();
-                };
-                out.insert(k.clone(), Value::string(header_digest(v)));
-            }
-            Value::Map(out)
-        }
-        Some(_) => Value::unknown(),
-        None => match prior.map(|p| p.get("header_digests").unwrap_or(&Value::Null)) {
-            None => Value::Map(BTreeMap::new()),
-            Some(Value::Null) => Value::unknown(),
-            Some(d) => d.clone(),
-        },
+    if let Some(digests) = super::secrets::digests_of_sent(sent) {
+        return digests;
+    }
+    match prior.map(|p| p.get("header_digests").unwrap_or(&Value::Null)) {
+        None => Value::Map(BTreeMap::new()),
+        Some(Value::Null) => Value::unknown(),
+        Some(d) => d.clone(),
     }
 }
 

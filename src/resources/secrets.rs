@@ -151,6 +151,24 @@ pub(crate) fn known_at_plan(planned: &Value, config: &Value) -> bool {
     })
 }
 
+/// The digests of a map of sensitive values about to be sent (`Some`), the same digests the
+/// server answers with; unknown while a value is. `None` when nothing is sent.
+pub(crate) fn digests_of_sent(sent: Option<&Value>) -> Option<Value> {
+    Some(match sent? {
+        Value::Map(m) => {
+            let mut out = BTreeMap::new();
+            for (k, v) in m {
+                let Value::String(v) = v else {
+                    return Some(Value::unknown());
+                };
+                out.insert(k.clone(), Value::string(header_digest(v)));
+            }
+            Value::Map(out)
+        }
+        _ => Value::unknown(),
+    })
+}
+
 /// `secret_digests` after the write: digests of what is sent, else the prior ones.
 pub(crate) fn planned_digests(planned: &Value, config: &Value, prior: &Value) -> Value {
     let sent = match (planned.get("secrets"), config.get("secrets_wo")) {
@@ -158,22 +176,14 @@ pub(crate) fn planned_digests(planned: &Value, config: &Value, prior: &Value) ->
         (_, Some(h)) if !h.is_null() && wo_version_moved(planned, prior) => Some(h),
         _ => None,
     };
-    match sent {
-        Some(Value::Map(m)) => {
-            let mut out = BTreeMap::new();
-            for (k, v) in m {
-                let Value::String(v) = v else {
-                    return Value::unknown();
-                };
-                out.insert(k.clone(), Value::string(header_digest(v)));
-            }
-            Value::Map(out)
-        }
-        Some(_) => Value::unknown(),
-        None if prior.is_null() => Value::Map(BTreeMap::new()),
-        None => match prior.get("secret_digests") {
-            None | Some(Value::Null) => Value::unknown(),
-            Some(d) => d.clone(),
-        },
+    if let Some(digests) = digests_of_sent(sent) {
+        return digests;
+    }
+    if prior.is_null() {
+        return Value::Map(BTreeMap::new());
+    }
+    match prior.get("secret_digests") {
+        None | Some(Value::Null) => Value::unknown(),
+        Some(d) => d.clone(),
     }
 }
