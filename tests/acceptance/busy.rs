@@ -158,26 +158,6 @@ fn apply_waits_out_a_short_database_outage() {
     assert_plan_clean(&ws);
 }
 
-/// Successful `GET`s the server counted (its Prometheus `/metrics`; each scrape counts itself).
-fn gets(server: &Server) -> u64 {
-    let text = block_on(async {
-        reqwest::get(format!("{}/metrics", server.api_url()))
-            .await
-            .expect("GET /metrics")
-            .text()
-            .await
-            .expect("metrics body")
-    });
-    text.lines()
-        .filter(|l| {
-            l.starts_with("otaas_http_requests_total{")
-                && l.contains("method=\"GET\"")
-                && l.contains("status=\"200\"")
-        })
-        .filter_map(|l| l.rsplit_once(' ').and_then(|(_, v)| v.parse::<u64>().ok()))
-        .sum()
-}
-
 #[test]
 fn five_hundred_resources_on_a_default_server() {
     // Given a server with the limits every user gets, and 500 pipelines at Terraform's default
@@ -204,10 +184,10 @@ fn five_hundred_resources_on_a_default_server() {
     );
 
     // And a no-op plan refreshes all 500 with a handful of requests, not one per resource
-    let before = gets(&server);
+    let before = successful_gets(&server, None);
     let plan = ws.plan_detailed_exitcode();
     plan.assert_code(0);
-    let refresh = gets(&server) - before;
+    let refresh = successful_gets(&server, None) - before;
     assert!(
         refresh <= 4,
         "the refresh of 500 pipelines cost {refresh} GET requests (expected one list and the \

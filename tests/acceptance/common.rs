@@ -156,3 +156,26 @@ pub(crate) fn wait_for_agents(server: &Server, label: (&str, &str), n: usize) {
         || block_on(api.list_agents(&query)).is_ok_and(|a| a.len() == n),
     );
 }
+
+/// Successful (200) `GET`s the server counted on its Prometheus `/metrics`, on `route` or on
+/// every route (each scrape of `/metrics` counts itself).
+pub(crate) fn successful_gets(server: &Server, route: Option<&str>) -> u64 {
+    let text = block_on(async {
+        reqwest::get(format!("{}/metrics", server.api_url()))
+            .await
+            .expect("GET /metrics")
+            .text()
+            .await
+            .expect("metrics body")
+    });
+    let route = route.map(|r| format!("route=\"{r}\""));
+    text.lines()
+        .filter(|l| {
+            l.starts_with("otaas_http_requests_total{")
+                && l.contains("method=\"GET\"")
+                && l.contains("status=\"200\"")
+                && route.as_ref().is_none_or(|r| l.contains(r.as_str()))
+        })
+        .filter_map(|l| l.rsplit_once(' ').and_then(|(_, v)| v.parse::<u64>().ok()))
+        .sum()
+}

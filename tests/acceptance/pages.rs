@@ -35,27 +35,6 @@ list "otaas_pipeline" "all" {
 }
 "#;
 
-/// Successful `GET`s of `/api/v1/pipelines` the server counted.
-fn pipeline_lists(server: &Server) -> u64 {
-    let text = block_on(async {
-        reqwest::get(format!("{}/metrics", server.api_url()))
-            .await
-            .expect("GET /metrics")
-            .text()
-            .await
-            .expect("metrics body")
-    });
-    text.lines()
-        .filter(|l| {
-            l.starts_with("otaas_http_requests_total{")
-                && l.contains("method=\"GET\"")
-                && l.contains("route=\"/api/v1/pipelines\"")
-                && l.contains("status=\"200\"")
-        })
-        .filter_map(|l| l.rsplit_once(' ').and_then(|(_, v)| v.parse::<u64>().ok()))
-        .sum()
-}
-
 #[test]
 fn the_provider_reads_every_page() {
     // Given a server serving at most 5 objects per page, 7 agents, and 12 pipelines applied
@@ -71,9 +50,9 @@ fn the_provider_reads_every_page() {
 
     // When Terraform refreshes them, then it finds all 12 (no change planned) with one list
     // request per page of 5
-    let before = pipeline_lists(&server);
+    let before = successful_gets(&server, Some("/api/v1/pipelines"));
     assert_plan_clean(&ws);
-    let lists = pipeline_lists(&server) - before;
+    let lists = successful_gets(&server, Some("/api/v1/pipelines")) - before;
     assert_eq!(
         lists, 3,
         "the refresh of 12 pipelines in pages of 5 cost {lists} list requests"
