@@ -13,8 +13,9 @@
 use otaas_opamp::InstanceUid;
 use otaas_opamp::framing::{self, FrameError};
 use otaas_opamp::proto::{AgentToServer, ServerToAgent};
-use otaas_server::opamp::registry::{AgentFilter, Registry, Transport};
-use otaas_server::opamp::report_limits::{self, ReportLimits};
+use otaas_server::fleet::report_limits::{self, ReportLimits};
+use otaas_server::fleet::{AgentFilter, Transport};
+use otaas_server::registry::Registry;
 
 /// The message size limit of the check (the server's default is 16 MiB; a small one lets the
 /// fuzzer reach the limit).

@@ -1,5 +1,6 @@
-//! Tokens: generation, hashing, constant-time checks, the bearer-auth middleware for `/api/v1`,
-//! and the derivation of endpoint ingest tokens.
+//! Tokens: generation, hashing, constant-time checks, what each scope may do (the bearer-auth
+//! middleware of `/api/v1` applying it is `api/auth.rs`), and the derivation of endpoint
+//! ingest tokens.
 //!
 //! Storage decisions (see README):
 //! - Admin and agent-enrollment tokens are random 256-bit values; only their SHA-256 is stored
@@ -10,9 +11,6 @@
 //!   in the database (`server_secrets`, shared by all replicas). The renderer re-derives them to
 //!   put them into the collector config; bumping `token_version` gives a new, unrelated token.
 
-use axum::extract::{Request, State};
-use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use hmac::{Hmac, Mac};
@@ -21,8 +19,6 @@ use rand::RngCore;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use crate::api::ApiError;
-use crate::state::AppState;
 use crate::store::{Store, StoreError, TokenRecord};
 
 /// Prefix of every token otaas mints, so leaked tokens are easy to grep for in secret scanners.
@@ -270,7 +266,7 @@ pub fn bearer_credentials(value: &str) -> Option<&str> {
 }
 
 /// May a principal of this scope make this request? `Err` carries the 403 message.
-fn authorize(scope: TokenScope, method: &http::Method, path: &str) -> Result<(), &'static str> {
+pub fn authorize(scope: TokenScope, method: &http::Method, path: &str) -> Result<(), &'static str> {
     let read = matches!(*method, http::Method::GET | http::Method::HEAD);
     // Token metadata is for admins only, even to read.
     let token_route = path.starts_with("/tokens") || path.starts_with("/api/v1/tokens");
@@ -286,82 +282,6 @@ fn authorize(scope: TokenScope, method: &http::Method, path: &str) -> Result<(),
         }
     }
 }
-
-/// `Authorization: Bearer` middleware for `/api/v1`: refuses an address over its budget of
-/// failed authentications (429), checks the token (401 for missing, unknown, revoked or expired
-/// ones, each counted against the address), its scope (403), then the per-token rate limit
-/// (429).
-pub async fn require_api_token(
-    State(state): State<AppState>,
-    request: Request,
-    next: Next,
-) -> Response {
-    // The peer address is there on every listener connection (embedders calling the router
-    // directly have none, and no limit).
-    let peer = request
-        .extensions()
-        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
-        .map(|c| c.0.ip());
-    if let Some(ip) = peer
-        && let Err(wait) = state.auth_failures.check(ip)
-    {
-        state.metrics.inc("otaas_api_rate_limited_total", &[]);
-        return ApiError::rate_limited(
-            "too many failed authentications from this address; retry after the delay in \
-             Retry-After",
-            wait,
-        )
-        .into_response();
-    }
-    let fail = |e: ApiError| {
-        state.metrics.inc("otaas_api_auth_failures_total", &[]);
-        if let Some(ip) = peer {
-            state.auth_failures.failed(ip);
-        }
-        e.into_response()
-    };
-    let Some(presented) = bearer(request.headers()) else {
-        return fail(ApiError::unauthorized("missing bearer token"));
-    };
-    let principal = match check_token(
-        state.store.as_ref(),
-        state.admin_token_hash.as_deref(),
-        presented,
-    )
-    .await
-    {
-        Ok(TokenCheck::Valid(p)) => p,
-        Ok(TokenCheck::Unknown) => return fail(ApiError::unauthorized("invalid bearer token")),
-        Ok(TokenCheck::Revoked) => {
-            return fail(ApiError::unauthorized("bearer token has been revoked"));
-        }
-        Ok(TokenCheck::Expired(at)) => {
-            return fail(ApiError::unauthorized(&format!(
-                "bearer token expired at {}",
-                at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
-            )));
-        }
-        Err(e) => return ApiError::from(e).into_response(),
-    };
-    // A valid token outside its scope is refused (and in the metric) but is not a failed
-    // authentication: it does not count against the address.
-    if let Err(msg) = authorize(principal.scope(), request.method(), request.uri().path()) {
-        state.metrics.inc("otaas_api_auth_failures_total", &[]);
-        return ApiError::forbidden(msg).into_response();
-    }
-    if let Err(wait) = state.rate_limiter.check(&principal.key()) {
-        state.metrics.inc("otaas_api_rate_limited_total", &[]);
-        return ApiError::rate_limited(
-            "too many requests for this token; retry after the delay in Retry-After",
-            wait,
-        )
-        .into_response();
-    }
-    next.run(request).await
-}
-
-/// The earlier name of [`require_api_token`] (it now also admits read-only tokens to reads).
-pub use self::require_api_token as require_admin;
 
 #[cfg(test)]
 mod tests {

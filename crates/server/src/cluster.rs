@@ -24,12 +24,14 @@
 //! is the whole fleet.
 //!
 //! Lifecycle: [`Cluster::join`] before serving (fails on a duplicate id), [`spawn`] starts the
-//! forwarder, listener and elector tasks, which stop with `AppState::shutdown`; then
+//! forwarder, listener and elector tasks, which stop with the server's shutdown token; then
 //! [`Cluster::leave`] closes the lock connection so another replica takes over at once.
 
 use std::collections::{BTreeMap, HashSet};
+use std::future::Future;
+use std::pin::Pin;
 use std::str::FromStr;
-use std::sync::{Mutex, MutexGuard, RwLock};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::Duration;
 
 use otaas_api::{AgentGroupId, TokenId};
@@ -38,10 +40,12 @@ use sqlx::postgres::{PgConnectOptions, PgListener, PgPoolOptions};
 use sqlx::{ConnectOptions, Connection, PgConnection};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
 
-use crate::events::Event;
-use crate::opamp::registry::{AgentFilter, AgentRecord};
-use crate::state::AppState;
+use crate::events::{Event, Events};
+use crate::fleet::{AgentFilter, AgentRecord};
+use crate::metrics::Metrics;
+use crate::registry::Registry;
 use crate::store::{AgentRow, AgentRowFilter, Store, StoreError};
 
 /// How often a replica tries to take the rollouts nobody drives, and refreshes which
@@ -158,7 +162,7 @@ struct Shared {
     outbox_rx: Mutex<Option<mpsc::UnboundedReceiver<What>>>,
 }
 
-/// This replica's place among the others; lives in `AppState`.
+/// This replica's place among the others.
 pub struct Cluster {
     replica_id: String,
     shared: Option<Shared>,
@@ -338,8 +342,31 @@ impl Shared {
     }
 }
 
+/// A boxed future borrowing its engine, for [`Driven`].
+pub type Pending<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// What the cluster's tasks ask of the rollout engine (it sits above the cluster, so it is
+/// handed in rather than imported).
+pub trait Driven: Send + Sync {
+    /// Reloads every group's rollout from the database (after missed notices).
+    fn resync(&self) -> Pending<'_, ()>;
+    /// This replica now drives the group: bring its rollout up to date.
+    fn take_over(&self, id: AgentGroupId) -> Pending<'_, Result<(), StoreError>>;
+}
+
+/// What the cluster's tasks use.
+#[derive(Clone)]
+pub struct ClusterTasks {
+    pub cluster: Arc<Cluster>,
+    pub store: Arc<dyn Store>,
+    pub events: Events,
+    pub metrics: Arc<Metrics>,
+    pub shutdown: CancellationToken,
+    pub rollouts: Arc<dyn Driven>,
+}
+
 /// Starts the cluster's tasks (nothing on SQLite); they stop with the server.
-pub fn spawn(state: &AppState) -> Vec<JoinHandle<()>> {
+pub fn spawn(state: &ClusterTasks) -> Vec<JoinHandle<()>> {
     let Some(shared) = &state.cluster.shared else {
         return Vec::new();
     };
@@ -397,7 +424,7 @@ fn describe_metrics(m: &crate::metrics::Metrics) {
 }
 
 /// Local events → the outbox (the forwarder sends them in order with the rollout notices).
-async fn bridge_events(state: AppState, mut rx: mpsc::UnboundedReceiver<Event>) {
+async fn bridge_events(state: ClusterTasks, mut rx: mpsc::UnboundedReceiver<Event>) {
     let Some(shared) = &state.cluster.shared else {
         return;
     };
@@ -414,7 +441,7 @@ async fn bridge_events(state: AppState, mut rx: mpsc::UnboundedReceiver<Event>) 
 
 /// Sends the outbox as `NOTIFY`s, in order. A notice that cannot be sent is dropped (the
 /// others resynchronise after their own reconnects and every [`RESYNC_EVERY`]).
-async fn forward(state: AppState, mut outbox: mpsc::UnboundedReceiver<What>) {
+async fn forward(state: ClusterTasks, mut outbox: mpsc::UnboundedReceiver<What>) {
     let Some(shared) = &state.cluster.shared else {
         return;
     };
@@ -457,7 +484,7 @@ async fn forward(state: AppState, mut outbox: mpsc::UnboundedReceiver<What>) {
 
 /// `LISTEN`s for the other replicas' notices; after every (re)connect and every
 /// [`RESYNC_EVERY`], resynchronises from the database.
-async fn listen(state: AppState) {
+async fn listen(state: ClusterTasks) {
     let Some(shared) = &state.cluster.shared else {
         return;
     };
@@ -532,7 +559,7 @@ async fn listen(state: AppState) {
     }
 }
 
-fn receive(state: &AppState, payload: &str) {
+fn receive(state: &ClusterTasks, payload: &str) {
     let notice: Notice = match serde_json::from_str(payload) {
         Ok(n) => n,
         Err(err) => {
@@ -549,14 +576,14 @@ fn receive(state: &AppState, payload: &str) {
     state.events.publish_remote(notice.what.into_event());
 }
 
-async fn resync(state: &AppState) {
+async fn resync(state: &ClusterTasks) {
     state.metrics.inc("otaas_cluster_resyncs_total", &[]);
-    crate::rollout::reload_all(state).await;
+    state.rollouts.resync().await;
 }
 
 /// Takes the rollouts nobody drives, lets go of deleted groups, refreshes the live set;
 /// reconnects the lock connection when it was lost.
-async fn elect(state: AppState) {
+async fn elect(state: ClusterTasks) {
     let Some(shared) = &state.cluster.shared else {
         return;
     };
@@ -579,7 +606,7 @@ async fn elect(state: AppState) {
                 for id in taken {
                     tracing::info!(group = %id, "Driving this group's rollout");
                     state.metrics.inc("otaas_cluster_rollouts_taken_total", &[]);
-                    if let Err(err) = crate::rollout::sync_group(&state, id).await {
+                    if let Err(err) = state.rollouts.take_over(id).await {
                         tracing::error!(group = %id, error = %err, "Taking over a rollout failed");
                     }
                 }
@@ -616,7 +643,7 @@ enum ElectError {
 }
 
 async fn elect_once(
-    state: &AppState,
+    state: &ClusterTasks,
     shared: &Shared,
     groups: &[AgentGroupId],
 ) -> Result<Vec<AgentGroupId>, ElectError> {
@@ -708,9 +735,9 @@ struct RecordSummary {
     #[serde(default)]
     agent_version: Option<String>,
     #[serde(default)]
-    health: Option<crate::opamp::registry::HealthNode>,
+    health: Option<crate::fleet::HealthNode>,
     #[serde(default)]
-    remote_config_status: crate::opamp::registry::ConfigStatus,
+    remote_config_status: crate::fleet::ConfigStatus,
     #[serde(default)]
     remote_config_error: Option<String>,
     #[serde(default)]
@@ -726,15 +753,15 @@ struct RecordSummary {
     #[serde(default)]
     connected: bool,
     #[serde(default)]
-    transport: Option<crate::opamp::registry::Transport>,
+    transport: Option<crate::fleet::Transport>,
     #[serde(default)]
     replica_id: Option<String>,
-    #[serde(default, with = "crate::opamp::registry::shared_components")]
-    available_components: Option<std::sync::Arc<crate::opamp::registry::ComponentSet>>,
+    #[serde(default, with = "crate::fleet::shared_components")]
+    available_components: Option<std::sync::Arc<crate::fleet::ComponentSet>>,
     #[serde(default)]
     available_components_hash: Option<String>,
-    #[serde(default, with = "crate::opamp::registry::shared_signals")]
-    component_signals: Option<std::sync::Arc<crate::opamp::registry::ComponentSignals>>,
+    #[serde(default, with = "crate::fleet::shared_signals")]
+    component_signals: Option<std::sync::Arc<crate::fleet::ComponentSignals>>,
 }
 
 impl From<RecordSummary> for AgentRecord {
@@ -770,7 +797,7 @@ impl From<RecordSummary> for AgentRecord {
 /// has not come back to trim it).
 fn from_row(
     cluster: &Cluster,
-    limits: &crate::opamp::report_limits::ReportLimits,
+    limits: &crate::fleet::report_limits::ReportLimits,
     row: AgentRow,
     full: bool,
 ) -> Option<AgentRecord> {
@@ -786,7 +813,7 @@ fn from_row(
             return None;
         }
     };
-    crate::opamp::report_limits::trim_record(&mut rec, limits);
+    crate::fleet::report_limits::trim_record(&mut rec, limits);
     rec.connected = row.connected && cluster.is_live(row.replica_id.as_deref());
     // Heartbeats move only the column (`Store::touch_agents`), not the JSON.
     rec.last_seen = rec.last_seen.max(row.last_seen);
@@ -794,87 +821,113 @@ fn from_row(
     Some(rec)
 }
 
-/// Every agent of the fleet matching `filter`, ordered by id: this replica's own from memory,
-/// the others' from the database (without their effective config text).
-pub async fn agents(
-    state: &AppState,
-    filter: &AgentFilter,
-) -> Result<Vec<AgentRecord>, StoreError> {
-    if !state.cluster.is_shared() {
-        return Ok(state.agents.list(filter));
-    }
-    let mut all = Vec::new();
-    visit_agents(state, filter, |r| all.push(r.clone())).await?;
-    all.sort_by(|a, b| a.id.cmp(&b.id));
-    Ok(all)
+/// The fleet as every replica sees it: this replica's registry and, with other replicas, their
+/// agents' rows in the database. Cheap to clone.
+#[derive(Clone)]
+pub struct FleetView {
+    cluster: Arc<Cluster>,
+    store: Arc<dyn Store>,
+    agents: Arc<Registry>,
 }
 
-/// Runs `f` on every agent of the fleet matching `filter`, in no particular order: this
-/// replica's own in place, under the registry lock (a group's status is polled often, and
-/// copying 10,000 records each time cost CPU and, through the allocator, memory), so `f` must
-/// be short; the others' from the database (without their effective config text).
-pub async fn visit_agents(
-    state: &AppState,
-    filter: &AgentFilter,
-    mut f: impl FnMut(&AgentRecord),
-) -> Result<(), StoreError> {
-    let cluster = &state.cluster;
-    if !cluster.is_shared() {
-        state.agents.visit(filter, f);
-        return Ok(());
+impl FleetView {
+    pub fn new(cluster: Arc<Cluster>, store: Arc<dyn Store>, agents: Arc<Registry>) -> Self {
+        Self {
+            cluster,
+            store,
+            agents,
+        }
     }
-    let rows = state
-        .store
-        .list_agent_rows(&AgentRowFilter {
-            group_id: filter.group_id.map(|g| g.to_string()),
-            not_replica: Some(cluster.replica_id.clone()),
+
+    /// This replica among the others.
+    pub fn cluster(&self) -> &Arc<Cluster> {
+        &self.cluster
+    }
+
+    /// This replica's own agents.
+    pub fn registry(&self) -> &Arc<Registry> {
+        &self.agents
+    }
+
+    /// Every agent of the fleet matching `filter`, ordered by id: this replica's own from memory,
+    /// the others' from the database (without their effective config text).
+    pub async fn agents(&self, filter: &AgentFilter) -> Result<Vec<AgentRecord>, StoreError> {
+        if !self.cluster.is_shared() {
+            return Ok(self.agents.list(filter));
+        }
+        let mut all = Vec::new();
+        self.visit_agents(filter, |r| all.push(r.clone())).await?;
+        all.sort_by(|a, b| a.id.cmp(&b.id));
+        Ok(all)
+    }
+
+    /// Runs `f` on every agent of the fleet matching `filter`, in no particular order: this
+    /// replica's own in place, under the registry lock (a group's status is polled often, and
+    /// copying 10,000 records each time cost CPU and, through the allocator, memory), so `f` must
+    /// be short; the others' from the database (without their effective config text).
+    pub async fn visit_agents(
+        &self,
+        filter: &AgentFilter,
+        mut f: impl FnMut(&AgentRecord),
+    ) -> Result<(), StoreError> {
+        let cluster = &self.cluster;
+        if !cluster.is_shared() {
+            self.agents.visit(filter, f);
+            return Ok(());
+        }
+        let rows = self
+            .store
+            .list_agent_rows(&AgentRowFilter {
+                group_id: filter.group_id.map(|g| g.to_string()),
+                not_replica: Some(cluster.replica_id.clone()),
+            })
+            .await?;
+        let limits = self.agents.report_limits();
+        let mut others: BTreeMap<String, AgentRecord> = rows
+            .into_iter()
+            .filter_map(|row| from_row(cluster, &limits, row, false))
+            .map(|r| (r.id.clone(), r))
+            .collect();
+        self.agents.visit(filter, |local| {
+            // Ours: connected here, or last held here and not taken by another replica since.
+            if local.replica_id.as_deref() != Some(cluster.replica_id.as_str()) {
+                return;
+            }
+            if local.connected || !others.contains_key(&local.id) {
+                others.remove(&local.id);
+                f(local);
+            }
+        });
+        others.values().filter(|r| filter.matches(r)).for_each(f);
+        Ok(())
+    }
+
+    /// One agent, wherever it is held.
+    pub async fn agent(
+        &self,
+        uid: otaas_opamp::InstanceUid,
+    ) -> Result<Option<AgentRecord>, StoreError> {
+        let cluster = &self.cluster;
+        let local = self.agents.get(uid);
+        if !cluster.is_shared() {
+            return Ok(local);
+        }
+        if let Some(l) = &local
+            && l.connected
+            && l.replica_id.as_deref() == Some(cluster.replica_id.as_str())
+        {
+            return Ok(local);
+        }
+        let row = self.store.get_agent_row(&uid.to_string()).await?;
+        let limits = self.agents.report_limits();
+        Ok(match row {
+            Some(row) if row.replica_id.as_deref() != Some(cluster.replica_id.as_str()) => {
+                from_row(cluster, &limits, row, true)
+            }
+            Some(row) => local.or_else(|| from_row(cluster, &limits, row, true)),
+            None => local,
         })
-        .await?;
-    let limits = state.agents.report_limits();
-    let mut others: BTreeMap<String, AgentRecord> = rows
-        .into_iter()
-        .filter_map(|row| from_row(cluster, &limits, row, false))
-        .map(|r| (r.id.clone(), r))
-        .collect();
-    state.agents.visit(filter, |local| {
-        // Ours: connected here, or last held here and not taken by another replica since.
-        if local.replica_id.as_deref() != Some(cluster.replica_id.as_str()) {
-            return;
-        }
-        if local.connected || !others.contains_key(&local.id) {
-            others.remove(&local.id);
-            f(local);
-        }
-    });
-    others.values().filter(|r| filter.matches(r)).for_each(f);
-    Ok(())
-}
-
-/// One agent, wherever it is held.
-pub async fn agent(
-    state: &AppState,
-    uid: otaas_opamp::InstanceUid,
-) -> Result<Option<AgentRecord>, StoreError> {
-    let cluster = &state.cluster;
-    let local = state.agents.get(uid);
-    if !cluster.is_shared() {
-        return Ok(local);
     }
-    if let Some(l) = &local
-        && l.connected
-        && l.replica_id.as_deref() == Some(cluster.replica_id.as_str())
-    {
-        return Ok(local);
-    }
-    let row = state.store.get_agent_row(&uid.to_string()).await?;
-    let limits = state.agents.report_limits();
-    Ok(match row {
-        Some(row) if row.replica_id.as_deref() != Some(cluster.replica_id.as_str()) => {
-            from_row(cluster, &limits, row, true)
-        }
-        Some(row) => local.or_else(|| from_row(cluster, &limits, row, true)),
-        None => local,
-    })
 }
 
 #[cfg(test)]

@@ -1,6 +1,6 @@
 //! In-process change events, for the OpAMP server and the rollout engine.
 //!
-//! Lifecycle: one [`Events`] lives in `AppState` for the life of the server; each consumer calls
+//! Lifecycle: one [`Events`] lives for the life of the server; each consumer calls
 //! [`Events::subscribe`] once and loops on `recv()`. The channel is bounded: a consumer that
 //! falls behind gets `RecvError::Lagged` and must resynchronise from the store (events are
 //! hints; the store is the truth). Events are sent after the transaction committed.
@@ -13,7 +13,8 @@ use std::sync::{Arc, OnceLock};
 use otaas_api::{AgentGroupId, TokenId};
 use tokio::sync::{broadcast, mpsc};
 
-use crate::store::GroupRevision;
+use crate::metrics::Metrics;
+use crate::store::{GroupRevision, Written};
 
 /// Something other parts of the server react to.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -94,5 +95,13 @@ impl Events {
                 hash: r.hash.clone(),
             });
         }
+    }
+
+    /// Announces what a committed write produced (its new revisions) and counts them.
+    pub fn announce<T>(&self, metrics: &Metrics, written: &Written<T>) {
+        for _ in &written.revisions {
+            metrics.inc("otaas_group_revisions_total", &[]);
+        }
+        self.publish_revisions(&written.revisions);
     }
 }

@@ -4,7 +4,7 @@
 //! - [`serve`]: `otaas serve` — opens the store, bootstraps the admin token, binds the listeners,
 //!   runs until SIGTERM/SIGINT.
 //! - [`config`]: the flags of `otaas serve` ([`config::ServeConfig`]).
-//! - [`state`]: [`state::AppState`], shared by every handler and background task.
+//! - [`state`]: [`state::AppState`], the server assembled (engines and shared parts).
 //! - [`api`]: the REST API router (`/api/v1`, `/healthz`, `/readyz`, `/metrics`).
 //! - [`auth`]: tokens (hashing, verification, bearer middleware, endpoint token derivation).
 //! - [`store`]: the `Store` trait and its SQLite and PostgreSQL backends.
@@ -13,7 +13,9 @@
 //! - [`cluster`]: several replicas on one PostgreSQL (`LISTEN/NOTIFY`, rollout locks, the
 //!   fleet as every replica sees it).
 //! - [`metrics`]: the Prometheus registry behind `/metrics`.
-//! - [`opamp`]: the OpAMP server (`/v1/opamp`) and the agent registry behind `/api/v1/agents`.
+//! - [`fleet`]: the fleet model (agent records, health, config status, the agent filter).
+//! - [`registry`]: this replica's agents in memory, the groups' configs and rollout pins.
+//! - [`opamp`]: the OpAMP server (`/v1/opamp`): transports and protocol decisions.
 //! - [`rollout`]: the rollout engine (per-agent target revisions, health gates, rollback).
 //! - [`insights`]: fleet insights (own-metrics ingest, anomalies, security events).
 //! - [`fleet_sim`]: `otaas fleet-sim`, simulated collectors speaking OpAMP.
@@ -32,6 +34,7 @@ pub mod bench;
 pub mod cluster;
 pub mod config;
 pub mod events;
+pub mod fleet;
 pub mod fleet_sim;
 pub mod insights;
 pub mod limits;
@@ -40,6 +43,7 @@ pub mod metrics;
 pub mod opamp;
 pub mod policy;
 pub mod refusals;
+pub mod registry;
 pub mod render;
 pub mod rollout;
 pub mod secrets;

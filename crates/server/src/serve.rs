@@ -1,8 +1,9 @@
 //! `otaas serve`: start-up (data dir, store, admin token), the listeners, graceful shutdown.
 //!
 //! Shutdown: SIGTERM or SIGINT cancels `AppState::shutdown`; axum stops accepting, finishes the
-//! requests in flight, and `run` returns. Other areas start their tasks in [`run`] (marked
-//! below) from the same `AppState` and stop when `shutdown` is cancelled.
+//! requests in flight, and `run` returns. Every background task starts in [`start_tasks`] (the
+//! engines' own) or in the OpAMP server (its sessions, flusher and sweeper), from the parts it
+//! uses, and stops when `shutdown` is cancelled.
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -10,14 +11,19 @@ use std::path::{Path, PathBuf};
 use otaas_api::TokenScope;
 use tokio::net::TcpListener;
 
+use axum::extract::FromRef;
+
 use crate::api;
 use crate::auth;
+use crate::cluster::ClusterTasks;
 use crate::config::ServeConfig;
 use crate::limits::ConnLimiter;
 use crate::listener::{self, ListenerOptions};
+use crate::opamp::OpampDeps;
 use crate::state::AppState;
 use crate::store::{self, Store, StoreError};
 use crate::tls;
+use crate::token_grace::TokenGrace;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
@@ -227,8 +233,7 @@ pub async fn run(mut config: ServeConfig) -> Result<(), ServeError> {
         shared = cluster.is_shared(),
         "Replica joined"
     );
-    let mut state = AppState::new(store, config);
-    state.cluster = std::sync::Arc::new(cluster);
+    let state = AppState::with_cluster(store, config, cluster);
     let listener = TcpListener::bind(state.config.listen)
         .await
         .map_err(|source| ServeError::Bind {
@@ -240,7 +245,6 @@ pub async fn run(mut config: ServeConfig) -> Result<(), ServeError> {
     eprintln!("otaas: api listening on {addr}");
     tracing::info!(%addr, "REST API listening");
 
-    // Other areas start their listeners/tasks here with `state.clone()`.
     let opamp_listener = TcpListener::bind(state.config.opamp_listen)
         .await
         .map_err(|source| ServeError::Bind {
@@ -257,14 +261,7 @@ pub async fn run(mut config: ServeConfig) -> Result<(), ServeError> {
             )
             .await;
     }
-    let opamp = tokio::spawn(crate::opamp::serve(
-        state.clone(),
-        state.config.opamp.clone(),
-        opamp_listener,
-        opamp_tls,
-    ));
-
-    tokio::spawn(crate::token_grace::run(state.clone()));
+    let opamp = tokio::spawn(run_engines(state.clone(), opamp_listener, opamp_tls));
 
     let shutdown = state.shutdown.clone();
     tokio::spawn({
@@ -288,6 +285,48 @@ pub async fn run(mut config: ServeConfig) -> Result<(), ServeError> {
     }
     eprintln!("otaas: stopped");
     Ok(())
+}
+
+/// Loads the fleet, starts the engines' tasks and serves OpAMP; after shutdown, waits for
+/// them and leaves the replicas (last, so the rollouts this replica drove are free at once).
+async fn run_engines(
+    state: AppState,
+    listener: TcpListener,
+    tls: Option<std::sync::Arc<rustls::ServerConfig>>,
+) -> std::io::Result<()> {
+    let opamp = OpampDeps::from_ref(&state);
+    // Before any task runs: the engines start from the persisted agents and groups.
+    crate::opamp::load(&opamp).await;
+    let tasks = start_tasks(&state);
+    let result = crate::opamp::serve(opamp, state.config.opamp.clone(), listener, tls).await;
+    for task in tasks {
+        let _ = task.await;
+    }
+    state.cluster.leave().await;
+    result
+}
+
+/// Starts the engines' background tasks: the rollout driver, the insights gauges, the
+/// cluster's (PostgreSQL only) and the endpoint token grace. They stop with `state.shutdown`.
+pub fn start_tasks(state: &AppState) -> Vec<tokio::task::JoinHandle<()>> {
+    let shutdown = state.shutdown.clone();
+    let mut tasks = vec![
+        state.rollouts.clone().spawn(shutdown.clone()),
+        state
+            .insights
+            .clone()
+            .spawn_metrics(crate::insights::GAUGES_EVERY, shutdown.clone()),
+        tokio::spawn(crate::token_grace::run(TokenGrace::from_ref(state))),
+    ];
+    tasks.extend(crate::cluster::spawn(&ClusterTasks {
+        cluster: state.cluster.clone(),
+        store: state.store.clone(),
+        events: state.events.clone(),
+        metrics: state.metrics.clone(),
+        shutdown,
+        rollouts: state.rollouts.clone(),
+    }));
+    tasks
 }
 
 async fn wait_for_signal() {

@@ -3,16 +3,31 @@
 //! restart); this task notices the deadline, has the store drop the old token and re-render
 //! the affected groups, and announces the new revisions like any write would.
 
+use std::sync::Arc;
 use std::time::Duration;
 
-use crate::state::AppState;
+use tokio_util::sync::CancellationToken;
+
+use crate::events::Events;
+use crate::metrics::Metrics;
+use crate::store::Store;
+
+/// What the grace task uses.
+#[derive(Clone)]
+pub struct TokenGrace {
+    pub store: Arc<dyn Store>,
+    pub events: Events,
+    pub metrics: Arc<Metrics>,
+    pub shutdown: CancellationToken,
+}
 
 /// How often the store is asked for grace periods that are over: the old token lives at most
 /// this much longer than its grace.
 pub const TICK: Duration = Duration::from_millis(500);
 
 /// Runs until the server shuts down.
-pub async fn run(state: AppState) {
+pub async fn run(grace: impl Into<TokenGrace>) {
+    let state = grace.into();
     let mut tick = tokio::time::interval(TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -29,7 +44,7 @@ pub async fn run(state: AppState) {
                         "Endpoint token grace periods ended"
                     );
                 }
-                state.announce(&written);
+                state.events.announce(&state.metrics, &written);
             }
             // A database outage: the next tick tries again; the old token stays meanwhile.
             Err(err) => tracing::warn!(error = %err, "Ending endpoint token grace periods failed"),

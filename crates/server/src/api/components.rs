@@ -26,7 +26,7 @@ use otaas_api::{
 
 use super::json::ApiJson;
 use super::{ApiError, validate};
-use crate::opamp::registry::{AgentFilter, AgentRecord};
+use crate::fleet::{AgentFilter, AgentRecord};
 use crate::state::AppState;
 use crate::store::{GroupRecord, Record};
 
@@ -165,7 +165,7 @@ pub(super) async fn check(
     // nothing to judge and no reason to read the whole store on every write.
     // With replicas, the agents held by the others count too (read from the database).
     let fleet: Vec<AgentRecord> = if s.cluster.is_shared() {
-        crate::cluster::agents(s, &AgentFilter::default()).await?
+        s.fleet.agents(&AgentFilter::default()).await?
     } else if s.agents.any_reports_components() {
         s.agents.list(&AgentFilter::default())
     } else {

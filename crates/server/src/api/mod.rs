@@ -3,19 +3,25 @@
 //!
 //! Files: `handlers.rs` (one function per route), `json.rs` (body extractor with our errors),
 //! `validate.rs` (semantic checks), `paging.rs` (`limit`/`cursor` of every list), `components.rs` (the agents' component check), `views.rs` (records → response objects, secrets dropped),
-//! `error.rs` ([`ApiError`]), `openapi.rs` (the `/api/v1/openapi.json` document).
+//! `error.rs` ([`ApiError`]), `openapi.rs` (the `/api/v1/openapi.json` document), `auth.rs` (the
+//! bearer-token middleware), `agents.rs`, `rollouts.rs` and `insights.rs` (the fleet, rollout
+//! and insights routes, over their engines).
 
+mod agents;
+pub mod auth;
 mod components;
 mod error;
 mod handlers;
+mod insights;
 pub mod json;
 mod openapi;
 pub mod paging;
+mod rollouts;
 pub mod validate;
 mod views;
 
 use axum::Router;
-use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::extract::{DefaultBodyLimit, FromRef, MatchedPath, Request, State};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get};
@@ -25,7 +31,6 @@ use otaas_api::ErrorCode;
 pub use error::{ApiError, is_unavailable};
 pub use openapi::document as openapi_document;
 
-use crate::auth;
 use crate::state::AppState;
 
 /// The `/api/v1` routes (without auth or limits): other areas merge their routes in here.
@@ -70,11 +75,11 @@ pub fn v1_routes() -> Router<AppState> {
 /// The complete HTTP application.
 pub fn router(state: AppState) -> Router {
     let api = v1_routes()
-        .merge(crate::opamp::rest::routes())
-        .merge(crate::rollout::rest::routes())
-        .merge(crate::insights::routes())
+        .merge(agents::routes())
+        .merge(rollouts::routes())
+        .merge(insights::routes())
         .route_layer(middleware::from_fn_with_state(
-            state.clone(),
+            auth::ApiAuth::from_ref(&state),
             auth::require_api_token,
         ))
         .fallback(not_found)

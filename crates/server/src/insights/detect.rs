@@ -30,7 +30,7 @@ const ALPHA: f64 = 0.3;
 /// Connections within [`FLAP_WINDOW`] from which an agent is flapping. A healthy agent
 /// connects once and stays; a restart or a network blip adds one or two.
 pub const FLAP_CONNECTS: usize = 4;
-pub const FLAP_WINDOW: chrono::TimeDelta = chrono::TimeDelta::minutes(5);
+pub use crate::fleet::FLAP_WINDOW;
 
 /// The flapping-connection finding for an agent that connected at `connects` (any order):
 /// the count within the window ending `now`, if it reaches [`FLAP_CONNECTS`].

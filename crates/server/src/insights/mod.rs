@@ -13,13 +13,9 @@ pub mod detect;
 pub mod ingest;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use axum::Json;
-use axum::Router;
-use axum::extract::State;
-use axum::routing::get;
 use chrono::{DateTime, Utc};
 use otaas_api::insights::{
     Anomaly, AnomalyKind, AuthFailures, ExposedEndpoint, FleetInsights, PipelineThroughput,
@@ -28,15 +24,21 @@ use otaas_api::insights::{
 use otaas_api::{EndpointAuth, insights::AgentInsight};
 use tokio::task::JoinHandle;
 
-use crate::api::ApiError;
-use crate::opamp::registry::{AgentFilter, AgentRecord};
-use crate::state::AppState;
+use tokio_util::sync::CancellationToken;
+
+use crate::fleet::{AgentFilter, AgentRecord};
+use crate::metrics::Metrics;
+use crate::registry::Registry;
+use crate::store::Store;
 use detect::AgentSeries;
 
-/// Insights state; lives in `AppState`.
-#[derive(Default)]
+/// The insights engine: the own-metrics history it keeps, and the registry and store it reads.
 pub struct Insights {
-    inner: Mutex<Inner>,
+    history: History,
+    store: Arc<dyn Store>,
+    /// This replica's agents (insights are per replica).
+    agents: Arc<Registry>,
+    metrics: Arc<Metrics>,
 }
 
 /// An agent that sent no own metrics for this long is dropped from the report (and its memory
@@ -46,6 +48,12 @@ const STALE_AFTER: chrono::TimeDelta = chrono::TimeDelta::minutes(10);
 /// Most source addresses whose refused agent authentications are remembered.
 pub const MAX_AUTH_FAILURE_SOURCES: usize = 1024;
 
+/// Own-metrics history and refused authentications, as heard.
+#[derive(Default)]
+pub struct History {
+    inner: Mutex<Inner>,
+}
+
 #[derive(Default)]
 struct Inner {
     /// Own-metrics history per agent id (hex uid), with when we last heard (server clock).
@@ -54,7 +62,7 @@ struct Inner {
     auth_failures: BTreeMap<String, (u64, DateTime<Utc>)>,
 }
 
-impl Insights {
+impl History {
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -101,106 +109,6 @@ impl Insights {
     }
 }
 
-/// The whole report.
-pub async fn report(state: &AppState) -> Result<FleetInsights, crate::store::StoreError> {
-    let now = Utc::now();
-    // The registry is walked in place, not copied: this runs every few seconds for the
-    // Prometheus gauges, and cloning 10,000 agent records each time was most of an idle
-    // server's CPU. Likewise only the agents that connected often lately are copied out for
-    // the flapping check, and groups are looked up only for agents that report own metrics.
-    let mut connects = state.agents.frequent_connects(detect::FLAP_CONNECTS);
-    connects.sort_by(|a, b| a.0.cmp(&b.0));
-    let reporting: HashSet<String> = state.insights.lock().agents.keys().cloned().collect();
-    let mut groups: HashMap<String, Option<otaas_api::AgentGroupId>> = HashMap::new();
-    let mut registry_anomalies = Vec::new();
-    let mut unmanaged = Vec::new();
-    state.agents.visit(&AgentFilter::default(), |r| {
-        if !reporting.is_empty() && reporting.contains(&r.id) {
-            groups.insert(r.id.clone(), r.group_id);
-        }
-        registry_side(r, &mut unmanaged, &mut registry_anomalies);
-    });
-    // Same order as before: by agent id (stable, so each agent's anomalies keep their order).
-    unmanaged.sort();
-    registry_anomalies.sort_by(|a: &Anomaly, b: &Anomaly| a.agent_id.cmp(&b.agent_id));
-    let mut agents = Vec::new();
-    let mut anomalies = Vec::new();
-    let auth_failures;
-    state.insights.evict_stale(now);
-    {
-        let inner = state.insights.lock();
-        let mut ids: Vec<&String> = inner.agents.keys().collect();
-        ids.sort();
-        for id in ids {
-            let series = &inner.agents[id].0;
-            let group_id = groups.get(id.as_str()).copied().flatten();
-            if let Some(view) = series.view(id, group_id) {
-                agents.push(view);
-            }
-            for (kind, message) in series.anomalies() {
-                anomalies.push(Anomaly {
-                    kind,
-                    agent_id: id.clone(),
-                    group_id,
-                    message,
-                });
-            }
-        }
-        auth_failures = inner
-            .auth_failures
-            .iter()
-            .map(|(source, (count, last_at))| AuthFailures {
-                source: source.clone(),
-                count: *count,
-                last_at: *last_at,
-            })
-            .collect();
-    }
-    // Flapping connections, from the registry's connect times (any agent, managed or not:
-    // a reconnect loop costs the server either way).
-    for (id, group_id, times) in connects {
-        if let Some((kind, message)) = detect::flapping(&times, now) {
-            anomalies.push(Anomaly {
-                kind,
-                group_id,
-                agent_id: id,
-                message,
-            });
-        }
-    }
-    anomalies.extend(registry_anomalies);
-    let exposed_endpoints = state
-        .store
-        .list_endpoints()
-        .await?
-        .into_iter()
-        .filter(|e| e.spec.tls.is_none() || e.spec.auth == EndpointAuth::None)
-        .map(|e| ExposedEndpoint {
-            endpoint_id: e.id,
-            name: e.spec.name.clone(),
-            tls: e.spec.tls.is_some(),
-            auth: e.spec.auth != EndpointAuth::None,
-        })
-        .collect();
-    let pipelines = otaas_api::insights::sum_pipelines(&agents);
-    let mut anomaly_counts = BTreeMap::new();
-    for a in &anomalies {
-        *anomaly_counts.entry(a.kind).or_insert(0u64) += 1;
-    }
-    Ok(FleetInsights {
-        generated_at: now,
-        agents,
-        pipelines,
-        anomalies,
-        anomaly_counts,
-        security: SecurityInsights {
-            auth_failures,
-            unmanaged_agents: unmanaged,
-            exposed_endpoints,
-        },
-    })
-}
-
 /// Registry-side anomalies of one agent (heartbeat loss, unhealthy components, drift), or the
 /// agent's id in `unmanaged` when it matches no group.
 fn registry_side(r: &AgentRecord, unmanaged: &mut Vec<String>, anomalies: &mut Vec<Anomaly>) {
@@ -235,7 +143,7 @@ fn registry_side(r: &AgentRecord, unmanaged: &mut Vec<String>, anomalies: &mut V
             }
         }
     }
-    if crate::rollout::is_drifted(r) {
+    if r.is_drifted() {
         anomalies.push(Anomaly {
             kind: AnomalyKind::Drift,
             agent_id: r.id.clone(),
@@ -249,36 +157,227 @@ fn registry_side(r: &AgentRecord, unmanaged: &mut Vec<String>, anomalies: &mut V
     }
 }
 
-/// `GET /api/v1/insights`.
-pub fn routes() -> Router<AppState> {
-    Router::new().route("/insights", get(serve))
-}
-
-async fn serve(State(state): State<AppState>) -> Result<Json<FleetInsights>, ApiError> {
-    Ok(Json(report(&state).await?))
-}
-
 /// How often the report is published as Prometheus gauges. Each pass walks every agent of
 /// the registry; at 2 s it was about a quarter of an idle 10,000-agent server's CPU samples,
 /// and scrapers read `/metrics` every 15–60 s anyway. (`GET /api/v1/insights` is computed
 /// when asked.)
 pub const GAUGES_EVERY: Duration = Duration::from_secs(10);
 
-/// Publishes the report as Prometheus gauges every `every`; stops with the server.
-pub fn spawn_metrics(state: AppState, every: Duration) -> JoinHandle<()> {
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(every);
-        loop {
-            tokio::select! {
-                _ = tick.tick() => {}
-                _ = state.shutdown.cancelled() => return,
+impl Insights {
+    pub fn new(store: Arc<dyn Store>, agents: Arc<Registry>, metrics: Arc<Metrics>) -> Self {
+        Self {
+            history: History::default(),
+            store,
+            agents,
+            metrics,
+        }
+    }
+
+    /// Counts a refused agent authentication from `source` (see [`History::auth_failure`]).
+    pub fn auth_failure(&self, source: &str, now: DateTime<Utc>) {
+        self.history.auth_failure(source, now);
+    }
+
+    /// Records one own-metrics report of an agent, received at `now`.
+    pub fn record(&self, agent_id: &str, sample: detect::Sample, now: DateTime<Utc>) {
+        self.history.record(agent_id, sample, now);
+    }
+
+    /// The whole report.
+    pub async fn report(&self) -> Result<FleetInsights, crate::store::StoreError> {
+        let now = Utc::now();
+        // The registry is walked in place, not copied: this runs every few seconds for the
+        // Prometheus gauges, and cloning 10,000 agent records each time was most of an idle
+        // server's CPU. Likewise only the agents that connected often lately are copied out for
+        // the flapping check, and groups are looked up only for agents that report own metrics.
+        let mut connects = self.agents.frequent_connects(detect::FLAP_CONNECTS);
+        connects.sort_by(|a, b| a.0.cmp(&b.0));
+        let reporting: HashSet<String> = self.history.lock().agents.keys().cloned().collect();
+        let mut groups: HashMap<String, Option<otaas_api::AgentGroupId>> = HashMap::new();
+        let mut registry_anomalies = Vec::new();
+        let mut unmanaged = Vec::new();
+        self.agents.visit(&AgentFilter::default(), |r| {
+            if !reporting.is_empty() && reporting.contains(&r.id) {
+                groups.insert(r.id.clone(), r.group_id);
             }
-            match report(&state).await {
-                Ok(r) => publish(&state, &r),
-                Err(err) => tracing::warn!(error = %err, "Computing insights failed"),
+            registry_side(r, &mut unmanaged, &mut registry_anomalies);
+        });
+        // Same order as before: by agent id (stable, so each agent's anomalies keep their order).
+        unmanaged.sort();
+        registry_anomalies.sort_by(|a: &Anomaly, b: &Anomaly| a.agent_id.cmp(&b.agent_id));
+        let mut agents = Vec::new();
+        let mut anomalies = Vec::new();
+        let auth_failures;
+        self.history.evict_stale(now);
+        {
+            let inner = self.history.lock();
+            let mut ids: Vec<&String> = inner.agents.keys().collect();
+            ids.sort();
+            for id in ids {
+                let series = &inner.agents[id].0;
+                let group_id = groups.get(id.as_str()).copied().flatten();
+                if let Some(view) = series.view(id, group_id) {
+                    agents.push(view);
+                }
+                for (kind, message) in series.anomalies() {
+                    anomalies.push(Anomaly {
+                        kind,
+                        agent_id: id.clone(),
+                        group_id,
+                        message,
+                    });
+                }
+            }
+            auth_failures = inner
+                .auth_failures
+                .iter()
+                .map(|(source, (count, last_at))| AuthFailures {
+                    source: source.clone(),
+                    count: *count,
+                    last_at: *last_at,
+                })
+                .collect();
+        }
+        // Flapping connections, from the registry's connect times (any agent, managed or not:
+        // a reconnect loop costs the server either way).
+        for (id, group_id, times) in connects {
+            if let Some((kind, message)) = detect::flapping(&times, now) {
+                anomalies.push(Anomaly {
+                    kind,
+                    group_id,
+                    agent_id: id,
+                    message,
+                });
             }
         }
-    })
+        anomalies.extend(registry_anomalies);
+        let exposed_endpoints = self
+            .store
+            .list_endpoints()
+            .await?
+            .into_iter()
+            .filter(|e| e.spec.tls.is_none() || e.spec.auth == EndpointAuth::None)
+            .map(|e| ExposedEndpoint {
+                endpoint_id: e.id,
+                name: e.spec.name.clone(),
+                tls: e.spec.tls.is_some(),
+                auth: e.spec.auth != EndpointAuth::None,
+            })
+            .collect();
+        let pipelines = otaas_api::insights::sum_pipelines(&agents);
+        let mut anomaly_counts = BTreeMap::new();
+        for a in &anomalies {
+            *anomaly_counts.entry(a.kind).or_insert(0u64) += 1;
+        }
+        Ok(FleetInsights {
+            generated_at: now,
+            agents,
+            pipelines,
+            anomalies,
+            anomaly_counts,
+            security: SecurityInsights {
+                auth_failures,
+                unmanaged_agents: unmanaged,
+                exposed_endpoints,
+            },
+        })
+    }
+
+    /// Publishes the report as Prometheus gauges every `every`; stops with the server.
+    pub fn spawn_metrics(
+        self: Arc<Self>,
+        every: Duration,
+        shutdown: CancellationToken,
+    ) -> JoinHandle<()> {
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            loop {
+                tokio::select! {
+                    _ = tick.tick() => {}
+                    _ = shutdown.cancelled() => return,
+                }
+                match self.report().await {
+                    Ok(r) => self.publish(&r),
+                    Err(err) => tracing::warn!(error = %err, "Computing insights failed"),
+                }
+            }
+        })
+    }
+
+    fn publish(&self, r: &FleetInsights) {
+        let m = &self.metrics;
+        for kind in [
+            AnomalyKind::ThroughputDrop,
+            AnomalyKind::ThroughputSpike,
+            AnomalyKind::RefusedSpike,
+            AnomalyKind::HeartbeatLoss,
+            AnomalyKind::UnhealthyComponent,
+            AnomalyKind::Drift,
+            AnomalyKind::FlappingConnection,
+        ] {
+            let n = r.anomaly_counts.get(&kind).copied().unwrap_or(0);
+            m.set(
+                "otaas_insights_anomalies",
+                &[("kind", &kind_name(kind))],
+                n as f64,
+            );
+        }
+        for f in &r.security.auth_failures {
+            m.set(
+                "otaas_insights_agent_auth_failures",
+                &[("source", &f.source)],
+                f.count as f64,
+            );
+        }
+        m.set(
+            "otaas_insights_unmanaged_agents",
+            &[],
+            r.security.unmanaged_agents.len() as f64,
+        );
+        m.set(
+            "otaas_insights_exposed_endpoints",
+            &[],
+            r.security.exposed_endpoints.len() as f64,
+        );
+        // Per agent and per pipeline: whole families at once, so departed ones disappear.
+        let agent_gauges: [(&str, AgentGauge); 5] = [
+            ("otaas_agent_accepted_per_second", |a| {
+                Some(a.accepted_per_second)
+            }),
+            ("otaas_agent_refused_per_second", |a| {
+                Some(a.refused_per_second)
+            }),
+            ("otaas_agent_sent_per_second", |a| Some(a.sent_per_second)),
+            ("otaas_agent_memory_rss_bytes", |a| a.memory_rss_bytes),
+            ("otaas_agent_cpu_seconds_total", |a| a.cpu_seconds_total),
+        ];
+        for (name, value) in agent_gauges {
+            let series: Vec<_> = r
+                .agents
+                .iter()
+                .filter_map(|a| Some((vec![("agent", a.agent_id.as_str())], value(a)?)))
+                .collect();
+            m.set_all(name, &series);
+        }
+        let pipeline_gauges: [(&str, PipelineGauge); 4] = [
+            ("otaas_pipeline_accepted_per_second", |p| {
+                p.accepted_per_second
+            }),
+            ("otaas_pipeline_refused_per_second", |p| {
+                p.refused_per_second
+            }),
+            ("otaas_pipeline_sent_per_second", |p| p.sent_per_second),
+            ("otaas_pipeline_agents", |p| p.agents as f64),
+        ];
+        for (name, value) in pipeline_gauges {
+            let series: Vec<_> = r
+                .pipelines
+                .iter()
+                .map(|p| (vec![("pipeline", p.pipeline.as_str())], value(p)))
+                .collect();
+            m.set_all(name, &series);
+        }
+    }
 }
 
 fn kind_name(kind: AnomalyKind) -> String {
@@ -292,81 +391,6 @@ fn kind_name(kind: AnomalyKind) -> String {
 type AgentGauge = fn(&AgentInsight) -> Option<f64>;
 type PipelineGauge = fn(&PipelineThroughput) -> f64;
 
-fn publish(state: &AppState, r: &FleetInsights) {
-    let m = &state.metrics;
-    for kind in [
-        AnomalyKind::ThroughputDrop,
-        AnomalyKind::ThroughputSpike,
-        AnomalyKind::RefusedSpike,
-        AnomalyKind::HeartbeatLoss,
-        AnomalyKind::UnhealthyComponent,
-        AnomalyKind::Drift,
-        AnomalyKind::FlappingConnection,
-    ] {
-        let n = r.anomaly_counts.get(&kind).copied().unwrap_or(0);
-        m.set(
-            "otaas_insights_anomalies",
-            &[("kind", &kind_name(kind))],
-            n as f64,
-        );
-    }
-    for f in &r.security.auth_failures {
-        m.set(
-            "otaas_insights_agent_auth_failures",
-            &[("source", &f.source)],
-            f.count as f64,
-        );
-    }
-    m.set(
-        "otaas_insights_unmanaged_agents",
-        &[],
-        r.security.unmanaged_agents.len() as f64,
-    );
-    m.set(
-        "otaas_insights_exposed_endpoints",
-        &[],
-        r.security.exposed_endpoints.len() as f64,
-    );
-    // Per agent and per pipeline: whole families at once, so departed ones disappear.
-    let agent_gauges: [(&str, AgentGauge); 5] = [
-        ("otaas_agent_accepted_per_second", |a| {
-            Some(a.accepted_per_second)
-        }),
-        ("otaas_agent_refused_per_second", |a| {
-            Some(a.refused_per_second)
-        }),
-        ("otaas_agent_sent_per_second", |a| Some(a.sent_per_second)),
-        ("otaas_agent_memory_rss_bytes", |a| a.memory_rss_bytes),
-        ("otaas_agent_cpu_seconds_total", |a| a.cpu_seconds_total),
-    ];
-    for (name, value) in agent_gauges {
-        let series: Vec<_> = r
-            .agents
-            .iter()
-            .filter_map(|a| Some((vec![("agent", a.agent_id.as_str())], value(a)?)))
-            .collect();
-        m.set_all(name, &series);
-    }
-    let pipeline_gauges: [(&str, PipelineGauge); 4] = [
-        ("otaas_pipeline_accepted_per_second", |p| {
-            p.accepted_per_second
-        }),
-        ("otaas_pipeline_refused_per_second", |p| {
-            p.refused_per_second
-        }),
-        ("otaas_pipeline_sent_per_second", |p| p.sent_per_second),
-        ("otaas_pipeline_agents", |p| p.agents as f64),
-    ];
-    for (name, value) in pipeline_gauges {
-        let series: Vec<_> = r
-            .pipelines
-            .iter()
-            .map(|p| (vec![("pipeline", p.pipeline.as_str())], value(p)))
-            .collect();
-        m.set_all(name, &series);
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -374,7 +398,7 @@ mod tests {
     #[test]
     fn auth_failures_remember_a_bounded_number_of_sources_dropping_the_oldest() {
         // Given the table full of sources, the first one heard longest ago
-        let insights = Insights::default();
+        let insights = History::default();
         let t0 = DateTime::from_timestamp(1_800_000_000, 0).unwrap();
         for i in 0..MAX_AUTH_FAILURE_SOURCES {
             let at = t0 + chrono::TimeDelta::seconds(i as i64);
@@ -395,7 +419,7 @@ mod tests {
 
     #[test]
     fn agents_silent_for_ten_minutes_are_forgotten() {
-        let insights = Insights::default();
+        let insights = History::default();
         let t0 = DateTime::from_timestamp(1_800_000_000, 0).unwrap();
         let sample = |at| detect::Sample {
             at,

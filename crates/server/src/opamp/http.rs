@@ -22,7 +22,7 @@ use otaas_opamp::proto::{
 use prost::Message as _;
 
 use super::OpampServer;
-use super::registry::Transport;
+use crate::fleet::Transport;
 
 pub(crate) async fn post(
     State(server): State<Arc<OpampServer>>,

@@ -1,9 +1,8 @@
 //! The OpAMP server: `/v1/opamp` on `--opamp-listen`, WebSocket and plain HTTP on one path.
 //!
-//! Files: `registry.rs` (agent state and every protocol decision, no I/O), `ws.rs` and
+//! Files: `protocol.rs` (every protocol decision, on the registry's agents; no I/O), `ws.rs` and
 //! `http.rs` (the two transports), `sync.rs` (background tasks: group configs from store
-//! events, batched persistence, the silent-agent sweep), `rest.rs` (`GET /api/v1/agents`),
-//! `redact.rs` (secrets out of reported effective configs), `tokens.rs` (WebSocket sessions by
+//! events, batched persistence, the silent-agent sweep), `redact.rs` (secrets out of reported effective configs), `tokens.rs` (WebSocket sessions by
 //! the agent token they were opened with, so revocation ends them).
 //!
 //! Admission (shared by both transports, before any token check or decoding work): at most
@@ -14,16 +13,15 @@
 //! spreads the refused agents over time (HTTP polls also get a ServerToAgent carrying
 //! `ServerErrorResponse{UNAVAILABLE, RetryInfo}` with the same delay in nanoseconds).
 //!
-//! Lifecycle: [`serve`] loads the persisted agents and the groups, starts the background
-//! tasks and serves until `AppState::shutdown` is cancelled. Then WebSocket sessions tell their
+//! Lifecycle: [`load`] reads the persisted agents and the groups (before the engines' tasks
+//! start, so they see them); [`serve`] starts the OpAMP server's own background tasks and
+//! serves until the shutdown token is cancelled. Then WebSocket sessions tell their
 //! agents `Unavailable` with a retry delay and close, HTTP polls get the same answer, every
 //! agent is marked disconnected and the last changes are flushed to the store.
 
 pub(crate) mod http;
+pub mod protocol;
 pub mod redact;
-pub mod registry;
-pub mod report_limits;
-pub mod rest;
 mod sync;
 pub mod tls;
 pub mod tokens;
@@ -40,10 +38,37 @@ use otaas_opamp::proto::{
 };
 use rand::Rng;
 use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::state::AppState;
-use registry::Registry;
+use crate::cluster::Cluster;
+use crate::events::Events;
+use crate::fleet::report_limits::ReportLimits;
+use crate::insights::Insights;
+use crate::limits::AuthFailures;
+use crate::metrics::Metrics;
+use crate::registry::Registry;
+use crate::rollout::Rollouts;
+use crate::store::Store;
+
+/// What the OpAMP server uses: its registry, the store, the engines it feeds (rollouts from
+/// group events, insights from own metrics and refusals) and the shared auth parts.
+#[derive(Clone)]
+pub struct OpampDeps {
+    pub store: Arc<dyn Store>,
+    pub events: Events,
+    pub metrics: Arc<Metrics>,
+    pub agents: Arc<Registry>,
+    pub rollouts: Arc<Rollouts>,
+    pub cluster: Arc<Cluster>,
+    pub insights: Arc<Insights>,
+    /// Failed authentications per source address, shared with the REST API.
+    pub auth_failures: Arc<AuthFailures>,
+    /// SHA-256 hex of the `--admin-token` value, if one was given.
+    pub admin_token_hash: Option<Arc<str>>,
+    /// Cancelled when the server begins graceful shutdown.
+    pub shutdown: CancellationToken,
+}
 
 /// Flags of the OpAMP server (part of `otaas serve`).
 #[derive(Clone, Debug, clap::Args)]
@@ -142,8 +167,8 @@ pub struct OpampConfig {
 
 impl OpampConfig {
     /// The bounds on agent reports these flags set.
-    pub fn report_limits(&self) -> report_limits::ReportLimits {
-        report_limits::ReportLimits {
+    pub fn report_limits(&self) -> ReportLimits {
+        ReportLimits {
             attributes: self.opamp_max_attributes,
             attribute_bytes: self.opamp_max_attribute_bytes,
             description_bytes: self.opamp_max_description_bytes,
@@ -160,7 +185,7 @@ impl OpampConfig {
 
 impl Default for OpampConfig {
     fn default() -> Self {
-        let limits = report_limits::ReportLimits::default();
+        let limits = ReportLimits::default();
         Self {
             allow_anonymous_agents: false,
             require_agent_token: false,
@@ -189,7 +214,7 @@ impl Default for OpampConfig {
 
 /// What the OpAMP handlers share.
 pub(crate) struct OpampServer {
-    pub(crate) state: AppState,
+    pub(crate) state: OpampDeps,
     pub(crate) config: OpampConfig,
     /// Live WebSocket sessions, so shutdown can wait for their goodbye messages (its `len()` is
     /// also the load measure for `--opamp-max-connections`).
@@ -318,7 +343,7 @@ pub(crate) fn retry_message(uid: bytes::Bytes, wait: Duration, message: &str) ->
                 retry_after_nanoseconds: u64::try_from(wait.as_nanos()).unwrap_or(u64::MAX),
             })),
         }),
-        capabilities: registry::SERVER_CAPS.0,
+        capabilities: protocol::SERVER_CAPS.0,
         ..Default::default()
     }
 }
@@ -410,13 +435,6 @@ pub(crate) fn router(server: Arc<OpampServer>) -> Router {
         .with_state(server)
 }
 
-/// Wakes the WebSocket sessions whose agents have something new to receive.
-pub(crate) fn poke(notifies: Vec<Arc<tokio::sync::Notify>>) {
-    for n in notifies {
-        n.notify_one();
-    }
-}
-
 /// The URL agents used to reach us (for the connection settings offer).
 pub(crate) fn endpoint_url(headers: &HeaderMap, scheme: &str, tls: bool) -> String {
     let scheme = match (scheme, tls) {
@@ -460,11 +478,17 @@ pub fn tls_config(
     Ok(Some(Arc::new(server)))
 }
 
+/// Loads the persisted agents into the registry and every group's rollout (before serving, so
+/// the first agent already finds its group).
+pub async fn load(state: &OpampDeps) {
+    sync::load(state).await;
+}
+
 /// Serves OpAMP on `listener` (with `tls`, see [`tls_config`]) until `state.shutdown` is
 /// cancelled, then drains (see the module docs). Prints `otaas: opamp listening on ADDR` on
 /// stderr once bound.
 pub async fn serve(
-    state: AppState,
+    state: OpampDeps,
     config: OpampConfig,
     listener: TcpListener,
     tls: Option<Arc<rustls::ServerConfig>>,
@@ -473,7 +497,6 @@ pub async fn serve(
     state
         .agents
         .set_heartbeat(Duration::from_secs(config.opamp_heartbeat_seconds));
-    sync::load(&state).await;
     state.metrics.describe(
         "otaas_opamp_refused_total",
         crate::metrics::MetricKind::Counter,

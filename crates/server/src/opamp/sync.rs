@@ -1,13 +1,12 @@
 //! Background tasks of the OpAMP server:
 //! - group sync: feeds the core's change events to the rollout engine (`crate::rollout`),
 //!   which decides which config each agent gets and pokes the WebSockets concerned;
-//! - rollout driver: moves in-progress rollouts on (started here, lives in `crate::rollout`);
 //! - flusher: writes changed agents to the store every 200 ms (or as soon as 2,000 are
 //!   waiting), in transactions of a few hundred rows (not one transaction per heartbeat),
 //!   and the `last_seen` of agents that only sent heartbeats every 5 s;
 //! - sweep: marks agents silent for three heartbeat intervals as disconnected.
 //!
-//! Lifecycle: [`spawn`] starts them; they stop when `AppState::shutdown` is cancelled, and
+//! Lifecycle: [`spawn`] starts them; they stop when the shutdown token is cancelled, and
 //! [`Background::finish`] waits for them and does the final flush.
 
 use std::time::Duration;
@@ -15,9 +14,9 @@ use std::time::Duration;
 use tokio::sync::broadcast::error::RecvError;
 use tokio::task::JoinHandle;
 
-use super::registry::AgentRecord;
+use super::OpampDeps;
 use crate::events::Event;
-use crate::state::AppState;
+use crate::fleet::AgentRecord;
 use crate::store::AgentRow;
 
 /// How often changed agents are written: every change of that period in one transaction of
@@ -37,7 +36,7 @@ const TOUCH_EVERY: Duration = Duration::from_secs(5);
 const SWEEP_EVERY: Duration = Duration::from_secs(2);
 
 pub(crate) struct Background {
-    state: AppState,
+    state: OpampDeps,
     tasks: Vec<JoinHandle<()>>,
 }
 
@@ -49,14 +48,12 @@ impl Background {
         }
         flush(&self.state).await;
         flush_touched(&self.state).await;
-        // Last: the rollouts we drove are free for the other replicas at once.
-        self.state.cluster.leave().await;
     }
 }
 
 /// Loads the persisted agents and the groups (before serving, so the first agent already
 /// finds its group).
-pub(crate) async fn load(state: &AppState) {
+pub(crate) async fn load(state: &OpampDeps) {
     match state.store.list_agents().await {
         Ok(rows) => {
             let records: Vec<AgentRecord> = rows
@@ -80,26 +77,23 @@ pub(crate) async fn load(state: &AppState) {
         }
         Err(err) => tracing::error!(error = %err, "Loading stored agents failed"),
     }
-    crate::rollout::reload_all(state).await;
+    state.rollouts.reload_all().await;
 }
 
-pub(crate) fn spawn(state: AppState) -> Background {
-    let mut tasks = vec![
+pub(crate) fn spawn(state: OpampDeps) -> Background {
+    let tasks = vec![
         tokio::spawn(group_sync(state.clone())),
         tokio::spawn(flusher(state.clone())),
         tokio::spawn(sweeper(state.clone())),
-        crate::rollout::spawn(state.clone()),
-        crate::insights::spawn_metrics(state.clone(), crate::insights::GAUGES_EVERY),
     ];
-    tasks.extend(crate::cluster::spawn(&state));
     Background { state, tasks }
 }
 
-async fn group_sync(state: AppState) {
+async fn group_sync(state: OpampDeps) {
     let mut rx = state.events.subscribe();
     // Anything that happened between `load` and the subscription is caught by this reload.
     refresh_known_secrets(&state).await;
-    crate::rollout::reload_all(&state).await;
+    state.rollouts.reload_all().await;
     loop {
         let event = tokio::select! {
             e = rx.recv() => e,
@@ -112,17 +106,15 @@ async fn group_sync(state: AppState) {
                 refresh_known_secrets(&state).await;
                 // Whoever hears of a change first drives it if nobody does yet.
                 state.cluster.claim(group_id).await;
-                if let Err(err) = crate::rollout::sync_group(&state, group_id).await {
+                if let Err(err) = state.rollouts.sync_group(group_id).await {
                     tracing::error!(group = %group_id, error = %err, "Loading a group config failed");
                 }
             }
-            Ok(Event::GroupDeleted { group_id }) => {
-                crate::rollout::remove_group(&state, group_id).await
-            }
+            Ok(Event::GroupDeleted { group_id }) => state.rollouts.remove_group(group_id).await,
             // Another replica stored a rollout decision: follow it (or, when we drive the
             // group, take it as the new base).
             Ok(Event::RolloutChanged { group_id, version }) => {
-                if let Err(err) = crate::rollout::refresh(&state, group_id, version).await {
+                if let Err(err) = state.rollouts.refresh(group_id, version).await {
                     tracing::error!(group = %group_id, error = %err, "Loading a rollout decision failed");
                 }
             }
@@ -131,7 +123,7 @@ async fn group_sync(state: AppState) {
             // Events are hints: after missing some, resynchronise from the store.
             Err(RecvError::Lagged(_)) => {
                 refresh_known_secrets(&state).await;
-                crate::rollout::reload_all(&state).await
+                state.rollouts.reload_all().await
             }
             Err(RecvError::Closed) => return,
         }
@@ -140,7 +132,7 @@ async fn group_sync(state: AppState) {
 
 /// Reloads the secret values agents' reports are redacted by. On failure the previous set
 /// stays (key-name redaction still applies) and the next change tries again.
-async fn refresh_known_secrets(state: &AppState) {
+async fn refresh_known_secrets(state: &OpampDeps) {
     match crate::secrets::known(state.store.as_ref()).await {
         Ok(known) => state.agents.set_known_secrets(known),
         Err(err) => tracing::warn!(error = %err, "Loading the known secret values failed"),
@@ -149,7 +141,7 @@ async fn refresh_known_secrets(state: &AppState) {
 
 /// Writes the agents changed since the last flush, [`FLUSH_CHUNK`] per transaction (one
 /// multi-row statement each); on failure they stay dirty and go out with the next flush.
-async fn flush(state: &AppState) {
+async fn flush(state: &OpampDeps) {
     let cluster = &state.cluster;
     loop {
         let mut rows: Vec<AgentRow> = Vec::new();
@@ -183,7 +175,7 @@ async fn flush(state: &AppState) {
 }
 
 /// Writes the `last_seen` of agents heard from without other news (heartbeats, HTTP polls).
-async fn flush_touched(state: &AppState) {
+async fn flush_touched(state: &OpampDeps) {
     let seen = state.agents.take_touched();
     if seen.is_empty() {
         return;
@@ -194,7 +186,7 @@ async fn flush_touched(state: &AppState) {
     }
 }
 
-async fn flusher(state: AppState) {
+async fn flusher(state: OpampDeps) {
     let mut tick = tokio::time::interval(FLUSH_EVERY);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut touch_tick = tokio::time::interval(TOUCH_EVERY);
@@ -210,7 +202,7 @@ async fn flusher(state: AppState) {
     }
 }
 
-async fn sweeper(state: AppState) {
+async fn sweeper(state: OpampDeps) {
     let mut tick = tokio::time::interval(SWEEP_EVERY);
     loop {
         tokio::select! {

@@ -22,8 +22,8 @@ use otaas_api::TokenId;
 use tokio::sync::broadcast::error::RecvError;
 use tokio_util::sync::CancellationToken;
 
+use super::OpampDeps;
 use crate::events::Event;
-use crate::state::AppState;
 
 /// How often the live sessions' tokens are re-read from the store (the safety net for lost
 /// notices; a revocation on this replica or a delivered notice acts at once).
@@ -117,7 +117,7 @@ impl TokenSessions {
 
     /// Reads the live sessions' tokens from the store and ends the sessions of those that are
     /// revoked or gone. A store error leaves every session as it is (retried next time).
-    async fn recheck(&self, state: &AppState) {
+    async fn recheck(&self, state: &OpampDeps) {
         let live = self.tokens();
         if live.is_empty() {
             return;
@@ -145,7 +145,7 @@ impl TokenSessions {
 }
 
 /// Ends sessions as their tokens are revoked (see the module docs) until shutdown.
-pub(crate) async fn watch(state: AppState, sessions: TokenSessions) {
+pub(crate) async fn watch(state: OpampDeps, sessions: TokenSessions) {
     let mut rx = state.events.subscribe();
     let mut every = tokio::time::interval(RECHECK_EVERY);
     every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);

@@ -26,8 +26,8 @@ use otaas_opamp::proto::{
 use tokio::sync::Notify;
 
 use super::OpampServer;
-use super::registry::Transport;
 use super::tokens::SessionToken;
+use crate::fleet::Transport;
 use crate::listener::ConnectionGuard;
 
 /// WebSocket close codes (RFC 6455) used here.
@@ -337,7 +337,7 @@ async fn session(
 /// ends the session (with a reason for the agent when there is one).
 fn received(
     server: &OpampServer,
-    ctx: &mut super::registry::ConnCtx,
+    ctx: &mut super::protocol::ConnCtx,
     incoming: Option<Result<Message, axum::Error>>,
     limit: usize,
 ) -> Next {

@@ -1,12 +1,12 @@
 //! The rollout engine: for each agent group, which agents run which config revision, and when.
 //!
 //! Files: `plan.rs` (the state machine and its persisted record, no I/O), this file (the
-//! engine: group events in, store and registry decisions out, the driver task), `rest.rs`
-//! (`GET /agent-groups/{id}/status`, `POST /agent-groups/{id}/rollout/{pause,resume,rollback}`).
+//! engine [`Rollouts`]: group events in, store and registry decisions out, the driver task).
+//! The REST handlers are in `api/rollouts.rs`.
 //!
-//! Flow: a new group revision (the OpAMP sync task calls [`sync_group`]) starts a rollout from
+//! Flow: a new group revision (the OpAMP sync task calls [`Rollouts::sync_group`]) starts a rollout from
 //! the group's last good revision. The engine tells the registry, in one call
-//! ([`Registry::set_rollout`](crate::opamp::registry::Registry::set_rollout)), the group's
+//! ([`Registry::set_rollout`](crate::registry::Registry::set_rollout)), the group's
 //! default config (the last good one until the last step) and the agents pinned to the new
 //! revision. The driver task looks at the group's agents every [`TICK`] and moves the rollout
 //! on ([`plan::advance`]).
@@ -29,7 +29,6 @@
 //! edit the stored record the same way. On SQLite the one process drives every group.
 
 pub mod plan;
-pub mod rest;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -43,9 +42,12 @@ use otaas_opamp::InstanceUid;
 use tokio::sync::Mutex;
 use tokio::task::JoinHandle;
 
-use crate::opamp::registry::{AgentFilter, AgentRecord, ConfigStatus, GroupConfig};
-use crate::state::AppState;
-use crate::store::StoreError;
+use tokio_util::sync::CancellationToken;
+
+use crate::cluster::{FleetView, Pending};
+use crate::fleet::{AgentFilter, AgentRecord, ConfigStatus, GroupConfig};
+use crate::metrics::Metrics;
+use crate::store::{Store, StoreError};
 use plan::Rollout;
 
 /// How often in-progress rollouts look at their agents.
@@ -80,10 +82,13 @@ struct Run {
     stale: bool,
 }
 
-/// The engine's state; lives in `AppState`.
-#[derive(Default)]
+/// The rollout engine: every group's run, and what it reads and tells.
 pub struct Rollouts {
     runs: Mutex<HashMap<AgentGroupId, Run>>,
+    store: Arc<dyn Store>,
+    /// The group's agents on every replica, this replica's registry and its place among them.
+    fleet: FleetView,
+    metrics: Arc<Metrics>,
 }
 
 fn state_name(s: RolloutState) -> String {
@@ -131,323 +136,553 @@ fn next_record(
     }
 }
 
-async fn config_at(
-    state: &AppState,
-    id: AgentGroupId,
-    group: &crate::store::GroupRecord,
-    revision: i64,
-) -> Result<Arc<GroupConfig>, StoreError> {
-    let rev = state.store.group_revision(id, Some(revision)).await?;
-    Ok(Arc::new(GroupConfig::new(
-        id,
-        group.record.spec.selector.clone(),
-        group.record.created_at,
-        rev.revision,
-        rev.yaml,
-        rev.hash,
-    )))
-}
-
-/// Brings the group's rollout up to date with the store after an event (new revision,
-/// changed selector or rollout settings, another replica's decision, taking over the group)
-/// or at start-up, and tells the registry. A follower only applies the stored decision.
-pub async fn sync_group(state: &AppState, id: AgentGroupId) -> Result<(), StoreError> {
-    let group = match state.store.get_group(id).await {
-        Ok(g) => g,
-        Err(StoreError::NotFound { .. }) => {
-            remove_group(state, id).await;
-            return Ok(());
+impl Rollouts {
+    pub fn new(store: Arc<dyn Store>, fleet: FleetView, metrics: Arc<Metrics>) -> Self {
+        Self {
+            runs: Mutex::default(),
+            store,
+            fleet,
+            metrics,
         }
-        Err(err) => return Err(err),
-    };
-    let latest = match state.store.group_revision(id, None).await {
-        Ok(r) => r,
-        Err(StoreError::NotFound { .. }) => {
-            remove_group(state, id).await;
-            return Ok(());
-        }
-        Err(err) => return Err(err),
-    };
-    sync_to(state, id, &group, &latest).await
-}
-
-/// The group's deletion may commit while [`sync_group`] reads it: when `terraform destroy`
-/// deletes a binding and its group together, the binding's new revision reaches the engine as
-/// the group goes. A revision missing then means the group is gone, which is no error: its
-/// rollout is forgotten as the deletion event would, and its agents become unmanaged.
-async fn sync_to(
-    state: &AppState,
-    id: AgentGroupId,
-    group: &crate::store::GroupRecord,
-    latest: &crate::store::GroupRevision,
-) -> Result<(), StoreError> {
-    match sync_read(state, id, group, latest).await {
-        Err(StoreError::NotFound { .. }) if group_gone(state, id).await => {
-            remove_group(state, id).await;
-            Ok(())
-        }
-        other => other,
     }
-}
 
-async fn group_gone(state: &AppState, id: AgentGroupId) -> bool {
-    matches!(
-        state.store.get_group(id).await,
-        Err(StoreError::NotFound { .. })
-    )
-}
+    async fn config_at(
+        &self,
+        id: AgentGroupId,
+        group: &crate::store::GroupRecord,
+        revision: i64,
+    ) -> Result<Arc<GroupConfig>, StoreError> {
+        let rev = self.store.group_revision(id, Some(revision)).await?;
+        Ok(Arc::new(GroupConfig::new(
+            id,
+            group.record.spec.selector.clone(),
+            group.record.created_at,
+            rev.revision,
+            rev.yaml,
+            rev.hash,
+        )))
+    }
 
-async fn sync_read(
-    state: &AppState,
-    id: AgentGroupId,
-    group: &crate::store::GroupRecord,
-    latest: &crate::store::GroupRevision,
-) -> Result<(), StoreError> {
-    let now = Utc::now();
-    let mut runs = state.rollouts.runs.lock().await;
-    let stored = state.store.get_rollout(id).await?;
-    let stored_version = stored.as_ref().map(|row| row.version);
-    let driving = state.cluster.drives(id);
-    // A decision not stored yet (the write failed) is ours to retry, as long as nobody
-    // wrote since it was made.
-    let previous = match runs.get(&id) {
-        Some(run) if driving && run.unsaved && !run.stale && run.version == stored_version => {
-            Some(run.rollout.clone())
-        }
-        _ => stored.as_ref().map(decode).transpose()?,
-    };
-    let (rollout, is_new) = if driving {
-        let (mut r, mut is_new) = next_record(id, previous, latest, now);
-        // Taking over: say so in the record (and so in the status of every replica).
-        if r.driver.as_deref() != Some(state.cluster.replica_id()) {
-            r.driver = Some(state.cluster.replica_id().to_owned());
-            is_new = true;
-        }
-        (r, is_new)
-    } else {
-        match previous {
-            Some(r) => (r, false),
-            // Nothing decided yet: the driver will, and tell us.
-            None => {
-                runs.remove(&id);
+    /// Brings the group's rollout up to date with the store after an event (new revision,
+    /// changed selector or rollout settings, another replica's decision, taking over the group)
+    /// or at start-up, and tells the registry. A follower only applies the stored decision.
+    pub async fn sync_group(&self, id: AgentGroupId) -> Result<(), StoreError> {
+        let group = match self.store.get_group(id).await {
+            Ok(g) => g,
+            Err(StoreError::NotFound { .. }) => {
+                self.remove_group(id).await;
                 return Ok(());
             }
-        }
-    };
-    let target = config_at(state, id, group, rollout.revision).await?;
-    let good = match rollout.last_good {
-        Some(rev) => Some(config_at(state, id, group, rev).await?),
-        None => None,
-    };
-    let mut run = Run {
-        rollout,
-        spec: group.record.spec.rollout.clone(),
-        target,
-        good,
-        unsaved: is_new,
-        version: stored_version,
-        stale: false,
-    };
-    if driving && run.rollout.state == RolloutState::InProgress {
-        let members = members(state, id, &run.rollout.hash).await?;
-        if plan::advance(&mut run.rollout, &run.spec, &members, now) {
-            run.unsaved = true;
-        }
+            Err(err) => return Err(err),
+        };
+        let latest = match self.store.group_revision(id, None).await {
+            Ok(r) => r,
+            Err(StoreError::NotFound { .. }) => {
+                self.remove_group(id).await;
+                return Ok(());
+            }
+            Err(err) => return Err(err),
+        };
+        self.sync_to(id, &group, &latest).await
     }
-    save_and_apply(state, id, &mut run).await;
-    runs.insert(id, run);
-    Ok(())
-}
 
-/// Another replica stored version `version` of the group's record: reload unless ours is
-/// that new already.
-pub async fn refresh(state: &AppState, id: AgentGroupId, version: i64) -> Result<(), StoreError> {
-    let current = state
-        .rollouts
-        .runs
-        .lock()
-        .await
-        .get(&id)
-        .and_then(|run| run.version);
-    if current.is_some_and(|v| v >= version) {
-        return Ok(());
-    }
-    sync_group(state, id).await
-}
-
-/// Forgets a deleted group's rollout.
-pub async fn remove_group(state: &AppState, id: AgentGroupId) {
-    state.rollouts.runs.lock().await.remove(&id);
-    crate::opamp::poke(state.agents.remove_group(id));
-    if let Err(err) = state.store.delete_rollout(id).await {
-        tracing::error!(group = %id, error = %err, "Deleting a rollout record failed");
-    }
-}
-
-/// Every group again (start-up, or after missing events); groups gone are dropped.
-pub async fn reload_all(state: &AppState) {
-    let groups = match state.store.list_groups().await {
-        Ok(groups) => groups,
-        Err(err) => {
-            tracing::error!(error = %err, "Listing agent groups failed");
-            return;
-        }
-    };
-    let ids: std::collections::HashSet<AgentGroupId> = groups.iter().map(|g| g.record.id).collect();
-    for id in &ids {
-        if let Err(err) = sync_group(state, *id).await {
-            tracing::error!(group = %id, error = %err, "Loading a group's rollout failed");
+    /// The group's deletion may commit while [`sync_group`] reads it: when `terraform destroy`
+    /// deletes a binding and its group together, the binding's new revision reaches the engine as
+    /// the group goes. A revision missing then means the group is gone, which is no error: its
+    /// rollout is forgotten as the deletion event would, and its agents become unmanaged.
+    async fn sync_to(
+        &self,
+        id: AgentGroupId,
+        group: &crate::store::GroupRecord,
+        latest: &crate::store::GroupRevision,
+    ) -> Result<(), StoreError> {
+        match self.sync_read(id, group, latest).await {
+            Err(StoreError::NotFound { .. }) if self.group_gone(id).await => {
+                self.remove_group(id).await;
+                Ok(())
+            }
+            other => other,
         }
     }
-    let gone: Vec<AgentGroupId> = state
-        .rollouts
-        .runs
-        .lock()
-        .await
-        .keys()
-        .filter(|id| !ids.contains(id))
-        .copied()
-        .collect();
-    for id in gone {
-        remove_group(state, id).await;
+
+    async fn group_gone(&self, id: AgentGroupId) -> bool {
+        matches!(
+            self.store.get_group(id).await,
+            Err(StoreError::NotFound { .. })
+        )
     }
-}
 
-/// The group's agents on every replica, sampled against the rollout's `hash` in place (see
-/// `plan::Sampled`).
-async fn members(
-    state: &AppState,
-    id: AgentGroupId,
-    hash: &str,
-) -> Result<Vec<plan::Sampled>, StoreError> {
-    let hash: std::sync::Arc<str> = hash.into();
-    let mut sampled = Vec::new();
-    visit_members(state, id, |a| sampled.push(plan::Sampled::new(a, &hash))).await?;
-    Ok(sampled)
-}
+    async fn sync_read(
+        &self,
+        id: AgentGroupId,
+        group: &crate::store::GroupRecord,
+        latest: &crate::store::GroupRevision,
+    ) -> Result<(), StoreError> {
+        let now = Utc::now();
+        let mut runs = self.runs.lock().await;
+        let stored = self.store.get_rollout(id).await?;
+        let stored_version = stored.as_ref().map(|row| row.version);
+        let driving = self.fleet.cluster().drives(id);
+        // A decision not stored yet (the write failed) is ours to retry, as long as nobody
+        // wrote since it was made.
+        let previous = match runs.get(&id) {
+            Some(run) if driving && run.unsaved && !run.stale && run.version == stored_version => {
+                Some(run.rollout.clone())
+            }
+            _ => stored.as_ref().map(decode).transpose()?,
+        };
+        let (rollout, is_new) = if driving {
+            let (mut r, mut is_new) = next_record(id, previous, latest, now);
+            // Taking over: say so in the record (and so in the status of every replica).
+            if r.driver.as_deref() != Some(self.fleet.cluster().replica_id()) {
+                r.driver = Some(self.fleet.cluster().replica_id().to_owned());
+                is_new = true;
+            }
+            (r, is_new)
+        } else {
+            match previous {
+                Some(r) => (r, false),
+                // Nothing decided yet: the driver will, and tell us.
+                None => {
+                    runs.remove(&id);
+                    return Ok(());
+                }
+            }
+        };
+        let target = self.config_at(id, group, rollout.revision).await?;
+        let good = match rollout.last_good {
+            Some(rev) => Some(self.config_at(id, group, rev).await?),
+            None => None,
+        };
+        let mut run = Run {
+            rollout,
+            spec: group.record.spec.rollout.clone(),
+            target,
+            good,
+            unsaved: is_new,
+            version: stored_version,
+            stale: false,
+        };
+        if driving && run.rollout.state == RolloutState::InProgress {
+            let members = self.members(id, &run.rollout.hash).await?;
+            if plan::advance(&mut run.rollout, &run.spec, &members, now) {
+                run.unsaved = true;
+            }
+        }
+        self.save_and_apply(id, &mut run).await;
+        runs.insert(id, run);
+        Ok(())
+    }
 
-/// Runs `f` on each of the group's agents on every replica. This replica's own are visited in
-/// place, under the registry lock (status is polled often, e.g. while waiting for a rollout:
-/// copying every member each time would cost more than the rollout itself on a large fleet),
-/// so `f` must be short.
-async fn visit_members(
-    state: &AppState,
-    id: AgentGroupId,
-    f: impl FnMut(&AgentRecord),
-) -> Result<(), StoreError> {
-    let filter = AgentFilter {
-        group_id: Some(id),
-        ..Default::default()
-    };
-    crate::cluster::visit_agents(state, &filter, f).await
-}
+    /// Another replica stored version `version` of the group's record: reload unless ours is
+    /// that new already.
+    pub async fn refresh(&self, id: AgentGroupId, version: i64) -> Result<(), StoreError> {
+        let current = self.runs.lock().await.get(&id).and_then(|run| run.version);
+        if current.is_some_and(|v| v >= version) {
+            return Ok(());
+        }
+        self.sync_group(id).await
+    }
 
-/// Stores the record if it changed (compare-and-swap on its version), then (only then) tells
-/// the registry and the other replicas.
-async fn save_and_apply(state: &AppState, id: AgentGroupId, run: &mut Run) {
-    if run.unsaved {
-        let json = match serde_json::to_string(&run.rollout) {
-            Ok(j) => j,
+    /// Forgets a deleted group's rollout.
+    pub async fn remove_group(&self, id: AgentGroupId) {
+        self.runs.lock().await.remove(&id);
+        crate::registry::poke(self.fleet.registry().remove_group(id));
+        if let Err(err) = self.store.delete_rollout(id).await {
+            tracing::error!(group = %id, error = %err, "Deleting a rollout record failed");
+        }
+    }
+
+    /// Every group again (start-up, or after missing events); groups gone are dropped.
+    pub async fn reload_all(&self) {
+        let groups = match self.store.list_groups().await {
+            Ok(groups) => groups,
             Err(err) => {
-                tracing::error!(group = %id, error = %err, "Encoding a rollout record failed");
+                tracing::error!(error = %err, "Listing agent groups failed");
                 return;
             }
         };
-        match state.store.put_rollout_if(id, &json, run.version).await {
-            Ok(Some(version)) => {
-                run.version = Some(version);
-                state.cluster.announce_rollout(id, version);
-            }
-            Ok(None) => {
-                // Someone else (a REST action through another replica, a new driver) wrote
-                // since our record was read: ours is stale, never send it.
-                tracing::info!(group = %id, "Rollout record changed elsewhere; reloading");
-                run.stale = true;
-                return;
-            }
-            Err(err) => {
-                tracing::error!(group = %id, error = %err, "Storing a rollout decision failed; will retry");
-                return;
+        let ids: std::collections::HashSet<AgentGroupId> =
+            groups.iter().map(|g| g.record.id).collect();
+        for id in &ids {
+            if let Err(err) = self.sync_group(*id).await {
+                tracing::error!(group = %id, error = %err, "Loading a group's rollout failed");
             }
         }
-        run.unsaved = false;
-        state.metrics.inc(
-            "otaas_rollout_transitions_total",
-            &[("state", &state_name(run.rollout.state))],
-        );
+        let gone: Vec<AgentGroupId> = self
+            .runs
+            .lock()
+            .await
+            .keys()
+            .filter(|id| !ids.contains(id))
+            .copied()
+            .collect();
+        for id in gone {
+            self.remove_group(id).await;
+        }
     }
-    let decision = run.rollout.decision();
-    let default = if decision.default_revision == run.target.revision {
-        run.target.clone()
-    } else {
-        run.good.clone().unwrap_or_else(|| run.target.clone())
-    };
-    let pinned: Vec<InstanceUid> = decision
-        .pinned
-        .iter()
-        .filter_map(|id| InstanceUid::parse(id).ok())
-        .collect();
-    crate::opamp::poke(state.agents.set_rollout(
-        (*default).clone(),
-        Some(run.target.clone()),
-        &pinned,
-    ));
-}
 
-/// Moves every in-progress rollout this replica drives on once.
-pub async fn tick(state: &AppState) {
-    let now = Utc::now();
-    let mut stale = Vec::new();
-    {
-        let mut runs = state.rollouts.runs.lock().await;
-        for (id, run) in runs.iter_mut() {
-            if !state.cluster.drives(*id) {
-                continue;
-            }
-            if run.stale {
-                stale.push(*id);
-                continue;
-            }
-            if run.rollout.state == RolloutState::InProgress {
-                let members = match members(state, *id, &run.rollout.hash).await {
-                    Ok(m) => m,
-                    Err(err) => {
-                        tracing::warn!(group = %id, error = %err, "Reading the group's agents failed");
-                        continue;
-                    }
-                };
-                if plan::advance(&mut run.rollout, &run.spec, &members, now) {
-                    tracing::info!(group = %id, state = ?run.rollout.state, message = %run.rollout.message, "Rollout moved on");
-                    run.unsaved = true;
+    /// The group's agents on every replica, sampled against the rollout's `hash` in place (see
+    /// `plan::Sampled`).
+    async fn members(
+        &self,
+        id: AgentGroupId,
+        hash: &str,
+    ) -> Result<Vec<plan::Sampled>, StoreError> {
+        let hash: std::sync::Arc<str> = hash.into();
+        let mut sampled = Vec::new();
+        self.visit_members(id, |a| sampled.push(plan::Sampled::new(a, &hash)))
+            .await?;
+        Ok(sampled)
+    }
+
+    /// Runs `f` on each of the group's agents on every replica. This replica's own are visited in
+    /// place, under the registry lock (status is polled often, e.g. while waiting for a rollout:
+    /// copying every member each time would cost more than the rollout itself on a large fleet),
+    /// so `f` must be short.
+    async fn visit_members(
+        &self,
+        id: AgentGroupId,
+        f: impl FnMut(&AgentRecord),
+    ) -> Result<(), StoreError> {
+        let filter = AgentFilter {
+            group_id: Some(id),
+            ..Default::default()
+        };
+        self.fleet.visit_agents(&filter, f).await
+    }
+
+    /// Stores the record if it changed (compare-and-swap on its version), then (only then) tells
+    /// the registry and the other replicas.
+    async fn save_and_apply(&self, id: AgentGroupId, run: &mut Run) {
+        if run.unsaved {
+            let json = match serde_json::to_string(&run.rollout) {
+                Ok(j) => j,
+                Err(err) => {
+                    tracing::error!(group = %id, error = %err, "Encoding a rollout record failed");
+                    return;
+                }
+            };
+            match self.store.put_rollout_if(id, &json, run.version).await {
+                Ok(Some(version)) => {
+                    run.version = Some(version);
+                    self.fleet.cluster().announce_rollout(id, version);
+                }
+                Ok(None) => {
+                    // Someone else (a REST action through another replica, a new driver) wrote
+                    // since our record was read: ours is stale, never send it.
+                    tracing::info!(group = %id, "Rollout record changed elsewhere; reloading");
+                    run.stale = true;
+                    return;
+                }
+                Err(err) => {
+                    tracing::error!(group = %id, error = %err, "Storing a rollout decision failed; will retry");
+                    return;
                 }
             }
-            if run.unsaved {
-                save_and_apply(state, *id, run).await;
+            run.unsaved = false;
+            self.metrics.inc(
+                "otaas_rollout_transitions_total",
+                &[("state", &state_name(run.rollout.state))],
+            );
+        }
+        let decision = run.rollout.decision();
+        let default = if decision.default_revision == run.target.revision {
+            run.target.clone()
+        } else {
+            run.good.clone().unwrap_or_else(|| run.target.clone())
+        };
+        let pinned: Vec<InstanceUid> = decision
+            .pinned
+            .iter()
+            .filter_map(|id| InstanceUid::parse(id).ok())
+            .collect();
+        crate::registry::poke(self.fleet.registry().set_rollout(
+            (*default).clone(),
+            Some(run.target.clone()),
+            &pinned,
+        ));
+    }
+
+    /// Moves every in-progress rollout this replica drives on once.
+    pub async fn tick(&self) {
+        let now = Utc::now();
+        let mut stale = Vec::new();
+        {
+            let mut runs = self.runs.lock().await;
+            for (id, run) in runs.iter_mut() {
+                if !self.fleet.cluster().drives(*id) {
+                    continue;
+                }
                 if run.stale {
                     stale.push(*id);
+                    continue;
+                }
+                if run.rollout.state == RolloutState::InProgress {
+                    let members = match self.members(*id, &run.rollout.hash).await {
+                        Ok(m) => m,
+                        Err(err) => {
+                            tracing::warn!(group = %id, error = %err, "Reading the group's agents failed");
+                            continue;
+                        }
+                    };
+                    if plan::advance(&mut run.rollout, &run.spec, &members, now) {
+                        tracing::info!(group = %id, state = ?run.rollout.state, message = %run.rollout.message, "Rollout moved on");
+                        run.unsaved = true;
+                    }
+                }
+                if run.unsaved {
+                    self.save_and_apply(*id, run).await;
+                    if run.stale {
+                        stale.push(*id);
+                    }
                 }
             }
         }
-    }
-    for id in stale {
-        if let Err(err) = sync_group(state, id).await {
-            tracing::error!(group = %id, error = %err, "Reloading a rollout failed");
+        for id in stale {
+            if let Err(err) = self.sync_group(id).await {
+                tracing::error!(group = %id, error = %err, "Reloading a rollout failed");
+            }
         }
+    }
+
+    /// Pauses, resumes or rolls back; returns the status after the change. Works the same on
+    /// every replica: the stored record is edited with compare-and-swap, then the driver (told
+    /// through the cluster, or this very replica) goes on from it.
+    pub async fn act(&self, id: AgentGroupId, action: Action) -> Result<GroupStatus, RolloutError> {
+        let group = match self.store.get_group(id).await {
+            Ok(g) => g,
+            Err(StoreError::NotFound { .. }) => return Err(RolloutError::NotFound(id)),
+            Err(err) => return Err(err.into()),
+        };
+        // A request right after a config change is about the new revision, even if its event
+        // has not reached the engine yet: catch up first.
+        let behind = self
+            .runs
+            .lock()
+            .await
+            .get(&id)
+            .is_none_or(|run| run.rollout.revision < group.config_revision);
+        if behind {
+            self.sync_group(id).await?;
+        }
+        let latest = match self.store.group_revision(id, None).await {
+            Ok(r) => r,
+            Err(StoreError::NotFound { .. }) => return Err(RolloutError::NotFound(id)),
+            Err(err) => return Err(err.into()),
+        };
+        {
+            let mut runs = self.runs.lock().await;
+            let mut attempt = 0;
+            let (record, version) = loop {
+                attempt += 1;
+                let now = Utc::now();
+                let stored = self.store.get_rollout(id).await?;
+                let stored_version = stored.as_ref().map(|row| row.version);
+                let base = match runs.get(&id) {
+                    // Our own decision that is not stored yet is the newest there is.
+                    Some(run)
+                        if self.fleet.cluster().drives(id)
+                            && run.unsaved
+                            && !run.stale
+                            && run.version == stored_version =>
+                    {
+                        Some(run.rollout.clone())
+                    }
+                    _ => stored.as_ref().map(decode).transpose()?,
+                };
+                // A follower may act before the driver started the latest revision: start it
+                // here, the same way the driver would (whoever writes first wins, the other
+                // reloads).
+                let (mut record, _) = next_record(id, base, &latest, now);
+                apply_action(&mut record, action, now)?;
+                let json = serde_json::to_string(&record)
+                    .map_err(|e| StoreError::Corrupt(format!("encoding rollout record: {e}")))?;
+                match self.store.put_rollout_if(id, &json, stored_version).await? {
+                    Some(version) => break (record, version),
+                    None if attempt < ACTION_ATTEMPTS => continue,
+                    None => {
+                        return Err(StoreError::Corrupt(format!(
+                            "rollout record of group {id} kept changing; try again"
+                        ))
+                        .into());
+                    }
+                }
+            };
+            tracing::info!(group = %id, ?action, message = %record.message, "Rollout action");
+            self.fleet.cluster().announce_rollout(id, version);
+            self.metrics.inc(
+                "otaas_rollout_transitions_total",
+                &[("state", &state_name(record.state))],
+            );
+            // A revision gone now means the group was deleted meanwhile: a 404, not a store error.
+            let gone = |err: StoreError| match err {
+                StoreError::NotFound { .. } => RolloutError::NotFound(id),
+                err => err.into(),
+            };
+            let target = self
+                .config_at(id, &group, record.revision)
+                .await
+                .map_err(gone)?;
+            let good = match record.last_good {
+                Some(rev) => Some(self.config_at(id, &group, rev).await.map_err(gone)?),
+                None => None,
+            };
+            let mut run = Run {
+                rollout: record,
+                spec: group.record.spec.rollout.clone(),
+                target,
+                good,
+                unsaved: false,
+                version: Some(version),
+                stale: false,
+            };
+            self.save_and_apply(id, &mut run).await;
+            runs.insert(id, run);
+        }
+        self.status(id).await
+    }
+
+    /// `GET /agent-groups/{id}/status`.
+    pub async fn status(&self, id: AgentGroupId) -> Result<GroupStatus, RolloutError> {
+        let runs = self.runs.lock().await;
+        let Some(run) = runs.get(&id) else {
+            drop(runs);
+            return self.unsynced_status(id).await;
+        };
+        let r = run.rollout.clone();
+        let strategy = run.spec.strategy;
+        drop(runs);
+        let r = &r;
+        let measured = match (r.state, &r.last_good_hash) {
+            (RolloutState::RolledBack, Some(good)) => good.as_str(),
+            _ => r.hash.as_str(),
+        };
+        let mut s = GroupStatus {
+            group_id: id,
+            revision: r.revision,
+            config_hash: r.hash.clone(),
+            last_good_revision: r.last_good,
+            last_good_config_hash: r.last_good_hash.clone(),
+            state: r.state,
+            strategy,
+            matched: 0,
+            applied: 0,
+            applying: 0,
+            failed: 0,
+            pending: 0,
+            healthy: 0,
+            unhealthy: 0,
+            drifted: 0,
+            failures: r
+                .failures
+                .iter()
+                .map(|(agent_id, message)| AgentFailure {
+                    agent_id: agent_id.clone(),
+                    message: message.clone(),
+                })
+                .collect(),
+            current_step: r.steps.len().checked_sub(1).map(|i| i as u32),
+            steps: r
+                .steps
+                .iter()
+                .enumerate()
+                .map(|(i, st)| RolloutStepStatus {
+                    index: i as u32,
+                    agents: st.agents.len() as u32,
+                    last: st.last,
+                    started_at: st.started_at,
+                    healthy_at: st.healthy_at,
+                })
+                .collect(),
+            message: r.message.clone(),
+            updated_at: r.updated_at,
+            driver: r.driver.clone(),
+        };
+        // The record keeps the failures seen up to the moment the rollout stopped; agents that
+        // reported FAILED after that are counted too, so they are named too.
+        let name_late = matches!(r.state, RolloutState::Failed | RolloutState::InProgress);
+        let mut late = Vec::new();
+        self.visit_members(id, |a| {
+            count(&mut s, a, measured);
+            if name_late
+                && !r.failures.contains_key(&a.id)
+                && let Some(message) = plan::failure(a, &r.hash)
+            {
+                late.push(AgentFailure {
+                    agent_id: a.id.clone(),
+                    message,
+                });
+            }
+        })
+        .await?;
+        if !late.is_empty() {
+            s.failures.extend(late);
+            s.failures.sort_by(|a, b| a.agent_id.cmp(&b.agent_id));
+        }
+        Ok(s)
+    }
+
+    /// The status of a group the engine has not picked up yet (it was just created, or its
+    /// first revision's event is still on its way): in progress, counted against its latest hash.
+    async fn unsynced_status(&self, id: AgentGroupId) -> Result<GroupStatus, RolloutError> {
+        let group = match self.store.get_group(id).await {
+            Ok(g) => g,
+            Err(StoreError::NotFound { .. }) => return Err(RolloutError::NotFound(id)),
+            Err(err) => return Err(err.into()),
+        };
+        let mut s = GroupStatus {
+            group_id: id,
+            revision: group.config_revision,
+            config_hash: group.config_hash.clone(),
+            last_good_revision: None,
+            last_good_config_hash: None,
+            state: RolloutState::InProgress,
+            strategy: group.record.spec.rollout.strategy,
+            matched: 0,
+            applied: 0,
+            applying: 0,
+            failed: 0,
+            pending: 0,
+            healthy: 0,
+            unhealthy: 0,
+            drifted: 0,
+            failures: Vec::new(),
+            current_step: None,
+            steps: Vec::new(),
+            message: "waiting for the rollout engine to pick up this revision".to_owned(),
+            updated_at: group.record.updated_at,
+            driver: None,
+        };
+        let measured = group.config_hash.clone();
+        self.visit_members(id, |a| count(&mut s, a, &measured))
+            .await?;
+        Ok(s)
+    }
+
+    /// Starts the driver task; it stops with `shutdown`.
+    pub fn spawn(self: Arc<Self>, shutdown: CancellationToken) -> JoinHandle<()> {
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(TICK);
+            every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tokio::select! {
+                    _ = every.tick() => self.tick().await,
+                    _ = shutdown.cancelled() => return,
+                }
+            }
+        })
     }
 }
 
-/// Starts the driver task; it stops with the server.
-pub fn spawn(state: AppState) -> JoinHandle<()> {
-    tokio::spawn(async move {
-        let mut every = tokio::time::interval(TICK);
-        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tokio::select! {
-                _ = every.tick() => tick(&state).await,
-                _ = state.shutdown.cancelled() => return,
-            }
-        }
-    })
+impl crate::cluster::Driven for Rollouts {
+    fn resync(&self) -> Pending<'_, ()> {
+        Box::pin(self.reload_all())
+    }
+
+    fn take_over(&self, id: AgentGroupId) -> Pending<'_, Result<(), StoreError>> {
+        Box::pin(self.sync_group(id))
+    }
 }
 
 /// A REST action on a group's rollout.
@@ -504,231 +739,10 @@ fn apply_action(
 /// How often an action retries when the record changed under it (another replica wrote).
 const ACTION_ATTEMPTS: usize = 10;
 
-/// Pauses, resumes or rolls back; returns the status after the change. Works the same on
-/// every replica: the stored record is edited with compare-and-swap, then the driver (told
-/// through the cluster, or this very replica) goes on from it.
-pub async fn act(
-    state: &AppState,
-    id: AgentGroupId,
-    action: Action,
-) -> Result<GroupStatus, RolloutError> {
-    let group = match state.store.get_group(id).await {
-        Ok(g) => g,
-        Err(StoreError::NotFound { .. }) => return Err(RolloutError::NotFound(id)),
-        Err(err) => return Err(err.into()),
-    };
-    // A request right after a config change is about the new revision, even if its event
-    // has not reached the engine yet: catch up first.
-    let behind = state
-        .rollouts
-        .runs
-        .lock()
-        .await
-        .get(&id)
-        .is_none_or(|run| run.rollout.revision < group.config_revision);
-    if behind {
-        sync_group(state, id).await?;
-    }
-    let latest = match state.store.group_revision(id, None).await {
-        Ok(r) => r,
-        Err(StoreError::NotFound { .. }) => return Err(RolloutError::NotFound(id)),
-        Err(err) => return Err(err.into()),
-    };
-    {
-        let mut runs = state.rollouts.runs.lock().await;
-        let mut attempt = 0;
-        let (record, version) = loop {
-            attempt += 1;
-            let now = Utc::now();
-            let stored = state.store.get_rollout(id).await?;
-            let stored_version = stored.as_ref().map(|row| row.version);
-            let base = match runs.get(&id) {
-                // Our own decision that is not stored yet is the newest there is.
-                Some(run)
-                    if state.cluster.drives(id)
-                        && run.unsaved
-                        && !run.stale
-                        && run.version == stored_version =>
-                {
-                    Some(run.rollout.clone())
-                }
-                _ => stored.as_ref().map(decode).transpose()?,
-            };
-            // A follower may act before the driver started the latest revision: start it
-            // here, the same way the driver would (whoever writes first wins, the other
-            // reloads).
-            let (mut record, _) = next_record(id, base, &latest, now);
-            apply_action(&mut record, action, now)?;
-            let json = serde_json::to_string(&record)
-                .map_err(|e| StoreError::Corrupt(format!("encoding rollout record: {e}")))?;
-            match state
-                .store
-                .put_rollout_if(id, &json, stored_version)
-                .await?
-            {
-                Some(version) => break (record, version),
-                None if attempt < ACTION_ATTEMPTS => continue,
-                None => {
-                    return Err(StoreError::Corrupt(format!(
-                        "rollout record of group {id} kept changing; try again"
-                    ))
-                    .into());
-                }
-            }
-        };
-        tracing::info!(group = %id, ?action, message = %record.message, "Rollout action");
-        state.cluster.announce_rollout(id, version);
-        state.metrics.inc(
-            "otaas_rollout_transitions_total",
-            &[("state", &state_name(record.state))],
-        );
-        // A revision gone now means the group was deleted meanwhile: a 404, not a store error.
-        let gone = |err: StoreError| match err {
-            StoreError::NotFound { .. } => RolloutError::NotFound(id),
-            err => err.into(),
-        };
-        let target = config_at(state, id, &group, record.revision)
-            .await
-            .map_err(gone)?;
-        let good = match record.last_good {
-            Some(rev) => Some(config_at(state, id, &group, rev).await.map_err(gone)?),
-            None => None,
-        };
-        let mut run = Run {
-            rollout: record,
-            spec: group.record.spec.rollout.clone(),
-            target,
-            good,
-            unsaved: false,
-            version: Some(version),
-            stale: false,
-        };
-        save_and_apply(state, id, &mut run).await;
-        runs.insert(id, run);
-    }
-    status(state, id).await
-}
-
-/// `GET /agent-groups/{id}/status`.
-pub async fn status(state: &AppState, id: AgentGroupId) -> Result<GroupStatus, RolloutError> {
-    let runs = state.rollouts.runs.lock().await;
-    let Some(run) = runs.get(&id) else {
-        drop(runs);
-        return unsynced_status(state, id).await;
-    };
-    let r = run.rollout.clone();
-    let strategy = run.spec.strategy;
-    drop(runs);
-    let r = &r;
-    let measured = match (r.state, &r.last_good_hash) {
-        (RolloutState::RolledBack, Some(good)) => good.as_str(),
-        _ => r.hash.as_str(),
-    };
-    let mut s = GroupStatus {
-        group_id: id,
-        revision: r.revision,
-        config_hash: r.hash.clone(),
-        last_good_revision: r.last_good,
-        last_good_config_hash: r.last_good_hash.clone(),
-        state: r.state,
-        strategy,
-        matched: 0,
-        applied: 0,
-        applying: 0,
-        failed: 0,
-        pending: 0,
-        healthy: 0,
-        unhealthy: 0,
-        drifted: 0,
-        failures: r
-            .failures
-            .iter()
-            .map(|(agent_id, message)| AgentFailure {
-                agent_id: agent_id.clone(),
-                message: message.clone(),
-            })
-            .collect(),
-        current_step: r.steps.len().checked_sub(1).map(|i| i as u32),
-        steps: r
-            .steps
-            .iter()
-            .enumerate()
-            .map(|(i, st)| RolloutStepStatus {
-                index: i as u32,
-                agents: st.agents.len() as u32,
-                last: st.last,
-                started_at: st.started_at,
-                healthy_at: st.healthy_at,
-            })
-            .collect(),
-        message: r.message.clone(),
-        updated_at: r.updated_at,
-        driver: r.driver.clone(),
-    };
-    // The record keeps the failures seen up to the moment the rollout stopped; agents that
-    // reported FAILED after that are counted too, so they are named too.
-    let name_late = matches!(r.state, RolloutState::Failed | RolloutState::InProgress);
-    let mut late = Vec::new();
-    visit_members(state, id, |a| {
-        count(&mut s, a, measured);
-        if name_late
-            && !r.failures.contains_key(&a.id)
-            && let Some(message) = plan::failure(a, &r.hash)
-        {
-            late.push(AgentFailure {
-                agent_id: a.id.clone(),
-                message,
-            });
-        }
-    })
-    .await?;
-    if !late.is_empty() {
-        s.failures.extend(late);
-        s.failures.sort_by(|a, b| a.agent_id.cmp(&b.agent_id));
-    }
-    Ok(s)
-}
-
-/// The status of a group the engine has not picked up yet (it was just created, or its
-/// first revision's event is still on its way): in progress, counted against its latest hash.
-async fn unsynced_status(state: &AppState, id: AgentGroupId) -> Result<GroupStatus, RolloutError> {
-    let group = match state.store.get_group(id).await {
-        Ok(g) => g,
-        Err(StoreError::NotFound { .. }) => return Err(RolloutError::NotFound(id)),
-        Err(err) => return Err(err.into()),
-    };
-    let mut s = GroupStatus {
-        group_id: id,
-        revision: group.config_revision,
-        config_hash: group.config_hash.clone(),
-        last_good_revision: None,
-        last_good_config_hash: None,
-        state: RolloutState::InProgress,
-        strategy: group.record.spec.rollout.strategy,
-        matched: 0,
-        applied: 0,
-        applying: 0,
-        failed: 0,
-        pending: 0,
-        healthy: 0,
-        unhealthy: 0,
-        drifted: 0,
-        failures: Vec::new(),
-        current_step: None,
-        steps: Vec::new(),
-        message: "waiting for the rollout engine to pick up this revision".to_owned(),
-        updated_at: group.record.updated_at,
-        driver: None,
-    };
-    let measured = group.config_hash.clone();
-    visit_members(state, id, |a| count(&mut s, a, &measured)).await?;
-    Ok(s)
-}
-
 /// Adds one member of the group to the counts of `s`, measured against `measured`.
 fn count(s: &mut GroupStatus, a: &AgentRecord, measured: &str) {
     s.matched += 1;
-    if is_drifted(a) {
+    if a.is_drifted() {
         s.drifted += 1;
     }
     if a.remote_config_hash.as_deref() != Some(measured) {
@@ -748,25 +762,6 @@ fn count(s: &mut GroupStatus, a: &AgentRecord, measured: &str) {
     }
 }
 
-/// Drift: the agent says it applied its desired config, but the effective config it reports
-/// hashes to something else. Both hashes are of the real documents — the desired hash is the
-/// SHA-256 of the YAML we sent, the effective hash is computed from the body the agent reported,
-/// before redaction (see `opamp/registry.rs`) — so secrets redacted for storage never cause
-/// a false drift.
-pub fn is_drifted(a: &AgentRecord) -> bool {
-    match (
-        a.desired_config_hash.as_deref(),
-        a.effective_config_hash.as_deref(),
-    ) {
-        (Some(desired), Some(effective)) => {
-            a.remote_config_status == ConfigStatus::Applied
-                && a.remote_config_hash.as_deref() == Some(desired)
-                && effective != desired
-        }
-        _ => false,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;
@@ -774,18 +769,25 @@ mod tests {
     use otaas_api::{AgentGroupSpec, PipelineSpec, RolloutSpec, Signal};
 
     use super::*;
+    use crate::cluster::Cluster;
     use crate::config::ServeConfig;
+    use crate::registry::Registry;
     use crate::store::sqlite::SqliteStore;
 
     #[tokio::test]
     async fn a_group_deleted_while_it_is_being_synced_is_forgotten_without_an_error() {
         let dir = tempfile::tempdir().unwrap();
         let url = format!("sqlite://{}", dir.path().join("otaas.db").display());
-        let store = Arc::new(SqliteStore::open(&url).await.unwrap());
-        let state = AppState::new(store, ServeConfig::for_data_dir(dir.path()));
+        let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&url).await.unwrap());
+        store.set_config_policy(ServeConfig::for_data_dir(dir.path()).policy.policy());
+        let fleet = FleetView::new(
+            Arc::new(Cluster::single("r-1".into())),
+            store.clone(),
+            Arc::new(Registry::new(std::time::Duration::from_secs(30))),
+        );
+        let rollouts = Rollouts::new(store.clone(), fleet, Arc::new(Metrics::new()));
         // Given a group the engine runs
-        let pipeline = state
-            .store
+        let pipeline = store
             .create_pipeline(PipelineSpec {
                 secrets: Default::default(),
                 keep_secrets: false,
@@ -803,8 +805,7 @@ mod tests {
             .unwrap()
             .value;
         // The group needs a complete pipeline: a receiver above, an exporter here.
-        state
-            .store
+        store
             .create_binding(otaas_api::ExporterBindingSpec {
                 secrets: Default::default(),
                 keep_secrets: false,
@@ -823,8 +824,7 @@ mod tests {
             })
             .await
             .unwrap();
-        let group = state
-            .store
+        let group = store
             .create_group(AgentGroupSpec {
                 name: "g".into(),
                 selector: [("env".to_owned(), "x".to_owned())].into(),
@@ -835,15 +835,15 @@ mod tests {
             .unwrap()
             .value;
         let id = group.record.id;
-        sync_group(&state, id).await.unwrap();
-        assert!(state.rollouts.runs.lock().await.contains_key(&id));
+        rollouts.sync_group(id).await.unwrap();
+        assert!(rollouts.runs.lock().await.contains_key(&id));
         // When the group and its latest revision were read, and then the group is deleted
-        let read = state.store.get_group(id).await.unwrap();
-        let latest = state.store.group_revision(id, None).await.unwrap();
-        state.store.delete_group(id).await.unwrap();
+        let read = store.get_group(id).await.unwrap();
+        let latest = store.group_revision(id, None).await.unwrap();
+        store.delete_group(id).await.unwrap();
         // Then syncing from those reads is no error, and the group's rollout is forgotten
-        sync_to(&state, id, &read, &latest).await.unwrap();
-        assert!(!state.rollouts.runs.lock().await.contains_key(&id));
-        assert_eq!(state.store.get_rollout(id).await.unwrap(), None);
+        rollouts.sync_to(id, &read, &latest).await.unwrap();
+        assert!(!rollouts.runs.lock().await.contains_key(&id));
+        assert_eq!(store.get_rollout(id).await.unwrap(), None);
     }
 }

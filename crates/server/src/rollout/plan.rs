@@ -23,7 +23,7 @@ use chrono::{DateTime, Utc};
 use otaas_api::{RolloutSpec, RolloutState, RolloutStrategy};
 use serde::{Deserialize, Serialize};
 
-use crate::opamp::registry::{AgentRecord, ConfigStatus};
+use crate::fleet::{AgentRecord, ConfigStatus};
 
 /// One started step.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -394,7 +394,7 @@ pub fn advance<M: Member>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::opamp::registry::HealthNode;
+    use crate::fleet::HealthNode;
 
     fn agent(id: &str, hash: Option<&str>, status: ConfigStatus) -> AgentRecord {
         let mut rec: AgentRecord = serde_json::from_value(serde_json::json!({ "id": id })).unwrap();

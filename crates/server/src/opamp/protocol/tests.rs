@@ -1,6 +1,9 @@
-//! Registry scenarios (Given / When / Then), without sockets.
+//! Registry and protocol scenarios (Given / When / Then), without sockets.
 
 use super::*;
+use crate::fleet::{AgentFilter, GroupConfig};
+use crate::registry::FLUSH_ROWS;
+use otaas_api::AgentGroupId;
 use otaas_opamp::proto::{
     AgentDisconnect, AnyValue, ComponentHealth, EffectiveConfig, KeyValue, RemoteConfigStatus,
 };
@@ -522,7 +525,7 @@ fn drift_compares_what_the_agent_runs_with_what_we_sent_not_the_redacted_copy() 
         rec.effective_config_hash.as_deref(),
         Some(g.hash_hex.as_str())
     );
-    assert!(!crate::rollout::is_drifted(&rec));
+    assert!(!rec.is_drifted());
 
     // When someone edits the collector's config by hand (same APPLIED hash, other content)
     reg.handle(
@@ -531,7 +534,7 @@ fn drift_compares_what_the_agent_runs_with_what_we_sent_not_the_redacted_copy() 
         now(),
     );
     // Then it is drifted
-    assert!(crate::rollout::is_drifted(&reg.get(uid).unwrap()));
+    assert!(reg.get(uid).unwrap().is_drifted());
 
     // And an agent reporting the redacted text it was never sent is drifted too
     reg.handle(
@@ -539,10 +542,10 @@ fn drift_compares_what_the_agent_runs_with_what_we_sent_not_the_redacted_copy() 
         applied_report(uid, 3, &g, b"extensions:\n  auth:\n    token: <redacted>\n"),
         now(),
     );
-    assert!(crate::rollout::is_drifted(&reg.get(uid).unwrap()));
+    assert!(reg.get(uid).unwrap().is_drifted());
     // Back on the real config: not drifted.
     reg.handle(&mut ctx, applied_report(uid, 4, &g, SENT), now());
-    assert!(!crate::rollout::is_drifted(&reg.get(uid).unwrap()));
+    assert!(!reg.get(uid).unwrap().is_drifted());
 }
 
 #[test]

@@ -1,5 +1,7 @@
 //! `GET /api/v1/agent-groups/{id}/status` and `POST /api/v1/agent-groups/{id}/rollout/{pause,
-//! resume,rollback}`; every answer is the group's [`GroupStatus`].
+//! resume,rollback}`; every answer is the group's [`GroupStatus`] from the rollout engine.
+
+use std::sync::Arc;
 
 use axum::Json;
 use axum::Router;
@@ -8,11 +10,11 @@ use axum::routing::{get, post};
 use http::StatusCode;
 use otaas_api::{AgentGroupId, ErrorCode, GroupStatus};
 
-use super::{Action, RolloutError};
 use crate::api::ApiError;
+use crate::rollout::{Action, RolloutError, Rollouts};
 use crate::state::AppState;
 
-pub fn routes() -> Router<AppState> {
+pub(super) fn routes() -> Router<AppState> {
     Router::new()
         .route("/agent-groups/{id}/status", get(status))
         .route("/agent-groups/{id}/rollout/pause", post(pause))
@@ -41,31 +43,29 @@ fn parse(raw: &str) -> Result<AgentGroupId, ApiError> {
 }
 
 async fn status(
-    State(state): State<AppState>,
+    State(rollouts): State<Arc<Rollouts>>,
     Path(id): Path<String>,
 ) -> Result<Json<GroupStatus>, ApiError> {
-    Ok(Json(super::status(&state, parse(&id)?).await?))
+    Ok(Json(rollouts.status(parse(&id)?).await?))
 }
 
 async fn pause(
-    State(state): State<AppState>,
+    State(rollouts): State<Arc<Rollouts>>,
     Path(id): Path<String>,
 ) -> Result<Json<GroupStatus>, ApiError> {
-    Ok(Json(super::act(&state, parse(&id)?, Action::Pause).await?))
+    Ok(Json(rollouts.act(parse(&id)?, Action::Pause).await?))
 }
 
 async fn resume(
-    State(state): State<AppState>,
+    State(rollouts): State<Arc<Rollouts>>,
     Path(id): Path<String>,
 ) -> Result<Json<GroupStatus>, ApiError> {
-    Ok(Json(super::act(&state, parse(&id)?, Action::Resume).await?))
+    Ok(Json(rollouts.act(parse(&id)?, Action::Resume).await?))
 }
 
 async fn rollback(
-    State(state): State<AppState>,
+    State(rollouts): State<Arc<Rollouts>>,
     Path(id): Path<String>,
 ) -> Result<Json<GroupStatus>, ApiError> {
-    Ok(Json(
-        super::act(&state, parse(&id)?, Action::Rollback).await?,
-    ))
+    Ok(Json(rollouts.act(parse(&id)?, Action::Rollback).await?))
 }

@@ -1,6 +1,6 @@
 //! `GET /api/v1/agents` and `GET /api/v1/agents/{id}`, served from the in-memory registry
 //! (and, with several replicas, the other replicas' agents from the database: see
-//! `crate::cluster::agents`).
+//! [`FleetView`]).
 
 use std::collections::BTreeMap;
 
@@ -14,12 +14,14 @@ use otaas_api::{
 use otaas_opamp::{AgentCaps, InstanceUid};
 use serde::Deserialize;
 
-use super::registry::{AgentFilter, AgentRecord, ConfigStatus, HealthNode, Transport};
 use crate::api::ApiError;
 use crate::api::paging::Page;
+use crate::cluster::FleetView;
+use crate::config::ServeConfig;
+use crate::fleet::{AgentFilter, AgentRecord, ConfigStatus, HealthNode, Transport};
 use crate::state::AppState;
 
-pub fn routes() -> Router<AppState> {
+pub(super) fn routes() -> Router<AppState> {
     Router::new()
         .route("/agents", get(list))
         .route("/agents/{id}", get(get_one))
@@ -85,17 +87,18 @@ fn parse_filter(q: ListQuery) -> Result<AgentFilter, ApiError> {
 }
 
 async fn list(
-    State(state): State<AppState>,
+    State(fleet): State<FleetView>,
+    State(config): State<std::sync::Arc<ServeConfig>>,
     Query(mut q): Query<ListQuery>,
 ) -> Result<Json<List<Agent>>, ApiError> {
     let page = Page::parse(
         "agents",
         q.limit.take(),
         q.cursor.take(),
-        state.config.api_max_page_size,
+        config.api_max_page_size,
     )?;
     let filter = parse_filter(q)?;
-    let all = crate::cluster::agents(&state, &filter).await?;
+    let all = fleet.agents(&filter).await?;
     let (items, next_cursor) = page.apply(all, |r| r.id.clone())?;
     Ok(Json(List {
         items: items.into_iter().map(|r| to_api(r, false)).collect(),
@@ -104,12 +107,13 @@ async fn list(
 }
 
 async fn get_one(
-    State(state): State<AppState>,
+    State(fleet): State<FleetView>,
     Path(id): Path<String>,
 ) -> Result<Json<Agent>, ApiError> {
     let uid = InstanceUid::parse(&id)
         .map_err(|_| ApiError::not_found(format!("agent {id} not found")))?;
-    let rec = crate::cluster::agent(&state, uid)
+    let rec = fleet
+        .agent(uid)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("agent {id} not found")))?;
     Ok(Json(to_api(rec, true)))

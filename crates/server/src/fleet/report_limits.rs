@@ -19,7 +19,7 @@ use otaas_opamp::proto::{
 };
 use prost::Message;
 
-use super::registry::{AgentRecord, HealthNode};
+use super::{AgentRecord, HealthNode};
 
 /// The limits in effect (flags of `otaas serve`, see [`super::OpampConfig`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
