@@ -20,6 +20,7 @@
 //! agent is marked disconnected and the last changes are flushed to the store.
 
 pub(crate) mod http;
+mod own_metrics;
 pub mod protocol;
 pub mod redact;
 mod sync;
@@ -430,7 +431,7 @@ pub(crate) fn router(server: Arc<OpampServer>) -> Router {
         .route(otaas_opamp::OPAMP_PATH, get(ws::upgrade).post(http::post))
         .route(
             crate::insights::ingest::METRICS_PATH,
-            axum::routing::post(crate::insights::ingest::post),
+            axum::routing::post(own_metrics::post),
         )
         .with_state(server)
 }

@@ -770,7 +770,7 @@ mod tests {
 
     use super::*;
     use crate::cluster::Cluster;
-    use crate::config::ServeConfig;
+    use crate::policy::ConfigPolicy;
     use crate::registry::Registry;
     use crate::store::sqlite::SqliteStore;
 
@@ -779,7 +779,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let url = format!("sqlite://{}", dir.path().join("otaas.db").display());
         let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&url).await.unwrap());
-        store.set_config_policy(ServeConfig::for_data_dir(dir.path()).policy.policy());
+        store.set_config_policy(ConfigPolicy::default());
         let fleet = FleetView::new(
             Arc::new(Cluster::single("r-1".into())),
             store.clone(),
