@@ -7,28 +7,30 @@
 //! Transport code (`ws.rs`, `http.rs`) only moves bytes; it calls [`Registry::handle`] with a
 //! [`ConnCtx`] describing the connection and sends back what it returns.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
+use otaas_api::AgentGroupId;
 use otaas_opamp::proto::{
     AgentConfigMap, AgentDescription, AgentIdentification, AgentToServer, AgentToServerFlags,
-    AvailableComponents, ComponentHealth, ConnectionSettingsOffers, OpAmpConnectionSettings,
-    RemoteConfigStatuses, ServerErrorResponse, ServerErrorResponseType, ServerToAgent,
-    ServerToAgentFlags, TelemetryConnectionSettings, any_value,
+    AvailableComponents, ComponentHealth, ConnectionSettingsOffers, EffectiveConfig,
+    OpAmpConnectionSettings, RemoteConfigStatus, RemoteConfigStatuses, ServerErrorResponse,
+    ServerErrorResponseType, ServerToAgent, ServerToAgentFlags, TelemetryConnectionSettings,
+    any_value,
 };
 use otaas_opamp::{AgentCaps, InstanceUid, ServerCaps, hash};
 use tokio::sync::Notify;
 
 use super::redact;
-use crate::fleet::report_limits;
+use crate::fleet::report_limits::{self, ReportLimits};
 use crate::fleet::{
-    AgentRecord, CONFIG_FILE, ComponentSet, ComponentSignals, ConfigStatus, HealthNode, Transport,
-    match_group,
+    AgentRecord, CONFIG_FILE, ComponentSet, ComponentSignals, ConfigStatus, GroupConfig,
+    HealthNode, Transport, match_group,
 };
-use crate::registry::{Entry, LiveConn, Registry, queue, target_of};
+use crate::registry::{Entry, Inner, LiveConn, Registry, queue, target_of};
 use crate::secrets::KnownSecrets;
 
 /// Capabilities this server declares in the first reply of every connection.
@@ -238,7 +240,9 @@ impl Registry {
         }
     }
 
-    /// Handles one agent message and returns the reply.
+    /// Handles one agent message and returns the reply. One pass under the registry lock,
+    /// step by step: admission (uid, one agent per connection, report limits), identity,
+    /// connection binding, sequence, the report itself, membership, then the offers.
     pub fn handle(
         &self,
         ctx: &mut ConnCtx,
@@ -247,148 +251,91 @@ impl Registry {
     ) -> ServerToAgent {
         let first_reply = !ctx.replied;
         ctx.replied = true;
-        let mut uid = match InstanceUid::from_bytes(&msg.instance_uid) {
-            Ok(uid) => uid,
-            Err(err) => {
-                return error_reply(
-                    msg.instance_uid,
-                    ServerErrorResponseType::BadRequest,
-                    err.to_string(),
-                );
-            }
-        };
-        let mut reply = ServerToAgent {
-            instance_uid: msg.instance_uid.clone(),
-            ..Default::default()
-        };
-        if first_reply || ctx.transport == Transport::Http {
-            reply.capabilities = SERVER_CAPS.0;
-        }
-        // One agent per connection: the first uid binds it (a uid we assigned replaces the
-        // binding, and the agent's repeats of its old uid map over). Another uid is refused
-        // before anything is registered, so one socket cannot stand for a fleet and bypass
-        // the per-address, connection and admission limits.
-        if let Some(bound) = ctx.uid
-            && uid != bound
-            && ctx.alias.is_none_or(|(old, _)| uid != old)
-        {
-            tracing::info!(agent = %bound, other = %uid, "A second instance uid on one OpAMP connection; closing it");
-            return error_reply(
-                msg.instance_uid,
-                ServerErrorResponseType::BadRequest,
-                format!(
-                    "this connection belongs to agent {bound}; an OpAMP connection serves one \
-                     agent, so a message for agent {uid} needs a connection of its own"
-                ),
-            );
-        }
-        // Over a limit: refused as a whole, before anything of it is registered or kept.
         let limits = self.report_limits();
-        if let Err(over) = limits.check(&msg) {
-            tracing::info!(agent = %uid, error = %over, "Refused an agent report over a limit");
-            return error_reply(
-                msg.instance_uid,
-                ServerErrorResponseType::BadRequest,
-                over.to_string(),
-            );
-        }
+        let (uid, mut reply) = match admit(ctx, &msg, &limits, first_reply) {
+            Admission::Admitted(uid, reply) => (uid, reply),
+            Admission::Refused(refusal) => return refusal,
+        };
         let heartbeat = self.heartbeat();
         let mut guard = self.lock();
-        let inner = &mut *guard;
-
-        // Identity: a uid another live WebSocket holds, or an explicit request, gets a new one
-        // (once per connection: later requests are answered with the uid already assigned, so
-        // a connection cannot mint agents one request at a time).
-        let mut new_uid = None;
-        let requested = msg.flags & AgentToServerFlags::RequestInstanceUid as u64 != 0;
-        if let Some((old, new)) = ctx.alias
-            && (uid == old || requested)
-        {
-            uid = new;
-            new_uid = Some(new);
-        } else {
-            let duplicate = ctx.transport == Transport::Ws
-                && inner.agents.get(&uid).is_some_and(|e| {
-                    e.rec.connected && e.conn.as_ref().is_some_and(|c| c.id != ctx.id)
-                });
-            if requested || duplicate {
-                let fresh = InstanceUid::new_v7();
-                tracing::info!(agent = %uid, new_uid = %fresh, duplicate, "Assigning a new instance uid");
-                // The uid this connection held until now (if any) is gone with the rename.
-                if ctx.uid == Some(uid)
-                    && let Some(entry) = inner.agents.get_mut(&uid)
-                    && entry.conn.as_ref().map(|c| c.id) == Some(ctx.id)
-                {
-                    entry.conn = None;
-                    entry.rec.connected = false;
-                    inner.dirty.insert(uid);
-                }
-                ctx.alias = Some((uid, fresh));
-                uid = fresh;
-                new_uid = Some(fresh);
-            }
-        }
-        if let Some(new) = new_uid {
-            reply.agent_identification = Some(AgentIdentification {
-                new_instance_uid: Bytes::copy_from_slice(new.as_bytes()),
-            });
-        }
-        ctx.uid = Some(uid);
-
-        let entry = inner
-            .agents
+        let uid = identify(&mut guard, ctx, uid, &msg, &mut reply);
+        let Inner {
+            agents,
+            texts,
+            components,
+            signals,
+            groups,
+            pins,
+            dirty,
+            touched,
+            ..
+        } = &mut *guard;
+        let entry = agents
             .entry(uid)
             .or_insert_with(|| Entry::new(AgentRecord::new(uid)));
-
-        // Connection binding: a new WebSocket starts with nothing offered on it.
-        match ctx.transport {
-            Transport::Ws => {
-                if entry.conn.as_ref().map(|c| c.id) != Some(ctx.id) {
-                    entry.connected_at(now);
-                    entry.conn = Some(LiveConn {
-                        id: ctx.id,
-                        notify: ctx.notify.clone(),
-                    });
-                    entry.offered = None;
-                    entry.settings_offered = false;
-                }
-            }
-            Transport::Http => entry.conn = None,
-        }
-
+        bind_connection(entry, ctx, now);
         // A message built before the agent said goodbye can arrive after it (the Python client
         // does this with the same sequence number): answer it, but keep the agent disconnected.
         if msg.agent_disconnect.is_none() && entry.goodbye_seq == Some(msg.sequence_num) {
             return reply;
         }
-        entry.goodbye_seq = msg.agent_disconnect.is_some().then_some(msg.sequence_num);
-        // Over HTTP there is no connection: an agent that was offline and speaks again has
-        // (re)connected.
-        if ctx.transport == Transport::Http
-            && !entry.rec.connected
-            && msg.agent_disconnect.is_none()
-        {
-            entry.connected_at(now);
-        }
-
-        // Sequence numbers: a restarted agent starts again at 0 with its description; anything
-        // else that is not last+1 means we may have missed state.
-        let fresh_start = msg.sequence_num == 0 && msg.agent_description.is_some();
-        let gap = match entry.last_seq {
-            None => !fresh_start,
-            Some(last) => msg.sequence_num != last.wrapping_add(1) && !fresh_start,
-        };
-        if fresh_start && ctx.transport == Transport::Http {
-            entry.settings_offered = false;
-        }
-        entry.last_seq = Some(msg.sequence_num);
+        let Sequence { gap, fresh_start } = track_sequence(entry, ctx, &msg, now);
         if gap {
             reply.flags |= ServerToAgentFlags::ReportFullState as u64;
         }
 
-        let rec = &mut entry.rec;
-        // Whether this message changes the record beyond `last_seen`: only then is the whole
-        // record written back; a plain heartbeat only touches `last_seen` (see `touched`).
+        let disconnect = msg.agent_disconnect.is_some();
+        let Report {
+            mut changed,
+            labels_changed,
+        } = self.apply_report(
+            &mut entry.rec,
+            ctx,
+            msg,
+            now,
+            &limits,
+            &mut Interned {
+                texts,
+                components,
+                signals,
+            },
+            &mut reply,
+        );
+        if disconnect {
+            entry.conn = None;
+            queue(dirty, touched, &self.dirty_wake, uid, true);
+            return reply;
+        }
+
+        let group = membership(groups, pins, uid, &entry.rec);
+        if labels_changed {
+            tracing::debug!(agent = %uid, group = ?group.as_ref().map(|g| g.id), "Agent labels changed");
+        }
+        changed |= assign_group(&mut entry.rec, group.as_deref());
+        queue(dirty, touched, &self.dirty_wake, uid, changed);
+
+        if let Some(group) = &group {
+            offer_config(entry, ctx, group, gap || fresh_start, &mut reply);
+        }
+        offer_settings(entry, ctx, heartbeat, &mut reply);
+        reply
+    }
+
+    /// What the report says, into the agent's record: capabilities, transport, replica,
+    /// description, health, remote config status, effective config, available components.
+    /// Returns whether the record changed beyond `last_seen` (only then is it written back
+    /// whole; a plain heartbeat only touches `last_seen`) and whether its labels did.
+    #[allow(clippy::too_many_arguments)]
+    fn apply_report(
+        &self,
+        rec: &mut AgentRecord,
+        ctx: &ConnCtx,
+        msg: AgentToServer,
+        now: DateTime<Utc>,
+        limits: &ReportLimits,
+        interned: &mut Interned<'_>,
+        reply: &mut ServerToAgent,
+    ) -> Report {
         let mut changed = msg.agent_description.is_some()
             || msg.health.is_some()
             || msg.remote_config_status.is_some()
@@ -420,154 +367,66 @@ impl Registry {
             rec.health = Some(health);
         }
         if let Some(status) = msg.remote_config_status {
-            rec.remote_config_status = match RemoteConfigStatuses::try_from(status.status) {
-                Ok(RemoteConfigStatuses::Applied) => ConfigStatus::Applied,
-                Ok(RemoteConfigStatuses::Applying) => ConfigStatus::Applying,
-                Ok(RemoteConfigStatuses::Failed) => ConfigStatus::Failed,
-                Ok(RemoteConfigStatuses::Unset) | Err(_) => ConfigStatus::Unset,
-            };
-            rec.remote_config_error = (!status.error_message.is_empty()).then(|| {
-                let redacted = self.known_secrets().redact_text(&status.error_message);
-                report_limits::cut_config_error(redacted)
-            });
-            rec.remote_config_hash = (!status.last_remote_config_hash.is_empty())
-                .then(|| hash::to_hex(&status.last_remote_config_hash));
+            self.apply_config_status(rec, status);
         }
         if let Some(effective) = msg.effective_config {
-            let map = effective.config_map.unwrap_or_default();
-            let digest = effective_hash(&map);
-            rec.effective_config = match &digest {
-                Some(d) => match inner.texts.get(d) {
-                    Some(text) => Some(text.clone()),
-                    None => {
-                        // Redaction re-writes the YAML: its output is bounded like its input.
-                        let known = self.known_secrets();
-                        let text: Option<Arc<str>> = redacted_body(&map, &known)
-                            .filter(|t| t.len() <= limits.effective_config_bytes)
-                            .map(Arc::from);
-                        if let Some(t) = &text {
-                            inner.texts.insert(d.clone(), t.clone());
-                        }
-                        text
-                    }
-                },
-                None => None,
-            };
-            rec.effective_config_hash = digest;
+            self.apply_effective_config(rec, effective, limits, interned.texts);
         }
         if let Some(ac) = &msg.available_components {
-            let digest = hash::to_hex(&ac.hash);
-            if !ac.components.is_empty() {
-                let set = inner
-                    .components
-                    .entry(digest.clone())
-                    .or_insert_with(|| Arc::new(component_set(ac)))
-                    .clone();
-                rec.component_signals = match inner.signals.get(&digest) {
-                    Some(shared) => Some(shared.clone()),
-                    None => component_signals(ac).map(|signals| {
-                        let shared = Arc::new(signals);
-                        inner.signals.insert(digest.clone(), shared.clone());
-                        shared
-                    }),
-                };
-                rec.available_components = Some(set);
-                rec.available_components_hash = Some(digest);
-            } else if rec.available_components_hash.as_deref() != Some(digest.as_str())
-                || rec.available_components.is_none()
-            {
-                // Only the hash: fine if we know that list, else ask for it.
-                match inner.components.get(&digest) {
-                    Some(set) => {
-                        rec.available_components = Some(set.clone());
-                        rec.component_signals = inner.signals.get(&digest).cloned();
-                        rec.available_components_hash = Some(digest);
-                    }
-                    None => {
-                        reply.flags |= ServerToAgentFlags::ReportAvailableComponents as u64;
-                    }
-                }
-            }
+            apply_components(rec, ac, interned, reply);
         }
-        if msg.agent_disconnect.is_some() {
-            entry.conn = None;
-            queue(
-                &mut inner.dirty,
-                &mut inner.touched,
-                &self.dirty_wake,
-                uid,
-                true,
-            );
-            return reply;
-        }
-
-        // Membership: recomputed on every report (cheap: a scan over the groups), so label
-        // changes and group changes are both covered.
-        let group = match_group(inner.groups.values().map(|g| &**g), &rec.labels)
-            .and_then(|g| inner.groups.get(&g.id))
-            .map(|g| target_of(&inner.pins, &uid, g).clone());
-        if labels_changed {
-            tracing::debug!(agent = %uid, group = ?group.as_ref().map(|g| g.id), "Agent labels changed");
-        }
-        let group_id = group.as_ref().map(|g| g.id);
-        let desired = group.as_ref().map(|g| g.hash_hex.as_str());
-        if rec.group_id != group_id || rec.desired_config_hash.as_deref() != desired {
-            rec.group_id = group_id;
-            rec.desired_config_hash = desired.map(str::to_owned);
-            changed = true;
-        }
-        queue(
-            &mut inner.dirty,
-            &mut inner.touched,
-            &self.dirty_wake,
-            uid,
+        Report {
             changed,
-        );
-
-        // Remote config: offered while the agent's last received hash differs from the
-        // desired one; over WebSocket only once per connection and hash (it is still being
-        // applied), over HTTP on every poll until the agent reports it.
-        if let Some(group) = &group
-            && rec.caps().contains(AgentCaps::ACCEPTS_REMOTE_CONFIG)
-            && rec.remote_config_hash.as_deref() != Some(group.hash_hex.as_str())
-            && (ctx.transport == Transport::Http
-                || gap
-                || fresh_start
-                || entry.offered.as_ref() != Some(&group.remote.config_hash))
-        {
-            reply.remote_config = Some(group.remote.clone());
-            entry.offered = Some(group.remote.config_hash.clone());
+            labels_changed,
         }
+    }
 
-        // Heartbeat interval, through the OpAMP connection settings, to agents that both send
-        // heartbeats and accept OpAMP connection settings (the spec gates the `opamp` offer on
-        // the latter).
-        // Agents that report their own metrics are offered our OTLP/HTTP ingest for them (see
-        // `crate::insights`), in the same offer.
-        let caps = AgentCaps(entry.rec.capabilities);
-        let offer_heartbeat = !heartbeat.is_zero()
-            && caps.contains(AgentCaps::REPORTS_HEARTBEAT)
-            && caps.contains(AgentCaps::ACCEPTS_OPAMP_CONNECTION_SETTINGS);
-        let offer_metrics = caps.contains(AgentCaps::REPORTS_OWN_METRICS);
-        if !entry.settings_offered && (offer_heartbeat || offer_metrics) {
-            entry.settings_offered = true;
-            let mut offer = heartbeat_offer(&ctx.endpoint, heartbeat);
-            if !offer_heartbeat {
-                offer.opamp = None;
-            }
-            if offer_metrics {
-                let url = own_metrics_url(&ctx.endpoint);
-                let mut digest = offer.hash.to_vec();
-                digest.extend_from_slice(url.as_bytes());
-                offer.hash = Bytes::copy_from_slice(&hash::sha256(&digest));
-                offer.own_metrics = Some(TelemetryConnectionSettings {
-                    destination_endpoint: url,
-                    ..Default::default()
-                });
-            }
-            reply.connection_settings = Some(offer);
-        }
-        reply
+    /// The agent's report on the last remote config it received (its error message redacted
+    /// and cut like any stored text).
+    fn apply_config_status(&self, rec: &mut AgentRecord, status: RemoteConfigStatus) {
+        rec.remote_config_status = match RemoteConfigStatuses::try_from(status.status) {
+            Ok(RemoteConfigStatuses::Applied) => ConfigStatus::Applied,
+            Ok(RemoteConfigStatuses::Applying) => ConfigStatus::Applying,
+            Ok(RemoteConfigStatuses::Failed) => ConfigStatus::Failed,
+            Ok(RemoteConfigStatuses::Unset) | Err(_) => ConfigStatus::Unset,
+        };
+        rec.remote_config_error = (!status.error_message.is_empty()).then(|| {
+            let redacted = self.known_secrets().redact_text(&status.error_message);
+            report_limits::cut_config_error(redacted)
+        });
+        rec.remote_config_hash = (!status.last_remote_config_hash.is_empty())
+            .then(|| hash::to_hex(&status.last_remote_config_hash));
+    }
+
+    /// The effective config: its hash (of the real body, for drift) and its redacted text,
+    /// shared by every agent reporting the same body.
+    fn apply_effective_config(
+        &self,
+        rec: &mut AgentRecord,
+        effective: EffectiveConfig,
+        limits: &ReportLimits,
+        texts: &mut HashMap<String, Arc<str>>,
+    ) {
+        let map = effective.config_map.unwrap_or_default();
+        let digest = effective_hash(&map);
+        rec.effective_config = match &digest {
+            Some(d) => match texts.get(d) {
+                Some(text) => Some(text.clone()),
+                None => {
+                    // Redaction re-writes the YAML: its output is bounded like its input.
+                    let known = self.known_secrets();
+                    let text: Option<Arc<str>> = redacted_body(&map, &known)
+                        .filter(|t| t.len() <= limits.effective_config_bytes)
+                        .map(Arc::from);
+                    if let Some(t) = &text {
+                        texts.insert(d.clone(), t.clone());
+                    }
+                    text
+                }
+            },
+            None => None,
+        };
+        rec.effective_config_hash = digest;
     }
 
     /// What a WebSocket agent should be pushed now (a newer config), if anything.
@@ -607,6 +466,309 @@ impl Registry {
             inner.dirty.insert(uid);
         }
     }
+}
+
+/// The registry's maps of texts and component lists shared between agents (by hash).
+struct Interned<'a> {
+    texts: &'a mut HashMap<String, Arc<str>>,
+    components: &'a mut HashMap<String, Arc<ComponentSet>>,
+    signals: &'a mut HashMap<String, Arc<ComponentSignals>>,
+}
+
+/// What [`Registry::apply_report`] found.
+struct Report {
+    changed: bool,
+    labels_changed: bool,
+}
+
+/// Where a message stands in the agent's sequence.
+struct Sequence {
+    /// We may have missed state: the agent is asked for a full report.
+    gap: bool,
+    /// A restarted agent starting again at 0 with its description.
+    fresh_start: bool,
+}
+
+/// What [`admit`] decided.
+enum Admission {
+    /// The message's uid, and the reply to build on.
+    Admitted(InstanceUid, ServerToAgent),
+    /// The answer to a refused message.
+    Refused(ServerToAgent),
+}
+
+/// Admission of a message before anything of it is registered: a valid uid, the one agent of
+/// this connection, within the report limits.
+fn admit(
+    ctx: &ConnCtx,
+    msg: &AgentToServer,
+    limits: &ReportLimits,
+    first_reply: bool,
+) -> Admission {
+    let uid = match InstanceUid::from_bytes(&msg.instance_uid) {
+        Ok(uid) => uid,
+        Err(err) => {
+            return Admission::Refused(error_reply(
+                msg.instance_uid.clone(),
+                ServerErrorResponseType::BadRequest,
+                err.to_string(),
+            ));
+        }
+    };
+    let mut reply = ServerToAgent {
+        instance_uid: msg.instance_uid.clone(),
+        ..Default::default()
+    };
+    if first_reply || ctx.transport == Transport::Http {
+        reply.capabilities = SERVER_CAPS.0;
+    }
+    // One agent per connection: the first uid binds it (a uid we assigned replaces the
+    // binding, and the agent's repeats of its old uid map over). Another uid is refused
+    // before anything is registered, so one socket cannot stand for a fleet and bypass
+    // the per-address, connection and admission limits.
+    if let Some(bound) = ctx.uid
+        && uid != bound
+        && ctx.alias.is_none_or(|(old, _)| uid != old)
+    {
+        tracing::info!(agent = %bound, other = %uid, "A second instance uid on one OpAMP connection; closing it");
+        return Admission::Refused(error_reply(
+            msg.instance_uid.clone(),
+            ServerErrorResponseType::BadRequest,
+            format!(
+                "this connection belongs to agent {bound}; an OpAMP connection serves one \
+                 agent, so a message for agent {uid} needs a connection of its own"
+            ),
+        ));
+    }
+    // Over a limit: refused as a whole, before anything of it is registered or kept.
+    if let Err(over) = limits.check(msg) {
+        tracing::info!(agent = %uid, error = %over, "Refused an agent report over a limit");
+        return Admission::Refused(error_reply(
+            msg.instance_uid.clone(),
+            ServerErrorResponseType::BadRequest,
+            over.to_string(),
+        ));
+    }
+    Admission::Admitted(uid, reply)
+}
+
+/// Identity: a uid another live WebSocket holds, or an explicit request, gets a new one (once
+/// per connection: later requests are answered with the uid already assigned, so a
+/// connection cannot mint agents one request at a time). Returns the uid the message is for.
+fn identify(
+    inner: &mut Inner,
+    ctx: &mut ConnCtx,
+    mut uid: InstanceUid,
+    msg: &AgentToServer,
+    reply: &mut ServerToAgent,
+) -> InstanceUid {
+    let mut new_uid = None;
+    let requested = msg.flags & AgentToServerFlags::RequestInstanceUid as u64 != 0;
+    if let Some((old, new)) = ctx.alias
+        && (uid == old || requested)
+    {
+        uid = new;
+        new_uid = Some(new);
+    } else {
+        let duplicate = ctx.transport == Transport::Ws
+            && inner.agents.get(&uid).is_some_and(|e| {
+                e.rec.connected && e.conn.as_ref().is_some_and(|c| c.id != ctx.id)
+            });
+        if requested || duplicate {
+            let fresh = InstanceUid::new_v7();
+            tracing::info!(agent = %uid, new_uid = %fresh, duplicate, "Assigning a new instance uid");
+            // The uid this connection held until now (if any) is gone with the rename.
+            if ctx.uid == Some(uid)
+                && let Some(entry) = inner.agents.get_mut(&uid)
+                && entry.conn.as_ref().map(|c| c.id) == Some(ctx.id)
+            {
+                entry.conn = None;
+                entry.rec.connected = false;
+                inner.dirty.insert(uid);
+            }
+            ctx.alias = Some((uid, fresh));
+            uid = fresh;
+            new_uid = Some(fresh);
+        }
+    }
+    if let Some(new) = new_uid {
+        reply.agent_identification = Some(AgentIdentification {
+            new_instance_uid: Bytes::copy_from_slice(new.as_bytes()),
+        });
+    }
+    ctx.uid = Some(uid);
+    uid
+}
+
+/// Connection binding: a new WebSocket starts with nothing offered on it; over HTTP there is
+/// no connection to bind.
+fn bind_connection(entry: &mut Entry, ctx: &ConnCtx, now: DateTime<Utc>) {
+    match ctx.transport {
+        Transport::Ws => {
+            if entry.conn.as_ref().map(|c| c.id) != Some(ctx.id) {
+                entry.connected_at(now);
+                entry.conn = Some(LiveConn {
+                    id: ctx.id,
+                    notify: ctx.notify.clone(),
+                });
+                entry.offered = None;
+                entry.settings_offered = false;
+            }
+        }
+        Transport::Http => entry.conn = None,
+    }
+}
+
+/// Goodbyes, HTTP reconnects and sequence numbers: a restarted agent starts again at 0 with
+/// its description; anything else that is not last+1 means we may have missed state.
+fn track_sequence(
+    entry: &mut Entry,
+    ctx: &ConnCtx,
+    msg: &AgentToServer,
+    now: DateTime<Utc>,
+) -> Sequence {
+    entry.goodbye_seq = msg.agent_disconnect.is_some().then_some(msg.sequence_num);
+    // Over HTTP there is no connection: an agent that was offline and speaks again has
+    // (re)connected.
+    if ctx.transport == Transport::Http && !entry.rec.connected && msg.agent_disconnect.is_none() {
+        entry.connected_at(now);
+    }
+    let fresh_start = msg.sequence_num == 0 && msg.agent_description.is_some();
+    let gap = match entry.last_seq {
+        None => !fresh_start,
+        Some(last) => msg.sequence_num != last.wrapping_add(1) && !fresh_start,
+    };
+    if fresh_start && ctx.transport == Transport::Http {
+        entry.settings_offered = false;
+    }
+    entry.last_seq = Some(msg.sequence_num);
+    Sequence { gap, fresh_start }
+}
+
+/// The component types the agent's build has, shared by every agent reporting the same list
+/// (by its hash); a report of the hash alone is fine when we know that list, else the agent
+/// is asked for it.
+fn apply_components(
+    rec: &mut AgentRecord,
+    ac: &AvailableComponents,
+    interned: &mut Interned<'_>,
+    reply: &mut ServerToAgent,
+) {
+    let digest = hash::to_hex(&ac.hash);
+    if !ac.components.is_empty() {
+        let set = interned
+            .components
+            .entry(digest.clone())
+            .or_insert_with(|| Arc::new(component_set(ac)))
+            .clone();
+        rec.component_signals = match interned.signals.get(&digest) {
+            Some(shared) => Some(shared.clone()),
+            None => component_signals(ac).map(|signals| {
+                let shared = Arc::new(signals);
+                interned.signals.insert(digest.clone(), shared.clone());
+                shared
+            }),
+        };
+        rec.available_components = Some(set);
+        rec.available_components_hash = Some(digest);
+    } else if rec.available_components_hash.as_deref() != Some(digest.as_str())
+        || rec.available_components.is_none()
+    {
+        match interned.components.get(&digest) {
+            Some(set) => {
+                rec.available_components = Some(set.clone());
+                rec.component_signals = interned.signals.get(&digest).cloned();
+                rec.available_components_hash = Some(digest);
+            }
+            None => {
+                reply.flags |= ServerToAgentFlags::ReportAvailableComponents as u64;
+            }
+        }
+    }
+}
+
+/// Membership, recomputed on every report (cheap: a scan over the groups), so label changes
+/// and group changes are both covered: the config the agent should run (its pin, else its
+/// group's default), if it belongs to a group.
+fn membership(
+    groups: &HashMap<AgentGroupId, Arc<GroupConfig>>,
+    pins: &HashMap<InstanceUid, Arc<GroupConfig>>,
+    uid: InstanceUid,
+    rec: &AgentRecord,
+) -> Option<Arc<GroupConfig>> {
+    match_group(groups.values().map(|g| &**g), &rec.labels)
+        .and_then(|g| groups.get(&g.id))
+        .map(|g| target_of(pins, &uid, g).clone())
+}
+
+/// Records the agent's group and desired config; true when either changed.
+fn assign_group(rec: &mut AgentRecord, group: Option<&GroupConfig>) -> bool {
+    let group_id = group.map(|g| g.id);
+    let desired = group.map(|g| g.hash_hex.as_str());
+    if rec.group_id != group_id || rec.desired_config_hash.as_deref() != desired {
+        rec.group_id = group_id;
+        rec.desired_config_hash = desired.map(str::to_owned);
+        return true;
+    }
+    false
+}
+
+/// Remote config: offered while the agent's last received hash differs from the desired one;
+/// over WebSocket only once per connection and hash (it is still being applied) unless the
+/// agent restarted or we may have missed state (`resend`), over HTTP on every poll until the
+/// agent reports it.
+fn offer_config(
+    entry: &mut Entry,
+    ctx: &ConnCtx,
+    group: &GroupConfig,
+    resend: bool,
+    reply: &mut ServerToAgent,
+) {
+    if entry.rec.caps().contains(AgentCaps::ACCEPTS_REMOTE_CONFIG)
+        && entry.rec.remote_config_hash.as_deref() != Some(group.hash_hex.as_str())
+        && (ctx.transport == Transport::Http
+            || resend
+            || entry.offered.as_ref() != Some(&group.remote.config_hash))
+    {
+        reply.remote_config = Some(group.remote.clone());
+        entry.offered = Some(group.remote.config_hash.clone());
+    }
+}
+
+/// Heartbeat interval, through the OpAMP connection settings, to agents that both send
+/// heartbeats and accept OpAMP connection settings (the spec gates the `opamp` offer on the
+/// latter). Agents that report their own metrics are offered our OTLP/HTTP ingest for them
+/// (see `crate::insights`), in the same offer. Once per connection.
+fn offer_settings(
+    entry: &mut Entry,
+    ctx: &ConnCtx,
+    heartbeat: Duration,
+    reply: &mut ServerToAgent,
+) {
+    let caps = AgentCaps(entry.rec.capabilities);
+    let offer_heartbeat = !heartbeat.is_zero()
+        && caps.contains(AgentCaps::REPORTS_HEARTBEAT)
+        && caps.contains(AgentCaps::ACCEPTS_OPAMP_CONNECTION_SETTINGS);
+    let offer_metrics = caps.contains(AgentCaps::REPORTS_OWN_METRICS);
+    if entry.settings_offered || !(offer_heartbeat || offer_metrics) {
+        return;
+    }
+    entry.settings_offered = true;
+    let mut offer = heartbeat_offer(&ctx.endpoint, heartbeat);
+    if !offer_heartbeat {
+        offer.opamp = None;
+    }
+    if offer_metrics {
+        let url = own_metrics_url(&ctx.endpoint);
+        let mut digest = offer.hash.to_vec();
+        digest.extend_from_slice(url.as_bytes());
+        offer.hash = Bytes::copy_from_slice(&hash::sha256(&digest));
+        offer.own_metrics = Some(TelemetryConnectionSettings {
+            destination_endpoint: url,
+            ..Default::default()
+        });
+    }
+    reply.connection_settings = Some(offer);
 }
 
 #[cfg(test)]
