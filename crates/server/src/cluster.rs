@@ -43,7 +43,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::events::{Event, Events};
-use crate::fleet::{AgentFilter, AgentRecord};
+use crate::fleet::{AgentFilter, AgentId, AgentRecord};
 use crate::metrics::Metrics;
 use crate::registry::Registry;
 use crate::store::{AgentRow, AgentRowFilter, Store, StoreError};
@@ -727,7 +727,7 @@ async fn elect_once(
 /// is most of the cost of reading thousands of rows every rollout tick.
 #[derive(Deserialize)]
 struct RecordSummary {
-    id: String,
+    id: AgentId,
     #[serde(default)]
     labels: BTreeMap<String, String>,
     #[serde(default)]
@@ -857,7 +857,7 @@ impl FleetView {
         }
         let mut all = Vec::new();
         self.visit_agents(filter, |r| all.push(r.clone())).await?;
-        all.sort_by(|a, b| a.id.cmp(&b.id));
+        all.sort_by_key(|a| a.id);
         Ok(all)
     }
 
@@ -883,10 +883,10 @@ impl FleetView {
             })
             .await?;
         let limits = self.agents.report_limits();
-        let mut others: BTreeMap<String, AgentRecord> = rows
+        let mut others: BTreeMap<AgentId, AgentRecord> = rows
             .into_iter()
             .filter_map(|row| from_row(cluster, &limits, row, false))
-            .map(|r| (r.id.clone(), r))
+            .map(|r| (r.id, r))
             .collect();
         self.agents.visit(filter, |local| {
             // Ours: connected here, or last held here and not taken by another replica since.

@@ -99,7 +99,7 @@ async fn list(
     )?;
     let filter = parse_filter(q)?;
     let all = fleet.agents(&filter).await?;
-    let (items, next_cursor) = page.apply(all, |r| r.id.clone())?;
+    let (items, next_cursor) = page.apply(all, |r| r.id.to_string())?;
     Ok(Json(List {
         items: items.into_iter().map(|r| to_api(r, false)).collect(),
         next_cursor,
@@ -204,6 +204,6 @@ fn to_api(r: AgentRecord, with_config: bool) -> Agent {
                 .collect()
         }),
         labels: r.labels,
-        id: r.id,
+        id: r.id.to_string(),
     }
 }

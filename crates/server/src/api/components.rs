@@ -260,7 +260,7 @@ pub(super) async fn check(
                         refusing
                             .entry((kind.clone(), ty.clone(), signal.clone()))
                             .or_default()
-                            .push(agent.id.clone());
+                            .push(agent.id.to_string());
                     }
                 }
             }
@@ -275,7 +275,7 @@ pub(super) async fn check(
                         lacking
                             .entry((kind.clone(), ty.clone()))
                             .or_default()
-                            .push(agent.id.clone());
+                            .push(agent.id.to_string());
                     }
                 }
             }

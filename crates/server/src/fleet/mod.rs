@@ -17,6 +17,53 @@ use crate::secrets::KnownSecrets;
 
 pub mod report_limits;
 
+/// An agent's identity: its OpAMP instance uid. Shown and stored as 32 lowercase hex digits,
+/// which sort like the uid's bytes, so ordering by `AgentId` is ordering by the text.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct AgentId(pub InstanceUid);
+
+impl AgentId {
+    /// Reads the hex form (as stored, and as the REST API takes it).
+    pub fn parse(text: &str) -> Result<Self, otaas_opamp::UidError> {
+        InstanceUid::parse(text).map(Self)
+    }
+
+    pub fn uid(self) -> InstanceUid {
+        self.0
+    }
+}
+
+impl From<InstanceUid> for AgentId {
+    fn from(uid: InstanceUid) -> Self {
+        Self(uid)
+    }
+}
+
+impl std::fmt::Display for AgentId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl std::fmt::Debug for AgentId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(&self.0, f)
+    }
+}
+
+impl Serialize for AgentId {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for AgentId {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = std::borrow::Cow::<str>::deserialize(d)?;
+        Self::parse(&text).map_err(serde::de::Error::custom)
+    }
+}
+
 /// The file name of the one config file otaas sends.
 pub const CONFIG_FILE: &str = "collector.yaml";
 pub const CONFIG_CONTENT_TYPE: &str = "text/yaml";
@@ -102,8 +149,8 @@ impl HealthNode {
 /// the REST API shows.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct AgentRecord {
-    /// Instance uid as 32 lowercase hex digits.
-    pub id: String,
+    /// The agent's instance uid (32 lowercase hex digits in JSON).
+    pub id: AgentId,
     #[serde(default)]
     pub labels: BTreeMap<String, String>,
     #[serde(default)]
@@ -171,7 +218,7 @@ pub const FLAP_WINDOW: chrono::TimeDelta = chrono::TimeDelta::minutes(5);
 impl AgentRecord {
     pub(crate) fn new(uid: InstanceUid) -> Self {
         Self {
-            id: uid.to_string(),
+            id: AgentId(uid),
             labels: BTreeMap::new(),
             capabilities: 0,
             agent_version: None,

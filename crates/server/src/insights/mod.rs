@@ -26,7 +26,7 @@ use tokio::task::JoinHandle;
 
 use tokio_util::sync::CancellationToken;
 
-use crate::fleet::{AgentFilter, AgentRecord};
+use crate::fleet::{AgentFilter, AgentId, AgentRecord};
 use crate::metrics::Metrics;
 use crate::registry::Registry;
 use crate::store::Store;
@@ -113,13 +113,13 @@ impl History {
 /// agent's id in `unmanaged` when it matches no group.
 fn registry_side(r: &AgentRecord, unmanaged: &mut Vec<String>, anomalies: &mut Vec<Anomaly>) {
     if r.group_id.is_none() {
-        unmanaged.push(r.id.clone());
+        unmanaged.push(r.id.to_string());
         return;
     }
     if !r.connected {
         anomalies.push(Anomaly {
             kind: AnomalyKind::HeartbeatLoss,
-            agent_id: r.id.clone(),
+            agent_id: r.id.to_string(),
             group_id: r.group_id,
             message: match r.last_seen {
                 Some(t) => format!("not heard from since {}", t.to_rfc3339()),
@@ -132,7 +132,7 @@ fn registry_side(r: &AgentRecord, unmanaged: &mut Vec<String>, anomalies: &mut V
             if !c.healthy {
                 anomalies.push(Anomaly {
                     kind: AnomalyKind::UnhealthyComponent,
-                    agent_id: r.id.clone(),
+                    agent_id: r.id.to_string(),
                     group_id: r.group_id,
                     message: if c.last_error.is_empty() {
                         format!("{name} is unhealthy ({})", c.status)
@@ -146,7 +146,7 @@ fn registry_side(r: &AgentRecord, unmanaged: &mut Vec<String>, anomalies: &mut V
     if r.is_drifted() {
         anomalies.push(Anomaly {
             kind: AnomalyKind::Drift,
-            agent_id: r.id.clone(),
+            agent_id: r.id.to_string(),
             group_id: r.group_id,
             message: format!(
                 "runs config {} instead of {}",
@@ -191,14 +191,21 @@ impl Insights {
         // server's CPU. Likewise only the agents that connected often lately are copied out for
         // the flapping check, and groups are looked up only for agents that report own metrics.
         let mut connects = self.agents.frequent_connects(detect::FLAP_CONNECTS);
-        connects.sort_by(|a, b| a.0.cmp(&b.0));
-        let reporting: HashSet<String> = self.history.lock().agents.keys().cloned().collect();
-        let mut groups: HashMap<String, Option<otaas_api::AgentGroupId>> = HashMap::new();
+        connects.sort_by_key(|a| a.0);
+        // Own-metrics history is kept by the id the agent reported (checked at ingest).
+        let reporting: HashSet<AgentId> = self
+            .history
+            .lock()
+            .agents
+            .keys()
+            .filter_map(|id| AgentId::parse(id).ok())
+            .collect();
+        let mut groups: HashMap<AgentId, Option<otaas_api::AgentGroupId>> = HashMap::new();
         let mut registry_anomalies = Vec::new();
         let mut unmanaged = Vec::new();
         self.agents.visit(&AgentFilter::default(), |r| {
             if !reporting.is_empty() && reporting.contains(&r.id) {
-                groups.insert(r.id.clone(), r.group_id);
+                groups.insert(r.id, r.group_id);
             }
             registry_side(r, &mut unmanaged, &mut registry_anomalies);
         });
@@ -215,7 +222,10 @@ impl Insights {
             ids.sort();
             for id in ids {
                 let series = &inner.agents[id].0;
-                let group_id = groups.get(id.as_str()).copied().flatten();
+                let group_id = AgentId::parse(id)
+                    .ok()
+                    .and_then(|id| groups.get(&id).copied())
+                    .flatten();
                 if let Some(view) = series.view(id, group_id) {
                     agents.push(view);
                 }
@@ -245,7 +255,7 @@ impl Insights {
                 anomalies.push(Anomaly {
                     kind,
                     group_id,
-                    agent_id: id,
+                    agent_id: id.to_string(),
                     message,
                 });
             }

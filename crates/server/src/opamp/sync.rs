@@ -154,7 +154,7 @@ async fn flush(state: &OpampDeps) {
             }
             if let Ok(json) = serde_json::to_string(r) {
                 rows.push(AgentRow {
-                    id: r.id.clone(),
+                    id: r.id.to_string(),
                     group_id: r.group_id.map(|g| g.to_string()),
                     connected: r.connected,
                     last_seen: r.last_seen,

@@ -21,8 +21,8 @@ use tokio::sync::Notify;
 
 use crate::fleet::report_limits::{self, ReportLimits};
 use crate::fleet::{
-    AgentFilter, AgentRecord, ComponentSet, ComponentSignals, FLAP_WINDOW, GroupConfig, Transport,
-    match_group,
+    AgentFilter, AgentId, AgentRecord, ComponentSet, ComponentSignals, FLAP_WINDOW, GroupConfig,
+    Transport, match_group,
 };
 use crate::secrets::KnownSecrets;
 
@@ -223,9 +223,7 @@ impl Registry {
         let limits = self.report_limits();
         let mut inner = self.lock();
         for mut rec in records {
-            let Ok(uid) = InstanceUid::parse(&rec.id) else {
-                continue;
-            };
+            let uid = rec.id.uid();
             // Stored before the limits (or under larger ones): dropped, and written back so.
             let trimmed = report_limits::trim_record(&mut rec, &limits);
             if trimmed {
@@ -340,7 +338,7 @@ impl Registry {
             })
             .cloned()
             .collect();
-        out.sort_by(|a, b| a.id.cmp(&b.id));
+        out.sort_by_key(|a| a.id);
         out
     }
 
@@ -427,7 +425,7 @@ impl Registry {
     pub fn frequent_connects(
         &self,
         min: usize,
-    ) -> Vec<(String, Option<AgentGroupId>, Vec<DateTime<Utc>>)> {
+    ) -> Vec<(AgentId, Option<AgentGroupId>, Vec<DateTime<Utc>>)> {
         let inner = self.lock();
         inner
             .agents
@@ -435,7 +433,7 @@ impl Registry {
             .filter(|e| e.connects.len() >= min)
             .map(|e| {
                 (
-                    e.rec.id.clone(),
+                    e.rec.id,
                     e.rec.group_id,
                     e.connects.iter().copied().collect(),
                 )
@@ -492,7 +490,8 @@ impl Registry {
             .filter(|uid| !inner.dirty.contains(uid))
             .filter_map(|uid| {
                 let rec = &inner.agents.get(&uid)?.rec;
-                Some((rec.id.clone(), rec.last_seen?))
+                // The store keys agents by the hex id.
+                Some((rec.id.to_string(), rec.last_seen?))
             })
             .collect()
     }
@@ -529,7 +528,7 @@ impl Registry {
             .filter(|r| filter.matches(r))
             .cloned()
             .collect();
-        out.sort_by(|a, b| a.id.cmp(&b.id));
+        out.sort_by_key(|a| a.id);
         out
     }
 

@@ -605,14 +605,13 @@ impl Rollouts {
         let mut late = Vec::new();
         self.visit_members(id, |a| {
             count(&mut s, a, measured);
+            // The record keys failures by the hex id: only failed agents are spelled out.
             if name_late
-                && !r.failures.contains_key(&a.id)
                 && let Some(message) = plan::failure(a, &r.hash)
+                && let agent_id = a.id.to_string()
+                && !r.failures.contains_key(&agent_id)
             {
-                late.push(AgentFailure {
-                    agent_id: a.id.clone(),
-                    message,
-                });
+                late.push(AgentFailure { agent_id, message });
             }
         })
         .await?;

@@ -17,6 +17,7 @@
 //!   failure; more than `max_failures` stop the rollout (`failed`, or `rolled_back` with
 //!   `auto_rollback`).
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{DateTime, Utc};
@@ -226,15 +227,16 @@ fn outcome(agent: &AgentRecord, hash: &str) -> Outcome {
 
 /// What [`advance`] reads of a group member.
 pub trait Member {
-    fn id(&self) -> &str;
+    /// The agent id as the record keeps it (hex).
+    fn id(&self) -> Cow<'_, str>;
     fn connected(&self) -> bool;
     /// How the member stands against config `hash` (the rollout's).
     fn outcome(&self, hash: &str) -> Outcome;
 }
 
 impl Member for AgentRecord {
-    fn id(&self) -> &str {
-        &self.id
+    fn id(&self) -> Cow<'_, str> {
+        Cow::Owned(self.id.to_string())
     }
     fn connected(&self) -> bool {
         self.connected
@@ -258,7 +260,7 @@ pub struct Sampled {
 impl Sampled {
     pub fn new(agent: &AgentRecord, hash: &std::sync::Arc<str>) -> Self {
         Self {
-            id: agent.id.clone(),
+            id: agent.id.to_string(),
             connected: agent.connected,
             hash: hash.clone(),
             outcome: outcome(agent, hash),
@@ -267,8 +269,8 @@ impl Sampled {
 }
 
 impl Member for Sampled {
-    fn id(&self) -> &str {
-        &self.id
+    fn id(&self) -> Cow<'_, str> {
+        Cow::Borrowed(&self.id)
     }
     fn connected(&self) -> bool {
         self.connected
@@ -301,13 +303,14 @@ pub fn advance<M: Member>(
     let moved: BTreeSet<String> = r.moved().into_iter().map(str::to_owned).collect();
     let mut waiting = 0usize;
     for agent in members {
-        if !(last || moved.contains(agent.id())) {
+        if !(last || moved.contains(agent.id().as_ref())) {
             continue;
         }
         match agent.outcome(&r.hash) {
             Outcome::Failed(message) => {
-                if r.failures.get(agent.id()) != Some(&message) {
-                    r.failures.insert(agent.id().to_owned(), message);
+                let id = agent.id();
+                if r.failures.get(id.as_ref()) != Some(&message) {
+                    r.failures.insert(id.into_owned(), message);
                     changed = true;
                 }
             }
@@ -362,9 +365,9 @@ pub fn advance<M: Member>(
     let index = r.steps.len();
     let mut candidates: Vec<&M> = members
         .iter()
-        .filter(|a| a.connected() && !moved.contains(a.id()))
+        .filter(|a| a.connected() && !moved.contains(a.id().as_ref()))
         .collect();
-    candidates.sort_by(|a, b| a.id().cmp(b.id()));
+    candidates.sort_by(|a, b| a.id().cmp(&b.id()));
     // Without a last good revision every agent already gets this one: one step.
     let size = if r.last_good.is_some() {
         step_size(spec, index, members.len())
@@ -376,7 +379,7 @@ pub fn advance<M: Member>(
     r.steps.push(Step {
         agents: candidates[..take]
             .iter()
-            .map(|a| a.id().to_owned())
+            .map(|a| a.id().into_owned())
             .collect(),
         last,
         started_at: now,
@@ -396,8 +399,15 @@ mod tests {
     use super::*;
     use crate::fleet::HealthNode;
 
-    fn agent(id: &str, hash: Option<&str>, status: ConfigStatus) -> AgentRecord {
-        let mut rec: AgentRecord = serde_json::from_value(serde_json::json!({ "id": id })).unwrap();
+    /// The agent id of a short test name (a hex digit): agent ids are instance uids, and
+    /// zero-padded names sort as the names do.
+    fn uid(name: &str) -> String {
+        format!("{name:0>32}")
+    }
+
+    fn agent(name: &str, hash: Option<&str>, status: ConfigStatus) -> AgentRecord {
+        let mut rec: AgentRecord =
+            serde_json::from_value(serde_json::json!({ "id": uid(name) })).unwrap();
         rec.connected = true;
         rec.remote_config_hash = hash.map(str::to_owned);
         rec.remote_config_status = status;
@@ -473,7 +483,7 @@ mod tests {
         let mut r = started(2);
         // When the rollout starts, the first agent by id is pinned to revision 2
         assert!(advance(&mut r, &s, &fleet, t(1)));
-        assert_eq!(r.decision().pinned, ["a"]);
+        assert_eq!(r.decision().pinned, [uid("a")]);
         assert_eq!(r.decision().default_revision, 1);
         // It waits while that agent has not applied
         assert!(!advance(&mut r, &s, &fleet, t(2)));
@@ -482,7 +492,7 @@ mod tests {
         assert!(advance(&mut r, &s, &fleet, t(3)));
         assert_eq!(r.steps.len(), 2);
         assert!(r.steps[1].last);
-        assert_eq!(r.steps[1].agents, ["b", "c"]);
+        assert_eq!(r.steps[1].agents, [uid("b"), uid("c")]);
         assert_eq!(r.decision().default_revision, 2);
         // Then when everyone applied it completes
         fleet[0] = agent("c", Some("h2"), ConfigStatus::Applied);
@@ -513,7 +523,7 @@ mod tests {
         ];
         let mut r = started(2);
         assert!(advance(&mut r, &s, &fleet, t(0)));
-        assert_eq!(r.steps[0].agents, ["a", "b"]);
+        assert_eq!(r.steps[0].agents, [uid("a"), uid("b")]);
         fleet[1] = agent("b", Some("h2"), ConfigStatus::Applied);
         // Healthy at t=10: baking until t=40
         assert!(advance(&mut r, &s, &fleet, t(10)));
@@ -521,7 +531,7 @@ mod tests {
         assert!(!advance(&mut r, &s, &fleet, t(39)));
         assert_eq!(r.steps.len(), 1);
         assert!(advance(&mut r, &s, &fleet, t(40)));
-        assert_eq!(r.steps[1].agents, ["c", "d"]);
+        assert_eq!(r.steps[1].agents, [uid("c"), uid("d")]);
     }
 
     #[test]
@@ -544,10 +554,7 @@ mod tests {
         fleet[0] = failed;
         assert!(advance(&mut r, &s, &fleet, t(1)));
         assert_eq!(r.state, RolloutState::RolledBack);
-        assert_eq!(
-            r.failures,
-            BTreeMap::from([("a".into(), "no kafka".into())])
-        );
+        assert_eq!(r.failures, BTreeMap::from([(uid("a"), "no kafka".into())]));
         assert_eq!(
             r.decision(),
             Decision {
@@ -590,7 +597,7 @@ mod tests {
         .enumerate()
         {
             if let Some((id, status)) = change {
-                let i = fleet.iter().position(|a| a.id == id).unwrap();
+                let i = fleet.iter().position(|a| Member::id(a) == uid(id)).unwrap();
                 fleet[i] = agent(id, Some("h2"), status);
             }
             let now = t(tick as i64);
@@ -630,14 +637,14 @@ mod tests {
         assert!(advance(&mut r, &s, &fleet, t(1)));
         assert_eq!(r.state, RolloutState::Failed);
         assert_eq!(
-            r.failures["a"],
+            r.failures[&uid("a")],
             "unhealthy after applying the new config: exporter down"
         );
         assert_eq!(
             r.decision(),
             Decision {
                 default_revision: 1,
-                pinned: vec!["a".into()]
+                pinned: vec![uid("a")]
             }
         );
     }

@@ -345,7 +345,7 @@ fn filters_and_persistence_round_trip() {
         ..Default::default()
     });
     assert_eq!(
-        by_sel.iter().map(|r| r.id.clone()).collect::<Vec<_>>(),
+        by_sel.iter().map(|r| r.id.to_string()).collect::<Vec<_>>(),
         [b.to_string()]
     );
     let by_group = reg.list(&AgentFilter {
@@ -353,7 +353,10 @@ fn filters_and_persistence_round_trip() {
         ..Default::default()
     });
     assert_eq!(
-        by_group.iter().map(|r| r.id.clone()).collect::<Vec<_>>(),
+        by_group
+            .iter()
+            .map(|r| r.id.to_string())
+            .collect::<Vec<_>>(),
         [a.to_string()]
     );
     let dirty = reg.take_dirty();
@@ -764,7 +767,7 @@ fn members_if_follows_the_group_matching_rules() {
         now(),
     );
     // A broader new group would get only the agent the more specific group does not hold.
-    let ids = |v: Vec<AgentRecord>| v.into_iter().map(|r| r.id).collect::<Vec<_>>();
+    let ids = |v: Vec<AgentRecord>| v.into_iter().map(|r| r.id.to_string()).collect::<Vec<_>>();
     assert_eq!(
         ids(reg.members_if_among(
             &reg.list(&AgentFilter::default()),
