@@ -148,15 +148,3 @@ impl FromRef<AppState> for crate::opamp::OpampDeps {
         }
     }
 }
-
-impl FromRef<AppState> for crate::api::auth::ApiAuth {
-    fn from_ref(s: &AppState) -> Self {
-        Self {
-            store: s.store.clone(),
-            admin_token_hash: s.admin_token_hash.clone(),
-            rate_limiter: s.rate_limiter.clone(),
-            auth_failures: s.auth_failures.clone(),
-            metrics: s.metrics.clone(),
-        }
-    }
-}

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use axum::extract::{Request, State};
+use axum::extract::{FromRef, Request, State};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
@@ -11,6 +11,7 @@ use crate::api::ApiError;
 use crate::auth::{TokenCheck, authorize, bearer, check_token};
 use crate::limits::{AuthFailures, RateLimiter};
 use crate::metrics::Metrics;
+use crate::state::AppState;
 use crate::store::Store;
 
 /// What the middleware uses (an axum substate of `AppState`).
@@ -22,6 +23,18 @@ pub struct ApiAuth {
     pub rate_limiter: Arc<RateLimiter>,
     pub auth_failures: Arc<AuthFailures>,
     pub metrics: Arc<Metrics>,
+}
+
+impl FromRef<AppState> for ApiAuth {
+    fn from_ref(s: &AppState) -> Self {
+        Self {
+            store: s.store.clone(),
+            admin_token_hash: s.admin_token_hash.clone(),
+            rate_limiter: s.rate_limiter.clone(),
+            auth_failures: s.auth_failures.clone(),
+            metrics: s.metrics.clone(),
+        }
+    }
 }
 
 /// `Authorization: Bearer` middleware for `/api/v1`: refuses an address over its budget of
