@@ -25,21 +25,13 @@ use crate::api::ApiError;
 use crate::state::AppState;
 use crate::store::{Store, StoreError, TokenRecord};
 
-/// Prefix of every token otaas mints, so leaked tokens are easy to grep for in secret scanners.
-const PREFIX: &str = "otaas";
 /// What [`TokenKey::seal`] output starts with.
 pub const SEALED_PREFIX: &str = "v1:";
 const SEAL_AAD: &[u8] = b"otaas secret values";
 
-/// A fresh random token for a scope, e.g. `otaas_agent_<43 base64url chars>`.
+/// A fresh random token for a scope (the format is the API's: [`TokenScope::mint`]).
 pub fn generate_token(scope: TokenScope) -> String {
-    let mut bytes = [0u8; 32];
-    rand::rng().fill_bytes(&mut bytes);
-    format!(
-        "{PREFIX}_{}_{}",
-        scope.as_str(),
-        URL_SAFE_NO_PAD.encode(bytes)
-    )
+    scope.mint()
 }
 
 /// SHA-256 of a token, lowercase hex: what the database keeps.
@@ -139,7 +131,8 @@ impl TokenKey {
         let mut mac = Hmac::<Sha256>::new_from_slice(&self.0).expect("HMAC accepts any key size");
         mac.update(format!("endpoint:{id}:{version}").as_bytes());
         format!(
-            "{PREFIX}_ingest_{}",
+            "{}_ingest_{}",
+            otaas_api::TOKEN_PREFIX,
             URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes())
         )
     }

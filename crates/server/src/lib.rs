@@ -1,4 +1,4 @@
-//! otaas control plane: REST API, OpAMP server, rollout engine and fleet simulator.
+//! otaas control plane: REST API, OpAMP server, rollout engine, insights (`otaas serve`).
 //!
 //! Map of the crate:
 //! - [`serve`]: `otaas serve` — opens the store, bootstraps the admin token, binds the listeners,
@@ -16,23 +16,17 @@
 //! - [`opamp`]: the OpAMP server (`/v1/opamp`) and the agent registry behind `/api/v1/agents`.
 //! - [`rollout`]: the rollout engine (per-agent target revisions, health gates, rollback).
 //! - [`insights`]: fleet insights (own-metrics ingest, anomalies, security events).
-//! - [`fleet_sim`]: `otaas fleet-sim`, simulated collectors speaking OpAMP.
-//! - [`agent`]: `otaas agent`, a supervisor running a real collector under OpAMP control.
-//! - [`bench`](mod@bench): `otaas bench`, the benchmark suite (servers, fleets and Terraform on loopback).
 //! - [`token_cmd`]: `otaas token create|list|revoke`.
 //! - [`tls`]: TLS server configs (files or a generated private CA in the data dir).
 //! - [`listener`]: the accept loop (TLS, per-address connection limit, graceful shutdown).
 //! - [`limits`]: per-token rate limiter and per-address connection counter.
 //! - [`refusals`]: hyper's own refusals (unparsable requests) get the JSON error body.
 
-pub mod agent;
 pub mod api;
 pub mod auth;
-pub mod bench;
 pub mod cluster;
 pub mod config;
 pub mod events;
-pub mod fleet_sim;
 pub mod insights;
 pub mod limits;
 pub mod listener;

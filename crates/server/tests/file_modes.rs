@@ -22,7 +22,7 @@ struct Serve {
 
 impl Serve {
     fn start(data_dir: &Path) -> Self {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_otaas"))
+        let mut child = Command::new(otaas_testkit::bin::otaas())
             .args([
                 "serve",
                 "--listen",

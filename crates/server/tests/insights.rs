@@ -6,8 +6,7 @@
 //! TLS or auth are listed; bad ingest bodies get OTLP errors; all of it also on `/metrics`.
 
 mod common;
-#[path = "common/procs.rs"]
-mod procs;
+use otaas_testkit::procs;
 
 use common::*;
 use otaas_api::insights::{AnomalyKind, FleetInsights};

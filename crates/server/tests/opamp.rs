@@ -62,7 +62,7 @@ impl Serve {
             &["--allow-anonymous-agents"]
         };
         let extra: Vec<&str> = lab.iter().chain(extra).copied().collect();
-        let mut child = Command::new(env!("CARGO_BIN_EXE_otaas"))
+        let mut child = Command::new(otaas_testkit::bin::otaas())
             .args([
                 "serve",
                 "--listen",
@@ -158,7 +158,7 @@ struct Sim {
 
 impl Sim {
     fn start(server_url: &str, args: &[&str]) -> Self {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_otaas"))
+        let mut child = Command::new(otaas_testkit::bin::otaas())
             .args(["fleet-sim", "--server", server_url, "--control-stdin"])
             .args(args)
             .env("OTAAS_LOG", "warn")
@@ -1737,7 +1737,7 @@ async fn fleet_sim_stops_by_itself_after_its_duration() {
     let server = Serve::start(data.path(), "127.0.0.1:0", &[]);
     let client = server.client();
     let (_, group) = make_group(&client, "timed", &[("t", "1")]).await;
-    let out = Command::new(env!("CARGO_BIN_EXE_otaas"))
+    let out = Command::new(otaas_testkit::bin::otaas())
         .args(["fleet-sim", "--server", &format!("ws://{}", server.opamp)])
         .args([
             "--agents",
@@ -1895,7 +1895,7 @@ async fn python_peer_over_tls_and_mutual_tls() {
 #[test]
 fn bad_tls_files_stop_the_server_with_a_clear_error() {
     let data = tempfile::tempdir().unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_otaas"))
+    let out = Command::new(otaas_testkit::bin::otaas())
         .args([
             "serve",
             "--listen",

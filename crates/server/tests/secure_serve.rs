@@ -25,7 +25,7 @@ struct Server {
 
 impl Server {
     fn start(data_dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Self {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_otaas"));
+        let mut cmd = Command::new(otaas_testkit::bin::otaas());
         cmd.args([
             "serve",
             "--listen",
@@ -183,7 +183,7 @@ async fn tls_round_trip_with_the_generated_ca_and_reuse_across_restart() {
 #[test]
 fn tls_flags_are_checked_at_start() {
     let dir = tempfile::tempdir().unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_otaas"))
+    let out = Command::new(otaas_testkit::bin::otaas())
         .args(["serve", "--listen", "127.0.0.1:0", "--tls-cert"])
         .arg(dir.path().join("missing.pem"))
         .arg("--tls-key")
@@ -200,7 +200,7 @@ fn tls_flags_are_checked_at_start() {
         "{stderr}"
     );
     // --tls-cert without --tls-key is a usage error
-    let out = Command::new(env!("CARGO_BIN_EXE_otaas"))
+    let out = Command::new(otaas_testkit::bin::otaas())
         .args(["serve", "--tls-cert", "x.pem"])
         .output()
         .unwrap();
@@ -542,7 +542,7 @@ async fn canary_secrets_never_appear_in_responses_logs_or_errors() {
 
 /// Runs `otaas token ...` against a data dir; returns stdout (the command must succeed).
 fn token_cmd(data: &Path, args: &[&str]) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_otaas"))
+    let out = Command::new(otaas_testkit::bin::otaas())
         .arg("token")
         .args(args)
         .arg("--data-dir")

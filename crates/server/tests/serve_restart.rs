@@ -22,7 +22,7 @@ struct Server {
 
 impl Server {
     fn start(data_dir: &Path, database: Option<&str>) -> Self {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_otaas"));
+        let mut cmd = Command::new(otaas_testkit::bin::otaas());
         cmd.args([
             "serve",
             "--listen",
@@ -235,7 +235,7 @@ async fn postgres_data_survives_restart() {
 #[test]
 fn token_create_and_version_commands() {
     let dir = tempfile::tempdir().unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_otaas"))
+    let out = Command::new(otaas_testkit::bin::otaas())
         .args(["token", "create", "--description", "ci fleet", "--data-dir"])
         .arg(dir.path())
         .env_remove("OTAAS_DATABASE")
@@ -261,7 +261,7 @@ fn token_create_and_version_commands() {
                 .unwrap()
         );
     });
-    let out = Command::new(env!("CARGO_BIN_EXE_otaas"))
+    let out = Command::new(otaas_testkit::bin::otaas())
         .arg("version")
         .output()
         .unwrap();

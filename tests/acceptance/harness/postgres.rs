@@ -7,10 +7,9 @@ use std::time::Duration;
 
 use super::process::{self, Finished};
 
-/// The server's URL: `$OTAAS_TEST_DATABASE_URL` (scripts/setup.sh), else the machine's default.
+/// The server's URL (see [`otaas_testkit::pg::pg_url`]).
 fn base_url() -> String {
-    std::env::var("OTAAS_TEST_DATABASE_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned())
+    otaas_testkit::pg::pg_url()
 }
 
 /// `base` with its database name replaced (query parameters kept).

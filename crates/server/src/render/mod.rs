@@ -30,8 +30,7 @@ use otaas_api::{ClientTls, EndpointAuth, EndpointId, Protocol, Signal};
 use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
 
-pub mod check;
-pub mod components;
+pub use otaas_collector::{check, components};
 
 use components::{ComponentTable, Kind, type_of};
 
@@ -40,10 +39,7 @@ use crate::policy::ConfigPolicy;
 use crate::secrets::{KnownSecrets, substitute};
 use crate::store::{BindingRecord, EndpointRecord, GroupRecord, PipelineRecord};
 
-/// File name of the config inside the OpAMP `AgentConfigMap`.
-pub const CONFIG_FILE_NAME: &str = "collector.yaml";
-/// Content type of that file.
-pub const CONFIG_CONTENT_TYPE: &str = "text/yaml";
+pub use otaas_opamp::names::{CONFIG_CONTENT_TYPE, CONFIG_FILE_NAME};
 
 /// A rendered collector config.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -26,7 +26,7 @@ use opentelemetry_proto::tonic::resource::v1::Resource;
 use prost::Message as _;
 use tokio_util::sync::CancellationToken;
 
-use super::transport::Target;
+use otaas_opamp::client::Target;
 
 /// Items per second every agent of this process receives and refuses (set by the control).
 #[derive(Debug)]
@@ -114,7 +114,7 @@ pub(crate) fn request(
                 attributes: if pipeline.is_empty() {
                     vec![]
                 } else {
-                    vec![kv(crate::insights::ingest::PIPELINE_ATTR, pipeline)]
+                    vec![kv(otaas_opamp::names::PIPELINE_ATTR, pipeline)]
                 },
                 ..Default::default()
             }),

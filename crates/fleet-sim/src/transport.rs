@@ -8,19 +8,16 @@ use std::time::Duration;
 use futures::{SinkExt, StreamExt};
 use otaas_opamp::framing;
 use otaas_opamp::proto::{AgentToServer, ServerToAgent};
-use prost::Message as _;
-use rand::Rng;
-use tokio::time::{Instant, sleep, sleep_until};
-use tokio_tungstenite::tungstenite::{
-    self, Message, client::IntoClientRequest, protocol::WebSocketConfig,
-};
+use tokio::time::{Instant, sleep_until};
+use tokio_tungstenite::tungstenite::{self, Message, client::IntoClientRequest};
 use tokio_util::sync::CancellationToken;
 
-use super::agent::SimAgent;
-use super::control::Control;
+use otaas_opamp::client::{
+    Backoff, MAX_MESSAGE, Posted, Target, pause, post_opamp, retry_after_header, ws_config,
+};
 
-/// Largest server message a simulated agent accepts (a rendered config is far smaller).
-const MAX_MESSAGE: usize = 16 << 20;
+use crate::agent::SimAgent;
+use crate::control::Control;
 
 /// Starts the agent's own-metrics sender (it runs until the simulation stops).
 fn start_own_metrics(
@@ -33,7 +30,7 @@ fn start_own_metrics(
     if agent.shared.rates.every.is_zero() {
         return;
     }
-    tokio::spawn(super::own_metrics::run(
+    tokio::spawn(crate::own_metrics::run(
         agent.uid.to_string(),
         url,
         target.clone(),
@@ -46,61 +43,6 @@ fn start_own_metrics(
 /// How long a connection lasts while `flap on`: long enough for the server to register the
 /// agent, short enough that several reconnects land within the flapping window.
 const FLAP_SESSION: Duration = Duration::from_secs(1);
-
-/// Where and how agents connect.
-pub(crate) struct Target {
-    pub(crate) url: String,
-    pub(crate) token: Option<String>,
-    pub(crate) http: reqwest::Client,
-    /// TLS settings for `wss://` (`None`: the library's defaults, system roots).
-    pub(crate) ws_tls: Option<tokio_tungstenite::Connector>,
-}
-
-/// Exponential backoff with jitter (0.5 s, x1.5, +-50 %, capped at 30 s), like opamp-go's
-/// client; the first retry after a working connection broke is immediate.
-pub(crate) struct Backoff {
-    next: Duration,
-}
-
-impl Backoff {
-    const START: Duration = Duration::from_millis(500);
-    const CAP: Duration = Duration::from_secs(30);
-
-    pub(crate) fn new() -> Self {
-        Self { next: Self::START }
-    }
-
-    pub(crate) fn reset(&mut self) {
-        self.next = Self::START;
-    }
-
-    pub(crate) fn next_delay(&mut self) -> Duration {
-        let base = self.next;
-        self.next = (self.next.mul_f64(1.5)).min(Self::CAP);
-        base.mul_f64(rand::rng().random_range(0.5..1.5))
-    }
-}
-
-/// Sleeps unless stopped first; true means "stop".
-pub(crate) async fn pause(delay: Duration, stop: &CancellationToken) -> bool {
-    if delay.is_zero() {
-        return stop.is_cancelled();
-    }
-    tokio::select! {
-        _ = sleep(delay) => false,
-        _ = stop.cancelled() => true,
-    }
-}
-
-/// Small read buffer and a bounded write buffer: the defaults (128 KiB eagerly allocated) would
-/// cost far more per agent than everything else together.
-pub(crate) fn ws_config() -> WebSocketConfig {
-    WebSocketConfig::default()
-        .read_buffer_size(4096)
-        .write_buffer_size(0)
-        .max_write_buffer_size(1 << 20)
-        .max_message_size(Some(MAX_MESSAGE))
-}
 
 enum SessionEnd {
     Stopped,
@@ -316,110 +258,8 @@ fn connect_error(err: &tungstenite::Error) -> String {
     }
 }
 
-/// The delay of a `ServerErrorResponse{UNAVAILABLE}` with `RetryInfo`, if `msg` is one.
-fn retry_info(msg: &ServerToAgent) -> Option<Duration> {
-    use otaas_opamp::proto::{ServerErrorResponseType, server_error_response::Details};
-    let err = msg.error_response.as_ref()?;
-    if err.r#type != ServerErrorResponseType::Unavailable as i32 {
-        return None;
-    }
-    match err.details.as_ref()? {
-        Details::RetryInfo(info) => Some(Duration::from_nanos(info.retry_after_nanoseconds)),
-    }
-}
-
-pub(crate) fn retry_after_header(headers: &http::HeaderMap) -> Option<Duration> {
-    let secs: u64 = headers
-        .get(http::header::RETRY_AFTER)?
-        .to_str()
-        .ok()?
-        .trim()
-        .parse()
-        .ok()?;
-    Some(Duration::from_secs(secs))
-}
-
-/// The outcome of one OpAMP HTTP request.
-pub(crate) enum Posted {
-    Reply(ServerToAgent),
-    Failed {
-        error: String,
-        auth: bool,
-        retry_after: Option<Duration>,
-    },
-}
-
 async fn post(target: &Target, msg: &AgentToServer) -> Posted {
     post_opamp(&target.http, &target.url, target.token.as_deref(), msg).await
-}
-
-/// POSTs one `AgentToServer` to an OpAMP HTTP endpoint (shared by fleet-sim and `otaas agent`).
-/// A refusal's delay comes from its `RetryInfo` if it has one, else from `Retry-After`.
-pub(crate) async fn post_opamp(
-    http: &reqwest::Client,
-    url: &str,
-    token: Option<&str>,
-    msg: &AgentToServer,
-) -> Posted {
-    let mut req = http
-        .post(url)
-        .header(
-            http::header::CONTENT_TYPE,
-            otaas_opamp::CONTENT_TYPE_PROTOBUF,
-        )
-        .body(msg.encode_to_vec());
-    if let Some(token) = token {
-        req = req.bearer_auth(token);
-    }
-    let resp = match req.send().await {
-        Ok(resp) => resp,
-        Err(err) => {
-            return Posted::Failed {
-                error: err.to_string(),
-                auth: false,
-                retry_after: None,
-            };
-        }
-    };
-    let status = resp.status();
-    if !status.is_success() {
-        let header = retry_after_header(resp.headers());
-        // A 503 from an OpAMP server may carry ServerErrorResponse{UNAVAILABLE, RetryInfo}: its
-        // delay is exact (the header only has whole seconds), so it wins.
-        let protobuf = resp
-            .headers()
-            .get(http::header::CONTENT_TYPE)
-            .is_some_and(|ct| ct.as_bytes() == otaas_opamp::CONTENT_TYPE_PROTOBUF.as_bytes());
-        let retry_info = if protobuf {
-            resp.bytes()
-                .await
-                .ok()
-                .and_then(|body| framing::decode_http::<ServerToAgent>(&body, MAX_MESSAGE).ok())
-                .and_then(|msg| retry_info(&msg))
-        } else {
-            None
-        };
-        return Posted::Failed {
-            error: format!("http status {status}"),
-            auth: status == reqwest::StatusCode::UNAUTHORIZED,
-            retry_after: retry_info.or(header),
-        };
-    }
-    match resp.bytes().await {
-        Ok(body) => match framing::decode_http::<ServerToAgent>(&body, MAX_MESSAGE) {
-            Ok(msg) => Posted::Reply(msg),
-            Err(err) => Posted::Failed {
-                error: err.to_string(),
-                auth: false,
-                retry_after: None,
-            },
-        },
-        Err(err) => Posted::Failed {
-            error: err.to_string(),
-            auth: false,
-            retry_after: None,
-        },
-    }
 }
 
 /// Runs one agent over plain HTTP polling until `stop`; returns its final state.

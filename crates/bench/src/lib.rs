@@ -20,8 +20,6 @@ mod terraform;
 use std::path::PathBuf;
 use std::time::Duration;
 
-pub use procs::raise_nofile_limit;
-
 use procs::{Database, PgDatabase};
 use report::Report;
 
@@ -261,7 +259,7 @@ impl Plan {
 
 /// Runs the selected benchmarks and prints the table (and writes `--out`).
 pub async fn run(args: BenchArgs) -> Result<(), BenchError> {
-    let nofile = raise_nofile_limit();
+    let nofile = procs::nofile_limit();
     let plan = Plan::from_args(&args)?;
     let tools = if plan.terraform || plan.handshake {
         Some(plan.tools(&args)?)

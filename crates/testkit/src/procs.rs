@@ -1,7 +1,5 @@
 //! Real processes for scenario tests: `otaas serve` on port 0 (or a given OpAMP address) and
-//! `otaas fleet-sim` with its JSON lines collected. Included with `#[path]` by the tests that
-//! need it, so the other test binaries don't carry it.
-#![allow(dead_code, unreachable_pub)]
+//! `otaas fleet-sim` with its JSON lines collected.
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
@@ -53,7 +51,7 @@ impl Serve {
     /// `otaas serve` with only the flags a test needs to find and drive it (addresses, admin
     /// token, a 2 s heartbeat) plus `extra`: otherwise the defaults a user gets.
     pub fn start_default(data_dir: &Path, opamp_listen: &str, extra: &[&str]) -> Self {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_otaas"))
+        let mut child = Command::new(crate::bin::otaas())
             .args([
                 "serve",
                 "--listen",
@@ -170,7 +168,7 @@ pub struct Sim {
 
 impl Sim {
     pub fn start(server_url: &str, args: &[&str]) -> Self {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_otaas"))
+        let mut child = Command::new(crate::bin::otaas())
             .args(["fleet-sim", "--server", server_url, "--control-stdin"])
             .args(args)
             .env("OTAAS_LOG", "warn")

@@ -17,9 +17,9 @@ use tokio::sync::{mpsc, watch};
 use tokio::time::{Instant, sleep_until};
 use tokio_util::sync::CancellationToken;
 
-use super::collector::{Collector, Running, Startup, error_text};
-use super::events::emit;
-use super::exporter_health::{ExportFailure, ExporterWatch, Failing};
+use crate::collector::{Collector, Running, Startup, error_text};
+use crate::events::emit;
+use crate::exporter_health::{ExportFailure, ExporterWatch, Failing};
 
 /// How long a collector gets to stop (SIGTERM) before it is killed.
 const STOP_GRACE: Duration = Duration::from_secs(10);

@@ -14,9 +14,10 @@ use otaas_opamp::proto::{
 };
 use otaas_opamp::{AgentCaps, InstanceUid, hash};
 
-use super::events::Events;
-use crate::render::check;
-use crate::render::components::ComponentTable;
+use otaas_collector::check;
+use otaas_collector::components::ComponentTable;
+
+use crate::events::Events;
 
 /// Capabilities every simulated agent declares: it behaves like a collector supervised over
 /// OpAMP (remote config, effective config, health, heartbeats, OpAMP connection settings for
@@ -42,7 +43,7 @@ pub(crate) struct Shared {
     /// Received configs by hash: every agent running one config shares one copy of it.
     pub(crate) configs: std::sync::Mutex<std::collections::HashMap<Bytes, AgentConfigMap>>,
     /// Simulated throughput for the own metrics (see `own_metrics.rs`).
-    pub(crate) rates: Arc<super::own_metrics::Rates>,
+    pub(crate) rates: Arc<crate::own_metrics::Rates>,
     /// The component table configs are checked against as a collector would at start-up;
     /// `None` (`--lenient`) accepts any config whose component types are not rejected.
     pub(crate) checker: Option<ComponentTable>,
@@ -443,10 +444,7 @@ mod tests {
             version: "test".to_owned(),
             events: Events::silent(),
             configs: Default::default(),
-            rates: Arc::new(super::super::own_metrics::Rates::new(
-                0,
-                Duration::from_secs(1),
-            )),
+            rates: Arc::new(crate::own_metrics::Rates::new(0, Duration::from_secs(1))),
             checker,
             verdicts: Default::default(),
         });

@@ -15,7 +15,7 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 use tokio::sync::{mpsc, watch};
 
-use super::exporter_health::{ExportFailure, parse_failure};
+use crate::exporter_health::{ExportFailure, parse_failure};
 
 /// How many stderr lines of a collector are kept for error reports.
 const KEEP_LINES: usize = 40;

@@ -200,7 +200,7 @@ impl Server {
             .prefix("otaas-bench-")
             .tempdir()
             .map_err(|e| BenchError::new("creating a data dir", e))?;
-        let admin_token = crate::auth::generate_token(TokenScope::Admin);
+        let admin_token = TokenScope::Admin.mint();
         let mut cmd = Command::new(exe);
         clean_env(&mut cmd);
         cmd.arg("serve")
@@ -497,16 +497,10 @@ pub(crate) async fn cpu_percent(pid: u32, window: Duration) -> Result<f64, Bench
     Ok(100.0 * used / start.elapsed().as_secs_f64())
 }
 
-/// Raises this process's soft open-files limit to its hard limit, so it (and the children that
-/// inherit it) can hold as many sockets as the machine allows; returns the limit in effect.
-pub fn raise_nofile_limit() -> Option<u64> {
-    use rustix::process::{Resource, getrlimit, setrlimit};
-    let mut limit = getrlimit(Resource::Nofile);
-    if limit.current != limit.maximum {
-        limit.current = limit.maximum;
-        let _ = setrlimit(Resource::Nofile, limit);
-    }
-    getrlimit(Resource::Nofile).current
+/// This process's soft open-files limit, which the servers and fleets it starts inherit (the
+/// `otaas` command raises it to the hard limit before any subcommand runs).
+pub(crate) fn nofile_limit() -> Option<u64> {
+    rustix::process::getrlimit(rustix::process::Resource::Nofile).current
 }
 
 #[cfg(test)]

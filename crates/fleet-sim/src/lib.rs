@@ -4,7 +4,7 @@
 //! Files: `agent.rs` (one agent's protocol state machine), `transport.rs` (WebSocket session
 //! and HTTP polling loops), `labels.rs` (`--labels` templates), `control.rs` (`--control-stdin`),
 //! `events.rs` (JSON-lines output). Each received config is checked as a collector would at
-//! start-up (`render::check`, with the built-in component table or `--components FILE`, a
+//! start-up (`otaas_collector::check`, with the built-in component table or `--components FILE`, a
 //! collector's `components` output) and reported FAILED with its message; `--lenient` skips that.
 //!
 //! Output (stdout, one JSON object per line, key `event`): `started`, per-agent `connected`,
@@ -17,7 +17,7 @@ mod control;
 mod events;
 mod labels;
 mod own_metrics;
-pub(crate) mod transport;
+mod transport;
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
@@ -32,19 +32,12 @@ use tokio_util::sync::CancellationToken;
 
 pub use labels::{LabelError, LabelTemplate};
 
-use crate::render::components::ComponentTable;
+use otaas_collector::components::ComponentTable;
+pub use otaas_opamp::client::Transport;
+use otaas_opamp::client::{ClientError, Target, endpoint, tls_client, wait_for_signal};
+
 use agent::{Shared, SimAgent};
 use events::Events;
-use transport::Target;
-
-/// OpAMP transport of the simulated agents.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum Transport {
-    /// WebSocket: the server pushes configs at once.
-    Ws,
-    /// Plain HTTP POST polling at the heartbeat interval.
-    Http,
-}
 
 /// `otaas fleet-sim` flags.
 #[derive(Debug, Clone, clap::Args)]
@@ -121,90 +114,13 @@ pub struct FleetSimArgs {
 pub enum FleetSimError {
     #[error("--labels: {0}")]
     Labels(#[from] LabelError),
-    #[error("--server {url:?}: {reason}")]
-    Server { url: String, reason: &'static str },
+    #[error(transparent)]
+    Client(#[from] ClientError),
     #[error("--components {path}: {reason}")]
     Components {
         path: std::path::PathBuf,
         reason: String,
     },
-    #[error("building the HTTP client: {0}")]
-    Http(#[from] reqwest::Error),
-    #[error("--ca-cert {path}: {reason}")]
-    Ca {
-        path: std::path::PathBuf,
-        reason: String,
-    },
-}
-
-/// TLS client settings from `--ca-cert`: the WebSocket connector and the PEM for reqwest.
-pub(crate) fn tls_client(
-    ca: Option<&std::path::Path>,
-) -> Result<
-    (
-        Option<tokio_tungstenite::Connector>,
-        Option<reqwest::Certificate>,
-    ),
-    FleetSimError,
-> {
-    // One process-wide provider, so library defaults never have to guess between two.
-    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
-    let Some(path) = ca else {
-        return Ok((None, None));
-    };
-    let err = |reason: String| FleetSimError::Ca {
-        path: path.to_path_buf(),
-        reason,
-    };
-    let pem = std::fs::read(path).map_err(|e| err(e.to_string()))?;
-    let mut roots = rustls::RootCertStore::empty();
-    use rustls::pki_types::pem::PemObject;
-    for cert in rustls::pki_types::CertificateDer::pem_slice_iter(&pem) {
-        roots
-            .add(cert.map_err(|e| err(e.to_string()))?)
-            .map_err(|e| err(e.to_string()))?;
-    }
-    if roots.is_empty() {
-        return Err(err("no certificate found".to_owned()));
-    }
-    let config = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
-        rustls::crypto::aws_lc_rs::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .map_err(|e| err(e.to_string()))?
-    .with_root_certificates(roots)
-    .with_no_client_auth();
-    let http = reqwest::Certificate::from_pem(&pem).map_err(|e| err(e.to_string()))?;
-    Ok((
-        Some(tokio_tungstenite::Connector::Rustls(Arc::new(config))),
-        Some(http),
-    ))
-}
-
-/// Normalises `--server` for the chosen transport (scheme and default path).
-pub(crate) fn endpoint(url: &str, transport: Transport) -> Result<String, FleetSimError> {
-    let bad = |reason| FleetSimError::Server {
-        url: url.to_owned(),
-        reason,
-    };
-    let (scheme, rest) = url.split_once("://").ok_or_else(|| bad("missing scheme"))?;
-    let tls = match scheme {
-        "http" | "ws" => false,
-        "https" | "wss" => true,
-        _ => return Err(bad("scheme must be http, https, ws or wss")),
-    };
-    let scheme = match (transport, tls) {
-        (Transport::Ws, false) => "ws",
-        (Transport::Ws, true) => "wss",
-        (Transport::Http, false) => "http",
-        (Transport::Http, true) => "https",
-    };
-    let rest = if rest.contains('/') {
-        rest.to_owned()
-    } else {
-        format!("{rest}{}", otaas_opamp::OPAMP_PATH)
-    };
-    Ok(format!("{scheme}://{rest}"))
 }
 
 fn uid_for(seed: Option<u64>, index: usize) -> InstanceUid {
@@ -235,7 +151,7 @@ pub async fn run(args: FleetSimArgs) -> Result<serde_json::Value, FleetSimError>
     let target = Arc::new(Target {
         url: url.clone(),
         token: args.token.clone(),
-        http: http.build()?,
+        http: http.build().map_err(ClientError::from)?,
         ws_tls,
     });
     let checker = match (&args.components, args.lenient) {
@@ -378,40 +294,9 @@ pub async fn run(args: FleetSimArgs) -> Result<serde_json::Value, FleetSimError>
     Ok(summary)
 }
 
-pub(crate) async fn wait_for_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        if let Ok(mut term) = signal(SignalKind::terminate()) {
-            tokio::select! {
-                _ = term.recv() => {}
-                _ = tokio::signal::ctrl_c() => {}
-            }
-            return;
-        }
-    }
-    let _ = tokio::signal::ctrl_c().await;
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn endpoint_follows_the_transport() {
-        assert_eq!(
-            endpoint("http://127.0.0.1:4320", Transport::Ws).unwrap(),
-            "ws://127.0.0.1:4320/v1/opamp"
-        );
-        assert_eq!(
-            endpoint("wss://h:1/x", Transport::Http).unwrap(),
-            "https://h:1/x"
-        );
-        assert!(matches!(
-            endpoint("ftp://h", Transport::Ws),
-            Err(FleetSimError::Server { .. })
-        ));
-    }
 
     #[test]
     fn seeded_uids_are_stable_and_distinct() {

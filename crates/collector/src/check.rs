@@ -17,7 +17,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use otaas_api::Signal;
 use serde_yaml::{Mapping, Value};
 
-use super::components::{ComponentTable, Kind, Support, type_of};
+use crate::components::{ComponentTable, Kind, Support, type_of};
 
 /// A config the collector would refuse, with a collector-like message.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

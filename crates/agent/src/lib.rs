@@ -81,7 +81,7 @@ pub enum AgentError {
         source: std::io::Error,
     },
     #[error(transparent)]
-    Target(#[from] crate::fleet_sim::FleetSimError),
+    Target(#[from] otaas_opamp::client::ClientError),
     #[error("building the HTTP client: {0}")]
     Http(#[from] reqwest::Error),
 }
@@ -137,7 +137,7 @@ pub async fn run(args: AgentArgs) -> Result<(), AgentError> {
     let collector = Collector::new(args.collector.clone());
     let build = collector.build_info().await?;
 
-    use crate::fleet_sim::{Transport, endpoint, tls_client};
+    use otaas_opamp::client::{Transport, endpoint, tls_client};
     let ws_url = endpoint(&args.server, Transport::Ws)?;
     let http_url = endpoint(&args.server, Transport::Http)?;
     let (ws_tls, http_ca) = tls_client(args.ca_cert.as_deref())?;
@@ -172,7 +172,7 @@ pub async fn run(args: AgentArgs) -> Result<(), AgentError> {
     {
         let stop = stop.clone();
         tokio::spawn(async move {
-            crate::fleet_sim::wait_for_signal().await;
+            otaas_opamp::client::wait_for_signal().await;
             stop.cancel();
         });
     }

@@ -9,7 +9,7 @@ use otaas_opamp::InstanceUid;
 use otaas_opamp::proto::RemoteConfigStatuses;
 use serde_json::{Value, json};
 
-use super::agent::SimAgent;
+use crate::agent::SimAgent;
 
 /// Counters shared by all agent tasks; read once for the summary.
 #[derive(Debug, Default)]

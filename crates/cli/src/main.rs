@@ -1,5 +1,9 @@
-//! The `otaas` binary: parses the command line and hands over to the library. To add a
-//! subcommand: a variant in `Command` and an arm in `main`.
+//! The `otaas` binary: parses the command line and hands over to the crate of each subcommand
+//! (`serve` and `token` to the control plane, `agent`, `fleet-sim` and `bench` to theirs). To add
+//! a subcommand: a variant in `Command` and an arm in `run`.
+//!
+//! `agent`, `fleet-sim` and `bench` are cargo features (all on by default):
+//! `cargo build -p otaas --no-default-features` builds a control-plane-only `otaas`.
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
@@ -27,14 +31,17 @@ enum Command {
     /// Print the version.
     Version,
     /// Simulated collectors speaking OpAMP to a server (JSON lines on stdout).
-    FleetSim(otaas_server::fleet_sim::FleetSimArgs),
+    #[cfg(feature = "fleet-sim")]
+    FleetSim(otaas_fleet_sim::FleetSimArgs),
     /// Run a real OpenTelemetry Collector under OpAMP control (JSON lines on stdout).
-    Agent(otaas_server::agent::AgentArgs),
+    #[cfg(feature = "agent")]
+    Agent(otaas_agent::AgentArgs),
     /// Check a collector config as a collector would at start-up (what `fleet-sim` runs on
     /// every config it receives); exits 1 with the collector-like message when refused.
-    CheckConfig(otaas_server::render::check::CheckConfigArgs),
+    CheckConfig(otaas_collector::check::CheckConfigArgs),
     /// Benchmarks on loopback (servers, simulated fleets, Terraform); prints a results table.
-    Bench(otaas_server::bench::BenchArgs),
+    #[cfg(feature = "bench")]
+    Bench(otaas_bench::BenchArgs),
     /// Print a shell completion script, e.g. `otaas completions bash > /etc/bash_completion.d/otaas`.
     Completions {
         /// bash, zsh, fish, elvish or powershell.
@@ -80,13 +87,24 @@ fn report(err: &anyhow::Error) -> String {
     msg
 }
 
+/// Raises the soft open-files limit to the hard limit, so this process (and the children that
+/// inherit it) can hold as many sockets as the machine allows.
+fn raise_nofile_limit() {
+    use rustix::process::{Resource, getrlimit, setrlimit};
+    let mut limit = getrlimit(Resource::Nofile);
+    if limit.current != limit.maximum {
+        limit.current = limit.maximum;
+        let _ = setrlimit(Resource::Nofile, limit);
+    }
+}
+
 #[tokio::main]
 async fn main() {
     let cli = Cli::parse();
     init_tracing();
     // A server or simulator with thousands of agents needs a socket each: use every file
     // descriptor the hard limit allows, not the 1024 a shell often gives by default.
-    otaas_server::bench::raise_nofile_limit();
+    raise_nofile_limit();
     if let Err(err) = run(cli).await {
         eprintln!("otaas: error: {}", report(&err));
         std::process::exit(1);
@@ -117,7 +135,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             eprintln!("otaas: token {} revoked", args.id.trim());
         }
         Command::CheckConfig(args) => {
-            otaas_server::render::check::check_config(&args).context("otaas check-config")?;
+            otaas_collector::check::check_config(&args).context("otaas check-config")?;
             println!("config ok");
         }
         Command::Version => println!("otaas {}", env!("CARGO_PKG_VERSION")),
@@ -134,18 +152,17 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 _ => {}
             }
         }
-        Command::Bench(args) => otaas_server::bench::run(args)
-            .await
-            .context("otaas bench")?,
+        #[cfg(feature = "bench")]
+        Command::Bench(args) => otaas_bench::run(args).await.context("otaas bench")?,
+        #[cfg(feature = "fleet-sim")]
         Command::FleetSim(args) => {
-            otaas_server::fleet_sim::run(args)
+            otaas_fleet_sim::run(args)
                 .await
                 .context("otaas fleet-sim")?;
         }
+        #[cfg(feature = "agent")]
         Command::Agent(args) => {
-            otaas_server::agent::run(args)
-                .await
-                .context("otaas agent")?;
+            otaas_agent::run(args).await.context("otaas agent")?;
         }
     }
     Ok(())

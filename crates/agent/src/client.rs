@@ -22,15 +22,14 @@ use tokio::time::{Instant, sleep_until};
 use tokio_tungstenite::tungstenite::{self, Message, client::IntoClientRequest};
 use tokio_util::sync::CancellationToken;
 
-use super::collector::BuildInfo;
-use super::events::emit;
-use super::supervisor::{ApplyState, Config, Health, Report};
-use crate::fleet_sim::transport::{
-    Backoff, Posted, pause, post_opamp, retry_after_header, ws_config,
+use otaas_opamp::client::{
+    Backoff, MAX_MESSAGE, Posted, pause, post_opamp, retry_after_header, ws_config,
 };
+use otaas_opamp::names::{CONFIG_CONTENT_TYPE, CONFIG_FILE_NAME};
 
-/// Largest server message accepted (a rendered config is far smaller).
-const MAX_MESSAGE: usize = 16 << 20;
+use crate::collector::BuildInfo;
+use crate::events::emit;
+use crate::supervisor::{ApplyState, Config, Health, Report};
 /// Heartbeat (and HTTP poll) interval until the server offers one: the protocol's default.
 const DEFAULT_HEARTBEAT: Duration = Duration::from_secs(30);
 
@@ -226,10 +225,10 @@ impl Session {
         });
         let effective = report.effective.as_ref().map(|yaml| AgentConfigMap {
             config_map: [(
-                crate::render::CONFIG_FILE_NAME.to_owned(),
+                CONFIG_FILE_NAME.to_owned(),
                 AgentConfigFile {
                     body: Bytes::copy_from_slice(yaml.as_bytes()),
-                    content_type: crate::render::CONFIG_CONTENT_TYPE.to_owned(),
+                    content_type: CONFIG_CONTENT_TYPE.to_owned(),
                 },
             )]
             .into(),
@@ -339,7 +338,7 @@ impl Session {
 
 /// The one YAML file of an offered config map (`collector.yaml`, or the only file).
 fn config_body(map: AgentConfigMap) -> Result<String, String> {
-    let file = match map.config_map.get(crate::render::CONFIG_FILE_NAME) {
+    let file = match map.config_map.get(CONFIG_FILE_NAME) {
         Some(f) => f.clone(),
         None if map.config_map.len() == 1 => {
             map.config_map.into_values().next().unwrap_or_default()
@@ -347,7 +346,7 @@ fn config_body(map: AgentConfigMap) -> Result<String, String> {
         None => {
             return Err(format!(
                 "expected one config file (or one named {:?}), got {}",
-                crate::render::CONFIG_FILE_NAME,
+                CONFIG_FILE_NAME,
                 map.config_map.len()
             ));
         }
@@ -752,9 +751,9 @@ mod tests {
     #[test]
     fn a_failing_exporter_makes_its_pipeline_and_the_agent_unhealthy() {
         // Given a running collector whose exporter fails to send logs (not metrics)
-        let mut watch = super::super::exporter_health::ExporterWatch::default();
+        let mut watch = crate::exporter_health::ExporterWatch::default();
         watch.record(
-            super::super::exporter_health::ExportFailure {
+            crate::exporter_health::ExportFailure {
                 component: "otlphttp/out".into(),
                 signal: Some("logs".into()),
                 error: "connection refused".into(),

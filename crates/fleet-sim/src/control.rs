@@ -14,7 +14,7 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-use super::labels::LabelTemplate;
+use crate::labels::LabelTemplate;
 
 /// Label overrides: per agent index, and one for every agent (`*`).
 #[derive(Debug, Default, Clone)]
@@ -76,7 +76,7 @@ pub(crate) fn channel() -> (watch::Sender<Arc<Overrides>>, impl Fn() -> Control)
 pub(crate) async fn read_stdin(
     tx: watch::Sender<Arc<Overrides>>,
     stop: CancellationToken,
-    rates: Arc<super::own_metrics::Rates>,
+    rates: Arc<crate::own_metrics::Rates>,
     emit: impl Fn(serde_json::Value),
 ) {
     let mut lines = BufReader::new(tokio::io::stdin()).lines();
