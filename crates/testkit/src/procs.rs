@@ -14,7 +14,8 @@ pub const ADMIN: &str = "scenario-admin-token";
 /// Every wait is bounded by this; passing it fails the test.
 pub const TIMEOUT: Duration = Duration::from_secs(90);
 
-fn collect_lines(read: impl std::io::Read + Send + 'static) -> Arc<Mutex<Vec<String>>> {
+/// Collects a child's output lines in the background.
+pub fn collect_lines(read: impl std::io::Read + Send + 'static) -> Arc<Mutex<Vec<String>>> {
     let lines = Arc::new(Mutex::new(Vec::new()));
     let sink = lines.clone();
     std::thread::spawn(move || {
@@ -34,41 +35,74 @@ pub struct Serve {
     pub stderr: Arc<Mutex<Vec<String>>>,
 }
 
-impl Serve {
-    /// A lab server: anonymous agents allowed, as these scenarios are about what agents and
-    /// the server do once connected. Pass `--require-agent-token` (the product's default) for
-    /// a server that wants tokens; [`Serve::start_default`] adds no flag at all.
-    pub fn start(data_dir: &Path, opamp_listen: &str, extra: &[&str]) -> Self {
-        let lab: &[&str] = if extra.contains(&"--require-agent-token") {
-            &[]
-        } else {
-            &["--allow-anonymous-agents"]
-        };
-        let extra: Vec<&str> = lab.iter().chain(extra).copied().collect();
-        Self::start_default(data_dir, opamp_listen, &extra)
+/// How to start an `otaas serve` (see [`Serve::builder`]).
+pub struct ServeBuilder {
+    data_dir: std::path::PathBuf,
+    opamp_listen: String,
+    admin: bool,
+    lab: bool,
+    heartbeat: bool,
+    args: Vec<String>,
+    env: Vec<(String, String)>,
+}
+
+impl ServeBuilder {
+    /// The OpAMP listen address (default `127.0.0.1:0`).
+    pub fn opamp_listen(mut self, addr: &str) -> Self {
+        self.opamp_listen = addr.to_owned();
+        self
     }
 
-    /// `otaas serve` with only the flags a test needs to find and drive it (addresses, admin
-    /// token, a 2 s heartbeat) plus `extra`: otherwise the defaults a user gets.
-    pub fn start_default(data_dir: &Path, opamp_listen: &str, extra: &[&str]) -> Self {
-        let mut child = Command::new(crate::bin::otaas())
-            .args([
-                "serve",
-                "--listen",
-                "127.0.0.1:0",
-                "--opamp-listen",
-                opamp_listen,
-            ])
-            .args(["--admin-token", ADMIN, "--opamp-heartbeat-seconds", "2"])
-            .args(extra)
+    /// No `--admin-token`: the server generates one into its data dir, as on a first start.
+    pub fn bootstrap_admin(mut self) -> Self {
+        self.admin = false;
+        self
+    }
+
+    /// The defaults a user gets: no `--allow-anonymous-agents`, no 2 s heartbeat.
+    pub fn defaults(mut self) -> Self {
+        self.lab = false;
+        self.heartbeat = false;
+        self
+    }
+
+    /// More flags for `otaas serve`.
+    pub fn args(mut self, args: &[&str]) -> Self {
+        self.args.extend(args.iter().map(|a| (*a).to_owned()));
+        self
+    }
+
+    /// An environment variable for the server.
+    pub fn env(mut self, key: &str, value: &str) -> Self {
+        self.env.push((key.to_owned(), value.to_owned()));
+        self
+    }
+
+    /// Starts the server and waits until both listeners are up.
+    pub fn start(self) -> Serve {
+        let mut cmd = Command::new(crate::bin::otaas());
+        cmd.args(["serve", "--listen", "127.0.0.1:0", "--opamp-listen"])
+            .arg(&self.opamp_listen);
+        if self.admin {
+            cmd.args(["--admin-token", ADMIN]);
+        }
+        if self.heartbeat {
+            cmd.args(["--opamp-heartbeat-seconds", "2"]);
+        }
+        // A lab server lets anonymous agents in, unless the test asks for the product's default.
+        if self.lab && !self.args.iter().any(|a| a == "--require-agent-token") {
+            cmd.arg("--allow-anonymous-agents");
+        }
+        cmd.args(&self.args)
             .arg("--data-dir")
-            .arg(data_dir)
+            .arg(&self.data_dir)
             .env_remove("OTAAS_DATABASE")
+            .env_remove("OTAAS_ADMIN_TOKEN")
             .env("OTAAS_LOG", "info")
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn otaas serve");
+            .stderr(Stdio::piped());
+        let mut child = cmd.spawn().expect("spawn otaas serve");
         let stderr = collect_lines(child.stderr.take().unwrap());
         let deadline = Instant::now() + TIMEOUT;
         loop {
@@ -85,7 +119,7 @@ impl Serve {
                 )
             };
             if let (Some(api), Some(opamp)) = (api, opamp) {
-                return Self {
+                return Serve {
                     child,
                     api,
                     opamp,
@@ -102,6 +136,47 @@ impl Serve {
             std::thread::sleep(Duration::from_millis(50));
         }
     }
+}
+
+impl Serve {
+    /// A server for `data_dir`: a lab server (anonymous agents allowed, a 2 s heartbeat, the
+    /// admin token [`ADMIN`]) unless told otherwise.
+    pub fn builder(data_dir: &Path) -> ServeBuilder {
+        ServeBuilder {
+            data_dir: data_dir.to_path_buf(),
+            opamp_listen: "127.0.0.1:0".to_owned(),
+            admin: true,
+            lab: true,
+            heartbeat: true,
+            args: Vec::new(),
+            env: Vec::new(),
+        }
+    }
+
+    /// A lab server: anonymous agents allowed, as these scenarios are about what agents and
+    /// the server do once connected. Pass `--require-agent-token` (the product's default) for
+    /// a server that wants tokens; [`Serve::start_default`] adds no flag at all.
+    pub fn start(data_dir: &Path, opamp_listen: &str, extra: &[&str]) -> Self {
+        Self::builder(data_dir)
+            .opamp_listen(opamp_listen)
+            .args(extra)
+            .start()
+    }
+
+    /// `otaas serve` with only the flags a test needs to find and drive it (addresses, admin
+    /// token, a 2 s heartbeat) plus `extra`: otherwise the defaults a user gets.
+    pub fn start_default(data_dir: &Path, opamp_listen: &str, extra: &[&str]) -> Self {
+        let mut b = Self::builder(data_dir)
+            .opamp_listen(opamp_listen)
+            .args(extra);
+        b.lab = false;
+        b.start()
+    }
+
+    /// A client with another token (a generated admin token, a read-only one, ...).
+    pub fn client_as(&self, token: &str) -> Client {
+        Client::new(ClientConfig::new(format!("http://{}", self.api), token)).unwrap()
+    }
 
     pub fn client(&self) -> Client {
         Client::new(ClientConfig::new(format!("http://{}", self.api), ADMIN)).unwrap()
@@ -111,13 +186,18 @@ impl Serve {
         format!("ws://{}", self.opamp)
     }
 
+    /// The OpAMP endpoint for the plain HTTP transport.
+    pub fn http_url(&self) -> String {
+        format!("http://{}/v1/opamp", self.opamp)
+    }
+
     pub fn log(&self) -> String {
         self.stderr.lock().unwrap().join("\n")
     }
 
     /// SIGTERM, then waits (bounded by [`TIMEOUT`]) for a clean exit: the last changes are
-    /// flushed to the store.
-    pub fn stop(mut self) {
+    /// flushed to the store. Returns the server's log.
+    pub fn stop(mut self) -> String {
         let status = Command::new("kill")
             .args(["-TERM", &self.child.id().to_string()])
             .status()
@@ -127,7 +207,14 @@ impl Serve {
         while Instant::now() < deadline {
             if let Some(status) = self.child.try_wait().unwrap() {
                 assert!(status.success(), "otaas exited with {status}");
-                return;
+                // The last lines may still be on their way through the pipe.
+                let deadline = Instant::now() + Duration::from_secs(5);
+                while !self.log().contains("otaas: stopped") && Instant::now() < deadline {
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                let log = self.log();
+                assert!(log.contains("otaas: stopped"), "unclean stop:\n{log}");
+                return log;
             }
             std::thread::sleep(Duration::from_millis(50));
         }
