@@ -20,7 +20,7 @@ pub async fn run(state: AppState) {
             _ = state.shutdown.cancelled() => return,
             _ = tick.tick() => {}
         }
-        match state.store.expire_token_grace().await {
+        match state.writer.expire_token_grace().await {
             Ok(written) => {
                 if written.value > 0 {
                     tracing::info!(

@@ -233,7 +233,7 @@ pub(super) async fn check(
             &pipelines,
             &endpoints,
             &bindings,
-            s.store.token_key(),
+            s.writer.token_key(),
         ) else {
             continue;
         };
