@@ -8,9 +8,10 @@
 //!   lease to expire.
 //! - Propagation: every local change event (`events.rs`) and every stored rollout decision is
 //!   sent as a `NOTIFY` on a channel named after the schema; each replica `LISTEN`s (the
-//!   store's [`Coordination`]) and feeds what others sent into its own event bus. Notifications sent while
-//!   a listener was disconnected are lost, so after every (re)connect — and every
-//!   [`RESYNC_EVERY`] as a safety net — the replica resynchronises from the database.
+//!   store's [`Coordination`]) and feeds what others sent into its own event bus.
+//!   Notifications sent while a listener was disconnected are lost, so after every
+//!   (re)connect — and every [`RESYNC_EVERY`] as a safety net — the replica resynchronises
+//!   from the database.
 //! - Driving: one replica at a time drives each group's rollout, the holder of the group's
 //!   session advisory lock. Every [`ELECT_EVERY`] each replica tries the locks of the groups it
 //!   does not drive (one round trip), so when the driver dies another takes over within about

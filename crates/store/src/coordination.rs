@@ -6,7 +6,8 @@ use async_trait::async_trait;
 
 use crate::StoreError;
 
-/// Replica coordination on the store's database; see [`Store::coordination`](crate::Store::coordination).
+/// Replica coordination on the store's database (see
+/// [`Store::coordination`](crate::Store::coordination)).
 #[async_trait]
 pub trait Coordination: Send + Sync {
     /// Names this installation within the database (the PostgreSQL schema), so installations

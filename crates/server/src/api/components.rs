@@ -227,7 +227,7 @@ pub(super) async fn check(
     let mut checked = Vec::new();
     let mut judged = 0;
     for group in groups.iter().filter(|g| affected.contains(&g.record.id)) {
-        // A config that does not render is refused by the store with its own error.
+        // A config that does not render is refused by the config writer with its own error.
         let Ok(rendered) = crate::render::render(
             group,
             &pipelines,

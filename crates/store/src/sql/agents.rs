@@ -29,8 +29,8 @@ pub(crate) async fn upsert<B: Db>(
         // "Disconnected" from one replica must not hide that another replica holds the agent
         // now (it reconnected there before this replica noticed).
         let text = format!(
-            "INSERT INTO agents (id, group_id, connected, last_seen, state, updated_at, replica_id) \
-             VALUES {} \
+            "INSERT INTO agents \
+             (id, group_id, connected, last_seen, state, updated_at, replica_id) VALUES {} \
              ON CONFLICT (id) DO UPDATE SET group_id = excluded.group_id, \
              connected = excluded.connected, last_seen = excluded.last_seen, \
              state = excluded.state, updated_at = excluded.updated_at, \
