@@ -15,7 +15,7 @@ use sqlx::{ConnectOptions, Connection, PgConnection};
 use crate::sql::{Db, DbRow, Sql, SqlStore, load_or_create_key};
 use crate::{Backend, Coordination, LockSession, Notices, StoreError, migrations};
 
-/// The PostgreSQL side of [`SqlStore`].
+/// The PostgreSQL side of the shared SQL store.
 #[derive(Debug)]
 pub struct PgDb;
 

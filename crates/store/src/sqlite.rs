@@ -11,13 +11,13 @@ use sqlx::sqlite::{
 use crate::sql::{Db, DbRow, Sql, SqlStore, load_or_create_key};
 use crate::{Backend, StoreError, migrations};
 
-/// The SQLite side of [`SqlStore`].
+/// The SQLite side of the shared SQL store.
 #[derive(Debug)]
 pub struct SqliteDb;
 
 /// A store on one SQLite file. One process owns the file; writes are serialised in-process
 /// (SQLite has a single writer anyway, and queueing in-process keeps the wait out of the
-/// pool), and every write transaction starts `BEGIN IMMEDIATE` (see [`Db::begin_write`]).
+/// pool), and every write transaction starts `BEGIN IMMEDIATE` (see `SqliteDb::begin_write`).
 pub type SqliteStore = SqlStore<SqliteDb>;
 
 impl Db for SqliteDb {

@@ -29,6 +29,7 @@ use chrono::{DateTime, Utc};
 use crate::{Backend, Coordination, ServerKey, StoreError};
 
 pub(crate) use server_key::load_or_create_key;
+pub(crate) use tx::SqlTx;
 
 /// A backend: the sqlx types behind it and the operations whose SQL or sqlx types differ.
 /// Everything else is written once against these.
@@ -204,8 +205,6 @@ pub struct SqlStore<B: Db> {
     pub(crate) write_lock: Arc<tokio::sync::Mutex<()>>,
     pub(crate) coordination: Option<Arc<dyn Coordination>>,
 }
-
-pub(crate) use tx::SqlTx;
 
 pub(crate) fn now_ms() -> i64 {
     Utc::now().timestamp_millis()
