@@ -7,7 +7,9 @@
 //! - [`state`]: [`state::AppState`], shared by every handler and background task.
 //! - [`api`]: the REST API router (`/api/v1`, `/healthz`, `/readyz`, `/metrics`).
 //! - [`auth`]: tokens (hashing, verification, bearer middleware, endpoint token derivation).
-//! - [`store`]: the `Store` trait and its SQLite and PostgreSQL backends.
+//! - [`store`]: the `Store` trait and its SQLite and PostgreSQL backends (crate `otaas-store`).
+//! - [`revisions`]: config writes — records, the groups they re-render and their revisions,
+//!   in one store transaction.
 //! - [`render`]: agent group → OpenTelemetry Collector YAML.
 //! - [`events`]: in-process change events (new group revisions, group changes).
 //! - [`cluster`]: several replicas on one PostgreSQL (`LISTEN/NOTIFY`, rollout locks, the
@@ -35,11 +37,12 @@ pub mod opamp;
 pub mod policy;
 pub mod refusals;
 pub mod render;
+pub mod revisions;
 pub mod rollout;
 pub mod secrets;
 pub mod serve;
 pub mod state;
-pub mod store;
+pub use otaas_store as store;
 pub mod tls;
 pub mod token_cmd;
 pub mod token_grace;

@@ -13,12 +13,15 @@ use crate::config::ServeConfig;
 use crate::events::Events;
 use crate::limits::{AuthFailures, RateLimiter};
 use crate::metrics::Metrics;
-use crate::store::{Store, Written};
+use crate::revisions::{ConfigWriter, Written};
+use crate::store::Store;
 
 /// Shared server state; cheap to clone.
 #[derive(Clone)]
 pub struct AppState {
     pub store: Arc<dyn Store>,
+    /// Config writes (records, re-rendered groups, revisions) through `store`.
+    pub writer: ConfigWriter,
     pub events: Events,
     pub config: Arc<ServeConfig>,
     pub metrics: Arc<Metrics>,
@@ -40,7 +43,7 @@ pub struct AppState {
     pub insights: Arc<crate::insights::Insights>,
     /// This replica among the others sharing the database (see `cluster.rs`); alone on SQLite.
     pub cluster: Arc<crate::cluster::Cluster>,
-    /// The operator's config policy (`--deny-components`, `--deny-paths`, ...); the store
+    /// The operator's config policy (`--deny-components`, `--deny-paths`, ...); `writer`
     /// renders with the same one.
     pub policy: Arc<crate::policy::ConfigPolicy>,
 }
@@ -66,10 +69,10 @@ impl AppState {
             config.api_rate_burst,
         ));
         let auth_failures = Arc::new(AuthFailures::new(config.auth_failure_limit));
-        let policy = config.policy.policy();
-        store.set_config_policy(policy.clone());
+        let policy = Arc::new(config.policy.policy());
         Self {
-            policy: Arc::new(policy),
+            writer: ConfigWriter::new(store.clone(), policy.clone()),
+            policy,
             store,
             events: Events::default(),
             config: Arc::new(config),

@@ -1,7 +1,7 @@
 //! Ends endpoint token grace periods on time: after a `token_version` bump the previous token
 //! is rendered until its grace is over (the deadline is in the store, so it survives a
-//! restart); this task notices the deadline, has the store drop the old token and re-render
-//! the affected groups, and announces the new revisions like any write would.
+//! restart); this task notices the deadline, has the config writer drop the old token and
+//! re-render the affected groups, and announces the new revisions like any write would.
 
 use std::time::Duration;
 
@@ -20,7 +20,7 @@ pub async fn run(state: AppState) {
             _ = state.shutdown.cancelled() => return,
             _ = tick.tick() => {}
         }
-        match state.store.expire_token_grace().await {
+        match state.writer.expire_token_grace().await {
             Ok(written) => {
                 if written.value > 0 {
                     tracing::info!(

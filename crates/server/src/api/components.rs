@@ -227,13 +227,13 @@ pub(super) async fn check(
     let mut checked = Vec::new();
     let mut judged = 0;
     for group in groups.iter().filter(|g| affected.contains(&g.record.id)) {
-        // A config that does not render is refused by the store with its own error.
+        // A config that does not render is refused by the config writer with its own error.
         let Ok(rendered) = crate::render::render(
             group,
             &pipelines,
             &endpoints,
             &bindings,
-            s.store.token_key(),
+            s.writer.token_key(),
         ) else {
             continue;
         };

@@ -785,7 +785,7 @@ mod tests {
         let state = AppState::new(store, ServeConfig::for_data_dir(dir.path()));
         // Given a group the engine runs
         let pipeline = state
-            .store
+            .writer
             .create_pipeline(PipelineSpec {
                 secrets: Default::default(),
                 keep_secrets: false,
@@ -804,7 +804,7 @@ mod tests {
             .value;
         // The group needs a complete pipeline: a receiver above, an exporter here.
         state
-            .store
+            .writer
             .create_binding(otaas_api::ExporterBindingSpec {
                 secrets: Default::default(),
                 keep_secrets: false,
@@ -824,7 +824,7 @@ mod tests {
             .await
             .unwrap();
         let group = state
-            .store
+            .writer
             .create_group(AgentGroupSpec {
                 name: "g".into(),
                 selector: [("env".to_owned(), "x".to_owned())].into(),
@@ -840,7 +840,7 @@ mod tests {
         // When the group and its latest revision were read, and then the group is deleted
         let read = state.store.get_group(id).await.unwrap();
         let latest = state.store.group_revision(id, None).await.unwrap();
-        state.store.delete_group(id).await.unwrap();
+        state.writer.delete_group(id).await.unwrap();
         // Then syncing from those reads is no error, and the group's rollout is forgotten
         sync_to(&state, id, &read, &latest).await.unwrap();
         assert!(!state.rollouts.runs.lock().await.contains_key(&id));
