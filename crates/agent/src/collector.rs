@@ -95,7 +95,7 @@ pub struct Collector {
 /// read which exporter fails (`exporter_health.rs`).
 pub fn config_args(path: &Path, yaml: &str) -> Vec<String> {
     let mut args = vec![format!("--config=file:{}", path.display())];
-    let doc = serde_yaml::from_str::<serde_yaml::Value>(yaml).ok();
+    let doc = serde_norway::from_str::<serde_norway::Value>(yaml).ok();
     let telemetry = doc
         .as_ref()
         .and_then(|d| d.get("service")?.get("telemetry"));
@@ -344,7 +344,7 @@ struct ComponentEntry {
     module: String,
     /// Signal → level (extensions have a single `extension` key); any other shape is ignored.
     #[serde(default)]
-    stability: serde_yaml::Value,
+    stability: serde_norway::Value,
 }
 
 /// What `components` says, per kind and type: the providing module and, where listed, the
@@ -357,19 +357,19 @@ pub struct Components {
 
 /// The YAML `components` prints: a list of `{name, module, stability}` per kind.
 pub fn parse_components(out: &[u8]) -> Result<Components, String> {
-    let doc: serde_yaml::Value = serde_yaml::from_slice(out).map_err(|e| e.to_string())?;
+    let doc: serde_norway::Value = serde_norway::from_slice(out).map_err(|e| e.to_string())?;
     let mut all = Components::default();
     for kind in KINDS {
         let entries: Vec<ComponentEntry> = match doc.get(kind) {
-            None | Some(serde_yaml::Value::Null) => Vec::new(),
-            Some(v) => serde_yaml::from_value(v.clone()).map_err(|e| format!("{kind}: {e}"))?,
+            None | Some(serde_norway::Value::Null) => Vec::new(),
+            Some(v) => serde_norway::from_value(v.clone()).map_err(|e| format!("{kind}: {e}"))?,
         };
         let mut modules = BTreeMap::new();
         let mut stability = BTreeMap::new();
         for e in entries {
             // Only a signal → level map says anything per signal; anything else (an
             // extension's single level, nothing at all) leaves the type without a record.
-            if let serde_yaml::Value::Mapping(map) = &e.stability {
+            if let serde_norway::Value::Mapping(map) = &e.stability {
                 let levels: BTreeMap<String, String> = map
                     .iter()
                     .filter_map(|(k, v)| Some((k.as_str()?.to_owned(), v.as_str()?.to_owned())))

@@ -118,7 +118,7 @@ pub fn write_atomic(path: &Path, body: &[u8]) -> std::io::Result<()> {
 
 /// Pipelines named in a config's `service.pipelines`.
 pub fn pipelines_of(yaml: &str) -> Vec<String> {
-    serde_yaml::from_str::<serde_yaml::Value>(yaml)
+    serde_norway::from_str::<serde_norway::Value>(yaml)
         .ok()
         .and_then(|doc| {
             let map = doc.get("service")?.get("pipelines")?.as_mapping()?.clone();
@@ -133,7 +133,7 @@ pub fn pipelines_of(yaml: &str) -> Vec<String> {
 
 /// Pipeline → the exporters listed in it, from a config's `service.pipelines`.
 pub fn exporters_of(yaml: &str) -> BTreeMap<String, Vec<String>> {
-    let Ok(doc) = serde_yaml::from_str::<serde_yaml::Value>(yaml) else {
+    let Ok(doc) = serde_norway::from_str::<serde_norway::Value>(yaml) else {
         return BTreeMap::new();
     };
     let Some(pipelines) = doc

@@ -10,10 +10,11 @@ use otaas_api::{DestinationSpec, PipelineSpec, ProcessorSpec, Signal};
 use serde_json::json;
 use tokio::process::Command;
 
-use super::fleet::{self, BenchGroup, PushResult};
-use super::procs::{self, Child, Database, Fleet, Server, Transport};
-use super::terraform::median;
-use super::{BenchError, Plan};
+use crate::error::BenchError;
+use crate::fleet::{self, BenchGroup, PushResult};
+use crate::plan::Plan;
+use crate::procs::{self, Child, Database, Fleet, Server, Transport};
+use crate::terraform::median;
 
 /// The collector figure: median push times of the real collector and of the simulated agent.
 #[derive(Clone, Debug)]

@@ -13,8 +13,9 @@ use otaas_api::{
 };
 use serde_json::json;
 
-use super::procs::{self, Database, Fleet, FleetSpec, Server, ServerOptions, TlsFiles, Transport};
-use super::{BenchError, Plan};
+use crate::error::BenchError;
+use crate::plan::Plan;
+use crate::procs::{self, Database, Fleet, FleetSpec, Server, ServerOptions, TlsFiles, Transport};
 
 /// A pipeline and the all-at-once group over `bench=<label>` using it.
 pub(crate) struct BenchGroup {

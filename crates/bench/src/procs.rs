@@ -15,7 +15,7 @@ use otaas_api::{Client, ClientConfig, TokenCreate, TokenScope};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::Command;
 
-use super::BenchError;
+use crate::error::BenchError;
 
 /// Lines of a child's stderr kept for error messages.
 const KEEP_LINES: usize = 20;

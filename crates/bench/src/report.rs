@@ -8,10 +8,10 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
-use super::collector::CollectorResult;
-use super::fleet::{FleetResults, PushResult};
-use super::terraform::{Requests, TfTimes};
-use super::{Backend, Plan};
+use crate::collector::CollectorResult;
+use crate::fleet::{FleetResults, PushResult};
+use crate::plan::{Backend, Plan};
+use crate::terraform::{Requests, TfTimes};
 
 /// The issue's targets (2-core machine, both backends).
 const RSS_PER_AGENT_MAX: f64 = 16.0 * 1024.0;
@@ -417,7 +417,7 @@ impl Report {
              connections per source address) is off, because every simulated agent comes from \
              127.0.0.1. The fleets connect at {rate} new agents per second in all, under the \
              admission rate.",
-            rate = super::procs::FLEET_CONNECT_RATE,
+            rate = crate::procs::FLEET_CONNECT_RATE,
             hb = p.heartbeat_seconds
         );
         let _ = writeln!(

@@ -13,8 +13,9 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::Command;
 
-use super::BenchError;
-use super::procs::{Server, cpu_seconds, ended_children_cpu_seconds};
+use crate::error::BenchError;
+use crate::plan::{BenchArgs, Plan};
+use crate::procs::{Server, cpu_seconds, ended_children_cpu_seconds};
 
 /// The version the provider is mirrored as.
 const OTAAS_VERSION: &str = "0.1.0";
@@ -534,6 +535,47 @@ fn median_f64(v: &mut [f64]) -> Option<f64> {
 pub(crate) fn median(v: &mut [Duration]) -> Duration {
     v.sort();
     v.get(v.len() / 2).copied().unwrap_or_default()
+}
+
+/// The Terraform binaries the terraform and handshake benchmarks run, from the flags.
+pub(crate) fn tools(plan: &Plan, args: &BenchArgs) -> Result<Tools, BenchError> {
+    let missing = |flag: &str, env: &str| {
+        BenchError::msg(format!(
+            "{flag} (or {env}) is needed for the terraform and handshake benchmarks; \
+             scripts/setup.sh installs the tools and writes .tools/env.sh (or use --only)"
+        ))
+    };
+    let terraform = args
+        .terraform
+        .clone()
+        .ok_or_else(|| missing("--terraform", "OTAAS_TERRAFORM"))?;
+    let null_provider = args
+        .null_provider
+        .clone()
+        .ok_or_else(|| missing("--null-provider", "OTAAS_NULL_PROVIDER"))?;
+    let provider = args.provider.clone().unwrap_or_else(|| {
+        plan.exe
+            .parent()
+            .map(|d| d.join("terraform-provider-otaas"))
+            .unwrap_or_default()
+    });
+    for (what, path) in [
+        ("--terraform", &terraform),
+        ("--null-provider", &null_provider),
+        ("--provider", &provider),
+    ] {
+        if !path.is_file() {
+            return Err(BenchError::msg(format!(
+                "{what} {}: no such file (build the provider with `cargo build --release`)",
+                path.display()
+            )));
+        }
+    }
+    Ok(Tools {
+        terraform,
+        null_provider,
+        provider,
+    })
 }
 
 #[cfg(test)]

@@ -15,7 +15,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use otaas_api::Signal;
-use serde_yaml::{Mapping, Value};
+use serde_norway::{Mapping, Value};
 
 use crate::components::{ComponentTable, Kind, Support, type_of};
 
@@ -161,7 +161,7 @@ struct Pipeline {
 
 /// Checks `yaml` as a collector with the components of `table` would at start-up.
 pub fn check(yaml: &str, table: &ComponentTable) -> Result<(), CheckError> {
-    let doc: Value = match serde_yaml::from_str(yaml) {
+    let doc: Value = match serde_norway::from_str(yaml) {
         Ok(v) => v,
         Err(e) => return fail(format!("cannot retrieve the configuration: {e}")),
     };

@@ -78,8 +78,8 @@ impl ComponentTable {
     /// A signal counts as supported unless its stability is `Undefined`. The result is closed:
     /// types it does not list are unknown, as they are to that collector.
     pub fn from_components_yaml(yaml: &str) -> Result<ComponentTable, TableError> {
-        let doc: serde_yaml::Value =
-            serde_yaml::from_str(yaml).map_err(|e| TableError::Yaml(e.to_string()))?;
+        let doc: serde_norway::Value =
+            serde_norway::from_str(yaml).map_err(|e| TableError::Yaml(e.to_string()))?;
         if !doc.is_mapping() {
             return Err(TableError::Shape("the document is not a map".into()));
         }
@@ -87,7 +87,7 @@ impl ComponentTable {
             closed: true,
             ..ComponentTable::default()
         };
-        let list = |section: &str| -> Result<Vec<(String, serde_yaml::Mapping)>, TableError> {
+        let list = |section: &str| -> Result<Vec<(String, serde_norway::Mapping)>, TableError> {
             let Some(v) = doc.get(section) else {
                 return Ok(Vec::new());
             };
@@ -101,20 +101,20 @@ impl ComponentTable {
             for item in seq {
                 let name = item
                     .get("name")
-                    .and_then(serde_yaml::Value::as_str)
+                    .and_then(serde_norway::Value::as_str)
                     .ok_or_else(|| {
                         TableError::Shape(format!("an entry of {section} has no name"))
                     })?;
                 let stability = item
                     .get("stability")
-                    .and_then(serde_yaml::Value::as_mapping)
+                    .and_then(serde_norway::Value::as_mapping)
                     .cloned()
                     .unwrap_or_default();
                 out.push((name.to_string(), stability));
             }
             Ok(out)
         };
-        let supported = |level: &serde_yaml::Value| {
+        let supported = |level: &serde_norway::Value| {
             level
                 .as_str()
                 .is_some_and(|l| !l.eq_ignore_ascii_case("undefined"))

@@ -17,7 +17,7 @@ use otaas_opamp::{AgentCaps, InstanceUid, hash};
 use otaas_collector::check;
 use otaas_collector::components::ComponentTable;
 
-use crate::events::Events;
+use crate::events::{Events, Subject};
 
 /// Capabilities every simulated agent declares: it behaves like a collector supervised over
 /// OpAMP (remote config, effective config, health, heartbeats, OpAMP connection settings for
@@ -397,7 +397,7 @@ fn check_components(
 ) -> Result<Vec<String>, String> {
     let mut pipelines = Vec::new();
     for (name, file) in &config.config_map {
-        let doc: serde_yaml::Value = serde_yaml::from_slice(&file.body)
+        let doc: serde_norway::Value = serde_norway::from_slice(&file.body)
             .map_err(|err| format!("config file {name:?} is not valid YAML: {err}"))?;
         for (section, kind) in [
             ("receivers", "receiver"),
@@ -427,6 +427,18 @@ fn check_components(
         }
     }
     Ok(pipelines)
+}
+
+impl Subject for SimAgent {
+    fn index(&self) -> usize {
+        self.index
+    }
+    fn uid(&self) -> InstanceUid {
+        self.uid
+    }
+    fn labels(&self) -> &BTreeMap<String, String> {
+        &self.labels
+    }
 }
 
 #[cfg(test)]

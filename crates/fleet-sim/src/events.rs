@@ -9,8 +9,6 @@ use otaas_opamp::InstanceUid;
 use otaas_opamp::proto::RemoteConfigStatuses;
 use serde_json::{Value, json};
 
-use crate::agent::SimAgent;
-
 /// Counters shared by all agent tasks; read once for the summary.
 #[derive(Debug, Default)]
 pub(crate) struct Counters {
@@ -22,6 +20,13 @@ pub(crate) struct Counters {
     pub(crate) full_state_requests: AtomicU64,
     pub(crate) new_uids: AtomicU64,
     pub(crate) server_errors: AtomicU64,
+}
+
+/// The agent an event is about (the simulator's `SimAgent`; events sit below it).
+pub(crate) trait Subject {
+    fn index(&self) -> usize;
+    fn uid(&self) -> InstanceUid;
+    fn labels(&self) -> &std::collections::BTreeMap<String, String>;
 }
 
 /// Where events go. `quiet` keeps per-agent events off stdout (counters still count).
@@ -60,17 +65,17 @@ impl Events {
         let _ = out.flush();
     }
 
-    fn agent_event(&self, agent: &SimAgent, event: &str, mut fields: Value) {
+    fn agent_event(&self, agent: &impl Subject, event: &str, mut fields: Value) {
         if self.quiet {
             return;
         }
         fields["event"] = json!(event);
-        fields["agent"] = json!(agent.index);
-        fields["uid"] = json!(agent.uid.to_string());
+        fields["agent"] = json!(agent.index());
+        fields["uid"] = json!(agent.uid().to_string());
         self.emit(fields);
     }
 
-    pub(crate) fn connected(&self, agent: &SimAgent, transport: &str, reconnect: bool) {
+    pub(crate) fn connected(&self, agent: &impl Subject, transport: &str, reconnect: bool) {
         self.counters.connects.fetch_add(1, Ordering::Relaxed);
         if reconnect {
             self.counters.reconnects.fetch_add(1, Ordering::Relaxed);
@@ -82,7 +87,7 @@ impl Events {
         );
     }
 
-    pub(crate) fn disconnected(&self, agent: &SimAgent, reason: &str) {
+    pub(crate) fn disconnected(&self, agent: &impl Subject, reason: &str) {
         self.agent_event(agent, "disconnected", json!({"reason": reason}));
     }
 
@@ -90,7 +95,7 @@ impl Events {
     /// (`Retry-After`, or `RetryInfo` in an HTTP 503 body), which the agent waits.
     pub(crate) fn connect_failed(
         &self,
-        agent: &SimAgent,
+        agent: &impl Subject,
         error: &str,
         auth: bool,
         retry_after: Option<Duration>,
@@ -111,7 +116,7 @@ impl Events {
 
     pub(crate) fn config(
         &self,
-        agent: &SimAgent,
+        agent: &impl Subject,
         hash: &str,
         status: RemoteConfigStatuses,
         error: &str,
@@ -126,21 +131,21 @@ impl Events {
         );
     }
 
-    pub(crate) fn full_state_requested(&self, agent: &SimAgent) {
+    pub(crate) fn full_state_requested(&self, agent: &impl Subject) {
         self.counters
             .full_state_requests
             .fetch_add(1, Ordering::Relaxed);
         self.agent_event(agent, "full_state_requested", json!({}));
     }
 
-    pub(crate) fn new_uid(&self, agent: &SimAgent, uid: InstanceUid) {
+    pub(crate) fn new_uid(&self, agent: &impl Subject, uid: InstanceUid) {
         self.counters.new_uids.fetch_add(1, Ordering::Relaxed);
         self.agent_event(agent, "new_uid", json!({"new_uid": uid.to_string()}));
     }
 
     pub(crate) fn server_error(
         &self,
-        agent: &SimAgent,
+        agent: &impl Subject,
         message: &str,
         kind: i32,
         retry: Option<Duration>,
@@ -158,11 +163,11 @@ impl Events {
         );
     }
 
-    pub(crate) fn protocol_error(&self, agent: &SimAgent, error: &str) {
+    pub(crate) fn protocol_error(&self, agent: &impl Subject, error: &str) {
         self.agent_event(agent, "protocol_error", json!({"error": error}));
     }
 
-    pub(crate) fn labels_changed(&self, agent: &SimAgent) {
-        self.agent_event(agent, "labels_changed", json!({"labels": agent.labels}));
+    pub(crate) fn labels_changed(&self, agent: &impl Subject) {
+        self.agent_event(agent, "labels_changed", json!({"labels": agent.labels()}));
     }
 }
