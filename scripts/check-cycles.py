@@ -75,7 +75,8 @@ def expand_use(body):
     return rec("", body)
 
 
-def resolve(path, here, mods, children):
+def resolve(path, here, mods, children, reexports, depth=0):
+    """The module defining what `path` names, seen from module `here` (None: not ours)."""
     parts = path.split("::")
     if parts[0] == "crate":
         base, rest = (), parts[1:]
@@ -89,12 +90,52 @@ def resolve(path, here, mods, children):
         base, rest = here, parts
     else:
         return None
-    best = base if base in mods else None
+    best, used = (base, 0) if base in mods else (None, 0)
     for i in range(1, len(rest) + 1):
         cand = base + tuple(rest[:i])
         if cand in mods:
-            best = cand
+            best, used = cand, i
+    if best is None:
+        return None
+    # An item re-exported by `pub use` belongs to the module that defines it.
+    item = rest[used] if used < len(rest) else None
+    target = reexports.get((best, item)) if item else None
+    if target is not None and depth < 8:
+        found = resolve(target, best, mods, children_of(best, mods), reexports, depth + 1)
+        if found is not None:
+            return found
     return best
+
+
+_CHILDREN = {}
+
+
+def children_of(module, mods):
+    key = (id(mods), module)
+    if key not in _CHILDREN:
+        f = mods.get(module)
+        text = strip(f.read_text()) if f else ""
+        _CHILDREN[key] = set(MOD_RE.findall(text)) | set(INLINE_MOD_RE.findall(text))
+    return _CHILDREN[key]
+
+
+PUB_USE_RE = re.compile(r"\bpub(?:\([a-z]+\))?\s+use\s+([^;]+);", re.S)
+
+
+def reexports_of(mods):
+    """(module, name) -> the path it re-exports, for every `pub use` with explicit names."""
+    out = {}
+    for here, f in mods.items():
+        if f is None:
+            continue
+        for body in PUB_USE_RE.findall(strip(f.read_text())):
+            for full in expand_use(body):
+                name = full.rsplit("::", 1)[-1]
+                if " as " in full or "as" in name.split():
+                    full, name = [x.strip() for x in re.split(r"\bas\b", full)]
+                if name not in ("*", "self"):
+                    out[(here, name)] = full
+    return out
 
 
 def crate_cycles(crate):
@@ -107,6 +148,7 @@ def crate_cycles(crate):
         for inline in INLINE_MOD_RE.findall(strip(f.read_text())):
             mods.setdefault(here + (inline,), None)
     edges = {m: set() for m in mods}
+    reexports = reexports_of(mods)
     for here, f in mods.items():
         if f is None:
             continue
@@ -116,7 +158,7 @@ def crate_cycles(crate):
         for body in USE_GROUP_RE.findall(text):
             paths += expand_use(body)
         for p in paths:
-            target = resolve(p.strip(), here, mods, children)
+            target = resolve(p.strip(), here, mods, children, reexports)
             if target is not None and target != here:
                 edges[here].add(target)
     return sccs(edges)
