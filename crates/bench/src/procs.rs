@@ -228,9 +228,11 @@ impl Server {
             while api.is_none() || opamp.is_none() {
                 match lines.next_line().await {
                     Ok(Some(line)) => {
-                        if let Some(addr) = line.strip_prefix("otaas: api listening on ") {
+                        if let Some(addr) = line.strip_prefix(otaas_testkit::procs::API_LINE) {
                             api = Some(addr.trim().to_owned());
-                        } else if let Some(addr) = line.strip_prefix("otaas: opamp listening on ") {
+                        } else if let Some(addr) =
+                            line.strip_prefix(otaas_testkit::procs::OPAMP_LINE)
+                        {
                             opamp = Some(addr.trim().to_owned());
                         }
                         remember(&child.tail, line);
@@ -370,18 +372,6 @@ pub(crate) struct PgDatabase {
     pub(crate) url: String,
 }
 
-/// `base` with its database name replaced (query parameters kept).
-pub(crate) fn with_database(base: &str, database: &str) -> String {
-    let (url, query) = base
-        .split_once('?')
-        .map_or((base, None), |(u, q)| (u, Some(q)));
-    let server = url.rsplit_once('/').map_or(url, |(server, _)| server);
-    match query {
-        Some(query) => format!("{server}/{database}?{query}"),
-        None => format!("{server}/{database}"),
-    }
-}
-
 impl PgDatabase {
     /// Creates `otaas_bench_<pid>_<n>` on the server of `admin_url`.
     pub(crate) async fn create(admin_url: &str, n: u32) -> Result<Self, BenchError> {
@@ -400,7 +390,7 @@ impl PgDatabase {
         let _ = conn.close().await;
         Ok(Self {
             admin_url: admin_url.to_owned(),
-            url: with_database(admin_url, &name),
+            url: otaas_testkit::pg::with_database(admin_url, &name),
             name,
         })
     }
@@ -528,11 +518,7 @@ mod tests {
     }
 
     #[test]
-    fn database_names_and_passwords() {
-        assert_eq!(
-            with_database("postgres://u@h:5432/test?sslmode=disable", "b1"),
-            "postgres://u@h:5432/b1?sslmode=disable"
-        );
+    fn passwords_are_redacted() {
         assert_eq!(
             redact_url("postgres://u:secret@h/db"),
             "postgres://u:***@h/db"

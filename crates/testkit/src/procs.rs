@@ -10,6 +10,11 @@ use std::time::{Duration, Instant};
 use otaas_api::{Client, ClientConfig};
 use serde_json::Value;
 
+/// What `otaas serve` prints on stderr once its REST listener is up, followed by the address.
+pub const API_LINE: &str = "otaas: api listening on ";
+/// The same for the OpAMP listener.
+pub const OPAMP_LINE: &str = "otaas: opamp listening on ";
+
 pub const ADMIN: &str = "scenario-admin-token";
 /// Every wait is bounded by this; passing it fails the test.
 pub const TIMEOUT: Duration = Duration::from_secs(90);
@@ -113,10 +118,7 @@ impl ServeBuilder {
                         .iter()
                         .find_map(|l| l.strip_prefix(p).map(str::to_owned))
                 };
-                (
-                    find("otaas: api listening on "),
-                    find("otaas: opamp listening on "),
-                )
+                (find(API_LINE), find(OPAMP_LINE))
             };
             if let (Some(api), Some(opamp)) = (api, opamp) {
                 return Serve {
