@@ -446,27 +446,12 @@ pub(crate) async fn measure_otaas(
     ws.measure(tools, &otaas_config(n), Some(server)).await
 }
 
-/// A client certificate as go-plugin makes one for AutoMTLS (ECDSA P-521, self-signed): what
-/// Terraform hands every provider it starts, so both providers do their TLS set-up as in real
-/// use.
-fn client_cert_pem() -> Result<String, BenchError> {
-    use rcgen::{CertificateParams, DnType, KeyPair};
-    let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P521_SHA512)
-        .map_err(|e| BenchError::new("generating the plugin client key", e))?;
-    let mut params = CertificateParams::new(vec!["localhost".to_owned()])
-        .map_err(|e| BenchError::new("plugin client certificate", e))?;
-    params
-        .distinguished_name
-        .push(DnType::CommonName, "localhost");
-    params
-        .distinguished_name
-        .push(DnType::OrganizationName, "HashiCorp");
-    params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-    let cert = params
-        .self_signed(&key)
-        .map_err(|e| BenchError::new("signing the plugin client certificate", e))?;
-    Ok(cert.pem())
-}
+/// A client certificate as go-plugin makes one for AutoMTLS (ECDSA P-521, self-signed, CA:TRUE):
+/// what Terraform hands every provider it starts, so both providers do their TLS set-up as in
+/// real use. A provider only parses and pins it before its handshake line, so one fixed
+/// certificate serves every start; it is a fixture because ring, the workspace's crypto backend,
+/// cannot make P-521 keys (the same as tests/fixtures/terraform_client_p521.crt).
+const CLIENT_CERT_PEM: &str = include_str!("terraform_client_p521.crt");
 
 /// Starts `binary` as Terraform does and returns the time until its handshake line.
 async fn one_handshake(binary: &Path, cert: &str, sockets: &Path) -> Result<Duration, BenchError> {
@@ -511,17 +496,17 @@ pub(crate) async fn handshakes(
     tools: &Tools,
     reps: usize,
 ) -> Result<(Duration, Duration), BenchError> {
-    let cert = client_cert_pem()?;
+    let cert = CLIENT_CERT_PEM;
     let sockets = tempfile::Builder::new()
         .prefix("otaas-bench-plugin-")
         .tempdir()
         .map_err(|e| BenchError::new("creating a socket dir", e))?;
-    one_handshake(&tools.provider, &cert, sockets.path()).await?;
-    one_handshake(&tools.null_provider, &cert, sockets.path()).await?;
+    one_handshake(&tools.provider, cert, sockets.path()).await?;
+    one_handshake(&tools.null_provider, cert, sockets.path()).await?;
     let (mut ours, mut null) = (Vec::new(), Vec::new());
     for _ in 0..reps.max(1) {
-        ours.push(one_handshake(&tools.provider, &cert, sockets.path()).await?);
-        null.push(one_handshake(&tools.null_provider, &cert, sockets.path()).await?);
+        ours.push(one_handshake(&tools.provider, cert, sockets.path()).await?);
+        null.push(one_handshake(&tools.null_provider, cert, sockets.path()).await?);
     }
     Ok((median(&mut ours), median(&mut null)))
 }

@@ -211,7 +211,7 @@ pub fn tls_client(
     ClientError,
 > {
     // One process-wide provider, so library defaults never have to guess between two.
-    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let Some(path) = ca else {
         return Ok((None, None));
     };
@@ -231,7 +231,7 @@ pub fn tls_client(
         return Err(err("no certificate found".to_owned()));
     }
     let config = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
-        rustls::crypto::aws_lc_rs::default_provider(),
+        rustls::crypto::ring::default_provider(),
     ))
     .with_safe_default_protocol_versions()
     .map_err(|e| err(e.to_string()))?
