@@ -20,5 +20,5 @@ bash scripts/setup.sh
 source "$OTAAS_TOOLS_DIR/env.sh"
 export OTAAS_BENCH_POSTGRES_URL="${OTAAS_BENCH_POSTGRES_URL:-$OTAAS_TEST_DATABASE_URL}"
 
-cargo build --release --locked -p otaas-server -p terraform-provider-otaas
+cargo build --release --locked -p otaas -p terraform-provider-otaas
 exec ./target/release/otaas bench --out bench/RESULTS.md "$@"

@@ -4,8 +4,10 @@
 # 0. the repository stands alone: no tracked file refers to a path outside it;
 # 1. scripts/setup.sh (Terraform engine, null provider, OpAMP peer, collector; idempotent) and
 #    its env.sh;
-# 2. cargo fmt --check, clippy with warnings as errors, cargo test, all on the whole workspace with
-#    the committed Cargo.lock;
+# 2. cargo fmt --check, clippy with warnings as errors, the crates' direction
+#    (scripts/check-layers.sh), the dependency policy (scripts/check-deps.py, deps-policy.toml),
+#    rustdoc with warnings as errors, cargo test, all on the whole workspace with the committed
+#    Cargo.lock;
 # 3. every fuzz target for a bounded time (FUZZ_CI_SECONDS each, default 30; 0 skips it);
 # 4. the README demo (scripts/demo.sh), with simulated agents and with a real collector.
 # Stops at the first failure.
@@ -30,6 +32,9 @@ source "$OTAAS_TOOLS_DIR/env.sh"
 
 step fmt cargo fmt --all --check
 step clippy cargo clippy --workspace --all-targets --locked -- -D warnings
+step layers bash scripts/check-layers.sh
+step deps python3 scripts/check-deps.py
+step docs env RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --document-private-items --locked
 step test cargo test --workspace --locked
 if [[ "${FUZZ_CI_SECONDS:-30}" != 0 ]]; then
   step fuzz bash scripts/fuzz.sh --ci "${FUZZ_CI_SECONDS:-30}"

@@ -10,10 +10,13 @@ use std::sync::Arc;
 
 use base64::Engine;
 use hyper_util::rt::TokioIo;
+use p521::pkcs8::DecodePrivateKey;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::WebPkiSupportedAlgorithms;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName, UnixTime};
-use rustls::{DigitallySignedStruct, SignatureScheme};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::sign::{CertifiedKey, Signer, SigningKey, SingleCertAndKey};
+use rustls::{DigitallySignedStruct, SignatureAlgorithm, SignatureScheme};
 use terraform_provider_otaas::proto::plugin::Empty;
 use terraform_provider_otaas::proto::tfplugin6 as tf;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
@@ -25,42 +28,81 @@ use support::{bounded, try_unary, unary};
 
 const COOKIE: &str = "d602bf8f470bc67ca7faa0386276bbdd4330efaf76d1a219cb4d6991ca9872b2";
 
-/// A client certificate as go-plugin's `generateCert` makes it.
+/// A client certificate as go-plugin's `generateCert` makes it, with its key.
 struct ClientCert {
-    pem: String,
+    pem: &'static str,
     der: CertificateDer<'static>,
-    key: PrivateKeyDer<'static>,
+    key: Arc<P521Key>,
 }
 
-fn go_plugin_style_cert() -> ClientCert {
-    use rcgen::{
-        BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair,
-        KeyUsagePurpose,
+/// Terraform's certificate and another of the same shape. ring, the workspace's crypto backend,
+/// cannot make P-521 keys, so these are fixtures (see tests/fixtures/README.md).
+fn go_plugin_style_cert(which: Fixture) -> ClientCert {
+    let (pem, key) = match which {
+        Fixture::Terraform => (
+            include_str!("fixtures/terraform_client_p521.crt"),
+            include_str!("fixtures/terraform_client_p521.key"),
+        ),
+        Fixture::Stranger => (
+            include_str!("fixtures/stranger_client_p521.crt"),
+            include_str!("fixtures/stranger_client_p521.key"),
+        ),
     };
-    let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P521_SHA512).unwrap();
-    let mut params = CertificateParams::new(vec!["localhost".to_string()]).unwrap();
-    params
-        .distinguished_name
-        .push(DnType::CommonName, "localhost");
-    params
-        .distinguished_name
-        .push(DnType::OrganizationName, "HashiCorp");
-    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    params.key_usages = vec![
-        KeyUsagePurpose::DigitalSignature,
-        KeyUsagePurpose::KeyEncipherment,
-        KeyUsagePurpose::KeyAgreement,
-        KeyUsagePurpose::KeyCertSign,
-    ];
-    params.extended_key_usages = vec![
-        ExtendedKeyUsagePurpose::ClientAuth,
-        ExtendedKeyUsagePurpose::ServerAuth,
-    ];
-    let cert = params.self_signed(&key).unwrap();
+    let secret = p521::SecretKey::from_pkcs8_pem(key).unwrap();
     ClientCert {
-        pem: cert.pem(),
-        der: cert.der().clone(),
-        key: PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der())),
+        pem,
+        der: CertificateDer::from_pem_slice(pem.as_bytes()).unwrap(),
+        key: Arc::new(P521Key(
+            p521::ecdsa::SigningKey::from_bytes(&secret.to_bytes()).unwrap(),
+        )),
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Fixture {
+    Terraform,
+    Stranger,
+}
+
+/// The client side of Terraform's handshake: signing with the P-521 key (SHA-512), which ring's
+/// rustls key loader does not take.
+struct P521Key(p521::ecdsa::SigningKey);
+
+impl std::fmt::Debug for P521Key {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("P521Key")
+    }
+}
+
+impl SigningKey for P521Key {
+    fn choose_scheme(&self, offered: &[SignatureScheme]) -> Option<Box<dyn Signer>> {
+        offered
+            .contains(&SignatureScheme::ECDSA_NISTP521_SHA512)
+            .then(|| Box::new(P521Signer(self.0.clone())) as Box<dyn Signer>)
+    }
+
+    fn algorithm(&self) -> SignatureAlgorithm {
+        SignatureAlgorithm::ECDSA
+    }
+}
+
+struct P521Signer(p521::ecdsa::SigningKey);
+
+impl std::fmt::Debug for P521Signer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("P521Signer")
+    }
+}
+
+impl Signer for P521Signer {
+    fn sign(&self, message: &[u8]) -> Result<Vec<u8>, rustls::Error> {
+        use p521::ecdsa::signature::Signer as _;
+        let signature: p521::ecdsa::Signature = self.0.sign(message);
+        Ok(signature.to_der().as_bytes().to_vec())
+    }
+
+    fn scheme(&self) -> SignatureScheme {
+        SignatureScheme::ECDSA_NISTP521_SHA512
     }
 }
 
@@ -146,7 +188,7 @@ async fn read_handshake(child: &mut Child) -> Handshake {
 }
 
 fn client_config(server_der: &[u8], client: Option<&ClientCert>) -> rustls::ClientConfig {
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
     let verifier = PinnedServer(
         CertificateDer::from(server_der.to_vec()),
         provider.signature_verification_algorithms,
@@ -157,9 +199,9 @@ fn client_config(server_der: &[u8], client: Option<&ClientCert>) -> rustls::Clie
         .dangerous()
         .with_custom_certificate_verifier(Arc::new(verifier));
     let mut cfg = match client {
-        Some(c) => builder
-            .with_client_auth_cert(vec![c.der.clone()], c.key.clone_key())
-            .unwrap(),
+        Some(c) => builder.with_client_cert_resolver(Arc::new(SingleCertAndKey::from(
+            CertifiedKey::new(vec![c.der.clone()], c.key.clone()),
+        ))),
         None => builder.with_no_client_auth(),
     };
     cfg.alpn_protocols = vec![b"h2".to_vec()];
@@ -196,14 +238,14 @@ async fn tls_channel(
 #[tokio::test]
 async fn terraform_style_launch_with_auto_mtls_serves_and_exits_on_shutdown() {
     let tmp = tempfile::tempdir().unwrap();
-    let client = go_plugin_style_cert();
+    let client = go_plugin_style_cert(Fixture::Terraform);
     let mut child = spawn(
         &[
             ("TF_PLUGIN_MAGIC_COOKIE", COOKIE),
             ("PLUGIN_PROTOCOL_VERSIONS", "5,6"),
             ("PLUGIN_MIN_PORT", "10000"),
             ("PLUGIN_MAX_PORT", "25000"),
-            ("PLUGIN_CLIENT_CERT", &client.pem),
+            ("PLUGIN_CLIENT_CERT", client.pem),
         ],
         tmp.path(),
     );
@@ -295,13 +337,13 @@ async fn terraform_style_launch_with_auto_mtls_serves_and_exits_on_shutdown() {
 #[tokio::test]
 async fn a_client_without_the_announced_certificate_is_refused() {
     let tmp = tempfile::tempdir().unwrap();
-    let expected = go_plugin_style_cert();
-    let stranger = go_plugin_style_cert();
+    let expected = go_plugin_style_cert(Fixture::Terraform);
+    let stranger = go_plugin_style_cert(Fixture::Stranger);
     let mut child = spawn(
         &[
             ("TF_PLUGIN_MAGIC_COOKIE", COOKIE),
             ("PLUGIN_PROTOCOL_VERSIONS", "6"),
-            ("PLUGIN_CLIENT_CERT", &expected.pem),
+            ("PLUGIN_CLIENT_CERT", expected.pem),
         ],
         tmp.path(),
     );

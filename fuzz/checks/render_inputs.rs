@@ -105,9 +105,9 @@ pub(crate) fn check(data: &[u8]) -> &'static str {
         out.hash,
         <[u8; 32]>::from(Sha256::digest(out.yaml.as_bytes()))
     );
-    serde_yaml::from_str::<serde_yaml::Value>(&out.yaml).expect("rendered YAML parses");
+    serde_norway::from_str::<serde_norway::Value>(&out.yaml).expect("rendered YAML parses");
     let redacted = redact_secrets(&out.yaml).expect("rendered YAML redacts");
-    serde_yaml::from_str::<serde_yaml::Value>(&redacted).expect("redacted YAML parses");
+    serde_norway::from_str::<serde_norway::Value>(&redacted).expect("redacted YAML parses");
     for e in &endpoints {
         let token = key.endpoint_token(e.id, e.spec.token_version);
         assert!(
@@ -126,7 +126,7 @@ pub(crate) fn check(data: &[u8]) -> &'static str {
         }
     }
     let view = redact_known(&out.yaml, &KnownSecrets::new(values.clone())).expect("view redacts");
-    let doc: serde_yaml::Value = serde_yaml::from_str(&view).expect("view parses");
+    let doc: serde_norway::Value = serde_norway::from_str(&view).expect("view parses");
     for v in &values {
         // A value that is part of the marker itself, or that could straddle one, can reappear
         // next to a marker without having leaked.
@@ -145,14 +145,14 @@ pub(crate) fn check(data: &[u8]) -> &'static str {
 
 /// Does any scalar value (not key) of `doc` contain `v` (values shorter than 4 bytes: equal
 /// it, as [`KnownSecrets`] redacts those only whole)?
-fn holds(doc: &serde_yaml::Value, v: &str) -> bool {
+fn holds(doc: &serde_norway::Value, v: &str) -> bool {
     let hit = |s: &str| if v.len() >= 4 { s.contains(v) } else { s == v };
     match doc {
-        serde_yaml::Value::String(s) => hit(s),
-        serde_yaml::Value::Number(n) => hit(&n.to_string()),
-        serde_yaml::Value::Sequence(items) => items.iter().any(|x| holds(x, v)),
-        serde_yaml::Value::Mapping(m) => m.values().any(|x| holds(x, v)),
-        serde_yaml::Value::Tagged(t) => holds(&t.value, v),
+        serde_norway::Value::String(s) => hit(s),
+        serde_norway::Value::Number(n) => hit(&n.to_string()),
+        serde_norway::Value::Sequence(items) => items.iter().any(|x| holds(x, v)),
+        serde_norway::Value::Mapping(m) => m.values().any(|x| holds(x, v)),
+        serde_norway::Value::Tagged(t) => holds(&t.value, v),
         _ => false,
     }
 }

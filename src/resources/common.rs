@@ -533,6 +533,10 @@ pub(crate) fn default_if_unset(planned: &mut Value, config: &Value, name: &str, 
     }
 }
 
+/// The names of the local-only attributes (the rollout wait settings): they never reach the
+/// server.
+pub(crate) const LOCAL_ATTRS: [&str; 2] = ["wait_for_rollout", "rollout_timeout"];
+
 /// After defaults were filled in: when the object changes at all, the computed values the
 /// server assigns per change (`revision`, hashes) are unknown; otherwise they keep the prior.
 /// The local-only wait settings are no change: the server never sees them.
@@ -542,7 +546,7 @@ pub(crate) fn computed_follow_change(change: &mut PlanChange, computed: &[&str])
     }
     let strip = |v: &Value| -> Value {
         let mut v = v.clone();
-        for c in computed.iter().chain(&super::rollout::LOCAL_ATTRS) {
+        for c in computed.iter().chain(&LOCAL_ATTRS) {
             v.set(c, Value::Null);
         }
         v

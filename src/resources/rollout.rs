@@ -8,13 +8,11 @@ use std::time::Duration;
 use otaas_api::status::{GroupStatus, RolloutState};
 use otaas_api::{AgentGroup, AgentGroupId, Client, GroupRollout};
 
-use super::common::{boolean, parse_duration, string};
+use super::common::{LOCAL_ATTRS, boolean, parse_duration, string};
 use crate::framework::*;
 
 /// The built-in `rollout_timeout`, when neither the resource nor the provider block sets one.
 pub(crate) const DEFAULT_TIMEOUT: &str = "10m";
-/// The names of the local-only attributes: they never reach the server.
-pub(crate) const LOCAL_ATTRS: [&str; 2] = ["wait_for_rollout", "rollout_timeout"];
 /// How often apply asks the server how the rollout is going.
 const POLL: Duration = Duration::from_millis(500);
 /// After the first failure, how long apply waits for the other agents' reports before it fails.

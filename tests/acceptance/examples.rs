@@ -111,7 +111,7 @@ fn validate_rendered(server: &Server, dir: &str) {
     }
     for g in &groups {
         let yaml = stored_yaml(server, &g.config_hash);
-        let has_pipeline = serde_yaml::from_str::<serde_yaml::Value>(&yaml)
+        let has_pipeline = serde_norway::from_str::<serde_norway::Value>(&yaml)
             .ok()
             .and_then(|d| {
                 d["service"]["pipelines"]

@@ -452,6 +452,9 @@ pub struct GroupRevisionSummary {
 // ---------------------------------------------------------------------------------------------
 // Tokens
 
+/// Prefix of every token otaas mints, so leaked tokens are easy to find for secret scanners.
+pub const TOKEN_PREFIX: &str = "otaas";
+
 /// What a token may do.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -473,6 +476,20 @@ impl TokenScope {
             TokenScope::ReadOnly => "read_only",
             TokenScope::Agent => "agent",
         }
+    }
+
+    /// A fresh random token of this scope, e.g. `otaas_agent_<43 base64url chars>`: the prefix
+    /// makes leaked tokens easy to find for secret scanners.
+    pub fn mint(self) -> String {
+        use base64::Engine as _;
+        use rand::RngCore as _;
+        let mut bytes = [0u8; 32];
+        rand::rng().fill_bytes(&mut bytes);
+        format!(
+            "{TOKEN_PREFIX}_{}_{}",
+            self.as_str(),
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+        )
     }
 
     /// The inverse of [`TokenScope::as_str`].

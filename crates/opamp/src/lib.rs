@@ -6,10 +6,15 @@
 //! - [`caps`]: agent and server capability bit masks as typed sets.
 //! - [`uid`]: the 16-byte agent instance uid.
 //! - [`hash`]: config hashing shared by the server and the simulator.
+//! - [`names`]: names the server and its agents agree on (config file entry, own metrics).
+//! - `client` (feature `client`): the client plumbing `otaas agent` and `otaas fleet-sim` share.
 
 pub mod caps;
+#[cfg(feature = "client")]
+pub mod client;
 pub mod framing;
 pub mod hash;
+pub mod names;
 pub mod uid;
 
 /// Generated OpAMP messages (package `opamp.proto.v1`).

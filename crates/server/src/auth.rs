@@ -19,23 +19,11 @@ use rand::RngCore;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use crate::store::{Store, StoreError, TokenRecord};
+use crate::store::{ServerKey, Store, StoreError, TokenRecord};
 
-/// Prefix of every token otaas mints, so leaked tokens are easy to grep for in secret scanners.
-const PREFIX: &str = "otaas";
-/// What [`TokenKey::seal`] output starts with.
-pub const SEALED_PREFIX: &str = "v1:";
-const SEAL_AAD: &[u8] = b"otaas secret values";
-
-/// A fresh random token for a scope, e.g. `otaas_agent_<43 base64url chars>`.
+/// A fresh random token for a scope (the format is the API's: [`TokenScope::mint`]).
 pub fn generate_token(scope: TokenScope) -> String {
-    let mut bytes = [0u8; 32];
-    rand::rng().fill_bytes(&mut bytes);
-    format!(
-        "{PREFIX}_{}_{}",
-        scope.as_str(),
-        URL_SAFE_NO_PAD.encode(bytes)
-    )
+    scope.mint()
 }
 
 /// SHA-256 of a token, lowercase hex: what the database keeps.
@@ -48,9 +36,15 @@ pub fn hashes_equal(a: &str, b: &str) -> bool {
     a.len() == b.len() && bool::from(a.as_bytes().ct_eq(b.as_bytes()))
 }
 
-/// The 256-bit key endpoint ingest tokens are derived from.
+/// The 256-bit key endpoint ingest tokens are derived from: the store's server key.
 #[derive(Clone)]
 pub struct TokenKey([u8; 32]);
+
+impl From<&ServerKey> for TokenKey {
+    fn from(key: &ServerKey) -> Self {
+        Self(*key.bytes())
+    }
+}
 
 impl std::fmt::Debug for TokenKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -79,63 +73,13 @@ impl TokenKey {
         Some(Self(v.try_into().ok()?))
     }
 
-    /// The key secret values are sealed with at rest: derived from this key, so every replica
-    /// has it, and distinct from the one ingest tokens come from.
-    fn sealing_key(&self) -> ring::aead::LessSafeKey {
-        let mut mac = Hmac::<Sha256>::new_from_slice(&self.0).expect("HMAC accepts any key size");
-        mac.update(b"otaas:secrets-at-rest:v1");
-        let bytes = mac.finalize().into_bytes();
-        let key = ring::aead::UnboundKey::new(&ring::aead::CHACHA20_POLY1305, &bytes)
-            .expect("32 bytes is a ChaCha20-Poly1305 key");
-        ring::aead::LessSafeKey::new(key)
-    }
-
-    /// `plaintext` sealed (ChaCha20-Poly1305, random nonce) as `v1:<base64url of nonce,
-    /// ciphertext and tag>`.
-    pub fn seal(&self, plaintext: &str) -> String {
-        let mut nonce = [0u8; ring::aead::NONCE_LEN];
-        rand::rng().fill_bytes(&mut nonce);
-        let mut buf = plaintext.as_bytes().to_vec();
-        self.sealing_key()
-            .seal_in_place_append_tag(
-                ring::aead::Nonce::assume_unique_for_key(nonce),
-                ring::aead::Aad::from(SEAL_AAD),
-                &mut buf,
-            )
-            .expect("sealing fails only for absurd lengths");
-        let mut out = nonce.to_vec();
-        out.extend_from_slice(&buf);
-        format!("{SEALED_PREFIX}{}", URL_SAFE_NO_PAD.encode(out))
-    }
-
-    /// The plaintext of a [`TokenKey::seal`] result; `None` when it is not one, or was sealed
-    /// with another key or altered.
-    pub fn open(&self, sealed: &str) -> Option<String> {
-        let raw = URL_SAFE_NO_PAD
-            .decode(sealed.strip_prefix(SEALED_PREFIX)?)
-            .ok()?;
-        if raw.len() < ring::aead::NONCE_LEN {
-            return None;
-        }
-        let (nonce, body) = raw.split_at(ring::aead::NONCE_LEN);
-        let mut buf = body.to_vec();
-        let plain = self
-            .sealing_key()
-            .open_in_place(
-                ring::aead::Nonce::try_assume_unique_for_key(nonce).ok()?,
-                ring::aead::Aad::from(SEAL_AAD),
-                &mut buf,
-            )
-            .ok()?;
-        String::from_utf8(plain.to_vec()).ok()
-    }
-
     /// The ingest token of an endpoint at a token version.
     pub fn endpoint_token(&self, id: EndpointId, version: u32) -> String {
         let mut mac = Hmac::<Sha256>::new_from_slice(&self.0).expect("HMAC accepts any key size");
         mac.update(format!("endpoint:{id}:{version}").as_bytes());
         format!(
-            "{PREFIX}_ingest_{}",
+            "{}_ingest_{}",
+            otaas_api::TOKEN_PREFIX,
             URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes())
         )
     }
@@ -297,20 +241,6 @@ mod tests {
         assert_ne!(t1, key.endpoint_token(EndpointId::new(), 1));
         assert_ne!(t1, TokenKey::from_bytes([8; 32]).endpoint_token(id, 1));
         assert!(t1.starts_with("otaas_ingest_"));
-    }
-
-    #[test]
-    fn sealed_values_open_only_with_their_key() {
-        let key = TokenKey::from_bytes([7; 32]);
-        let sealed = key.seal("{\"pw\":\"hunter2\"}");
-        assert!(sealed.starts_with(SEALED_PREFIX) && !sealed.contains("hunter2"));
-        assert_ne!(sealed, key.seal("{\"pw\":\"hunter2\"}"), "random nonce");
-        assert_eq!(key.open(&sealed).as_deref(), Some("{\"pw\":\"hunter2\"}"));
-        assert_eq!(TokenKey::from_bytes([8; 32]).open(&sealed), None);
-        let mut tampered = sealed.clone();
-        tampered.pop();
-        assert_eq!(key.open(&tampered), None);
-        assert_eq!(key.open("{}"), None);
     }
 
     #[test]

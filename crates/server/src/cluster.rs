@@ -7,10 +7,11 @@
 //!   included: PostgreSQL ends the session), so liveness is read from `pg_locks`, with no
 //!   lease to expire.
 //! - Propagation: every local change event (`events.rs`) and every stored rollout decision is
-//!   sent as a `NOTIFY` on a channel named after the schema; each replica `LISTEN`s (sqlx
-//!   `PgListener`) and feeds what others sent into its own event bus. Notifications sent while
-//!   a listener was disconnected are lost, so after every (re)connect — and every
-//!   [`RESYNC_EVERY`] as a safety net — the replica resynchronises from the database.
+//!   sent as a `NOTIFY` on a channel named after the schema; each replica `LISTEN`s (the
+//!   store's [`Coordination`]) and feeds what others sent into its own event bus.
+//!   Notifications sent while a listener was disconnected are lost, so after every
+//!   (re)connect — and every [`RESYNC_EVERY`] as a safety net — the replica resynchronises
+//!   from the database.
 //! - Driving: one replica at a time drives each group's rollout, the holder of the group's
 //!   session advisory lock. Every [`ELECT_EVERY`] each replica tries the locks of the groups it
 //!   does not drive (one round trip), so when the driver dies another takes over within about
@@ -36,8 +37,6 @@ use std::time::Duration;
 
 use otaas_api::{AgentGroupId, TokenId};
 use serde::{Deserialize, Serialize};
-use sqlx::postgres::{PgConnectOptions, PgListener, PgPoolOptions};
-use sqlx::{ConnectOptions, Connection, PgConnection};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -46,7 +45,7 @@ use crate::events::{Event, Events};
 use crate::fleet::{AgentFilter, AgentId, AgentRecord};
 use crate::metrics::Metrics;
 use crate::registry::Registry;
-use crate::store::{AgentRow, AgentRowFilter, Store, StoreError};
+use crate::store::{AgentRow, AgentRowFilter, Coordination, LockSession, Store, StoreError};
 
 /// How often a replica tries to take the rollouts nobody drives, and refreshes which
 /// replicas are live.
@@ -65,10 +64,8 @@ pub enum ClusterError {
         "replica id {0:?} is in use by a live replica on this database; give each replica its own --replica-id"
     )]
     DuplicateId(String),
-    #[error("invalid database URL: {0}")]
-    BadUrl(String),
     #[error("cluster connection: {0}")]
-    Database(#[from] sqlx::Error),
+    Database(#[from] StoreError),
 }
 
 /// What one replica tells the others (the `NOTIFY` payload, JSON).
@@ -148,7 +145,7 @@ impl What {
 
 /// The PostgreSQL side of a replica.
 struct Shared {
-    options: PgConnectOptions,
+    coordination: Arc<dyn Coordination>,
     /// `NOTIFY` channel and lock-key prefix: the schema, so installations sharing a database
     /// in different schemas (and parallel tests) stay apart.
     scope: String,
@@ -157,7 +154,7 @@ struct Shared {
     /// Replica ids holding their lock right now (refreshed every [`ELECT_EVERY`]).
     live: RwLock<HashSet<String>>,
     /// The session holding this replica's locks; `None` after it was lost (until reconnected).
-    lock_conn: tokio::sync::Mutex<Option<PgConnection>>,
+    lock_conn: tokio::sync::Mutex<Option<Box<dyn LockSession>>>,
     outbox: mpsc::UnboundedSender<What>,
     outbox_rx: Mutex<Option<mpsc::UnboundedReceiver<What>>>,
 }
@@ -183,23 +180,14 @@ impl Cluster {
 
     /// Joins the replicas on the store's PostgreSQL database (a single replica on SQLite).
     /// Fails when another live replica uses `replica_id`.
-    pub async fn join(
-        store: &dyn Store,
-        url: &str,
-        replica_id: String,
-    ) -> Result<Self, ClusterError> {
-        let Some(pool) = store.pg_pool() else {
+    pub async fn join(store: &dyn Store, replica_id: String) -> Result<Self, ClusterError> {
+        let Some(coordination) = store.coordination() else {
             return Ok(Self::single(replica_id));
         };
-        let scope: String = sqlx::query_scalar("SELECT current_schema()::text")
-            .fetch_one(pool)
-            .await?;
-        // Same URL as the store, so the same schema (`options[search_path]=...`) too.
-        let options =
-            PgConnectOptions::from_str(url).map_err(|e| ClusterError::BadUrl(e.to_string()))?;
+        let scope = coordination.scope().to_owned();
         let (outbox, outbox_rx) = mpsc::unbounded_channel();
         let shared = Shared {
-            options,
+            coordination,
             scope,
             driving: Mutex::default(),
             live: RwLock::default(),
@@ -263,12 +251,7 @@ impl Cluster {
         let Some(conn) = guard.as_mut() else {
             return false;
         };
-        let got: Result<bool, _> = sqlx::query_scalar(&format!(
-            "SELECT pg_try_advisory_lock({GROUP_LOCK}, hashtext($1))"
-        ))
-        .bind(s.key(&id.to_string()))
-        .fetch_one(&mut *conn)
-        .await;
+        let got = conn.try_lock(GROUP_LOCK, &s.scope, &id.to_string()).await;
         match got {
             Ok(true) => {
                 lock(&s.driving).insert(id);
@@ -302,17 +285,13 @@ impl Cluster {
         if let Some(s) = &self.shared {
             lock(&s.driving).clear();
             if let Some(conn) = s.lock_conn.lock().await.take() {
-                let _ = conn.close().await;
+                conn.close().await;
             }
         }
     }
 }
 
 impl Shared {
-    fn key(&self, id: &str) -> String {
-        format!("{}/{id}", self.scope)
-    }
-
     fn channel(&self) -> String {
         // Channel names are identifiers (at most 63 bytes); schemas are at most that already.
         let mut c = format!("otaas_{}", self.scope);
@@ -321,21 +300,17 @@ impl Shared {
     }
 
     /// A fresh lock connection holding this replica's id lock.
-    async fn lock_connection(&self, replica_id: &str) -> Result<PgConnection, ClusterError> {
+    async fn lock_connection(
+        &self,
+        replica_id: &str,
+    ) -> Result<Box<dyn LockSession>, ClusterError> {
         let mut conn = self
-            .options
-            .clone()
-            .application_name(&format!("otaas-locks {replica_id}"))
-            .connect()
+            .coordination
+            .lock_session(&format!("otaas-locks {replica_id}"))
             .await?;
-        let got: bool = sqlx::query_scalar(&format!(
-            "SELECT pg_try_advisory_lock({REPLICA_LOCK}, hashtext($1))"
-        ))
-        .bind(self.key(replica_id))
-        .fetch_one(&mut conn)
-        .await?;
+        let got = conn.try_lock(REPLICA_LOCK, &self.scope, replica_id).await?;
         if !got {
-            let _ = conn.close().await;
+            conn.close().await;
             return Err(ClusterError::DuplicateId(replica_id.to_owned()));
         }
         Ok(conn)
@@ -445,9 +420,6 @@ async fn forward(state: ClusterTasks, mut outbox: mpsc::UnboundedReceiver<What>)
     let Some(shared) = &state.cluster.shared else {
         return;
     };
-    let Some(pool) = state.store.pg_pool() else {
-        return;
-    };
     let channel = shared.channel();
     loop {
         let what = tokio::select! {
@@ -468,11 +440,7 @@ async fn forward(state: ClusterTasks, mut outbox: mpsc::UnboundedReceiver<What>)
                 continue;
             }
         };
-        let sent = sqlx::query("SELECT pg_notify($1, $2)")
-            .bind(&channel)
-            .bind(&payload)
-            .execute(pool)
-            .await;
+        let sent = shared.coordination.notify(&channel, &payload).await;
         match sent {
             Ok(_) => state.metrics.inc("otaas_cluster_notices_sent_total", &[]),
             Err(err) => {
@@ -492,24 +460,8 @@ async fn listen(state: ClusterTasks) {
     let mut backoff = Duration::from_millis(200);
     let mut first = true;
     loop {
-        let connected = async {
-            let pool = PgPoolOptions::new()
-                .max_connections(1)
-                .max_lifetime(None)
-                .idle_timeout(None)
-                .acquire_timeout(Duration::from_secs(5))
-                .connect_with(
-                    shared
-                        .options
-                        .clone()
-                        .application_name(&format!("otaas-listen {}", state.cluster.replica_id)),
-                )
-                .await?;
-            let mut listener = PgListener::connect_with(&pool).await?;
-            listener.ignore_pool_close_event(true);
-            listener.listen(&channel).await?;
-            Ok::<_, sqlx::Error>(listener)
-        };
+        let application_name = format!("otaas-listen {}", state.cluster.replica_id);
+        let connected = shared.coordination.listen(&channel, &application_name);
         let mut listener = tokio::select! {
             l = connected => match l {
                 Ok(l) => l,
@@ -541,8 +493,8 @@ async fn listen(state: ClusterTasks) {
         every.reset();
         loop {
             tokio::select! {
-                n = listener.try_recv() => match n {
-                    Ok(Some(n)) => receive(&state, n.payload()),
+                n = listener.recv() => match n {
+                    Ok(Some(n)) => receive(&state, &n),
                     Ok(None) => {
                         tracing::warn!("Cluster listener lost its connection");
                         break;
@@ -639,7 +591,7 @@ async fn elect(state: ClusterTasks) {
 
 enum ElectError {
     Duplicate(ClusterError),
-    Db(sqlx::Error),
+    Db(StoreError),
 }
 
 async fn elect_once(
@@ -669,15 +621,10 @@ async fn elect_once(
         .collect();
     // One round trip for every group nobody is known to drive; the lock is re-entrant, so
     // asking again for a held one would stack it, hence the filter above.
-    let taken: Vec<String> = sqlx::query_scalar(&format!(
-        "SELECT g FROM unnest($1::text[]) AS g \
-         WHERE pg_try_advisory_lock({GROUP_LOCK}, hashtext($2 || '/' || g))"
-    ))
-    .bind(&wanted)
-    .bind(&shared.scope)
-    .fetch_all(&mut *conn)
-    .await
-    .map_err(ElectError::Db)?;
+    let taken = conn
+        .try_lock_each(GROUP_LOCK, &shared.scope, &wanted)
+        .await
+        .map_err(ElectError::Db)?;
     let present: HashSet<&AgentGroupId> = groups.iter().collect();
     let gone: Vec<String> = driving
         .iter()
@@ -685,25 +632,14 @@ async fn elect_once(
         .map(|g| g.to_string())
         .collect();
     if !gone.is_empty() {
-        sqlx::query(&format!(
-            "SELECT pg_advisory_unlock({GROUP_LOCK}, hashtext($2 || '/' || g)) \
-             FROM unnest($1::text[]) AS g"
-        ))
-        .bind(&gone)
-        .bind(&shared.scope)
-        .execute(&mut *conn)
+        conn.unlock_each(GROUP_LOCK, &shared.scope, &gone)
+            .await
+            .map_err(ElectError::Db)?;
+    }
+    let live = conn
+        .live_replicas(REPLICA_LOCK, &shared.scope)
         .await
         .map_err(ElectError::Db)?;
-    }
-    let live: Vec<String> = sqlx::query_scalar(&format!(
-        "SELECT r.id FROM replicas r WHERE EXISTS (SELECT 1 FROM pg_locks l \
-         WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 2 \
-         AND l.classid = {REPLICA_LOCK}::oid AND l.objid = hashtext($1 || '/' || r.id)::oid)"
-    ))
-    .bind(&shared.scope)
-    .fetch_all(&mut *conn)
-    .await
-    .map_err(ElectError::Db)?;
     drop(guard);
     *shared.live.write().unwrap_or_else(|p| p.into_inner()) = live.into_iter().collect();
     let taken: Vec<AgentGroupId> = taken

@@ -14,7 +14,8 @@ use otaas_api::{AgentGroupId, TokenId};
 use tokio::sync::{broadcast, mpsc};
 
 use crate::metrics::Metrics;
-use crate::store::{GroupRevision, Written};
+use crate::revisions::Written;
+use crate::store::GroupRevision;
 
 /// Something other parts of the server react to.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -1,4 +1,4 @@
-//! otaas control plane: REST API, OpAMP server, rollout engine and fleet simulator.
+//! otaas control plane: REST API, OpAMP server, rollout engine, insights (`otaas serve`).
 //!
 //! Map of the crate:
 //! - [`serve`]: `otaas serve` — opens the store, bootstraps the admin token, binds the listeners,
@@ -7,7 +7,9 @@
 //! - [`state`]: [`state::AppState`], the server assembled (engines and shared parts).
 //! - [`api`]: the REST API router (`/api/v1`, `/healthz`, `/readyz`, `/metrics`).
 //! - [`auth`]: tokens (hashing, verification, bearer middleware, endpoint token derivation).
-//! - [`store`]: the `Store` trait and its SQLite and PostgreSQL backends.
+//! - [`store`]: the `Store` trait and its SQLite and PostgreSQL backends (crate `otaas-store`).
+//! - [`revisions`]: config writes — records, the groups they re-render and their revisions,
+//!   in one store transaction.
 //! - [`render`]: agent group → OpenTelemetry Collector YAML.
 //! - [`events`]: in-process change events (new group revisions, group changes).
 //! - [`cluster`]: several replicas on one PostgreSQL (`LISTEN/NOTIFY`, rollout locks, the
@@ -18,24 +20,18 @@
 //! - [`opamp`]: the OpAMP server (`/v1/opamp`): transports and protocol decisions.
 //! - [`rollout`]: the rollout engine (per-agent target revisions, health gates, rollback).
 //! - [`insights`]: fleet insights (own-metrics ingest, anomalies, security events).
-//! - [`fleet_sim`]: `otaas fleet-sim`, simulated collectors speaking OpAMP.
-//! - [`agent`]: `otaas agent`, a supervisor running a real collector under OpAMP control.
-//! - [`bench`](mod@bench): `otaas bench`, the benchmark suite (servers, fleets and Terraform on loopback).
 //! - [`token_cmd`]: `otaas token create|list|revoke`.
 //! - [`tls`]: TLS server configs (files or a generated private CA in the data dir).
 //! - [`listener`]: the accept loop (TLS, per-address connection limit, graceful shutdown).
 //! - [`limits`]: per-token rate limiter and per-address connection counter.
 //! - [`refusals`]: hyper's own refusals (unparsable requests) get the JSON error body.
 
-pub mod agent;
 pub mod api;
 pub mod auth;
-pub mod bench;
 pub mod cluster;
 pub mod config;
 pub mod events;
 pub mod fleet;
-pub mod fleet_sim;
 pub mod insights;
 pub mod limits;
 pub mod listener;
@@ -45,11 +41,12 @@ pub mod policy;
 pub mod refusals;
 pub mod registry;
 pub mod render;
+pub mod revisions;
 pub mod rollout;
 pub mod secrets;
 pub mod serve;
 pub mod state;
-pub mod store;
+pub use otaas_store as store;
 pub mod tls;
 pub mod token_cmd;
 pub mod token_grace;

@@ -10,7 +10,7 @@
 //! Timeouts, so that held connections cannot lock an address (or the listener) out: a new
 //! connection must send its first byte within [`FIRST_BYTE_TIMEOUT`] and only then takes a
 //! per-address slot (idle sockets never count against the cap); the TLS handshake has
-//! [`HANDSHAKE_TIMEOUT`]; a request head (the first, and each next one on a keep-alive
+//! `HANDSHAKE_TIMEOUT`; a request head (the first, and each next one on a keep-alive
 //! connection, which is how idle keep-alive connections end) has [`HEADER_READ_TIMEOUT`]; a
 //! request body that stops making progress for [`BODY_READ_TIMEOUT`] fails the request.
 //! Upgraded WebSockets are timed by their session (`opamp/ws.rs`). Every

@@ -211,7 +211,7 @@ pub async fn known(
             values.extend(d.headers.into_values());
         }
     }
-    let key = store.token_key();
+    let key = crate::auth::TokenKey::from(store.server_key());
     for e in store.list_endpoints().await? {
         if e.spec.auth == otaas_api::EndpointAuth::Bearer {
             let v = e.spec.token_version;

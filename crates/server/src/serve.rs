@@ -227,7 +227,7 @@ pub async fn run(mut config: ServeConfig) -> Result<(), ServeError> {
     }
 
     // Before serving: a second process with a live replica's id stops here.
-    let cluster = crate::cluster::Cluster::join(store.as_ref(), &url, replica_id).await?;
+    let cluster = crate::cluster::Cluster::join(store.as_ref(), replica_id).await?;
     tracing::info!(
         replica = cluster.replica_id(),
         shared = cluster.is_shared(),

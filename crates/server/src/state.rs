@@ -16,13 +16,16 @@ use crate::insights::Insights;
 use crate::limits::{AuthFailures, RateLimiter};
 use crate::metrics::Metrics;
 use crate::registry::Registry;
+use crate::revisions::{ConfigWriter, Written};
 use crate::rollout::Rollouts;
-use crate::store::{Store, Written};
+use crate::store::Store;
 
 /// Shared server state; cheap to clone. Each field is also an axum substate.
 #[derive(Clone, FromRef)]
 pub struct AppState {
     pub store: Arc<dyn Store>,
+    /// Config writes (records, re-rendered groups, revisions) through `store`.
+    pub writer: ConfigWriter,
     pub events: Events,
     pub config: Arc<ServeConfig>,
     pub metrics: Arc<Metrics>,
@@ -47,7 +50,7 @@ pub struct AppState {
     pub insights: Arc<Insights>,
     /// This replica among the others sharing the database (see `cluster.rs`); alone on SQLite.
     pub cluster: Arc<Cluster>,
-    /// The operator's config policy (`--deny-components`, `--deny-paths`, ...); the store
+    /// The operator's config policy (`--deny-components`, `--deny-paths`, ...); `writer`
     /// renders with the same one.
     pub policy: Arc<crate::policy::ConfigPolicy>,
 }
@@ -79,8 +82,7 @@ impl AppState {
             config.api_rate_burst,
         ));
         let auth_failures = Arc::new(AuthFailures::new(config.auth_failure_limit));
-        let policy = config.policy.policy();
-        store.set_config_policy(policy.clone());
+        let policy = Arc::new(config.policy.policy());
         let metrics = Arc::new(Metrics::new());
         let cluster = Arc::new(cluster);
         let fleet = FleetView::new(cluster.clone(), store.clone(), agents.clone());
@@ -91,7 +93,8 @@ impl AppState {
             metrics.clone(),
         ));
         Self {
-            policy: Arc::new(policy),
+            writer: ConfigWriter::new(store.clone(), policy.clone()),
+            policy,
             store,
             events: Events::default(),
             config: Arc::new(config),
@@ -117,7 +120,7 @@ impl AppState {
 impl FromRef<AppState> for crate::token_grace::TokenGrace {
     fn from_ref(s: &AppState) -> Self {
         Self {
-            store: s.store.clone(),
+            writer: s.writer.clone(),
             events: s.events.clone(),
             metrics: s.metrics.clone(),
             shutdown: s.shutdown.clone(),

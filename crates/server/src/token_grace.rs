@@ -1,7 +1,7 @@
 //! Ends endpoint token grace periods on time: after a `token_version` bump the previous token
 //! is rendered until its grace is over (the deadline is in the store, so it survives a
-//! restart); this task notices the deadline, has the store drop the old token and re-render
-//! the affected groups, and announces the new revisions like any write would.
+//! restart); this task notices the deadline, has the config writer drop the old token and
+//! re-render the affected groups, and announces the new revisions like any write would.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -10,12 +10,12 @@ use tokio_util::sync::CancellationToken;
 
 use crate::events::Events;
 use crate::metrics::Metrics;
-use crate::store::Store;
+use crate::revisions::ConfigWriter;
 
 /// What the grace task uses.
 #[derive(Clone)]
 pub struct TokenGrace {
-    pub store: Arc<dyn Store>,
+    pub writer: ConfigWriter,
     pub events: Events,
     pub metrics: Arc<Metrics>,
     pub shutdown: CancellationToken,
@@ -35,7 +35,7 @@ pub async fn run(grace: impl Into<TokenGrace>) {
             _ = state.shutdown.cancelled() => return,
             _ = tick.tick() => {}
         }
-        match state.store.expire_token_grace().await {
+        match state.writer.expire_token_grace().await {
             Ok(written) => {
                 if written.value > 0 {
                     tracing::info!(

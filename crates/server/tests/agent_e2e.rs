@@ -10,8 +10,7 @@
 //! error, healthy again once its sends succeed.
 
 mod common;
-#[path = "common/procs.rs"]
-mod procs;
+use otaas_testkit::procs;
 
 use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -193,7 +192,7 @@ impl Agent {
         labels: &str,
         extra: &[&str],
     ) -> Self {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_otaas"))
+        let mut child = Command::new(otaas_testkit::bin::otaas())
             .args(["agent", "--server", server, "--labels", labels])
             .args(extra)
             .arg("--collector")

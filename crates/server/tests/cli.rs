@@ -1,13 +1,12 @@
 //! The `otaas` command line as a first-time user meets it: shell completions, the token scope
 //! spelt as the API spells it, and logs without terminal colour codes when they go to a file.
 
-#[path = "common/procs.rs"]
-mod procs;
+use otaas_testkit::procs;
 
 use std::process::Command;
 
 fn otaas(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_otaas"))
+    Command::new(otaas_testkit::bin::otaas())
         .args(args)
         .output()
         .expect("run otaas")

@@ -59,7 +59,7 @@ async fn client_trusts_a_custom_ca() {
         .signed_by(&leaf_key, &issuer)
         .unwrap();
     let tls = rustls::ServerConfig::builder_with_provider(Arc::new(
-        rustls::crypto::aws_lc_rs::default_provider(),
+        rustls::crypto::ring::default_provider(),
     ))
     .with_safe_default_protocol_versions()
     .unwrap()

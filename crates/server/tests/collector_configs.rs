@@ -429,7 +429,7 @@ fn references_in_user_values_reach_the_collector_as_literal_text() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let resolved: serde_yaml::Value = serde_yaml::from_slice(&out.stdout).unwrap();
+    let resolved: serde_norway::Value = serde_norway::from_slice(&out.stdout).unwrap();
     let headers = &resolved["exporters"]["otlphttp/out.sink"]["headers"];
     assert_eq!(headers["x-note"].as_str(), Some(note), "{resolved:?}");
     assert_eq!(headers["x-secret"].as_str(), Some(secret), "{resolved:?}");

@@ -8,8 +8,7 @@
 //! say: each kept object is listed, each deleted one is gone, each revoked token is revoked.
 
 mod common;
-#[path = "common/procs.rs"]
-mod procs;
+use otaas_testkit::procs;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;

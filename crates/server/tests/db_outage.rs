@@ -11,8 +11,7 @@
 //! database is back reaches every agent.
 
 mod common;
-#[path = "common/procs.rs"]
-mod procs;
+use otaas_testkit::procs;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};

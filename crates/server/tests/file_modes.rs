@@ -5,62 +5,18 @@
 //! and takes writes, then the dir is `0700` and the database, its `-wal` and `-shm` files and
 //! the generated `admin-token` are `0600`.
 
-use std::io::{BufRead, BufReader};
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
-use std::time::Duration;
 
+use otaas_testkit::procs::Serve;
 use serde_json::json;
 
-/// A running `otaas serve` without `--admin-token` (so it writes `admin-token`).
-struct Serve {
-    child: Child,
-    api: String,
-}
-
-impl Serve {
-    fn start(data_dir: &Path) -> Self {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_otaas"))
-            .args([
-                "serve",
-                "--listen",
-                "127.0.0.1:0",
-                "--opamp-listen",
-                "127.0.0.1:0",
-            ])
-            .arg("--data-dir")
-            .arg(data_dir)
-            .env_remove("OTAAS_DATABASE")
-            .env_remove("OTAAS_ADMIN_TOKEN")
-            .env("OTAAS_LOG", "info")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn otaas serve");
-        let (tx, rx) = mpsc::channel();
-        let stderr = child.stderr.take().unwrap();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines() {
-                let Ok(line) = line else { break };
-                if let Some(addr) = line.strip_prefix("otaas: api listening on ") {
-                    let _ = tx.send(addr.to_string());
-                }
-            }
-        });
-        let api = rx
-            .recv_timeout(Duration::from_secs(90))
-            .expect("otaas serve did not start");
-        Self { child, api }
-    }
-}
-
-impl Drop for Serve {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// A server without `--admin-token` (so it writes `admin-token`).
+fn start(data_dir: &Path) -> Serve {
+    Serve::builder(data_dir)
+        .bootstrap_admin()
+        .defaults()
+        .start()
 }
 
 fn mode(path: &Path) -> u32 {
@@ -76,7 +32,7 @@ fn mode(path: &Path) -> u32 {
 async fn serve_and_check(dir: &Path) {
     // What a shell usually has: without our own umask, new files would be 0644.
     rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o022));
-    let serve = Serve::start(dir);
+    let serve = start(dir);
     let token = std::fs::read_to_string(dir.join("admin-token")).unwrap();
     let http = reqwest::Client::new();
     let base = format!("http://{}/api/v1", serve.api);

@@ -3,8 +3,7 @@
 //! connected, and the server logs no error on the way.
 
 mod common;
-#[path = "common/procs.rs"]
-mod procs;
+use otaas_testkit::procs;
 
 use std::collections::BTreeMap;
 

@@ -13,8 +13,7 @@
 //! - an OpAMP HTTP body in a `Content-Encoding` the server does not read is refused with 415
 //!   (it used to be decoded as if uncompressed).
 
-#[path = "common/procs.rs"]
-mod procs;
+use otaas_testkit::procs;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;

@@ -6,8 +6,7 @@
 //! TLS or auth are listed; bad ingest bodies get OTLP errors; all of it also on `/metrics`.
 
 mod common;
-#[path = "common/procs.rs"]
-mod procs;
+use otaas_testkit::procs;
 
 use common::*;
 use otaas_api::insights::{AnomalyKind, FleetInsights};
@@ -373,6 +372,16 @@ async fn a_flapping_connection_is_flagged() {
         .map(|a| (a.agent_id.as_str(), a.message.as_str()))
         .collect();
     flagged.sort();
+    // A WebSocket agent that reconnects before the server has seen its old connection close
+    // holds a uid a live connection still has, and the server renames it (a `new_uid` event):
+    // the flagged agent is the one under its latest uid.
+    let latest = |sim: &Sim, first: &str| -> String {
+        sim.events("new_uid")
+            .last()
+            .and_then(|e| e["new_uid"].as_str().map(str::to_owned))
+            .unwrap_or_else(|| first.to_owned())
+    };
+    let (ws_uid, http_uid) = (latest(&ws, &ws_uid), latest(&http, &http_uid));
     let mut want = [ws_uid.as_str(), http_uid.as_str()];
     want.sort();
     assert_eq!(flagged.iter().map(|(id, _)| *id).collect::<Vec<_>>(), want);

@@ -5,9 +5,9 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, Command, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -16,222 +16,16 @@ use futures::{SinkExt, StreamExt};
 use otaas_api::*;
 use otaas_opamp::framing;
 use otaas_opamp::proto::{AgentToServer, ServerErrorResponseType, ServerToAgent};
+use otaas_testkit::procs::{ADMIN, Serve, Sim, TIMEOUT, collect_lines, wait_for};
 use prost::Message as _;
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
-
-const ADMIN: &str = "opamp-test-admin-token";
-/// Every wait in these tests is bounded by this; passing it fails the test.
-const TIMEOUT: Duration = Duration::from_secs(60);
 
 fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../..")
         .canonicalize()
         .unwrap()
-}
-
-/// Collects a child's output lines in the background.
-fn collect_lines(read: impl std::io::Read + Send + 'static) -> Arc<Mutex<Vec<String>>> {
-    let lines = Arc::new(Mutex::new(Vec::new()));
-    let sink = lines.clone();
-    std::thread::spawn(move || {
-        for line in BufReader::new(read).lines() {
-            let Ok(line) = line else { break };
-            sink.lock().unwrap().push(line);
-        }
-    });
-    lines
-}
-
-/// A running `otaas serve` with both listeners on port 0 (or a given OpAMP address).
-struct Serve {
-    child: Child,
-    api: String,
-    opamp: String,
-    stderr: Arc<Mutex<Vec<String>>>,
-}
-
-impl Serve {
-    /// A lab server (anonymous agents allowed: these scenarios are about the protocol once an
-    /// agent is in) unless `extra` asks for `--require-agent-token`, the product's default.
-    fn start(data_dir: &Path, opamp_listen: &str, extra: &[&str]) -> Self {
-        let lab: &[&str] = if extra.contains(&"--require-agent-token") {
-            &[]
-        } else {
-            &["--allow-anonymous-agents"]
-        };
-        let extra: Vec<&str> = lab.iter().chain(extra).copied().collect();
-        let mut child = Command::new(env!("CARGO_BIN_EXE_otaas"))
-            .args([
-                "serve",
-                "--listen",
-                "127.0.0.1:0",
-                "--opamp-listen",
-                opamp_listen,
-            ])
-            .args(["--admin-token", ADMIN, "--opamp-heartbeat-seconds", "2"])
-            .args(extra)
-            .arg("--data-dir")
-            .arg(data_dir)
-            .env_remove("OTAAS_DATABASE")
-            .env("OTAAS_LOG", "info")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn otaas serve");
-        let stderr = collect_lines(child.stderr.take().unwrap());
-        let deadline = Instant::now() + TIMEOUT;
-        loop {
-            let (api, opamp) = {
-                let lines = stderr.lock().unwrap();
-                let find = |p: &str| {
-                    lines
-                        .iter()
-                        .find_map(|l| l.strip_prefix(p).map(str::to_owned))
-                };
-                (
-                    find("otaas: api listening on "),
-                    find("otaas: opamp listening on "),
-                )
-            };
-            if let (Some(api), Some(opamp)) = (api, opamp) {
-                return Self {
-                    child,
-                    api,
-                    opamp,
-                    stderr,
-                };
-            }
-            if Instant::now() > deadline || child.try_wait().unwrap().is_some() {
-                let _ = child.kill();
-                panic!(
-                    "otaas serve did not start; stderr:\n{}",
-                    stderr.lock().unwrap().join("\n")
-                );
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    fn client(&self) -> Client {
-        Client::new(ClientConfig::new(format!("http://{}", self.api), ADMIN)).unwrap()
-    }
-
-    fn http_url(&self) -> String {
-        format!("http://{}/v1/opamp", self.opamp)
-    }
-
-    /// SIGKILL: a crash, nothing flushed.
-    fn kill(mut self) {
-        self.child.kill().unwrap();
-        self.child.wait().unwrap();
-    }
-
-    /// SIGTERM and a bounded wait for a clean exit.
-    fn stop(mut self) {
-        let pid = self.child.id().to_string();
-        Command::new("kill").args(["-TERM", &pid]).status().unwrap();
-        let deadline = Instant::now() + TIMEOUT;
-        while self.child.try_wait().unwrap().is_none() {
-            assert!(Instant::now() < deadline, "otaas serve did not stop");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let log = self.stderr.lock().unwrap().join("\n");
-        assert!(log.contains("otaas: stopped"), "unclean stop:\n{log}");
-    }
-}
-
-impl Drop for Serve {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// A running `otaas fleet-sim` with its control on stdin and its JSON lines collected.
-struct Sim {
-    child: Child,
-    stdin: Option<ChildStdin>,
-    out: Arc<Mutex<Vec<String>>>,
-}
-
-impl Sim {
-    fn start(server_url: &str, args: &[&str]) -> Self {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_otaas"))
-            .args(["fleet-sim", "--server", server_url, "--control-stdin"])
-            .args(args)
-            .env("OTAAS_LOG", "warn")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn otaas fleet-sim");
-        let out = collect_lines(child.stdout.take().unwrap());
-        Self {
-            stdin: child.stdin.take(),
-            child,
-            out,
-        }
-    }
-
-    fn command(&mut self, line: &str) {
-        let stdin = self.stdin.as_mut().unwrap();
-        writeln!(stdin, "{line}").unwrap();
-        stdin.flush().unwrap();
-    }
-
-    fn events(&self, kind: &str) -> Vec<Value> {
-        self.out
-            .lock()
-            .unwrap()
-            .iter()
-            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-            .filter(|v| v["event"] == kind)
-            .collect()
-    }
-
-    /// Closes the control (the simulator stops) and returns its summary line.
-    fn stop(mut self) -> Value {
-        drop(self.stdin.take());
-        let deadline = Instant::now() + TIMEOUT;
-        while self.child.try_wait().unwrap().is_none() {
-            assert!(Instant::now() < deadline, "fleet-sim did not stop");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        // The reader thread may still be draining the pipe.
-        let deadline = Instant::now() + Duration::from_secs(5);
-        loop {
-            if let Some(summary) = self.events("summary").pop() {
-                return summary;
-            }
-            assert!(Instant::now() < deadline, "fleet-sim printed no summary");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
-impl Drop for Sim {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Polls `check` until it returns `Some`, failing the test after [`TIMEOUT`].
-async fn wait_for<T, F, Fut>(what: &str, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    let deadline = Instant::now() + TIMEOUT;
-    loop {
-        if let Some(v) = check().await {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
 }
 
 fn selector(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
@@ -1737,7 +1531,7 @@ async fn fleet_sim_stops_by_itself_after_its_duration() {
     let server = Serve::start(data.path(), "127.0.0.1:0", &[]);
     let client = server.client();
     let (_, group) = make_group(&client, "timed", &[("t", "1")]).await;
-    let out = Command::new(env!("CARGO_BIN_EXE_otaas"))
+    let out = Command::new(otaas_testkit::bin::otaas())
         .args(["fleet-sim", "--server", &format!("ws://{}", server.opamp)])
         .args([
             "--agents",
@@ -1895,7 +1689,7 @@ async fn python_peer_over_tls_and_mutual_tls() {
 #[test]
 fn bad_tls_files_stop_the_server_with_a_clear_error() {
     let data = tempfile::tempdir().unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_otaas"))
+    let out = Command::new(otaas_testkit::bin::otaas())
         .args([
             "serve",
             "--listen",

@@ -8,8 +8,7 @@
 //! and every wait is bounded (passing the bound fails the test).
 
 mod common;
-#[path = "common/procs.rs"]
-mod procs;
+use otaas_testkit::procs;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{Read, Write};
@@ -446,7 +445,7 @@ async fn tls_self_signed_also_covers_opamp() {
 #[test]
 fn a_client_ca_without_tls_is_a_start_up_error() {
     let data = tempfile::tempdir().unwrap();
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_otaas"))
+    let out = std::process::Command::new(otaas_testkit::bin::otaas())
         .args([
             "serve",
             "--listen",

@@ -5,8 +5,7 @@
 //! `limit` or `cursor`. The typed client's `list_all` walks every page.
 
 mod common;
-#[path = "common/procs.rs"]
-mod procs;
+use otaas_testkit::procs;
 
 use common::*;
 use otaas_api::*;

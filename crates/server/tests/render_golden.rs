@@ -125,7 +125,7 @@ fn check_golden(scenario: &str, rendered: &RenderedConfig) {
     let want_hash: [u8; 32] = Sha256::digest(rendered.yaml.as_bytes()).into();
     assert_eq!(rendered.hash, want_hash);
     // And the document is valid YAML.
-    let _: serde_yaml::Value = serde_yaml::from_str(&rendered.yaml).unwrap();
+    let _: serde_norway::Value = serde_norway::from_str(&rendered.yaml).unwrap();
 
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("tests/golden")
@@ -300,7 +300,7 @@ fn golden_signal_subsets() {
         &key(),
     )
     .unwrap();
-    let doc: serde_yaml::Value = serde_yaml::from_str(&r.yaml).unwrap();
+    let doc: serde_norway::Value = serde_norway::from_str(&r.yaml).unwrap();
     let names: Vec<String> = doc["service"]["pipelines"]
         .as_mapping()
         .unwrap()
@@ -367,8 +367,8 @@ fn conflicting_inputs_are_render_errors() {
 /// The pipelines section of a rendered config: pipeline name → (receivers, processors,
 /// exporters).
 fn service_pipelines(yaml: &str) -> BTreeMap<String, [Vec<String>; 3]> {
-    let doc: serde_yaml::Value = serde_yaml::from_str(yaml).unwrap();
-    let ids = |v: &serde_yaml::Value| -> Vec<String> {
+    let doc: serde_norway::Value = serde_norway::from_str(yaml).unwrap();
+    let ids = |v: &serde_norway::Value| -> Vec<String> {
         v.as_sequence()
             .unwrap()
             .iter()

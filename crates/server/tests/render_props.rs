@@ -169,7 +169,7 @@ proptest! {
         let second = render(&g2, &p, &e, &b, &key).unwrap();
         prop_assert_eq!(&first, &second);
 
-        let _: serde_yaml::Value = serde_yaml::from_str(&first.yaml).unwrap();
+        let _: serde_norway::Value = serde_norway::from_str(&first.yaml).unwrap();
         let want: [u8; 32] = Sha256::digest(first.yaml.as_bytes()).into();
         prop_assert_eq!(first.hash, want);
 

@@ -14,8 +14,7 @@
 //! (`common/proxy.rs`). Nothing is asserted on timing; every wait is bounded by `TIMEOUT`.
 
 mod common;
-#[path = "common/procs.rs"]
-mod procs;
+use otaas_testkit::procs;
 #[path = "common/proxy.rs"]
 mod proxy;
 
@@ -220,7 +219,7 @@ async fn a_change_through_a_reaches_agents_on_b() {
 
         // A second process with a live replica's id refuses to start, saying why.
         let dup = tempfile::tempdir().unwrap();
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_otaas"))
+        let out = std::process::Command::new(otaas_testkit::bin::otaas())
             .args([
                 "serve",
                 "--listen",

@@ -7,8 +7,7 @@
 //! Step order is asserted from status snapshots and the recorded steps, never from timing.
 
 mod common;
-#[path = "common/procs.rs"]
-mod procs;
+use otaas_testkit::procs;
 
 use std::collections::BTreeMap;
 

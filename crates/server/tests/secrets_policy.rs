@@ -11,8 +11,7 @@
 //!   and the field; allowed ones pass.
 
 mod common;
-#[path = "common/procs.rs"]
-mod procs;
+use otaas_testkit::procs;
 
 use std::collections::BTreeMap;
 

@@ -5,97 +5,26 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
-use std::sync::{Arc, Mutex};
+use std::process::Command;
 use std::time::Duration;
 
 use common::*;
 use otaas_api::*;
+use otaas_testkit::procs::Serve;
 
-/// A running `otaas serve`; killed on drop if the test did not stop it.
-struct Server {
-    child: Child,
-    addr: String,
-    stderr: Arc<Mutex<String>>,
-}
-
-impl Server {
-    fn start(data_dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Self {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_otaas"));
-        cmd.args([
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--opamp-listen",
-            "127.0.0.1:0",
-        ])
-        .arg("--data-dir")
-        .arg(data_dir)
-        .args(args)
-        .env_remove("OTAAS_ADMIN_TOKEN")
-        .env_remove("OTAAS_DATABASE")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped());
-        for (k, v) in env {
-            cmd.env(k, v);
-        }
-        let mut child = cmd.spawn().expect("spawn otaas");
-        let stderr = child.stderr.take().unwrap();
-        let log = Arc::new(Mutex::new(String::new()));
-        let (tx, rx) = mpsc::channel();
-        let log2 = log.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines() {
-                let Ok(line) = line else { break };
-                log2.lock().unwrap().push_str(&line);
-                log2.lock().unwrap().push('\n');
-                if let Some(addr) = line.strip_prefix("otaas: api listening on ") {
-                    let _ = tx.send(addr.to_string());
-                }
-            }
-        });
-        let Ok(addr) = rx.recv_timeout(Duration::from_secs(60)) else {
-            let _ = child.kill();
-            panic!(
-                "otaas did not report its address; stderr:\n{}",
-                log.lock().unwrap()
-            );
-        };
-        Self {
-            child,
-            addr,
-            stderr: log,
-        }
+/// A server that generated its admin token into `data_dir`, with `args` and `env`.
+fn start(data_dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Serve {
+    let mut b = Serve::builder(data_dir)
+        .bootstrap_admin()
+        .defaults()
+        .args(args);
+    for (k, v) in env {
+        b = b.env(k, v);
     }
-
-    /// SIGTERM, then wait (bounded) for a clean exit; returns everything it wrote on stderr.
-    fn stop(mut self) -> String {
-        let status = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(status.success());
-        for _ in 0..300 {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                assert!(status.success(), "otaas exited with {status}");
-                std::thread::sleep(Duration::from_millis(100));
-                return self.stderr.lock().unwrap().clone();
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        panic!("otaas did not stop within 30 s of SIGTERM");
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+    b.start()
 }
 
 fn https_client(addr: &str, token: &str, ca_pem: Option<&str>) -> Client {
@@ -112,7 +41,7 @@ async fn tls_round_trip_with_the_generated_ca_and_reuse_across_restart() {
     let env = [("OTAAS_ADMIN_TOKEN", admin)];
 
     // Given a server started with --tls-self-signed
-    let server = Server::start(&data, &["--tls-self-signed"], &env);
+    let server = start(&data, &["--tls-self-signed"], &env);
     let tls_dir = data.join("tls");
     let ca = std::fs::read_to_string(tls_dir.join("ca.pem")).unwrap();
     assert!(ca.starts_with("-----BEGIN CERTIFICATE-----"), "{ca}");
@@ -126,17 +55,17 @@ async fn tls_round_trip_with_the_generated_ca_and_reuse_across_restart() {
     }
 
     // When the provider's client trusts ca.pem, the API works over https
-    let c = https_client(&server.addr, admin, Some(&ca));
+    let c = https_client(&server.api, admin, Some(&ca));
     let p = c.create_pipeline(&pipeline_spec("tls")).await.unwrap();
     assert_eq!(c.get_pipeline(p.id).await.unwrap().name, "tls");
 
     // A client that does not trust the CA cannot connect, and plain HTTP gets no API answer
-    let err = https_client(&server.addr, admin, None)
+    let err = https_client(&server.api, admin, None)
         .list_pipelines()
         .await
         .unwrap_err();
     assert_eq!(err.status(), None, "{err}");
-    let plain = Client::new(ClientConfig::new(format!("http://{}", server.addr), admin))
+    let plain = Client::new(ClientConfig::new(format!("http://{}", server.api), admin))
         .unwrap()
         .list_pipelines()
         .await
@@ -155,18 +84,18 @@ async fn tls_round_trip_with_the_generated_ca_and_reuse_across_restart() {
 
     // When it restarts, the same CA and certificate are reused and the old CA still works
     let server_pem = std::fs::read(tls_dir.join("server.pem")).unwrap();
-    let server = Server::start(&data, &["--tls-self-signed"], &env);
+    let server = start(&data, &["--tls-self-signed"], &env);
     assert_eq!(std::fs::read_to_string(tls_dir.join("ca.pem")).unwrap(), ca);
     assert_eq!(
         std::fs::read(tls_dir.join("server.pem")).unwrap(),
         server_pem
     );
-    let c = https_client(&server.addr, admin, Some(&ca));
+    let c = https_client(&server.api, admin, Some(&ca));
     assert_eq!(c.list_pipelines().await.unwrap().len(), 1);
     drop(server);
 
     // With an extra name the serving certificate is re-issued from the same CA
-    let server = Server::start(
+    let server = start(
         &data,
         &["--tls-self-signed", "--tls-san", "otaas.test"],
         &env,
@@ -176,14 +105,14 @@ async fn tls_round_trip_with_the_generated_ca_and_reuse_across_restart() {
         server_pem
     );
     assert_eq!(std::fs::read_to_string(tls_dir.join("ca.pem")).unwrap(), ca);
-    let c = https_client(&server.addr, admin, Some(&ca));
+    let c = https_client(&server.api, admin, Some(&ca));
     assert_eq!(c.list_pipelines().await.unwrap().len(), 1);
 }
 
 #[test]
 fn tls_flags_are_checked_at_start() {
     let dir = tempfile::tempdir().unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_otaas"))
+    let out = Command::new(otaas_testkit::bin::otaas())
         .args(["serve", "--listen", "127.0.0.1:0", "--tls-cert"])
         .arg(dir.path().join("missing.pem"))
         .arg("--tls-key")
@@ -200,7 +129,7 @@ fn tls_flags_are_checked_at_start() {
         "{stderr}"
     );
     // --tls-cert without --tls-key is a usage error
-    let out = Command::new(env!("CARGO_BIN_EXE_otaas"))
+    let out = Command::new(otaas_testkit::bin::otaas())
         .args(["serve", "--tls-cert", "x.pem"])
         .output()
         .unwrap();
@@ -225,7 +154,7 @@ fn raw_get(addr: &str, path: &str) -> String {
 #[test]
 fn connections_per_address_are_capped_with_a_clear_refusal() {
     let dir = tempfile::tempdir().unwrap();
-    let server = Server::start(
+    let server = start(
         &dir.path().join("data"),
         &["--max-conns-per-ip", "2"],
         &[("OTAAS_ADMIN_TOKEN", "conn-admin")],
@@ -233,7 +162,7 @@ fn connections_per_address_are_capped_with_a_clear_refusal() {
     // Given two connections from 127.0.0.1 in the middle of a request (a silent connection
     // does not count: see tests/timeouts.rs)
     let started = || {
-        let mut s = TcpStream::connect(&server.addr).unwrap();
+        let mut s = TcpStream::connect(&server.api).unwrap();
         s.write_all(b"GET /healthz HTTP/1.1\r\n").unwrap();
         s
     };
@@ -244,7 +173,7 @@ fn connections_per_address_are_capped_with_a_clear_refusal() {
     // the server has read the first two's first bytes: a bounded wait)
     let mut resp = String::new();
     for _ in 0..100 {
-        resp = raw_get(&server.addr, "/healthz");
+        resp = raw_get(&server.api, "/healthz");
         if resp.starts_with("HTTP/1.1 429") {
             break;
         }
@@ -267,7 +196,7 @@ fn connections_per_address_are_capped_with_a_clear_refusal() {
     drop(a);
     let mut served = String::new();
     for _ in 0..100 {
-        served = raw_get(&server.addr, "/healthz");
+        served = raw_get(&server.api, "/healthz");
         if served.starts_with("HTTP/1.1 200") {
             break;
         }
@@ -295,7 +224,7 @@ async fn canary_secrets_never_appear_in_responses_logs_or_errors() {
     let data = dir.path().join("data");
     let admin = format!("canary-admin-{}", uuid::Uuid::new_v4().simple());
     let header_secret = format!("canary-header-{}", uuid::Uuid::new_v4().simple());
-    let server = Server::start(
+    let server = start(
         &data,
         &[],
         &[
@@ -304,7 +233,7 @@ async fn canary_secrets_never_appear_in_responses_logs_or_errors() {
             ("RUST_LOG", "debug"),
         ],
     );
-    let base = format!("http://{}/api/v1", server.addr);
+    let base = format!("http://{}/api/v1", server.api);
     let http = reqwest::Client::new();
     // Every response body we get, for the final grep
     let mut bodies: Vec<(String, String)> = Vec::new();
@@ -488,7 +417,7 @@ async fn canary_secrets_never_appear_in_responses_logs_or_errors() {
         assert_eq!(resp.status().as_u16(), 401);
         bodies.push(("wrong token".into(), resp.text().await.unwrap()));
     }
-    let metrics = reqwest::get(format!("http://{}/metrics", server.addr))
+    let metrics = reqwest::get(format!("http://{}/metrics", server.api))
         .await
         .unwrap()
         .text()
@@ -542,7 +471,7 @@ async fn canary_secrets_never_appear_in_responses_logs_or_errors() {
 
 /// Runs `otaas token ...` against a data dir; returns stdout (the command must succeed).
 fn token_cmd(data: &Path, args: &[&str]) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_otaas"))
+    let out = Command::new(otaas_testkit::bin::otaas())
         .arg("token")
         .args(args)
         .arg("--data-dir")
@@ -562,8 +491,8 @@ fn token_cmd(data: &Path, args: &[&str]) -> String {
 async fn token_cli_creates_lists_and_revokes_while_the_server_runs() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let server = Server::start(&data, &[], &[("OTAAS_ADMIN_TOKEN", "cli-admin")]);
-    let url = format!("http://{}", server.addr);
+    let server = start(&data, &[], &[("OTAAS_ADMIN_TOKEN", "cli-admin")]);
+    let url = format!("http://{}", server.api);
 
     // Given a read-only token minted with the CLI
     let token = token_cmd(

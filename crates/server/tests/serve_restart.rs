@@ -3,102 +3,23 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::process::Command;
 
 use common::*;
 use otaas_api::*;
+use otaas_testkit::procs::Serve;
 
-/// A running `otaas serve`; killed on drop if the test did not stop it.
-struct Server {
-    child: Child,
-    addr: String,
-    stderr: Arc<Mutex<String>>,
-}
-
-impl Server {
-    fn start(data_dir: &Path, database: Option<&str>) -> Self {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_otaas"));
-        cmd.args([
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--opamp-listen",
-            "127.0.0.1:0",
-        ])
-        .arg("--data-dir")
-        .arg(data_dir)
-        .env_remove("OTAAS_ADMIN_TOKEN")
-        .env_remove("OTAAS_DATABASE")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped());
-        if let Some(db) = database {
-            cmd.args(["--database", db]);
-        }
-        let mut child = cmd.spawn().expect("spawn otaas");
-        let stderr = child.stderr.take().unwrap();
-        let log = Arc::new(Mutex::new(String::new()));
-        let (tx, rx) = mpsc::channel();
-        let log2 = log.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines() {
-                let Ok(line) = line else { break };
-                log2.lock().unwrap().push_str(&line);
-                log2.lock().unwrap().push('\n');
-                if let Some(addr) = line.strip_prefix("otaas: api listening on ") {
-                    let _ = tx.send(addr.to_string());
-                }
-            }
-        });
-        let addr = match rx.recv_timeout(Duration::from_secs(60)) {
-            Ok(addr) => addr,
-            Err(_) => {
-                let _ = child.kill();
-                panic!(
-                    "otaas did not report its address; stderr:\n{}",
-                    log.lock().unwrap()
-                );
-            }
-        };
-        Self {
-            child,
-            addr,
-            stderr: log,
-        }
-    }
-
-    fn client(&self, token: &str) -> Client {
-        Client::new(ClientConfig::new(format!("http://{}", self.addr), token)).unwrap()
-    }
-
-    /// SIGTERM, then wait (bounded) for a clean exit.
-    fn stop(mut self) -> String {
-        let status = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(status.success());
-        for _ in 0..300 {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                assert!(status.success(), "otaas exited with {status}");
-                std::thread::sleep(Duration::from_millis(50));
-                return self.stderr.lock().unwrap().clone();
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        panic!("otaas did not stop within 30 s of SIGTERM");
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// A server that generated its admin token into `data_dir`, on SQLite there or on `database`.
+fn start(data_dir: &Path, database: Option<&str>) -> Serve {
+    let db: Vec<&str> = database
+        .map(|db| vec!["--database", db])
+        .unwrap_or_default();
+    Serve::builder(data_dir)
+        .bootstrap_admin()
+        .defaults()
+        .args(&db)
+        .start()
 }
 
 /// Creates a small fleet config, restarts the server, and checks everything is still there.
@@ -107,7 +28,7 @@ async fn data_survives_restart(database: Option<String>) {
     let data_dir = dir.path().join("data");
 
     // Given a fresh server that generated its admin token into the data dir
-    let server = Server::start(&data_dir, database.as_deref());
+    let server = start(&data_dir, database.as_deref());
     let token_file = data_dir.join("admin-token");
     let admin = std::fs::read_to_string(&token_file)
         .unwrap()
@@ -118,9 +39,13 @@ async fn data_survives_restart(database: Option<String>) {
         std::fs::metadata(&token_file).unwrap().permissions().mode() & 0o777,
         0o600
     );
-    let c = server.client(&admin);
+    let c = server.client_as(&admin);
     // A wrong token is refused with a typed 401
-    let err = server.client("wrong").list_pipelines().await.unwrap_err();
+    let err = server
+        .client_as("wrong")
+        .list_pipelines()
+        .await
+        .unwrap_err();
     assert!(err.is_unauthorized(), "{err}");
 
     // When objects are created through the client
@@ -171,8 +96,8 @@ async fn data_survives_restart(database: Option<String>) {
     let log1 = server.stop();
 
     // Then after a restart on the same data dir/database, everything is still there
-    let server = Server::start(&data_dir, database.as_deref());
-    let c = server.client(&admin);
+    let server = start(&data_dir, database.as_deref());
+    let c = server.client_as(&admin);
     // (Reads carry neither the token nor the rollouts a write answered with.)
     let p_read = Pipeline {
         secret_digests: Default::default(),
@@ -235,7 +160,7 @@ async fn postgres_data_survives_restart() {
 #[test]
 fn token_create_and_version_commands() {
     let dir = tempfile::tempdir().unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_otaas"))
+    let out = Command::new(otaas_testkit::bin::otaas())
         .args(["token", "create", "--description", "ci fleet", "--data-dir"])
         .arg(dir.path())
         .env_remove("OTAAS_DATABASE")
@@ -261,7 +186,7 @@ fn token_create_and_version_commands() {
                 .unwrap()
         );
     });
-    let out = Command::new(env!("CARGO_BIN_EXE_otaas"))
+    let out = Command::new(otaas_testkit::bin::otaas())
         .arg("version")
         .output()
         .unwrap();

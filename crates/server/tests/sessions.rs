@@ -10,8 +10,7 @@
 //! No assertion depends on timing: every wait is bounded (passing the bound fails the test).
 
 mod common;
-#[path = "common/procs.rs"]
-mod procs;
+use otaas_testkit::procs;
 
 use futures::{SinkExt, StreamExt};
 use otaas_api::*;

@@ -7,15 +7,40 @@ use std::sync::Arc;
 
 use common::*;
 use otaas_api::*;
+use otaas_server::policy::ConfigPolicy;
+use otaas_server::revisions::{ConfigWriter, WriteError};
 use otaas_server::store::{Kind, Store, StoreError};
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
-type S = Arc<dyn Store>;
+/// A store and the config writer on it: writes go through the writer (which renders the
+/// groups they reach), reads straight to the store.
+#[derive(Clone)]
+struct S {
+    store: Arc<dyn Store>,
+    w: ConfigWriter,
+}
+
+impl S {
+    fn new(store: Arc<dyn Store>) -> Self {
+        let w = ConfigWriter::new(store.clone(), Arc::new(ConfigPolicy::default()));
+        Self { store, w }
+    }
+}
+
+impl std::ops::Deref for S {
+    type Target = dyn Store;
+    fn deref(&self) -> &dyn Store {
+        &*self.store
+    }
+}
 
 async fn pipeline_crud(s: S) {
     // Given an empty store, when a pipeline is created
-    let a = s.create_pipeline(pipeline_spec("b-second")).await.unwrap();
+    let a =
+        s.w.create_pipeline(pipeline_spec("b-second"))
+            .await
+            .unwrap();
     assert!(a.revisions.is_empty());
     let a = a.value;
     assert_eq!(a.revision, 1);
@@ -24,11 +49,11 @@ async fn pipeline_crud(s: S) {
     assert_eq!(s.get_pipeline(a.id).await.unwrap(), a);
     assert_eq!(s.find_pipeline("b-second").await.unwrap(), Some(a.clone()));
     assert_eq!(s.find_pipeline("nope").await.unwrap(), None);
-    let b = s
-        .create_pipeline(pipeline_spec("a-first"))
-        .await
-        .unwrap()
-        .value;
+    let b =
+        s.w.create_pipeline(pipeline_spec("a-first"))
+            .await
+            .unwrap()
+            .value;
     let names: Vec<String> = s
         .list_pipelines()
         .await
@@ -39,41 +64,42 @@ async fn pipeline_crud(s: S) {
     assert_eq!(names, vec!["a-first", "b-second"]);
 
     // Names are unique per kind, on create and on rename.
-    match s.create_pipeline(pipeline_spec("a-first")).await {
-        Err(StoreError::NameTaken { kind, name }) => {
+    match s.w.create_pipeline(pipeline_spec("a-first")).await {
+        Err(WriteError::Store(StoreError::NameTaken { kind, name })) => {
             assert_eq!((kind, name.as_str()), (Kind::Pipeline, "a-first"))
         }
         other => panic!("expected NameTaken, got {other:?}"),
     }
     match s
+        .w
         .update_pipeline(a.id, pipeline_spec("a-first"), None)
         .await
     {
-        Err(StoreError::NameTaken { name, .. }) => assert_eq!(name, "a-first"),
+        Err(WriteError::Store(StoreError::NameTaken { name, .. })) => assert_eq!(name, "a-first"),
         other => panic!("expected NameTaken, got {other:?}"),
     }
 
     // Updates bump the revision; If-Match guards against lost updates.
     let mut spec = pipeline_spec("b-second");
     spec.description = "changed".into();
-    let a2 = s
-        .update_pipeline(a.id, spec.clone(), Some(1))
-        .await
-        .unwrap()
-        .value;
+    let a2 =
+        s.w.update_pipeline(a.id, spec.clone(), Some(1))
+            .await
+            .unwrap()
+            .value;
     assert_eq!(a2.revision, 2);
     assert_eq!(a2.spec.description, "changed");
     assert_eq!(a2.created_at, a.created_at);
-    match s.update_pipeline(a.id, spec.clone(), Some(1)).await {
-        Err(StoreError::RevisionMismatch {
+    match s.w.update_pipeline(a.id, spec.clone(), Some(1)).await {
+        Err(WriteError::Store(StoreError::RevisionMismatch {
             expected, actual, ..
-        }) => assert_eq!((expected, actual), (1, 2)),
+        })) => assert_eq!((expected, actual), (1, 2)),
         other => panic!("expected RevisionMismatch, got {other:?}"),
     }
     assert_eq!(s.get_pipeline(a.id).await.unwrap().revision, 2);
     // Without If-Match the update is unconditional.
     assert_eq!(
-        s.update_pipeline(a.id, spec, None)
+        s.w.update_pipeline(a.id, spec, None)
             .await
             .unwrap()
             .value
@@ -82,7 +108,7 @@ async fn pipeline_crud(s: S) {
     );
 
     // Delete, then it is gone.
-    s.delete_pipeline(b.id).await.unwrap();
+    s.w.delete_pipeline(b.id).await.unwrap();
     assert!(matches!(
         s.get_pipeline(b.id).await,
         Err(StoreError::NotFound {
@@ -91,23 +117,23 @@ async fn pipeline_crud(s: S) {
         })
     ));
     assert!(matches!(
-        s.delete_pipeline(b.id).await,
-        Err(StoreError::NotFound { .. })
+        s.w.delete_pipeline(b.id).await,
+        Err(WriteError::Store(StoreError::NotFound { .. }))
     ));
     assert!(matches!(
-        s.update_pipeline(PipelineId::new(), pipeline_spec("x"), None)
+        s.w.update_pipeline(PipelineId::new(), pipeline_spec("x"), None)
             .await,
-        Err(StoreError::NotFound { .. })
+        Err(WriteError::Store(StoreError::NotFound { .. }))
     ));
 }
 
 async fn references(s: S) {
-    let p = s.create_pipeline(pipeline_spec("p")).await.unwrap().value;
+    let p = s.w.create_pipeline(pipeline_spec("p")).await.unwrap().value;
     let missing = PipelineId::new();
 
     // Dangling references are refused and name the field.
-    match s.create_endpoint(endpoint_spec("e", missing, 4318)).await {
-        Err(StoreError::DanglingReference { field, kind, id }) => {
+    match s.w.create_endpoint(endpoint_spec("e", missing, 4318)).await {
+        Err(WriteError::Store(StoreError::DanglingReference { field, kind, id })) => {
             assert_eq!(
                 (field.as_str(), kind, id),
                 ("pipeline_id", Kind::Pipeline, missing.to_string())
@@ -115,8 +141,10 @@ async fn references(s: S) {
         }
         other => panic!("expected DanglingReference, got {other:?}"),
     }
-    match s.create_group(group_spec("g", vec![p.id, missing])).await {
-        Err(StoreError::DanglingReference { field, .. }) => assert_eq!(field, "pipeline_ids[1]"),
+    match s.w.create_group(group_spec("g", vec![p.id, missing])).await {
+        Err(WriteError::Store(StoreError::DanglingReference { field, .. })) => {
+            assert_eq!(field, "pipeline_ids[1]")
+        }
         other => panic!("expected DanglingReference, got {other:?}"),
     }
     assert_eq!(
@@ -124,35 +152,37 @@ async fn references(s: S) {
         None,
         "failed create left nothing"
     );
-    match s.create_binding(binding_spec("b", missing)).await {
-        Err(StoreError::DanglingReference { field, .. }) => assert_eq!(field, "pipeline_id"),
+    match s.w.create_binding(binding_spec("b", missing)).await {
+        Err(WriteError::Store(StoreError::DanglingReference { field, .. })) => {
+            assert_eq!(field, "pipeline_id")
+        }
         other => panic!("expected DanglingReference, got {other:?}"),
     }
 
     // A referenced pipeline cannot be deleted; the error names each referrer in turn.
-    let e = s
-        .create_endpoint(endpoint_spec("e", p.id, 4318))
-        .await
-        .unwrap()
-        .value;
-    let b = s
-        .create_binding(binding_spec("b", p.id))
-        .await
-        .unwrap()
-        .value;
-    let g = s
-        .create_group(group_spec("g", vec![p.id]))
-        .await
-        .unwrap()
-        .value;
-    let expect_in_use = |r: Result<_, StoreError>, want_kind: Kind, want_name: &str| match r {
-        Err(StoreError::InUse {
+    let e =
+        s.w.create_endpoint(endpoint_spec("e", p.id, 4318))
+            .await
+            .unwrap()
+            .value;
+    let b =
+        s.w.create_binding(binding_spec("b", p.id))
+            .await
+            .unwrap()
+            .value;
+    let g =
+        s.w.create_group(group_spec("g", vec![p.id]))
+            .await
+            .unwrap()
+            .value;
+    let expect_in_use = |r: Result<_, WriteError>, want_kind: Kind, want_name: &str| match r {
+        Err(WriteError::Store(StoreError::InUse {
             kind,
             name,
             referrer_kind,
             referrer_name,
             ..
-        }) => {
+        })) => {
             assert_eq!(kind, Kind::Pipeline);
             assert_eq!(name, "p");
             assert_eq!(
@@ -162,13 +192,13 @@ async fn references(s: S) {
         }
         other => panic!("expected InUse, got {other:?}"),
     };
-    expect_in_use(s.delete_pipeline(p.id).await, Kind::Endpoint, "e");
-    s.delete_endpoint(e.id).await.unwrap();
-    expect_in_use(s.delete_pipeline(p.id).await, Kind::ExporterBinding, "b");
-    s.delete_binding(b.id).await.unwrap();
-    expect_in_use(s.delete_pipeline(p.id).await, Kind::AgentGroup, "g");
-    s.delete_group(g.record.id).await.unwrap();
-    s.delete_pipeline(p.id).await.unwrap();
+    expect_in_use(s.w.delete_pipeline(p.id).await, Kind::Endpoint, "e");
+    s.w.delete_endpoint(e.id).await.unwrap();
+    expect_in_use(s.w.delete_pipeline(p.id).await, Kind::ExporterBinding, "b");
+    s.w.delete_binding(b.id).await.unwrap();
+    expect_in_use(s.w.delete_pipeline(p.id).await, Kind::AgentGroup, "g");
+    s.w.delete_group(g.record.id).await.unwrap();
+    s.w.delete_pipeline(p.id).await.unwrap();
     assert_eq!(s.list_pipelines().await.unwrap(), vec![]);
 }
 
@@ -178,20 +208,23 @@ fn sha256_hex(s: &str) -> String {
 
 async fn group_revisions(s: S) {
     // Given a pipeline with an endpoint and a binding, and a group using it
-    let p = s
-        .create_pipeline(pipeline_spec("checkout"))
-        .await
-        .unwrap()
-        .value;
-    let e = s
-        .create_endpoint(endpoint_spec("checkout-otlp", p.id, 4318))
-        .await
-        .unwrap()
-        .value;
-    s.create_binding(binding_spec("checkout-out", p.id))
+    let p =
+        s.w.create_pipeline(pipeline_spec("checkout"))
+            .await
+            .unwrap()
+            .value;
+    let e =
+        s.w.create_endpoint(endpoint_spec("checkout-otlp", p.id, 4318))
+            .await
+            .unwrap()
+            .value;
+    s.w.create_binding(binding_spec("checkout-out", p.id))
         .await
         .unwrap();
-    let w = s.create_group(group_spec("eu", vec![p.id])).await.unwrap();
+    let w =
+        s.w.create_group(group_spec("eu", vec![p.id]))
+            .await
+            .unwrap();
     let g = w.value;
     // then the group starts at config revision 1, announced by the write
     assert_eq!(g.config_revision, 1);
@@ -201,7 +234,7 @@ async fn group_revisions(s: S) {
     assert_eq!((r1.revision, r1.hash.clone()), (1, g.config_hash.clone()));
     assert_eq!(r1.hash, sha256_hex(&r1.yaml));
     // and the YAML carries the endpoint's derived token and the header secret
-    let token = s.token_key().endpoint_token(e.id, 1);
+    let token = s.w.token_key().endpoint_token(e.id, 1);
     assert!(r1.yaml.contains(&token));
     assert!(r1.yaml.contains("secret-org"));
     assert!(r1.yaml.contains("traces/checkout:"));
@@ -209,13 +242,13 @@ async fn group_revisions(s: S) {
     // When a change leaves the YAML identical (description), no revision is made
     let mut spec = pipeline_spec("checkout");
     spec.description = "only words".into();
-    let w = s.update_pipeline(p.id, spec.clone(), None).await.unwrap();
+    let w = s.w.update_pipeline(p.id, spec.clone(), None).await.unwrap();
     assert!(w.revisions.is_empty());
     assert_eq!(s.get_group(g.record.id).await.unwrap().config_revision, 1);
     // nor when only the selector changes (the object revision moves, the config does not)
     let mut gspec = group_spec("eu", vec![p.id]);
     gspec.selector.insert("region".into(), "eu".into());
-    let w = s.update_group(g.record.id, gspec, Some(1)).await.unwrap();
+    let w = s.w.update_group(g.record.id, gspec, Some(1)).await.unwrap();
     assert!(w.revisions.is_empty());
     assert_eq!((w.value.record.revision, w.value.config_revision), (2, 1));
 
@@ -224,7 +257,7 @@ async fn group_revisions(s: S) {
         id: "memory_limiter".into(),
         config: serde_json::json!({"limit_mib": 400}),
     });
-    let w = s.update_pipeline(p.id, spec, None).await.unwrap();
+    let w = s.w.update_pipeline(p.id, spec, None).await.unwrap();
     assert_eq!(w.revisions.len(), 1);
     assert_eq!(w.revisions[0].revision, 2);
     assert!(w.revisions[0].yaml.contains("memory_limiter/checkout"));
@@ -234,12 +267,12 @@ async fn group_revisions(s: S) {
     let mut espec = endpoint_spec("checkout-otlp", p.id, 4318);
     espec.token_version = 2;
     espec.token_grace_seconds = 0;
-    let w = s.update_endpoint(e.id, espec, Some(1)).await.unwrap();
+    let w = s.w.update_endpoint(e.id, espec, Some(1)).await.unwrap();
     assert_eq!(w.revisions.len(), 1);
     let r3 = &w.revisions[0];
     assert_eq!(r3.revision, 3);
     assert!(!r3.yaml.contains(&token));
-    assert!(r3.yaml.contains(&s.token_key().endpoint_token(e.id, 2)));
+    assert!(r3.yaml.contains(&s.w.token_key().endpoint_token(e.id, 2)));
 
     // History is kept, oldest first, and each revision can be read back
     let history = s.group_revisions(g.record.id).await.unwrap();
@@ -255,7 +288,7 @@ async fn group_revisions(s: S) {
     );
 
     // Deleting the group removes its history
-    s.delete_group(g.record.id).await.unwrap();
+    s.w.delete_group(g.record.id).await.unwrap();
     assert!(matches!(
         s.group_revision(g.record.id, None).await,
         Err(StoreError::NotFound { .. })
@@ -264,24 +297,24 @@ async fn group_revisions(s: S) {
 
 async fn failed_render_writes_nothing(s: S) {
     // Given a group whose pipeline has an endpoint on port 4318
-    let p = s.create_pipeline(pipeline_spec("p")).await.unwrap().value;
-    s.create_endpoint(endpoint_spec("first", p.id, 4318))
+    let p = s.w.create_pipeline(pipeline_spec("p")).await.unwrap().value;
+    s.w.create_endpoint(endpoint_spec("first", p.id, 4318))
         .await
         .unwrap();
-    s.create_binding(binding_spec("out", p.id)).await.unwrap();
-    let g = s
-        .create_group(group_spec("g", vec![p.id]))
-        .await
-        .unwrap()
-        .value;
+    s.w.create_binding(binding_spec("out", p.id)).await.unwrap();
+    let g =
+        s.w.create_group(group_spec("g", vec![p.id]))
+            .await
+            .unwrap()
+            .value;
     // When a second endpoint on the same port is added
-    let err = s
-        .create_endpoint(endpoint_spec("second", p.id, 4318))
-        .await
-        .unwrap_err();
+    let err =
+        s.w.create_endpoint(endpoint_spec("second", p.id, 4318))
+            .await
+            .unwrap_err();
     // Then the write fails with the render error and nothing of it remains
     match err {
-        StoreError::Render { group, source } => {
+        WriteError::Render { group, source } => {
             assert_eq!(group, "g");
             assert_eq!(
                 source.to_string(),
@@ -303,32 +336,44 @@ async fn moving_an_endpoint_rerenders_both_groups(s: S) {
             .insert("otlp".into(), json!({"protocols": {"grpc": {}}}));
         spec
     };
-    let p1 = s.create_pipeline(with_receiver("one")).await.unwrap().value;
-    let p2 = s.create_pipeline(with_receiver("two")).await.unwrap().value;
-    s.create_binding(binding_spec("out1", p1.id)).await.unwrap();
-    s.create_binding(binding_spec("out2", p2.id)).await.unwrap();
-    let g1 = s
-        .create_group(group_spec("g1", vec![p1.id]))
-        .await
-        .unwrap()
-        .value;
-    let g2 = s
-        .create_group(group_spec("g2", vec![p2.id]))
-        .await
-        .unwrap()
-        .value;
-    let e = s
-        .create_endpoint(endpoint_spec("e", p1.id, 4318))
+    let p1 =
+        s.w.create_pipeline(with_receiver("one"))
+            .await
+            .unwrap()
+            .value;
+    let p2 =
+        s.w.create_pipeline(with_receiver("two"))
+            .await
+            .unwrap()
+            .value;
+    s.w.create_binding(binding_spec("out1", p1.id))
         .await
         .unwrap();
+    s.w.create_binding(binding_spec("out2", p2.id))
+        .await
+        .unwrap();
+    let g1 =
+        s.w.create_group(group_spec("g1", vec![p1.id]))
+            .await
+            .unwrap()
+            .value;
+    let g2 =
+        s.w.create_group(group_spec("g2", vec![p2.id]))
+            .await
+            .unwrap()
+            .value;
+    let e =
+        s.w.create_endpoint(endpoint_spec("e", p1.id, 4318))
+            .await
+            .unwrap();
     assert_eq!(
         e.revisions.iter().map(|r| r.group_id).collect::<Vec<_>>(),
         vec![g1.record.id]
     );
-    let moved = s
-        .update_endpoint(e.value.id, endpoint_spec("e", p2.id, 4318), None)
-        .await
-        .unwrap();
+    let moved =
+        s.w.update_endpoint(e.value.id, endpoint_spec("e", p2.id, 4318), None)
+            .await
+            .unwrap();
     let mut touched: Vec<_> = moved
         .revisions
         .iter()
@@ -363,25 +408,29 @@ async fn tokens(s: S) {
 /// The data written before a reopen is all there after it, and the token key is stable.
 async fn survives_reopen(before: S, reopen: impl std::future::Future<Output = S>) {
     let p = before
+        .w
         .create_pipeline(pipeline_spec("p"))
         .await
         .unwrap()
         .value;
     let e = before
+        .w
         .create_endpoint(endpoint_spec("e", p.id, 4318))
         .await
         .unwrap()
         .value;
     before
+        .w
         .create_binding(binding_spec("b", p.id))
         .await
         .unwrap();
     let g = before
+        .w
         .create_group(group_spec("g", vec![p.id]))
         .await
         .unwrap()
         .value;
-    let token = before.token_key().endpoint_token(e.id, 1);
+    let token = before.w.token_key().endpoint_token(e.id, 1);
     let yaml = before.group_revision(g.record.id, None).await.unwrap();
     drop(before);
     let after = reopen.await;
@@ -389,29 +438,29 @@ async fn survives_reopen(before: S, reopen: impl std::future::Future<Output = S>
     assert_eq!(after.get_endpoint(e.id).await.unwrap(), e);
     assert_eq!(after.get_group(g.record.id).await.unwrap(), g);
     assert_eq!(after.group_revision(g.record.id, None).await.unwrap(), yaml);
-    assert_eq!(after.token_key().endpoint_token(e.id, 1), token);
+    assert_eq!(after.w.token_key().endpoint_token(e.id, 1), token);
 }
 
 /// Concurrent writers: every update lands, group revisions stay gap-free, and of several
 /// creates with one name exactly one wins.
 async fn concurrent_writes(s: S) {
-    let p = s.create_pipeline(pipeline_spec("p")).await.unwrap().value;
-    s.create_endpoint(endpoint_spec("e", p.id, 4318))
+    let p = s.w.create_pipeline(pipeline_spec("p")).await.unwrap().value;
+    s.w.create_endpoint(endpoint_spec("e", p.id, 4318))
         .await
         .unwrap();
-    s.create_binding(binding_spec("b", p.id)).await.unwrap();
-    let g = s
-        .create_group(group_spec("g", vec![p.id]))
-        .await
-        .unwrap()
-        .value;
+    s.w.create_binding(binding_spec("b", p.id)).await.unwrap();
+    let g =
+        s.w.create_group(group_spec("g", vec![p.id]))
+            .await
+            .unwrap()
+            .value;
     let mut tasks = Vec::new();
     for i in 0..8 {
         let s = s.clone();
         tasks.push(tokio::spawn(async move {
             let mut spec = pipeline_spec("p");
             spec.processors[0].config = serde_json::json!({ "send_batch_size": i + 1 });
-            s.update_pipeline(p.id, spec, None).await.unwrap()
+            s.w.update_pipeline(p.id, spec, None).await.unwrap()
         }));
     }
     let mut made: Vec<i64> = Vec::new();
@@ -433,14 +482,14 @@ async fn concurrent_writes(s: S) {
     for _ in 0..6 {
         let s = s.clone();
         tasks.push(tokio::spawn(async move {
-            s.create_pipeline(pipeline_spec("same")).await
+            s.w.create_pipeline(pipeline_spec("same")).await
         }));
     }
     let mut ok = 0;
     for t in tasks {
         match t.await.unwrap() {
             Ok(_) => ok += 1,
-            Err(StoreError::NameTaken { .. }) => {}
+            Err(WriteError::Store(StoreError::NameTaken { .. })) => {}
             Err(other) => panic!("unexpected {other:?}"),
         }
     }
@@ -452,26 +501,26 @@ async fn concurrent_writes(s: S) {
 /// binding then succeeds and makes no new revision (nothing complete is left), and the group
 /// is still there.
 async fn completeness(s: S) {
-    let p = s.create_pipeline(pipeline_spec("p")).await.unwrap().value;
-    s.create_endpoint(endpoint_spec("e", p.id, 4318))
+    let p = s.w.create_pipeline(pipeline_spec("p")).await.unwrap().value;
+    s.w.create_endpoint(endpoint_spec("e", p.id, 4318))
         .await
         .unwrap();
-    match s.create_group(group_spec("g", vec![p.id])).await {
-        Err(StoreError::Incomplete { group, field, .. }) => {
+    match s.w.create_group(group_spec("g", vec![p.id])).await {
+        Err(WriteError::Incomplete { group, field, .. }) => {
             assert_eq!((group.as_str(), field), ("g", "pipeline_ids"))
         }
         other => panic!("expected Incomplete, got {other:?}"),
     }
     assert_eq!(s.list_groups().await.unwrap(), vec![]);
-    let b = s.create_binding(binding_spec("b", p.id)).await.unwrap();
+    let b = s.w.create_binding(binding_spec("b", p.id)).await.unwrap();
     assert_eq!(b.revisions, vec![]);
-    let g = s
-        .create_group(group_spec("g", vec![p.id]))
-        .await
-        .unwrap()
-        .value;
+    let g =
+        s.w.create_group(group_spec("g", vec![p.id]))
+            .await
+            .unwrap()
+            .value;
     assert_eq!(g.config_revision, 1);
-    let deleted = s.delete_binding(b.value.id).await.unwrap();
+    let deleted = s.w.delete_binding(b.value.id).await.unwrap();
     assert_eq!(deleted.revisions, vec![]);
     let after = s.get_group(g.record.id).await.unwrap();
     assert_eq!(
@@ -490,17 +539,17 @@ async fn secrets(s: S) {
         "kafka".into(),
         json!({"auth": {"sasl": {"password": {"$secret": "pw"}}}}),
     );
-    let p = s.create_pipeline(spec.clone()).await.unwrap().value;
+    let p = s.w.create_pipeline(spec.clone()).await.unwrap().value;
     assert_eq!(p.spec.secrets["pw"], "store-pw-1");
     let mut b = binding_spec("b", p.id);
     b.secrets = [("key".to_string(), "store-key-1".to_string())].into();
     b.destinations[0].config = json!({"compression": {"$secret": "key"}});
-    let b = s.create_binding(b).await.unwrap().value;
-    let g = s
-        .create_group(group_spec("g", vec![p.id]))
-        .await
-        .unwrap()
-        .value;
+    let b = s.w.create_binding(b).await.unwrap().value;
+    let g =
+        s.w.create_group(group_spec("g", vec![p.id]))
+            .await
+            .unwrap()
+            .value;
     let yaml = s.group_revision(g.record.id, None).await.unwrap().yaml;
     for v in ["store-pw-1", "store-key-1", "secret-org"] {
         assert!(yaml.contains(v), "{v} not rendered: {yaml}");
@@ -510,13 +559,13 @@ async fn secrets(s: S) {
     keep.secrets.clear();
     keep.keep_secrets = true;
     keep.description = "kept".into();
-    let kept = s.update_pipeline(p.id, keep, None).await.unwrap().value;
+    let kept = s.w.update_pipeline(p.id, keep, None).await.unwrap().value;
     assert_eq!(kept.spec.secrets, spec.secrets);
     assert!(!kept.spec.keep_secrets);
     // When they are replaced, Then the new value is stored and rendered
     let mut new = spec.clone();
     new.secrets = [("pw".to_string(), "store-pw-2".to_string())].into();
-    let w = s.update_pipeline(p.id, new, None).await.unwrap();
+    let w = s.w.update_pipeline(p.id, new, None).await.unwrap();
     assert_eq!(
         s.get_pipeline(p.id).await.unwrap().spec.secrets["pw"],
         "store-pw-2"
@@ -556,7 +605,7 @@ const BODIES: &str =
 #[tokio::test]
 async fn sqlite_secrets_are_stored_apart() {
     with_sqlite(|s, url| async move {
-        secrets(s).await;
+        secrets(S::new(s)).await;
         let store = otaas_server::store::sqlite::SqliteStore::open(&url)
             .await
             .unwrap();
@@ -571,10 +620,13 @@ async fn sqlite_secrets_are_stored_apart() {
 
 #[tokio::test]
 async fn postgres_secrets_are_stored_apart() {
-    with_postgres(|s, _| async move {
-        secrets(s.clone()).await;
+    with_postgres(|s, schema| async move {
+        secrets(S::new(s)).await;
+        let store = otaas_server::store::postgres::PgStore::open(&pg_url(), Some(&schema))
+            .await
+            .unwrap();
         let rows: Vec<(String, String)> = sqlx::query_as(BODIES)
-            .fetch_all(s.pg_pool().unwrap())
+            .fetch_all(store.pool())
             .await
             .unwrap();
         assert_stored_apart(rows).await;
@@ -588,7 +640,7 @@ macro_rules! contract {
             $(
                 #[tokio::test]
                 async fn $name() {
-                    super::with_sqlite(|s, _| super::$name(s)).await;
+                    super::with_sqlite(|s, _| super::$name(super::S::new(s))).await;
                 }
             )*
         }
@@ -596,7 +648,7 @@ macro_rules! contract {
             $(
                 #[tokio::test]
                 async fn $name() {
-                    super::with_postgres(|s, _| super::$name(s)).await;
+                    super::with_postgres(|s, _| super::$name(super::S::new(s))).await;
                 }
             )*
         }
@@ -617,13 +669,12 @@ contract!(
 #[tokio::test]
 async fn sqlite_survives_reopen() {
     with_sqlite(|s, url| async move {
-        survives_reopen(s, async move {
-            let s: S = Arc::new(
+        survives_reopen(S::new(s), async move {
+            S::new(Arc::new(
                 otaas_server::store::sqlite::SqliteStore::open(&url)
                     .await
                     .unwrap(),
-            );
-            s
+            ))
         })
         .await
     })
@@ -633,13 +684,12 @@ async fn sqlite_survives_reopen() {
 #[tokio::test]
 async fn postgres_survives_reopen() {
     with_postgres(|s, schema| async move {
-        survives_reopen(s, async move {
-            let s: S = Arc::new(
+        survives_reopen(S::new(s), async move {
+            S::new(Arc::new(
                 otaas_server::store::postgres::PgStore::open(&pg_url(), Some(&schema))
                     .await
                     .unwrap(),
-            );
-            s
+            ))
         })
         .await
     })
@@ -651,35 +701,36 @@ async fn postgres_survives_reopen() {
 #[tokio::test]
 async fn postgres_replicas_share_revisions() {
     with_postgres(|a, schema| async move {
-        let b: S = Arc::new(
+        let a = S::new(a);
+        let b = S::new(Arc::new(
             otaas_server::store::postgres::PgStore::open(&pg_url(), Some(&schema))
                 .await
                 .unwrap(),
-        );
+        ));
         // Both replicas derive the same endpoint tokens.
-        let p = a.create_pipeline(pipeline_spec("p")).await.unwrap().value;
-        let e = a
-            .create_endpoint(endpoint_spec("e", p.id, 4318))
-            .await
-            .unwrap()
-            .value;
+        let p = a.w.create_pipeline(pipeline_spec("p")).await.unwrap().value;
+        let e =
+            a.w.create_endpoint(endpoint_spec("e", p.id, 4318))
+                .await
+                .unwrap()
+                .value;
         assert_eq!(
-            a.token_key().endpoint_token(e.id, 1),
-            b.token_key().endpoint_token(e.id, 1)
+            a.w.token_key().endpoint_token(e.id, 1),
+            b.w.token_key().endpoint_token(e.id, 1)
         );
-        a.create_binding(binding_spec("b", p.id)).await.unwrap();
-        let g = b
-            .create_group(group_spec("g", vec![p.id]))
-            .await
-            .unwrap()
-            .value;
+        a.w.create_binding(binding_spec("b", p.id)).await.unwrap();
+        let g =
+            b.w.create_group(group_spec("g", vec![p.id]))
+                .await
+                .unwrap()
+                .value;
         let mut tasks = Vec::new();
         for i in 0..10 {
             let s = if i % 2 == 0 { a.clone() } else { b.clone() };
             tasks.push(tokio::spawn(async move {
                 let mut spec = pipeline_spec("p");
                 spec.processors[0].config = serde_json::json!({ "timeout": format!("{i}s") });
-                s.update_pipeline(p.id, spec, None).await.unwrap()
+                s.w.update_pipeline(p.id, spec, None).await.unwrap()
             }));
         }
         for t in tasks {

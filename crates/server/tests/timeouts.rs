@@ -7,8 +7,7 @@
 //! test); the server's own timeouts are well below it.
 
 mod common;
-#[path = "common/procs.rs"]
-mod procs;
+use otaas_testkit::procs;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;

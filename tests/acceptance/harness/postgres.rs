@@ -7,22 +7,9 @@ use std::time::Duration;
 
 use super::process::{self, Finished};
 
-/// The server's URL: `$OTAAS_TEST_DATABASE_URL` (scripts/setup.sh), else the machine's default.
+/// The server's URL (see [`otaas_testkit::pg::pg_url`]).
 fn base_url() -> String {
-    std::env::var("OTAAS_TEST_DATABASE_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned())
-}
-
-/// `base` with its database name replaced (query parameters kept).
-fn with_database(base: &str, database: &str) -> String {
-    let (url, query) = base
-        .split_once('?')
-        .map_or((base, None), |(u, q)| (u, Some(q)));
-    let server = url.rsplit_once('/').map_or(url, |(server, _)| server);
-    match query {
-        Some(query) => format!("{server}/{database}?{query}"),
-        None => format!("{server}/{database}"),
-    }
+    otaas_testkit::pg::pg_url()
 }
 
 /// Runs one SQL statement with `psql` against `url`, stopping at the first error.
@@ -61,9 +48,9 @@ impl PgDatabase {
         );
         let base = base_url();
         // CREATE/DROP DATABASE run from the maintenance database, not from the new one.
-        let admin_url = with_database(&base, "postgres");
+        let admin_url = otaas_testkit::pg::with_database(&base, "postgres");
         psql(&admin_url, &format!("CREATE DATABASE {name}")).assert_success();
-        let url = with_database(&base, &name);
+        let url = otaas_testkit::pg::with_database(&base, &name);
         Self {
             name,
             admin_url,
@@ -86,23 +73,6 @@ impl Drop for PgDatabase {
         let _ = psql(
             &self.admin_url,
             &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name),
-        );
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::with_database;
-
-    #[test]
-    fn with_database_replaces_only_the_name() {
-        assert_eq!(
-            with_database("postgres://postgres@127.0.0.1:5432/test", "x"),
-            "postgres://postgres@127.0.0.1:5432/x"
-        );
-        assert_eq!(
-            with_database("postgres://u@h:1/test?sslmode=disable", "x"),
-            "postgres://u@h:1/x?sslmode=disable"
         );
     }
 }

@@ -23,8 +23,7 @@ use super::tools;
 /// From spawn to a healthy API. Migrations on a fresh database are quick; this only bounds a hang.
 const START_TIMEOUT: Duration = Duration::from_secs(60);
 const STOP_GRACE: Duration = Duration::from_secs(10);
-const API_LINE: &str = "otaas: api listening on ";
-const OPAMP_LINE: &str = "otaas: opamp listening on ";
+use otaas_testkit::procs::{API_LINE, OPAMP_LINE};
 
 /// A running `otaas serve`.
 pub(crate) struct Server {

@@ -84,7 +84,7 @@ fn put<I: PartialEq + Copy, S: Clone>(list: &mut Vec<Record<I, S>>, id: I, spec:
 
 /// Component types used by a rendered config: kind → types.
 fn used_types(yaml: &str) -> BTreeMap<String, BTreeSet<String>> {
-    let Ok(doc) = serde_yaml::from_str::<serde_yaml::Value>(yaml) else {
+    let Ok(doc) = serde_norway::from_str::<serde_norway::Value>(yaml) else {
         return BTreeMap::new();
     };
     let mut out = BTreeMap::new();
@@ -113,7 +113,7 @@ fn used_types(yaml: &str) -> BTreeMap<String, BTreeSet<String>> {
 /// The components of each `<signal>/...` pipeline of a rendered config: (signal, kind, type).
 /// Connectors are left out (their support is per pair of signals).
 fn signal_uses(yaml: &str) -> BTreeSet<(String, String, String)> {
-    let Ok(doc) = serde_yaml::from_str::<serde_yaml::Value>(yaml) else {
+    let Ok(doc) = serde_norway::from_str::<serde_norway::Value>(yaml) else {
         return BTreeSet::new();
     };
     let Some(pipelines) = doc
@@ -227,13 +227,13 @@ pub(super) async fn check(
     let mut checked = Vec::new();
     let mut judged = 0;
     for group in groups.iter().filter(|g| affected.contains(&g.record.id)) {
-        // A config that does not render is refused by the store with its own error.
+        // A config that does not render is refused by the config writer with its own error.
         let Ok(rendered) = crate::render::render(
             group,
             &pipelines,
             &endpoints,
             &bindings,
-            s.store.token_key(),
+            s.writer.token_key(),
         ) else {
             continue;
         };

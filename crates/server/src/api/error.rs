@@ -7,6 +7,7 @@ use axum::response::{IntoResponse, Response};
 use http::StatusCode;
 use otaas_api::{ErrorBody, ErrorCode};
 
+use crate::revisions::WriteError;
 use crate::store::StoreError;
 
 #[derive(Debug)]
@@ -128,18 +129,6 @@ impl From<StoreError> for ApiError {
             StoreError::InUse { .. } => {
                 Self::new(StatusCode::CONFLICT, ErrorCode::InUse, msg, None)
             }
-            StoreError::Render { source, .. } => Self::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                ErrorCode::InvalidField,
-                msg.clone(),
-                source.field(),
-            ),
-            StoreError::Incomplete { field, .. } => Self::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                ErrorCode::IncompleteConfig,
-                msg.clone(),
-                Some(field),
-            ),
             StoreError::Database(db) if is_unavailable(db) => {
                 tracing::warn!(error = %e, "Database unavailable");
                 Self::unavailable("database unavailable; retry later")
@@ -148,6 +137,27 @@ impl From<StoreError> for ApiError {
                 tracing::error!(error = %e, "Store operation failed");
                 Self::internal()
             }
+        }
+    }
+}
+
+impl From<WriteError> for ApiError {
+    fn from(e: WriteError) -> Self {
+        let msg = e.to_string();
+        match e {
+            WriteError::Store(e) => e.into(),
+            WriteError::Render { source, .. } => Self::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                ErrorCode::InvalidField,
+                msg,
+                source.field(),
+            ),
+            WriteError::Incomplete { field, .. } => Self::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                ErrorCode::IncompleteConfig,
+                msg,
+                Some(field),
+            ),
         }
     }
 }

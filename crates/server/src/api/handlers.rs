@@ -186,7 +186,7 @@ pub(super) async fn create_pipeline(
     validate::pipeline(&spec)?;
     s.policy.pipeline(&spec).map_err(validate::policy_error)?;
     check(&s, &Change::Pipeline(None, &spec)).await?;
-    let w = s.store.create_pipeline(spec).await?;
+    let w = s.writer.create_pipeline(spec).await?;
     s.announce(&w);
     let mut p = views::pipeline(w.value);
     p.rollouts = rollouts(&s, &w.revisions).await;
@@ -225,7 +225,7 @@ pub(super) async fn update_pipeline(
     let spec = resolve_pipeline(&s, id, spec).await?;
     s.policy.pipeline(&spec).map_err(validate::policy_error)?;
     check(&s, &Change::Pipeline(Some(id), &spec)).await?;
-    let w = s.store.update_pipeline(id, spec, rev).await?;
+    let w = s.writer.update_pipeline(id, spec, rev).await?;
     s.announce(&w);
     let mut p = views::pipeline(w.value);
     p.rollouts = rollouts(&s, &w.revisions).await;
@@ -237,7 +237,7 @@ pub(super) async fn delete_pipeline(
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
     let id = parse_id("pipeline", &id)?;
-    let w = s.store.delete_pipeline(id).await?;
+    let w = s.writer.delete_pipeline(id).await?;
     s.announce(&w);
     Ok(StatusCode::NO_CONTENT)
 }
@@ -251,12 +251,12 @@ pub(super) async fn create_endpoint(
     validate::endpoint(&spec)?;
     s.policy.endpoint(&spec).map_err(validate::policy_error)?;
     check(&s, &Change::Endpoint(None, &spec)).await?;
-    let w = s.store.create_endpoint(spec).await?;
+    let w = s.writer.create_endpoint(spec).await?;
     s.announce(&w);
     let r = w.value;
     // The only moment the token is shown (besides a rotation).
     let token = (r.spec.auth == EndpointAuth::Bearer).then(|| {
-        s.store
+        s.writer
             .token_key()
             .endpoint_token(r.id, r.spec.token_version)
     });
@@ -300,7 +300,7 @@ pub(super) async fn update_endpoint(
     s.policy.endpoint(&spec).map_err(validate::policy_error)?;
     check(&s, &Change::Endpoint(Some(id), &spec)).await?;
     let before = s.store.get_endpoint(id).await?;
-    let w = s.store.update_endpoint(id, spec, rev).await?;
+    let w = s.writer.update_endpoint(id, spec, rev).await?;
     s.announce(&w);
     let r = w.value;
     // A new token exists when the version moved or bearer auth was just switched on.
@@ -308,7 +308,7 @@ pub(super) async fn update_endpoint(
         && (before.spec.token_version != r.spec.token_version
             || before.spec.auth != EndpointAuth::Bearer);
     let token = minted.then(|| {
-        s.store
+        s.writer
             .token_key()
             .endpoint_token(r.id, r.spec.token_version)
     });
@@ -322,7 +322,7 @@ pub(super) async fn delete_endpoint(
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
     let id = parse_id("endpoint", &id)?;
-    let w = s.store.delete_endpoint(id).await?;
+    let w = s.writer.delete_endpoint(id).await?;
     s.announce(&w);
     Ok(StatusCode::NO_CONTENT)
 }
@@ -341,7 +341,7 @@ pub(super) async fn create_binding(
     validate::binding(&spec)?;
     s.policy.binding(&spec).map_err(validate::policy_error)?;
     check(&s, &Change::Binding(None, &spec)).await?;
-    let w = s.store.create_binding(spec).await?;
+    let w = s.writer.create_binding(spec).await?;
     s.announce(&w);
     let mut b = views::binding(w.value);
     b.rollouts = rollouts(&s, &w.revisions).await;
@@ -380,7 +380,7 @@ pub(super) async fn update_binding(
     let spec = resolve_binding(&s, id, spec).await?;
     s.policy.binding(&spec).map_err(validate::policy_error)?;
     check(&s, &Change::Binding(Some(id), &spec)).await?;
-    let w = s.store.update_binding(id, spec, rev).await?;
+    let w = s.writer.update_binding(id, spec, rev).await?;
     s.announce(&w);
     let mut b = views::binding(w.value);
     b.rollouts = rollouts(&s, &w.revisions).await;
@@ -392,7 +392,7 @@ pub(super) async fn delete_binding(
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
     let id = parse_id("exporter binding", &id)?;
-    let w = s.store.delete_binding(id).await?;
+    let w = s.writer.delete_binding(id).await?;
     s.announce(&w);
     Ok(StatusCode::NO_CONTENT)
 }
@@ -405,7 +405,7 @@ pub(super) async fn create_group(
 ) -> ApiResult<Obj<AgentGroup>> {
     validate::group(&spec)?;
     check(&s, &Change::Group(None, &spec)).await?;
-    let w = s.store.create_group(spec).await?;
+    let w = s.writer.create_group(spec).await?;
     s.announce(&w);
     s.events.publish(Event::GroupChanged {
         group_id: w.value.record.id,
@@ -443,7 +443,7 @@ pub(super) async fn update_group(
     let rev = if_match(&headers)?;
     validate::group(&spec)?;
     check(&s, &Change::Group(Some(id), &spec)).await?;
-    let w = s.store.update_group(id, spec, rev).await?;
+    let w = s.writer.update_group(id, spec, rev).await?;
     s.announce(&w);
     s.events.publish(Event::GroupChanged { group_id: id });
     Ok(Obj::ok(views::group(w.value)))
@@ -454,7 +454,7 @@ pub(super) async fn delete_group(
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
     let id = parse_id("agent group", &id)?;
-    let w = s.store.delete_group(id).await?;
+    let w = s.writer.delete_group(id).await?;
     s.announce(&w);
     s.events.publish(Event::GroupDeleted { group_id: id });
     Ok(StatusCode::NO_CONTENT)

@@ -49,7 +49,7 @@ fn component_name_char(c: char) -> bool {
 }
 
 /// Component ids: `type` or `type/name`, as the collector accepts them (see
-/// [`component_name_char`]; at most 63 bytes of name).
+/// `component_name_char`; at most 63 bytes of name).
 pub fn component_id(field: &str, s: &str) -> R {
     let ok = match s.split_once('/') {
         None => component_type(s),

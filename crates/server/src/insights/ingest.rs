@@ -20,7 +20,7 @@ use opentelemetry_proto::tonic::metrics::v1::{NumberDataPoint, metric, number_da
 use super::detect::{Counters, Sample, Series};
 
 /// The path agents are offered as their own-metrics destination.
-pub const METRICS_PATH: &str = "/v1/metrics";
+pub use otaas_opamp::names::OWN_METRICS_PATH as METRICS_PATH;
 
 fn attr<'a>(attrs: &'a [KeyValue], key: &str) -> Option<&'a str> {
     attrs.iter().find(|kv| kv.key == key).and_then(|kv| {
@@ -39,8 +39,7 @@ fn number(p: &NumberDataPoint) -> f64 {
     }
 }
 
-/// The attribute naming a data point's pipeline (collector pipeline telemetry).
-pub const PIPELINE_ATTR: &str = "otelcol.pipeline.id";
+use otaas_opamp::names::PIPELINE_ATTR;
 
 /// Most distinct series (component × pipeline) kept per agent and report. A large collector
 /// has a few dozen components in a handful of pipelines; the bound keeps an agent that makes

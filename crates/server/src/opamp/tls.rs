@@ -39,7 +39,7 @@ pub fn server_config(
         return Err(pem_err(cert, "no certificate found"));
     }
     let key = PrivateKeyDer::from_pem_file(key).map_err(|e| pem_err(key, e))?;
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
     let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
         .map_err(|e| TlsError::Config(e.to_string()))?;

@@ -7,7 +7,7 @@
 //!
 //! Revocation reaches us three ways, all ending in [`TokenSessions::revoke`]:
 //! - `DELETE /api/v1/tokens/{id}` publishes [`crate::events::Event::TokenRevoked`]; the watcher
-//!   ([`watch`]) hears it at once;
+//!   (`watch`) hears it at once;
 //! - on PostgreSQL, other replicas' revocations arrive as the same event through `cluster.rs`;
 //! - every [`RECHECK_EVERY`] (and after missed events) the watcher reads the tokens of the live
 //!   sessions from the store and ends those that are no longer active, which covers notices

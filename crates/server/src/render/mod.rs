@@ -30,8 +30,7 @@ use otaas_api::{ClientTls, EndpointAuth, EndpointId, Protocol, Signal};
 use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
 
-pub mod check;
-pub mod components;
+pub use otaas_collector::{check, components};
 
 use components::{ComponentTable, Kind, type_of};
 
@@ -40,10 +39,7 @@ use crate::policy::ConfigPolicy;
 use crate::secrets::{KnownSecrets, substitute};
 use crate::store::{BindingRecord, EndpointRecord, GroupRecord, PipelineRecord};
 
-/// File name of the config inside the OpAMP `AgentConfigMap`.
-pub const CONFIG_FILE_NAME: &str = "collector.yaml";
-/// Content type of that file.
-pub const CONFIG_CONTENT_TYPE: &str = "text/yaml";
+pub use otaas_opamp::names::{CONFIG_CONTENT_TYPE, CONFIG_FILE_NAME};
 
 /// A rendered collector config.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -564,10 +560,10 @@ pub fn render_with_policy(
     })
 }
 
-/// The YAML of `doc`, with every string `<<` (key or value) quoted. serde_yaml writes `<<`
+/// The YAML of `doc`, with every string `<<` (key or value) quoted. serde_norway writes `<<`
 /// plain, and a plain `<<` key is a YAML merge key to the collector's parser: a user config
 /// key `<<` would merge a mapping into its parent instead of being a key. A quoted `'<<'` is
-/// a plain string to every YAML reader. serde_yaml has no per-scalar style, so such strings
+/// a plain string to every YAML reader. serde_norway has no per-scalar style, so such strings
 /// go through as a random placeholder that is then replaced by the quoted form.
 fn to_yaml(mut doc: Value) -> Result<String, RenderError> {
     fn mark(v: &mut Value, placeholder: &str) -> bool {
@@ -598,10 +594,10 @@ fn to_yaml(mut doc: Value) -> Result<String, RenderError> {
             _ => false,
         }
     }
-    // Letters and digits only: serde_yaml writes it plain, so the replacement is exact.
+    // Letters and digits only: serde_norway writes it plain, so the replacement is exact.
     let placeholder = format!("otaas{}", uuid::Uuid::new_v4().simple());
     let found = mark(&mut doc, &placeholder);
-    let yaml = serde_yaml::to_string(&doc).map_err(|e| RenderError::Yaml(e.to_string()))?;
+    let yaml = serde_norway::to_string(&doc).map_err(|e| RenderError::Yaml(e.to_string()))?;
     Ok(if found {
         yaml.replace(&placeholder, "'<<'")
     } else {
@@ -615,14 +611,14 @@ const MERGE_KEY: &str = "<<";
 /// What replaces a secret value in [`redact_secrets`] output.
 pub const REDACTED: &str = otaas_api::redact::REDACTED;
 
-fn redacted() -> serde_yaml::Value {
-    serde_yaml::Value::String(REDACTED.into())
+fn redacted() -> serde_norway::Value {
+    serde_norway::Value::String(REDACTED.into())
 }
 
-fn redact_value(v: &mut serde_yaml::Value, all: bool, known: &KnownSecrets) {
+fn redact_value(v: &mut serde_norway::Value, all: bool, known: &KnownSecrets) {
     use otaas_api::redact::{is_sensitive_key, redact_url_password};
     match v {
-        serde_yaml::Value::Mapping(m) => {
+        serde_norway::Value::Mapping(m) => {
             for (k, val) in m.iter_mut() {
                 let key = k.as_str().unwrap_or_default();
                 // Every value under a `headers` map is a secret (auth headers, tenant ids).
@@ -630,18 +626,18 @@ fn redact_value(v: &mut serde_yaml::Value, all: bool, known: &KnownSecrets) {
                 redact_value(val, under, known);
             }
         }
-        serde_yaml::Value::Sequence(s) => s.iter_mut().for_each(|x| redact_value(x, all, known)),
-        serde_yaml::Value::Tagged(t) => redact_value(&mut t.value, all, known),
-        serde_yaml::Value::Null => {}
+        serde_norway::Value::Sequence(s) => s.iter_mut().for_each(|x| redact_value(x, all, known)),
+        serde_norway::Value::Tagged(t) => redact_value(&mut t.value, all, known),
+        serde_norway::Value::Null => {}
         _ if all => *v = redacted(),
-        serde_yaml::Value::String(s) => {
+        serde_norway::Value::String(s) => {
             let by_value = known.redact(s);
             let s2 = by_value.as_deref().unwrap_or(s);
             if let Some(r) = redact_url_password(s2).or(by_value) {
                 *s = r;
             }
         }
-        serde_yaml::Value::Number(n) if known.redact(&n.to_string()).is_some() => {
+        serde_norway::Value::Number(n) if known.redact(&n.to_string()).is_some() => {
             *v = redacted();
         }
         _ => {}
@@ -662,10 +658,10 @@ pub fn redact_secrets(yaml: &str) -> Result<String, RenderError> {
 /// config view and for effective configs agents report, so secrets are neither served nor
 /// stored twice.
 pub fn redact_known(yaml: &str, known: &KnownSecrets) -> Result<String, RenderError> {
-    let mut doc: serde_yaml::Value =
-        serde_yaml::from_str(yaml).map_err(|e| RenderError::Yaml(e.to_string()))?;
+    let mut doc: serde_norway::Value =
+        serde_norway::from_str(yaml).map_err(|e| RenderError::Yaml(e.to_string()))?;
     redact_value(&mut doc, false, known);
-    serde_yaml::to_string(&doc).map_err(|e| RenderError::Yaml(e.to_string()))
+    serde_norway::to_string(&doc).map_err(|e| RenderError::Yaml(e.to_string()))
 }
 
 #[cfg(test)]

@@ -771,6 +771,7 @@ mod tests {
     use crate::cluster::Cluster;
     use crate::policy::ConfigPolicy;
     use crate::registry::Registry;
+    use crate::revisions::ConfigWriter;
     use crate::store::sqlite::SqliteStore;
 
     #[tokio::test]
@@ -778,7 +779,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let url = format!("sqlite://{}", dir.path().join("otaas.db").display());
         let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&url).await.unwrap());
-        store.set_config_policy(ConfigPolicy::default());
+        let writer = ConfigWriter::new(store.clone(), Arc::new(ConfigPolicy::default()));
         let fleet = FleetView::new(
             Arc::new(Cluster::single("r-1".into())),
             store.clone(),
@@ -786,7 +787,7 @@ mod tests {
         );
         let rollouts = Rollouts::new(store.clone(), fleet, Arc::new(Metrics::new()));
         // Given a group the engine runs
-        let pipeline = store
+        let pipeline = writer
             .create_pipeline(PipelineSpec {
                 secrets: Default::default(),
                 keep_secrets: false,
@@ -804,7 +805,7 @@ mod tests {
             .unwrap()
             .value;
         // The group needs a complete pipeline: a receiver above, an exporter here.
-        store
+        writer
             .create_binding(otaas_api::ExporterBindingSpec {
                 secrets: Default::default(),
                 keep_secrets: false,
@@ -823,7 +824,7 @@ mod tests {
             })
             .await
             .unwrap();
-        let group = store
+        let group = writer
             .create_group(AgentGroupSpec {
                 name: "g".into(),
                 selector: [("env".to_owned(), "x".to_owned())].into(),
@@ -839,7 +840,7 @@ mod tests {
         // When the group and its latest revision were read, and then the group is deleted
         let read = store.get_group(id).await.unwrap();
         let latest = store.group_revision(id, None).await.unwrap();
-        store.delete_group(id).await.unwrap();
+        writer.delete_group(id).await.unwrap();
         // Then syncing from those reads is no error, and the group's rollout is forgotten
         rollouts.sync_to(id, &read, &latest).await.unwrap();
         assert!(!rollouts.runs.lock().await.contains_key(&id));

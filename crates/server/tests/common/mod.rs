@@ -14,15 +14,7 @@ use otaas_server::store::postgres::PgStore;
 use otaas_server::store::sqlite::SqliteStore;
 use serde_json::json;
 
-/// The PostgreSQL server of the machine (trust auth); override with `OTAAS_TEST_POSTGRES`.
-pub fn pg_url() -> String {
-    std::env::var("OTAAS_TEST_POSTGRES")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_string())
-}
-
-pub fn fresh_schema() -> String {
-    format!("otaas_test_{}", uuid::Uuid::new_v4().simple())
-}
+pub use otaas_testkit::pg::{fresh_schema, pg_url};
 
 /// Runs `body` with a store on a fresh SQLite file, removed afterwards.
 pub async fn with_sqlite<F, Fut>(body: F)
