@@ -4,6 +4,7 @@
 //! - [`serve`]: `otaas serve` — opens the store, bootstraps the admin token, binds the listeners,
 //!   runs until SIGTERM/SIGINT.
 //! - [`config`]: the flags of `otaas serve` ([`config::ServeConfig`]).
+//! - [`data_dir`]: the data dir, created and kept private.
 //! - [`state`]: [`state::AppState`], the server assembled (engines and shared parts).
 //! - [`api`]: the REST API router (`/api/v1`, `/healthz`, `/readyz`, `/metrics`).
 //! - [`auth`]: tokens (hashing, verification, bearer middleware, endpoint token derivation).
@@ -30,6 +31,7 @@ pub mod api;
 pub mod auth;
 pub mod cluster;
 pub mod config;
+pub mod data_dir;
 pub mod events;
 pub mod fleet;
 pub mod insights;

@@ -14,7 +14,7 @@ use std::collections::BTreeSet;
 use otaas_api::{EndpointSpec, ExporterBindingSpec, PipelineSpec};
 use serde_json::Value;
 
-use crate::render::components::type_of;
+use otaas_collector::components::type_of;
 
 /// Paths denied by default: credentials, the places that run code at boot or on a schedule,
 /// kernel and device files, system binaries and libraries. `/var/log/**` and application

@@ -17,6 +17,7 @@ use crate::api;
 use crate::auth;
 use crate::cluster::ClusterTasks;
 use crate::config::ServeConfig;
+use crate::data_dir::{DataDirError, ensure_data_dir};
 use crate::limits::ConnLimiter;
 use crate::listener::{self, ListenerOptions};
 use crate::opamp::OpampDeps;
@@ -27,11 +28,8 @@ use crate::token_grace::TokenGrace;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
-    #[error("creating data dir {path}: {source}")]
-    DataDir {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    DataDir(#[from] DataDirError),
     #[error("opening store: {0}")]
     Store(#[from] StoreError),
     #[error("writing admin token file {path}: {source}")]
@@ -54,72 +52,11 @@ pub enum ServeError {
     Cluster(#[from] crate::cluster::ClusterError),
 }
 
-/// Files of the data dir the server creates and keeps secrets in (the SQLite database and its
-/// journals hold the endpoint-token key and exporter header values).
-const PRIVATE_FILES: &[&str] = &[
-    "otaas.db",
-    "otaas.db-wal",
-    "otaas.db-shm",
-    "otaas.db-journal",
-    "admin-token",
-];
-
 /// Makes every file and directory this process creates private to its user (0600/0700),
 /// whatever umask it was started with. SQLite creates the database, `-wal` and `-shm` files
 /// itself with 0644 masked by the umask, so the umask is the one place that covers them.
 pub fn private_umask() {
     rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o077));
-}
-
-/// Creates the data dir 0700 (it holds the admin token and the SQLite files). An existing
-/// dir of ours that others may read is tightened to 0700 (logged), as are the server's own
-/// files in it; one owned by another user is left alone with a warning (we may not change it).
-pub fn ensure_data_dir(dir: &Path) -> Result<(), ServeError> {
-    use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
-    let err = |source| ServeError::DataDir {
-        path: dir.to_path_buf(),
-        source,
-    };
-    if !dir.is_dir() {
-        return std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(dir)
-            .map_err(err);
-    }
-    let me = rustix::process::geteuid().as_raw();
-    let tighten = |path: &Path, mode: u32| -> Result<(), ServeError> {
-        let meta = match std::fs::symlink_metadata(path) {
-            Ok(m) => m,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-            Err(e) => return Err(err(e)),
-        };
-        let loose = meta.mode() & 0o077;
-        if loose == 0 || meta.file_type().is_symlink() {
-            return Ok(());
-        }
-        if meta.uid() != me {
-            tracing::warn!(
-                path = %path.display(),
-                mode = format!("{:o}", meta.mode() & 0o777),
-                "Data dir entry is accessible to other users and owned by another user; not changed"
-            );
-            return Ok(());
-        }
-        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).map_err(err)?;
-        tracing::warn!(
-            path = %path.display(),
-            from = format!("{:o}", meta.mode() & 0o777),
-            to = format!("{mode:o}"),
-            "Tightened permissions: the data dir holds secrets"
-        );
-        Ok(())
-    };
-    tighten(dir, 0o700)?;
-    for name in PRIVATE_FILES {
-        tighten(&dir.join(name), 0o600)?;
-    }
-    Ok(())
 }
 
 /// When no `--admin-token` is given and the database has no active admin token, mints one,

@@ -145,9 +145,9 @@ fn read_certs(what: &'static str, path: &Path) -> Result<Vec<CertificateDer<'sta
 
 /// Loads the generated CA and serving certificate from `dir`, creating what is missing.
 pub fn self_signed(dir: &Path, sans: &[String]) -> Result<TlsMaterial, TlsError> {
-    crate::serve::ensure_data_dir(dir).map_err(|e| TlsError::Write {
-        path: dir.to_path_buf(),
-        source: std::io::Error::other(e.to_string()),
+    crate::data_dir::ensure_data_dir(dir).map_err(|e| TlsError::Write {
+        path: e.path,
+        source: e.source,
     })?;
     let ca_pem_path = dir.join("ca.pem");
     let ca_key_path = dir.join("ca.key");

@@ -12,7 +12,8 @@ use otaas_api::{TokenId, TokenScope};
 
 use crate::auth;
 use crate::config::database_url;
-use crate::serve::{ServeError, ensure_data_dir};
+use crate::data_dir::ensure_data_dir;
+use crate::serve::ServeError;
 use crate::store;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
