@@ -3,7 +3,7 @@
 
 use chrono::{DateTime, Utc};
 
-use super::{Db, DbRow, Sql, now_ms, sql, ts, values_list};
+use super::db::{Db, DbRow, Sql, now_ms, sql, ts, values_list};
 use crate::{AGENT_ROWS_PER_STATEMENT, AgentRow, AgentRowFilter, StoreError};
 
 const COLS: &str = "id, group_id, connected, last_seen, state, replica_id";

@@ -3,8 +3,8 @@
 
 use otaas_api::{ExporterBindingId, ExporterBindingSpec};
 
-use super::Db;
 use super::children::{self, Table};
+use super::db::Db;
 use super::records::get_record;
 use crate::{BindingRecord, Kind, Replaced, ServerKey, StoreError, merge_binding};
 

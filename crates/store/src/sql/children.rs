@@ -7,8 +7,8 @@ use otaas_api::PipelineId;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use super::db::{Db, name_error, now_ms, sql};
 use super::records::{check_name, check_pipeline_exists, check_revision, encode_split, get_record};
-use super::{Db, name_error, now_ms, sql};
 use crate::{Kind, Record, Replaced, ServerKey, StoreError};
 
 /// What the child tables have in common, for one of them.

@@ -6,8 +6,8 @@ use std::collections::BTreeMap;
 use otaas_api::{EndpointId, EndpointSpec, PipelineId};
 
 use super::children::{self, Table};
+use super::db::{Db, DbRow, now_ms, sql};
 use super::records::get_record;
-use super::{Db, DbRow, now_ms, sql};
 use crate::{EndpointRecord, Kind, Replaced, ServerKey, StoreError, TokenGrace, token_grace};
 
 pub(crate) const TABLE: Table = Table {

@@ -5,11 +5,12 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use otaas_api::{AgentGroupId, AgentGroupSpec, PipelineId};
 
+use super::db::{Db, DbRow, name_error, now_ms, sql};
+use super::endpoints;
 use super::records::{
     check_name, check_pipeline_exists, check_revision, encode, fetch_by_pipeline, get_record,
     record_from_row,
 };
-use super::{Db, DbRow, endpoints, name_error, now_ms, sql};
 use crate::{GroupInputs, GroupRecord, Kind, Replaced, ServerKey, StoreError};
 
 const COLS: &str = "id, revision, body, created_at, updated_at, config_revision, config_hash";

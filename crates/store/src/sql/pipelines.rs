@@ -2,8 +2,8 @@
 
 use otaas_api::{PipelineId, PipelineSpec};
 
+use super::db::{Db, DbRow, name_error, now_ms, sql};
 use super::records::{check_name, check_revision, encode_split, get_record};
-use super::{Db, DbRow, name_error, now_ms, sql};
 use crate::{Kind, PipelineRecord, Replaced, ServerKey, StoreError, merge_pipeline};
 
 const TABLE: &str = "pipelines";

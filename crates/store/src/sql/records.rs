@@ -8,7 +8,7 @@ use otaas_api::PipelineId;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use super::{Db, DbRow, sql, ts};
+use super::db::{Db, DbRow, sql, ts};
 use crate::seal::{join_secrets, split_secrets};
 use crate::{Kind, Record, ServerKey, StoreError};
 

@@ -1,7 +1,7 @@
 //! Replicas: the `replicas` table (who has run on this database and where it serves;
 //! liveness is not kept here but in each replica's session lock).
 
-use super::{Db, now_ms, sql};
+use super::db::{Db, now_ms, sql};
 use crate::StoreError;
 
 pub(crate) async fn register<B: Db>(

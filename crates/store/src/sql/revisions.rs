@@ -3,7 +3,7 @@
 
 use otaas_api::AgentGroupId;
 
-use super::{Db, DbRow, now_ms, sql, ts};
+use super::db::{Db, DbRow, now_ms, sql, ts};
 use crate::{GroupRevision, Kind, StoreError};
 
 const COLS: &str = "group_id, revision, yaml, hash, created_at";

@@ -3,7 +3,7 @@
 
 use otaas_api::AgentGroupId;
 
-use super::{Db, DbRow, now_ms, sql};
+use super::db::{Db, DbRow, now_ms, sql};
 use crate::{RolloutRow, StoreError};
 
 fn from_row(row: &impl DbRow) -> Result<RolloutRow, StoreError> {

@@ -1,7 +1,7 @@
 //! The server key in `server_secrets`: created by the first open, read by every later one
 //! (replicas on one database share it).
 
-use super::{Db, DbRow, sql};
+use super::db::{Db, DbRow, sql};
 use crate::{ServerKey, StoreError};
 
 pub(crate) async fn load_or_create_key<B: Db>(conn: &mut B::Conn) -> Result<ServerKey, StoreError> {

@@ -1,4 +1,4 @@
-//! [`Store`] for [`SqlStore`]: each method takes a connection (or a write transaction) and
+//! [`SqlStore`] and its [`Store`]: each method takes a connection (or a write transaction) and
 //! calls the SQL of its record kind.
 
 use std::sync::Arc;
@@ -7,16 +7,28 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use otaas_api::{AgentGroupId, EndpointId, ExporterBindingId, PipelineId, TokenId, TokenScope};
 
+use super::db::{Db, sql};
 use super::records::{fetch_all, fetch_by_name};
+use super::tx::SqlTx;
 use super::{
-    Db, SqlStore, SqlTx, agents, bindings, endpoints, groups, pipelines, replicas, revisions,
-    rollouts, sql, tokens,
+    agents, bindings, endpoints, groups, pipelines, replicas, revisions, rollouts, tokens,
 };
 use crate::{
     AgentRow, AgentRowFilter, Backend, BindingRecord, ConfigTx, Coordination, EndpointRecord,
     GroupRecord, GroupRevision, PipelineRecord, RolloutRow, ServerKey, Store, StoreError,
     TokenRecord,
 };
+
+/// A store on one database, the same code for both backends (see `sqlite.rs` and
+/// `postgres.rs` for how each is opened).
+pub struct SqlStore<B: Db> {
+    pub(crate) pool: B::Pool,
+    pub(crate) key: ServerKey,
+    /// Held for the whole of every write transaction: writers queue here, in-process, rather
+    /// than holding pool connections while they wait for the database's own lock.
+    pub(crate) write_lock: Arc<tokio::sync::Mutex<()>>,
+    pub(crate) coordination: Option<Arc<dyn Coordination>>,
+}
 
 #[async_trait]
 impl<B: Db> Store for SqlStore<B> {

@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 use otaas_api::{TokenId, TokenScope};
 
-use super::{Db, DbRow, now_ms, sql, ts};
+use super::db::{Db, DbRow, now_ms, sql, ts};
 use crate::{Kind, StoreError, TokenRecord};
 
 const COLS: &str = "id, scope, hash, description, created_at, expires_at, revoked_at";

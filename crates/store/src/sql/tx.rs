@@ -10,7 +10,8 @@ use otaas_api::{
     PipelineId, PipelineSpec,
 };
 
-use super::{Db, bindings, endpoints, groups, pipelines, revisions};
+use super::db::Db;
+use super::{bindings, endpoints, groups, pipelines, revisions};
 use crate::{
     BindingRecord, ConfigTx, EndpointRecord, GroupInputs, GroupRecord, GroupRevision,
     PipelineRecord, Replaced, ServerKey, StoreError,
