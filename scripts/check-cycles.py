@@ -101,9 +101,12 @@ def resolve(path, here, mods, children, reexports, depth=0):
     item = rest[used] if used < len(rest) else None
     target = reexports.get((best, item)) if item else None
     if target is not None and depth < 8:
-        found = resolve(target, best, mods, children_of(best, mods), reexports, depth + 1)
+        kids = children_of(best, mods)
+        found = resolve(target, best, mods, kids, reexports, depth + 1)
         if found is not None:
             return found
+        if target.split("::")[0] not in ("crate", "super", "self", *kids):
+            return None  # an item of another crate, re-exported here
     return best
 
 

@@ -5,7 +5,8 @@
 # 1. scripts/setup.sh (Terraform engine, null provider, OpAMP peer, collector; idempotent) and
 #    its env.sh;
 # 2. cargo fmt --check, clippy with warnings as errors, the crates' direction
-#    (scripts/check-layers.sh), the dependency policy (scripts/check-deps.py, deps-policy.toml),
+#    (scripts/check-layers.sh), no import cycle between the modules of a crate
+#    (scripts/check-cycles.py), the dependency policy (scripts/check-deps.py, deps-policy.toml),
 #    rustdoc with warnings as errors, cargo test, all on the whole workspace with the committed
 #    Cargo.lock;
 # 3. every fuzz target for a bounded time (FUZZ_CI_SECONDS each, default 30; 0 skips it);
@@ -33,6 +34,7 @@ source "$OTAAS_TOOLS_DIR/env.sh"
 step fmt cargo fmt --all --check
 step clippy cargo clippy --workspace --all-targets --locked -- -D warnings
 step layers bash scripts/check-layers.sh
+step cycles python3 scripts/check-cycles.py
 step deps python3 scripts/check-deps.py
 step docs env RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --document-private-items --locked
 step test cargo test --workspace --locked

@@ -21,7 +21,7 @@ use prost::Message;
 
 use super::{AgentRecord, HealthNode};
 
-/// The limits in effect (flags of `otaas serve`, see [`super::OpampConfig`]).
+/// The limits in effect (flags of `otaas serve`, see [`crate::opamp::OpampConfig`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ReportLimits {
     /// Identifying plus non-identifying attributes of an agent description.

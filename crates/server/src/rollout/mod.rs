@@ -186,7 +186,7 @@ impl Rollouts {
         self.sync_to(id, &group, &latest).await
     }
 
-    /// The group's deletion may commit while [`sync_group`] reads it: when `terraform destroy`
+    /// The group's deletion may commit while [`Rollouts::sync_group`] reads it: when `terraform destroy`
     /// deletes a binding and its group together, the binding's new revision reaches the engine as
     /// the group goes. A revision missing then means the group is gone, which is no error: its
     /// rollout is forgotten as the deletion event would, and its agents become unmanaged.
