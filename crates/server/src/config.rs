@@ -6,6 +6,11 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::str::FromStr;
 
+/// Default of `--api-max-page-size`: one page of 1,000 agents is about 1 MB of JSON, so a
+/// page stays cheap to build and send while Terraform's refresh of 1,000 objects of a kind
+/// still takes one request.
+pub const DEFAULT_MAX_PAGE_SIZE: usize = 1000;
+
 /// A secret string (token, password): parsed from flags/env, never printed by `Debug`.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Secret(String);
@@ -63,7 +68,7 @@ pub struct ServeConfig {
 
     /// Most objects in one page of a `/api/v1` list (`?limit=` above it is lowered to it; the
     /// answer's `next_cursor` leads on). Lists default to 100 per page.
-    #[arg(long, env = "OTAAS_API_MAX_PAGE_SIZE", default_value_t = 1000, value_parser = page_size)]
+    #[arg(long, env = "OTAAS_API_MAX_PAGE_SIZE", default_value_t = DEFAULT_MAX_PAGE_SIZE, value_parser = page_size)]
     pub api_max_page_size: usize,
 
     /// This process's name among the replicas sharing a PostgreSQL database: agents' records
@@ -148,7 +153,7 @@ impl ServeConfig {
             database: None,
             admin_token: None,
             max_body_bytes: 1024 * 1024,
-            api_max_page_size: crate::api::paging::MAX_LIMIT,
+            api_max_page_size: DEFAULT_MAX_PAGE_SIZE,
             replica_id: None,
             opamp: crate::opamp::OpampConfig::default(),
             policy: crate::policy::PolicyFlags::default(),

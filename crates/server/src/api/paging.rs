@@ -22,10 +22,8 @@ use super::ApiError;
 
 /// Objects in a page when the client does not say: a screenful for people with curl.
 pub const DEFAULT_LIMIT: usize = 100;
-/// Default of `--api-max-page-size`: one page of 1,000 agents is about 1 MB of JSON, so a
-/// page stays cheap to build and send while Terraform's refresh of 1,000 objects of a kind
-/// still takes one request.
-pub const MAX_LIMIT: usize = 1000;
+/// Default of `--api-max-page-size` (defined with the flags).
+pub use crate::config::DEFAULT_MAX_PAGE_SIZE as MAX_LIMIT;
 
 /// One page request of list `tag` (the route's collection name).
 #[derive(Clone, Debug, PartialEq, Eq)]
