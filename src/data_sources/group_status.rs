@@ -75,7 +75,7 @@ impl DataSource for GroupStatusDataSource {
         let client = client_or_diag(ctx, diags)?;
         // Validated at plan time, but a value unknown then arrives only now.
         let id = group_id_arg(config, diags).ok()??;
-        match client.agent_group_status(id).await {
+        match client.group_status(id).await {
             Ok(st) => {
                 let n = |v: u64| Value::int(i64::try_from(v).unwrap_or(i64::MAX));
                 Some(Value::object([

@@ -243,7 +243,7 @@ pub(crate) async fn wait_for(
     let mut last: Option<GroupStatus> = None;
     let mut failed_since: Option<tokio::time::Instant> = None;
     loop {
-        match client.agent_group_status(target.group_id).await {
+        match client.group_status(target.group_id).await {
             // A later write in the same apply may already have moved the group past the target
             // revision; its rollout then decides for this one too.
             Ok(st)

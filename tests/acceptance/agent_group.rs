@@ -88,7 +88,7 @@ fn agent_group_waits_for_rollout() {
     assert_eq!(created["rollout"]["strategy"], "all_at_once");
     assert_fleet_on(&server, &hash, 3);
     let id = created["id"].as_str().unwrap().to_string();
-    let status = block_on(api.agent_group_status(id.parse().unwrap())).unwrap();
+    let status = block_on(api.group_status(id.parse().unwrap())).unwrap();
     assert_eq!(
         (status.state, status.matched, status.applied, status.failed),
         (otaas_api::status::RolloutState::Complete, 3, 3, 0)
@@ -282,7 +282,7 @@ fn rollout_timeout_fails_apply_at_the_attribute() {
     assert!(run.stderr.contains("2 matched"), "{}", run.stderr);
     // And the server still holds the new revision, rolling out (the canary is baking)
     let id: otaas_api::AgentGroupId = first["id"].as_str().unwrap().parse().unwrap();
-    let status = block_on(api(&server).agent_group_status(id)).unwrap();
+    let status = block_on(api(&server).group_status(id)).unwrap();
     assert_eq!(status.revision, 2);
     assert_eq!(
         status.state,

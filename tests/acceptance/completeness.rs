@@ -119,8 +119,7 @@ fn a_group_applied_before_its_binding_is_refused_and_destroy_always_works() {
     let g = values(&ws, "otaas_agent_group.g");
     assert_eq!(g["config_revision"], 1);
     let status =
-        block_on(api(&server).agent_group_status(g["id"].as_str().unwrap().parse().unwrap()))
-            .unwrap();
+        block_on(api(&server).group_status(g["id"].as_str().unwrap().parse().unwrap())).unwrap();
     assert_eq!((status.matched, status.applied), (2, 2));
     assert_plan_clean(&ws);
 

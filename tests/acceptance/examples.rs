@@ -262,7 +262,7 @@ fn every_example_applies() {
     let (ws, _) = apply_example(&server, "resources/otaas_agent_group", &[]);
     let group = values(&ws, "otaas_agent_group.edge_eu");
     let status =
-        block_on(api(&server).agent_group_status(group["id"].as_str().unwrap().parse().unwrap()))
+        block_on(api(&server).group_status(group["id"].as_str().unwrap().parse().unwrap()))
             .unwrap();
     assert_eq!((status.matched, status.applied), (2, 2));
     assert_plan_clean(&ws);

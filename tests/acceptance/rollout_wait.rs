@@ -159,7 +159,7 @@ fn pipeline_changes_wait_for_the_collector_and_fail_naming_what_it_refused() {
     let g = block_on(api(&server).find_agent_group("wait"))
         .unwrap()
         .unwrap();
-    let status = block_on(api(&server).agent_group_status(g.id)).unwrap();
+    let status = block_on(api(&server).group_status(g.id)).unwrap();
     assert_eq!(
         (status.revision, status.state),
         (3, otaas_api::RolloutState::Failed)
@@ -323,7 +323,7 @@ fn only_changes_that_reach_a_group_wait_with_the_provider_default_or_their_own_s
     // Then apply returns although that rollout bakes too
     let run = ws.try_apply();
     assert_eq!(run.code, 0, "{}", run.stderr);
-    let status = block_on(api.agent_group_status(g.id)).unwrap();
+    let status = block_on(api.group_status(g.id)).unwrap();
     assert_eq!(
         (status.revision, status.state),
         (3, otaas_api::RolloutState::InProgress)

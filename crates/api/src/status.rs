@@ -109,15 +109,3 @@ pub struct GroupStatus {
     #[serde(default)]
     pub driver: Option<String>,
 }
-
-impl crate::client::Client {
-    /// `GET /api/v1/agent-groups/{id}/status` (same as [`Client::group_status`]).
-    ///
-    /// [`Client::group_status`]: crate::client::Client::group_status
-    pub async fn agent_group_status(
-        &self,
-        id: AgentGroupId,
-    ) -> Result<GroupStatus, crate::client::ClientError> {
-        self.group_status(id).await
-    }
-}

@@ -382,7 +382,7 @@ pub(super) async fn dry_run(
             validate::pipeline(&p.spec)?;
             let spec = match p.id {
                 Some(id) => or_as_sent(
-                    super::handlers::resolve_pipeline(&s, id, p.spec.clone()).await,
+                    super::validate::resolve_pipeline(s.store.as_ref(), id, p.spec.clone()).await,
                     &p.spec,
                 )?,
                 None => p.spec.clone(),
@@ -398,7 +398,7 @@ pub(super) async fn dry_run(
             validate::binding(&b.spec)?;
             let spec = match b.id {
                 Some(id) => or_as_sent(
-                    super::handlers::resolve_binding(&s, id, b.spec.clone()).await,
+                    super::validate::resolve_binding(s.store.as_ref(), id, b.spec.clone()).await,
                     &b.spec,
                 )?,
                 None => b.spec.clone(),

@@ -145,32 +145,6 @@ async fn rollouts(s: &AppState, revisions: &[GroupRevision]) -> Option<Vec<Group
     Some(out)
 }
 
-/// An update as it will be stored: the stored secrets when it keeps them, stored values where
-/// it sends back a redacted one (see `store::merge_pipeline`); then judged again, now that
-/// every secret reference can be resolved.
-pub(super) async fn resolve_pipeline(
-    s: &AppState,
-    id: PipelineId,
-    spec: PipelineSpec,
-) -> ApiResult<PipelineSpec> {
-    let current = s.store.get_pipeline(id).await?;
-    let spec = crate::store::merge_pipeline(&current.spec, spec);
-    validate::pipeline(&spec)?;
-    Ok(spec)
-}
-
-/// [`resolve_pipeline`] for bindings.
-pub(super) async fn resolve_binding(
-    s: &AppState,
-    id: ExporterBindingId,
-    spec: ExporterBindingSpec,
-) -> ApiResult<ExporterBindingSpec> {
-    let current = s.store.get_binding(id).await?;
-    let spec = crate::store::merge_binding(&current.spec, spec);
-    validate::binding(&spec)?;
-    Ok(spec)
-}
-
 // ---- pipelines
 
 pub(super) async fn create_pipeline(
@@ -222,7 +196,7 @@ pub(super) async fn update_pipeline(
     let id = parse_id("pipeline", &id)?;
     let rev = if_match(&headers)?;
     validate::pipeline(&spec)?;
-    let spec = resolve_pipeline(&s, id, spec).await?;
+    let spec = validate::resolve_pipeline(s.store.as_ref(), id, spec).await?;
     s.policy.pipeline(&spec).map_err(validate::policy_error)?;
     check(&s, &Change::Pipeline(Some(id), &spec)).await?;
     let w = s.writer.update_pipeline(id, spec, rev).await?;
@@ -377,7 +351,7 @@ pub(super) async fn update_binding(
     let id = parse_id("exporter binding", &id)?;
     let rev = if_match(&headers)?;
     validate::binding(&spec)?;
-    let spec = resolve_binding(&s, id, spec).await?;
+    let spec = validate::resolve_binding(s.store.as_ref(), id, spec).await?;
     s.policy.binding(&spec).map_err(validate::policy_error)?;
     check(&s, &Change::Binding(Some(id), &spec)).await?;
     let w = s.writer.update_binding(id, spec, rev).await?;

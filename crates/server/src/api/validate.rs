@@ -402,6 +402,32 @@ pub fn group(g: &AgentGroupSpec) -> R {
     Ok(())
 }
 
+/// An update as it will be stored: the stored secrets when it keeps them, stored values where
+/// it sends back a redacted one (see `store::merge_pipeline`); then judged again, now that
+/// every secret reference can be resolved.
+pub(super) async fn resolve_pipeline(
+    store: &dyn crate::store::Store,
+    id: otaas_api::PipelineId,
+    spec: PipelineSpec,
+) -> Result<PipelineSpec, ApiError> {
+    let current = store.get_pipeline(id).await?;
+    let spec = crate::store::merge_pipeline(&current.spec, spec);
+    pipeline(&spec)?;
+    Ok(spec)
+}
+
+/// [`resolve_pipeline`] for bindings.
+pub(super) async fn resolve_binding(
+    store: &dyn crate::store::Store,
+    id: otaas_api::ExporterBindingId,
+    spec: ExporterBindingSpec,
+) -> Result<ExporterBindingSpec, ApiError> {
+    let current = store.get_binding(id).await?;
+    let spec = crate::store::merge_binding(&current.spec, spec);
+    binding(&spec)?;
+    Ok(spec)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
