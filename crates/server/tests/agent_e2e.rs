@@ -13,7 +13,7 @@ mod common;
 use otaas_testkit::procs;
 
 use std::collections::BTreeSet;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
@@ -168,18 +168,6 @@ struct Agent {
     data_dir: PathBuf,
 }
 
-fn collect(read: impl Read + Send + 'static) -> Arc<Mutex<Vec<String>>> {
-    let lines = Arc::new(Mutex::new(Vec::new()));
-    let sink = lines.clone();
-    std::thread::spawn(move || {
-        for line in BufReader::new(read).lines() {
-            let Ok(line) = line else { break };
-            sink.lock().unwrap().push(line);
-        }
-    });
-    lines
-}
-
 impl Agent {
     fn start(server: &str, collector: &Path, data_dir: &Path, labels: &str) -> Self {
         Self::start_with(server, collector, data_dir, labels, &[])
@@ -205,8 +193,8 @@ impl Agent {
             .stderr(Stdio::piped())
             .spawn()
             .expect("spawn otaas agent");
-        let out = collect(child.stdout.take().unwrap());
-        let err = collect(child.stderr.take().unwrap());
+        let out = collect_lines(child.stdout.take().unwrap());
+        let err = collect_lines(child.stderr.take().unwrap());
         Self {
             child,
             out,
