@@ -165,9 +165,8 @@ impl ConfigWriter {
     ) -> Result<Written<PipelineRecord>, WriteError> {
         let mut tx = self.store.begin_config().await?;
         let value = tx.update_pipeline(id, spec, if_match).await?.after;
-        let groups = tx.groups_of_pipeline(id).await?;
         let revisions = self
-            .rerender(tx.as_mut(), groups, Some(&Require::pipeline(id)))
+            .rerender_pipelines(tx.as_mut(), id, id, Some(&Require::pipeline(id)))
             .await?;
         tx.commit().await?;
         Ok(Written { value, revisions })
@@ -191,9 +190,10 @@ impl ConfigWriter {
         let mut tx = self.store.begin_config().await?;
         let value = tx.create_endpoint(spec).await?;
         let pid = value.spec.pipeline_id;
-        let groups = tx.groups_of_pipeline(pid).await?;
         let require = Require::child(Kind::Endpoint, pid, pid);
-        let revisions = self.rerender(tx.as_mut(), groups, Some(&require)).await?;
+        let revisions = self
+            .rerender_pipelines(tx.as_mut(), pid, pid, Some(&require))
+            .await?;
         tx.commit().await?;
         Ok(Written { value, revisions })
     }
@@ -208,7 +208,9 @@ impl ConfigWriter {
         let r = tx.update_endpoint(id, spec, if_match).await?;
         let (from, to) = (r.before.spec.pipeline_id, r.after.spec.pipeline_id);
         let require = Require::child(Kind::Endpoint, from, to);
-        let revisions = self.rerender_moved(tx.as_mut(), from, to, &require).await?;
+        let revisions = self
+            .rerender_pipelines(tx.as_mut(), from, to, Some(&require))
+            .await?;
         tx.commit().await?;
         Ok(Written {
             value: r.after,
@@ -219,8 +221,8 @@ impl ConfigWriter {
     pub async fn delete_endpoint(&self, id: EndpointId) -> Result<Written<()>, WriteError> {
         let mut tx = self.store.begin_config().await?;
         let gone = tx.delete_endpoint(id).await?;
-        let groups = tx.groups_of_pipeline(gone.spec.pipeline_id).await?;
-        let revisions = self.rerender(tx.as_mut(), groups, None).await?;
+        let pid = gone.spec.pipeline_id;
+        let revisions = self.rerender_pipelines(tx.as_mut(), pid, pid, None).await?;
         tx.commit().await?;
         Ok(Written {
             value: (),
@@ -260,9 +262,10 @@ impl ConfigWriter {
         let mut tx = self.store.begin_config().await?;
         let value = tx.create_binding(spec).await?;
         let pid = value.spec.pipeline_id;
-        let groups = tx.groups_of_pipeline(pid).await?;
         let require = Require::child(Kind::ExporterBinding, pid, pid);
-        let revisions = self.rerender(tx.as_mut(), groups, Some(&require)).await?;
+        let revisions = self
+            .rerender_pipelines(tx.as_mut(), pid, pid, Some(&require))
+            .await?;
         tx.commit().await?;
         Ok(Written { value, revisions })
     }
@@ -277,7 +280,9 @@ impl ConfigWriter {
         let r = tx.update_binding(id, spec, if_match).await?;
         let (from, to) = (r.before.spec.pipeline_id, r.after.spec.pipeline_id);
         let require = Require::child(Kind::ExporterBinding, from, to);
-        let revisions = self.rerender_moved(tx.as_mut(), from, to, &require).await?;
+        let revisions = self
+            .rerender_pipelines(tx.as_mut(), from, to, Some(&require))
+            .await?;
         tx.commit().await?;
         Ok(Written {
             value: r.after,
@@ -288,8 +293,8 @@ impl ConfigWriter {
     pub async fn delete_binding(&self, id: ExporterBindingId) -> Result<Written<()>, WriteError> {
         let mut tx = self.store.begin_config().await?;
         let gone = tx.delete_binding(id).await?;
-        let groups = tx.groups_of_pipeline(gone.spec.pipeline_id).await?;
-        let revisions = self.rerender(tx.as_mut(), groups, None).await?;
+        let pid = gone.spec.pipeline_id;
+        let revisions = self.rerender_pipelines(tx.as_mut(), pid, pid, None).await?;
         tx.commit().await?;
         Ok(Written {
             value: (),
@@ -339,18 +344,21 @@ impl ConfigWriter {
         })
     }
 
-    /// Re-renders the groups of the pipeline an endpoint or binding hung off before the
-    /// write and of the one it hangs off now.
-    async fn rerender_moved(
+    /// Re-renders the groups running pipeline `from` or `to`: the pipeline a write changed, or
+    /// the one an endpoint or binding hung off before the write and the one it hangs off now
+    /// (the same one unless it moved).
+    async fn rerender_pipelines(
         &self,
         tx: &mut dyn ConfigTx,
         from: PipelineId,
         to: PipelineId,
-        require: &Require,
+        require: Option<&Require>,
     ) -> Result<Vec<GroupRevision>, WriteError> {
         let mut groups = tx.groups_of_pipeline(from).await?;
-        groups.extend(tx.groups_of_pipeline(to).await?);
-        self.rerender(tx, groups, Some(require)).await
+        if to != from {
+            groups.extend(tx.groups_of_pipeline(to).await?);
+        }
+        self.rerender(tx, groups, require).await
     }
 
     /// Re-renders `groups` and records a new revision for each whose YAML changed.
