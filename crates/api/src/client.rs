@@ -756,3 +756,41 @@ impl Client {
         self.get(&format!("/agents/{id}")).await
     }
 }
+
+impl Client {
+    /// `GET /api/v1/discovered-pipelines`: the pipelines connected collectors run.
+    pub async fn list_discovered_pipelines(
+        &self,
+    ) -> Result<Vec<crate::discovery::DiscoveredPipeline>, ClientError> {
+        self.list("/discovered-pipelines", &[]).await
+    }
+
+    /// `GET /api/v1/discovered-pipelines/{id}`.
+    pub async fn get_discovered_pipeline(
+        &self,
+        id: &str,
+    ) -> Result<crate::discovery::DiscoveredPipeline, ClientError> {
+        self.get(&format!("/discovered-pipelines/{id}")).await
+    }
+
+    /// `POST /api/v1/discovered-pipelines/{id}/adopt`: the adoption plan (`dry_run`), or the
+    /// objects created.
+    pub async fn adopt_discovered_pipeline(
+        &self,
+        id: &str,
+        req: &crate::discovery::AdoptRequest,
+    ) -> Result<crate::discovery::Adoption, ClientError> {
+        let done = self
+            .write(
+                Method::POST,
+                &format!("/discovered-pipelines/{id}/adopt"),
+                req,
+                None,
+            )
+            .await;
+        if !req.dry_run {
+            self.snapshots.invalidate();
+        }
+        done
+    }
+}

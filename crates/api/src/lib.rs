@@ -7,12 +7,14 @@
 //! - [`error`]: the error body `{"error":{"code","message","field"}}` and its codes.
 //! - [`agents`]: agents as `GET /api/v1/agents` shows them (read-only, known from OpAMP).
 //! - [`status`]: a group's rollout status (`/agent-groups/{id}/status`).
+//! - [`discovery`]: pipelines collectors run (`/discovered-pipelines`) and their adoption.
 //! - [`insights`]: fleet insights (`/insights`): load, anomalies, security events.
 //! - [`client`]: a typed async client (reqwest + rustls) used by the Terraform provider and tests.
 
 pub mod agents;
 pub mod client;
 pub mod components;
+pub mod discovery;
 pub mod error;
 pub mod ids;
 pub mod insights;
