@@ -4,6 +4,7 @@
 use crate::framework::Registry;
 
 pub mod agents;
+pub mod discovered_pipelines;
 pub mod fleet_insights;
 pub mod group_status;
 pub mod pipeline;
@@ -13,6 +14,7 @@ pub fn register(registry: Registry) -> Registry {
     registry
         .data_source(agents::AgentsDataSource)
         .data_source(agents::AgentDataSource)
+        .data_source(discovered_pipelines::DiscoveredPipelinesDataSource)
         .data_source(fleet_insights::FleetInsightsDataSource)
         .data_source(group_status::GroupStatusDataSource)
         .data_source(pipeline::PipelineDataSource)

@@ -10,7 +10,10 @@ use otaas_api::{AgentGroup, AgentGroupId, AgentGroupSpec, Client, RolloutSpec, R
 
 use super::common::*;
 use super::endpoint::id_identity;
-use super::pipeline::{import_key, list_config_schema, list_error, list_events};
+use super::pipeline::{
+    Managing, discovered_filter, import_key, list_config_schema, list_error, list_events,
+    validate_list_config,
+};
 use super::rollout;
 use crate::framework::*;
 
@@ -615,15 +618,26 @@ impl ListResource for AgentGroupList {
     fn config_schema(&self) -> Schema {
         list_config_schema("agent groups")
     }
+    async fn validate(&self, config: &Value, diags: &mut Diagnostics) {
+        validate_list_config(config, diags);
+    }
     async fn list(&self, ctx: &Context, request: ListRequest) -> BoxStream<'static, ListEvent> {
         let client = match client(ctx) {
             Ok(c) => c,
             Err(d) => return list_error(d),
         };
+        let only = match discovered_filter(&client, &request.config, Managing::AgentGroups).await {
+            Ok(only) => only,
+            Err(d) => return list_error(d),
+        };
         let result = client.list_agent_groups().await;
         let defaults = rollout::provider_defaults(ctx);
-        list_events(result, "agent groups", &request, |g: &AgentGroup| {
-            (g.name.clone(), state(g, &Value::Null, defaults))
-        })
+        list_events(
+            result,
+            "agent groups",
+            &request,
+            only.as_ref(),
+            |g: &AgentGroup| (g.name.clone(), state(g, &Value::Null, defaults)),
+        )
     }
 }

@@ -6,7 +6,10 @@ use futures::stream::BoxStream;
 use otaas_api::{Client, Endpoint, EndpointAuth, EndpointId, EndpointSpec, Protocol, ServerTls};
 
 use super::common::*;
-use super::pipeline::{import_key, list_config_schema, list_error, list_events};
+use super::pipeline::{
+    Managing, discovered_filter, import_key, list_config_schema, list_error, list_events,
+    validate_list_config,
+};
 use super::rollout;
 use crate::framework::*;
 
@@ -495,14 +498,25 @@ impl ListResource for EndpointList {
     fn config_schema(&self) -> Schema {
         list_config_schema("endpoints")
     }
+    async fn validate(&self, config: &Value, diags: &mut Diagnostics) {
+        validate_list_config(config, diags);
+    }
     async fn list(&self, ctx: &Context, request: ListRequest) -> BoxStream<'static, ListEvent> {
         let client = match client(ctx) {
             Ok(c) => c,
             Err(d) => return list_error(d),
         };
+        let only = match discovered_filter(&client, &request.config, Managing::Endpoints).await {
+            Ok(only) => only,
+            Err(d) => return list_error(d),
+        };
         let result = client.list_endpoints().await;
-        list_events(result, "endpoints", &request, |e: &Endpoint| {
-            (e.name.clone(), state(e, &Value::Null))
-        })
+        list_events(
+            result,
+            "endpoints",
+            &request,
+            only.as_ref(),
+            |e: &Endpoint| (e.name.clone(), state(e, &Value::Null)),
+        )
     }
 }

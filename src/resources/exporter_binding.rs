@@ -12,7 +12,10 @@ use otaas_api::{
 
 use super::common::*;
 use super::endpoint::id_identity;
-use super::pipeline::{import_key, list_config_schema, list_error, list_events};
+use super::pipeline::{
+    Managing, discovered_filter, import_key, list_config_schema, list_error, list_events,
+    validate_list_config,
+};
 use super::rollout;
 use crate::framework::*;
 
@@ -733,16 +736,25 @@ impl ListResource for ExporterBindingList {
     fn config_schema(&self) -> Schema {
         list_config_schema("exporter bindings")
     }
+    async fn validate(&self, config: &Value, diags: &mut Diagnostics) {
+        validate_list_config(config, diags);
+    }
     async fn list(&self, ctx: &Context, request: ListRequest) -> BoxStream<'static, ListEvent> {
         let client = match client(ctx) {
             Ok(c) => c,
             Err(d) => return list_error(d),
         };
+        let only =
+            match discovered_filter(&client, &request.config, Managing::ExporterBindings).await {
+                Ok(only) => only,
+                Err(d) => return list_error(d),
+            };
         let result = client.list_exporter_bindings().await;
         list_events(
             result,
             "exporter bindings",
             &request,
+            only.as_ref(),
             |b: &ExporterBinding| (b.name.clone(), state(b, &Value::Null)),
         )
     }

@@ -1,7 +1,7 @@
 //! `otaas_pipeline`: a named collector pipeline (signals, receivers, ordered processors), and
 //! its list resource for `terraform query`.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use async_trait::async_trait;
 use futures::stream::BoxStream;
@@ -554,7 +554,8 @@ pub(crate) fn import_key(request: ImportRequest, diags: &mut Diagnostics) -> Opt
 /// `list "otaas_pipeline" "..." {}`: every pipeline, optionally filtered by name prefix.
 pub struct PipelineList;
 
-/// The `config {}` schema shared by the list resources: an optional name prefix.
+/// The `config {}` schema shared by the list resources: an optional name prefix and an optional
+/// discovered pipeline whose managing objects alone are listed.
 pub(crate) fn list_config_schema(kind: &str) -> Schema {
     Schema::new(
         &format!("Lists {kind} for `terraform query`."),
@@ -562,21 +563,117 @@ pub(crate) fn list_config_schema(kind: &str) -> Schema {
             Attribute::optional("name_prefix", Type::String).description(
                 "Only objects whose name starts with this prefix. Default: all of them.",
             ),
+            Attribute::optional("discovered_pipeline_id", Type::String).description(
+                "Only the objects that manage this discovered pipeline (an `id` of \
+                 `otaas_discovered_pipelines`), e.g. the ones an adoption created: with \
+                 `-generate-config-out` this writes the configuration and import blocks of \
+                 an adopted pipeline. Combines with `name_prefix`.",
+            ),
         ],
     )
 }
 
+/// Which objects of a discovered pipeline's `managed` entries a list resource lists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Managing {
+    Pipelines,
+    Endpoints,
+    ExporterBindings,
+    AgentGroups,
+}
+
+/// The ids of the `kind` objects among `managed` (one entry per group rendering the pipeline,
+/// so the same pipeline, endpoint or binding may appear more than once).
+pub(crate) fn managing_ids(
+    managed: &[otaas_api::discovery::ManagedEquivalent],
+    kind: Managing,
+) -> BTreeSet<String> {
+    let mut ids = BTreeSet::new();
+    for m in managed {
+        match kind {
+            Managing::Pipelines => ids.extend(m.pipeline_id.map(|p| p.to_string())),
+            Managing::Endpoints => ids.extend(m.endpoint_ids.iter().map(ToString::to_string)),
+            Managing::ExporterBindings => {
+                ids.extend(m.exporter_binding_ids.iter().map(ToString::to_string))
+            }
+            Managing::AgentGroups => {
+                ids.insert(m.group_id.to_string());
+            }
+        }
+    }
+    ids
+}
+
+/// Plan-time check of `discovered_pipeline_id`: discovered pipeline ids are hex content
+/// hashes, and the value goes into a request path, so anything else is refused here.
+pub(crate) fn validate_list_config(config: &Value, diags: &mut Diagnostics) {
+    let Some(id) = string(config, "discovered_pipeline_id") else {
+        return;
+    };
+    if id.is_empty() || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
+        diags.error_at(
+            AttributePath::attr("discovered_pipeline_id"),
+            "Invalid discovered pipeline id",
+            format!(
+                "discovered_pipeline_id must be the id of a discovered pipeline (hex digits, \
+                 as otaas_discovered_pipelines or `otaas discovered` show it); got {id:?}."
+            ),
+        );
+    }
+}
+
+/// The ids a list is narrowed to by its config's `discovered_pipeline_id`: `Ok(None)` when
+/// unset, the error diagnostic (at that attribute when the server knows no such pipeline)
+/// otherwise.
+pub(crate) async fn discovered_filter(
+    client: &Client,
+    config: &Value,
+    kind: Managing,
+) -> Result<Option<BTreeSet<String>>, Diagnostic> {
+    let Some(id) = string(config, "discovered_pipeline_id") else {
+        return Ok(None);
+    };
+    let mut diags = Diagnostics::new();
+    validate_list_config(config, &mut diags);
+    if let Some(d) = diags.into_iter().next() {
+        return Err(d);
+    }
+    match client.get_discovered_pipeline(&id).await {
+        Ok(p) => Ok(Some(managing_ids(&p.managed, kind))),
+        Err(e) if e.is_not_found() => Err(Diagnostic::error(
+            "Discovered pipeline not found",
+            format!(
+                "discovered_pipeline_id: no connected collector runs a pipeline with the id \
+                 {id:?} (see otaas_discovered_pipelines or `otaas discovered`)."
+            ),
+        )
+        .at(AttributePath::attr("discovered_pipeline_id"))),
+        Err(e) => Err(api_error(
+            &format!("reading discovered pipeline {id}"),
+            &e,
+            config,
+        )),
+    }
+}
+
 /// Turns a fallible listing into list events (one per object, or one error).
+/// `only`, when given, keeps just the objects with those ids (see [`discovered_filter`]).
 pub(crate) fn list_events<T, F>(
     result: Result<Vec<T>, otaas_api::ClientError>,
     what: &str,
     request: &ListRequest,
+    only: Option<&BTreeSet<String>>,
     to_item: F,
 ) -> BoxStream<'static, ListEvent>
 where
     F: Fn(&T) -> (String, Value),
 {
     let prefix = string(&request.config, "name_prefix").unwrap_or_default();
+    let wanted = |state: &Value| match (only, state.get("id")) {
+        (None, _) => true,
+        (Some(ids), Some(Value::String(id))) => ids.contains(id),
+        (Some(_), _) => false,
+    };
     let events: Vec<ListEvent> = match result {
         Err(e) => vec![ListEvent::Diagnostic(api_error(
             &format!("listing {what}"),
@@ -586,7 +683,7 @@ where
         Ok(items) => items
             .iter()
             .map(&to_item)
-            .filter(|(name, _)| name.starts_with(&prefix))
+            .filter(|(name, state)| name.starts_with(&prefix) && wanted(state))
             .map(|(name, state)| ListItem {
                 identity: Value::object([("id", state.get("id").cloned().unwrap_or(Value::Null))]),
                 display_name: name,
@@ -611,21 +708,155 @@ impl ListResource for PipelineList {
     fn config_schema(&self) -> Schema {
         list_config_schema("pipelines")
     }
+    async fn validate(&self, config: &Value, diags: &mut Diagnostics) {
+        validate_list_config(config, diags);
+    }
     async fn list(&self, ctx: &Context, request: ListRequest) -> BoxStream<'static, ListEvent> {
         let client = match client(ctx) {
             Ok(c) => c,
             Err(d) => return list_error(d),
         };
+        let only = match discovered_filter(&client, &request.config, Managing::Pipelines).await {
+            Ok(only) => only,
+            Err(d) => return list_error(d),
+        };
         let result = client.list_pipelines().await;
-        list_events(result, "pipelines", &request, |p: &Pipeline| {
-            (p.name.clone(), state(p, &Value::Null))
-        })
+        list_events(
+            result,
+            "pipelines",
+            &request,
+            only.as_ref(),
+            |p: &Pipeline| (p.name.clone(), state(p, &Value::Null)),
+        )
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn managed_by(
+        group: otaas_api::AgentGroupId,
+        pipeline: Option<PipelineId>,
+    ) -> otaas_api::discovery::ManagedEquivalent {
+        otaas_api::discovery::ManagedEquivalent {
+            group_id: group,
+            group_name: "g".into(),
+            pipeline_id: pipeline,
+            pipeline_name: "p".into(),
+            endpoint_ids: vec![otaas_api::EndpointId::new()],
+            exporter_binding_ids: vec![otaas_api::ExporterBindingId::new()],
+        }
+    }
+
+    /// Given a discovered pipeline rendered by one otaas pipeline in two groups, and by a
+    /// group whose content comes from several pipelines (no pipeline id), when each list kind
+    /// picks its ids, then pipelines are listed once, groups all three times, and each endpoint
+    /// and binding of each entry is kept.
+    #[test]
+    fn managing_ids_pick_each_kind() {
+        let p = PipelineId::new();
+        let groups = [
+            otaas_api::AgentGroupId::new(),
+            otaas_api::AgentGroupId::new(),
+            otaas_api::AgentGroupId::new(),
+        ];
+        let managed = vec![
+            managed_by(groups[0], Some(p)),
+            managed_by(groups[1], Some(p)),
+            managed_by(groups[2], None),
+        ];
+        assert_eq!(
+            managing_ids(&managed, Managing::Pipelines),
+            BTreeSet::from([p.to_string()])
+        );
+        assert_eq!(
+            managing_ids(&managed, Managing::AgentGroups),
+            groups.iter().map(ToString::to_string).collect()
+        );
+        assert_eq!(
+            managing_ids(&managed, Managing::Endpoints),
+            managed
+                .iter()
+                .map(|m| m.endpoint_ids[0].to_string())
+                .collect()
+        );
+        assert_eq!(
+            managing_ids(&managed, Managing::ExporterBindings),
+            managed
+                .iter()
+                .map(|m| m.exporter_binding_ids[0].to_string())
+                .collect()
+        );
+    }
+
+    /// Given list configs with a hex id, an empty one and a path-like one, when validated,
+    /// then only the non-hex ones are refused, at `discovered_pipeline_id`.
+    #[test]
+    fn discovered_pipeline_id_must_be_hex() {
+        let check = |id: Value| {
+            let mut diags = Diagnostics::new();
+            validate_list_config(
+                &Value::object([("name_prefix", Value::Null), ("discovered_pipeline_id", id)]),
+                &mut diags,
+            );
+            diags.into_vec()
+        };
+        assert!(check(Value::string("ab".repeat(32))).is_empty());
+        assert!(check(Value::Null).is_empty());
+        for bad in ["", "../agents", "not-hex"] {
+            let diags = check(Value::string(bad));
+            assert_eq!(diags.len(), 1, "{bad:?}");
+            assert_eq!(
+                diags[0].path,
+                Some(AttributePath::attr("discovered_pipeline_id"))
+            );
+        }
+    }
+
+    /// Given three listed objects and a filter naming two ids, when turned into list events,
+    /// then only those two come out (the name prefix still applies on top).
+    #[test]
+    fn list_events_keep_only_the_given_ids() {
+        use futures::StreamExt;
+        let items: Vec<(String, String)> = ["a1", "a2", "b3"]
+            .iter()
+            .map(|n| (n.to_string(), format!("id-{n}")))
+            .collect();
+        let request = |prefix: Option<&str>| ListRequest {
+            config: Value::object([
+                (
+                    "name_prefix",
+                    prefix.map(Value::string).unwrap_or(Value::Null),
+                ),
+                ("discovered_pipeline_id", Value::Null),
+            ]),
+            include_resource: false,
+            limit: 100,
+        };
+        let only = BTreeSet::from(["id-a2".to_string(), "id-b3".to_string()]);
+        let names = |prefix, only: Option<&BTreeSet<String>>| {
+            let events = list_events(
+                Ok(items.clone()),
+                "things",
+                &request(prefix),
+                only,
+                |(name, id): &(String, String)| {
+                    (name.clone(), Value::object([("id", Value::string(id))]))
+                },
+            );
+            futures::executor::block_on(events.collect::<Vec<_>>())
+                .into_iter()
+                .map(|e| match e {
+                    ListEvent::Item(i) => i.display_name,
+                    ListEvent::Diagnostic(d) => panic!("{d:?}"),
+                })
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(names(None, None), ["a1", "a2", "b3"]);
+        assert_eq!(names(None, Some(&only)), ["a2", "b3"]);
+        assert_eq!(names(Some("a"), Some(&only)), ["a2"]);
+    }
 
     fn config(signals: &[&str], receiver: &str, processor: &str) -> Value {
         Value::object([
