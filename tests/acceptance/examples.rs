@@ -323,6 +323,28 @@ fn every_example_applies() {
     );
     destroy_all(&server, &ws);
 
+    // With no otaas object left, nothing is adopted: the for_each import example imports
+    // nothing, and the candidates are what the API lists as adoptable with unmanaged agents.
+    let (ws, out) = apply_example(&server, "data-sources/otaas_discovered_pipelines", &[]);
+    assert_eq!(
+        out["adopted_pipelines"]["value"],
+        serde_json::json!([]),
+        "{out}"
+    );
+    let candidates = block_on(api(&server).list_discovered_pipelines())
+        .unwrap()
+        .into_iter()
+        .filter(|p| p.adoptable && p.unmanaged_agents > 0)
+        .count();
+    assert_eq!(
+        out["adoption_candidates"]["value"]
+            .as_array()
+            .map(Vec::len),
+        Some(candidates),
+        "{out}"
+    );
+    destroy_all(&server, &ws);
+
     let (ws, out) = apply_example(&server, "quickstart", &[]);
     let fleet = &out["fleet"]["value"];
     assert_eq!(fleet["state"], "complete", "{out}");
