@@ -2,6 +2,8 @@
 //! (`serve` and `token` to the control plane, `agent`, `fleet-sim` and `bench` to theirs). To add
 //! a subcommand: a variant in `Command` and an arm in `run`.
 //!
+//! `discovered` and `adopt` are REST clients of a running control plane (`discovery.rs`).
+//!
 //! `agent`, `fleet-sim` and `bench` are cargo features (all on by default):
 //! `cargo build -p otaas --no-default-features` builds a control-plane-only `otaas`.
 
@@ -9,6 +11,8 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use otaas_server::config::ServeConfig;
 use otaas_server::token_cmd::TokenCreateArgs;
+
+mod discovery;
 
 #[derive(Parser)]
 #[command(
@@ -28,6 +32,12 @@ enum Command {
     /// Manage API and agent enrollment tokens.
     #[command(subcommand)]
     Token(TokenCommand),
+    /// List the pipelines the connected collectors run (discovered from their effective
+    /// configs), whether otaas can adopt them and which otaas objects manage them.
+    Discovered(discovery::DiscoveredArgs),
+    /// Adopt a discovered pipeline: create the otaas pipeline, endpoints, exporter bindings and
+    /// optionally an agent group that render it. `--dry-run` shows the plan only.
+    Adopt(discovery::AdoptArgs),
     /// Print the version.
     Version,
     /// Simulated collectors speaking OpAMP to a server (JSON lines on stdout).
@@ -137,6 +147,17 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::CheckConfig(args) => {
             otaas_collector::check::check_config(&args).context("otaas check-config")?;
             println!("config ok");
+        }
+        Command::Discovered(args) => {
+            print!(
+                "{}",
+                discovery::discovered(&args)
+                    .await
+                    .context("otaas discovered")?
+            );
+        }
+        Command::Adopt(args) => {
+            print!("{}", discovery::adopt(&args).await.context("otaas adopt")?);
         }
         Command::Version => println!("otaas {}", env!("CARGO_PKG_VERSION")),
         Command::Completions { shell } => {
