@@ -2348,12 +2348,65 @@ async fn equal_pipelines_are_discovered_once_whatever_their_formatting() {
         assert_eq!(p["agents"], 20, "{p}");
         assert_eq!(p["unmanaged_agents"], 20);
         assert_eq!(p["adoptable"], true);
+        assert_eq!(
+            p["health"],
+            json!({"healthy": 0, "unhealthy": 0, "unknown": 20})
+        );
         assert_eq!(p["signals"], json!(["logs"]));
         assert_eq!(p["common_labels"].as_object().unwrap().len(), 1, "{p}");
         teams.push(p["common_labels"]["team"].as_str().unwrap().to_owned());
     }
     teams.sort();
     assert_eq!(teams, ["t0", "t1", "t2", "t3", "t4"]);
+    for p in &seen {
+        assert_eq!(p["throughput"]["agents_reporting"], 0);
+    }
+
+    // Own metrics of two agents of team t0, whose configs name the pipeline `logs` and
+    // `logs/app`, count for that discovered pipeline: 10 items/s each.
+    use otaas_server::insights::detect::{Counters, Sample, Series};
+    let t0 = chrono::Utc::now() - chrono::TimeDelta::seconds(20);
+    for (agent, pipeline) in [(0, "logs"), (5, "logs/app")] {
+        let id = format!("{:032x}", 0xa000 + agent);
+        for (secs, accepted) in [(0, 0.0), (10, 100.0)] {
+            let at = t0 + chrono::TimeDelta::seconds(secs);
+            let series = [(
+                Series::new("receiver/filelog", Some(pipeline)),
+                Counters {
+                    accepted,
+                    refused: 0.0,
+                    sent: 0.0,
+                },
+            )]
+            .into();
+            let sample = Sample {
+                at,
+                series,
+                cpu_seconds: None,
+                memory_rss: None,
+            };
+            h.state.insights.record(&id, sample, at);
+        }
+    }
+    let (_, all) = h.call("GET", "/api/v1/discovered-pipelines", None).await;
+    let t0_pipeline = all["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["common_labels"]["team"] == "t0")
+        .unwrap();
+    assert_eq!(
+        t0_pipeline["throughput"]["agents_reporting"], 2,
+        "{t0_pipeline:#}"
+    );
+    assert_eq!(t0_pipeline["throughput"]["accepted_per_second"], 20.0);
+    let t1_pipeline = all["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["common_labels"]["team"] == "t1")
+        .unwrap();
+    assert_eq!(t1_pipeline["throughput"]["agents_reporting"], 0);
 
     // One of them by id; unknown and malformed ids.
     let id = seen[0]["id"].as_str().unwrap();
