@@ -92,7 +92,7 @@ impl ServicePipeline {
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Problem {
     /// A connector joins pipelines (otaas renders no connectors).
-    Connector { id: String, pipeline: String },
+    Connector { id: String, pipelines: Vec<String> },
     /// A component's settings name an extension (an authenticator, a storage): otaas renders
     /// only the extensions of its own endpoints.
     Extension {
@@ -127,10 +127,11 @@ impl Problem {
 impl fmt::Display for Problem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Problem::Connector { id, pipeline } => write!(
+            Problem::Connector { id, pipelines } => write!(
                 f,
-                "connector {id:?} in pipeline {pipeline:?}: otaas pipelines cannot be joined by \
-                 connectors"
+                "connector {id:?} joins pipelines {}: otaas pipelines cannot be joined by \
+                 connectors",
+                pipelines.join(", ")
             ),
             Problem::Extension { id, component, key } => write!(
                 f,
@@ -361,7 +362,7 @@ pub fn shape(yaml: &str) -> Result<Shape, ShapeError> {
                 } else if let Some(c) = connectors.get(id).filter(|_| kind != "processors") {
                     found.push(Problem::Connector {
                         id: id.clone(),
-                        pipeline: name.clone(),
+                        pipelines: vec![name.clone()],
                     });
                     users.entry(format!("connectors:{id}")).or_default().push(i);
                     c.clone()
@@ -420,15 +421,29 @@ pub fn shape(yaml: &str) -> Result<Shape, ShapeError> {
     for members in grouped.into_values() {
         let mut unit_problems: BTreeSet<Problem> = BTreeSet::new();
         let mut unit_connectors = BTreeMap::new();
+        // A connector is one part, whichever pipelines it joins.
+        let mut joined: BTreeMap<String, Vec<String>> = BTreeMap::new();
         for &i in &members {
-            unit_problems.extend(problems[i].iter().cloned());
             for pr in &problems[i] {
-                if let Problem::Connector { id, .. } = pr
-                    && let Some(c) = connectors.get(id)
-                {
-                    unit_connectors.insert(id.clone(), c.clone());
+                match pr {
+                    Problem::Connector { id, pipelines } => {
+                        joined
+                            .entry(id.clone())
+                            .or_default()
+                            .extend(pipelines.iter().cloned());
+                        if let Some(c) = connectors.get(id) {
+                            unit_connectors.insert(id.clone(), c.clone());
+                        }
+                    }
+                    other => {
+                        unit_problems.insert(other.clone());
+                    }
                 }
             }
+        }
+        for (id, mut pipelines) in joined {
+            pipelines.dedup();
+            unit_problems.insert(Problem::Connector { id, pipelines });
         }
         let ps: Vec<ServicePipeline> = members.iter().map(|&i| pipelines[i].clone()).collect();
         for w in ps.windows(2) {

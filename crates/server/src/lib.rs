@@ -20,6 +20,8 @@
 //! - [`registry`]: this replica's agents in memory, the groups' configs and rollout pins.
 //! - [`opamp`]: the OpAMP server (`/v1/opamp`): transports and protocol decisions.
 //! - [`rollout`]: the rollout engine (per-agent target revisions, health gates, rollback).
+//! - [`discovery`]: the pipelines agents run, read from their effective configs, and their
+//!   adoption as otaas objects.
 //! - [`insights`]: fleet insights (own-metrics ingest, anomalies, security events).
 //! - [`token_cmd`]: `otaas token create|list|revoke`.
 //! - [`tls`]: TLS server configs (files or a generated private CA in the data dir).
@@ -32,6 +34,7 @@ pub mod auth;
 pub mod cluster;
 pub mod config;
 pub mod data_dir;
+pub mod discovery;
 pub mod events;
 pub mod fleet;
 pub mod insights;

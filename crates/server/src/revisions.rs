@@ -34,6 +34,15 @@ pub struct Written<T> {
     pub revisions: Vec<GroupRevision>,
 }
 
+/// What an adoption wrote: a pipeline, its endpoints and bindings, and maybe a group.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Adopted {
+    pub pipeline: PipelineRecord,
+    pub endpoints: Vec<EndpointRecord>,
+    pub bindings: Vec<BindingRecord>,
+    pub group: Option<GroupRecord>,
+}
+
 /// Why a config write was refused or failed. Messages never contain secrets.
 #[derive(Debug, thiserror::Error)]
 pub enum WriteError {
@@ -136,6 +145,73 @@ impl ConfigWriter {
     pub fn new(store: Arc<dyn Store>, policy: Arc<ConfigPolicy>) -> Self {
         let key = TokenKey::from(store.server_key());
         Self { store, key, policy }
+    }
+
+    /// What `group` would render as, with this writer's key and policy, written nowhere (an
+    /// adoption's dry run).
+    pub fn preview(
+        &self,
+        group: &GroupRecord,
+        pipelines: &[PipelineRecord],
+        endpoints: &[EndpointRecord],
+        bindings: &[BindingRecord],
+    ) -> Result<crate::render::RenderedConfig, RenderError> {
+        crate::render::render_with_policy(
+            group,
+            pipelines,
+            endpoints,
+            bindings,
+            &self.key,
+            &Default::default(),
+            &self.policy,
+        )
+    }
+
+    /// Creates a pipeline with its endpoints and bindings (their `pipeline_id` is set to the
+    /// new pipeline's) and, when given, a group running it first (then its `pipeline_ids`):
+    /// all or nothing.
+    pub async fn adopt(
+        &self,
+        pipeline: PipelineSpec,
+        endpoints: Vec<EndpointSpec>,
+        bindings: Vec<ExporterBindingSpec>,
+        group: Option<AgentGroupSpec>,
+    ) -> Result<Written<Adopted>, WriteError> {
+        let mut tx = self.store.begin_config().await?;
+        let pipeline = tx.create_pipeline(pipeline).await?;
+        let pid = pipeline.id;
+        let mut made_endpoints = Vec::new();
+        for mut e in endpoints {
+            e.pipeline_id = pid;
+            made_endpoints.push(tx.create_endpoint(e).await?);
+        }
+        let mut made_bindings = Vec::new();
+        for mut b in bindings {
+            b.pipeline_id = pid;
+            made_bindings.push(tx.create_binding(b).await?);
+        }
+        let (group, revisions) = match group {
+            None => (None, Vec::new()),
+            Some(mut g) => {
+                g.pipeline_ids.retain(|p| *p != pid);
+                g.pipeline_ids.insert(0, pid);
+                let id = tx.create_group(g).await?.record.id;
+                let revisions = self
+                    .rerender(tx.as_mut(), BTreeSet::from([id]), Some(&Require::group()))
+                    .await?;
+                (Some(tx.get_group(id).await?), revisions)
+            }
+        };
+        tx.commit().await?;
+        Ok(Written {
+            value: Adopted {
+                pipeline,
+                endpoints: made_endpoints,
+                bindings: made_bindings,
+                group,
+            },
+            revisions,
+        })
     }
 
     /// The key endpoint ingest tokens are derived from (see `auth.rs`).

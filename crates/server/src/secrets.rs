@@ -154,6 +154,11 @@ impl KnownSecrets {
         self.long.is_empty() && self.short.is_empty()
     }
 
+    /// The values known (each form), to build a larger set from.
+    pub fn values(&self) -> impl Iterator<Item = String> + '_ {
+        self.long.iter().chain(&self.short).cloned()
+    }
+
     /// `s` with every known value replaced by [`REDACTED`]; `None` when it holds none. Every
     /// occurrence is marked first and each run of marked bytes becomes one marker, so no
     /// replacement can splice a value together from the text around it.

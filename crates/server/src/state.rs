@@ -11,6 +11,7 @@ use tokio_util::sync::CancellationToken;
 use crate::auth::hash_token;
 use crate::cluster::{Cluster, FleetView};
 use crate::config::ServeConfig;
+use crate::discovery::Discovery;
 use crate::events::Events;
 use crate::insights::Insights;
 use crate::limits::{AuthFailures, RateLimiter};
@@ -48,6 +49,8 @@ pub struct AppState {
     pub rollouts: Arc<Rollouts>,
     /// Fleet insights: own-metrics history, anomalies, auth failures (see `insights/`).
     pub insights: Arc<Insights>,
+    /// The pipelines agents run and their adoption (see `discovery/`).
+    pub discovery: Arc<Discovery>,
     /// This replica among the others sharing the database (see `cluster.rs`); alone on SQLite.
     pub cluster: Arc<Cluster>,
     /// The operator's config policy (`--deny-components`, `--deny-paths`, ...); `writer`
@@ -92,8 +95,16 @@ impl AppState {
             agents.clone(),
             metrics.clone(),
         ));
+        let writer = ConfigWriter::new(store.clone(), policy.clone());
+        let discovery = Arc::new(Discovery::new(
+            agents.clone(),
+            store.clone(),
+            insights.clone(),
+            writer.clone(),
+        ));
         Self {
-            writer: ConfigWriter::new(store.clone(), policy.clone()),
+            writer,
+            discovery,
             policy,
             store,
             events: Events::default(),

@@ -1325,6 +1325,9 @@ async fn openapi_matches_the_types() {
         "/tokens",
         "/tokens/{id}",
         "/component-check",
+        "/discovered-pipelines",
+        "/discovered-pipelines/{id}",
+        "/discovered-pipelines/{id}/adopt",
         "/openapi.json",
     ] {
         assert!(doc["paths"].get(path).is_some(), "{path} missing");
@@ -1381,6 +1384,70 @@ async fn openapi_matches_the_types() {
         })
         .unwrap(),
     );
+    {
+        use otaas_api::discovery::*;
+        check(
+            "DiscoveredPipeline",
+            serde_json::to_value(DiscoveredPipeline {
+                id: "a".repeat(64),
+                suggested_name: "app".into(),
+                signals: vec![otaas_api::Signal::Logs],
+                pipelines: vec![],
+                connectors: [("count".to_string(), serde_json::json!({}))].into(),
+                agents: 1,
+                unmanaged_agents: 1,
+                common_labels: Default::default(),
+                managed: vec![],
+                unrepresentable: vec![],
+                adoptable: true,
+                health: Default::default(),
+                throughput: Default::default(),
+                anomalies: vec![],
+                sample_agents: vec![],
+            })
+            .unwrap(),
+        );
+        check(
+            "AdoptRequest",
+            serde_json::to_value(AdoptRequest {
+                dry_run: true,
+                name: Some("app".into()),
+                secrets: [("s".to_string(), "v".to_string())].into(),
+                group: Some(AdoptGroup {
+                    name: "g".into(),
+                    selector: None,
+                    pipeline_ids: vec![],
+                    rollout: Default::default(),
+                }),
+                accept_changes: true,
+            })
+            .unwrap(),
+        );
+        check(
+            "Adoption",
+            serde_json::to_value(Adoption {
+                dry_run: false,
+                discovered_pipeline_id: "a".into(),
+                pipeline: serde_json::from_value(pipeline_json("p")).unwrap(),
+                endpoints: vec![],
+                exporter_bindings: vec![],
+                group: Some(serde_json::from_value(group_json("g", &[])).unwrap()),
+                secrets_required: vec![],
+                equivalent: true,
+                differences: vec![],
+                agents: vec![],
+                rendered_yaml: String::new(),
+                diff: String::new(),
+                created: Some(AdoptedObjects {
+                    pipeline_id: otaas_api::PipelineId::new(),
+                    endpoint_ids: vec![],
+                    exporter_binding_ids: vec![],
+                    group_id: None,
+                }),
+            })
+            .unwrap(),
+        );
+    }
     check(
         "FleetInsights",
         serde_json::to_value(otaas_api::insights::FleetInsights {
@@ -2194,4 +2261,392 @@ async fn binding_and_endpoint_writes_are_blamed_at_their_own_fields() {
         .await;
     assert_eq!(b_after["revision"], json!(1));
     assert_eq!(group_config_state(&h, gid).await, before);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Discovered pipelines
+
+/// Five pipelines as hand-written collector configs; `variant` changes only the formatting,
+/// the key order and the component names, never what runs.
+fn hand_written(pipeline: usize, variant: usize) -> String {
+    let path = format!("/var/log/app{pipeline}.log");
+    let sink = format!("http://sink{pipeline}:4318");
+    match variant % 3 {
+        0 => format!(
+            "receivers:\n  filelog:\n    include: [{path}]\n    start_at: beginning\nprocessors:\n  batch:\nexporters:\n  otlphttp:\n    endpoint: {sink}\nservice:\n  pipelines:\n    logs:\n      receivers: [filelog]\n      processors: [batch]\n      exporters: [otlphttp]\n"
+        ),
+        1 => format!(
+            "service: {{pipelines: {{logs/app: {{exporters: [otlphttp/out], processors: [batch/b], receivers: [filelog/in]}}}}}}\nexporters: {{otlphttp/out: {{endpoint: '{sink}'}}}}\nprocessors: {{batch/b: {{}}}}\nreceivers: {{filelog/in: {{start_at: beginning, include: ['{path}']}}}}\n"
+        ),
+        _ => format!(
+            "{{\"receivers\": {{\"filelog\": {{\"start_at\": \"beginning\", \"include\": [\"{path}\"]}}}}, \"exporters\": {{\"otlphttp/x\": {{\"endpoint\": \"{sink}\"}}}}, \"processors\": {{\"batch\": null}}, \"service\": {{\"pipelines\": {{\"logs/other\": {{\"receivers\": [\"filelog\"], \"processors\": [\"batch\"], \"exporters\": [\"otlphttp/x\"]}}}}}}}}"
+        ),
+    }
+}
+
+/// Plants agents in the registry as if they had reported `configs` (with `labels`).
+fn plant(h: &Harness, agents: Vec<(String, BTreeMap<String, String>, bool)>) {
+    let records = agents
+        .into_iter()
+        .enumerate()
+        .map(|(i, (config, labels, connected))| {
+            let hash = hex::encode(Sha256::digest(config.as_bytes()));
+            serde_json::from_value(json!({
+                "id": format!("{:032x}", 0xa000 + i),
+                "labels": labels,
+                "effective_config_hash": hash,
+                "effective_config": config,
+                "connected": connected,
+            }))
+            .unwrap()
+        })
+        .collect();
+    h.state.agents.load(records);
+}
+
+use std::collections::BTreeMap;
+
+/// Given 100 agents running 5 distinct pipelines written in different formats, key orders and
+/// component names, when the discovered pipelines are listed (in pages of 2), then there are 5,
+/// each with 20 agents, the labels they share, adoptable and unmanaged.
+#[tokio::test]
+async fn equal_pipelines_are_discovered_once_whatever_their_formatting() {
+    let h = Harness::new().await;
+    plant(
+        &h,
+        (0..100)
+            .map(|i| {
+                let labels = [
+                    ("team".to_string(), format!("t{}", i % 5)),
+                    ("host".to_string(), format!("h{i}")),
+                ]
+                .into();
+                (hand_written(i % 5, i / 5), labels, false)
+            })
+            .collect(),
+    );
+    let mut seen = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let q = match &cursor {
+            Some(c) => format!("?limit=2&cursor={c}"),
+            None => "?limit=2".into(),
+        };
+        let (status, page) = h
+            .call("GET", &format!("/api/v1/discovered-pipelines{q}"), None)
+            .await;
+        assert_eq!(status, StatusCode::OK, "{page}");
+        seen.extend(page["items"].as_array().unwrap().clone());
+        match page["next_cursor"].as_str() {
+            Some(c) => cursor = Some(c.to_owned()),
+            None => break,
+        }
+    }
+    assert_eq!(seen.len(), 5, "{seen:#?}");
+    let mut teams: Vec<String> = Vec::new();
+    for p in &seen {
+        assert_eq!(p["agents"], 20, "{p}");
+        assert_eq!(p["unmanaged_agents"], 20);
+        assert_eq!(p["adoptable"], true);
+        assert_eq!(
+            p["health"],
+            json!({"healthy": 0, "unhealthy": 0, "unknown": 20})
+        );
+        assert_eq!(p["signals"], json!(["logs"]));
+        assert_eq!(p["common_labels"].as_object().unwrap().len(), 1, "{p}");
+        teams.push(p["common_labels"]["team"].as_str().unwrap().to_owned());
+    }
+    teams.sort();
+    assert_eq!(teams, ["t0", "t1", "t2", "t3", "t4"]);
+    for p in &seen {
+        assert_eq!(p["throughput"]["agents_reporting"], 0);
+    }
+
+    // Own metrics of two agents of team t0, whose configs name the pipeline `logs` and
+    // `logs/app`, count for that discovered pipeline: 10 items/s each.
+    use otaas_server::insights::detect::{Counters, Sample, Series};
+    let t0 = chrono::Utc::now() - chrono::TimeDelta::seconds(20);
+    for (agent, pipeline) in [(0, "logs"), (5, "logs/app")] {
+        let id = format!("{:032x}", 0xa000 + agent);
+        for (secs, accepted) in [(0, 0.0), (10, 100.0)] {
+            let at = t0 + chrono::TimeDelta::seconds(secs);
+            let series = [(
+                Series::new("receiver/filelog", Some(pipeline)),
+                Counters {
+                    accepted,
+                    refused: 0.0,
+                    sent: 0.0,
+                },
+            )]
+            .into();
+            let sample = Sample {
+                at,
+                series,
+                cpu_seconds: None,
+                memory_rss: None,
+            };
+            h.state.insights.record(&id, sample, at);
+        }
+    }
+    let (_, all) = h.call("GET", "/api/v1/discovered-pipelines", None).await;
+    let t0_pipeline = all["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["common_labels"]["team"] == "t0")
+        .unwrap();
+    assert_eq!(
+        t0_pipeline["throughput"]["agents_reporting"], 2,
+        "{t0_pipeline:#}"
+    );
+    assert_eq!(t0_pipeline["throughput"]["accepted_per_second"], 20.0);
+    let t1_pipeline = all["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["common_labels"]["team"] == "t1")
+        .unwrap();
+    assert_eq!(t1_pipeline["throughput"]["agents_reporting"], 0);
+
+    // One of them by id; unknown and malformed ids.
+    let id = seen[0]["id"].as_str().unwrap();
+    let (status, one) = h
+        .call("GET", &format!("/api/v1/discovered-pipelines/{id}"), None)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(one["id"], seen[0]["id"]);
+    let missing = "0".repeat(64);
+    let got = h
+        .call(
+            "GET",
+            &format!("/api/v1/discovered-pipelines/{missing}"),
+            None,
+        )
+        .await;
+    assert_error(&got, StatusCode::NOT_FOUND, "not_found", None);
+    let got = h
+        .call("GET", "/api/v1/discovered-pipelines/nope", None)
+        .await;
+    assert_error(&got, StatusCode::BAD_REQUEST, "bad_request", Some("id"));
+}
+
+/// Given agents running one pipeline, when its adoption is planned, then the plan holds a
+/// pipeline (filelog receiver, batch), one exporter binding, renders equivalently and makes no
+/// agent change; when adopted with a group, the objects exist, the group renders it, and the
+/// discovered pipeline now says which otaas pipeline manages it.
+#[tokio::test]
+async fn a_discovered_pipeline_is_adopted_into_objects_that_render_the_same() {
+    let h = Harness::new().await;
+    let team =
+        |t: &str| -> BTreeMap<String, String> { [("team".to_string(), t.to_string())].into() };
+    plant(
+        &h,
+        vec![
+            (hand_written(1, 0), team("a"), true),
+            (hand_written(1, 1), team("a"), true),
+        ],
+    );
+    let (_, list) = h.call("GET", "/api/v1/discovered-pipelines", None).await;
+    let id = list["items"][0]["id"].as_str().unwrap().to_owned();
+    let path = format!("/api/v1/discovered-pipelines/{id}/adopt");
+
+    let (status, plan) = h
+        .call(
+            "POST",
+            &path,
+            Some(json!({"dry_run": true, "name": "app", "group": {"name": "app"}})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{plan}");
+    assert_eq!(plan["equivalent"], true, "{plan:#}");
+    assert_eq!(
+        plan["pipeline"]["receivers"]["filelog"]["start_at"],
+        "beginning"
+    );
+    assert_eq!(plan["pipeline"]["processors"][0]["id"], "batch");
+    assert_eq!(
+        plan["exporter_bindings"][0]["destinations"][0]["type"],
+        "otlphttp"
+    );
+    assert_eq!(
+        plan["exporter_bindings"][0]["destinations"][0]["endpoint"],
+        "http://sink1:4318"
+    );
+    assert_eq!(plan["group"]["selector"], json!({"team": "a"}));
+    assert_eq!(plan["agents"].as_array().unwrap().len(), 2, "{plan:#}");
+    assert!(
+        plan["agents"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|a| a["changes"] == false),
+        "{plan:#}"
+    );
+    assert!(
+        plan["diff"].as_str().unwrap().contains("+  filelog/app:"),
+        "{}",
+        plan["diff"]
+    );
+    assert!(plan.get("created").is_none());
+    // The dry run wrote nothing.
+    let (_, pipelines) = h.call("GET", "/api/v1/pipelines", None).await;
+    assert_eq!(pipelines["items"].as_array().unwrap().len(), 0);
+
+    let (status, done) = h
+        .call(
+            "POST",
+            &path,
+            Some(json!({"name": "app", "group": {"name": "app"}})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{done}");
+    let pid = done["created"]["pipeline_id"].as_str().unwrap();
+    let gid = done["created"]["group_id"].as_str().unwrap();
+    let (status, p) = h
+        .call("GET", &format!("/api/v1/pipelines/{pid}"), None)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(p["name"], "app");
+    let (status, cfg) = h
+        .call("GET", &format!("/api/v1/agent-groups/{gid}/config"), None)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        cfg["yaml"].as_str().unwrap().contains("filelog/app"),
+        "{cfg}"
+    );
+
+    let (_, one) = h
+        .call("GET", &format!("/api/v1/discovered-pipelines/{id}"), None)
+        .await;
+    assert_eq!(one["managed"][0]["pipeline_id"], pid, "{one:#}");
+    assert_eq!(one["managed"][0]["group_name"], "app");
+    assert_eq!(
+        one["managed"][0]["exporter_binding_ids"][0],
+        done["created"]["exporter_binding_ids"][0]
+    );
+    // Adopting again under the same name is refused at the name.
+    let got = h
+        .call("POST", &path, Some(json!({"name": "app", "dry_run": true})))
+        .await;
+    assert_error(
+        &got,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid_field",
+        Some("name"),
+    );
+}
+
+/// Given a config with a connector and a component using an extension, when discovered, then
+/// those parts are named and it is not adoptable; an adoption is refused at `id` and writes
+/// nothing. Given a redacted header, the adoption needs its value.
+#[tokio::test]
+async fn unrepresentable_parts_are_named_and_not_adopted() {
+    let h = Harness::new().await;
+    let joined = "\
+extensions: {file_storage: {directory: /var/lib/otelcol}}
+receivers: {filelog: {include: [a.log], storage: file_storage}}
+exporters: {debug: {}}
+connectors: {count: {}}
+service:
+  extensions: [file_storage]
+  pipelines:
+    logs: {receivers: [filelog], exporters: [count]}
+    metrics: {receivers: [count], exporters: [debug]}
+";
+    let secret = "\
+receivers: {filelog: {include: [b.log]}}
+exporters: {otlphttp: {endpoint: 'https://x', headers: {authorization: 'Bearer abc'}}}
+service: {pipelines: {logs: {receivers: [filelog], exporters: [otlphttp]}}}
+";
+    // The server redacts effective configs on arrival; planted ones are redacted here alike.
+    let secret = otaas_server::render::redact_secrets(secret).unwrap();
+    plant(
+        &h,
+        vec![
+            (joined.to_string(), BTreeMap::new(), true),
+            (secret, BTreeMap::new(), true),
+        ],
+    );
+    let (_, list) = h.call("GET", "/api/v1/discovered-pipelines", None).await;
+    let items = list["items"].as_array().unwrap();
+    assert_eq!(items.len(), 2, "{list:#}");
+    let joined = items
+        .iter()
+        .find(|p| p["signals"] == json!(["metrics", "logs"]))
+        .unwrap();
+    assert_eq!(joined["adoptable"], false);
+    let parts: Vec<&str> = joined["unrepresentable"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u["part"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        parts,
+        ["connector count", "extension file_storage"],
+        "{joined:#}"
+    );
+    let id = joined["id"].as_str().unwrap();
+    let path = format!("/api/v1/discovered-pipelines/{id}/adopt");
+    let (status, plan) = h.call("POST", &path, Some(json!({"dry_run": true}))).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(plan["equivalent"], false);
+    assert!(
+        plan["differences"][0]
+            .as_str()
+            .unwrap()
+            .contains("connector \"count\""),
+        "{plan:#}"
+    );
+    let got = h.call("POST", &path, Some(json!({}))).await;
+    assert_error(
+        &got,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid_field",
+        Some("id"),
+    );
+    let (_, pipelines) = h.call("GET", "/api/v1/pipelines", None).await;
+    assert_eq!(pipelines["items"].as_array().unwrap().len(), 0);
+
+    let with_header = items
+        .iter()
+        .find(|p| p["signals"] == json!(["logs"]))
+        .unwrap();
+    let path = format!(
+        "/api/v1/discovered-pipelines/{}/adopt",
+        with_header["id"].as_str().unwrap()
+    );
+    let (_, plan) = h.call("POST", &path, Some(json!({"dry_run": true}))).await;
+    assert_eq!(
+        plan["secrets_required"],
+        json!([{"name": "headers-authorization", "object": format!("exporter_binding {}-otlphttp", plan["pipeline"]["name"].as_str().unwrap()),
+            "path": "exporters.otlphttp.headers.authorization", "given": false}]),
+        "{plan:#}"
+    );
+    assert_eq!(plan["equivalent"], true, "{plan:#}");
+    let got = h.call("POST", &path, Some(json!({}))).await;
+    assert_error(
+        &got,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid_field",
+        Some("secrets"),
+    );
+    let (status, done) = h
+        .call(
+            "POST",
+            &path,
+            Some(json!({"secrets": {"headers-authorization": "Bearer abc"}})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{done}");
+    assert!(!done.to_string().contains("Bearer abc"), "{done}");
+    let bid = done["created"]["exporter_binding_ids"][0].as_str().unwrap();
+    let (_, b) = h
+        .call("GET", &format!("/api/v1/exporter-bindings/{bid}"), None)
+        .await;
+    assert_eq!(
+        b["destinations"][0]["header_digests"]["authorization"],
+        header_digest("Bearer abc")
+    );
 }

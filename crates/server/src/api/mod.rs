@@ -4,12 +4,13 @@
 //! Files: `handlers.rs` (one function per route), `json.rs` (body extractor with our errors),
 //! `validate.rs` (semantic checks), `paging.rs` (`limit`/`cursor` of every list), `components.rs` (the agents' component check), `views.rs` (records → response objects, secrets dropped),
 //! `error.rs` ([`ApiError`]), `openapi.rs` (the `/api/v1/openapi.json` document), `auth.rs` (the
-//! bearer-token middleware), `agents.rs`, `rollouts.rs` and `insights.rs` (the fleet, rollout
-//! and insights routes, over their engines).
+//! bearer-token middleware), `agents.rs`, `rollouts.rs`, `insights.rs` and `discovery.rs` (the
+//! fleet, rollout, insights and discovered-pipeline routes, over their engines).
 
 mod agents;
 pub mod auth;
 mod components;
+mod discovery;
 mod error;
 mod handlers;
 mod insights;
@@ -78,6 +79,7 @@ pub fn router(state: AppState) -> Router {
         .merge(agents::routes())
         .merge(rollouts::routes())
         .merge(insights::routes())
+        .merge(discovery::routes())
         .route_layer(middleware::from_fn_with_state(
             auth::ApiAuth::from_ref(&state),
             auth::require_api_token,

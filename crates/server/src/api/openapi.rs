@@ -273,6 +273,35 @@ pub fn document() -> Value {
         }}),
     );
     paths.insert(
+        "/discovered-pipelines".into(),
+        json!({ "get": {
+            "tags": ["discovery"],
+            "summary": "Pipelines the connected agents run (from their effective configs), equal ones grouped by content",
+            "parameters": paged(vec![]),
+            "responses": ok("200", page("DiscoveredPipeline"))
+        }}),
+    );
+    paths.insert(
+        "/discovered-pipelines/{id}".into(),
+        json!({ "get": {
+            "tags": ["discovery"], "summary": "One discovered pipeline",
+            "parameters": [{ "name": "id", "in": "path", "required": true,
+                "schema": { "type": "string", "pattern": "^[0-9a-f]{64}$" } }],
+            "responses": ok("200", r("DiscoveredPipeline"))
+        }}),
+    );
+    paths.insert(
+        "/discovered-pipelines/{id}/adopt".into(),
+        json!({ "post": {
+            "tags": ["discovery"],
+            "summary": "Make otaas objects of a discovered pipeline (dry_run first: the objects, the secrets needed, what changes on which agent, the YAML diff); refused (422) when it has parts otaas cannot represent, lacks secret values, or would change what collectors run without accept_changes",
+            "parameters": [{ "name": "id", "in": "path", "required": true,
+                "schema": { "type": "string", "pattern": "^[0-9a-f]{64}$" } }],
+            "requestBody": body("AdoptRequest"),
+            "responses": ok("200", r("Adoption"))
+        }}),
+    );
+    paths.insert(
         "/tokens".into(),
         json!({ "post": {
             "tags": ["tokens"], "summary": "Mint a token (shown once, stored hashed)",
@@ -570,6 +599,10 @@ pub fn document() -> Value {
             "expires_at": ts(), "revoked_at": ts()
         }))
     });
+    let mut schemas = schemas;
+    if let (Some(all), Value::Object(more)) = (schemas.as_object_mut(), discovery_schemas()) {
+        all.extend(more);
+    }
 
     json!({
         "openapi": "3.1.0",
@@ -585,5 +618,51 @@ pub fn document() -> Value {
             "securitySchemes": { "bearer": { "type": "http", "scheme": "bearer" } },
             "schemas": schemas
         }
+    })
+}
+
+/// Schemas of the discovered-pipeline routes (apart: one `json!` of every schema is past the
+/// macro's recursion limit).
+fn discovery_schemas() -> Value {
+    json!({
+        "DiscoveredPipeline": resp_obj(&["id", "suggested_name", "signals", "pipelines", "agents",
+            "unmanaged_agents", "common_labels", "managed", "unrepresentable", "adoptable", "health",
+            "throughput", "anomalies", "sample_agents"], json!({
+            "id": { "type": "string", "description": "content hash (SHA-256 hex): equal for equal pipelines whatever their formatting, key order and component names" },
+            "suggested_name": name(),
+            "signals": signals(),
+            "pipelines": { "type": "array", "items": { "type": "object", "description": "service pipeline: name, receivers, processors, exporters (each {id, config})" } },
+            "connectors": { "type": "object", "additionalProperties": json_object() },
+            "agents": { "type": "integer" }, "unmanaged_agents": { "type": "integer" },
+            "common_labels": { "type": "object", "additionalProperties": { "type": "string" } },
+            "managed": { "type": "array", "items": { "type": "object", "description": "group_id, group_name, pipeline_id, pipeline_name, endpoint_ids, exporter_binding_ids" } },
+            "unrepresentable": { "type": "array", "items": { "type": "object", "description": "part, reason" } },
+            "adoptable": { "type": "boolean" },
+            "health": { "type": "object", "description": "healthy, unhealthy, unknown agent counts" },
+            "throughput": { "type": "object", "description": "agents_reporting, accepted/refused/sent_per_second" },
+            "anomalies": { "type": "array", "items": { "type": "object" } },
+            "sample_agents": { "type": "array", "items": { "type": "string" } } })),
+        "AdoptRequest": obj(&[], json!({
+            "dry_run": { "type": "boolean" },
+            "name": name(),
+            "secrets": { "type": "object", "additionalProperties": { "type": "string" }, "writeOnly": true },
+            "group": { "type": "object", "description": "name, selector (default: the agents' common labels), pipeline_ids (other existing pipelines), rollout" },
+            "accept_changes": { "type": "boolean" } })),
+        "Adoption": resp_obj(&["dry_run", "discovered_pipeline_id", "pipeline", "endpoints",
+            "exporter_bindings", "secrets_required", "equivalent", "differences", "agents",
+            "rendered_yaml", "diff"], json!({
+            "dry_run": { "type": "boolean" },
+            "discovered_pipeline_id": { "type": "string" },
+            "pipeline": r("PipelineSpec"),
+            "endpoints": { "type": "array", "items": r("EndpointSpec") },
+            "exporter_bindings": { "type": "array", "items": r("ExporterBindingSpec") },
+            "group": r("AgentGroupSpec"),
+            "secrets_required": { "type": "array", "items": { "type": "object", "description": "name, object, path, given" } },
+            "equivalent": { "type": "boolean" },
+            "differences": { "type": "array", "items": { "type": "string" } },
+            "agents": { "type": "array", "items": { "type": "object", "description": "agent_id, changes, reason" } },
+            "rendered_yaml": { "type": "string" },
+            "diff": { "type": "string", "description": "unified diff from an agent's effective config to rendered_yaml" },
+            "created": { "type": "object", "description": "pipeline_id, endpoint_ids, exporter_binding_ids, group_id" } })),
     })
 }
