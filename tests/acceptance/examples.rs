@@ -337,9 +337,7 @@ fn every_example_applies() {
         .filter(|p| p.adoptable && p.unmanaged_agents > 0)
         .count();
     assert_eq!(
-        out["adoption_candidates"]["value"]
-            .as_array()
-            .map(Vec::len),
+        out["adoption_candidates"]["value"].as_array().map(Vec::len),
         Some(candidates),
         "{out}"
     );

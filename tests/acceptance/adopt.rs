@@ -1,0 +1,238 @@
+//! Adopting the fleet you already have: collectors run a pipeline otaas does not manage, it is
+//! discovered, adopted through the API with a group, and `terraform query` with the list
+//! resources filtered by `discovered_pipeline_id` generates config that imports exactly the
+//! adopted objects and then plans clean. Also `otaas discovered` against the same server.
+
+use std::process::Command;
+use std::time::Duration;
+
+use otaas_api::discovery::AdoptRequest;
+
+use crate::common::*;
+use crate::harness::{FleetSim, Server, Workspace, process, tools};
+
+/// The four list blocks, each narrowed to the objects managing discovered pipeline `id`.
+fn query(id: &str) -> String {
+    [
+        "otaas_pipeline",
+        "otaas_endpoint",
+        "otaas_exporter_binding",
+        "otaas_agent_group",
+    ]
+    .iter()
+    .map(|ty| {
+        format!(
+            "list \"{ty}\" \"adopted\" {{\n  provider = otaas\n  config {{\n    \
+                 discovered_pipeline_id = \"{id}\"\n  }}\n}}\n"
+        )
+    })
+    .collect()
+}
+
+fn logs_pipeline(name: &str, path: &str) -> otaas_api::PipelineSpec {
+    otaas_api::PipelineSpec {
+        secrets: Default::default(),
+        keep_secrets: false,
+        name: name.into(),
+        description: String::new(),
+        signals: vec![otaas_api::Signal::Logs],
+        receivers: [(
+            "filelog".to_string(),
+            serde_json::json!({"include": [path], "start_at": "beginning"}),
+        )]
+        .into(),
+        processors: vec![otaas_api::ProcessorSpec {
+            id: "batch".into(),
+            config: serde_json::json!({"timeout": "2s"}),
+        }],
+    }
+}
+
+fn binding(name: &str, pipeline_id: otaas_api::PipelineId) -> otaas_api::ExporterBindingSpec {
+    otaas_api::ExporterBindingSpec {
+        secrets: Default::default(),
+        keep_secrets: false,
+        name: name.into(),
+        pipeline_id,
+        signals: None,
+        destinations: vec![otaas_api::DestinationSpec {
+            name: "sink".into(),
+            kind: "otlphttp".into(),
+            endpoint: Some("http://sink.example:4318".into()),
+            headers: Default::default(),
+            keep_headers: false,
+            tls: None,
+            config: serde_json::json!({}),
+        }],
+    }
+}
+
+/// Gives agents labelled `team=legacy` a config that no otaas object describes any more: a
+/// group renders a logs pipeline with an OTLP endpoint and a binding, the agents apply it, then
+/// every one of those objects is deleted. The agents keep running what they were given, which
+/// is how a fleet configured by hand (or by a lost otaas database) looks to discovery.
+fn leave_unmanaged_config(server: &Server) {
+    let api = api(server);
+    let p = block_on(api.create_pipeline(&logs_pipeline("legacy", "/var/log/legacy.log"))).unwrap();
+    let e = block_on(api.create_endpoint(&otaas_api::EndpointSpec {
+        name: "legacy-in".into(),
+        pipeline_id: p.id,
+        protocol: otaas_api::Protocol::OtlpGrpc,
+        port: 4317,
+        tls: None,
+        auth: otaas_api::EndpointAuth::None,
+        token_version: 1,
+        token_grace_seconds: otaas_api::DEFAULT_TOKEN_GRACE_SECONDS,
+    }))
+    .unwrap();
+    let b = block_on(api.create_exporter_binding(&binding("legacy-out", p.id))).unwrap();
+    let g = block_on(api.create_agent_group(&otaas_api::AgentGroupSpec {
+        name: "legacy".into(),
+        selector: [("team".to_string(), "legacy".to_string())].into(),
+        pipeline_ids: vec![p.id],
+        rollout: Default::default(),
+    }))
+    .unwrap();
+    wait_until(60, "the legacy group applied on 2 agents", || {
+        block_on(api.group_status(g.id)).is_ok_and(|s| s.matched == 2 && s.applied == 2)
+    });
+    block_on(api.delete_agent_group(g.id)).unwrap();
+    block_on(api.delete_exporter_binding(b.id)).unwrap();
+    block_on(api.delete_endpoint(e.id)).unwrap();
+    block_on(api.delete_pipeline(p.id)).unwrap();
+}
+
+/// Given two agents running a logs pipeline no otaas object manages, and an unrelated
+/// pipeline with a binding that otaas does manage,
+/// when the discovered pipeline is adopted with a group and `terraform query` lists the four
+/// object types filtered by its id,
+/// then the generated config holds exactly the adopted objects, imports them with no change,
+/// the next plan is empty, and `otaas discovered` shows the pipeline managed by the new group;
+/// an unknown discovered id fails the query at `discovered_pipeline_id`.
+#[test]
+fn adopted_pipeline_is_imported_by_filtered_query_and_plans_clean() {
+    let server = Server::start();
+    let _legacy = FleetSim::builder(&server)
+        .agents(2)
+        .label("team", "legacy")
+        .start();
+    wait_for_agents(&server, ("team", "legacy"), 2);
+    leave_unmanaged_config(&server);
+    let api = api(&server);
+    let other =
+        block_on(api.create_pipeline(&logs_pipeline("other", "/var/log/other.log"))).unwrap();
+    let other_binding =
+        block_on(api.create_exporter_binding(&binding("other-out", other.id))).unwrap();
+
+    // The agents' pipeline shows up as unmanaged and adoptable.
+    let mut found = None;
+    wait_until(30, "the legacy pipeline discovered as unmanaged", || {
+        found = block_on(api.list_discovered_pipelines())
+            .ok()
+            .and_then(|all| {
+                all.into_iter()
+                    .find(|p| p.agents == 2 && p.unmanaged_agents == 2)
+            });
+        found.is_some()
+    });
+    let discovered = found.unwrap();
+    assert!(discovered.adoptable, "{discovered:?}");
+    assert!(discovered.managed.is_empty(), "{discovered:?}");
+
+    // When it is adopted with a group for the agents running it
+    let adoption = block_on(api.adopt_discovered_pipeline(
+        &discovered.id,
+        &AdoptRequest {
+            name: Some("adopted".into()),
+            group: Some(otaas_api::discovery::AdoptGroup {
+                name: "adopted".into(),
+                selector: None,
+                pipeline_ids: vec![],
+                rollout: Default::default(),
+            }),
+            ..Default::default()
+        },
+    ))
+    .unwrap();
+    assert!(adoption.equivalent, "{:?}", adoption.differences);
+    let created = adoption.created.expect("objects created");
+    // The OTLP receiver became an endpoint and the exporter a binding: every list is exercised.
+    assert_eq!(
+        (
+            created.endpoint_ids.len(),
+            created.exporter_binding_ids.len()
+        ),
+        (1, 1),
+        "{created:?}"
+    );
+    let group_id = created.group_id.expect("a group");
+    let mut ids = vec![created.pipeline_id.to_string(), group_id.to_string()];
+    ids.extend(created.endpoint_ids.iter().map(ToString::to_string));
+    ids.extend(created.exporter_binding_ids.iter().map(ToString::to_string));
+
+    // and terraform query generates config for the objects managing it
+    let ws = workspace(&server, "");
+    ws.write("main.tfquery.hcl", &query(&discovered.id));
+    let generated = ws.query_generate("generated.tf");
+
+    // Then the generated config names exactly the adopted objects
+    for id in &ids {
+        assert!(
+            generated.contains(id.as_str()),
+            "{id} missing in:\n{generated}"
+        );
+    }
+    for unrelated in [other.id.to_string(), other_binding.id.to_string()] {
+        assert!(
+            !generated.contains(&unrelated),
+            "{unrelated} in:\n{generated}"
+        );
+    }
+    let n = ids.len();
+    let plan = ws.plan_detailed_exitcode();
+    assert!(
+        plan.stdout.contains(&format!(
+            "Plan: {n} to import, 0 to add, 0 to change, 0 to destroy."
+        )),
+        "{}\n{generated}",
+        plan.stdout
+    );
+    // and imports them without any change, after which the plan is empty
+    let run = ws.apply();
+    assert!(
+        run.stdout
+            .contains(&format!("{n} imported, 0 added, 0 changed, 0 destroyed")),
+        "{}",
+        run.stdout
+    );
+    assert_plan_clean(&ws);
+
+    // The discovered pipeline now says the new group manages it, in the CLI's table too.
+    let out = process::run(
+        Command::new(tools::otaas())
+            .arg("discovered")
+            .env("OTAAS_ENDPOINT", server.api_url())
+            .env("OTAAS_TOKEN", server.admin_token()),
+        Duration::from_secs(60),
+    );
+    out.assert_success();
+    let row = out
+        .stdout
+        .lines()
+        .find(|l| l.starts_with(&discovered.id[..12]))
+        .unwrap_or_else(|| panic!("no row for {} in:\n{}", discovered.id, out.stdout));
+    assert!(row.ends_with("adopted/adopted"), "{}", out.stdout);
+
+    // An id no collector runs fails the query, naming the attribute.
+    let bad = Workspace::for_server(&server);
+    bad.write("main.tf", PROVIDER);
+    bad.write("main.tfquery.hcl", &query(&"0".repeat(64)));
+    bad.init();
+    let failed = bad.try_query_generate("generated.tf");
+    assert_ne!(failed.code, 0, "{}", failed.stdout);
+    let text = format!("{}{}", failed.stdout, failed.stderr);
+    assert!(
+        text.contains("Discovered pipeline not found") && text.contains("discovered_pipeline_id"),
+        "{text}"
+    );
+}
