@@ -223,6 +223,30 @@ fn adopted_pipeline_is_imported_by_filtered_query_and_plans_clean() {
         .unwrap_or_else(|| panic!("no row for {} in:\n{}", discovered.id, out.stdout));
     assert!(row.ends_with("adopted/adopted"), "{}", out.stdout);
 
+    // The for_each import example (for engines without `terraform query`) imports the adopted
+    // pipeline from the data source's managed ids, with no change.
+    let example = Workspace::for_server(&server);
+    let dir = tools::repo_root().join("examples/data-sources/otaas_discovered_pipelines");
+    for file in ["versions.tf", "data-source.tf", "import.tf"] {
+        example.write(file, &std::fs::read_to_string(dir.join(file)).unwrap());
+    }
+    example.init();
+    let run = example.apply();
+    assert!(
+        run.stdout
+            .contains("1 imported, 0 added, 0 changed, 0 destroyed"),
+        "{}",
+        run.stdout
+    );
+    assert_plan_clean(&example);
+    assert_eq!(
+        values(
+            &example,
+            &format!("otaas_pipeline.adopted[\"{}\"]", created.pipeline_id)
+        )["name"],
+        "adopted"
+    );
+
     // An id no collector runs fails the query, naming the attribute.
     let bad = Workspace::for_server(&server);
     bad.write("main.tf", PROVIDER);
