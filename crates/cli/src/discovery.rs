@@ -30,8 +30,9 @@ pub(crate) enum DiscoveryCmdError {
     Api(#[from] ClientError),
     #[error("--selector {0:?}: expected KEY=VALUE pairs separated by commas")]
     Selector(String),
-    #[error("--secret {0:?}: expected NAME=VALUE")]
-    Secret(String),
+    /// Carries nothing of what was given: it may be the secret value itself.
+    #[error("--secret expects NAME=VALUE with a non-empty NAME (what was given is not repeated)")]
+    Secret,
     #[error("--selector only applies to the agent group: give --group NAME too")]
     SelectorWithoutGroup,
     #[error("{0:?} is not a discovered pipeline id (hex digits, as `otaas discovered` shows them)")]
@@ -163,11 +164,7 @@ pub(crate) fn adopt_request(args: &AdoptArgs) -> Result<AdoptRequest, DiscoveryC
             Some((name, value)) if !name.trim().is_empty() => {
                 secrets.insert(name.trim().to_string(), value.to_string());
             }
-            // The value is left out of the message: it is a secret.
-            _ => {
-                let name = s.split('=').next().unwrap_or_default();
-                return Err(DiscoveryCmdError::Secret(name.to_string()));
-            }
+            _ => return Err(DiscoveryCmdError::Secret),
         }
     }
     Ok(AdoptRequest {
@@ -601,9 +598,9 @@ mod tests {
         );
     }
 
-    /// Given a selector without a group, a malformed selector and a secret without `=`, when
-    /// turned into the request, then each is refused, and the secret's error does not repeat
-    /// its text beyond the name.
+    /// Given a selector without a group, a malformed selector and secrets without a name, when
+    /// turned into the request, then each is refused, and the secret's error repeats nothing
+    /// of what was given (it may be the value).
     #[test]
     fn bad_flags_are_refused() {
         assert!(matches!(
@@ -614,10 +611,11 @@ mod tests {
             adopt_request(&args(&["--group", "g", "--selector", "env"])),
             Err(DiscoveryCmdError::Selector(_))
         ));
-        let err = adopt_request(&args(&["--secret", "hunter2"])).unwrap_err();
-        assert!(matches!(err, DiscoveryCmdError::Secret(_)));
-        let err = adopt_request(&args(&["--secret", "=hunter2"])).unwrap_err();
-        assert!(!err.to_string().contains("hunter2"), "{err}");
+        for given in ["hunter2", "=hunter2"] {
+            let err = adopt_request(&args(&["--secret", given])).unwrap_err();
+            assert!(matches!(err, DiscoveryCmdError::Secret), "{err}");
+            assert!(!err.to_string().contains("hunter2"), "{err}");
+        }
     }
 
     /// Given ids and a prefix matching one, none or two of them, when matched, then only the
