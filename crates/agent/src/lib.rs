@@ -5,7 +5,8 @@
 //! Files: `collector.rs` (the binary: `--version`, `components`, `validate`, running it),
 //! `supervisor.rs` (applying configs, last good config, crash restarts), `client.rs` (OpAMP
 //! messages and the WebSocket / HTTP connection), `events.rs` (JSON lines on stdout),
-//! `exporter_health.rs` (failing exporters read from the collector's own logs).
+//! `exporter_health.rs` (failing exporters read from the collector's own logs), `renames.rs`
+//! (exporter ids of a running config in an equivalent offer).
 //!
 //! Two tasks: the supervisor owns the child process and publishes a `Report`; the client owns
 //! the connection, forwards offers to the supervisor and sends every new report. Either runs
@@ -15,6 +16,7 @@ pub mod client;
 pub mod collector;
 pub mod events;
 pub mod exporter_health;
+pub mod renames;
 pub mod supervisor;
 
 use std::path::{Path, PathBuf};

@@ -187,6 +187,9 @@ pub struct Supervisor {
     /// `current` is the offer while the process still runs this: the next offer must be
     /// compared with what actually runs.
     running_yaml: Option<String>,
+    /// Exporter ids of `running_yaml` → their ids in `current`, when an equivalent offer was
+    /// taken without a restart: the collector logs failures under the ids it runs.
+    renamed: BTreeMap<String, String>,
     started_at: Option<Instant>,
     restart_at: Option<Instant>,
     backoff: Duration,
@@ -218,6 +221,7 @@ impl Supervisor {
             good,
             local: None,
             running_yaml: None,
+            renamed: BTreeMap::new(),
             started_at: None,
             restart_at: None,
             backoff: BACKOFF_START,
@@ -300,8 +304,11 @@ impl Supervisor {
                 status = wait_exit(&mut self.running) => {
                     self.on_exit(status);
                 }
-                Some((pid, failure)) = self.failures.recv() => {
+                Some((pid, mut failure)) = self.failures.recv() => {
                     let current = self.running.as_ref().is_some_and(|r| r.pid == pid);
+                    if let Some(id) = self.renamed.get(&failure.component) {
+                        failure.component = id.clone();
+                    }
                     if current && self.exporters.record(failure, Instant::now()) {
                         self.publish_exporters();
                     }
@@ -421,8 +428,30 @@ impl Supervisor {
         }
         self.current = Some(cfg.clone());
         self.remember_good(&cfg);
-        self.report
-            .send_modify(|r| r.effective = Some(cfg.yaml.clone()));
+        // Health speaks of the offer's pipelines and exporters, as the effective config does.
+        let running = self.running_yaml.as_deref().unwrap_or_default();
+        let renamed = crate::renames::exporter_renames(running, &cfg.yaml);
+        // Failures recorded so far are under the ids reported until now (the running ones, or
+        // those of an earlier equivalent offer): move them to the new ones.
+        let ids: std::collections::BTreeSet<&String> =
+            self.renamed.keys().chain(renamed.keys()).collect();
+        let moves: BTreeMap<String, String> = ids
+            .into_iter()
+            .map(|id| {
+                let before = self.renamed.get(id).unwrap_or(id);
+                (before.clone(), renamed.get(id).unwrap_or(id).clone())
+            })
+            .collect();
+        self.exporters.rename(&moves);
+        self.renamed = renamed;
+        let (pipelines, exporters) = (pipelines_of(&cfg.yaml), exporters_of(&cfg.yaml));
+        let failing = self.exporters.failing().clone();
+        self.report.send_modify(|r| {
+            r.effective = Some(cfg.yaml.clone());
+            r.health.pipelines = pipelines;
+            r.health.exporters = exporters;
+            r.health.failing = failing;
+        });
         emit(
             "config_equivalent",
             serde_json::json!({
@@ -520,6 +549,7 @@ impl Supervisor {
                 );
                 self.running = Some(running);
                 self.running_yaml = Some(cfg.yaml.clone());
+                self.renamed.clear();
                 self.started_at = Some(Instant::now());
                 let pipelines = pipelines_of(&cfg.yaml);
                 let exporters = exporters_of(&cfg.yaml);
@@ -637,15 +667,21 @@ mod tests {
     }
 
     /// A stand-in collector: `validate` accepts every config, and a run says it is ready (the
-    /// line the supervisor waits for) and stays up until stopped.
-    pub(crate) fn fake_collector(dir: &Path) -> Collector {
+    /// line the supervisor waits for) and stays up until stopped; while a file `fail` exists
+    /// next to it, it logs failed sends of its exporter `debug`.
+    fn fake_collector(dir: &Path) -> Collector {
         use std::os::unix::fs::PermissionsExt;
         let path = dir.join("fake-otelcol");
         std::fs::write(
             &path,
-            "#!/bin/sh\ncase \"$1\" in validate) exit 0;; esac\n\
-             echo '{\"level\":\"info\",\"msg\":\"Everything is ready. Begin running and processing data.\"}' >&2\n\
-             exec sleep 600\n",
+            r#"#!/bin/sh
+case "$1" in validate) exit 0;; esac
+echo '{"level":"info","msg":"Everything is ready. Begin running and processing data."}' >&2
+while :; do
+  sleep 0.2
+  [ -f "$(dirname "$0")/fail" ] && echo '{"level":"error","msg":"Exporting failed. Dropping data.","otelcol.component.kind":"exporter","otelcol.component.id":"debug","otelcol.signal":"logs","error":"refused"}' >&2
+done
+"#,
         )
         .unwrap();
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
@@ -825,6 +861,21 @@ service:
             .await;
         assert_eq!(r.effective.as_deref(), Some(RENDERED));
         assert_eq!(r.health.status, first, "the collector was not restarted");
+        // Health names the offer's pipelines and exporters, failed sends the collector logs
+        // under its own ids included.
+        assert_eq!(
+            r.health.exporters,
+            BTreeMap::from([("logs/app".to_owned(), vec!["debug/out.console".to_owned()])])
+        );
+        std::fs::write(h.dir.path().join("fail"), "").unwrap();
+        let r = h
+            .until("a failed send reported", |r| !r.health.failing.is_empty())
+            .await;
+        assert_eq!(
+            r.health.failing.keys().collect::<Vec<_>>(),
+            ["debug/out.console"]
+        );
+        std::fs::remove_file(h.dir.path().join("fail")).unwrap();
         assert_eq!(
             std::fs::read_to_string(h.data().join("collector.yaml")).unwrap(),
             RENDERED
