@@ -668,7 +668,8 @@ mod tests {
 
     /// A stand-in collector: `validate` accepts every config, and a run says it is ready (the
     /// line the supervisor waits for) and stays up until stopped; while a file `fail` exists
-    /// next to it, it logs failed sends of its exporter `debug`.
+    /// next to it, it logs failed sends of its exporter `debug`. A config that mentions
+    /// `crash` passes `validate` but does not start.
     fn fake_collector(dir: &Path) -> Collector {
         use std::os::unix::fs::PermissionsExt;
         let path = dir.join("fake-otelcol");
@@ -676,6 +677,7 @@ mod tests {
             &path,
             r#"#!/bin/sh
 case "$1" in validate) exit 0;; esac
+grep -q crash "${1#--config=file:}" && { echo 'Error: cannot start pipelines: crash' >&2; exit 1; }
 echo '{"level":"info","msg":"Everything is ready. Begin running and processing data."}' >&2
 while :; do
   sleep 0.2
@@ -907,6 +909,35 @@ service:
         assert_eq!(r.effective.as_deref(), Some(changed.as_str()));
         assert!(r.health.healthy);
         assert_ne!(r.health.status, first, "a changed setting restarts it");
+        h.finish().await;
+    }
+
+    /// Given the local config running, when an offer that is not equivalent passes `validate`
+    /// but does not start, then the agent goes back to the local config (still not saved as
+    /// last good) and reports the offer FAILED, naming the local config.
+    #[tokio::test]
+    async fn a_failed_offer_rolls_back_to_the_local_config() {
+        let mut h = Harness::start(Some(LOCAL), |_| {});
+        h.pid().await;
+        let crashing = RENDERED.replace(
+            "debug/out.console: {}",
+            "debug/out.console: {verbosity: crash}",
+        );
+        h.offer("0c", &crashing).await;
+        let r = h
+            .until("the offer failed", |r| {
+                r.remote_hash == "0c" && r.remote_state == ApplyState::Failed
+            })
+            .await;
+        assert_eq!(
+            r.remote_error,
+            "collector exited (exit status: 1): cannot start pipelines: crash (rolled back to the local config)"
+        );
+        let r = h
+            .until("the local config running again", |r| r.health.healthy)
+            .await;
+        assert_eq!(r.effective.as_deref(), Some(LOCAL));
+        assert!(!h.data().join("last-good.json").exists());
         h.finish().await;
     }
 
