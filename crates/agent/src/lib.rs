@@ -71,7 +71,7 @@ pub struct AgentArgs {
     /// A collector config file the collector already uses: run it and report it as the
     /// effective config until the server sends a config (a group claims the agent). A config
     /// the server sent earlier (kept in the data dir) wins over it. The file is only read.
-    #[arg(long, env = "OTAAS_COLLECTOR_CONFIG")]
+    #[arg(long, env = "OTAAS_COLLECTOR_CONFIG", value_name = "PATH")]
     pub config: Option<PathBuf>,
 }
 
