@@ -280,7 +280,10 @@ impl Supervisor {
             }
         } else if let Some(local) = self.local.clone() {
             // The remote status stays unset: the server sent nothing yet.
-            emit("local_config", serde_json::json!({}));
+            emit(
+                "local_config",
+                serde_json::json!({ "pipelines": pipelines_of(&local.yaml) }),
+            );
             if let Err(err) = self.install_and_start(&local).await {
                 self.crashed_start(&local, err);
             }

@@ -909,7 +909,7 @@ async fn an_agent_started_from_a_hand_written_config_is_adopted_without_a_restar
     append(&file, &[]);
     let sink = Sink::start().await;
     let opamp_addr = free_addr();
-    let mut server = Serve::start(&tmp.path().join("server"), &opamp_addr, &[]);
+    let server = Serve::start(&tmp.path().join("server"), &opamp_addr, &[]);
     let client = server.client();
     let hand = tmp.path().join("hand.yaml");
     let local = hand_written(&file, &sink.url);
