@@ -17,6 +17,7 @@
 //! ws.destroy();
 //! ```
 
+mod adopt_collector;
 mod agent_group;
 mod agent_health;
 mod bench;

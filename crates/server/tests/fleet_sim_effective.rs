@@ -99,3 +99,58 @@ fn a_file_that_is_not_a_yaml_map_stops_the_simulator() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(!stdout.contains("\"started\""), "{stdout}");
 }
+
+/// Pipeline `p` of five distinct ones (another log file each), written in `style` 0 or 1:
+/// other names, key order, flow or block style.
+fn distinct(p: usize, style: usize) -> String {
+    let log = format!("/var/log/app{p}.log");
+    if style == 0 {
+        format!(
+            "receivers: {{filelog: {{include: [{log}], start_at: end}}}}\nprocessors: {{batch: {{timeout: 1s}}}}\nexporters: {{debug: {{verbosity: basic}}}}\nservice: {{pipelines: {{logs: {{receivers: [filelog], processors: [batch], exporters: [debug]}}}}}}\n"
+        )
+    } else {
+        format!(
+            "service:\n  pipelines:\n    logs/p{p}:\n      exporters: [debug/x]\n      processors: [batch/y]\n      receivers: [filelog/z]\nexporters:\n  debug/x:\n    verbosity: basic\nprocessors:\n  batch/y:\n    timeout: 1s\nreceivers:\n  filelog/z:\n    start_at: end\n    include:\n    - {log}\n"
+        )
+    }
+}
+
+/// Given 100 simulated agents running 5 distinct pipelines, each written two ways (same
+/// content, different formatting, key order and names), when discovery lists them, then there
+/// are 5 discovered pipelines with 20 agents each, all unmanaged and adoptable.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_hundred_agents_on_five_pipelines_are_discovered_as_five() {
+    let tmp = tempfile::tempdir().unwrap();
+    let server = Serve::start(&tmp.path().join("server"), &free_addr(), &[]);
+    let client = server.client();
+    let mut args: Vec<String> = ["--agents", "100", "--labels", "idx={i}"]
+        .map(str::to_owned)
+        .to_vec();
+    // Agent i reports file i % 10: pipeline (i % 10) % 5, written in style (i % 10) / 5.
+    for n in 0..10 {
+        let path = tmp.path().join(format!("hand-{n}.yaml"));
+        std::fs::write(&path, distinct(n % 5, n / 5)).unwrap();
+        args.push("--effective-config".to_owned());
+        args.push(path.display().to_string());
+    }
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let _sim = Sim::start(&server.ws_url(), &args);
+
+    let found = wait_for("five discovered pipelines over 100 agents", || async {
+        let found = client.list_discovered_pipelines().await.ok()?;
+        (found.iter().map(|p| p.agents).sum::<u64>() == 100).then_some(found)
+    })
+    .await;
+    assert_eq!(found.len(), 5, "{found:#?}");
+    let mut logs: Vec<String> = Vec::new();
+    for p in &found {
+        assert_eq!(p.agents, 20, "{p:#?}");
+        assert_eq!(p.unmanaged_agents, 20);
+        assert!(p.adoptable, "{p:#?}");
+        let include = &p.pipelines[0].receivers[0].config["include"][0];
+        logs.push(include.as_str().unwrap().to_owned());
+    }
+    logs.sort();
+    let want: Vec<String> = (0..5).map(|p| format!("/var/log/app{p}.log")).collect();
+    assert_eq!(logs, want);
+}
