@@ -18,6 +18,7 @@
 //! ```
 
 mod adopt;
+mod adopt_collector;
 mod agent_group;
 mod agent_health;
 mod bench;

@@ -1,6 +1,7 @@
 //! The agent's machine-readable output: one JSON object per line on stdout, with an `event`
 //! key (`started`, `connected`, `disconnected`, `config`, `collector_started`,
-//! `collector_exited`, `collector_restarting`, `collector_start_failed`, `rolled_back`, ...)
+//! `collector_exited`, `collector_restarting`, `collector_start_failed`, `rolled_back`,
+//! `local_config`, `config_equivalent`, ...)
 //! and a `time` (RFC 3339, UTC, milliseconds). Tests and scripts follow the agent through
 //! these; humans read the log on stderr.
 

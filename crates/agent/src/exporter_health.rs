@@ -139,6 +139,15 @@ impl ExporterWatch {
     pub fn failing(&self) -> &BTreeMap<String, Failing> {
         &self.failing
     }
+
+    /// Re-keys the failures by `names` (old id → new id): the running collector's exporters
+    /// are reported under other ids from now on (see `renames.rs`).
+    pub fn rename(&mut self, names: &BTreeMap<String, String>) {
+        self.failing = std::mem::take(&mut self.failing)
+            .into_iter()
+            .map(|(id, f)| (names.get(&id).cloned().unwrap_or(id), f))
+            .collect();
+    }
 }
 
 #[cfg(test)]

@@ -5,7 +5,8 @@
 //! Files: `collector.rs` (the binary: `--version`, `components`, `validate`, running it),
 //! `supervisor.rs` (applying configs, last good config, crash restarts), `client.rs` (OpAMP
 //! messages and the WebSocket / HTTP connection), `events.rs` (JSON lines on stdout),
-//! `exporter_health.rs` (failing exporters read from the collector's own logs).
+//! `exporter_health.rs` (failing exporters read from the collector's own logs), `renames.rs`
+//! (exporter ids of a running config in an equivalent offer).
 //!
 //! Two tasks: the supervisor owns the child process and publishes a `Report`; the client owns
 //! the connection, forwards offers to the supervisor and sends every new report. Either runs
@@ -15,9 +16,10 @@ pub mod client;
 pub mod collector;
 pub mod events;
 pub mod exporter_health;
+pub mod renames;
 pub mod supervisor;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -66,6 +68,11 @@ pub struct AgentArgs {
     /// it is reported healthy again (the collector logs failures, not successes).
     #[arg(long, default_value_t = exporter_health::QUIET.as_secs())]
     pub exporter_quiet_seconds: u64,
+    /// A collector config file the collector already uses: run it and report it as the
+    /// effective config until the server sends a config (a group claims the agent). A config
+    /// the server sent earlier (kept in the data dir) wins over it. The file is only read.
+    #[arg(long, env = "OTAAS_COLLECTOR_CONFIG", value_name = "PATH")]
+    pub config: Option<PathBuf>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -80,6 +87,8 @@ pub enum AgentError {
         #[source]
         source: std::io::Error,
     },
+    #[error("--config {path}: {reason}")]
+    LocalConfig { path: PathBuf, reason: String },
     #[error(transparent)]
     Target(#[from] otaas_opamp::client::ClientError),
     #[error("building the HTTP client: {0}")]
@@ -118,6 +127,22 @@ fn load_uid(path: &std::path::Path) -> std::io::Result<InstanceUid> {
     Ok(uid)
 }
 
+/// Reads the `--config` file and has the collector validate it where it lies (the agent never
+/// writes to it): a file the collector would refuse must stop the agent at start, not leave it
+/// running nothing.
+async fn local_config(collector: &Collector, path: &Path) -> Result<String, AgentError> {
+    let err = |reason: String| AgentError::LocalConfig {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let yaml = std::fs::read_to_string(path).map_err(|e| err(e.to_string()))?;
+    match collector.validate(path, &yaml).await {
+        Ok(Ok(())) => Ok(yaml),
+        Ok(Err(text)) => Err(err(format!("the collector refuses it: {text}"))),
+        Err(e) => Err(err(e.to_string())),
+    }
+}
+
 fn host_name() -> String {
     let uname = rustix::system::uname();
     uname.nodename().to_string_lossy().into_owned()
@@ -136,6 +161,10 @@ pub async fn run(args: AgentArgs) -> Result<(), AgentError> {
 
     let collector = Collector::new(args.collector.clone());
     let build = collector.build_info().await?;
+    let local = match &args.config {
+        Some(path) => Some(local_config(&collector, path).await?),
+        None => None,
+    };
 
     use otaas_opamp::client::{Transport, endpoint, tls_client};
     let ws_url = endpoint(&args.server, Transport::Ws)?;
@@ -185,7 +214,8 @@ pub async fn run(args: AgentArgs) -> Result<(), AgentError> {
         Duration::from_secs(args.startup_seconds.max(1)),
         report_tx,
     )
-    .with_exporter_quiet(Duration::from_secs(args.exporter_quiet_seconds.max(1)));
+    .with_exporter_quiet(Duration::from_secs(args.exporter_quiet_seconds.max(1)))
+    .with_local_config(local);
     let forwarded = supervisor.good_hash();
     let sup_task = tokio::spawn(supervisor.run(offer_rx, stop.clone()));
 
@@ -225,6 +255,59 @@ mod tests {
         assert_eq!(
             parse_labels("a=1,a=2").unwrap_err().to_string(),
             "--labels: key \"a\" is given twice"
+        );
+    }
+
+    /// Given a `--config` file that cannot be read, or one the collector's `validate` refuses,
+    /// when the agent reads it at start, then it stops with an error naming the flag, the file
+    /// and (for a refusal) the collector's own words; a file the collector accepts is used.
+    #[tokio::test]
+    async fn a_local_config_is_read_and_validated_at_start() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let refusing = dir.path().join("refusing-otelcol");
+        std::fs::write(
+            &refusing,
+            "#!/bin/sh\ngrep -q bad \"${2#--config=file:}\" && { echo 'Error: invalid configuration: bad' >&2; exit 1; }\nexit 0\n",
+        )
+        .unwrap();
+        std::fs::set_permissions(&refusing, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let collector = Collector::new(refusing);
+
+        let missing = dir.path().join("missing.yaml");
+        let err = local_config(&collector, &missing).await.unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with(&format!("--config {}: ", missing.display())),
+            "{err}"
+        );
+
+        let bad = dir.path().join("bad.yaml");
+        std::fs::write(&bad, "receivers: {bad: {}}\n").unwrap();
+        let mut refused = Err(String::new());
+        // A script just written may be briefly busy (ETXTBSY) while another test forks.
+        for _ in 0..50 {
+            refused = local_config(&collector, &bad)
+                .await
+                .map_err(|e| e.to_string());
+            if !refused.as_ref().is_err_and(|e| e.contains("busy")) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert_eq!(
+            refused.unwrap_err(),
+            format!(
+                "--config {}: the collector refuses it: invalid configuration: bad",
+                bad.display()
+            )
+        );
+
+        let good = dir.path().join("good.yaml");
+        std::fs::write(&good, "receivers: {filelog: {}}\n").unwrap();
+        assert_eq!(
+            local_config(&collector, &good).await.unwrap(),
+            "receivers: {filelog: {}}\n"
         );
     }
 

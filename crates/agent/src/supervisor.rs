@@ -7,6 +7,12 @@
 //! Files in the data dir: `collector.yaml` (what the collector runs), `candidate.yaml` (an
 //! offer being validated), `last-good.json` (the last config that ran, with its hash, read at
 //! start-up so the collector runs before the server is reachable), `collector.pid`.
+//!
+//! A local config (`otaas agent --config`, a file the collector already used) runs when there
+//! is no last good config: it is reported as the effective config but not as a remote one (the
+//! server did not send it), and it is never saved as the last good config. An offer equivalent
+//! to what the collector runs (`otaas_collector::shape::equivalent`: the same pipelines,
+//! components and settings under other names) is taken without restarting the collector.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -16,6 +22,8 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, watch};
 use tokio::time::{Instant, sleep_until};
 use tokio_util::sync::CancellationToken;
+
+use otaas_collector::shape::equivalent;
 
 use crate::collector::{Collector, Running, Startup, error_text};
 use crate::events::emit;
@@ -33,7 +41,7 @@ const CRASH_LINES: usize = 8;
 /// One config: the OpAMP hash the server gave it and the YAML body.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Config {
-    /// Hex of the server's config hash.
+    /// Hex of the server's config hash; empty for the local config (`--config`).
     pub hash: String,
     pub yaml: String,
 }
@@ -79,7 +87,8 @@ pub struct Health {
 /// What the server should hear.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Report {
-    /// Hex hash of the last offered config (or of the running one after a restart).
+    /// Hex hash of the last offered config (or of the running one after a restart); empty
+    /// while the local config runs and nothing was offered.
     pub remote_hash: String,
     pub remote_state: ApplyState,
     pub remote_error: String,
@@ -172,6 +181,15 @@ pub struct Supervisor {
     current: Option<Config>,
     /// The last config that started; where a failed new one goes back to.
     good: Option<Config>,
+    /// The `--config` file's content, run when there is no last good config.
+    local: Option<Config>,
+    /// The YAML the running collector process was started with. After an equivalent offer
+    /// `current` is the offer while the process still runs this: the next offer must be
+    /// compared with what actually runs.
+    running_yaml: Option<String>,
+    /// Exporter ids of `running_yaml` → their ids in `current`, when an equivalent offer was
+    /// taken without a restart: the collector logs failures under the ids it runs.
+    renamed: BTreeMap<String, String>,
     started_at: Option<Instant>,
     restart_at: Option<Instant>,
     backoff: Duration,
@@ -201,6 +219,9 @@ impl Supervisor {
             running: None,
             current: None,
             good,
+            local: None,
+            running_yaml: None,
+            renamed: BTreeMap::new(),
             started_at: None,
             restart_at: None,
             backoff: BACKOFF_START,
@@ -213,6 +234,15 @@ impl Supervisor {
     /// Sets how long a failing exporter must stay quiet to be healthy again.
     pub fn with_exporter_quiet(mut self, quiet: Duration) -> Self {
         self.exporters = ExporterWatch::new(quiet);
+        self
+    }
+
+    /// Sets the local config (`--config`): run when the data dir has no last good config.
+    pub fn with_local_config(mut self, yaml: Option<String>) -> Self {
+        self.local = yaml.map(|yaml| Config {
+            hash: String::new(),
+            yaml,
+        });
         self
     }
 
@@ -248,6 +278,15 @@ impl Supervisor {
             if let Err(err) = self.install_and_start(&good).await {
                 self.crashed_start(&good, err);
             }
+        } else if let Some(local) = self.local.clone() {
+            // The remote status stays unset: the server sent nothing yet.
+            emit(
+                "local_config",
+                serde_json::json!({ "pipelines": pipelines_of(&local.yaml) }),
+            );
+            if let Err(err) = self.install_and_start(&local).await {
+                self.crashed_start(&local, err);
+            }
         } else {
             self.set_health(|h| {
                 h.healthy = false;
@@ -268,8 +307,11 @@ impl Supervisor {
                 status = wait_exit(&mut self.running) => {
                     self.on_exit(status);
                 }
-                Some((pid, failure)) = self.failures.recv() => {
+                Some((pid, mut failure)) = self.failures.recv() => {
                     let current = self.running.as_ref().is_some_and(|r| r.pid == pid);
+                    if let Some(id) = self.renamed.get(&failure.component) {
+                        failure.component = id.clone();
+                    }
                     if current && self.exporters.record(failure, Instant::now()) {
                         self.publish_exporters();
                     }
@@ -312,6 +354,7 @@ impl Supervisor {
         }
         let _ = std::fs::remove_file(self.dir.join("collector.pid"));
         self.started_at = None;
+        self.running_yaml = None;
         self.exporters.clear();
     }
 
@@ -362,10 +405,65 @@ impl Supervisor {
                 return;
             }
         }
+        if self.running.is_some()
+            && self
+                .running_yaml
+                .as_deref()
+                .is_some_and(|running| equivalent(running, &cfg.yaml))
+        {
+            self.keep_running(cfg);
+            return;
+        }
         match self.install_and_start(&cfg).await {
             Ok(()) => self.set_remote(&cfg.hash, ApplyState::Applied, ""),
             Err(err) => self.fall_back(&cfg, err).await,
         }
+    }
+
+    /// Takes an offer equivalent to what the running collector runs without restarting it: a
+    /// restart would only rename components (and drop what is in flight). The file is
+    /// installed so that a crash restart runs the offer, and the offer is reported as the
+    /// effective config, which is what the server compares with the config it sent.
+    fn keep_running(&mut self, cfg: Config) {
+        if let Err(err) = self.install(&cfg) {
+            self.set_remote(&cfg.hash, ApplyState::Failed, &err);
+            return;
+        }
+        self.current = Some(cfg.clone());
+        self.remember_good(&cfg);
+        // Health speaks of the offer's pipelines and exporters, as the effective config does.
+        let running = self.running_yaml.as_deref().unwrap_or_default();
+        let renamed = crate::renames::exporter_renames(running, &cfg.yaml);
+        // Failures recorded so far are under the ids reported until now (the running ones, or
+        // those of an earlier equivalent offer): move them to the new ones.
+        let ids: std::collections::BTreeSet<&String> =
+            self.renamed.keys().chain(renamed.keys()).collect();
+        let moves: BTreeMap<String, String> = ids
+            .into_iter()
+            .map(|id| {
+                let before = self.renamed.get(id).unwrap_or(id);
+                (before.clone(), renamed.get(id).unwrap_or(id).clone())
+            })
+            .collect();
+        self.exporters.rename(&moves);
+        self.renamed = renamed;
+        let (pipelines, exporters) = (pipelines_of(&cfg.yaml), exporters_of(&cfg.yaml));
+        let failing = self.exporters.failing().clone();
+        self.report.send_modify(|r| {
+            r.effective = Some(cfg.yaml.clone());
+            r.health.pipelines = pipelines;
+            r.health.exporters = exporters;
+            r.health.failing = failing;
+        });
+        emit(
+            "config_equivalent",
+            serde_json::json!({
+                "hash": cfg.hash,
+                "pid": self.running.as_ref().map(|r| r.pid),
+                "reason": "no restart: same pipelines, components and settings under other names",
+            }),
+        );
+        self.set_remote(&cfg.hash, ApplyState::Applied, "");
     }
 
     /// The new config passed `validate` but the collector did not start with it: go back to
@@ -380,10 +478,14 @@ impl Supervisor {
             self.crashed_start(failed, err);
             return;
         };
-        let msg = format!(
-            "{err} (rolled back to the last good config {})",
-            &good.hash[..good.hash.len().min(12)]
-        );
+        let msg = if good.hash.is_empty() {
+            format!("{err} (rolled back to the local config)")
+        } else {
+            format!(
+                "{err} (rolled back to the last good config {})",
+                &good.hash[..good.hash.len().min(12)]
+            )
+        };
         match self.install_and_start(&good).await {
             Ok(()) => {
                 emit("rolled_back", serde_json::json!({ "hash": good.hash }));
@@ -417,6 +519,11 @@ impl Supervisor {
 
     fn remember_good(&mut self, cfg: &Config) {
         self.good = Some(cfg.clone());
+        // The local config did not come from the server: saved, the next start would report
+        // it as a remote config and prefer it to the `--config` file.
+        if cfg.hash.is_empty() {
+            return;
+        }
         let path = self.dir.join("last-good.json");
         match serde_json::to_vec(cfg) {
             Ok(body) => {
@@ -444,6 +551,8 @@ impl Supervisor {
                     serde_json::json!({ "pid": pid, "hash": cfg.hash }),
                 );
                 self.running = Some(running);
+                self.running_yaml = Some(cfg.yaml.clone());
+                self.renamed.clear();
                 self.started_at = Some(Instant::now());
                 let pipelines = pipelines_of(&cfg.yaml);
                 let exporters = exporters_of(&cfg.yaml);
@@ -473,6 +582,7 @@ impl Supervisor {
         let Some(running) = self.running.take() else {
             return;
         };
+        self.running_yaml = None;
         let _ = std::fs::remove_file(self.dir.join("collector.pid"));
         let lines = running.last_lines();
         let status = match status {
@@ -557,6 +667,281 @@ mod tests {
             ])
         );
         assert!(exporters_of("not: [yaml").is_empty());
+    }
+
+    /// A stand-in collector: `validate` accepts every config, and a run says it is ready (the
+    /// line the supervisor waits for) and stays up until stopped; while a file `fail` exists
+    /// next to it, it logs failed sends of its exporter `debug`. A config that mentions
+    /// `crash` passes `validate` but does not start.
+    fn fake_collector(dir: &Path) -> Collector {
+        use std::os::unix::fs::PermissionsExt;
+        let path = dir.join("fake-otelcol");
+        std::fs::write(
+            &path,
+            r#"#!/bin/sh
+case "$1" in validate) exit 0;; esac
+grep -q crash "${1#--config=file:}" && { echo 'Error: cannot start pipelines: crash' >&2; exit 1; }
+echo '{"level":"info","msg":"Everything is ready. Begin running and processing data."}' >&2
+while :; do
+  sleep 0.2
+  [ -f "$(dirname "$0")/fail" ] && echo '{"level":"error","msg":"Exporting failed. Dropping data.","otelcol.component.kind":"exporter","otelcol.component.id":"debug","otelcol.signal":"logs","error":"refused"}' >&2
+done
+"#,
+        )
+        .unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+        // A file just written may still be open in a child forked meanwhile by another test
+        // (ETXTBSY on exec): wait until it runs.
+        for _ in 0..50 {
+            match std::process::Command::new(&path).arg("validate").status() {
+                Err(e) if e.raw_os_error() == Some(26) => {
+                    std::thread::sleep(Duration::from_millis(20))
+                }
+                _ => break,
+            }
+        }
+        Collector::new(path)
+    }
+
+    const LOCAL: &str = "\
+receivers:
+  filelog:
+    include: [/var/log/app.log]
+processors:
+  batch:
+exporters:
+  debug:
+service:
+  pipelines:
+    logs:
+      receivers: [filelog]
+      processors: [batch]
+      exporters: [debug]
+";
+
+    /// [`LOCAL`] as otaas renders it: the same pipeline under other names.
+    const RENDERED: &str = "\
+receivers:
+  filelog/app:
+    include:
+    - /var/log/app.log
+processors:
+  batch/app: {}
+exporters:
+  debug/out.console: {}
+service:
+  pipelines:
+    logs/app:
+      receivers: [filelog/app]
+      processors: [batch/app]
+      exporters: [debug/out.console]
+";
+
+    struct Harness {
+        dir: tempfile::TempDir,
+        offers: mpsc::Sender<Config>,
+        report: watch::Receiver<Report>,
+        stop: CancellationToken,
+        task: tokio::task::JoinHandle<()>,
+    }
+
+    impl Harness {
+        /// A supervisor on a fake collector, with `local` as its `--config` and `prepare`
+        /// run on the data dir first.
+        fn start(local: Option<&str>, prepare: impl FnOnce(&Path)) -> Self {
+            let dir = tempfile::tempdir().unwrap();
+            let data = dir.path().join("data");
+            std::fs::create_dir_all(&data).unwrap();
+            prepare(&data);
+            let (tx, report) = watch::channel(Report::default());
+            let sup = Supervisor::new(fake_collector(dir.path()), data, Duration::from_secs(5), tx)
+                .with_local_config(local.map(str::to_owned));
+            let (offers, rx) = mpsc::channel(8);
+            let stop = CancellationToken::new();
+            let task = tokio::spawn(sup.run(rx, stop.clone()));
+            Self {
+                dir,
+                offers,
+                report,
+                stop,
+                task,
+            }
+        }
+
+        fn data(&self) -> PathBuf {
+            self.dir.path().join("data")
+        }
+
+        /// The report once it satisfies `ok`.
+        async fn until(&mut self, what: &str, ok: impl Fn(&Report) -> bool) -> Report {
+            let mut rx = self.report.clone();
+            let wait = rx.wait_for(|r| ok(r));
+            match tokio::time::timeout(Duration::from_secs(20), wait).await {
+                Ok(Ok(r)) => r.clone(),
+                _ => panic!("timed out waiting for {what}: {:?}", *self.report.borrow()),
+            }
+        }
+
+        /// The pid of the running collector, once one runs.
+        async fn pid(&mut self) -> String {
+            let r = self
+                .until("a running collector", |r| r.health.healthy)
+                .await;
+            r.health.status
+        }
+
+        async fn offer(&self, hash: &str, yaml: &str) {
+            let cfg = Config {
+                hash: hash.to_owned(),
+                yaml: yaml.to_owned(),
+            };
+            self.offers.send(cfg).await.unwrap();
+        }
+
+        async fn finish(self) {
+            self.stop.cancel();
+            self.task.await.unwrap();
+        }
+    }
+
+    /// Given a local config and no last good config, when the supervisor starts, then the
+    /// collector runs the local config, reported as effective but not as a remote config, and
+    /// neither saved as last good nor written to anywhere but the data dir's collector.yaml.
+    #[tokio::test]
+    async fn a_local_config_runs_unreported_as_remote() {
+        let mut h = Harness::start(Some(LOCAL), |_| {});
+        let r = h
+            .until("the local config running", |r| r.health.healthy)
+            .await;
+        assert_eq!(r.effective.as_deref(), Some(LOCAL));
+        assert_eq!(r.remote_hash, "");
+        assert_eq!(r.remote_state, ApplyState::Unset);
+        assert_eq!(r.health.pipelines, ["logs"]);
+        assert!(!h.data().join("last-good.json").exists());
+        assert_eq!(
+            std::fs::read_to_string(h.data().join("collector.yaml")).unwrap(),
+            LOCAL
+        );
+        h.finish().await;
+    }
+
+    /// Given a last good config from the server in the data dir, when the supervisor starts
+    /// with a local config too, then the server's config runs and is reported APPLIED.
+    #[tokio::test]
+    async fn the_last_good_remote_config_wins_over_the_local_one() {
+        let good = Config {
+            hash: "ab".repeat(32),
+            yaml: RENDERED.to_owned(),
+        };
+        let mut h = Harness::start(Some(LOCAL), |data| {
+            std::fs::write(
+                data.join("last-good.json"),
+                serde_json::to_vec(&good).unwrap(),
+            )
+            .unwrap();
+        });
+        let r = h
+            .until("the remote config running", |r| r.health.healthy)
+            .await;
+        assert_eq!(r.effective.as_deref(), Some(RENDERED));
+        assert_eq!(r.remote_hash, good.hash);
+        assert_eq!(r.remote_state, ApplyState::Applied);
+        h.finish().await;
+    }
+
+    /// Given the local config running, when an equivalent offer arrives, then it is APPLIED
+    /// and reported as the effective config without restarting the collector, and saved as
+    /// the running and last good config; a second equivalent offer (compared with what the
+    /// process runs) keeps it running too; an offer that changes a setting restarts it.
+    #[tokio::test]
+    async fn an_equivalent_offer_keeps_the_collector_running() {
+        let mut h = Harness::start(Some(LOCAL), |_| {});
+        let first = h.pid().await;
+
+        h.offer("01", RENDERED).await;
+        let r = h
+            .until("the equivalent offer applied", |r| {
+                r.remote_hash == "01" && r.remote_state == ApplyState::Applied
+            })
+            .await;
+        assert_eq!(r.effective.as_deref(), Some(RENDERED));
+        assert_eq!(r.health.status, first, "the collector was not restarted");
+        // Health names the offer's pipelines and exporters, failed sends the collector logs
+        // under its own ids included.
+        assert_eq!(
+            r.health.exporters,
+            BTreeMap::from([("logs/app".to_owned(), vec!["debug/out.console".to_owned()])])
+        );
+        std::fs::write(h.dir.path().join("fail"), "").unwrap();
+        let r = h
+            .until("a failed send reported", |r| !r.health.failing.is_empty())
+            .await;
+        assert_eq!(
+            r.health.failing.keys().collect::<Vec<_>>(),
+            ["debug/out.console"]
+        );
+        std::fs::remove_file(h.dir.path().join("fail")).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(h.data().join("collector.yaml")).unwrap(),
+            RENDERED
+        );
+        let saved: Config =
+            serde_json::from_slice(&std::fs::read(h.data().join("last-good.json")).unwrap())
+                .unwrap();
+        assert_eq!(saved.hash, "01");
+
+        let renamed_again = RENDERED
+            .replace("filelog/app", "filelog/web")
+            .replace("logs/app", "logs/web");
+        h.offer("02", &renamed_again).await;
+        let r = h
+            .until("the second equivalent offer applied", |r| {
+                r.remote_hash == "02" && r.remote_state == ApplyState::Applied
+            })
+            .await;
+        assert_eq!(r.effective.as_deref(), Some(renamed_again.as_str()));
+        assert_eq!(r.health.status, first, "the collector was not restarted");
+
+        let changed = RENDERED.replace("batch/app: {}", "batch/app: {timeout: 1s}");
+        h.offer("03", &changed).await;
+        let r = h
+            .until("the changed offer applied", |r| {
+                r.remote_hash == "03" && r.remote_state == ApplyState::Applied
+            })
+            .await;
+        assert_eq!(r.effective.as_deref(), Some(changed.as_str()));
+        assert!(r.health.healthy);
+        assert_ne!(r.health.status, first, "a changed setting restarts it");
+        h.finish().await;
+    }
+
+    /// Given the local config running, when an offer that is not equivalent passes `validate`
+    /// but does not start, then the agent goes back to the local config (still not saved as
+    /// last good) and reports the offer FAILED, naming the local config.
+    #[tokio::test]
+    async fn a_failed_offer_rolls_back_to_the_local_config() {
+        let mut h = Harness::start(Some(LOCAL), |_| {});
+        h.pid().await;
+        let crashing = RENDERED.replace(
+            "debug/out.console: {}",
+            "debug/out.console: {verbosity: crash}",
+        );
+        h.offer("0c", &crashing).await;
+        let r = h
+            .until("the offer failed", |r| {
+                r.remote_hash == "0c" && r.remote_state == ApplyState::Failed
+            })
+            .await;
+        assert_eq!(
+            r.remote_error,
+            "collector exited (exit status: 1): cannot start pipelines: crash (rolled back to the local config)"
+        );
+        let r = h
+            .until("the local config running again", |r| r.health.healthy)
+            .await;
+        assert_eq!(r.effective.as_deref(), Some(LOCAL));
+        assert!(!h.data().join("last-good.json").exists());
+        h.finish().await;
     }
 
     #[test]

@@ -18,6 +18,7 @@ use otaas_collector::check;
 use otaas_collector::components::ComponentTable;
 
 use crate::events::{Events, Subject};
+use crate::local::LocalConfig;
 
 /// Capabilities every simulated agent declares: it behaves like a collector supervised over
 /// OpAMP (remote config, effective config, health, heartbeats, OpAMP connection settings for
@@ -39,6 +40,8 @@ pub(crate) struct Shared {
     /// Component types this "build" lacks: a config using one is reported FAILED.
     pub(crate) reject: HashSet<String>,
     pub(crate) version: String,
+    /// `--effective-config` files: agent `i` runs `local[i % n]` until a config is received.
+    pub(crate) local: Vec<LocalConfig>,
     pub(crate) events: Events,
     /// Received configs by hash: every agent running one config shares one copy of it.
     pub(crate) configs: std::sync::Mutex<std::collections::HashMap<Bytes, AgentConfigMap>>,
@@ -98,7 +101,7 @@ pub(crate) struct SimAgent {
     pub(crate) last_hash: Bytes,
     pub(crate) status: RemoteConfigStatuses,
     error: String,
-    /// The running config: the last one applied.
+    /// The running config: the last one applied, or the hand-written one it started with.
     effective: Option<AgentConfigMap>,
     /// Pipelines of the running config, reported as component health.
     pipelines: Vec<String>,
@@ -121,6 +124,14 @@ impl SimAgent {
         heartbeat: Duration,
         shared: Arc<Shared>,
     ) -> Self {
+        let local = index
+            .checked_rem(shared.local.len())
+            .and_then(|i| shared.local.get(i))
+            .cloned();
+        let pipelines = local
+            .as_ref()
+            .map(|l| l.pipelines.clone())
+            .unwrap_or_default();
         Self {
             index,
             uid,
@@ -130,9 +141,9 @@ impl SimAgent {
             last_hash: Bytes::new(),
             status: RemoteConfigStatuses::Unset,
             error: String::new(),
-            effective: None,
-            pipelines: Vec::new(),
-            running_pipelines: Default::default(),
+            effective: local.map(|l| l.map),
+            running_pipelines: Arc::new(std::sync::Mutex::new(pipelines.clone())),
+            pipelines,
             shared,
             own_metrics: None,
             reported_drift: false,
@@ -454,6 +465,7 @@ mod tests {
         let shared = Arc::new(Shared {
             reject: reject.iter().map(|s| (*s).to_owned()).collect(),
             version: "test".to_owned(),
+            local: Vec::new(),
             events: Events::silent(),
             configs: Default::default(),
             rates: Arc::new(crate::own_metrics::Rates::new(0, Duration::from_secs(1))),
@@ -580,6 +592,64 @@ mod tests {
         );
         // The same offer again is not re-applied and needs no reply.
         assert_eq!(a.handle(offer(YAML)), Reaction::default());
+    }
+
+    /// Given three hand-written configs, when seven agents start, then agent i reports file
+    /// i % 3 byte for byte as its effective config (with its pipelines as health) and no
+    /// remote config; once a config is received, it reports that one instead.
+    #[test]
+    fn agent_i_reports_hand_written_config_i_mod_n() {
+        let files = [
+            "receivers: {filelog: {include: [a]}}\nexporters: {debug: {}}\nservice: {pipelines: {logs: {receivers: [filelog], exporters: [debug]}}}\n",
+            "# written by hand\nservice:\n  pipelines:\n    logs/b: {}\n",
+            "service: {pipelines: {traces/c: {}}}\n",
+        ];
+        let local: Vec<LocalConfig> = files
+            .iter()
+            .map(|f| LocalConfig::parse(std::path::Path::new("f.yaml"), f.as_bytes().to_vec()))
+            .collect::<Result<_, _>>()
+            .unwrap();
+        let shared = Arc::new(Shared {
+            local,
+            ..Arc::into_inner(agent(&[]).shared).unwrap()
+        });
+        let pipelines = [
+            ["pipeline:logs"],
+            ["pipeline:logs/b"],
+            ["pipeline:traces/c"],
+        ];
+        for i in 0..7 {
+            let mut a = SimAgent::new(
+                i,
+                InstanceUid::new_v7(),
+                BTreeMap::new(),
+                Duration::from_secs(30),
+                shared.clone(),
+            );
+            let full = a.full_state();
+            let eff = full.effective_config.unwrap().config_map.unwrap();
+            assert_eq!(
+                eff.config_map["collector.yaml"].body.as_ref(),
+                files[i % 3].as_bytes(),
+                "agent {i}"
+            );
+            let status = full.remote_config_status.unwrap();
+            assert!(status.last_remote_config_hash.is_empty());
+            assert_eq!(status.status, RemoteConfigStatuses::Unset as i32);
+            let health = full.health.unwrap();
+            assert_eq!(
+                health.component_health_map.keys().collect::<Vec<_>>(),
+                pipelines[i % 3]
+            );
+            if i == 4 {
+                let reply = a.handle(offer(YAML)).reply.unwrap();
+                let eff = reply.effective_config.unwrap().config_map.unwrap();
+                assert_eq!(
+                    eff.config_map["collector.yaml"].body.as_ref(),
+                    YAML.as_bytes()
+                );
+            }
+        }
     }
 
     #[test]

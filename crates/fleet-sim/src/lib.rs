@@ -3,7 +3,8 @@
 //!
 //! Files: `agent.rs` (one agent's protocol state machine), `transport.rs` (WebSocket session
 //! and HTTP polling loops), `labels.rs` (`--labels` templates), `control.rs` (`--control-stdin`),
-//! `events.rs` (JSON-lines output). Each received config is checked as a collector would at
+//! `local.rs` (`--effective-config`: hand-written configs agents run before the server sends
+//! one), `events.rs` (JSON-lines output). Each received config is checked as a collector would at
 //! start-up (`otaas_collector::check`, with the built-in component table or `--components FILE`, a
 //! collector's `components` output) and reported FAILED with its message; `--lenient` skips that.
 //!
@@ -16,6 +17,7 @@ mod agent;
 mod control;
 mod events;
 mod labels;
+mod local;
 mod own_metrics;
 mod transport;
 
@@ -31,6 +33,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 pub use labels::{LabelError, LabelTemplate};
+pub use local::LocalConfigError;
 
 use otaas_collector::components::ComponentTable;
 pub use otaas_opamp::client::Transport;
@@ -108,6 +111,11 @@ pub struct FleetSimArgs {
     /// Start at most this many agents per second (0 = all at once).
     #[arg(long, default_value_t = 0)]
     pub connect_rate: u32,
+    /// A collector config written by hand (repeatable): agent `i` reports file `i % n` (its
+    /// exact bytes) as its effective config until the server sends it a config, like a
+    /// collector that ran before otaas managed it. Each file must be a YAML map.
+    #[arg(long, value_name = "FILE")]
+    pub effective_config: Vec<std::path::PathBuf>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -116,6 +124,8 @@ pub enum FleetSimError {
     Labels(#[from] LabelError),
     #[error(transparent)]
     Client(#[from] ClientError),
+    #[error(transparent)]
+    EffectiveConfig(#[from] LocalConfigError),
     #[error("--components {path}: {reason}")]
     Components {
         path: std::path::PathBuf,
@@ -140,6 +150,7 @@ fn uid_for(seed: Option<u64>, index: usize) -> InstanceUid {
 /// Runs the simulation to the end and prints the `summary` line; returns it too.
 pub async fn run(args: FleetSimArgs) -> Result<serde_json::Value, FleetSimError> {
     let template = LabelTemplate::parse(&args.labels)?;
+    let local = local::load(&args.effective_config)?;
     let url = endpoint(&args.server, args.transport)?;
     let (ws_tls, http_ca) = tls_client(args.ca_cert.as_deref())?;
     let mut http = reqwest::Client::builder()
@@ -176,6 +187,7 @@ pub async fn run(args: FleetSimArgs) -> Result<serde_json::Value, FleetSimError>
             .filter(|s| !s.is_empty())
             .collect::<HashSet<_>>(),
         version: args.agent_version.clone(),
+        local,
         events: Events::new(args.quiet),
         configs: Default::default(),
         rates: Arc::new(own_metrics::Rates::new(

@@ -95,6 +95,24 @@ fn describe<'a>(names: impl Iterator<Item = &'a String>) -> String {
     }
 }
 
+/// The value of a secret that is declared but not set: an adopted pipeline's secret whose value
+/// the server only saw redacted. Rendering refuses a config that would use it
+/// (`RenderError::PendingSecret`), so it never reaches a collector. Control characters keep it
+/// apart from any value a user would write.
+pub const PENDING: &str = "\u{1}otaas: value pending (adopted from a redacted config)\u{1}";
+
+/// The first secret `v` refers to whose value is [`PENDING`].
+pub fn pending_ref(v: &Value, secrets: &BTreeMap<String, String>) -> Option<String> {
+    if let Some(Ok(name)) = secret_ref(v) {
+        return (secrets.get(name).map(String::as_str) == Some(PENDING)).then(|| name.to_owned());
+    }
+    match v {
+        Value::Object(m) => m.values().find_map(|x| pending_ref(x, secrets)),
+        Value::Array(a) => a.iter().find_map(|x| pending_ref(x, secrets)),
+        _ => None,
+    }
+}
+
 /// `v` with every secret reference replaced by the secret's value; a reference to an
 /// undeclared secret is returned as its name in `Err` (validation refuses those first).
 pub fn substitute(v: &Value, secrets: &BTreeMap<String, String>) -> Result<Value, String> {

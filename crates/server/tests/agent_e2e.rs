@@ -7,7 +7,9 @@
 //! collector is reported and restarted, the collector keeps running while the server is
 //! down, and a restarted agent runs its last good config before the server is back. And an
 //! exporter whose destination refuses connections: reported unhealthy with the collector's
-//! error, healthy again once its sends succeed.
+//! error, healthy again once its sends succeed. And an agent started from a hand-written
+//! config (`--config`): unmanaged until a group claims it, adopted without a restart when the
+//! group's config is equivalent.
 
 mod common;
 use otaas_testkit::procs;
@@ -865,4 +867,175 @@ async fn an_exporter_that_cannot_send_is_unhealthy_until_its_sends_succeed() {
     );
     assert_eq!(a.unhealthy_reason(), None);
     drop(agent);
+}
+
+/// A collector config written by hand: the pipeline [`pipeline`] and a binding to `sink`
+/// render, under the names a person would give it, keys in another order.
+fn hand_written(file: &Path, sink: &str) -> String {
+    format!(
+        "# written by hand, before otaas
+exporters:
+  otlphttp:
+    endpoint: {sink}
+processors:
+  batch:
+    timeout: 200ms
+receivers:
+  filelog:
+    poll_interval: 100ms
+    start_at: beginning
+    include: [{}]
+service:
+  pipelines:
+    logs:
+      receivers: [filelog]
+      processors: [batch]
+      exporters: [otlphttp]
+",
+        file.display()
+    )
+}
+
+/// Given a collector config written by hand, when `otaas agent --config` starts with it, then
+/// the collector runs it and the server lists the agent as unmanaged with that file as its
+/// effective config. When a group whose rendered config is equivalent (same pipeline, other
+/// names) claims the agent, then the agent reports it APPLIED without restarting the
+/// collector; a change that is not equivalent restarts it.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_agent_started_from_a_hand_written_config_is_adopted_without_a_restart() {
+    let collector = collector();
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("adopt.log");
+    append(&file, &[]);
+    let sink = Sink::start().await;
+    let opamp_addr = free_addr();
+    let server = Serve::start(&tmp.path().join("server"), &opamp_addr, &[]);
+    let client = server.client();
+    let hand = tmp.path().join("hand.yaml");
+    let local = hand_written(&file, &sink.url);
+    std::fs::write(&hand, &local).unwrap();
+
+    // When the agent starts from the hand-written config, with no group for it
+    let hand_arg = hand.display().to_string();
+    let agent = Agent::start_with(
+        &server.ws_url(),
+        &collector,
+        &tmp.path().join("agent"),
+        "env=adopt",
+        &["--config", &hand_arg],
+    );
+    // Then the server sees it unmanaged, running that file (and no remote config)
+    let local_hash = otaas_opamp::hash::to_hex(&otaas_opamp::hash::sha256(local.as_bytes()));
+    let a = agent_where(&client, &agent, "the local config reported", |a| {
+        a.effective_config_hash.as_deref() == Some(local_hash.as_str()) && a.healthy == Some(true)
+    })
+    .await;
+    assert_eq!(a.status, AgentStatus::Unmanaged, "{}", agent.log());
+    assert_eq!(a.remote_config_hash, None);
+    let shown = client.get_agent(&a.id).await.unwrap().effective_config;
+    let shown = shown.expect("effective config");
+    assert!(
+        otaas_collector::shape::equivalent(&shown, &local),
+        "{shown}"
+    );
+    // And the collector runs it: lines reach the sink
+    let before = batch("before-adoption", 3);
+    append(&file, &before);
+    wait_lines(&sink, &agent, &before, "the local config").await;
+    let pid = agent.collector_pid().expect("collector.pid");
+
+    // When a group whose rendered config is equivalent claims the agent
+    let p = client
+        .create_pipeline(&pipeline(&[&file], json!({})))
+        .await
+        .unwrap();
+    client
+        .create_exporter_binding(&ExporterBindingSpec {
+            secrets: Default::default(),
+            keep_secrets: false,
+            name: "out".into(),
+            pipeline_id: p.id,
+            signals: None,
+            destinations: vec![DestinationSpec {
+                name: "sink".into(),
+                kind: "otlphttp".into(),
+                endpoint: Some(sink.url.clone()),
+                headers: Default::default(),
+                keep_headers: false,
+                tls: None,
+                config: json!({}),
+            }],
+        })
+        .await
+        .unwrap();
+    let group = client
+        .create_agent_group(&AgentGroupSpec {
+            name: "adopt".into(),
+            selector: [("env".to_owned(), "adopt".to_owned())].into(),
+            pipeline_ids: vec![p.id],
+            rollout: RolloutSpec::default(),
+        })
+        .await
+        .unwrap();
+    let rendered = client.agent_group_config(group.id).await.unwrap().yaml;
+    assert!(
+        otaas_collector::shape::equivalent(&rendered, &local),
+        "the test's premise: the group renders the hand-written config under other names\n\
+         rendered:\n{rendered}\nlocal:\n{local}"
+    );
+    // Then the agent applies it without restarting the collector
+    let a = agent_where(&client, &agent, "the equivalent config applied", |a| {
+        a.remote_config_status == RemoteConfigState::Applied
+            && a.effective_config_hash.as_deref() == Some(group.config_hash.as_str())
+    })
+    .await;
+    assert_eq!(a.status, AgentStatus::Applied, "{}", agent.log());
+    assert_eq!(agent.collector_pid(), Some(pid), "{}", agent.log());
+    assert_eq!(
+        agent.events("collector_started").len(),
+        1,
+        "{}",
+        agent.log()
+    );
+    let equivalent = agent.events("config_equivalent");
+    assert_eq!(equivalent.len(), 1, "{}", agent.log());
+    assert_eq!(equivalent[0]["hash"], json!(group.config_hash));
+    assert_eq!(equivalent[0]["pid"], json!(pid));
+    // (the user's file is untouched; the offer is what a crash restart would run)
+    assert_eq!(std::fs::read_to_string(&hand).unwrap(), local);
+    assert_eq!(
+        std::fs::read_to_string(tmp.path().join("agent/collector.yaml")).unwrap(),
+        rendered
+    );
+    // And the collector keeps sending
+    let after = batch("after-adoption", 3);
+    append(&file, &after);
+    wait_lines(&sink, &agent, &after, "after adoption").await;
+
+    // When a change that is not equivalent follows (a processor setting)
+    let mut slower = pipeline(&[&file], json!({}));
+    slower.processors[0].config = json!({ "timeout": "300ms" });
+    client.update_pipeline(p.id, &slower, None).await.unwrap();
+    let g = client.get_agent_group(group.id).await.unwrap();
+    assert_ne!(g.config_hash, group.config_hash);
+    // Then the collector restarts with it and it is APPLIED
+    agent_where(&client, &agent, "the changed config applied", |a| {
+        a.remote_config_status == RemoteConfigState::Applied
+            && a.effective_config_hash.as_deref() == Some(g.config_hash.as_str())
+    })
+    .await;
+    let restarted = agent.collector_pid().expect("collector.pid");
+    assert_ne!(restarted, pid, "{}", agent.log());
+    assert_eq!(
+        agent.events("collector_started").len(),
+        2,
+        "{}",
+        agent.log()
+    );
+    assert_eq!(
+        agent.events("config_equivalent").len(),
+        1,
+        "{}",
+        agent.log()
+    );
 }

@@ -2625,7 +2625,9 @@ service: {pipelines: {logs: {receivers: [filelog], exporters: [otlphttp]}}}
         "{plan:#}"
     );
     assert_eq!(plan["equivalent"], true, "{plan:#}");
-    let got = h.call("POST", &path, Some(json!({}))).await;
+    // A group would render the header at once: its value is needed.
+    let group = json!({"name": "hdr", "selector": {"team": "hdr"}});
+    let got = h.call("POST", &path, Some(json!({"group": group}))).await;
     assert_error(
         &got,
         StatusCode::UNPROCESSABLE_ENTITY,
@@ -2636,7 +2638,8 @@ service: {pipelines: {logs: {receivers: [filelog], exporters: [otlphttp]}}}
         .call(
             "POST",
             &path,
-            Some(json!({"secrets": {"headers-authorization": "Bearer abc"}})),
+            Some(json!({"name": "given", "group": group,
+                "secrets": {"headers-authorization": "Bearer abc"}})),
         )
         .await;
     assert_eq!(status, StatusCode::OK, "{done}");
@@ -2649,4 +2652,60 @@ service: {pipelines: {logs: {receivers: [filelog], exporters: [otlphttp]}}}
         b["destinations"][0]["header_digests"]["authorization"],
         header_digest("Bearer abc")
     );
+
+    // Without a group and without the value, the header is left for the user to set: the
+    // description says so, and no group can run it until it is set.
+    let (status, done) = h.call("POST", &path, Some(json!({"name": "later"}))).await;
+    assert_eq!(status, StatusCode::OK, "{done}");
+    let pid = done["created"]["pipeline_id"].as_str().unwrap().to_owned();
+    let bid = done["created"]["exporter_binding_ids"][0]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (_, p) = h
+        .call("GET", &format!("/api/v1/pipelines/{pid}"), None)
+        .await;
+    assert!(
+        p["description"]
+            .as_str()
+            .unwrap()
+            .contains("no value for them yet: headers-authorization"),
+        "{p}"
+    );
+    let later = json!({"name": "later", "selector": {"team": "later"}, "pipeline_ids": [pid]});
+    let got = h
+        .call("POST", "/api/v1/agent-groups", Some(later.clone()))
+        .await;
+    assert_error(
+        &got,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid_field",
+        Some("destinations"),
+    );
+    assert!(
+        got.1["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("not set yet"),
+        "{}",
+        got.1
+    );
+    let (_, b) = h
+        .call("GET", &format!("/api/v1/exporter-bindings/{bid}"), None)
+        .await;
+    let spec = json!({
+        "name": b["name"], "pipeline_id": pid,
+        "destinations": [{"name": "main", "type": "otlphttp", "endpoint": "https://x",
+            "headers": {"authorization": "Bearer xyz"}}],
+    });
+    let (status, body) = h
+        .raw(
+            "PUT",
+            &format!("/api/v1/exporter-bindings/{bid}"),
+            Some(spec.to_string()),
+            &[("if-match", "1")],
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    h.create("/api/v1/agent-groups", later).await;
 }

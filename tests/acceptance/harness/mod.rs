@@ -11,6 +11,7 @@
 pub(crate) mod postgres;
 pub(crate) mod process;
 pub(crate) mod server;
+pub(crate) mod sink;
 pub(crate) mod terraform;
 pub(crate) mod tools;
 

@@ -463,6 +463,16 @@ pub(crate) struct RealAgent {
 
 impl RealAgent {
     pub(crate) fn start(server: &Server, labels: &str) -> Self {
+        Self::start_with(server, labels, &[])
+    }
+
+    /// An agent whose collector starts from the local config file `config` (`--config`):
+    /// a collector that ran before otaas.
+    pub(crate) fn start_with_config(server: &Server, labels: &str, config: &Path) -> Self {
+        Self::start_with(server, labels, &["--config".as_ref(), config.as_os_str()])
+    }
+
+    fn start_with(server: &Server, labels: &str, extra: &[&std::ffi::OsStr]) -> Self {
         let data = tempfile::tempdir().expect("temp dir");
         let mut cmd = Command::new(tools::otaas());
         cmd.arg("agent")
@@ -474,6 +484,7 @@ impl RealAgent {
             .arg(data.path())
             .arg("--labels")
             .arg(labels)
+            .args(extra)
             // The environment, not argv: the token stays out of `ps`.
             .env("OTAAS_AGENT_TOKEN", server.agent_token())
             .env("NO_COLOR", "1");

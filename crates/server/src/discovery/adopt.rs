@@ -29,7 +29,7 @@ use serde_json::{Map, Value, json};
 
 use super::{Discovery, Found};
 use crate::render::REDACTED;
-use crate::secrets::KnownSecrets;
+use crate::secrets::{KnownSecrets, PENDING};
 use crate::store::{BindingRecord, EndpointRecord, GroupRecord, Record, StoreError};
 
 /// Why an adoption cannot be planned or made.
@@ -81,13 +81,16 @@ fn slug(s: &str, max: usize) -> String {
 /// Secret slots handed out while mapping one adoption.
 struct Secrets<'a> {
     given: &'a BTreeMap<String, String>,
+    /// The value of a secret not given: `None` for the redacted text itself (renders and
+    /// compares like what agents reported: for plans), or [`PENDING`] (for writing).
+    placeholder: Option<&'static str>,
     used: BTreeSet<String>,
     required: Vec<RequiredSecret>,
 }
 
 impl Secrets<'_> {
-    /// A new slot for the redacted value at `path`; its value: the one given, or the redacted
-    /// text itself (renders and compares like what agents reported; never written).
+    /// A new slot for the redacted value at `path`; its value: the one given, or the
+    /// placeholder.
     fn slot(&mut self, object: &str, path: &str, redacted: &str) -> (String, String) {
         let last: Vec<&str> = path.rsplit('.').take(2).collect();
         let base = slug(&last.into_iter().rev().collect::<Vec<_>>().join("-"), 56);
@@ -104,7 +107,8 @@ impl Secrets<'_> {
             path: path.to_owned(),
             given: value.is_some(),
         });
-        (name, value.unwrap_or_else(|| redacted.to_owned()))
+        let placeholder = self.placeholder.unwrap_or(redacted);
+        (name, value.unwrap_or_else(|| placeholder.to_owned()))
     }
 
     /// `v` with every redacted string replaced by a secret reference, declared in `declared`.
@@ -178,16 +182,19 @@ fn as_endpoint(id: &str, config: &Value, pipeline: &str) -> Option<EndpointSpec>
     })
 }
 
-/// Maps a discovered unit to otaas objects named after `name`.
+/// Maps a discovered unit to otaas objects named after `name`. Secrets not `given` hold the
+/// redacted text (`pending: false`, for a plan) or [`PENDING`] (for writing).
 pub fn objects(
     unit: &Unit,
     id: &str,
     name: &str,
     agents: usize,
     given: &BTreeMap<String, String>,
+    pending: bool,
 ) -> Objects {
     let mut secrets = Secrets {
         given,
+        placeholder: pending.then_some(PENDING),
         used: BTreeSet::new(),
         required: Vec::new(),
     };
@@ -305,11 +312,26 @@ pub fn objects(
         names.join(", "),
         &id[..id.len().min(12)]
     );
-    if !secrets.required.is_empty() {
-        let list: Vec<&str> = secrets.required.iter().map(|r| r.name.as_str()).collect();
+    let (given_list, missing): (Vec<&RequiredSecret>, Vec<&RequiredSecret>) =
+        secrets.required.iter().partition(|r| r.given);
+    let names = |l: &[&RequiredSecret]| -> String {
+        l.iter()
+            .map(|r| format!("{} ({})", r.name, r.path))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    if !given_list.is_empty() {
         description.push_str(&format!(
-            " The server saw these secret values redacted; they were given at adoption: {}.",
-            list.join(", ")
+            " Secret values given at adoption: {}.",
+            names(&given_list)
+        ));
+    }
+    if !missing.is_empty() {
+        description.push_str(&format!(
+            " The server saw these secret values redacted and has no value for them yet: {}. \
+             Set them (secrets_wo with secrets_wo_version, or a destination's headers) before a \
+             group runs this pipeline.",
+            names(&missing)
         ));
     }
     Objects {
@@ -456,7 +478,7 @@ impl Discovery {
                 format!("a pipeline named {name:?} exists already; give the adoption another name"),
             ));
         }
-        let objs = objects(&f.unit, id, &name, f.agents.len(), &req.secrets);
+        let objs = objects(&f.unit, id, &name, f.agents.len(), &req.secrets, false);
         let unknown: Vec<&String> = req
             .secrets
             .keys()
@@ -709,12 +731,15 @@ impl Discovery {
             .filter(|r| !r.given)
             .map(|r| r.name.as_str())
             .collect();
-        if !missing.is_empty() {
+        // Without a group nothing renders the objects yet: missing values are left pending,
+        // for the user to set (Terraform: secrets_wo). A group would render them at once.
+        if !missing.is_empty() && group_spec.is_some() {
             return Err(invalid(
                 "secrets",
                 format!(
-                    "the agents' config holds secret values the server only saw redacted; give \
-                     them in secrets: {}",
+                    "the agents' config holds secret values the server only saw redacted, and \
+                     the group would render them now; give them in secrets (or adopt without a \
+                     group and set them later): {}",
                     missing.join(", ")
                 ),
             ));
@@ -736,12 +761,13 @@ impl Discovery {
                 ),
             ));
         }
+        let to_write = objects(&f.unit, id, &name, f.agents.len(), &req.secrets, true);
         let written = self
             .writer()
             .adopt(
-                objs.pipeline.clone(),
-                objs.endpoints.clone(),
-                objs.bindings.clone(),
+                to_write.pipeline,
+                to_write.endpoints,
+                to_write.bindings,
                 group_spec.clone(),
             )
             .await?;
@@ -799,7 +825,7 @@ service:
     traces: {receivers: [otlp], processors: [memory_limiter, batch], exporters: [otlphttp]}
 ",
         );
-        let o = objects(&u, &u.hash, "app", 3, &BTreeMap::new());
+        let o = objects(&u, &u.hash, "app", 3, &BTreeMap::new(), false);
         assert_eq!(o.pipeline.signals, vec![Signal::Traces, Signal::Logs]);
         assert_eq!(o.endpoints.len(), 1);
         assert_eq!(o.endpoints[0].name, "app-grpc");
@@ -834,7 +860,7 @@ exporters: {debug: {}}
 service: {pipelines: {logs: {receivers: [otlp], exporters: [debug]}}}
 ",
         );
-        let o = objects(&u, &u.hash, "p", 1, &BTreeMap::new());
+        let o = objects(&u, &u.hash, "p", 1, &BTreeMap::new(), false);
         assert!(o.endpoints.is_empty());
         assert!(o.pipeline.receivers.contains_key("otlp"));
     }
@@ -853,7 +879,7 @@ service: {pipelines: {logs: {receivers: [kafka], exporters: [otlphttp]}}}
         );
         let given: BTreeMap<String, String> =
             [("sasl-password".to_string(), "pw".to_string())].into();
-        let o = objects(&u, &u.hash, "k", 1, &given);
+        let o = objects(&u, &u.hash, "k", 1, &given, false);
         let req: Vec<(&str, &str, bool)> = o
             .required
             .iter()
@@ -881,5 +907,17 @@ service: {pipelines: {logs: {receivers: [kafka], exporters: [otlphttp]}}}
         );
         let shown = shown(o, PipelineId::new());
         assert_eq!(shown.pipeline.secrets["sasl-password"], REDACTED);
+        // Written, a value not given is pending (the renderer refuses to use it).
+        let o = objects(&u, &u.hash, "k", 1, &given, true);
+        assert_eq!(
+            o.bindings[0].destinations[0].headers["authorization"],
+            PENDING
+        );
+        assert_eq!(o.pipeline.secrets["sasl-password"], "pw");
+        assert!(
+            o.pipeline
+                .description
+                .contains("no value for them yet: headers-authorization")
+        );
     }
 }

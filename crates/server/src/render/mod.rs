@@ -145,6 +145,17 @@ pub enum RenderError {
     Yaml(String),
     #[error("{origin} refers to secret {name:?}, which is not declared")]
     UnknownSecret { origin: String, name: String },
+    #[error(
+        "{origin} uses secret {name:?}, whose value is not set yet (the pipeline was adopted from \
+         a config the server saw redacted): set it with secrets, or secrets_wo and a new \
+         secrets_wo_version"
+    )]
+    PendingSecret { origin: String, name: String },
+    #[error(
+        "{origin} sends header {header:?}, whose value is not set yet (the binding was adopted \
+         from a config the server saw redacted): set it in the destination's headers"
+    )]
+    PendingHeader { origin: String, header: String },
 }
 
 impl RenderError {
@@ -153,7 +164,10 @@ impl RenderError {
             RenderError::PortConflict { .. } => Some("port"),
             RenderError::DuplicateComponent { .. } => Some("name"),
             RenderError::Yaml(_) => None,
-            RenderError::UnknownSecret { .. } => Some("secrets"),
+            RenderError::UnknownSecret { .. } | RenderError::PendingSecret { .. } => {
+                Some("secrets")
+            }
+            RenderError::PendingHeader { .. } => Some("destinations"),
         }
     }
 }
@@ -278,6 +292,12 @@ fn resolve(
     secrets: &BTreeMap<String, String>,
     origin: impl FnOnce() -> String,
 ) -> Result<Value, RenderError> {
+    if let Some(name) = crate::secrets::pending_ref(v, secrets) {
+        return Err(RenderError::PendingSecret {
+            origin: origin(),
+            name,
+        });
+    }
     substitute(v, secrets).map_err(|name| RenderError::UnknownSecret {
         origin: origin(),
         name,
@@ -431,6 +451,17 @@ pub fn render_with_policy(
                 };
                 if let Some(ep) = &d.endpoint {
                     cfg.insert("endpoint".into(), json!(ep));
+                }
+                if let Some(header) = d
+                    .headers
+                    .iter()
+                    .find(|(_, v)| *v == crate::secrets::PENDING)
+                    .map(|(h, _)| h.clone())
+                {
+                    return Err(RenderError::PendingHeader {
+                        origin: format!("destination {:?} of binding {bname:?}", d.name),
+                        header,
+                    });
                 }
                 if !d.headers.is_empty() {
                     cfg.insert("headers".into(), json!(d.headers));
