@@ -67,42 +67,32 @@ fn binding(name: &str, pipeline_id: otaas_api::PipelineId) -> otaas_api::Exporte
     }
 }
 
-/// Gives agents labelled `team=legacy` a config that no otaas object describes any more: a
-/// group renders a logs pipeline with an OTLP endpoint and a binding, the agents apply it, then
-/// every one of those objects is deleted. The agents keep running what they were given, which
-/// is how a fleet configured by hand (or by a lost otaas database) looks to discovery.
-fn leave_unmanaged_config(server: &Server) {
-    let api = api(server);
-    let p = block_on(api.create_pipeline(&logs_pipeline("legacy", "/var/log/legacy.log"))).unwrap();
-    let e = block_on(api.create_endpoint(&otaas_api::EndpointSpec {
-        name: "legacy-in".into(),
-        pipeline_id: p.id,
-        protocol: otaas_api::Protocol::OtlpGrpc,
-        port: 4317,
-        tls: None,
-        auth: otaas_api::EndpointAuth::None,
-        token_version: 1,
-        token_grace_seconds: otaas_api::DEFAULT_TOKEN_GRACE_SECONDS,
-    }))
-    .unwrap();
-    let b = block_on(api.create_exporter_binding(&binding("legacy-out", p.id))).unwrap();
-    let g = block_on(api.create_agent_group(&otaas_api::AgentGroupSpec {
-        name: "legacy".into(),
-        selector: [("team".to_string(), "legacy".to_string())].into(),
-        pipeline_ids: vec![p.id],
-        rollout: Default::default(),
-    }))
-    .unwrap();
-    wait_until(60, "the legacy group applied on 2 agents", || {
-        block_on(api.group_status(g.id)).is_ok_and(|s| s.matched == 2 && s.applied == 2)
-    });
-    block_on(api.delete_agent_group(g.id)).unwrap();
-    block_on(api.delete_exporter_binding(b.id)).unwrap();
-    block_on(api.delete_endpoint(e.id)).unwrap();
-    block_on(api.delete_pipeline(p.id)).unwrap();
-}
+/// A collector config written by hand, long before otaas: OTLP and a log file in, batched,
+/// out over OTLP/HTTP.
+const HAND_WRITTEN: &str = "\
+receivers:
+  otlp:
+    protocols:
+      grpc:
+        endpoint: 0.0.0.0:4317
+  filelog:
+    include: [/var/log/legacy.log]
+    start_at: beginning
+processors:
+  batch:
+    timeout: 2s
+exporters:
+  otlphttp:
+    endpoint: http://sink.example:4318
+service:
+  pipelines:
+    logs:
+      receivers: [otlp, filelog]
+      processors: [batch]
+      exporters: [otlphttp]
+";
 
-/// Given two agents running a logs pipeline no otaas object manages, and an unrelated
+/// Given two simulated agents running a hand-written logs pipeline, and an unrelated
 /// pipeline with a binding that otaas does manage,
 /// when the discovered pipeline is adopted with a group and `terraform query` lists the four
 /// object types filtered by its id,
@@ -112,12 +102,15 @@ fn leave_unmanaged_config(server: &Server) {
 #[test]
 fn adopted_pipeline_is_imported_by_filtered_query_and_plans_clean() {
     let server = Server::start();
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("collector.yaml");
+    std::fs::write(&config, HAND_WRITTEN).unwrap();
     let _legacy = FleetSim::builder(&server)
         .agents(2)
         .label("team", "legacy")
+        .effective_config(&config)
         .start();
     wait_for_agents(&server, ("team", "legacy"), 2);
-    leave_unmanaged_config(&server);
     let api = api(&server);
     let other =
         block_on(api.create_pipeline(&logs_pipeline("other", "/var/log/other.log"))).unwrap();

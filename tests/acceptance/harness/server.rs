@@ -343,6 +343,8 @@ pub(crate) struct FleetSimBuilder {
     own_metrics_seconds: Option<u64>,
     /// The server's generated CA, for `wss://`/`https://` (`--ca-cert`).
     ca_cert: Option<std::path::PathBuf>,
+    /// Hand-written configs the agents report until the server sends one (`--effective-config`).
+    effective_configs: Vec<std::path::PathBuf>,
 }
 
 impl FleetSim {
@@ -358,6 +360,7 @@ impl FleetSim {
             throughput: None,
             own_metrics_seconds: None,
             ca_cert: server.ca_cert_path(),
+            effective_configs: Vec::new(),
         }
     }
 
@@ -404,6 +407,13 @@ impl FleetSimBuilder {
         self
     }
 
+    /// Agents report this hand-written collector config as their effective config until the
+    /// server sends them one (repeatable: agent `i` reports file `i % n`).
+    pub(crate) fn effective_config(mut self, path: &std::path::Path) -> Self {
+        self.effective_configs.push(path.to_path_buf());
+        self
+    }
+
     /// Own metrics: `items` per second received per agent, reported every `every_secs`.
     pub(crate) fn own_metrics(mut self, items: u64, every_secs: u64) -> Self {
         self.throughput = Some(items);
@@ -447,6 +457,9 @@ impl FleetSimBuilder {
         }
         if let Some(ca) = &self.ca_cert {
             cmd.arg("--ca-cert").arg(ca);
+        }
+        for file in &self.effective_configs {
+            cmd.arg("--effective-config").arg(file);
         }
         let mut daemon = Daemon::spawn("otaas fleet-sim", &mut cmd, |_| {});
         daemon.assert_running();
