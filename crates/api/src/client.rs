@@ -758,6 +758,11 @@ impl Client {
 }
 
 impl Client {
+    /// `GET /api/v1/insights`.
+    pub async fn insights(&self) -> Result<crate::insights::FleetInsights, ClientError> {
+        self.get("/insights").await
+    }
+
     /// `GET /api/v1/discovered-pipelines`: the pipelines connected collectors run.
     pub async fn list_discovered_pipelines(
         &self,

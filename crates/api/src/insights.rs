@@ -182,13 +182,6 @@ pub struct FleetInsights {
     pub security: SecurityInsights,
 }
 
-impl crate::client::Client {
-    /// `GET /api/v1/insights`.
-    pub async fn insights(&self) -> Result<FleetInsights, crate::client::ClientError> {
-        self.get("/insights").await
-    }
-}
-
 #[cfg(test)]
 mod rounding_tests {
     use super::*;

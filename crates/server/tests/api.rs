@@ -2525,6 +2525,22 @@ async fn a_discovered_pipeline_is_adopted_into_objects_that_render_the_same() {
         one["managed"][0]["exporter_binding_ids"][0],
         done["created"]["exporter_binding_ids"][0]
     );
+    // Its agents are now in the group: adopting it again (under another name) is refused.
+    let got = h.call("POST", &path, Some(json!({"name": "app2"}))).await;
+    assert_error(
+        &got,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid_field",
+        Some("id"),
+    );
+    assert!(
+        got.1["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("manages it"),
+        "{}",
+        got.1
+    );
     // Adopting again under the same name is refused at the name.
     let got = h
         .call("POST", &path, Some(json!({"name": "app", "dry_run": true})))

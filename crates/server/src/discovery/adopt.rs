@@ -617,6 +617,38 @@ impl Discovery {
             && mine[0].hash == id;
         let mut differences: Vec<String> =
             f.unit.problems.iter().map(ToString::to_string).collect();
+        // Every agent running it is selected by a group that renders it: otaas manages it
+        // already, and adopting it again would make a second copy of objects that exist.
+        let rendering: BTreeSet<AgentGroupId> = self
+            .managed()
+            .await?
+            .remove(id)
+            .unwrap_or_default()
+            .into_iter()
+            .map(|m| m.group_id)
+            .collect();
+        let selectors: Vec<BTreeMap<String, String>> = self
+            .store()
+            .list_groups()
+            .await?
+            .into_iter()
+            .filter(|g| rendering.contains(&g.record.id))
+            .map(|g| g.record.spec.selector)
+            .collect();
+        let managed_already = !selectors.is_empty()
+            && f.labels.values().all(|labels| {
+                selectors
+                    .iter()
+                    .any(|sel| sel.iter().all(|(k, v)| labels.get(k) == Some(v)))
+            });
+        if managed_already {
+            differences.push(
+                "every agent running it is in an agent group already: otaas manages it (see \
+                 managed on the discovered pipeline); import those objects instead of adopting \
+                 it again"
+                    .into(),
+            );
+        }
         differences.extend(
             rendered
                 .gaps
@@ -715,6 +747,9 @@ impl Discovery {
         }
 
         // Refusals: nothing is written unless the adoption is faithful and complete.
+        if managed_already {
+            return Err(invalid("id", differences.join("; ")));
+        }
         if !f.unit.problems.is_empty() {
             return Err(invalid(
                 "id",

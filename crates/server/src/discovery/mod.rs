@@ -62,6 +62,8 @@ pub(crate) struct Found {
     pub agents: Vec<AgentId>,
     /// Per agent, the names of its service pipelines of this unit (names may differ).
     pub names: HashMap<AgentId, Vec<String>>,
+    /// Per agent, its labels.
+    pub labels: HashMap<AgentId, BTreeMap<String, String>>,
     pub common_labels: Option<BTreeMap<String, String>>,
     pub unmanaged: u64,
     pub health: DiscoveredHealth,
@@ -142,6 +144,7 @@ impl Discovery {
                     example: agent.config.clone(),
                     agents: Vec::new(),
                     names: HashMap::new(),
+                    labels: HashMap::new(),
                     common_labels: None,
                     unmanaged: 0,
                     health: DiscoveredHealth::default(),
@@ -151,6 +154,7 @@ impl Discovery {
                     agent.id,
                     unit.pipelines.iter().map(|p| p.name.clone()).collect(),
                 );
+                f.labels.insert(agent.id, agent.labels.clone());
                 f.common_labels = Some(match f.common_labels.take() {
                     None => agent.labels.clone(),
                     Some(mut common) => {
@@ -172,7 +176,9 @@ impl Discovery {
     }
 
     /// Discovered pipeline id → the otaas pipelines rendering the same content, per group.
-    async fn managed(&self) -> Result<HashMap<String, Vec<ManagedEquivalent>>, StoreError> {
+    pub(crate) async fn managed(
+        &self,
+    ) -> Result<HashMap<String, Vec<ManagedEquivalent>>, StoreError> {
         let mut out: HashMap<String, Vec<ManagedEquivalent>> = HashMap::new();
         let groups = self.store.list_groups().await?;
         if groups.is_empty() {
