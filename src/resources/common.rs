@@ -203,7 +203,9 @@ pub(crate) async fn settle_collector_config(
     earlier: &Value,
     preview: Option<otaas_api::ConfigPreview>,
 ) {
-    let kept = earlier.get(COLLECTOR_CONFIG).filter(|v| matches!(v, Value::String(_)));
+    let kept = earlier
+        .get(COLLECTOR_CONFIG)
+        .filter(|v| matches!(v, Value::String(_)));
     let planned_or_same = match kept {
         Some(v) if earlier.get("revision").is_none_or(Value::is_unknown) => Some(v.clone()),
         Some(v) if earlier.get("revision") == state.get("revision") => Some(v.clone()),
@@ -655,7 +657,12 @@ pub(crate) fn computed_follow_change(change: &mut PlanChange, computed: &[&str])
     }
     let strip = |v: &Value| -> Value {
         let mut v = v.clone();
-        for c in computed.iter().chain(&LOCAL_ATTRS) {
+        // `collector_config` is planned after this (unknown until then).
+        for c in computed
+            .iter()
+            .chain(&LOCAL_ATTRS)
+            .chain(&[COLLECTOR_CONFIG])
+        {
             v.set(c, Value::Null);
         }
         v

@@ -374,10 +374,13 @@ impl Resource for PipelineResource {
         let digests = super::secrets::planned_digests(&change.planned, &config, &change.prior);
         change.planned.set("secret_digests", digests);
         computed_follow_change(change, &["revision"]);
-        let preview = if change
-            .planned
-            .is_wholly_known_at(&["name", "description", "signals", "receivers", "processors"])
-            && super::secrets::known_at_plan(&change.planned, &config)
+        let preview = if change.planned.is_wholly_known_at(&[
+            "name",
+            "description",
+            "signals",
+            "receivers",
+            "processors",
+        ]) && super::secrets::known_at_plan(&change.planned, &config)
         {
             let mut quiet = Diagnostics::new();
             let spec = spec_for_write(&change.planned, &config, &change.prior, &mut quiet);

@@ -70,11 +70,17 @@ fn a_plan_that_changes_a_processor_shows_the_collector_config_lines_that_change(
     let rendered = block_on(api(&server).agent_group_config(group.id))
         .unwrap()
         .yaml;
-    assert!(rendered.contains("batch/plan-app:\n    timeout: 1s"), "{rendered}");
+    assert!(
+        rendered.contains("batch/plan-app:\n    timeout: 1s"),
+        "{rendered}"
+    );
     assert_plan_clean(&ws);
 
     // When the processor changes, the plan shows the YAML line that changes and warns
-    ws.write("main.tf", &format!("{}\n{}", crate::common::PROVIDER, config("5s")));
+    ws.write(
+        "main.tf",
+        &format!("{}\n{}", crate::common::PROVIDER, config("5s")),
+    );
     let plan = ws.plan_detailed_exitcode();
     plan.assert_code(2);
     let out = &plan.stdout;
@@ -86,10 +92,7 @@ fn a_plan_that_changes_a_processor_shows_the_collector_config_lines_that_change(
     assert!(line('+', "timeout: 5s"), "{out}");
     assert!(out.contains("collector_config"), "{out}");
     let warnings = format!("{}{}", plan.stdout, plan.stderr);
-    assert!(
-        warnings.contains("\"plan-group\" (3 agents)"),
-        "{warnings}"
-    );
+    assert!(warnings.contains("\"plan-group\" (3 agents)"), "{warnings}");
 
     // Then applying it reaches the group, and nothing is left to plan
     ws.apply();
@@ -97,7 +100,10 @@ fn a_plan_that_changes_a_processor_shows_the_collector_config_lines_that_change(
     let rendered = block_on(api(&server).agent_group_config(group.id))
         .unwrap()
         .yaml;
-    assert!(rendered.contains("batch/plan-app:\n    timeout: 5s"), "{rendered}");
+    assert!(
+        rendered.contains("batch/plan-app:\n    timeout: 5s"),
+        "{rendered}"
+    );
     assert!(
         values(&ws, "otaas_pipeline.app")["collector_config"]
             .as_str()
