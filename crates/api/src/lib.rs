@@ -29,6 +29,6 @@ pub use agents::{
 };
 pub use client::{Client, ClientConfig, ClientError};
 pub use error::{ErrorBody, ErrorCode, ErrorDetail, MissingComponent, UnsupportedSignal};
-pub use ids::{AgentGroupId, EndpointId, ExporterBindingId, PipelineId, TokenId};
+pub use ids::{AgentGroupId, AuditId, EndpointId, ExporterBindingId, PipelineId, TokenId};
 pub use status::{AgentFailure, GroupStatus, RolloutState, RolloutStepStatus};
 pub use types::*;
