@@ -758,6 +758,36 @@ impl Client {
 }
 
 impl Client {
+    /// `GET /api/v1/audit`: every audit entry matching `query`, oldest first (admin tokens
+    /// only).
+    pub async fn list_audit(
+        &self,
+        query: &crate::audit::AuditQuery,
+    ) -> Result<Vec<crate::audit::AuditEntry>, ClientError> {
+        let pairs = query.to_pairs();
+        let refs: Vec<(&str, &str)> = pairs.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        self.list("/audit", &refs).await
+    }
+
+    /// `GET /api/v1/audit/export`: the matching entries as JSON Lines, as the server sent them.
+    pub async fn export_audit(
+        &self,
+        query: &crate::audit::AuditQuery,
+    ) -> Result<bytes::Bytes, ClientError> {
+        let pairs = query.to_pairs();
+        let refs: Vec<(&str, &str)> = pairs.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let answer = self
+            .attempt(Method::GET, "/audit/export", &refs, None, None)
+            .await?;
+        if answer.status.is_success() {
+            Ok(answer.bytes)
+        } else {
+            Err(error_of(answer.status, &answer.bytes))
+        }
+    }
+}
+
+impl Client {
     /// `GET /api/v1/insights`.
     pub async fn insights(&self) -> Result<crate::insights::FleetInsights, ClientError> {
         self.get("/insights").await

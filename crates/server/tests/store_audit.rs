@@ -30,6 +30,7 @@ fn entry(n: i64, token: Option<&str>, kind: &str, method: &str, status: u16) -> 
         success: status < 400,
         revision_before: (n % 2 == 0).then_some(n),
         revision_after: None,
+        dry_run: n == 4,
     }
 }
 

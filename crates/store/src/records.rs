@@ -161,6 +161,8 @@ pub struct AuditRecord {
     pub success: bool,
     pub revision_before: Option<i64>,
     pub revision_after: Option<i64>,
+    /// The request was a dry run: checked and answered, nothing changed.
+    pub dry_run: bool,
 }
 
 /// Which audit entries to read: every set field must match; `after` (an id) and `limit`

@@ -19,7 +19,8 @@ CREATE TABLE audit_log (
     error_code        TEXT,
     success           BOOLEAN NOT NULL,
     revision_before   BIGINT,
-    revision_after    BIGINT
+    revision_after    BIGINT,
+    dry_run           BOOLEAN NOT NULL DEFAULT FALSE
 );
 CREATE INDEX audit_log_at ON audit_log (at);
 CREATE INDEX audit_log_token ON audit_log (token_id);

@@ -8,9 +8,9 @@ use crate::{AuditFilter, AuditRecord, StoreError};
 
 const COLS: &str = "id, at, interface, token_id, token_description, token_fingerprint, source, \
                     method, path, object_kind, object_id, status, error_code, success, \
-                    revision_before, revision_after";
-const WIDTH: usize = 16;
-/// Rows per INSERT: 16 values each stays far below both backends' placeholder limits.
+                    revision_before, revision_after, dry_run";
+const WIDTH: usize = 17;
+/// Rows per INSERT: 17 values each stays far below both backends' placeholder limits.
 const ROWS_PER_STATEMENT: usize = 500;
 
 fn from_row(row: &impl DbRow) -> Result<AuditRecord, StoreError> {
@@ -36,6 +36,7 @@ fn from_row(row: &impl DbRow) -> Result<AuditRecord, StoreError> {
         success: row.boolean("success")?,
         revision_before: row.opt_int("revision_before")?,
         revision_after: row.opt_int("revision_after")?,
+        dry_run: row.boolean("dry_run")?,
     })
 }
 
@@ -67,7 +68,8 @@ pub(crate) async fn append<B: Db>(
                 .bind(e.error_code.as_deref())
                 .bind(e.success)
                 .bind(e.revision_before)
-                .bind(e.revision_after);
+                .bind(e.revision_after)
+                .bind(e.dry_run);
         }
         B::execute(conn, q).await?;
     }
