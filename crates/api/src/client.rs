@@ -728,6 +728,11 @@ impl Client {
     pub async fn create_token(&self, req: &TokenCreate) -> Result<TokenCreated, ClientError> {
         self.write(Method::POST, "/tokens", req, None).await
     }
+
+    /// `DELETE /api/v1/tokens/{id}`: revoke a token (idempotent).
+    pub async fn revoke_token(&self, id: crate::TokenId) -> Result<(), ClientError> {
+        self.delete(&format!("/tokens/{id}")).await
+    }
 }
 
 impl Client {

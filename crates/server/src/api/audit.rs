@@ -62,7 +62,11 @@ pub(super) async fn mark_dry_run(mut resp: Response) -> Response {
 /// The middleware: lets the request through, then records it if it is a write or its token
 /// was refused. The bearer check (inside it) leaves the [`Actor`] on the answer; an answer
 /// without one never reached that check.
-pub(super) async fn record(State(audit): State<Arc<Audit>>, request: Request, next: Next) -> Response {
+pub(super) async fn record(
+    State(audit): State<Arc<Audit>>,
+    request: Request,
+    next: Next,
+) -> Response {
     let method = request.method().clone();
     let path = request
         .extensions()
@@ -88,7 +92,11 @@ pub(super) async fn record(State(audit): State<Arc<Audit>>, request: Request, ne
     if !write && !refused {
         return resp;
     }
-    let note = resp.extensions().get::<AuditNote>().cloned().unwrap_or_default();
+    let note = resp
+        .extensions()
+        .get::<AuditNote>()
+        .cloned()
+        .unwrap_or_default();
     let (object_kind, path_id) = object_of(&path);
     let success = status.is_success();
     let error_code = (!success).then(|| {
@@ -130,7 +138,11 @@ pub(super) async fn record(State(audit): State<Arc<Audit>>, request: Request, ne
 /// `If-Match: "<n>"` (a weak `W/` and quotes tolerated) as a number; anything else is none.
 fn revision_of(v: &str) -> Option<i64> {
     let v = v.trim();
-    v.strip_prefix("W/").unwrap_or(v).trim_matches('"').parse().ok()
+    v.strip_prefix("W/")
+        .unwrap_or(v)
+        .trim_matches('"')
+        .parse()
+        .ok()
 }
 
 /// The collection and object id a `/api/v1/<kind>[/<id>[/...]]` path names.

@@ -78,7 +78,10 @@ pub async fn require_api_token(
         answer(e.into_response(), actor)
     };
     let Some(presented) = bearer(request.headers()) else {
-        return fail(ApiError::unauthorized("missing bearer token"), Actor::none());
+        return fail(
+            ApiError::unauthorized("missing bearer token"),
+            Actor::none(),
+        );
     };
     let principal = match check_token(
         state.store.as_ref(),
@@ -89,12 +92,19 @@ pub async fn require_api_token(
     {
         Ok(TokenCheck::Valid(p)) => p,
         Ok(TokenCheck::Unknown) => {
-            let actor = Actor::unknown(&TokenKey::from(state.store.server_key()), presented);
+            let actor = if presented.is_empty() {
+                Actor::none()
+            } else {
+                Actor::unknown(&TokenKey::from(state.store.server_key()), presented)
+            };
             return fail(ApiError::unauthorized("invalid bearer token"), actor);
         }
         Ok(TokenCheck::Revoked) => {
             let actor = refused(&state, presented).await;
-            return fail(ApiError::unauthorized("bearer token has been revoked"), actor);
+            return fail(
+                ApiError::unauthorized("bearer token has been revoked"),
+                actor,
+            );
         }
         Ok(TokenCheck::Expired(at)) => {
             let actor = refused(&state, presented).await;

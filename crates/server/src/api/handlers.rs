@@ -479,7 +479,11 @@ const MAX_TOKEN_LIFETIME_SECS: u64 = 10 * 365 * 24 * 3600;
 pub(super) async fn create_token(
     State(s): State<AppState>,
     ApiJson(req): ApiJson<TokenCreate>,
-) -> ApiResult<(StatusCode, axum::Extension<super::audit::AuditNote>, Json<TokenCreated>)> {
+) -> ApiResult<(
+    StatusCode,
+    axum::Extension<super::audit::AuditNote>,
+    Json<TokenCreated>,
+)> {
     if req.description.len() > 256 {
         return Err(ApiError::invalid(
             "description",

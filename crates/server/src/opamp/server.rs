@@ -109,9 +109,12 @@ impl OpampServer {
         let admin = self.state.admin_token_hash.clone();
         let audit = self.state.audit.clone();
         tokio::spawn(async move {
-            let actor =
-                crate::audit::Actor::refused(store.as_ref(), admin.as_deref(), presented.as_deref())
-                    .await;
+            let actor = crate::audit::Actor::refused(
+                store.as_ref(),
+                admin.as_deref(),
+                presented.as_deref(),
+            )
+            .await;
             audit.record(crate::audit::Event {
                 interface: refused.interface,
                 actor,
