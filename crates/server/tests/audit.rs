@@ -667,3 +667,76 @@ async fn retention_keeps_the_newest_entries() {
     );
     server.stop();
 }
+
+/// `otaas audit` with the endpoint and token from the environment, as `otaas discovered`.
+fn otaas_audit(server: &Serve, token: &str, args: &[&str]) -> std::process::Output {
+    std::process::Command::new(otaas_testkit::bin::otaas())
+        .arg("audit")
+        .args(args)
+        .env("OTAAS_ENDPOINT", format!("http://{}", server.api))
+        .env("OTAAS_TOKEN", token)
+        .output()
+        .expect("run otaas audit")
+}
+
+/// Given recorded writes, when `otaas audit` is run with filters in each output format, then
+/// the table, the JSON array and the JSON Lines hold the matching entries; a read-only token
+/// and a malformed --since are refused with a message.
+#[tokio::test]
+async fn the_cli_reads_the_trail() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Serve::start_default(dir.path(), "127.0.0.1:0", &[]);
+    let client = server.client();
+    let f = writes(&client).await;
+    entries(&client, 11).await;
+
+    let out = otaas_audit(&server, ADMIN, &["--object", "tokens", "--since", "1h"]);
+    assert!(out.status.success(), "{out:?}");
+    let table = String::from_utf8(out.stdout).unwrap();
+    let lines: Vec<&str> = table.lines().collect();
+    assert_eq!(lines.len(), 5, "a header and 4 rows:\n{table}");
+    assert!(lines[0].starts_with("TIME"), "{table}");
+    assert!(
+        lines[4].contains(&format!("/api/v1/tokens/{}", f.revoked.id))
+            && lines[4].contains("DELETE")
+            && lines[4].contains("flag-admin"),
+        "{table}"
+    );
+
+    let out = otaas_audit(&server, ADMIN, &["--method", "DELETE", "--output", "json"]);
+    assert!(out.status.success(), "{out:?}");
+    let json: Vec<AuditEntry> = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json.len(), 2);
+    assert!(json.iter().all(|e| e.method == "DELETE"));
+
+    let out = otaas_audit(
+        &server,
+        ADMIN,
+        &[
+            "--token-id",
+            "flag-admin",
+            "--result",
+            "success",
+            "--output",
+            "jsonl",
+        ],
+    );
+    assert!(out.status.success(), "{out:?}");
+    let lines: Vec<AuditEntry> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 11);
+
+    let out = otaas_audit(&server, &f.read_only.token, &[]);
+    assert!(!out.status.success());
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(err.contains("audit trail"), "{err}");
+
+    let out = otaas_audit(&server, ADMIN, &["--since", "last week"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(err.contains("--since"), "{err}");
+    server.stop();
+}
