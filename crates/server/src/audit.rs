@@ -317,3 +317,87 @@ pub async fn retention(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(n: usize) -> Event {
+        Event {
+            interface: AuditInterface::Rest,
+            actor: Actor::none(),
+            source: None,
+            method: "POST".into(),
+            path: format!("/api/v1/pipelines/{n}"),
+            object_kind: None,
+            object_id: None,
+            status: 201,
+            error_code: None,
+            revision_before: None,
+            revision_after: None,
+            dry_run: false,
+        }
+    }
+
+    /// Given a queue of one entry whose writer has not run yet, when three entries are
+    /// recorded at once, then the first is written and the other two are dropped and counted,
+    /// without the recording waiting.
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_full_queue_drops_and_counts_instead_of_waiting() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("a.db").display());
+        let store: Arc<dyn Store> =
+            Arc::new(crate::store::sqlite::SqliteStore::open(&url).await.unwrap());
+        let metrics = Arc::new(Metrics::new());
+        let audit = Audit::with_capacity(store.clone(), metrics.clone(), 1);
+        for n in 0..3 {
+            audit.record(event(n));
+        }
+        audit.flush(Duration::from_secs(10)).await;
+        let written = store
+            .list_audit(&crate::store::AuditFilter::default())
+            .await
+            .unwrap();
+        assert_eq!(written.len(), 1);
+        assert_eq!(written[0].path, "/api/v1/pipelines/0");
+        assert!(
+            metrics.render().contains("otaas_audit_dropped_total 2"),
+            "{}",
+            metrics.render()
+        );
+    }
+
+    /// Given a path longer than the limit (a refused request's path is whatever was sent),
+    /// when it is recorded, then it is cut at a character boundary.
+    #[test]
+    fn long_paths_are_cut() {
+        let mut e = event(0);
+        e.path = format!("/api/v1/{}", "é".repeat(300));
+        let r = e.into_record(Utc::now());
+        assert!(r.path.len() <= MAX_PATH);
+        assert!(r.path.ends_with('é'));
+    }
+
+    /// Given one server key, when two values are fingerprinted, then each has 12 hex digits,
+    /// the same value the same ones, and neither is a prefix of the value's SHA-256 (what the
+    /// tokens table keeps).
+    #[test]
+    fn fingerprints_are_keyed_and_short() {
+        let key = TokenKey::from_bytes([3; 32]);
+        let a = Actor::unknown(&key, "otaas_admin_guess")
+            .fingerprint
+            .unwrap();
+        let b = Actor::unknown(&key, "otaas_admin_other")
+            .fingerprint
+            .unwrap();
+        assert_eq!(a.len(), 12);
+        assert!(a.chars().all(|c| c.is_ascii_hexdigit()));
+        assert_ne!(a, b);
+        assert_eq!(a, key.fingerprint("otaas_admin_guess"));
+        assert!(!crate::auth::hash_token("otaas_admin_guess").starts_with(&a));
+        assert_ne!(
+            a,
+            TokenKey::from_bytes([4; 32]).fingerprint("otaas_admin_guess")
+        );
+    }
+}

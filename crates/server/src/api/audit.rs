@@ -302,3 +302,33 @@ async fn export(
     )
         .into_response())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Given request paths, when their object is read, then it is the collection and the id
+    /// (none for a collection, a bounded one for a long segment).
+    #[test]
+    fn objects_come_from_the_path() {
+        let some = |s: &str| Some(s.to_owned());
+        assert_eq!(object_of("/api/v1/pipelines"), (some("pipelines"), None));
+        assert_eq!(
+            object_of("/api/v1/agent-groups/g1/rollout/pause"),
+            (some("agent-groups"), some("g1"))
+        );
+        let long = format!("/api/v1/tokens/{}", "x".repeat(500));
+        assert_eq!(object_of(&long).1.unwrap().len(), 128);
+    }
+
+    /// Given If-Match values, when read as a revision, then numbers (quoted, weak) are taken
+    /// and anything else is none.
+    #[test]
+    fn if_match_is_read_as_a_number_only() {
+        assert_eq!(revision_of("3"), Some(3));
+        assert_eq!(revision_of("\"4\""), Some(4));
+        assert_eq!(revision_of("W/\"5\""), Some(5));
+        assert_eq!(revision_of("*"), None);
+        assert_eq!(revision_of("secret-value"), None);
+    }
+}
