@@ -2,7 +2,8 @@
 //! (`serve` and `token` to the control plane, `agent`, `fleet-sim` and `bench` to theirs). To add
 //! a subcommand: a variant in `Command` and an arm in `run`.
 //!
-//! `discovered` and `adopt` are REST clients of a running control plane (`discovery.rs`).
+//! `discovered` and `adopt` are REST clients of a running control plane (`discovery.rs`), and
+//! so is `audit` (`audit.rs`).
 //!
 //! `agent`, `fleet-sim` and `bench` are cargo features (all on by default):
 //! `cargo build -p otaas --no-default-features` builds a control-plane-only `otaas`.
@@ -12,6 +13,7 @@ use clap::{Parser, Subcommand};
 use otaas_server::config::ServeConfig;
 use otaas_server::token_cmd::TokenCreateArgs;
 
+mod audit;
 mod discovery;
 
 #[derive(Parser)]
@@ -38,6 +40,9 @@ enum Command {
     /// Adopt a discovered pipeline: create the otaas pipeline, endpoints, exporter bindings and
     /// optionally an agent group that render it. `--dry-run` shows the plan only.
     Adopt(discovery::AdoptArgs),
+    /// The audit trail of a running control plane: every write through its API and every
+    /// refused token use (admin token needed).
+    Audit(audit::AuditArgs),
     /// Print the version.
     Version,
     /// Simulated collectors speaking OpAMP to a server (JSON lines on stdout).
@@ -158,6 +163,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Adopt(args) => {
             print!("{}", discovery::adopt(&args).await.context("otaas adopt")?);
+        }
+        Command::Audit(args) => {
+            print!("{}", audit::audit(&args).await.context("otaas audit")?);
         }
         Command::Version => println!("otaas {}", env!("CARGO_PKG_VERSION")),
         Command::Completions { shell } => {

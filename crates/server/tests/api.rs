@@ -1329,6 +1329,8 @@ async fn openapi_matches_the_types() {
         "/discovered-pipelines",
         "/discovered-pipelines/{id}",
         "/discovered-pipelines/{id}/adopt",
+        "/audit",
+        "/audit/export",
         "/openapi.json",
     ] {
         assert!(doc["paths"].get(path).is_some(), "{path} missing");
@@ -1407,6 +1409,29 @@ async fn openapi_matches_the_types() {
             }),
             endpoint: None,
             exporter_binding: None,
+        })
+        .unwrap(),
+    );
+    check(
+        "AuditEntry",
+        serde_json::to_value(AuditEntry {
+            id: AuditId::new(),
+            at: now,
+            interface: AuditInterface::Rest,
+            token_id: Some("t".into()),
+            token_description: Some("d".into()),
+            token_fingerprint: Some("f".into()),
+            source: Some("127.0.0.1".into()),
+            method: "PUT".into(),
+            path: "/api/v1/pipelines/x".into(),
+            object_kind: Some("pipelines".into()),
+            object_id: Some("x".into()),
+            status: 200,
+            error_code: Some("conflict".into()),
+            result: AuditResult::Success,
+            revision_before: Some(1),
+            revision_after: Some(2),
+            dry_run: true,
         })
         .unwrap(),
     );

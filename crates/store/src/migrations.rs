@@ -40,6 +40,11 @@ const SQLITE: &[Entry] = &[
         "object_secrets",
         include_str!("../migrations/sqlite/0006_object_secrets.sql"),
     ),
+    (
+        8,
+        "audit",
+        include_str!("../migrations/sqlite/0008_audit.sql"),
+    ),
 ];
 
 const POSTGRES: &[Entry] = &[
@@ -72,6 +77,11 @@ const POSTGRES: &[Entry] = &[
         6,
         "object_secrets",
         include_str!("../migrations/postgres/0006_object_secrets.sql"),
+    ),
+    (
+        8,
+        "audit",
+        include_str!("../migrations/postgres/0008_audit.sql"),
     ),
 ];
 

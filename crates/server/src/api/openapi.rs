@@ -330,6 +330,45 @@ pub fn document() -> Value {
             "responses": with_errors(json!({ "204": { "description": "revoked" } }))
         }}),
     );
+    let audit_filters = || {
+        vec![
+            json!({ "name": "since", "in": "query", "required": false, "schema": ts(),
+                "description": "entries recorded at or after this time (RFC 3339)" }),
+            json!({ "name": "until", "in": "query", "required": false, "schema": ts(),
+                "description": "entries recorded before this time (RFC 3339)" }),
+            json!({ "name": "token_id", "in": "query", "required": false,
+                "schema": { "type": "string" },
+                "description": "a token id, or flag-admin for the --admin-token flag's token" }),
+            json!({ "name": "object", "in": "query", "required": false,
+                "schema": { "type": "string" },
+                "description": "the collection written: pipelines, endpoints, exporter-bindings, agent-groups, tokens, discovered-pipelines, ..." }),
+            json!({ "name": "object_id", "in": "query", "required": false,
+                "schema": { "type": "string" } }),
+            json!({ "name": "result", "in": "query", "required": false,
+                "schema": { "type": "string", "enum": ["success", "failure"] } }),
+            json!({ "name": "method", "in": "query", "required": false,
+                "schema": { "type": "string" }, "description": "POST, PUT, DELETE, GET, ..." }),
+        ]
+    };
+    paths.insert(
+        "/audit".into(),
+        json!({ "get": {
+            "tags": ["audit"],
+            "summary": "The audit trail: every write through this API and every refused token use (REST, OpAMP, own-metrics ingest), oldest first; never a secret; admin only",
+            "parameters": paged(audit_filters()),
+            "responses": ok("200", page("AuditEntry"))
+        }}),
+    );
+    paths.insert(
+        "/audit/export".into(),
+        json!({ "get": {
+            "tags": ["audit"],
+            "summary": "The matching audit entries as JSON Lines (one AuditEntry per line), streamed; admin only",
+            "parameters": audit_filters(),
+            "responses": with_errors(json!({ "200": { "description": "JSON Lines",
+                "content": { "application/x-ndjson": { "schema": r("AuditEntry") } } } }))
+        }}),
+    );
     paths.insert(
         "/component-check".into(),
         json!({ "post": {
@@ -660,6 +699,24 @@ fn discovery_schemas() -> Value {
             "throughput": { "type": "object", "description": "agents_reporting, accepted/refused/sent_per_second" },
             "anomalies": { "type": "array", "items": { "type": "object" } },
             "sample_agents": { "type": "array", "items": { "type": "string" } } })),
+        "AuditEntry": resp_obj(&["id", "at", "interface", "method", "path", "status", "result"], json!({
+            "id": uuid(),
+            "at": ts(),
+            "interface": { "type": "string", "enum": ["rest", "opamp", "ingest"] },
+            "token_id": { "type": "string", "description": "absent for no token or an unknown one; flag-admin for the --admin-token flag" },
+            "token_description": { "type": "string", "description": "the token's description, or: no token, unknown token" },
+            "token_fingerprint": { "type": "string", "description": "unknown tokens only: 12 hex digits of an HMAC under the server key (tells repeated values apart, reveals none)" },
+            "source": { "type": "string", "description": "the connection's peer address" },
+            "method": { "type": "string" },
+            "path": { "type": "string" },
+            "object_kind": { "type": "string" },
+            "object_id": { "type": "string" },
+            "status": { "type": "integer" },
+            "error_code": { "type": "string" },
+            "result": { "type": "string", "enum": ["success", "failure"] },
+            "revision_before": { "type": ["integer", "null"] },
+            "revision_after": { "type": ["integer", "null"] },
+            "dry_run": { "type": "boolean" } })),
         "AdoptRequest": obj(&[], json!({
             "dry_run": { "type": "boolean" },
             "name": name(),
