@@ -214,6 +214,7 @@ fn spec(v: &Value, diags: &mut Diagnostics) -> Option<AgentGroupSpec> {
         return None;
     }
     Some(AgentGroupSpec {
+        pinned_revision: None,
         name: string(v, "name").unwrap_or_default(),
         selector: string_map(v, "selector"),
         pipeline_ids,

@@ -70,6 +70,7 @@ fn validate_rendered(server: &Server, dir: &str) {
             return;
         }
         let spec = |ids: Vec<otaas_api::PipelineId>| AgentGroupSpec {
+            pinned_revision: None,
             name: "example-probe".into(),
             selector: BTreeMap::from([("otaas-example-probe".into(), "none".into())]),
             pipeline_ids: ids,

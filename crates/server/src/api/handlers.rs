@@ -377,7 +377,7 @@ pub(super) async fn create_group(
     State(s): State<AppState>,
     ApiJson(spec): ApiJson<AgentGroupSpec>,
 ) -> ApiResult<Obj<AgentGroup>> {
-    validate::group(&spec)?;
+    validate::new_group(&spec)?;
     check(&s, &Change::Group(None, &spec)).await?;
     let w = s.writer.create_group(spec).await?;
     s.announce(&w);
@@ -416,6 +416,7 @@ pub(super) async fn update_group(
     let id = parse_id("agent group", &id)?;
     let rev = if_match(&headers)?;
     validate::group(&spec)?;
+    validate::pin(s.store.as_ref(), id, &spec).await?;
     check(&s, &Change::Group(Some(id), &spec)).await?;
     let w = s.writer.update_group(id, spec, rev).await?;
     s.announce(&w);
