@@ -129,6 +129,9 @@ async fn rollouts(s: &AppState, revisions: &[GroupRevision]) -> Option<Vec<Group
     let mut out = Vec::with_capacity(revisions.len());
     for rev in revisions {
         let group_name = match s.store.get_group(rev.group_id).await {
+            // A pinned group's agents stay on the pinned revision: the write started no
+            // rollout there, and waiting for this revision would never end.
+            Ok(g) if g.record.spec.pinned_revision.is_some() => continue,
             Ok(g) => g.record.spec.name,
             Err(e) => {
                 tracing::warn!(error = %e, group_id = %rev.group_id, "Naming a re-rendered group failed");
