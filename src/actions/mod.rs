@@ -134,8 +134,7 @@ impl RolloutAction {
                     let good = st
                         .last_good_revision
                         .map_or_else(|| "?".to_owned(), |r| r.to_string());
-                    let report =
-                        format!("{back} of {} agents back on revision {good}", st.matched);
+                    let report = format!("{back} of {} agents back on revision {good}", st.matched);
                     if report != last_report {
                         progress.report(report.clone());
                         last_report = report;

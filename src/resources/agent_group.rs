@@ -611,8 +611,8 @@ impl Resource for AgentGroupResource {
             "rollout",
             "pinned_revision",
         ]
-            .iter()
-            .any(|a| prior.get(a) != planned.get(a));
+        .iter()
+        .any(|a| prior.get(a) != planned.get(a));
         let result = if server_changed {
             client
                 .update_agent_group(id, &spec, int(prior, "revision"))

@@ -13,8 +13,8 @@ use super::convert::{
     schema_to_proto,
 };
 use crate::framework::{
-    Action, AttributePath, Context, Diagnostic, Diagnostics, ImportRequest, ListEvent,
-    ListRequest, PlanChange, Progress, ProviderConfig, Registry, Resource, Value, plan,
+    Action, AttributePath, Context, Diagnostic, Diagnostics, ImportRequest, ListEvent, ListRequest,
+    PlanChange, Progress, ProviderConfig, Registry, Resource, Value, plan,
 };
 use crate::proto::tfplugin6 as tf;
 use crate::proto::tfplugin6::provider_server::Provider;
@@ -905,7 +905,9 @@ impl Provider for ProviderService {
     ) -> Result<Response<tonic::codegen::BoxStream<tf::invoke_action::Event>>, Status> {
         use tf::invoke_action::{Event, event};
         let completed = |diags: Vec<tf::Diagnostic>| Event {
-            r#type: Some(event::Type::Completed(event::Completed { diagnostics: diags })),
+            r#type: Some(event::Type::Completed(event::Completed {
+                diagnostics: diags,
+            })),
         };
         let req = r.into_inner();
         let decoded = self.action(&req.action_type).cloned().and_then(|action| {
@@ -952,7 +954,9 @@ impl Provider for ProviderService {
                 Ok(diags) => diags_to_proto(&diags),
                 Err(e) => one(Diagnostic::error(
                     "Action stopped",
-                    format!("The action ended without a result ({e}). This is a bug in the provider."),
+                    format!(
+                        "The action ended without a result ({e}). This is a bug in the provider."
+                    ),
                 )),
             };
             Ok(completed(diags))
