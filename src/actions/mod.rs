@@ -261,16 +261,15 @@ impl Action for RolloutAction {
 
     async fn validate(&self, config: &Value, diags: &mut Diagnostics) {
         group_id(config, diags);
-        if *self == RolloutAction::Rollback {
-            if let Some(Value::String(t)) = config.get("timeout")
-                && parse_duration(t).is_none()
-            {
-                diags.error_at(
-                    AttributePath::attr("timeout"),
-                    "Invalid duration",
-                    format!("timeout must be a duration such as \"90s\" or \"10m\"; got {t:?}."),
-                );
-            }
+        if *self == RolloutAction::Rollback
+            && let Some(Value::String(t)) = config.get("timeout")
+            && parse_duration(t).is_none()
+        {
+            diags.error_at(
+                AttributePath::attr("timeout"),
+                "Invalid duration",
+                format!("timeout must be a duration such as \"90s\" or \"10m\"; got {t:?}."),
+            );
         }
     }
 
