@@ -2751,7 +2751,8 @@ async fn a_new_group_cannot_be_pinned() {
 /// (none of them its own), then each update is refused with 422 at `pinned_revision` and the
 /// group keeps its revision; when it is pinned to revision 1, then the update is accepted,
 /// the group shows the pin, its status targets revision 1's hash while its latest config stays
-/// revision 2; when the pin is removed, the status targets revision 2 again.
+/// revision 2, and a pipeline write (revision 3) reports no rollout for it; when the pin is
+/// removed, the status targets the latest revision, 3.
 #[tokio::test]
 async fn a_pin_must_name_one_of_the_groups_revisions_and_becomes_the_status_target() {
     let h = Harness::new().await;
@@ -2810,6 +2811,20 @@ async fn a_pin_must_name_one_of_the_groups_revisions_and_becomes_the_status_targ
     assert_eq!(st["revision"], json!(1), "{st}");
     assert_eq!(st["config_hash"], hash1, "{st}");
 
+    // A pipeline write while pinned makes revision 3 but reports no rollout for the group
+    let (status, written) = h
+        .call(
+            "PUT",
+            &format!("/api/v1/pipelines/{pid}"),
+            Some(json!({ "name": "app", "signals": ["logs"],
+                "receivers": { "filelog": { "include": ["/var/log/app.log"] } } })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{written}");
+    assert_eq!(written["rollouts"], json!([]), "{written}");
+    let (latest_rev, latest_hash) = group_config_state(&h, &gid).await;
+    assert_eq!(latest_rev, json!(3));
+
     let (status, unpinned) = h
         .call(
             "PUT",
@@ -2822,6 +2837,6 @@ async fn a_pin_must_name_one_of_the_groups_revisions_and_becomes_the_status_targ
     let (_, st) = h
         .call("GET", &format!("/api/v1/agent-groups/{gid}/status"), None)
         .await;
-    assert_eq!(st["revision"], json!(2), "{st}");
+    assert_eq!(st["revision"], json!(3), "{st}");
     assert_eq!(st["config_hash"], latest_hash, "{st}");
 }
