@@ -751,6 +751,16 @@ impl Client {
             .await
     }
 
+    /// `POST /api/v1/config-preview`: the collector config an object renders, and the groups
+    /// the write would reach.
+    pub async fn config_preview(
+        &self,
+        preview: &crate::types::ConfigPreview,
+    ) -> Result<crate::types::ConfigPreviewResult, ClientError> {
+        self.write(Method::POST, "/config-preview", preview, None)
+            .await
+    }
+
     /// `GET /api/v1/agents/{id}` (id = instance uid in hex), with the redacted effective config.
     pub async fn get_agent(&self, id: &str) -> Result<crate::agents::Agent, ClientError> {
         self.get(&format!("/agents/{id}")).await

@@ -2,7 +2,7 @@
 //! (`/api/v1/*` behind bearer auth, plus `/healthz`, `/readyz`, `/metrics`).
 //!
 //! Files: `handlers.rs` (one function per route), `json.rs` (body extractor with our errors),
-//! `validate.rs` (semantic checks), `paging.rs` (`limit`/`cursor` of every list), `components.rs` (the agents' component check), `views.rs` (records → response objects, secrets dropped),
+//! `validate.rs` (semantic checks), `paging.rs` (`limit`/`cursor` of every list), `components.rs` (the agents' component check), `preview.rs` (what one object renders), `views.rs` (records → response objects, secrets dropped),
 //! `error.rs` ([`ApiError`]), `openapi.rs` (the `/api/v1/openapi.json` document), `auth.rs` (the
 //! bearer-token middleware), `agents.rs`, `rollouts.rs`, `insights.rs` and `discovery.rs` (the
 //! fleet, rollout, insights and discovered-pipeline routes, over their engines).
@@ -17,6 +17,7 @@ mod insights;
 pub mod json;
 mod openapi;
 pub mod paging;
+mod preview;
 mod rollouts;
 pub mod validate;
 mod views;
@@ -70,6 +71,7 @@ pub fn v1_routes() -> Router<AppState> {
         .route("/tokens", get(list_tokens).post(create_token))
         .route("/tokens/{id}", delete(revoke_token))
         .route("/component-check", axum::routing::post(components::dry_run))
+        .route("/config-preview", axum::routing::post(preview::preview))
         .route("/openapi.json", get(openapi::serve))
 }
 

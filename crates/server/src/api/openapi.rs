@@ -302,6 +302,15 @@ pub fn document() -> Value {
         }}),
     );
     paths.insert(
+        "/config-preview".into(),
+        json!({ "post": {
+            "tags": ["pipelines"],
+            "summary": "Dry run: the collector config sections one pipeline, endpoint or exporter binding renders (secrets redacted), and the agent groups the write reaches with their agent counts and whether their config changes",
+            "requestBody": body("ConfigPreview"),
+            "responses": ok("200", r("ConfigPreviewResult"))
+        }}),
+    );
+    paths.insert(
         "/tokens".into(),
         json!({ "post": {
             "tags": ["tokens"], "summary": "Mint a token (shown once, stored hashed)",
@@ -623,10 +632,19 @@ pub fn document() -> Value {
     })
 }
 
-/// Schemas of the discovered-pipeline routes (apart: one `json!` of every schema is past the
-/// macro's recursion limit).
+/// Schemas of the config-preview and discovered-pipeline routes (apart: one `json!` of every
+/// schema is past the macro's recursion limit).
 fn discovery_schemas() -> Value {
     json!({
+        "ConfigPreview": obj(&[], json!({
+            "pipeline": obj(&["spec"], json!({ "id": uuid(), "spec": r("PipelineSpec") })),
+            "endpoint": obj(&["spec"], json!({ "id": uuid(), "spec": r("EndpointSpec") })),
+            "exporter_binding": obj(&["spec"], json!({ "id": uuid(), "spec": r("ExporterBindingSpec") })) })),
+        "ConfigPreviewResult": resp_obj(&["yaml", "groups"], json!({
+            "yaml": { "type": "string", "description": "the collector config sections the object renders, secrets redacted" },
+            "groups": { "type": "array", "items": resp_obj(&["group_id", "group_name", "agents", "changes"], json!({
+                "group_id": uuid(), "group_name": name(), "agents": { "type": "integer" },
+                "changes": { "type": "boolean" } })) } })),
         "DiscoveredPipeline": resp_obj(&["id", "suggested_name", "signals", "pipelines", "agents",
             "unmanaged_agents", "common_labels", "managed", "unrepresentable", "adoptable", "health",
             "throughput", "anomalies", "sample_agents"], json!({
