@@ -1,5 +1,6 @@
 //! Documentation in the Terraform registry layout (`docs/index.md`, `docs/resources/<name>.md`,
-//! `docs/data-sources/<name>.md`, `docs/list-resources/<name>.md`) and the schema snapshot
+//! `docs/data-sources/<name>.md`, `docs/list-resources/<name>.md`, `docs/actions/<name>.md`)
+//! and the schema snapshot
 //! (`schema.json`), both generated from the schemas' markdown descriptions plus the examples under
 //! `examples/`. Never edit the output by hand; `tests/docs.rs` fails when it drifts.
 
@@ -88,6 +89,20 @@ pub fn render(
             page.render(),
         );
     }
+    for (name, a) in &registry.actions {
+        let page = Page {
+            kind: "Action",
+            type_name: name,
+            schema: &a.schema(),
+            example: read_example(&examples.join("actions").join(name).join("action.tf"))?,
+            import: None,
+            identity: None,
+        };
+        pages.insert(
+            PathBuf::from("actions").join(format!("{}.md", short(name))),
+            page.render(),
+        );
+    }
     Ok(pages)
 }
 
@@ -170,6 +185,7 @@ after the server's `Retry-After`, and unreachable servers with backoff, for up t
 | write-only attributes (`headers_wo`) | Terraform 1.11+; older engines must use `headers` |
 | resource identity (`import` by `identity`) | Terraform 1.12+ |
 | list resources and `terraform query` | Terraform 1.14+ |
+| actions (`action` blocks, `terraform apply -invoke=action.<type>.<name>`) | Terraform 1.14+ |
 
 Older engines simply do without what they lack: on them the provider offers no identity, list
 resources or actions and says nothing about it, and a `headers_wo` value is refused at the
@@ -336,7 +352,7 @@ fn type_label(t: &Type) -> String {
 // ------------------------------------------------------------------ schema snapshot
 
 /// The provider's full schema as readable JSON (the shape of `terraform providers schema -json`
-/// plus identities and list resources). Committed as `schema.json` so schema changes are diffs.
+/// plus identities, list resources and actions). Committed as `schema.json` so schema changes are diffs.
 pub fn schema_snapshot(registry: &Registry) -> Json {
     let map = |it: Vec<(String, Json)>| Json::Object(it.into_iter().collect::<Map<_, _>>());
     json!({
@@ -345,6 +361,7 @@ pub fn schema_snapshot(registry: &Registry) -> Json {
         "resource_identity_schemas": map(registry.resources.iter().filter_map(|(k, r)| r.identity_schema().map(|i| (k.clone(), identity_json(&i)))).collect()),
         "data_source_schemas": map(registry.data_sources.iter().map(|(k, d)| (k.clone(), schema_json(&d.schema()))).collect()),
         "list_resource_schemas": map(registry.list_resources.iter().map(|(k, l)| (k.clone(), schema_json(&l.config_schema()))).collect()),
+        "action_schemas": map(registry.actions.iter().map(|(k, a)| (k.clone(), schema_json(&a.schema()))).collect()),
     })
 }
 

@@ -372,6 +372,70 @@ impl ListResource for WidgetList {
     }
 }
 
+/// A test-only action: reports `step 1..=steps` as progress, then fails when `name` is
+/// "fail"; plan refuses the name "missing", validation an empty name.
+struct WidgetPoke;
+
+#[async_trait]
+impl Action for WidgetPoke {
+    fn type_name(&self) -> &'static str {
+        "otaas_widget_poke"
+    }
+    fn schema(&self) -> Schema {
+        Schema::new(
+            "Pokes a widget.",
+            vec![
+                Attribute::required("name", Type::String).description("Widget name."),
+                Attribute::optional("steps", Type::Number),
+            ],
+        )
+    }
+    async fn validate(&self, config: &Value, diags: &mut Diagnostics) {
+        if let Ok(Val::Known(name)) = config.attr::<String>("name")
+            && name.is_empty()
+        {
+            diags.error_at(AttributePath::attr("name"), "Invalid name", "empty");
+        }
+    }
+    async fn plan(&self, _ctx: &Context, config: &Value, diags: &mut Diagnostics) {
+        if let Ok(Val::Known(name)) = config.attr::<String>("name")
+            && name == "missing"
+        {
+            diags.error("No such widget", "missing");
+        }
+    }
+    async fn invoke(
+        &self,
+        _ctx: &Context,
+        config: &Value,
+        progress: &Progress,
+        diags: &mut Diagnostics,
+    ) {
+        let steps = config
+            .attr::<i64>("steps")
+            .ok()
+            .and_then(Val::into_known)
+            .unwrap_or(0);
+        for i in 1..=steps {
+            progress.report(format!("step {i}"));
+        }
+        if config.attr::<String>("name").ok().and_then(Val::into_known) == Some("fail".into()) {
+            diags.error("Poke failed", "the widget said no");
+        }
+    }
+}
+
+fn poke_type() -> Type {
+    WidgetPoke.schema().implied_type()
+}
+
+fn poke_config(name: &str, steps: Option<i64>) -> Value {
+    Value::object([
+        ("name", Value::string(name)),
+        ("steps", steps.map_or(Value::Null, Value::int)),
+    ])
+}
+
 // ------------------------------------------------------------------ harness
 
 struct Harness {
@@ -393,7 +457,8 @@ async fn start_with_env(env: &[(&str, &str)]) -> Harness {
         })
         .list_resource(WidgetList {
             store: store.clone(),
-        });
+        })
+        .action(WidgetPoke);
     let env: BTreeMap<String, String> = env
         .iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -734,6 +799,140 @@ async fn unimplemented_rpcs_answer_unimplemented() {
     .await
     .unwrap_err();
     assert_eq!(err.code(), tonic::Code::Unimplemented);
+}
+
+// ------------------------------------------------------------------ actions
+
+/// Given a registry with one action, then GetMetadata lists it and GetProviderSchema carries
+/// its config schema under `action_schemas` (an engine before 1.14 skips both fields).
+#[tokio::test]
+async fn actions_are_listed_in_metadata_and_schema() {
+    let h = start_with_env(&[]).await;
+    let meta: tf::get_metadata::Response = unary(
+        &h.ch,
+        "/tfplugin6.Provider/GetMetadata",
+        tf::get_metadata::Request {},
+    )
+    .await;
+    assert_eq!(
+        meta.actions,
+        vec![tf::get_metadata::ActionMetadata {
+            type_name: "otaas_widget_poke".into()
+        }]
+    );
+    let resp: tf::get_provider_schema::Response = unary(
+        &h.ch,
+        "/tfplugin6.Provider/GetProviderSchema",
+        tf::get_provider_schema::Request {},
+    )
+    .await;
+    let block = resp.action_schemas["otaas_widget_poke"]
+        .schema
+        .as_ref()
+        .unwrap()
+        .block
+        .as_ref()
+        .unwrap();
+    assert_eq!(
+        block
+            .attributes
+            .iter()
+            .map(|a| (a.name.as_str(), a.required, a.optional))
+            .collect::<Vec<_>>(),
+        vec![("name", true, false), ("steps", false, true)]
+    );
+    assert_eq!(block.description, "Pokes a widget.");
+}
+
+/// Given an action config with an empty name, ValidateActionConfig answers the action's
+/// diagnostic at `name`; given one the action's plan refuses, PlanAction answers that
+/// diagnostic; an unknown action type is a diagnostic, not a gRPC error.
+#[tokio::test]
+async fn action_config_is_validated_and_planned_by_the_action() {
+    let h = start().await;
+    let v: tf::validate_action_config::Response = unary(
+        &h.ch,
+        "/tfplugin6.Provider/ValidateActionConfig",
+        tf::validate_action_config::Request {
+            type_name: "otaas_widget_poke".into(),
+            config: Some(dv(&poke_config("", None), &poke_type())),
+        },
+    )
+    .await;
+    assert_eq!(
+        diags(&v.diagnostics),
+        vec![("Invalid name".into(), "name".into())]
+    );
+    let p: tf::plan_action::Response = unary(
+        &h.ch,
+        "/tfplugin6.Provider/PlanAction",
+        tf::plan_action::Request {
+            action_type: "otaas_widget_poke".into(),
+            config: Some(dv(&poke_config("missing", None), &poke_type())),
+            client_capabilities: None,
+        },
+    )
+    .await;
+    assert_eq!(
+        diags(&p.diagnostics),
+        vec![("No such widget".into(), String::new())]
+    );
+    let ok: tf::plan_action::Response = unary(
+        &h.ch,
+        "/tfplugin6.Provider/PlanAction",
+        tf::plan_action::Request {
+            action_type: "otaas_widget_poke".into(),
+            config: Some(dv(&poke_config("w", None), &poke_type())),
+            client_capabilities: None,
+        },
+    )
+    .await;
+    assert_eq!(ok.diagnostics, vec![]);
+    let unknown: tf::plan_action::Response = unary(
+        &h.ch,
+        "/tfplugin6.Provider/PlanAction",
+        tf::plan_action::Request {
+            action_type: "otaas_nope".into(),
+            config: None,
+            client_capabilities: None,
+        },
+    )
+    .await;
+    assert_eq!(unknown.diagnostics[0].summary, "Unknown action type");
+}
+
+/// Given an action that reports three steps, InvokeAction streams three progress events in
+/// order and then one completed event with no diagnostics; given one that fails, the completed
+/// event carries its error.
+#[tokio::test]
+async fn invoke_action_streams_progress_then_completion() {
+    use tf::invoke_action::event::Type as Ev;
+    let h = start().await;
+    let invoke = |name: &str, steps| tf::invoke_action::Request {
+        action_type: "otaas_widget_poke".into(),
+        config: Some(dv(&poke_config(name, Some(steps)), &poke_type())),
+        client_capabilities: None,
+    };
+    let events: Vec<tf::invoke_action::Event> =
+        server_streaming(&h.ch, "/tfplugin6.Provider/InvokeAction", invoke("w", 3)).await;
+    let kinds: Vec<String> = events
+        .iter()
+        .map(|e| match e.r#type.as_ref().unwrap() {
+            Ev::Progress(p) => p.message.clone(),
+            Ev::Completed(c) => format!("completed {:?}", diags(&c.diagnostics)),
+        })
+        .collect();
+    assert_eq!(kinds, vec!["step 1", "step 2", "step 3", "completed []"]);
+    let events: Vec<tf::invoke_action::Event> =
+        server_streaming(&h.ch, "/tfplugin6.Provider/InvokeAction", invoke("fail", 0)).await;
+    assert_eq!(events.len(), 1);
+    match events[0].r#type.as_ref().unwrap() {
+        Ev::Completed(c) => assert_eq!(
+            diags(&c.diagnostics),
+            vec![("Poke failed".into(), String::new())]
+        ),
+        other => panic!("expected the completed event, got {other:?}"),
+    }
 }
 
 // ------------------------------------------------------------------ validation and configuration

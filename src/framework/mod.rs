@@ -1,6 +1,6 @@
 //! The provider framework: domain types resources use (`Value`, `Schema`, `Diagnostics`,
-//! `Context`), the traits they implement, the planning rules, and the registry that maps type
-//! names to implementations. No wire types here: `codec` and `server` convert at the edges.
+//! `Context`), the traits they implement (`Resource`, `DataSource`, `ListResource`, `Action`),
+//! the planning rules, and the registry that maps type names to implementations. No wire types here: `codec` and `server` convert at the edges.
 //!
 //! A resource in brief (the framework plans computed values, identity and replacement):
 //!
@@ -60,6 +60,7 @@
 //! assert!(registry.resources.contains_key("otaas_thing"));
 //! ```
 
+pub mod action;
 pub mod context;
 pub mod diag;
 pub mod plan;
@@ -69,6 +70,7 @@ pub mod schema;
 pub mod semantic;
 pub mod value;
 
+pub use action::{Action, Progress};
 pub use context::{Context, ProviderConfig, Secret};
 pub use diag::{AttributePath, Diagnostic, Diagnostics, PathStep, Severity};
 pub use registry::Registry;

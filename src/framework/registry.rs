@@ -1,9 +1,10 @@
-//! The set of resource, data source and list resource types one provider serves, keyed by type
+//! The set of resource, data source, list resource and action types one provider serves, keyed by type
 //! name, plus the provider block's own schema.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use super::action::Action;
 use super::resource::{DataSource, ListResource, Resource};
 use super::schema::Schema;
 
@@ -13,6 +14,7 @@ pub struct Registry {
     pub resources: BTreeMap<String, Arc<dyn Resource>>,
     pub data_sources: BTreeMap<String, Arc<dyn DataSource>>,
     pub list_resources: BTreeMap<String, Arc<dyn ListResource>>,
+    pub actions: BTreeMap<String, Arc<dyn Action>>,
 }
 
 impl Registry {
@@ -22,6 +24,7 @@ impl Registry {
             resources: BTreeMap::new(),
             data_sources: BTreeMap::new(),
             list_resources: BTreeMap::new(),
+            actions: BTreeMap::new(),
         }
     }
     #[must_use]
@@ -40,6 +43,11 @@ impl Registry {
     pub fn list_resource(mut self, l: impl ListResource) -> Self {
         self.list_resources
             .insert(l.type_name().to_string(), Arc::new(l));
+        self
+    }
+    #[must_use]
+    pub fn action(mut self, a: impl Action) -> Self {
+        self.actions.insert(a.type_name().to_string(), Arc::new(a));
         self
     }
 }

@@ -103,6 +103,16 @@ fn schema() -> Schema {
                  `1h30m`. Default: the provider's `rollout_timeout`, itself `10m` by default. \
                  Not sent to the server.",
             ),
+            Attribute::optional("pinned_revision", Type::Number).description(
+                "Holds the group's agents on this earlier config revision (a `config_revision` \
+                 the group has had) instead of the latest. Setting it rolls the pinned revision \
+                 out with the group's `rollout` strategy like any change (canary, batches, \
+                 health gates, auto-rollback), and apply waits for that revision's hash. While \
+                 pinned, changes to the group's pipelines, endpoints and bindings still create \
+                 new config revisions, but agents stay on the pinned one (and those changes do \
+                 not wait for this group). Removing it rolls the agents forward to the latest. \
+                 Unset on create: a new group has no revisions to pin.",
+            ),
             Attribute::computed("revision", Type::Number).description(
                 "The group object's revision on the server: 1 at creation, +1 per update.",
             ),
@@ -169,6 +179,10 @@ fn state(g: &AgentGroup, prior: &Value, defaults: rollout::WaitSettings) -> Valu
             string_list(g.pipeline_ids.iter().map(ToString::to_string)),
         ),
         ("rollout", rollout_state(&g.rollout)),
+        (
+            "pinned_revision",
+            g.pinned_revision.map_or(Value::Null, Value::int),
+        ),
         ("wait_for_rollout", wait),
         ("rollout_timeout", timeout),
         ("revision", Value::int(g.revision)),
@@ -214,6 +228,7 @@ fn spec(v: &Value, diags: &mut Diagnostics) -> Option<AgentGroupSpec> {
         return None;
     }
     Some(AgentGroupSpec {
+        pinned_revision: int(v, "pinned_revision"),
         name: string(v, "name").unwrap_or_default(),
         selector: string_map(v, "selector"),
         pipeline_ids,
@@ -260,14 +275,14 @@ async fn after_write(
 ) {
     let settings = rollout::settings(ctx, planned);
     if settings.wait {
-        let waited = rollout::wait_for(
-            ctx,
-            client,
-            &rollout::Target::from(group),
-            settings.timeout,
-            None,
-        )
-        .await;
+        let target = match pinned_target(client, group).await {
+            Ok(t) => t,
+            Err(d) => {
+                diags.push(d);
+                return;
+            }
+        };
+        let waited = rollout::wait_for(ctx, client, &target, settings.timeout, None).await;
         if let Err(d) = waited {
             diags.push(d);
             return;
@@ -284,6 +299,38 @@ async fn after_write(
     {
         diags.push(no_agents_warning(group));
     }
+}
+
+/// What the group's agents are to run: its pinned revision (with that revision's hash, from its
+/// history) when pinned, else its latest.
+async fn pinned_target(client: &Client, group: &AgentGroup) -> Result<rollout::Target, Diagnostic> {
+    let mut target = rollout::Target::from(group);
+    let Some(pin) = group.pinned_revision else {
+        return Ok(target);
+    };
+    let history = client.agent_group_revisions(group.id).await.map_err(|e| {
+        Diagnostic::error(
+            "Cannot wait for the pinned revision",
+            format!(
+                "Reading the config revisions of agent group {:?} failed: {e}",
+                group.name
+            ),
+        )
+    })?;
+    let Some(rev) = history.iter().find(|r| r.revision == pin) else {
+        return Err(Diagnostic::error(
+            "Pinned revision not found",
+            format!(
+                "Agent group {:?} has no config revision {pin} any more; pin one it has.",
+                group.name
+            ),
+        )
+        .at(AttributePath::attr("pinned_revision")));
+    };
+    target.config_revision = pin;
+    target.config_hash = rev.sha256.clone();
+    target.pinned = true;
+    Ok(target)
 }
 
 fn no_agents_warning(group: &AgentGroup) -> Diagnostic {
@@ -429,10 +476,25 @@ impl Resource for AgentGroupResource {
                 );
             }
         }
+        check_range(
+            config.get("pinned_revision"),
+            1,
+            i64::MAX,
+            AttributePath::attr("pinned_revision"),
+            diags,
+        );
         rollout::validate_settings(config, diags);
     }
     async fn modify_plan(&self, ctx: &Context, change: &mut PlanChange, diags: &mut Diagnostics) {
         let config = change.config.clone();
+        if change.is_create() && config.get("pinned_revision").is_some_and(|v| !v.is_null()) {
+            diags.error_at(
+                AttributePath::attr("pinned_revision"),
+                "Cannot pin a new agent group",
+                "A new agent group has no config revisions to be pinned to. Create it without \
+                 pinned_revision, then set it to one of the config_revision values it gets.",
+            );
+        }
         let planned = &mut change.planned;
         default_if_unset(planned, &config, "selector", Value::Map(BTreeMap::new()));
         default_if_unset(planned, &config, "pipeline_ids", Value::List(Vec::new()));
@@ -542,9 +604,15 @@ impl Resource for AgentGroupResource {
         let id = id_of(prior, diags)?;
         let spec = spec(planned, diags)?;
         // Only the local wait settings changed: nothing to send.
-        let server_changed = ["name", "selector", "pipeline_ids", "rollout"]
-            .iter()
-            .any(|a| prior.get(a) != planned.get(a));
+        let server_changed = [
+            "name",
+            "selector",
+            "pipeline_ids",
+            "rollout",
+            "pinned_revision",
+        ]
+        .iter()
+        .any(|a| prior.get(a) != planned.get(a));
         let result = if server_changed {
             client
                 .update_agent_group(id, &spec, int(prior, "revision"))

@@ -27,6 +27,9 @@ pub(crate) struct Target {
     pub group_name: String,
     pub config_revision: i64,
     pub config_hash: String,
+    /// The group is pinned to `config_revision`, which may be older than the status's: only
+    /// its hash ends the wait.
+    pub pinned: bool,
 }
 
 impl From<&GroupRollout> for Target {
@@ -36,6 +39,7 @@ impl From<&GroupRollout> for Target {
             group_name: r.group_name.clone(),
             config_revision: r.config_revision,
             config_hash: r.config_hash.clone(),
+            pinned: false,
         }
     }
 }
@@ -47,6 +51,7 @@ impl From<&AgentGroup> for Target {
             group_name: g.name.clone(),
             config_revision: g.config_revision,
             config_hash: g.config_hash.clone(),
+            pinned: false,
         }
     }
 }
@@ -248,7 +253,7 @@ pub(crate) async fn wait_for(
             // revision; its rollout then decides for this one too.
             Ok(st)
                 if st.config_hash == target.config_hash
-                    || st.revision >= target.config_revision =>
+                    || (!target.pinned && st.revision >= target.config_revision) =>
             {
                 match st.state {
                     RolloutState::Complete => return Ok(st),

@@ -13,8 +13,8 @@ use super::convert::{
     schema_to_proto,
 };
 use crate::framework::{
-    AttributePath, Context, Diagnostic, Diagnostics, ImportRequest, ListEvent, ListRequest,
-    PlanChange, ProviderConfig, Registry, Resource, Value, plan,
+    Action, AttributePath, Context, Diagnostic, Diagnostics, ImportRequest, ListEvent, ListRequest,
+    PlanChange, Progress, ProviderConfig, Registry, Resource, Value, plan,
 };
 use crate::proto::tfplugin6 as tf;
 use crate::proto::tfplugin6::provider_server::Provider;
@@ -66,6 +66,12 @@ impl ProviderService {
             .resources
             .get(name)
             .ok_or_else(|| unknown_type("resource", name))
+    }
+    fn action(&self, name: &str) -> Result<&Arc<dyn Action>, Diagnostic> {
+        self.registry
+            .actions
+            .get(name)
+            .ok_or_else(|| unknown_type("action", name))
     }
     fn identity_dv(
         &self,
@@ -133,6 +139,8 @@ with_diags!(
     tf::apply_resource_change::Response => diagnostics,
     tf::import_resource_state::Response => diagnostics,
     tf::read_data_source::Response => diagnostics,
+    tf::validate_action_config::Response => diagnostics,
+    tf::plan_action::Response => diagnostics,
 );
 
 fn check_known(v: &Value, what: &str, diags: &mut Diagnostics) -> bool {
@@ -176,6 +184,15 @@ impl Provider for ProviderService {
                     type_name: k.clone(),
                 })
                 .collect(),
+            // Engines before 1.14 do not know this field and skip it: actions are simply
+            // absent for them.
+            actions: reg
+                .actions
+                .keys()
+                .map(|k| tf::get_metadata::ActionMetadata {
+                    type_name: k.clone(),
+                })
+                .collect(),
             ..Default::default()
         }))
     }
@@ -201,6 +218,18 @@ impl Provider for ProviderService {
                 .list_resources
                 .iter()
                 .map(|(k, l)| (k.clone(), schema_to_proto(&l.config_schema())))
+                .collect(),
+            action_schemas: reg
+                .actions
+                .iter()
+                .map(|(k, a)| {
+                    (
+                        k.clone(),
+                        tf::ActionSchema {
+                            schema: Some(schema_to_proto(&a.schema())),
+                        },
+                    )
+                })
                 .collect(),
             server_capabilities: Some(capabilities()),
             ..Default::default()
@@ -828,6 +857,111 @@ impl Provider for ProviderService {
                 Ok(event)
             });
         Ok(Response::new(Box::pin(stream)))
+    }
+
+    async fn validate_action_config(
+        &self,
+        r: Request<tf::validate_action_config::Request>,
+    ) -> Result<Response<tf::validate_action_config::Response>, Status> {
+        type R = tf::validate_action_config::Response;
+        let req = r.into_inner();
+        let action = try_diag!(self.action(&req.type_name), R);
+        let config = try_diag!(
+            decode_dv(
+                req.config.as_ref(),
+                &action.schema().implied_type(),
+                "action configuration"
+            ),
+            R
+        );
+        let mut diags = Diagnostics::new();
+        action.validate(&config, &mut diags).await;
+        Ok(Response::new(R::with_diags(diags_to_proto(&diags))))
+    }
+
+    async fn plan_action(
+        &self,
+        r: Request<tf::plan_action::Request>,
+    ) -> Result<Response<tf::plan_action::Response>, Status> {
+        type R = tf::plan_action::Response;
+        let req = r.into_inner();
+        let action = try_diag!(self.action(&req.action_type), R);
+        let config = try_diag!(
+            decode_dv(
+                req.config.as_ref(),
+                &action.schema().implied_type(),
+                "action configuration"
+            ),
+            R
+        );
+        let mut diags = Diagnostics::new();
+        action.plan(&self.ctx(), &config, &mut diags).await;
+        Ok(Response::new(R::with_diags(diags_to_proto(&diags))))
+    }
+
+    async fn invoke_action(
+        &self,
+        r: Request<tf::invoke_action::Request>,
+    ) -> Result<Response<tonic::codegen::BoxStream<tf::invoke_action::Event>>, Status> {
+        use tf::invoke_action::{Event, event};
+        let completed = |diags: Vec<tf::Diagnostic>| Event {
+            r#type: Some(event::Type::Completed(event::Completed {
+                diagnostics: diags,
+            })),
+        };
+        let req = r.into_inner();
+        let decoded = self.action(&req.action_type).cloned().and_then(|action| {
+            let config = decode_dv(
+                req.config.as_ref(),
+                &action.schema().implied_type(),
+                "action configuration",
+            )?;
+            Ok((action, config))
+        });
+        let (action, config) = match decoded {
+            Ok(v) => v,
+            Err(d) => {
+                let ev = completed(one(d));
+                return Ok(Response::new(Box::pin(futures::stream::iter([Ok(ev)]))));
+            }
+        };
+        if !config.is_wholly_known() {
+            let ev = completed(one(Diagnostic::error(
+                "Action configuration not known",
+                "Every value of an action's config must be known when it runs. This is a bug \
+                 in Terraform or the provider.",
+            )));
+            return Ok(Response::new(Box::pin(futures::stream::iter([Ok(ev)]))));
+        }
+        // The action runs on its own task and its progress is streamed as it comes; the
+        // completed event is always last.
+        let (progress, messages) = Progress::channel();
+        let ctx = self.ctx();
+        let done = tokio::spawn(async move {
+            let mut diags = Diagnostics::new();
+            action.invoke(&ctx, &config, &progress, &mut diags).await;
+            diags
+        });
+        let progress_events = futures::stream::unfold(messages, |mut rx| async move {
+            let message = rx.recv().await?;
+            let ev = Event {
+                r#type: Some(event::Type::Progress(event::Progress { message })),
+            };
+            Some((Ok(ev), rx))
+        });
+        let last = futures::stream::once(async move {
+            let diags = match done.await {
+                Ok(diags) => diags_to_proto(&diags),
+                Err(e) => one(Diagnostic::error(
+                    "Action stopped",
+                    format!(
+                        "The action ended without a result ({e}). This is a bug in the provider."
+                    ),
+                )),
+            };
+            Ok(completed(diags))
+        });
+        Ok(Response::new(Box::pin(progress_events.chain(last))))
     }
 
     async fn stop_provider(

@@ -178,6 +178,7 @@ resource "otaas_agent_group" "g" {{
     let mut rollout = g.rollout.clone();
     rollout.max_failures = 5;
     let spec = otaas_api::AgentGroupSpec {
+        pinned_revision: None,
         name: g.name.clone(),
         selector: g.selector.clone(),
         pipeline_ids: g.pipeline_ids.clone(),

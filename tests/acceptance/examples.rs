@@ -1,5 +1,6 @@
 //! Every configuration under `examples/` is applied against a real server with fleet-sim agents
-//! labelled as the examples expect, its outputs checked, and destroyed.
+//! labelled as the examples expect, its outputs checked, and destroyed; the action examples are
+//! invoked with `terraform apply -invoke` on a rollout their canary holds.
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -70,6 +71,7 @@ fn validate_rendered(server: &Server, dir: &str) {
             return;
         }
         let spec = |ids: Vec<otaas_api::PipelineId>| AgentGroupSpec {
+            pinned_revision: None,
             name: "example-probe".into(),
             selector: BTreeMap::from([("otaas-example-probe".into(), "none".into())]),
             pipeline_ids: ids,
@@ -372,4 +374,76 @@ fn every_example_applies() {
         "{out}"
     );
     destroy_all(&server, &ws);
+
+    // Each action example, invoked on a rollout its canary holds: pause pauses it, resume
+    // resumes a paused one, rollback sends both agents back to the first revision.
+    use otaas_api::RolloutState::{InProgress, Paused, RolledBack};
+    for (name, before, after) in [
+        ("pause", None, Paused),
+        ("resume", Some(Paused), InProgress),
+        ("rollback", None, RolledBack),
+    ] {
+        let dir = format!("actions/otaas_rollout_{name}");
+        let (ws, _) = apply_example(&server, &dir, &[]);
+        let id: otaas_api::AgentGroupId = values(&ws, &format!("otaas_agent_group.{name}"))["id"]
+            .as_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        let first = block_on(api(&server).get_agent_group(id))
+            .unwrap()
+            .config_hash;
+        start_canary(&server, &ws, id);
+        if before == Some(Paused) {
+            block_on(api(&server).pause_rollout(id)).unwrap();
+        }
+        let run = ws.terraform(&[
+            "apply",
+            "-auto-approve",
+            "-input=false",
+            "-no-color",
+            &format!("-invoke=action.otaas_rollout_{name}.{name}"),
+        ]);
+        assert_eq!(run.code, 0, "{dir}: {}\n{}", run.stdout, run.stderr);
+        let status = block_on(api(&server).group_status(id)).unwrap();
+        assert_eq!(status.state, after, "{dir}: {}", run.stdout);
+        if after == RolledBack {
+            assert_eq!((status.matched, status.applied), (2, 2), "{dir}");
+            let agents = block_on(api(&server).list_agents(&otaas_api::AgentQuery {
+                group_id: Some(id),
+                ..Default::default()
+            }))
+            .unwrap();
+            assert!(
+                agents
+                    .iter()
+                    .all(|a| a.remote_config_hash.as_deref() == Some(first.as_str())),
+                "{dir}: not every agent is back on the first revision"
+            );
+        }
+        destroy_all(&server, &ws);
+    }
+}
+
+/// Adds a processor to the action example's pipeline (without waiting: the canary bakes for
+/// an hour) and waits until the canary agent runs the new revision.
+fn start_canary(server: &Server, ws: &Workspace, id: otaas_api::AgentGroupId) {
+    let text = ws.read("action.tf");
+    let changed = text.replacen(
+        "  signals = [\"logs\"]\n",
+        "  signals = [\"logs\"]\n  processors = [{ id = \"batch\" }]\n  wait_for_rollout = false\n",
+        1,
+    );
+    assert_ne!(
+        text, changed,
+        "the example's pipeline has no `signals` line to extend"
+    );
+    ws.write("action.tf", &changed);
+    ws.apply();
+    let api = api(server);
+    wait_until(60, "the canary to run the new revision", || {
+        block_on(api.group_status(id)).is_ok_and(|st| {
+            st.revision == 2 && st.state == otaas_api::RolloutState::InProgress && st.applied == 1
+        })
+    });
 }

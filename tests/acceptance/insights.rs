@@ -74,6 +74,7 @@ fn fleet_insights_reads_load_pipelines_and_security() {
     )
     .unwrap();
     let group = block_on(api.create_agent_group(&otaas_api::AgentGroupSpec {
+        pinned_revision: None,
         name: "shop".into(),
         selector: [("fleet".to_string(), "shop".to_string())].into(),
         pipeline_ids: vec![pipeline.id],

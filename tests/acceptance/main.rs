@@ -33,6 +33,7 @@ mod harness_self_test;
 mod insights;
 mod old_engine;
 mod pages;
+mod pin_actions;
 mod pipeline;
 mod query;
 mod rollout_wait;

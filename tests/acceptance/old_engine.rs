@@ -2,8 +2,9 @@
 //! attributes, resource identity, list resources or actions), as OpenTofu and older Terraform
 //! users run the provider: create with a rollout waited for, a clean plan, import on the command
 //! line and with an `import` block, drift, data sources, destroy. What such an engine lacks
-//! degrades without a warning or an error; a write-only value, which it would keep in state, is
-//! refused at the attribute.
+//! degrades without a warning or an error (the provider's actions are simply absent from the
+//! schema it reads); a write-only value, which it would keep in state, is refused at the
+//! attribute.
 
 use crate::common::*;
 use crate::harness::tools;
@@ -136,6 +137,16 @@ fn the_core_lifecycle_runs_on_terraform_1_10() {
     let plan = ws.plan_detailed_exitcode();
     plan.assert_code(0);
     assert_quiet(&plan);
+    // And this engine reads the provider's schema with its actions simply left out
+    let schema = ws.terraform(&["providers", "schema", "-json"]);
+    schema.assert_success();
+    let schema: serde_json::Value = serde_json::from_str(&schema.stdout).unwrap();
+    let otaas = &schema["provider_schemas"]["registry.terraform.io/otaas/otaas"];
+    assert!(
+        otaas["resource_schemas"]["otaas_agent_group"].is_object(),
+        "{otaas}"
+    );
+    assert!(otaas.get("action_schemas").is_none(), "{otaas}");
 
     // Import on the command line and with an import block gives the same state
     let pipeline = values(&ws, "otaas_pipeline.app");

@@ -79,6 +79,7 @@ fn query_generates_config_that_plans_clean() {
     .unwrap();
     for name in ["adopt-group", "other-group"] {
         block_on(api.create_agent_group(&otaas_api::AgentGroupSpec {
+            pinned_revision: None,
             name: name.into(),
             selector: [("adopt".to_string(), name.to_string())].into(),
             pipeline_ids: vec![p.id],

@@ -420,6 +420,7 @@ fn endpoint_token_grace_period_through_terraform() {
     )
     .unwrap();
     let group = block_on(api.create_agent_group(&otaas_api::AgentGroupSpec {
+        pinned_revision: None,
         name: "grace".into(),
         selector: [("env".to_string(), "grace".to_string())].into(),
         pipeline_ids: vec![pid],

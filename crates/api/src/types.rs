@@ -403,6 +403,11 @@ pub struct AgentGroupSpec {
     pub pipeline_ids: Vec<PipelineId>,
     #[serde(default)]
     pub rollout: RolloutSpec,
+    /// Holds the group's agents on this config revision (one the group has had) instead of
+    /// the latest; rolled out with `rollout` like any change. `None`: follow the latest. Must
+    /// be `None` on create (a new group has no revisions yet).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pinned_revision: Option<i64>,
 }
 
 /// An agent group as the server returns it.
@@ -413,6 +418,9 @@ pub struct AgentGroup {
     pub selector: BTreeMap<String, String>,
     pub pipeline_ids: Vec<PipelineId>,
     pub rollout: RolloutSpec,
+    /// The config revision the group is held on, if pinned (see [`AgentGroupSpec`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pinned_revision: Option<i64>,
     /// The group object's own revision (for `If-Match`).
     pub revision: i64,
     /// Revision of the group's rendered collector config (1 = first render); grows whenever

@@ -80,6 +80,7 @@ pub(crate) async fn make_group_of(
         .map_err(|e| BenchError::new(rest("exporter binding"), e))?;
     let group = client
         .create_agent_group(&AgentGroupSpec {
+            pinned_revision: None,
             name: format!("bench-{label}"),
             selector: BTreeMap::from([("bench".to_owned(), label.to_owned())]),
             pipeline_ids: vec![pipeline.id],

@@ -380,6 +380,7 @@ async fn a_real_collector_under_otaas_agent() {
         .unwrap();
     let group = client
         .create_agent_group(&AgentGroupSpec {
+            pinned_revision: None,
             name: "e2e".into(),
             selector: [("env".to_owned(), "e2e".to_owned())].into(),
             pipeline_ids: vec![p.id],
@@ -721,6 +722,7 @@ async fn an_agent_falls_back_to_http_polling_when_websocket_is_refused() {
         .unwrap();
     let group = client
         .create_agent_group(&AgentGroupSpec {
+            pinned_revision: None,
             name: "polled".into(),
             selector: [("env".to_owned(), "polled".to_owned())].into(),
             pipeline_ids: vec![p.id],
@@ -808,6 +810,7 @@ async fn an_exporter_that_cannot_send_is_unhealthy_until_its_sends_succeed() {
         .unwrap();
     client
         .create_agent_group(&AgentGroupSpec {
+            pinned_revision: None,
             name: "health".into(),
             selector: [("env".to_owned(), "health".to_owned())].into(),
             pipeline_ids: vec![p.id],
@@ -970,6 +973,7 @@ async fn an_agent_started_from_a_hand_written_config_is_adopted_without_a_restar
         .unwrap();
     let group = client
         .create_agent_group(&AgentGroupSpec {
+            pinned_revision: None,
             name: "adopt".into(),
             selector: [("env".to_owned(), "adopt".to_owned())].into(),
             pipeline_ids: vec![p.id],

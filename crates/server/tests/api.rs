@@ -1655,6 +1655,7 @@ async fn openapi_matches_the_types() {
     check("RolloutSpec", serde_json::to_value(&rollout).unwrap());
     let mut gs = group_spec("g", vec![pid]);
     gs.rollout = rollout.clone();
+    gs.pinned_revision = Some(1);
     check("AgentGroupSpec", serde_json::to_value(&gs).unwrap());
     check(
         "AgentGroup",
@@ -1664,6 +1665,7 @@ async fn openapi_matches_the_types() {
             selector: Default::default(),
             pipeline_ids: vec![],
             rollout,
+            pinned_revision: Some(1),
             revision: 1,
             config_revision: 1,
             config_hash: "h".into(),
@@ -2888,4 +2890,117 @@ async fn a_preview_shows_the_rendered_part_and_the_groups_it_reaches() {
         "invalid_field",
         Some("pipeline"),
     );
+}
+
+/// Given a new group, when it is created with `pinned_revision` set, then it is refused with
+/// 422 at `pinned_revision` and no group exists.
+#[tokio::test]
+async fn a_new_group_cannot_be_pinned() {
+    let h = Harness::new().await;
+    let pid = logs_pipeline(&h, "app", true).await;
+    debug_binding(&h, "out", &pid).await;
+    let mut body = group_json("g", &[&pid]);
+    body["pinned_revision"] = json!(1);
+    let got = h.call("POST", "/api/v1/agent-groups", Some(body)).await;
+    assert_error(
+        &got,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid_field",
+        Some("pinned_revision"),
+    );
+    assert_eq!(group_count(&h).await, 0);
+}
+
+/// Given a group with config revisions 1 and 2, when it is pinned to revision 3, 0 or -1
+/// (none of them its own), then each update is refused with 422 at `pinned_revision` and the
+/// group keeps its revision; when it is pinned to revision 1, then the update is accepted,
+/// the group shows the pin, its status targets revision 1's hash while its latest config stays
+/// revision 2, and a pipeline write (revision 3) reports no rollout for it; when the pin is
+/// removed, the status targets the latest revision, 3.
+#[tokio::test]
+async fn a_pin_must_name_one_of_the_groups_revisions_and_becomes_the_status_target() {
+    let h = Harness::new().await;
+    let pid = logs_pipeline(&h, "app", true).await;
+    debug_binding(&h, "out", &pid).await;
+    let g = h
+        .create("/api/v1/agent-groups", group_json("g", &[&pid]))
+        .await;
+    let gid = g["id"].as_str().unwrap().to_string();
+    let (_, rev1) = h
+        .call("GET", &format!("/api/v1/agent-groups/{gid}"), None)
+        .await;
+    let hash1 = rev1["config_hash"].clone();
+    let p = json!({ "name": "app", "signals": ["logs"],
+        "receivers": { "filelog": { "include": ["/var/log/app.log"] } },
+        "processors": [{ "id": "batch" }] });
+    let (status, body) = h
+        .call("PUT", &format!("/api/v1/pipelines/{pid}"), Some(p.clone()))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (latest_rev, latest_hash) = group_config_state(&h, &gid).await;
+    assert_eq!(latest_rev, json!(2));
+    assert_ne!(latest_hash, hash1);
+
+    for bad in [3, 0, -1] {
+        let mut body = group_json("g", &[&pid]);
+        body["pinned_revision"] = json!(bad);
+        let got = h
+            .call("PUT", &format!("/api/v1/agent-groups/{gid}"), Some(body))
+            .await;
+        assert_error(
+            &got,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_field",
+            Some("pinned_revision"),
+        );
+    }
+    let (_, unchanged) = h
+        .call("GET", &format!("/api/v1/agent-groups/{gid}"), None)
+        .await;
+    assert_eq!(unchanged["revision"], json!(1));
+    assert_eq!(unchanged.get("pinned_revision"), None);
+
+    let mut body = group_json("g", &[&pid]);
+    body["pinned_revision"] = json!(1);
+    let (status, pinned) = h
+        .call("PUT", &format!("/api/v1/agent-groups/{gid}"), Some(body))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{pinned}");
+    assert_eq!(pinned["pinned_revision"], json!(1));
+    assert_eq!(pinned["config_revision"], json!(2));
+    let (status, st) = h
+        .call("GET", &format!("/api/v1/agent-groups/{gid}/status"), None)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{st}");
+    assert_eq!(st["revision"], json!(1), "{st}");
+    assert_eq!(st["config_hash"], hash1, "{st}");
+
+    // A pipeline write while pinned makes revision 3 but reports no rollout for the group
+    let (status, written) = h
+        .call(
+            "PUT",
+            &format!("/api/v1/pipelines/{pid}"),
+            Some(json!({ "name": "app", "signals": ["logs"],
+                "receivers": { "filelog": { "include": ["/var/log/app.log"] } } })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{written}");
+    assert_eq!(written["rollouts"], json!([]), "{written}");
+    let (latest_rev, latest_hash) = group_config_state(&h, &gid).await;
+    assert_eq!(latest_rev, json!(3));
+
+    let (status, unpinned) = h
+        .call(
+            "PUT",
+            &format!("/api/v1/agent-groups/{gid}"),
+            Some(group_json("g", &[&pid])),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{unpinned}");
+    assert_eq!(unpinned.get("pinned_revision"), None);
+    let (_, st) = h
+        .call("GET", &format!("/api/v1/agent-groups/{gid}/status"), None)
+        .await;
+    assert_eq!(st["revision"], json!(3), "{st}");
+    assert_eq!(st["config_hash"], latest_hash, "{st}");
 }

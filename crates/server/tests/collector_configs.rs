@@ -158,6 +158,7 @@ fn rendered_with_destination(
             created_at: t0,
             updated_at: t0,
             spec: AgentGroupSpec {
+                pinned_revision: None,
                 name: "node".into(),
                 selector: BTreeMap::new(),
                 pipeline_ids: vec![p.id],

@@ -109,6 +109,7 @@ fn group(name: &str, pipelines: &[&PipelineRecord]) -> GroupRecord {
         record: rec(
             AgentGroupId(uuid(900)),
             AgentGroupSpec {
+                pinned_revision: None,
                 name: name.into(),
                 selector: BTreeMap::from([("env".into(), "prod".into())]),
                 pipeline_ids: pipelines.iter().map(|p| p.id).collect(),

@@ -134,6 +134,7 @@ fn group(w: &World) -> GroupRecord {
         record: rec(
             AgentGroupId(Uuid::from_u128(9)),
             AgentGroupSpec {
+                pinned_revision: None,
                 name: "g".into(),
                 selector: BTreeMap::new(),
                 pipeline_ids: w.pipelines.iter().map(|p| p.id).collect(),

@@ -391,7 +391,13 @@ pub(super) async fn dry_run(
             check(&s, &Change::Pipeline(p.id, &spec)).await?
         }
         (None, Some(g), None) => {
-            validate::group(&g.spec)?;
+            match g.id {
+                Some(id) => {
+                    validate::group(&g.spec)?;
+                    validate::pin(s.store.as_ref(), id, &g.spec).await?;
+                }
+                None => validate::new_group(&g.spec)?,
+            }
             check(&s, &Change::Group(g.id, &g.spec)).await?
         }
         (None, None, Some(b)) => {

@@ -110,7 +110,7 @@ fn check(s: &AppState, plan: &Adoption) -> Result<(), ApiError> {
             .map_err(|x| within(format!("exporter_bindings[{i}]"), validate::policy_error(x)))?;
     }
     if let Some(g) = &plan.group {
-        validate::group(g).map_err(|x| within("group".into(), x))?;
+        validate::new_group(g).map_err(|x| within("group".into(), x))?;
     }
     Ok(())
 }

@@ -138,6 +138,9 @@ async fn rollouts(s: &AppState, revisions: &[GroupRevision]) -> Option<Vec<Group
     let mut out = Vec::with_capacity(revisions.len());
     for rev in revisions {
         let group_name = match s.store.get_group(rev.group_id).await {
+            // A pinned group's agents stay on the pinned revision: the write started no
+            // rollout there, and waiting for this revision would never end.
+            Ok(g) if g.record.spec.pinned_revision.is_some() => continue,
             Ok(g) => g.record.spec.name,
             Err(e) => {
                 tracing::warn!(error = %e, group_id = %rev.group_id, "Naming a re-rendered group failed");
@@ -386,7 +389,7 @@ pub(super) async fn create_group(
     State(s): State<AppState>,
     ApiJson(spec): ApiJson<AgentGroupSpec>,
 ) -> ApiResult<Obj<AgentGroup>> {
-    validate::group(&spec)?;
+    validate::new_group(&spec)?;
     check(&s, &Change::Group(None, &spec)).await?;
     let w = s.writer.create_group(spec).await?;
     s.announce(&w);
@@ -425,6 +428,7 @@ pub(super) async fn update_group(
     let id = parse_id("agent group", &id)?;
     let rev = if_match(&headers)?;
     validate::group(&spec)?;
+    validate::pin(s.store.as_ref(), id, &spec).await?;
     check(&s, &Change::Group(Some(id), &spec)).await?;
     let w = s.writer.update_group(id, spec, rev).await?;
     s.announce(&w);

@@ -611,13 +611,15 @@ pub fn document() -> Value {
             "name": name(),
             "selector": { "type": "object", "additionalProperties": { "type": "string" } },
             "pipeline_ids": { "type": "array", "items": uuid() },
-            "rollout": r("RolloutSpec")
+            "rollout": r("RolloutSpec"),
+            "pinned_revision": { "type": "integer", "minimum": 1, "description": "hold the group's agents on this config revision of the group (null: the latest); null on create" }
         })),
         "AgentGroup": resp_obj(&["id", "name", "selector", "pipeline_ids", "rollout", "revision", "config_revision", "config_hash", "created_at", "updated_at"], json!({
             "id": uuid(), "name": name(),
             "selector": { "type": "object", "additionalProperties": { "type": "string" } },
             "pipeline_ids": { "type": "array", "items": uuid() },
             "rollout": r("RolloutSpec"),
+            "pinned_revision": { "type": "integer", "description": "the config revision the group is held on, if pinned" },
             "revision": { "type": "integer" }, "config_revision": { "type": "integer" },
             "config_hash": { "type": "string" }, "created_at": ts(), "updated_at": ts()
         })),

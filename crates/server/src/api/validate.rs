@@ -402,6 +402,50 @@ pub fn group(g: &AgentGroupSpec) -> R {
     Ok(())
 }
 
+/// A group to create: as [`group`], and unpinned (it has no config revisions to be held on).
+pub fn new_group(g: &AgentGroupSpec) -> R {
+    group(g)?;
+    if g.pinned_revision.is_some() {
+        return Err(ApiError::invalid(
+            "pinned_revision",
+            "a new agent group has no config revisions to be pinned to: create it with \
+             pinned_revision null, then pin one of the revisions it gets",
+        ));
+    }
+    Ok(())
+}
+
+/// A group update's `pinned_revision` names a config revision group `id` has (checked against
+/// the store; a group that does not exist is left to the update's own 404).
+pub async fn pin(
+    store: &dyn crate::store::Store,
+    id: otaas_api::AgentGroupId,
+    g: &AgentGroupSpec,
+) -> R {
+    let Some(rev) = g.pinned_revision else {
+        return Ok(());
+    };
+    let unknown = || {
+        ApiError::invalid(
+            "pinned_revision",
+            format!("agent group {id} has no config revision {rev}"),
+        )
+    };
+    if rev < 1 {
+        return Err(unknown());
+    }
+    match store.get_group(id).await {
+        Ok(_) => {}
+        Err(crate::store::StoreError::NotFound { .. }) => return Ok(()),
+        Err(err) => return Err(err.into()),
+    }
+    match store.group_revision(id, Some(rev)).await {
+        Ok(_) => Ok(()),
+        Err(crate::store::StoreError::NotFound { .. }) => Err(unknown()),
+        Err(err) => Err(err.into()),
+    }
+}
+
 /// An update as it will be stored: the stored secrets when it keeps them, stored values where
 /// it sends back a redacted one (see `store::merge_pipeline`); then judged again, now that
 /// every secret reference can be resolved.

@@ -110,6 +110,7 @@ pub(super) fn group(g: GroupRecord) -> AgentGroup {
         selector: r.spec.selector,
         pipeline_ids: r.spec.pipeline_ids,
         rollout: r.spec.rollout,
+        pinned_revision: r.spec.pinned_revision,
         revision: r.revision,
         config_revision: g.config_revision,
         config_hash: g.config_hash,

@@ -522,6 +522,7 @@ impl Discovery {
                     }
                 }
                 Some(AgentGroupSpec {
+                    pinned_revision: None,
                     name: g.name.clone(),
                     selector,
                     pipeline_ids: g.pipeline_ids.clone(),
@@ -577,6 +578,7 @@ impl Discovery {
             record: record(
                 gid,
                 AgentGroupSpec {
+                    pinned_revision: None,
                     name: group_spec
                         .as_ref()
                         .map_or_else(|| format!("{name}-preview"), |g| g.name.clone()),

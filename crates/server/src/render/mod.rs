@@ -866,6 +866,7 @@ mod tests {
                     selector: BTreeMap::new(),
                     pipeline_ids: vec![p.id],
                     rollout: Default::default(),
+                    pinned_revision: None,
                 },
             },
             config_revision: 0,

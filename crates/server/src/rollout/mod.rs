@@ -104,18 +104,20 @@ fn decode(row: &crate::store::RolloutRow) -> Result<Rollout, StoreError> {
         .map_err(|e| StoreError::Corrupt(format!("rollout record of group {}: {e}", row.group_id)))
 }
 
-/// The record that follows `previous` when the group's latest revision is `latest`, and
-/// whether it is new (to be stored).
+/// The record that follows `previous` when the group's target revision is `latest` (its
+/// latest, or the one it is `pinned` to), and whether it is new (to be stored).
 fn next_record(
     id: AgentGroupId,
     previous: Option<Rollout>,
     latest: &crate::store::GroupRevision,
+    pinned: bool,
     now: chrono::DateTime<Utc>,
 ) -> (Rollout, bool) {
     match previous {
         // Same revision: the record stands (selector or settings may have changed).
         Some(r) if r.revision == latest.revision => (r, false),
-        Some(r) if r.revision < latest.revision => {
+        // A pin may name an earlier revision: going back to it is a rollout like any other.
+        Some(r) if r.revision < latest.revision || pinned => {
             tracing::info!(group = %id, from = r.revision, to = latest.revision, "Starting a rollout");
             (
                 Rollout::start(&r, latest.revision, latest.hash.clone(), now),
@@ -163,6 +165,26 @@ impl Rollouts {
         )))
     }
 
+    /// The revision the group's agents should end up on: the one it is pinned to, else its
+    /// latest. A pin whose revision is gone (a history pruned under it) is ignored rather than
+    /// leaving the group without a target.
+    async fn target_revision(
+        &self,
+        id: AgentGroupId,
+        group: &crate::store::GroupRecord,
+    ) -> Result<(crate::store::GroupRevision, bool), StoreError> {
+        if let Some(pin) = group.record.spec.pinned_revision {
+            match self.store.group_revision(id, Some(pin)).await {
+                Ok(rev) => return Ok((rev, true)),
+                Err(StoreError::NotFound { .. }) => {
+                    tracing::warn!(group = %id, revision = pin, "The group is pinned to a revision that is gone; following the latest");
+                }
+                Err(err) => return Err(err),
+            }
+        }
+        Ok((self.store.group_revision(id, None).await?, false))
+    }
+
     /// Brings the group's rollout up to date with the store after an event (new revision,
     /// changed selector or rollout settings, another replica's decision, taking over the group)
     /// or at start-up, and tells the registry. A follower only applies the stored decision.
@@ -175,7 +197,7 @@ impl Rollouts {
             }
             Err(err) => return Err(err),
         };
-        let latest = match self.store.group_revision(id, None).await {
+        let (latest, pinned) = match self.target_revision(id, &group).await {
             Ok(r) => r,
             Err(StoreError::NotFound { .. }) => {
                 self.remove_group(id).await;
@@ -183,7 +205,7 @@ impl Rollouts {
             }
             Err(err) => return Err(err),
         };
-        self.sync_to(id, &group, &latest).await
+        self.sync_to(id, &group, &latest, pinned).await
     }
 
     /// The group's deletion may commit while [`Rollouts::sync_group`] reads it: when `terraform destroy`
@@ -195,8 +217,9 @@ impl Rollouts {
         id: AgentGroupId,
         group: &crate::store::GroupRecord,
         latest: &crate::store::GroupRevision,
+        pinned: bool,
     ) -> Result<(), StoreError> {
-        match self.sync_read(id, group, latest).await {
+        match self.sync_read(id, group, latest, pinned).await {
             Err(StoreError::NotFound { .. }) if self.group_gone(id).await => {
                 self.remove_group(id).await;
                 Ok(())
@@ -217,6 +240,7 @@ impl Rollouts {
         id: AgentGroupId,
         group: &crate::store::GroupRecord,
         latest: &crate::store::GroupRevision,
+        pinned: bool,
     ) -> Result<(), StoreError> {
         let now = Utc::now();
         let mut runs = self.runs.lock().await;
@@ -232,7 +256,7 @@ impl Rollouts {
             _ => stored.as_ref().map(decode).transpose()?,
         };
         let (rollout, is_new) = if driving {
-            let (mut r, mut is_new) = next_record(id, previous, latest, now);
+            let (mut r, mut is_new) = next_record(id, previous, latest, pinned, now);
             // Taking over: say so in the record (and so in the status of every replica).
             if r.driver.as_deref() != Some(self.fleet.cluster().replica_id()) {
                 r.driver = Some(self.fleet.cluster().replica_id().to_owned());
@@ -455,22 +479,22 @@ impl Rollouts {
             Err(StoreError::NotFound { .. }) => return Err(RolloutError::NotFound(id)),
             Err(err) => return Err(err.into()),
         };
-        // A request right after a config change is about the new revision, even if its event
-        // has not reached the engine yet: catch up first.
+        let (latest, pinned) = match self.target_revision(id, &group).await {
+            Ok(r) => r,
+            Err(StoreError::NotFound { .. }) => return Err(RolloutError::NotFound(id)),
+            Err(err) => return Err(err.into()),
+        };
+        // A request right after a config change (or a pin) is about the new target, even if
+        // its event has not reached the engine yet: catch up first.
         let behind = self
             .runs
             .lock()
             .await
             .get(&id)
-            .is_none_or(|run| run.rollout.revision < group.config_revision);
+            .is_none_or(|run| run.rollout.revision != latest.revision);
         if behind {
             self.sync_group(id).await?;
         }
-        let latest = match self.store.group_revision(id, None).await {
-            Ok(r) => r,
-            Err(StoreError::NotFound { .. }) => return Err(RolloutError::NotFound(id)),
-            Err(err) => return Err(err.into()),
-        };
         {
             let mut runs = self.runs.lock().await;
             let mut attempt = 0;
@@ -494,7 +518,7 @@ impl Rollouts {
                 // A follower may act before the driver started the latest revision: start it
                 // here, the same way the driver would (whoever writes first wins, the other
                 // reloads).
-                let (mut record, _) = next_record(id, base, &latest, now);
+                let (mut record, _) = next_record(id, base, &latest, pinned, now);
                 apply_action(&mut record, action, now)?;
                 let json = serde_json::to_string(&record)
                     .map_err(|e| StoreError::Corrupt(format!("encoding rollout record: {e}")))?;
@@ -630,10 +654,15 @@ impl Rollouts {
             Err(StoreError::NotFound { .. }) => return Err(RolloutError::NotFound(id)),
             Err(err) => return Err(err.into()),
         };
+        // Measured against what the group's agents are to run: a pin, else the latest.
+        let (revision, hash) = match self.target_revision(id, &group).await {
+            Ok((rev, _)) => (rev.revision, rev.hash),
+            Err(_) => (group.config_revision, group.config_hash.clone()),
+        };
         let mut s = GroupStatus {
             group_id: id,
-            revision: group.config_revision,
-            config_hash: group.config_hash.clone(),
+            revision,
+            config_hash: hash.clone(),
             last_good_revision: None,
             last_good_config_hash: None,
             state: RolloutState::InProgress,
@@ -653,7 +682,7 @@ impl Rollouts {
             updated_at: group.record.updated_at,
             driver: None,
         };
-        let measured = group.config_hash.clone();
+        let measured = hash;
         self.visit_members(id, |a| count(&mut s, a, &measured))
             .await?;
         Ok(s)
@@ -826,6 +855,7 @@ mod tests {
             .unwrap();
         let group = writer
             .create_group(AgentGroupSpec {
+                pinned_revision: None,
                 name: "g".into(),
                 selector: [("env".to_owned(), "x".to_owned())].into(),
                 pipeline_ids: vec![pipeline.id],
@@ -842,7 +872,7 @@ mod tests {
         let latest = store.group_revision(id, None).await.unwrap();
         writer.delete_group(id).await.unwrap();
         // Then syncing from those reads is no error, and the group's rollout is forgotten
-        rollouts.sync_to(id, &read, &latest).await.unwrap();
+        rollouts.sync_to(id, &read, &latest, false).await.unwrap();
         assert!(!rollouts.runs.lock().await.contains_key(&id));
         assert_eq!(store.get_rollout(id).await.unwrap(), None);
     }

@@ -99,6 +99,7 @@ pub fn binding_spec(name: &str, pipeline_id: PipelineId) -> ExporterBindingSpec 
 
 pub fn group_spec(name: &str, pipeline_ids: Vec<PipelineId>) -> AgentGroupSpec {
     AgentGroupSpec {
+        pinned_revision: None,
         name: name.into(),
         selector: BTreeMap::from([("env".to_string(), "prod".to_string())]),
         pipeline_ids,
