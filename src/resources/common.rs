@@ -180,7 +180,14 @@ pub(crate) async fn plan_collector_config(
         .groups
         .iter()
         .filter(|g| g.changes)
-        .map(|g| format!("{:?} ({} agents)", g.group_name, g.agents))
+        .map(|g| match g.pinned_revision {
+            None => format!("{:?} ({} agents)", g.group_name, g.agents),
+            Some(r) => format!(
+                "{:?} ({} agents, pinned to revision {r}: they stay there until the pin is \
+                 removed)",
+                g.group_name, g.agents
+            ),
+        })
         .collect();
     if !reached.is_empty() {
         diags.push(Diagnostic::warning(

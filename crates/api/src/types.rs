@@ -621,8 +621,12 @@ pub struct PreviewGroup {
     pub group_name: String,
     /// Agents in the group now.
     pub agents: u64,
-    /// Whether the group's rendered config would change (a new revision rolled out).
+    /// Whether the group's rendered config would change (a new revision, rolled out unless
+    /// the group is pinned).
     pub changes: bool,
+    /// The revision the group is held on, if pinned: its agents stay there.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pinned_revision: Option<i64>,
 }
 
 /// The answer of `POST /api/v1/config-preview`.

@@ -1396,6 +1396,7 @@ async fn openapi_matches_the_types() {
                 group_name: "g".into(),
                 agents: 1,
                 changes: true,
+                pinned_revision: Some(1),
             }],
         })
         .unwrap(),

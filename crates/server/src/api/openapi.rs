@@ -683,7 +683,8 @@ fn discovery_schemas() -> Value {
             "yaml": { "type": "string", "description": "the collector config sections the object renders, secrets redacted" },
             "groups": { "type": "array", "items": resp_obj(&["group_id", "group_name", "agents", "changes"], json!({
                 "group_id": uuid(), "group_name": name(), "agents": { "type": "integer" },
-                "changes": { "type": "boolean" } })) } })),
+                "changes": { "type": "boolean" },
+                "pinned_revision": { "type": ["integer", "null"] } })) } })),
         "DiscoveredPipeline": resp_obj(&["id", "suggested_name", "signals", "pipelines", "agents",
             "unmanaged_agents", "common_labels", "managed", "unrepresentable", "adoptable", "health",
             "throughput", "anomalies", "sample_agents"], json!({

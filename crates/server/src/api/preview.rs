@@ -164,6 +164,7 @@ pub(super) async fn preview(
                 group_name: g.record.spec.name.clone(),
                 agents: counts.get(&g.record.id).copied().unwrap_or(0),
                 changes,
+                pinned_revision: g.record.spec.pinned_revision,
             });
         }
     }
