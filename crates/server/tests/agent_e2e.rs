@@ -119,6 +119,29 @@ impl Sink {
     }
 }
 
+/// The exporter binding `out` of pipeline `pipeline`: one otlphttp destination, the sink.
+async fn bind_to_sink(client: &otaas_api::Client, pipeline: otaas_api::PipelineId, sink: &Sink) {
+    client
+        .create_exporter_binding(&ExporterBindingSpec {
+            secrets: Default::default(),
+            keep_secrets: false,
+            name: "out".into(),
+            pipeline_id: pipeline,
+            signals: None,
+            destinations: vec![DestinationSpec {
+                name: "sink".into(),
+                kind: "otlphttp".into(),
+                endpoint: Some(sink.url.clone()),
+                headers: Default::default(),
+                keep_headers: false,
+                tls: None,
+                config: json!({}),
+            }],
+        })
+        .await
+        .unwrap();
+}
+
 /// An OpAMP address that does plain HTTP only: `GET` (the WebSocket upgrade) is 405, `POST` is
 /// forwarded to the real server.
 struct HttpOnlyFront {
@@ -359,25 +382,7 @@ async fn a_real_collector_under_otaas_agent() {
         .create_pipeline(&pipeline(&[&file1], json!({})))
         .await
         .unwrap();
-    client
-        .create_exporter_binding(&ExporterBindingSpec {
-            secrets: Default::default(),
-            keep_secrets: false,
-            name: "out".into(),
-            pipeline_id: p.id,
-            signals: None,
-            destinations: vec![DestinationSpec {
-                name: "sink".into(),
-                kind: "otlphttp".into(),
-                endpoint: Some(sink.url.clone()),
-                headers: Default::default(),
-                keep_headers: false,
-                tls: None,
-                config: json!({}),
-            }],
-        })
-        .await
-        .unwrap();
+    bind_to_sink(&client, p.id, &sink).await;
     let group = client
         .create_agent_group(&AgentGroupSpec {
             pinned_revision: None,
@@ -952,25 +957,7 @@ async fn an_agent_started_from_a_hand_written_config_is_adopted_without_a_restar
         .create_pipeline(&pipeline(&[&file], json!({})))
         .await
         .unwrap();
-    client
-        .create_exporter_binding(&ExporterBindingSpec {
-            secrets: Default::default(),
-            keep_secrets: false,
-            name: "out".into(),
-            pipeline_id: p.id,
-            signals: None,
-            destinations: vec![DestinationSpec {
-                name: "sink".into(),
-                kind: "otlphttp".into(),
-                endpoint: Some(sink.url.clone()),
-                headers: Default::default(),
-                keep_headers: false,
-                tls: None,
-                config: json!({}),
-            }],
-        })
-        .await
-        .unwrap();
+    bind_to_sink(&client, p.id, &sink).await;
     let group = client
         .create_agent_group(&AgentGroupSpec {
             pinned_revision: None,

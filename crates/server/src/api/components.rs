@@ -63,7 +63,7 @@ impl Change<'_> {
     }
 }
 
-fn record<I, S>(id: I, spec: S) -> Record<I, S> {
+pub(super) fn record<I, S>(id: I, spec: S) -> Record<I, S> {
     let now = Utc::now();
     Record {
         id,
@@ -75,7 +75,7 @@ fn record<I, S>(id: I, spec: S) -> Record<I, S> {
 }
 
 /// Replaces the record with `id` (or adds one) in `list`.
-fn put<I: PartialEq + Copy, S: Clone>(list: &mut Vec<Record<I, S>>, id: I, spec: &S) {
+pub(super) fn put<I: PartialEq + Copy, S: Clone>(list: &mut Vec<Record<I, S>>, id: I, spec: &S) {
     match list.iter_mut().find(|r| r.id == id) {
         Some(r) => r.spec = spec.clone(),
         None => list.push(record(id, spec.clone())),
@@ -364,7 +364,7 @@ fn unsupported_error(change: &Change<'_>, unsupported: Vec<UnsupportedSignal>) -
 
 /// A dry run for an object that is gone judges the spec as sent (the write itself will answer
 /// 404); other refusals stand.
-fn or_as_sent<S: Clone>(resolved: Result<S, ApiError>, sent: &S) -> Result<S, ApiError> {
+pub(super) fn or_as_sent<S: Clone>(resolved: Result<S, ApiError>, sent: &S) -> Result<S, ApiError> {
     match resolved {
         Err(e) if e.status == http::StatusCode::NOT_FOUND => Ok(sent.clone()),
         other => other,

@@ -8,47 +8,18 @@ use std::collections::BTreeSet;
 
 use axum::Json;
 use axum::extract::State;
-use chrono::Utc;
 use otaas_api::{
     AgentGroupId, ConfigPreview, ConfigPreviewResult, EndpointId, ExporterBindingId, PipelineId,
     PreviewGroup,
 };
 
+use super::components::{or_as_sent, put, record};
 use super::json::ApiJson;
 use super::{ApiError, validate};
 use crate::fleet::AgentFilter;
 use crate::render::{self, Object};
 use crate::secrets::KnownSecrets;
 use crate::state::AppState;
-use crate::store::Record;
-
-fn record<I, S>(id: I, spec: S) -> Record<I, S> {
-    let now = Utc::now();
-    Record {
-        id,
-        revision: 0,
-        created_at: now,
-        updated_at: now,
-        spec,
-    }
-}
-
-/// Replaces the record with `id` (or adds one) in `list`.
-fn put<I: PartialEq + Copy, S: Clone>(list: &mut Vec<Record<I, S>>, id: I, spec: &S) {
-    match list.iter_mut().find(|r| r.id == id) {
-        Some(r) => r.spec = spec.clone(),
-        None => list.push(record(id, spec.clone())),
-    }
-}
-
-/// A stored object keeps its stored secrets where the request leaves them out (a plan of an
-/// imported object); one that does not exist yet is previewed as sent.
-fn as_sent_if_missing<S: Clone>(resolved: Result<S, ApiError>, sent: &S) -> Result<S, ApiError> {
-    match resolved {
-        Err(e) if e.status == http::StatusCode::NOT_FOUND => Ok(sent.clone()),
-        other => other,
-    }
-}
 
 pub(super) async fn preview(
     State(s): State<AppState>,
@@ -64,7 +35,7 @@ pub(super) async fn preview(
             validate::pipeline(&p.spec)?;
             let id = p.id.unwrap_or(PipelineId(uuid::Uuid::nil()));
             let spec = match p.id {
-                Some(id) => as_sent_if_missing(
+                Some(id) => or_as_sent(
                     validate::resolve_pipeline(s.store.as_ref(), id, p.spec.clone()).await,
                     &p.spec,
                 )?,
@@ -89,7 +60,7 @@ pub(super) async fn preview(
         (None, None, Some(b)) => {
             validate::binding(&b.spec)?;
             let spec = match b.id {
-                Some(id) => as_sent_if_missing(
+                Some(id) => or_as_sent(
                     validate::resolve_binding(s.store.as_ref(), id, b.spec.clone()).await,
                     &b.spec,
                 )?,
