@@ -40,6 +40,11 @@ const SQLITE: &[Entry] = &[
         "object_secrets",
         include_str!("../migrations/sqlite/0006_object_secrets.sql"),
     ),
+    (
+        7,
+        "revision_causes",
+        include_str!("../migrations/sqlite/0007_revision_causes.sql"),
+    ),
 ];
 
 const POSTGRES: &[Entry] = &[
@@ -72,6 +77,11 @@ const POSTGRES: &[Entry] = &[
         6,
         "object_secrets",
         include_str!("../migrations/postgres/0006_object_secrets.sql"),
+    ),
+    (
+        7,
+        "revision_causes",
+        include_str!("../migrations/postgres/0007_revision_causes.sql"),
     ),
 ];
 

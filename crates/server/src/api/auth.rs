@@ -43,7 +43,7 @@ impl FromRef<AppState> for ApiAuth {
 /// (429).
 pub async fn require_api_token(
     State(state): State<ApiAuth>,
-    request: Request,
+    mut request: Request,
     next: Next,
 ) -> Response {
     // The peer address is there on every listener connection (embedders calling the router
@@ -107,6 +107,7 @@ pub async fn require_api_token(
         )
         .into_response();
     }
+    request.extensions_mut().insert(principal);
     next.run(request).await
 }
 

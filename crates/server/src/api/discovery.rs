@@ -116,6 +116,7 @@ fn check(s: &AppState, plan: &Adoption) -> Result<(), ApiError> {
 
 async fn adopt(
     State(s): State<AppState>,
+    super::revisions::CallerActor(actor): super::revisions::CallerActor,
     Path(id): Path<String>,
     ApiJson(req): ApiJson<AdoptRequest>,
 ) -> Result<Json<Adoption>, ApiError> {
@@ -131,12 +132,12 @@ async fn adopt(
         dry_run: true,
         ..req.clone()
     };
-    let (plan, _) = s.discovery.adopt(&id, &dry).await?;
+    let (plan, _) = s.discovery.adopt(&id, &dry, &actor).await?;
     check(&s, &plan)?;
     if req.dry_run {
         return Ok(Json(plan));
     }
-    let (done, written) = s.discovery.adopt(&id, &req).await?;
+    let (done, written) = s.discovery.adopt(&id, &req, &actor).await?;
     if let Some(w) = &written {
         s.announce(w);
         if let Some(g) = &w.value.group {
