@@ -244,7 +244,8 @@ async fn run_engines(
 }
 
 /// Starts the engines' background tasks: the rollout driver, the insights gauges, the
-/// cluster's (PostgreSQL only) and the endpoint token grace. They stop with `state.shutdown`.
+/// cluster's (PostgreSQL only), the endpoint token grace and revision retention. They stop
+/// with `state.shutdown`.
 pub fn start_tasks(state: &AppState) -> Vec<tokio::task::JoinHandle<()>> {
     let shutdown = state.shutdown.clone();
     let mut tasks = vec![
@@ -254,6 +255,9 @@ pub fn start_tasks(state: &AppState) -> Vec<tokio::task::JoinHandle<()>> {
             .clone()
             .spawn_metrics(crate::insights::GAUGES_EVERY, shutdown.clone()),
         tokio::spawn(crate::token_grace::run(TokenGrace::from_ref(state))),
+        tokio::spawn(crate::retention::run(
+            crate::retention::Retention::from_ref(state),
+        )),
     ];
     tasks.extend(crate::cluster::spawn(&ClusterTasks {
         cluster: state.cluster.clone(),

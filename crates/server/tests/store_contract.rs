@@ -72,7 +72,7 @@ async fn pipeline_crud(s: S) {
     }
     match s
         .w
-        .update_pipeline(a.id, pipeline_spec("a-first"), None)
+        .update_pipeline(&actor(), a.id, pipeline_spec("a-first"), None)
         .await
     {
         Err(WriteError::Store(StoreError::NameTaken { name, .. })) => assert_eq!(name, "a-first"),
@@ -83,14 +83,14 @@ async fn pipeline_crud(s: S) {
     let mut spec = pipeline_spec("b-second");
     spec.description = "changed".into();
     let a2 =
-        s.w.update_pipeline(a.id, spec.clone(), Some(1))
+        s.w.update_pipeline(&actor(), a.id, spec.clone(), Some(1))
             .await
             .unwrap()
             .value;
     assert_eq!(a2.revision, 2);
     assert_eq!(a2.spec.description, "changed");
     assert_eq!(a2.created_at, a.created_at);
-    match s.w.update_pipeline(a.id, spec.clone(), Some(1)).await {
+    match s.w.update_pipeline(&actor(), a.id, spec.clone(), Some(1)).await {
         Err(WriteError::Store(StoreError::RevisionMismatch {
             expected, actual, ..
         })) => assert_eq!((expected, actual), (1, 2)),
@@ -99,7 +99,7 @@ async fn pipeline_crud(s: S) {
     assert_eq!(s.get_pipeline(a.id).await.unwrap().revision, 2);
     // Without If-Match the update is unconditional.
     assert_eq!(
-        s.w.update_pipeline(a.id, spec, None)
+        s.w.update_pipeline(&actor(), a.id, spec, None)
             .await
             .unwrap()
             .value
@@ -121,7 +121,7 @@ async fn pipeline_crud(s: S) {
         Err(WriteError::Store(StoreError::NotFound { .. }))
     ));
     assert!(matches!(
-        s.w.update_pipeline(PipelineId::new(), pipeline_spec("x"), None)
+        s.w.update_pipeline(&actor(), PipelineId::new(), pipeline_spec("x"), None)
             .await,
         Err(WriteError::Store(StoreError::NotFound { .. }))
     ));
@@ -132,7 +132,7 @@ async fn references(s: S) {
     let missing = PipelineId::new();
 
     // Dangling references are refused and name the field.
-    match s.w.create_endpoint(endpoint_spec("e", missing, 4318)).await {
+    match s.w.create_endpoint(&actor(), endpoint_spec("e", missing, 4318)).await {
         Err(WriteError::Store(StoreError::DanglingReference { field, kind, id })) => {
             assert_eq!(
                 (field.as_str(), kind, id),
@@ -141,7 +141,7 @@ async fn references(s: S) {
         }
         other => panic!("expected DanglingReference, got {other:?}"),
     }
-    match s.w.create_group(group_spec("g", vec![p.id, missing])).await {
+    match s.w.create_group(&actor(), group_spec("g", vec![p.id, missing])).await {
         Err(WriteError::Store(StoreError::DanglingReference { field, .. })) => {
             assert_eq!(field, "pipeline_ids[1]")
         }
@@ -152,7 +152,7 @@ async fn references(s: S) {
         None,
         "failed create left nothing"
     );
-    match s.w.create_binding(binding_spec("b", missing)).await {
+    match s.w.create_binding(&actor(), binding_spec("b", missing)).await {
         Err(WriteError::Store(StoreError::DanglingReference { field, .. })) => {
             assert_eq!(field, "pipeline_id")
         }
@@ -161,17 +161,17 @@ async fn references(s: S) {
 
     // A referenced pipeline cannot be deleted; the error names each referrer in turn.
     let e =
-        s.w.create_endpoint(endpoint_spec("e", p.id, 4318))
+        s.w.create_endpoint(&actor(), endpoint_spec("e", p.id, 4318))
             .await
             .unwrap()
             .value;
     let b =
-        s.w.create_binding(binding_spec("b", p.id))
+        s.w.create_binding(&actor(), binding_spec("b", p.id))
             .await
             .unwrap()
             .value;
     let g =
-        s.w.create_group(group_spec("g", vec![p.id]))
+        s.w.create_group(&actor(), group_spec("g", vec![p.id]))
             .await
             .unwrap()
             .value;
@@ -193,9 +193,9 @@ async fn references(s: S) {
         other => panic!("expected InUse, got {other:?}"),
     };
     expect_in_use(s.w.delete_pipeline(p.id).await, Kind::Endpoint, "e");
-    s.w.delete_endpoint(e.id).await.unwrap();
+    s.w.delete_endpoint(&actor(), e.id).await.unwrap();
     expect_in_use(s.w.delete_pipeline(p.id).await, Kind::ExporterBinding, "b");
-    s.w.delete_binding(b.id).await.unwrap();
+    s.w.delete_binding(&actor(), b.id).await.unwrap();
     expect_in_use(s.w.delete_pipeline(p.id).await, Kind::AgentGroup, "g");
     s.w.delete_group(g.record.id).await.unwrap();
     s.w.delete_pipeline(p.id).await.unwrap();
@@ -214,15 +214,15 @@ async fn group_revisions(s: S) {
             .unwrap()
             .value;
     let e =
-        s.w.create_endpoint(endpoint_spec("checkout-otlp", p.id, 4318))
+        s.w.create_endpoint(&actor(), endpoint_spec("checkout-otlp", p.id, 4318))
             .await
             .unwrap()
             .value;
-    s.w.create_binding(binding_spec("checkout-out", p.id))
+    s.w.create_binding(&actor(), binding_spec("checkout-out", p.id))
         .await
         .unwrap();
     let w =
-        s.w.create_group(group_spec("eu", vec![p.id]))
+        s.w.create_group(&actor(), group_spec("eu", vec![p.id]))
             .await
             .unwrap();
     let g = w.value;
@@ -242,13 +242,13 @@ async fn group_revisions(s: S) {
     // When a change leaves the YAML identical (description), no revision is made
     let mut spec = pipeline_spec("checkout");
     spec.description = "only words".into();
-    let w = s.w.update_pipeline(p.id, spec.clone(), None).await.unwrap();
+    let w = s.w.update_pipeline(&actor(), p.id, spec.clone(), None).await.unwrap();
     assert!(w.revisions.is_empty());
     assert_eq!(s.get_group(g.record.id).await.unwrap().config_revision, 1);
     // nor when only the selector changes (the object revision moves, the config does not)
     let mut gspec = group_spec("eu", vec![p.id]);
     gspec.selector.insert("region".into(), "eu".into());
-    let w = s.w.update_group(g.record.id, gspec, Some(1)).await.unwrap();
+    let w = s.w.update_group(&actor(), g.record.id, gspec, Some(1)).await.unwrap();
     assert!(w.revisions.is_empty());
     assert_eq!((w.value.record.revision, w.value.config_revision), (2, 1));
 
@@ -257,7 +257,7 @@ async fn group_revisions(s: S) {
         id: "memory_limiter".into(),
         config: serde_json::json!({"limit_mib": 400}),
     });
-    let w = s.w.update_pipeline(p.id, spec, None).await.unwrap();
+    let w = s.w.update_pipeline(&actor(), p.id, spec, None).await.unwrap();
     assert_eq!(w.revisions.len(), 1);
     assert_eq!(w.revisions[0].revision, 2);
     assert!(w.revisions[0].yaml.contains("memory_limiter/checkout"));
@@ -267,7 +267,7 @@ async fn group_revisions(s: S) {
     let mut espec = endpoint_spec("checkout-otlp", p.id, 4318);
     espec.token_version = 2;
     espec.token_grace_seconds = 0;
-    let w = s.w.update_endpoint(e.id, espec, Some(1)).await.unwrap();
+    let w = s.w.update_endpoint(&actor(), e.id, espec, Some(1)).await.unwrap();
     assert_eq!(w.revisions.len(), 1);
     let r3 = &w.revisions[0];
     assert_eq!(r3.revision, 3);
@@ -298,18 +298,18 @@ async fn group_revisions(s: S) {
 async fn failed_render_writes_nothing(s: S) {
     // Given a group whose pipeline has an endpoint on port 4318
     let p = s.w.create_pipeline(pipeline_spec("p")).await.unwrap().value;
-    s.w.create_endpoint(endpoint_spec("first", p.id, 4318))
+    s.w.create_endpoint(&actor(), endpoint_spec("first", p.id, 4318))
         .await
         .unwrap();
-    s.w.create_binding(binding_spec("out", p.id)).await.unwrap();
+    s.w.create_binding(&actor(), binding_spec("out", p.id)).await.unwrap();
     let g =
-        s.w.create_group(group_spec("g", vec![p.id]))
+        s.w.create_group(&actor(), group_spec("g", vec![p.id]))
             .await
             .unwrap()
             .value;
     // When a second endpoint on the same port is added
     let err =
-        s.w.create_endpoint(endpoint_spec("second", p.id, 4318))
+        s.w.create_endpoint(&actor(), endpoint_spec("second", p.id, 4318))
             .await
             .unwrap_err();
     // Then the write fails with the render error and nothing of it remains
@@ -346,24 +346,24 @@ async fn moving_an_endpoint_rerenders_both_groups(s: S) {
             .await
             .unwrap()
             .value;
-    s.w.create_binding(binding_spec("out1", p1.id))
+    s.w.create_binding(&actor(), binding_spec("out1", p1.id))
         .await
         .unwrap();
-    s.w.create_binding(binding_spec("out2", p2.id))
+    s.w.create_binding(&actor(), binding_spec("out2", p2.id))
         .await
         .unwrap();
     let g1 =
-        s.w.create_group(group_spec("g1", vec![p1.id]))
+        s.w.create_group(&actor(), group_spec("g1", vec![p1.id]))
             .await
             .unwrap()
             .value;
     let g2 =
-        s.w.create_group(group_spec("g2", vec![p2.id]))
+        s.w.create_group(&actor(), group_spec("g2", vec![p2.id]))
             .await
             .unwrap()
             .value;
     let e =
-        s.w.create_endpoint(endpoint_spec("e", p1.id, 4318))
+        s.w.create_endpoint(&actor(), endpoint_spec("e", p1.id, 4318))
             .await
             .unwrap();
     assert_eq!(
@@ -371,7 +371,7 @@ async fn moving_an_endpoint_rerenders_both_groups(s: S) {
         vec![g1.record.id]
     );
     let moved =
-        s.w.update_endpoint(e.value.id, endpoint_spec("e", p2.id, 4318), None)
+        s.w.update_endpoint(&actor(), e.value.id, endpoint_spec("e", p2.id, 4318), None)
             .await
             .unwrap();
     let mut touched: Vec<_> = moved
@@ -415,18 +415,18 @@ async fn survives_reopen(before: S, reopen: impl std::future::Future<Output = S>
         .value;
     let e = before
         .w
-        .create_endpoint(endpoint_spec("e", p.id, 4318))
+        .create_endpoint(&actor(), endpoint_spec("e", p.id, 4318))
         .await
         .unwrap()
         .value;
     before
         .w
-        .create_binding(binding_spec("b", p.id))
+        .create_binding(&actor(), binding_spec("b", p.id))
         .await
         .unwrap();
     let g = before
         .w
-        .create_group(group_spec("g", vec![p.id]))
+        .create_group(&actor(), group_spec("g", vec![p.id]))
         .await
         .unwrap()
         .value;
@@ -445,12 +445,12 @@ async fn survives_reopen(before: S, reopen: impl std::future::Future<Output = S>
 /// creates with one name exactly one wins.
 async fn concurrent_writes(s: S) {
     let p = s.w.create_pipeline(pipeline_spec("p")).await.unwrap().value;
-    s.w.create_endpoint(endpoint_spec("e", p.id, 4318))
+    s.w.create_endpoint(&actor(), endpoint_spec("e", p.id, 4318))
         .await
         .unwrap();
-    s.w.create_binding(binding_spec("b", p.id)).await.unwrap();
+    s.w.create_binding(&actor(), binding_spec("b", p.id)).await.unwrap();
     let g =
-        s.w.create_group(group_spec("g", vec![p.id]))
+        s.w.create_group(&actor(), group_spec("g", vec![p.id]))
             .await
             .unwrap()
             .value;
@@ -460,7 +460,7 @@ async fn concurrent_writes(s: S) {
         tasks.push(tokio::spawn(async move {
             let mut spec = pipeline_spec("p");
             spec.processors[0].config = serde_json::json!({ "send_batch_size": i + 1 });
-            s.w.update_pipeline(p.id, spec, None).await.unwrap()
+            s.w.update_pipeline(&actor(), p.id, spec, None).await.unwrap()
         }));
     }
     let mut made: Vec<i64> = Vec::new();
@@ -502,25 +502,25 @@ async fn concurrent_writes(s: S) {
 /// is still there.
 async fn completeness(s: S) {
     let p = s.w.create_pipeline(pipeline_spec("p")).await.unwrap().value;
-    s.w.create_endpoint(endpoint_spec("e", p.id, 4318))
+    s.w.create_endpoint(&actor(), endpoint_spec("e", p.id, 4318))
         .await
         .unwrap();
-    match s.w.create_group(group_spec("g", vec![p.id])).await {
+    match s.w.create_group(&actor(), group_spec("g", vec![p.id])).await {
         Err(WriteError::Incomplete { group, field, .. }) => {
             assert_eq!((group.as_str(), field), ("g", "pipeline_ids"))
         }
         other => panic!("expected Incomplete, got {other:?}"),
     }
     assert_eq!(s.list_groups().await.unwrap(), vec![]);
-    let b = s.w.create_binding(binding_spec("b", p.id)).await.unwrap();
+    let b = s.w.create_binding(&actor(), binding_spec("b", p.id)).await.unwrap();
     assert_eq!(b.revisions, vec![]);
     let g =
-        s.w.create_group(group_spec("g", vec![p.id]))
+        s.w.create_group(&actor(), group_spec("g", vec![p.id]))
             .await
             .unwrap()
             .value;
     assert_eq!(g.config_revision, 1);
-    let deleted = s.w.delete_binding(b.value.id).await.unwrap();
+    let deleted = s.w.delete_binding(&actor(), b.value.id).await.unwrap();
     assert_eq!(deleted.revisions, vec![]);
     let after = s.get_group(g.record.id).await.unwrap();
     assert_eq!(
@@ -544,9 +544,9 @@ async fn secrets(s: S) {
     let mut b = binding_spec("b", p.id);
     b.secrets = [("key".to_string(), "store-key-1".to_string())].into();
     b.destinations[0].config = json!({"compression": {"$secret": "key"}});
-    let b = s.w.create_binding(b).await.unwrap().value;
+    let b = s.w.create_binding(&actor(), b).await.unwrap().value;
     let g =
-        s.w.create_group(group_spec("g", vec![p.id]))
+        s.w.create_group(&actor(), group_spec("g", vec![p.id]))
             .await
             .unwrap()
             .value;
@@ -559,13 +559,13 @@ async fn secrets(s: S) {
     keep.secrets.clear();
     keep.keep_secrets = true;
     keep.description = "kept".into();
-    let kept = s.w.update_pipeline(p.id, keep, None).await.unwrap().value;
+    let kept = s.w.update_pipeline(&actor(), p.id, keep, None).await.unwrap().value;
     assert_eq!(kept.spec.secrets, spec.secrets);
     assert!(!kept.spec.keep_secrets);
     // When they are replaced, Then the new value is stored and rendered
     let mut new = spec.clone();
     new.secrets = [("pw".to_string(), "store-pw-2".to_string())].into();
-    let w = s.w.update_pipeline(p.id, new, None).await.unwrap();
+    let w = s.w.update_pipeline(&actor(), p.id, new, None).await.unwrap();
     assert_eq!(
         s.get_pipeline(p.id).await.unwrap().spec.secrets["pw"],
         "store-pw-2"
@@ -710,7 +710,7 @@ async fn postgres_replicas_share_revisions() {
         // Both replicas derive the same endpoint tokens.
         let p = a.w.create_pipeline(pipeline_spec("p")).await.unwrap().value;
         let e =
-            a.w.create_endpoint(endpoint_spec("e", p.id, 4318))
+            a.w.create_endpoint(&actor(), endpoint_spec("e", p.id, 4318))
                 .await
                 .unwrap()
                 .value;
@@ -718,9 +718,9 @@ async fn postgres_replicas_share_revisions() {
             a.w.token_key().endpoint_token(e.id, 1),
             b.w.token_key().endpoint_token(e.id, 1)
         );
-        a.w.create_binding(binding_spec("b", p.id)).await.unwrap();
+        a.w.create_binding(&actor(), binding_spec("b", p.id)).await.unwrap();
         let g =
-            b.w.create_group(group_spec("g", vec![p.id]))
+            b.w.create_group(&actor(), group_spec("g", vec![p.id]))
                 .await
                 .unwrap()
                 .value;
@@ -730,7 +730,7 @@ async fn postgres_replicas_share_revisions() {
             tasks.push(tokio::spawn(async move {
                 let mut spec = pipeline_spec("p");
                 spec.processors[0].config = serde_json::json!({ "timeout": format!("{i}s") });
-                s.w.update_pipeline(p.id, spec, None).await.unwrap()
+                s.w.update_pipeline(&actor(), p.id, spec, None).await.unwrap()
             }));
         }
         for t in tasks {
