@@ -672,7 +672,10 @@ impl Client {
         revision: Option<i64>,
     ) -> Result<GroupConfig, ClientError> {
         match revision {
-            Some(r) => self.get(&format!("/agent-groups/{id}/config?revision={r}")).await,
+            Some(r) => {
+                self.get(&format!("/agent-groups/{id}/config?revision={r}"))
+                    .await
+            }
             None => self.agent_group_config(id).await,
         }
     }

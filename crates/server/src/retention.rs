@@ -166,7 +166,10 @@ mod tests {
             days: 15,
         };
         let (none, no_hashes) = (BTreeSet::new(), BTreeSet::new());
-        assert_eq!(to_keep(&revs, policy, &none, &no_hashes, now), [4, 5].into());
+        assert_eq!(
+            to_keep(&revs, policy, &none, &no_hashes, now),
+            [4, 5].into()
+        );
         let old: Vec<_> = (1..=3).map(|n| rev(n, 100, now)).collect();
         assert_eq!(to_keep(&old, policy, &none, &no_hashes, now), [3].into());
     }

@@ -106,7 +106,12 @@ impl Object {
     }
 
     fn endpoint(r: &EndpointRecord, deleted: bool) -> Self {
-        Self::new("endpoint", r.id, &r.spec.name, (!deleted).then_some(r.revision))
+        Self::new(
+            "endpoint",
+            r.id,
+            &r.spec.name,
+            (!deleted).then_some(r.revision),
+        )
     }
 
     fn binding(r: &BindingRecord, deleted: bool) -> Self {

@@ -2804,7 +2804,11 @@ async fn revisions_are_listed_read_and_diffed_with_their_causes() {
     assert_eq!(status, StatusCode::OK, "{updated}");
 
     let (status, list) = h
-        .call("GET", &format!("/api/v1/agent-groups/{gid}/revisions"), None)
+        .call(
+            "GET",
+            &format!("/api/v1/agent-groups/{gid}/revisions"),
+            None,
+        )
         .await;
     assert_eq!(status, StatusCode::OK, "{list}");
     let items = list["items"].as_array().unwrap();
@@ -2826,7 +2830,11 @@ async fn revisions_are_listed_read_and_diffed_with_their_causes() {
     assert!(!list.to_string().contains(&secret_token));
 
     let (status, one) = h
-        .call("GET", &format!("/api/v1/agent-groups/{gid}/revisions/1"), None)
+        .call(
+            "GET",
+            &format!("/api/v1/agent-groups/{gid}/revisions/1"),
+            None,
+        )
         .await;
     assert_eq!(status, StatusCode::OK, "{one}");
     assert_eq!(one["revision"], 1);
@@ -2858,9 +2866,15 @@ async fn revisions_are_listed_read_and_diffed_with_their_causes() {
         )
         .await;
     assert_eq!(status, StatusCode::OK, "{diff}");
-    assert_eq!((diff["from"].clone(), diff["to"].clone()), (json!(1), json!(2)));
+    assert_eq!(
+        (diff["from"].clone(), diff["to"].clone()),
+        (json!(1), json!(2))
+    );
     let text = diff["diff"].as_str().unwrap();
-    assert!(text.contains("--- revision 1") && text.contains("+++ revision 2"), "{text}");
+    assert!(
+        text.contains("--- revision 1") && text.contains("+++ revision 2"),
+        "{text}"
+    );
     assert!(
         text.lines()
             .any(|l| l.starts_with('+') && l.contains("timeout: 7s")),
@@ -2884,8 +2898,12 @@ async fn revisions_are_listed_read_and_diffed_with_their_causes() {
 async fn unknown_revisions_are_404_and_bad_revision_queries_400() {
     let h = Harness::new().await;
     let (pid, gid) = history_group(&h).await;
-    h.call("PUT", &format!("/api/v1/pipelines/{pid}"), Some(hist_pipeline("3s")))
-        .await;
+    h.call(
+        "PUT",
+        &format!("/api/v1/pipelines/{pid}"),
+        Some(hist_pipeline("3s")),
+    )
+    .await;
     let other = AgentGroupId::new();
     for path in [
         format!("/api/v1/agent-groups/{gid}/config?revision=9"),
@@ -2909,10 +2927,19 @@ async fn unknown_revisions_are_404_and_bad_revision_queries_400() {
                 None,
             )
             .await;
-        assert_error(&got, StatusCode::BAD_REQUEST, "bad_request", Some("revision"));
+        assert_error(
+            &got,
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+            Some("revision"),
+        );
     }
     let got = h
-        .call("GET", &format!("/api/v1/agent-groups/{gid}/config?rev=1"), None)
+        .call(
+            "GET",
+            &format!("/api/v1/agent-groups/{gid}/config?rev=1"),
+            None,
+        )
         .await;
     assert_error(&got, StatusCode::BAD_REQUEST, "bad_request", Some("rev"));
 }
@@ -2927,7 +2954,11 @@ async fn retention_keeps_what_agents_run() {
     let (pid, gid) = history_group(&h).await;
     for t in ["2s", "3s", "4s", "5s", "6s"] {
         let (status, v) = h
-            .call("PUT", &format!("/api/v1/pipelines/{pid}"), Some(hist_pipeline(t)))
+            .call(
+                "PUT",
+                &format!("/api/v1/pipelines/{pid}"),
+                Some(hist_pipeline(t)),
+            )
             .await;
         assert_eq!(status, StatusCode::OK, "{v}");
     }
@@ -2958,14 +2989,23 @@ async fn retention_keeps_what_agents_run() {
     let mut retention = otaas_server::retention::Retention::from_ref(&h.state);
     retention.policy = otaas_server::retention::Policy { count: 2, days: 0 };
     let now = chrono::Utc::now();
-    otaas_server::retention::prune(&retention, now).await.unwrap();
+    otaas_server::retention::prune(&retention, now)
+        .await
+        .unwrap();
     let kept: Vec<i64> = revs(&h).await.into_iter().map(|r| r.0).collect();
     // Revision 1 stays too when the rollout engine holds it as the last good one; whatever it
     // holds, 2 (the agent's) and the two newest must be there and 3, 4 gone.
-    assert!(kept.contains(&2) && kept.contains(&5) && kept.contains(&6), "{kept:?}");
+    assert!(
+        kept.contains(&2) && kept.contains(&5) && kept.contains(&6),
+        "{kept:?}"
+    );
     assert!(!kept.contains(&3) && !kept.contains(&4), "{kept:?}");
     let (status, _) = h
-        .call("GET", &format!("/api/v1/agent-groups/{gid}/revisions/2"), None)
+        .call(
+            "GET",
+            &format!("/api/v1/agent-groups/{gid}/revisions/2"),
+            None,
+        )
         .await;
     assert_eq!(status, StatusCode::OK);
 
@@ -2976,11 +3016,17 @@ async fn retention_keeps_what_agents_run() {
     }))
     .unwrap();
     h.state.agents.load(vec![moved]);
-    otaas_server::retention::prune(&retention, now).await.unwrap();
+    otaas_server::retention::prune(&retention, now)
+        .await
+        .unwrap();
     let kept: Vec<i64> = revs(&h).await.into_iter().map(|r| r.0).collect();
     assert!(!kept.contains(&2), "{kept:?}");
     let got = h
-        .call("GET", &format!("/api/v1/agent-groups/{gid}/revisions/2"), None)
+        .call(
+            "GET",
+            &format!("/api/v1/agent-groups/{gid}/revisions/2"),
+            None,
+        )
         .await;
     assert_error(&got, StatusCode::NOT_FOUND, "not_found", None);
 }

@@ -36,10 +36,7 @@ fn with_cause(mut schema: Value) -> Value {
             "cause_name": { "type": ["string", "null"] },
             "cause_revision": { "type": ["integer", "null"], "description": "the object's revision after the write; null when it was deleted" },
     });
-    if let (Some(props), Some(more)) = (
-        schema["properties"].as_object_mut(),
-        cause.as_object(),
-    ) {
+    if let (Some(props), Some(more)) = (schema["properties"].as_object_mut(), cause.as_object()) {
         props.extend(more.clone());
     }
     schema

@@ -113,7 +113,10 @@ async fn group_config(
 ) -> ApiResult<Json<GroupConfig>> {
     let id = group_id(&id)?;
     let Query(mut q) = q.map_err(|e| ApiError::bad_request(format!("query string: {e}"), None))?;
-    let revision = q.remove("revision").map(|r| query_revision(&r)).transpose()?;
+    let revision = q
+        .remove("revision")
+        .map(|r| query_revision(&r))
+        .transpose()?;
     if let Some(k) = q.keys().next() {
         return Err(ApiError::bad_request(
             format!("unknown query parameter {k:?}; only revision is supported"),

@@ -826,31 +826,37 @@ mod tests {
             .value;
         // The group needs a complete pipeline: a receiver above, an exporter here.
         writer
-            .create_binding(&crate::revisions::Actor::server(), otaas_api::ExporterBindingSpec {
-                secrets: Default::default(),
-                keep_secrets: false,
-                name: "out".into(),
-                pipeline_id: pipeline.id,
-                signals: None,
-                destinations: vec![otaas_api::DestinationSpec {
-                    name: "console".into(),
-                    kind: "debug".into(),
-                    endpoint: None,
-                    headers: Default::default(),
-                    keep_headers: false,
-                    tls: None,
-                    config: serde_json::json!({}),
-                }],
-            })
+            .create_binding(
+                &crate::revisions::Actor::server(),
+                otaas_api::ExporterBindingSpec {
+                    secrets: Default::default(),
+                    keep_secrets: false,
+                    name: "out".into(),
+                    pipeline_id: pipeline.id,
+                    signals: None,
+                    destinations: vec![otaas_api::DestinationSpec {
+                        name: "console".into(),
+                        kind: "debug".into(),
+                        endpoint: None,
+                        headers: Default::default(),
+                        keep_headers: false,
+                        tls: None,
+                        config: serde_json::json!({}),
+                    }],
+                },
+            )
             .await
             .unwrap();
         let group = writer
-            .create_group(&crate::revisions::Actor::server(), AgentGroupSpec {
-                name: "g".into(),
-                selector: [("env".to_owned(), "x".to_owned())].into(),
-                pipeline_ids: vec![pipeline.id],
-                rollout: RolloutSpec::default(),
-            })
+            .create_group(
+                &crate::revisions::Actor::server(),
+                AgentGroupSpec {
+                    name: "g".into(),
+                    selector: [("env".to_owned(), "x".to_owned())].into(),
+                    pipeline_ids: vec![pipeline.id],
+                    rollout: RolloutSpec::default(),
+                },
+            )
             .await
             .unwrap()
             .value;
