@@ -62,7 +62,7 @@ pub(crate) struct ApiArgs {
 }
 
 impl ApiArgs {
-    fn client(&self) -> Result<Client, DiscoveryCmdError> {
+    pub(crate) fn client(&self) -> Result<Client, DiscoveryCmdError> {
         if self.endpoint.trim().is_empty() {
             return Err(DiscoveryCmdError::NoEndpoint);
         }
@@ -148,7 +148,7 @@ pub(crate) async fn adopt(args: &AdoptArgs) -> Result<String, DiscoveryCmdError>
     }
 }
 
-fn json<T: Serialize>(v: &T) -> Result<String, DiscoveryCmdError> {
+pub(crate) fn json<T: Serialize>(v: &T) -> Result<String, DiscoveryCmdError> {
     Ok(serde_json::to_string_pretty(v)? + "\n")
 }
 
@@ -228,7 +228,7 @@ fn match_prefix<'a>(
 }
 
 /// Left-aligned columns, two spaces apart; the last column is not padded.
-fn columns(rows: &[Vec<String>]) -> String {
+pub(crate) fn columns(rows: &[Vec<String>]) -> String {
     let width = rows.iter().map(Vec::len).max().unwrap_or(0);
     let widths: Vec<usize> = (0..width)
         .map(|c| {

@@ -2,7 +2,8 @@
 //! (`serve` and `token` to the control plane, `agent`, `fleet-sim` and `bench` to theirs). To add
 //! a subcommand: a variant in `Command` and an arm in `run`.
 //!
-//! `discovered` and `adopt` are REST clients of a running control plane (`discovery.rs`).
+//! `discovered` and `adopt` are REST clients of a running control plane (`discovery.rs`), as
+//! are `groups`, `group` and `agents` (`groups.rs`).
 //!
 //! `agent`, `fleet-sim` and `bench` are cargo features (all on by default):
 //! `cargo build -p otaas --no-default-features` builds a control-plane-only `otaas`.
@@ -13,6 +14,7 @@ use otaas_server::config::ServeConfig;
 use otaas_server::token_cmd::TokenCreateArgs;
 
 mod discovery;
+mod groups;
 
 #[derive(Parser)]
 #[command(
@@ -38,6 +40,13 @@ enum Command {
     /// Adopt a discovered pipeline: create the otaas pipeline, endpoints, exporter bindings and
     /// optionally an agent group that render it. `--dry-run` shows the plan only.
     Adopt(discovery::AdoptArgs),
+    /// List the agent groups: config revision and hash, pipelines, selector.
+    Groups(groups::ListArgs),
+    /// One agent group: `status` (its rollout), `revisions` (its config history and who
+    /// caused each), `diff A B` (what changed between two revisions).
+    Group(groups::GroupArgs),
+    /// List the agents the control plane knows (`--selector k=v,...` to filter by labels).
+    Agents(groups::AgentsArgs),
     /// Print the version.
     Version,
     /// Simulated collectors speaking OpAMP to a server (JSON lines on stdout).
@@ -158,6 +167,15 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Adopt(args) => {
             print!("{}", discovery::adopt(&args).await.context("otaas adopt")?);
+        }
+        Command::Groups(args) => {
+            print!("{}", groups::groups(&args).await.context("otaas groups")?);
+        }
+        Command::Group(args) => {
+            print!("{}", groups::group(&args).await.context("otaas group")?);
+        }
+        Command::Agents(args) => {
+            print!("{}", groups::agents(&args).await.context("otaas agents")?);
         }
         Command::Version => println!("otaas {}", env!("CARGO_PKG_VERSION")),
         Command::Completions { shell } => {
