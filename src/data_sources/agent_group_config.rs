@@ -46,10 +46,8 @@ impl DataSource for GroupConfigDataSource {
                     "The object whose write made the revision: `pipeline`, `endpoint`, \
                      `exporter_binding` or `agent_group`; null for server-side causes.",
                 ),
-                Attribute::computed("cause_id", Type::String)
-                    .description("That object's id."),
-                Attribute::computed("cause_name", Type::String)
-                    .description("That object's name."),
+                Attribute::computed("cause_id", Type::String).description("That object's id."),
+                Attribute::computed("cause_name", Type::String).description("That object's name."),
                 Attribute::computed("cause_revision", Type::Number).description(
                     "That object's revision after the write; null when the write deleted it.",
                 ),
