@@ -10,7 +10,8 @@ use otaas_api::{Client, ClientConfig, ClientError};
 
 use crate::framework::semantic::json_equal;
 use crate::framework::{
-    AttributePath, Context, Diagnostic, Diagnostics, PlanChange, ProviderConfig, Val, Value,
+    Attribute, AttributePath, Context, Diagnostic, Diagnostics, PlanChange, ProviderConfig, Type,
+    Val, Value,
 };
 
 /// One client per provider configuration: a provider process is configured once, and reusing
@@ -114,6 +115,116 @@ pub(crate) fn create_error(
         ),
     )
     .at(AttributePath::attr("name"))
+}
+
+/// The computed attribute holding what an object renders in collector configs.
+pub(crate) const COLLECTOR_CONFIG: &str = "collector_config";
+
+/// `collector_config` of pipelines, endpoints and exporter bindings.
+pub(crate) fn collector_config_attribute(parts: &str) -> Attribute {
+    Attribute::computed(COLLECTOR_CONFIG, Type::String).description(&format!(
+        "What this object puts into the collector config of every agent group running it: \
+         its {parts}, as YAML with secret values redacted, made by the server's own renderer \
+         (`POST /api/v1/config-preview`). Computed while planning, so a plan that changes the \
+         object shows the collector config lines that change; the plan also warns which agent \
+         groups the change reaches and how many agents they have."
+    ))
+}
+
+/// Whether the plan changes the object (besides its computed and local attributes).
+fn plan_changes(change: &PlanChange) -> bool {
+    let strip = |v: &Value| -> Value {
+        let mut v = v.clone();
+        for c in ["revision", COLLECTOR_CONFIG, "secret_digests", "token"]
+            .iter()
+            .chain(&LOCAL_ATTRS)
+        {
+            v.set(c, Value::Null);
+        }
+        v
+    };
+    change.is_create() || strip(&change.planned) != strip(&change.prior)
+}
+
+/// Plans `collector_config`: the prior value when the object does not change; otherwise what
+/// the server renders for `preview` (the object as planned; `None` when some of it is not
+/// known yet: then unknown). A change that reaches agent groups is a warning naming them with
+/// their agent counts. Quiet when the server cannot answer: the value is then unknown.
+pub(crate) async fn plan_collector_config(
+    ctx: &Context,
+    change: &mut PlanChange,
+    preview: Option<otaas_api::ConfigPreview>,
+    diags: &mut Diagnostics,
+) {
+    if !plan_changes(change) {
+        let prior = change
+            .prior
+            .get(COLLECTOR_CONFIG)
+            .cloned()
+            .unwrap_or(Value::Null);
+        change.planned.set(COLLECTOR_CONFIG, prior);
+        return;
+    }
+    let answer = match (preview, client(ctx)) {
+        (Some(p), Ok(client)) => client.config_preview(&p).await.ok(),
+        _ => None,
+    };
+    let Some(answer) = answer else {
+        change.planned.set(COLLECTOR_CONFIG, Value::unknown());
+        return;
+    };
+    change
+        .planned
+        .set(COLLECTOR_CONFIG, Value::string(&answer.yaml));
+    let reached: Vec<String> = answer
+        .groups
+        .iter()
+        .filter(|g| g.changes)
+        .map(|g| format!("{:?} ({} agents)", g.group_name, g.agents))
+        .collect();
+    if !reached.is_empty() {
+        diags.push(Diagnostic::warning(
+            "Collector config change",
+            format!(
+                "This change gives agent groups a new collector config, rolled out with each \
+                 group's strategy: {}.",
+                reached.join(", ")
+            ),
+        ));
+    }
+}
+
+/// `collector_config` after a write or a read: the planned value when known (Terraform holds
+/// the applied object to it), else the prior one while the object's revision did not move,
+/// else asked of the server. Left null when the server cannot say (the next read tries again).
+pub(crate) async fn settle_collector_config(
+    client: &Client,
+    state: &mut Value,
+    earlier: &Value,
+    preview: Option<otaas_api::ConfigPreview>,
+) {
+    let kept = earlier
+        .get(COLLECTOR_CONFIG)
+        .filter(|v| matches!(v, Value::String(_)));
+    let planned_or_same = match kept {
+        Some(v) if earlier.get("revision").is_none_or(Value::is_unknown) => Some(v.clone()),
+        Some(v) if earlier.get("revision") == state.get("revision") => Some(v.clone()),
+        _ => None,
+    };
+    let value = match planned_or_same {
+        Some(v) => v,
+        None => match preview {
+            Some(p) => match client.config_preview(&p).await {
+                Ok(answer) => Value::string(&answer.yaml),
+                Err(e) => {
+                    tracing::debug!(error = %e, "No collector config preview");
+                    Value::Null
+                }
+            },
+            None => Value::Null,
+        },
+    };
+    state.set(COLLECTOR_CONFIG, value);
 }
 
 /// The plan-time component check (`POST /api/v1/component-check`): a diagnostic at the
@@ -546,7 +657,12 @@ pub(crate) fn computed_follow_change(change: &mut PlanChange, computed: &[&str])
     }
     let strip = |v: &Value| -> Value {
         let mut v = v.clone();
-        for c in computed.iter().chain(&LOCAL_ATTRS) {
+        // `collector_config` is planned after this (unknown until then).
+        for c in computed
+            .iter()
+            .chain(&LOCAL_ATTRS)
+            .chain(&[COLLECTOR_CONFIG])
+        {
             v.set(c, Value::Null);
         }
         v

@@ -80,6 +80,7 @@ fn schema() -> Schema {
             Attribute::computed("revision", Type::Number).description(
                 "The endpoint object's revision on the server: 1 at creation, +1 per update.",
             ),
+            collector_config_attribute("receiver (and its bearer token authenticator)"),
         ],
     )
 }
@@ -155,6 +156,26 @@ fn auth_str(a: EndpointAuth) -> &'static str {
     match a {
         EndpointAuth::Bearer => "bearer",
         EndpointAuth::None => "none",
+    }
+}
+
+/// The preview of an endpoint as the server holds it.
+fn preview_of(e: &Endpoint) -> otaas_api::ConfigPreview {
+    otaas_api::ConfigPreview {
+        endpoint: Some(otaas_api::EndpointCheck {
+            id: Some(e.id),
+            spec: EndpointSpec {
+                name: e.name.clone(),
+                pipeline_id: e.pipeline_id,
+                protocol: e.protocol,
+                port: e.port,
+                tls: e.tls.clone(),
+                auth: e.auth,
+                token_version: e.token_version,
+                token_grace_seconds: e.token_grace_seconds,
+            },
+        }),
+        ..Default::default()
     }
 }
 
@@ -304,7 +325,7 @@ impl Resource for EndpointResource {
             }
         }
     }
-    async fn modify_plan(&self, _ctx: &Context, change: &mut PlanChange, _diags: &mut Diagnostics) {
+    async fn modify_plan(&self, ctx: &Context, change: &mut PlanChange, diags: &mut Diagnostics) {
         let config = change.config.clone();
         default_if_unset(
             &mut change.planned,
@@ -337,6 +358,28 @@ impl Resource for EndpointResource {
             change.prior.get("token").cloned().unwrap_or(Value::Null)
         };
         change.planned.set("token", token);
+        let mut quiet = Diagnostics::new();
+        let preview = if change.planned.is_wholly_known_at(&[
+            "name",
+            "pipeline_id",
+            "protocol",
+            "port",
+            "tls",
+            "auth",
+            "token_version",
+            "token_grace_period",
+        ]) {
+            spec(&change.planned, &mut quiet).map(|spec| otaas_api::ConfigPreview {
+                endpoint: Some(otaas_api::EndpointCheck {
+                    id: string(&change.prior, "id").and_then(|s| s.parse().ok()),
+                    spec,
+                }),
+                ..Default::default()
+            })
+        } else {
+            None
+        };
+        plan_collector_config(ctx, change, preview.filter(|_| !quiet.has_errors()), diags).await;
     }
     async fn create(
         &self,
@@ -350,7 +393,7 @@ impl Resource for EndpointResource {
         match client.create_endpoint(&spec).await {
             Ok(e) => {
                 let cause = format!("change to endpoint {:?}", e.name);
-                rollout::settle_write(
+                let mut st = rollout::settle_write(
                     ctx,
                     &client,
                     state(&e, planned),
@@ -359,7 +402,9 @@ impl Resource for EndpointResource {
                     cause,
                     diags,
                 )
-                .await
+                .await?;
+                settle_collector_config(&client, &mut st, planned, Some(preview_of(&e))).await;
+                Some(st)
             }
             Err(e) => {
                 diags.push(create_error(
@@ -384,6 +429,7 @@ impl Resource for EndpointResource {
             Ok(e) => {
                 let mut st = state(&e, prior);
                 rollout::keep_local(prior, &mut st);
+                settle_collector_config(&client, &mut st, prior, Some(preview_of(&e))).await;
                 st
             }
             Err(e) if e.is_not_found() => Value::Null,
@@ -415,7 +461,7 @@ impl Resource for EndpointResource {
         {
             Ok(e) => {
                 let cause = format!("change to endpoint {:?}", e.name);
-                rollout::settle_write(
+                let mut st = rollout::settle_write(
                     ctx,
                     &client,
                     state(&e, prior),
@@ -424,7 +470,9 @@ impl Resource for EndpointResource {
                     cause,
                     diags,
                 )
-                .await
+                .await?;
+                settle_collector_config(&client, &mut st, planned, Some(preview_of(&e))).await;
+                Some(st)
             }
             Err(e) => {
                 diags.push(api_error(

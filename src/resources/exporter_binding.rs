@@ -132,8 +132,39 @@ fn schema() -> Schema {
         ]
         .into_iter()
         .chain(super::secrets::attributes("binding"))
+        .chain([collector_config_attribute("exporters, one per destination")])
         .collect(),
     )
+}
+
+/// The preview of a binding as the server holds it (its stored secrets and headers kept).
+fn preview_of(b: &ExporterBinding) -> otaas_api::ConfigPreview {
+    otaas_api::ConfigPreview {
+        exporter_binding: Some(otaas_api::ExporterBindingCheck {
+            id: Some(b.id),
+            spec: ExporterBindingSpec {
+                name: b.name.clone(),
+                pipeline_id: b.pipeline_id,
+                signals: b.signals.clone(),
+                destinations: b
+                    .destinations
+                    .iter()
+                    .map(|d| DestinationSpec {
+                        name: d.name.clone(),
+                        kind: d.kind.clone(),
+                        endpoint: d.endpoint.clone(),
+                        headers: BTreeMap::new(),
+                        keep_headers: true,
+                        tls: d.tls.clone(),
+                        config: d.config.clone(),
+                    })
+                    .collect(),
+                secrets: BTreeMap::new(),
+                keep_secrets: true,
+            },
+        }),
+        ..Default::default()
+    }
 }
 
 /// Header values for state: the prior (configured) value where the server's digest matches it,
@@ -558,11 +589,13 @@ impl Resource for ExporterBindingResource {
             .is_wholly_known_at(&["name", "pipeline_id", "destinations"])
             || !super::secrets::known_at_plan(&change.planned, &config)
         {
+            plan_collector_config(ctx, change, None, diags).await;
             return;
         }
         let mut quiet = Diagnostics::new();
         let Some(binding) = spec_for_write(&change.planned, &config, &change.prior, &mut quiet)
         else {
+            plan_collector_config(ctx, change, None, diags).await;
             return;
         };
         let check = otaas_api::ComponentCheck {
@@ -573,6 +606,11 @@ impl Resource for ExporterBindingResource {
                 spec: binding,
             }),
         };
+        let preview = otaas_api::ConfigPreview {
+            exporter_binding: check.exporter_binding.clone(),
+            ..Default::default()
+        };
+        plan_collector_config(ctx, change, Some(preview), diags).await;
         plan_component_check(ctx, &check, change, diags).await;
     }
     async fn create(
@@ -590,7 +628,7 @@ impl Resource for ExporterBindingResource {
         match client.create_exporter_binding(&spec).await {
             Ok(b) => {
                 let cause = format!("change to exporter binding {:?}", b.name);
-                rollout::settle_write(
+                let mut st = rollout::settle_write(
                     ctx,
                     &client,
                     state(&b, planned),
@@ -599,7 +637,9 @@ impl Resource for ExporterBindingResource {
                     cause,
                     diags,
                 )
-                .await
+                .await?;
+                settle_collector_config(&client, &mut st, planned, Some(preview_of(&b))).await;
+                Some(st)
             }
             Err(e) => {
                 diags.push(create_error(
@@ -624,6 +664,7 @@ impl Resource for ExporterBindingResource {
             Ok(b) => {
                 let mut st = state(&b, prior);
                 rollout::keep_local(prior, &mut st);
+                settle_collector_config(&client, &mut st, prior, Some(preview_of(&b))).await;
                 st
             }
             Err(e) if e.is_not_found() => Value::Null,
@@ -662,7 +703,7 @@ impl Resource for ExporterBindingResource {
         {
             Ok(b) => {
                 let cause = format!("change to exporter binding {:?}", b.name);
-                rollout::settle_write(
+                let mut st = rollout::settle_write(
                     ctx,
                     &client,
                     state(&b, planned),
@@ -671,7 +712,9 @@ impl Resource for ExporterBindingResource {
                     cause,
                     diags,
                 )
-                .await
+                .await?;
+                settle_collector_config(&client, &mut st, planned, Some(preview_of(&b))).await;
+                Some(st)
             }
             Err(e) => {
                 diags.push(api_error(

@@ -66,6 +66,7 @@ pub fn schema() -> Schema {
         ]
         .into_iter()
         .chain(super::secrets::attributes("pipeline"))
+        .chain([collector_config_attribute("receivers and processors")])
         .collect(),
     )
 }
@@ -147,6 +148,25 @@ fn state_without_secrets(p: &Pipeline, prior: &Value) -> Value {
 
 fn signal(s: &str) -> Option<Signal> {
     Signal::ALL.into_iter().find(|x| x.as_str() == s)
+}
+
+/// The preview of a pipeline as the server holds it (its stored secrets kept).
+fn preview_of(p: &Pipeline) -> otaas_api::ConfigPreview {
+    otaas_api::ConfigPreview {
+        pipeline: Some(otaas_api::PipelineCheck {
+            id: Some(p.id),
+            spec: PipelineSpec {
+                name: p.name.clone(),
+                description: p.description.clone(),
+                signals: p.signals.clone(),
+                receivers: p.receivers.clone(),
+                processors: p.processors.clone(),
+                secrets: BTreeMap::new(),
+                keep_secrets: true,
+            },
+        }),
+        ..Default::default()
+    }
 }
 
 /// The spec to write: `planned` for everything but write-only values, which only `config`
@@ -354,6 +374,27 @@ impl Resource for PipelineResource {
         let digests = super::secrets::planned_digests(&change.planned, &config, &change.prior);
         change.planned.set("secret_digests", digests);
         computed_follow_change(change, &["revision"]);
+        let preview = if change.planned.is_wholly_known_at(&[
+            "name",
+            "description",
+            "signals",
+            "receivers",
+            "processors",
+        ]) && super::secrets::known_at_plan(&change.planned, &config)
+        {
+            let mut quiet = Diagnostics::new();
+            let spec = spec_for_write(&change.planned, &config, &change.prior, &mut quiet);
+            (!quiet.has_errors()).then(|| otaas_api::ConfigPreview {
+                pipeline: Some(otaas_api::PipelineCheck {
+                    id: string(&change.prior, "id").and_then(|s| s.parse().ok()),
+                    spec,
+                }),
+                ..Default::default()
+            })
+        } else {
+            None
+        };
+        plan_collector_config(ctx, change, preview, diags).await;
         // Where the pipeline already serves groups (an update), check the planned components
         // against their agents now rather than at apply.
         if change.is_create()
@@ -399,7 +440,7 @@ impl Resource for PipelineResource {
         match client.create_pipeline(&spec).await {
             Ok(p) => {
                 let cause = format!("change to pipeline {:?}", p.name);
-                rollout::settle_write(
+                let mut st = rollout::settle_write(
                     ctx,
                     &client,
                     state(&p, planned),
@@ -408,7 +449,9 @@ impl Resource for PipelineResource {
                     cause,
                     diags,
                 )
-                .await
+                .await?;
+                settle_collector_config(&client, &mut st, planned, Some(preview_of(&p))).await;
+                Some(st)
             }
             Err(e) => {
                 diags.push(create_error(
@@ -433,6 +476,7 @@ impl Resource for PipelineResource {
             Ok(p) => {
                 let mut st = state(&p, prior);
                 rollout::keep_local(prior, &mut st);
+                settle_collector_config(&client, &mut st, prior, Some(preview_of(&p))).await;
                 st
             }
             Err(e) if e.is_not_found() => Value::Null,
@@ -467,7 +511,7 @@ impl Resource for PipelineResource {
         {
             Ok(p) => {
                 let cause = format!("change to pipeline {:?}", p.name);
-                rollout::settle_write(
+                let mut st = rollout::settle_write(
                     ctx,
                     &client,
                     state(&p, planned),
@@ -476,7 +520,9 @@ impl Resource for PipelineResource {
                     cause,
                     diags,
                 )
-                .await
+                .await?;
+                settle_collector_config(&client, &mut st, planned, Some(preview_of(&p))).await;
+                Some(st)
             }
             Err(e) => {
                 diags.push(api_error(

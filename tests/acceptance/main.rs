@@ -23,6 +23,7 @@ mod agent_group;
 mod agent_health;
 mod bench;
 mod busy;
+mod collector_config_plan;
 mod common;
 mod completeness;
 mod endpoint_binding;

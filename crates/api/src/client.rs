@@ -766,6 +766,11 @@ impl Client {
     pub async fn create_token(&self, req: &TokenCreate) -> Result<TokenCreated, ClientError> {
         self.write(Method::POST, "/tokens", req, None).await
     }
+
+    /// `DELETE /api/v1/tokens/{id}`: revoke a token (idempotent).
+    pub async fn revoke_token(&self, id: crate::TokenId) -> Result<(), ClientError> {
+        self.delete(&format!("/tokens/{id}")).await
+    }
 }
 
 impl Client {
@@ -789,9 +794,49 @@ impl Client {
             .await
     }
 
+    /// `POST /api/v1/config-preview`: the collector config an object renders, and the groups
+    /// the write would reach.
+    pub async fn config_preview(
+        &self,
+        preview: &crate::types::ConfigPreview,
+    ) -> Result<crate::types::ConfigPreviewResult, ClientError> {
+        self.write(Method::POST, "/config-preview", preview, None)
+            .await
+    }
+
     /// `GET /api/v1/agents/{id}` (id = instance uid in hex), with the redacted effective config.
     pub async fn get_agent(&self, id: &str) -> Result<crate::agents::Agent, ClientError> {
         self.get(&format!("/agents/{id}")).await
+    }
+}
+
+impl Client {
+    /// `GET /api/v1/audit`: every audit entry matching `query`, oldest first (admin tokens
+    /// only).
+    pub async fn list_audit(
+        &self,
+        query: &crate::audit::AuditQuery,
+    ) -> Result<Vec<crate::audit::AuditEntry>, ClientError> {
+        let pairs = query.to_pairs();
+        let refs: Vec<(&str, &str)> = pairs.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        self.list("/audit", &refs).await
+    }
+
+    /// `GET /api/v1/audit/export`: the matching entries as JSON Lines, as the server sent them.
+    pub async fn export_audit(
+        &self,
+        query: &crate::audit::AuditQuery,
+    ) -> Result<bytes::Bytes, ClientError> {
+        let pairs = query.to_pairs();
+        let refs: Vec<(&str, &str)> = pairs.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let answer = self
+            .attempt(Method::GET, "/audit/export", &refs, None, None)
+            .await?;
+        if answer.status.is_success() {
+            Ok(answer.bytes)
+        } else {
+            Err(error_of(answer.status, &answer.bytes))
+        }
     }
 }
 

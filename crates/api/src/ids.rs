@@ -61,3 +61,7 @@ id_type!(
     /// Id of an API or enrollment token (never the token itself).
     TokenId
 );
+id_type!(
+    /// Id of an audit trail entry (UUIDv7: entries sort by the time they were recorded).
+    AuditId
+);

@@ -9,9 +9,11 @@
 //! - [`status`]: a group's rollout status (`/agent-groups/{id}/status`).
 //! - [`discovery`]: pipelines collectors run (`/discovered-pipelines`) and their adoption.
 //! - [`insights`]: fleet insights (`/insights`): load, anomalies, security events.
+//! - [`audit`]: the audit trail (`/audit`): writes and refused token uses.
 //! - [`client`]: a typed async client (reqwest + rustls) used by the Terraform provider and tests.
 
 pub mod agents;
+pub mod audit;
 pub mod client;
 pub mod components;
 pub mod discovery;
@@ -27,8 +29,9 @@ pub use agents::{
     Agent, AgentQuery, AgentStatus, AgentTransport, ComponentHealth, HealthFilter,
     RemoteConfigState,
 };
+pub use audit::{AuditEntry, AuditInterface, AuditQuery, AuditResult};
 pub use client::{Client, ClientConfig, ClientError};
 pub use error::{ErrorBody, ErrorCode, ErrorDetail, MissingComponent, UnsupportedSignal};
-pub use ids::{AgentGroupId, EndpointId, ExporterBindingId, PipelineId, TokenId};
+pub use ids::{AgentGroupId, AuditId, EndpointId, ExporterBindingId, PipelineId, TokenId};
 pub use status::{AgentFailure, GroupStatus, RolloutState, RolloutStepStatus};
 pub use types::*;

@@ -622,6 +622,50 @@ pub struct AgentGroupCheck {
     pub spec: AgentGroupSpec,
 }
 
+/// An endpoint to preview.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EndpointCheck {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<EndpointId>,
+    pub spec: EndpointSpec,
+}
+
+/// Body of `POST /api/v1/config-preview`: exactly one object as it would be written (`id` for
+/// an update).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConfigPreview {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pipeline: Option<PipelineCheck>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoint: Option<EndpointCheck>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exporter_binding: Option<ExporterBindingCheck>,
+}
+
+/// An agent group a previewed write reaches.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PreviewGroup {
+    pub group_id: AgentGroupId,
+    pub group_name: String,
+    /// Agents in the group now.
+    pub agents: u64,
+    /// Whether the group's rendered config would change (a new revision rolled out).
+    pub changes: bool,
+}
+
+/// The answer of `POST /api/v1/config-preview`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConfigPreviewResult {
+    /// The collector config sections the object renders (YAML, secrets redacted): a pipeline
+    /// its `receivers` and `processors`, an endpoint its receiver and auth extension, a binding
+    /// its `exporters`.
+    pub yaml: String,
+    /// The agent groups running the object's pipeline.
+    pub groups: Vec<PreviewGroup>,
+}
+
 /// The check passed: the agent groups whose rendered config was checked and how many agents
 /// (connected, reporting their components) were judged.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

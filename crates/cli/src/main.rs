@@ -2,8 +2,8 @@
 //! (`serve` and `token` to the control plane, `agent`, `fleet-sim` and `bench` to theirs). To add
 //! a subcommand: a variant in `Command` and an arm in `run`.
 //!
-//! `discovered` and `adopt` are REST clients of a running control plane (`discovery.rs`), as
-//! are `groups`, `group` and `agents` (`groups.rs`).
+//! `discovered` and `adopt` are REST clients of a running control plane (`discovery.rs`), and
+//! so are `audit` (`audit.rs`) and `groups`, `group` and `agents` (`groups.rs`).
 //!
 //! `agent`, `fleet-sim` and `bench` are cargo features (all on by default):
 //! `cargo build -p otaas --no-default-features` builds a control-plane-only `otaas`.
@@ -13,6 +13,7 @@ use clap::{Parser, Subcommand};
 use otaas_server::config::ServeConfig;
 use otaas_server::token_cmd::TokenCreateArgs;
 
+mod audit;
 mod discovery;
 mod groups;
 
@@ -47,6 +48,9 @@ enum Command {
     Group(groups::GroupArgs),
     /// List the agents the control plane knows (`--selector k=v,...` to filter by labels).
     Agents(groups::AgentsArgs),
+    /// The audit trail of a running control plane: every write through its API and every
+    /// refused token use (admin token needed).
+    Audit(audit::AuditArgs),
     /// Print the version.
     Version,
     /// Simulated collectors speaking OpAMP to a server (JSON lines on stdout).
@@ -176,6 +180,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Agents(args) => {
             print!("{}", groups::agents(&args).await.context("otaas agents")?);
+        }
+        Command::Audit(args) => {
+            print!("{}", audit::audit(&args).await.context("otaas audit")?);
         }
         Command::Version => println!("otaas {}", env!("CARGO_PKG_VERSION")),
         Command::Completions { shell } => {

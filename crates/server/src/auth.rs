@@ -73,6 +73,17 @@ impl TokenKey {
         Some(Self(v.try_into().ok()?))
     }
 
+    /// 12 hex digits of an HMAC of `value` under this key, for the audit trail to tell
+    /// repeated unknown tokens apart without keeping them (see `audit::Actor::unknown`).
+    pub fn fingerprint(&self, value: &str) -> String {
+        let mut mac = Hmac::<Sha256>::new_from_slice(&self.0).expect("HMAC accepts any key size");
+        mac.update(b"audit-fingerprint:");
+        mac.update(value.as_bytes());
+        let mut hex = hex::encode(mac.finalize().into_bytes());
+        hex.truncate(12);
+        hex
+    }
+
     /// The ingest token of an endpoint at a token version.
     pub fn endpoint_token(&self, id: EndpointId, version: u32) -> String {
         let mut mac = Hmac::<Sha256>::new_from_slice(&self.0).expect("HMAC accepts any key size");
@@ -214,10 +225,15 @@ pub fn authorize(scope: TokenScope, method: &http::Method, path: &str) -> Result
     let read = matches!(*method, http::Method::GET | http::Method::HEAD);
     // Token metadata is for admins only, even to read.
     let token_route = path.starts_with("/tokens") || path.starts_with("/api/v1/tokens");
+    // So is the audit trail: it names every token and where it was used from.
+    let audit_route = path.starts_with("/audit") || path.starts_with("/api/v1/audit");
     match scope {
         TokenScope::Admin => Ok(()),
         TokenScope::ReadOnly if token_route => {
             Err("read-only tokens cannot list or manage tokens; use an admin token")
+        }
+        TokenScope::ReadOnly if audit_route => {
+            Err("read-only tokens cannot read the audit trail; use an admin token")
         }
         TokenScope::ReadOnly if read => Ok(()),
         TokenScope::ReadOnly => Err("read-only token: only GET requests are allowed"),
@@ -272,6 +288,8 @@ mod tests {
         assert!(authorize(TokenScope::ReadOnly, &Method::PUT, "/pipelines/x").is_err());
         assert!(authorize(TokenScope::ReadOnly, &Method::DELETE, "/pipelines/x").is_err());
         assert!(authorize(TokenScope::ReadOnly, &Method::GET, "/tokens").is_err());
+        assert!(authorize(TokenScope::ReadOnly, &Method::GET, "/audit").is_err());
+        assert!(authorize(TokenScope::ReadOnly, &Method::GET, "/audit/export").is_err());
         assert!(authorize(TokenScope::Agent, &Method::GET, "/pipelines").is_err());
     }
 

@@ -97,6 +97,15 @@ pub struct ServeConfig {
     #[arg(long, env = "OTAAS_AUTH_FAILURE_LIMIT", default_value_t = 20)]
     pub auth_failure_limit: u32,
 
+    /// Days an audit trail entry is kept; older ones are deleted (checked every 10 minutes).
+    #[arg(long, env = "OTAAS_AUDIT_RETENTION_DAYS", default_value_t = 90, value_parser = clap::value_parser!(u32).range(1..=36_500))]
+    pub audit_retention_days: u32,
+
+    /// Audit trail entries kept at most; the oldest beyond it are deleted (checked every 10
+    /// minutes).
+    #[arg(long, env = "OTAAS_AUDIT_RETENTION_COUNT", default_value_t = 1_000_000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub audit_retention_count: u64,
+
     /// Open connections allowed per source IP address on the API listener; further ones get
     /// one `429 rate_limited` response and are closed. 0 disables the limit.
     #[arg(long, env = "OTAAS_MAX_CONNS_PER_IP", default_value_t = 256)]
@@ -188,6 +197,8 @@ impl ServeConfig {
             api_rate_limit: 200.0,
             api_rate_burst: 1000,
             auth_failure_limit: 20,
+            audit_retention_days: 90,
+            audit_retention_count: 1_000_000,
             max_conns_per_ip: 256,
             tls_cert: None,
             tls_key: None,

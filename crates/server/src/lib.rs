@@ -7,6 +7,8 @@
 //! - [`data_dir`]: the data dir, created and kept private.
 //! - [`state`]: [`state::AppState`], the server assembled (engines and shared parts).
 //! - [`api`]: the REST API router (`/api/v1`, `/healthz`, `/readyz`, `/metrics`).
+//! - [`audit`]: the audit trail recorder (writes and refused token uses, queued and written
+//!   in the background) and its retention.
 //! - [`auth`]: tokens (hashing, verification, bearer middleware, endpoint token derivation).
 //! - [`store`]: the `Store` trait and its SQLite and PostgreSQL backends (crate `otaas-store`).
 //! - [`revisions`]: config writes — records, the groups they re-render and their revisions,
@@ -31,6 +33,7 @@
 //! - [`refusals`]: hyper's own refusals (unparsable requests) get the JSON error body.
 
 pub mod api;
+pub mod audit;
 pub mod auth;
 pub mod cluster;
 pub mod config;

@@ -214,12 +214,15 @@ pub async fn run(mut config: ServeConfig) -> Result<(), ServeError> {
         tls: api_tls,
         conn_limit: ConnLimiter::new(state.config.max_conns_per_ip),
     };
+    let audit = state.audit.clone();
     listener::serve(listener, api::router(state), options, shutdown).await;
     // The OpAMP server drains its sessions and flushes agent state before we exit.
     match opamp.await {
         Ok(result) => result.map_err(ServeError::Http)?,
         Err(err) => tracing::error!(error = %err, "OpAMP server task failed"),
     }
+    // The last requests' entries are still queued: written before the process exits.
+    audit.flush(std::time::Duration::from_secs(5)).await;
     eprintln!("otaas: stopped");
     Ok(())
 }
@@ -244,8 +247,8 @@ async fn run_engines(
 }
 
 /// Starts the engines' background tasks: the rollout driver, the insights gauges, the
-/// cluster's (PostgreSQL only), the endpoint token grace and revision retention. They stop
-/// with `state.shutdown`.
+/// cluster's (PostgreSQL only), the endpoint token grace, revision retention and the audit
+/// trail's retention. They stop with `state.shutdown`.
 pub fn start_tasks(state: &AppState) -> Vec<tokio::task::JoinHandle<()>> {
     let shutdown = state.shutdown.clone();
     let mut tasks = vec![
@@ -257,6 +260,13 @@ pub fn start_tasks(state: &AppState) -> Vec<tokio::task::JoinHandle<()>> {
         tokio::spawn(crate::token_grace::run(TokenGrace::from_ref(state))),
         tokio::spawn(crate::retention::run(
             crate::retention::Retention::from_ref(state),
+        )),
+        tokio::spawn(crate::audit::retention(
+            state.store.clone(),
+            state.config.audit_retention_days,
+            state.config.audit_retention_count,
+            crate::audit::PRUNE_EVERY,
+            shutdown.clone(),
         )),
     ];
     tasks.extend(crate::cluster::spawn(&ClusterTasks {

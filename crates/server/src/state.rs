@@ -53,6 +53,8 @@ pub struct AppState {
     pub discovery: Arc<Discovery>,
     /// This replica among the others sharing the database (see `cluster.rs`); alone on SQLite.
     pub cluster: Arc<Cluster>,
+    /// The audit trail recorder (see `audit.rs`).
+    pub audit: Arc<crate::audit::Audit>,
     /// The operator's config policy (`--deny-components`, `--deny-paths`, ...); `writer`
     /// renders with the same one.
     pub policy: Arc<crate::policy::ConfigPolicy>,
@@ -96,6 +98,7 @@ impl AppState {
             metrics.clone(),
         ));
         let writer = ConfigWriter::new(store.clone(), policy.clone());
+        let audit = Arc::new(crate::audit::Audit::new(store.clone(), metrics.clone()));
         let discovery = Arc::new(Discovery::new(
             agents.clone(),
             store.clone(),
@@ -104,6 +107,7 @@ impl AppState {
         ));
         Self {
             writer,
+            audit,
             discovery,
             policy,
             store,
@@ -171,6 +175,7 @@ impl FromRef<AppState> for crate::opamp::OpampDeps {
             auth_failures: s.auth_failures.clone(),
             admin_token_hash: s.admin_token_hash.clone(),
             shutdown: s.shutdown.clone(),
+            audit: s.audit.clone(),
         }
     }
 }

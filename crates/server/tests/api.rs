@@ -1327,9 +1327,12 @@ async fn openapi_matches_the_types() {
         "/tokens",
         "/tokens/{id}",
         "/component-check",
+        "/config-preview",
         "/discovered-pipelines",
         "/discovered-pipelines/{id}",
         "/discovered-pipelines/{id}/adopt",
+        "/audit",
+        "/audit/export",
         "/openapi.json",
     ] {
         assert!(doc["paths"].get(path).is_some(), "{path} missing");
@@ -1383,6 +1386,54 @@ async fn openapi_matches_the_types() {
             message: "paused".into(),
             updated_at: now,
             driver: Some("replica-a".into()),
+        })
+        .unwrap(),
+    );
+    check(
+        "ConfigPreviewResult",
+        serde_json::to_value(ConfigPreviewResult {
+            yaml: String::new(),
+            groups: vec![PreviewGroup {
+                group_id: AgentGroupId::new(),
+                group_name: "g".into(),
+                agents: 1,
+                changes: true,
+            }],
+        })
+        .unwrap(),
+    );
+    check(
+        "ConfigPreview",
+        serde_json::to_value(ConfigPreview {
+            pipeline: Some(PipelineCheck {
+                id: None,
+                spec: serde_json::from_value(pipeline_json("p")).unwrap(),
+            }),
+            endpoint: None,
+            exporter_binding: None,
+        })
+        .unwrap(),
+    );
+    check(
+        "AuditEntry",
+        serde_json::to_value(AuditEntry {
+            id: AuditId::new(),
+            at: now,
+            interface: AuditInterface::Rest,
+            token_id: Some("t".into()),
+            token_description: Some("d".into()),
+            token_fingerprint: Some("f".into()),
+            source: Some("127.0.0.1".into()),
+            method: "PUT".into(),
+            path: "/api/v1/pipelines/x".into(),
+            object_kind: Some("pipelines".into()),
+            object_id: Some("x".into()),
+            status: 200,
+            error_code: Some("conflict".into()),
+            result: AuditResult::Success,
+            revision_before: Some(1),
+            revision_after: Some(2),
+            dry_run: true,
         })
         .unwrap(),
     );
@@ -3029,4 +3080,117 @@ async fn retention_keeps_what_agents_run() {
         )
         .await;
     assert_error(&got, StatusCode::NOT_FOUND, "not_found", None);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Config preview
+
+/// Given a pipeline in a group with two agents, when a processor change is previewed, then the
+/// answer is the pipeline's receivers and processors as the renderer writes them (scoped ids,
+/// secrets redacted) and the group, its two agents and that its config changes; previewing the
+/// pipeline as stored changes nothing; a new binding is previewed by its exporters.
+#[tokio::test]
+async fn a_preview_shows_the_rendered_part_and_the_groups_it_reaches() {
+    let h = Harness::new().await;
+    let p = h
+        .create(
+            "/api/v1/pipelines",
+            json!({"name": "app", "signals": ["logs"],
+                "receivers": {"filelog": {"include": ["/a.log"]}},
+                "processors": [{"id": "batch", "config": {"timeout": "1s"}}],
+                "secrets": {"pw": "hunter22"}}),
+        )
+        .await;
+    let pid = p["id"].as_str().unwrap().to_owned();
+    h.create(
+        "/api/v1/exporter-bindings",
+        json!({"name": "out", "pipeline_id": pid,
+            "destinations": [{"name": "d", "type": "debug"}]}),
+    )
+    .await;
+    let g = h
+        .create(
+            "/api/v1/agent-groups",
+            json!({"name": "g", "selector": {"team": "a"}, "pipeline_ids": [pid]}),
+        )
+        .await;
+    let gid = g["id"].as_str().unwrap().to_owned();
+    let records = (0..2)
+        .map(|i| {
+            serde_json::from_value(json!({
+                "id": format!("{:032x}", 0xb000 + i),
+                "labels": {"team": "a"},
+                "group_id": gid,
+            }))
+            .unwrap()
+        })
+        .collect();
+    h.state.agents.load(records);
+
+    let spec = |timeout: &str| {
+        json!({"name": "app", "signals": ["logs"],
+            "receivers": {"filelog": {"include": ["/a.log"], "password": {"$secret": "pw"}}},
+            "processors": [{"id": "batch", "config": {"timeout": timeout}}],
+            "secrets": {"pw": "hunter22"}})
+    };
+    let (status, got) = h
+        .call(
+            "POST",
+            "/api/v1/config-preview",
+            Some(json!({"pipeline": {"id": pid, "spec": spec("5s")}})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{got}");
+    assert_eq!(
+        got["yaml"],
+        "receivers:\n  filelog/app:\n    include:\n    - /a.log\n    password: <redacted>\nprocessors:\n  batch/app:\n    timeout: 5s\n"
+    );
+    assert!(!got.to_string().contains("hunter22"));
+    assert_eq!(
+        got["groups"],
+        json!([{"group_id": gid, "group_name": "g", "agents": 2, "changes": true}])
+    );
+
+    // As stored (no password reference, 1s): nothing changes.
+    let stored = json!({"name": "app", "signals": ["logs"],
+        "receivers": {"filelog": {"include": ["/a.log"]}},
+        "processors": [{"id": "batch", "config": {"timeout": "1s"}}],
+        "secrets": {"pw": "hunter22"}});
+    let (_, got) = h
+        .call(
+            "POST",
+            "/api/v1/config-preview",
+            Some(json!({"pipeline": {"id": pid, "spec": stored}})),
+        )
+        .await;
+    assert_eq!(got["groups"][0]["changes"], false, "{got}");
+
+    let (status, got) = h
+        .call(
+            "POST",
+            "/api/v1/config-preview",
+            Some(
+                json!({"exporter_binding": {"spec": {"name": "more", "pipeline_id": pid,
+                "destinations": [{"name": "x", "type": "otlphttp", "endpoint": "http://x:4318",
+                    "headers": {"authorization": "Bearer sekrit"}}]}}}),
+            ),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{got}");
+    assert_eq!(
+        got["yaml"],
+        "exporters:\n  otlphttp/more.x:\n    endpoint: http://x:4318\n    headers:\n      authorization: <redacted>\n"
+    );
+    assert_eq!(got["groups"][0]["changes"], true);
+
+    // Exactly one object.
+    let got = h
+        .call("POST", "/api/v1/config-preview", Some(json!({})))
+        .await;
+    assert_error(
+        &got,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid_field",
+        Some("pipeline"),
+    );
 }

@@ -33,9 +33,9 @@ pub use coordination::{Coordination, LockSession, Notices};
 pub use error::{Kind, StoreError};
 pub use open::open;
 pub use records::{
-    AGENT_ROWS_PER_STATEMENT, AgentRow, AgentRowFilter, Backend, BindingRecord, EndpointRecord,
-    GroupInputs, GroupRecord, GroupRevision, PipelineRecord, Record, Replaced, RolloutRow,
-    TokenRecord,
+    AGENT_ROWS_PER_STATEMENT, AgentRow, AgentRowFilter, AuditFilter, AuditRecord, Backend,
+    BindingRecord, EndpointRecord, GroupInputs, GroupRecord, GroupRevision, PipelineRecord, Record,
+    Replaced, RolloutRow, TokenRecord,
 };
 pub use seal::{SEALED_PREFIX, ServerKey};
 pub use spec::{TokenGrace, keep_headers, merge_binding, merge_pipeline, token_grace};

@@ -45,6 +45,11 @@ const SQLITE: &[Entry] = &[
         "revision_causes",
         include_str!("../migrations/sqlite/0007_revision_causes.sql"),
     ),
+    (
+        8,
+        "audit",
+        include_str!("../migrations/sqlite/0008_audit.sql"),
+    ),
 ];
 
 const POSTGRES: &[Entry] = &[
@@ -82,6 +87,11 @@ const POSTGRES: &[Entry] = &[
         7,
         "revision_causes",
         include_str!("../migrations/postgres/0007_revision_causes.sql"),
+    ),
+    (
+        8,
+        "audit",
+        include_str!("../migrations/postgres/0008_audit.sql"),
     ),
 ];
 

@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 use otaas_api::{
-    AgentGroupId, AgentGroupSpec, EndpointId, EndpointSpec, ExporterBindingId, ExporterBindingSpec,
-    PipelineId, PipelineSpec, RevisionCause, TokenId, TokenScope,
+    AgentGroupId, AgentGroupSpec, AuditId, EndpointId, EndpointSpec, ExporterBindingId,
+    ExporterBindingSpec, PipelineId, PipelineSpec, RevisionCause, TokenId, TokenScope,
 };
 
 /// A stored object: its spec (as written through the API) plus what the server maintains.
@@ -133,4 +133,53 @@ pub struct RolloutRow {
 pub enum Backend {
     Sqlite,
     Postgres,
+}
+
+/// One entry of the audit trail: a write through the REST API or a refused token use. Holds
+/// no secret by construction: the server fills it from the request line, the token's stored
+/// metadata and the response status, never from bodies or header values.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AuditRecord {
+    /// UUIDv7: the order of the trail and its pagination key.
+    pub id: AuditId,
+    pub at: DateTime<Utc>,
+    /// Where the token was used: `rest`, `opamp` or `ingest`.
+    pub interface: String,
+    /// A stored token's id, `flag-admin` for the `--admin-token` flag, `None` when no token
+    /// or an unknown one was presented.
+    pub token_id: Option<String>,
+    pub token_description: Option<String>,
+    /// For an unknown token only: a keyed, truncated fingerprint, to tell repeated attempts
+    /// with the same value apart from different ones.
+    pub token_fingerprint: Option<String>,
+    /// The connection's peer address as the server saw it.
+    pub source: Option<String>,
+    pub method: String,
+    pub path: String,
+    pub object_kind: Option<String>,
+    pub object_id: Option<String>,
+    pub status: u16,
+    pub error_code: Option<String>,
+    pub success: bool,
+    pub revision_before: Option<i64>,
+    pub revision_after: Option<i64>,
+    /// The request was a dry run: checked and answered, nothing changed.
+    pub dry_run: bool,
+}
+
+/// Which audit entries to read: every set field must match; `after` (an id) and `limit`
+/// page through them in id order.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct AuditFilter {
+    pub since: Option<DateTime<Utc>>,
+    pub until: Option<DateTime<Utc>>,
+    pub token_id: Option<String>,
+    pub object_kind: Option<String>,
+    pub object_id: Option<String>,
+    pub success: Option<bool>,
+    pub method: Option<String>,
+    /// Entries after this id only.
+    pub after: Option<AuditId>,
+    /// At most this many (all when `None`).
+    pub limit: Option<usize>,
 }

@@ -13,8 +13,8 @@ use otaas_api::{
 use crate::coordination::Coordination;
 use crate::error::StoreError;
 use crate::records::{
-    AgentRow, AgentRowFilter, Backend, BindingRecord, EndpointRecord, GroupInputs, GroupRecord,
-    GroupRevision, PipelineRecord, Replaced, RolloutRow, TokenRecord,
+    AgentRow, AgentRowFilter, AuditFilter, AuditRecord, Backend, BindingRecord, EndpointRecord,
+    GroupInputs, GroupRecord, GroupRevision, PipelineRecord, Replaced, RolloutRow, TokenRecord,
 };
 use crate::seal::ServerKey;
 
@@ -147,6 +147,14 @@ pub trait Store: Send + Sync + 'static {
     async fn list_rollouts(&self) -> Result<Vec<RolloutRow>, StoreError>;
     /// Forgets a group's rollout state (the group was deleted); absent is fine.
     async fn delete_rollout(&self, group_id: AgentGroupId) -> Result<(), StoreError>;
+
+    /// Appends audit trail entries (the server's audit writer batches them).
+    async fn append_audit(&self, entries: &[AuditRecord]) -> Result<(), StoreError>;
+    /// The audit entries matching `filter`, oldest (lowest id) first.
+    async fn list_audit(&self, filter: &AuditFilter) -> Result<Vec<AuditRecord>, StoreError>;
+    /// Deletes the audit entries recorded before `before`, then all but the newest `keep`;
+    /// returns how many were deleted.
+    async fn prune_audit(&self, before: DateTime<Utc>, keep: u64) -> Result<u64, StoreError>;
 
     /// How replicas sharing this database reach each other and share locks; `None` where
     /// the database is not shared (SQLite: one process).

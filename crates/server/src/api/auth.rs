@@ -8,7 +8,8 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
 use crate::api::ApiError;
-use crate::auth::{TokenCheck, authorize, bearer, check_token};
+use crate::audit::Actor;
+use crate::auth::{TokenCheck, TokenKey, authorize, bearer, check_token};
 use crate::limits::{AuthFailures, RateLimiter};
 use crate::metrics::Metrics;
 use crate::state::AppState;
@@ -63,15 +64,24 @@ pub async fn require_api_token(
         )
         .into_response();
     }
-    let fail = |e: ApiError| {
+    // Every answer past the address budget says whose token it judged (see `api/audit.rs`).
+    let answer = |resp: Response, actor: Actor| {
+        let mut resp = resp;
+        resp.extensions_mut().insert(actor);
+        resp
+    };
+    let fail = |e: ApiError, actor: Actor| {
         state.metrics.inc("otaas_api_auth_failures_total", &[]);
         if let Some(ip) = peer {
             state.auth_failures.failed(ip);
         }
-        e.into_response()
+        answer(e.into_response(), actor)
     };
     let Some(presented) = bearer(request.headers()) else {
-        return fail(ApiError::unauthorized("missing bearer token"));
+        return fail(
+            ApiError::unauthorized("missing bearer token"),
+            Actor::none(),
+        );
     };
     let principal = match check_token(
         state.store.as_ref(),
@@ -81,34 +91,63 @@ pub async fn require_api_token(
     .await
     {
         Ok(TokenCheck::Valid(p)) => p,
-        Ok(TokenCheck::Unknown) => return fail(ApiError::unauthorized("invalid bearer token")),
+        Ok(TokenCheck::Unknown) => {
+            let actor = if presented.is_empty() {
+                Actor::none()
+            } else {
+                Actor::unknown(&TokenKey::from(state.store.server_key()), presented)
+            };
+            return fail(ApiError::unauthorized("invalid bearer token"), actor);
+        }
         Ok(TokenCheck::Revoked) => {
-            return fail(ApiError::unauthorized("bearer token has been revoked"));
+            let actor = refused(&state, presented).await;
+            return fail(
+                ApiError::unauthorized("bearer token has been revoked"),
+                actor,
+            );
         }
         Ok(TokenCheck::Expired(at)) => {
-            return fail(ApiError::unauthorized(&format!(
-                "bearer token expired at {}",
-                at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
-            )));
+            let actor = refused(&state, presented).await;
+            return fail(
+                ApiError::unauthorized(&format!(
+                    "bearer token expired at {}",
+                    at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+                )),
+                actor,
+            );
         }
         Err(e) => return ApiError::from(e).into_response(),
     };
+    let actor = Actor::of(&principal);
     // A valid token outside its scope is refused (and in the metric) but is not a failed
     // authentication: it does not count against the address.
     if let Err(msg) = authorize(principal.scope(), request.method(), request.uri().path()) {
         state.metrics.inc("otaas_api_auth_failures_total", &[]);
-        return ApiError::forbidden(msg).into_response();
+        return answer(ApiError::forbidden(msg).into_response(), actor);
     }
     if let Err(wait) = state.rate_limiter.check(&principal.key()) {
         state.metrics.inc("otaas_api_rate_limited_total", &[]);
-        return ApiError::rate_limited(
-            "too many requests for this token; retry after the delay in Retry-After",
-            wait,
-        )
-        .into_response();
+        return answer(
+            ApiError::rate_limited(
+                "too many requests for this token; retry after the delay in Retry-After",
+                wait,
+            )
+            .into_response(),
+            actor,
+        );
     }
     request.extensions_mut().insert(principal);
-    next.run(request).await
+    answer(next.run(request).await, actor)
+}
+
+/// A revoked or expired token, described from its stored metadata.
+async fn refused(state: &ApiAuth, presented: &str) -> Actor {
+    Actor::refused(
+        state.store.as_ref(),
+        state.admin_token_hash.as_deref(),
+        Some(presented),
+    )
+    .await
 }
 
 /// The earlier name of [`require_api_token`] (it now also admits read-only tokens to reads).

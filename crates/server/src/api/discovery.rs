@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use otaas_api::List;
@@ -114,11 +115,27 @@ fn check(s: &AppState, plan: &Adoption) -> Result<(), ApiError> {
     Ok(())
 }
 
+/// The adoption, its answer marked as a dry run for the audit trail when it is one.
 async fn adopt(
     State(s): State<AppState>,
     super::revisions::CallerActor(actor): super::revisions::CallerActor,
     Path(id): Path<String>,
     ApiJson(req): ApiJson<AdoptRequest>,
+) -> Response {
+    let dry_run = req.dry_run;
+    let mut resp = adopt_or_plan(s, actor, id, req).await.into_response();
+    if dry_run {
+        resp.extensions_mut()
+            .insert(super::audit::AuditNote::dry_run());
+    }
+    resp
+}
+
+async fn adopt_or_plan(
+    s: AppState,
+    actor: crate::revisions::Actor,
+    id: String,
+    req: AdoptRequest,
 ) -> Result<Json<Adoption>, ApiError> {
     let id = parse_id(&id)?.to_owned();
     if let Some(name) = &req.name {

@@ -194,7 +194,10 @@ pub fn is_unavailable(e: &sqlx::Error) -> bool {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
+        let code = self.body.error.code;
         let mut resp = (self.status, Json(*self.body)).into_response();
+        // For the audit trail: the code without reading the body back.
+        resp.extensions_mut().insert(code);
         let retry_after = match (self.retry_after, self.status) {
             (Some(s), _) => Some(s),
             (None, StatusCode::SERVICE_UNAVAILABLE) => Some(1),

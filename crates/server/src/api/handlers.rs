@@ -21,7 +21,6 @@ use crate::state::AppState;
 use crate::store::GroupRevision;
 
 type ApiResult<T> = Result<T, ApiError>;
-type Created<T> = (StatusCode, Json<T>);
 
 /// A single object in a response, with `ETag: "<revision>"` so standard HTTP clients can
 /// send it back in `If-Match`.
@@ -38,6 +37,7 @@ impl<T> Obj<T> {
 
 pub(super) trait Revisioned {
     fn revision(&self) -> i64;
+    fn object_id(&self) -> String;
 }
 
 macro_rules! revisioned {
@@ -45,6 +45,9 @@ macro_rules! revisioned {
         impl Revisioned for $t {
             fn revision(&self) -> i64 {
                 self.revision
+            }
+            fn object_id(&self) -> String {
+                self.id.to_string()
             }
         }
     )*};
@@ -54,7 +57,13 @@ revisioned!(Pipeline, Endpoint, ExporterBinding, AgentGroup);
 impl<T: Revisioned + serde::Serialize> IntoResponse for Obj<T> {
     fn into_response(self) -> Response {
         let etag = format!("\"{}\"", self.1.revision());
+        let note = super::audit::AuditNote {
+            object_id: Some(self.1.object_id()),
+            revision_after: Some(self.1.revision()),
+            dry_run: false,
+        };
         let mut resp = (self.0, Json(self.1)).into_response();
+        resp.extensions_mut().insert(note);
         if let Ok(v) = http::HeaderValue::from_str(&etag) {
             resp.headers_mut().insert(http::header::ETAG, v);
         }
@@ -452,7 +461,11 @@ const MAX_TOKEN_LIFETIME_SECS: u64 = 10 * 365 * 24 * 3600;
 pub(super) async fn create_token(
     State(s): State<AppState>,
     ApiJson(req): ApiJson<TokenCreate>,
-) -> ApiResult<Created<TokenCreated>> {
+) -> ApiResult<(
+    StatusCode,
+    axum::Extension<super::audit::AuditNote>,
+    Json<TokenCreated>,
+)> {
     if req.description.len() > 256 {
         return Err(ApiError::invalid(
             "description",
@@ -501,6 +514,10 @@ pub(super) async fn create_token(
     tracing::info!(token_id = %rec.id, scope = req.scope.as_str(), "Token created");
     Ok((
         StatusCode::CREATED,
+        axum::Extension(super::audit::AuditNote {
+            object_id: Some(rec.id.to_string()),
+            ..Default::default()
+        }),
         Json(TokenCreated {
             id: rec.id,
             scope: rec.scope,

@@ -2,13 +2,14 @@
 //! (`/api/v1/*` behind bearer auth, plus `/healthz`, `/readyz`, `/metrics`).
 //!
 //! Files: `handlers.rs` (one function per route), `json.rs` (body extractor with our errors),
-//! `validate.rs` (semantic checks), `paging.rs` (`limit`/`cursor` of every list), `components.rs` (the agents' component check), `views.rs` (records → response objects, secrets dropped),
+//! `validate.rs` (semantic checks), `paging.rs` (`limit`/`cursor` of every list), `components.rs` (the agents' component check), `preview.rs` (what one object renders), `views.rs` (records → response objects, secrets dropped),
 //! `error.rs` ([`ApiError`]), `openapi.rs` (the `/api/v1/openapi.json` document), `auth.rs` (the
-//! bearer-token middleware), `agents.rs`, `rollouts.rs`, `insights.rs` and `discovery.rs` (the
+//! bearer-token middleware), `audit.rs` (the audit trail's middleware and routes), `agents.rs`, `rollouts.rs`, `insights.rs` and `discovery.rs` (the
 //! fleet, rollout, insights and discovered-pipeline routes, over their engines), `revisions.rs`
 //! (a group's config history: config at a revision, list, one, diff).
 
 mod agents;
+pub mod audit;
 pub mod auth;
 mod components;
 mod discovery;
@@ -18,6 +19,7 @@ mod insights;
 pub mod json;
 mod openapi;
 pub mod paging;
+mod preview;
 mod revisions;
 mod rollouts;
 pub mod validate;
@@ -69,7 +71,16 @@ pub fn v1_routes() -> Router<AppState> {
         )
         .route("/tokens", get(list_tokens).post(create_token))
         .route("/tokens/{id}", delete(revoke_token))
-        .route("/component-check", axum::routing::post(components::dry_run))
+        .route(
+            "/component-check",
+            axum::routing::post(components::dry_run)
+                .layer(middleware::map_response(audit::mark_dry_run)),
+        )
+        .route(
+            "/config-preview",
+            axum::routing::post(preview::preview)
+                .layer(middleware::map_response(audit::mark_dry_run)),
+        )
         .route("/openapi.json", get(openapi::serve))
         .merge(revisions::routes())
 }
@@ -81,12 +92,18 @@ pub fn router(state: AppState) -> Router {
         .merge(rollouts::routes())
         .merge(insights::routes())
         .merge(discovery::routes())
+        .merge(audit::routes())
         .route_layer(middleware::from_fn_with_state(
             auth::ApiAuth::from_ref(&state),
             auth::require_api_token,
         ))
         .fallback(not_found)
-        .method_not_allowed_fallback(method_not_allowed);
+        .method_not_allowed_fallback(method_not_allowed)
+        // Outside the bearer check: it sees that check's refusals as well as the answers.
+        .layer(middleware::from_fn_with_state(
+            state.audit.clone(),
+            audit::record,
+        ));
     Router::new()
         .nest("/api/v1", api)
         .route("/healthz", get(healthz))
@@ -135,7 +152,18 @@ async fn json_errors(req: Request, next: Next) -> Response {
             .unwrap_or("request refused")
             .to_string();
     }
-    let code = match status {
+    let body = otaas_api::ErrorBody::new(code_for_status(status), message, None);
+    parts.headers.remove(http::header::CONTENT_LENGTH);
+    parts.headers.insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/json"),
+    );
+    Response::from_parts(parts, axum::Json(body).into_response().into_body())
+}
+
+/// The error code of an error status whose answer did not say one (axum's rejections).
+fn code_for_status(status: StatusCode) -> ErrorCode {
+    match status {
         StatusCode::UNAUTHORIZED => ErrorCode::Unauthorized,
         StatusCode::FORBIDDEN => ErrorCode::Forbidden,
         StatusCode::NOT_FOUND => ErrorCode::NotFound,
@@ -146,14 +174,7 @@ async fn json_errors(req: Request, next: Next) -> Response {
         StatusCode::SERVICE_UNAVAILABLE => ErrorCode::Unavailable,
         s if s.is_server_error() => ErrorCode::Internal,
         _ => ErrorCode::BadRequest,
-    };
-    let body = otaas_api::ErrorBody::new(code, message, None);
-    parts.headers.remove(http::header::CONTENT_LENGTH);
-    parts.headers.insert(
-        http::header::CONTENT_TYPE,
-        http::HeaderValue::from_static("application/json"),
-    );
-    Response::from_parts(parts, axum::Json(body).into_response().into_body())
+    }
 }
 
 async fn not_found() -> ApiError {

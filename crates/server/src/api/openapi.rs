@@ -340,6 +340,15 @@ pub fn document() -> Value {
         }}),
     );
     paths.insert(
+        "/config-preview".into(),
+        json!({ "post": {
+            "tags": ["pipelines"],
+            "summary": "Dry run: the collector config sections one pipeline, endpoint or exporter binding renders (secrets redacted), and the agent groups the write reaches with their agent counts and whether their config changes",
+            "requestBody": body("ConfigPreview"),
+            "responses": ok("200", r("ConfigPreviewResult"))
+        }}),
+    );
+    paths.insert(
         "/tokens".into(),
         json!({ "post": {
             "tags": ["tokens"], "summary": "Mint a token (shown once, stored hashed)",
@@ -357,6 +366,45 @@ pub fn document() -> Value {
             "tags": ["tokens"], "summary": "Revoke a token (idempotent); admin only",
             "parameters": [{ "name": "id", "in": "path", "required": true, "schema": uuid() }],
             "responses": with_errors(json!({ "204": { "description": "revoked" } }))
+        }}),
+    );
+    let audit_filters = || {
+        vec![
+            json!({ "name": "since", "in": "query", "required": false, "schema": ts(),
+                "description": "entries recorded at or after this time (RFC 3339)" }),
+            json!({ "name": "until", "in": "query", "required": false, "schema": ts(),
+                "description": "entries recorded before this time (RFC 3339)" }),
+            json!({ "name": "token_id", "in": "query", "required": false,
+                "schema": { "type": "string" },
+                "description": "a token id, or flag-admin for the --admin-token flag's token" }),
+            json!({ "name": "object", "in": "query", "required": false,
+                "schema": { "type": "string" },
+                "description": "the collection written: pipelines, endpoints, exporter-bindings, agent-groups, tokens, discovered-pipelines, ..." }),
+            json!({ "name": "object_id", "in": "query", "required": false,
+                "schema": { "type": "string" } }),
+            json!({ "name": "result", "in": "query", "required": false,
+                "schema": { "type": "string", "enum": ["success", "failure"] } }),
+            json!({ "name": "method", "in": "query", "required": false,
+                "schema": { "type": "string" }, "description": "POST, PUT, DELETE, GET, ..." }),
+        ]
+    };
+    paths.insert(
+        "/audit".into(),
+        json!({ "get": {
+            "tags": ["audit"],
+            "summary": "The audit trail: every write through this API and every refused token use (REST, OpAMP, own-metrics ingest), oldest first; never a secret; admin only",
+            "parameters": paged(audit_filters()),
+            "responses": ok("200", page("AuditEntry"))
+        }}),
+    );
+    paths.insert(
+        "/audit/export".into(),
+        json!({ "get": {
+            "tags": ["audit"],
+            "summary": "The matching audit entries as JSON Lines (one AuditEntry per line), streamed; admin only",
+            "parameters": audit_filters(),
+            "responses": with_errors(json!({ "200": { "description": "JSON Lines",
+                "content": { "application/x-ndjson": { "schema": r("AuditEntry") } } } }))
         }}),
     );
     paths.insert(
@@ -663,10 +711,19 @@ pub fn document() -> Value {
     })
 }
 
-/// Schemas of the discovered-pipeline routes (apart: one `json!` of every schema is past the
-/// macro's recursion limit).
+/// Schemas of the config-preview and discovered-pipeline routes (apart: one `json!` of every
+/// schema is past the macro's recursion limit).
 fn discovery_schemas() -> Value {
     json!({
+        "ConfigPreview": obj(&[], json!({
+            "pipeline": obj(&["spec"], json!({ "id": uuid(), "spec": r("PipelineSpec") })),
+            "endpoint": obj(&["spec"], json!({ "id": uuid(), "spec": r("EndpointSpec") })),
+            "exporter_binding": obj(&["spec"], json!({ "id": uuid(), "spec": r("ExporterBindingSpec") })) })),
+        "ConfigPreviewResult": resp_obj(&["yaml", "groups"], json!({
+            "yaml": { "type": "string", "description": "the collector config sections the object renders, secrets redacted" },
+            "groups": { "type": "array", "items": resp_obj(&["group_id", "group_name", "agents", "changes"], json!({
+                "group_id": uuid(), "group_name": name(), "agents": { "type": "integer" },
+                "changes": { "type": "boolean" } })) } })),
         "DiscoveredPipeline": resp_obj(&["id", "suggested_name", "signals", "pipelines", "agents",
             "unmanaged_agents", "common_labels", "managed", "unrepresentable", "adoptable", "health",
             "throughput", "anomalies", "sample_agents"], json!({
@@ -684,6 +741,24 @@ fn discovery_schemas() -> Value {
             "throughput": { "type": "object", "description": "agents_reporting, accepted/refused/sent_per_second" },
             "anomalies": { "type": "array", "items": { "type": "object" } },
             "sample_agents": { "type": "array", "items": { "type": "string" } } })),
+        "AuditEntry": resp_obj(&["id", "at", "interface", "method", "path", "status", "result"], json!({
+            "id": uuid(),
+            "at": ts(),
+            "interface": { "type": "string", "enum": ["rest", "opamp", "ingest"] },
+            "token_id": { "type": "string", "description": "absent for no token or an unknown one; flag-admin for the --admin-token flag" },
+            "token_description": { "type": "string", "description": "the token's description, or: no token, unknown token" },
+            "token_fingerprint": { "type": "string", "description": "unknown tokens only: 12 hex digits of an HMAC under the server key (tells repeated values apart, reveals none)" },
+            "source": { "type": "string", "description": "the connection's peer address" },
+            "method": { "type": "string" },
+            "path": { "type": "string" },
+            "object_kind": { "type": "string" },
+            "object_id": { "type": "string" },
+            "status": { "type": "integer" },
+            "error_code": { "type": "string" },
+            "result": { "type": "string", "enum": ["success", "failure"] },
+            "revision_before": { "type": ["integer", "null"] },
+            "revision_after": { "type": ["integer", "null"] },
+            "dry_run": { "type": "boolean" } })),
         "AdoptRequest": obj(&[], json!({
             "dry_run": { "type": "boolean" },
             "name": name(),

@@ -83,6 +83,12 @@ impl Page {
         Ok(Self { tag, limit, after })
     }
 
+    /// The last id of the previous page, as the cursor gave it (for lists paged in the
+    /// store, which read only what follows it).
+    pub fn after(&self) -> Option<&str> {
+        self.after.as_deref()
+    }
+
     /// This page of `items` (in any order) and the cursor of the next page, if there is one.
     pub fn apply<T, K>(
         &self,

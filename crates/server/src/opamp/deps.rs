@@ -31,6 +31,8 @@ pub struct OpampDeps {
     pub admin_token_hash: Option<Arc<str>>,
     /// Cancelled when the server begins graceful shutdown.
     pub shutdown: CancellationToken,
+    /// Refused agent tokens are recorded here.
+    pub audit: Arc<crate::audit::Audit>,
 }
 
 /// Flags of the OpAMP server (part of `otaas serve`).

@@ -32,7 +32,16 @@ pub(crate) async fn post(
 ) -> Response {
     if let Err(err) = server.authorize(peer, &headers).await {
         tracing::info!(peer = %peer, reason = %err, "Refused an OpAMP HTTP request");
-        server.count_refusal(peer, &err);
+        server.count_refusal(
+            peer,
+            &headers,
+            super::server::Refused {
+                interface: otaas_api::AuditInterface::Opamp,
+                method: "POST",
+                path: otaas_opamp::OPAMP_PATH,
+            },
+            &err,
+        );
         return err.into_response();
     }
     let content_type = headers

@@ -84,7 +84,16 @@ pub(crate) async fn post(
 ) -> Response {
     let now = Utc::now();
     if let Err(err) = server.authorize(peer, &headers).await {
-        server.count_refusal(peer, &err);
+        server.count_refusal(
+            peer,
+            &headers,
+            super::server::Refused {
+                interface: otaas_api::AuditInterface::Ingest,
+                method: "POST",
+                path: crate::insights::ingest::METRICS_PATH,
+            },
+            &err,
+        );
         let mut resp = reply(StatusCode::UNAUTHORIZED, &headers, &err.to_string());
         if matches!(err, crate::opamp::AuthError::Store) {
             *resp.status_mut() = StatusCode::SERVICE_UNAVAILABLE;

@@ -86,14 +86,50 @@ impl OpampServer {
         }
     }
 
-    /// Counts a refused token for the insights' security events (a store outage or a refusal
-    /// for too many failures is not one).
-    pub(crate) fn count_refusal(&self, peer: std::net::SocketAddr, err: &AuthError) {
-        if matches!(err, AuthError::Missing | AuthError::Invalid) {
-            self.state
-                .insights
-                .auth_failure(&peer.ip().to_string(), chrono::Utc::now());
+    /// Counts a refused token for the insights' security events and records it in the audit
+    /// trail (a store outage or a refusal for too many failures is neither: no token was
+    /// judged). `interface` and `path` name the route that refused it.
+    pub(crate) fn count_refusal(
+        &self,
+        peer: std::net::SocketAddr,
+        headers: &HeaderMap,
+        refused: Refused,
+        err: &AuthError,
+    ) {
+        if !matches!(err, AuthError::Missing | AuthError::Invalid) {
+            return;
         }
+        self.state
+            .insights
+            .auth_failure(&peer.ip().to_string(), chrono::Utc::now());
+        // Describing the token costs a lookup: off the refusal's path, so a storm of bad
+        // tokens is answered as fast as before.
+        let presented = crate::auth::bearer(headers).map(str::to_owned);
+        let store = self.state.store.clone();
+        let admin = self.state.admin_token_hash.clone();
+        let audit = self.state.audit.clone();
+        tokio::spawn(async move {
+            let actor = crate::audit::Actor::refused(
+                store.as_ref(),
+                admin.as_deref(),
+                presented.as_deref(),
+            )
+            .await;
+            audit.record(crate::audit::Event {
+                interface: refused.interface,
+                actor,
+                source: Some(peer.ip()),
+                method: refused.method.to_owned(),
+                path: refused.path.to_owned(),
+                object_kind: None,
+                object_id: None,
+                status: 401,
+                error_code: Some("unauthorized".into()),
+                revision_before: None,
+                revision_after: None,
+                dry_run: false,
+            });
+        });
     }
 
     /// True when another WebSocket session would exceed `--opamp-max-connections`.
@@ -187,6 +223,14 @@ pub(crate) fn retry_later(wait: Duration, message: &str) -> axum::response::Resp
         serde_json::to_vec(&body).expect("error bodies serialise"),
     )
         .into_response()
+}
+
+/// Which route refused a token, for the audit trail.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Refused {
+    pub(crate) interface: otaas_api::AuditInterface,
+    pub(crate) method: &'static str,
+    pub(crate) path: &'static str,
 }
 
 /// Why an agent was refused.

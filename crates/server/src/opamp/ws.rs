@@ -76,7 +76,16 @@ pub(crate) async fn upgrade(
         Ok(token) => token,
         Err(err) => {
             tracing::info!(peer = %peer, reason = %err, "Refused an OpAMP WebSocket");
-            server.count_refusal(peer, &err);
+            server.count_refusal(
+                peer,
+                &headers,
+                super::server::Refused {
+                    interface: otaas_api::AuditInterface::Opamp,
+                    method: "GET",
+                    path: otaas_opamp::OPAMP_PATH,
+                },
+                &err,
+            );
             return err.into_response();
         }
     };

@@ -246,6 +246,160 @@ impl Section {
 /// Endpoints in a token rotation's grace period → the previous token version, still accepted.
 pub type TokenGrace = BTreeMap<EndpointId, u32>;
 
+/// What an endpoint renders: its receiver `otlp/<endpoint>` and, for bearer auth, its
+/// `bearertokenauth/<endpoint>` extension.
+struct EndpointParts {
+    receiver: (String, Value),
+    extension: Option<(String, Value)>,
+    origin: String,
+}
+
+fn endpoint_parts(e: &EndpointRecord, tokens: &TokenKey, grace: &TokenGrace) -> EndpointParts {
+    let ename = &e.spec.name;
+    let mut proto = Map::new();
+    proto.insert("endpoint".into(), json!(format!("0.0.0.0:{}", e.spec.port)));
+    if let Some(tls) = &e.spec.tls {
+        let mut t = Map::new();
+        t.insert("cert_file".into(), json!(tls.cert_file));
+        if let Some(ca) = &tls.client_ca_file {
+            t.insert("client_ca_file".into(), json!(ca));
+        }
+        t.insert("key_file".into(), json!(tls.key_file));
+        proto.insert("tls".into(), Value::Object(t));
+    }
+    let mut extension = None;
+    if e.spec.auth == EndpointAuth::Bearer {
+        let ext = format!("bearertokenauth/{ename}");
+        let token = tokens.endpoint_token(e.id, e.spec.token_version);
+        // The extension refuses `token` and `tokens` together: one or the other.
+        let auth_cfg = match grace.get(&e.id) {
+            Some(&prev) if prev != e.spec.token_version => {
+                json!({ "tokens": [token, tokens.endpoint_token(e.id, prev)] })
+            }
+            _ => json!({ "token": token }),
+        };
+        proto.insert("auth".into(), json!({ "authenticator": ext }));
+        extension = Some((ext, auth_cfg));
+    }
+    let proto_name = match e.spec.protocol {
+        Protocol::OtlpGrpc => "grpc",
+        Protocol::OtlpHttp => "http",
+    };
+    // Keys of `proto` were inserted in sorted order except `auth`; canonicalise.
+    let cfg = canonical(&json!({ "protocols": { proto_name: Value::Object(proto) } }));
+    EndpointParts {
+        receiver: (format!("otlp/{ename}"), cfg),
+        extension,
+        origin: format!("endpoint {ename:?}"),
+    }
+}
+
+/// A pipeline's own receivers: (id, config with secrets resolved, origin).
+fn pipeline_receivers(p: &PipelineRecord) -> Result<Vec<(String, Value, String)>, RenderError> {
+    let pname = &p.spec.name;
+    p.spec
+        .receivers
+        .iter()
+        .map(|(rid, cfg)| {
+            let origin = format!("receiver {rid:?} of pipeline {pname:?}");
+            let cfg = resolve(cfg, &p.spec.secrets, || origin.clone())?;
+            Ok((scoped_id(rid, pname), canonical(&cfg), origin))
+        })
+        .collect()
+}
+
+/// A pipeline's processors in order: (id, config with secrets resolved, origin).
+fn pipeline_processors(p: &PipelineRecord) -> Result<Vec<(String, Value, String)>, RenderError> {
+    let pname = &p.spec.name;
+    p.spec
+        .processors
+        .iter()
+        .map(|proc_| {
+            let origin = format!("processor {:?} of pipeline {pname:?}", proc_.id);
+            let cfg = resolve(&proc_.config, &p.spec.secrets, || origin.clone())?;
+            Ok((scoped_id(&proc_.id, pname), canonical(&cfg), origin))
+        })
+        .collect()
+}
+
+/// A binding's exporters, one per destination: (id, config, origin).
+fn binding_exporters(b: &BindingRecord) -> Result<Vec<(String, Value, String)>, RenderError> {
+    let bname = &b.spec.name;
+    let mut out = Vec::new();
+    for d in &b.spec.destinations {
+        let id = format!("{}/{}.{}", d.kind, bname, d.name);
+        let origin = format!("destination {:?} of binding {bname:?}", d.name);
+        // Explicit fields win over the same keys in `config`.
+        let resolved = resolve(&d.config, &b.spec.secrets, || origin.clone())?;
+        let mut cfg = match canonical(&resolved) {
+            Value::Object(m) => m,
+            _ => Map::new(),
+        };
+        if let Some(ep) = &d.endpoint {
+            cfg.insert("endpoint".into(), json!(ep));
+        }
+        if let Some(header) = d
+            .headers
+            .iter()
+            .find(|(_, v)| *v == crate::secrets::PENDING)
+            .map(|(h, _)| h.clone())
+        {
+            return Err(RenderError::PendingHeader { origin, header });
+        }
+        if !d.headers.is_empty() {
+            cfg.insert("headers".into(), json!(d.headers));
+        }
+        if let Some(tls) = &d.tls {
+            cfg.insert("tls".into(), client_tls(tls));
+        }
+        out.push((id, canonical(&Value::Object(cfg)), origin));
+    }
+    Ok(out)
+}
+
+/// One config object whose own part of a collector config is wanted ([`fragment`]).
+#[derive(Clone, Copy, Debug)]
+pub enum Object<'a> {
+    Pipeline(&'a PipelineRecord),
+    Endpoint(&'a EndpointRecord),
+    Binding(&'a BindingRecord),
+}
+
+/// The components one object contributes to every collector config that uses it, as a YAML
+/// document of collector sections — a pipeline its `receivers` and `processors`, an endpoint its
+/// receiver (and auth extension), a binding its `exporters` — made by the same code as
+/// [`render_with_policy`] and escaped under `policy`. Not redacted: callers redact.
+pub fn fragment(
+    object: Object<'_>,
+    tokens: &TokenKey,
+    policy: &ConfigPolicy,
+) -> Result<String, RenderError> {
+    let section = |items: Vec<(String, Value, String)>| -> Value {
+        Value::Object(items.into_iter().map(|(id, cfg, _)| (id, cfg)).collect())
+    };
+    let mut doc = Map::new();
+    match object {
+        Object::Pipeline(p) => {
+            doc.insert("receivers".into(), section(pipeline_receivers(p)?));
+            doc.insert("processors".into(), section(pipeline_processors(p)?));
+        }
+        Object::Endpoint(e) => {
+            let parts = endpoint_parts(e, tokens, &TokenGrace::new());
+            if let Some((id, cfg)) = parts.extension {
+                doc.insert("extensions".into(), json!({ id: cfg }));
+            }
+            let (id, cfg) = parts.receiver;
+            doc.insert("receivers".into(), json!({ id: cfg }));
+        }
+        Object::Binding(b) => {
+            doc.insert("exporters".into(), section(binding_exporters(b)?));
+        }
+    }
+    let mut doc = Value::Object(doc);
+    escape_values(&mut doc, policy);
+    to_yaml(doc)
+}
+
 /// Renders a group. `pipelines` are the group's pipelines (any order; the group's
 /// `pipeline_ids` decide which are used), `endpoints` and `bindings` may include objects of
 /// other pipelines (they are filtered). `tokens` derives endpoint bearer tokens.
@@ -349,7 +503,6 @@ pub fn render_with_policy(
 
     for p in chosen {
         let pname = &p.spec.name;
-        let origin = |what: &str| format!("{what} of pipeline {pname:?}");
 
         // Receivers: endpoints first, then the pipeline's own.
         let mut p_receivers: BTreeSet<String> = BTreeSet::new();
@@ -367,66 +520,24 @@ pub fn render_with_policy(
                     second: ename.clone(),
                 });
             }
-            let mut proto = Map::new();
-            proto.insert("endpoint".into(), json!(format!("0.0.0.0:{}", e.spec.port)));
-            if let Some(tls) = &e.spec.tls {
-                let mut t = Map::new();
-                t.insert("cert_file".into(), json!(tls.cert_file));
-                if let Some(ca) = &tls.client_ca_file {
-                    t.insert("client_ca_file".into(), json!(ca));
-                }
-                t.insert("key_file".into(), json!(tls.key_file));
-                proto.insert("tls".into(), Value::Object(t));
+            let parts = endpoint_parts(e, tokens, grace);
+            if let Some((ext, auth_cfg)) = parts.extension {
+                extensions.add(ext.clone(), auth_cfg, parts.origin.clone())?;
+                receiver_ext.insert(parts.receiver.0.clone(), ext);
             }
-            if e.spec.auth == EndpointAuth::Bearer {
-                let ext = format!("bearertokenauth/{ename}");
-                let token = tokens.endpoint_token(e.id, e.spec.token_version);
-                // The extension refuses `token` and `tokens` together: one or the other.
-                let auth_cfg = match grace.get(&e.id) {
-                    Some(&prev) if prev != e.spec.token_version => {
-                        json!({ "tokens": [token, tokens.endpoint_token(e.id, prev)] })
-                    }
-                    _ => json!({ "token": token }),
-                };
-                extensions.add(ext.clone(), auth_cfg, format!("endpoint {ename:?}"))?;
-                receiver_ext.insert(format!("otlp/{ename}"), ext.clone());
-                proto.insert("auth".into(), json!({ "authenticator": ext }));
-            }
-            let proto_name = match e.spec.protocol {
-                Protocol::OtlpGrpc => "grpc",
-                Protocol::OtlpHttp => "http",
-            };
-            // Keys of `proto` were inserted in sorted order except `auth`; canonicalise.
-            let cfg = canonical(&json!({ "protocols": { proto_name: Value::Object(proto) } }));
-            let id = format!("otlp/{ename}");
-            receivers.add(id.clone(), cfg, format!("endpoint {ename:?}"))?;
+            let (id, cfg) = parts.receiver;
+            receivers.add(id.clone(), cfg, parts.origin)?;
             p_receivers.insert(id);
         }
-        for (rid, cfg) in &p.spec.receivers {
-            let id = scoped_id(rid, pname);
-            let cfg = resolve(cfg, &p.spec.secrets, || {
-                origin(&format!("receiver {rid:?}"))
-            })?;
-            receivers.add(
-                id.clone(),
-                canonical(&cfg),
-                origin(&format!("receiver {rid:?}")),
-            )?;
+        for (id, cfg, origin) in pipeline_receivers(p)? {
+            receivers.add(id.clone(), cfg, origin)?;
             p_receivers.insert(id);
         }
 
         // Processors, in the pipeline's order.
         let mut p_processors = Vec::new();
-        for proc_ in &p.spec.processors {
-            let id = scoped_id(&proc_.id, pname);
-            let cfg = resolve(&proc_.config, &p.spec.secrets, || {
-                origin(&format!("processor {:?}", proc_.id))
-            })?;
-            processors.add(
-                id.clone(),
-                canonical(&cfg),
-                origin(&format!("processor {:?}", proc_.id)),
-            )?;
+        for (id, cfg, origin) in pipeline_processors(p)? {
+            processors.add(id.clone(), cfg, origin)?;
             p_processors.push(id);
         }
 
@@ -438,48 +549,14 @@ pub fn render_with_policy(
         p_bindings.sort_by(|a, b| a.spec.name.cmp(&b.spec.name));
         let mut by_signal: BTreeMap<Signal, BTreeSet<String>> = BTreeMap::new();
         for b in p_bindings {
-            let bname = &b.spec.name;
-            for d in &b.spec.destinations {
-                let id = format!("{}/{}.{}", d.kind, bname, d.name);
-                // Explicit fields win over the same keys in `config`.
-                let resolved = resolve(&d.config, &b.spec.secrets, || {
-                    format!("destination {:?} of binding {bname:?}", d.name)
-                })?;
-                let mut cfg = match canonical(&resolved) {
-                    Value::Object(m) => m,
-                    _ => Map::new(),
-                };
-                if let Some(ep) = &d.endpoint {
-                    cfg.insert("endpoint".into(), json!(ep));
-                }
-                if let Some(header) = d
-                    .headers
-                    .iter()
-                    .find(|(_, v)| *v == crate::secrets::PENDING)
-                    .map(|(h, _)| h.clone())
-                {
-                    return Err(RenderError::PendingHeader {
-                        origin: format!("destination {:?} of binding {bname:?}", d.name),
-                        header,
-                    });
-                }
-                if !d.headers.is_empty() {
-                    cfg.insert("headers".into(), json!(d.headers));
-                }
-                if let Some(tls) = &d.tls {
-                    cfg.insert("tls".into(), client_tls(tls));
-                }
-                exporters.add(
-                    id.clone(),
-                    canonical(&Value::Object(cfg)),
-                    format!("destination {:?} of binding {bname:?}", d.name),
-                )?;
-                let signals: Vec<Signal> = match &b.spec.signals {
-                    Some(s) => s.clone(),
-                    None => Signal::ALL.to_vec(),
-                };
-                for s in signals {
-                    by_signal.entry(s).or_default().insert(id.clone());
+            let signals: Vec<Signal> = match &b.spec.signals {
+                Some(s) => s.clone(),
+                None => Signal::ALL.to_vec(),
+            };
+            for (id, cfg, origin) in binding_exporters(b)? {
+                exporters.add(id.clone(), cfg, origin)?;
+                for s in &signals {
+                    by_signal.entry(*s).or_default().insert(id.clone());
                 }
             }
         }
@@ -710,6 +787,122 @@ mod tests {
             out,
             "extensions:\n  bearertokenauth/a:\n    token: <redacted>\nexporters:\n  otlp/x:\n    endpoint: tempo:4317\n    headers:\n      x-scope-orgid: <redacted>\n  kafka/y:\n    auth:\n      sasl:\n        password: <redacted>\n        username: bob\n"
         );
+    }
+
+    /// Given a group of one pipeline with an endpoint and a binding, when each object's
+    /// fragment is made, then it holds exactly the sections' entries the full render gives that
+    /// object: the two come from the same code.
+    #[test]
+    fn fragments_are_the_objects_parts_of_the_full_render() {
+        use otaas_api::{
+            AgentGroupSpec, DestinationSpec, EndpointSpec, ExporterBindingSpec, PipelineSpec,
+            ProcessorSpec,
+        };
+        let rec = |spec| crate::store::Record {
+            id: otaas_api::PipelineId::new(),
+            revision: 1,
+            created_at: chrono::Utc::now(),
+            updated_at: chrono::Utc::now(),
+            spec,
+        };
+        let p: PipelineRecord = rec(PipelineSpec {
+            name: "app".into(),
+            description: String::new(),
+            signals: vec![Signal::Logs, Signal::Traces],
+            receivers: [("filelog".to_string(), json!({"include": ["/a"], "x": "$y"}))].into(),
+            processors: vec![ProcessorSpec {
+                id: "batch".into(),
+                config: json!({"timeout": "1s"}),
+            }],
+            secrets: BTreeMap::new(),
+            keep_secrets: false,
+        });
+        let e = crate::store::Record {
+            id: EndpointId::new(),
+            revision: 1,
+            created_at: p.created_at,
+            updated_at: p.created_at,
+            spec: EndpointSpec {
+                name: "in".into(),
+                pipeline_id: p.id,
+                protocol: Protocol::OtlpGrpc,
+                port: 4317,
+                tls: None,
+                auth: EndpointAuth::Bearer,
+                token_version: 1,
+                token_grace_seconds: 0,
+            },
+        };
+        let b = crate::store::Record {
+            id: otaas_api::ExporterBindingId::new(),
+            revision: 1,
+            created_at: p.created_at,
+            updated_at: p.created_at,
+            spec: ExporterBindingSpec {
+                name: "out".into(),
+                pipeline_id: p.id,
+                signals: None,
+                destinations: vec![DestinationSpec {
+                    name: "d".into(),
+                    kind: "otlphttp".into(),
+                    endpoint: Some("http://x".into()),
+                    headers: [("k".to_string(), "v".to_string())].into(),
+                    keep_headers: false,
+                    tls: None,
+                    config: json!({"compression": "none"}),
+                }],
+                secrets: BTreeMap::new(),
+                keep_secrets: false,
+            },
+        };
+        let g = GroupRecord {
+            record: crate::store::Record {
+                id: otaas_api::AgentGroupId::new(),
+                revision: 1,
+                created_at: p.created_at,
+                updated_at: p.created_at,
+                spec: AgentGroupSpec {
+                    name: "g".into(),
+                    selector: BTreeMap::new(),
+                    pipeline_ids: vec![p.id],
+                    rollout: Default::default(),
+                },
+            },
+            config_revision: 0,
+            config_hash: String::new(),
+        };
+        let key = TokenKey::from_bytes([3; 32]);
+        let policy = ConfigPolicy::default();
+        let full = render_with_policy(
+            &g,
+            std::slice::from_ref(&p),
+            std::slice::from_ref(&e),
+            std::slice::from_ref(&b),
+            &key,
+            &TokenGrace::new(),
+            &policy,
+        )
+        .unwrap();
+        let full: Value = serde_norway::from_str(&full.yaml).unwrap();
+        for (object, sections) in [
+            (Object::Pipeline(&p), vec!["receivers", "processors"]),
+            (Object::Endpoint(&e), vec!["receivers", "extensions"]),
+            (Object::Binding(&b), vec!["exporters"]),
+        ] {
+            let part: Value =
+                serde_norway::from_str(&fragment(object, &key, &policy).unwrap()).unwrap();
+            let part = part.as_object().unwrap();
+            assert_eq!(
+                part.keys().collect::<Vec<_>>().len(),
+                sections.len(),
+                "{part:?}"
+            );
+            for section in sections {
+                for (id, cfg) in part[section].as_object().unwrap() {
+                    assert_eq!(&full[section][id], cfg, "{section}.{id}");
+                }
+            }
+        }
     }
 
     #[test]

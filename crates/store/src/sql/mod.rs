@@ -7,6 +7,7 @@
 //! re-exports what the backends use.
 
 mod agents;
+mod audit;
 mod bindings;
 mod children;
 mod db;

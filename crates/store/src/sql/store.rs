@@ -11,12 +11,12 @@ use super::db::{Db, sql};
 use super::records::{fetch_all, fetch_by_name};
 use super::tx::SqlTx;
 use super::{
-    agents, bindings, endpoints, groups, pipelines, replicas, revisions, rollouts, tokens,
+    agents, audit, bindings, endpoints, groups, pipelines, replicas, revisions, rollouts, tokens,
 };
 use crate::{
-    AgentRow, AgentRowFilter, Backend, BindingRecord, ConfigTx, Coordination, EndpointRecord,
-    GroupRecord, GroupRevision, PipelineRecord, RolloutRow, ServerKey, Store, StoreError,
-    TokenRecord,
+    AgentRow, AgentRowFilter, AuditFilter, AuditRecord, Backend, BindingRecord, ConfigTx,
+    Coordination, EndpointRecord, GroupRecord, GroupRevision, PipelineRecord, RolloutRow,
+    ServerKey, Store, StoreError, TokenRecord,
 };
 
 /// A store on one database, the same code for both backends (see `sqlite.rs` and
@@ -262,6 +262,31 @@ impl<B: Db> Store for SqlStore<B> {
         let _writes = self.write_lock.lock().await;
         let mut c = B::acquire(&self.pool).await?;
         rollouts::delete::<B>(&mut c, group_id).await
+    }
+
+    async fn append_audit(&self, entries: &[AuditRecord]) -> Result<(), StoreError> {
+        if entries.is_empty() {
+            return Ok(());
+        }
+        // Audit rows are not config: no advisory lock, only the in-process writer queue.
+        let _writes = self.write_lock.lock().await;
+        let mut tx = B::begin_write(&self.pool).await?;
+        audit::append::<B>(&mut tx, entries).await?;
+        B::commit(tx).await?;
+        Ok(())
+    }
+
+    async fn list_audit(&self, filter: &AuditFilter) -> Result<Vec<AuditRecord>, StoreError> {
+        let mut c = B::acquire(&self.pool).await?;
+        audit::list::<B>(&mut c, filter).await
+    }
+
+    async fn prune_audit(&self, before: DateTime<Utc>, keep: u64) -> Result<u64, StoreError> {
+        let _writes = self.write_lock.lock().await;
+        let mut tx = B::begin_write(&self.pool).await?;
+        let n = audit::prune::<B>(&mut tx, before, keep).await?;
+        B::commit(tx).await?;
+        Ok(n)
     }
 
     fn coordination(&self) -> Option<Arc<dyn Coordination>> {
