@@ -782,9 +782,10 @@ async fn delete_revisions_except(s: S) {
     assert_eq!(left, vec![5]);
 }
 
-/// Given a group with six revisions, a retention of two and an agent reporting revision 2's
-/// hash, when retention runs against this backend, then revision 2 stays with the newest two
-/// and 3 and 4 are gone.
+/// Given a group with six revisions, a retention of two, an agent reporting revision 2's hash
+/// and a stored rollout of revision 6 whose last good revision is 1, when retention runs against
+/// this backend, then revisions 1 (the rollback target) and 2 stay with the newest two and 3 and
+/// 4 are gone.
 async fn retention_keeps_what_agents_run(s: S) {
     let (gid, _) = group_with_history(&s, &actor(), 5).await;
     let revs = s.group_revisions(gid).await.unwrap();
@@ -799,10 +800,17 @@ async fn retention_keeps_what_agents_run(s: S) {
     }))
     .unwrap();
     state.agents.load(vec![agent]);
+    let now = chrono::Utc::now();
+    let good = otaas_server::rollout::plan::Rollout::complete_at(1, revs[0].hash.clone(), now);
+    let rollout = otaas_server::rollout::plan::Rollout::start(&good, 6, revs[5].hash.clone(), now);
+    assert_eq!(rollout.last_good, Some(1));
+    s.put_rollout(gid, &serde_json::to_string(&rollout).unwrap())
+        .await
+        .unwrap();
     let mut retention =
         <otaas_server::retention::Retention as axum::extract::FromRef<_>>::from_ref(&state);
     retention.policy = otaas_server::retention::Policy { count: 2, days: 0 };
-    otaas_server::retention::prune(&retention, chrono::Utc::now())
+    otaas_server::retention::prune(&retention, now)
         .await
         .unwrap();
     let left: Vec<i64> = s
@@ -812,11 +820,7 @@ async fn retention_keeps_what_agents_run(s: S) {
         .iter()
         .map(|r| r.revision)
         .collect();
-    assert!(
-        left.contains(&2) && left.contains(&5) && left.contains(&6),
-        "{left:?}"
-    );
-    assert!(!left.contains(&3) && !left.contains(&4), "{left:?}");
+    assert_eq!(left, vec![1, 2, 5, 6]);
 }
 
 macro_rules! contract {
