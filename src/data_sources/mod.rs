@@ -3,6 +3,7 @@
 
 use crate::framework::Registry;
 
+pub mod agent_group_config;
 pub mod agents;
 pub mod discovered_pipelines;
 pub mod fleet_insights;
@@ -12,6 +13,7 @@ pub mod pipeline;
 /// Adds every otaas data source to the registry.
 pub fn register(registry: Registry) -> Registry {
     registry
+        .data_source(agent_group_config::GroupConfigDataSource)
         .data_source(agents::AgentsDataSource)
         .data_source(agents::AgentDataSource)
         .data_source(discovered_pipelines::DiscoveredPipelinesDataSource)

@@ -318,6 +318,34 @@ fn every_example_applies() {
     assert_eq!(watch["flapping_agents"], serde_json::json!([]), "{out}");
     destroy_all(&server, &ws);
 
+    // The group's YAML as the API serves it (redacted), with who and what made the revision.
+    let (ws, out) = apply_example(&server, "data-sources/otaas_agent_group_config", &[]);
+    let cfg = &out["group_config"]["value"];
+    let group = values(&ws, "otaas_agent_group.config_demo");
+    let served =
+        block_on(api(&server).agent_group_config(group["id"].as_str().unwrap().parse().unwrap()))
+            .unwrap();
+    assert_eq!(cfg["revision"], 1, "{out}");
+    assert_eq!(cfg["sha256"], served.sha256.as_str(), "{out}");
+    assert_eq!(cfg["first_hash"], served.sha256.as_str(), "{out}");
+    assert_eq!(cfg["yaml"], served.yaml.as_str(), "{out}");
+    let yaml = cfg["yaml"].as_str().unwrap();
+    assert!(
+        yaml.contains("<redacted>") && !yaml.contains("config-demo-key"),
+        "{yaml}"
+    );
+    assert_eq!(cfg["cause"], "agent_group config-demo", "{out}");
+    assert_eq!(
+        cfg["changed_by"],
+        served
+            .cause
+            .token_description
+            .as_deref()
+            .unwrap_or_default(),
+        "{out}"
+    );
+    destroy_all(&server, &ws);
+
     let (ws, out) = apply_example(&server, "data-sources/otaas_pipeline", &[]);
     assert_eq!(
         out["lookup_demo_signals"]["value"],

@@ -664,6 +664,44 @@ impl Client {
         self.get(&format!("/agent-groups/{id}/config")).await
     }
 
+    /// `GET /api/v1/agent-groups/{id}/config?revision=N`: the group's rendered collector YAML
+    /// at `revision` (the current one when `None`).
+    pub async fn agent_group_config_at(
+        &self,
+        id: AgentGroupId,
+        revision: Option<i64>,
+    ) -> Result<GroupConfig, ClientError> {
+        match revision {
+            Some(r) => {
+                self.get(&format!("/agent-groups/{id}/config?revision={r}"))
+                    .await
+            }
+            None => self.agent_group_config(id).await,
+        }
+    }
+
+    /// `GET /api/v1/agent-groups/{id}/revisions/{rev}`: one revision with its redacted YAML.
+    pub async fn agent_group_revision(
+        &self,
+        id: AgentGroupId,
+        revision: i64,
+    ) -> Result<GroupConfig, ClientError> {
+        self.get(&format!("/agent-groups/{id}/revisions/{revision}"))
+            .await
+    }
+
+    /// `GET /api/v1/agent-groups/{id}/revisions/{from}/diff/{to}`: a unified diff of two
+    /// revisions' redacted YAML.
+    pub async fn agent_group_diff(
+        &self,
+        id: AgentGroupId,
+        from: i64,
+        to: i64,
+    ) -> Result<RevisionDiff, ClientError> {
+        self.get(&format!("/agent-groups/{id}/revisions/{from}/diff/{to}"))
+            .await
+    }
+
     /// `GET /api/v1/agent-groups/{id}/revisions`: the group's config history, oldest first.
     pub async fn agent_group_revisions(
         &self,

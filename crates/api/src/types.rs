@@ -447,6 +447,9 @@ pub struct GroupConfig {
     /// `<redacted>`; the API never returns them after creation.
     pub yaml: String,
     pub created_at: DateTime<Utc>,
+    /// Who and what made this revision.
+    #[serde(flatten)]
+    pub cause: RevisionCause,
 }
 
 /// One entry of `GET /api/v1/agent-groups/{id}/revisions` (history, oldest first).
@@ -455,6 +458,41 @@ pub struct GroupRevisionSummary {
     pub revision: i64,
     pub sha256: String,
     pub created_at: DateTime<Utc>,
+    #[serde(flatten)]
+    pub cause: RevisionCause,
+}
+
+/// Who and what made a group revision (fields of the revision objects, never the token
+/// itself). Revisions written before causes were recorded have every field null.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RevisionCause {
+    /// The API token of the request; null for the `--admin-token` and server-side causes.
+    #[serde(default)]
+    pub token_id: Option<TokenId>,
+    /// That token's description, `"admin token (--admin-token)"`, or `"server"` (e.g. an
+    /// endpoint token's grace period ended).
+    #[serde(default)]
+    pub token_description: Option<String>,
+    /// The object written: `pipeline`, `endpoint`, `exporter_binding` or `agent_group`; null
+    /// for server-side causes.
+    #[serde(default)]
+    pub cause_kind: Option<String>,
+    #[serde(default)]
+    pub cause_id: Option<String>,
+    #[serde(default)]
+    pub cause_name: Option<String>,
+    /// The object's revision after the write; null when the write deleted it.
+    #[serde(default)]
+    pub cause_revision: Option<i64>,
+}
+
+/// `GET /api/v1/agent-groups/{id}/revisions/{from}/diff/{to}`: a unified diff of the two
+/// revisions' redacted YAML (empty when they are the same).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RevisionDiff {
+    pub from: i64,
+    pub to: i64,
+    pub diff: String,
 }
 
 // ---------------------------------------------------------------------------------------------

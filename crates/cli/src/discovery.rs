@@ -148,7 +148,7 @@ pub(crate) async fn adopt(args: &AdoptArgs) -> Result<String, DiscoveryCmdError>
     }
 }
 
-fn json<T: Serialize>(v: &T) -> Result<String, DiscoveryCmdError> {
+pub(crate) fn json<T: Serialize>(v: &T) -> Result<String, DiscoveryCmdError> {
     Ok(serde_json::to_string_pretty(v)? + "\n")
 }
 

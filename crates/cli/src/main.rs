@@ -3,7 +3,7 @@
 //! a subcommand: a variant in `Command` and an arm in `run`.
 //!
 //! `discovered` and `adopt` are REST clients of a running control plane (`discovery.rs`), and
-//! so is `audit` (`audit.rs`).
+//! so are `audit` (`audit.rs`) and `groups`, `group` and `agents` (`groups.rs`).
 //!
 //! `agent`, `fleet-sim` and `bench` are cargo features (all on by default):
 //! `cargo build -p otaas --no-default-features` builds a control-plane-only `otaas`.
@@ -15,6 +15,7 @@ use otaas_server::token_cmd::TokenCreateArgs;
 
 mod audit;
 mod discovery;
+mod groups;
 
 #[derive(Parser)]
 #[command(
@@ -40,6 +41,13 @@ enum Command {
     /// Adopt a discovered pipeline: create the otaas pipeline, endpoints, exporter bindings and
     /// optionally an agent group that render it. `--dry-run` shows the plan only.
     Adopt(discovery::AdoptArgs),
+    /// List the agent groups: config revision and hash, pipelines, selector.
+    Groups(groups::ListArgs),
+    /// One agent group: `status` (its rollout), `revisions` (its config history and who
+    /// caused each), `diff A B` (what changed between two revisions).
+    Group(groups::GroupArgs),
+    /// List the agents the control plane knows (`--selector k=v,...` to filter by labels).
+    Agents(groups::AgentsArgs),
     /// The audit trail of a running control plane: every write through its API and every
     /// refused token use (admin token needed).
     Audit(audit::AuditArgs),
@@ -163,6 +171,15 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Adopt(args) => {
             print!("{}", discovery::adopt(&args).await.context("otaas adopt")?);
+        }
+        Command::Groups(args) => {
+            print!("{}", groups::groups(&args).await.context("otaas groups")?);
+        }
+        Command::Group(args) => {
+            print!("{}", groups::group(&args).await.context("otaas group")?);
+        }
+        Command::Agents(args) => {
+            print!("{}", groups::agents(&args).await.context("otaas agents")?);
         }
         Command::Audit(args) => {
             print!("{}", audit::audit(&args).await.context("otaas audit")?);

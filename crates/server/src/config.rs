@@ -137,6 +137,26 @@ pub struct ServeConfig {
 
     #[command(flatten)]
     pub policy: crate::policy::PolicyFlags,
+
+    /// Group config revisions kept per agent group: older ones are deleted (about once a
+    /// minute), except the latest, any revision an agent runs or is being sent, and the
+    /// rollout's last good revision. At least 1.
+    #[arg(long, env = "OTAAS_REVISION_RETENTION_COUNT", default_value_t = crate::retention::DEFAULT_COUNT, value_parser = retention_count)]
+    pub revision_retention_count: usize,
+
+    /// Group config revisions older than this many days are deleted (with the same exceptions
+    /// as `--revision-retention-count`; a revision goes when either limit says so). 0: no age
+    /// limit.
+    #[arg(long, env = "OTAAS_REVISION_RETENTION_DAYS", default_value_t = 0)]
+    pub revision_retention_days: u32,
+}
+
+/// `--revision-retention-count`: 1 to 1,000,000.
+fn retention_count(s: &str) -> Result<usize, String> {
+    match s.trim().parse::<usize>() {
+        Ok(n) if (1..=1_000_000).contains(&n) => Ok(n),
+        _ => Err(format!("{s:?} is not a whole number from 1 to 1000000")),
+    }
 }
 
 /// `--api-max-page-size`: 1 to 100,000.
@@ -148,6 +168,14 @@ fn page_size(s: &str) -> Result<usize, String> {
 }
 
 impl ServeConfig {
+    /// The revision retention in effect.
+    pub fn retention(&self) -> crate::retention::Policy {
+        crate::retention::Policy {
+            count: self.revision_retention_count,
+            days: self.revision_retention_days,
+        }
+    }
+
     /// The database URL in effect.
     pub fn database_url(&self) -> String {
         database_url(self.database.as_deref(), &self.data_dir)
@@ -176,6 +204,8 @@ impl ServeConfig {
             tls_key: None,
             tls_self_signed: false,
             tls_san: Vec::new(),
+            revision_retention_count: crate::retention::DEFAULT_COUNT,
+            revision_retention_days: 0,
         }
     }
 }

@@ -13,6 +13,7 @@
 //! - [`store`]: the `Store` trait and its SQLite and PostgreSQL backends (crate `otaas-store`).
 //! - [`revisions`]: config writes — records, the groups they re-render and their revisions,
 //!   in one store transaction.
+//! - [`retention`]: deletes old group revisions no agent or rollout needs.
 //! - [`render`]: agent group → OpenTelemetry Collector YAML.
 //! - [`events`]: in-process change events (new group revisions, group changes).
 //! - [`cluster`]: several replicas on one PostgreSQL (`LISTEN/NOTIFY`, rollout locks, the
@@ -49,6 +50,7 @@ pub mod policy;
 pub mod refusals;
 pub mod registry;
 pub mod render;
+pub mod retention;
 pub mod revisions;
 pub mod rollout;
 pub mod secrets;

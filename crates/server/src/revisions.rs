@@ -4,6 +4,8 @@
 //!
 //! A group gets a new revision when (and only when) its YAML changed; the revisions created
 //! are returned in [`Written::revisions`] so the caller can announce them (see `events.rs`).
+//! Each revision records its cause: the [`Actor`] whose request made it and the object the
+//! write was about (kind, id, name, its revision after the write).
 //!
 //! A create or update is refused ([`WriteError::Incomplete`], nothing written) when a pipeline
 //! it touches would produce no service pipeline in some agent group using it, or when a group
@@ -16,16 +18,112 @@ use std::sync::Arc;
 use chrono::Utc;
 use otaas_api::{
     AgentGroupId, AgentGroupSpec, EndpointId, EndpointSpec, ExporterBindingId, ExporterBindingSpec,
-    PipelineId, PipelineSpec,
+    PipelineId, PipelineSpec, RevisionCause, TokenId,
 };
 
-use crate::auth::TokenKey;
+use crate::auth::{Principal, TokenKey};
 use crate::policy::ConfigPolicy;
 use crate::render::{Gap, Missing, RenderError};
 use crate::store::{
     BindingRecord, ConfigTx, EndpointRecord, GroupRecord, GroupRevision, Kind, PipelineRecord,
     Store, StoreError,
 };
+
+/// Who asked for a config write, as the revisions it makes record it: a stored token's id and
+/// description, never the token.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Actor {
+    pub token_id: Option<TokenId>,
+    pub description: String,
+}
+
+impl Actor {
+    /// What `--admin-token` is recorded as (it has no stored id).
+    pub const FLAG_ADMIN: &'static str = "admin token (--admin-token)";
+    /// What server-side causes (an endpoint token's grace period ending) are recorded as.
+    pub const SERVER: &'static str = "server";
+
+    /// The server itself, for writes no request asked for.
+    pub fn server() -> Self {
+        Self {
+            token_id: None,
+            description: Self::SERVER.into(),
+        }
+    }
+
+    /// The holder of a verified API token.
+    pub fn of(principal: &Principal) -> Self {
+        match principal {
+            Principal::FlagAdmin => Self {
+                token_id: None,
+                description: Self::FLAG_ADMIN.into(),
+            },
+            Principal::Token(t) => Self {
+                token_id: Some(t.id),
+                description: t.description.clone(),
+            },
+        }
+    }
+
+    /// The cause of revisions made by writing `object` (`None`: a server-side cause).
+    fn cause(&self, object: Option<Object>) -> RevisionCause {
+        let (kind, id, name, revision) = match object {
+            Some(o) => (Some(o.kind), Some(o.id), Some(o.name), o.revision),
+            None => (None, None, None, None),
+        };
+        RevisionCause {
+            token_id: self.token_id,
+            token_description: Some(self.description.clone()),
+            cause_kind: kind.map(str::to_string),
+            cause_id: id,
+            cause_name: name,
+            cause_revision: revision,
+        }
+    }
+}
+
+/// The object a write was about, as a revision's cause names it.
+struct Object {
+    kind: &'static str,
+    id: String,
+    name: String,
+    /// After the write; `None` when it deleted the object.
+    revision: Option<i64>,
+}
+
+impl Object {
+    fn new(kind: &'static str, id: impl ToString, name: &str, revision: Option<i64>) -> Self {
+        Self {
+            kind,
+            id: id.to_string(),
+            name: name.to_string(),
+            revision,
+        }
+    }
+
+    fn pipeline(r: &PipelineRecord) -> Self {
+        Self::new("pipeline", r.id, &r.spec.name, Some(r.revision))
+    }
+
+    fn endpoint(r: &EndpointRecord, deleted: bool) -> Self {
+        Self::new(
+            "endpoint",
+            r.id,
+            &r.spec.name,
+            (!deleted).then_some(r.revision),
+        )
+    }
+
+    fn binding(r: &BindingRecord, deleted: bool) -> Self {
+        let revision = (!deleted).then_some(r.revision);
+        Self::new("exporter_binding", r.id, &r.spec.name, revision)
+    }
+
+    fn group(r: &GroupRecord) -> Self {
+        let r = &r.record;
+        Self::new("agent_group", r.id, &r.spec.name, Some(r.revision))
+    }
+}
 
 /// The result of a write: the object written and the group revisions the write created.
 #[derive(Clone, Debug, PartialEq)]
@@ -172,6 +270,7 @@ impl ConfigWriter {
     /// all or nothing.
     pub async fn adopt(
         &self,
+        actor: &Actor,
         pipeline: PipelineSpec,
         endpoints: Vec<EndpointSpec>,
         bindings: Vec<ExporterBindingSpec>,
@@ -180,6 +279,7 @@ impl ConfigWriter {
         let mut tx = self.store.begin_config().await?;
         let pipeline = tx.create_pipeline(pipeline).await?;
         let pid = pipeline.id;
+        let cause = actor.cause(Some(Object::pipeline(&pipeline)));
         let mut made_endpoints = Vec::new();
         for mut e in endpoints {
             e.pipeline_id = pid;
@@ -197,7 +297,12 @@ impl ConfigWriter {
                 g.pipeline_ids.insert(0, pid);
                 let id = tx.create_group(g).await?.record.id;
                 let revisions = self
-                    .rerender(tx.as_mut(), BTreeSet::from([id]), Some(&Require::group()))
+                    .rerender(
+                        tx.as_mut(),
+                        BTreeSet::from([id]),
+                        Some(&Require::group()),
+                        &cause,
+                    )
                     .await?;
                 (Some(tx.get_group(id).await?), revisions)
             }
@@ -235,14 +340,16 @@ impl ConfigWriter {
 
     pub async fn update_pipeline(
         &self,
+        actor: &Actor,
         id: PipelineId,
         spec: PipelineSpec,
         if_match: Option<i64>,
     ) -> Result<Written<PipelineRecord>, WriteError> {
         let mut tx = self.store.begin_config().await?;
         let value = tx.update_pipeline(id, spec, if_match).await?.after;
+        let cause = actor.cause(Some(Object::pipeline(&value)));
         let revisions = self
-            .rerender_pipelines(tx.as_mut(), id, id, Some(&Require::pipeline(id)))
+            .rerender_pipelines(tx.as_mut(), id, id, Some(&Require::pipeline(id)), &cause)
             .await?;
         tx.commit().await?;
         Ok(Written { value, revisions })
@@ -261,14 +368,16 @@ impl ConfigWriter {
 
     pub async fn create_endpoint(
         &self,
+        actor: &Actor,
         spec: EndpointSpec,
     ) -> Result<Written<EndpointRecord>, WriteError> {
         let mut tx = self.store.begin_config().await?;
         let value = tx.create_endpoint(spec).await?;
         let pid = value.spec.pipeline_id;
         let require = Require::child(Kind::Endpoint, pid, pid);
+        let cause = actor.cause(Some(Object::endpoint(&value, false)));
         let revisions = self
-            .rerender_pipelines(tx.as_mut(), pid, pid, Some(&require))
+            .rerender_pipelines(tx.as_mut(), pid, pid, Some(&require), &cause)
             .await?;
         tx.commit().await?;
         Ok(Written { value, revisions })
@@ -276,6 +385,7 @@ impl ConfigWriter {
 
     pub async fn update_endpoint(
         &self,
+        actor: &Actor,
         id: EndpointId,
         spec: EndpointSpec,
         if_match: Option<i64>,
@@ -284,8 +394,9 @@ impl ConfigWriter {
         let r = tx.update_endpoint(id, spec, if_match).await?;
         let (from, to) = (r.before.spec.pipeline_id, r.after.spec.pipeline_id);
         let require = Require::child(Kind::Endpoint, from, to);
+        let cause = actor.cause(Some(Object::endpoint(&r.after, false)));
         let revisions = self
-            .rerender_pipelines(tx.as_mut(), from, to, Some(&require))
+            .rerender_pipelines(tx.as_mut(), from, to, Some(&require), &cause)
             .await?;
         tx.commit().await?;
         Ok(Written {
@@ -294,11 +405,18 @@ impl ConfigWriter {
         })
     }
 
-    pub async fn delete_endpoint(&self, id: EndpointId) -> Result<Written<()>, WriteError> {
+    pub async fn delete_endpoint(
+        &self,
+        actor: &Actor,
+        id: EndpointId,
+    ) -> Result<Written<()>, WriteError> {
         let mut tx = self.store.begin_config().await?;
         let gone = tx.delete_endpoint(id).await?;
         let pid = gone.spec.pipeline_id;
-        let revisions = self.rerender_pipelines(tx.as_mut(), pid, pid, None).await?;
+        let cause = actor.cause(Some(Object::endpoint(&gone, true)));
+        let revisions = self
+            .rerender_pipelines(tx.as_mut(), pid, pid, None, &cause)
+            .await?;
         tx.commit().await?;
         Ok(Written {
             value: (),
@@ -323,7 +441,8 @@ impl ConfigWriter {
         for pid in &pipelines {
             groups.extend(tx.groups_of_pipeline(*pid).await?);
         }
-        let revisions = self.rerender(tx.as_mut(), groups, None).await?;
+        let cause = Actor::server().cause(None);
+        let revisions = self.rerender(tx.as_mut(), groups, None, &cause).await?;
         tx.commit().await?;
         Ok(Written {
             value: pipelines.len(),
@@ -333,14 +452,16 @@ impl ConfigWriter {
 
     pub async fn create_binding(
         &self,
+        actor: &Actor,
         spec: ExporterBindingSpec,
     ) -> Result<Written<BindingRecord>, WriteError> {
         let mut tx = self.store.begin_config().await?;
         let value = tx.create_binding(spec).await?;
         let pid = value.spec.pipeline_id;
         let require = Require::child(Kind::ExporterBinding, pid, pid);
+        let cause = actor.cause(Some(Object::binding(&value, false)));
         let revisions = self
-            .rerender_pipelines(tx.as_mut(), pid, pid, Some(&require))
+            .rerender_pipelines(tx.as_mut(), pid, pid, Some(&require), &cause)
             .await?;
         tx.commit().await?;
         Ok(Written { value, revisions })
@@ -348,6 +469,7 @@ impl ConfigWriter {
 
     pub async fn update_binding(
         &self,
+        actor: &Actor,
         id: ExporterBindingId,
         spec: ExporterBindingSpec,
         if_match: Option<i64>,
@@ -356,8 +478,9 @@ impl ConfigWriter {
         let r = tx.update_binding(id, spec, if_match).await?;
         let (from, to) = (r.before.spec.pipeline_id, r.after.spec.pipeline_id);
         let require = Require::child(Kind::ExporterBinding, from, to);
+        let cause = actor.cause(Some(Object::binding(&r.after, false)));
         let revisions = self
-            .rerender_pipelines(tx.as_mut(), from, to, Some(&require))
+            .rerender_pipelines(tx.as_mut(), from, to, Some(&require), &cause)
             .await?;
         tx.commit().await?;
         Ok(Written {
@@ -366,11 +489,18 @@ impl ConfigWriter {
         })
     }
 
-    pub async fn delete_binding(&self, id: ExporterBindingId) -> Result<Written<()>, WriteError> {
+    pub async fn delete_binding(
+        &self,
+        actor: &Actor,
+        id: ExporterBindingId,
+    ) -> Result<Written<()>, WriteError> {
         let mut tx = self.store.begin_config().await?;
         let gone = tx.delete_binding(id).await?;
         let pid = gone.spec.pipeline_id;
-        let revisions = self.rerender_pipelines(tx.as_mut(), pid, pid, None).await?;
+        let cause = actor.cause(Some(Object::binding(&gone, true)));
+        let revisions = self
+            .rerender_pipelines(tx.as_mut(), pid, pid, None, &cause)
+            .await?;
         tx.commit().await?;
         Ok(Written {
             value: (),
@@ -381,12 +511,20 @@ impl ConfigWriter {
     /// Creates the group and its first revision (revision 1).
     pub async fn create_group(
         &self,
+        actor: &Actor,
         spec: AgentGroupSpec,
     ) -> Result<Written<GroupRecord>, WriteError> {
         let mut tx = self.store.begin_config().await?;
-        let id = tx.create_group(spec).await?.record.id;
+        let created = tx.create_group(spec).await?;
+        let id = created.record.id;
+        let cause = actor.cause(Some(Object::group(&created)));
         let revisions = self
-            .rerender(tx.as_mut(), BTreeSet::from([id]), Some(&Require::group()))
+            .rerender(
+                tx.as_mut(),
+                BTreeSet::from([id]),
+                Some(&Require::group()),
+                &cause,
+            )
             .await?;
         let value = tx.get_group(id).await?;
         tx.commit().await?;
@@ -395,14 +533,21 @@ impl ConfigWriter {
 
     pub async fn update_group(
         &self,
+        actor: &Actor,
         id: AgentGroupId,
         spec: AgentGroupSpec,
         if_match: Option<i64>,
     ) -> Result<Written<GroupRecord>, WriteError> {
         let mut tx = self.store.begin_config().await?;
-        tx.update_group(id, spec, if_match).await?;
+        let updated = tx.update_group(id, spec, if_match).await?.after;
+        let cause = actor.cause(Some(Object::group(&updated)));
         let revisions = self
-            .rerender(tx.as_mut(), BTreeSet::from([id]), Some(&Require::group()))
+            .rerender(
+                tx.as_mut(),
+                BTreeSet::from([id]),
+                Some(&Require::group()),
+                &cause,
+            )
             .await?;
         let value = tx.get_group(id).await?;
         tx.commit().await?;
@@ -429,12 +574,13 @@ impl ConfigWriter {
         from: PipelineId,
         to: PipelineId,
         require: Option<&Require>,
+        cause: &RevisionCause,
     ) -> Result<Vec<GroupRevision>, WriteError> {
         let mut groups = tx.groups_of_pipeline(from).await?;
         if to != from {
             groups.extend(tx.groups_of_pipeline(to).await?);
         }
-        self.rerender(tx, groups, require).await
+        self.rerender(tx, groups, require, cause).await
     }
 
     /// Re-renders `groups` and records a new revision for each whose YAML changed.
@@ -446,6 +592,7 @@ impl ConfigWriter {
         tx: &mut dyn ConfigTx,
         groups: BTreeSet<AgentGroupId>,
         require: Option<&Require>,
+        cause: &RevisionCause,
     ) -> Result<Vec<GroupRevision>, WriteError> {
         let mut created = Vec::new();
         for gid in groups {
@@ -498,7 +645,7 @@ impl ConfigWriter {
                 continue;
             }
             let revision = tx
-                .add_revision(gid, group.config_revision, &rendered.yaml, &hash)
+                .add_revision(gid, group.config_revision, &rendered.yaml, &hash, cause)
                 .await?;
             created.push(revision);
         }

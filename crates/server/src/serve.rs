@@ -247,7 +247,8 @@ async fn run_engines(
 }
 
 /// Starts the engines' background tasks: the rollout driver, the insights gauges, the
-/// cluster's (PostgreSQL only), the endpoint token grace and the audit trail's retention. They stop with `state.shutdown`.
+/// cluster's (PostgreSQL only), the endpoint token grace, revision retention and the audit
+/// trail's retention. They stop with `state.shutdown`.
 pub fn start_tasks(state: &AppState) -> Vec<tokio::task::JoinHandle<()>> {
     let shutdown = state.shutdown.clone();
     let mut tasks = vec![
@@ -257,6 +258,9 @@ pub fn start_tasks(state: &AppState) -> Vec<tokio::task::JoinHandle<()>> {
             .clone()
             .spawn_metrics(crate::insights::GAUGES_EVERY, shutdown.clone()),
         tokio::spawn(crate::token_grace::run(TokenGrace::from_ref(state))),
+        tokio::spawn(crate::retention::run(
+            crate::retention::Retention::from_ref(state),
+        )),
         tokio::spawn(crate::audit::retention(
             state.store.clone(),
             state.config.audit_retention_days,

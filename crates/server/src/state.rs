@@ -143,6 +143,18 @@ impl FromRef<AppState> for crate::token_grace::TokenGrace {
     }
 }
 
+impl FromRef<AppState> for crate::retention::Retention {
+    fn from_ref(s: &AppState) -> Self {
+        Self {
+            store: s.store.clone(),
+            rollouts: s.rollouts.clone(),
+            fleet: s.fleet.clone(),
+            policy: s.config.retention(),
+            shutdown: s.shutdown.clone(),
+        }
+    }
+}
+
 /// `token_grace::run(state.clone())` keeps working for embedders holding an `AppState`.
 impl From<AppState> for crate::token_grace::TokenGrace {
     fn from(s: AppState) -> Self {

@@ -1315,6 +1315,8 @@ async fn openapi_matches_the_types() {
         "/agent-groups/{id}",
         "/agent-groups/{id}/config",
         "/agent-groups/{id}/revisions",
+        "/agent-groups/{id}/revisions/{rev}",
+        "/agent-groups/{id}/revisions/{from}/diff/{to}",
         "/agent-groups/{id}/status",
         "/agent-groups/{id}/rollout/pause",
         "/agent-groups/{id}/rollout/resume",
@@ -1685,6 +1687,14 @@ async fn openapi_matches_the_types() {
             content_type: "c".into(),
             yaml: "y".into(),
             created_at: now,
+            cause: RevisionCause {
+                token_id: Some(TokenId::new()),
+                token_description: Some("d".into()),
+                cause_kind: Some("pipeline".into()),
+                cause_id: Some("i".into()),
+                cause_name: Some("n".into()),
+                cause_revision: Some(2),
+            },
         })
         .unwrap(),
     );
@@ -1694,6 +1704,23 @@ async fn openapi_matches_the_types() {
             revision: 1,
             sha256: "s".into(),
             created_at: now,
+            cause: RevisionCause {
+                token_id: Some(TokenId::new()),
+                token_description: Some("d".into()),
+                cause_kind: Some("pipeline".into()),
+                cause_id: Some("i".into()),
+                cause_name: Some("n".into()),
+                cause_revision: Some(2),
+            },
+        })
+        .unwrap(),
+    );
+    check(
+        "RevisionDiff",
+        serde_json::to_value(RevisionDiff {
+            from: 1,
+            to: 2,
+            diff: "d".into(),
         })
         .unwrap(),
     );
@@ -2778,6 +2805,315 @@ service: {pipelines: {logs: {receivers: [filelog], exporters: [otlphttp]}}}
         .await;
     assert_eq!(status, StatusCode::OK, "{body}");
     h.create("/api/v1/agent-groups", later).await;
+}
+
+// ---- config history: revisions with their causes, one revision, diffs, retention ------------
+
+/// A logs pipeline with a binding whose header is a secret, and a group running it (revision
+/// 1, written with the admin flag's token): (pipeline id, group id).
+async fn history_group(h: &Harness) -> (String, String) {
+    let pid = logs_pipeline(h, "hist", true).await;
+    h.create(
+        "/api/v1/exporter-bindings",
+        json!({ "name": "hist-out", "pipeline_id": pid, "destinations": [
+            { "name": "loki", "type": "otlp", "endpoint": "loki:4317",
+              "headers": { "x-scope-orgid": "history-secret-org" } }] }),
+    )
+    .await;
+    let g = h
+        .create("/api/v1/agent-groups", group_json("hist-g", &[&pid]))
+        .await;
+    (pid, g["id"].as_str().unwrap().to_string())
+}
+
+/// The logs pipeline of [`history_group`] with a batch processor of `timeout` (a new YAML).
+fn hist_pipeline(timeout: &str) -> Value {
+    json!({ "name": "hist", "signals": ["logs"],
+            "receivers": { "filelog": { "include": ["/var/log/app.log"] } },
+            "processors": [{ "id": "batch", "config": { "timeout": timeout } }] })
+}
+
+/// Given a group created with the `--admin-token` and then changed by a pipeline update made
+/// with a stored token, when its revisions are listed, read one by one and diffed, then each
+/// revision names its token (id and description, never the token) and the object written with
+/// its revision, every YAML is redacted, `?revision=` gives the same document as
+/// `/revisions/{n}`, and the diff shows the changed lines.
+#[tokio::test]
+async fn revisions_are_listed_read_and_diffed_with_their_causes() {
+    let h = Harness::new().await;
+    let token = h
+        .create(
+            "/api/v1/tokens",
+            json!({ "description": "ci pipeline", "scope": "admin" }),
+        )
+        .await;
+    let secret_token = token["token"].as_str().unwrap().to_string();
+    let (pid, gid) = history_group(&h).await;
+    let req = Request::put(format!("/api/v1/pipelines/{pid}"))
+        .header("authorization", format!("Bearer {secret_token}"))
+        .header("content-type", "application/json")
+        .body(Body::from(hist_pipeline("7s").to_string()))
+        .unwrap();
+    let (status, updated) = h.send(req).await;
+    assert_eq!(status, StatusCode::OK, "{updated}");
+
+    let (status, list) = h
+        .call(
+            "GET",
+            &format!("/api/v1/agent-groups/{gid}/revisions"),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{list}");
+    let items = list["items"].as_array().unwrap();
+    assert_eq!(items.len(), 2, "{list}");
+    assert_eq!(items[0]["revision"], 1);
+    assert_eq!(items[0]["token_id"], Value::Null);
+    assert_eq!(items[0]["token_description"], "admin token (--admin-token)");
+    assert_eq!(items[0]["cause_kind"], "agent_group");
+    assert_eq!(items[0]["cause_id"], json!(gid));
+    assert_eq!(items[0]["cause_name"], "hist-g");
+    assert_eq!(items[0]["cause_revision"], 1);
+    assert_eq!(items[1]["revision"], 2);
+    assert_eq!(items[1]["token_id"], token["id"]);
+    assert_eq!(items[1]["token_description"], "ci pipeline");
+    assert_eq!(items[1]["cause_kind"], "pipeline");
+    assert_eq!(items[1]["cause_id"], json!(pid));
+    assert_eq!(items[1]["cause_name"], "hist");
+    assert_eq!(items[1]["cause_revision"], updated["revision"]);
+    assert!(!list.to_string().contains(&secret_token));
+
+    let (status, one) = h
+        .call(
+            "GET",
+            &format!("/api/v1/agent-groups/{gid}/revisions/1"),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{one}");
+    assert_eq!(one["revision"], 1);
+    assert_eq!(one["sha256"], items[0]["sha256"]);
+    assert_eq!(one["token_description"], "admin token (--admin-token)");
+    let yaml = one["yaml"].as_str().unwrap();
+    assert!(yaml.contains("x-scope-orgid: <redacted>"), "{yaml}");
+    assert!(!one.to_string().contains("history-secret-org"));
+    let (status, at) = h
+        .call(
+            "GET",
+            &format!("/api/v1/agent-groups/{gid}/config?revision=1"),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{at}");
+    assert_eq!(at, one);
+    let (_, current) = h
+        .call("GET", &format!("/api/v1/agent-groups/{gid}/config"), None)
+        .await;
+    assert_eq!(current["revision"], 2);
+    assert_eq!(current["token_description"], "ci pipeline");
+
+    let (status, diff) = h
+        .call(
+            "GET",
+            &format!("/api/v1/agent-groups/{gid}/revisions/1/diff/2"),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{diff}");
+    assert_eq!(
+        (diff["from"].clone(), diff["to"].clone()),
+        (json!(1), json!(2))
+    );
+    let text = diff["diff"].as_str().unwrap();
+    assert!(
+        text.contains("--- revision 1") && text.contains("+++ revision 2"),
+        "{text}"
+    );
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with('+') && l.contains("timeout: 7s")),
+        "{text}"
+    );
+    assert!(!text.contains("history-secret-org"), "{text}");
+    let (_, same) = h
+        .call(
+            "GET",
+            &format!("/api/v1/agent-groups/{gid}/revisions/2/diff/2"),
+            None,
+        )
+        .await;
+    assert_eq!(same["diff"], "");
+}
+
+/// Given a group with revisions 1 and 2, when an unknown revision, a malformed one or an
+/// unknown group is asked for, then each is a 404 with the JSON error body, and a `?revision=`
+/// that is not a number is a 400 naming `revision`.
+#[tokio::test]
+async fn unknown_revisions_are_404_and_bad_revision_queries_400() {
+    let h = Harness::new().await;
+    let (pid, gid) = history_group(&h).await;
+    h.call(
+        "PUT",
+        &format!("/api/v1/pipelines/{pid}"),
+        Some(hist_pipeline("3s")),
+    )
+    .await;
+    let other = AgentGroupId::new();
+    for path in [
+        format!("/api/v1/agent-groups/{gid}/config?revision=9"),
+        format!("/api/v1/agent-groups/{gid}/revisions/9"),
+        format!("/api/v1/agent-groups/{gid}/revisions/x"),
+        format!("/api/v1/agent-groups/{gid}/revisions/0"),
+        format!("/api/v1/agent-groups/{gid}/revisions/1/diff/9"),
+        format!("/api/v1/agent-groups/{gid}/revisions/9/diff/1"),
+        format!("/api/v1/agent-groups/{other}/revisions/1"),
+        format!("/api/v1/agent-groups/{other}/config?revision=1"),
+        format!("/api/v1/agent-groups/{other}/revisions"),
+    ] {
+        let got = h.call("GET", &path, None).await;
+        assert_error(&got, StatusCode::NOT_FOUND, "not_found", None);
+    }
+    for bad in ["x", "0", "1.5"] {
+        let got = h
+            .call(
+                "GET",
+                &format!("/api/v1/agent-groups/{gid}/config?revision={bad}"),
+                None,
+            )
+            .await;
+        assert_error(
+            &got,
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+            Some("revision"),
+        );
+    }
+    let got = h
+        .call(
+            "GET",
+            &format!("/api/v1/agent-groups/{gid}/config?rev=1"),
+            None,
+        )
+        .await;
+    assert_error(&got, StatusCode::BAD_REQUEST, "bad_request", Some("rev"));
+}
+
+/// Given a group with six revisions, an agent reporting revision 2's hash and a retention of
+/// two, when retention runs, then revisions 2 (what the agent runs), 5 and 6 (the newest) are
+/// kept, and revision 2 can still be read; once no agent runs it, the next pass deletes it
+/// and reading it is a 404.
+#[tokio::test]
+async fn retention_keeps_what_agents_run() {
+    let h = Harness::new().await;
+    let (pid, gid) = history_group(&h).await;
+    for t in ["2s", "3s", "4s", "5s", "6s"] {
+        let (status, v) = h
+            .call(
+                "PUT",
+                &format!("/api/v1/pipelines/{pid}"),
+                Some(hist_pipeline(t)),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{v}");
+    }
+    let revs = |h: &Harness| {
+        let gid = gid.clone();
+        let h = h.state.clone();
+        async move {
+            let id: AgentGroupId = gid.parse().unwrap();
+            h.store
+                .group_revisions(id)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|r| (r.revision, r.hash))
+                .collect::<Vec<_>>()
+        }
+    };
+    let all = revs(&h).await;
+    assert_eq!(all.len(), 6);
+    let agent: otaas_server::fleet::AgentRecord = serde_json::from_value(json!({
+        "id": "0123456789abcdef0123456789abcdef",
+        "remote_config_hash": all[1].1,
+        "connected": true,
+    }))
+    .unwrap();
+    h.state.agents.load(vec![agent.clone()]);
+    use axum::extract::FromRef;
+    let mut retention = otaas_server::retention::Retention::from_ref(&h.state);
+    retention.policy = otaas_server::retention::Policy { count: 2, days: 0 };
+    let now = chrono::Utc::now();
+    otaas_server::retention::prune(&retention, now)
+        .await
+        .unwrap();
+    let kept: Vec<i64> = revs(&h).await.into_iter().map(|r| r.0).collect();
+    // Revision 1 stays too when the rollout engine holds it as the last good one; whatever it
+    // holds, 2 (the agent's) and the two newest must be there and 3, 4 gone.
+    assert!(
+        kept.contains(&2) && kept.contains(&5) && kept.contains(&6),
+        "{kept:?}"
+    );
+    assert!(!kept.contains(&3) && !kept.contains(&4), "{kept:?}");
+    let (status, _) = h
+        .call(
+            "GET",
+            &format!("/api/v1/agent-groups/{gid}/revisions/2"),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+
+    let moved: otaas_server::fleet::AgentRecord = serde_json::from_value(json!({
+        "id": "0123456789abcdef0123456789abcdef",
+        "remote_config_hash": all[5].1,
+        "connected": true,
+    }))
+    .unwrap();
+    h.state.agents.load(vec![moved]);
+    otaas_server::retention::prune(&retention, now)
+        .await
+        .unwrap();
+    let kept: Vec<i64> = revs(&h).await.into_iter().map(|r| r.0).collect();
+    assert!(!kept.contains(&2), "{kept:?}");
+    let got = h
+        .call(
+            "GET",
+            &format!("/api/v1/agent-groups/{gid}/revisions/2"),
+            None,
+        )
+        .await;
+    assert_error(&got, StatusCode::NOT_FOUND, "not_found", None);
+
+    // A pinned revision stays however many newer ones come.
+    let (_, g) = h
+        .call("GET", &format!("/api/v1/agent-groups/{gid}"), None)
+        .await;
+    let spec = json!({"name": g["name"], "selector": g["selector"],
+        "pipeline_ids": g["pipeline_ids"], "pinned_revision": 5});
+    let (status, v) = h
+        .raw(
+            "PUT",
+            &format!("/api/v1/agent-groups/{gid}"),
+            Some(spec.to_string()),
+            &[],
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    for t in ["7s", "8s", "9s"] {
+        let (status, v) = h
+            .call(
+                "PUT",
+                &format!("/api/v1/pipelines/{pid}"),
+                Some(hist_pipeline(t)),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{v}");
+    }
+    otaas_server::retention::prune(&retention, now)
+        .await
+        .unwrap();
+    let kept: Vec<i64> = revs(&h).await.into_iter().map(|r| r.0).collect();
+    assert!(kept.contains(&5) && !kept.contains(&7), "{kept:?}");
 }
 
 // ---------------------------------------------------------------------------------------------

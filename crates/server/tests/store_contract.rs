@@ -8,7 +8,7 @@ use std::sync::Arc;
 use common::*;
 use otaas_api::*;
 use otaas_server::policy::ConfigPolicy;
-use otaas_server::revisions::{ConfigWriter, WriteError};
+use otaas_server::revisions::{Actor, ConfigWriter, WriteError};
 use otaas_server::store::{Kind, Store, StoreError};
 use serde_json::json;
 use sha2::{Digest, Sha256};
@@ -72,7 +72,7 @@ async fn pipeline_crud(s: S) {
     }
     match s
         .w
-        .update_pipeline(a.id, pipeline_spec("a-first"), None)
+        .update_pipeline(&actor(), a.id, pipeline_spec("a-first"), None)
         .await
     {
         Err(WriteError::Store(StoreError::NameTaken { name, .. })) => assert_eq!(name, "a-first"),
@@ -83,14 +83,18 @@ async fn pipeline_crud(s: S) {
     let mut spec = pipeline_spec("b-second");
     spec.description = "changed".into();
     let a2 =
-        s.w.update_pipeline(a.id, spec.clone(), Some(1))
+        s.w.update_pipeline(&actor(), a.id, spec.clone(), Some(1))
             .await
             .unwrap()
             .value;
     assert_eq!(a2.revision, 2);
     assert_eq!(a2.spec.description, "changed");
     assert_eq!(a2.created_at, a.created_at);
-    match s.w.update_pipeline(a.id, spec.clone(), Some(1)).await {
+    match s
+        .w
+        .update_pipeline(&actor(), a.id, spec.clone(), Some(1))
+        .await
+    {
         Err(WriteError::Store(StoreError::RevisionMismatch {
             expected, actual, ..
         })) => assert_eq!((expected, actual), (1, 2)),
@@ -99,7 +103,7 @@ async fn pipeline_crud(s: S) {
     assert_eq!(s.get_pipeline(a.id).await.unwrap().revision, 2);
     // Without If-Match the update is unconditional.
     assert_eq!(
-        s.w.update_pipeline(a.id, spec, None)
+        s.w.update_pipeline(&actor(), a.id, spec, None)
             .await
             .unwrap()
             .value
@@ -121,7 +125,7 @@ async fn pipeline_crud(s: S) {
         Err(WriteError::Store(StoreError::NotFound { .. }))
     ));
     assert!(matches!(
-        s.w.update_pipeline(PipelineId::new(), pipeline_spec("x"), None)
+        s.w.update_pipeline(&actor(), PipelineId::new(), pipeline_spec("x"), None)
             .await,
         Err(WriteError::Store(StoreError::NotFound { .. }))
     ));
@@ -132,7 +136,11 @@ async fn references(s: S) {
     let missing = PipelineId::new();
 
     // Dangling references are refused and name the field.
-    match s.w.create_endpoint(endpoint_spec("e", missing, 4318)).await {
+    match s
+        .w
+        .create_endpoint(&actor(), endpoint_spec("e", missing, 4318))
+        .await
+    {
         Err(WriteError::Store(StoreError::DanglingReference { field, kind, id })) => {
             assert_eq!(
                 (field.as_str(), kind, id),
@@ -141,7 +149,11 @@ async fn references(s: S) {
         }
         other => panic!("expected DanglingReference, got {other:?}"),
     }
-    match s.w.create_group(group_spec("g", vec![p.id, missing])).await {
+    match s
+        .w
+        .create_group(&actor(), group_spec("g", vec![p.id, missing]))
+        .await
+    {
         Err(WriteError::Store(StoreError::DanglingReference { field, .. })) => {
             assert_eq!(field, "pipeline_ids[1]")
         }
@@ -152,7 +164,11 @@ async fn references(s: S) {
         None,
         "failed create left nothing"
     );
-    match s.w.create_binding(binding_spec("b", missing)).await {
+    match s
+        .w
+        .create_binding(&actor(), binding_spec("b", missing))
+        .await
+    {
         Err(WriteError::Store(StoreError::DanglingReference { field, .. })) => {
             assert_eq!(field, "pipeline_id")
         }
@@ -161,17 +177,17 @@ async fn references(s: S) {
 
     // A referenced pipeline cannot be deleted; the error names each referrer in turn.
     let e =
-        s.w.create_endpoint(endpoint_spec("e", p.id, 4318))
+        s.w.create_endpoint(&actor(), endpoint_spec("e", p.id, 4318))
             .await
             .unwrap()
             .value;
     let b =
-        s.w.create_binding(binding_spec("b", p.id))
+        s.w.create_binding(&actor(), binding_spec("b", p.id))
             .await
             .unwrap()
             .value;
     let g =
-        s.w.create_group(group_spec("g", vec![p.id]))
+        s.w.create_group(&actor(), group_spec("g", vec![p.id]))
             .await
             .unwrap()
             .value;
@@ -193,9 +209,9 @@ async fn references(s: S) {
         other => panic!("expected InUse, got {other:?}"),
     };
     expect_in_use(s.w.delete_pipeline(p.id).await, Kind::Endpoint, "e");
-    s.w.delete_endpoint(e.id).await.unwrap();
+    s.w.delete_endpoint(&actor(), e.id).await.unwrap();
     expect_in_use(s.w.delete_pipeline(p.id).await, Kind::ExporterBinding, "b");
-    s.w.delete_binding(b.id).await.unwrap();
+    s.w.delete_binding(&actor(), b.id).await.unwrap();
     expect_in_use(s.w.delete_pipeline(p.id).await, Kind::AgentGroup, "g");
     s.w.delete_group(g.record.id).await.unwrap();
     s.w.delete_pipeline(p.id).await.unwrap();
@@ -214,15 +230,15 @@ async fn group_revisions(s: S) {
             .unwrap()
             .value;
     let e =
-        s.w.create_endpoint(endpoint_spec("checkout-otlp", p.id, 4318))
+        s.w.create_endpoint(&actor(), endpoint_spec("checkout-otlp", p.id, 4318))
             .await
             .unwrap()
             .value;
-    s.w.create_binding(binding_spec("checkout-out", p.id))
+    s.w.create_binding(&actor(), binding_spec("checkout-out", p.id))
         .await
         .unwrap();
     let w =
-        s.w.create_group(group_spec("eu", vec![p.id]))
+        s.w.create_group(&actor(), group_spec("eu", vec![p.id]))
             .await
             .unwrap();
     let g = w.value;
@@ -242,13 +258,19 @@ async fn group_revisions(s: S) {
     // When a change leaves the YAML identical (description), no revision is made
     let mut spec = pipeline_spec("checkout");
     spec.description = "only words".into();
-    let w = s.w.update_pipeline(p.id, spec.clone(), None).await.unwrap();
+    let w =
+        s.w.update_pipeline(&actor(), p.id, spec.clone(), None)
+            .await
+            .unwrap();
     assert!(w.revisions.is_empty());
     assert_eq!(s.get_group(g.record.id).await.unwrap().config_revision, 1);
     // nor when only the selector changes (the object revision moves, the config does not)
     let mut gspec = group_spec("eu", vec![p.id]);
     gspec.selector.insert("region".into(), "eu".into());
-    let w = s.w.update_group(g.record.id, gspec, Some(1)).await.unwrap();
+    let w =
+        s.w.update_group(&actor(), g.record.id, gspec, Some(1))
+            .await
+            .unwrap();
     assert!(w.revisions.is_empty());
     assert_eq!((w.value.record.revision, w.value.config_revision), (2, 1));
 
@@ -257,7 +279,10 @@ async fn group_revisions(s: S) {
         id: "memory_limiter".into(),
         config: serde_json::json!({"limit_mib": 400}),
     });
-    let w = s.w.update_pipeline(p.id, spec, None).await.unwrap();
+    let w =
+        s.w.update_pipeline(&actor(), p.id, spec, None)
+            .await
+            .unwrap();
     assert_eq!(w.revisions.len(), 1);
     assert_eq!(w.revisions[0].revision, 2);
     assert!(w.revisions[0].yaml.contains("memory_limiter/checkout"));
@@ -267,7 +292,10 @@ async fn group_revisions(s: S) {
     let mut espec = endpoint_spec("checkout-otlp", p.id, 4318);
     espec.token_version = 2;
     espec.token_grace_seconds = 0;
-    let w = s.w.update_endpoint(e.id, espec, Some(1)).await.unwrap();
+    let w =
+        s.w.update_endpoint(&actor(), e.id, espec, Some(1))
+            .await
+            .unwrap();
     assert_eq!(w.revisions.len(), 1);
     let r3 = &w.revisions[0];
     assert_eq!(r3.revision, 3);
@@ -298,18 +326,20 @@ async fn group_revisions(s: S) {
 async fn failed_render_writes_nothing(s: S) {
     // Given a group whose pipeline has an endpoint on port 4318
     let p = s.w.create_pipeline(pipeline_spec("p")).await.unwrap().value;
-    s.w.create_endpoint(endpoint_spec("first", p.id, 4318))
+    s.w.create_endpoint(&actor(), endpoint_spec("first", p.id, 4318))
         .await
         .unwrap();
-    s.w.create_binding(binding_spec("out", p.id)).await.unwrap();
+    s.w.create_binding(&actor(), binding_spec("out", p.id))
+        .await
+        .unwrap();
     let g =
-        s.w.create_group(group_spec("g", vec![p.id]))
+        s.w.create_group(&actor(), group_spec("g", vec![p.id]))
             .await
             .unwrap()
             .value;
     // When a second endpoint on the same port is added
     let err =
-        s.w.create_endpoint(endpoint_spec("second", p.id, 4318))
+        s.w.create_endpoint(&actor(), endpoint_spec("second", p.id, 4318))
             .await
             .unwrap_err();
     // Then the write fails with the render error and nothing of it remains
@@ -346,24 +376,24 @@ async fn moving_an_endpoint_rerenders_both_groups(s: S) {
             .await
             .unwrap()
             .value;
-    s.w.create_binding(binding_spec("out1", p1.id))
+    s.w.create_binding(&actor(), binding_spec("out1", p1.id))
         .await
         .unwrap();
-    s.w.create_binding(binding_spec("out2", p2.id))
+    s.w.create_binding(&actor(), binding_spec("out2", p2.id))
         .await
         .unwrap();
     let g1 =
-        s.w.create_group(group_spec("g1", vec![p1.id]))
+        s.w.create_group(&actor(), group_spec("g1", vec![p1.id]))
             .await
             .unwrap()
             .value;
     let g2 =
-        s.w.create_group(group_spec("g2", vec![p2.id]))
+        s.w.create_group(&actor(), group_spec("g2", vec![p2.id]))
             .await
             .unwrap()
             .value;
     let e =
-        s.w.create_endpoint(endpoint_spec("e", p1.id, 4318))
+        s.w.create_endpoint(&actor(), endpoint_spec("e", p1.id, 4318))
             .await
             .unwrap();
     assert_eq!(
@@ -371,7 +401,7 @@ async fn moving_an_endpoint_rerenders_both_groups(s: S) {
         vec![g1.record.id]
     );
     let moved =
-        s.w.update_endpoint(e.value.id, endpoint_spec("e", p2.id, 4318), None)
+        s.w.update_endpoint(&actor(), e.value.id, endpoint_spec("e", p2.id, 4318), None)
             .await
             .unwrap();
     let mut touched: Vec<_> = moved
@@ -415,18 +445,18 @@ async fn survives_reopen(before: S, reopen: impl std::future::Future<Output = S>
         .value;
     let e = before
         .w
-        .create_endpoint(endpoint_spec("e", p.id, 4318))
+        .create_endpoint(&actor(), endpoint_spec("e", p.id, 4318))
         .await
         .unwrap()
         .value;
     before
         .w
-        .create_binding(binding_spec("b", p.id))
+        .create_binding(&actor(), binding_spec("b", p.id))
         .await
         .unwrap();
     let g = before
         .w
-        .create_group(group_spec("g", vec![p.id]))
+        .create_group(&actor(), group_spec("g", vec![p.id]))
         .await
         .unwrap()
         .value;
@@ -445,12 +475,14 @@ async fn survives_reopen(before: S, reopen: impl std::future::Future<Output = S>
 /// creates with one name exactly one wins.
 async fn concurrent_writes(s: S) {
     let p = s.w.create_pipeline(pipeline_spec("p")).await.unwrap().value;
-    s.w.create_endpoint(endpoint_spec("e", p.id, 4318))
+    s.w.create_endpoint(&actor(), endpoint_spec("e", p.id, 4318))
         .await
         .unwrap();
-    s.w.create_binding(binding_spec("b", p.id)).await.unwrap();
+    s.w.create_binding(&actor(), binding_spec("b", p.id))
+        .await
+        .unwrap();
     let g =
-        s.w.create_group(group_spec("g", vec![p.id]))
+        s.w.create_group(&actor(), group_spec("g", vec![p.id]))
             .await
             .unwrap()
             .value;
@@ -460,7 +492,9 @@ async fn concurrent_writes(s: S) {
         tasks.push(tokio::spawn(async move {
             let mut spec = pipeline_spec("p");
             spec.processors[0].config = serde_json::json!({ "send_batch_size": i + 1 });
-            s.w.update_pipeline(p.id, spec, None).await.unwrap()
+            s.w.update_pipeline(&actor(), p.id, spec, None)
+                .await
+                .unwrap()
         }));
     }
     let mut made: Vec<i64> = Vec::new();
@@ -502,25 +536,32 @@ async fn concurrent_writes(s: S) {
 /// is still there.
 async fn completeness(s: S) {
     let p = s.w.create_pipeline(pipeline_spec("p")).await.unwrap().value;
-    s.w.create_endpoint(endpoint_spec("e", p.id, 4318))
+    s.w.create_endpoint(&actor(), endpoint_spec("e", p.id, 4318))
         .await
         .unwrap();
-    match s.w.create_group(group_spec("g", vec![p.id])).await {
+    match s
+        .w
+        .create_group(&actor(), group_spec("g", vec![p.id]))
+        .await
+    {
         Err(WriteError::Incomplete { group, field, .. }) => {
             assert_eq!((group.as_str(), field), ("g", "pipeline_ids"))
         }
         other => panic!("expected Incomplete, got {other:?}"),
     }
     assert_eq!(s.list_groups().await.unwrap(), vec![]);
-    let b = s.w.create_binding(binding_spec("b", p.id)).await.unwrap();
+    let b =
+        s.w.create_binding(&actor(), binding_spec("b", p.id))
+            .await
+            .unwrap();
     assert_eq!(b.revisions, vec![]);
     let g =
-        s.w.create_group(group_spec("g", vec![p.id]))
+        s.w.create_group(&actor(), group_spec("g", vec![p.id]))
             .await
             .unwrap()
             .value;
     assert_eq!(g.config_revision, 1);
-    let deleted = s.w.delete_binding(b.value.id).await.unwrap();
+    let deleted = s.w.delete_binding(&actor(), b.value.id).await.unwrap();
     assert_eq!(deleted.revisions, vec![]);
     let after = s.get_group(g.record.id).await.unwrap();
     assert_eq!(
@@ -544,9 +585,9 @@ async fn secrets(s: S) {
     let mut b = binding_spec("b", p.id);
     b.secrets = [("key".to_string(), "store-key-1".to_string())].into();
     b.destinations[0].config = json!({"compression": {"$secret": "key"}});
-    let b = s.w.create_binding(b).await.unwrap().value;
+    let b = s.w.create_binding(&actor(), b).await.unwrap().value;
     let g =
-        s.w.create_group(group_spec("g", vec![p.id]))
+        s.w.create_group(&actor(), group_spec("g", vec![p.id]))
             .await
             .unwrap()
             .value;
@@ -559,13 +600,20 @@ async fn secrets(s: S) {
     keep.secrets.clear();
     keep.keep_secrets = true;
     keep.description = "kept".into();
-    let kept = s.w.update_pipeline(p.id, keep, None).await.unwrap().value;
+    let kept =
+        s.w.update_pipeline(&actor(), p.id, keep, None)
+            .await
+            .unwrap()
+            .value;
     assert_eq!(kept.spec.secrets, spec.secrets);
     assert!(!kept.spec.keep_secrets);
     // When they are replaced, Then the new value is stored and rendered
     let mut new = spec.clone();
     new.secrets = [("pw".to_string(), "store-pw-2".to_string())].into();
-    let w = s.w.update_pipeline(p.id, new, None).await.unwrap();
+    let w =
+        s.w.update_pipeline(&actor(), p.id, new, None)
+            .await
+            .unwrap();
     assert_eq!(
         s.get_pipeline(p.id).await.unwrap().spec.secrets["pw"],
         "store-pw-2"
@@ -634,6 +682,147 @@ async fn postgres_secrets_are_stored_apart() {
     .await;
 }
 
+/// A group with an endpoint and binding, then `updates` pipeline changes that each make a
+/// new revision (a processor's config changes): (group id, pipeline id).
+async fn group_with_history(s: &S, actor: &Actor, updates: usize) -> (AgentGroupId, PipelineId) {
+    let p =
+        s.w.create_pipeline(pipeline_spec("hist"))
+            .await
+            .unwrap()
+            .value;
+    s.w.create_endpoint(actor, endpoint_spec("hist-otlp", p.id, 4318))
+        .await
+        .unwrap();
+    s.w.create_binding(actor, binding_spec("hist-out", p.id))
+        .await
+        .unwrap();
+    let g =
+        s.w.create_group(actor, group_spec("hist", vec![p.id]))
+            .await
+            .unwrap()
+            .value;
+    for i in 0..updates {
+        let mut spec = pipeline_spec("hist");
+        spec.processors = vec![ProcessorSpec {
+            id: "batch".into(),
+            config: json!({ "timeout": format!("{}s", i + 1) }),
+        }];
+        let w = s.w.update_pipeline(actor, p.id, spec, None).await.unwrap();
+        assert_eq!(w.revisions.len(), 1);
+    }
+    (g.record.id, p.id)
+}
+
+/// Given a group created and changed by a token holder, when its revisions are read back,
+/// then each carries that token's id and description and the object written with its
+/// revision after the write (the group for revision 1, the pipeline for revision 2).
+async fn revision_causes(s: S) {
+    let actor = Actor {
+        token_id: Some(TokenId::new()),
+        description: "deploy bot".into(),
+    };
+    let (gid, pid) = group_with_history(&s, &actor, 1).await;
+    let revs = s.group_revisions(gid).await.unwrap();
+    let causes: Vec<_> = revs.iter().map(|r| r.cause.clone()).collect();
+    assert_eq!(
+        causes,
+        vec![
+            RevisionCause {
+                token_id: actor.token_id,
+                token_description: Some("deploy bot".into()),
+                cause_kind: Some("agent_group".into()),
+                cause_id: Some(gid.to_string()),
+                cause_name: Some("hist".into()),
+                cause_revision: Some(1),
+            },
+            RevisionCause {
+                token_id: actor.token_id,
+                token_description: Some("deploy bot".into()),
+                cause_kind: Some("pipeline".into()),
+                cause_id: Some(pid.to_string()),
+                cause_name: Some("hist".into()),
+                cause_revision: Some(2),
+            },
+        ]
+    );
+    assert_eq!(
+        s.group_revision(gid, Some(2)).await.unwrap().cause,
+        causes[1]
+    );
+}
+
+/// Given a group with revisions 1 to 5, when revisions up to 4 are deleted except 2, then 1,
+/// 3 and 4 go, 2 stays, and 5 stays both as the latest and as beyond `up_to`; a keep-set
+/// without the latest never deletes it.
+async fn delete_revisions_except(s: S) {
+    let (gid, _) = group_with_history(&s, &actor(), 4).await;
+    let n = s
+        .delete_revisions_except(gid, 4, &[2].into())
+        .await
+        .unwrap();
+    assert_eq!(n, 3);
+    let left: Vec<i64> = s
+        .group_revisions(gid)
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.revision)
+        .collect();
+    assert_eq!(left, vec![2, 5]);
+    s.delete_revisions_except(gid, 5, &Default::default())
+        .await
+        .unwrap();
+    let left: Vec<i64> = s
+        .group_revisions(gid)
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.revision)
+        .collect();
+    assert_eq!(left, vec![5]);
+}
+
+/// Given a group with six revisions, a retention of two, an agent reporting revision 2's hash
+/// and a stored rollout of revision 6 whose last good revision is 1, when retention runs against
+/// this backend, then revisions 1 (the rollback target) and 2 stay with the newest two and 3 and
+/// 4 are gone.
+async fn retention_keeps_what_agents_run(s: S) {
+    let (gid, _) = group_with_history(&s, &actor(), 5).await;
+    let revs = s.group_revisions(gid).await.unwrap();
+    let state = otaas_server::state::AppState::new(
+        s.store.clone(),
+        otaas_server::config::ServeConfig::for_data_dir(std::env::temp_dir()),
+    );
+    let agent: otaas_server::fleet::AgentRecord = serde_json::from_value(json!({
+        "id": "00112233445566778899aabbccddeeff",
+        "remote_config_hash": revs[1].hash,
+        "connected": true,
+    }))
+    .unwrap();
+    state.agents.load(vec![agent]);
+    let now = chrono::Utc::now();
+    let good = otaas_server::rollout::plan::Rollout::complete_at(1, revs[0].hash.clone(), now);
+    let rollout = otaas_server::rollout::plan::Rollout::start(&good, 6, revs[5].hash.clone(), now);
+    assert_eq!(rollout.last_good, Some(1));
+    s.put_rollout(gid, &serde_json::to_string(&rollout).unwrap())
+        .await
+        .unwrap();
+    let mut retention =
+        <otaas_server::retention::Retention as axum::extract::FromRef<_>>::from_ref(&state);
+    retention.policy = otaas_server::retention::Policy { count: 2, days: 0 };
+    otaas_server::retention::prune(&retention, now)
+        .await
+        .unwrap();
+    let left: Vec<i64> = s
+        .group_revisions(gid)
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.revision)
+        .collect();
+    assert_eq!(left, vec![1, 2, 5, 6]);
+}
+
 macro_rules! contract {
     ($($name:ident),* $(,)?) => {
         mod sqlite {
@@ -664,6 +853,9 @@ contract!(
     moving_an_endpoint_rerenders_both_groups,
     tokens,
     concurrent_writes,
+    revision_causes,
+    delete_revisions_except,
+    retention_keeps_what_agents_run,
 );
 
 #[tokio::test]
@@ -710,7 +902,7 @@ async fn postgres_replicas_share_revisions() {
         // Both replicas derive the same endpoint tokens.
         let p = a.w.create_pipeline(pipeline_spec("p")).await.unwrap().value;
         let e =
-            a.w.create_endpoint(endpoint_spec("e", p.id, 4318))
+            a.w.create_endpoint(&actor(), endpoint_spec("e", p.id, 4318))
                 .await
                 .unwrap()
                 .value;
@@ -718,9 +910,11 @@ async fn postgres_replicas_share_revisions() {
             a.w.token_key().endpoint_token(e.id, 1),
             b.w.token_key().endpoint_token(e.id, 1)
         );
-        a.w.create_binding(binding_spec("b", p.id)).await.unwrap();
+        a.w.create_binding(&actor(), binding_spec("b", p.id))
+            .await
+            .unwrap();
         let g =
-            b.w.create_group(group_spec("g", vec![p.id]))
+            b.w.create_group(&actor(), group_spec("g", vec![p.id]))
                 .await
                 .unwrap()
                 .value;
@@ -730,7 +924,9 @@ async fn postgres_replicas_share_revisions() {
             tasks.push(tokio::spawn(async move {
                 let mut spec = pipeline_spec("p");
                 spec.processors[0].config = serde_json::json!({ "timeout": format!("{i}s") });
-                s.w.update_pipeline(p.id, spec, None).await.unwrap()
+                s.w.update_pipeline(&actor(), p.id, spec, None)
+                    .await
+                    .unwrap()
             }));
         }
         for t in tasks {

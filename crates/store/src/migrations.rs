@@ -41,6 +41,11 @@ const SQLITE: &[Entry] = &[
         include_str!("../migrations/sqlite/0006_object_secrets.sql"),
     ),
     (
+        7,
+        "revision_causes",
+        include_str!("../migrations/sqlite/0007_revision_causes.sql"),
+    ),
+    (
         8,
         "audit",
         include_str!("../migrations/sqlite/0008_audit.sql"),
@@ -77,6 +82,11 @@ const POSTGRES: &[Entry] = &[
         6,
         "object_secrets",
         include_str!("../migrations/postgres/0006_object_secrets.sql"),
+    ),
+    (
+        7,
+        "revision_causes",
+        include_str!("../migrations/postgres/0007_revision_causes.sql"),
     ),
     (
         8,

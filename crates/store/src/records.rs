@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 use otaas_api::{
     AgentGroupId, AgentGroupSpec, AuditId, EndpointId, EndpointSpec, ExporterBindingId,
-    ExporterBindingSpec, PipelineId, PipelineSpec, TokenId, TokenScope,
+    ExporterBindingSpec, PipelineId, PipelineSpec, RevisionCause, TokenId, TokenScope,
 };
 
 /// A stored object: its spec (as written through the API) plus what the server maintains.
@@ -44,6 +44,8 @@ pub struct GroupRevision {
     /// SHA-256 of `yaml`, lowercase hex.
     pub hash: String,
     pub created_at: DateTime<Utc>,
+    /// Who and what made it (all `None` for revisions from before causes were kept).
+    pub cause: RevisionCause,
 }
 
 /// Everything a group's config is rendered from, read in one transaction.

@@ -7,7 +7,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use otaas_api::{
     AgentGroupId, AgentGroupSpec, EndpointId, EndpointSpec, ExporterBindingId, ExporterBindingSpec,
-    PipelineId, PipelineSpec, TokenId, TokenScope,
+    PipelineId, PipelineSpec, RevisionCause, TokenId, TokenScope,
 };
 
 use crate::coordination::Coordination;
@@ -66,6 +66,15 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<GroupRevision, StoreError>;
     /// All revisions of a group, oldest first.
     async fn group_revisions(&self, id: AgentGroupId) -> Result<Vec<GroupRevision>, StoreError>;
+    /// Deletes the revisions of a group numbered `up_to` or less that are not in `keep`
+    /// (revisions after `up_to`, written since the caller looked, stay); how many it deleted.
+    /// The group's latest revision is never deleted, whatever `keep` says.
+    async fn delete_revisions_except(
+        &self,
+        id: AgentGroupId,
+        up_to: i64,
+        keep: &BTreeSet<i64>,
+    ) -> Result<u64, StoreError>;
 
     /// Stores a token's hash (no expiry); the caller shows the token once and forgets it.
     async fn create_token(
@@ -233,6 +242,7 @@ pub trait ConfigTx: Send {
         after: i64,
         yaml: &str,
         hash: &str,
+        cause: &RevisionCause,
     ) -> Result<GroupRevision, StoreError>;
 
     /// Makes the whole write visible at once.

@@ -44,7 +44,7 @@ impl FromRef<AppState> for ApiAuth {
 /// (429).
 pub async fn require_api_token(
     State(state): State<ApiAuth>,
-    request: Request,
+    mut request: Request,
     next: Next,
 ) -> Response {
     // The peer address is there on every listener connection (embedders calling the router
@@ -136,6 +136,7 @@ pub async fn require_api_token(
             actor,
         );
     }
+    request.extensions_mut().insert(principal);
     answer(next.run(request).await, actor)
 }
 

@@ -118,11 +118,12 @@ fn check(s: &AppState, plan: &Adoption) -> Result<(), ApiError> {
 /// The adoption, its answer marked as a dry run for the audit trail when it is one.
 async fn adopt(
     State(s): State<AppState>,
+    super::revisions::CallerActor(actor): super::revisions::CallerActor,
     Path(id): Path<String>,
     ApiJson(req): ApiJson<AdoptRequest>,
 ) -> Response {
     let dry_run = req.dry_run;
-    let mut resp = adopt_or_plan(s, id, req).await.into_response();
+    let mut resp = adopt_or_plan(s, actor, id, req).await.into_response();
     if dry_run {
         resp.extensions_mut()
             .insert(super::audit::AuditNote::dry_run());
@@ -132,6 +133,7 @@ async fn adopt(
 
 async fn adopt_or_plan(
     s: AppState,
+    actor: crate::revisions::Actor,
     id: String,
     req: AdoptRequest,
 ) -> Result<Json<Adoption>, ApiError> {
@@ -147,12 +149,12 @@ async fn adopt_or_plan(
         dry_run: true,
         ..req.clone()
     };
-    let (plan, _) = s.discovery.adopt(&id, &dry).await?;
+    let (plan, _) = s.discovery.adopt(&id, &dry, &actor).await?;
     check(&s, &plan)?;
     if req.dry_run {
         return Ok(Json(plan));
     }
-    let (done, written) = s.discovery.adopt(&id, &req).await?;
+    let (done, written) = s.discovery.adopt(&id, &req, &actor).await?;
     if let Some(w) = &written {
         s.announce(w);
         if let Some(g) = &w.value.group {

@@ -13,6 +13,7 @@ use otaas_api::*;
 use super::components::{Change, check};
 use super::json::ApiJson;
 use super::paging::Page;
+use super::revisions::CallerActor;
 use super::{ApiError, validate, views};
 use crate::auth;
 use crate::events::Event;
@@ -201,6 +202,7 @@ pub(super) async fn get_pipeline(
 
 pub(super) async fn update_pipeline(
     State(s): State<AppState>,
+    CallerActor(actor): CallerActor,
     Path(id): Path<String>,
     headers: HeaderMap,
     ApiJson(spec): ApiJson<PipelineSpec>,
@@ -211,7 +213,7 @@ pub(super) async fn update_pipeline(
     let spec = validate::resolve_pipeline(s.store.as_ref(), id, spec).await?;
     s.policy.pipeline(&spec).map_err(validate::policy_error)?;
     check(&s, &Change::Pipeline(Some(id), &spec)).await?;
-    let w = s.writer.update_pipeline(id, spec, rev).await?;
+    let w = s.writer.update_pipeline(&actor, id, spec, rev).await?;
     s.announce(&w);
     let mut p = views::pipeline(w.value);
     p.rollouts = rollouts(&s, &w.revisions).await;
@@ -232,12 +234,13 @@ pub(super) async fn delete_pipeline(
 
 pub(super) async fn create_endpoint(
     State(s): State<AppState>,
+    CallerActor(actor): CallerActor,
     ApiJson(spec): ApiJson<EndpointSpec>,
 ) -> ApiResult<Obj<Endpoint>> {
     validate::endpoint(&spec)?;
     s.policy.endpoint(&spec).map_err(validate::policy_error)?;
     check(&s, &Change::Endpoint(None, &spec)).await?;
-    let w = s.writer.create_endpoint(spec).await?;
+    let w = s.writer.create_endpoint(&actor, spec).await?;
     s.announce(&w);
     let r = w.value;
     // The only moment the token is shown (besides a rotation).
@@ -276,6 +279,7 @@ pub(super) async fn get_endpoint(
 
 pub(super) async fn update_endpoint(
     State(s): State<AppState>,
+    CallerActor(actor): CallerActor,
     Path(id): Path<String>,
     headers: HeaderMap,
     ApiJson(spec): ApiJson<EndpointSpec>,
@@ -286,7 +290,7 @@ pub(super) async fn update_endpoint(
     s.policy.endpoint(&spec).map_err(validate::policy_error)?;
     check(&s, &Change::Endpoint(Some(id), &spec)).await?;
     let before = s.store.get_endpoint(id).await?;
-    let w = s.writer.update_endpoint(id, spec, rev).await?;
+    let w = s.writer.update_endpoint(&actor, id, spec, rev).await?;
     s.announce(&w);
     let r = w.value;
     // A new token exists when the version moved or bearer auth was just switched on.
@@ -305,10 +309,11 @@ pub(super) async fn update_endpoint(
 
 pub(super) async fn delete_endpoint(
     State(s): State<AppState>,
+    CallerActor(actor): CallerActor,
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
     let id = parse_id("endpoint", &id)?;
-    let w = s.writer.delete_endpoint(id).await?;
+    let w = s.writer.delete_endpoint(&actor, id).await?;
     s.announce(&w);
     Ok(StatusCode::NO_CONTENT)
 }
@@ -317,6 +322,7 @@ pub(super) async fn delete_endpoint(
 
 pub(super) async fn create_binding(
     State(s): State<AppState>,
+    CallerActor(actor): CallerActor,
     ApiJson(spec): ApiJson<ExporterBindingSpec>,
 ) -> ApiResult<Obj<ExporterBinding>> {
     validate::binding(&spec)?;
@@ -327,7 +333,7 @@ pub(super) async fn create_binding(
     validate::binding(&spec)?;
     s.policy.binding(&spec).map_err(validate::policy_error)?;
     check(&s, &Change::Binding(None, &spec)).await?;
-    let w = s.writer.create_binding(spec).await?;
+    let w = s.writer.create_binding(&actor, spec).await?;
     s.announce(&w);
     let mut b = views::binding(w.value);
     b.rollouts = rollouts(&s, &w.revisions).await;
@@ -356,6 +362,7 @@ pub(super) async fn get_binding(
 
 pub(super) async fn update_binding(
     State(s): State<AppState>,
+    CallerActor(actor): CallerActor,
     Path(id): Path<String>,
     headers: HeaderMap,
     ApiJson(spec): ApiJson<ExporterBindingSpec>,
@@ -366,7 +373,7 @@ pub(super) async fn update_binding(
     let spec = validate::resolve_binding(s.store.as_ref(), id, spec).await?;
     s.policy.binding(&spec).map_err(validate::policy_error)?;
     check(&s, &Change::Binding(Some(id), &spec)).await?;
-    let w = s.writer.update_binding(id, spec, rev).await?;
+    let w = s.writer.update_binding(&actor, id, spec, rev).await?;
     s.announce(&w);
     let mut b = views::binding(w.value);
     b.rollouts = rollouts(&s, &w.revisions).await;
@@ -375,10 +382,11 @@ pub(super) async fn update_binding(
 
 pub(super) async fn delete_binding(
     State(s): State<AppState>,
+    CallerActor(actor): CallerActor,
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
     let id = parse_id("exporter binding", &id)?;
-    let w = s.writer.delete_binding(id).await?;
+    let w = s.writer.delete_binding(&actor, id).await?;
     s.announce(&w);
     Ok(StatusCode::NO_CONTENT)
 }
@@ -387,11 +395,12 @@ pub(super) async fn delete_binding(
 
 pub(super) async fn create_group(
     State(s): State<AppState>,
+    CallerActor(actor): CallerActor,
     ApiJson(spec): ApiJson<AgentGroupSpec>,
 ) -> ApiResult<Obj<AgentGroup>> {
     validate::new_group(&spec)?;
     check(&s, &Change::Group(None, &spec)).await?;
-    let w = s.writer.create_group(spec).await?;
+    let w = s.writer.create_group(&actor, spec).await?;
     s.announce(&w);
     s.events.publish(Event::GroupChanged {
         group_id: w.value.record.id,
@@ -421,6 +430,7 @@ pub(super) async fn get_group(
 
 pub(super) async fn update_group(
     State(s): State<AppState>,
+    CallerActor(actor): CallerActor,
     Path(id): Path<String>,
     headers: HeaderMap,
     ApiJson(spec): ApiJson<AgentGroupSpec>,
@@ -430,7 +440,7 @@ pub(super) async fn update_group(
     validate::group(&spec)?;
     validate::pin(s.store.as_ref(), id, &spec).await?;
     check(&s, &Change::Group(Some(id), &spec)).await?;
-    let w = s.writer.update_group(id, spec, rev).await?;
+    let w = s.writer.update_group(&actor, id, spec, rev).await?;
     s.announce(&w);
     s.events.publish(Event::GroupChanged { group_id: id });
     Ok(Obj::ok(views::group(w.value)))
@@ -445,34 +455,6 @@ pub(super) async fn delete_group(
     s.announce(&w);
     s.events.publish(Event::GroupDeleted { group_id: id });
     Ok(StatusCode::NO_CONTENT)
-}
-
-pub(super) async fn group_config(
-    State(s): State<AppState>,
-    Path(id): Path<String>,
-) -> ApiResult<Json<GroupConfig>> {
-    let id = parse_id("agent group", &id)?;
-    // 404 for an unknown group rather than "revision not found".
-    s.store.get_group(id).await?;
-    let rev = s.store.group_revision(id, None).await?;
-    let known = crate::secrets::known(s.store.as_ref()).await?;
-    let cfg = views::group_config(rev, &known).map_err(|e| {
-        tracing::error!(error = %e, group_id = %id, "Stored group config does not parse");
-        ApiError::internal()
-    })?;
-    Ok(Json(cfg))
-}
-
-pub(super) async fn group_revisions(
-    State(s): State<AppState>,
-    Path(id): Path<String>,
-    q: Result<Query<BTreeMap<String, String>>, QueryRejection>,
-) -> ApiResult<Json<List<GroupRevisionSummary>>> {
-    let id = parse_id("agent group", &id)?;
-    let (_, page) = list_query(&s, "revisions", q, false)?;
-    s.store.get_group(id).await?;
-    let items = s.store.group_revisions(id).await?;
-    page_of(&page, items, |r| r.revision, views::revision_summary)
 }
 
 // ---- tokens

@@ -5,7 +5,8 @@
 //! `validate.rs` (semantic checks), `paging.rs` (`limit`/`cursor` of every list), `components.rs` (the agents' component check), `preview.rs` (what one object renders), `views.rs` (records → response objects, secrets dropped),
 //! `error.rs` ([`ApiError`]), `openapi.rs` (the `/api/v1/openapi.json` document), `auth.rs` (the
 //! bearer-token middleware), `audit.rs` (the audit trail's middleware and routes), `agents.rs`, `rollouts.rs`, `insights.rs` and `discovery.rs` (the
-//! fleet, rollout, insights and discovered-pipeline routes, over their engines).
+//! fleet, rollout, insights and discovered-pipeline routes, over their engines), `revisions.rs`
+//! (a group's config history: config at a revision, list, one, diff).
 
 mod agents;
 pub mod audit;
@@ -19,6 +20,7 @@ pub mod json;
 mod openapi;
 pub mod paging;
 mod preview;
+mod revisions;
 mod rollouts;
 pub mod validate;
 mod views;
@@ -67,8 +69,6 @@ pub fn v1_routes() -> Router<AppState> {
             "/agent-groups/{id}",
             get(get_group).put(update_group).delete(delete_group),
         )
-        .route("/agent-groups/{id}/config", get(group_config))
-        .route("/agent-groups/{id}/revisions", get(group_revisions))
         .route("/tokens", get(list_tokens).post(create_token))
         .route("/tokens/{id}", delete(revoke_token))
         .route(
@@ -82,6 +82,7 @@ pub fn v1_routes() -> Router<AppState> {
                 .layer(middleware::map_response(audit::mark_dry_run)),
         )
         .route("/openapi.json", get(openapi::serve))
+        .merge(revisions::routes())
 }
 
 /// The complete HTTP application.

@@ -24,6 +24,24 @@ fn resp_obj(required: &[&str], props: Value) -> Value {
     json!({ "type": "object", "required": required, "properties": props })
 }
 
+/// A revision object's schema with the fields of its cause (`otaas_api::RevisionCause`,
+/// flattened into it) added (a separate `json!`: one for all would hit the macro's recursion
+/// limit).
+fn with_cause(mut schema: Value) -> Value {
+    let cause = json!({
+            "token_id": { "type": ["string", "null"], "format": "uuid", "description": "the API token of the write; null for --admin-token and server-side causes" },
+            "token_description": { "type": ["string", "null"], "description": "the token's description, \"admin token (--admin-token)\" or \"server\"; never the token" },
+            "cause_kind": { "type": ["string", "null"], "enum": ["pipeline", "endpoint", "exporter_binding", "agent_group", null] },
+            "cause_id": { "type": ["string", "null"] },
+            "cause_name": { "type": ["string", "null"] },
+            "cause_revision": { "type": ["integer", "null"], "description": "the object's revision after the write; null when it was deleted" },
+    });
+    if let (Some(props), Some(more)) = (schema["properties"].as_object_mut(), cause.as_object()) {
+        props.extend(more.clone());
+    }
+    schema
+}
+
 fn json_object() -> Value {
     json!({ "type": "object", "description": "component configuration (a JSON object)" })
 }
@@ -199,9 +217,29 @@ pub fn document() -> Value {
     paths.insert(
         "/agent-groups/{id}/config".into(),
         json!({ "get": {
-            "tags": ["agent-groups"], "summary": "The group's current rendered collector config",
-            "parameters": [{ "name": "id", "in": "path", "required": true, "schema": uuid() }],
+            "tags": ["agent-groups"], "summary": "The group's rendered collector config: the current one, or the one of ?revision=N (404 when the group has no such revision)",
+            "parameters": [
+                { "name": "id", "in": "path", "required": true, "schema": uuid() },
+                { "name": "revision", "in": "query", "required": false, "schema": { "type": "integer", "minimum": 1 } }
+            ],
             "responses": ok("200", r("GroupConfig"))
+        }}),
+    );
+    let rev_param = |name: &str| json!({ "name": name, "in": "path", "required": true, "schema": { "type": "integer", "minimum": 1 } });
+    paths.insert(
+        "/agent-groups/{id}/revisions/{rev}".into(),
+        json!({ "get": {
+            "tags": ["agent-groups"], "summary": "One revision of the group's config, secrets redacted, with its cause",
+            "parameters": [{ "name": "id", "in": "path", "required": true, "schema": uuid() }, rev_param("rev")],
+            "responses": ok("200", r("GroupConfig"))
+        }}),
+    );
+    paths.insert(
+        "/agent-groups/{id}/revisions/{from}/diff/{to}".into(),
+        json!({ "get": {
+            "tags": ["agent-groups"], "summary": "A unified diff of two revisions' redacted YAML (empty when equal)",
+            "parameters": [{ "name": "id", "in": "path", "required": true, "schema": uuid() }, rev_param("from"), rev_param("to")],
+            "responses": ok("200", r("RevisionDiff"))
         }}),
     );
     paths.insert(
@@ -623,14 +661,18 @@ pub fn document() -> Value {
             "revision": { "type": "integer" }, "config_revision": { "type": "integer" },
             "config_hash": { "type": "string" }, "created_at": ts(), "updated_at": ts()
         })),
-        "GroupConfig": resp_obj(&["group_id", "revision", "sha256", "file_name", "content_type", "yaml", "created_at"], json!({
+        "GroupConfig": with_cause(resp_obj(&["group_id", "revision", "sha256", "file_name", "content_type", "yaml", "created_at"], json!({
             "group_id": uuid(), "revision": { "type": "integer" }, "sha256": { "type": "string" },
             "file_name": { "type": "string" }, "content_type": { "type": "string" },
             "yaml": { "type": "string", "description": "secret values replaced by <redacted>" },
             "created_at": ts()
-        })),
-        "GroupRevisionSummary": resp_obj(&["revision", "sha256", "created_at"], json!({
+        }))),
+        "GroupRevisionSummary": with_cause(resp_obj(&["revision", "sha256", "created_at"], json!({
             "revision": { "type": "integer" }, "sha256": { "type": "string" }, "created_at": ts()
+        }))),
+        "RevisionDiff": resp_obj(&["from", "to", "diff"], json!({
+            "from": { "type": "integer" }, "to": { "type": "integer" },
+            "diff": { "type": "string", "description": "unified diff, 3 lines of context; empty when the two are the same" }
         })),
         "TokenCreate": obj(&[], json!({
             "description": { "type": "string" },

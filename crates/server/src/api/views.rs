@@ -133,6 +133,7 @@ pub(super) fn group_config(
         content_type: CONFIG_CONTENT_TYPE.to_string(),
         yaml: redact_known(&r.yaml, known)?,
         created_at: r.created_at,
+        cause: r.cause,
     })
 }
 
@@ -141,6 +142,7 @@ pub(super) fn revision_summary(r: GroupRevision) -> GroupRevisionSummary {
         revision: r.revision,
         sha256: r.hash,
         created_at: r.created_at,
+        cause: r.cause,
     }
 }
 

@@ -455,6 +455,7 @@ impl Discovery {
         &self,
         id: &str,
         req: &AdoptRequest,
+        actor: &crate::revisions::Actor,
     ) -> Result<
         (
             Adoption,
@@ -802,6 +803,7 @@ impl Discovery {
         let written = self
             .writer()
             .adopt(
+                actor,
                 to_write.pipeline,
                 to_write.endpoints,
                 to_write.bindings,

@@ -30,7 +30,7 @@
 
 pub mod plan;
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -306,6 +306,32 @@ impl Rollouts {
             return Ok(());
         }
         self.sync_group(id).await
+    }
+
+    /// The revisions of group `id` its rollout needs: the one rolling out (which agents are
+    /// being sent) and the last good one (what a rollback sends), as the stored record says
+    /// (whichever replica drives it) and as this replica's run holds them. Revision retention
+    /// never deletes these.
+    pub async fn revisions_in_use(&self, id: AgentGroupId) -> Result<BTreeSet<i64>, StoreError> {
+        let mut keep = BTreeSet::new();
+        // A pinned group's agents are sent (or run) the pinned revision.
+        match self.store.get_group(id).await {
+            Ok(g) => keep.extend(g.record.spec.pinned_revision),
+            Err(StoreError::NotFound { .. }) => {}
+            Err(e) => return Err(e),
+        }
+        if let Some(row) = self.store.get_rollout(id).await? {
+            let r = decode(&row)?;
+            keep.insert(r.revision);
+            keep.extend(r.last_good);
+        }
+        if let Some(run) = self.runs.lock().await.get(&id) {
+            keep.insert(run.rollout.revision);
+            keep.extend(run.rollout.last_good);
+            keep.insert(run.target.revision);
+            keep.extend(run.good.as_ref().map(|g| g.revision));
+        }
+        Ok(keep)
     }
 
     /// Forgets a deleted group's rollout.
@@ -835,32 +861,38 @@ mod tests {
             .value;
         // The group needs a complete pipeline: a receiver above, an exporter here.
         writer
-            .create_binding(otaas_api::ExporterBindingSpec {
-                secrets: Default::default(),
-                keep_secrets: false,
-                name: "out".into(),
-                pipeline_id: pipeline.id,
-                signals: None,
-                destinations: vec![otaas_api::DestinationSpec {
-                    name: "console".into(),
-                    kind: "debug".into(),
-                    endpoint: None,
-                    headers: Default::default(),
-                    keep_headers: false,
-                    tls: None,
-                    config: serde_json::json!({}),
-                }],
-            })
+            .create_binding(
+                &crate::revisions::Actor::server(),
+                otaas_api::ExporterBindingSpec {
+                    secrets: Default::default(),
+                    keep_secrets: false,
+                    name: "out".into(),
+                    pipeline_id: pipeline.id,
+                    signals: None,
+                    destinations: vec![otaas_api::DestinationSpec {
+                        name: "console".into(),
+                        kind: "debug".into(),
+                        endpoint: None,
+                        headers: Default::default(),
+                        keep_headers: false,
+                        tls: None,
+                        config: serde_json::json!({}),
+                    }],
+                },
+            )
             .await
             .unwrap();
         let group = writer
-            .create_group(AgentGroupSpec {
-                pinned_revision: None,
-                name: "g".into(),
-                selector: [("env".to_owned(), "x".to_owned())].into(),
-                pipeline_ids: vec![pipeline.id],
-                rollout: RolloutSpec::default(),
-            })
+            .create_group(
+                &crate::revisions::Actor::server(),
+                AgentGroupSpec {
+                    pinned_revision: None,
+                    name: "g".into(),
+                    selector: [("env".to_owned(), "x".to_owned())].into(),
+                    pipeline_ids: vec![pipeline.id],
+                    rollout: RolloutSpec::default(),
+                },
+            )
             .await
             .unwrap()
             .value;

@@ -116,3 +116,11 @@ pub fn debug_binding_spec(name: &str, pipeline_id: PipelineId) -> ExporterBindin
     b.destinations[0].headers.clear();
     b
 }
+
+/// Who the tests' config writes are recorded as.
+pub fn actor() -> otaas_server::revisions::Actor {
+    otaas_server::revisions::Actor {
+        token_id: None,
+        description: "test".into(),
+    }
+}

@@ -98,6 +98,12 @@ impl<'a> From<Option<&'a str>> for Arg<'a> {
     }
 }
 
+impl From<Option<String>> for Arg<'_> {
+    fn from(v: Option<String>) -> Self {
+        Arg::OptText(v.map(Cow::Owned))
+    }
+}
+
 impl From<i64> for Arg<'_> {
     fn from(v: i64) -> Self {
         Arg::Int(v)

@@ -132,6 +132,16 @@ impl<B: Db> Store for SqlStore<B> {
         revisions::list::<B>(&mut c, id).await
     }
 
+    async fn delete_revisions_except(
+        &self,
+        id: AgentGroupId,
+        up_to: i64,
+        keep: &std::collections::BTreeSet<i64>,
+    ) -> Result<u64, StoreError> {
+        let mut c = B::acquire(&self.pool).await?;
+        revisions::delete_except::<B>(&mut c, id, up_to, keep).await
+    }
+
     async fn create_token_expiring(
         &self,
         scope: TokenScope,

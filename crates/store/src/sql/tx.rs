@@ -7,7 +7,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use otaas_api::{
     AgentGroupId, AgentGroupSpec, EndpointId, EndpointSpec, ExporterBindingId, ExporterBindingSpec,
-    PipelineId, PipelineSpec,
+    PipelineId, PipelineSpec, RevisionCause,
 };
 
 use super::db::Db;
@@ -137,8 +137,9 @@ impl<B: Db> ConfigTx for SqlTx<B> {
         after: i64,
         yaml: &str,
         hash: &str,
+        cause: &RevisionCause,
     ) -> Result<GroupRevision, StoreError> {
-        revisions::add::<B>(&mut self.tx, id, after, yaml, hash).await
+        revisions::add::<B>(&mut self.tx, id, after, yaml, hash, cause).await
     }
 
     async fn commit(self: Box<Self>) -> Result<(), StoreError> {
