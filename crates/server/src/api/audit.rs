@@ -103,7 +103,7 @@ pub(super) async fn record(
         resp.extensions()
             .get::<ErrorCode>()
             .copied()
-            .unwrap_or_else(|| super::code_for_status(status))
+            .unwrap_or_else(|| super::error::code_for_status(status))
             .as_str()
             .to_owned()
     });

@@ -152,29 +152,13 @@ async fn json_errors(req: Request, next: Next) -> Response {
             .unwrap_or("request refused")
             .to_string();
     }
-    let body = otaas_api::ErrorBody::new(code_for_status(status), message, None);
+    let body = otaas_api::ErrorBody::new(error::code_for_status(status), message, None);
     parts.headers.remove(http::header::CONTENT_LENGTH);
     parts.headers.insert(
         http::header::CONTENT_TYPE,
         http::HeaderValue::from_static("application/json"),
     );
     Response::from_parts(parts, axum::Json(body).into_response().into_body())
-}
-
-/// The error code of an error status whose answer did not say one (axum's rejections).
-fn code_for_status(status: StatusCode) -> ErrorCode {
-    match status {
-        StatusCode::UNAUTHORIZED => ErrorCode::Unauthorized,
-        StatusCode::FORBIDDEN => ErrorCode::Forbidden,
-        StatusCode::NOT_FOUND => ErrorCode::NotFound,
-        StatusCode::PAYLOAD_TOO_LARGE => ErrorCode::PayloadTooLarge,
-        StatusCode::UNSUPPORTED_MEDIA_TYPE => ErrorCode::UnsupportedMediaType,
-        StatusCode::UNPROCESSABLE_ENTITY => ErrorCode::InvalidField,
-        StatusCode::TOO_MANY_REQUESTS => ErrorCode::RateLimited,
-        StatusCode::SERVICE_UNAVAILABLE => ErrorCode::Unavailable,
-        s if s.is_server_error() => ErrorCode::Internal,
-        _ => ErrorCode::BadRequest,
-    }
 }
 
 async fn not_found() -> ApiError {
