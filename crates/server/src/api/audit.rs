@@ -1,4 +1,4 @@
-//! The audit trail on the REST API: the [`record`] middleware around `/api/v1` (every write,
+//! The audit trail on the REST API: the `record` middleware around `/api/v1` (every write,
 //! and every request whose token was refused, once its answer is known), what handlers add
 //! to their answers for it ([`AuditNote`]), and `GET /api/v1/audit[/export]`.
 //!

@@ -1,6 +1,6 @@
 //! `POST /api/v1/config-preview`: what one pipeline, endpoint or exporter binding, as it would
 //! be written, renders in collector configs — made by the renderer itself
-//! ([`render::fragment`](crate::render::fragment)) — and which agent groups the write reaches,
+//! ([`render::fragment`]) — and which agent groups the write reaches,
 //! with their agent counts and whether their config changes. The provider calls it while
 //! planning, so the plan shows the collector config change.
 
