@@ -33,6 +33,14 @@ pub(crate) enum DiscoveryCmdError {
     /// Carries nothing of what was given: it may be the secret value itself.
     #[error("--secret expects NAME=VALUE with a non-empty NAME (what was given is not repeated)")]
     Secret,
+    /// Names the line, never its content (it may hold the value).
+    #[error("--secrets-file {path}: line {line} is not NAME=VALUE with a non-empty NAME")]
+    SecretsLine { path: String, line: usize },
+    #[error("--secrets-file {path}: {source}")]
+    SecretsFile {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("--selector only applies to the agent group: give --group NAME too")]
     SelectorWithoutGroup,
     #[error("{0:?} is not a discovered pipeline id (hex digits, as `otaas discovered` shows them)")]
@@ -116,8 +124,14 @@ pub(crate) struct AdoptArgs {
     #[arg(long)]
     pub(crate) selector: Option<String>,
     /// A secret value the agents' config holds, by the name the plan gives it; repeatable.
+    /// The value is visible to other users of the host (process list): prefer --secrets-file.
     #[arg(long = "secret", value_name = "NAME=VALUE")]
     pub(crate) secrets: Vec<String>,
+    /// A file of `NAME=VALUE` lines (blank lines and `#` comments skipped), or `-` for standard
+    /// input: the secret values, kept out of the process list. `--secret` wins for a name given
+    /// both ways.
+    #[arg(long = "secrets-file", value_name = "FILE")]
+    pub(crate) secrets_file: Option<PathBuf>,
     /// Adopt even though the group would change the config of some agents.
     #[arg(long)]
     pub(crate) accept_changes: bool,
@@ -152,13 +166,52 @@ pub(crate) fn json<T: Serialize>(v: &T) -> Result<String, DiscoveryCmdError> {
     Ok(serde_json::to_string_pretty(v)? + "\n")
 }
 
+/// `NAME=VALUE` lines of a secrets file; blank lines and `#` comments are skipped, values keep
+/// any `=` and surrounding spaces but lose a trailing `\r`.
+fn secrets_from(text: &str, path: &str) -> Result<BTreeMap<String, String>, DiscoveryCmdError> {
+    let mut out = BTreeMap::new();
+    for (i, line) in text.lines().enumerate() {
+        let line = line.strip_suffix('\r').unwrap_or(line);
+        if line.trim().is_empty() || line.trim_start().starts_with('#') {
+            continue;
+        }
+        match line.split_once('=') {
+            Some((name, value)) if !name.trim().is_empty() => {
+                out.insert(name.trim().to_string(), value.to_string());
+            }
+            _ => {
+                return Err(DiscoveryCmdError::SecretsLine {
+                    path: path.to_owned(),
+                    line: i + 1,
+                });
+            }
+        }
+    }
+    Ok(out)
+}
+
 /// The request body the flags describe.
 pub(crate) fn adopt_request(args: &AdoptArgs) -> Result<AdoptRequest, DiscoveryCmdError> {
     let selector = args.selector.as_deref().map(parse_selector).transpose()?;
     if selector.is_some() && args.group.is_none() {
         return Err(DiscoveryCmdError::SelectorWithoutGroup);
     }
-    let mut secrets = BTreeMap::new();
+    let mut secrets = match &args.secrets_file {
+        None => BTreeMap::new(),
+        Some(path) => {
+            let shown = path.display().to_string();
+            let text = if shown == "-" {
+                std::io::read_to_string(std::io::stdin())
+            } else {
+                std::fs::read_to_string(path)
+            }
+            .map_err(|source| DiscoveryCmdError::SecretsFile {
+                path: shown.clone(),
+                source,
+            })?;
+            secrets_from(&text, &shown)?
+        }
+    };
     for s in &args.secrets {
         match s.split_once('=') {
             Some((name, value)) if !name.trim().is_empty() => {
@@ -384,7 +437,7 @@ pub(crate) fn adoption_report(a: &Adoption) -> String {
     out.push_str(&columns(&rows));
 
     if !a.secrets_required.is_empty() {
-        out.push_str("\nSecrets required (give each with --secret NAME=VALUE):\n");
+        out.push_str("\nSecrets required (give each as a NAME=VALUE line of --secrets-file, or with --secret):\n");
         let rows: Vec<Vec<String>> = a
             .secrets_required
             .iter()
@@ -616,6 +669,42 @@ mod tests {
             assert!(matches!(err, DiscoveryCmdError::Secret), "{err}");
             assert!(!err.to_string().contains("hunter2"), "{err}");
         }
+    }
+
+    /// Given a secrets file with comments, blank lines, `=` inside a value and a name also
+    /// given by --secret, when read, then every value is taken, --secret wins, and a bad line
+    /// is refused by its number without repeating it.
+    #[test]
+    fn secrets_come_from_a_file_and_never_show_in_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("secrets");
+        std::fs::write(
+            &path,
+            "# values the server saw redacted\n\nsasl-password=pa=ss\r\nheaders-authorization=Bearer x\n",
+        )
+        .unwrap();
+        let file = path.display().to_string();
+        let req = adopt_request(&args(&[
+            "--secrets-file",
+            &file,
+            "--secret",
+            "headers-authorization=Bearer y",
+        ]))
+        .unwrap();
+        assert_eq!(req.secrets["sasl-password"], "pa=ss");
+        assert_eq!(req.secrets["headers-authorization"], "Bearer y");
+        std::fs::write(&path, "ok=1\nhunter2\n").unwrap();
+        let err = adopt_request(&args(&["--secrets-file", &file])).unwrap_err();
+        assert!(
+            matches!(err, DiscoveryCmdError::SecretsLine { line: 2, .. }),
+            "{err}"
+        );
+        assert!(!err.to_string().contains("hunter2"), "{err}");
+        let missing = dir.path().join("missing").display().to_string();
+        assert!(matches!(
+            adopt_request(&args(&["--secrets-file", &missing])),
+            Err(DiscoveryCmdError::SecretsFile { .. })
+        ));
     }
 
     /// Given ids and a prefix matching one, none or two of them, when matched, then only the
