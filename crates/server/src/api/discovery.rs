@@ -144,24 +144,18 @@ async fn adopt_or_plan(
     if let Some(g) = &req.group {
         validate::name("group.name", &g.name)?;
     }
-    // Plan first: a plan that fails the usual checks is refused before anything is written.
-    let dry = AdoptRequest {
-        dry_run: true,
-        ..req.clone()
-    };
-    let (plan, _) = s.discovery.adopt(&id, &dry, &actor).await?;
-    check(&s, &plan)?;
+    // A plan that fails the usual checks is refused before anything is written.
+    let planned = s.discovery.plan(&id, &req).await?;
+    check(&s, &planned.answer)?;
     if req.dry_run {
-        return Ok(Json(plan));
+        return Ok(Json(planned.answer));
     }
-    let (done, written) = s.discovery.adopt(&id, &req, &actor).await?;
-    if let Some(w) = &written {
-        s.announce(w);
-        if let Some(g) = &w.value.group {
-            s.events.publish(Event::GroupChanged {
-                group_id: g.record.id,
-            });
-        }
+    let (done, written) = s.discovery.write(planned, &actor).await?;
+    s.announce(&written);
+    if let Some(g) = &written.value.group {
+        s.events.publish(Event::GroupChanged {
+            group_id: g.record.id,
+        });
     }
     Ok(Json(done))
 }

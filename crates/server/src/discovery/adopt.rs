@@ -64,17 +64,7 @@ pub struct Objects {
 
 /// `s` as a name `[a-z0-9_-]`, at most `max` characters (`x` when nothing is left).
 fn slug(s: &str, max: usize) -> String {
-    let out: String = s
-        .chars()
-        .map(|c| match c.to_ascii_lowercase() {
-            c @ ('a'..='z' | '0'..='9' | '_' | '-') => c,
-            _ => '-',
-        })
-        .collect::<String>()
-        .trim_matches('-')
-        .chars()
-        .take(max)
-        .collect();
+    let out = super::sanitized(s, max);
     if out.is_empty() { "x".into() } else { out }
 }
 
@@ -449,20 +439,18 @@ fn why_changes(agent_yaml: &str, rendered: &shape::Shape, name: &str) -> String 
     reasons.join("; ")
 }
 
+/// A planned adoption: the answer a dry run gives, and what [`Discovery::write`] needs.
+pub struct Planned {
+    pub answer: Adoption,
+    /// Why the adoption may not be written, if it may not (a dry run still shows the plan).
+    refusal: Option<AdoptError>,
+    /// The objects to write: secrets not given are pending.
+    to_write: Objects,
+}
+
 impl Discovery {
-    /// Plans (and with `dry_run: false`, makes) the adoption of discovered pipeline `id`.
-    pub async fn adopt(
-        &self,
-        id: &str,
-        req: &AdoptRequest,
-        actor: &crate::revisions::Actor,
-    ) -> Result<
-        (
-            Adoption,
-            Option<crate::revisions::Written<crate::revisions::Adopted>>,
-        ),
-        AdoptError,
-    > {
+    /// Plans the adoption of discovered pipeline `id`: nothing is written.
+    pub async fn plan(&self, id: &str, req: &AdoptRequest) -> Result<Planned, AdoptError> {
         let found = self.found();
         let f: &Found = found
             .get(id)
@@ -730,76 +718,105 @@ impl Discovery {
             .unwrap_or_else(|| example.0.to_string());
         let diff = unified(&from, &shown_yaml, &label, "otaas (rendered)");
 
-        let plan = |created| Adoption {
+        let on_view = shown(objs.clone(), PipelineId(uuid::Uuid::nil()));
+        let changing = agents.iter().filter(|a| a.changes).count();
+        let answer = Adoption {
             dry_run: req.dry_run,
             discovered_pipeline_id: id.to_owned(),
-            pipeline: shown(objs.clone(), PipelineId(uuid::Uuid::nil())).pipeline,
-            endpoints: shown(objs.clone(), PipelineId(uuid::Uuid::nil())).endpoints,
-            exporter_bindings: shown(objs.clone(), PipelineId(uuid::Uuid::nil())).bindings,
-            group: group_spec.clone(),
+            pipeline: on_view.pipeline,
+            endpoints: on_view.endpoints,
+            exporter_bindings: on_view.bindings,
+            group: group_spec,
             secrets_required: objs.required.clone(),
             equivalent,
-            differences: differences.clone(),
-            agents: agents.clone(),
-            rendered_yaml: shown_yaml.clone(),
-            diff: diff.clone(),
-            created,
+            differences,
+            agents,
+            rendered_yaml: shown_yaml,
+            diff,
+            created: None,
         };
-        if req.dry_run {
-            return Ok((plan(None), None));
-        }
 
         // Refusals: nothing is written unless the adoption is faithful and complete.
-        if managed_already {
-            return Err(invalid("id", differences.join("; ")));
-        }
-        if !f.unit.problems.is_empty() {
-            return Err(invalid(
+        let differences = answer.differences.join("; ");
+        let refusal = if managed_already {
+            Some(invalid("id", differences))
+        } else if !f.unit.problems.is_empty() {
+            Some(invalid(
                 "id",
                 format!(
                     "this pipeline has parts otaas cannot represent, which an adoption would \
-                     drop: {}",
-                    differences.join("; ")
+                     drop: {differences}"
                 ),
-            ));
-        }
-        let missing: Vec<&str> = objs
-            .required
-            .iter()
-            .filter(|r| !r.given)
-            .map(|r| r.name.as_str())
-            .collect();
-        // Without a group nothing renders the objects yet: missing values are left pending,
-        // for the user to set (Terraform: secrets_wo). A group would render them at once.
-        if !missing.is_empty() && group_spec.is_some() {
-            return Err(invalid(
-                "secrets",
-                format!(
-                    "the agents' config holds secret values the server only saw redacted, and \
-                     the group would render them now; give them in secrets (or adopt without a \
-                     group and set them later): {}",
-                    missing.join(", ")
-                ),
-            ));
-        }
-        let changing = agents.iter().filter(|a| a.changes).count();
-        if !req.accept_changes && (!equivalent || changing > 0) {
-            let why = if equivalent {
-                format!(
-                    "{changing} agent(s) the group claims would change config (see the dry run's \
-                     agents)"
-                )
+            ))
+        } else {
+            let missing: Vec<&str> = objs
+                .required
+                .iter()
+                .filter(|r| !r.given)
+                .map(|r| r.name.as_str())
+                .collect();
+            // Without a group nothing renders the objects yet: missing values are left
+            // pending, for the user to set (Terraform: secrets_wo). A group would render them
+            // at once.
+            if !missing.is_empty() && answer.group.is_some() {
+                Some(invalid(
+                    "secrets",
+                    format!(
+                        "the agents' config holds secret values the server only saw redacted, \
+                         and the group would render them now; give them in secrets (or adopt \
+                         without a group and set them later): {}",
+                        missing.join(", ")
+                    ),
+                ))
+            } else if !req.accept_changes && (!equivalent || changing > 0) {
+                let why = if equivalent {
+                    format!(
+                        "{changing} agent(s) the group claims would change config (see the dry \
+                         run's agents)"
+                    )
+                } else {
+                    differences
+                };
+                Some(invalid(
+                    "accept_changes",
+                    format!(
+                        "adopting would change what collectors run: {why}; set accept_changes \
+                         to adopt anyway"
+                    ),
+                ))
             } else {
-                differences.join("; ")
-            };
-            return Err(invalid(
-                "accept_changes",
-                format!(
-                    "adopting would change what collectors run: {why}; set accept_changes to adopt anyway"
-                ),
-            ));
-        }
+                None
+            }
+        };
         let to_write = objects(&f.unit, id, &name, f.agents.len(), &req.secrets, true);
+        Ok(Planned {
+            answer,
+            refusal,
+            to_write,
+        })
+    }
+
+    /// Writes a planned adoption in one transaction, unless the plan refused it; the answer
+    /// then names the objects created.
+    pub async fn write(
+        &self,
+        planned: Planned,
+        actor: &crate::revisions::Actor,
+    ) -> Result<
+        (
+            Adoption,
+            crate::revisions::Written<crate::revisions::Adopted>,
+        ),
+        AdoptError,
+    > {
+        let Planned {
+            mut answer,
+            refusal,
+            to_write,
+        } = planned;
+        if let Some(refusal) = refusal {
+            return Err(refusal);
+        }
         let written = self
             .writer()
             .adopt(
@@ -807,17 +824,16 @@ impl Discovery {
                 to_write.pipeline,
                 to_write.endpoints,
                 to_write.bindings,
-                group_spec.clone(),
+                answer.group.clone(),
             )
             .await?;
         let a = &written.value;
-        let created = otaas_api::discovery::AdoptedObjects {
+        answer.created = Some(otaas_api::discovery::AdoptedObjects {
             pipeline_id: a.pipeline.id,
             endpoint_ids: a.endpoints.iter().map(|e| e.id).collect(),
             exporter_binding_ids: a.bindings.iter().map(|b| b.id).collect(),
             group_id: a.group.as_ref().map(|g| g.record.id),
-        };
-        let mut answer = plan(Some(created));
+        });
         answer
             .endpoints
             .iter_mut()
@@ -829,7 +845,7 @@ impl Discovery {
         if let Some(g) = &mut answer.group {
             g.pipeline_ids.insert(0, a.pipeline.id);
         }
-        Ok((answer, Some(written)))
+        Ok((answer, written))
     }
 }
 

@@ -374,17 +374,7 @@ pub(crate) fn suggested_name(
         .map(|p| p.name.split_once('/').map_or(p.name.as_str(), |(_, n)| n))
         .collect();
     let raw = names.first().copied().unwrap_or("pipeline");
-    let mut base: String = raw
-        .chars()
-        .map(|c| match c.to_ascii_lowercase() {
-            c @ ('a'..='z' | '0'..='9' | '_' | '-') => c,
-            _ => '-',
-        })
-        .collect::<String>()
-        .trim_matches('-')
-        .chars()
-        .take(50)
-        .collect();
+    let mut base = sanitized(raw, 50);
     if base.is_empty() {
         base = "pipeline".into();
     }
@@ -393,4 +383,19 @@ pub(crate) fn suggested_name(
         base = format!("{base}-{}", &id[..id.len().min(8)]);
     }
     base
+}
+
+/// `s` lowercased with every character outside `[a-z0-9_-]` as `-`, without leading or
+/// trailing `-`, at most `max` characters (possibly empty): names for otaas objects.
+pub(crate) fn sanitized(s: &str, max: usize) -> String {
+    s.chars()
+        .map(|c| match c.to_ascii_lowercase() {
+            c @ ('a'..='z' | '0'..='9' | '_' | '-') => c,
+            _ => '-',
+        })
+        .collect::<String>()
+        .trim_matches('-')
+        .chars()
+        .take(max)
+        .collect()
 }
