@@ -16,6 +16,8 @@ pub enum AuditInterface {
     Opamp,
     /// The collectors' own-metrics ingest on the OpAMP listener.
     Ingest,
+    /// The web console (sign-ins and its actions).
+    Console,
     /// Anything a newer server records that this client does not know.
     #[serde(other)]
     Other,
@@ -27,6 +29,7 @@ impl AuditInterface {
             AuditInterface::Rest => "rest",
             AuditInterface::Opamp => "opamp",
             AuditInterface::Ingest => "ingest",
+            AuditInterface::Console => "console",
             AuditInterface::Other => "other",
         }
     }

@@ -155,6 +155,7 @@ pub fn entry(r: AuditRecord) -> AuditEntry {
         "rest" => AuditInterface::Rest,
         "opamp" => AuditInterface::Opamp,
         "ingest" => AuditInterface::Ingest,
+        "console" => AuditInterface::Console,
         _ => AuditInterface::Other,
     };
     AuditEntry {

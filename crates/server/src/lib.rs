@@ -37,6 +37,7 @@ pub mod audit;
 pub mod auth;
 pub mod cluster;
 pub mod config;
+pub mod console;
 pub mod data_dir;
 pub mod discovery;
 pub mod events;

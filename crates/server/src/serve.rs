@@ -215,7 +215,7 @@ pub async fn run(mut config: ServeConfig) -> Result<(), ServeError> {
         conn_limit: ConnLimiter::new(state.config.max_conns_per_ip),
     };
     let audit = state.audit.clone();
-    listener::serve(listener, api::router(state), options, shutdown).await;
+    listener::serve(listener, app(state), options, shutdown).await;
     // The OpAMP server drains its sessions and flushes agent state before we exit.
     match opamp.await {
         Ok(result) => result.map_err(ServeError::Http)?,
@@ -249,6 +249,13 @@ async fn run_engines(
 /// Starts the engines' background tasks: the rollout driver, the insights gauges, the
 /// cluster's (PostgreSQL only), the endpoint token grace, revision retention and the audit
 /// trail's retention. They stop with `state.shutdown`.
+/// The whole HTTP application of the API listener: the REST API and the web console.
+pub fn app(state: AppState) -> axum::Router {
+    api::router(state.clone())
+        .merge(crate::console::router(state))
+        .fallback(|| async { api::ApiError::not_found("no such route") })
+}
+
 pub fn start_tasks(state: &AppState) -> Vec<tokio::task::JoinHandle<()>> {
     let shutdown = state.shutdown.clone();
     let mut tasks = vec![

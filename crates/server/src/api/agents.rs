@@ -135,7 +135,7 @@ fn health_to_api(h: HealthNode) -> ComponentHealth {
 
 /// The summary status: unmanaged without a group; otherwise what the agent reported for the
 /// desired config (anything reported for another config counts as pending).
-fn status_of(r: &AgentRecord) -> AgentStatus {
+pub(crate) fn status_of(r: &AgentRecord) -> AgentStatus {
     let Some(desired) = r.desired_config_hash.as_deref() else {
         return AgentStatus::Unmanaged;
     };

@@ -8,7 +8,7 @@
 //! fleet, rollout, insights and discovered-pipeline routes, over their engines), `revisions.rs`
 //! (a group's config history: config at a revision, list, one, diff).
 
-mod agents;
+pub(crate) mod agents;
 pub mod audit;
 pub mod auth;
 mod components;
@@ -20,7 +20,7 @@ pub mod json;
 mod openapi;
 pub mod paging;
 mod preview;
-mod revisions;
+pub(crate) mod revisions;
 mod rollouts;
 pub mod validate;
 mod views;

@@ -79,9 +79,13 @@ fn query_revision(raw: &str) -> ApiResult<i64> {
 
 /// The group's revision `revision` (its latest when `None`), redacted. 404 for an unknown
 /// group first, then for a revision it does not have (never written, or dropped by retention).
-async fn redacted(s: &AppState, id: AgentGroupId, revision: Option<i64>) -> ApiResult<GroupConfig> {
-    let group = s.store.get_group(id).await?;
-    let rev = match s.store.group_revision(id, revision).await {
+pub(crate) async fn redacted(
+    store: &dyn crate::store::Store,
+    id: AgentGroupId,
+    revision: Option<i64>,
+) -> ApiResult<GroupConfig> {
+    let group = store.get_group(id).await?;
+    let rev = match store.group_revision(id, revision).await {
         Ok(r) => r,
         Err(crate::store::StoreError::NotFound { .. }) => {
             return Err(ApiError::not_found(match revision {
@@ -98,7 +102,7 @@ async fn redacted(s: &AppState, id: AgentGroupId, revision: Option<i64>) -> ApiR
         }
         Err(e) => return Err(e.into()),
     };
-    let known = crate::secrets::known(s.store.as_ref()).await?;
+    let known = crate::secrets::known(store).await?;
     views::group_config(rev, &known).map_err(|e| {
         tracing::error!(error = %e, group_id = %id, "Stored group config does not parse");
         ApiError::internal()
@@ -123,7 +127,7 @@ async fn group_config(
             Some(k),
         ));
     }
-    Ok(Json(redacted(&s, id, revision).await?))
+    Ok(Json(redacted(s.store.as_ref(), id, revision).await?))
 }
 
 /// `GET /agent-groups/{id}/revisions`: oldest first, paginated, without YAML.
@@ -157,7 +161,7 @@ async fn one(
 ) -> ApiResult<Json<GroupConfig>> {
     let id = group_id(&id)?;
     let rev = path_revision(id, &rev)?;
-    Ok(Json(redacted(&s, id, Some(rev)).await?))
+    Ok(Json(redacted(s.store.as_ref(), id, Some(rev)).await?))
 }
 
 /// `GET /agent-groups/{id}/revisions/{from}/diff/{to}`: how `to` differs from `from`.
@@ -167,8 +171,8 @@ async fn diff(
 ) -> ApiResult<Json<RevisionDiff>> {
     let id = group_id(&id)?;
     let (from, to) = (path_revision(id, &from)?, path_revision(id, &to)?);
-    let a = redacted(&s, id, Some(from)).await?;
-    let b = redacted(&s, id, Some(to)).await?;
+    let a = redacted(s.store.as_ref(), id, Some(from)).await?;
+    let b = redacted(s.store.as_ref(), id, Some(to)).await?;
     Ok(Json(RevisionDiff {
         from,
         to,
@@ -177,7 +181,7 @@ async fn diff(
 }
 
 /// A unified diff (3 lines of context) labelled with the revision numbers; empty when equal.
-fn unified(a: &str, b: &str, from: i64, to: i64) -> String {
+pub(crate) fn unified(a: &str, b: &str, from: i64, to: i64) -> String {
     if a == b {
         return String::new();
     }

@@ -104,6 +104,21 @@ pub struct AgentSeries {
     normal_samples: usize,
     anomalies: Vec<(AnomalyKind, String)>,
     reports: u64,
+    /// The last [`RECENT_POINTS`] total rates, for the console's charts. Single precision and
+    /// whole seconds: about 16 bytes a point, 500 bytes an agent.
+    recent: std::collections::VecDeque<RecentPoint>,
+}
+
+/// How many rate points an agent keeps for charts.
+pub const RECENT_POINTS: usize = 30;
+
+/// One point of an agent's recent rates.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct RecentPoint {
+    /// Unix seconds.
+    pub at: i64,
+    pub accepted: f32,
+    pub sent: f32,
 }
 
 fn delta(now: f64, before: f64) -> f64 {
@@ -154,7 +169,20 @@ impl AgentSeries {
                     .add(&r);
             }
         }
+        if self.recent.len() == RECENT_POINTS {
+            self.recent.pop_front();
+        }
+        self.recent.push_back(RecentPoint {
+            at: cur.at.timestamp(),
+            accepted: self.total.accepted as f32,
+            sent: self.total.sent as f32,
+        });
         self.judge();
+    }
+
+    /// The agent's recent total rates, oldest first.
+    pub fn recent(&self) -> Vec<RecentPoint> {
+        self.recent.iter().copied().collect()
     }
 
     fn judge(&mut self) {

@@ -35,6 +35,8 @@ use detect::AgentSeries;
 /// The insights engine: the own-metrics history it keeps, and the registry and store it reads.
 pub struct Insights {
     history: History,
+    /// Fleet throughput per pipeline at each gauge refresh, for the console's charts.
+    trend: Mutex<std::collections::VecDeque<TrendPoint>>,
     store: Arc<dyn Store>,
     /// This replica's agents (insights are per replica).
     agents: Arc<Registry>,
@@ -163,10 +165,21 @@ fn registry_side(r: &AgentRecord, unmanaged: &mut Vec<String>, anomalies: &mut V
 /// when asked.)
 pub const GAUGES_EVERY: Duration = Duration::from_secs(10);
 
+/// How many refreshes of per-pipeline throughput are kept for charts (ten minutes).
+pub const TREND_POINTS: usize = 60;
+
+/// The fleet's accepted items per second per collector pipeline id at one refresh.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TrendPoint {
+    pub at: DateTime<Utc>,
+    pub accepted: Vec<(String, f64)>,
+}
+
 impl Insights {
     pub fn new(store: Arc<dyn Store>, agents: Arc<Registry>, metrics: Arc<Metrics>) -> Self {
         Self {
             history: History::default(),
+            trend: Mutex::default(),
             store,
             agents,
             metrics,
@@ -181,6 +194,42 @@ impl Insights {
     /// Records one own-metrics report of an agent, received at `now`.
     pub fn record(&self, agent_id: &str, sample: detect::Sample, now: DateTime<Utc>) {
         self.history.record(agent_id, sample, now);
+    }
+
+    /// One agent's recent total rates, oldest first (empty when it sends no own metrics).
+    pub fn agent_trend(&self, agent_id: &str) -> Vec<detect::RecentPoint> {
+        self.history
+            .lock()
+            .agents
+            .get(agent_id)
+            .map(|(series, _)| series.recent())
+            .unwrap_or_default()
+    }
+
+    /// The fleet's accepted rate per pipeline at each of the last [`TREND_POINTS`] refreshes
+    /// ([`GAUGES_EVERY`] apart), oldest first.
+    pub fn pipeline_trend(&self) -> Vec<TrendPoint> {
+        self.trend
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .cloned()
+            .collect()
+    }
+
+    fn push_trend(&self, r: &FleetInsights) {
+        let mut trend = self.trend.lock().unwrap_or_else(|p| p.into_inner());
+        if trend.len() == TREND_POINTS {
+            trend.pop_front();
+        }
+        trend.push_back(TrendPoint {
+            at: r.generated_at,
+            accepted: r
+                .pipelines
+                .iter()
+                .map(|p| (p.pipeline.clone(), p.accepted_per_second))
+                .collect(),
+        });
     }
 
     /// The whole report.
@@ -307,7 +356,10 @@ impl Insights {
                     _ = shutdown.cancelled() => return,
                 }
                 match self.report().await {
-                    Ok(r) => self.publish(&r),
+                    Ok(r) => {
+                        self.publish(&r);
+                        self.push_trend(&r);
+                    }
                     Err(err) => tracing::warn!(error = %err, "Computing insights failed"),
                 }
             }
