@@ -415,6 +415,7 @@ impl Plan {
             heartbeat_seconds: self.heartbeat_seconds,
             per_process: self.agents_per_process,
             ca_cert: None,
+            extra_labels: "",
         }
     }
 

@@ -8,10 +8,11 @@
 //!
 //! Files: `procs.rs` (child processes, databases, `/proc` readings), `fleet.rs` (idle fleet,
 //! push fan-out, HTTP fleet, idle fleet over TLS), `collector.rs` (a real collector under
-//! `otaas agent`), `terraform.rs` (Terraform and handshake figures), `report.rs` (the table and
-//! the results file).
+//! `otaas agent`), `terraform.rs` (Terraform and handshake figures), `console.rs` (the web
+//! console's pages and live streams), `report.rs` (the table and the results file).
 
 mod collector;
+mod console;
 mod error;
 mod fleet;
 mod plan;
@@ -36,6 +37,11 @@ pub async fn run(args: BenchArgs) -> Result<(), BenchError> {
         None
     };
     let mut report = Report::new(&plan, nofile);
+    if plan.console && !plan.backends.contains(&Backend::Sqlite) {
+        report
+            .notes
+            .push("console: skipped, it runs on SQLite only (--backend sqlite or both)".to_owned());
+    }
     if cfg!(debug_assertions) {
         eprintln!(
             "otaas bench: warning: this is a debug build; real figures need `cargo build --release`"
@@ -114,6 +120,13 @@ async fn run_all(
                         .to_owned(),
                 ),
             }
+        }
+        if plan.console && backend == Backend::Sqlite {
+            eprintln!("otaas bench: {} web console ...", backend.name());
+            let db = dbs.get(backend).await?;
+            report
+                .console
+                .insert(backend, console::run(plan, &db).await?);
         }
         if let (Some(tools), true) = (tools, plan.terraform) {
             for &n in &plan.resources {

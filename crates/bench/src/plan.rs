@@ -24,6 +24,9 @@ pub enum BenchName {
     Tls,
     /// A real collector under `otaas agent`: new revision to APPLIED.
     Collector,
+    /// The web console with N agents: fleet and group page times (`Server-Timing`), server RSS
+    /// and CPU with live streams open.
+    Console,
 }
 
 /// Which stores the fleet and Terraform figures run on.
@@ -37,7 +40,8 @@ pub enum BackendChoice {
 /// `otaas bench` flags.
 #[derive(Debug, Clone, clap::Args)]
 pub struct BenchArgs {
-    /// Agents of the idle, push and HTTP fleets (default 10,000; 200 with `--quick`).
+    /// Agents of the idle, push, HTTP, TLS and console fleets (default 10,000; 200 with
+    /// `--quick`).
     #[arg(long)]
     pub agents: Option<usize>,
     /// Run only these benchmarks (comma-separated).
@@ -98,6 +102,7 @@ pub(crate) struct Plan {
     pub(crate) handshake: bool,
     pub(crate) tls: bool,
     pub(crate) collector: bool,
+    pub(crate) console: bool,
     pub(crate) quick: bool,
     /// Heartbeat offered by the servers, which is also the HTTP polling interval.
     pub(crate) heartbeat_seconds: u64,
@@ -113,6 +118,12 @@ pub(crate) struct Plan {
     pub(crate) handshake_reps: usize,
     /// Revisions pushed to the real collector (and to its simulated baseline); the median counts.
     pub(crate) collector_reps: usize,
+    /// Timed requests of each console page (after a warm-up).
+    pub(crate) console_reps: usize,
+    /// Loads of each console page while the live streams are open.
+    pub(crate) console_loads: usize,
+    /// How long the live streams stay open after those loads (RSS and CPU are read over it).
+    pub(crate) console_open: Duration,
     pub(crate) agents_per_process: usize,
     pub(crate) backends: Vec<Backend>,
 }
@@ -158,6 +169,7 @@ impl Plan {
             handshake: selected(BenchName::Handshake),
             tls: selected(BenchName::Tls),
             collector: selected(BenchName::Collector),
+            console: selected(BenchName::Console),
             quick,
             heartbeat_seconds,
             settle: Duration::from_secs(if quick { 1 } else { 5 }),
@@ -176,6 +188,9 @@ impl Plan {
                 .max(1),
             handshake_reps: if quick { 3 } else { 15 },
             collector_reps: if quick { 1 } else { 5 },
+            console_reps: if quick { 10 } else { 50 },
+            console_loads: if quick { 20 } else { 100 },
+            console_open: Duration::from_secs(if quick { 2 } else { 5 }),
             agents_per_process: args.agents_per_process.clamp(1, 19_000),
             backends: match args.backend {
                 BackendChoice::Sqlite => vec![Backend::Sqlite],

@@ -306,6 +306,9 @@ pub(crate) struct FleetSpec<'a> {
     pub(crate) per_process: usize,
     /// The CA to trust when the server serves OpAMP over TLS.
     pub(crate) ca_cert: Option<PathBuf>,
+    /// More labels after `bench=<label>` (`k=v,...`, with fleet-sim's `{i}` and `{i%N}`
+    /// placeholders), or empty.
+    pub(crate) extra_labels: &'a str,
 }
 
 impl Fleet {
@@ -338,7 +341,11 @@ impl Fleet {
                 .arg("--agents")
                 .arg(here.to_string())
                 .arg("--labels")
-                .arg(format!("bench={}", spec.label))
+                .arg(if spec.extra_labels.is_empty() {
+                    format!("bench={}", spec.label)
+                } else {
+                    format!("bench={},{}", spec.label, spec.extra_labels)
+                })
                 .arg("--heartbeat")
                 .arg(spec.heartbeat_seconds.to_string())
                 .args(["--own-metrics-seconds", "0", "--quiet"])

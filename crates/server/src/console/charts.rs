@@ -28,14 +28,17 @@ pub(crate) fn line_chart(id: &str, caption: &str, unit: &str, series: &[Series])
         vmax = vmax.max(*v);
     }
     let empty = t0 > t1;
+    if empty {
+        (t0, t1) = (0, 0);
+    }
     let vmax = if vmax > 0.0 { vmax * 1.1 } else { 1.0 };
-    let span = (t1 - t0).max(1) as f64;
+    let span = t1.saturating_sub(t0).max(1) as f64;
     let x = |t: i64| PAD_L + (t - t0) as f64 / span * (W - PAD_L - 4.0);
     let y = |v: f64| (H - PAD_B) - v / vmax * (H - PAD_B - 6.0);
     let label = format!(
         "{caption}: {} series over {} s, peak {:.1} {unit}",
         series.len(),
-        if empty { 0 } else { t1 - t0 },
+        t1 - t0,
         vmax / 1.1
     );
     html! {
