@@ -698,6 +698,8 @@ struct RecordSummary {
     available_components_hash: Option<String>,
     #[serde(default, with = "crate::fleet::shared_signals")]
     component_signals: Option<std::sync::Arc<crate::fleet::ComponentSignals>>,
+    #[serde(default)]
+    config_history: Vec<crate::fleet::ConfigChange>,
 }
 
 impl From<RecordSummary> for AgentRecord {
@@ -723,6 +725,7 @@ impl From<RecordSummary> for AgentRecord {
             available_components: s.available_components,
             available_components_hash: s.available_components_hash,
             component_signals: s.component_signals,
+            config_history: s.config_history,
         }
     }
 }

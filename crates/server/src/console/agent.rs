@@ -84,6 +84,17 @@ pub(crate) async fn page(
                     h3 { "Config error" }
                     p.error-text #agent-config-error { (e) }
                 }
+                h3 { "Status history" }
+                @if agent.config_history.is_empty() {
+                    p.muted { "No config status reported yet." }
+                } @else {
+                    ol #config-history reversed {
+                        @for ch in agent.config_history.iter().rev() {
+                            li { (badge(config_word(ch.status))) " " (ago(Some(ch.at), now))
+                                @if let Some(h) = &ch.hash { " · " code { (h) } } }
+                        }
+                    }
+                }
             }
         }
         section aria-labelledby="health-title" {

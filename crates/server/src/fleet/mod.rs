@@ -202,6 +202,48 @@ pub struct AgentRecord {
     /// Shared like `available_components` (interned by the same hash).
     #[serde(default, with = "shared_signals")]
     pub component_signals: Option<Arc<ComponentSignals>>,
+    /// The last [`CONFIG_HISTORY`] changes of the reported config status, oldest first (what
+    /// the console's agent page lists).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub config_history: Vec<ConfigChange>,
+}
+
+/// How many config status changes an agent record keeps.
+pub const CONFIG_HISTORY: usize = 5;
+
+/// One change of an agent's reported config status.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConfigChange {
+    pub at: DateTime<Utc>,
+    pub status: ConfigStatus,
+    /// The first 12 hex digits of the config hash reported with it.
+    #[serde(default)]
+    pub hash: Option<String>,
+}
+
+impl AgentRecord {
+    /// Notes the reported config status if it differs from the last one noted.
+    pub fn note_config_status(&mut self, at: DateTime<Utc>) {
+        let hash = self
+            .remote_config_hash
+            .as_deref()
+            .map(|h| h.chars().take(12).collect::<String>());
+        if self
+            .config_history
+            .last()
+            .is_some_and(|c| c.status == self.remote_config_status && c.hash == hash)
+        {
+            return;
+        }
+        if self.config_history.len() >= CONFIG_HISTORY {
+            self.config_history.remove(0);
+        }
+        self.config_history.push(ConfigChange {
+            at,
+            status: self.remote_config_status,
+            hash,
+        });
+    }
 }
 
 /// Component kind → the types of that kind a collector build has.
@@ -237,6 +279,7 @@ impl AgentRecord {
             available_components: None,
             available_components_hash: None,
             component_signals: None,
+            config_history: Vec::new(),
         }
     }
 
@@ -421,5 +464,35 @@ pub(crate) mod shared_signals {
         d: D,
     ) -> Result<Option<Arc<ComponentSignals>>, D::Error> {
         Ok(Option::<ComponentSignals>::deserialize(d)?.map(Arc::new))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Given reports of config status, when noted, then a repeated report adds nothing, a new
+    /// status or hash adds an entry, and only the last [`CONFIG_HISTORY`] are kept.
+    #[test]
+    fn config_history_keeps_the_last_changes_only() {
+        let mut r: AgentRecord =
+            serde_json::from_value(serde_json::json!({ "id": format!("{:032x}", 7) })).unwrap();
+        let t = |s: i64| DateTime::from_timestamp(s, 0).unwrap();
+        r.remote_config_status = ConfigStatus::Applying;
+        r.remote_config_hash = Some("ab".repeat(32));
+        r.note_config_status(t(1));
+        r.note_config_status(t(2));
+        assert_eq!(r.config_history.len(), 1);
+        assert_eq!(r.config_history[0].hash.as_deref(), Some("abababababab"));
+        r.remote_config_status = ConfigStatus::Failed;
+        r.note_config_status(t(3));
+        assert_eq!(r.config_history.len(), 2);
+        for i in 0..10 {
+            r.remote_config_hash = Some(format!("{i}{:063}", 0));
+            r.note_config_status(t(10 + i));
+        }
+        assert_eq!(r.config_history.len(), CONFIG_HISTORY);
+        assert_eq!(r.config_history.last().unwrap().at, t(19));
+        assert_eq!(r.config_history[0].at, t(15));
     }
 }

@@ -396,6 +396,7 @@ impl Registry {
         });
         rec.remote_config_hash = (!status.last_remote_config_hash.is_empty())
             .then(|| hash::to_hex(&status.last_remote_config_hash));
+        rec.note_config_status(chrono::Utc::now());
     }
 
     /// The effective config: its hash (of the real body, for drift) and its redacted text,
