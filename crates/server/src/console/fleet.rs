@@ -16,7 +16,7 @@ use otaas_api::{AgentGroupId, AgentStatus};
 use serde::Deserialize;
 
 use super::Console;
-use super::layout::{self, Nav, ago, badge, short};
+use super::layout::{self, Nav, agent_id, ago, badge};
 use super::session::Viewer;
 use crate::api::agents::status_of;
 use crate::fleet::{AgentFilter, AgentId, AgentRecord, Transport};
@@ -267,7 +267,7 @@ pub(crate) async fn render_fleet(
                         tbody {
                             @for a in &agents {
                                 tr {
-                                    td { a href={"/agents/" (a.id)} { (short(&a.id.to_string())) } }
+                                    td { a href={"/agents/" (a.id)} { (agent_id(&a.id.to_string())) } }
                                     td {
                                         @match a.group_id {
                                             Some(g) => a href={"/groups/" (g)} { (names.get(&g).map_or("(deleted)", String::as_str)) },

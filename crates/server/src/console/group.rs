@@ -17,6 +17,9 @@ use super::{Console, fleet};
 use crate::api::revisions::{redacted, unified};
 use crate::rollout::{Action, RolloutError};
 
+/// Failed agents listed on the page (the rollout keeps more; the fleet page filters them).
+const MAX_FAILURES_SHOWN: usize = 20;
+
 /// `?from=&to=` of the revision diff, and the notice of an action just taken.
 #[derive(Debug, Default, Deserialize)]
 pub(crate) struct GroupQuery {
@@ -283,6 +286,7 @@ pub(crate) fn rollout_fragment(
                         " · started " (when(st.started_at))
                         @match st.healthy_at {
                             Some(h) => { " · healthy at " (when(h)) },
+                            None if s.state.is_final() => { " · " (badge(s.state.as_str())) },
                             None => { " · " (badge(if Some(st.index) == s.current_step { "in_progress" } else { "pending" })) },
                         }
                     }
@@ -292,12 +296,16 @@ pub(crate) fn rollout_fragment(
         @if !s.failures.is_empty() {
             h3 { "Failed agents" }
             ul.failures #rollout-failures {
-                @for f in &s.failures {
+                @for f in s.failures.iter().take(MAX_FAILURES_SHOWN) {
                     li {
-                        a href={"/agents/" (f.agent_id)} { (short(&f.agent_id)) }
+                        a href={"/agents/" (f.agent_id)} { (layout::agent_id(&f.agent_id)) }
                         ": " span.error-text { (f.message) }
                     }
                 }
+            }
+            @if s.failures.len() > MAX_FAILURES_SHOWN {
+                p.muted { "and " (s.failures.len() - MAX_FAILURES_SHOWN) " more ("
+                    a href={"/fleet?group=" (id) "&health="} { "see the group's agents" } ")" }
             }
         }
         p.muted { "Updated " (when(s.updated_at)) @if let Some(d) = &s.driver { " by replica " (d) } }

@@ -13,7 +13,7 @@ use otaas_api::AgentGroupId;
 
 use super::Console;
 use super::charts::{MAX_SERIES, Series, line_chart};
-use super::layout::{self, Nav, short};
+use super::layout::{self, Nav};
 use super::session::Viewer;
 
 /// Agents drawn in the per-agent chart (the busiest).
@@ -51,7 +51,7 @@ pub(crate) async fn page(State(c): State<Console>, viewer: Viewer) -> Response {
         .iter()
         .take(TOP_AGENTS)
         .map(|a| Series {
-            name: a.agent_id.chars().take(12).collect(),
+            name: layout::agent_id_text(&a.agent_id),
             points: c
                 .insights
                 .agent_trend(&a.agent_id)
@@ -119,7 +119,7 @@ pub(crate) async fn page(State(c): State<Console>, viewer: Viewer) -> Response {
                             @for a in &report.anomalies {
                                 tr {
                                     td { (kind(a.kind)) }
-                                    td { a href={"/agents/" (a.agent_id)} { (short(&a.agent_id)) } }
+                                    td { a href={"/agents/" (a.agent_id)} { (layout::agent_id(&a.agent_id)) } }
                                     td { (group_link(a.group_id)) }
                                     td { (a.message) }
                                 }

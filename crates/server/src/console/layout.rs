@@ -146,6 +146,20 @@ pub(crate) fn short(value: &str) -> Markup {
     html! { code title=(value) { (cut) } }
 }
 
+/// An agent id as people tell them apart: its first and last six digits (uids made at the same
+/// moment share their first twelve), with the whole id as the title.
+pub(crate) fn agent_id(id: &str) -> Markup {
+    html! { code title=(id) { (agent_id_text(id)) } }
+}
+
+/// The text of [`agent_id`].
+pub(crate) fn agent_id_text(id: &str) -> String {
+    if id.len() <= 14 || !id.is_ascii() {
+        return id.to_owned();
+    }
+    format!("{}…{}", &id[..6], &id[id.len() - 6..])
+}
+
 /// A unified diff as lines marked added, removed or context.
 pub(crate) fn diff(text: &str, label: &str) -> Markup {
     html! {

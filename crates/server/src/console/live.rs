@@ -1,6 +1,6 @@
 //! The live regions' server-sent event streams: each open page gets one stream that looks at
-//! the fleet (or the group's rollout) once per [`TICK`] and sends the region's HTML only when it
-//! changed. A stream holds one rendered fragment, whatever the fleet's size, and ends with the
+//! the fleet (or the group's rollout) once per [`TICK`], and at once when the rollout engine
+//! stores a decision, and sends the region's HTML only when it changed. A stream holds one rendered fragment, whatever the fleet's size, and ends with the
 //! server, with its session (a revoked token stops its streams), or when the page goes away.
 
 use std::collections::HashMap;
@@ -32,7 +32,7 @@ pub(crate) async fn fleet(
     headers: HeaderMap,
 ) -> Response {
     let _ = viewer;
-    stream(c, headers, |c: Console, _viewer: Viewer| async move {
+    stream(c, headers, None, |c: Console, _viewer: Viewer| async move {
         let summary = fleet::summary(&c).await.ok()?;
         let groups = c.store.list_groups().await.ok()?;
         let names: HashMap<AgentGroupId, String> = groups
@@ -54,15 +54,27 @@ pub(crate) async fn group(
         return (StatusCode::NOT_FOUND, "no such group").into_response();
     };
     let _ = viewer;
-    stream(c, headers, move |c: Console, viewer: Viewer| async move {
-        let status = group::status(&c, id).await.ok()?;
-        Some(group::rollout_fragment(id, status.as_ref(), &viewer))
-    })
+    let decisions = c.rollouts.watch_decisions();
+    stream(
+        c,
+        headers,
+        Some(decisions),
+        move |c: Console, viewer: Viewer| async move {
+            let status = group::status(&c, id).await.ok()?;
+            Some(group::rollout_fragment(id, status.as_ref(), &viewer))
+        },
+    )
 }
 
-/// A stream of `update` events carrying `render`'s HTML whenever it differs from the last sent.
-/// `render` returning `None` (the store is unavailable) skips a tick.
-fn stream<F, Fut>(c: Console, headers: HeaderMap, render: F) -> Response
+/// A stream of `update` events carrying `render`'s HTML whenever it differs from the last sent,
+/// looked at every [`TICK`] and at once when `wake` changes. `render` returning `None` (the
+/// store is unavailable) skips a tick.
+fn stream<F, Fut>(
+    c: Console,
+    headers: HeaderMap,
+    wake: Option<tokio::sync::watch::Receiver<u64>>,
+    render: F,
+) -> Response
 where
     F: Fn(Console, Viewer) -> Fut + Send + 'static,
     Fut: std::future::Future<Output = Option<Markup>> + Send,
@@ -75,6 +87,7 @@ where
         last: String,
         render: F,
         first: bool,
+        wake: Option<tokio::sync::watch::Receiver<u64>>,
     }
     let st = St {
         c,
@@ -84,12 +97,24 @@ where
         last: String::new(),
         render,
         first: true,
+        wake,
     };
     let events = futures::stream::unfold(st, |mut st| async move {
         loop {
             if !st.first {
+                let woken = async {
+                    match st.wake.as_mut() {
+                        Some(w) => {
+                            if w.changed().await.is_err() {
+                                std::future::pending::<()>().await;
+                            }
+                        }
+                        None => std::future::pending::<()>().await,
+                    }
+                };
                 tokio::select! {
                     _ = tokio::time::sleep(TICK) => {}
+                    _ = woken => {}
                     _ = st.c.shutdown.cancelled() => return None,
                 }
             }

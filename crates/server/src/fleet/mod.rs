@@ -219,7 +219,14 @@ pub struct ConfigChange {
     /// The first 12 hex digits of the config hash reported with it.
     #[serde(default)]
     pub hash: Option<String>,
+    /// The error reported with a failure (at most [`HISTORY_ERROR_CHARS`] characters), kept
+    /// after a rollback clears the current one: it is why the agent was rolled back.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
+
+/// Longest error text a config history entry keeps.
+pub const HISTORY_ERROR_CHARS: usize = 512;
 
 impl AgentRecord {
     /// Notes the reported config status if it differs from the last one noted.
@@ -238,10 +245,16 @@ impl AgentRecord {
         if self.config_history.len() >= CONFIG_HISTORY {
             self.config_history.remove(0);
         }
+        let error = self
+            .remote_config_error
+            .as_deref()
+            .filter(|_| self.remote_config_status == ConfigStatus::Failed)
+            .map(|e| e.chars().take(HISTORY_ERROR_CHARS).collect());
         self.config_history.push(ConfigChange {
             at,
             status: self.remote_config_status,
             hash,
+            error,
         });
     }
 }
@@ -485,8 +498,11 @@ mod tests {
         assert_eq!(r.config_history.len(), 1);
         assert_eq!(r.config_history[0].hash.as_deref(), Some("abababababab"));
         r.remote_config_status = ConfigStatus::Failed;
+        r.remote_config_error = Some("no kafka here".into());
         r.note_config_status(t(3));
         assert_eq!(r.config_history.len(), 2);
+        assert_eq!(r.config_history[1].error.as_deref(), Some("no kafka here"));
+        assert_eq!(r.config_history[0].error, None);
         for i in 0..10 {
             r.remote_config_hash = Some(format!("{i}{:063}", 0));
             r.note_config_status(t(10 + i));

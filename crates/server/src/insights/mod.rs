@@ -165,8 +165,11 @@ fn registry_side(r: &AgentRecord, unmanaged: &mut Vec<String>, anomalies: &mut V
 /// when asked.)
 pub const GAUGES_EVERY: Duration = Duration::from_secs(10);
 
-/// How many refreshes of per-pipeline throughput are kept for charts (ten minutes).
+/// How many points of per-pipeline throughput are kept for charts (ten minutes or more).
 pub const TREND_POINTS: usize = 60;
+
+/// Least time between two trend points.
+pub const TREND_MIN_GAP: chrono::TimeDelta = chrono::TimeDelta::seconds(2);
 
 /// The fleet's accepted items per second per collector pipeline id at one refresh.
 #[derive(Clone, Debug, PartialEq)]
@@ -206,8 +209,9 @@ impl Insights {
             .unwrap_or_default()
     }
 
-    /// The fleet's accepted rate per pipeline at each of the last [`TREND_POINTS`] refreshes
-    /// ([`GAUGES_EVERY`] apart), oldest first.
+    /// The fleet's accepted rate per pipeline at each of the last [`TREND_POINTS`] reports
+    /// (every [`GAUGES_EVERY`], and when asked for, at least [`TREND_MIN_GAP`] apart), oldest
+    /// first.
     pub fn pipeline_trend(&self) -> Vec<TrendPoint> {
         self.trend
             .lock()
@@ -217,8 +221,16 @@ impl Insights {
             .collect()
     }
 
+    /// Keeps a report's per-pipeline rates as a trend point, unless the last point is less than
+    /// [`TREND_MIN_GAP`] old (reports are also computed on request).
     fn push_trend(&self, r: &FleetInsights) {
         let mut trend = self.trend.lock().unwrap_or_else(|p| p.into_inner());
+        if trend
+            .back()
+            .is_some_and(|last| r.generated_at - last.at < TREND_MIN_GAP)
+        {
+            return;
+        }
         if trend.len() == TREND_POINTS {
             trend.pop_front();
         }
@@ -328,7 +340,7 @@ impl Insights {
         for a in &anomalies {
             *anomaly_counts.entry(a.kind).or_insert(0u64) += 1;
         }
-        Ok(FleetInsights {
+        let report = FleetInsights {
             generated_at: now,
             agents,
             pipelines,
@@ -339,7 +351,9 @@ impl Insights {
                 unmanaged_agents: unmanaged,
                 exposed_endpoints,
             },
-        })
+        };
+        self.push_trend(&report);
+        Ok(report)
     }
 
     /// Publishes the report as Prometheus gauges every `every`; stops with the server.
@@ -356,10 +370,7 @@ impl Insights {
                     _ = shutdown.cancelled() => return,
                 }
                 match self.report().await {
-                    Ok(r) => {
-                        self.publish(&r);
-                        self.push_trend(&r);
-                    }
+                    Ok(r) => self.publish(&r),
                     Err(err) => tracing::warn!(error = %err, "Computing insights failed"),
                 }
             }

@@ -89,6 +89,9 @@ pub struct Rollouts {
     /// The group's agents on every replica, this replica's registry and its place among them.
     fleet: FleetView,
     metrics: Arc<Metrics>,
+    /// Counts the rollout decisions stored by this replica, so that watchers (the console's
+    /// live pages) look again at once instead of polling fast.
+    decisions: tokio::sync::watch::Sender<u64>,
 }
 
 fn state_name(s: RolloutState) -> String {
@@ -145,7 +148,17 @@ impl Rollouts {
             store,
             fleet,
             metrics,
+            decisions: tokio::sync::watch::Sender::new(0),
         }
+    }
+
+    /// Changes whenever this replica stores a rollout decision (any group).
+    pub fn watch_decisions(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.decisions.subscribe()
+    }
+
+    fn decided(&self) {
+        self.decisions.send_modify(|n| *n = n.wrapping_add(1));
     }
 
     async fn config_at(
@@ -435,6 +448,7 @@ impl Rollouts {
                 "otaas_rollout_transitions_total",
                 &[("state", &state_name(run.rollout.state))],
             );
+            self.decided();
         }
         let decision = run.rollout.decision();
         let default = if decision.default_revision == run.target.revision {
@@ -561,6 +575,7 @@ impl Rollouts {
             };
             tracing::info!(group = %id, ?action, message = %record.message, "Rollout action");
             self.fleet.cluster().announce_rollout(id, version);
+            self.decided();
             self.metrics.inc(
                 "otaas_rollout_transitions_total",
                 &[("state", &state_name(record.state))],
