@@ -8,10 +8,9 @@ use chrono::Utc;
 use http::StatusCode;
 use maud::{Markup, html};
 
-use super::Console;
+use super::context::{Console, Viewer};
 use super::fleet::{connection, health_badge, status_word};
 use super::layout::{self, Nav, ago, badge, short};
-use super::session::Viewer;
 use crate::api::agents::status_of;
 use crate::api::revisions::{redacted, unified};
 use crate::fleet::{AgentId, AgentRecord, ConfigStatus, HealthNode};
@@ -36,7 +35,7 @@ pub(crate) async fn page(
     let agent = match c.fleet.agent(uid.0).await {
         Ok(Some(a)) => a,
         Ok(None) => return missing(),
-        Err(e) => return super::store_error(e, &viewer),
+        Err(e) => return layout::store_error(e, &viewer),
     };
     let group = match agent.group_id {
         Some(g) => c.store.get_group(g).await.ok(),

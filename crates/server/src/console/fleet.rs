@@ -15,9 +15,8 @@ use maud::{Markup, html};
 use otaas_api::{AgentGroupId, AgentStatus};
 use serde::Deserialize;
 
-use super::Console;
+use super::context::{Console, Viewer};
 use super::layout::{self, Nav, agent_id, ago, badge};
-use super::session::Viewer;
 use crate::api::agents::status_of;
 use crate::fleet::{AgentFilter, AgentId, AgentRecord, Transport};
 
@@ -223,7 +222,7 @@ pub(crate) async fn render_fleet(
             ));
         }
     };
-    let unavailable = |e: crate::store::StoreError| super::store_error(e, viewer);
+    let unavailable = |e: crate::store::StoreError| layout::store_error(e, viewer);
     let groups = c.store.list_groups().await.map_err(unavailable)?;
     let (summary, matching, agents, more) = walk(c, &filters).await.map_err(unavailable)?;
     let names: HashMap<AgentGroupId, String> = groups

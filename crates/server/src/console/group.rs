@@ -11,9 +11,10 @@ use maud::{Markup, html};
 use otaas_api::{AgentGroupId, GroupStatus, RolloutState, RolloutStrategy};
 use serde::Deserialize;
 
+use super::context::{Console, Viewer};
+use super::fleet;
 use super::layout::{self, Nav, badge, short, when};
-use super::session::{self, Viewer};
-use super::{Console, fleet};
+use super::session;
 use crate::api::revisions::{redacted, unified};
 use crate::rollout::{Action, RolloutError};
 
@@ -80,18 +81,18 @@ pub(crate) async fn render_group(
         .store
         .get_group(id)
         .await
-        .map_err(|e| super::store_error(e, viewer))?;
+        .map_err(|e| layout::store_error(e, viewer))?;
     let spec = &group.record.spec;
     let pipelines = c
         .store
         .list_pipelines()
         .await
-        .map_err(|e| super::store_error(e, viewer))?;
+        .map_err(|e| layout::store_error(e, viewer))?;
     let revisions = c
         .store
         .group_revisions(id)
         .await
-        .map_err(|e| super::store_error(e, viewer))?;
+        .map_err(|e| layout::store_error(e, viewer))?;
     let rollout = status(c, id).await.map_err(|e| rollout_error(e, viewer))?;
     let parse_rev = |v: &Option<String>| v.as_deref().and_then(|v| v.trim().parse::<i64>().ok());
     let latest = revisions.last().map(|r| r.revision);
@@ -361,7 +362,7 @@ pub(crate) async fn act(
     let headers: &HeaderMap = &parts.headers;
     let csrf = form.ok().and_then(|Form(f)| f.csrf);
     let audit = |status: StatusCode| {
-        super::record(
+        super::context::record(
             &c,
             viewer.actor(),
             peer,
@@ -373,7 +374,7 @@ pub(crate) async fn act(
     };
     if !session::same_origin(headers) || !viewer.csrf_ok(csrf.as_deref()) {
         audit(StatusCode::FORBIDDEN);
-        return super::forged();
+        return layout::forged();
     }
     if !viewer.is_admin() {
         audit(StatusCode::FORBIDDEN);
@@ -424,6 +425,6 @@ fn rollout_error(e: RolloutError, viewer: &Viewer) -> Response {
             &e.to_string(),
             Some(viewer),
         ),
-        RolloutError::Store(e) => super::store_error(e, viewer),
+        RolloutError::Store(e) => layout::store_error(e, viewer),
     }
 }

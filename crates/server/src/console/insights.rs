@@ -11,10 +11,9 @@ use http::StatusCode;
 use maud::html;
 use otaas_api::AgentGroupId;
 
-use super::Console;
 use super::charts::{MAX_SERIES, Series, line_chart};
+use super::context::{Console, Viewer};
 use super::layout::{self, Nav};
-use super::session::Viewer;
 
 /// Agents drawn in the per-agent chart (the busiest).
 const TOP_AGENTS: usize = MAX_SERIES;
@@ -23,7 +22,7 @@ const TOP_AGENTS: usize = MAX_SERIES;
 pub(crate) async fn page(State(c): State<Console>, viewer: Viewer) -> Response {
     let (report, groups) = match tokio::try_join!(c.insights.report(), c.store.list_groups()) {
         Ok(r) => r,
-        Err(e) => return super::store_error(e, &viewer),
+        Err(e) => return layout::store_error(e, &viewer),
     };
     let names: HashMap<AgentGroupId, String> = groups
         .into_iter()

@@ -7,7 +7,7 @@ use http::StatusCode;
 use maud::{DOCTYPE, Markup, html};
 
 use super::assets;
-use super::session::{CSRF_FIELD, Viewer};
+use super::context::{CSRF_FIELD, Viewer};
 
 /// The section of the console a page belongs to (marked in the navigation).
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -182,6 +182,40 @@ pub(crate) fn diff(text: &str, label: &str) -> Markup {
                     span class=(class) { (line) "\n" }
                 }
             }
+        }
+    }
+}
+
+/// The answer to a state-changing form without this session's CSRF token, or from another
+/// origin.
+pub(crate) fn forged() -> Response {
+    error_page(
+        StatusCode::FORBIDDEN,
+        "Request refused",
+        "This form did not come from this console session (its CSRF token is missing or \
+         wrong). Nothing was changed.",
+        None,
+    )
+}
+
+/// A store failure as a page: an unknown object is a 404, anything else means the database is
+/// unavailable (503); never a 500 for what the client asked.
+pub(crate) fn store_error(e: crate::store::StoreError, viewer: &Viewer) -> Response {
+    match e {
+        crate::store::StoreError::NotFound { .. } => error_page(
+            StatusCode::NOT_FOUND,
+            "Not found",
+            &e.to_string(),
+            Some(viewer),
+        ),
+        e => {
+            tracing::warn!(error = %e, "Console page: store unavailable");
+            error_page(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Database unavailable",
+                "The server cannot read its database right now; try again shortly.",
+                Some(viewer),
+            )
         }
     }
 }

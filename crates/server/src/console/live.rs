@@ -16,8 +16,9 @@ use http::StatusCode;
 use maud::Markup;
 use otaas_api::AgentGroupId;
 
-use super::session::{self, Viewer};
-use super::{Console, fleet, group};
+use super::context::{Console, Viewer};
+use super::session;
+use super::{fleet, group};
 
 /// How often a stream looks for changes.
 pub(crate) const TICK: Duration = Duration::from_secs(1);

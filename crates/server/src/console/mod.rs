@@ -2,7 +2,8 @@
 //! the REST API serves, at `/` on the API listener. Reading works without JavaScript; a small
 //! script only swaps in the live fragments that server-sent events carry.
 //!
-//! Files: `session.rs` (sign-in cookie, CSRF), `layout.rs` (page frame, error page, shared
+//! Files: `context.rs` (the handlers' substate, the viewer, audit records), `session.rs`
+//! (sign-in cookie, CSRF), `layout.rs` (page frame, error page, shared
 //! bits), `fleet.rs`, `group.rs`, `agent.rs`, `pipelines.rs`, `insights.rs` (one page each),
 //! `live.rs` (the server-sent event streams), `assets.rs` (CSS and script, embedded), `charts.rs`
 //! (SVG line charts).
@@ -10,6 +11,7 @@
 mod agent;
 mod assets;
 mod charts;
+pub mod context;
 mod fleet;
 mod group;
 mod insights;
@@ -18,71 +20,19 @@ mod live;
 mod pipelines;
 pub mod session;
 
-use std::sync::Arc;
-
-use axum::extract::{FromRef, Request, State};
+use axum::extract::{Request, State};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::{Form, Router};
 use http::{HeaderValue, StatusCode};
-use otaas_api::{AuditInterface, TokenScope};
+use otaas_api::TokenScope;
 use serde::Deserialize;
-use tokio_util::sync::CancellationToken;
 
-use crate::audit::{Actor, Audit, Event};
+use crate::audit::Actor;
 use crate::auth::{TokenCheck, TokenKey, check_token};
-use crate::cluster::FleetView;
-use crate::insights::Insights;
-use crate::limits::AuthFailures;
-use crate::metrics::Metrics;
-use crate::policy::ConfigPolicy;
-use crate::rollout::Rollouts;
 use crate::state::AppState;
-use crate::store::Store;
-use session::Viewer;
-
-/// What the console's handlers use (an axum substate of `AppState`).
-#[derive(Clone)]
-pub struct Console {
-    pub store: Arc<dyn Store>,
-    pub fleet: FleetView,
-    pub rollouts: Arc<Rollouts>,
-    pub insights: Arc<Insights>,
-    pub audit: Arc<Audit>,
-    pub auth_failures: Arc<AuthFailures>,
-    pub metrics: Arc<Metrics>,
-    pub policy: Arc<ConfigPolicy>,
-    /// SHA-256 hex of the `--admin-token` value, if one was given.
-    pub admin_token_hash: Option<Arc<str>>,
-    /// The listener speaks TLS: session cookies are `Secure`.
-    pub tls: bool,
-    /// Live streams end with the server.
-    pub shutdown: CancellationToken,
-    pub page_size: usize,
-}
-
-impl FromRef<AppState> for Console {
-    fn from_ref(s: &AppState) -> Self {
-        Self {
-            store: s.store.clone(),
-            fleet: s.fleet.clone(),
-            rollouts: s.rollouts.clone(),
-            insights: s.insights.clone(),
-            audit: s.audit.clone(),
-            auth_failures: s.auth_failures.clone(),
-            metrics: s.metrics.clone(),
-            policy: s.policy.clone(),
-            admin_token_hash: s.admin_token_hash.clone(),
-            tls: s.config.tls_cert.is_some() || s.config.tls_self_signed,
-            shutdown: s.shutdown.clone(),
-            page_size: PAGE_SIZE,
-        }
-    }
-}
-
-/// Agents per fleet page.
-pub const PAGE_SIZE: usize = 50;
+use context::{Console, Viewer, record};
 
 /// The console's routes, with their own headers (CSP and friends); merged beside the API's.
 pub fn router(state: AppState) -> Router {
@@ -273,70 +223,10 @@ async fn sign_out(
     Form(form): Form<CsrfForm>,
 ) -> Response {
     if !session::same_origin(&req_headers) || !viewer.csrf_ok(form.csrf.as_deref()) {
-        return forged();
+        return layout::forged();
     }
     let mut resp = Redirect::to("/sign-in").into_response();
     resp.headers_mut()
         .insert(http::header::SET_COOKIE, session::clear_cookie(&c));
     resp
-}
-
-/// The answer to a state-changing form without this session's CSRF token, or from another
-/// origin.
-pub(crate) fn forged() -> Response {
-    layout::error_page(
-        StatusCode::FORBIDDEN,
-        "Request refused",
-        "This form did not come from this console session (its CSRF token is missing or \
-         wrong). Nothing was changed.",
-        None,
-    )
-}
-
-/// A store failure as a page: an unknown object is a 404, anything else means the database is
-/// unavailable (503); never a 500 for what the client asked.
-pub(crate) fn store_error(e: crate::store::StoreError, viewer: &Viewer) -> Response {
-    match e {
-        crate::store::StoreError::NotFound { .. } => layout::error_page(
-            StatusCode::NOT_FOUND,
-            "Not found",
-            &e.to_string(),
-            Some(viewer),
-        ),
-        e => {
-            tracing::warn!(error = %e, "Console page: store unavailable");
-            layout::error_page(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "Database unavailable",
-                "The server cannot read its database right now; try again shortly.",
-                Some(viewer),
-            )
-        }
-    }
-}
-
-/// One console event in the audit trail.
-pub(crate) fn record(
-    c: &Console,
-    actor: Actor,
-    source: Option<std::net::IpAddr>,
-    method: &str,
-    path: &str,
-    status: StatusCode,
-    object: Option<(&str, String)>,
-) {
-    c.audit.record(Event {
-        interface: AuditInterface::Console,
-        actor,
-        source,
-        method: method.to_owned(),
-        path: path.to_owned(),
-        object_kind: object.as_ref().map(|o| o.0.to_owned()),
-        object_id: object.map(|o| o.1),
-        status: status.as_u16(),
-        error_code: None,
-        revision_before: None,
-        revision_after: None,
-        dry_run: false,
-    });
 }

@@ -10,14 +10,13 @@ use http::StatusCode;
 use maud::{Markup, html};
 use otaas_api::{AgentGroupId, EndpointAuth, PipelineId};
 
-use super::Console;
+use super::context::{Console, Viewer};
 use super::layout::{self, Nav};
-use super::session::Viewer;
 use crate::fleet::AgentFilter;
 
 /// `GET /pipelines`.
 pub(crate) async fn page(State(c): State<Console>, viewer: Viewer) -> Response {
-    let err = |e| super::store_error(e, &viewer);
+    let err = |e| layout::store_error(e, &viewer);
     let (pipelines, endpoints, bindings, groups) = match tokio::try_join!(
         c.store.list_pipelines(),
         c.store.list_endpoints(),

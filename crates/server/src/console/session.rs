@@ -20,8 +20,7 @@ use otaas_api::TokenScope;
 use sha2::Sha256;
 use subtle::ConstantTimeEq;
 
-use super::Console;
-use crate::audit::Actor;
+use super::context::{Console, Viewer};
 use crate::auth::{Principal, hash_token, hashes_equal};
 
 /// The session cookie's name.
@@ -29,43 +28,6 @@ pub(crate) const COOKIE: &str = "otaas_session";
 
 /// How long a session lasts (a token that expires sooner ends it sooner).
 pub(crate) const LIFETIME: chrono::TimeDelta = chrono::TimeDelta::hours(8);
-
-/// The form field that carries the CSRF token.
-pub(crate) const CSRF_FIELD: &str = "_csrf";
-
-/// Who is looking at a page: the principal of the session's token, and the CSRF token its
-/// forms must carry.
-#[derive(Clone, Debug)]
-pub(crate) struct Viewer {
-    pub(crate) principal: Principal,
-    pub(crate) csrf: String,
-}
-
-impl Viewer {
-    /// Admins see and may use the controls; read-only tokens see everything else.
-    pub(crate) fn is_admin(&self) -> bool {
-        self.principal.scope() == TokenScope::Admin
-    }
-
-    pub(crate) fn role(&self) -> &'static str {
-        if self.is_admin() {
-            "admin"
-        } else {
-            "read-only"
-        }
-    }
-
-    pub(crate) fn actor(&self) -> Actor {
-        Actor::of(&self.principal)
-    }
-
-    /// Does a submitted CSRF value match this session's (constant time)?
-    pub(crate) fn csrf_ok(&self, submitted: Option<&str>) -> bool {
-        submitted.is_some_and(|s| {
-            s.len() == self.csrf.len() && bool::from(s.as_bytes().ct_eq(self.csrf.as_bytes()))
-        })
-    }
-}
 
 /// The key sessions are signed with, derived from the server key so that it serves no other
 /// purpose.
