@@ -2,7 +2,8 @@
 # THE test command: `bash scripts/test.sh`. What CI runs (.ci/run), on a fresh machine.
 #
 # 0. the repository stands alone: no tracked file refers to a path outside it;
-# 1. scripts/setup.sh (Terraform engine, null provider, OpAMP peer, collector; idempotent) and
+# 1. scripts/setup.sh (Terraform engine, null provider, OpAMP peer, collector, Chromium and
+#    axe-core for the console's browser tests; idempotent) and
 #    its env.sh;
 # 2. cargo fmt --check, clippy with warnings as errors, the crates' direction
 #    (scripts/check-layers.sh), no import cycle between the modules of a crate
