@@ -190,6 +190,15 @@ for r in state.get("values", {}).get("root_module", {}).get("resources", []):
                   f" remote_config={a.get('remote_config_status')} hash={str(a.get('config_hash'))[:12]}")
 PY
 
+# --- 4b. the web console shows the same fleet (the token goes in on stdin, not the command line) ------
+JAR="$DEMO_DIR/console.cookies"
+curl -fsS -c "$JAR" -o /dev/null --data-urlencode "token@-" "http://$API/sign-in" <<<"$TOKEN"
+if curl -fsS -b "$JAR" "http://$API/fleet" | grep -q "data-count=\"total\">$AGENTS<"; then
+  say "web console: http://$API/ shows the $AGENTS agents (sign in with the admin token)"
+else
+  say "the web console's fleet page does not show $AGENTS agents"; exit 1
+fi
+
 # --- 5. with a real collector: lines appended to the watched file reach the sink -------------------
 if [[ -n "$COLLECTOR" ]]; then
   for i in $(seq 1 10); do echo "otaas demo line $i" >>"$LOG_FILE"; done
