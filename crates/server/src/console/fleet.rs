@@ -350,42 +350,54 @@ pub(crate) fn live_fragment(s: &Summary, names: &HashMap<AgentGroupId, String>) 
 }
 
 fn filters_form(q: &FleetQuery, groups: &[crate::store::GroupRecord]) -> Markup {
-    let chosen = |v: &Option<String>, want: &str| v.as_deref() == Some(want);
+    let mut group_options = vec![
+        (String::new(), "Any".to_owned()),
+        ("unmanaged".to_owned(), "Unmanaged".to_owned()),
+    ];
+    group_options.extend(
+        groups
+            .iter()
+            .map(|g| (g.record.id.to_string(), g.record.spec.name.clone())),
+    );
+    let fixed = |pairs: &[(&str, &str)]| -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(v, l)| ((*v).to_owned(), (*l).to_owned()))
+            .collect()
+    };
     html! {
         form.filters method="get" action="/fleet" role="search" aria-label="Filter agents" {
-            div.field {
-                label for="f-group" { "Group" }
-                select #f-group name="group" {
-                    option value="" { "Any" }
-                    option value="unmanaged" selected[chosen(&q.group, "unmanaged")] { "Unmanaged" }
-                    @for g in groups {
-                        @let id = g.record.id.to_string();
-                        option value=(id) selected[chosen(&q.group, &id)] { (g.record.spec.name) }
-                    }
-                }
-            }
-            div.field {
-                label for="f-health" { "Health" }
-                select #f-health name="health" {
-                    option value="" { "Any" }
-                    option value="healthy" selected[chosen(&q.health, "healthy")] { "Healthy" }
-                    option value="unhealthy" selected[chosen(&q.health, "unhealthy")] { "Unhealthy" }
-                }
-            }
-            div.field {
-                label for="f-connected" { "Connection" }
-                select #f-connected name="connected" {
-                    option value="" { "Any" }
-                    option value="yes" selected[chosen(&q.connected, "yes")] { "Connected" }
-                    option value="no" selected[chosen(&q.connected, "no")] { "Disconnected" }
-                }
-            }
+            (select("f-group", "group", "Group", &q.group, &group_options))
+            (select("f-health", "health", "Health", &q.health,
+                &fixed(&[("", "Any"), ("healthy", "Healthy"), ("unhealthy", "Unhealthy")])))
+            (select("f-connected", "connected", "Connection", &q.connected,
+                &fixed(&[("", "Any"), ("yes", "Connected"), ("no", "Disconnected")])))
             div.field {
                 label for="f-labels" { "Labels (key=value, …)" }
                 input #f-labels type="text" name="labels" value=[q.labels.as_deref()]
                     placeholder="env=prod, region=eu";
             }
             button type="submit" { "Filter" }
+        }
+    }
+}
+
+/// A labelled `<select>` with the current value chosen.
+fn select(
+    id: &str,
+    name: &str,
+    label: &str,
+    current: &Option<String>,
+    options: &[(String, String)],
+) -> Markup {
+    html! {
+        div.field {
+            label for=(id) { (label) }
+            select id=(id) name=(name) {
+                @for (value, text) in options {
+                    option value=(value) selected[!value.is_empty() && current.as_deref() == Some(value.as_str())] { (text) }
+                }
+            }
         }
     }
 }
