@@ -8,7 +8,7 @@ use std::time::Duration;
 use crate::harness::{process, tools};
 
 /// Every benchmark with its row in the table, given the quick run's sizes.
-const ROWS: [&str; 11] = [
+const ROWS: [&str; 16] = [
     "| idle | server RSS per idle WebSocket agent (200 agents) | SQLite |",
     "| idle | server CPU, 200 idle WebSocket agents | PostgreSQL |",
     "| push | new revision → APPLIED on the server, 50 / 99 / 100 % of 20 WebSocket agents",
@@ -20,6 +20,11 @@ const ROWS: [&str; 11] = [
     "| handshake | provider start → handshake line (median of 3) |",
     "| tls | server RSS per idle WebSocket agent over TLS, wss:// (200 agents) | PostgreSQL |",
     "| collector | new revision → APPLIED, a real collector under `otaas agent`",
+    "| console | fleet page `GET /fleet` (200 agents, first page of 50): server time (`Server-Timing`) p50 / p95 of 10 | SQLite |",
+    "| console | fleet page `GET /fleet?after=<middle agent>` (200 agents): server time (`Server-Timing`) p50 / p95 of 10 | SQLite |",
+    "| console | group page `GET /groups/ID` (group of 200 agents, 2 revisions and their diff): server time (`Server-Timing`) p50 / p95 of 10 | SQLite |",
+    "| console | server RSS with the console open: 20 live streams (half /fleet/live, half /groups/ID/live) after 20 loads of each page, per agent (200 agents) | SQLite |",
+    "| console | server CPU with 20 live streams open (200 agents, over 2s) | SQLite |",
 ];
 
 /// Given the built binaries and the tools, when `otaas bench --quick` runs on both backends,
@@ -56,14 +61,15 @@ fn bench_quick_runs_end_to_end() {
             run.stdout
         );
     }
-    for backend in ["SQLite", "PostgreSQL"] {
+    for (backend, expected) in [("SQLite", 16), ("PostgreSQL", 11)] {
         let rows = run
             .stdout
             .lines()
             .filter(|l| l.contains(&format!("| {backend} |")))
             .count();
-        // idle ×2, push ×2, http, tls, collector, terraform ×2 per size.
-        assert_eq!(rows, 11, "rows for {backend}:\n{}", run.stdout);
+        // idle ×2, push ×2, http, tls, collector, terraform ×2 per size; console ×5 (SQLite
+        // only).
+        assert_eq!(rows, expected, "rows for {backend}:\n{}", run.stdout);
     }
     // The servers run with their default API rate limit, and Terraform's requests are counted.
     let terraform_rows: Vec<&str> = run

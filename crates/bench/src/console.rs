@@ -22,7 +22,7 @@ use crate::procs::{self, Database, Fleet, Server, Transport};
 /// Live streams of each kind held open at once (`/fleet/live`, `/groups/{id}/live`).
 pub(crate) const STREAMS_EACH: usize = 10;
 /// Untimed requests of each page before the timed ones.
-const WARM_UP: usize = 5;
+pub(crate) const WARM_UP: usize = 5;
 /// Labels of the simulated agents besides `bench=console` (the fleet page shows them).
 const LABELS: &str = "region=r{i%4},tier=t{i%3},host=h{i}";
 /// Longest a page request may take before the run gives up.
@@ -76,9 +76,8 @@ pub(crate) struct ConsoleResult {
     pub(crate) revisions: i64,
     /// `GET /api/v1/agents?limit=50`, client side (the API sends no `Server-Timing`).
     pub(crate) api: Latency,
-    /// Server RSS after the rollout, before the first page or timed API request.
-    pub(crate) rss_start: u64,
-    /// Server RSS and CPU with the fleet idle and no console open (after the timed requests).
+    /// Server RSS (median over the window) and CPU with the fleet idle and no console ever
+    /// opened.
     pub(crate) rss_0: u64,
     pub(crate) cpu_0: f64,
     /// The same with the live streams open, after more page loads.
@@ -132,8 +131,74 @@ async fn measure(
     fleet::push(server, group, n).await?;
     let status = wait_complete(server, fleet, group, n).await?;
     let group_id = group.group.id;
+    let pid = server.pid();
 
-    // Any agent in the middle of the id order: its page is a full one in the middle of the walk.
+    // No redirects followed (the sign-in's 303 carries the cookie; a page answering 303 means
+    // the session was not accepted), no proxy from the environment.
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .no_proxy()
+        .connect_timeout(Duration::from_secs(10))
+        .build()
+        .map_err(|e| BenchError::new("building the HTTP client", e))?;
+    let base = &server.api_url;
+    let fleet_url = format!("{base}/fleet");
+    let group_url = format!("{base}/groups/{group_id}");
+
+    // Memory and CPU first: the fleet idle with no console ever opened (nor the agents listed
+    // through the API, whose copy of the fleet would move the allocator), then with the live
+    // streams open after page loads.
+    tokio::time::sleep(plan.settle).await;
+    let (cpu_0, rss_0) = at_rest(pid, plan.console_open).await?;
+    let cookie = sign_in(&http, base, &server.admin_token).await?;
+    let session = Auth::Cookie(&cookie);
+    eprintln!(
+        "otaas bench: console, {} live streams open and {} loads of each page ...",
+        2 * STREAMS_EACH,
+        plan.console_loads
+    );
+    let mut streams = Vec::with_capacity(2 * STREAMS_EACH);
+    for url in [
+        format!("{base}/fleet/live"),
+        format!("{base}/groups/{group_id}/live"),
+    ] {
+        for _ in 0..STREAMS_EACH {
+            streams.push(LiveStream::open(&http, &url, &cookie).await?);
+        }
+    }
+    let measured = async {
+        // Each stream sends the region at once; all of them running is what is measured.
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while streams.iter().any(|s| s.updates() == 0) {
+            server.child.check_alive()?;
+            for s in &mut streams {
+                s.check().await?;
+            }
+            if Instant::now() > deadline {
+                return Err(BenchError::msg(
+                    "a console live stream sent no update within 60 s",
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        for _ in 0..plan.console_loads {
+            get(&http, &fleet_url, session).await?;
+            get(&http, &group_url, session).await?;
+        }
+        let open = at_rest(pid, plan.console_open).await?;
+        for s in &mut streams {
+            s.check().await?;
+        }
+        Ok(open)
+    }
+    .await;
+    for s in streams {
+        s.close();
+    }
+    let (cpu_open, rss_open) = measured?;
+
+    // Page times, the streams closed. Any agent in the middle of the id order: the page after
+    // it is a full one from the middle of the walk.
     let mut ids: Vec<String> = server
         .client
         .list_agents(&AgentQuery::default())
@@ -147,28 +212,9 @@ async fn measure(
         .get(ids.len() / 2)
         .cloned()
         .ok_or_else(|| BenchError::msg("the server lists no agent"))?;
-
-    tokio::time::sleep(plan.settle).await;
-    let pid = server.pid();
-    let rss_start = procs::rss_bytes(pid)?;
-
-    // No redirects followed (the sign-in's 303 carries the cookie; a page answering 303 means
-    // the session was not accepted), no proxy from the environment.
-    let http = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .no_proxy()
-        .connect_timeout(Duration::from_secs(10))
-        .build()
-        .map_err(|e| BenchError::new("building the HTTP client", e))?;
-    let base = &server.api_url;
-    let cookie = sign_in(&http, base, &server.admin_token).await?;
-    let session = Auth::Cookie(&cookie);
-    let bearer = Auth::Bearer(&server.admin_token);
-    let fleet_url = format!("{base}/fleet");
     let after_url = format!("{base}/fleet?after={middle}");
-    let group_url = format!("{base}/groups/{group_id}");
     let api_url = format!("{base}/api/v1/agents?limit=50");
-
+    let bearer = Auth::Bearer(&server.admin_token);
     eprintln!(
         "otaas bench: console pages, {} timed requests each ...",
         plan.console_reps
@@ -201,56 +247,6 @@ async fn measure(
     let [s_fleet, s_after, s_group] = server_times.map(Latency::of);
     let [c_fleet, c_after, c_group] = client_times.map(Latency::of);
 
-    // Memory and CPU: the fleet idle with no console open, then with the live streams open.
-    tokio::time::sleep(plan.settle).await;
-    let cpu_0 = procs::cpu_percent(pid, plan.console_open).await?;
-    let rss_0 = procs::rss_bytes(pid)?;
-    eprintln!(
-        "otaas bench: console, {} live streams open and {} more loads of each page ...",
-        2 * STREAMS_EACH,
-        plan.console_loads
-    );
-    let mut streams = Vec::with_capacity(2 * STREAMS_EACH);
-    for url in [
-        format!("{base}/fleet/live"),
-        format!("{base}/groups/{group_id}/live"),
-    ] {
-        for _ in 0..STREAMS_EACH {
-            streams.push(LiveStream::open(&http, &url, &cookie).await?);
-        }
-    }
-    let measured = async {
-        // Each stream sends the region at once; all of them running is what is measured.
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while streams.iter().any(|s| s.updates() == 0) {
-            server.child.check_alive()?;
-            for s in &mut streams {
-                s.check().await?;
-            }
-            if Instant::now() > deadline {
-                return Err(BenchError::msg(
-                    "a console live stream sent no update within 60 s",
-                ));
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        for _ in 0..plan.console_loads {
-            get(&http, &fleet_url, session).await?;
-            get(&http, &group_url, session).await?;
-        }
-        let cpu_open = procs::cpu_percent(pid, plan.console_open).await?;
-        let rss_open = procs::rss_bytes(pid)?;
-        for s in &mut streams {
-            s.check().await?;
-        }
-        Ok((cpu_open, rss_open))
-    }
-    .await;
-    for s in streams {
-        s.close();
-    }
-    let (cpu_open, rss_open) = measured?;
-
     Ok(ConsoleResult {
         agents: n,
         requests: plan.console_reps,
@@ -268,7 +264,6 @@ async fn measure(
         },
         revisions: status.revision,
         api: Latency::of(api_times),
-        rss_start,
         rss_0,
         cpu_0,
         rss_open,
@@ -277,6 +272,22 @@ async fn measure(
         loads: plan.console_loads,
         window: plan.console_open,
     })
+}
+
+/// CPU use over `window` (% of a core) and the median of the RSS read every 100 ms during it:
+/// one reading may land on a moment's allocation.
+async fn at_rest(pid: u32, window: Duration) -> Result<(f64, u64), BenchError> {
+    let cpu_start = procs::cpu_seconds(pid)?;
+    let start = Instant::now();
+    let mut rss = Vec::new();
+    while start.elapsed() < window {
+        rss.push(procs::rss_bytes(pid)?);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    rss.push(procs::rss_bytes(pid)?);
+    let cpu = 100.0 * (procs::cpu_seconds(pid)? - cpu_start) / start.elapsed().as_secs_f64();
+    rss.sort_unstable();
+    Ok((cpu, rss[rss.len() / 2]))
 }
 
 /// Polls the group's status until its rollout is complete with all `n` agents matched and

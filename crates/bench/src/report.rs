@@ -9,6 +9,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 
 use crate::collector::CollectorResult;
+use crate::console::{ConsoleResult, Latency, PageTimes};
 use crate::fleet::{FleetResults, PushResult};
 use crate::plan::{Backend, Plan};
 use crate::terraform::{Requests, TfTimes};
@@ -22,6 +23,12 @@ const HTTP_CPU_MAX: f64 = 5.0;
 /// The null provider does no I/O at all: this is the floor, and ours may add 5 % to it.
 const TF_RATIO_MAX: f64 = 1.05;
 const TLS_RSS_PER_AGENT_MAX: f64 = 24.0 * 1024.0;
+/// A console page's server time, at the 95th percentile (so the median too).
+const CONSOLE_PAGE_MAX: Duration = Duration::from_millis(50);
+/// What opening the console may add to the server's RSS, whatever the fleet's size: a constant
+/// for the live streams' connections and buffers, nothing per agent (1 MiB is 105 B per agent
+/// at 10,000 agents).
+const CONSOLE_RSS_DELTA_MAX: f64 = 1024.0 * 1024.0;
 
 /// What the machine was like (at the start, and the load at the end).
 #[derive(Clone, Debug)]
@@ -88,6 +95,7 @@ pub(crate) struct Report {
     pub(crate) otaas_tf: BTreeMap<(Backend, usize), TfTimes>,
     pub(crate) fleets: BTreeMap<Backend, FleetResults>,
     pub(crate) collector: BTreeMap<Backend, CollectorResult>,
+    pub(crate) console: BTreeMap<Backend, ConsoleResult>,
     /// Benchmarks skipped, and why.
     pub(crate) notes: Vec<String>,
 }
@@ -141,6 +149,27 @@ fn requests_text(r: &Requests) -> String {
     )
 }
 
+fn latency_text(l: Latency) -> String {
+    format!("{} / {}", ms(l.p50), ms(l.p95))
+}
+
+fn page_text(p: &PageTimes) -> String {
+    format!(
+        "{} (client side {})",
+        latency_text(p.server),
+        latency_text(p.client)
+    )
+}
+
+/// Signed bytes as KiB.
+fn kib_signed(bytes: f64) -> String {
+    format!(
+        "{}{:.1} KiB",
+        if bytes >= 0.0 { "+" } else { "" },
+        bytes / 1024.0
+    )
+}
+
 fn push_text(p: &PushResult) -> String {
     format!("{} / {} / {}", secs(p.p50), secs(p.p99), secs(p.p100))
 }
@@ -157,6 +186,7 @@ impl Report {
             otaas_tf: BTreeMap::new(),
             fleets: BTreeMap::new(),
             collector: BTreeMap::new(),
+            console: BTreeMap::new(),
             notes: Vec::new(),
         }
     }
@@ -261,6 +291,76 @@ impl Report {
                 measured: secs(c.collector),
                 target: "—".to_owned(),
                 baseline: format!("1 simulated agent, same pipeline: {}", secs(c.simulated)),
+                met: None,
+            });
+        }
+        for (backend, c) in &self.console {
+            let n = thousands(c.agents);
+            let api = format!(
+                "`GET /api/v1/agents?limit=50`, client side: {}",
+                latency_text(c.api)
+            );
+            for (what, times) in [
+                (
+                    format!("fleet page `GET /fleet` ({n} agents, first page of 50)"),
+                    &c.fleet,
+                ),
+                (
+                    format!("fleet page `GET /fleet?after=<middle agent>` ({n} agents)"),
+                    &c.fleet_after,
+                ),
+                (
+                    format!(
+                        "group page `GET /groups/ID` (group of {n} agents, {} revisions and their diff)",
+                        c.revisions
+                    ),
+                    &c.group,
+                ),
+            ] {
+                rows.push(Row {
+                    bench: "console",
+                    figure: format!(
+                        "{what}: server time (`Server-Timing`) p50 / p95 of {}",
+                        c.requests
+                    ),
+                    backend: backend.name().to_owned(),
+                    measured: page_text(times),
+                    target: "≤ 50 ms".to_owned(),
+                    baseline: api.clone(),
+                    met: Some(times.server.p95 <= CONSOLE_PAGE_MAX),
+                });
+            }
+            rows.push(Row {
+                bench: "console",
+                figure: format!(
+                    "server RSS with the console open: {} live streams (half /fleet/live, half /groups/ID/live) after {} loads of each page, per agent ({n} agents)",
+                    c.streams, c.loads
+                ),
+                backend: backend.name().to_owned(),
+                measured: format!(
+                    "{}{} B per agent ({} in all)",
+                    if c.bytes_per_agent() < 0.0 { "-" } else { "" },
+                    thousands(c.bytes_per_agent().abs().round() as usize),
+                    kib_signed(c.rss_delta())
+                ),
+                target: "≈ 0 per agent: ≤ 1 MiB in all, whatever N".to_owned(),
+                baseline: format!(
+                    "RSS with the console never opened {}, with it open {}",
+                    mib(c.rss_0),
+                    mib(c.rss_open)
+                ),
+                met: Some(c.rss_delta() <= CONSOLE_RSS_DELTA_MAX),
+            });
+            rows.push(Row {
+                bench: "console",
+                figure: format!(
+                    "server CPU with {} live streams open ({n} agents, over {:?})",
+                    c.streams, c.window
+                ),
+                backend: backend.name().to_owned(),
+                measured: format!("{:.2} % of a core", c.cpu_open),
+                target: "—".to_owned(),
+                baseline: format!("no console open: {:.2} %", c.cpu_0),
                 met: None,
             });
         }
@@ -475,6 +575,37 @@ impl Report {
              server; revisions pushed alternately to each, {} times; t0 and APPLIED as in push \
              (APPLIED: the collector restarted on the new config and said it is ready).",
             p.collector_reps
+        );
+        let _ = writeln!(
+            out,
+            "- console: one server with {n} WebSocket agents (labels `bench=console`, \
+             `region`, `tier`, `host`) in one all_at_once group over all of them (OTLP → batch → \
+             debug exporter), two revisions, rollout complete. Memory first: `VmRSS` (the \
+             median of readings every 100 ms) and CPU over {open:?} with the fleet idle and the \
+             console never opened; then a sign-in with the admin token (`POST /sign-in`, the \
+             session cookie), {streams} event streams opened and read (`/fleet/live` and \
+             `/groups/ID/live`, {half} each; each sends its region at once, then when it \
+             changes, looking once a second), {loads} loads each of `GET /fleet` and \
+             `GET /groups/ID`, and `VmRSS` and CPU over {open:?} with the streams still open. \
+             Per agent = the difference / agents: the console keeps nothing per agent, so this \
+             is a constant (the streams' connections and buffers, what the allocator keeps of \
+             the pages' and streams' passing allocations, and its noise) spread over the fleet; \
+             one fleet size cannot tell the two apart, so the target is on the total. Then, \
+             the streams closed, after {w} untimed rounds, {r} rounds of `GET /fleet`, \
+             `GET /fleet?after=<the middle agent's id>`, `GET /groups/ID` and \
+             `GET /api/v1/agents?limit=50` (bearer token), one after the other on one \
+             keep-alive client. Server time: the `app;dur=` of the page's `Server-Timing` \
+             (its handler and the console's middleware); client side: request sent → body \
+             read. The API sends no `Server-Timing`, so its baseline is its client-side time, \
+             to compare with the pages' client-side times; p50 / p95 are nearest-rank. SQLite \
+             only.",
+            n = thousands(p.agents),
+            w = crate::console::WARM_UP,
+            r = p.console_reps,
+            open = p.console_open,
+            streams = 2 * crate::console::STREAMS_EACH,
+            half = crate::console::STREAMS_EACH,
+            loads = p.console_loads
         );
         let _ = writeln!(
             out,
