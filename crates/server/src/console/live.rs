@@ -5,6 +5,7 @@
 
 use std::collections::HashMap;
 use std::convert::Infallible;
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::{Path, State};
@@ -14,7 +15,7 @@ use axum::response::{IntoResponse, Response};
 use futures::Stream;
 use http::StatusCode;
 use maud::Markup;
-use otaas_api::AgentGroupId;
+use otaas_api::{AgentGroupId, GroupStatus};
 
 use super::context::{Console, Viewer};
 use super::session;
@@ -23,30 +24,94 @@ use super::{fleet, group};
 /// How often a stream looks for changes.
 pub(crate) const TICK: Duration = Duration::from_secs(1);
 
+/// How long a computed fleet summary or rollout status serves every stream.
+const FRESH: Duration = Duration::from_millis(900);
+
+/// Group statuses not asked for this long are dropped from the cache.
+const FORGET: Duration = Duration::from_secs(60);
+
+type Names = HashMap<AgentGroupId, String>;
+type FleetSlot = Option<(tokio::time::Instant, Arc<(fleet::Summary, Names)>)>;
+type GroupSlots = HashMap<AgentGroupId, (tokio::time::Instant, u64, Arc<Option<GroupStatus>>)>;
+
+/// The fleet summary and the rollout statuses the open pages' streams share (one per
+/// [`FRESH`] interval; a rollout status also anew after every rollout decision).
+#[derive(Default)]
+pub(crate) struct LiveCache {
+    fleet: tokio::sync::Mutex<FleetSlot>,
+    groups: tokio::sync::Mutex<GroupSlots>,
+}
+
+impl LiveCache {
+    /// The fleet's counts and group names, at most [`FRESH`] old. The lock is held while
+    /// computing, so streams waking together wait for one walk instead of each making their own.
+    async fn fleet(&self, c: &Console) -> Option<Arc<(fleet::Summary, Names)>> {
+        let mut slot = self.fleet.lock().await;
+        if let Some((at, v)) = slot.as_ref()
+            && at.elapsed() < FRESH
+        {
+            return Some(v.clone());
+        }
+        let summary = fleet::summary(c).await.ok()?;
+        let names: Names = c
+            .store
+            .list_groups()
+            .await
+            .ok()?
+            .into_iter()
+            .map(|g| (g.record.id, g.record.spec.name))
+            .collect();
+        let v = Arc::new((summary, names));
+        *slot = Some((tokio::time::Instant::now(), v.clone()));
+        Some(v)
+    }
+
+    /// A group's rollout status, at most [`FRESH`] old and never older than the last rollout
+    /// decision `decision` (the engine's counter when the stream woke).
+    async fn group(
+        &self,
+        c: &Console,
+        id: AgentGroupId,
+        decision: u64,
+    ) -> Option<Arc<Option<GroupStatus>>> {
+        let mut groups = self.groups.lock().await;
+        if let Some((at, seen, v)) = groups.get(&id)
+            && at.elapsed() < FRESH
+            && *seen == decision
+        {
+            return Some(v.clone());
+        }
+        let status = Arc::new(group::status(c, id).await.ok()?);
+        groups.retain(|_, (at, _, _)| at.elapsed() < FORGET);
+        groups.insert(id, (tokio::time::Instant::now(), decision, status.clone()));
+        Some(status)
+    }
+}
+
 /// How often a stream checks that its session's token is still valid.
 const RECHECK: Duration = Duration::from_secs(15);
 
 /// `GET /fleet/live`: the fleet page's counts and groups.
 pub(crate) async fn fleet(
     State(c): State<Console>,
+    axum::Extension(cache): axum::Extension<Arc<LiveCache>>,
     viewer: Viewer,
     headers: HeaderMap,
 ) -> Response {
     let _ = viewer;
-    stream(c, headers, None, |c: Console, _viewer: Viewer| async move {
-        let summary = fleet::summary(&c).await.ok()?;
-        let groups = c.store.list_groups().await.ok()?;
-        let names: HashMap<AgentGroupId, String> = groups
-            .into_iter()
-            .map(|g| (g.record.id, g.record.spec.name))
-            .collect();
-        Some(fleet::live_fragment(&summary, &names))
+    stream(c, headers, None, move |c: Console, _viewer: Viewer| {
+        let cache = cache.clone();
+        async move {
+            let shared = cache.fleet(&c).await?;
+            Some(fleet::live_fragment(&shared.0, &shared.1))
+        }
     })
 }
 
 /// `GET /groups/{id}/live`: the group page's rollout.
 pub(crate) async fn group(
     State(c): State<Console>,
+    axum::Extension(cache): axum::Extension<Arc<LiveCache>>,
     viewer: Viewer,
     Path(id): Path<String>,
     headers: HeaderMap,
@@ -60,9 +125,17 @@ pub(crate) async fn group(
         c,
         headers,
         Some(decisions),
-        move |c: Console, viewer: Viewer| async move {
-            let status = group::status(&c, id).await.ok()?;
-            Some(group::rollout_fragment(id, status.as_ref(), &viewer))
+        move |c: Console, viewer: Viewer| {
+            let cache = cache.clone();
+            async move {
+                let decision = *c.rollouts.watch_decisions().borrow();
+                let status = cache.group(&c, id, decision).await?;
+                Some(group::rollout_fragment(
+                    id,
+                    status.as_ref().as_ref(),
+                    &viewer,
+                ))
+            }
         },
     )
 }

@@ -20,6 +20,8 @@ mod live;
 mod pipelines;
 pub mod session;
 
+use std::sync::Arc;
+
 use axum::extract::{Request, State};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Redirect, Response};
@@ -50,6 +52,8 @@ pub fn router(state: AppState) -> Router {
         .route("/insights", get(insights::page))
         .route("/assets/{name}", get(assets::serve))
         .layer(axum::extract::DefaultBodyLimit::max(16 * 1024))
+        // One cache for all the live streams of this server (see `live.rs`).
+        .layer(axum::Extension(Arc::new(live::LiveCache::default())))
         .layer(middleware::from_fn(headers))
         .with_state(state)
 }
