@@ -46,11 +46,16 @@ impl Answer {
 
 impl Harness {
     async fn new() -> Self {
+        Self::with(|_| {}).await
+    }
+
+    async fn with(adjust: impl FnOnce(&mut ServeConfig)) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let url = format!("sqlite://{}", dir.path().join("otaas.db").display());
         let store = Arc::new(SqliteStore::open(&url).await.unwrap());
         let mut config = ServeConfig::for_data_dir(dir.path());
         config.admin_token = Some(Secret::new(ADMIN));
+        adjust(&mut config);
         Self {
             state: AppState::new(store, config),
             _dir: dir,
@@ -239,6 +244,35 @@ async fn sign_in_sets_a_strict_httponly_cookie_and_the_token_appears_nowhere() {
         let csp = p.headers["content-security-policy"].to_str().unwrap();
         assert!(csp.contains("default-src 'none'") && csp.contains("script-src 'self'"));
     }
+}
+
+/// Given a server whose listener speaks TLS, when signed in and out, then both cookies are
+/// `Secure` (browsers then never send the session over plain HTTP).
+#[tokio::test]
+async fn under_tls_the_session_cookie_is_secure() {
+    let h = Harness::with(|c| c.tls_self_signed = true).await;
+    let a = h
+        .post_form("/sign-in", None, &format!("token={ADMIN}"), &[])
+        .await;
+    assert_eq!(a.status, StatusCode::SEE_OTHER);
+    let set = a.headers["set-cookie"].to_str().unwrap();
+    assert!(set.contains("; Secure"), "{set}");
+    let cookie = set.split(';').next().unwrap().to_owned();
+    let fleet = h.get("/fleet", Some(&cookie)).await;
+    let out = h
+        .post_form(
+            "/sign-out",
+            Some(&cookie),
+            &format!("_csrf={}", Harness::csrf(&fleet.body)),
+            &[],
+        )
+        .await;
+    assert!(
+        out.headers["set-cookie"]
+            .to_str()
+            .unwrap()
+            .contains("; Secure")
+    );
 }
 
 /// Given no session or a tampered one, when a page is asked for, then the browser is sent to
