@@ -31,7 +31,8 @@ pub fn hash_token(token: &str) -> String {
     hex::encode(Sha256::digest(token.as_bytes()))
 }
 
-/// Constant-time equality of two hex hashes.
+/// Constant-time equality of two hex hashes (or of any two secrets compared as text: MACs,
+/// CSRF tokens).
 pub fn hashes_equal(a: &str, b: &str) -> bool {
     a.len() == b.len() && bool::from(a.as_bytes().ct_eq(b.as_bytes()))
 }
@@ -141,17 +142,26 @@ pub async fn check_token(
     admin_token_hash: Option<&str>,
     presented: &str,
 ) -> Result<TokenCheck, StoreError> {
-    let hash = hash_token(presented);
+    check_token_hash(store, admin_token_hash, &hash_token(presented)).await
+}
+
+/// [`check_token`] for a token known only by its SHA-256 hex (a console session holds that,
+/// never the token).
+pub async fn check_token_hash(
+    store: &dyn Store,
+    admin_token_hash: Option<&str>,
+    hash: &str,
+) -> Result<TokenCheck, StoreError> {
     if let Some(admin) = admin_token_hash
-        && hashes_equal(admin, &hash)
+        && hashes_equal(admin, hash)
     {
         return Ok(TokenCheck::Valid(Principal::FlagAdmin));
     }
     // The lookup is by hash (an index seek); the final check is constant time anyway.
-    let Some(record) = store.find_token_by_hash(&hash).await? else {
+    let Some(record) = store.find_token_by_hash(hash).await? else {
         return Ok(TokenCheck::Unknown);
     };
-    if !hashes_equal(&record.hash, &hash) {
+    if !hashes_equal(&record.hash, hash) {
         return Ok(TokenCheck::Unknown);
     }
     if record.revoked_at.is_some() {

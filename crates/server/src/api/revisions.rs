@@ -79,7 +79,7 @@ fn query_revision(raw: &str) -> ApiResult<i64> {
 
 /// The group's revision `revision` (its latest when `None`), redacted. 404 for an unknown
 /// group first, then for a revision it does not have (never written, or dropped by retention).
-pub(crate) async fn redacted(
+async fn redacted(
     store: &dyn crate::store::Store,
     id: AgentGroupId,
     revision: Option<i64>,

@@ -12,8 +12,9 @@ use super::context::{Console, Viewer};
 use super::fleet::{connection, health_badge, status_word};
 use super::layout::{self, Nav, ago, badge, short};
 use crate::api::agents::status_of;
-use crate::api::revisions::{redacted, unified};
+use crate::api::revisions::unified;
 use crate::fleet::{AgentId, AgentRecord, ConfigStatus, HealthNode};
+use crate::render::redact_known;
 
 /// `GET /agents/{id}`.
 pub(crate) async fn page(
@@ -186,7 +187,7 @@ fn health_node(name: &str, h: &HealthNode) -> Markup {
 async fn desired_config(c: &Console, a: &AgentRecord) -> Option<(i64, String)> {
     let (group, hash) = (a.group_id?, a.desired_config_hash.as_deref()?);
     let revisions = c.store.group_revisions(group).await.ok()?;
-    let rev = revisions.iter().rev().find(|r| r.hash == hash)?.revision;
-    let config = redacted(c.store.as_ref(), group, Some(rev)).await.ok()?;
-    Some((rev, config.yaml))
+    let rev = revisions.into_iter().rev().find(|r| r.hash == hash)?;
+    let known = crate::secrets::known(c.store.as_ref()).await.ok()?;
+    Some((rev.revision, redact_known(&rev.yaml, &known).ok()?))
 }

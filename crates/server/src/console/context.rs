@@ -7,16 +7,14 @@ use std::sync::Arc;
 use axum::extract::FromRef;
 use http::StatusCode;
 use otaas_api::{AuditInterface, TokenScope};
-use subtle::ConstantTimeEq;
 use tokio_util::sync::CancellationToken;
 
 use crate::audit::{Actor, Audit, Event};
-use crate::auth::Principal;
+use crate::auth::{Principal, hashes_equal};
 use crate::cluster::FleetView;
 use crate::insights::Insights;
 use crate::limits::AuthFailures;
 use crate::metrics::Metrics;
-use crate::policy::ConfigPolicy;
 use crate::rollout::Rollouts;
 use crate::state::AppState;
 use crate::store::Store;
@@ -31,14 +29,12 @@ pub struct Console {
     pub audit: Arc<Audit>,
     pub auth_failures: Arc<AuthFailures>,
     pub metrics: Arc<Metrics>,
-    pub policy: Arc<ConfigPolicy>,
     /// SHA-256 hex of the `--admin-token` value, if one was given.
     pub admin_token_hash: Option<Arc<str>>,
     /// The listener speaks TLS: session cookies are `Secure`.
     pub tls: bool,
     /// Live streams end with the server.
     pub shutdown: CancellationToken,
-    pub page_size: usize,
 }
 
 impl FromRef<AppState> for Console {
@@ -51,11 +47,9 @@ impl FromRef<AppState> for Console {
             audit: s.audit.clone(),
             auth_failures: s.auth_failures.clone(),
             metrics: s.metrics.clone(),
-            policy: s.policy.clone(),
             admin_token_hash: s.admin_token_hash.clone(),
             tls: s.config.tls_cert.is_some() || s.config.tls_self_signed,
             shutdown: s.shutdown.clone(),
-            page_size: PAGE_SIZE,
         }
     }
 }
@@ -94,9 +88,7 @@ impl Viewer {
 
     /// Does a submitted CSRF value match this session's (constant time)?
     pub(crate) fn csrf_ok(&self, submitted: Option<&str>) -> bool {
-        submitted.is_some_and(|s| {
-            s.len() == self.csrf.len() && bool::from(s.as_bytes().ct_eq(self.csrf.as_bytes()))
-        })
+        submitted.is_some_and(|s| hashes_equal(s, &self.csrf))
     }
 }
 

@@ -2,7 +2,7 @@
 //! under the chosen filters, paged on the server by agent id.
 //!
 //! One walk of the fleet serves the counts and the page: the counts are sums, and the page keeps
-//! only the `page_size + 1` smallest ids after the cursor, so a 10,000-agent fleet costs one
+//! only the `PAGE_SIZE + 1` smallest ids after the cursor, so a 10,000-agent fleet costs one
 //! pass and no more memory than a 10-agent one.
 
 use std::collections::{BTreeMap, HashMap};
@@ -15,7 +15,7 @@ use maud::{Markup, html};
 use otaas_api::{AgentGroupId, AgentStatus};
 use serde::Deserialize;
 
-use super::context::{Console, Viewer};
+use super::context::{Console, PAGE_SIZE, Viewer};
 use super::layout::{self, Nav, agent_id, ago, badge};
 use crate::api::agents::status_of;
 use crate::fleet::{AgentFilter, AgentId, AgentRecord, Transport};
@@ -140,6 +140,15 @@ pub(crate) struct Summary {
     pub(crate) groups: HashMap<AgentGroupId, Counts>,
 }
 
+impl Summary {
+    fn add(&mut self, r: &AgentRecord) {
+        self.all.add(r);
+        if let Some(g) = r.group_id {
+            self.groups.entry(g).or_default().add(r);
+        }
+    }
+}
+
 /// One walk: the summary, the matching count, and the page after the cursor.
 async fn walk(
     c: &Console,
@@ -148,13 +157,10 @@ async fn walk(
     let mut summary = Summary::default();
     let mut matching = 0u64;
     let mut page: BTreeMap<AgentId, AgentRecord> = BTreeMap::new();
-    let limit = c.page_size;
+    let limit = PAGE_SIZE;
     c.fleet
         .visit_agents(&AgentFilter::default(), |r| {
-            summary.all.add(r);
-            if let Some(g) = r.group_id {
-                summary.groups.entry(g).or_default().add(r);
-            }
+            summary.add(r);
             if !f.filter.matches(r) || (f.unmanaged && r.group_id.is_some()) {
                 return;
             }
@@ -183,12 +189,7 @@ async fn walk(
 pub(crate) async fn summary(c: &Console) -> Result<Summary, crate::store::StoreError> {
     let mut summary = Summary::default();
     c.fleet
-        .visit_agents(&AgentFilter::default(), |r| {
-            summary.all.add(r);
-            if let Some(g) = r.group_id {
-                summary.groups.entry(g).or_default().add(r);
-            }
-        })
+        .visit_agents(&AgentFilter::default(), |r| summary.add(r))
         .await?;
     Ok(summary)
 }

@@ -15,7 +15,8 @@ use super::context::{Console, Viewer};
 use super::fleet;
 use super::layout::{self, Nav, badge, short, when};
 use super::session;
-use crate::api::revisions::{redacted, unified};
+use crate::api::revisions::unified;
+use crate::render::redact_known;
 use crate::rollout::{Action, RolloutError};
 
 /// Failed agents listed on the page (the rollout keeps more; the fleet page filters them).
@@ -99,14 +100,26 @@ pub(crate) async fn render_group(
     let to = parse_rev(&q.to).or(latest);
     let from = parse_rev(&q.from)
         .or_else(|| to.and_then(|t| revisions.iter().rev().map(|r| r.revision).find(|r| *r < t)));
+    // Both sides come from the revisions already read, redacted like the API's.
     let diff = match (from, to) {
         (Some(a), Some(b)) => {
-            let ya = redacted(c.store.as_ref(), id, Some(a)).await;
-            let yb = redacted(c.store.as_ref(), id, Some(b)).await;
-            match (ya, yb) {
-                (Ok(ya), Ok(yb)) => Some(Ok(unified(&ya.yaml, &yb.yaml, a, b))),
-                (Err(e), _) | (_, Err(e)) => Some(Err(e.body.error.message)),
-            }
+            let known = crate::secrets::known(c.store.as_ref())
+                .await
+                .map_err(|e| layout::store_error(e, viewer))?;
+            let yaml = |n: i64| -> Result<String, String> {
+                let rev = revisions.iter().find(|r| r.revision == n).ok_or_else(|| {
+                    format!(
+                        "agent group {:?} has no revision {n} (its latest is {}; older ones may \
+                         have been dropped by revision retention)",
+                        spec.name, group.config_revision
+                    )
+                })?;
+                redact_known(&rev.yaml, &known).map_err(|e| {
+                    tracing::error!(error = %e, group_id = %id, "Stored group config does not parse");
+                    "this revision's stored config cannot be shown".to_owned()
+                })
+            };
+            Some(yaml(a).and_then(|ya| Ok(unified(&ya, &yaml(b)?, a, b))))
         }
         _ => None,
     };

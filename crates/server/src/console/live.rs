@@ -98,14 +98,19 @@ pub(crate) async fn fleet(
     viewer: Viewer,
     headers: HeaderMap,
 ) -> Response {
-    let _ = viewer;
-    stream(c, headers, None, move |c: Console, _viewer: Viewer| {
-        let cache = cache.clone();
-        async move {
-            let shared = cache.fleet(&c).await?;
-            Some(fleet::live_fragment(&shared.0, &shared.1))
-        }
-    })
+    stream(
+        c,
+        headers,
+        viewer,
+        None,
+        move |c: Console, _viewer: Viewer| {
+            let cache = cache.clone();
+            async move {
+                let shared = cache.fleet(&c).await?;
+                Some(fleet::live_fragment(&shared.0, &shared.1))
+            }
+        },
+    )
 }
 
 /// `GET /groups/{id}/live`: the group page's rollout.
@@ -119,16 +124,16 @@ pub(crate) async fn group(
     let Ok(id) = id.parse::<AgentGroupId>() else {
         return (StatusCode::NOT_FOUND, "no such group").into_response();
     };
-    let _ = viewer;
     let decisions = c.rollouts.watch_decisions();
     stream(
         c,
         headers,
+        viewer,
         Some(decisions),
         move |c: Console, viewer: Viewer| {
             let cache = cache.clone();
             async move {
-                let decision = *c.rollouts.watch_decisions().borrow();
+                let decision = c.rollouts.decisions();
                 let status = cache.group(&c, id, decision).await?;
                 Some(group::rollout_fragment(
                     id,
@@ -141,11 +146,13 @@ pub(crate) async fn group(
 }
 
 /// A stream of `update` events carrying `render`'s HTML whenever it differs from the last sent,
-/// looked at every [`TICK`] and at once when `wake` changes. `render` returning `None` (the
+/// looked at every [`TICK`] and at once when `wake` changes. `viewer` is who the request was
+/// admitted as; the session is checked again every [`RECHECK`]. `render` returning `None` (the
 /// store is unavailable) skips a tick.
 fn stream<F, Fut>(
     c: Console,
     headers: HeaderMap,
+    viewer: Viewer,
     wake: Option<tokio::sync::watch::Receiver<u64>>,
     render: F,
 ) -> Response
@@ -156,7 +163,7 @@ where
     struct St<F> {
         c: Console,
         headers: HeaderMap,
-        viewer: Option<Viewer>,
+        viewer: Viewer,
         checked: tokio::time::Instant,
         last: String,
         render: F,
@@ -166,7 +173,7 @@ where
     let st = St {
         c,
         headers,
-        viewer: None,
+        viewer,
         checked: tokio::time::Instant::now(),
         last: String::new(),
         render,
@@ -193,12 +200,11 @@ where
                 }
             }
             st.first = false;
-            if st.viewer.is_none() || st.checked.elapsed() >= RECHECK {
-                st.viewer = Some(session::viewer(&st.c, &st.headers).await?);
+            if st.checked.elapsed() >= RECHECK {
+                st.viewer = session::viewer(&st.c, &st.headers).await?;
                 st.checked = tokio::time::Instant::now();
             }
-            let viewer = st.viewer.clone()?;
-            let Some(html) = (st.render)(st.c.clone(), viewer).await else {
+            let Some(html) = (st.render)(st.c.clone(), st.viewer.clone()).await else {
                 continue;
             };
             let html = html.into_string();

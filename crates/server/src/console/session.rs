@@ -18,10 +18,9 @@ use http::request::Parts;
 use http::{HeaderMap, HeaderValue, StatusCode};
 use otaas_api::TokenScope;
 use sha2::Sha256;
-use subtle::ConstantTimeEq;
 
 use super::context::{Console, Viewer};
-use crate::auth::{Principal, hash_token, hashes_equal};
+use crate::auth::{Principal, TokenCheck, check_token_hash, hash_token, hashes_equal};
 
 /// The session cookie's name.
 pub(crate) const COOKIE: &str = "otaas_session";
@@ -52,10 +51,9 @@ pub(crate) fn mint(state: &Console, token: &str, expires: chrono::DateTime<chron
 }
 
 /// The token hash of a genuine, unexpired cookie value.
-fn open(state: &Console, value: &str) -> Option<String> {
+fn open(key: &[u8; 32], value: &str) -> Option<String> {
     let (payload, mac) = value.rsplit_once('.')?;
-    let expected = sign(&session_key(state), payload);
-    if mac.len() != expected.len() || !bool::from(mac.as_bytes().ct_eq(expected.as_bytes())) {
+    if !hashes_equal(mac, &sign(key, payload)) {
         return None;
     }
     let (hash, expires) = payload.split_once('.')?;
@@ -65,8 +63,8 @@ fn open(state: &Console, value: &str) -> Option<String> {
 
 /// The CSRF token of a session: an HMAC of its cookie, so it changes with every sign-in and
 /// cannot be computed without the server key.
-fn csrf_of(state: &Console, cookie: &str) -> String {
-    sign(&session_key(state), &format!("csrf:{cookie}"))
+fn csrf_of(key: &[u8; 32], cookie: &str) -> String {
+    sign(key, &format!("csrf:{cookie}"))
 }
 
 /// The session cookie's value in a request, if any.
@@ -81,30 +79,30 @@ fn cookie_value(headers: &HeaderMap) -> Option<&str> {
         .map(|(_, v)| v)
 }
 
-/// The principal of a token hash, as `check_token` would judge the token: the flag's admin
-/// token, or a stored token that is neither revoked nor expired (agent tokens cannot sign in).
+/// The principal of a session's token hash, judged as the bearer check judges the token
+/// (revoked and expired tokens have no session); agent tokens cannot sign in.
 async fn principal_of(state: &Console, hash: &str) -> Option<Principal> {
-    if let Some(admin) = state.admin_token_hash.as_deref()
-        && hashes_equal(admin, hash)
+    match check_token_hash(
+        state.store.as_ref(),
+        state.admin_token_hash.as_deref(),
+        hash,
+    )
+    .await
     {
-        return Some(Principal::FlagAdmin);
+        Ok(TokenCheck::Valid(p)) if p.scope() != TokenScope::Agent => Some(p),
+        _ => None,
     }
-    let record = state.store.find_token_by_hash(hash).await.ok()??;
-    let usable = hashes_equal(&record.hash, hash)
-        && record.revoked_at.is_none()
-        && record.expires_at.is_none_or(|at| at > chrono::Utc::now())
-        && record.scope != TokenScope::Agent;
-    usable.then_some(Principal::Token(record))
 }
 
 /// The viewer of a request with a valid session, if it has one.
 pub(crate) async fn viewer(state: &Console, headers: &HeaderMap) -> Option<Viewer> {
     let value = cookie_value(headers)?;
-    let hash = open(state, value)?;
+    let key = session_key(state);
+    let hash = open(&key, value)?;
     let principal = principal_of(state, &hash).await?;
     Some(Viewer {
         principal,
-        csrf: csrf_of(state, value),
+        csrf: csrf_of(&key, value),
     })
 }
 

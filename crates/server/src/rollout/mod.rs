@@ -157,6 +157,11 @@ impl Rollouts {
         self.decisions.subscribe()
     }
 
+    /// How many decisions this replica has stored (what [`Self::watch_decisions`] watches).
+    pub fn decisions(&self) -> u64 {
+        *self.decisions.borrow()
+    }
+
     fn decided(&self) {
         self.decisions.send_modify(|n| *n = n.wrapping_add(1));
     }
