@@ -73,6 +73,21 @@ impl ProviderService {
             .get(name)
             .ok_or_else(|| unknown_type("action", name))
     }
+    /// An action by type, with a config of that action decoded against its schema (what every
+    /// action RPC starts with).
+    fn action_with_config(
+        &self,
+        name: &str,
+        config: Option<&tf::DynamicValue>,
+    ) -> Result<(Arc<dyn Action>, Value), Diagnostic> {
+        let action = self.action(name)?.clone();
+        let config = decode_dv(
+            config,
+            &action.schema().implied_type(),
+            "action configuration",
+        )?;
+        Ok((action, config))
+    }
     fn identity_dv(
         &self,
         res: &dyn Resource,
@@ -865,13 +880,8 @@ impl Provider for ProviderService {
     ) -> Result<Response<tf::validate_action_config::Response>, Status> {
         type R = tf::validate_action_config::Response;
         let req = r.into_inner();
-        let action = try_diag!(self.action(&req.type_name), R);
-        let config = try_diag!(
-            decode_dv(
-                req.config.as_ref(),
-                &action.schema().implied_type(),
-                "action configuration"
-            ),
+        let (action, config) = try_diag!(
+            self.action_with_config(&req.type_name, req.config.as_ref()),
             R
         );
         let mut diags = Diagnostics::new();
@@ -885,13 +895,8 @@ impl Provider for ProviderService {
     ) -> Result<Response<tf::plan_action::Response>, Status> {
         type R = tf::plan_action::Response;
         let req = r.into_inner();
-        let action = try_diag!(self.action(&req.action_type), R);
-        let config = try_diag!(
-            decode_dv(
-                req.config.as_ref(),
-                &action.schema().implied_type(),
-                "action configuration"
-            ),
+        let (action, config) = try_diag!(
+            self.action_with_config(&req.action_type, req.config.as_ref()),
             R
         );
         let mut diags = Diagnostics::new();
@@ -910,15 +915,8 @@ impl Provider for ProviderService {
             })),
         };
         let req = r.into_inner();
-        let decoded = self.action(&req.action_type).cloned().and_then(|action| {
-            let config = decode_dv(
-                req.config.as_ref(),
-                &action.schema().implied_type(),
-                "action configuration",
-            )?;
-            Ok((action, config))
-        });
-        let (action, config) = match decoded {
+        let (action, config) = match self.action_with_config(&req.action_type, req.config.as_ref())
+        {
             Ok(v) => v,
             Err(d) => {
                 let ev = completed(one(d));
